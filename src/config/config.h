@@ -1,0 +1,110 @@
+// cbpipe's configuration (TOML). docs/configuration.md is the reference.
+//
+//   auto config = LoadConfig("cbpipe.toml");       // or DefaultConfig(dir)
+//   if (!config.ok()) { print config.status(): it names the key }
+//
+// Secrets are never in the config: credentials are references ("env:NAME",
+// "file:/path") resolved by secrets/ when a connection is made.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "domain/network.h"
+#include "ingest/reader.h"
+#include "output/layout.h"
+#include "validate/validator.h"
+
+namespace cbpipe {
+
+struct RetryPolicy {
+  // Step Functions semantics: attempt n (1-based) waits
+  // min(interval * rate^(n-1), max_delay) before the next, scaled by a random
+  // factor in [0, 1) when jitter is FULL.
+  double interval_seconds = 1.0;
+  double backoff_rate = 2.0;
+  int max_attempts = 5;  // total attempts, including the first
+  double max_delay_seconds = 60.0;
+  bool full_jitter = true;
+};
+
+enum class FtpsMode { kExplicit, kImplicit };
+enum class OnConflict { kFail, kReplace, kRename };
+
+struct DestinationConfig {
+  std::string name;                // unique, [a-z0-9_-]
+  std::vector<Network> networks;   // which records it receives
+  std::string url;                 // sftp:// ftps:// ftp:// file://
+  std::string file_name_template =
+      "{network}_{date}_{input_id}_b{batch}_f{file}.csv";
+  std::string layout = "";         // built-in or [layout.NAME]; default:
+                                   // the first network's built-in layout
+  // Connection (sftp/ftps/ftp).
+  std::string username;            // or user@ in the URL
+  std::string password_ref;        // secret reference, never the secret
+  std::string private_key_ref;     // sftp: a secret reference to a key file
+  std::string public_key_path;     // sftp: optional
+  std::string known_hosts;         // sftp: known_hosts file
+  std::string host_key_sha256;     // sftp: base64 SHA-256 fingerprint
+  bool insecure_skip_host_key = false;
+  std::string ca_file;             // ftps: CA bundle; default system store
+  FtpsMode ftps_mode = FtpsMode::kExplicit;
+  bool allow_insecure = false;     // required for ftp://
+  bool active_mode = false;        // ftp/ftps: PORT instead of EPSV/PASV
+  std::string temp_suffix = ".part";
+  OnConflict on_conflict = OnConflict::kFail;
+  double connect_timeout_seconds = 15;
+  double transfer_timeout_seconds = 600;
+  double stall_timeout_seconds = 30;   // no progress for this long: abort
+  RetryPolicy retry;
+};
+
+struct Limits {
+  int max_files_per_batch = 4;
+  uint64_t max_file_bytes = 50ull << 20;  // 50 MiB
+  uint64_t max_records_per_file = 0;      // 0: no limit
+};
+
+struct Config {
+  std::string source;  // file it was loaded from, or "(built-in default)"
+  // [input]
+  InputFormat format = InputFormat::kAuto;
+  FieldMapping mapping = FieldMapping::Default();
+  std::map<std::string, std::string> explicit_fields;  // for config check
+  PanPolicy pan_policy = PanPolicy::kMask;
+  std::vector<std::string> date_formats;
+  ReaderLimits reader_limits;
+  // [output]
+  std::string work_dir = "cbpipe-out";  // runs, batches, rejects, ledger
+  Limits limits;
+  int max_errors_reported = 1000;  // per input in summaries; the rejects
+                                   // file always has every error
+  // [layout.NAME]
+  std::map<std::string, Layout> layouts;
+  // [[destination]]
+  std::vector<DestinationConfig> destinations;
+
+  // The destination receiving `network`, or nullptr.
+  const DestinationConfig* DestinationFor(Network network) const;
+  // The layout a destination writes with (built-in or from the config).
+  const Layout* LayoutFor(const DestinationConfig& destination) const;
+};
+
+// Loads and checks a config file. Every error names the key and what is
+// wrong: "destination[2].url: ftp:// needs allow_insecure = true ...".
+StatusOr<Config> LoadConfig(const std::string& path);
+// Parses TOML text (for tests); `source` names it in errors.
+StatusOr<Config> ParseConfig(std::string_view toml_text,
+                             const std::string& source);
+// The built-in config: the four networks to file:// folders under
+// `work_dir`/outbox/<network>.
+Config DefaultConfig(const std::string& work_dir);
+// The effective settings as TOML, secrets masked (references shown, never
+// resolved).
+std::string DescribeConfig(const Config& config);
+
+}  // namespace cbpipe

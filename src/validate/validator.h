@@ -1,0 +1,87 @@
+// Per-record validation: RawRecord (text as read) -> Record (canonical,
+// checked) or a list of RecordErrors. A rejected record is data, never an
+// exception; a record may fail several rules and all of them are reported.
+//
+//   Validator validator(options);
+//   Record rec;
+//   std::vector<RecordError> errors;
+//   if (validator.Validate(raw, &rec, &errors)) { ...route rec... }
+//   else { ...write errors to the rejects report... }
+//
+// One Validator per input: it remembers case ids to find duplicates. Not
+// thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "domain/record.h"
+#include "ingest/reader.h"
+#include "validate/duplicate_set.h"
+
+namespace cbpipe {
+
+// Stable error codes: they appear in reports and are part of the interface.
+enum class ErrorCode : uint8_t {
+  kMissingField,
+  kBadFormat,
+  kNetworkUnknown,
+  kNetworkMismatch,
+  kArnCheckDigit,
+  kArnFormat,
+  kUnknownReasonCode,
+  kCurrencyUnknown,
+  kAmountInvalid,
+  kAmountPrecision,
+  kDateInvalid,
+  kDateOrder,
+  kDateFuture,
+  kDuplicateCase,
+  kSensitiveData,
+  kPanNotMasked,
+  kNoDestination,   // valid, but no destination receives its network
+  kRecordTooLarge,  // one row alone is over the file size limit
+};
+inline constexpr int kErrorCodeCount = 18;
+std::string_view ErrorCodeName(ErrorCode code);  // "MISSING_FIELD", ...
+
+struct RecordError {
+  uint64_t position = 0;
+  std::string case_id;  // as read (trimmed)
+  std::string field;    // canonical field name, or the source name
+  ErrorCode code = ErrorCode::kBadFormat;
+  std::string message;  // for a person; never holds a PAN or sensitive data
+};
+
+enum class PanPolicy { kMask, kReject };
+
+struct ValidatorOptions {
+  PanPolicy pan_policy = PanPolicy::kMask;
+  std::vector<std::string> extra_date_formats;  // tried after ISO 8601
+  // The present, injected: a chargeback date after this is DATE_FUTURE.
+  int64_t now_epoch_seconds = 0;
+};
+
+class Validator {
+ public:
+  explicit Validator(ValidatorOptions options);
+
+  // True when `raw` is valid; `out` then holds the canonical record. False
+  // when it is not; every problem found is appended to `errors`.
+  bool Validate(const RawRecord& raw, Record* out,
+                std::vector<RecordError>* errors);
+
+  size_t distinct_case_ids() const { return seen_.size(); }
+
+ private:
+  ValidatorOptions options_;
+  DuplicateSet seen_;
+};
+
+// Masks every run of 12-19 digits that passes Luhn (a card number) inside
+// free text, so an id or message can never carry a PAN.
+std::string RedactCardNumbers(std::string_view text);
+
+}  // namespace cbpipe
