@@ -38,13 +38,16 @@ enum class PanKind {
   kMasked,   // an accepted masked form, kept as it is
   kInvalid,  // neither
 };
-// Masked forms accepted: digits with a run of '*', 'X' or 'x' in the middle
-// showing at most the first 6 and last 4 digits ("411111******1111",
-// "****1234", "XXXXXXXXXXXX1234"), total length 12-19. A 12-19 digit string
-// that fails Luhn is kInvalid (it is neither a card number nor masked).
+// Masked forms accepted: one run of a single mask character ('*', 'X' or
+// 'x') showing at most the first 6 and last 4 digits; total length 12-19 when
+// leading digits are shown ("411111******1111"), or at least 4 mask
+// characters and at most 19 long when only trailing digits are ("****1234",
+// "XXXXXXXXXXXX1234"). Spaces and dashes between digits are ignored when
+// testing for a full PAN ("4111 1111 1111 1111" is kFull). A 12-19 digit
+// string that fails Luhn is kInvalid (it is neither a card number nor masked).
 PanKind ClassifyPan(std::string_view pan);
-// First 6 + last 4 digits with '*' in between, same length as the input.
-// Precondition: ClassifyPan(pan) == kFull.
+// First 6 + last 4 digits with '*' in between, one character per digit of the
+// input (separators are dropped). Precondition: ClassifyPan(pan) == kFull.
 std::string MaskPan(std::string_view pan);
 
 // --- Currencies -------------------------------------------------------------
