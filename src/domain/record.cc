@@ -52,13 +52,19 @@ constexpr FieldAlias kAliases[] = {
     {"respond_by", Field::kDueDate},
 };
 
+// Compared with separators removed, so "Track 2", "CVV-2" and "pin_block"
+// all match.
 constexpr std::string_view kSensitiveNames[] = {
-    "cvv",   "cvv2",      "cvc",   "cvc2",  "cid",        "cav2",
-    "cvn",   "csc",       "track1", "track2", "track_data", "track",
-    "pin",   "pin_block", "pinblock", "magstripe",
+    "cvv",       "cvv2",       "cvc",        "cvc2",
+    "cid",       "cav2",       "cvn",        "csc",
+    "cvd",       "securitycode", "cardsecuritycode", "cardverificationvalue",
+    "track",     "track1",     "track2",     "trackdata",
+    "track1data", "track2data", "magstripe", "magstripedata",
+    "pin",       "pinblock",
 };
 
 // Lower case; spaces, dashes and dots become underscores; trimmed.
+// ("Case Number", "case-number" and "case.number" are one name.)
 std::string Normalise(std::string_view name) {
   while (!name.empty() && std::isspace(static_cast<unsigned char>(name.front())))
     name.remove_prefix(1);
@@ -92,7 +98,8 @@ std::optional<Field> FieldFromName(std::string_view name) {
 }
 
 bool IsSensitiveFieldName(std::string_view name) {
-  const std::string key = Normalise(name);
+  std::string key = Normalise(name);
+  std::erase(key, '_');
   return std::find(std::begin(kSensitiveNames), std::end(kSensitiveNames),
                    key) != std::end(kSensitiveNames);
 }

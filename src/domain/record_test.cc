@@ -67,7 +67,8 @@ TEST(IsSensitiveFieldNameTest, CardVerificationValuesAndTrackData) {
   for (std::string_view name :
        {"cvv", "CVV", "cvv2", "CVC", "cvc2", "cid", "cav2", "cvn", "csc",
         "track1", "Track2", "track_data", "Track-Data", "track", "pin",
-        "PIN Block", "pinblock", "magstripe", " cvv "}) {
+        "PIN Block", "pinblock", "magstripe", " cvv ", "Track 2", "CVV 2",
+        "Track 1 Data", "Security Code"}) {
     EXPECT_TRUE(IsSensitiveFieldName(name)) << name;
   }
 }
