@@ -1,0 +1,46 @@
+// cbpipe's commands. Each returns the process exit code:
+//   0  everything valid / delivered
+//   1  some records rejected (validate) or some batch failed (run)
+//   2  usage or config error, or an input that cannot be read at all
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+
+namespace cbpipe {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitRejected = 1;
+inline constexpr int kExitUsage = 2;
+
+// The present, for date rules. CBPIPE_NOW (epoch seconds or an ISO 8601
+// date-time) overrides the system clock so tests are repeatable.
+StatusOr<int64_t> NowEpochSeconds();
+
+// Loads --config, or the built-in default when `path` is empty.
+StatusOr<Config> LoadConfigOrDefault(const std::string& path);
+
+struct ValidateArgs {
+  std::string config_path;
+  std::optional<InputFormat> format;
+  bool json = false;
+  int max_errors_shown = 20;  // human output only
+  std::vector<std::string> inputs;
+};
+int RunValidate(const ValidateArgs& args);
+
+struct RunArgs {
+  std::string config_path;
+  std::string work_dir;  // overrides [output] work_dir when set
+  bool json = false;
+  std::vector<std::string> inputs;
+};
+int RunPipeline(const RunArgs& args);
+
+int RunConfigCheck(const std::string& config_path);
+
+}  // namespace cbpipe

@@ -1,0 +1,20 @@
+#include <cstdio>
+
+#include "app/commands.h"
+
+namespace cbpipe {
+
+int RunConfigCheck(const std::string& config_path) {
+  StatusOr<Config> config = LoadConfigOrDefault(config_path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "cbpipe config check: %s\n",
+                 config.status().message().c_str());
+    return kExitUsage;
+  }
+  std::printf("%s", DescribeConfig(*config).c_str());
+  std::fprintf(stderr, "config OK: %zu destination(s)\n",
+               config->destinations.size());
+  return kExitOk;
+}
+
+}  // namespace cbpipe

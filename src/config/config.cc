@@ -1,0 +1,739 @@
+#include "config/config.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "output/layout.h"
+
+namespace cbpipe {
+namespace {
+
+// Every error names the key it concerns, so a person can find it.
+class ConfigError {
+ public:
+  explicit ConfigError(std::string source) : source_(std::move(source)) {}
+  Status At(std::string_view key, std::string_view what) const {
+    return InvalidArgumentError(source_ + ": " + std::string(key) + ": " +
+                                std::string(what));
+  }
+
+ private:
+  std::string source_;
+};
+
+using KeySet = std::set<std::string_view>;
+
+Status CheckKnownKeys(const toml::table& table, const KeySet& known,
+                      std::string_view prefix, const ConfigError& err) {
+  for (const auto& [key, value] : table) {
+    if (!known.count(key.str())) {
+      return err.At(std::string(prefix) + std::string(key.str()),
+                    "unknown key (check its spelling in "
+                    "docs/configuration.md)");
+    }
+  }
+  return OkStatus();
+}
+
+std::string Join(std::string_view prefix, std::string_view key) {
+  return std::string(prefix) + std::string(key);
+}
+
+Status GetString(const toml::table& t, std::string_view key,
+                 std::string_view prefix, const ConfigError& err,
+                 std::string* out) {
+  const toml::node* node = t.get(key);
+  if (!node) return OkStatus();
+  if (!node->is_string()) return err.At(Join(prefix, key), "must be a string");
+  *out = node->as_string()->get();
+  return OkStatus();
+}
+
+Status GetBool(const toml::table& t, std::string_view key,
+               std::string_view prefix, const ConfigError& err, bool* out) {
+  const toml::node* node = t.get(key);
+  if (!node) return OkStatus();
+  if (!node->is_boolean())
+    return err.At(Join(prefix, key), "must be true or false");
+  *out = node->as_boolean()->get();
+  return OkStatus();
+}
+
+Status GetInt(const toml::table& t, std::string_view key,
+              std::string_view prefix, const ConfigError& err, int64_t min,
+              int64_t max, int64_t* out) {
+  const toml::node* node = t.get(key);
+  if (!node) return OkStatus();
+  if (!node->is_integer())
+    return err.At(Join(prefix, key), "must be a whole number");
+  const int64_t v = node->as_integer()->get();
+  if (v < min || v > max) {
+    return err.At(Join(prefix, key), "must be between " + std::to_string(min) +
+                                         " and " + std::to_string(max));
+  }
+  *out = v;
+  return OkStatus();
+}
+
+Status GetDouble(const toml::table& t, std::string_view key,
+                 std::string_view prefix, const ConfigError& err, double min,
+                 double max, double* out) {
+  const toml::node* node = t.get(key);
+  if (!node) return OkStatus();
+  double v;
+  if (node->is_integer()) {
+    v = static_cast<double>(node->as_integer()->get());
+  } else if (node->is_floating_point()) {
+    v = node->as_floating_point()->get();
+  } else {
+    return err.At(Join(prefix, key), "must be a number");
+  }
+  if (!(v >= min && v <= max)) {
+    return err.At(Join(prefix, key), "must be between " + std::to_string(min) +
+                                         " and " + std::to_string(max));
+  }
+  *out = v;
+  return OkStatus();
+}
+
+Status GetStringList(const toml::table& t, std::string_view key,
+                     std::string_view prefix, const ConfigError& err,
+                     std::vector<std::string>* out) {
+  const toml::node* node = t.get(key);
+  if (!node) return OkStatus();
+  const toml::array* arr = node->as_array();
+  if (!arr) return err.At(Join(prefix, key), "must be a list of strings");
+  out->clear();
+  for (const toml::node& item : *arr) {
+    if (!item.is_string())
+      return err.At(Join(prefix, key), "must be a list of strings");
+    out->push_back(item.as_string()->get());
+  }
+  return OkStatus();
+}
+
+bool IsSecretReference(std::string_view ref) {
+  return ref.rfind("env:", 0) == 0 || ref.rfind("file:", 0) == 0 ||
+         ref.rfind("aws-secretsmanager:", 0) == 0;
+}
+
+Status ParseInput(const toml::table& t, const ConfigError& err, Config* c) {
+  CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
+      t,
+      {"format", "pan_policy", "date_formats", "fields", "max_field_bytes",
+       "max_record_bytes", "max_columns"},
+      "input.", err));
+  std::string format = "auto";
+  CBPIPE_RETURN_IF_ERROR(GetString(t, "format", "input.", err, &format));
+  if (format == "auto") {
+    c->format = InputFormat::kAuto;
+  } else if (auto f = ParseInputFormat(format)) {
+    c->format = *f;
+  } else {
+    return err.At("input.format", "must be auto, csv, jsonl or json, not '" +
+                                      format + "'");
+  }
+  std::string pan = "mask";
+  CBPIPE_RETURN_IF_ERROR(GetString(t, "pan_policy", "input.", err, &pan));
+  if (pan == "mask") {
+    c->pan_policy = PanPolicy::kMask;
+  } else if (pan == "reject") {
+    c->pan_policy = PanPolicy::kReject;
+  } else {
+    return err.At("input.pan_policy", "must be mask or reject");
+  }
+  CBPIPE_RETURN_IF_ERROR(
+      GetStringList(t, "date_formats", "input.", err, &c->date_formats));
+  for (const std::string& f : c->date_formats) {
+    if (f.find('%') == std::string::npos)
+      return err.At("input.date_formats",
+                    "'" + f + "' has no %Y/%m/%d placeholders");
+  }
+  int64_t v = static_cast<int64_t>(c->reader_limits.max_field_bytes);
+  CBPIPE_RETURN_IF_ERROR(
+      GetInt(t, "max_field_bytes", "input.", err, 64, 1 << 30, &v));
+  c->reader_limits.max_field_bytes = static_cast<size_t>(v);
+  v = static_cast<int64_t>(c->reader_limits.max_record_bytes);
+  CBPIPE_RETURN_IF_ERROR(
+      GetInt(t, "max_record_bytes", "input.", err, 256, 1 << 30, &v));
+  c->reader_limits.max_record_bytes = static_cast<size_t>(v);
+  v = static_cast<int64_t>(c->reader_limits.max_columns);
+  CBPIPE_RETURN_IF_ERROR(
+      GetInt(t, "max_columns", "input.", err, 1, 1 << 20, &v));
+  c->reader_limits.max_columns = static_cast<size_t>(v);
+
+  if (const toml::node* fields = t.get("fields")) {
+    const toml::table* ft = fields->as_table();
+    if (!ft) return err.At("input.fields", "must be a table");
+    for (const auto& [key, value] : *ft) {
+      const std::string name(key.str());
+      std::optional<Field> field = FieldFromName(name);
+      if (!field || FieldName(*field) != name) {
+        return err.At("input.fields." + name,
+                      "is not a canonical field name (case_id, network, "
+                      "arn, pan, merchant_id, ...)");
+      }
+      if (!value.is_string() || value.as_string()->get().empty())
+        return err.At("input.fields." + name,
+                      "must be the input's column name, a non-empty string");
+      const std::string source = value.as_string()->get();
+      if (IsSensitiveFieldName(source))
+        return err.At("input.fields." + name,
+                      "'" + source + "' is a sensitive field name (card "
+                      "verification or track data) and cannot be mapped");
+      c->mapping.Set(*field, source);
+      c->explicit_fields[name] = source;
+    }
+  }
+  return OkStatus();
+}
+
+Status ParseOutput(const toml::table& t, const ConfigError& err, Config* c) {
+  CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
+      t,
+      {"work_dir", "max_files_per_batch", "max_file_bytes",
+       "max_records_per_file", "max_errors_reported"},
+      "output.", err));
+  CBPIPE_RETURN_IF_ERROR(GetString(t, "work_dir", "output.", err,
+                                   &c->work_dir));
+  if (c->work_dir.empty()) return err.At("output.work_dir", "is empty");
+  int64_t v = c->limits.max_files_per_batch;
+  CBPIPE_RETURN_IF_ERROR(
+      GetInt(t, "max_files_per_batch", "output.", err, 1, 1000, &v));
+  c->limits.max_files_per_batch = static_cast<int>(v);
+  v = static_cast<int64_t>(c->limits.max_file_bytes);
+  CBPIPE_RETURN_IF_ERROR(GetInt(t, "max_file_bytes", "output.", err, 1024,
+                                int64_t{1} << 40, &v));
+  c->limits.max_file_bytes = static_cast<uint64_t>(v);
+  v = static_cast<int64_t>(c->limits.max_records_per_file);
+  CBPIPE_RETURN_IF_ERROR(GetInt(t, "max_records_per_file", "output.", err, 0,
+                                int64_t{1} << 40, &v));
+  c->limits.max_records_per_file = static_cast<uint64_t>(v);
+  v = c->max_errors_reported;
+  CBPIPE_RETURN_IF_ERROR(
+      GetInt(t, "max_errors_reported", "output.", err, 0, 10000000, &v));
+  c->max_errors_reported = static_cast<int>(v);
+  return OkStatus();
+}
+
+Status ParseLayout(const std::string& name, const toml::table& t,
+                   const ConfigError& err, Layout* layout) {
+  const std::string prefix = "layout." + name + ".";
+  CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
+      t, {"header", "delimiter", "line_ending", "trailer", "column"}, prefix,
+      err));
+  layout->name = name;
+  CBPIPE_RETURN_IF_ERROR(GetBool(t, "header", prefix, err, &layout->header));
+  std::string delimiter = ",";
+  CBPIPE_RETURN_IF_ERROR(GetString(t, "delimiter", prefix, err, &delimiter));
+  if (delimiter == "\\t") delimiter = "\t";
+  if (delimiter.size() != 1 || delimiter[0] == '"' || delimiter[0] == '\r' ||
+      delimiter[0] == '\n') {
+    return err.At(prefix + "delimiter",
+                  "must be one character other than a quote or line break");
+  }
+  layout->delimiter = delimiter[0];
+  std::string ending = "crlf";
+  CBPIPE_RETURN_IF_ERROR(GetString(t, "line_ending", prefix, err, &ending));
+  if (ending == "crlf") {
+    layout->line_ending = "\r\n";
+  } else if (ending == "lf") {
+    layout->line_ending = "\n";
+  } else {
+    return err.At(prefix + "line_ending", "must be crlf or lf");
+  }
+  std::string trailer = "none";
+  CBPIPE_RETURN_IF_ERROR(GetString(t, "trailer", prefix, err, &trailer));
+  if (trailer == "none") {
+    layout->trailer = TrailerKind::kNone;
+  } else if (trailer == "count_and_total") {
+    layout->trailer = TrailerKind::kCountAndTotal;
+  } else {
+    return err.At(prefix + "trailer", "must be none or count_and_total");
+  }
+  const toml::node* cols = t.get("column");
+  const toml::array* arr = cols ? cols->as_array() : nullptr;
+  if (!arr || arr->empty()) {
+    return err.At(prefix + "column",
+                  "a layout needs at least one [[layout." + name +
+                      ".column]] entry");
+  }
+  int index = 0;
+  for (const toml::node& node : *arr) {
+    const std::string cp =
+        prefix + "column[" + std::to_string(index++) + "].";
+    const toml::table* ct = node.as_table();
+    if (!ct) return err.At(cp, "must be a table");
+    CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
+        *ct, {"header", "field", "constant", "format", "date_pattern", "quote"},
+        cp, err));
+    Column col;
+    std::string field, format = "text";
+    CBPIPE_RETURN_IF_ERROR(GetString(*ct, "header", cp, err, &col.header));
+    CBPIPE_RETURN_IF_ERROR(GetString(*ct, "field", cp, err, &field));
+    CBPIPE_RETURN_IF_ERROR(GetString(*ct, "constant", cp, err, &col.constant));
+    CBPIPE_RETURN_IF_ERROR(GetString(*ct, "format", cp, err, &format));
+    CBPIPE_RETURN_IF_ERROR(
+        GetString(*ct, "date_pattern", cp, err, &col.date_pattern));
+    if (field.empty() == !ct->contains("constant")) {
+      return err.At(cp, "needs exactly one of field or constant");
+    }
+    if (!field.empty()) {
+      std::optional<Field> f = FieldFromName(field);
+      if (!f || FieldName(*f) != field)
+        return err.At(cp + "field", "'" + field +
+                                        "' is not a canonical field name");
+      col.field = f;
+      col.always_quote = *f == Field::kArn || *f == Field::kCaseId ||
+                         *f == Field::kMerchantId;
+    }
+    std::optional<ColumnFormat> cf = ParseColumnFormat(format);
+    if (!cf) {
+      return err.At(cp + "format",
+                    "must be text, upper, lower, date, amount or "
+                    "amount_minor");
+    }
+    col.format = *cf;
+    CBPIPE_RETURN_IF_ERROR(GetBool(*ct, "quote", cp, err, &col.always_quote));
+    if (col.header.empty())
+      col.header = col.field ? std::string(FieldName(*col.field)) : "constant";
+    layout->columns.push_back(std::move(col));
+  }
+  Status st = ValidateLayout(*layout);
+  if (!st.ok()) return err.At("layout." + name, st.message());
+  return OkStatus();
+}
+
+Status ParseRetry(const toml::table& t, std::string_view prefix,
+                  const ConfigError& err, RetryPolicy* r) {
+  CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
+      t,
+      {"interval_seconds", "backoff_rate", "max_attempts", "max_delay_seconds",
+       "jitter"},
+      prefix, err));
+  CBPIPE_RETURN_IF_ERROR(GetDouble(t, "interval_seconds", prefix, err, 0,
+                                   86400, &r->interval_seconds));
+  CBPIPE_RETURN_IF_ERROR(
+      GetDouble(t, "backoff_rate", prefix, err, 1.0, 100, &r->backoff_rate));
+  int64_t attempts = r->max_attempts;
+  CBPIPE_RETURN_IF_ERROR(
+      GetInt(t, "max_attempts", prefix, err, 1, 1000, &attempts));
+  r->max_attempts = static_cast<int>(attempts);
+  CBPIPE_RETURN_IF_ERROR(GetDouble(t, "max_delay_seconds", prefix, err, 0,
+                                   86400, &r->max_delay_seconds));
+  std::string jitter = r->full_jitter ? "FULL" : "NONE";
+  CBPIPE_RETURN_IF_ERROR(GetString(t, "jitter", prefix, err, &jitter));
+  if (jitter == "FULL") {
+    r->full_jitter = true;
+  } else if (jitter == "NONE") {
+    r->full_jitter = false;
+  } else {
+    return err.At(Join(prefix, "jitter"), "must be FULL or NONE");
+  }
+  return OkStatus();
+}
+
+Status CheckFileNameTemplate(std::string_view tmpl, const std::string& key,
+                             const ConfigError& err) {
+  static const std::set<std::string_view> kTokens = {
+      "network", "destination", "date", "input_id", "batch", "file"};
+  if (tmpl.empty()) return err.At(key, "is empty");
+  if (tmpl.find('/') != std::string_view::npos ||
+      tmpl.find('\\') != std::string_view::npos)
+    return err.At(key, "must be a file name, without '/'");
+  bool has_batch = false, has_file = false;
+  for (size_t i = 0; i < tmpl.size(); ++i) {
+    if (tmpl[i] == '}') return err.At(key, "has a '}' without '{'");
+    if (tmpl[i] != '{') continue;
+    const size_t end = tmpl.find('}', i);
+    if (end == std::string_view::npos) return err.At(key, "has an open '{'");
+    std::string_view token = tmpl.substr(i + 1, end - i - 1);
+    if (!kTokens.count(token)) {
+      return err.At(key, "unknown token {" + std::string(token) +
+                             "}; known: {network} {destination} {date} "
+                             "{input_id} {batch} {file}");
+    }
+    has_batch |= token == "batch";
+    has_file |= token == "file";
+    i = end;
+  }
+  if (!has_file) {
+    // Without {file}, two files of one destination would get one name.
+    return err.At(key, "must contain {file} so that rolled-over files get "
+                       "distinct names");
+  }
+  (void)has_batch;
+  return OkStatus();
+}
+
+Status ParseDestination(const toml::table& t, int index,
+                        const ConfigError& err, DestinationConfig* d) {
+  const std::string prefix = "destination[" + std::to_string(index) + "].";
+  CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
+      t,
+      {"name", "networks", "network", "url", "file_name", "layout",
+       "username", "password", "private_key", "public_key", "known_hosts",
+       "host_key_sha256", "insecure_skip_host_key", "ca_file", "ftps_mode",
+       "allow_insecure", "active_mode", "temp_suffix", "on_conflict",
+       "connect_timeout_seconds", "transfer_timeout_seconds",
+       "stall_timeout_seconds", "retry"},
+      prefix, err));
+  CBPIPE_RETURN_IF_ERROR(GetString(t, "name", prefix, err, &d->name));
+  if (d->name.empty()) return err.At(prefix + "name", "is required");
+  for (char ch : d->name) {
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+          ch == '-'))
+      return err.At(prefix + "name",
+                    "'" + d->name + "' may hold only a-z, 0-9, _ and -");
+  }
+  std::vector<std::string> networks;
+  if (t.contains("network") && t.contains("networks"))
+    return err.At(prefix + "networks", "give network or networks, not both");
+  std::string single;
+  CBPIPE_RETURN_IF_ERROR(GetString(t, "network", prefix, err, &single));
+  if (!single.empty()) networks.push_back(single);
+  CBPIPE_RETURN_IF_ERROR(
+      GetStringList(t, "networks", prefix, err, &networks));
+  if (networks.empty())
+    return err.At(prefix + "networks",
+                  "is required: the card networks this destination receives");
+  for (const std::string& n : networks) {
+    std::optional<Network> net = ParseNetwork(n);
+    if (!net)
+      return err.At(prefix + "networks", "'" + n + "' is not a card network");
+    d->networks.push_back(*net);
+  }
+  CBPIPE_RETURN_IF_ERROR(GetString(t, "url", prefix, err, &d->url));
+  if (d->url.empty()) return err.At(prefix + "url", "is required");
+  const std::string scheme = d->url.substr(0, d->url.find("://"));
+  if (d->url.find("://") == std::string::npos ||
+      (scheme != "file" && scheme != "sftp" && scheme != "ftps" &&
+       scheme != "ftp")) {
+    return err.At(prefix + "url",
+                  "must start with sftp://, ftps://, ftp:// or file://");
+  }
+  if (d->url.find('@') != std::string::npos &&
+      d->url.find(':', d->url.find("://") + 3) < d->url.find('@')) {
+    return err.At(prefix + "url",
+                  "must not hold a password; use password = \"env:NAME\"");
+  }
+  CBPIPE_RETURN_IF_ERROR(
+      GetString(t, "file_name", prefix, err, &d->file_name_template));
+  CBPIPE_RETURN_IF_ERROR(
+      CheckFileNameTemplate(d->file_name_template, prefix + "file_name", err));
+  CBPIPE_RETURN_IF_ERROR(GetString(t, "layout", prefix, err, &d->layout));
+  CBPIPE_RETURN_IF_ERROR(GetString(t, "username", prefix, err, &d->username));
+  CBPIPE_RETURN_IF_ERROR(
+      GetString(t, "password", prefix, err, &d->password_ref));
+  if (!d->password_ref.empty() && !IsSecretReference(d->password_ref)) {
+    // Do not echo the value: it may be the password itself.
+    return err.At(prefix + "password",
+                  "must be a secret reference (env:NAME or file:/path), "
+                  "never the password itself");
+  }
+  CBPIPE_RETURN_IF_ERROR(
+      GetString(t, "private_key", prefix, err, &d->private_key_ref));
+  if (!d->private_key_ref.empty() && !IsSecretReference(d->private_key_ref)) {
+    return err.At(prefix + "private_key",
+                  "must be a secret reference such as file:/path/to/key");
+  }
+  CBPIPE_RETURN_IF_ERROR(
+      GetString(t, "public_key", prefix, err, &d->public_key_path));
+  CBPIPE_RETURN_IF_ERROR(
+      GetString(t, "known_hosts", prefix, err, &d->known_hosts));
+  CBPIPE_RETURN_IF_ERROR(
+      GetString(t, "host_key_sha256", prefix, err, &d->host_key_sha256));
+  CBPIPE_RETURN_IF_ERROR(GetBool(t, "insecure_skip_host_key", prefix, err,
+                                 &d->insecure_skip_host_key));
+  CBPIPE_RETURN_IF_ERROR(GetString(t, "ca_file", prefix, err, &d->ca_file));
+  std::string mode = "explicit";
+  CBPIPE_RETURN_IF_ERROR(GetString(t, "ftps_mode", prefix, err, &mode));
+  if (mode == "explicit") {
+    d->ftps_mode = FtpsMode::kExplicit;
+  } else if (mode == "implicit") {
+    d->ftps_mode = FtpsMode::kImplicit;
+  } else {
+    return err.At(prefix + "ftps_mode", "must be explicit or implicit");
+  }
+  CBPIPE_RETURN_IF_ERROR(
+      GetBool(t, "allow_insecure", prefix, err, &d->allow_insecure));
+  CBPIPE_RETURN_IF_ERROR(
+      GetBool(t, "active_mode", prefix, err, &d->active_mode));
+  CBPIPE_RETURN_IF_ERROR(
+      GetString(t, "temp_suffix", prefix, err, &d->temp_suffix));
+  if (d->temp_suffix.empty() ||
+      d->temp_suffix.find('/') != std::string::npos)
+    return err.At(prefix + "temp_suffix",
+                  "must be a non-empty suffix without '/'");
+  std::string conflict = "fail";
+  CBPIPE_RETURN_IF_ERROR(GetString(t, "on_conflict", prefix, err, &conflict));
+  if (conflict == "fail") {
+    d->on_conflict = OnConflict::kFail;
+  } else if (conflict == "replace") {
+    d->on_conflict = OnConflict::kReplace;
+  } else if (conflict == "rename") {
+    d->on_conflict = OnConflict::kRename;
+  } else {
+    return err.At(prefix + "on_conflict", "must be fail, replace or rename");
+  }
+  CBPIPE_RETURN_IF_ERROR(GetDouble(t, "connect_timeout_seconds", prefix, err,
+                                   0.1, 3600, &d->connect_timeout_seconds));
+  CBPIPE_RETURN_IF_ERROR(GetDouble(t, "transfer_timeout_seconds", prefix, err,
+                                   1, 86400, &d->transfer_timeout_seconds));
+  CBPIPE_RETURN_IF_ERROR(GetDouble(t, "stall_timeout_seconds", prefix, err, 1,
+                                   3600, &d->stall_timeout_seconds));
+  if (const toml::node* retry = t.get("retry")) {
+    if (!retry->is_table()) return err.At(prefix + "retry", "must be a table");
+    CBPIPE_RETURN_IF_ERROR(
+        ParseRetry(*retry->as_table(), prefix + "retry.", err, &d->retry));
+  }
+
+  // Security defaults (PCI DSS 2.2.5, 4.2.1).
+  if (scheme == "ftp" && !d->allow_insecure) {
+    return err.At(prefix + "url",
+                  "ftp:// sends data and password in clear text (PCI DSS "
+                  "lists FTP as insecure); use sftp:// or ftps://, or set "
+                  "allow_insecure = true for this destination");
+  }
+  if (scheme == "sftp" && d->known_hosts.empty() &&
+      d->host_key_sha256.empty() && !d->insecure_skip_host_key) {
+    return err.At(prefix + "known_hosts",
+                  "sftp:// needs the server's host key: set known_hosts or "
+                  "host_key_sha256 (or insecure_skip_host_key = true, not "
+                  "for production)");
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+const DestinationConfig* Config::DestinationFor(Network network) const {
+  for (const DestinationConfig& d : destinations) {
+    if (std::find(d.networks.begin(), d.networks.end(), network) !=
+        d.networks.end())
+      return &d;
+  }
+  return nullptr;
+}
+
+const Layout* Config::LayoutFor(const DestinationConfig& destination) const {
+  auto it = layouts.find(destination.layout);
+  if (it != layouts.end()) return &it->second;
+  return nullptr;
+}
+
+StatusOr<Config> ParseConfig(std::string_view toml_text,
+                             const std::string& source) {
+  const ConfigError err(source);
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, source);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream msg;
+    msg << source << ":" << e.source().begin.line << ":"
+        << e.source().begin.column << ": " << e.description();
+    return InvalidArgumentError(msg.str());
+  }
+  Config c;
+  c.source = source;
+  CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
+      root, {"input", "output", "layout", "destination"}, "", err));
+  if (const toml::node* n = root.get("input")) {
+    if (!n->is_table()) return err.At("input", "must be a table");
+    CBPIPE_RETURN_IF_ERROR(ParseInput(*n->as_table(), err, &c));
+  }
+  if (const toml::node* n = root.get("output")) {
+    if (!n->is_table()) return err.At("output", "must be a table");
+    CBPIPE_RETURN_IF_ERROR(ParseOutput(*n->as_table(), err, &c));
+  }
+  for (Network net : kAllNetworks) {
+    std::optional<Layout> builtin = BuiltinLayout(NetworkName(net));
+    if (builtin) c.layouts[std::string(NetworkName(net))] = *builtin;
+  }
+  if (const toml::node* n = root.get("layout")) {
+    if (!n->is_table()) return err.At("layout", "must be a table of layouts");
+    for (const auto& [key, value] : *n->as_table()) {
+      const std::string name(key.str());
+      if (!value.is_table())
+        return err.At("layout." + name, "must be a table");
+      Layout layout;
+      CBPIPE_RETURN_IF_ERROR(
+          ParseLayout(name, *value.as_table(), err, &layout));
+      c.layouts[name] = std::move(layout);
+    }
+  }
+  if (const toml::node* n = root.get("destination")) {
+    const toml::array* arr = n->as_array();
+    if (!arr) return err.At("destination", "must be [[destination]] entries");
+    int index = 0;
+    for (const toml::node& item : *arr) {
+      if (!item.is_table())
+        return err.At("destination[" + std::to_string(index) + "]",
+                      "must be a table");
+      DestinationConfig d;
+      CBPIPE_RETURN_IF_ERROR(
+          ParseDestination(*item.as_table(), index, err, &d));
+      c.destinations.push_back(std::move(d));
+      ++index;
+    }
+  }
+  // Cross-checks: names unique, each network to one destination, layouts.
+  std::set<std::string> names;
+  std::set<Network> routed;
+  for (size_t i = 0; i < c.destinations.size(); ++i) {
+    DestinationConfig& d = c.destinations[i];
+    const std::string prefix = "destination[" + std::to_string(i) + "].";
+    if (!names.insert(d.name).second)
+      return err.At(prefix + "name", "'" + d.name + "' is used twice");
+    for (Network net : d.networks) {
+      if (!routed.insert(net).second) {
+        return err.At(prefix + "networks",
+                      std::string(NetworkName(net)) +
+                          " already goes to another destination; each "
+                          "network has exactly one destination");
+      }
+    }
+    if (d.layout.empty()) d.layout = std::string(NetworkName(d.networks[0]));
+    if (!c.layouts.count(d.layout)) {
+      return err.At(prefix + "layout",
+                    "'" + d.layout + "' is neither a built-in layout (visa, "
+                    "mastercard, amex, discover) nor a [layout." + d.layout +
+                    "] table");
+    }
+  }
+  return c;
+}
+
+StatusOr<Config> LoadConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return InvalidArgumentError(path + ": cannot open config file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (text.str().size() > (4u << 20))
+    return InvalidArgumentError(path + ": config file is over 4 MiB");
+  return ParseConfig(text.str(), path);
+}
+
+Config DefaultConfig(const std::string& work_dir) {
+  Config c;
+  c.source = "(built-in default)";
+  c.work_dir = work_dir;
+  for (Network net : kAllNetworks) {
+    std::optional<Layout> builtin = BuiltinLayout(NetworkName(net));
+    if (builtin) c.layouts[std::string(NetworkName(net))] = *builtin;
+  }
+  std::error_code ec;
+  std::filesystem::path base = std::filesystem::absolute(work_dir, ec);
+  if (ec) base = work_dir;
+  for (Network net : kAllNetworks) {
+    DestinationConfig d;
+    d.name = std::string(NetworkName(net));
+    d.networks = {net};
+    d.url = "file://" + (base / "outbox" / d.name).string();
+    d.layout = d.name;
+    c.destinations.push_back(std::move(d));
+  }
+  return c;
+}
+
+std::string DescribeConfig(const Config& c) {
+  auto q = [](std::string_view s) {
+    std::string out = "\"";
+    for (char ch : s) {
+      if (ch == '"' || ch == '\\') out.push_back('\\');
+      out.push_back(ch);
+    }
+    return out + "\"";
+  };
+  // References are shown as written (they name where the secret lives);
+  // the secret itself is never resolved here.
+  auto ref = [&](const std::string& r) {
+    return r.empty() ? std::string("\"\"") : q(r) + "  # secret reference";
+  };
+  std::ostringstream o;
+  o << "# effective configuration from " << c.source << "\n";
+  o << "[input]\nformat = "
+    << q(c.format == InputFormat::kAuto ? "auto" : InputFormatName(c.format))
+    << "\npan_policy = "
+    << q(c.pan_policy == PanPolicy::kMask ? "mask" : "reject") << "\n";
+  o << "date_formats = [";
+  for (size_t i = 0; i < c.date_formats.size(); ++i)
+    o << (i ? ", " : "") << q(c.date_formats[i]);
+  o << "]\nmax_field_bytes = " << c.reader_limits.max_field_bytes
+    << "\nmax_record_bytes = " << c.reader_limits.max_record_bytes
+    << "\nmax_columns = " << c.reader_limits.max_columns << "\n";
+  if (!c.explicit_fields.empty()) {
+    o << "[input.fields]\n";
+    for (const auto& [k, v] : c.explicit_fields) o << k << " = " << q(v) << "\n";
+  }
+  o << "\n[output]\nwork_dir = " << q(c.work_dir)
+    << "\nmax_files_per_batch = " << c.limits.max_files_per_batch
+    << "\nmax_file_bytes = " << c.limits.max_file_bytes
+    << "\nmax_records_per_file = " << c.limits.max_records_per_file
+    << "\nmax_errors_reported = " << c.max_errors_reported << "\n";
+  for (const auto& [name, layout] : c.layouts) {
+    std::optional<Layout> builtin = BuiltinLayout(name);
+    if (builtin) continue;  // documented in docs/layouts.md
+    o << "\n[layout." << name << "]\nheader = "
+      << (layout.header ? "true" : "false") << "\ndelimiter = "
+      << q(layout.delimiter == '\t' ? std::string("\\t")
+                                     : std::string(1, layout.delimiter))
+      << "\nline_ending = " << q(layout.line_ending == "\n" ? "lf" : "crlf")
+      << "\ntrailer = "
+      << q(layout.trailer == TrailerKind::kNone ? "none" : "count_and_total")
+      << "\n";
+    for (const Column& col : layout.columns) {
+      o << "[[layout." << name << ".column]]\nheader = " << q(col.header)
+        << "\n";
+      if (col.field) {
+        o << "field = " << q(FieldName(*col.field)) << "\n";
+      } else {
+        o << "constant = " << q(col.constant) << "\n";
+      }
+      o << "format = " << q(ColumnFormatName(col.format))
+        << "\ndate_pattern = " << q(col.date_pattern)
+        << "\nquote = " << (col.always_quote ? "true" : "false") << "\n";
+    }
+  }
+  for (const DestinationConfig& d : c.destinations) {
+    o << "\n[[destination]]\nname = " << q(d.name) << "\nnetworks = [";
+    for (size_t i = 0; i < d.networks.size(); ++i)
+      o << (i ? ", " : "") << q(NetworkName(d.networks[i]));
+    o << "]\nurl = " << q(d.url) << "\nfile_name = "
+      << q(d.file_name_template) << "\nlayout = " << q(d.layout) << "\n";
+    const bool network = d.url.rfind("file://", 0) != 0;
+    if (network) {
+      o << "username = " << q(d.username) << "\npassword = "
+        << ref(d.password_ref) << "\nprivate_key = " << ref(d.private_key_ref)
+        << "\nknown_hosts = " << q(d.known_hosts)
+        << "\nhost_key_sha256 = " << q(d.host_key_sha256)
+        << "\ninsecure_skip_host_key = "
+        << (d.insecure_skip_host_key ? "true" : "false")
+        << "\nca_file = " << q(d.ca_file) << "\nftps_mode = "
+        << q(d.ftps_mode == FtpsMode::kExplicit ? "explicit" : "implicit")
+        << "\nallow_insecure = " << (d.allow_insecure ? "true" : "false")
+        << "\nactive_mode = " << (d.active_mode ? "true" : "false")
+        << "\nconnect_timeout_seconds = " << d.connect_timeout_seconds
+        << "\ntransfer_timeout_seconds = " << d.transfer_timeout_seconds
+        << "\nstall_timeout_seconds = " << d.stall_timeout_seconds << "\n";
+    }
+    o << "temp_suffix = " << q(d.temp_suffix) << "\non_conflict = "
+      << q(d.on_conflict == OnConflict::kFail
+               ? "fail"
+               : (d.on_conflict == OnConflict::kReplace ? "replace"
+                                                        : "rename"))
+      << "\n[destination.retry]\ninterval_seconds = "
+      << d.retry.interval_seconds
+      << "\nbackoff_rate = " << d.retry.backoff_rate
+      << "\nmax_attempts = " << d.retry.max_attempts
+      << "\nmax_delay_seconds = " << d.retry.max_delay_seconds
+      << "\njitter = " << q(d.retry.full_jitter ? "FULL" : "NONE") << "\n";
+  }
+  return o.str();
+}
+
+}  // namespace cbpipe

@@ -1,0 +1,44 @@
+#include "validate/duplicate_set.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace cbpipe {
+namespace {
+
+TEST(DuplicateSetTest, SecondInsertOfAnIdIsADuplicate) {
+  DuplicateSet set;
+  EXPECT_TRUE(set.Insert("CB1"));
+  EXPECT_TRUE(set.Insert("CB2"));
+  EXPECT_FALSE(set.Insert("CB1"));
+  EXPECT_TRUE(set.Insert(""));
+  EXPECT_FALSE(set.Insert(""));
+  EXPECT_EQ(set.size(), 3u);
+}
+
+TEST(DuplicateSetTest, ManyIdsStayDistinctAcrossGrowth) {
+  DuplicateSet set;
+  constexpr int kIds = 300000;
+  for (int i = 0; i < kIds; ++i) {
+    ASSERT_TRUE(set.Insert("CASE-" + std::to_string(i))) << i;
+  }
+  for (int i = 0; i < kIds; i += 997) {
+    EXPECT_FALSE(set.Insert("CASE-" + std::to_string(i))) << i;
+  }
+  EXPECT_EQ(set.size(), static_cast<size_t>(kIds));
+  // The budget: at most 16 bytes per distinct id, plus the initial
+  // table.
+  EXPECT_LE(set.memory_bytes(), kIds * 16u + 8192u);
+}
+
+TEST(DuplicateSetTest, SimilarIdsHaveDifferentFingerprints) {
+  EXPECT_NE(DuplicateSet::Fingerprint("a"), DuplicateSet::Fingerprint("b"));
+  EXPECT_NE(DuplicateSet::Fingerprint("12345678"),
+            DuplicateSet::Fingerprint(std::string_view("12345678\0", 9)));
+  EXPECT_NE(DuplicateSet::Fingerprint("abcdefgh1"),
+            DuplicateSet::Fingerprint("abcdefgh2"));
+}
+
+}  // namespace
+}  // namespace cbpipe

@@ -1,0 +1,287 @@
+#include "validate/validator.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "domain/dates.h"
+
+namespace cbpipe {
+namespace {
+
+// 2025-06-01T12:00:00Z
+constexpr int64_t kNow = 1748779200;
+
+// A Luhn-valid 23-digit ARN.
+std::string ArnWithCheckDigit(std::string digits22) {
+  for (char d = '0'; d <= '9'; ++d) {
+    std::string arn = digits22 + d;
+    if (IsValidArn(arn)) return arn;
+  }
+  return "";
+}
+
+class ValidatorTest : public ::testing::Test {
+ protected:
+  ValidatorTest() : validator_(Options()) {}
+
+  static ValidatorOptions Options() {
+    ValidatorOptions o;
+    o.now_epoch_seconds = kNow;
+    o.extra_date_formats = {"%d/%m/%Y"};
+    return o;
+  }
+
+  RawRecord Valid() {
+    RawRecord r;
+    r.position = 2;
+    Set(r, Field::kCaseId, "CB" + std::to_string(next_id_++));
+    Set(r, Field::kNetwork, "VISA");
+    Set(r, Field::kArn, ArnWithCheckDigit("7456789012345678901234"));
+    Set(r, Field::kPan, "411111******1111");
+    Set(r, Field::kMerchantId, "M-001");
+    Set(r, Field::kTransactionDate, "2025-03-01");
+    Set(r, Field::kChargebackDate, "2025-04-01T10:00:00Z");
+    Set(r, Field::kAmount, "12.50");
+    Set(r, Field::kCurrency, "USD");
+    Set(r, Field::kReasonCode, "10.4");
+    return r;
+  }
+
+  static void Set(RawRecord& r, Field f, std::string value) {
+    r.values[static_cast<int>(f)] = std::move(value);
+    r.present[static_cast<int>(f)] = true;
+  }
+
+  // Validates and returns the error codes found.
+  std::vector<std::string> Codes(const RawRecord& raw) {
+    errors_.clear();
+    validator_.Validate(raw, &rec_, &errors_);
+    std::vector<std::string> codes;
+    for (const RecordError& e : errors_)
+      codes.push_back(std::string(ErrorCodeName(e.code)));
+    return codes;
+  }
+
+  Validator validator_;
+  Record rec_;
+  std::vector<RecordError> errors_;
+  int next_id_ = 1;
+};
+
+using Codes = std::vector<std::string>;
+
+TEST_F(ValidatorTest, AcceptsAValidRecord) {
+  RawRecord raw = Valid();
+  EXPECT_EQ(Codes(raw), Codes{});
+  EXPECT_EQ(rec_.network, Network::kVisa);
+  EXPECT_EQ(rec_.amount_minor, 1250);
+  EXPECT_EQ(rec_.currency, "USD");
+  EXPECT_EQ(rec_.currency_exponent, 2);
+  EXPECT_EQ(rec_.reason_code, "10.4");
+  EXPECT_EQ(rec_.stage, Stage::kFirstChargeback);
+  EXPECT_EQ(rec_.position, 2u);
+}
+
+TEST_F(ValidatorTest, MissingRequiredFields) {
+  for (Field f : {Field::kCaseId, Field::kMerchantId, Field::kAmount,
+                  Field::kCurrency, Field::kReasonCode,
+                  Field::kTransactionDate, Field::kChargebackDate,
+                  Field::kArn}) {
+    RawRecord raw = Valid();
+    Set(raw, f, "  ");
+    EXPECT_EQ(Codes(raw), Codes{"MISSING_FIELD"}) << FieldName(f);
+    EXPECT_EQ(errors_[0].field, FieldName(f));
+  }
+}
+
+TEST_F(ValidatorTest, NetworkDerivedFromPanWhenAbsent) {
+  RawRecord raw = Valid();
+  Set(raw, Field::kNetwork, "");
+  Set(raw, Field::kPan, "371449******8431");
+  Set(raw, Field::kArn, "");
+  Set(raw, Field::kReasonCode, "C08");
+  EXPECT_EQ(Codes(raw), Codes{});
+  EXPECT_EQ(rec_.network, Network::kAmex);
+}
+
+TEST_F(ValidatorTest, NetworkUnknownAndMissing) {
+  RawRecord raw = Valid();
+  Set(raw, Field::kNetwork, "JCB");
+  EXPECT_EQ(Codes(raw), Codes{"NETWORK_UNKNOWN"});
+  raw = Valid();
+  Set(raw, Field::kNetwork, "");
+  Set(raw, Field::kPan, "");
+  EXPECT_EQ(Codes(raw), Codes{"MISSING_FIELD"});
+  EXPECT_EQ(errors_[0].field, "network");
+}
+
+TEST_F(ValidatorTest, NetworkThatDisagreesWithThePanIsRejected) {
+  RawRecord raw = Valid();
+  Set(raw, Field::kNetwork, "MC");
+  Set(raw, Field::kReasonCode, "4853");
+  EXPECT_EQ(Codes(raw), Codes{"NETWORK_MISMATCH"});
+}
+
+TEST_F(ValidatorTest, ArnRules) {
+  RawRecord raw = Valid();
+  std::string arn = ArnWithCheckDigit("0000000000000000000001");
+  Set(raw, Field::kArn, arn);
+  EXPECT_EQ(Codes(raw), Codes{});
+  EXPECT_EQ(rec_.arn, arn);  // leading zeros kept
+  arn.back() = arn.back() == '9' ? '0' : static_cast<char>(arn.back() + 1);
+  raw = Valid();
+  Set(raw, Field::kArn, arn);
+  EXPECT_EQ(Codes(raw), Codes{"ARN_CHECK_DIGIT"});
+  raw = Valid();
+  Set(raw, Field::kArn, "1234");
+  EXPECT_EQ(Codes(raw), Codes{"ARN_FORMAT"});
+  // Optional for Amex, but 8-30 digits when present.
+  raw = Valid();
+  Set(raw, Field::kNetwork, "AX");
+  Set(raw, Field::kPan, "");
+  Set(raw, Field::kReasonCode, "C08");
+  Set(raw, Field::kArn, "12AB");
+  EXPECT_EQ(Codes(raw), Codes{"ARN_FORMAT"});
+}
+
+TEST_F(ValidatorTest, ReasonCodeMustBelongToTheNetwork) {
+  RawRecord raw = Valid();
+  Set(raw, Field::kReasonCode, "4853");  // a Mastercard code
+  EXPECT_EQ(Codes(raw), Codes{"UNKNOWN_REASON_CODE"});
+}
+
+TEST_F(ValidatorTest, CurrencyAndAmount) {
+  RawRecord raw = Valid();
+  Set(raw, Field::kCurrency, "XYZ");
+  EXPECT_EQ(Codes(raw), Codes{"CURRENCY_UNKNOWN"});
+  raw = Valid();
+  Set(raw, Field::kCurrency, "jpy");
+  Set(raw, Field::kAmount, "1500");
+  EXPECT_EQ(Codes(raw), Codes{});
+  EXPECT_EQ(rec_.currency, "JPY");
+  EXPECT_EQ(rec_.amount_minor, 1500);
+  raw = Valid();
+  Set(raw, Field::kCurrency, "JPY");
+  Set(raw, Field::kAmount, "15.5");
+  EXPECT_EQ(Codes(raw), Codes{"AMOUNT_PRECISION"});
+  raw = Valid();
+  Set(raw, Field::kCurrency, "KWD");
+  Set(raw, Field::kAmount, "1.234");
+  EXPECT_EQ(Codes(raw), Codes{});
+  EXPECT_EQ(rec_.amount_minor, 1234);
+  for (const char* bad : {"1e5", "NaN", "1,000.00", "-5.00", "0", "abc"}) {
+    raw = Valid();
+    Set(raw, Field::kAmount, bad);
+    EXPECT_EQ(Codes(raw), Codes{"AMOUNT_INVALID"}) << bad;
+  }
+}
+
+TEST_F(ValidatorTest, DateRules) {
+  RawRecord raw = Valid();
+  Set(raw, Field::kTransactionDate, "2025-02-30");
+  EXPECT_EQ(Codes(raw), Codes{"DATE_INVALID"});
+  raw = Valid();
+  Set(raw, Field::kChargebackDate, "2025-02-01");
+  EXPECT_EQ(Codes(raw), Codes{"DATE_ORDER"});
+  raw = Valid();
+  Set(raw, Field::kChargebackDate, "2025-06-01T12:00:01Z");
+  EXPECT_EQ(Codes(raw), Codes{"DATE_FUTURE"});
+  raw = Valid();
+  Set(raw, Field::kChargebackDate, "2025-06-03");
+  EXPECT_EQ(Codes(raw), Codes{"DATE_FUTURE"});
+  raw = Valid();
+  Set(raw, Field::kChargebackDate, "01/05/2025");  // extra format
+  EXPECT_EQ(Codes(raw), Codes{});
+  EXPECT_EQ(rec_.chargeback_date.month, 5);
+}
+
+TEST_F(ValidatorTest, DuplicateCaseIdsAfterTheFirst) {
+  RawRecord raw = Valid();
+  Set(raw, Field::kCaseId, "DUP-1");
+  EXPECT_EQ(Codes(raw), Codes{});
+  EXPECT_EQ(Codes(raw), Codes{"DUPLICATE_CASE"});
+  EXPECT_EQ(Codes(raw), Codes{"DUPLICATE_CASE"});
+}
+
+TEST_F(ValidatorTest, FullPanIsMaskedOrRejectedByPolicy) {
+  RawRecord raw = Valid();
+  Set(raw, Field::kPan, "4111111111111111");
+  EXPECT_EQ(Codes(raw), Codes{});
+  EXPECT_EQ(rec_.pan_masked, "411111******1111");
+
+  ValidatorOptions strict = Options();
+  strict.pan_policy = PanPolicy::kReject;
+  Validator v(strict);
+  std::vector<RecordError> errors;
+  EXPECT_FALSE(v.Validate(raw, &rec_, &errors));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(ErrorCodeName(errors[0].code), "PAN_NOT_MASKED");
+  EXPECT_EQ(errors[0].message.find("4111111111111111"), std::string::npos);
+}
+
+TEST_F(ValidatorTest, SensitiveDataRejectsWithoutEchoingValues) {
+  RawRecord raw = Valid();
+  raw.sensitive_fields = {"cvv", "track2"};
+  EXPECT_EQ(Codes(raw), (Codes{"SENSITIVE_DATA", "SENSITIVE_DATA"}));
+  EXPECT_EQ(errors_[0].field, "cvv");
+  EXPECT_EQ(errors_[1].field, "track2");
+}
+
+TEST_F(ValidatorTest, ReaderLevelProblemIsBadFormat) {
+  RawRecord raw = Valid();
+  raw.malformed = "expected 10 cells, got 9";
+  EXPECT_EQ(Codes(raw), Codes{"BAD_FORMAT"});
+  EXPECT_EQ(errors_[0].field, "record");
+}
+
+TEST_F(ValidatorTest, OptionalFieldsChecked) {
+  RawRecord raw = Valid();
+  Set(raw, Field::kMcc, "12a4");
+  EXPECT_EQ(Codes(raw), Codes{"BAD_FORMAT"});
+  raw = Valid();
+  Set(raw, Field::kStage, "bogus");
+  EXPECT_EQ(Codes(raw), Codes{"BAD_FORMAT"});
+  raw = Valid();
+  Set(raw, Field::kStage, "Pre-Arbitration");
+  EXPECT_EQ(Codes(raw), Codes{});
+  EXPECT_EQ(rec_.stage, Stage::kPreArbitration);
+  raw = Valid();
+  Set(raw, Field::kDueDate, "2025-13-01");
+  EXPECT_EQ(Codes(raw), Codes{"DATE_INVALID"});
+}
+
+TEST_F(ValidatorTest, AllProblemsOfARecordAreReported) {
+  RawRecord raw = Valid();
+  Set(raw, Field::kAmount, "1e3");
+  Set(raw, Field::kCurrency, "ZZZ");
+  Set(raw, Field::kTransactionDate, "yesterday");
+  Set(raw, Field::kMerchantId, "");
+  Codes codes = Codes(raw);
+  std::sort(codes.begin(), codes.end());
+  EXPECT_EQ(codes, (Codes{"AMOUNT_INVALID", "CURRENCY_UNKNOWN",
+                          "DATE_INVALID", "MISSING_FIELD"}));
+  for (const RecordError& e : errors_) {
+    EXPECT_EQ(e.position, 2u);
+    EXPECT_FALSE(e.message.empty());
+  }
+}
+
+TEST_F(ValidatorTest, CardNumbersInProseAreMasked) {
+  RawRecord raw = Valid();
+  Set(raw, Field::kReasonText, "card 4111111111111111 used twice");
+  Set(raw, Field::kTransactionId, "123456789012345");  // identifier: as sent
+  EXPECT_EQ(Codes(raw), Codes{});
+  EXPECT_EQ(rec_.reason_text, "card 411111******1111 used twice");
+  EXPECT_EQ(rec_.transaction_id, "123456789012345");
+}
+
+TEST(RedactCardNumbersTest, OnlyLuhnValidRunsOfTwelveToNineteen) {
+  EXPECT_EQ(RedactCardNumbers("x4111111111111111y"), "x411111******1111y");
+  EXPECT_EQ(RedactCardNumbers("4111111111111112"), "4111111111111112");
+  EXPECT_EQ(RedactCardNumbers("12345"), "12345");
+  EXPECT_EQ(RedactCardNumbers(""), "");
+}
+
+}  // namespace
+}  // namespace cbpipe
