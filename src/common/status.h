@@ -55,6 +55,9 @@ class [[nodiscard]] Status {
   // kAborted, kResourceExhausted is not).
   bool IsTransient() const;
 
+  // Marks a failure that is deliberately dropped (a best-effort cleanup).
+  void IgnoreError() const {}
+
  private:
   StatusCode code_ = StatusCode::kOk;
   std::string message_;

@@ -1,0 +1,213 @@
+#include "deliver/deliverer.h"
+
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <random>
+#include <thread>
+
+#include "deliver/local_transport.h"
+
+namespace cbpipe {
+namespace {
+
+// "visa_001.csv" -> "visa_001-2.csv": the name tried for on_conflict=rename.
+std::string AlternativeName(const std::string& name, int n) {
+  const size_t dot = name.rfind('.');
+  const std::string suffix = "-" + std::to_string(n);
+  if (dot == std::string::npos || dot == 0) return name + suffix;
+  return name.substr(0, dot) + suffix + name.substr(dot);
+}
+
+}  // namespace
+
+std::string_view DeliveryOutcomeName(DeliveryOutcome o) {
+  switch (o) {
+    case DeliveryOutcome::kDelivered: return "delivered";
+    case DeliveryOutcome::kAlreadyDelivered: return "already_delivered";
+    case DeliveryOutcome::kFailed: return "failed";
+  }
+  return "failed";
+}
+
+RetryEnv RetryEnv::Real() {
+  RetryEnv env;
+  env.sleep = [](double s) {
+    std::this_thread::sleep_for(std::chrono::duration<double>(s));
+  };
+  auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
+  auto mu = std::make_shared<std::mutex>();
+  env.random01 = [rng, mu] {
+    std::lock_guard<std::mutex> lock(*mu);
+    return std::uniform_real_distribution<double>(0.0, 1.0)(*rng);
+  };
+  env.now = [] { return static_cast<int64_t>(std::time(nullptr)); };
+  return env;
+}
+
+double RetryDelaySeconds(const RetryPolicy& p, int attempt, double random01) {
+  double delay =
+      p.interval_seconds * std::pow(p.backoff_rate, std::max(0, attempt - 1));
+  if (p.max_delay_seconds > 0) delay = std::min(delay, p.max_delay_seconds);
+  if (p.full_jitter) delay *= random01;
+  return delay;
+}
+
+bool IsTransientDeliveryError(const Status& status) {
+  return status.IsTransient();
+}
+
+FileDeliverer::FileDeliverer(const DestinationConfig& destination,
+                             Transport* transport, DeliveryLedger* ledger,
+                             RetryEnv env)
+    : destination_(destination),
+      transport_(transport),
+      ledger_(ledger),
+      env_(std::move(env)) {}
+
+DeliveryResult FileDeliverer::Deliver(const FileToDeliver& file) {
+  DeliveryResult result;
+  result.remote_name = file.name;
+  const int max_attempts = std::max(1, destination_.retry.max_attempts);
+  for (int attempt = 1;; ++attempt) {
+    std::string remote_name = file.name;
+    DeliveryOutcome outcome = DeliveryOutcome::kFailed;
+    Status st = AttemptOnce(file, &remote_name, &outcome);
+    if (st.ok()) {
+      result.outcome = outcome;
+      result.remote_name = remote_name;
+      return result;
+    }
+    const bool transient = IsTransientDeliveryError(st);
+    result.attempts.push_back({env_.now(),
+                               transient ? "transient" : "permanent",
+                               std::string(StatusCodeName(st.code())),
+                               st.message()});
+    result.error = st;
+    if (!transient || attempt >= max_attempts) break;
+    env_.sleep(
+        RetryDelaySeconds(destination_.retry, attempt, env_.random01()));
+  }
+  result.outcome = DeliveryOutcome::kFailed;
+  LedgerEntry entry{destination_.name, file.name, file.size, file.sha256,
+                    file.batch_id,     "failed",  env_.now(), false};
+  Status logged = ledger_->RecordFailure(entry, result.attempts);
+  if (!logged.ok()) {
+    result.error = Status(result.error.code(),
+                          result.error.message() +
+                              " (and the failure could not be recorded: " +
+                              logged.message() + ")");
+  }
+  return result;
+}
+
+Status FileDeliverer::ResolveConflict(const FileToDeliver& file,
+                                      std::string* remote_name, bool* replace,
+                                      bool* already) {
+  switch (destination_.on_conflict) {
+    case OnConflict::kFail:
+      return AlreadyExistsError(
+          transport_->Describe() + "/" + file.name +
+          " already exists with other content; not overwritten (set "
+          "on_conflict = \"replace\" or \"rename\" to allow it)");
+    case OnConflict::kReplace: *replace = true; return OkStatus();
+    case OnConflict::kRename:
+      for (int n = 2; n < 1000; ++n) {
+        const std::string candidate = AlternativeName(file.name, n);
+        // A re-run finds its own earlier delivery under the new name.
+        CBPIPE_ASSIGN_OR_RETURN(std::optional<LedgerEntry> known,
+                                ledger_->Find(destination_.name, candidate));
+        if (known && known->sha256 == file.sha256) {
+          *remote_name = candidate;
+          *already = known->state == "delivered";
+          if (*already) return OkStatus();
+        }
+        CBPIPE_ASSIGN_OR_RETURN(std::optional<uint64_t> size,
+                                transport_->RemoteSize(candidate));
+        if (!size) {
+          *remote_name = candidate;
+          return OkStatus();
+        }
+      }
+      return AlreadyExistsError("no free alternative name for " + file.name);
+  }
+  return InternalError("unknown on_conflict");
+}
+
+Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
+                                  std::string* remote_name,
+                                  DeliveryOutcome* outcome) {
+  LedgerEntry entry{destination_.name, file.name, file.size, file.sha256,
+                    file.batch_id,     "",        env_.now(), false};
+  CBPIPE_ASSIGN_OR_RETURN(std::optional<LedgerEntry> known,
+                          ledger_->Find(destination_.name, file.name));
+  if (known && known->state == "delivered" && known->sha256 == file.sha256) {
+    *outcome = DeliveryOutcome::kAlreadyDelivered;
+    return OkStatus();
+  }
+
+  bool replace = false, already = false;
+  if (known && known->state == "delivered") {
+    // Same name, other content: the config or the input changed since.
+    CBPIPE_RETURN_IF_ERROR(
+        ResolveConflict(file, remote_name, &replace, &already));
+  }
+  if (already) {
+    *outcome = DeliveryOutcome::kAlreadyDelivered;
+    return OkStatus();
+  }
+  CBPIPE_ASSIGN_OR_RETURN(std::optional<uint64_t> existing,
+                          transport_->RemoteSize(file.name));
+  if (existing && *remote_name == file.name) {
+    // Ours if the ledger meant to put exactly this there (a crash between
+    // upload and ledger write), or a local file hashes the same.
+    bool ours = known && known->sha256 == file.sha256 &&
+                *existing == file.size;
+    if (!ours && *existing == file.size) {
+      if (auto* local = dynamic_cast<LocalFolderTransport*>(transport_)) {
+        StatusOr<std::string> sha = local->RemoteSha256(file.name);
+        ours = sha.ok() && *sha == file.sha256;
+      }
+    }
+    if (ours) {
+      CBPIPE_RETURN_IF_ERROR(ledger_->MarkDelivered(entry));
+      *outcome = DeliveryOutcome::kAlreadyDelivered;
+      return OkStatus();
+    }
+    CBPIPE_RETURN_IF_ERROR(
+        ResolveConflict(file, remote_name, &replace, &already));
+    if (already) {
+      *outcome = DeliveryOutcome::kAlreadyDelivered;
+      return OkStatus();
+    }
+  }
+  entry.remote_name = *remote_name;
+
+  CBPIPE_RETURN_IF_ERROR(ledger_->RecordIntent(entry));
+  const std::string temp = *remote_name + destination_.temp_suffix;
+  Status st = transport_->Upload(file.local_path, temp);
+  if (st.ok()) st = transport_->Rename(temp, *remote_name, replace);
+  if (!st.ok()) {
+    transport_->Remove(temp).IgnoreError();  // best effort
+    if (st.code() == StatusCode::kAlreadyExists) {
+      // Someone else put a file there between our check and the rename.
+      return AlreadyExistsError(transport_->Describe() + "/" + *remote_name +
+                                " appeared during the upload; not "
+                                "overwritten");
+    }
+    return st;
+  }
+  CBPIPE_ASSIGN_OR_RETURN(std::optional<uint64_t> size,
+                          transport_->RemoteSize(*remote_name));
+  if (!size || *size != file.size) {
+    return DataLossError(
+        transport_->Describe() + "/" + *remote_name + " has " +
+        (size ? std::to_string(*size) : std::string("no")) +
+        " bytes after upload, expected " + std::to_string(file.size));
+  }
+  CBPIPE_RETURN_IF_ERROR(ledger_->MarkDelivered(entry));
+  *outcome = DeliveryOutcome::kDelivered;
+  return OkStatus();
+}
+
+}  // namespace cbpipe

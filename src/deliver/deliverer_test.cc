@@ -1,0 +1,257 @@
+#include "deliver/deliverer.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "deliver/local_transport.h"
+
+namespace cbpipe {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void WriteAll(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+// A real local folder whose operations can be made to fail, to drive the
+// protocol through each failure point.
+class FlakyFolder : public Transport {
+ public:
+  explicit FlakyFolder(std::string folder) : real_(std::move(folder)) {}
+  Status Upload(const std::string& l, const std::string& r) override {
+    ++uploads;
+    if (upload_failures > 0) {
+      --upload_failures;
+      // Leave a partial temporary file behind, as a cut connection does.
+      WriteAll(real_folder() + "/" + r, "partial");
+      return upload_error;
+    }
+    return real_.Upload(l, r);
+  }
+  Status Rename(const std::string& a, const std::string& b,
+                bool replace) override {
+    return real_.Rename(a, b, replace);
+  }
+  StatusOr<std::optional<uint64_t>> RemoteSize(const std::string& r) override {
+    return real_.RemoteSize(r);
+  }
+  Status Remove(const std::string& r) override { return real_.Remove(r); }
+  std::string Describe() const override { return real_.Describe(); }
+  std::string real_folder() const {
+    return real_.Describe().substr(std::string("file://").size());
+  }
+
+  int uploads = 0;
+  int upload_failures = 0;
+  Status upload_error = UnavailableError("connection reset by peer");
+
+ private:
+  LocalFolderTransport real_;
+};
+
+class DelivererTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::path(::testing::TempDir()) /
+            ("deliverer_" + std::to_string(::getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "local");
+    fs::create_directories(root_ / "remote");
+    auto ledger = DeliveryLedger::Open((root_ / "ledger.db").string());
+    ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+    ledger_ = std::move(*ledger);
+    dest_.name = "visa";
+    dest_.url = "file://" + (root_ / "remote").string();
+    dest_.retry.max_attempts = 4;
+    dest_.retry.interval_seconds = 2;
+    dest_.retry.backoff_rate = 3;
+    dest_.retry.max_delay_seconds = 10;
+    dest_.retry.full_jitter = false;
+    env_.sleep = [this](double s) { sleeps_.push_back(s); };
+    env_.random01 = [] { return 0.5; };
+    env_.now = [] { return int64_t{1700000000}; };
+    transport_ = std::make_unique<FlakyFolder>((root_ / "remote").string());
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  FileToDeliver MakeFile(const std::string& name, const std::string& body) {
+    const std::string path = (root_ / "local" / name).string();
+    WriteAll(path, body);
+    return {path, name, body.size(), *Sha256File(path), "in1-b001"};
+  }
+  DeliveryResult Deliver(const FileToDeliver& f) {
+    FileDeliverer d(dest_, transport_.get(), ledger_.get(), env_);
+    return d.Deliver(f);
+  }
+  std::string Remote(const std::string& name) {
+    return (root_ / "remote" / name).string();
+  }
+
+  fs::path root_;
+  std::unique_ptr<DeliveryLedger> ledger_;
+  DestinationConfig dest_;
+  RetryEnv env_;
+  std::vector<double> sleeps_;
+  std::unique_ptr<FlakyFolder> transport_;
+};
+
+TEST_F(DelivererTest, DeliversUnderFinalNameAndRecordsIt) {
+  FileToDeliver f = MakeFile("a.csv", "x,y\r\n1,2\r\n");
+  DeliveryResult r = Deliver(f);
+  EXPECT_EQ(r.outcome, DeliveryOutcome::kDelivered);
+  EXPECT_EQ(ReadAll(Remote("a.csv")), "x,y\r\n1,2\r\n");
+  EXPECT_FALSE(fs::exists(Remote("a.csv.part")));
+  auto entry = ledger_->Find("visa", "a.csv");
+  ASSERT_TRUE(entry.ok() && entry->has_value());
+  EXPECT_EQ((*entry)->state, "delivered");
+  EXPECT_EQ((*entry)->sha256, f.sha256);
+}
+
+TEST_F(DelivererTest, SecondDeliveryIsANoOp) {
+  FileToDeliver f = MakeFile("a.csv", "body");
+  ASSERT_EQ(Deliver(f).outcome, DeliveryOutcome::kDelivered);
+  // The receiver picked the file up and removed it: still not re-sent.
+  fs::remove(Remote("a.csv"));
+  EXPECT_EQ(Deliver(f).outcome, DeliveryOutcome::kAlreadyDelivered);
+  EXPECT_EQ(transport_->uploads, 1);
+  EXPECT_FALSE(fs::exists(Remote("a.csv")));
+}
+
+TEST_F(DelivererTest, CrashBetweenUploadAndLedgerWriteIsNotUploadedTwice) {
+  FileToDeliver f = MakeFile("a.csv", "body");
+  // What a crash leaves: the intent in the ledger, the file in place.
+  LedgerEntry intent{"visa", "a.csv", f.size, f.sha256, f.batch_id, "", 1,
+                     false};
+  ASSERT_TRUE(ledger_->RecordIntent(intent).ok());
+  WriteAll(Remote("a.csv"), "body");
+  DeliveryResult r = Deliver(f);
+  EXPECT_EQ(r.outcome, DeliveryOutcome::kAlreadyDelivered);
+  EXPECT_EQ(transport_->uploads, 0);
+  EXPECT_EQ((*ledger_->Find("visa", "a.csv"))->state, "delivered");
+}
+
+TEST_F(DelivererTest, IdenticalLocalFileCountsAsDelivered) {
+  FileToDeliver f = MakeFile("a.csv", "same");
+  WriteAll(Remote("a.csv"), "same");
+  EXPECT_EQ(Deliver(f).outcome, DeliveryOutcome::kAlreadyDelivered);
+  EXPECT_EQ(transport_->uploads, 0);
+}
+
+TEST_F(DelivererTest, DifferentFileUnderTheNameIsAConflictNotAnOverwrite) {
+  FileToDeliver f = MakeFile("a.csv", "ours");
+  WriteAll(Remote("a.csv"), "them");
+  DeliveryResult r = Deliver(f);
+  EXPECT_EQ(r.outcome, DeliveryOutcome::kFailed);
+  EXPECT_EQ(r.error.code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(r.attempts.size(), 1u);  // permanent: no retry
+  EXPECT_EQ(ReadAll(Remote("a.csv")), "them");
+}
+
+TEST_F(DelivererTest, ConflictPoliciesReplaceAndRename) {
+  FileToDeliver f = MakeFile("a.csv", "ours");
+  WriteAll(Remote("a.csv"), "them");
+  dest_.on_conflict = OnConflict::kRename;
+  DeliveryResult r = Deliver(f);
+  EXPECT_EQ(r.outcome, DeliveryOutcome::kDelivered);
+  EXPECT_EQ(r.remote_name, "a-2.csv");
+  EXPECT_EQ(ReadAll(Remote("a-2.csv")), "ours");
+  EXPECT_EQ(ReadAll(Remote("a.csv")), "them");
+  // A re-run finds its earlier delivery under the new name.
+  DeliveryResult again = Deliver(f);
+  EXPECT_EQ(again.outcome, DeliveryOutcome::kAlreadyDelivered);
+  EXPECT_FALSE(fs::exists(Remote("a-3.csv")));
+
+  FileToDeliver g = MakeFile("b.csv", "ours");
+  WriteAll(Remote("b.csv"), "them");
+  dest_.on_conflict = OnConflict::kReplace;
+  EXPECT_EQ(Deliver(g).outcome, DeliveryOutcome::kDelivered);
+  EXPECT_EQ(ReadAll(Remote("b.csv")), "ours");
+}
+
+TEST_F(DelivererTest, TransientErrorsAreRetriedWithBackoff) {
+  FileToDeliver f = MakeFile("a.csv", "body");
+  transport_->upload_failures = 2;
+  DeliveryResult r = Deliver(f);
+  EXPECT_EQ(r.outcome, DeliveryOutcome::kDelivered);
+  EXPECT_EQ(transport_->uploads, 3);
+  EXPECT_EQ(sleeps_, (std::vector<double>{2, 6}));
+  EXPECT_EQ(r.attempts.size(), 2u);
+  EXPECT_EQ(ReadAll(Remote("a.csv")), "body");
+  EXPECT_FALSE(fs::exists(Remote("a.csv.part")));  // partial removed
+}
+
+TEST_F(DelivererTest, ExhaustedRetriesFailWithHistoryAndNoFinalFile) {
+  FileToDeliver f = MakeFile("a.csv", "body");
+  transport_->upload_failures = 100;
+  DeliveryResult r = Deliver(f);
+  EXPECT_EQ(r.outcome, DeliveryOutcome::kFailed);
+  EXPECT_EQ(transport_->uploads, 4);
+  EXPECT_EQ(sleeps_, (std::vector<double>{2, 6, 10}));  // capped at 10
+  ASSERT_EQ(r.attempts.size(), 4u);
+  EXPECT_EQ(r.attempts[0].error_class, "transient");
+  EXPECT_EQ(r.attempts[0].code, "UNAVAILABLE");
+  EXPECT_FALSE(fs::exists(Remote("a.csv")));
+  EXPECT_FALSE(fs::exists(Remote("a.csv.part")));
+}
+
+TEST_F(DelivererTest, PermanentErrorsAreNotRetried) {
+  FileToDeliver f = MakeFile("a.csv", "body");
+  transport_->upload_failures = 100;
+  transport_->upload_error = UnauthenticatedError("530 login incorrect");
+  DeliveryResult r = Deliver(f);
+  EXPECT_EQ(r.outcome, DeliveryOutcome::kFailed);
+  EXPECT_EQ(transport_->uploads, 1);
+  EXPECT_TRUE(sleeps_.empty());
+  EXPECT_EQ(r.attempts[0].error_class, "permanent");
+}
+
+TEST(RetryDelayTest, StepFunctionsSemantics) {
+  RetryPolicy p;
+  p.interval_seconds = 1;
+  p.backoff_rate = 2;
+  p.max_delay_seconds = 5;
+  p.full_jitter = false;
+  EXPECT_DOUBLE_EQ(RetryDelaySeconds(p, 1, 0.3), 1);
+  EXPECT_DOUBLE_EQ(RetryDelaySeconds(p, 2, 0.3), 2);
+  EXPECT_DOUBLE_EQ(RetryDelaySeconds(p, 3, 0.3), 4);
+  EXPECT_DOUBLE_EQ(RetryDelaySeconds(p, 4, 0.3), 5);
+  p.full_jitter = true;
+  EXPECT_DOUBLE_EQ(RetryDelaySeconds(p, 3, 0.25), 1);
+  EXPECT_DOUBLE_EQ(RetryDelaySeconds(p, 9, 0.5), 2.5);
+  EXPECT_DOUBLE_EQ(RetryDelaySeconds(p, 1, 0.0), 0);
+}
+
+TEST(LocalFolderTransportTest, RenameNeverOverwritesUnlessAsked) {
+  const fs::path dir = fs::path(::testing::TempDir()) /
+                       ("lft_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  LocalFolderTransport t(dir.string());
+  const std::string src = (fs::path(::testing::TempDir()) / "lft_src").string();
+  WriteAll(src, "new");
+  ASSERT_TRUE(t.Upload(src, "x.part").ok());  // creates the folder
+  WriteAll((dir / "x").string(), "old");
+  EXPECT_EQ(t.Rename("x.part", "x", false).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(ReadAll((dir / "x").string()), "old");
+  EXPECT_TRUE(t.Rename("x.part", "x", true).ok());
+  EXPECT_EQ(ReadAll((dir / "x").string()), "new");
+  EXPECT_EQ(**t.RemoteSize("x"), 3u);
+  EXPECT_FALSE(t.RemoteSize("missing")->has_value());
+  EXPECT_TRUE(t.Remove("missing").ok());
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace cbpipe

@@ -1,0 +1,199 @@
+#include "deliver/ledger.h"
+
+#include <sqlite3.h>
+
+#include <ctime>
+
+namespace cbpipe {
+namespace {
+
+Status SqlError(sqlite3* db, std::string_view what) {
+  return InternalError("ledger: " + std::string(what) + ": " +
+                       sqlite3_errmsg(db));
+}
+
+// Finalises a statement on every path out of a function.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  bool ok() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* get() { return stmt_; }
+  void Text(int i, const std::string& s) {
+    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()),
+                      SQLITE_TRANSIENT);
+  }
+  void Int(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+std::string Column(sqlite3_stmt* s, int i) {
+  const unsigned char* t = sqlite3_column_text(s, i);
+  return t ? std::string(reinterpret_cast<const char*>(t)) : std::string();
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<DeliveryLedger>> DeliveryLedger::Open(
+    const std::string& path) {
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(
+      path.c_str(), &db,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+      nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return FailedPreconditionError("ledger " + path + ": " + msg);
+  }
+  std::unique_ptr<DeliveryLedger> ledger(new DeliveryLedger(db));
+  sqlite3_busy_timeout(db, 10000);
+  CBPIPE_RETURN_IF_ERROR(ledger->Exec("PRAGMA journal_mode=WAL"));
+  // FULL: a delivery recorded is on disk before the next file starts.
+  CBPIPE_RETURN_IF_ERROR(ledger->Exec("PRAGMA synchronous=FULL"));
+  CBPIPE_RETURN_IF_ERROR(ledger->Exec(
+      "CREATE TABLE IF NOT EXISTS deliveries ("
+      " destination TEXT NOT NULL,"
+      " remote_name TEXT NOT NULL,"
+      " size INTEGER NOT NULL,"
+      " sha256 TEXT NOT NULL,"
+      " batch_id TEXT NOT NULL,"
+      " state TEXT NOT NULL CHECK (state IN ('intent','delivered')),"
+      " updated_at INTEGER NOT NULL,"
+      " replay INTEGER NOT NULL DEFAULT 0,"
+      " PRIMARY KEY (destination, remote_name))"));
+  CBPIPE_RETURN_IF_ERROR(ledger->Exec(
+      "CREATE TABLE IF NOT EXISTS delivery_failures ("
+      " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+      " destination TEXT NOT NULL,"
+      " remote_name TEXT NOT NULL,"
+      " batch_id TEXT NOT NULL,"
+      " failed_at INTEGER NOT NULL,"
+      " attempt INTEGER NOT NULL,"
+      " attempt_at INTEGER NOT NULL,"
+      " error_class TEXT NOT NULL,"
+      " code TEXT NOT NULL,"
+      " message TEXT NOT NULL)"));
+  return ledger;
+}
+
+DeliveryLedger::~DeliveryLedger() { sqlite3_close(db_); }
+
+Status DeliveryLedger::Exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    return InternalError(std::string("ledger: ") + msg);
+  }
+  return OkStatus();
+}
+
+StatusOr<std::optional<LedgerEntry>> DeliveryLedger::Find(
+    const std::string& destination, const std::string& remote_name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_,
+         "SELECT size, sha256, batch_id, state, updated_at, replay FROM "
+         "deliveries WHERE destination = ?1 AND remote_name = ?2");
+  if (!s.ok()) return SqlError(db_, "find");
+  s.Text(1, destination);
+  s.Text(2, remote_name);
+  const int rc = sqlite3_step(s.get());
+  if (rc == SQLITE_DONE) return std::optional<LedgerEntry>();
+  if (rc != SQLITE_ROW) return SqlError(db_, "find");
+  LedgerEntry e;
+  e.destination = destination;
+  e.remote_name = remote_name;
+  e.size = static_cast<uint64_t>(sqlite3_column_int64(s.get(), 0));
+  e.sha256 = Column(s.get(), 1);
+  e.batch_id = Column(s.get(), 2);
+  e.state = Column(s.get(), 3);
+  e.updated_at = sqlite3_column_int64(s.get(), 4);
+  e.replay = sqlite3_column_int64(s.get(), 5) != 0;
+  return std::optional<LedgerEntry>(std::move(e));
+}
+
+Status DeliveryLedger::Upsert(const LedgerEntry& entry, const char* state) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // An intent never downgrades a delivery of the same content.
+  Stmt s(db_,
+         "INSERT INTO deliveries (destination, remote_name, size, sha256,"
+         " batch_id, state, updated_at, replay)"
+         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+         " ON CONFLICT (destination, remote_name) DO UPDATE SET"
+         "  size = excluded.size, sha256 = excluded.sha256,"
+         "  batch_id = excluded.batch_id, updated_at = excluded.updated_at,"
+         "  replay = excluded.replay,"
+         "  state = CASE WHEN excluded.state = 'intent'"
+         "               AND deliveries.state = 'delivered'"
+         "               AND deliveries.sha256 = excluded.sha256"
+         "          THEN 'delivered' ELSE excluded.state END");
+  if (!s.ok()) return SqlError(db_, "prepare upsert");
+  s.Text(1, entry.destination);
+  s.Text(2, entry.remote_name);
+  s.Int(3, static_cast<int64_t>(entry.size));
+  s.Text(4, entry.sha256);
+  s.Text(5, entry.batch_id);
+  s.Text(6, state);
+  s.Int(7, entry.updated_at ? entry.updated_at
+                            : static_cast<int64_t>(std::time(nullptr)));
+  s.Int(8, entry.replay ? 1 : 0);
+  if (sqlite3_step(s.get()) != SQLITE_DONE) return SqlError(db_, "upsert");
+  return OkStatus();
+}
+
+Status DeliveryLedger::RecordIntent(const LedgerEntry& entry) {
+  return Upsert(entry, "intent");
+}
+
+Status DeliveryLedger::MarkDelivered(const LedgerEntry& entry) {
+  return Upsert(entry, "delivered");
+}
+
+Status DeliveryLedger::RecordFailure(
+    const LedgerEntry& entry, const std::vector<AttemptRecord>& attempts) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CBPIPE_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  int n = 0;
+  for (const AttemptRecord& a : attempts) {
+    Stmt s(db_,
+           "INSERT INTO delivery_failures (destination, remote_name,"
+           " batch_id, failed_at, attempt, attempt_at, error_class, code,"
+           " message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    if (!s.ok()) {
+      Exec("ROLLBACK").IgnoreError();
+      return SqlError(db_, "prepare failure");
+    }
+    s.Text(1, entry.destination);
+    s.Text(2, entry.remote_name);
+    s.Text(3, entry.batch_id);
+    s.Int(4, now);
+    s.Int(5, ++n);
+    s.Int(6, a.at);
+    s.Text(7, a.error_class);
+    s.Text(8, a.code);
+    s.Text(9, a.message);
+    if (sqlite3_step(s.get()) != SQLITE_DONE) {
+      Status st = SqlError(db_, "record failure");
+      Exec("ROLLBACK").IgnoreError();
+      return st;
+    }
+  }
+  return Exec("COMMIT");
+}
+
+StatusOr<int64_t> DeliveryLedger::CountDelivered() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_, "SELECT count(*) FROM deliveries WHERE state = 'delivered'");
+  if (!s.ok() || sqlite3_step(s.get()) != SQLITE_ROW)
+    return SqlError(db_, "count");
+  return sqlite3_column_int64(s.get(), 0);
+}
+
+}  // namespace cbpipe

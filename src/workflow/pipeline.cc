@@ -1,0 +1,240 @@
+#include "workflow/pipeline.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "deliver/local_transport.h"
+#include "output/row_formatter.h"
+#include "output/verifier.h"
+
+namespace cbpipe {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Writes rejects.csv as errors arrive (streaming: nothing is kept).
+class RejectsWriter {
+ public:
+  Status Open(const std::string& path) {
+    path_ = path;
+    file_ = std::fopen(path.c_str(), "wb");
+    if (!file_)
+      return InternalError("cannot write " + path + ": " +
+                           std::strerror(errno));
+    return Write("position,case_id,field,code,message\r\n");
+  }
+  ~RejectsWriter() {
+    if (file_) std::fclose(file_);
+  }
+  Status Add(const RecordError& e) {
+    row_.clear();
+    AppendCsvCell(std::to_string(e.position), ',', false, &row_);
+    row_.push_back(',');
+    AppendCsvCell(e.case_id, ',', true, &row_);
+    row_.push_back(',');
+    AppendCsvCell(e.field, ',', false, &row_);
+    row_.push_back(',');
+    AppendCsvCell(ErrorCodeName(e.code), ',', false, &row_);
+    row_.push_back(',');
+    AppendCsvCell(e.message, ',', false, &row_);
+    row_ += "\r\n";
+    return Write(row_);
+  }
+  Status Close() {
+    if (!file_) return OkStatus();
+    const bool flush_failed = std::fflush(file_) != 0 ||
+                              ::fsync(fileno(file_)) != 0;
+    const bool close_failed = std::fclose(file_) != 0;
+    file_ = nullptr;
+    if (flush_failed || close_failed)
+      return InternalError("cannot write " + path_);
+    return OkStatus();
+  }
+
+ private:
+  Status Write(std::string_view bytes) {
+    if (std::fwrite(bytes.data(), 1, bytes.size(), file_) != bytes.size())
+      return InternalError("cannot write " + path_ + ": " +
+                           std::strerror(errno));
+    return OkStatus();
+  }
+  std::string path_;
+  std::string row_;
+  std::FILE* file_ = nullptr;
+};
+
+Status MakeDirs(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return InternalError("cannot create " + dir + ": " + ec.message());
+  return OkStatus();
+}
+
+// Keeps an unreadable input with its reason; the original is not touched.
+std::string Quarantine(const std::string& work_dir, const std::string& input,
+                       const std::string& input_id, const Status& reason) {
+  const std::string dir = work_dir + "/quarantine/" + input_id;
+  if (!MakeDirs(dir).ok()) return "";
+  std::error_code ec;
+  if (input != "-") {
+    fs::copy_file(input, dir + "/" + fs::path(input).filename().string(),
+                  fs::copy_options::overwrite_existing, ec);
+  }
+  std::ofstream(dir + "/reason.txt") << "input: " << input << "\n"
+                                     << reason.ToString() << "\n";
+  return dir;
+}
+
+}  // namespace
+
+bool BatchResult::ok() const {
+  if (!verify.ok()) return false;
+  for (const DeliveredFile& f : files) {
+    if (f.delivery.outcome == DeliveryOutcome::kFailed) return false;
+  }
+  return true;
+}
+
+bool InputResult::ok() const {
+  if (!error.ok()) return false;
+  for (const BatchResult& b : batches) {
+    if (!b.ok()) return false;
+  }
+  return true;
+}
+
+Pipeline::Pipeline(const Config& config, DeliveryLedger* ledger, RetryEnv env,
+                   int64_t now_epoch_seconds)
+    : config_(config),
+      ledger_(ledger),
+      env_(std::move(env)),
+      now_(now_epoch_seconds) {}
+
+Status Pipeline::Generate(const std::string& input_path, InputResult* result,
+                          std::vector<Batch>* batches) {
+  const std::string run_dir =
+      config_.work_dir + "/runs/" + result->input_id;
+  CBPIPE_RETURN_IF_ERROR(MakeDirs(run_dir));
+  result->rejects_file = run_dir + "/rejects.csv";
+  RejectsWriter rejects;
+  CBPIPE_RETURN_IF_ERROR(rejects.Open(result->rejects_file));
+
+  BatchPlanner planner(config_, {result->input_id, config_.work_dir});
+  CBPIPE_RETURN_IF_ERROR(planner.status());
+  auto accept = [&](const Record& record,
+                    std::vector<RecordError>* errors) -> Status {
+    StatusOr<bool> added = planner.Add(record);
+    if (added.ok() && *added) return OkStatus();
+    RecordError& e = errors->emplace_back();
+    e.position = record.position;
+    e.case_id = record.case_id;
+    e.field = "network";
+    if (added.ok()) {
+      e.code = ErrorCode::kNoDestination;
+      e.message = "no destination receives " +
+                  std::string(NetworkName(record.network)) + " records";
+      return OkStatus();
+    }
+    if (added.status().code() == StatusCode::kResourceExhausted) {
+      e.field = "record";
+      e.code = ErrorCode::kRecordTooLarge;
+      e.message = added.status().message();
+      return OkStatus();
+    }
+    errors->pop_back();
+    return added.status();
+  };
+  auto reject = [&](const RecordError& e) { return rejects.Add(e); };
+  ScanInput(input_path, config_, now_, config_.max_errors_reported, accept,
+            reject, &result->scan);
+  CBPIPE_RETURN_IF_ERROR(rejects.Close());
+  if (!result->scan.input_error.ok()) return result->scan.input_error;
+  CBPIPE_ASSIGN_OR_RETURN(*batches, planner.Finish());
+  return OkStatus();
+}
+
+BatchResult Pipeline::VerifyAndDeliver(Batch batch) {
+  BatchResult result;
+  result.verify = VerifyBatch(batch, config_);
+  // Files grouped by destination, in batch order.
+  std::map<std::string, std::vector<size_t>> by_destination;
+  for (size_t i = 0; i < batch.files.size(); ++i) {
+    DeliveredFile& f = result.files.emplace_back();
+    f.file = batch.files[i];
+    f.delivery.remote_name = f.file.name;
+    by_destination[f.file.destination].push_back(i);
+  }
+  if (!result.verify.ok()) {
+    for (DeliveredFile& f : result.files) f.delivery.error = result.verify;
+    result.batch = std::move(batch);
+    return result;
+  }
+  // One thread per destination: a slow or failing server never holds back
+  // the others. Each thread owns its transport (one connection).
+  std::vector<std::thread> threads;
+  for (auto& [name, indexes] : by_destination) {
+    const DestinationConfig* dest = nullptr;
+    for (const DestinationConfig& d : config_.destinations) {
+      if (d.name == name) dest = &d;
+    }
+    threads.emplace_back([this, dest, &result, idx = indexes, name = name,
+                          batch_id = batch.id] {
+      if (!dest) {
+        for (size_t i : idx)
+          result.files[i].delivery.error =
+              NotFoundError("destination " + name + " is not configured");
+        return;
+      }
+      StatusOr<std::unique_ptr<Transport>> transport = MakeTransport(*dest);
+      if (!transport.ok()) {
+        for (size_t i : idx) result.files[i].delivery.error =
+            transport.status();
+        return;
+      }
+      FileDeliverer deliverer(*dest, transport->get(), ledger_, env_);
+      for (size_t i : idx) {
+        const FileSummary& f = result.files[i].file;
+        result.files[i].delivery = deliverer.Deliver(
+            {f.path, f.name, f.bytes, f.sha256, batch_id});
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  result.batch = std::move(batch);
+  return result;
+}
+
+InputResult Pipeline::Process(const std::string& input_path) {
+  InputResult result;
+  result.input = input_path;
+  StatusOr<std::string> sha = Sha256File(input_path);
+  if (!sha.ok()) {
+    result.error = sha.status();
+    result.scan.input_error = sha.status();
+    return result;
+  }
+  result.input_id = sha->substr(0, 16);
+  std::vector<Batch> batches;
+  Status st = Generate(input_path, &result, &batches);
+  if (!st.ok()) {
+    result.error = st;
+    if (!result.scan.input_error.ok()) {
+      result.quarantine_dir =
+          Quarantine(config_.work_dir, input_path, result.input_id, st);
+    }
+    return result;
+  }
+  for (Batch& batch : batches) {
+    result.batches.push_back(VerifyAndDeliver(std::move(batch)));
+  }
+  return result;
+}
+
+}  // namespace cbpipe

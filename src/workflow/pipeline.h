@@ -1,0 +1,66 @@
+// The whole pipeline for one input on one machine: ingest and validate ->
+// plan and generate -> verify -> deliver (destinations in parallel).
+//
+//   Pipeline pipeline(config, ledger.get(), RetryEnv::Real(), now);
+//   InputResult r = pipeline.Process("/in/chargebacks.csv");
+//
+// Each step's result is data (ids, paths, counts), never the records
+// themselves. Rejected records go to <work_dir>/runs/<input_id>/rejects.csv;
+// an input that cannot be read at all is copied to
+// <work_dir>/quarantine/<input_id>/ with its reason, the original kept.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "deliver/deliverer.h"
+#include "deliver/ledger.h"
+#include "output/batch_planner.h"
+#include "workflow/input_scan.h"
+
+namespace cbpipe {
+
+struct DeliveredFile {
+  FileSummary file;
+  DeliveryResult delivery;
+};
+
+struct BatchResult {
+  Batch batch;
+  Status verify;  // not OK: nothing of the batch was delivered
+  std::vector<DeliveredFile> files;
+  bool ok() const;
+};
+
+struct InputResult {
+  std::string input;
+  std::string input_id;  // first 16 hex digits of the input's SHA-256
+  InputScan scan;
+  std::string rejects_file;
+  std::string quarantine_dir;  // set when the input was unreadable
+  Status error;                // unreadable input, or I/O failure
+  std::vector<BatchResult> batches;
+  bool ok() const;
+};
+
+class Pipeline {
+ public:
+  Pipeline(const Config& config, DeliveryLedger* ledger, RetryEnv env,
+           int64_t now_epoch_seconds);
+  InputResult Process(const std::string& input_path);
+
+ private:
+  Status Generate(const std::string& input_path, InputResult* result,
+                  std::vector<Batch>* batches);
+  BatchResult VerifyAndDeliver(Batch batch);
+
+  const Config& config_;
+  DeliveryLedger* ledger_;
+  RetryEnv env_;
+  int64_t now_;
+};
+
+}  // namespace cbpipe
