@@ -1,0 +1,506 @@
+// MakeNetworkTransport against real servers on 127.0.0.1: OpenSSH sshd
+// (SFTP) and vsftpd (FTP, explicit and implicit FTPS), started per test by
+// tests/servers. Needs root (CI runs as root); skipped otherwise.
+#include "deliver/curl_transport.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "servers/test_servers.h"
+
+namespace cbpipe {
+namespace {
+
+namespace fs = std::filesystem;
+using ::cbpipe::testing::CuttingProxy;
+using ::cbpipe::testing::FtpServer;
+using ::cbpipe::testing::FtpServerOptions;
+using ::cbpipe::testing::FtpTls;
+using ::cbpipe::testing::MakeRemoteDir;
+using ::cbpipe::testing::SshServer;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kPasswordEnv[] = "CBPIPE_TEST_SERVER_PASSWORD";
+
+enum class Kind { kSftp, kFtp, kFtpsExplicit, kFtpsImplicit };
+
+std::string KindName(Kind kind) {
+  switch (kind) {
+    case Kind::kSftp: return "Sftp";
+    case Kind::kFtp: return "Ftp";
+    case Kind::kFtpsExplicit: return "FtpsExplicit";
+    case Kind::kFtpsImplicit: return "FtpsImplicit";
+  }
+  return "?";
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string WriteRandomFile(const std::string& path, size_t size,
+                            unsigned seed = 1) {
+  std::mt19937_64 rng(seed);
+  std::string data(size, '\0');
+  for (size_t i = 0; i < size; ++i) data[i] = static_cast<char>(rng() & 0xff);
+  std::ofstream(path, std::ios::binary) << data;
+  return data;
+}
+
+// One server of `kind`, with writable "in", not-writable "readonly" and a
+// local scratch folder; dest() points at "in".
+class ServerTest : public ::testing::TestWithParam<Kind> {
+ protected:
+  void SetUp() override {
+    Status root = testing::RequireRoot();
+    if (!root.ok()) GTEST_SKIP() << root.message();
+    char tmpl[] = "/tmp/cbpipe-transport-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    local_ = dir_ + "/local";
+    fs::create_directories(local_);
+  }
+  void TearDown() override {
+    proxies_.clear();
+    sftp_.reset();
+    ftp_.reset();
+    if (!dir_.empty() && !HasFailure()) fs::remove_all(dir_);
+    if (HasFailure()) std::cerr << "kept " << dir_ << " for inspection\n";
+  }
+
+  // Starts the server for `kind`; for FTP `pasv_address` as in
+  // FtpServerOptions.
+  void StartServer(Kind kind, const std::string& pasv_address = "127.0.0.1") {
+    kind_ = kind;
+    if (kind == Kind::kSftp) {
+      auto s = SshServer::Start(dir_ + "/server");
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      sftp_.emplace(std::move(*s));
+      root_ = sftp_->root_dir();
+      ::setenv(kPasswordEnv, sftp_->password().c_str(), 1);
+      dest_.url = sftp_->url("in");
+      dest_.username = sftp_->user();
+      dest_.private_key_ref = "file:" + sftp_->client_key_path();
+      dest_.known_hosts = sftp_->known_hosts_path();
+    } else {
+      FtpServerOptions options;
+      options.tls = kind == Kind::kFtp            ? FtpTls::kNone
+                    : kind == Kind::kFtpsExplicit ? FtpTls::kExplicit
+                                                  : FtpTls::kImplicit;
+      options.pasv_address = pasv_address;
+      auto s = FtpServer::Start(dir_ + "/server", options);
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      ftp_.emplace(std::move(*s));
+      root_ = ftp_->root_dir();
+      ::setenv(kPasswordEnv, ftp_->password().c_str(), 1);
+      dest_.url = ftp_->url("in");
+      dest_.username = ftp_->user();
+      dest_.password_ref = std::string("env:") + kPasswordEnv;
+      dest_.ca_file = ftp_->ca_cert_path();
+      dest_.ftps_mode = kind == Kind::kFtpsImplicit ? FtpsMode::kImplicit
+                                                    : FtpsMode::kExplicit;
+      dest_.allow_insecure = kind == Kind::kFtp;
+    }
+    dest_.name = "test";
+    dest_.connect_timeout_seconds = 5;
+    dest_.transfer_timeout_seconds = 30;
+    dest_.stall_timeout_seconds = 5;
+    ASSERT_TRUE(MakeRemoteDir(root_, "in", true).ok());
+    ASSERT_TRUE(MakeRemoteDir(root_, "readonly", false).ok());
+  }
+
+  std::unique_ptr<Transport> Make() {
+    auto t = MakeNetworkTransport(dest_);
+    EXPECT_TRUE(t.ok()) << t.status().ToString();
+    return t.ok() ? std::move(*t) : nullptr;
+  }
+
+  // The URL of folder `subdir` on the current server, through `port`.
+  std::string UrlOf(const std::string& subdir,
+                    const std::string& host = "127.0.0.1", int port = 0) {
+    return sftp_ ? sftp_->url(subdir, port) : ftp_->url(subdir, host, port);
+  }
+
+  std::string Remote(const std::string& relative) {
+    return root_ + "/" + relative;
+  }
+
+  Kind kind_ = Kind::kSftp;
+  std::string dir_, local_, root_;
+  std::optional<SshServer> sftp_;
+  std::optional<FtpServer> ftp_;
+  std::vector<std::unique_ptr<CuttingProxy>> proxies_;
+  DestinationConfig dest_;
+};
+
+class TransportTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    if (IsSkipped()) return;
+    StartServer(GetParam());
+  }
+};
+
+TEST_P(TransportTest, UploadRenameAndSizeOnOneConnection) {
+  auto t = Make();
+  ASSERT_NE(t, nullptr);
+  std::string data = WriteRandomFile(local_ + "/a.csv", 3 * 1024 * 1024 + 7);
+  std::string small = WriteRandomFile(local_ + "/b.csv", 10, 2);
+  std::string empty = WriteRandomFile(local_ + "/c.csv", 0);
+
+  Status s = t->Upload(local_ + "/a.csv", "a.csv.part");
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  s = t->Rename("a.csv.part", "a.csv", false);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_FALSE(fs::exists(Remote("in/a.csv.part")));
+  EXPECT_TRUE(ReadAll(Remote("in/a.csv")) == data) << "content differs";
+  auto size = t->RemoteSize("a.csv");
+  ASSERT_TRUE(size.ok()) << size.status().ToString();
+  ASSERT_TRUE(size->has_value());
+  EXPECT_EQ(**size, data.size());
+
+  // More files over the same transport (and connection).
+  for (const char* name : {"b.csv", "c.csv"}) {
+    s = t->Upload(local_ + "/" + name, std::string(name) + ".part");
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    s = t->Rename(std::string(name) + ".part", name, false);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+  EXPECT_EQ(ReadAll(Remote("in/b.csv")), small);
+  EXPECT_TRUE(fs::exists(Remote("in/c.csv")));
+  EXPECT_EQ(fs::file_size(Remote("in/c.csv")), 0u);
+  size = t->RemoteSize("c.csv");
+  ASSERT_TRUE(size.ok()) << size.status().ToString();
+  EXPECT_EQ(*size, std::optional<uint64_t>(0));
+}
+
+TEST_P(TransportTest, UploadTruncatesAnExistingFile) {
+  auto t = Make();
+  ASSERT_NE(t, nullptr);
+  WriteRandomFile(local_ + "/long", 100000);
+  std::string data = WriteRandomFile(local_ + "/short", 1000, 3);
+  ASSERT_TRUE(t->Upload(local_ + "/long", "x.part").ok());
+  ASSERT_TRUE(t->Upload(local_ + "/short", "x.part").ok());
+  EXPECT_EQ(ReadAll(Remote("in/x.part")), data);
+}
+
+TEST_P(TransportTest, RemoteSizeOfAMissingFileIsNullopt) {
+  auto t = Make();
+  ASSERT_NE(t, nullptr);
+  auto size = t->RemoteSize("nothing-here.csv");
+  ASSERT_TRUE(size.ok()) << size.status().ToString();
+  EXPECT_FALSE(size->has_value());
+}
+
+TEST_P(TransportTest, RenameOntoAnExistingNameFailsUnlessReplace) {
+  auto t = Make();
+  ASSERT_NE(t, nullptr);
+  std::string old_data = WriteRandomFile(local_ + "/old", 5000, 4);
+  std::string new_data = WriteRandomFile(local_ + "/new", 6000, 5);
+  ASSERT_TRUE(t->Upload(local_ + "/old", "f.csv").ok());
+  ASSERT_TRUE(t->Upload(local_ + "/new", "f.csv.part").ok());
+
+  Status s = t->Rename("f.csv.part", "f.csv", false);
+  EXPECT_EQ(s.code(), StatusCode::kAlreadyExists) << s.ToString();
+  EXPECT_EQ(ReadAll(Remote("in/f.csv")), old_data);
+  EXPECT_EQ(ReadAll(Remote("in/f.csv.part")), new_data);
+
+  s = t->Rename("f.csv.part", "f.csv", true);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(ReadAll(Remote("in/f.csv")), new_data);
+  EXPECT_FALSE(fs::exists(Remote("in/f.csv.part")));
+}
+
+TEST_P(TransportTest, RenameOfAMissingFileIsNotFound) {
+  auto t = Make();
+  ASSERT_NE(t, nullptr);
+  Status s = t->Rename("ghost.part", "ghost", false);
+  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.ToString();
+}
+
+TEST_P(TransportTest, RemoveExistingAndMissing) {
+  auto t = Make();
+  ASSERT_NE(t, nullptr);
+  WriteRandomFile(local_ + "/r", 10);
+  ASSERT_TRUE(t->Upload(local_ + "/r", "r.part").ok());
+  ASSERT_TRUE(fs::exists(Remote("in/r.part")));
+  Status s = t->Remove("r.part");
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_FALSE(fs::exists(Remote("in/r.part")));
+  s = t->Remove("r.part");
+  EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
+TEST_P(TransportTest, MissingRemoteDirectoryIsPermanent) {
+  dest_.url = UrlOf("no-such-dir");
+  auto t = Make();
+  ASSERT_NE(t, nullptr);
+  WriteRandomFile(local_ + "/m", 100);
+  Status s = t->Upload(local_ + "/m", "m.part");
+  EXPECT_FALSE(s.ok());
+  EXPECT_FALSE(s.IsTransient()) << s.ToString();
+  EXPECT_THAT(s.code(), ::testing::AnyOf(StatusCode::kNotFound,
+                                         StatusCode::kPermissionDenied))
+      << s.ToString();
+  auto size = t->RemoteSize("m.part");
+  EXPECT_EQ(size.status().code(), StatusCode::kNotFound)
+      << size.status().ToString();
+  EXPECT_FALSE(fs::exists(Remote("no-such-dir")));
+}
+
+TEST_P(TransportTest, NotWritableDirectoryIsPermissionDenied) {
+  dest_.url = UrlOf("readonly");
+  auto t = Make();
+  ASSERT_NE(t, nullptr);
+  WriteRandomFile(local_ + "/w", 100);
+  Status s = t->Upload(local_ + "/w", "w.part");
+  EXPECT_EQ(s.code(), StatusCode::kPermissionDenied) << s.ToString();
+}
+
+TEST_P(TransportTest, WrongPasswordIsUnauthenticatedAndFast) {
+  ::setenv("CBPIPE_TEST_WRONG_PASSWORD", "not-the-password", 1);
+  dest_.password_ref = "env:CBPIPE_TEST_WRONG_PASSWORD";
+  dest_.private_key_ref.clear();
+  auto t = Make();
+  ASSERT_NE(t, nullptr);
+  WriteRandomFile(local_ + "/p", 100);
+  auto start = std::chrono::steady_clock::now();
+  Status s = t->Upload(local_ + "/p", "p.part");
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(s.code(), StatusCode::kUnauthenticated) << s.ToString();
+  EXPECT_THAT(s.message(), Not(HasSubstr("not-the-password")));
+  EXPECT_LT(took, std::chrono::seconds(5));
+}
+
+TEST_P(TransportTest, CorrectPasswordWorks) {
+  dest_.password_ref = std::string("env:") + kPasswordEnv;
+  dest_.private_key_ref.clear();
+  auto t = Make();
+  ASSERT_NE(t, nullptr);
+  WriteRandomFile(local_ + "/p", 100);
+  Status s = t->Upload(local_ + "/p", "p.part");
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_THAT(s.message(), Not(HasSubstr(::getenv(kPasswordEnv))));
+}
+
+TEST_P(TransportTest, ServerDownIsUnavailable) {
+  auto port = testing::FindFreePort();
+  ASSERT_TRUE(port.ok());
+  dest_.url = UrlOf("in", "127.0.0.1", *port);
+  auto t = Make();
+  ASSERT_NE(t, nullptr);
+  WriteRandomFile(local_ + "/d", 100);
+  Status s = t->Upload(local_ + "/d", "d.part");
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  EXPECT_TRUE(s.IsTransient());
+}
+
+TEST_P(TransportTest, ServerStoppedBetweenCallsIsTransient) {
+  auto t = Make();
+  ASSERT_NE(t, nullptr);
+  WriteRandomFile(local_ + "/s", 100);
+  ASSERT_TRUE(t->Upload(local_ + "/s", "s.part").ok());
+  if (sftp_) sftp_->Stop();
+  if (ftp_) ftp_->Stop();
+  Status s = t->Upload(local_ + "/s", "s2.part");
+  EXPECT_TRUE(s.IsTransient()) << s.ToString();
+}
+
+TEST_P(TransportTest, LocalFileMissingIsNotFound) {
+  auto t = Make();
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->Upload(local_ + "/absent", "x.part").code(),
+            StatusCode::kNotFound);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllProtocols, TransportTest,
+                         ::testing::Values(Kind::kSftp, Kind::kFtp,
+                                           Kind::kFtpsExplicit,
+                                           Kind::kFtpsImplicit),
+                         [](const auto& info) { return KindName(info.param); });
+
+// ---- A connection cut in the middle of an upload ----
+
+class CutTransferTest : public ServerTest {};
+
+TEST_P(CutTransferTest, CutMidUploadIsTransientAndLeavesNoFinalFile) {
+  const uint64_t kCutAfter = 1 << 20;
+  if (GetParam() == Kind::kSftp) {
+    // One connection: a proxy in front of sshd.
+    StartServer(Kind::kSftp);
+    auto proxy = CuttingProxy::Start(
+        {.target_port = sftp_->port(), .cut_after_bytes = kCutAfter});
+    ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
+    dest_.url = UrlOf("in", "127.0.0.1", (*proxy)->port());
+    dest_.known_hosts.clear();  // its line names the real port
+    dest_.host_key_sha256 = sftp_->host_key_sha256();
+    proxies_.push_back(std::move(*proxy));
+  } else {
+    // vsftpd announces 127.0.0.2:data_port; proxies on 127.0.0.2 forward
+    // the control connection untouched and cut the data connection.
+    StartServer(GetParam(), "127.0.0.2");
+    auto control = CuttingProxy::Start({.listen_host = "127.0.0.2",
+                                        .listen_port = ftp_->port(),
+                                        .target_port = ftp_->port()});
+    ASSERT_TRUE(control.ok()) << control.status().ToString();
+    auto data = CuttingProxy::Start({.listen_host = "127.0.0.2",
+                                     .listen_port = ftp_->data_port(),
+                                     .target_port = ftp_->data_port(),
+                                     .cut_after_bytes = kCutAfter});
+    ASSERT_TRUE(data.ok()) << data.status().ToString();
+    dest_.url = UrlOf("in", "127.0.0.2");
+    proxies_.push_back(std::move(*control));
+    proxies_.push_back(std::move(*data));
+  }
+  auto t = Make();
+  ASSERT_NE(t, nullptr);
+  WriteRandomFile(local_ + "/big.csv", 16 << 20);
+  Status s = t->Upload(local_ + "/big.csv", "big.csv.part");
+  RecordProperty("outcome", s.ToString());
+  EXPECT_TRUE(s.IsTransient()) << s.ToString();
+  EXPECT_EQ(proxies_.back()->cuts(), 1);
+  EXPECT_FALSE(fs::exists(Remote("in/big.csv")));
+  if (fs::exists(Remote("in/big.csv.part"))) {
+    EXPECT_LT(fs::file_size(Remote("in/big.csv.part")), 16u << 20);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllProtocols, CutTransferTest,
+                         ::testing::Values(Kind::kSftp, Kind::kFtp,
+                                           Kind::kFtpsExplicit,
+                                           Kind::kFtpsImplicit),
+                         [](const auto& info) { return KindName(info.param); });
+
+// ---- SFTP host keys ----
+
+class SftpHostKeyTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    if (IsSkipped()) return;
+    StartServer(Kind::kSftp);
+    WriteRandomFile(local_ + "/h", 100);
+  }
+  Status TryUpload() {
+    auto t = MakeNetworkTransport(dest_);
+    if (!t.ok()) return t.status();
+    return (*t)->Upload(local_ + "/h", "h.part");
+  }
+};
+
+TEST_F(SftpHostKeyTest, PinnedFingerprintWithOrWithoutPrefix) {
+  dest_.known_hosts.clear();
+  dest_.host_key_sha256 = sftp_->host_key_sha256();
+  EXPECT_TRUE(TryUpload().ok());
+  dest_.host_key_sha256 = "SHA256:" + sftp_->host_key_sha256();
+  EXPECT_TRUE(TryUpload().ok());
+}
+
+TEST_F(SftpHostKeyTest, WrongFingerprintIsFailedPrecondition) {
+  dest_.known_hosts.clear();
+  std::string wrong = sftp_->host_key_sha256();
+  wrong[5] = wrong[5] == 'A' ? 'B' : 'A';
+  dest_.host_key_sha256 = wrong;
+  Status s = TryUpload();
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+  EXPECT_FALSE(fs::exists(Remote("in/h.part")));
+}
+
+TEST_F(SftpHostKeyTest, KnownHostsWithAnotherKeyIsFailedPrecondition) {
+  dest_.known_hosts = sftp_->wrong_known_hosts_path();
+  Status s = TryUpload();
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+}
+
+TEST_F(SftpHostKeyTest, KnownHostsWithoutTheHostIsFailedPrecondition) {
+  std::string empty = dir_ + "/empty_known_hosts";
+  std::ofstream(empty)
+      << "[127.0.0.1]:1 ssh-ed25519 "
+         "AAAAC3NzaC1lZDI1NTE5AAAAIFVxbm93bmtleXVua25vd25rZXl1bmtub3du\n";
+  dest_.known_hosts = empty;
+  Status s = TryUpload();
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+}
+
+TEST_F(SftpHostKeyTest, InsecureSkipAcceptsAnyKey) {
+  dest_.known_hosts.clear();
+  dest_.insecure_skip_host_key = true;
+  EXPECT_TRUE(TryUpload().ok());
+}
+
+TEST_F(SftpHostKeyTest, UnknownClientKeyIsUnauthenticated) {
+  dest_.private_key_ref = "file:" + sftp_->unknown_key_path();
+  auto start = std::chrono::steady_clock::now();
+  Status s = TryUpload();
+  EXPECT_EQ(s.code(), StatusCode::kUnauthenticated) << s.ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+// ---- FTPS certificates and plain FTP ----
+
+class FtpsCertificateTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    if (IsSkipped()) return;
+    StartServer(Kind::kFtpsExplicit);
+    WriteRandomFile(local_ + "/c", 100);
+  }
+  Status TryUpload() {
+    auto t = MakeNetworkTransport(dest_);
+    if (!t.ok()) return t.status();
+    return (*t)->Upload(local_ + "/c", "c.part");
+  }
+};
+
+TEST_F(FtpsCertificateTest, UntrustedCertificateIsFailedPrecondition) {
+  dest_.ca_file.clear();  // system store: the self-signed cert is unknown
+  Status s = TryUpload();
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+  EXPECT_THAT(s.message(), Not(HasSubstr(::getenv(kPasswordEnv))));
+  EXPECT_FALSE(fs::exists(Remote("in/c.part")));
+}
+
+TEST_F(FtpsCertificateTest, TrustedThroughCaFile) {
+  Status s = TryUpload();
+  EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
+TEST_F(FtpsCertificateTest, HostNameMustMatchTheCertificate) {
+  // The certificate names 127.0.0.1, 127.0.0.2 and localhost, not 127.0.0.3.
+  auto proxy = CuttingProxy::Start(
+      {.listen_host = "127.0.0.3", .target_port = ftp_->port()});
+  ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
+  dest_.url = ftp_->url("in", "127.0.0.3", (*proxy)->port());
+  proxies_.push_back(std::move(*proxy));
+  Status s = TryUpload();
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+}
+
+TEST_F(FtpsCertificateTest, PlainFtpWithoutAllowInsecureIsRefused) {
+  DestinationConfig d = dest_;
+  d.url = "ftp://127.0.0.1:" + std::to_string(ftp_->port()) + "/in";
+  d.allow_insecure = false;
+  auto t = MakeNetworkTransport(d);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(t.status().message(), HasSubstr("allow_insecure"));
+}
+
+}  // namespace
+}  // namespace cbpipe
