@@ -62,21 +62,19 @@ struct RawRecord {
   // A reader-level problem with this record alone (JSON Lines line that is
   // not a JSON object, a CSV row with the wrong number of cells, a field
   // holding an object or array): the validator reports it as BAD_FORMAT.
-  std::string malformed;         // empty when fine
-  std::string malformed_field;   // the field it concerns, if any
+  std::string malformed;        // empty when fine
+  std::string malformed_field;  // the field it concerns, if any
 
-  std::string_view value(Field f) const {
-    return values[static_cast<int>(f)];
-  }
+  std::string_view value(Field f) const { return values[static_cast<int>(f)]; }
   bool has(Field f) const { return present[static_cast<int>(f)]; }
   void Clear();  // keeps string capacity
 };
 
 struct ReaderLimits {
-  size_t max_field_bytes = 1 << 20;     // a longer field: record malformed
-  size_t max_record_bytes = 4 << 20;    // a longer record/line: input error
-  size_t max_columns = 4096;            // a wider header: input error
-  size_t max_json_depth = 64;           // deeper nesting: malformed record
+  size_t max_field_bytes = 1 << 20;   // a longer field: record malformed
+  size_t max_record_bytes = 4 << 20;  // a longer record/line: input error
+  size_t max_columns = 4096;          // a wider header: input error
+  size_t max_json_depth = 64;         // deeper nesting: malformed record
 };
 
 class RecordReader {
@@ -96,8 +94,26 @@ class RecordReader {
 // Opens `path` ("-" for standard input), detects gzip by its magic bytes and
 // the format from the content unless `format` says otherwise. An empty file
 // is an error (kInvalidArgument, "empty input").
-StatusOr<std::unique_ptr<RecordReader>> OpenReader(
-    const std::string& path, InputFormat format, const FieldMapping& mapping,
-    const ReaderLimits& limits);
+//
+// Any whole-input error may come from here already (a CSV header problem is
+// found at open) or from a later Next(). The reader keeps its own copies of
+// `mapping` and `limits`.
+//
+// CSV: fully blank lines are skipped wherever they are. A header in which no
+// column maps to a known field (or a sensitive name) is taken as a missing
+// header row: a whole-input error.
+// JSON array: an element that is not an object is a malformed record at its
+// index (reading continues); broken array syntax between elements is a
+// whole-input error.
+StatusOr<std::unique_ptr<RecordReader>> OpenReader(const std::string& path,
+                                                   InputFormat format,
+                                                   const FieldMapping& mapping,
+                                                   const ReaderLimits& limits);
+
+// As OpenReader, over a copy of `data` (which may be gzip-compressed).
+// `name` stands for the path in messages. For tests and fuzzing.
+StatusOr<std::unique_ptr<RecordReader>> OpenReaderFromMemory(
+    std::string data, const std::string& name, InputFormat format,
+    const FieldMapping& mapping, const ReaderLimits& limits);
 
 }  // namespace cbpipe

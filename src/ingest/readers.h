@@ -1,0 +1,25 @@
+// Constructors of the concrete readers behind OpenReader. Internal to ingest/.
+#pragma once
+
+#include <memory>
+
+#include "common/status.h"
+#include "ingest/input_buffer.h"
+#include "ingest/reader.h"
+
+namespace cbpipe::ingest_internal {
+
+// Reads the header row at once, so a header problem fails here.
+StatusOr<std::unique_ptr<RecordReader>> MakeCsvReader(
+    std::unique_ptr<InputBuffer> in, const FieldMapping& mapping,
+    const ReaderLimits& limits);
+
+std::unique_ptr<RecordReader> MakeJsonLinesReader(
+    std::unique_ptr<InputBuffer> in, const FieldMapping& mapping,
+    const ReaderLimits& limits);
+
+std::unique_ptr<RecordReader> MakeJsonArrayReader(
+    std::unique_ptr<InputBuffer> in, const FieldMapping& mapping,
+    const ReaderLimits& limits);
+
+}  // namespace cbpipe::ingest_internal
