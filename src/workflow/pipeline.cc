@@ -162,6 +162,7 @@ Status Pipeline::Generate(const std::string& input_path, InputResult* result,
 
 BatchResult Pipeline::VerifyAndDeliver(Batch batch) {
   BatchResult result;
+  if (before_verify_) before_verify_(batch);
   result.verify = VerifyBatch(batch, config_);
   // Files grouped by destination, in batch order.
   std::map<std::string, std::vector<size_t>> by_destination;

@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,12 @@ class Pipeline {
            int64_t now_epoch_seconds);
   InputResult Process(const std::string& input_path);
 
+  // Called with each batch after generation, before verification: the
+  // tests' way to corrupt a file in between.
+  void SetBeforeVerifyHook(std::function<void(const Batch&)> hook) {
+    before_verify_ = std::move(hook);
+  }
+
  private:
   Status Generate(const std::string& input_path, InputResult* result,
                   std::vector<Batch>* batches);
@@ -61,6 +68,7 @@ class Pipeline {
   DeliveryLedger* ledger_;
   RetryEnv env_;
   int64_t now_;
+  std::function<void(const Batch&)> before_verify_;
 };
 
 }  // namespace cbpipe
