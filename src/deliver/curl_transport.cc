@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -23,7 +24,13 @@ namespace {
 
 // libcurl's maximum. SFTP gains most: libssh2 pipelines as many 30,000-byte
 // write packets as one buffer holds, so a larger buffer keeps more in flight.
+// Measured on loopback (bench/transport): SFTP 80 MB/s with 64 KiB, 112 MB/s
+// with 512 KiB to 2 MiB; FTP and FTPS are the same from 256 KiB up.
 constexpr long kUploadBufferBytes = 2 * 1024 * 1024;
+constexpr long kMinUploadBufferBytes = 16 * 1024;  // libcurl's minimum
+
+// Longest wait in curl_multi_poll when libcurl sets no timer of its own.
+constexpr long kMaxPollWaitMs = 2;
 
 enum class Protocol { kSftp, kFtps, kFtp };
 
@@ -204,9 +211,12 @@ class CurlTransport : public Transport {
     long stall_seconds = 0;
   };
 
-  CurlTransport(Settings settings, CURL* handle)
-      : s_(std::move(settings)), curl_(handle) {}
-  ~CurlTransport() override { curl_easy_cleanup(curl_); }
+  CurlTransport(Settings settings, CURL* handle, CURLM* multi)
+      : s_(std::move(settings)), curl_(handle), multi_(multi) {}
+  ~CurlTransport() override {
+    curl_easy_cleanup(curl_);
+    curl_multi_cleanup(multi_);  // closes the cached connection
+  }
 
   Status Upload(const std::string& local_path,
                 const std::string& remote_name) override;
@@ -221,6 +231,8 @@ class CurlTransport : public Transport {
   // Resets the handle (the connection stays open) and sets what every
   // call shares: credentials, verification, timeouts.
   void Prepare(const std::string& url);
+  // curl_easy_perform through multi_.
+  CURLcode RunToCompletion();
   // Runs the prepared request; Status from Classify.
   Status Perform(const std::string& what);
   // Runs quote commands after CWD to (FTP) or on (SFTP) the directory.
@@ -240,6 +252,10 @@ class CurlTransport : public Transport {
 
   Settings s_;
   CURL* curl_;
+  // Drives curl_ (and caches its connection) with a bounded poll wait:
+  // libcurl 7.88's curl_easy_perform sometimes idles a full second before
+  // opening an FTP data connection, once per file.
+  CURLM* multi_;
   char error_[CURL_ERROR_SIZE] = {};
 };
 
@@ -262,7 +278,6 @@ void CurlTransport::Prepare(const std::string& url) {
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, s_.stall_seconds);
     curl_easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT, s_.stall_seconds);
   }
-  curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, kUploadBufferBytes);
   curl_easy_setopt(h, CURLOPT_USERNAME, s_.username.c_str());
   if (!s_.password.empty()) {
     curl_easy_setopt(h, CURLOPT_PASSWORD, s_.password.c_str());
@@ -317,8 +332,40 @@ void CurlTransport::Prepare(const std::string& url) {
   }
 }
 
+CURLcode CurlTransport::RunToCompletion() {
+  CURLMcode mc = curl_multi_add_handle(multi_, curl_);
+  if (mc != CURLM_OK) return CURLE_FAILED_INIT;
+  CURLcode result = CURLE_OK;
+  bool done = false;
+  while (!done) {
+    int running = 0;
+    mc = curl_multi_perform(multi_, &running);
+    if (mc != CURLM_OK) {
+      result = CURLE_FAILED_INIT;
+      break;
+    }
+    int queued = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi_, &queued)) {
+      if (msg->msg == CURLMSG_DONE && msg->easy_handle == curl_) {
+        result = msg->data.result;
+        done = true;
+      }
+    }
+    if (done || running == 0) break;
+    // Sockets wake the poll at once; the cap only bounds the idle case.
+    long timeout_ms = -1;
+    curl_multi_timeout(multi_, &timeout_ms);
+    if (timeout_ms < 0 || timeout_ms > kMaxPollWaitMs) {
+      timeout_ms = kMaxPollWaitMs;
+    }
+    curl_multi_poll(multi_, nullptr, 0, static_cast<int>(timeout_ms), nullptr);
+  }
+  curl_multi_remove_handle(multi_, curl_);
+  return result;
+}
+
 Status CurlTransport::Perform(const std::string& what) {
-  CURLcode rc = curl_easy_perform(curl_);
+  CURLcode rc = RunToCompletion();
   if (rc == CURLE_OK) return OkStatus();
   long response = 0;
   if (s_.protocol != Protocol::kSftp) {
@@ -369,6 +416,10 @@ Status CurlTransport::Upload(const std::string& local_path,
   const uint64_t size = static_cast<uint64_t>(st.st_size);
 
   Prepare(FileUrl(remote_name));
+  // libcurl allocates this buffer per transfer: no bigger than the file.
+  curl_easy_setopt(curl_, CURLOPT_UPLOAD_BUFFERSIZE,
+                   static_cast<long>(std::clamp<uint64_t>(
+                       size, kMinUploadBufferBytes, kUploadBufferBytes)));
   curl_easy_setopt(curl_, CURLOPT_UPLOAD, 1L);
   curl_easy_setopt(curl_, CURLOPT_READFUNCTION, ReadFromFile);
   curl_easy_setopt(curl_, CURLOPT_READDATA, &source);
@@ -682,9 +733,16 @@ StatusOr<std::unique_ptr<Transport>> MakeNetworkTransport(
           : std::max(1L, static_cast<long>(std::ceil(d.stall_timeout_seconds)));
 
   CURL* handle = curl_easy_init();
-  if (handle == nullptr) return InternalError("curl_easy_init failed");
+  CURLM* multi = curl_multi_init();
+  if (handle == nullptr || multi == nullptr) {
+    curl_easy_cleanup(handle);
+    curl_multi_cleanup(multi);
+    return InternalError("curl_easy_init failed");
+  }
+  // One connection per destination: keep just the one.
+  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 1L);
   return std::unique_ptr<Transport>(
-      std::make_unique<CurlTransport>(std::move(s), handle));
+      std::make_unique<CurlTransport>(std::move(s), handle, multi));
 }
 
 }  // namespace cbpipe

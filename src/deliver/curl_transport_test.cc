@@ -84,7 +84,8 @@ class ServerTest : public ::testing::TestWithParam<Kind> {
 
   // Starts the server for `kind`; for FTP `pasv_address` as in
   // FtpServerOptions.
-  void StartServer(Kind kind, const std::string& pasv_address = "127.0.0.1") {
+  void StartServer(Kind kind, const std::string& pasv_address = "127.0.0.1",
+                   int pasv_port_count = 200) {
     kind_ = kind;
     if (kind == Kind::kSftp) {
       auto s = SshServer::Start(dir_ + "/server");
@@ -102,6 +103,7 @@ class ServerTest : public ::testing::TestWithParam<Kind> {
                     : kind == Kind::kFtpsExplicit ? FtpTls::kExplicit
                                                   : FtpTls::kImplicit;
       options.pasv_address = pasv_address;
+      options.pasv_port_count = pasv_port_count;
       auto s = FtpServer::Start(dir_ + "/server", options);
       ASSERT_TRUE(s.ok()) << s.status().ToString();
       ftp_.emplace(std::move(*s));
@@ -353,7 +355,7 @@ TEST_P(CutTransferTest, CutMidUploadIsTransientAndLeavesNoFinalFile) {
   } else {
     // vsftpd announces 127.0.0.2:data_port; proxies on 127.0.0.2 forward
     // the control connection untouched and cut the data connection.
-    StartServer(GetParam(), "127.0.0.2");
+    StartServer(GetParam(), "127.0.0.2", /*pasv_port_count=*/1);
     auto control = CuttingProxy::Start({.listen_host = "127.0.0.2",
                                         .listen_port = ftp_->port(),
                                         .target_port = ftp_->port()});

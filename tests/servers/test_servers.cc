@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -499,7 +500,16 @@ StatusOr<FtpServer> FtpServer::Start(const std::string& dir_arg,
   Status last;
   for (int attempt = 0; attempt < 3; ++attempt) {
     CBPIPE_ASSIGN_OR_RETURN(s.port_, FindFreePort());
-    CBPIPE_ASSIGN_OR_RETURN(s.data_port_, FindFreePort());
+    if (options.pasv_port_count <= 1) {
+      CBPIPE_ASSIGN_OR_RETURN(s.data_port_, FindFreePort());
+    } else {
+      // A range below the kernel's ephemeral ports (32768-60999), so that
+      // client sockets do not take them; vsftpd skips ports in use.
+      std::random_device rd;
+      s.data_port_ = 10000 + static_cast<int>(rd() % 20000);
+    }
+    const int last_data_port =
+        s.data_port_ + std::max(1, options.pasv_port_count) - 1;
     std::string config =
         "listen=YES\n"
         "listen_ipv6=NO\n"
@@ -532,7 +542,7 @@ StatusOr<FtpServer> FtpServer::Start(const std::string& dir_arg,
         std::to_string(s.data_port_) +
         "\n"
         "pasv_max_port=" +
-        std::to_string(s.data_port_) +
+        std::to_string(last_data_port) +
         "\n"
         "port_enable=YES\n"
         "connect_from_port_20=NO\n"

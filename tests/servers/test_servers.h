@@ -117,6 +117,10 @@ struct FtpServerOptions {
   FtpTls tls = FtpTls::kNone;
   // The address announced in PASV replies (see the header comment).
   std::string pasv_address = "127.0.0.1";
+  // Passive data ports: data_port() .. data_port() + count - 1. A cutting
+  // proxy needs a single port; many files need many (vsftpd stalls while
+  // the port of the previous data connection is still being closed).
+  int pasv_port_count = 200;
 };
 
 class FtpServer {
@@ -125,7 +129,7 @@ class FtpServer {
                                    const FtpServerOptions& options = {});
 
   int port() const { return port_; }
-  // The single passive data port vsftpd listens on (on 127.0.0.1).
+  // The first passive data port vsftpd listens on (on 127.0.0.1).
   int data_port() const { return data_port_; }
   const std::string& user() const { return user_; }
   const std::string& password() const { return password_; }

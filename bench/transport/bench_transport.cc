@@ -1,0 +1,301 @@
+// Upload throughput of cbpipe's network transports against the curl CLI,
+// both talking to the same local servers (tests/servers): for each protocol,
+// a few large files and many small ones, each over one connection.
+//
+//   bench_transport [--runs 3] [--protocols sftp,ftps,ftp]
+//                   [--big-count 4] [--big-mb 100]
+//                   [--small-count 1000] [--small-kb 10] [--dir /tmp/x]
+//
+// Prints, per protocol and workload, the median time of each and the ratio
+// cbpipe speed / curl speed (1.00 = as fast as curl). Needs root (servers).
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "deliver/curl_transport.h"
+#include "servers/test_servers.h"
+
+namespace cbpipe {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  int runs = 3;
+  std::vector<std::string> protocols = {"sftp", "ftps", "ftp"};
+  int big_count = 4;
+  int big_mb = 100;
+  int small_count = 1000;
+  int small_kb = 10;
+  std::string dir;
+};
+
+struct Workload {
+  std::string name;
+  std::vector<std::string> files;
+  uint64_t bytes = 0;
+};
+
+// Where one protocol's server is, for both clients.
+struct Target {
+  std::string protocol;
+  DestinationConfig dest;    // for cbpipe
+  std::string curl_url;      // folder URL for the curl CLI, ends in '/'
+  std::string curl_options;  // curl config lines (credentials, TLS, key)
+  std::string remote_dir;    // local path of that folder, to clear it
+};
+
+std::vector<std::string> Split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, sep)) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+Workload MakeFiles(const std::string& dir, const std::string& name, int count,
+                   size_t size) {
+  Workload w;
+  w.name = name;
+  fs::create_directories(dir);
+  std::mt19937_64 rng(42);
+  std::vector<uint64_t> block((size + 7) / 8);
+  for (int i = 0; i < count; ++i) {
+    std::string path = dir + "/" + name + "_" + std::to_string(i) + ".csv";
+    if (!fs::exists(path) || fs::file_size(path) != size) {
+      for (auto& word : block) word = rng();
+      std::ofstream(path, std::ios::binary)
+          .write(reinterpret_cast<const char*>(block.data()),
+                 static_cast<std::streamsize>(size));
+    }
+    w.files.push_back(path);
+    w.bytes += size;
+  }
+  return w;
+}
+
+void ClearDir(const std::string& dir) {
+  for (const auto& entry : fs::directory_iterator(dir)) fs::remove(entry);
+}
+
+// Seconds for cbpipe to upload every file of `w` with one Transport.
+std::optional<double> RunCbpipe(const Target& t, const Workload& w) {
+  auto start = Clock::now();
+  auto transport = MakeNetworkTransport(t.dest);
+  if (!transport.ok()) {
+    std::cerr << transport.status().ToString() << "\n";
+    return std::nullopt;
+  }
+  for (const std::string& file : w.files) {
+    Status s = (*transport)->Upload(file, fs::path(file).filename().string());
+    if (!s.ok()) {
+      std::cerr << "cbpipe: " << s.ToString() << "\n";
+      return std::nullopt;
+    }
+  }
+  transport->reset();
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Seconds for one curl process to upload every file of `w` (one connection,
+// reused from URL to URL), from a config file so no secret is on argv.
+std::optional<double> RunCurl(const Target& t, const Workload& w,
+                              const std::string& config_path) {
+  {
+    std::ofstream config(config_path, std::ios::trunc);
+    config << t.curl_options << "silent\nshow-error\n";
+    for (const std::string& file : w.files) {
+      config << "upload-file = \"" << file << "\"\nurl = \"" << t.curl_url
+             << fs::path(file).filename().string() << "\"\n";
+    }
+  }
+  ::chmod(config_path.c_str(), 0600);
+  auto start = Clock::now();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execlp("curl", "curl", "--config", config_path.c_str(),
+             static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int wstatus = 0;
+  ::waitpid(pid, &wstatus, 0);
+  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+    std::cerr << "curl failed (status " << wstatus << ")\n";
+    return std::nullopt;
+  }
+  return seconds;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+int Main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string flag = argv[i], value = argv[i + 1];
+    if (flag == "--runs")
+      o.runs = std::stoi(value);
+    else if (flag == "--protocols")
+      o.protocols = Split(value, ',');
+    else if (flag == "--big-count")
+      o.big_count = std::stoi(value);
+    else if (flag == "--big-mb")
+      o.big_mb = std::stoi(value);
+    else if (flag == "--small-count")
+      o.small_count = std::stoi(value);
+    else if (flag == "--small-kb")
+      o.small_kb = std::stoi(value);
+    else if (flag == "--dir")
+      o.dir = value;
+    else {
+      std::cerr << "unknown flag " << flag << "\n";
+      return 2;
+    }
+  }
+  Status root = testing::RequireRoot();
+  if (!root.ok()) {
+    std::cerr << root.message() << "\n";
+    return 2;
+  }
+  if (o.dir.empty()) {
+    char tmpl[] = "/tmp/cbpipe-bench-XXXXXX";
+    o.dir = ::mkdtemp(tmpl);
+  }
+  std::cerr << "bench folder " << o.dir << "; making files...\n";
+  std::vector<Workload> workloads = {
+      MakeFiles(o.dir + "/data", "big", o.big_count,
+                static_cast<size_t>(o.big_mb) << 20),
+      MakeFiles(o.dir + "/data", "small", o.small_count,
+                static_cast<size_t>(o.small_kb) << 10)};
+  workloads[0].name =
+      std::to_string(o.big_count) + " x " + std::to_string(o.big_mb) + " MB";
+  workloads[1].name = std::to_string(o.small_count) + " x " +
+                      std::to_string(o.small_kb) + " KB";
+
+  std::optional<testing::SshServer> sftp;
+  std::vector<testing::FtpServer> ftp_servers;
+  std::vector<Target> targets;
+  for (const std::string& protocol : o.protocols) {
+    Target t;
+    t.protocol = protocol;
+    t.dest.name = "bench-" + protocol;
+    t.dest.transfer_timeout_seconds = 600;
+    std::string server_dir = o.dir + "/server-" + protocol;
+    if (protocol == "sftp") {
+      auto s = testing::SshServer::Start(server_dir);
+      if (!s.ok()) {
+        std::cerr << s.status().ToString() << "\n";
+        return 1;
+      }
+      sftp.emplace(std::move(*s));
+      t.dest.url = sftp->url("bench");
+      t.dest.username = sftp->user();
+      t.dest.private_key_ref = "file:" + sftp->client_key_path();
+      t.dest.host_key_sha256 = sftp->host_key_sha256();
+      t.curl_url = t.dest.url + "/";
+      t.curl_options = "user = \"" + sftp->user() + ":\"\nkey = \"" +
+                       sftp->client_key_path() + "\"\nhostpubsha256 = \"" +
+                       sftp->host_key_sha256() + "\"\n";
+      t.remote_dir = sftp->root_dir() + "/bench";
+      if (!testing::MakeRemoteDir(sftp->root_dir(), "bench", true).ok()) {
+        return 1;
+      }
+    } else if (protocol == "ftps" || protocol == "ftp") {
+      testing::FtpServerOptions fo;
+      fo.tls = protocol == "ftps" ? testing::FtpTls::kExplicit
+                                  : testing::FtpTls::kNone;
+      auto s = testing::FtpServer::Start(server_dir, fo);
+      if (!s.ok()) {
+        std::cerr << s.status().ToString() << "\n";
+        return 1;
+      }
+      ftp_servers.push_back(std::move(*s));
+      const testing::FtpServer& f = ftp_servers.back();
+      ::setenv("CBPIPE_BENCH_PASSWORD", f.password().c_str(), 1);
+      t.dest.url = f.url("bench");
+      t.dest.username = f.user();
+      t.dest.password_ref = "env:CBPIPE_BENCH_PASSWORD";
+      t.dest.ca_file = f.ca_cert_path();
+      t.dest.allow_insecure = protocol == "ftp";
+      // curl's ftps:// is implicit TLS: explicit is ftp:// + --ssl-reqd.
+      t.curl_url = "ftp://127.0.0.1:" + std::to_string(f.port()) + "/bench/";
+      t.curl_options = "user = \"" + f.user() + ":" + f.password() + "\"\n";
+      if (protocol == "ftps") {
+        // Same TLS version as cbpipe (see curl_transport.cc on TLS 1.3).
+        t.curl_options += "ssl-reqd\ncacert = \"" + f.ca_cert_path() +
+                          "\"\ntlsv1.2\ntls-max = 1.2\n";
+      }
+      t.remote_dir = f.root_dir() + "/bench";
+      if (!testing::MakeRemoteDir(f.root_dir(), "bench", true).ok()) return 1;
+    } else {
+      std::cerr << "unknown protocol " << protocol << "\n";
+      return 2;
+    }
+    targets.push_back(std::move(t));
+  }
+
+  std::printf("%-5s %-16s %10s %10s %9s %9s %7s\n", "proto", "workload",
+              "cbpipe s", "curl s", "cbpipe/s", "curl/s", "ratio");
+  bool all_ok = true;
+  for (const Target& t : targets) {
+    for (const Workload& w : workloads) {
+      std::vector<double> ours, theirs;
+      for (int run = 0; run < o.runs; ++run) {
+        // Alternate which goes first so neither always gets a warm server.
+        for (int turn = 0; turn < 2; ++turn) {
+          ClearDir(t.remote_dir);
+          bool cbpipe_turn = (run + turn) % 2 == 0;
+          auto seconds = cbpipe_turn ? RunCbpipe(t, w)
+                                     : RunCurl(t, w, o.dir + "/curl.config");
+          if (!seconds) {
+            all_ok = false;
+            continue;
+          }
+          (cbpipe_turn ? ours : theirs).push_back(*seconds);
+        }
+      }
+      if (ours.empty() || theirs.empty()) {
+        std::printf("%-5s %-16s failed\n", t.protocol.c_str(), w.name.c_str());
+        continue;
+      }
+      double a = Median(ours), b = Median(theirs);
+      double mb = static_cast<double>(w.bytes) / (1 << 20);
+      std::printf("%-5s %-16s %10.3f %10.3f %8.1fM %8.1fM %6.2fx\n",
+                  t.protocol.c_str(), w.name.c_str(), a, b, mb / a, mb / b,
+                  b / a);
+      std::fflush(stdout);
+    }
+    ClearDir(t.remote_dir);
+  }
+  std::printf(
+      "ratio = curl time / cbpipe time (>= 1.00: cbpipe as fast or "
+      "faster); medians of %d runs\n",
+      o.runs);
+  return all_ok ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace cbpipe
+
+int main(int argc, char** argv) { return cbpipe::Main(argc, argv); }
