@@ -1,0 +1,204 @@
+#include "output/file_writer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <utility>
+
+namespace cbpipe {
+namespace {
+
+// Large enough that write(2) calls are rare against ~150-byte rows, small
+// enough to keep memory flat per open file (one file per destination).
+constexpr size_t kBufferSize = 256 * 1024;
+
+Status ErrnoStatus(const std::string& what, const std::string& path) {
+  const int err = errno;
+  std::string message = what + " " + path + ": " + std::strerror(err);
+  if (err == ENOSPC || err == EDQUOT) return ResourceExhaustedError(message);
+  if (err == EACCES || err == EPERM || err == EROFS) {
+    return PermissionDeniedError(message);
+  }
+  return UnavailableError(message);
+}
+
+// How much one record can lengthen the trailer: a digit of the count (and
+// quotes, should the delimiter be a digit), and in the totals cell a new
+// "CUR=amount;" or a longer total (at most 21 characters: sign, 19 digits,
+// point), plus quotes and the formula guard's apostrophe should the cell
+// newly need them.
+uint64_t TrailerGrowthBound(const Record& record) {
+  return 34 + record.currency.size();
+}
+
+}  // namespace
+
+std::string HexDigest(const unsigned char* digest, size_t size) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(size * 2);
+  for (size_t i = 0; i < size; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 0xf]);
+  }
+  return out;
+}
+
+StatusOr<std::unique_ptr<FileWriter>> FileWriter::Create(std::string path,
+                                                         const Layout& layout) {
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  if (md == nullptr || EVP_DigestInit_ex(md, EVP_sha256(), nullptr) != 1) {
+    EVP_MD_CTX_free(md);
+    return InternalError("SHA-256 context could not be created");
+  }
+  const int fd =
+      ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    Status status = ErrnoStatus("cannot create", path);
+    EVP_MD_CTX_free(md);
+    return status;
+  }
+  std::unique_ptr<FileWriter> writer(
+      new FileWriter(std::move(path), fd, layout, md));
+  writer->formatter_.AppendHeader(&writer->buffer_);
+  writer->bytes_ = writer->buffer_.size();
+  if (layout.trailer == TrailerKind::kCountAndTotal) {
+    writer->formatter_.AppendTrailer(0, writer->totals_, nullptr,
+                                     &writer->trailer_);
+    writer->trailer_bound_ = writer->trailer_.size();
+  }
+  return writer;
+}
+
+FileWriter::FileWriter(std::string path, int fd, const Layout& layout,
+                       EVP_MD_CTX* md)
+    : path_(std::move(path)), fd_(fd), formatter_(layout), md_(md) {
+  buffer_.reserve(kBufferSize);
+}
+
+FileWriter::~FileWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  EVP_MD_CTX_free(md_);
+}
+
+Status FileWriter::Flush() {
+  if (buffer_.empty()) return OkStatus();
+  if (EVP_DigestUpdate(md_, buffer_.data(), buffer_.size()) != 1) {
+    return InternalError("SHA-256 update failed for " + path_);
+  }
+  const char* data = buffer_.data();
+  size_t left = buffer_.size();
+  while (left > 0) {
+    const ssize_t n = ::write(fd_, data, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("cannot write", path_);
+    }
+    data += n;
+    left -= static_cast<size_t>(n);
+  }
+  buffer_.clear();
+  return OkStatus();
+}
+
+Status FileWriter::Write(std::string_view bytes) {
+  if (buffer_.size() + bytes.size() > kBufferSize) {
+    CBPIPE_RETURN_IF_ERROR(Flush());
+  }
+  // A row larger than the whole buffer still goes through it: it grows once
+  // and the hash sees every byte in order either way.
+  buffer_.append(bytes);
+  bytes_ += bytes.size();
+  return OkStatus();
+}
+
+std::optional<uint64_t> FileWriter::SizeWith(size_t row_bytes,
+                                             const Record& record) {
+  if (!totals_.CanAdd(record.currency, record.amount_minor)) {
+    return std::nullopt;
+  }
+  uint64_t size = bytes_ + row_bytes;
+  if (formatter_.layout().trailer == TrailerKind::kCountAndTotal) {
+    trailer_.clear();
+    formatter_.AppendTrailer(records_, totals_, &record, &trailer_);
+    size += trailer_.size();
+    measured_trailer_ = trailer_.size();
+    measured_record_ = &record;
+  }
+  return size;
+}
+
+bool FileWriter::Fits(size_t row_bytes, const Record& record,
+                      uint64_t max_bytes) {
+  if (formatter_.layout().trailer != TrailerKind::kCountAndTotal) {
+    return totals_.CanAdd(record.currency, record.amount_minor) &&
+           bytes_ + row_bytes <= max_bytes;
+  }
+  if (totals_.CanAdd(record.currency, record.amount_minor) &&
+      bytes_ + row_bytes + trailer_bound_ + TrailerGrowthBound(record) <=
+          max_bytes) {
+    return true;
+  }
+  std::optional<uint64_t> size = SizeWith(row_bytes, record);
+  return size.has_value() && *size <= max_bytes;
+}
+
+Status FileWriter::AppendRow(std::string_view row, const Record& record) {
+  if (closed_) return FailedPreconditionError(path_ + " is closed");
+  if (!totals_.CanAdd(record.currency, record.amount_minor)) {
+    return ResourceExhaustedError(
+        path_ + ": the " + record.currency +
+        " total would overflow a 64-bit integer of minor units; " +
+        "the record belongs in another file");
+  }
+  CBPIPE_RETURN_IF_ERROR(Write(row));
+  totals_.Add(record.currency, record.currency_exponent, record.amount_minor);
+  ++records_;
+  // Exact when this record was just measured (the caller asked whether it
+  // fits), an upper bound otherwise.
+  trailer_bound_ = measured_record_ == &record
+                       ? measured_trailer_
+                       : trailer_bound_ + TrailerGrowthBound(record);
+  measured_record_ = nullptr;
+  return OkStatus();
+}
+
+Status FileWriter::Append(const Record& record) {
+  row_.clear();
+  formatter_.AppendRecord(record, &row_);
+  return AppendRow(row_, record);
+}
+
+StatusOr<FileStats> FileWriter::Close() {
+  if (closed_) return FailedPreconditionError(path_ + " is already closed");
+  closed_ = true;
+  if (formatter_.layout().trailer == TrailerKind::kCountAndTotal) {
+    trailer_.clear();
+    formatter_.AppendTrailer(records_, totals_, nullptr, &trailer_);
+    CBPIPE_RETURN_IF_ERROR(Write(trailer_));
+  }
+  CBPIPE_RETURN_IF_ERROR(Flush());
+  // The planner renames this file into a batch next: fsync first so that a
+  // crash never leaves a renamed but empty or partial file.
+  if (::fsync(fd_) != 0) return ErrnoStatus("cannot fsync", path_);
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) return ErrnoStatus("cannot close", path_);
+
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (EVP_DigestFinal_ex(md_, digest, &size) != 1) {
+    return InternalError("SHA-256 final failed for " + path_);
+  }
+  FileStats stats;
+  stats.records = records_;
+  stats.bytes = bytes_;
+  stats.sha256 = HexDigest(digest, size);
+  stats.totals = totals_.MinorByCurrency();
+  return stats;
+}
+
+}  // namespace cbpipe

@@ -1,0 +1,105 @@
+// CSV rows for one layout: header, records and trailer, RFC 4180 quoted and
+// protected against spreadsheet formula injection (docs/layouts.md).
+//
+//   RowFormatter formatter(layout);   // layout passed ValidateLayout
+//   std::string row;                  // reused: no allocation per record
+//   row.clear();
+//   formatter.AppendRecord(record, &row);
+//
+// This is the hot path of the pipeline: nothing here allocates once the
+// buffers have grown, and nothing goes through iostreams.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "domain/record.h"
+#include "output/layout.h"
+
+namespace cbpipe {
+
+// True when a spreadsheet would read `cell` as a formula or a control
+// character: it starts with '=', '+', '-', '@', TAB or CR (OWASP "CSV
+// injection"). Such a cell is written with a leading apostrophe, quoted.
+bool NeedsFormulaGuard(std::string_view cell);
+
+// Appends `cell` to `out` as one CSV cell: quoted when `always_quote`, when
+// it contains the delimiter, '"', CR or LF, and when it needs the formula
+// guard (then prefixed with '\''); quotes inside are doubled.
+void AppendCsvCell(std::string_view cell, char delimiter, bool always_quote,
+                   std::string* out);
+
+// Hot-path equivalents of FormatAmount and FormatDateTime that append to a
+// caller's buffer instead of returning a new string.
+void AppendAmountDecimal(int64_t minor, int exponent, std::string* out);
+void AppendDate(const DateTime& value, std::string_view pattern,
+                std::string* out);
+
+// Per-currency running totals of one file, in integer minor units. Adding
+// refuses (and changes nothing) when a total would overflow int64.
+class CurrencyTotals {
+ public:
+  struct Entry {
+    int64_t minor = 0;
+    int exponent = 2;
+  };
+  // False on int64 overflow; the totals are then unchanged.
+  bool Add(std::string_view currency, int exponent, int64_t minor);
+  bool CanAdd(std::string_view currency, int64_t minor) const;
+  // Ordered by currency code, which makes the trailer deterministic.
+  const std::map<std::string, Entry, std::less<>>& entries() const {
+    return entries_;
+  }
+  std::map<std::string, int64_t> MinorByCurrency() const;
+  bool empty() const { return entries_.empty(); }
+
+ private:
+  std::map<std::string, Entry, std::less<>> entries_;
+};
+
+// The first cell of a count_and_total trailer row.
+inline constexpr std::string_view kTrailerTag = "TRAILER";
+
+class RowFormatter {
+ public:
+  // `layout` must have passed ValidateLayout; it is copied.
+  explicit RowFormatter(Layout layout);
+
+  const Layout& layout() const { return layout_; }
+
+  // Each appends one whole row, line ending included, to `out`.
+  void AppendHeader(std::string* out) const;
+  void AppendRecord(const Record& record, std::string* out);
+  // The count_and_total trailer: TRAILER, the record count, the totals as
+  // "EUR=10.00;USD=12.50" (by currency code, decimal with each currency's
+  // exponent; empty when there are no records), then empty cells up to the
+  // layout's column count. When `extra` is given, the trailer is the one
+  // the file would have after also adding that record (count + 1, its
+  // amount in its currency's total); the caller checks overflow first.
+  void AppendTrailer(uint64_t count, const CurrencyTotals& totals,
+                     const Record* extra, std::string* out);
+
+  // Byte size of the header row (0 without header).
+  size_t header_size() const { return header_size_; }
+  // At least the size of the trailer of a file holding just `record`.
+  size_t SingleRecordTrailerBound(const Record& record) const;
+
+ private:
+  // Date patterns the built-in layouts use, written without interpreting
+  // the pattern for every record.
+  enum class DateShape : uint8_t { kGeneric, kCompact, kDashed };
+
+  void AppendValue(const Column& column, DateShape shape, const Record& record,
+                   std::string* out);
+
+  Layout layout_;
+  std::vector<DateShape> date_shapes_;  // per column
+  size_t header_size_ = 0;
+  std::string scratch_;  // one cell's unescaped text, reused
+};
+
+}  // namespace cbpipe

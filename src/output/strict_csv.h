@@ -1,0 +1,63 @@
+// A strict RFC 4180 parser for checking files cbpipe wrote. Unlike the
+// ingest reader, which is lenient with what others send, it accepts only
+// what the writer produces: every row ends with the layout's line ending
+// (the last one too), a quote may only open a cell or close it (doubled
+// inside), and CR or LF appear bare only as the line ending.
+//
+//   StrictCsvParser parser(',', "\r\n");
+//   auto on_row = [&](uint64_t row, std::span<const std::string> cells) {
+//     ...; return OkStatus();
+//   };
+//   CBPIPE_RETURN_IF_ERROR(parser.Feed(chunk, on_row));   // any chunking
+//   CBPIPE_RETURN_IF_ERROR(parser.Finish());
+//
+// Errors are kDataLoss naming the row (1-based) and byte offset (0-based).
+// Memory: one row; a row over `max_row_bytes` is an error.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace cbpipe {
+
+class StrictCsvParser {
+ public:
+  // Returning a non-OK Status stops the parse with that Status.
+  using RowCallback =
+      std::function<Status(uint64_t row, std::span<const std::string> cells)>;
+
+  StrictCsvParser(char delimiter, std::string_view line_ending,
+                  size_t max_row_bytes = 16 << 20);
+
+  Status Feed(std::string_view bytes, const RowCallback& on_row);
+  // End of input: an unterminated last row or open quote is an error.
+  Status Finish() const;
+
+  uint64_t rows() const { return rows_; }
+
+ private:
+  enum class State { kCellStart, kUnquoted, kQuoted, kQuoteInQuoted, kAfterCr };
+
+  Status Error(std::string_view what) const;
+  void EndCell();
+  Status EndRow(const RowCallback& on_row);
+
+  char delimiter_;
+  bool crlf_;
+  size_t max_row_bytes_;
+  State state_ = State::kCellStart;
+  bool row_open_ = false;           // a byte of the current row has been read
+  std::vector<std::string> cells_;  // strings reused between rows
+  size_t cell_count_ = 0;
+  size_t row_bytes_ = 0;
+  uint64_t rows_ = 0;    // completed rows
+  uint64_t offset_ = 0;  // of the byte being read
+};
+
+}  // namespace cbpipe

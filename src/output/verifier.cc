@@ -1,0 +1,373 @@
+#include "output/verifier.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "domain/rules.h"
+#include "output/file_writer.h"
+#include "output/manifest.h"
+#include "output/row_formatter.h"
+#include "output/strict_csv.h"
+
+namespace cbpipe {
+namespace {
+
+constexpr size_t kReadChunk = 256 * 1024;
+
+struct MdDeleter {
+  void operator()(EVP_MD_CTX* md) const { EVP_MD_CTX_free(md); }
+};
+
+// A decimal exactly as AppendAmountDecimal writes it: [-]digits[.digits].
+// Sets the minor units and the number of decimals; false for anything else
+// (including int64 overflow).
+bool ParseWrittenDecimal(std::string_view text, int64_t* minor, int* exponent) {
+  bool negative = false;
+  if (!text.empty() && text.front() == '-') {
+    negative = true;
+    text.remove_prefix(1);
+  }
+  if (text.empty()) return false;
+  int64_t value = 0;
+  int decimals = -1;  // -1: no '.' seen
+  int digits_before = 0;
+  for (char c : text) {
+    if (c == '.') {
+      if (decimals >= 0 || digits_before == 0) return false;
+      decimals = 0;
+      continue;
+    }
+    if (c < '0' || c > '9') return false;
+    if (__builtin_mul_overflow(value, 10, &value) ||
+        __builtin_add_overflow(value, c - '0', &value)) {
+      return false;
+    }
+    if (decimals >= 0) {
+      ++decimals;
+    } else {
+      ++digits_before;
+    }
+  }
+  if (decimals == 0) return false;  // "12." is not written
+  *minor = negative ? -value : value;
+  *exponent = decimals < 0 ? 0 : decimals;
+  return true;
+}
+
+bool ParseWrittenInteger(std::string_view text, int64_t* value) {
+  int exponent = 0;
+  return ParseWrittenDecimal(text, value, &exponent) && exponent == 0;
+}
+
+std::string TotalsText(const std::map<std::string, int64_t>& totals) {
+  std::string out = "{";
+  for (const auto& [code, minor] : totals) {
+    if (out.size() > 1) out += ", ";
+    out += code + ": " + std::to_string(minor);
+  }
+  return out + "}";
+}
+
+// Reads one file row by row and collects what the manifest is checked
+// against.
+class FileChecker {
+ public:
+  FileChecker(const FileSummary& file, const Layout& layout)
+      : file_(file), layout_(layout) {
+    for (size_t i = 0; i < layout_.columns.size(); ++i) {
+      const Column& column = layout_.columns[i];
+      if (!column.field) continue;
+      if (*column.field == Field::kAmount && amount_col_ < 0) {
+        amount_col_ = static_cast<int>(i);
+        amount_minor_ = column.format == ColumnFormat::kAmountMinor;
+      }
+      if (*column.field == Field::kCurrency && currency_col_ < 0) {
+        currency_col_ = static_cast<int>(i);
+      }
+    }
+  }
+
+  bool can_recompute() const { return amount_col_ >= 0 && currency_col_ >= 0; }
+
+  Status OnRow(uint64_t row, std::span<const std::string> cells) {
+    if (cells.size() != layout_.columns.size()) {
+      return Fail(row, std::to_string(cells.size()) + " cells, layout \"" +
+                           layout_.name + "\" has " +
+                           std::to_string(layout_.columns.size()));
+    }
+    if (layout_.header && row == 1) return CheckHeader(row, cells);
+    if (layout_.trailer == TrailerKind::kNone) return OnDataRow(row, cells);
+    // The trailer is the last row, which is only known at the end: hold each
+    // row back by one.
+    if (pending_row_ > 0)
+      CBPIPE_RETURN_IF_ERROR(OnDataRow(pending_row_, pending_));
+    pending_.assign(cells.begin(), cells.end());
+    pending_row_ = row;
+    return OkStatus();
+  }
+
+  Status Finish(uint64_t rows) {
+    if (layout_.header && rows == 0) return Fail(0, "no header row");
+    if (layout_.trailer == TrailerKind::kCountAndTotal) {
+      if (pending_row_ == 0) return Fail(rows, "no trailer row");
+      CBPIPE_RETURN_IF_ERROR(CheckTrailer(pending_row_, pending_));
+    }
+    if (records_ != file_.records) {
+      return Fail(0, std::to_string(records_) + " data rows, manifest says " +
+                         std::to_string(file_.records));
+    }
+    if (can_recompute() && totals_ != file_.totals) {
+      return Fail(0, "amount totals " + TotalsText(totals_) +
+                         ", manifest says " + TotalsText(file_.totals));
+    }
+    return OkStatus();
+  }
+
+  Status Fail(uint64_t row, const std::string& what) const {
+    std::string where = "file " + file_.name;
+    if (row > 0) where += " row " + std::to_string(row);
+    return DataLossError(where + ": " + what);
+  }
+
+ private:
+  Status CheckHeader(uint64_t row, std::span<const std::string> cells) {
+    for (size_t i = 0; i < cells.size(); ++i) {
+      const std::string& want = layout_.columns[i].header;
+      const bool guarded = NeedsFormulaGuard(want);
+      const bool same =
+          guarded ? cells[i].size() == want.size() + 1 && cells[i][0] == '\'' &&
+                        cells[i].compare(1, want.size(), want) == 0
+                  : cells[i] == want;
+      if (!same) {
+        return Fail(row, "header cell " + std::to_string(i + 1) + " is \"" +
+                             cells[i] + "\", layout says \"" + want + "\"");
+      }
+    }
+    return OkStatus();
+  }
+
+  // Checks that a currency is always written with the same number of
+  // decimals, and with the ISO 4217 number when cbpipe knows the currency.
+  Status CheckExponent(uint64_t row, const std::string& code, int exponent) {
+    auto [it, inserted] = exponents_.emplace(code, exponent);
+    if (!inserted && it->second != exponent) {
+      return Fail(row, code + " amount with " + std::to_string(exponent) +
+                           " decimals, earlier " + std::to_string(it->second));
+    }
+    if (const CurrencyInfo* info = FindCurrency(code);
+        info != nullptr && info->minor_units != exponent) {
+      return Fail(row, code + " amount with " + std::to_string(exponent) +
+                           " decimals, the currency has " +
+                           std::to_string(info->minor_units));
+    }
+    return OkStatus();
+  }
+
+  Status OnDataRow(uint64_t row, std::span<const std::string> cells) {
+    ++records_;
+    if (!can_recompute()) return OkStatus();
+    const std::string& code = cells[currency_col_];
+    const std::string& text = cells[amount_col_];
+    int64_t minor = 0;
+    if (amount_minor_) {
+      if (!ParseWrittenInteger(text, &minor)) {
+        return Fail(row, "amount \"" + text + "\" is not an integer");
+      }
+    } else {
+      int exponent = 0;
+      if (!ParseWrittenDecimal(text, &minor, &exponent)) {
+        return Fail(row, "amount \"" + text + "\" is not a decimal");
+      }
+      CBPIPE_RETURN_IF_ERROR(CheckExponent(row, code, exponent));
+    }
+    if (code.empty()) return Fail(row, "empty currency");
+    int64_t& total = totals_[code];
+    if (__builtin_add_overflow(total, minor, &total)) {
+      return Fail(row, "the " + code + " total overflows 64 bits");
+    }
+    return OkStatus();
+  }
+
+  Status CheckTrailer(uint64_t row, const std::vector<std::string>& cells) {
+    if (cells[0] != kTrailerTag) {
+      return Fail(
+          row, "last row is not a trailer (first cell \"" + cells[0] + "\")");
+    }
+    int64_t count = 0;
+    if (!ParseWrittenInteger(cells[1], &count) || count < 0 ||
+        static_cast<uint64_t>(count) != records_) {
+      return Fail(row, "trailer count \"" + cells[1] + "\", the file has " +
+                           std::to_string(records_) + " data rows");
+    }
+    std::map<std::string, int64_t> trailer_totals;
+    std::string_view rest = cells[2];
+    while (!rest.empty()) {
+      const size_t end = std::min(rest.find(';'), rest.size());
+      const std::string_view part = rest.substr(0, end);
+      rest.remove_prefix(end == rest.size() ? end : end + 1);
+      const size_t eq = part.find('=');
+      int64_t minor = 0;
+      int exponent = 0;
+      if (eq == std::string_view::npos || eq == 0 ||
+          !ParseWrittenDecimal(part.substr(eq + 1), &minor, &exponent)) {
+        return Fail(row, "trailer total \"" + std::string(part) +
+                             "\" is not CUR=decimal");
+      }
+      const std::string code(part.substr(0, eq));
+      CBPIPE_RETURN_IF_ERROR(CheckExponent(row, code, exponent));
+      if (!trailer_totals.emplace(code, minor).second) {
+        return Fail(row, "trailer lists " + code + " twice");
+      }
+    }
+    for (size_t i = 3; i < cells.size(); ++i) {
+      if (!cells[i].empty()) {
+        return Fail(row,
+                    "trailer cell " + std::to_string(i + 1) + " is not empty");
+      }
+    }
+    const auto& expected = can_recompute() ? totals_ : file_.totals;
+    if (trailer_totals != expected) {
+      return Fail(row,
+                  "trailer totals " + TotalsText(trailer_totals) + ", " +
+                      (can_recompute() ? "rows add up to " : "manifest says ") +
+                      TotalsText(expected));
+    }
+    return OkStatus();
+  }
+
+  const FileSummary& file_;
+  const Layout& layout_;
+  int amount_col_ = -1;
+  bool amount_minor_ = false;
+  int currency_col_ = -1;
+  uint64_t records_ = 0;
+  std::map<std::string, int64_t> totals_;
+  std::map<std::string, int> exponents_;
+  std::vector<std::string> pending_;
+  uint64_t pending_row_ = 0;  // 0: none held
+};
+
+}  // namespace
+
+Status VerifyFile(const FileSummary& file, const Layout& layout) {
+  CBPIPE_RETURN_IF_ERROR(ValidateLayout(layout));
+  FileChecker checker(file, layout);
+  if (file.columns != static_cast<int>(layout.columns.size())) {
+    return checker.Fail(0, "manifest says " + std::to_string(file.columns) +
+                               " columns, layout \"" + layout.name + "\" has " +
+                               std::to_string(layout.columns.size()));
+  }
+  if (file.trailer != layout.trailer) {
+    return checker.Fail(0, "manifest says trailer " +
+                               std::string(TrailerKindName(file.trailer)) +
+                               ", layout \"" + layout.name + "\" has " +
+                               std::string(TrailerKindName(layout.trailer)));
+  }
+
+  const int fd = ::open(file.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT)
+      return DataLossError("file " + file.path + " is missing");
+    return UnavailableError("cannot open " + file.path + ": " +
+                            std::strerror(errno));
+  }
+  std::unique_ptr<EVP_MD_CTX, MdDeleter> md(EVP_MD_CTX_new());
+  if (!md || EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) != 1) {
+    ::close(fd);
+    return InternalError("SHA-256 context could not be created");
+  }
+  StrictCsvParser parser(layout.delimiter, layout.line_ending);
+  auto on_row = [&checker](uint64_t row, std::span<const std::string> cells) {
+    return checker.OnRow(row, cells);
+  };
+  std::string chunk(kReadChunk, '\0');
+  uint64_t bytes = 0;
+  Status status;
+  while (status.ok()) {
+    const ssize_t n = ::read(fd, chunk.data(), chunk.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      status = UnavailableError("cannot read " + file.path + ": " +
+                                std::strerror(errno));
+      break;
+    }
+    if (n == 0) break;
+    const std::string_view data(chunk.data(), static_cast<size_t>(n));
+    bytes += data.size();
+    EVP_DigestUpdate(md.get(), data.data(), data.size());
+    status = parser.Feed(data, on_row);
+    if (!status.ok() && status.message().rfind("row ", 0) == 0) {
+      status = DataLossError("file " + file.name + " " + status.message());
+    }
+  }
+  ::close(fd);
+  CBPIPE_RETURN_IF_ERROR(status);
+  if (Status end = parser.Finish(); !end.ok()) {
+    return DataLossError("file " + file.name + " " + end.message());
+  }
+  CBPIPE_RETURN_IF_ERROR(checker.Finish(parser.rows()));
+  if (bytes != file.bytes) {
+    return checker.Fail(0, std::to_string(bytes) + " bytes, manifest says " +
+                               std::to_string(file.bytes));
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (EVP_DigestFinal_ex(md.get(), digest, &size) != 1) {
+    return InternalError("SHA-256 final failed for " + file.path);
+  }
+  const std::string sha = HexDigest(digest, size);
+  if (sha != file.sha256) {
+    return checker.Fail(0, "SHA-256 " + sha + ", manifest says " + file.sha256);
+  }
+  return OkStatus();
+}
+
+Status VerifyBatch(const Batch& batch, const Config& config) {
+  if (!batch.manifest_path.empty()) {
+    auto on_disk = ReadManifest(batch.manifest_path);
+    if (!on_disk.ok()) {
+      if (on_disk.status().code() == StatusCode::kNotFound) {
+        return DataLossError("batch " + batch.id + ": " +
+                             on_disk.status().message());
+      }
+      return on_disk.status();
+    }
+    if (ManifestJson(*on_disk) != ManifestJson(batch)) {
+      return DataLossError("batch " + batch.id + ": " + batch.manifest_path +
+                           " does not describe the batch's files");
+    }
+  }
+  for (const FileSummary& file : batch.files) {
+    StatusOr<Layout> layout = NotFoundError("");
+    if (!file.layout.empty()) {
+      layout = FindLayout(config, file.layout);
+    } else {
+      layout = NotFoundError("destination \"" + file.destination +
+                             "\" is not in the config");
+      for (const DestinationConfig& d : config.destinations) {
+        if (d.name == file.destination)
+          layout = LayoutForDestination(config, d);
+      }
+    }
+    if (!layout.ok()) {
+      return Status(layout.status().code(), "batch " + batch.id + ": file " +
+                                                file.name + ": " +
+                                                layout.status().message());
+    }
+    Status status = VerifyFile(file, *layout);
+    if (!status.ok()) {
+      return Status(status.code(),
+                    "batch " + batch.id + ": " + status.message());
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace cbpipe
