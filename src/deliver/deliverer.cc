@@ -6,7 +6,6 @@
 #include <random>
 #include <thread>
 
-#include "deliver/local_transport.h"
 
 namespace cbpipe {
 namespace {
@@ -164,10 +163,9 @@ Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
     bool ours = known && known->sha256 == file.sha256 &&
                 *existing == file.size;
     if (!ours && *existing == file.size) {
-      if (auto* local = dynamic_cast<LocalFolderTransport*>(transport_)) {
-        StatusOr<std::string> sha = local->RemoteSha256(file.name);
-        ours = sha.ok() && *sha == file.sha256;
-      }
+      StatusOr<std::optional<std::string>> sha =
+          transport_->RemoteSha256(file.name);
+      ours = sha.ok() && sha->has_value() && **sha == file.sha256;
     }
     if (ours) {
       CBPIPE_RETURN_IF_ERROR(ledger_->MarkDelivered(entry));

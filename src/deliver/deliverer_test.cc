@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "deliver/local_transport.h"
+#include "deliver/transport.h"
 
 namespace cbpipe {
 namespace {
@@ -48,6 +49,10 @@ class FlakyFolder : public Transport {
     return real_.RemoteSize(r);
   }
   Status Remove(const std::string& r) override { return real_.Remove(r); }
+  StatusOr<std::optional<std::string>> RemoteSha256(
+      const std::string& r) override {
+    return real_.RemoteSha256(r);
+  }
   std::string Describe() const override { return real_.Describe(); }
   std::string real_folder() const {
     return real_.Describe().substr(std::string("file://").size());

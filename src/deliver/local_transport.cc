@@ -186,9 +186,10 @@ Status LocalFolderTransport::Remove(const std::string& remote_name) {
   return OkStatus();
 }
 
-StatusOr<std::string> LocalFolderTransport::RemoteSha256(
+StatusOr<std::optional<std::string>> LocalFolderTransport::RemoteSha256(
     const std::string& remote_name) {
-  return Sha256File(PathOf(remote_name));
+  CBPIPE_ASSIGN_OR_RETURN(std::string sha, Sha256File(PathOf(remote_name)));
+  return std::optional<std::string>(std::move(sha));
 }
 
 }  // namespace cbpipe

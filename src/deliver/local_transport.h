@@ -27,9 +27,10 @@ class LocalFolderTransport : public Transport {
   Status Remove(const std::string& remote_name) override;
   std::string Describe() const override { return "file://" + folder_; }
 
-  // SHA-256 (hex) of a file in the folder: a local destination can prove an
-  // existing file identical without trusting the ledger alone.
-  StatusOr<std::string> RemoteSha256(const std::string& remote_name);
+  // A local destination can prove an existing file identical without
+  // trusting the ledger alone.
+  StatusOr<std::optional<std::string>> RemoteSha256(
+      const std::string& remote_name) override;
 
  private:
   Status EnsureFolder();

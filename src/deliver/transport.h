@@ -46,6 +46,13 @@ class Transport {
       const std::string& remote_name) = 0;
   // Removes `remote_name`; OK when it does not exist.
   virtual Status Remove(const std::string& remote_name) = 0;
+  // SHA-256 (lower-case hex) of `remote_name` where the adapter can compute
+  // it cheaply (a local folder); nullopt where it cannot (FTP, SFTP), and
+  // the caller then relies on the ledger.
+  virtual StatusOr<std::optional<std::string>> RemoteSha256(
+      const std::string& /*remote_name*/) {
+    return std::optional<std::string>();
+  }
   // For logs and reports: "sftp://user@127.0.0.1:2222/in" (no secrets).
   virtual std::string Describe() const = 0;
 };

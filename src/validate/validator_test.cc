@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "domain/dates.h"
+#include "domain/rules.h"
 
 namespace cbpipe {
 namespace {
@@ -54,7 +55,7 @@ class ValidatorTest : public ::testing::Test {
   }
 
   // Validates and returns the error codes found.
-  std::vector<std::string> Codes(const RawRecord& raw) {
+  std::vector<std::string> Check(const RawRecord& raw) {
     errors_.clear();
     validator_.Validate(raw, &rec_, &errors_);
     std::vector<std::string> codes;
@@ -73,7 +74,7 @@ using Codes = std::vector<std::string>;
 
 TEST_F(ValidatorTest, AcceptsAValidRecord) {
   RawRecord raw = Valid();
-  EXPECT_EQ(Codes(raw), Codes{});
+  EXPECT_EQ(Check(raw), Codes{});
   EXPECT_EQ(rec_.network, Network::kVisa);
   EXPECT_EQ(rec_.amount_minor, 1250);
   EXPECT_EQ(rec_.currency, "USD");
@@ -90,7 +91,7 @@ TEST_F(ValidatorTest, MissingRequiredFields) {
                   Field::kArn}) {
     RawRecord raw = Valid();
     Set(raw, f, "  ");
-    EXPECT_EQ(Codes(raw), Codes{"MISSING_FIELD"}) << FieldName(f);
+    EXPECT_EQ(Check(raw), Codes{"MISSING_FIELD"}) << FieldName(f);
     EXPECT_EQ(errors_[0].field, FieldName(f));
   }
 }
@@ -101,18 +102,18 @@ TEST_F(ValidatorTest, NetworkDerivedFromPanWhenAbsent) {
   Set(raw, Field::kPan, "371449******8431");
   Set(raw, Field::kArn, "");
   Set(raw, Field::kReasonCode, "C08");
-  EXPECT_EQ(Codes(raw), Codes{});
+  EXPECT_EQ(Check(raw), Codes{});
   EXPECT_EQ(rec_.network, Network::kAmex);
 }
 
 TEST_F(ValidatorTest, NetworkUnknownAndMissing) {
   RawRecord raw = Valid();
   Set(raw, Field::kNetwork, "JCB");
-  EXPECT_EQ(Codes(raw), Codes{"NETWORK_UNKNOWN"});
+  EXPECT_EQ(Check(raw), Codes{"NETWORK_UNKNOWN"});
   raw = Valid();
   Set(raw, Field::kNetwork, "");
   Set(raw, Field::kPan, "");
-  EXPECT_EQ(Codes(raw), Codes{"MISSING_FIELD"});
+  EXPECT_EQ(Check(raw), Codes{"MISSING_FIELD"});
   EXPECT_EQ(errors_[0].field, "network");
 }
 
@@ -120,94 +121,94 @@ TEST_F(ValidatorTest, NetworkThatDisagreesWithThePanIsRejected) {
   RawRecord raw = Valid();
   Set(raw, Field::kNetwork, "MC");
   Set(raw, Field::kReasonCode, "4853");
-  EXPECT_EQ(Codes(raw), Codes{"NETWORK_MISMATCH"});
+  EXPECT_EQ(Check(raw), Codes{"NETWORK_MISMATCH"});
 }
 
 TEST_F(ValidatorTest, ArnRules) {
   RawRecord raw = Valid();
   std::string arn = ArnWithCheckDigit("0000000000000000000001");
   Set(raw, Field::kArn, arn);
-  EXPECT_EQ(Codes(raw), Codes{});
+  EXPECT_EQ(Check(raw), Codes{});
   EXPECT_EQ(rec_.arn, arn);  // leading zeros kept
   arn.back() = arn.back() == '9' ? '0' : static_cast<char>(arn.back() + 1);
   raw = Valid();
   Set(raw, Field::kArn, arn);
-  EXPECT_EQ(Codes(raw), Codes{"ARN_CHECK_DIGIT"});
+  EXPECT_EQ(Check(raw), Codes{"ARN_CHECK_DIGIT"});
   raw = Valid();
   Set(raw, Field::kArn, "1234");
-  EXPECT_EQ(Codes(raw), Codes{"ARN_FORMAT"});
+  EXPECT_EQ(Check(raw), Codes{"ARN_FORMAT"});
   // Optional for Amex, but 8-30 digits when present.
   raw = Valid();
   Set(raw, Field::kNetwork, "AX");
   Set(raw, Field::kPan, "");
   Set(raw, Field::kReasonCode, "C08");
   Set(raw, Field::kArn, "12AB");
-  EXPECT_EQ(Codes(raw), Codes{"ARN_FORMAT"});
+  EXPECT_EQ(Check(raw), Codes{"ARN_FORMAT"});
 }
 
 TEST_F(ValidatorTest, ReasonCodeMustBelongToTheNetwork) {
   RawRecord raw = Valid();
   Set(raw, Field::kReasonCode, "4853");  // a Mastercard code
-  EXPECT_EQ(Codes(raw), Codes{"UNKNOWN_REASON_CODE"});
+  EXPECT_EQ(Check(raw), Codes{"UNKNOWN_REASON_CODE"});
 }
 
 TEST_F(ValidatorTest, CurrencyAndAmount) {
   RawRecord raw = Valid();
   Set(raw, Field::kCurrency, "XYZ");
-  EXPECT_EQ(Codes(raw), Codes{"CURRENCY_UNKNOWN"});
+  EXPECT_EQ(Check(raw), Codes{"CURRENCY_UNKNOWN"});
   raw = Valid();
   Set(raw, Field::kCurrency, "jpy");
   Set(raw, Field::kAmount, "1500");
-  EXPECT_EQ(Codes(raw), Codes{});
+  EXPECT_EQ(Check(raw), Codes{});
   EXPECT_EQ(rec_.currency, "JPY");
   EXPECT_EQ(rec_.amount_minor, 1500);
   raw = Valid();
   Set(raw, Field::kCurrency, "JPY");
   Set(raw, Field::kAmount, "15.5");
-  EXPECT_EQ(Codes(raw), Codes{"AMOUNT_PRECISION"});
+  EXPECT_EQ(Check(raw), Codes{"AMOUNT_PRECISION"});
   raw = Valid();
   Set(raw, Field::kCurrency, "KWD");
   Set(raw, Field::kAmount, "1.234");
-  EXPECT_EQ(Codes(raw), Codes{});
+  EXPECT_EQ(Check(raw), Codes{});
   EXPECT_EQ(rec_.amount_minor, 1234);
   for (const char* bad : {"1e5", "NaN", "1,000.00", "-5.00", "0", "abc"}) {
     raw = Valid();
     Set(raw, Field::kAmount, bad);
-    EXPECT_EQ(Codes(raw), Codes{"AMOUNT_INVALID"}) << bad;
+    EXPECT_EQ(Check(raw), Codes{"AMOUNT_INVALID"}) << bad;
   }
 }
 
 TEST_F(ValidatorTest, DateRules) {
   RawRecord raw = Valid();
   Set(raw, Field::kTransactionDate, "2025-02-30");
-  EXPECT_EQ(Codes(raw), Codes{"DATE_INVALID"});
+  EXPECT_EQ(Check(raw), Codes{"DATE_INVALID"});
   raw = Valid();
   Set(raw, Field::kChargebackDate, "2025-02-01");
-  EXPECT_EQ(Codes(raw), Codes{"DATE_ORDER"});
+  EXPECT_EQ(Check(raw), Codes{"DATE_ORDER"});
   raw = Valid();
   Set(raw, Field::kChargebackDate, "2025-06-01T12:00:01Z");
-  EXPECT_EQ(Codes(raw), Codes{"DATE_FUTURE"});
+  EXPECT_EQ(Check(raw), Codes{"DATE_FUTURE"});
   raw = Valid();
   Set(raw, Field::kChargebackDate, "2025-06-03");
-  EXPECT_EQ(Codes(raw), Codes{"DATE_FUTURE"});
+  EXPECT_EQ(Check(raw), Codes{"DATE_FUTURE"});
   raw = Valid();
   Set(raw, Field::kChargebackDate, "01/05/2025");  // extra format
-  EXPECT_EQ(Codes(raw), Codes{});
+  EXPECT_EQ(Check(raw), Codes{});
   EXPECT_EQ(rec_.chargeback_date.month, 5);
 }
 
 TEST_F(ValidatorTest, DuplicateCaseIdsAfterTheFirst) {
   RawRecord raw = Valid();
   Set(raw, Field::kCaseId, "DUP-1");
-  EXPECT_EQ(Codes(raw), Codes{});
-  EXPECT_EQ(Codes(raw), Codes{"DUPLICATE_CASE"});
-  EXPECT_EQ(Codes(raw), Codes{"DUPLICATE_CASE"});
+  EXPECT_EQ(Check(raw), Codes{});
+  EXPECT_EQ(Check(raw), Codes{"DUPLICATE_CASE"});
+  EXPECT_EQ(Check(raw), Codes{"DUPLICATE_CASE"});
 }
 
 TEST_F(ValidatorTest, FullPanIsMaskedOrRejectedByPolicy) {
   RawRecord raw = Valid();
   Set(raw, Field::kPan, "4111111111111111");
-  EXPECT_EQ(Codes(raw), Codes{});
+  EXPECT_EQ(Check(raw), Codes{});
   EXPECT_EQ(rec_.pan_masked, "411111******1111");
 
   ValidatorOptions strict = Options();
@@ -223,7 +224,7 @@ TEST_F(ValidatorTest, FullPanIsMaskedOrRejectedByPolicy) {
 TEST_F(ValidatorTest, SensitiveDataRejectsWithoutEchoingValues) {
   RawRecord raw = Valid();
   raw.sensitive_fields = {"cvv", "track2"};
-  EXPECT_EQ(Codes(raw), (Codes{"SENSITIVE_DATA", "SENSITIVE_DATA"}));
+  EXPECT_EQ(Check(raw), (Codes{"SENSITIVE_DATA", "SENSITIVE_DATA"}));
   EXPECT_EQ(errors_[0].field, "cvv");
   EXPECT_EQ(errors_[1].field, "track2");
 }
@@ -231,24 +232,24 @@ TEST_F(ValidatorTest, SensitiveDataRejectsWithoutEchoingValues) {
 TEST_F(ValidatorTest, ReaderLevelProblemIsBadFormat) {
   RawRecord raw = Valid();
   raw.malformed = "expected 10 cells, got 9";
-  EXPECT_EQ(Codes(raw), Codes{"BAD_FORMAT"});
+  EXPECT_EQ(Check(raw), Codes{"BAD_FORMAT"});
   EXPECT_EQ(errors_[0].field, "record");
 }
 
 TEST_F(ValidatorTest, OptionalFieldsChecked) {
   RawRecord raw = Valid();
   Set(raw, Field::kMcc, "12a4");
-  EXPECT_EQ(Codes(raw), Codes{"BAD_FORMAT"});
+  EXPECT_EQ(Check(raw), Codes{"BAD_FORMAT"});
   raw = Valid();
   Set(raw, Field::kStage, "bogus");
-  EXPECT_EQ(Codes(raw), Codes{"BAD_FORMAT"});
+  EXPECT_EQ(Check(raw), Codes{"BAD_FORMAT"});
   raw = Valid();
   Set(raw, Field::kStage, "Pre-Arbitration");
-  EXPECT_EQ(Codes(raw), Codes{});
+  EXPECT_EQ(Check(raw), Codes{});
   EXPECT_EQ(rec_.stage, Stage::kPreArbitration);
   raw = Valid();
   Set(raw, Field::kDueDate, "2025-13-01");
-  EXPECT_EQ(Codes(raw), Codes{"DATE_INVALID"});
+  EXPECT_EQ(Check(raw), Codes{"DATE_INVALID"});
 }
 
 TEST_F(ValidatorTest, AllProblemsOfARecordAreReported) {
@@ -257,7 +258,7 @@ TEST_F(ValidatorTest, AllProblemsOfARecordAreReported) {
   Set(raw, Field::kCurrency, "ZZZ");
   Set(raw, Field::kTransactionDate, "yesterday");
   Set(raw, Field::kMerchantId, "");
-  Codes codes = Codes(raw);
+  Codes codes = Check(raw);
   std::sort(codes.begin(), codes.end());
   EXPECT_EQ(codes, (Codes{"AMOUNT_INVALID", "CURRENCY_UNKNOWN",
                           "DATE_INVALID", "MISSING_FIELD"}));
@@ -271,7 +272,7 @@ TEST_F(ValidatorTest, CardNumbersInProseAreMasked) {
   RawRecord raw = Valid();
   Set(raw, Field::kReasonText, "card 4111111111111111 used twice");
   Set(raw, Field::kTransactionId, "123456789012345");  // identifier: as sent
-  EXPECT_EQ(Codes(raw), Codes{});
+  EXPECT_EQ(Check(raw), Codes{});
   EXPECT_EQ(rec_.reason_text, "card 411111******1111 used twice");
   EXPECT_EQ(rec_.transaction_id, "123456789012345");
 }

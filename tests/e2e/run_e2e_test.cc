@@ -131,6 +131,12 @@ struct RunCase {
   uint64_t max_records;
 };
 
+void PrintTo(const RunCase& c, std::ostream* os) {
+  *os << c.records << " " << c.format << " records, max_files_per_batch "
+      << c.max_files_per_batch << ", max_file_bytes " << c.max_file_bytes
+      << ", max_records_per_file " << c.max_records;
+}
+
 class RunE2E : public ::testing::TestWithParam<RunCase> {};
 
 TEST_P(RunE2E, EveryAcceptedRecordDeliveredOnceToItsOwnNetwork) {
@@ -179,7 +185,9 @@ TEST_P(RunE2E, EveryAcceptedRecordDeliveredOnceToItsOwnNetwork) {
     for (const auto& f : batch["files"]) {
       EXPECT_EQ(f["status"], "delivered");
       EXPECT_LE(f["bytes"].get<uint64_t>(), p.max_file_bytes);
-      if (p.max_records) EXPECT_LE(f["records"].get<uint64_t>(), p.max_records);
+      if (p.max_records) {
+        EXPECT_LE(f["records"].get<uint64_t>(), p.max_records);
+      }
       EXPECT_TRUE(names.insert(f["name"].get<std::string>()).second);
     }
   }
@@ -283,7 +291,7 @@ TEST(RunE2ESingle, NetworkWithoutDestinationIsReportedNotDropped) {
 TEST(RunE2ESingle, OversizedRecordIsRejectedNotLooped) {
   TempDir dir("run_oversize");
   const std::string row_ok =
-      "A1,visa,74567890123456789012344,,M1,2025-03-01,2025-04-01,1.00,USD,"
+      "A1,visa,74567890123456789012341,,M1,2025-03-01,2025-04-01,1.00,USD,"
       "10.4,";
   const std::string huge(3000, 'x');
   WriteFile(dir / "in.csv",

@@ -22,7 +22,7 @@ const std::string kHeader =
     "case_id,network,arn,pan,merchant_id,transaction_date,chargeback_date,"
     "amount,currency,reason_code,stage,mcc\n";
 // Luhn-valid ARNs.
-const std::string kArn1 = "74567890123456789012344";
+const std::string kArn1 = "74567890123456789012341";
 const std::string kArn2 = "00000000000000000000018";
 
 std::string Row(const std::string& case_id, const std::string& network,
@@ -244,7 +244,8 @@ TEST(ValidateE2E, GeneratedSampleHasTheExactInvalidShare) {
     const std::string file = dir / ("s." + format);
     CliResult gen = RunCli("gen-sample --records 5000 --invalid-ratio 0.04 "
                            "--seed 11 --format " + format + " --output " +
-                           ShellQuote(file));
+                           ShellQuote(file),
+                       kNow);
     ASSERT_EQ(gen.exit_code, 0) << gen.err;
     int rc = 0;
     nlohmann::json doc = Validate(file, &rc);
