@@ -5,7 +5,8 @@
 namespace cbpipe {
 namespace {
 
-constexpr size_t kInitialSlots = 1024;
+// Small first shards: 256 of them cost 64 KiB before any growth.
+constexpr size_t kInitialSlots = 32;
 
 inline uint64_t Mix(uint64_t x) {
   // splitmix64 finaliser: spreads every input bit over the whole word.
@@ -34,30 +35,39 @@ uint64_t DuplicateSet::Fingerprint(std::string_view id) {
 }
 
 bool DuplicateSet::Insert(std::string_view id) {
-  if (slots_.empty()) slots_.assign(kInitialSlots, 0);
   const uint64_t fp = Fingerprint(id);
-  const size_t mask = slots_.size() - 1;
+  // The top bits pick the shard, the low bits the slot: independent bits.
+  const size_t shard_index = fp >> (64 - kShardBits);
+  Shard& shard = shards_[shard_index];
+  if (shard.empty()) shard.assign(kInitialSlots, 0);
+  const size_t mask = shard.size() - 1;
   for (size_t i = fp & mask;; i = (i + 1) & mask) {
-    if (slots_[i] == fp) return false;
-    if (slots_[i] == 0) {
-      slots_[i] = fp;
+    if (shard[i] == fp) return false;
+    if (shard[i] == 0) {
+      shard[i] = fp;
       ++size_;
-      if (size_ * 8 > slots_.size() * 7) Grow();
+      if (++shard_sizes_[shard_index] * 8ull > shard.size() * 7) Grow(shard);
       return true;
     }
   }
 }
 
-void DuplicateSet::Grow() {
-  std::vector<uint64_t> old;
-  old.swap(slots_);
-  slots_.assign(old.size() * 2, 0);
-  const size_t mask = slots_.size() - 1;
+size_t DuplicateSet::memory_bytes() const {
+  size_t bytes = 0;
+  for (const Shard& shard : shards_) bytes += shard.capacity() * 8;
+  return bytes;
+}
+
+void DuplicateSet::Grow(Shard& shard) {
+  Shard old;
+  old.swap(shard);
+  shard.assign(old.size() * 2, 0);
+  const size_t mask = shard.size() - 1;
   for (uint64_t fp : old) {
     if (fp == 0) continue;
     size_t i = fp & mask;
-    while (slots_[i] != 0) i = (i + 1) & mask;
-    slots_[i] = fp;
+    while (shard[i] != 0) i = (i + 1) & mask;
+    shard[i] = fp;
   }
 }
 

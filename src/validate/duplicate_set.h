@@ -1,12 +1,15 @@
 // A compact set of 64-bit fingerprints of case ids, for DUPLICATE_CASE.
 //
-// The issue caps its memory at 16 bytes per record: an open-addressing table
-// of 8-byte fingerprints kept between 7/16 and 7/8 full uses 9-18 bytes per
-// distinct id. Two different ids share a fingerprint with probability about
-// n^2 / 2^65 (3e-8 for a million records); such a record would be rejected as
-// a duplicate and reported, never lost.
+// The issue caps its memory at 16 bytes per record. The set is 256
+// open-addressing shards of 8-byte fingerprints, each kept between 7/16 and
+// 7/8 full, so it holds 9-18 bytes per distinct id; a shard grows on its
+// own, so the transient cost of a rehash is 1/256 of the set, not a second
+// copy of it. Two different ids share a fingerprint with probability about
+// n^2 / 2^65 (3e-8 for a million records); such a record would be rejected
+// as a duplicate and reported, never lost.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -18,13 +21,17 @@ class DuplicateSet {
   // Adds `id`; returns false when it was already there.
   bool Insert(std::string_view id);
   size_t size() const { return size_; }
-  size_t memory_bytes() const { return slots_.capacity() * sizeof(uint64_t); }
+  size_t memory_bytes() const;
 
   static uint64_t Fingerprint(std::string_view id);
 
  private:
-  void Grow();
-  std::vector<uint64_t> slots_;  // 0 = empty
+  static constexpr int kShardBits = 8;
+  using Shard = std::vector<uint64_t>;  // 0 = empty slot
+  static void Grow(Shard& shard);
+
+  std::array<Shard, 1 << kShardBits> shards_;
+  std::array<uint32_t, 1 << kShardBits> shard_sizes_{};
   size_t size_ = 0;
 };
 
