@@ -116,7 +116,19 @@ std::string_view StageName(Stage stage) {
 }
 
 std::optional<Stage> ParseStage(std::string_view text) {
-  const std::string key = Normalise(text);
+  // Called for every record: normalise into a stack buffer, no allocation.
+  while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+  while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
+  char buf[32];
+  if (text.size() > sizeof(buf)) return std::nullopt;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    buf[i] = (c == ' ' || c == '-' || c == '.')
+                 ? '_'
+                 : static_cast<char>(
+                       std::tolower(static_cast<unsigned char>(c)));
+  }
+  const std::string_view key(buf, text.size());
   for (Stage s : {Stage::kRetrieval, Stage::kFirstChargeback,
                   Stage::kRepresentment, Stage::kPreArbitration,
                   Stage::kArbitration}) {
