@@ -1,11 +1,7 @@
 // The one place where adapters are registered, by URL scheme.
+#include "deliver/curl_transport.h"
 #include "deliver/deliverer.h"
 #include "deliver/local_transport.h"
-
-#if __has_include("deliver/curl_transport.h")
-#include "deliver/curl_transport.h"
-#define CBPIPE_HAVE_CURL_TRANSPORT 1
-#endif
 
 namespace cbpipe {
 
@@ -19,11 +15,7 @@ StatusOr<std::unique_ptr<Transport>> MakeTransport(
                                   "folder");
     return std::unique_ptr<Transport>(new LocalFolderTransport(folder));
   }
-#ifdef CBPIPE_HAVE_CURL_TRANSPORT
   return MakeNetworkTransport(destination);
-#else
-  return InvalidArgumentError(destination.name + ": unsupported URL scheme");
-#endif
 }
 
 }  // namespace cbpipe
