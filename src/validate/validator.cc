@@ -28,7 +28,7 @@ bool AllDigits(std::string_view s) {
 // Values are echoed in messages only when short and free of card numbers;
 // a long value is cut so a report line stays readable.
 std::string Quote(std::string_view value) {
-  std::string shown = RedactCardNumbers(value.substr(0, 64));
+  std::string shown = MaskCardNumbers(value.substr(0, 64));
   if (value.size() > 64) shown += "...";
   return "'" + shown + "'";
 }
@@ -132,7 +132,7 @@ std::string_view ErrorCodeName(ErrorCode code) {
   return "BAD_FORMAT";
 }
 
-std::string RedactCardNumbers(std::string_view text) {
+std::string MaskCardNumbers(std::string_view text) {
   std::string out(text);
   size_t i = 0;
   while (i < out.size()) {
@@ -419,7 +419,7 @@ bool Validator::Validate(const RawRecord& raw, Record* out,
       }
     }
     if (has_digit_run) {
-      *dst = RedactCardNumbers(v);
+      *dst = MaskCardNumbers(v);
     } else {
       dst->assign(v);
     }

@@ -82,6 +82,6 @@ class Validator {
 
 // Masks every run of 12-19 digits that passes Luhn (a card number) inside
 // free text, so an id or message can never carry a PAN.
-std::string RedactCardNumbers(std::string_view text);
+std::string MaskCardNumbers(std::string_view text);
 
 }  // namespace cbpipe

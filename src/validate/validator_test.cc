@@ -277,11 +277,11 @@ TEST_F(ValidatorTest, CardNumbersInProseAreMasked) {
   EXPECT_EQ(rec_.transaction_id, "123456789012345");
 }
 
-TEST(RedactCardNumbersTest, OnlyLuhnValidRunsOfTwelveToNineteen) {
-  EXPECT_EQ(RedactCardNumbers("x4111111111111111y"), "x411111******1111y");
-  EXPECT_EQ(RedactCardNumbers("4111111111111112"), "4111111111111112");
-  EXPECT_EQ(RedactCardNumbers("12345"), "12345");
-  EXPECT_EQ(RedactCardNumbers(""), "");
+TEST(MaskCardNumbersTest, OnlyLuhnValidRunsOfTwelveToNineteen) {
+  EXPECT_EQ(MaskCardNumbers("x4111111111111111y"), "x411111******1111y");
+  EXPECT_EQ(MaskCardNumbers("4111111111111112"), "4111111111111112");
+  EXPECT_EQ(MaskCardNumbers("12345"), "12345");
+  EXPECT_EQ(MaskCardNumbers(""), "");
 }
 
 }  // namespace
