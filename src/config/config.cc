@@ -509,6 +509,132 @@ Status ParseDestination(const toml::table& t, int index,
   return OkStatus();
 }
 
+Status ParseService(const toml::table& t, const ConfigError& err,
+                    ServiceConfig* sc) {
+  CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
+      t,
+      {"inbox_dir", "state_db", "object_dir", "workers", "poll_interval_ms",
+       "settle_ms", "visibility_seconds", "max_receive_count",
+       "shutdown_timeout_seconds", "admin_listen", "admin_token", "log_file",
+       "log_level"},
+      "service.", err));
+  CBPIPE_RETURN_IF_ERROR(
+      GetString(t, "inbox_dir", "service.", err, &sc->inbox_dir));
+  CBPIPE_RETURN_IF_ERROR(
+      GetString(t, "state_db", "service.", err, &sc->state_db));
+  CBPIPE_RETURN_IF_ERROR(
+      GetString(t, "object_dir", "service.", err, &sc->object_dir));
+  auto get_int = [&](std::string_view key, int64_t min, int64_t max,
+                     int* out) -> Status {
+    int64_t v = *out;
+    CBPIPE_RETURN_IF_ERROR(GetInt(t, key, "service.", err, min, max, &v));
+    *out = static_cast<int>(v);
+    return OkStatus();
+  };
+  CBPIPE_RETURN_IF_ERROR(get_int("workers", 1, 64, &sc->workers));
+  CBPIPE_RETURN_IF_ERROR(
+      get_int("poll_interval_ms", 10, 60000, &sc->poll_interval_ms));
+  CBPIPE_RETURN_IF_ERROR(get_int("settle_ms", 0, 600000, &sc->settle_ms));
+  CBPIPE_RETURN_IF_ERROR(
+      get_int("visibility_seconds", 2, 43200, &sc->visibility_seconds));
+  CBPIPE_RETURN_IF_ERROR(
+      get_int("max_receive_count", 1, 1000, &sc->max_receive_count));
+  CBPIPE_RETURN_IF_ERROR(get_int("shutdown_timeout_seconds", 1, 3600,
+                                 &sc->shutdown_timeout_seconds));
+  CBPIPE_RETURN_IF_ERROR(
+      GetString(t, "admin_listen", "service.", err, &sc->admin_listen));
+  if (!sc->admin_listen.empty()) {
+    const size_t colon = sc->admin_listen.rfind(':');
+    if (colon == std::string::npos || colon == 0 ||
+        colon + 1 == sc->admin_listen.size())
+      return err.At("service.admin_listen",
+                    "must be host:port, e.g. 127.0.0.1:8787");
+  }
+  CBPIPE_RETURN_IF_ERROR(
+      GetString(t, "admin_token", "service.", err, &sc->admin_token_ref));
+  if (!sc->admin_token_ref.empty() && !IsSecretReference(sc->admin_token_ref))
+    return err.At("service.admin_token",
+                  "must be a secret reference (env:NAME or file:/path)");
+  CBPIPE_RETURN_IF_ERROR(
+      GetString(t, "log_file", "service.", err, &sc->log_file));
+  CBPIPE_RETURN_IF_ERROR(
+      GetString(t, "log_level", "service.", err, &sc->log_level));
+  if (sc->log_level != "debug" && sc->log_level != "info" &&
+      sc->log_level != "warn" && sc->log_level != "error")
+    return err.At("service.log_level", "must be debug, info, warn or error");
+  return OkStatus();
+}
+
+Status ParseNotify(const toml::table& t, const ConfigError& err, Config* c) {
+  CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(t, {"webhook", "email"}, "notify.",
+                                        err));
+  if (const toml::node* n = t.get("webhook")) {
+    const toml::array* arr = n->as_array();
+    if (!arr) return err.At("notify.webhook", "must be [[notify.webhook]]");
+    int i = 0;
+    for (const toml::node& item : *arr) {
+      const std::string p = "notify.webhook[" + std::to_string(i++) + "].";
+      const toml::table* wt = item.as_table();
+      if (!wt) return err.At(p, "must be a table");
+      CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
+          *wt,
+          {"url", "secret", "events", "ca_file", "allow_insecure", "retry"},
+          p, err));
+      WebhookConfig w;
+      CBPIPE_RETURN_IF_ERROR(GetString(*wt, "url", p, err, &w.url));
+      if (w.url.rfind("https://", 0) != 0 && w.url.rfind("http://", 0) != 0)
+        return err.At(p + "url", "must be an http:// or https:// URL");
+      CBPIPE_RETURN_IF_ERROR(GetString(*wt, "secret", p, err, &w.secret_ref));
+      if (w.secret_ref.empty() || !IsSecretReference(w.secret_ref))
+        return err.At(p + "secret",
+                      "is required: a secret reference for the HMAC key");
+      CBPIPE_RETURN_IF_ERROR(GetStringList(*wt, "events", p, err, &w.events));
+      CBPIPE_RETURN_IF_ERROR(GetString(*wt, "ca_file", p, err, &w.ca_file));
+      CBPIPE_RETURN_IF_ERROR(
+          GetBool(*wt, "allow_insecure", p, err, &w.allow_insecure));
+      if (const toml::node* r = wt->get("retry")) {
+        if (!r->is_table()) return err.At(p + "retry", "must be a table");
+        CBPIPE_RETURN_IF_ERROR(
+            ParseRetry(*r->as_table(), p + "retry.", err, &w.retry));
+      }
+      c->webhooks.push_back(std::move(w));
+    }
+  }
+  if (const toml::node* n = t.get("email")) {
+    const toml::table* et = n->as_table();
+    const std::string p = "notify.email.";
+    if (!et) return err.At("notify.email", "must be a table");
+    CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
+        *et,
+        {"url", "from", "to", "username", "password", "starttls", "ca_file",
+         "events", "retry"},
+        p, err));
+    EmailConfig e;
+    CBPIPE_RETURN_IF_ERROR(GetString(*et, "url", p, err, &e.url));
+    if (e.url.rfind("smtp://", 0) != 0 && e.url.rfind("smtps://", 0) != 0)
+      return err.At(p + "url", "must be an smtp:// or smtps:// URL");
+    CBPIPE_RETURN_IF_ERROR(GetString(*et, "from", p, err, &e.from));
+    CBPIPE_RETURN_IF_ERROR(GetStringList(*et, "to", p, err, &e.to));
+    if (e.from.empty() || e.to.empty())
+      return err.At(p + "to", "email needs from and at least one to");
+    CBPIPE_RETURN_IF_ERROR(GetString(*et, "username", p, err, &e.username));
+    CBPIPE_RETURN_IF_ERROR(
+        GetString(*et, "password", p, err, &e.password_ref));
+    if (!e.password_ref.empty() && !IsSecretReference(e.password_ref))
+      return err.At(p + "password", "must be a secret reference");
+    CBPIPE_RETURN_IF_ERROR(GetBool(*et, "starttls", p, err, &e.starttls));
+    CBPIPE_RETURN_IF_ERROR(GetString(*et, "ca_file", p, err, &e.ca_file));
+    CBPIPE_RETURN_IF_ERROR(GetStringList(*et, "events", p, err, &e.events));
+    if (const toml::node* r = et->get("retry")) {
+      if (!r->is_table()) return err.At(p + "retry", "must be a table");
+      CBPIPE_RETURN_IF_ERROR(
+          ParseRetry(*r->as_table(), p + "retry.", err, &e.retry));
+    }
+    c->email = std::move(e);
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 const DestinationConfig* Config::DestinationFor(Network network) const {
@@ -541,7 +667,8 @@ StatusOr<Config> ParseConfig(std::string_view toml_text,
   Config c;
   c.source = source;
   CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
-      root, {"input", "output", "layout", "destination"}, "", err));
+      root, {"input", "output", "layout", "destination", "service", "notify"},
+      "", err));
   if (const toml::node* n = root.get("input")) {
     if (!n->is_table()) return err.At("input", "must be a table");
     CBPIPE_RETURN_IF_ERROR(ParseInput(*n->as_table(), err, &c));
@@ -549,6 +676,14 @@ StatusOr<Config> ParseConfig(std::string_view toml_text,
   if (const toml::node* n = root.get("output")) {
     if (!n->is_table()) return err.At("output", "must be a table");
     CBPIPE_RETURN_IF_ERROR(ParseOutput(*n->as_table(), err, &c));
+  }
+  if (const toml::node* n = root.get("service")) {
+    if (!n->is_table()) return err.At("service", "must be a table");
+    CBPIPE_RETURN_IF_ERROR(ParseService(*n->as_table(), err, &c.service));
+  }
+  if (const toml::node* n = root.get("notify")) {
+    if (!n->is_table()) return err.At("notify", "must be a table");
+    CBPIPE_RETURN_IF_ERROR(ParseNotify(*n->as_table(), err, &c));
   }
   for (Network net : kAllNetworks) {
     std::optional<Layout> builtin = BuiltinLayout(NetworkName(net));

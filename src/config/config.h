@@ -69,6 +69,44 @@ struct Limits {
   uint64_t max_records_per_file = 0;      // 0: no limit
 };
 
+// [service]: `cbpipe serve`.
+struct ServiceConfig {
+  std::string inbox_dir;       // default <work_dir>/inbox
+  std::string state_db;        // default <work_dir>/state.db
+  std::string object_dir;      // default <work_dir>/objects
+  int workers = 2;
+  int poll_interval_ms = 500;  // inbox scan
+  int settle_ms = 1000;        // a file unchanged this long is complete
+  int visibility_seconds = 60;  // a worker's lease on a run, renewed
+  int max_receive_count = 5;    // then the message is a dead letter
+  int shutdown_timeout_seconds = 30;
+  std::string admin_listen = "127.0.0.1:8787";  // "" disables the API
+  std::string admin_token_ref;  // secret reference; needed for POSTs
+  std::string log_file;         // "" = stderr
+  std::string log_level = "info";
+};
+
+// [[notify.webhook]] and [notify.email].
+struct WebhookConfig {
+  std::string url;
+  std::string secret_ref;  // HMAC key, a secret reference
+  std::vector<std::string> events;  // empty: all
+  std::string ca_file;
+  bool allow_insecure = false;  // http:// to a non-loopback host
+  RetryPolicy retry;
+};
+struct EmailConfig {
+  std::string url;  // smtp://host:port or smtps://
+  std::string from;
+  std::vector<std::string> to;
+  std::string username;
+  std::string password_ref;
+  bool starttls = true;
+  std::string ca_file;
+  std::vector<std::string> events;
+  RetryPolicy retry;
+};
+
 struct Config {
   std::string source;  // file it was loaded from, or "(built-in default)"
   // [input]
@@ -87,6 +125,10 @@ struct Config {
   std::map<std::string, Layout> layouts;
   // [[destination]]
   std::vector<DestinationConfig> destinations;
+  // [service], [notify]
+  ServiceConfig service;
+  std::vector<WebhookConfig> webhooks;
+  std::optional<EmailConfig> email;
 
   // The destination receiving `network`, or nullptr.
   const DestinationConfig* DestinationFor(Network network) const;

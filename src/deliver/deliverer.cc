@@ -1,5 +1,7 @@
 #include "deliver/deliverer.h"
 
+#include "common/crash_point.h"
+
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -138,8 +140,13 @@ Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
                                   DeliveryOutcome* outcome) {
   LedgerEntry entry{destination_.name, file.name, file.size, file.sha256,
                     file.batch_id,     "",        env_.now(), false};
+  entry.replay = file.replay;
   CBPIPE_ASSIGN_OR_RETURN(std::optional<LedgerEntry> known,
                           ledger_->Find(destination_.name, file.name));
+  if (file.replay && known && known->sha256 == file.sha256) {
+    // A replay of our own delivery: the ledger's record proves the content.
+    known.reset();
+  }
   if (known && known->state == "delivered" && known->sha256 == file.sha256) {
     *outcome = DeliveryOutcome::kAlreadyDelivered;
     return OkStatus();
@@ -184,7 +191,10 @@ Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
   CBPIPE_RETURN_IF_ERROR(ledger_->RecordIntent(entry));
   const std::string temp = *remote_name + destination_.temp_suffix;
   Status st = transport_->Upload(file.local_path, temp);
-  if (st.ok()) st = transport_->Rename(temp, *remote_name, replace);
+  if (st.ok()) {
+    CrashPoint("deliver.after_upload");
+    st = transport_->Rename(temp, *remote_name, replace);
+  }
   if (!st.ok()) {
     transport_->Remove(temp).IgnoreError();  // best effort
     if (st.code() == StatusCode::kAlreadyExists) {
@@ -203,7 +213,9 @@ Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
         (size ? std::to_string(*size) : std::string("no")) +
         " bytes after upload, expected " + std::to_string(file.size));
   }
+  CrashPoint("deliver.before_ledger");
   CBPIPE_RETURN_IF_ERROR(ledger_->MarkDelivered(entry));
+  CrashPoint("deliver.after_ledger");
   *outcome = DeliveryOutcome::kDelivered;
   return OkStatus();
 }

@@ -37,6 +37,9 @@ struct FileToDeliver {
   uint64_t size = 0;
   std::string sha256;
   std::string batch_id;
+  // Send again although the ledger has it (the receiver lost it); the
+  // ledger records the delivery as a replay.
+  bool replay = false;
 };
 
 enum class DeliveryOutcome { kDelivered, kAlreadyDelivered, kFailed };

@@ -1,5 +1,7 @@
 #include "workflow/pipeline.h"
 
+#include "common/crash_point.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -77,9 +79,12 @@ Status MakeDirs(const std::string& dir) {
   return OkStatus();
 }
 
-// Keeps an unreadable input with its reason; the original is not touched.
-std::string Quarantine(const std::string& work_dir, const std::string& input,
-                       const std::string& input_id, const Status& reason) {
+}  // namespace
+
+std::string QuarantineInput(const std::string& work_dir,
+                            const std::string& input,
+                            const std::string& input_id,
+                            const Status& reason) {
   const std::string dir = work_dir + "/quarantine/" + input_id;
   if (!MakeDirs(dir).ok()) return "";
   std::error_code ec;
@@ -91,8 +96,6 @@ std::string Quarantine(const std::string& work_dir, const std::string& input,
                                      << reason.ToString() << "\n";
   return dir;
 }
-
-}  // namespace
 
 bool BatchResult::ok() const {
   if (!verify.ok()) return false;
@@ -117,20 +120,31 @@ Pipeline::Pipeline(const Config& config, DeliveryLedger* ledger, RetryEnv env,
       env_(std::move(env)),
       now_(now_epoch_seconds) {}
 
-Status Pipeline::Generate(const std::string& input_path, InputResult* result,
-                          std::vector<Batch>* batches) {
-  const std::string run_dir =
-      config_.work_dir + "/runs/" + result->input_id;
-  CBPIPE_RETURN_IF_ERROR(MakeDirs(run_dir));
-  result->rejects_file = run_dir + "/rejects.csv";
+Status ScanAndPlan(const Config& config, const std::string& input_path,
+                   const std::string& rejects_path, BatchPlanner* planner,
+                   int64_t now_epoch_seconds, InputScan* scan) {
   RejectsWriter rejects;
-  CBPIPE_RETURN_IF_ERROR(rejects.Open(result->rejects_file));
-
-  BatchPlanner planner(config_, {result->input_id, config_.work_dir});
-  CBPIPE_RETURN_IF_ERROR(planner.status());
+  if (!rejects_path.empty()) {
+    CBPIPE_RETURN_IF_ERROR(MakeDirs(fs::path(rejects_path).parent_path().string()));
+    CBPIPE_RETURN_IF_ERROR(rejects.Open(rejects_path));
+  }
   auto accept = [&](const Record& record,
                     std::vector<RecordError>* errors) -> Status {
-    StatusOr<bool> added = planner.Add(record);
+    if (!planner) {
+      // Without a planner, routing is still checked: a network without a
+      // destination is a reject in every pass.
+      if (config.DestinationFor(record.network)) return OkStatus();
+      RecordError& e = errors->emplace_back();
+      e.position = record.position;
+      e.case_id = record.case_id;
+      e.field = "network";
+      e.code = ErrorCode::kNoDestination;
+      e.message = "no destination receives " +
+                  std::string(NetworkName(record.network)) + " records";
+      return OkStatus();
+    }
+    CrashPoint("generate.record");
+    StatusOr<bool> added = planner->Add(record);
     if (added.ok() && *added) return OkStatus();
     RecordError& e = errors->emplace_back();
     e.position = record.position;
@@ -151,63 +165,88 @@ Status Pipeline::Generate(const std::string& input_path, InputResult* result,
     errors->pop_back();
     return added.status();
   };
-  auto reject = [&](const RecordError& e) { return rejects.Add(e); };
-  ScanInput(input_path, config_, now_, config_.max_errors_reported, accept,
-            reject, &result->scan);
+  RejectFn reject;
+  if (!rejects_path.empty()) {
+    reject = [&](const RecordError& e) { return rejects.Add(e); };
+  }
+  ScanInput(input_path, config, now_epoch_seconds, config.max_errors_reported,
+            accept, reject, scan);
   CBPIPE_RETURN_IF_ERROR(rejects.Close());
-  if (!result->scan.input_error.ok()) return result->scan.input_error;
+  return scan->input_error;
+}
+
+Status Pipeline::Generate(const std::string& input_path, InputResult* result,
+                          std::vector<Batch>* batches) {
+  result->rejects_file =
+      config_.work_dir + "/runs/" + result->input_id + "/rejects.csv";
+  BatchPlanner planner(config_, {result->input_id, config_.work_dir});
+  CBPIPE_RETURN_IF_ERROR(planner.status());
+  CBPIPE_RETURN_IF_ERROR(ScanAndPlan(config_, input_path,
+                                     result->rejects_file, &planner, now_,
+                                     &result->scan));
   CBPIPE_ASSIGN_OR_RETURN(*batches, planner.Finish());
   return OkStatus();
 }
 
-BatchResult Pipeline::VerifyAndDeliver(Batch batch) {
-  BatchResult result;
-  if (before_verify_) before_verify_(batch);
-  result.verify = VerifyBatch(batch, config_);
+std::vector<DeliveredFile> DeliverBatch(const Config& config,
+                                        const Batch& batch,
+                                        DeliveryLedger* ledger,
+                                        const RetryEnv& env, bool replay) {
+  std::vector<DeliveredFile> files(batch.files.size());
   // Files grouped by destination, in batch order.
   std::map<std::string, std::vector<size_t>> by_destination;
   for (size_t i = 0; i < batch.files.size(); ++i) {
-    DeliveredFile& f = result.files.emplace_back();
-    f.file = batch.files[i];
-    f.delivery.remote_name = f.file.name;
-    by_destination[f.file.destination].push_back(i);
-  }
-  if (!result.verify.ok()) {
-    for (DeliveredFile& f : result.files) f.delivery.error = result.verify;
-    result.batch = std::move(batch);
-    return result;
+    files[i].file = batch.files[i];
+    files[i].delivery.remote_name = files[i].file.name;
+    by_destination[files[i].file.destination].push_back(i);
   }
   // One thread per destination: a slow or failing server never holds back
   // the others. Each thread owns its transport (one connection).
   std::vector<std::thread> threads;
   for (auto& [name, indexes] : by_destination) {
     const DestinationConfig* dest = nullptr;
-    for (const DestinationConfig& d : config_.destinations) {
+    for (const DestinationConfig& d : config.destinations) {
       if (d.name == name) dest = &d;
     }
-    threads.emplace_back([this, dest, &result, idx = indexes, name = name,
-                          batch_id = batch.id] {
+    threads.emplace_back([&, dest, idx = indexes, name = name] {
       if (!dest) {
         for (size_t i : idx)
-          result.files[i].delivery.error =
+          files[i].delivery.error =
               NotFoundError("destination " + name + " is not configured");
         return;
       }
       StatusOr<std::unique_ptr<Transport>> transport = MakeTransport(*dest);
       if (!transport.ok()) {
-        for (size_t i : idx) result.files[i].delivery.error =
-            transport.status();
+        for (size_t i : idx) files[i].delivery.error = transport.status();
         return;
       }
-      FileDeliverer deliverer(*dest, transport->get(), ledger_, env_);
+      FileDeliverer deliverer(*dest, transport->get(), ledger, env);
       for (size_t i : idx) {
-        const FileSummary& f = result.files[i].file;
-        result.files[i].delivery = deliverer.Deliver(
-            {f.path, f.name, f.bytes, f.sha256, batch_id});
+        const FileSummary& f = files[i].file;
+        FileToDeliver item{f.path, f.name, f.bytes, f.sha256, batch.id};
+        item.replay = replay;
+        files[i].delivery = deliverer.Deliver(item);
       }
     });
   }
   for (std::thread& t : threads) t.join();
+  return files;
+}
+
+BatchResult Pipeline::VerifyAndDeliver(Batch batch) {
+  BatchResult result;
+  if (before_verify_) before_verify_(batch);
+  result.verify = VerifyBatch(batch, config_);
+  if (!result.verify.ok()) {
+    for (const FileSummary& f : batch.files) {
+      DeliveredFile& d = result.files.emplace_back();
+      d.file = f;
+      d.delivery.remote_name = f.name;
+      d.delivery.error = result.verify;
+    }
+  } else {
+    result.files = DeliverBatch(config_, batch, ledger_, env_, false);
+  }
   result.batch = std::move(batch);
   return result;
 }
@@ -228,7 +267,7 @@ InputResult Pipeline::Process(const std::string& input_path) {
     result.error = st;
     if (!result.scan.input_error.ok()) {
       result.quarantine_dir =
-          Quarantine(config_.work_dir, input_path, result.input_id, st);
+          QuarantineInput(config_.work_dir, input_path, result.input_id, st);
     }
     return result;
   }

@@ -47,6 +47,29 @@ struct InputResult {
   bool ok() const;
 };
 
+// Reads and validates `input_path`. Rejects go to `rejects_path` (skipped
+// when empty); accepted records to `planner` (when null, only checked for a
+// destination). Returns the input's error when it cannot be read.
+Status ScanAndPlan(const Config& config, const std::string& input_path,
+                   const std::string& rejects_path, BatchPlanner* planner,
+                   int64_t now_epoch_seconds, InputScan* scan);
+
+// Delivers a verified batch: destinations in parallel, files of one
+// destination in order over one connection. `replay` sends files again even
+// when the ledger has them (a card company lost them).
+std::vector<DeliveredFile> DeliverBatch(const Config& config,
+                                        const Batch& batch,
+                                        DeliveryLedger* ledger,
+                                        const RetryEnv& env, bool replay);
+
+// Copies an unreadable input to <work_dir>/quarantine/<input_id>/ with a
+// reason.txt; the original is left in place. Returns the folder ("" when it
+// could not be made).
+std::string QuarantineInput(const std::string& work_dir,
+                            const std::string& input,
+                            const std::string& input_id,
+                            const Status& reason);
+
 class Pipeline {
  public:
   Pipeline(const Config& config, DeliveryLedger* ledger, RetryEnv env,

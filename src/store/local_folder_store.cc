@@ -1,0 +1,110 @@
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <random>
+
+#include "store/object_store.h"
+
+namespace cbpipe {
+namespace {
+
+namespace fs = std::filesystem;
+
+Status FsError(const std::string& what, const std::error_code& ec) {
+  if (ec == std::errc::no_such_file_or_directory)
+    return NotFoundError(what + ": " + ec.message());
+  if (ec == std::errc::no_space_on_device || ec == std::errc::io_error)
+    return UnavailableError(what + ": " + ec.message());
+  return InternalError(what + ": " + ec.message());
+}
+
+Status FsyncPath(const std::string& path, bool directory) {
+  const int fd =
+      ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) |
+                               O_CLOEXEC);
+  if (fd < 0) return InternalError("open " + path + " for fsync");
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return UnavailableError("fsync " + path);
+  return OkStatus();
+}
+
+}  // namespace
+
+Status ValidateObjectKey(const std::string& key) {
+  if (key.empty() || key.size() > 1024 || key.front() == '/' ||
+      key.back() == '/')
+    return InvalidArgumentError("bad object key '" + key + "'");
+  size_t segment_start = 0;
+  for (size_t i = 0; i <= key.size(); ++i) {
+    if (i == key.size() || key[i] == '/') {
+      const std::string_view seg(key.data() + segment_start, i - segment_start);
+      if (seg.empty() || seg == "." || seg == "..")
+        return InvalidArgumentError("bad object key '" + key + "'");
+      segment_start = i + 1;
+      continue;
+    }
+    const char c = key[i];
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    if (!ok) return InvalidArgumentError("bad object key '" + key + "'");
+  }
+  return OkStatus();
+}
+
+Status LocalFolderStore::PutFile(const std::string& key,
+                                 const std::string& path) {
+  CBPIPE_RETURN_IF_ERROR(ValidateObjectKey(key));
+  const fs::path target = fs::path(root_) / key;
+  std::error_code ec;
+  fs::create_directories(target.parent_path(), ec);
+  if (ec) return FsError("create " + target.parent_path().string(), ec);
+  // Copy under a unique temporary name, fsync, then rename: atomic.
+  std::random_device rd;
+  const fs::path temp =
+      target.parent_path() / (".put-" + std::to_string(rd()) + ".tmp");
+  fs::copy_file(path, temp, fs::copy_options::overwrite_existing, ec);
+  if (ec) return FsError("copy " + path, ec);
+  CBPIPE_RETURN_IF_ERROR(FsyncPath(temp.string(), false));
+  fs::rename(temp, target, ec);
+  if (ec) {
+    fs::remove(temp, ec);
+    return FsError("rename into " + target.string(), ec);
+  }
+  return FsyncPath(target.parent_path().string(), true);
+}
+
+StatusOr<std::string> LocalFolderStore::LocalPath(const std::string& key) {
+  CBPIPE_RETURN_IF_ERROR(ValidateObjectKey(key));
+  const fs::path p = fs::path(root_) / key;
+  std::error_code ec;
+  if (!fs::is_regular_file(p, ec)) return NotFoundError("no object " + key);
+  return p.string();
+}
+
+StatusOr<bool> LocalFolderStore::Exists(const std::string& key) {
+  CBPIPE_RETURN_IF_ERROR(ValidateObjectKey(key));
+  std::error_code ec;
+  return fs::is_regular_file(fs::path(root_) / key, ec);
+}
+
+StatusOr<std::vector<std::string>> LocalFolderStore::List(
+    const std::string& prefix) {
+  std::vector<std::string> keys;
+  std::error_code ec;
+  if (!fs::exists(root_, ec)) return keys;
+  for (auto it = fs::recursive_directory_iterator(root_, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file()) continue;
+    const std::string key = fs::relative(it->path(), root_).string();
+    if (key.rfind(prefix, 0) == 0 && key.find("/.put-") == std::string::npos)
+      keys.push_back(key);
+  }
+  if (ec) return FsError("list " + root_, ec);
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
+}  // namespace cbpipe

@@ -1,0 +1,236 @@
+#include "workflow/run_store.h"
+
+#include <sqlite3.h>
+
+#include <chrono>
+
+namespace cbpipe {
+namespace {
+
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  bool ok() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* get() { return stmt_; }
+  void Text(int i, const std::string& s) {
+    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()),
+                      SQLITE_TRANSIENT);
+  }
+  void Int(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  Status Error(std::string_view what) const {
+    const int code = sqlite3_errcode(db_);
+    std::string msg =
+        "run store: " + std::string(what) + ": " + sqlite3_errmsg(db_);
+    if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+      return UnavailableError(std::move(msg));
+    return InternalError(std::move(msg));
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+std::string Text(sqlite3_stmt* s, int i) {
+  const unsigned char* t = sqlite3_column_text(s, i);
+  return t ? std::string(reinterpret_cast<const char*>(t)) : std::string();
+}
+
+RunRecord ReadRun(sqlite3_stmt* s) {
+  RunRecord r;
+  r.run_id = Text(s, 0);
+  r.input_key = Text(s, 1);
+  r.input_name = Text(s, 2);
+  r.trace_id = Text(s, 3);
+  r.state = Text(s, 4);
+  r.current_step = Text(s, 5);
+  r.error = Text(s, 6);
+  r.created_ms = sqlite3_column_int64(s, 7);
+  r.updated_ms = sqlite3_column_int64(s, 8);
+  return r;
+}
+
+constexpr const char* kRunColumns =
+    "run_id, input_key, input_name, trace_id, state, current_step, error, "
+    "created_ms, updated_ms";
+
+}  // namespace
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+StatusOr<std::unique_ptr<RunStore>> RunStore::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                          SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return FailedPreconditionError("run store " + path + ": " + msg);
+  }
+  std::unique_ptr<RunStore> store(new RunStore(db));
+  sqlite3_busy_timeout(db, 10000);
+  CBPIPE_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL"));
+  CBPIPE_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous=FULL"));
+  CBPIPE_RETURN_IF_ERROR(store->Exec(
+      "CREATE TABLE IF NOT EXISTS runs ("
+      " run_id TEXT PRIMARY KEY, input_key TEXT NOT NULL,"
+      " input_name TEXT NOT NULL, trace_id TEXT NOT NULL,"
+      " state TEXT NOT NULL, current_step TEXT NOT NULL,"
+      " error TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL,"
+      " updated_ms INTEGER NOT NULL)"));
+  CBPIPE_RETURN_IF_ERROR(store->Exec(
+      "CREATE INDEX IF NOT EXISTS runs_by_state ON runs (state, created_ms)"));
+  CBPIPE_RETURN_IF_ERROR(store->Exec(
+      "CREATE TABLE IF NOT EXISTS steps ("
+      " run_id TEXT NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL,"
+      " state TEXT NOT NULL, attempts INTEGER NOT NULL,"
+      " output_json TEXT NOT NULL, error TEXT NOT NULL,"
+      " started_ms INTEGER NOT NULL, finished_ms INTEGER NOT NULL,"
+      " PRIMARY KEY (run_id, name))"));
+  return store;
+}
+
+RunStore::~RunStore() { sqlite3_close(db_); }
+
+Status RunStore::Exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    return InternalError("run store: " + msg);
+  }
+  return OkStatus();
+}
+
+StatusOr<bool> RunStore::CreateIfAbsent(const RunRecord& run) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_,
+         "INSERT INTO runs (run_id, input_key, input_name, trace_id, state,"
+         " current_step, error, created_ms, updated_ms)"
+         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, '', ?7, ?7)"
+         " ON CONFLICT (run_id) DO NOTHING");
+  if (!s.ok()) return s.Error("prepare insert");
+  s.Text(1, run.run_id);
+  s.Text(2, run.input_key);
+  s.Text(3, run.input_name);
+  s.Text(4, run.trace_id);
+  s.Text(5, run.state);
+  s.Text(6, run.current_step);
+  s.Int(7, run.created_ms ? run.created_ms : NowMs());
+  if (sqlite3_step(s.get()) != SQLITE_DONE) return s.Error("insert run");
+  return sqlite3_changes(db_) > 0;
+}
+
+StatusOr<RunRecord> RunStore::Get(const std::string& run_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string sql =
+      std::string("SELECT ") + kRunColumns + " FROM runs WHERE run_id = ?1";
+  Stmt s(db_, sql.c_str());
+  if (!s.ok()) return s.Error("prepare get");
+  s.Text(1, run_id);
+  const int rc = sqlite3_step(s.get());
+  if (rc == SQLITE_DONE) return NotFoundError("no run " + run_id);
+  if (rc != SQLITE_ROW) return s.Error("get run");
+  RunRecord run = ReadRun(s.get());
+  Stmt st(db_,
+          "SELECT name, state, attempts, output_json, error, started_ms,"
+          " finished_ms FROM steps WHERE run_id = ?1 ORDER BY seq");
+  if (!st.ok()) return st.Error("prepare steps");
+  st.Text(1, run_id);
+  int step_rc;
+  while ((step_rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+    StepRecord step;
+    step.name = Text(st.get(), 0);
+    step.state = Text(st.get(), 1);
+    step.attempts = sqlite3_column_int(st.get(), 2);
+    step.output_json = Text(st.get(), 3);
+    step.error = Text(st.get(), 4);
+    step.started_ms = sqlite3_column_int64(st.get(), 5);
+    step.finished_ms = sqlite3_column_int64(st.get(), 6);
+    run.steps.push_back(std::move(step));
+  }
+  if (step_rc != SQLITE_DONE) return st.Error("read steps");
+  return run;
+}
+
+StatusOr<std::vector<RunRecord>> RunStore::List(const std::string& state,
+                                                int limit, int offset) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string sql =
+      std::string("SELECT ") + kRunColumns +
+      " FROM runs WHERE (?1 = '' OR state = ?1)"
+      " ORDER BY created_ms DESC, run_id LIMIT ?2 OFFSET ?3";
+  Stmt s(db_, sql.c_str());
+  if (!s.ok()) return s.Error("prepare list");
+  s.Text(1, state);
+  s.Int(2, limit);
+  s.Int(3, offset);
+  std::vector<RunRecord> runs;
+  int rc;
+  while ((rc = sqlite3_step(s.get())) == SQLITE_ROW)
+    runs.push_back(ReadRun(s.get()));
+  if (rc != SQLITE_DONE) return s.Error("list runs");
+  return runs;
+}
+
+StatusOr<int64_t> RunStore::Count(const std::string& state) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_, "SELECT count(*) FROM runs WHERE (?1 = '' OR state = ?1)");
+  if (!s.ok()) return s.Error("prepare count");
+  s.Text(1, state);
+  if (sqlite3_step(s.get()) != SQLITE_ROW) return s.Error("count");
+  return sqlite3_column_int64(s.get(), 0);
+}
+
+Status RunStore::SaveStep(const std::string& run_id, const StepRecord& step) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_,
+         "INSERT INTO steps (run_id, name, seq, state, attempts, output_json,"
+         " error, started_ms, finished_ms) VALUES (?1, ?2,"
+         " (SELECT coalesce(max(seq), 0) + 1 FROM steps WHERE run_id = ?1),"
+         " ?3, ?4, ?5, ?6, ?7, ?8)"
+         " ON CONFLICT (run_id, name) DO UPDATE SET state = excluded.state,"
+         " attempts = excluded.attempts, output_json = excluded.output_json,"
+         " error = excluded.error, started_ms = excluded.started_ms,"
+         " finished_ms = excluded.finished_ms");
+  if (!s.ok()) return s.Error("prepare save step");
+  s.Text(1, run_id);
+  s.Text(2, step.name);
+  s.Text(3, step.state);
+  s.Int(4, step.attempts);
+  s.Text(5, step.output_json);
+  s.Text(6, step.error);
+  s.Int(7, step.started_ms);
+  s.Int(8, step.finished_ms);
+  if (sqlite3_step(s.get()) != SQLITE_DONE) return s.Error("save step");
+  return OkStatus();
+}
+
+Status RunStore::SetState(const std::string& run_id, const std::string& state,
+                          const std::string& current_step,
+                          const std::string& error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_,
+         "UPDATE runs SET state = ?2, current_step = ?3, error = ?4,"
+         " updated_ms = ?5 WHERE run_id = ?1");
+  if (!s.ok()) return s.Error("prepare set state");
+  s.Text(1, run_id);
+  s.Text(2, state);
+  s.Text(3, current_step);
+  s.Text(4, error);
+  s.Int(5, NowMs());
+  if (sqlite3_step(s.get()) != SQLITE_DONE) return s.Error("set state");
+  if (sqlite3_changes(db_) == 0) return NotFoundError("no run " + run_id);
+  return OkStatus();
+}
+
+}  // namespace cbpipe
