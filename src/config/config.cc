@@ -618,6 +618,9 @@ Status ParseNotify(const toml::table& t, const ConfigError& err, Config* c) {
     if (e.from.empty() || e.to.empty())
       return err.At(p + "to", "email needs from and at least one to");
     CBPIPE_RETURN_IF_ERROR(GetString(*et, "username", p, err, &e.username));
+    if (!e.username.empty() && !IsSecretReference(e.username))
+      return err.At(p + "username",
+                    "must be a secret reference (env:NAME or file:/path)");
     CBPIPE_RETURN_IF_ERROR(
         GetString(*et, "password", p, err, &e.password_ref));
     if (!e.password_ref.empty() && !IsSecretReference(e.password_ref))

@@ -99,7 +99,7 @@ struct EmailConfig {
   std::string url;  // smtp://host:port or smtps://
   std::string from;
   std::vector<std::string> to;
-  std::string username;
+  std::string username;  // a secret reference, like the password
   std::string password_ref;
   bool starttls = true;
   std::string ca_file;
