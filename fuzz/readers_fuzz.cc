@@ -1,11 +1,17 @@
 // Drains every reader over arbitrary bytes: no crash, no hang, no limit
-// broken, whatever the input.
+// broken, whatever the input. Also parses each line through the JSON fast
+// path and through simdjson alone: whenever the fast path accepts, the two
+// records must be the same.
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
+#include <string_view>
 
+#include "ingest/flat_json.h"
+#include "ingest/input_buffer.h"
 #include "ingest/reader.h"
 
 namespace {
@@ -62,9 +68,42 @@ void Drain(const uint8_t* data, size_t size, InputFormat format) {
   }
 }
 
+bool Same(const RawRecord& a, const RawRecord& b) {
+  return a.position == b.position && a.values == b.values &&
+         a.present == b.present && a.sensitive_fields == b.sensitive_fields &&
+         a.malformed == b.malformed && a.malformed_field == b.malformed_field;
+}
+
+void CompareJsonPaths(const uint8_t* data, size_t size) {
+  namespace in = cbpipe::ingest_internal;
+  // The readers only parse what InputBuffer lets through: UTF-8, no NUL.
+  if (in::FindInvalidUtf8(data, size) != size ||
+      std::memchr(data, '\0', size) != nullptr) {
+    return;
+  }
+  ReaderLimits limits;
+  limits.max_field_bytes = 64;
+  limits.max_json_depth = 8;
+  // Kept across inputs, as a reader keeps its key cache across lines; one
+  // parser per path so each path's cache is its own.
+  static const auto fast = in::MakeJsonObjectParserForTest(Mapping(), limits);
+  static const auto slow = in::MakeJsonObjectParserForTest(Mapping(), limits);
+  std::string_view rest(reinterpret_cast<const char*>(data), size);
+  while (!rest.empty()) {
+    const size_t nl = rest.find('\n');
+    const std::string_view line = rest.substr(0, nl);
+    rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1);
+    RawRecord a, b;
+    if (!fast->ParseFlatOnly(line, &a)) continue;
+    slow->ParseSimdjsonOnly(line, &b);
+    Check(Same(a, b));
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  CompareJsonPaths(data, size);
   for (InputFormat format :
        {InputFormat::kAuto, InputFormat::kCsv, InputFormat::kJsonLines,
         InputFormat::kJsonArray}) {

@@ -1,6 +1,7 @@
 // JSON Lines and JSON array readers. Each record (a line, or one element of
 // the top-level array) is cut out of the input window by hand and parsed
-// alone with simdjson On Demand, so only one record is ever in memory.
+// alone, so only one record is ever in memory: by the flat-object fast path
+// of flat_json.h when it accepts the text, else with simdjson On Demand.
 
 #include <algorithm>
 #include <cstring>
@@ -10,6 +11,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "ingest/flat_json.h"
 #include "ingest/readers.h"
 #include "simdjson.h"
 
@@ -128,6 +130,21 @@ struct KeyInfo {
   int field = -1;
   bool sensitive = false;
   uint64_t seen_in = 0;  // record stamp, to spot duplicate keys
+  bool escaped = false;  // raw holds a backslash
+  // No raw control character in `raw`, so the fast path may match the key
+  // by its bytes without scanning it (it declines such keys when scanning).
+  bool predictable = false;
+  // The key that followed this one last time. Records of one file list
+  // their keys alike, and when one record lacks a key only the key after
+  // the gap is a miss (a guess by position would miss for every key after
+  // it, and again in the next record).
+  KeyInfo* next = nullptr;
+};
+
+// The state of key guessing along one object.
+struct KeyChain {
+  KeyInfo* prev = nullptr;  // nullptr at the first key
+  bool lost = false;        // the previous key was not cached: no guess
 };
 
 // Turns one JSON object into a RawRecord.
@@ -143,10 +160,35 @@ class ObjectParser {
   }
 
   // Problems with the object go to out->malformed; never fails as a whole.
-  void Parse(std::string_view text, RawRecord* out);
+  // `out` comes cleared but for its position.
+  void Parse(std::string_view text, RawRecord* out) {
+    if (ParseFlat(text, out)) return;
+    // The fast path may have filled some fields before it declined.
+    const uint64_t position = out->position;
+    out->Clear();
+    out->position = position;
+    ParseSimdjson(text, out);
+  }
+
+  // The fast path: true when `text` is a flat object it has fully read into
+  // `out`. It declines (false) on anything that could make simdjson's
+  // result differ, including every record simdjson would call malformed.
+  bool ParseFlat(std::string_view text, RawRecord* out);
+  void ParseSimdjson(std::string_view text, RawRecord* out);
 
  private:
-  const KeyInfo* Resolve(od::field& field, size_t index, bool* duplicate);
+  const KeyInfo* Resolve(od::field& field, KeyChain* chain, bool* duplicate);
+  // Both paths resolve keys here, so they map names alike and share the
+  // cache. `unescape(std::string* name)` decodes the key, called only for an
+  // escaped key not yet cached; false means a bad escape. `guessed`: the
+  // caller has already found that `raw` is Guess(*chain)->raw.
+  template <typename Unescape>
+  const KeyInfo* ResolveRaw(std::string_view raw, bool escaped, KeyChain* chain,
+                            bool guessed, bool* duplicate, Unescape unescape);
+  KeyInfo* Guess(const KeyChain& chain) const {
+    if (chain.lost) return nullptr;
+    return chain.prev != nullptr ? chain.prev->next : first_key_;
+  }
   static void Flag(RawRecord* out, std::string message,
                    std::string field = "") {
     out->malformed = std::move(message);
@@ -161,14 +203,15 @@ class ObjectParser {
   std::unordered_map<std::string, std::unique_ptr<KeyInfo>, StringHash,
                      std::equal_to<>>
       cache_;
-  std::vector<const KeyInfo*> order_;  // keys by position in the last object
+  KeyInfo* first_key_ = nullptr;  // the first key of the last object
   KeyInfo uncached_;
   std::unordered_set<std::string> uncached_seen_;
   uint64_t stamp_ = 0;
   const char* text_end_ = nullptr;  // end of the object in scratch_
+  std::string decoded_;             // fast path: escaped keys, values not kept
 };
 
-const KeyInfo* ObjectParser::Resolve(od::field& field, size_t index,
+const KeyInfo* ObjectParser::Resolve(od::field& field, KeyChain* chain,
                                      bool* duplicate) {
   // raw() points just after the opening quote; simdjson has already checked
   // that the string is closed.
@@ -185,22 +228,33 @@ const KeyInfo* ObjectParser::Resolve(od::field& field, size_t index,
     }
     if (e >= text_end_) return nullptr;
   }
-  const std::string_view raw(k, e - k);
-  KeyInfo* info = nullptr;
-  // Objects in one file nearly always list their keys in the same order.
-  if (index < order_.size() && order_[index]->raw == raw) {
-    info = const_cast<KeyInfo*>(order_[index]);
+  return ResolveRaw(std::string_view(k, e - k), escaped, chain,
+                    /*guessed=*/false, duplicate, [&field](std::string* name) {
+                      std::string_view unescaped;
+                      if (field.unescaped_key().get(unescaped)) return false;
+                      name->assign(unescaped);
+                      return true;
+                    });
+}
+
+template <typename Unescape>
+const KeyInfo* ObjectParser::ResolveRaw(std::string_view raw, bool escaped,
+                                        KeyChain* chain, bool guessed,
+                                        bool* duplicate, Unescape unescape) {
+  KeyInfo* info = Guess(*chain);
+  if (info != nullptr && (guessed || info->raw == raw)) {
+    // Objects in one file nearly always list their keys in the same order.
   } else if (auto it = cache_.find(raw); it != cache_.end()) {
     info = it->second.get();
   } else {
     std::string name(raw);
-    if (escaped) {
-      std::string_view unescaped;
-      if (field.unescaped_key().get(unescaped)) return nullptr;
-      name.assign(unescaped);
-    }
+    if (escaped && !unescape(&name)) return nullptr;
     KeyInfo fresh;
     fresh.raw.assign(raw);
+    fresh.escaped = escaped;
+    fresh.predictable = std::none_of(raw.begin(), raw.end(), [](char c) {
+      return static_cast<unsigned char>(c) < 0x20;
+    });
     fresh.sensitive = IsSensitiveFieldName(name);
     if (!fresh.sensitive) {
       if (std::optional<Field> f = mapping_.Lookup(name)) {
@@ -210,6 +264,7 @@ const KeyInfo* ObjectParser::Resolve(od::field& field, size_t index,
     fresh.name = std::move(name);
     if (cache_.size() >= kMaxCachedKeys) {
       uncached_ = std::move(fresh);
+      chain->lost = true;
       *duplicate = !uncached_seen_.insert(uncached_.raw).second;
       return &uncached_;
     }
@@ -217,17 +272,93 @@ const KeyInfo* ObjectParser::Resolve(od::field& field, size_t index,
     info = owned.get();
     cache_.emplace(info->raw, std::move(owned));
   }
-  if (index < order_.size()) {
-    order_[index] = info;
-  } else if (index == order_.size() && order_.size() < kMaxCachedKeys) {
-    order_.push_back(info);
-  }
+  if (!chain->lost)
+    (chain->prev != nullptr ? chain->prev->next : first_key_) = info;
+  chain->prev = info;
+  chain->lost = false;
   *duplicate = info->seen_in == stamp_;
   info->seen_in = stamp_;
   return info;
 }
 
-void ObjectParser::Parse(std::string_view text, RawRecord* out) {
+bool ObjectParser::ParseFlat(std::string_view text, RawRecord* out) {
+  using Kind = FlatJsonCursor::Kind;
+  FlatJsonCursor cursor(text);
+  if (!cursor.Begin()) return false;
+  ++stamp_;
+  if (!uncached_seen_.empty()) uncached_seen_.clear();
+  uint32_t fields_seen = 0;
+  FlatJsonCursor::String key_text;
+  FlatJsonCursor::Value value;
+  KeyChain chain;
+  while (true) {
+    FlatJsonCursor::String expect;
+    if (KeyInfo* guess = Guess(chain); guess != nullptr && guess->predictable) {
+      expect.raw = guess->raw;
+      expect.escaped = guess->escaped;
+    }
+    bool guessed = false;
+    switch (cursor.NextKey(&key_text, expect)) {
+      case FlatJsonCursor::Step::kExpected: guessed = true; break;
+      case FlatJsonCursor::Step::kMember: break;
+      case FlatJsonCursor::Step::kEnd: return true;
+      case FlatJsonCursor::Step::kBail: return false;
+    }
+    // Decoded even when cached: a bad escape must decline every time.
+    if (key_text.escaped && !DecodeJsonString(key_text.raw, &decoded_)) {
+      return false;
+    }
+    bool duplicate = false;
+    const KeyInfo* key =
+        ResolveRaw(key_text.raw, key_text.escaped, &chain, guessed, &duplicate,
+                   [this](std::string* name) {
+                     name->assign(decoded_);
+                     return true;
+                   });
+    // Duplicates and clashes are malformed records: simdjson's to word.
+    if (key == nullptr || duplicate || !cursor.NextValue(&value)) return false;
+    const bool is_string = value.kind == Kind::kString;
+    if (key->field < 0 || key->sensitive) {
+      // Not kept, but a bad escape in it must still decline.
+      if (is_string && value.text.escaped &&
+          !DecodeJsonString(value.text.raw, &decoded_)) {
+        return false;
+      }
+      // As the simdjson path: non-empty unless null or "".
+      if (key->sensitive && value.kind != Kind::kNull &&
+          !(is_string && value.text.raw.empty())) {
+        out->sensitive_fields.push_back(key->name);
+      }
+      continue;
+    }
+    const uint32_t bit = 1u << key->field;
+    if (fields_seen & bit) return false;
+    fields_seen |= bit;
+    std::string& dst = out->values[key->field];
+    switch (value.kind) {
+      case Kind::kString:
+        if (value.text.escaped) {
+          if (!DecodeJsonString(value.text.raw, &dst)) return false;
+          if (dst.size() > limits_.max_field_bytes) return false;
+          break;
+        }
+        [[fallthrough]];
+      case Kind::kNumber:
+        if (value.text.raw.size() > limits_.max_field_bytes) return false;
+        // clear + append is assign without its aliasing checks, which
+        // showed in profiles.
+        dst.clear();
+        dst.append(value.text.raw);
+        break;
+      case Kind::kTrue: dst.assign("true"); break;
+      case Kind::kFalse: dst.assign("false"); break;
+      case Kind::kNull: continue;  // null is absent
+    }
+    out->present[key->field] = true;
+  }
+}
+
+void ObjectParser::ParseSimdjson(std::string_view text, RawRecord* out) {
   // A private padded copy: simdjson may read past the end of the text.
   const size_t need = text.size() + simdjson::SIMDJSON_PADDING;
   if (need > scratch_capacity_) {
@@ -255,7 +386,7 @@ void ObjectParser::Parse(std::string_view text, RawRecord* out) {
                 std::string("invalid JSON: ") + simdjson::error_message(err));
   }
   uint32_t fields_seen = 0;
-  size_t index = 0;
+  KeyChain chain;
   for (auto field_or : object) {
     od::field field;
     if (auto err = std::move(field_or).get(field)) {
@@ -263,7 +394,7 @@ void ObjectParser::Parse(std::string_view text, RawRecord* out) {
                   std::string("invalid JSON: ") + simdjson::error_message(err));
     }
     bool duplicate = false;
-    const KeyInfo* key = Resolve(field, index++, &duplicate);
+    const KeyInfo* key = Resolve(field, &chain, &duplicate);
     if (key == nullptr) return Flag(out, "invalid JSON: bad key escape");
     // Built only for messages: this loop runs for every key of every record.
     auto field_name = [key] {
@@ -544,7 +675,30 @@ StatusOr<bool> JsonArrayReader::Next(RawRecord* out) {
   }
 }
 
+class TestParser final : public JsonObjectParserForTest {
+ public:
+  TestParser(const FieldMapping& mapping, const ReaderLimits& limits)
+      : parser_(mapping, limits) {}
+  void Parse(std::string_view text, RawRecord* out) override {
+    parser_.Parse(text, out);
+  }
+  bool ParseFlatOnly(std::string_view text, RawRecord* out) override {
+    return parser_.ParseFlat(text, out);
+  }
+  void ParseSimdjsonOnly(std::string_view text, RawRecord* out) override {
+    parser_.ParseSimdjson(text, out);
+  }
+
+ private:
+  ObjectParser parser_;
+};
+
 }  // namespace
+
+std::unique_ptr<JsonObjectParserForTest> MakeJsonObjectParserForTest(
+    const FieldMapping& mapping, const ReaderLimits& limits) {
+  return std::make_unique<TestParser>(mapping, limits);
+}
 
 std::unique_ptr<RecordReader> MakeJsonLinesReader(
     std::unique_ptr<InputBuffer> in, const FieldMapping& mapping,
