@@ -1,0 +1,651 @@
+#include "app/admin_api.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+#include "queue/sqlite_queue.h"
+#include "workflow/run_store.h"
+
+namespace cbpipe {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+StepRecord Step(std::string name, std::string output, int attempts = 1,
+                std::string error = "") {
+  StepRecord s;
+  s.name = std::move(name);
+  s.state = "succeeded";
+  s.attempts = attempts;
+  s.output_json = std::move(output);
+  s.error = std::move(error);
+  return s;
+}
+
+constexpr char kToken[] = "s3cret-token";
+constexpr char kRunOk[] = "00000000000000a1";
+constexpr char kRunFailed[] = "00000000000000b2";
+constexpr char kRunQueued[] = "00000000000000c3";
+
+// A raw TCP connection to the server, for what httplib::Client cannot send.
+class RawSocket {
+ public:
+  explicit RawSocket(int port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ =
+        ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    timeval tv{10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~RawSocket() { ::close(fd_); }
+  bool connected() const { return connected_; }
+  // Sends what the peer takes; false once it stops taking (closed).
+  bool TrySend(std::string_view data) {
+    return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(data.size());
+  }
+  void Send(std::string_view data) {
+    ASSERT_EQ(::send(fd_, data.data(), data.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(data.size()));
+  }
+  // One response (head and Content-Length body), or what came before the
+  // server closed (or 10 s passed).
+  std::string ReadResponse() {
+    std::string out;
+    char buf[4096];
+    for (;;) {
+      const size_t head_end = out.find("\r\n\r\n");
+      if (head_end != std::string::npos) {
+        const size_t cl = out.find("Content-Length: ");
+        const size_t body = cl == std::string::npos || cl > head_end
+                                ? 0
+                                : std::stoul(out.substr(cl + 16));
+        if (out.size() >= head_end + 4 + body) return out;
+      }
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return out;
+      out.append(buf, static_cast<size_t>(n));
+    }
+  }
+  // Everything until the server closes (or 10 s pass).
+  std::string ReadAll() {
+    std::string out;
+    char buf[4096];
+    for (;;) {
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+
+ private:
+  int fd_;
+  bool connected_ = false;
+};
+
+class AdminApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/cbpipe-admin-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto runs = RunStore::Open(dir_ + "/state.db");
+    ASSERT_TRUE(runs.ok()) << runs.status().ToString();
+    runs_ = std::move(*runs);
+    QueueOptions options;
+    options.max_receive_count = 1;
+    auto queue = SqliteQueue::Open(dir_ + "/state.db", "inputs", options);
+    ASSERT_TRUE(queue.ok()) << queue.status().ToString();
+    queue_ = std::move(*queue);
+    SeedRuns();
+    StartServer(kToken);
+  }
+
+  void TearDown() override {
+    if (server_) server_->Stop();
+    server_.reset();
+    queue_.reset();
+    runs_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  void StartServer(const std::string& token) {
+    if (server_) server_->Stop();
+    AdminServer::Hooks hooks;
+    hooks.runs = runs_.get();
+    hooks.queue = queue_.get();
+    hooks.render_metrics = [] {
+      return std::string(
+          "# HELP cbpipe_up Up.\n# TYPE cbpipe_up gauge\ncbpipe_up 1\n");
+    };
+    hooks.ready = [this] { return ready_.load(); };
+    hooks.token = token;
+    hooks.log = [](std::string_view) {};
+    auto server = AdminServer::Start("127.0.0.1:0", std::move(hooks));
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(*server);
+    ASSERT_GT(server_->port(), 0);
+  }
+
+  void SeedRuns() {
+    RunRecord ok;
+    ok.run_id = kRunOk;
+    ok.input_key = "inputs/ok";
+    ok.input_name = "ok.csv";
+    ok.state = "queued";
+    ok.created_ms = 1000;
+    ASSERT_TRUE(runs_->CreateIfAbsent(ok).ok());
+    json validate = {{"input_key", "inputs/ok"},
+                     {"accepted", 2},
+                     {"rejects_file", "/w/runs/00000000000000a1/rejects.csv"}};
+    json generate = validate;
+    generate["batches"] = json::array(
+        {{{"id", "00000000000000a1-b001"},
+          {"manifest", "/w/batches/00000000000000a1-b001/manifest.json"},
+          {"files", json::array({{{"destination", "visa"},
+                                  {"name", "visa_1.csv"},
+                                  {"records", 2},
+                                  {"bytes", 100}}})}}});
+    json deliver = generate;
+    deliver["deliveries"] =
+        json::array({{{"id", "00000000000000a1-b001"},
+                      {"files", json::array({{{"destination", "visa"},
+                                              {"name", "visa_1.csv"},
+                                              {"status", "delivered"}}})}}});
+    ASSERT_TRUE(
+        runs_->SaveStep(kRunOk, Step("validate", validate.dump())).ok());
+    ASSERT_TRUE(
+        runs_->SaveStep(kRunOk, Step("generate", generate.dump())).ok());
+    ASSERT_TRUE(runs_
+                    ->SaveStep(kRunOk, Step("deliver", deliver.dump(), 2,
+                                            "first try timed out"))
+                    .ok());
+    ASSERT_TRUE(runs_->SetState(kRunOk, "succeeded", "", "").ok());
+
+    RunRecord failed = ok;
+    failed.run_id = kRunFailed;
+    failed.input_name = "bad.csv";
+    failed.created_ms = 2000;
+    ASSERT_TRUE(runs_->CreateIfAbsent(failed).ok());
+    ASSERT_TRUE(
+        runs_->SetState(kRunFailed, "failed", "deliver", "sftp refused").ok());
+
+    RunRecord queued = ok;
+    queued.run_id = kRunQueued;
+    queued.created_ms = 3000;
+    ASSERT_TRUE(runs_->CreateIfAbsent(queued).ok());
+  }
+
+  // A dead letter in the inputs queue; returns its id.
+  std::string AddDeadLetter(const std::string& body) {
+    auto id = queue_->Send(body);
+    EXPECT_TRUE(id.ok());
+    auto got = queue_->Receive(1, 60'000);
+    EXPECT_TRUE(got.ok() && got->size() == 1);
+    EXPECT_TRUE(queue_->MoveToDeadLetter((*got)[0].receipt, "boom").ok());
+    return *id;
+  }
+
+  httplib::Client Client() {
+    httplib::Client c("127.0.0.1", server_->port());
+    c.set_connection_timeout(2, 0);
+    c.set_read_timeout(10, 0);
+    return c;
+  }
+
+  static json Body(const httplib::Result& r) {
+    return json::parse(r->body, nullptr, false);
+  }
+
+  static std::string ErrorCode(const httplib::Result& r) {
+    json j = Body(r);
+    if (!j.is_object() || !j.contains("error")) return "(not an error)";
+    return j["error"].value("code", "");
+  }
+
+  std::string dir_;
+  std::unique_ptr<RunStore> runs_;
+  std::unique_ptr<SqliteQueue> queue_;
+  std::unique_ptr<AdminServer> server_;
+  std::atomic<bool> ready_{true};
+};
+
+TEST_F(AdminApiTest, HealthReadyMetrics) {
+  auto c = Client();
+  auto r = c.Get("/healthz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(Body(r)["status"], "ok");
+  EXPECT_EQ(r->get_header_value("Content-Type"), "application/json");
+
+  r = c.Get("/readyz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  ready_ = false;
+  r = c.Get("/readyz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  EXPECT_EQ(ErrorCode(r), "not_ready");
+
+  r = c.Get("/metrics");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Type"),
+            "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_NE(r->body.find("cbpipe_up 1"), std::string::npos);
+}
+
+TEST_F(AdminApiTest, ListsRunsWithPagingAndFilter) {
+  auto c = Client();
+  auto r = c.Get("/api/runs");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  json j = Body(r);
+  EXPECT_EQ(j["total"], 3);
+  EXPECT_EQ(j["limit"], 50);
+  ASSERT_EQ(j["runs"].size(), 3u);
+  EXPECT_EQ(j["runs"][0]["run_id"], kRunQueued);  // newest first
+  EXPECT_FALSE(j["runs"][0].contains("steps"));
+
+  r = c.Get("/api/runs?limit=1&offset=1");
+  ASSERT_TRUE(r);
+  j = Body(r);
+  ASSERT_EQ(j["runs"].size(), 1u);
+  EXPECT_EQ(j["runs"][0]["run_id"], kRunFailed);
+  EXPECT_EQ(j["total"], 3);
+
+  r = c.Get("/api/runs?state=failed");
+  ASSERT_TRUE(r);
+  j = Body(r);
+  ASSERT_EQ(j["runs"].size(), 1u);
+  EXPECT_EQ(j["runs"][0]["run_id"], kRunFailed);
+  EXPECT_EQ(j["runs"][0]["error"], "sftp refused");
+  EXPECT_EQ(j["total"], 1);
+  EXPECT_EQ(j["state"], "failed");
+
+  for (const char* bad :
+       {"/api/runs?limit=0", "/api/runs?limit=501", "/api/runs?limit=abc",
+        "/api/runs?limit=-1", "/api/runs?offset=-3", "/api/runs?offset=1e3",
+        "/api/runs?limit=99999999999999999999", "/api/runs?state=done",
+        "/api/runs?state=", "/api/runs?colour=red",
+        "/api/runs?limit=1&limit=2"}) {
+    r = c.Get(bad);
+    ASSERT_TRUE(r) << bad;
+    EXPECT_EQ(r->status, 400) << bad;
+    EXPECT_EQ(ErrorCode(r), "invalid_argument") << bad;
+  }
+}
+
+TEST_F(AdminApiTest, ShowsOneRun) {
+  auto c = Client();
+  auto r = c.Get(std::string("/api/runs/") + kRunOk);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  json j = Body(r);
+  EXPECT_EQ(j["run_id"], kRunOk);
+  EXPECT_EQ(j["state"], "succeeded");
+  ASSERT_EQ(j["steps"].size(), 3u);
+  EXPECT_EQ(j["steps"][0]["name"], "validate");
+  EXPECT_EQ(j["steps"][0]["output"]["accepted"], 2);  // parsed, not a string
+  EXPECT_EQ(j["steps"][2]["attempts"], 2);
+  ASSERT_EQ(j["files"].size(), 1u);
+  EXPECT_EQ(j["files"][0]["name"], "visa_1.csv");
+  EXPECT_EQ(j["files"][0]["batch_id"], "00000000000000a1-b001");
+  ASSERT_EQ(j["deliveries"].size(), 1u);
+  EXPECT_EQ(j["deliveries"][0]["files"][0]["status"], "delivered");
+  EXPECT_EQ(j["rejects_file"], "/w/runs/00000000000000a1/rejects.csv");
+  ASSERT_EQ(j["errors"].size(), 1u);
+  EXPECT_EQ(j["errors"][0]["step"], "deliver");
+
+  r = c.Get("/api/runs/0000000000000fff");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(ErrorCode(r), "not_found");
+
+  for (const char* bad : {"/api/runs/XYZ", "/api/runs/00000000000000A1",
+                          "/api/runs/00000000000000a1a",
+                          "/api/runs/%27%3B%20DROP%20TABLE%20runs"}) {
+    r = c.Get(bad);
+    ASSERT_TRUE(r) << bad;
+    EXPECT_EQ(r->status, 400) << bad;
+  }
+}
+
+TEST_F(AdminApiTest, UnknownPathsAndMethods) {
+  auto c = Client();
+  auto r = c.Get("/nope");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(ErrorCode(r), "not_found");
+
+  r = c.Delete("/api/runs");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+  EXPECT_EQ(ErrorCode(r), "method_not_allowed");
+  EXPECT_EQ(r->get_header_value("Allow"), "GET, HEAD");
+
+  r = c.Post("/api/runs", "{}", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+
+  r = c.Get("/api/deadletters/abc/redrive");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+  EXPECT_EQ(r->get_header_value("Allow"), "POST");
+
+  r = c.Get("/" + std::string(4000, 'a'));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(ErrorCode(r), "not_found");
+}
+
+TEST_F(AdminApiTest, DeadLettersListShowAndRedriveWithAuth) {
+  const std::string a =
+      AddDeadLetter(R"({"run_id":"00000000000000b2","input_name":"bad.csv"})");
+  const std::string b = AddDeadLetter(std::string("\xff\xfe binary", 9));
+  auto c = Client();
+
+  auto r = c.Get("/api/deadletters");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  json j = Body(r);
+  ASSERT_EQ(j["dead_letters"].size(), 2u);
+  EXPECT_EQ(j["total"], 2);
+  EXPECT_EQ(j["dead_letters"][0]["id"], a);
+  EXPECT_EQ(j["dead_letters"][0]["run_id"], "00000000000000b2");
+  EXPECT_EQ(j["dead_letters"][0]["reason"], "boom");
+  EXPECT_TRUE(j["next_after"].is_null());
+
+  r = c.Get("/api/deadletters?limit=1");
+  ASSERT_TRUE(r);
+  j = Body(r);
+  ASSERT_EQ(j["dead_letters"].size(), 1u);
+  ASSERT_EQ(j["next_after"], a);
+  r = c.Get("/api/deadletters?limit=1&after=" + a);
+  ASSERT_TRUE(r);
+  j = Body(r);
+  ASSERT_EQ(j["dead_letters"].size(), 1u);
+  EXPECT_EQ(j["dead_letters"][0]["id"], b);
+
+  r = c.Get("/api/deadletters/" + b);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(Body(r)["id"], b);
+  r = c.Get("/api/deadletters?limit=0");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  r = c.Get("/api/deadletters?after=%3Cscript%3E");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+
+  const std::string redrive = "/api/deadletters/" + a + "/redrive";
+  // No header: 401.
+  r = c.Post(redrive, "", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  EXPECT_EQ(ErrorCode(r), "unauthenticated");
+  EXPECT_FALSE(r->get_header_value("WWW-Authenticate").empty());
+  // Malformed: 401.
+  for (const char* h : {"Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "Bearer a b",
+                        "s3cret-token"}) {
+    r = c.Post(redrive, {{"Authorization", h}}, "", "application/json");
+    ASSERT_TRUE(r) << h;
+    EXPECT_EQ(r->status, 401) << h;
+  }
+  // Wrong token: 403.
+  r = c.Post(redrive, {{"Authorization", "Bearer s3cret-tokeN"}}, "",
+             "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403);
+  EXPECT_EQ(ErrorCode(r), "forbidden");
+  r = c.Post(redrive, {{"Authorization", "Bearer s3cret-token-longer"}}, "",
+             "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403);
+  // Nothing was redriven so far.
+  EXPECT_EQ(queue_->Stats()->dead_letters, 2);
+
+  // Right token (scheme is case-insensitive).
+  r = c.Post(redrive, {{"Authorization", "bearer s3cret-token"}}, "",
+             "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(Body(r)["redriven"], a);
+  EXPECT_EQ(queue_->Stats()->dead_letters, 1);
+  EXPECT_EQ(queue_->Stats()->visible, 1);
+
+  // Again: it is no dead letter any more.
+  r = c.Post(redrive, {{"Authorization", "Bearer s3cret-token"}}, "",
+             "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  r = c.Post("/api/deadletters/not_an_id!/redrive",
+             {{"Authorization", "Bearer s3cret-token"}}, "",
+             "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+}
+
+TEST_F(AdminApiTest, MutatingEndpointsForbiddenWithoutConfiguredToken) {
+  StartServer("");
+  const std::string id = AddDeadLetter("{}");
+  auto c = Client();
+  auto r =
+      c.Post("/api/deadletters/" + id + "/redrive",
+             {{"Authorization", "Bearer anything"}}, "", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403);
+  EXPECT_NE(Body(r)["error"]["message"].get<std::string>().find(
+                "admin_token is not configured"),
+            std::string::npos);
+  EXPECT_EQ(queue_->Stats()->dead_letters, 1);
+}
+
+TEST_F(AdminApiTest, BodyOverLimitIs413) {
+  auto c = Client();
+  const std::string big(1 << 20, 'x');
+  auto r = c.Post("/api/deadletters/abc/redrive",
+                  {{"Authorization", std::string("Bearer ") + kToken}}, big,
+                  "application/octet-stream");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_EQ(ErrorCode(r), "payload_too_large");
+  // Still serving.
+  r = Client().Get("/healthz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST_F(AdminApiTest, MalformedRequestIs400AndServerKeepsServing) {
+  for (std::string_view garbage :
+       {std::string_view("GARBAGE\r\n\r\n"),
+        std::string_view("GET /healthz HTTP/9.9\r\n\r\n"),
+        std::string_view("GET\r\n\r\n"),
+        std::string_view("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+                         18)}) {
+    RawSocket s(server_->port());
+    ASSERT_TRUE(s.connected());
+    s.Send(garbage);
+    const std::string reply = s.ReadResponse();
+    EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << reply;
+    EXPECT_NE(reply.find("\"error\""), std::string::npos) << reply;
+  }
+  {
+    // A header line over 8 KiB.
+    RawSocket s(server_->port());
+    s.Send("GET /healthz HTTP/1.1\r\nX-Big: " + std::string(9000, 'a') +
+           "\r\n\r\n");
+    const std::string reply = s.ReadResponse();
+    EXPECT_EQ(reply.rfind("HTTP/1.1 4", 0), 0u) << reply.substr(0, 100);
+  }
+  auto r = Client().Get("/healthz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST_F(AdminApiTest, EndlessHeadersAreCutOff) {
+  RawSocket s(server_->port());
+  ASSERT_TRUE(s.connected());
+  ASSERT_TRUE(s.TrySend("GET /healthz HTTP/1.1\r\n"));
+  const std::string line = "X-Filler: " + std::string(1000, 'a') + "\r\n";
+  size_t sent = 0;
+  while (sent < (64u << 20) && s.TrySend(line)) sent += line.size();
+  // The server closed the connection long before 64 MiB.
+  EXPECT_LT(sent, 8u << 20);
+  EXPECT_EQ(s.ReadAll().find("200 OK"), std::string::npos);
+  auto r = Client().Get("/healthz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST_F(AdminApiTest, SilentClientDoesNotBlockOthers) {
+  std::vector<std::unique_ptr<RawSocket>> idle;
+  for (int i = 0; i < 3; ++i) {
+    idle.push_back(std::make_unique<RawSocket>(server_->port()));
+    ASSERT_TRUE(idle.back()->connected());
+  }
+  RawSocket partial(server_->port());
+  partial.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n");  // never finished
+  const auto start = std::chrono::steady_clock::now();
+  auto r = Client().Get("/healthz");
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_LT(took, std::chrono::seconds(1));
+}
+
+TEST_F(AdminApiTest, ManyConcurrentRequests) {
+  constexpr int kThreads = 16, kEach = 20;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      httplib::Client c("127.0.0.1", server_->port());
+      c.set_keep_alive(t % 2 == 0);
+      for (int i = 0; i < kEach; ++i) {
+        auto r = (i % 2) ? c.Get("/api/runs?limit=2")
+                         : c.Get(std::string("/api/runs/") + kRunOk);
+        if (r && r->status == 200) ++ok;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kThreads * kEach);
+}
+
+TEST_F(AdminApiTest, StopIsPromptAndIdempotent) {
+  RawSocket idle(server_->port());
+  const auto start = std::chrono::steady_clock::now();
+  server_->Stop();
+  server_->Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start,
+            std::chrono::seconds(kAdminIoTimeoutSeconds + 2));
+  auto r = Client().Get("/healthz");
+  EXPECT_FALSE(r);
+}
+
+TEST(AdminServerStart, RefusesBadAndNonLoopbackAddresses) {
+  AdminServer::Hooks hooks;
+  hooks.log = [](std::string_view) {};
+  for (const char* bad : {"", "8787", ":8787", "127.0.0.1:", "127.0.0.1:x",
+                          "127.0.0.1:65536", "::1:8787"}) {
+    auto s = AdminServer::Start(bad, hooks);
+    EXPECT_FALSE(s.ok()) << bad;
+    if (!s.ok()) {
+      EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+    }
+  }
+  auto s = AdminServer::Start("0.0.0.0:0", hooks);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
+
+  std::string warned;
+  hooks.allow_non_loopback = true;
+  hooks.log = [&](std::string_view m) { warned = std::string(m); };
+  s = AdminServer::Start("0.0.0.0:0", hooks);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_NE(warned.find("non-loopback"), std::string::npos);
+  (*s)->Stop();
+
+  s = AdminServer::Start("[::1]:0", AdminServer::Hooks{});
+  if (s.ok()) {  // hosts without IPv6 cannot bind ::1
+    httplib::Client c("::1", (*s)->port());
+    auto r = c.Get("/healthz");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+  }
+}
+
+TEST(AdminServerStart, BusyPortIsUnavailable) {
+  auto a = AdminServer::Start("127.0.0.1:0", AdminServer::Hooks{});
+  ASSERT_TRUE(a.ok());
+  auto b = AdminServer::Start("127.0.0.1:" + std::to_string((*a)->port()),
+                              AdminServer::Hooks{});
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.status().code(), StatusCode::kUnavailable);
+}
+
+TEST(AdminServerStart, WithoutStoresAnswers503) {
+  auto s = AdminServer::Start("127.0.0.1:0", AdminServer::Hooks{});
+  ASSERT_TRUE(s.ok());
+  httplib::Client c("127.0.0.1", (*s)->port());
+  auto r = c.Get("/api/runs");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  r = c.Get("/metrics");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "");
+}
+
+TEST(AdminServerStart, HandlerExceptionIs500) {
+  AdminServer::Hooks hooks;
+  hooks.log = [](std::string_view) {};
+  hooks.render_metrics = []() -> std::string {
+    throw std::runtime_error("registry exploded");
+  };
+  auto s = AdminServer::Start("127.0.0.1:0", std::move(hooks));
+  ASSERT_TRUE(s.ok());
+  httplib::Client c("127.0.0.1", (*s)->port());
+  auto r = c.Get("/metrics");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 500);
+  json j = json::parse(r->body, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r->body;
+  EXPECT_EQ(j["error"]["code"], "internal");
+  r = c.Get("/healthz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST(AdminDocuments, ValidatesIdsAndStates) {
+  EXPECT_TRUE(IsValidRunId("0123456789abcdef"));
+  EXPECT_FALSE(IsValidRunId("0123456789ABCDEF"));
+  EXPECT_FALSE(IsValidRunId("0123456789abcde"));
+  EXPECT_TRUE(IsKnownRunState("rejected"));
+  EXPECT_FALSE(IsKnownRunState(""));
+  EXPECT_TRUE(IsValidDeadLetterId("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"));
+  EXPECT_FALSE(IsValidDeadLetterId("../x"));
+  EXPECT_EQ(DumpJson(json(std::string("a\xff"))), "\"a\xEF\xBF\xBD\"");
+}
+
+}  // namespace
+}  // namespace cbpipe

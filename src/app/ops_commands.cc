@@ -1,0 +1,652 @@
+#include "app/ops_commands.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "app/admin_api.h"
+#include "app/commands.h"
+#include "deliver/ledger.h"
+#include "output/manifest.h"
+#include "output/verifier.h"
+#include "queue/sqlite_queue.h"
+#include "workflow/pipeline.h"
+#include "workflow/run_store.h"
+
+namespace cbpipe {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+void PrintError(std::string_view command, std::string_view message) {
+  std::fprintf(stderr, "cbpipe %.*s: %.*s\n", static_cast<int>(command.size()),
+               command.data(), static_cast<int>(message.size()),
+               message.data());
+}
+
+void PrintJson(const json& j) { std::printf("%s\n", DumpJson(j, 2).c_str()); }
+
+// "2026-11-25 23:00:01" (UTC), or "-" for 0.
+std::string FormatMs(int64_t ms) {
+  if (ms <= 0) return "-";
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+// At most `n` characters, on one line.
+std::string Clip(std::string s, size_t n) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  }
+  if (s.size() > n) s = s.substr(0, n - 3) + "...";
+  return s;
+}
+
+// The state database, which only the service creates: a missing one means
+// the service never ran with this config (or the config is the wrong one).
+StatusOr<std::string> ExistingStateDb(const Config& config) {
+  const std::string path = ResolveServicePaths(config).state_db;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    return NotFoundError("no state database at " + path +
+                         ": has `cbpipe serve` run with this config?");
+  }
+  return path;
+}
+
+StatusOr<std::unique_ptr<RunStore>> OpenRuns(const Config& config) {
+  CBPIPE_ASSIGN_OR_RETURN(std::string path, ExistingStateDb(config));
+  return RunStore::Open(path);
+}
+
+StatusOr<std::unique_ptr<SqliteQueue>> OpenInputs(const Config& config) {
+  CBPIPE_ASSIGN_OR_RETURN(std::string path, ExistingStateDb(config));
+  QueueOptions options;
+  options.max_receive_count = config.service.max_receive_count;
+  return SqliteQueue::Open(path, kInputsQueue, options);
+}
+
+// Exit code for a failure to open or find something.
+int ExitFor(const Status& st) {
+  return st.code() == StatusCode::kNotFound ||
+                 st.code() == StatusCode::kInvalidArgument
+             ? kExitUsage
+             : kExitRejected;
+}
+
+void PrintRunHuman(const json& r) {
+  std::printf("run %s  %s\n", r.value("run_id", "").c_str(),
+              r.value("state", "").c_str());
+  std::printf("  input:   %s (%s)\n", r.value("input_name", "").c_str(),
+              r.value("input_key", "").c_str());
+  if (!r.value("trace_id", "").empty())
+    std::printf("  trace:   %s\n", r.value("trace_id", "").c_str());
+  std::printf("  created: %s   updated: %s\n",
+              FormatMs(r.value("created_ms", int64_t{0})).c_str(),
+              FormatMs(r.value("updated_ms", int64_t{0})).c_str());
+  if (!r.value("current_step", "").empty())
+    std::printf("  next:    %s\n", r.value("current_step", "").c_str());
+  std::printf("steps:\n");
+  for (const json& s : r["steps"]) {
+    const int64_t ms =
+        s.value("finished_ms", int64_t{0}) - s.value("started_ms", int64_t{0});
+    std::printf("  %-15s %-10s %d attempt(s) %8lld ms\n",
+                s.value("name", "").c_str(), s.value("state", "").c_str(),
+                s.value("attempts", 0), static_cast<long long>(ms));
+  }
+  if (!r["files"].empty()) {
+    std::printf("files:\n");
+    for (const json& f : r["files"]) {
+      std::printf("  %-12s %-44s %7lld records %9lld bytes  %s\n",
+                  f.value("destination", "").c_str(),
+                  f.value("name", "").c_str(),
+                  static_cast<long long>(f.value("records", int64_t{0})),
+                  static_cast<long long>(f.value("bytes", int64_t{0})),
+                  f.value("batch_id", "").c_str());
+    }
+  }
+  if (!r["deliveries"].empty()) {
+    std::printf("deliveries:\n");
+    for (const json& b : r["deliveries"]) {
+      std::printf("  batch %s\n", b.value("id", "").c_str());
+      if (!b.contains("files") || !b["files"].is_array()) continue;
+      for (const json& f : b["files"]) {
+        std::printf("    %-17s %-12s %s\n", f.value("status", "").c_str(),
+                    f.value("destination", "").c_str(),
+                    f.value("name", "").c_str());
+        if (f.contains("error"))
+          std::printf("      %s\n", f.value("error", "").c_str());
+      }
+    }
+  }
+  if (r["rejects_file"].is_string())
+    std::printf("rejects: %s\n", r["rejects_file"].get<std::string>().c_str());
+  if (!r["errors"].empty()) {
+    std::printf("errors:\n");
+    for (const json& e : r["errors"]) {
+      std::printf("  %s: %s\n", e.value("step", "").c_str(),
+                  e.value("message", "").c_str());
+    }
+  }
+}
+
+void PrintDeadLetterHuman(const DeadLetter& d) {
+  const Message& m = d.message;
+  std::printf("dead letter %s\n", m.id.c_str());
+  std::printf("  reason:   %s\n", d.reason.c_str());
+  std::printf("  moved:    %s\n", FormatMs(d.moved_at_ms).c_str());
+  std::printf("  sent:     %s\n", FormatMs(m.sent_at_ms).c_str());
+  std::printf("  receives: %d (first %s)\n", m.receive_count,
+              FormatMs(m.first_received_at_ms).c_str());
+  for (const auto& [k, v] : m.attributes)
+    std::printf("  attribute %s = %s\n", k.c_str(), v.c_str());
+  std::printf("  body:     %s\n", DumpJson(json(m.body)).c_str());
+}
+
+// The generate step's batches of a run, read back from their manifests.
+StatusOr<std::vector<Batch>> RunBatches(const RunRecord& run) {
+  const StepRecord* generate = nullptr;
+  for (const StepRecord& s : run.steps) {
+    if (s.name == "generate" && s.state == "succeeded") generate = &s;
+  }
+  if (!generate) {
+    return FailedPreconditionError("run " + run.run_id +
+                                   " has no generated files (state " +
+                                   run.state + ")");
+  }
+  const json out = json::parse(generate->output_json, nullptr, false);
+  if (!out.is_object() || !out.contains("batches") ||
+      !out["batches"].is_array()) {
+    return DataLossError("run " + run.run_id +
+                         ": the generate step's output lists no batches");
+  }
+  std::vector<Batch> batches;
+  for (const json& b : out["batches"]) {
+    const std::string manifest =
+        b.is_object() ? b.value("manifest", "") : std::string();
+    StatusOr<Batch> batch = ReadManifest(manifest);
+    if (!batch.ok()) {
+      return Status(batch.status().code(), "batch manifest " + manifest + ": " +
+                                               batch.status().message());
+    }
+    batches.push_back(std::move(*batch));
+  }
+  return batches;
+}
+
+// A fresh random suffix for temporary names.
+std::string RandomHex() {
+  std::random_device rd;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%08x%08x", rd(), rd());
+  return buf;
+}
+
+Status ErrnoStatus(const std::string& what) {
+  const int e = errno;
+  const std::string m = what + ": " + std::strerror(e);
+  if (e == ENOENT) return NotFoundError(m);
+  if (e == EACCES || e == EPERM) return PermissionDeniedError(m);
+  return UnavailableError(m);
+}
+
+// Copies everything from `in` to `out`.
+Status CopyFd(int in, int out, const std::string& src) {
+  std::vector<char> buf(1 << 16);
+  for (;;) {
+    const ssize_t n = ::read(in, buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("read " + src);
+    }
+    if (n == 0) return OkStatus();
+    for (ssize_t done = 0; done < n;) {
+      const ssize_t w = ::write(out, buf.data() + done, n - done);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus("write to the inbox");
+      }
+      done += w;
+    }
+  }
+}
+
+// Renames `from` to `to` unless `to` exists (kAlreadyExists then).
+Status RenameNoReplace(const std::string& from, const std::string& to) {
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(),
+                  RENAME_NOREPLACE) == 0)
+    return OkStatus();
+  if (errno == EEXIST) return AlreadyExistsError(to);
+  if (errno != EINVAL && errno != ENOSYS) return ErrnoStatus("rename to " + to);
+  // A file system without RENAME_NOREPLACE: link() never replaces either.
+  if (::link(from.c_str(), to.c_str()) != 0) {
+    if (errno == EEXIST) return AlreadyExistsError(to);
+    return ErrnoStatus("link " + to);
+  }
+  ::unlink(from.c_str());
+  return OkStatus();
+}
+
+// "a.csv.gz" with n = 2 -> "a~2.csv.gz".
+std::string Candidate(const std::string& name, int n) {
+  if (n == 0) return name;
+  const size_t dot = name.find('.', 1);
+  const std::string suffix = "~" + std::to_string(n);
+  if (dot == std::string::npos) return name + suffix;
+  return name.substr(0, dot) + suffix + name.substr(dot);
+}
+
+// Submits one file; returns where it went.
+StatusOr<std::string> SubmitOne(const std::string& inbox,
+                                const std::string& src) {
+  const std::string name = fs::path(src).filename().string();
+  if (name.empty() || name == "." || name == "..")
+    return InvalidArgumentError(src + ": not a file name");
+  if (name.front() == '.') {
+    return InvalidArgumentError(
+        src +
+        ": names starting with '.' are ignored by the watcher; "
+        "rename the file first");
+  }
+  // O_NONBLOCK: opening a FIFO must not wait for a writer.
+  const int in = ::open(src.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (in < 0) return ErrnoStatus("open " + src);
+  struct stat st {};
+  if (::fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(in);
+    return InvalidArgumentError(src + ": not a regular file");
+  }
+  const std::string temp = inbox + "/." + name + "." + RandomHex() + ".part";
+  const int out =
+      ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (out < 0) {
+    Status s = ErrnoStatus("create " + temp);
+    ::close(in);
+    return s;
+  }
+  Status copied = CopyFd(in, out, src);
+  ::close(in);
+  if (copied.ok() && ::fsync(out) != 0) copied = ErrnoStatus("fsync " + temp);
+  if (::close(out) != 0 && copied.ok()) copied = ErrnoStatus("close " + temp);
+  std::string placed;
+  for (int n = 0; copied.ok() && placed.empty(); ++n) {
+    if (n > 999) {
+      copied = AlreadyExistsError(inbox + "/" + name +
+                                  " and 999 alternatives exist already");
+      break;
+    }
+    const std::string target = inbox + "/" + Candidate(name, n);
+    Status renamed = RenameNoReplace(temp, target);
+    if (renamed.ok()) {
+      placed = target;
+    } else if (renamed.code() != StatusCode::kAlreadyExists) {
+      copied = renamed;
+    }
+  }
+  if (!copied.ok()) {
+    ::unlink(temp.c_str());
+    return copied;
+  }
+  // The rename is durable once the folder is.
+  const int dir = ::open(inbox.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    const int rc = ::fsync(dir);
+    ::close(dir);
+    if (rc != 0) return ErrnoStatus("fsync " + inbox);
+  }
+  return placed;
+}
+
+}  // namespace
+
+int RunsList(const Config& config, const std::string& state, int limit,
+             bool as_json) {
+  constexpr std::string_view kCmd = "runs list";
+  if (!state.empty() && !IsKnownRunState(state)) {
+    PrintError(kCmd,
+               "--state must be queued, running, succeeded, failed or "
+               "rejected");
+    return kExitUsage;
+  }
+  if (limit < 1 || limit > kAdminMaxPageSize) {
+    PrintError(kCmd, "--limit must be 1-" + std::to_string(kAdminMaxPageSize));
+    return kExitUsage;
+  }
+  StatusOr<std::unique_ptr<RunStore>> store = OpenRuns(config);
+  if (!store.ok()) {
+    PrintError(kCmd, store.status().message());
+    return ExitFor(store.status());
+  }
+  StatusOr<std::vector<RunRecord>> runs = (*store)->List(state, limit, 0);
+  StatusOr<int64_t> total = (*store)->Count(state);
+  if (!runs.ok() || !total.ok()) {
+    PrintError(kCmd, (runs.ok() ? total.status() : runs.status()).ToString());
+    return kExitRejected;
+  }
+  if (as_json) {
+    json items = json::array();
+    for (const RunRecord& r : *runs) items.push_back(RunSummaryJson(r));
+    PrintJson({{"runs", items}, {"total", *total}});
+    return kExitOk;
+  }
+  std::printf("%-16s  %-9s  %-14s  %-19s  %s\n", "RUN", "STATE", "NEXT STEP",
+              "UPDATED (UTC)", "INPUT");
+  for (const RunRecord& r : *runs) {
+    std::printf("%-16s  %-9s  %-14s  %-19s  %s\n", r.run_id.c_str(),
+                r.state.c_str(),
+                r.current_step.empty() ? "-" : r.current_step.c_str(),
+                FormatMs(r.updated_ms).c_str(), Clip(r.input_name, 60).c_str());
+  }
+  std::printf("(%zu of %lld run(s)%s)\n", runs->size(),
+              static_cast<long long>(*total),
+              state.empty() ? "" : (" in state " + state).c_str());
+  return kExitOk;
+}
+
+int RunsShow(const Config& config, const std::string& id, bool as_json) {
+  constexpr std::string_view kCmd = "runs show";
+  if (!IsValidRunId(id)) {
+    PrintError(kCmd, "a run id is 16 lower-case hex digits");
+    return kExitUsage;
+  }
+  StatusOr<std::unique_ptr<RunStore>> store = OpenRuns(config);
+  if (!store.ok()) {
+    PrintError(kCmd, store.status().message());
+    return ExitFor(store.status());
+  }
+  StatusOr<RunRecord> run = (*store)->Get(id);
+  if (!run.ok()) {
+    PrintError(kCmd, run.status().code() == StatusCode::kNotFound
+                         ? "no run " + id
+                         : run.status().ToString());
+    return ExitFor(run.status());
+  }
+  const json detail = RunDetailJson(*run);
+  if (as_json) {
+    PrintJson(detail);
+  } else {
+    PrintRunHuman(detail);
+  }
+  return kExitOk;
+}
+
+int DlqList(const Config& config, bool as_json) {
+  constexpr std::string_view kCmd = "dlq list";
+  StatusOr<std::unique_ptr<SqliteQueue>> queue = OpenInputs(config);
+  if (!queue.ok()) {
+    PrintError(kCmd, queue.status().message());
+    return ExitFor(queue.status());
+  }
+  std::vector<DeadLetter> all;
+  std::string after;
+  for (;;) {
+    StatusOr<std::vector<DeadLetter>> page =
+        (*queue)->ListDeadLetters(1000, after);
+    if (!page.ok()) {
+      PrintError(kCmd, page.status().ToString());
+      return kExitRejected;
+    }
+    if (page->empty()) break;
+    after = page->back().message.id;
+    for (DeadLetter& d : *page) all.push_back(std::move(d));
+    if (page->size() < 1000) break;
+  }
+  if (as_json) {
+    json items = json::array();
+    for (const DeadLetter& d : all) items.push_back(DeadLetterJson(d));
+    PrintJson({{"dead_letters", items}, {"total", all.size()}});
+    return kExitOk;
+  }
+  std::printf("%-36s  %-16s  %-8s  %-19s  %s\n", "ID", "RUN", "RECEIVES",
+              "MOVED (UTC)", "REASON");
+  for (const DeadLetter& d : all) {
+    const json j = DeadLetterJson(d);
+    const std::string run =
+        j["run_id"].is_string() ? j["run_id"].get<std::string>() : "-";
+    std::printf("%-36s  %-16s  %8d  %-19s  %s\n", d.message.id.c_str(),
+                Clip(run, 16).c_str(), d.message.receive_count,
+                FormatMs(d.moved_at_ms).c_str(), Clip(d.reason, 60).c_str());
+  }
+  std::printf("(%zu dead letter(s))\n", all.size());
+  return kExitOk;
+}
+
+int DlqShow(const Config& config, const std::string& id, bool as_json) {
+  constexpr std::string_view kCmd = "dlq show";
+  if (!IsValidDeadLetterId(id)) {
+    PrintError(kCmd, "malformed dead-letter id");
+    return kExitUsage;
+  }
+  StatusOr<std::unique_ptr<SqliteQueue>> queue = OpenInputs(config);
+  if (!queue.ok()) {
+    PrintError(kCmd, queue.status().message());
+    return ExitFor(queue.status());
+  }
+  StatusOr<DeadLetter> d = (*queue)->GetDeadLetter(id);
+  if (!d.ok()) {
+    PrintError(kCmd, d.status().code() == StatusCode::kNotFound
+                         ? "no dead letter " + id
+                         : d.status().ToString());
+    return ExitFor(d.status());
+  }
+  if (as_json) {
+    PrintJson(DeadLetterJson(*d));
+  } else {
+    PrintDeadLetterHuman(*d);
+  }
+  return kExitOk;
+}
+
+int DlqRedrive(const Config& config, const std::string& id, bool all) {
+  constexpr std::string_view kCmd = "dlq redrive";
+  if (all == !id.empty()) {
+    PrintError(kCmd, "give either a dead-letter id or --all");
+    return kExitUsage;
+  }
+  if (!all && !IsValidDeadLetterId(id)) {
+    PrintError(kCmd, "malformed dead-letter id");
+    return kExitUsage;
+  }
+  StatusOr<std::unique_ptr<SqliteQueue>> queue = OpenInputs(config);
+  if (!queue.ok()) {
+    PrintError(kCmd, queue.status().message());
+    return ExitFor(queue.status());
+  }
+  if (all) {
+    StatusOr<int64_t> n = (*queue)->RedriveAll();
+    if (!n.ok()) {
+      PrintError(kCmd, n.status().ToString());
+      return kExitRejected;
+    }
+    std::printf("redrove %lld dead letter(s) to the %s queue\n",
+                static_cast<long long>(*n), std::string(kInputsQueue).c_str());
+    return kExitOk;
+  }
+  Status st = (*queue)->Redrive(id);
+  if (!st.ok()) {
+    PrintError(kCmd, st.code() == StatusCode::kNotFound ? "no dead letter " + id
+                                                        : st.ToString());
+    return ExitFor(st);
+  }
+  std::printf("redrove %s to the %s queue\n", id.c_str(),
+              std::string(kInputsQueue).c_str());
+  return kExitOk;
+}
+
+int DlqPurge(const Config& config, bool yes) {
+  constexpr std::string_view kCmd = "dlq purge";
+  if (!yes) {
+    PrintError(kCmd,
+               "this deletes every dead letter for good; run again with "
+               "--yes to confirm");
+    return kExitUsage;
+  }
+  StatusOr<std::unique_ptr<SqliteQueue>> queue = OpenInputs(config);
+  if (!queue.ok()) {
+    PrintError(kCmd, queue.status().message());
+    return ExitFor(queue.status());
+  }
+  StatusOr<int64_t> n = (*queue)->PurgeDeadLetters();
+  if (!n.ok()) {
+    PrintError(kCmd, n.status().ToString());
+    return kExitRejected;
+  }
+  std::printf("purged %lld dead letter(s)\n", static_cast<long long>(*n));
+  return kExitOk;
+}
+
+int Replay(const Config& config, const std::string& run_id, bool as_json,
+           const std::string& destination) {
+  constexpr std::string_view kCmd = "replay";
+  if (!IsValidRunId(run_id)) {
+    PrintError(kCmd, "a run id is 16 lower-case hex digits");
+    return kExitUsage;
+  }
+  if (!destination.empty()) {
+    bool configured = false;
+    for (const DestinationConfig& d : config.destinations)
+      configured = configured || d.name == destination;
+    if (!configured) {
+      PrintError(kCmd, "no destination named " + destination);
+      return kExitUsage;
+    }
+  }
+  StatusOr<std::unique_ptr<RunStore>> store = OpenRuns(config);
+  if (!store.ok()) {
+    PrintError(kCmd, store.status().message());
+    return ExitFor(store.status());
+  }
+  StatusOr<RunRecord> run = (*store)->Get(run_id);
+  if (!run.ok()) {
+    PrintError(kCmd, run.status().code() == StatusCode::kNotFound
+                         ? "no run " + run_id
+                         : run.status().ToString());
+    return ExitFor(run.status());
+  }
+  if (run->state == "queued" || run->state == "running") {
+    PrintError(kCmd, "run " + run_id + " is " + run->state +
+                         ": wait until it has finished");
+    return kExitUsage;
+  }
+  StatusOr<std::vector<Batch>> batches = RunBatches(*run);
+  if (!batches.ok()) {
+    PrintError(kCmd, batches.status().message());
+    return batches.status().code() == StatusCode::kFailedPrecondition
+               ? kExitUsage
+               : kExitRejected;
+  }
+  // Every file must still be what was generated before anything is sent.
+  for (const Batch& b : *batches) {
+    Status verified = VerifyBatch(b, config);
+    if (!verified.ok()) {
+      PrintError(kCmd,
+                 "refusing to replay: batch " + b.id +
+                     " no longer matches its manifest: " + verified.message());
+      return kExitRejected;
+    }
+  }
+  StatusOr<std::unique_ptr<DeliveryLedger>> ledger =
+      DeliveryLedger::Open(ResolveServicePaths(config).ledger_db);
+  if (!ledger.ok()) {
+    PrintError(kCmd, "ledger: " + ledger.status().message());
+    return kExitRejected;
+  }
+  json out = {{"run_id", run_id}, {"batches", json::array()}};
+  int failed = 0, sent = 0;
+  for (Batch b : *batches) {
+    if (!destination.empty()) {
+      std::erase_if(b.files, [&](const FileSummary& f) {
+        return f.destination != destination;
+      });
+      if (b.files.empty()) continue;
+    }
+    std::vector<DeliveredFile> files =
+        DeliverBatch(config, b, ledger->get(), RetryEnv::Real(),
+                     /*replay=*/true);
+    json jf = json::array();
+    for (const DeliveredFile& f : files) {
+      json item = {{"destination", f.file.destination},
+                   {"name", f.delivery.remote_name},
+                   {"records", f.file.records},
+                   {"bytes", f.file.bytes},
+                   {"status", DeliveryOutcomeName(f.delivery.outcome)}};
+      if (f.delivery.outcome == DeliveryOutcome::kFailed) {
+        ++failed;
+        item["error"] = f.delivery.error.ToString();
+      } else {
+        ++sent;
+      }
+      jf.push_back(std::move(item));
+    }
+    out["batches"].push_back({{"id", b.id}, {"files", std::move(jf)}});
+  }
+  out["ok"] = failed == 0;
+  if (as_json) {
+    PrintJson(out);
+  } else {
+    std::printf("replay of run %s (%s)\n", run_id.c_str(),
+                run->input_name.c_str());
+    for (const json& b : out["batches"]) {
+      std::printf("  batch %s\n", b.value("id", "").c_str());
+      for (const json& f : b["files"]) {
+        std::printf("    %-17s %-12s %s\n", f.value("status", "").c_str(),
+                    f.value("destination", "").c_str(),
+                    f.value("name", "").c_str());
+        if (f.contains("error"))
+          std::printf("      %s\n", f.value("error", "").c_str());
+      }
+    }
+    std::printf("%d file(s) replayed, %d failed\n", sent, failed);
+  }
+  if (sent + failed == 0) {
+    PrintError(kCmd, "no files to replay" + (destination.empty()
+                                                 ? std::string()
+                                                 : " for " + destination));
+    return kExitUsage;
+  }
+  return failed == 0 ? kExitOk : kExitRejected;
+}
+
+int Submit(const Config& config, const std::vector<std::string>& files) {
+  constexpr std::string_view kCmd = "submit";
+  if (files.empty()) {
+    PrintError(kCmd, "name at least one file");
+    return kExitUsage;
+  }
+  const std::string inbox = ResolveServicePaths(config).inbox;
+  std::error_code ec;
+  if (!fs::is_directory(inbox, ec)) {
+    PrintError(kCmd, "inbox " + inbox +
+                         " is not a folder: is `cbpipe serve` running with "
+                         "this config?");
+    return kExitUsage;
+  }
+  int failed = 0;
+  for (const std::string& f : files) {
+    StatusOr<std::string> placed = SubmitOne(inbox, f);
+    if (placed.ok()) {
+      std::printf("%s -> %s\n", f.c_str(), placed->c_str());
+    } else {
+      ++failed;
+      PrintError(kCmd, placed.status().message());
+    }
+  }
+  return failed == 0 ? kExitOk : kExitRejected;
+}
+
+}  // namespace cbpipe
