@@ -43,4 +43,7 @@ int RunPipeline(const RunArgs& args);
 
 int RunConfigCheck(const std::string& config_path);
 
+// cbpipe serve: runs until SIGTERM or SIGINT (docs/service.md).
+int RunServe(const std::string& config_path);
+
 }  // namespace cbpipe

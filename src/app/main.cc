@@ -7,6 +7,7 @@
 
 #include "app/commands.h"
 #include "app/gen_sample.h"
+#include "app/ops_commands.h"
 
 namespace {
 
@@ -113,6 +114,70 @@ int main(int argc, char** argv) {
       "check", "Validate a config and print the effective settings");
   check->add_option("--config", cc_path, "Config file (TOML)");
 
+  // serve
+  std::string sv_config;
+  CLI::App* serve = app.add_subcommand(
+      "serve", "Run as a service: watch the inbox, process, deliver, retry");
+  serve->add_option("--config", sv_config, "Config file (TOML)");
+
+  // submit
+  std::string sb_config;
+  std::vector<std::string> sb_files;
+  CLI::App* submit = app.add_subcommand(
+      "submit", "Hand input files to a running service (its inbox)");
+  submit->add_option("--config", sb_config, "Config file (TOML)");
+  submit->add_option("FILE", sb_files, "Input files")->required();
+
+  // runs list|show
+  std::string rn_config, rn_state, rn_id;
+  int rn_limit = 50;
+  bool rn_json = false;
+  CLI::App* runs = app.add_subcommand("runs", "Workflow runs of the service");
+  runs->require_subcommand(1);
+  runs->add_option("--config", rn_config, "Config file (TOML)");
+  CLI::App* runs_list = runs->add_subcommand("list", "Runs, newest first");
+  runs_list->add_option("--state", rn_state,
+                        "queued, running, succeeded, failed or rejected");
+  runs_list->add_option("--limit", rn_limit, "How many")
+      ->check(CLI::Range(1, 500));
+  runs_list->add_flag("--json", rn_json, "JSON output");
+  CLI::App* runs_show = runs->add_subcommand("show", "One run in detail");
+  runs_show->add_option("RUN", rn_id, "Run id")->required();
+  runs_show->add_flag("--json", rn_json, "JSON output");
+
+  // dlq list|show|redrive|purge
+  std::string dq_config, dq_id;
+  bool dq_json = false, dq_all = false, dq_yes = false;
+  CLI::App* dlq = app.add_subcommand("dlq", "Dead letters of the service");
+  dlq->require_subcommand(1);
+  dlq->add_option("--config", dq_config, "Config file (TOML)");
+  CLI::App* dlq_list = dlq->add_subcommand("list", "List dead letters");
+  dlq_list->add_flag("--json", dq_json, "JSON output");
+  CLI::App* dlq_show = dlq->add_subcommand("show", "One dead letter");
+  dlq_show->add_option("ID", dq_id, "Dead letter id")->required();
+  dlq_show->add_flag("--json", dq_json, "JSON output");
+  CLI::App* dlq_redrive =
+      dlq->add_subcommand("redrive", "Send dead letters back to the queue");
+  dlq_redrive->add_option("ID", dq_id, "Dead letter id");
+  dlq_redrive->add_flag("--all", dq_all, "Every dead letter");
+  CLI::App* dlq_purge = dlq->add_subcommand("purge", "Delete dead letters");
+  dlq_purge->add_flag("--yes", dq_yes, "Really delete them");
+
+  // replay
+  std::string rp_config, rp_run, rp_destination;
+  bool rp_json = false;
+  CLI::App* replay = app.add_subcommand(
+      "replay", "Deliver a run's files again (a card company lost them)");
+  replay->add_option("--config", rp_config, "Config file (TOML)");
+  replay->add_option("--destination", rp_destination,
+                     "Only this destination's files");
+  replay->add_flag("--json", rp_json, "JSON output");
+  replay->add_option("RUN", rp_run, "Run id")->required();
+
+  // Options given to a parent command (runs --config ...) also work after
+  // the subcommand.
+  for (CLI::App* sub : {runs, dlq}) sub->fallthrough();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -129,5 +194,61 @@ int main(int argc, char** argv) {
     return GenSample(gs_records, gs_ratio, gs_format, gs_seed, gs_output);
   }
   if (*check) return cbpipe::RunConfigCheck(cc_path);
+  if (*serve) return cbpipe::RunServe(sv_config);
+  // The operator commands read the service's files named by the config.
+  auto with_config = [](const std::string& path, auto&& fn) {
+    cbpipe::StatusOr<cbpipe::Config> config =
+        cbpipe::LoadConfigOrDefault(path);
+    if (!config.ok()) {
+      std::fprintf(stderr, "cbpipe: %s\n",
+                   config.status().message().c_str());
+      return cbpipe::kExitUsage;
+    }
+    return fn(*config);
+  };
+  if (*submit) {
+    return with_config(sb_config, [&](const cbpipe::Config& c) {
+      return cbpipe::Submit(c, sb_files);
+    });
+  }
+  if (*runs_list) {
+    return with_config(rn_config, [&](const cbpipe::Config& c) {
+      return cbpipe::RunsList(c, rn_state, rn_limit, rn_json);
+    });
+  }
+  if (*runs_show) {
+    return with_config(rn_config, [&](const cbpipe::Config& c) {
+      return cbpipe::RunsShow(c, rn_id, rn_json);
+    });
+  }
+  if (*dlq_list) {
+    return with_config(dq_config, [&](const cbpipe::Config& c) {
+      return cbpipe::DlqList(c, dq_json);
+    });
+  }
+  if (*dlq_show) {
+    return with_config(dq_config, [&](const cbpipe::Config& c) {
+      return cbpipe::DlqShow(c, dq_id, dq_json);
+    });
+  }
+  if (*dlq_redrive) {
+    if (dq_id.empty() == !dq_all) {
+      std::fprintf(stderr, "cbpipe dlq redrive: give an ID or --all\n");
+      return cbpipe::kExitUsage;
+    }
+    return with_config(dq_config, [&](const cbpipe::Config& c) {
+      return cbpipe::DlqRedrive(c, dq_id, dq_all);
+    });
+  }
+  if (*dlq_purge) {
+    return with_config(dq_config, [&](const cbpipe::Config& c) {
+      return cbpipe::DlqPurge(c, dq_yes);
+    });
+  }
+  if (*replay) {
+    return with_config(rp_config, [&](const cbpipe::Config& c) {
+      return cbpipe::Replay(c, rp_run, rp_json, rp_destination);
+    });
+  }
   return cbpipe::kExitUsage;
 }

@@ -15,6 +15,7 @@
 // Memory: one row; a row over `max_row_bytes` is an error.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -45,12 +46,16 @@ class StrictCsvParser {
   enum class State { kCellStart, kUnquoted, kQuoted, kQuoteInQuoted, kAfterCr };
 
   Status Error(std::string_view what) const;
+  // The byte-by-byte state machine, for every byte the fast path in Feed
+  // does not take (quotes, delimiters, line endings, the row limit).
+  Status FeedByte(char c, const RowCallback& on_row);
   void EndCell();
   Status EndRow(const RowCallback& on_row);
 
   char delimiter_;
   bool crlf_;
   size_t max_row_bytes_;
+  std::array<bool, 256> special_;  // delimiter, quote, CR, LF
   State state_ = State::kCellStart;
   bool row_open_ = false;           // a byte of the current row has been read
   std::vector<std::string> cells_;  // strings reused between rows

@@ -72,6 +72,23 @@ TEST(StrictCsvParserTest, ErrorsNameRowAndByte) {
       << rows.status().message();
 }
 
+TEST(StrictCsvParserTest, RowLimitErrorNamesTheByteOverTheLimit) {
+  // Long runs of ordinary bytes are skipped in bulk: the limit must still
+  // trip at the first byte over it, in or out of quotes, however fed.
+  for (size_t chunk : {1, 5, 1000}) {
+    for (const std::string& text :
+         {std::string(100, 'x') + "\r\n",
+          "a,\"" + std::string(100, 'y') + "\"\r\n"}) {
+      auto rows = Parse(text, "\r\n", chunk);
+      ASSERT_FALSE(rows.ok());
+      EXPECT_NE(rows.status().message().find("(byte 64)"), std::string::npos)
+          << rows.status().message();
+    }
+  }
+  auto fits = Parse(std::string(62, 'x') + "\r\n");
+  ASSERT_TRUE(fits.ok()) << fits.status().ToString();
+}
+
 TEST(StrictCsvParserTest, CallbackErrorStopsTheParse) {
   StrictCsvParser parser(',', "\r\n");
   int calls = 0;

@@ -1,0 +1,174 @@
+// cbpipe serve: the embedded service (workflow/service.h) plus the admin
+// HTTP API, JSON logs, notifications and graceful shutdown on SIGTERM and
+// SIGINT.
+#include <signal.h>
+
+#include <cstdio>
+#include <set>
+#include <thread>
+
+#include "app/admin_api.h"
+#include "app/commands.h"
+#include "notify/email_notifier.h"
+#include "notify/log_notifier.h"
+#include "notify/webhook_notifier.h"
+#include "secrets/secrets.h"
+#include "telemetry/log.h"
+#include "telemetry/metrics.h"
+#include "workflow/service.h"
+
+namespace cbpipe {
+namespace {
+
+std::unique_ptr<Notifier> Filtered(const std::vector<std::string>& events,
+                                   std::unique_ptr<Notifier> inner) {
+  if (events.empty()) return inner;
+  return std::make_unique<FilteredNotifier>(
+      std::set<std::string>(events.begin(), events.end()), std::move(inner));
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Notifier>> BuildNotifier(const Config& config) {
+  std::vector<std::unique_ptr<Notifier>> all;
+  // The log always gets every event.
+  all.push_back(std::make_unique<LogNotifier>([](std::string_view line) {
+    Log().Info({}, "notification", line);
+  }));
+  auto log_line = [](std::string_view line) {
+    Log().Warn({}, "notification.delivery", line);
+  };
+  for (const WebhookConfig& w : config.webhooks) {
+    WebhookOptions o;
+    o.url = w.url;
+    o.secret_ref = w.secret_ref;
+    o.ca_file = w.ca_file;
+    o.allow_insecure = w.allow_insecure;
+    o.retry = w.retry;
+    o.log = log_line;
+    CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<WebhookNotifier> n,
+                            WebhookNotifier::Create(std::move(o)));
+    all.push_back(Filtered(w.events, std::move(n)));
+  }
+  if (config.email) {
+    const EmailConfig& e = *config.email;
+    EmailOptions o;
+    o.url = e.url;
+    o.from = e.from;
+    o.to = e.to;
+    o.username_ref = e.username;
+    o.password_ref = e.password_ref;
+    o.starttls = e.starttls;
+    o.ca_file = e.ca_file;
+    o.retry = e.retry;
+    o.log = log_line;
+    CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<EmailNotifier> n,
+                            EmailNotifier::Create(std::move(o)));
+    all.push_back(Filtered(e.events, std::move(n)));
+  }
+  return std::unique_ptr<Notifier>(new FanoutNotifier(std::move(all)));
+}
+
+int RunServe(const std::string& config_path) {
+  StatusOr<Config> config = LoadConfigOrDefault(config_path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "cbpipe serve: %s\n",
+                 config.status().message().c_str());
+    return kExitUsage;
+  }
+  // Logs first, so everything after can be seen.
+  const ServiceConfig& sc = config->service;
+  if (!sc.log_file.empty()) {
+    StatusOr<std::shared_ptr<LogSink>> sink = OpenFileLogSink(sc.log_file);
+    if (!sink.ok()) {
+      std::fprintf(stderr, "cbpipe serve: %s\n",
+                   sink.status().message().c_str());
+      return kExitUsage;
+    }
+    Log().SetSink(*sink);
+  }
+  if (StatusOr<LogLevel> level = ParseLogLevel(sc.log_level); level.ok())
+    Log().SetMinLevel(*level);
+
+  // Block the stop signals in every thread; one thread waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::string token;
+  if (!sc.admin_token_ref.empty()) {
+    StatusOr<std::string> resolved = ResolveSecret(sc.admin_token_ref);
+    if (!resolved.ok()) {
+      std::fprintf(stderr, "cbpipe serve: service.admin_token: %s\n",
+                   resolved.status().message().c_str());
+      return kExitUsage;
+    }
+    token = *resolved;
+    Log().AddSecret(token);
+  }
+  StatusOr<std::unique_ptr<Notifier>> notifier = BuildNotifier(*config);
+  if (!notifier.ok()) {
+    std::fprintf(stderr, "cbpipe serve: notify: %s\n",
+                 notifier.status().message().c_str());
+    return kExitUsage;
+  }
+  Notifier* notifier_ptr = notifier->get();
+  StatusOr<std::unique_ptr<Service>> service =
+      Service::Create(*config, std::move(*notifier));
+  if (!service.ok()) {
+    std::fprintf(stderr, "cbpipe serve: %s\n",
+                 service.status().message().c_str());
+    return kExitUsage;
+  }
+  Service& svc = **service;
+
+  std::unique_ptr<AdminServer> admin;
+  if (!sc.admin_listen.empty()) {
+    AdminServer::Hooks hooks;
+    hooks.runs = svc.runs();
+    hooks.queue = svc.queue();
+    hooks.render_metrics = [] {
+      return DefaultMetricsRegistry().RenderPrometheus();
+    };
+    hooks.ready = [&svc] { return svc.running(); };
+    hooks.token = token;
+    StatusOr<std::unique_ptr<AdminServer>> started =
+        AdminServer::Start(sc.admin_listen, std::move(hooks));
+    if (!started.ok()) {
+      std::fprintf(stderr, "cbpipe serve: admin API on %s: %s\n",
+                   sc.admin_listen.c_str(),
+                   started.status().message().c_str());
+      return kExitUsage;
+    }
+    admin = std::move(*started);
+    Log().Info({}, "admin.listening", "admin API listening",
+               {{"port", static_cast<int64_t>(admin->port())}});
+  }
+  Status st = svc.Start();
+  if (!st.ok()) {
+    std::fprintf(stderr, "cbpipe serve: %s\n", st.message().c_str());
+    return kExitUsage;
+  }
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  Log().Info({}, "service.stopping", "stop requested",
+             {{"signal", static_cast<int64_t>(signal_number)}});
+  svc.RequestStop();
+  const int64_t timeout_ms =
+      static_cast<int64_t>(sc.shutdown_timeout_seconds) * 1000;
+  const bool clean = svc.Join(timeout_ms);
+  notifier_ptr->Flush(std::chrono::milliseconds(2000)).IgnoreError();
+  if (admin) admin->Stop();
+  Log().Info({}, "service.stopped",
+             clean ? "stopped cleanly"
+                   : "stopped at the shutdown timeout; unfinished runs "
+                     "resume from their checkpoints at the next start");
+  // Past the timeout, worker threads may still be inside a step: leave
+  // without running destructors under them.
+  std::fflush(nullptr);
+  std::_Exit(clean ? kExitOk : kExitRejected);
+}
+
+}  // namespace cbpipe

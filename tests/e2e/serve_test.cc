@@ -1,0 +1,355 @@
+// `cbpipe serve` with real SFTP and FTPS destinations (sshd, vsftpd on
+// 127.0.0.1): SIGKILL at many points followed by a restart delivers every
+// file exactly once and byte-identical to a clean run; outages shorter than
+// the retries are ridden out; longer ones become dead letters with an alert
+// and are delivered once after a redrive. Needs root; skipped otherwise.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "e2e/cli.h"
+#include "notify/test_receivers.h"
+#include "servers/test_servers.h"
+#include "workflow/run_store.h"
+
+namespace cbpipe::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+// A `cbpipe serve` child process.
+class ServeProcess {
+ public:
+  ServeProcess(const std::string& config, const std::string& log,
+               const std::vector<std::string>& env) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      for (const std::string& kv : env) ::putenv(strdup(kv.c_str()));
+      const std::string bin = CbpipeBin();
+      FILE* out = std::freopen(log.c_str(), "a", stderr);
+      (void)out;
+      ::execl(bin.c_str(), bin.c_str(), "serve", "--config", config.c_str(),
+              nullptr);
+      ::_exit(127);
+    }
+  }
+  ~ServeProcess() { Kill(); }
+  // Waits for the process to end by itself; true when it did in time.
+  bool WaitExit(int timeout_ms, int* status) {
+    for (int waited = 0; waited < timeout_ms; waited += 20) {
+      const pid_t r = ::waitpid(pid_, status, WNOHANG);
+      if (r == pid_) {
+        pid_ = -1;
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+  void Signal(int sig) {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
+  void Kill() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int status;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+std::map<std::string, std::string> FilesUnder(const std::string& root,
+                                              bool* leftovers) {
+  std::map<std::string, std::string> files;
+  if (!fs::exists(root)) return files;
+  for (const auto& e : fs::recursive_directory_iterator(root)) {
+    if (!e.is_regular_file()) continue;
+    const std::string name = e.path().filename().string();
+    if (name.size() > 5 && name.substr(name.size() - 5) == ".part") {
+      if (leftovers) *leftovers = true;
+      continue;
+    }
+    files[fs::relative(e.path(), root).string()] = ReadFile(e.path().string());
+  }
+  return files;
+}
+
+class ServeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to start sshd/vsftpd";
+    dir_ = std::make_unique<TempDir>(
+        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    auto sftp = SshServer::Start(*dir_ / "sftp");
+    ASSERT_TRUE(sftp.ok()) << sftp.status().ToString();
+    sftp_.emplace(std::move(*sftp));
+    FtpServerOptions o;
+    o.tls = FtpTls::kExplicit;
+    auto ftps = FtpServer::Start(*dir_ / "ftps", o);
+    ASSERT_TRUE(ftps.ok()) << ftps.status().ToString();
+    ftps_.emplace(std::move(*ftps));
+    for (const char* d : {"visa", "mastercard"})
+      ASSERT_TRUE(MakeRemoteDir(sftp_->root_dir(), d, true).ok());
+    for (const char* d : {"amex", "discover"})
+      ASSERT_TRUE(MakeRemoteDir(ftps_->root_dir(), d, true).ok());
+    env_ = {"CBPIPE_TEST_FTPS_PASSWORD=" + ftps_->password()};
+  }
+
+  // The four destinations; `sftp_port` lets a test route SFTP through a
+  // proxy it controls.
+  std::string Destinations(int sftp_port, int max_attempts) {
+    const std::string retry =
+        "[destination.retry]\ninterval_seconds = 0.2\nbackoff_rate = 1.5\n"
+        "max_delay_seconds = 1\njitter = \"NONE\"\nmax_attempts = " +
+        std::to_string(max_attempts) + "\n";
+    std::string c;
+    for (const char* net : {"visa", "mastercard"}) {
+      c += std::string("\n[[destination]]\nname = \"") + net +
+           "\"\nnetworks = [\"" + net + "\"]\nurl = \"" +
+           sftp_->url(net, sftp_port) + "\"\nusername = \"" + sftp_->user() +
+           "\"\nprivate_key = \"file:" + sftp_->client_key_path() +
+           "\"\nhost_key_sha256 = \"" + sftp_->host_key_sha256() + "\"\n" +
+           retry;
+    }
+    for (const char* net : {"amex", "discover"}) {
+      c += std::string("\n[[destination]]\nname = \"") + net +
+           "\"\nnetworks = [\"" + net + "\"]\nurl = \"" + ftps_->url(net) +
+           "\"\nusername = \"" + ftps_->user() +
+           "\"\npassword = \"env:CBPIPE_TEST_FTPS_PASSWORD\"\nca_file = \"" +
+           ftps_->ca_cert_path() + "\"\n" + retry;
+    }
+    return c;
+  }
+
+  std::string ServiceConfig(const std::string& extra = "") {
+    return "[output]\nwork_dir = \"" + *dir_ / "work" +
+           "\"\n\n[service]\nsettle_ms = 50\npoll_interval_ms = 50\n"
+           "visibility_seconds = 2\nworkers = 2\nadmin_listen = \"\"\n"
+           "shutdown_timeout_seconds = 10\n" +
+           extra;
+  }
+
+  void DropInputs(int count, int records) {
+    fs::create_directories(*dir_ / "work/inbox");
+    for (int i = 1; i <= count; ++i) {
+      const std::string name = "in" + std::to_string(i) + ".csv";
+      const std::string staged = *dir_ / name;
+      ASSERT_EQ(RunCli("gen-sample --records " + std::to_string(records) +
+                       " --invalid-ratio 0.02 --seed " + std::to_string(i) +
+                       " --output " + ShellQuote(staged))
+                    .exit_code,
+                0);
+      inputs_.push_back(staged);
+      fs::copy_file(staged, *dir_ / ("work/inbox/." + name));
+      fs::rename(*dir_ / ("work/inbox/." + name), *dir_ / ("work/inbox/" + name));
+    }
+  }
+
+  // What a clean `cbpipe run` to local folders generates for the inputs.
+  std::map<std::string, std::string> Expected() {
+    std::string c = "[output]\nwork_dir = \"" + *dir_ / "clean" + "\"\n";
+    for (const char* net : {"visa", "mastercard", "amex", "discover"}) {
+      c += std::string("[[destination]]\nname = \"") + net +
+           "\"\nnetworks = [\"" + net + "\"]\nurl = \"file://" +
+           *dir_ / ("clean-out/" + std::string(net)) + "\"\n";
+    }
+    WriteFile(*dir_ / "clean.toml", c);
+    std::string args = "run --config " + ShellQuote(*dir_ / "clean.toml");
+    for (const std::string& in : inputs_) args += " " + ShellQuote(in);
+    CliResult r = RunCli(args);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    return FilesUnder(*dir_ / "clean-out", nullptr);
+  }
+
+  std::map<std::string, std::string> Received(bool* leftovers) {
+    std::map<std::string, std::string> all;
+    for (const auto& [root, nets] :
+         {std::pair{sftp_->root_dir(),
+                    std::vector<std::string>{"visa", "mastercard"}},
+          std::pair{ftps_->root_dir(),
+                    std::vector<std::string>{"amex", "discover"}}}) {
+      for (const std::string& net : nets) {
+        for (auto& [name, bytes] : FilesUnder(root + "/" + net, leftovers))
+          all[net + "/" + name] = bytes;
+      }
+    }
+    return all;
+  }
+
+  // Polls the run store until `count` runs are in `state`.
+  bool WaitForRuns(const std::string& state, int count, int timeout_ms) {
+    for (int waited = 0; waited < timeout_ms; waited += 100) {
+      auto store = RunStore::Open(*dir_ / "work/state.db");
+      if (store.ok()) {
+        StatusOr<int64_t> n = (*store)->Count(state);
+        if (n.ok() && *n == count) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
+
+  std::unique_ptr<TempDir> dir_;
+  std::optional<SshServer> sftp_;
+  std::optional<FtpServer> ftps_;
+  std::vector<std::string> env_;
+  std::vector<std::string> inputs_;
+};
+
+TEST_F(ServeTest, KillNineAtManyPointsDeliversEveryFileExactlyOnce) {
+  WriteFile(*dir_ / "serve.toml", ServiceConfig() + Destinations(0, 5));
+  DropInputs(4, 1500);
+  const std::string log = *dir_ / "serve.log";
+  // Each crash point, then a few kills at arbitrary moments.
+  const std::vector<std::string> points = {
+      "generate.record:900",      "step.before_checkpoint:2",
+      "deliver.after_upload:1",   "deliver.before_ledger:2",
+      "deliver.after_ledger:3",   "notify.event:2",
+      "step.before_checkpoint:3", "deliver.before_ledger:1"};
+  int crashed = 0;
+  for (const std::string& point : points) {
+    std::vector<std::string> env = env_;
+    env.push_back("CBPIPE_CRASH_AT=" + point);
+    ServeProcess serve(*dir_ / "serve.toml", log, env);
+    int status = 0;
+    const auto start = std::chrono::steady_clock::now();
+    const bool exited = serve.WaitExit(15000, &status);
+    if (exited && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
+      ++crashed;
+    }
+    std::cerr << point << ": "
+              << (exited ? "crashed" : "not reached") << " after "
+              << std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - start)
+                     .count()
+              << " ms\n";
+  }
+  EXPECT_GE(crashed, 7) << ReadFile(log);
+  for (int delay_ms : {300, 800, 1500}) {
+    ServeProcess serve(*dir_ / "serve.toml", log, env_);
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    serve.Kill();
+  }
+  {
+    ServeProcess serve(*dir_ / "serve.toml", log, env_);
+    ASSERT_TRUE(WaitForRuns("succeeded", 4, 90000)) << ReadFile(log);
+    serve.Signal(SIGTERM);
+    int status = 0;
+    ASSERT_TRUE(serve.WaitExit(15000, &status));
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "status " << status << "\n"
+        << ReadFile(log).substr(ReadFile(log).size() > 3000
+                                    ? ReadFile(log).size() - 3000
+                                    : 0);
+  }
+  bool leftovers = false;
+  const auto received = Received(&leftovers);
+  const auto expected = Expected();
+  EXPECT_FALSE(expected.empty());
+  EXPECT_EQ(received.size(), expected.size());
+  EXPECT_TRUE(received == expected)
+      << "remote files differ from a clean run's";
+  EXPECT_FALSE(leftovers) << "a .part file was left on a server";
+  // The inbox is empty and every original is kept in the archive.
+  EXPECT_TRUE(fs::is_empty(*dir_ / "work/inbox"));
+  int archived = 0;
+  for (const auto& e : fs::directory_iterator(*dir_ / "work/archive"))
+    archived += e.is_regular_file();
+  EXPECT_EQ(archived, 4);
+}
+
+TEST_F(ServeTest, OutagesRiddenOutThenDeadLetteredAlertedAndRedriven) {
+  // SFTP is reached through a port where nothing listens until the test
+  // "brings the server back".
+  auto port = FindFreePort();
+  ASSERT_TRUE(port.ok());
+  HttpReceiver webhook;
+  ASSERT_TRUE(webhook.Start());
+  ::setenv("CBPIPE_TEST_WEBHOOK_SECRET", "whsec-test", 1);
+  env_.push_back("CBPIPE_TEST_WEBHOOK_SECRET=whsec-test");
+  const std::string notify =
+      "[[notify.webhook]]\nurl = \"http://127.0.0.1:" +
+      std::to_string(webhook.port()) +
+      "/hook\"\nsecret = \"env:CBPIPE_TEST_WEBHOOK_SECRET\"\n";
+  const std::string log = *dir_ / "serve.log";
+
+  // 1. Down for a few retries, then back: delivered once.
+  WriteFile(*dir_ / "serve.toml",
+            ServiceConfig() + notify + Destinations(*port, 12));
+  DropInputs(1, 800);
+  std::unique_ptr<CuttingProxy> proxy;
+  {
+    ServeProcess serve(*dir_ / "serve.toml", log, env_);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    auto p = CuttingProxy::Start(
+        {.listen_port = *port, .target_port = sftp_->port()});
+    ASSERT_TRUE(p.ok());
+    proxy = std::move(*p);
+    ASSERT_TRUE(WaitForRuns("succeeded", 1, 60000)) << ReadFile(log);
+    serve.Signal(SIGTERM);
+    int status;
+    serve.WaitExit(15000, &status);
+  }
+  bool leftovers = false;
+  EXPECT_EQ(Received(&leftovers).size(), 4u);
+
+  // 2. Down past the last attempt: dead letter and alert; redriven after
+  //    recovery: delivered once.
+  proxy.reset();
+  WriteFile(*dir_ / "serve.toml",
+            ServiceConfig() + notify + Destinations(*port, 2));
+  inputs_.clear();
+  fs::create_directories(*dir_ / "batch2");
+  ASSERT_EQ(RunCli("gen-sample --records 600 --seed 77 --output " +
+                   ShellQuote(*dir_ / "work/inbox/late.csv"))
+                .exit_code,
+            0);
+  {
+    ServeProcess serve(*dir_ / "serve.toml", log, env_);
+    ASSERT_TRUE(WaitForRuns("failed", 1, 60000)) << ReadFile(log);
+    // The alert went out.
+    bool alerted = false;
+    for (int i = 0; i < 50 && !alerted; ++i) {
+      for (const RecordedRequest& r : webhook.requests())
+        alerted |= r.body.find("deadletter.added") != std::string::npos;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_TRUE(alerted);
+    CliResult dlq = RunCli("dlq list --json --config " +
+                           ShellQuote(*dir_ / "serve.toml"));
+    EXPECT_EQ(dlq.exit_code, 0) << dlq.err;
+    EXPECT_THAT(dlq.out, HasSubstr("not delivered"));
+
+    auto p = CuttingProxy::Start(
+        {.listen_port = *port, .target_port = sftp_->port()});
+    ASSERT_TRUE(p.ok());
+    proxy = std::move(*p);
+    CliResult redrive = RunCli("dlq redrive --all --config " +
+                               ShellQuote(*dir_ / "serve.toml"));
+    EXPECT_EQ(redrive.exit_code, 0) << redrive.out << redrive.err;
+    ASSERT_TRUE(WaitForRuns("succeeded", 2, 60000)) << ReadFile(log);
+    serve.Signal(SIGTERM);
+    int status;
+    serve.WaitExit(15000, &status);
+  }
+  const auto received = Received(&leftovers);
+  // Two inputs: four files each, none twice.
+  EXPECT_EQ(received.size(), 8u);
+  EXPECT_FALSE(leftovers);
+}
+
+}  // namespace
+}  // namespace cbpipe::testing
