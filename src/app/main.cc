@@ -174,9 +174,13 @@ int main(int argc, char** argv) {
   replay->add_flag("--json", rp_json, "JSON output");
   replay->add_option("RUN", rp_run, "Run id")->required();
 
-  // Options given to a parent command (runs --config ...) also work after
-  // the subcommand.
-  for (CLI::App* sub : {runs, dlq}) sub->fallthrough();
+  // `--config` is accepted before or after the operator subcommand.
+  for (CLI::App* sub : {runs_list, runs_show}) {
+    sub->add_option("--config", rn_config, "Config file (TOML)");
+  }
+  for (CLI::App* sub : {dlq_list, dlq_show, dlq_redrive, dlq_purge}) {
+    sub->add_option("--config", dq_config, "Config file (TOML)");
+  }
 
   try {
     app.parse(argc, argv);
