@@ -5,10 +5,14 @@
 #include <openssl/evp.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <optional>
+#include <thread>
+#include <vector>
 
 #include "domain/rules.h"
 #include "output/file_writer.h"
@@ -344,7 +348,14 @@ Status VerifyBatch(const Batch& batch, const Config& config) {
                            " does not describe the batch's files");
     }
   }
-  for (const FileSummary& file : batch.files) {
+  // Layouts are looked up first, in order; the files are then read in
+  // parallel, and the first failure in batch order is reported, so the
+  // outcome does not depend on which thread finishes first.
+  const size_t count = batch.files.size();
+  std::vector<std::optional<Layout>> layouts(count);
+  std::vector<Status> results(count);
+  for (size_t i = 0; i < count; ++i) {
+    const FileSummary& file = batch.files[i];
     StatusOr<Layout> layout = NotFoundError("");
     if (!file.layout.empty()) {
       layout = FindLayout(config, file.layout);
@@ -357,15 +368,39 @@ Status VerifyBatch(const Batch& batch, const Config& config) {
       }
     }
     if (!layout.ok()) {
-      return Status(layout.status().code(), "batch " + batch.id + ": file " +
-                                                file.name + ": " +
-                                                layout.status().message());
+      results[i] = Status(layout.status().code(),
+                          "batch " + batch.id + ": file " + file.name + ": " +
+                              layout.status().message());
+      break;  // later files cannot be reported
     }
-    Status status = VerifyFile(file, *layout);
-    if (!status.ok()) {
-      return Status(status.code(),
-                    "batch " + batch.id + ": " + status.message());
+    layouts[i] = *std::move(layout);
+  }
+  // Largest files first: the threads then finish at about the same time.
+  std::vector<size_t> order(count);
+  for (size_t i = 0; i < count; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return batch.files[a].bytes > batch.files[b].bytes;
+  });
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t k = next.fetch_add(1); k < count; k = next.fetch_add(1)) {
+      const size_t i = order[k];
+      if (!layouts[i]) continue;
+      Status status = VerifyFile(batch.files[i], *layouts[i]);
+      if (!status.ok()) {
+        results[i] = Status(status.code(),
+                            "batch " + batch.id + ": " + status.message());
+      }
     }
+  };
+  const size_t threads = std::min<size_t>(
+      count, std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> helpers;
+  for (size_t t = 1; t < threads; ++t) helpers.emplace_back(work);
+  work();  // this thread is one of the workers
+  for (std::thread& t : helpers) t.join();
+  for (Status& status : results) {
+    if (!status.ok()) return status;
   }
   return OkStatus();
 }
