@@ -134,6 +134,9 @@ int RunServe(const std::string& config_path) {
     };
     hooks.ready = [&svc] { return svc.running(); };
     hooks.token = token;
+    hooks.log = [](std::string_view message) {
+      Log().Warn({}, "admin.warning", message);
+    };
     StatusOr<std::unique_ptr<AdminServer>> started =
         AdminServer::Start(sc.admin_listen, std::move(hooks));
     if (!started.ok()) {

@@ -813,6 +813,37 @@ std::string DescribeConfig(const Config& c) {
     << "\nmax_file_bytes = " << c.limits.max_file_bytes
     << "\nmax_records_per_file = " << c.limits.max_records_per_file
     << "\nmax_errors_reported = " << c.max_errors_reported << "\n";
+  const ServiceConfig& sc = c.service;
+  o << "\n[service]\ninbox_dir = " << q(sc.inbox_dir)
+    << "\nstate_db = " << q(sc.state_db) << "\nobject_dir = "
+    << q(sc.object_dir) << "\nworkers = " << sc.workers
+    << "\npoll_interval_ms = " << sc.poll_interval_ms
+    << "\nsettle_ms = " << sc.settle_ms
+    << "\nvisibility_seconds = " << sc.visibility_seconds
+    << "\nmax_receive_count = " << sc.max_receive_count
+    << "\nshutdown_timeout_seconds = " << sc.shutdown_timeout_seconds
+    << "\nadmin_listen = " << q(sc.admin_listen) << "\nadmin_token = "
+    << ref(sc.admin_token_ref) << "\nlog_file = " << q(sc.log_file)
+    << "\nlog_level = " << q(sc.log_level) << "\n";
+  auto list = [&](const std::vector<std::string>& items) {
+    std::string out = "[";
+    for (size_t i = 0; i < items.size(); ++i)
+      out += (i ? ", " : "") + q(items[i]);
+    return out + "]";
+  };
+  for (const WebhookConfig& w : c.webhooks) {
+    o << "\n[[notify.webhook]]\nurl = " << q(w.url)
+      << "\nsecret = " << ref(w.secret_ref) << "\nevents = "
+      << list(w.events) << "\n";
+  }
+  if (c.email) {
+    o << "\n[notify.email]\nurl = " << q(c.email->url)
+      << "\nfrom = " << q(c.email->from) << "\nto = " << list(c.email->to)
+      << "\nusername = " << ref(c.email->username) << "\npassword = "
+      << ref(c.email->password_ref)
+      << "\nstarttls = " << (c.email->starttls ? "true" : "false")
+      << "\nevents = " << list(c.email->events) << "\n";
+  }
   for (const auto& [name, layout] : c.layouts) {
     std::optional<Layout> builtin = BuiltinLayout(name);
     if (builtin) continue;  // documented in docs/layouts.md

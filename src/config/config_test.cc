@@ -238,3 +238,46 @@ TEST(ConfigTest, DescribeShowsReferencesNotSecrets) {
 
 }  // namespace
 }  // namespace cbpipe
+
+namespace cbpipe {
+namespace {
+
+TEST(ConfigTest, ServiceAndNotifySectionsRoundTrip) {
+  constexpr std::string_view kService = R"(
+[service]
+workers = 3
+settle_ms = 200
+admin_listen = "127.0.0.1:9000"
+admin_token = "env:CBPIPE_ADMIN_TOKEN"
+log_level = "warn"
+[[notify.webhook]]
+url = "https://hooks.example.com/x"
+secret = "env:HOOK_SECRET"
+events = ["batch.failed"]
+[notify.email]
+url = "smtp://127.0.0.1:2525"
+from = "a@example.com"
+to = ["ops@example.com"]
+password = "env:SMTP_PASS"
+)";
+  StatusOr<Config> c = ParseConfig(kService, "svc.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->service.workers, 3);
+  EXPECT_EQ(c->service.admin_token_ref, "env:CBPIPE_ADMIN_TOKEN");
+  ASSERT_EQ(c->webhooks.size(), 1u);
+  EXPECT_EQ(c->webhooks[0].events, std::vector<std::string>{"batch.failed"});
+  ASSERT_TRUE(c->email.has_value());
+  StatusOr<Config> again = ParseConfig(DescribeConfig(*c), "described.toml");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->service.settle_ms, 200);
+  EXPECT_EQ(again->email->to, std::vector<std::string>{"ops@example.com"});
+  EXPECT_THAT(ErrorOf("[service]\nadmin_token = \"literal\"\n"),
+              ::testing::HasSubstr("service.admin_token"));
+  EXPECT_THAT(ErrorOf("[[notify.webhook]]\nurl = \"https://x\"\n"),
+              ::testing::HasSubstr("notify.webhook[0].secret"));
+  EXPECT_THAT(ErrorOf("[service]\nworkers = 0\n"),
+              ::testing::HasSubstr("service.workers"));
+}
+
+}  // namespace
+}  // namespace cbpipe

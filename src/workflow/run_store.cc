@@ -79,7 +79,11 @@ StatusOr<std::unique_ptr<RunStore>> RunStore::Open(const std::string& path) {
   std::unique_ptr<RunStore> store(new RunStore(db));
   sqlite3_busy_timeout(db, 10000);
   CBPIPE_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL"));
-  CBPIPE_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous=FULL"));
+  // NORMAL in WAL mode survives a process crash (kill -9) and may lose the
+  // last checkpoints on power loss; every step is idempotent, so a lost
+  // checkpoint only means a step runs again. The queue and the ledger,
+  // which must not lose writes, stay FULL.
+  CBPIPE_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous=NORMAL"));
   CBPIPE_RETURN_IF_ERROR(store->Exec(
       "CREATE TABLE IF NOT EXISTS runs ("
       " run_id TEXT PRIMARY KEY, input_key TEXT NOT NULL,"
