@@ -20,6 +20,10 @@
 namespace cbpipe {
 namespace {
 
+std::chrono::milliseconds Ms(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
+
 std::unique_ptr<Notifier> Filtered(const std::vector<std::string>& events,
                                    std::unique_ptr<Notifier> inner) {
   if (events.empty()) return inner;
@@ -44,6 +48,9 @@ StatusOr<std::unique_ptr<Notifier>> BuildNotifier(const Config& config) {
     o.secret_ref = w.secret_ref;
     o.ca_file = w.ca_file;
     o.allow_insecure = w.allow_insecure;
+    o.connect_timeout = Ms(w.connect_timeout_seconds);
+    o.request_timeout = Ms(w.request_timeout_seconds);
+    o.queue_capacity = static_cast<size_t>(w.queue_capacity);
     o.retry = w.retry;
     o.log = log_line;
     CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<WebhookNotifier> n,
@@ -60,6 +67,11 @@ StatusOr<std::unique_ptr<Notifier>> BuildNotifier(const Config& config) {
     o.password_ref = e.password_ref;
     o.starttls = e.starttls;
     o.ca_file = e.ca_file;
+    o.allow_insecure = e.allow_insecure;
+    o.subject_prefix = e.subject_prefix;
+    o.connect_timeout = Ms(e.connect_timeout_seconds);
+    o.request_timeout = Ms(e.request_timeout_seconds);
+    o.queue_capacity = static_cast<size_t>(e.queue_capacity);
     o.retry = e.retry;
     o.log = log_line;
     CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<EmailNotifier> n,

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "notify/notifier.h"
 #include "output/layout.h"
 
 namespace cbpipe {
@@ -578,7 +579,9 @@ Status ParseNotify(const toml::table& t, const ConfigError& err, Config* c) {
       if (!wt) return err.At(p, "must be a table");
       CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
           *wt,
-          {"url", "secret", "events", "ca_file", "allow_insecure", "retry"},
+          {"url", "secret", "events", "ca_file", "allow_insecure", "retry",
+           "connect_timeout_seconds", "request_timeout_seconds",
+           "queue_capacity"},
           p, err));
       WebhookConfig w;
       CBPIPE_RETURN_IF_ERROR(GetString(*wt, "url", p, err, &w.url));
@@ -592,6 +595,18 @@ Status ParseNotify(const toml::table& t, const ConfigError& err, Config* c) {
       CBPIPE_RETURN_IF_ERROR(GetString(*wt, "ca_file", p, err, &w.ca_file));
       CBPIPE_RETURN_IF_ERROR(
           GetBool(*wt, "allow_insecure", p, err, &w.allow_insecure));
+      CBPIPE_RETURN_IF_ERROR(GetDouble(*wt, "connect_timeout_seconds", p, err,
+                                       0.1, 600, &w.connect_timeout_seconds));
+      CBPIPE_RETURN_IF_ERROR(GetDouble(*wt, "request_timeout_seconds", p, err,
+                                       0.1, 3600, &w.request_timeout_seconds));
+      int64_t capacity = w.queue_capacity;
+      CBPIPE_RETURN_IF_ERROR(
+          GetInt(*wt, "queue_capacity", p, err, 1, 1000000, &capacity));
+      w.queue_capacity = static_cast<int>(capacity);
+      for (const std::string& e : w.events) {
+        if (!IsKnownEventType(e))
+          return err.At(p + "events", "'" + e + "' is not an event type");
+      }
       if (const toml::node* r = wt->get("retry")) {
         if (!r->is_table()) return err.At(p + "retry", "must be a table");
         CBPIPE_RETURN_IF_ERROR(
@@ -607,7 +622,9 @@ Status ParseNotify(const toml::table& t, const ConfigError& err, Config* c) {
     CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
         *et,
         {"url", "from", "to", "username", "password", "starttls", "ca_file",
-         "events", "retry"},
+         "events", "retry", "allow_insecure", "subject_prefix",
+         "connect_timeout_seconds", "request_timeout_seconds",
+         "queue_capacity"},
         p, err));
     EmailConfig e;
     CBPIPE_RETURN_IF_ERROR(GetString(*et, "url", p, err, &e.url));
@@ -628,6 +645,22 @@ Status ParseNotify(const toml::table& t, const ConfigError& err, Config* c) {
     CBPIPE_RETURN_IF_ERROR(GetBool(*et, "starttls", p, err, &e.starttls));
     CBPIPE_RETURN_IF_ERROR(GetString(*et, "ca_file", p, err, &e.ca_file));
     CBPIPE_RETURN_IF_ERROR(GetStringList(*et, "events", p, err, &e.events));
+    for (const std::string& ev : e.events) {
+      if (!IsKnownEventType(ev))
+        return err.At(p + "events", "'" + ev + "' is not an event type");
+    }
+    CBPIPE_RETURN_IF_ERROR(
+        GetBool(*et, "allow_insecure", p, err, &e.allow_insecure));
+    CBPIPE_RETURN_IF_ERROR(
+        GetString(*et, "subject_prefix", p, err, &e.subject_prefix));
+    CBPIPE_RETURN_IF_ERROR(GetDouble(*et, "connect_timeout_seconds", p, err,
+                                     0.1, 600, &e.connect_timeout_seconds));
+    CBPIPE_RETURN_IF_ERROR(GetDouble(*et, "request_timeout_seconds", p, err,
+                                     0.1, 3600, &e.request_timeout_seconds));
+    int64_t capacity = e.queue_capacity;
+    CBPIPE_RETURN_IF_ERROR(
+        GetInt(*et, "queue_capacity", p, err, 1, 1000000, &capacity));
+    e.queue_capacity = static_cast<int>(capacity);
     if (const toml::node* r = et->get("retry")) {
       if (!r->is_table()) return err.At(p + "retry", "must be a table");
       CBPIPE_RETURN_IF_ERROR(

@@ -93,6 +93,9 @@ struct WebhookConfig {
   std::vector<std::string> events;  // empty: all
   std::string ca_file;
   bool allow_insecure = false;  // http:// to a non-loopback host
+  double connect_timeout_seconds = 5;
+  double request_timeout_seconds = 10;
+  int queue_capacity = 1000;
   RetryPolicy retry;
 };
 struct EmailConfig {
@@ -104,6 +107,11 @@ struct EmailConfig {
   bool starttls = true;
   std::string ca_file;
   std::vector<std::string> events;
+  bool allow_insecure = false;  // plain smtp:// to a non-loopback host
+  std::string subject_prefix = "[cbpipe]";
+  double connect_timeout_seconds = 10;
+  double request_timeout_seconds = 30;
+  int queue_capacity = 1000;
   RetryPolicy retry;
 };
 

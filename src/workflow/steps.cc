@@ -88,7 +88,10 @@ StatusOr<json> Validate(StepServices& s, const RunRecord& run,
 StatusOr<json> Generate(StepServices& s, const RunRecord& run,
                         const json& in) {
   CBPIPE_ASSIGN_OR_RETURN(std::string path, InputPath(s, in));
-  BatchPlanner planner(*s.config, {run.run_id, s.config->work_dir});
+  PlanContext context;
+  context.input_id = run.run_id;
+  context.work_dir = s.config->work_dir;
+  BatchPlanner planner(*s.config, context);
   CBPIPE_RETURN_IF_ERROR(planner.status());
   InputScan scan;
   CBPIPE_RETURN_IF_ERROR(ScanAndPlan(*s.config, path, "", &planner,
