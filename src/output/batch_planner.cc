@@ -182,15 +182,21 @@ struct BatchPlanner::Destination {
   std::vector<StagedFile> closed;
 };
 
-BatchPlanner::BatchPlanner(const Config& config, PlanContext ctx)
-    : limits_(config.limits), ctx_(std::move(ctx)) {
+BatchPlanner::BatchPlanner(const Config& config, PlanContext ctx,
+                           std::string staging_id)
+    : limits_(config.limits),
+      ctx_(std::move(ctx)),
+      staging_id_(std::move(staging_id)) {
   route_.fill(-1);
   auto fail = [this](Status status) {
     if (init_status_.ok()) init_status_ = std::move(status);
   };
-  if (!IsSafeId(ctx_.input_id)) {
-    fail(InvalidArgumentError("input id \"" + ctx_.input_id +
-                              "\" must be 1-200 of [A-Za-z0-9._-]"));
+  if (staging_id_.empty()) staging_id_ = ctx_.input_id;
+  if (!IsSafeId(staging_id_) ||
+      (!ctx_.input_id.empty() && !IsSafeId(ctx_.input_id))) {
+    fail(InvalidArgumentError(
+        "input id \"" + (ctx_.input_id.empty() ? staging_id_ : ctx_.input_id) +
+        "\" must be 1-200 of [A-Za-z0-9._-]"));
   }
   if (ctx_.work_dir.empty()) fail(InvalidArgumentError("work_dir is empty"));
   if (limits_.max_files_per_batch < 1) {
@@ -240,10 +246,22 @@ BatchPlanner::BatchPlanner(const Config& config, PlanContext ctx)
     }
     destinations_.push_back(std::move(d));
   }
-  staging_dir_ = (fs::path(ctx_.work_dir) / "staging" / ctx_.input_id).string();
+  staging_dir_ = (fs::path(ctx_.work_dir) / "staging" / staging_id_).string();
 }
 
 BatchPlanner::~BatchPlanner() = default;
+
+Status BatchPlanner::SetInputId(std::string input_id) {
+  if (!ctx_.input_id.empty()) {
+    return FailedPreconditionError("the input id is already set");
+  }
+  if (!IsSafeId(input_id)) {
+    return InvalidArgumentError("input id \"" + input_id +
+                                "\" must be 1-200 of [A-Za-z0-9._-]");
+  }
+  ctx_.input_id = std::move(input_id);
+  return OkStatus();
+}
 
 Status BatchPlanner::PrepareStaging() {
   // Files left by an interrupted earlier run of this input are never reused:
@@ -332,6 +350,9 @@ StatusOr<bool> BatchPlanner::AddTo(Destination& d, const Record& record) {
 StatusOr<std::vector<Batch>> BatchPlanner::Finish() {
   if (!init_status_.ok()) return init_status_;
   if (finished_) return FailedPreconditionError("Finish called twice");
+  if (ctx_.input_id.empty()) {
+    return FailedPreconditionError("Finish before SetInputId");
+  }
   finished_ = true;
 
   struct Entry {

@@ -90,12 +90,24 @@ class BatchPlanner {
   // the input id; keeps copies, not references, of what it needs. A problem
   // found here is returned by every Add and Finish call (also available from
   // status()).
-  BatchPlanner(const Config& config, PlanContext ctx);
+  // `staging_id` names the staging folder, work_dir/staging/<staging_id>/
+  // (default: the input id). A caller that learns the input id only after
+  // the records (it hashes the input while they are read) gives one, leaves
+  // ctx.input_id empty and calls SetInputId before Finish. Same rules as
+  // the input id.
+  BatchPlanner(const Config& config, PlanContext ctx,
+               std::string staging_id = "");
   ~BatchPlanner();
   BatchPlanner(const BatchPlanner&) = delete;
   BatchPlanner& operator=(const BatchPlanner&) = delete;
 
   Status status() const { return init_status_; }
+
+  // Gives the input id when the context had none (see the constructor); only
+  // file and batch names use it, so it may come after the last Add.
+  // kInvalidArgument for an unusable id, kFailedPrecondition when the id is
+  // already set.
+  Status SetInputId(std::string input_id);
 
   // Routes one valid record to the first destination (in config order)
   // receiving its network and writes its row. Returns false (and writes
@@ -121,6 +133,7 @@ class BatchPlanner {
 
   Limits limits_;  // copied: the planner does not keep the config
   PlanContext ctx_;
+  std::string staging_id_;
   Status init_status_;
   std::vector<std::unique_ptr<Destination>> destinations_;  // config order
   std::array<int, kNetworkCount> route_;  // network -> index, or -1

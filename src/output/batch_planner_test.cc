@@ -397,6 +397,35 @@ TEST(BatchPlannerTest, ConfigProblemsAreReportedByAddAndFinish) {
       BatchPlanner(zero, {.input_id = "in1", .work_dir = "w"}).status().ok());
 }
 
+TEST(BatchPlannerTest, InputIdCanComeAfterTheRecords) {
+  ScratchDir dir;
+  BatchPlanner planner(FourNetworkConfig(),
+                       {.input_id = "", .work_dir = dir.path()}, "pending-1");
+  ASSERT_TRUE(planner.status().ok()) << planner.status().ToString();
+  for (const Record& r : Many(Network::kVisa, 3, "v")) {
+    ASSERT_TRUE(planner.Add(r).ok());
+  }
+  EXPECT_TRUE(fs::exists(dir.path() + "/staging/pending-1"));
+  EXPECT_EQ(planner.SetInputId("a/b").code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(planner.SetInputId("in7").ok());
+  EXPECT_EQ(planner.SetInputId("in8").code(), StatusCode::kFailedPrecondition);
+  auto batches = planner.Finish();
+  ASSERT_TRUE(batches.ok()) << batches.status().ToString();
+  ASSERT_EQ(batches->size(), 1u);
+  EXPECT_EQ((*batches)[0].id, "in7-b001");
+  EXPECT_EQ((*batches)[0].files[0].name, "visa_20250301_in7_b001_f001.csv");
+  EXPECT_FALSE(fs::exists(dir.path() + "/staging/pending-1"));
+  EXPECT_TRUE(VerifyBatch((*batches)[0], FourNetworkConfig()).ok());
+
+  BatchPlanner no_id(FourNetworkConfig(),
+                     {.input_id = "", .work_dir = dir.path()}, "pending-2");
+  EXPECT_EQ(no_id.Finish().status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(BatchPlanner(FourNetworkConfig(),
+                            {.input_id = "", .work_dir = dir.path()}, "a/b")
+                   .status()
+                   .ok());
+}
+
 TEST(BatchPlannerTest, NamesThatCollideInABatchAreAnError) {
   ScratchDir dir;
   Config config = FourNetworkConfig();

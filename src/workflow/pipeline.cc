@@ -1,7 +1,5 @@
 #include "workflow/pipeline.h"
 
-#include "common/crash_point.h"
-
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -9,9 +7,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <thread>
 
+#include "common/crash_point.h"
 #include "deliver/local_transport.h"
 #include "output/row_formatter.h"
 #include "output/verifier.h"
@@ -51,8 +51,8 @@ class RejectsWriter {
   }
   Status Close() {
     if (!file_) return OkStatus();
-    const bool flush_failed = std::fflush(file_) != 0 ||
-                              ::fsync(fileno(file_)) != 0;
+    const bool flush_failed =
+        std::fflush(file_) != 0 || ::fsync(fileno(file_)) != 0;
     const bool close_failed = std::fclose(file_) != 0;
     file_ = nullptr;
     if (flush_failed || close_failed)
@@ -79,12 +79,31 @@ Status MakeDirs(const std::string& dir) {
   return OkStatus();
 }
 
+// The name an input is staged under until its id is known: the same for
+// every run of the same path, so that a run clears what an interrupted
+// earlier one left (FNV-1a of the absolute path).
+std::string PendingId(const std::string& input_path) {
+  std::error_code ec;
+  fs::path absolute = fs::absolute(input_path, ec);
+  const std::string path =
+      ec ? input_path : absolute.lexically_normal().string();
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  for (char c : path) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 0x100000001b3ULL;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id = "pending-";
+  for (int shift = 60; shift >= 0; shift -= 4)
+    id.push_back(kHex[(hash >> shift) & 15]);
+  return id;
+}
+
 }  // namespace
 
 std::string QuarantineInput(const std::string& work_dir,
                             const std::string& input,
-                            const std::string& input_id,
-                            const Status& reason) {
+                            const std::string& input_id, const Status& reason) {
   const std::string dir = work_dir + "/quarantine/" + input_id;
   if (!MakeDirs(dir).ok()) return "";
   std::error_code ec;
@@ -125,7 +144,8 @@ Status ScanAndPlan(const Config& config, const std::string& input_path,
                    int64_t now_epoch_seconds, InputScan* scan) {
   RejectsWriter rejects;
   if (!rejects_path.empty()) {
-    CBPIPE_RETURN_IF_ERROR(MakeDirs(fs::path(rejects_path).parent_path().string()));
+    CBPIPE_RETURN_IF_ERROR(
+        MakeDirs(fs::path(rejects_path).parent_path().string()));
     CBPIPE_RETURN_IF_ERROR(rejects.Open(rejects_path));
   }
   auto accept = [&](const Record& record,
@@ -173,19 +193,6 @@ Status ScanAndPlan(const Config& config, const std::string& input_path,
             accept, reject, scan);
   CBPIPE_RETURN_IF_ERROR(rejects.Close());
   return scan->input_error;
-}
-
-Status Pipeline::Generate(const std::string& input_path, InputResult* result,
-                          std::vector<Batch>* batches) {
-  result->rejects_file =
-      config_.work_dir + "/runs/" + result->input_id + "/rejects.csv";
-  BatchPlanner planner(config_, {result->input_id, config_.work_dir});
-  CBPIPE_RETURN_IF_ERROR(planner.status());
-  CBPIPE_RETURN_IF_ERROR(ScanAndPlan(config_, input_path,
-                                     result->rejects_file, &planner, now_,
-                                     &result->scan));
-  CBPIPE_ASSIGN_OR_RETURN(*batches, planner.Finish());
-  return OkStatus();
 }
 
 std::vector<DeliveredFile> DeliverBatch(const Config& config,
@@ -254,15 +261,58 @@ BatchResult Pipeline::VerifyAndDeliver(Batch batch) {
 InputResult Pipeline::Process(const std::string& input_path) {
   InputResult result;
   result.input = input_path;
-  StatusOr<std::string> sha = Sha256File(input_path);
-  if (!sha.ok()) {
-    result.error = sha.status();
-    result.scan.input_error = sha.status();
+  // The input id (from the input's SHA-256) only names the rejects file and
+  // the batches, so the input is hashed on another thread while it is
+  // scanned; until then the planner stages and the rejects are written
+  // under a name made from the path.
+  std::future<StatusOr<std::string>> sha = std::async(
+      std::launch::async, [&input_path] { return Sha256File(input_path); });
+  const std::string pending_id = PendingId(input_path);
+  const std::string pending_dir = config_.work_dir + "/runs/" + pending_id;
+  const std::string pending_rejects = pending_dir + "/rejects.csv";
+  BatchPlanner planner(config_, {.input_id = "", .work_dir = config_.work_dir},
+                       pending_id);
+  Status st = planner.status();
+  if (st.ok()) {
+    st = ScanAndPlan(config_, input_path, pending_rejects, &planner, now_,
+                     &result.scan);
+  }
+  StatusOr<std::string> hashed = sha.get();
+  std::error_code ec;
+  if (!hashed.ok()) {
+    // As if nothing had been read: an input that cannot be hashed has no id
+    // to file its rejects or batches under.
+    fs::remove_all(pending_dir, ec);
+    fs::remove_all(config_.work_dir + "/staging/" + pending_id, ec);
+    result.scan = InputScan();
+    result.error = hashed.status();
+    result.scan.input_error = hashed.status();
     return result;
   }
-  result.input_id = sha->substr(0, 16);
+  result.input_id = hashed->substr(0, 16);
+  result.rejects_file =
+      config_.work_dir + "/runs/" + result.input_id + "/rejects.csv";
+  if (fs::exists(pending_rejects, ec)) {
+    Status moved =
+        MakeDirs(fs::path(result.rejects_file).parent_path().string());
+    if (moved.ok() &&
+        ::rename(pending_rejects.c_str(), result.rejects_file.c_str()) != 0) {
+      moved = InternalError("cannot move " + pending_rejects + " to " +
+                            result.rejects_file + ": " + std::strerror(errno));
+    }
+    fs::remove(pending_dir, ec);
+    if (st.ok()) st = moved;
+  }
   std::vector<Batch> batches;
-  Status st = Generate(input_path, &result, &batches);
+  if (st.ok()) st = planner.SetInputId(result.input_id);
+  if (st.ok()) {
+    StatusOr<std::vector<Batch>> finished = planner.Finish();
+    if (finished.ok()) {
+      batches = *std::move(finished);
+    } else {
+      st = finished.status();
+    }
+  }
   if (!st.ok()) {
     result.error = st;
     if (!result.scan.input_error.ok()) {

@@ -67,8 +67,7 @@ std::vector<DeliveredFile> DeliverBatch(const Config& config,
 // could not be made).
 std::string QuarantineInput(const std::string& work_dir,
                             const std::string& input,
-                            const std::string& input_id,
-                            const Status& reason);
+                            const std::string& input_id, const Status& reason);
 
 class Pipeline {
  public:
@@ -83,8 +82,6 @@ class Pipeline {
   }
 
  private:
-  Status Generate(const std::string& input_path, InputResult* result,
-                  std::vector<Batch>* batches);
   BatchResult VerifyAndDeliver(Batch batch);
 
   const Config& config_;
