@@ -82,6 +82,13 @@ StatusOr<std::unique_ptr<Notifier>> BuildNotifier(const Config& config) {
 }
 
 int RunServe(const std::string& config_path) {
+  // Block the stop signals in every thread; one thread waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
   StatusOr<Config> config = LoadConfigOrDefault(config_path);
   if (!config.ok()) {
     std::fprintf(stderr, "cbpipe serve: %s\n",
@@ -101,13 +108,6 @@ int RunServe(const std::string& config_path) {
   }
   if (StatusOr<LogLevel> level = ParseLogLevel(sc.log_level); level.ok())
     Log().SetMinLevel(*level);
-
-  // Block the stop signals in every thread; one thread waits for them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   std::string token;
   if (!sc.admin_token_ref.empty()) {

@@ -71,6 +71,21 @@ class ServeProcess {
   pid_t pid_ = -1;
 };
 
+// Waits until `log` holds `needle` at least `count` times.
+bool WaitForLog(const std::string& log, const std::string& needle, int count,
+                int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms; waited += 50) {
+    const std::string text = ReadFile(log);
+    int n = 0;
+    for (size_t pos = text.find(needle); pos != std::string::npos;
+         pos = text.find(needle, pos + 1))
+      ++n;
+    if (n >= count) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
 std::map<std::string, std::string> FilesUnder(const std::string& root,
                                               bool* leftovers) {
   std::map<std::string, std::string> files;
@@ -246,8 +261,19 @@ TEST_F(ServeTest, KillNineAtManyPointsDeliversEveryFileExactlyOnce) {
     serve.Kill();
   }
   {
+    const int starts = [&] {
+      const std::string text = ReadFile(log);
+      int n = 0;
+      for (size_t pos = text.find("service.started");
+           pos != std::string::npos;
+           pos = text.find("service.started", pos + 1))
+        ++n;
+      return n;
+    }();
     ServeProcess serve(*dir_ / "serve.toml", log, env_);
     ASSERT_TRUE(WaitForRuns("succeeded", 4, 90000)) << ReadFile(log);
+    // SIGTERM once it is up (before that the default action would kill it).
+    ASSERT_TRUE(WaitForLog(log, "service.started", starts + 1, 10000));
     serve.Signal(SIGTERM);
     int status = 0;
     ASSERT_TRUE(serve.WaitExit(15000, &status));
@@ -301,9 +327,11 @@ TEST_F(ServeTest, OutagesRiddenOutThenDeadLetteredAlertedAndRedriven) {
     ASSERT_TRUE(p.ok());
     proxy = std::move(*p);
     ASSERT_TRUE(WaitForRuns("succeeded", 1, 60000)) << ReadFile(log);
-    serve.Signal(SIGTERM);
-    int status;
-    serve.WaitExit(15000, &status);
+    // SIGINT stops it as cleanly as SIGTERM.
+    serve.Signal(SIGINT);
+    int status = 0;
+    ASSERT_TRUE(serve.WaitExit(15000, &status));
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   }
   bool leftovers = false;
   EXPECT_EQ(Received(&leftovers).size(), 4u);
