@@ -8,6 +8,10 @@
 //             },
 //             [&](const RecordError& e) { return rejects.Write(e); }, &scan);
 //
+// Reading and validating run on a thread of their own, a few thousand
+// records ahead; `accept` and `reject` are called on the caller's thread,
+// one record at a time and in input order, as if there were none.
+//
 // Every record read ends either accepted (passed to `accept`, which may still
 // turn it into a reject, e.g. NO_DESTINATION) or rejected with at least one
 // error: records == accepted + rejected, always.
@@ -31,8 +35,8 @@ struct InputScan {
   std::vector<RecordError> errors;                   // the first few
   uint64_t errors_truncated = 0;  // errors not kept in `errors`
   uint64_t bytes_read = 0;
-  Status input_error;          // the whole input could not be read
-  uint64_t error_position = 0; // byte offset reached when it failed
+  Status input_error;           // the whole input could not be read
+  uint64_t error_position = 0;  // byte offset reached when it failed
 };
 
 // Called for each valid record. Appending to `rejects` turns the record into
@@ -44,7 +48,6 @@ using RejectFn = std::function<Status(const RecordError&)>;
 
 void ScanInput(const std::string& path, const Config& config,
                int64_t now_epoch_seconds, size_t keep_errors,
-               const AcceptFn& accept, const RejectFn& reject,
-               InputScan* scan);
+               const AcceptFn& accept, const RejectFn& reject, InputScan* scan);
 
 }  // namespace cbpipe

@@ -87,5 +87,117 @@ TEST_F(PipelineTest, FileCorruptedBeforeVerificationFailsTheWholeBatch) {
   EXPECT_EQ(*ledger_->CountDelivered(), 0);
 }
 
+TEST_F(PipelineTest, RejectsAndBatchesAreFiledUnderTheInputIdOnly) {
+  Pipeline pipeline(config_, ledger_.get(), env_, kNow);
+  InputResult r = pipeline.Process(input_);
+  ASSERT_TRUE(r.ok()) << r.error.ToString();
+  ASSERT_EQ(r.input_id.size(), 16u);
+  EXPECT_EQ(r.rejects_file,
+            (root_ / "work/runs" / r.input_id / "rejects.csv").string());
+  EXPECT_TRUE(fs::exists(r.rejects_file));
+  // The names used while the input was being hashed are gone.
+  for (const char* dir : {"work/runs", "work/staging"}) {
+    if (!fs::exists(root_ / dir)) continue;
+    for (const auto& entry : fs::directory_iterator(root_ / dir)) {
+      EXPECT_EQ(entry.path().filename().string(), r.input_id) << dir;
+    }
+  }
+}
+
+TEST_F(PipelineTest, MissingInputLeavesNothingBehind) {
+  Pipeline pipeline(config_, ledger_.get(), env_, kNow);
+  InputResult r = pipeline.Process((root_ / "absent.csv").string());
+  EXPECT_FALSE(r.ok());
+  EXPECT_FALSE(r.scan.input_error.ok());
+  EXPECT_EQ(r.scan.records, 0u);
+  EXPECT_TRUE(r.input_id.empty());
+  EXPECT_FALSE(fs::exists(root_ / "work/runs") &&
+               !fs::is_empty(root_ / "work/runs"));
+  EXPECT_FALSE(fs::exists(root_ / "work/staging") &&
+               !fs::is_empty(root_ / "work/staging"));
+}
+
+// Enough records for many hand-overs between the reading thread and the
+// caller's: every record still reaches `accept` or `reject` once, in input
+// order.
+class ScanInputTest : public PipelineTest {
+ protected:
+  void WriteRecords(int count) {
+    std::ofstream out(input_);
+    out << "case_id,network,arn,merchant_id,transaction_date,"
+           "chargeback_date,amount,currency,reason_code\n";
+    for (int i = 0; i < count; ++i) {
+      if (i % 7 == 3) {  // a bad ARN
+        out << "X" << i << ",visa,123,M,2025-03-01,2025-04-01,1.00,USD,10.4\n";
+      } else if (i % 11 == 5) {  // a duplicate of the record before
+        out << "A" << i - 1 << ",amex,,M,2025-03-01,2025-04-01,1.00,USD,C08\n";
+      } else {
+        out << "A" << i << ",amex,,M,2025-03-01,2025-04-01,1.00,USD,C08\n";
+      }
+    }
+  }
+};
+
+TEST_F(ScanInputTest, CallsBackInInputOrder) {
+  constexpr int kRecords = 10000;
+  WriteRecords(kRecords);
+  InputScan scan;
+  std::vector<uint64_t> seen;  // positions, accepted or rejected
+  int accepted = 0, rejected_errors = 0;
+  ScanInput(
+      input_, config_, kNow, 5,
+      [&](const Record& r, std::vector<RecordError>* errors) {
+        EXPECT_TRUE(errors->empty());
+        seen.push_back(r.position);
+        ++accepted;
+        // Every 1000th valid record is turned into a reject by the caller.
+        if (accepted % 1000 == 0) {
+          RecordError& e = errors->emplace_back();
+          e.position = r.position;
+          e.code = ErrorCode::kNoDestination;
+        }
+        return OkStatus();
+      },
+      [&](const RecordError& e) {
+        if (seen.empty() || seen.back() != e.position)
+          seen.push_back(e.position);
+        ++rejected_errors;
+        return OkStatus();
+      },
+      &scan);
+  ASSERT_TRUE(scan.input_error.ok()) << scan.input_error.ToString();
+  EXPECT_EQ(scan.records, static_cast<uint64_t>(kRecords));
+  EXPECT_EQ(scan.records, scan.accepted + scan.rejected);
+  ASSERT_EQ(seen.size(), static_cast<size_t>(kRecords));
+  for (size_t i = 0; i < seen.size(); ++i) {
+    ASSERT_EQ(seen[i], i + 2) << i;  // line 1 is the header
+  }
+  EXPECT_EQ(scan.errors.size(), 5u);
+  EXPECT_EQ(scan.errors.size() + scan.errors_truncated,
+            static_cast<uint64_t>(rejected_errors));
+  uint64_t by_network = 0;
+  for (uint64_t n : scan.by_network) by_network += n;
+  EXPECT_EQ(by_network, scan.accepted);
+  EXPECT_GT(scan.bytes_read, 0u);
+}
+
+TEST_F(ScanInputTest, AcceptFailureStopsTheScanAtThatRecord) {
+  WriteRecords(10000);
+  InputScan scan;
+  int calls = 0;
+  ScanInput(
+      input_, config_, kNow, 5,
+      [&](const Record&, std::vector<RecordError>*) {
+        return ++calls == 3000 ? UnavailableError("disk gone") : OkStatus();
+      },
+      nullptr, &scan);
+  EXPECT_EQ(scan.input_error.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(calls, 3000);
+  EXPECT_LT(scan.records, 10000u);
+  EXPECT_EQ(scan.records, scan.accepted + scan.rejected + 1);
+  EXPECT_GT(scan.error_position, 0u);
+  EXPECT_EQ(scan.bytes_read, scan.error_position);
+}
+
 }  // namespace
 }  // namespace cbpipe
