@@ -13,6 +13,7 @@
 #include <iostream>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -379,6 +380,39 @@ TEST_F(ServeTest, OutagesRiddenOutThenDeadLetteredAlertedAndRedriven) {
   // Two inputs: four files each, none twice.
   EXPECT_EQ(received.size(), 8u);
   EXPECT_FALSE(leftovers);
+}
+
+TEST_F(ServeTest, DuplicatesOnceUnreadableQuarantinedNothingDeleted) {
+  WriteFile(*dir_ / "serve.toml", ServiceConfig() + Destinations(0, 3));
+  DropInputs(1, 300);
+  // The same content again under another name, and a binary file.
+  fs::copy_file(inputs_[0], *dir_ / "work/inbox/.again.csv");
+  fs::rename(*dir_ / "work/inbox/.again.csv", *dir_ / "work/inbox/again.csv");
+  WriteFile(*dir_ / "work/inbox/broken.csv", std::string("case_id\n\0\0", 10));
+  // Still being written: a dot-name is never picked up.
+  WriteFile(*dir_ / "work/inbox/.partial.csv", "case_id\n");
+  const std::string log = *dir_ / "serve.log";
+  ServeProcess serve(*dir_ / "serve.toml", log, env_);
+  ASSERT_TRUE(WaitForRuns("succeeded", 1, 60000)) << ReadFile(log);
+  ASSERT_TRUE(WaitForRuns("rejected", 1, 60000)) << ReadFile(log);
+  ASSERT_TRUE(WaitForLog(log, "input.duplicate", 1, 10000)) << ReadFile(log);
+  auto store = RunStore::Open(*dir_ / "work/state.db");
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ(*(*store)->Count(""), 2);  // one run for the two copies
+  // The unreadable input is quarantined with its reason, the original kept.
+  bool quarantined = false;
+  for (const auto& e : fs::recursive_directory_iterator(*dir_ / "work/quarantine"))
+    quarantined |= e.path().filename() == "reason.txt" &&
+                   ReadFile(e.path().string()).find("NUL") != std::string::npos;
+  EXPECT_TRUE(quarantined) << ReadFile(log);
+  std::set<std::string> archived;
+  for (const auto& e : fs::directory_iterator(*dir_ / "work/archive"))
+    archived.insert(e.path().filename().string().substr(17));
+  EXPECT_EQ(archived, (std::set<std::string>{"in1.csv", "again.csv",
+                                             "broken.csv"}));
+  EXPECT_TRUE(fs::exists(*dir_ / "work/inbox/.partial.csv"));
+  bool leftovers = false;
+  EXPECT_EQ(Received(&leftovers).size(), 4u);
 }
 
 }  // namespace
