@@ -35,7 +35,16 @@ uint64_t DuplicateSet::Fingerprint(std::string_view id) {
 }
 
 bool DuplicateSet::Insert(std::string_view id) {
-  const uint64_t fp = Fingerprint(id);
+  return InsertFingerprint(Fingerprint(id));
+}
+
+void DuplicateSet::Prefetch(uint64_t fp) const {
+  const Shard& shard = shards_[fp >> (64 - kShardBits)];
+  if (shard.empty()) return;
+  __builtin_prefetch(&shard[fp & (shard.size() - 1)], 1);
+}
+
+bool DuplicateSet::InsertFingerprint(uint64_t fp) {
   // The top bits pick the shard, the low bits the slot: independent bits.
   const size_t shard_index = fp >> (64 - kShardBits);
   Shard& shard = shards_[shard_index];

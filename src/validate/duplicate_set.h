@@ -20,6 +20,13 @@ class DuplicateSet {
  public:
   // Adds `id`; returns false when it was already there.
   bool Insert(std::string_view id);
+
+  // Insert in two steps, for a caller with other work to do in between: the
+  // slot of a fingerprint is in a table far larger than the caches, so
+  // Prefetch starts loading it and InsertFingerprint (same result as Insert
+  // of the id) then usually finds it there.
+  void Prefetch(uint64_t fingerprint) const;
+  bool InsertFingerprint(uint64_t fingerprint);
   size_t size() const { return size_; }
   size_t memory_bytes() const;
 

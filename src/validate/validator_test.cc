@@ -205,6 +205,29 @@ TEST_F(ValidatorTest, DuplicateCaseIdsAfterTheFirst) {
   EXPECT_EQ(Check(raw), Codes{"DUPLICATE_CASE"});
 }
 
+TEST_F(ValidatorTest, DuplicateIsReportedRightAfterTheCaseIdsOtherErrors) {
+  // The duplicate check finishes last, but its error keeps its place: after
+  // what is wrong with the record as a whole, before the other fields.
+  RawRecord raw = Valid();
+  Set(raw, Field::kCaseId, "DUP-2");
+  EXPECT_EQ(Check(raw), Codes{});
+  raw.malformed = "3 cells, header has 4";
+  Set(raw, Field::kNetwork, "");
+  Set(raw, Field::kPan, "");
+  Set(raw, Field::kCurrency, "ZZZ");
+  // Earlier errors of another record stay where they are.
+  std::vector<RecordError> errors(2);
+  EXPECT_FALSE(validator_.Validate(raw, &rec_, &errors));
+  Codes codes;
+  for (size_t i = 2; i < errors.size(); ++i) {
+    codes.push_back(std::string(ErrorCodeName(errors[i].code)));
+  }
+  EXPECT_EQ(codes, (Codes{"BAD_FORMAT", "DUPLICATE_CASE", "MISSING_FIELD",
+                          "CURRENCY_UNKNOWN"}));
+  EXPECT_EQ(errors[0].code, ErrorCode::kBadFormat);
+  EXPECT_TRUE(errors[0].message.empty());
+}
+
 TEST_F(ValidatorTest, FullPanIsMaskedOrRejectedByPolicy) {
   RawRecord raw = Valid();
   Set(raw, Field::kPan, "4111111111111111");
