@@ -255,6 +255,10 @@ Status Service::ScanInboxOnce() {
     if (prev != seen_.end() && prev->second.size == seen.size &&
         prev->second.mtime_ns == seen.mtime_ns) {
       seen.stable_since_ms = prev->second.stable_since_ms;
+    } else if (prev == seen_.end()) {
+      // A file renamed in keeps the time it was last written: when that is
+      // already settle_ms ago, it is complete now (no wait for a 2nd scan).
+      seen.stable_since_ms = std::min<int64_t>(now, seen.mtime_ns / 1000000);
     }
     if (now - seen.stable_since_ms >= config_.service.settle_ms) {
       Status ingested = Ingest(it->path().string(), name);
