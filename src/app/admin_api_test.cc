@@ -479,8 +479,9 @@ TEST_F(AdminApiTest, MalformedRequestIs400AndServerKeepsServing) {
        {std::string_view("GARBAGE\r\n\r\n"),
         std::string_view("GET /healthz HTTP/9.9\r\n\r\n"),
         std::string_view("GET\r\n\r\n"),
+        // A TLS ClientHello's first bytes (15 of them, NULs included).
         std::string_view("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
-                         18)}) {
+                         15)}) {
     RawSocket s(server_->port());
     ASSERT_TRUE(s.connected());
     s.Send(garbage);
