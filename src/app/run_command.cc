@@ -175,6 +175,10 @@ int RunPipeline(const RunArgs& args) {
     std::printf("%s; work dir %s\n",
                 all_ok ? "all batches delivered" : "SOME BATCHES FAILED",
                 config->work_dir.c_str());
+    // Where each card company's files went.
+    for (const DestinationConfig& d : config->destinations) {
+      std::printf("  %-12s -> %s\n", d.name.c_str(), d.url.c_str());
+    }
   }
   // A failed batch is the operator's first concern (1); an input that could
   // not be processed at all is reported like a usage error (2).
