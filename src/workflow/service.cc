@@ -100,7 +100,15 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
         m.records_accepted_total.WithLabels({NetworkName(n)}).Increment(
             accepted);
     }
-    m.records_read_total.WithLabels({"all"}).Increment(scan.records);
+    // A rejected record's network may be what was wrong with it: counted
+    // under "unknown".
+    for (Network n : kAllNetworks) {
+      const uint64_t accepted = scan.by_network[static_cast<int>(n)];
+      if (accepted)
+        m.records_read_total.WithLabels({NetworkName(n)}).Increment(accepted);
+    }
+    if (scan.rejected)
+      m.records_read_total.WithLabels({"unknown"}).Increment(scan.rejected);
     for (const RecordError& e : scan.errors)
       m.records_rejected_total.WithLabels({ErrorCodeName(e.code)})
           .Increment();

@@ -7,6 +7,7 @@
 #include "output/batch_planner.h"
 #include "output/manifest.h"
 #include "output/verifier.h"
+#include "telemetry/metrics.h"
 #include "workflow/pipeline.h"
 
 namespace cbpipe {
@@ -109,6 +110,9 @@ StatusOr<json> Generate(StepServices& s, const RunRecord& run,
   for (const Batch& b : batches) {
     json files = json::array();
     for (const FileSummary& f : b.files) {
+      Metrics().files_generated_total.WithLabels({f.destination}).Increment();
+      Metrics().bytes_generated_total.WithLabels({f.destination}).Increment(
+          f.bytes);
       files.push_back({{"destination", f.destination},
                        {"name", f.name},
                        {"records", f.records},

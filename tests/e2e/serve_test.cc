@@ -17,6 +17,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include <httplib.h>
+
 #include "e2e/cli.h"
 #include "notify/test_receivers.h"
 #include "servers/test_servers.h"
@@ -383,7 +385,14 @@ TEST_F(ServeTest, OutagesRiddenOutThenDeadLetteredAlertedAndRedriven) {
 }
 
 TEST_F(ServeTest, DuplicatesOnceUnreadableQuarantinedNothingDeleted) {
-  WriteFile(*dir_ / "serve.toml", ServiceConfig() + Destinations(0, 3));
+  auto admin_port = FindFreePort();
+  ASSERT_TRUE(admin_port.ok());
+  std::string config = ServiceConfig() + Destinations(0, 3);
+  const std::string no_admin = "admin_listen = \"\"\n";
+  config.replace(config.find(no_admin), no_admin.size(),
+                 "admin_listen = \"127.0.0.1:" +
+                     std::to_string(*admin_port) + "\"\n");
+  WriteFile(*dir_ / "serve.toml", config);
   DropInputs(1, 300);
   // The same content again under another name, and a binary file.
   fs::copy_file(inputs_[0], *dir_ / "work/inbox/.again.csv");
@@ -413,6 +422,26 @@ TEST_F(ServeTest, DuplicatesOnceUnreadableQuarantinedNothingDeleted) {
   EXPECT_TRUE(fs::exists(*dir_ / "work/inbox/.partial.csv"));
   bool leftovers = false;
   EXPECT_EQ(Received(&leftovers).size(), 4u);
+
+  // The service's own metrics and API tell the same story.
+  httplib::Client api("127.0.0.1", *admin_port);
+  auto metrics = api.Get("/metrics");
+  ASSERT_TRUE(metrics) << "admin API not answering";
+  EXPECT_EQ(metrics->status, 200);
+  for (const char* line :
+       {"cbpipe_files_delivered_total{destination=\"visa\",status=\"delivered\"} 1",
+        "cbpipe_files_generated_total{destination=\"amex\"} 1",
+        "cbpipe_inputs_total{outcome=\"duplicate\"} 1",
+        "cbpipe_inputs_total{outcome=\"quarantined\"} 1"}) {
+    EXPECT_THAT(metrics->body, HasSubstr(line)) << metrics->body;
+  }
+  auto runs = api.Get("/api/runs?state=rejected");
+  ASSERT_TRUE(runs);
+  EXPECT_EQ(runs->status, 200);
+  EXPECT_THAT(runs->body, HasSubstr("broken.csv"));
+  auto bad = api.Get("/api/runs?state=bogus");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
 }
 
 }  // namespace
