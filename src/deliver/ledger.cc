@@ -1,61 +1,27 @@
 #include "deliver/ledger.h"
 
-#include <sqlite3.h>
+#include "common/sqlite_util.h"
 
 #include <ctime>
 
 namespace cbpipe {
 namespace {
 
+constexpr std::string_view kOwner = "ledger";
+using Stmt = SqliteStatement;
+
 Status SqlError(sqlite3* db, std::string_view what) {
   return InternalError("ledger: " + std::string(what) + ": " +
                        sqlite3_errmsg(db));
-}
-
-// Finalises a statement on every path out of a function.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
-  ~Stmt() { sqlite3_finalize(stmt_); }
-  bool ok() const { return rc_ == SQLITE_OK; }
-  sqlite3_stmt* get() { return stmt_; }
-  void Text(int i, const std::string& s) {
-    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()),
-                      SQLITE_TRANSIENT);
-  }
-  void Int(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_;
-};
-
-std::string Column(sqlite3_stmt* s, int i) {
-  const unsigned char* t = sqlite3_column_text(s, i);
-  return t ? std::string(reinterpret_cast<const char*>(t)) : std::string();
 }
 
 }  // namespace
 
 StatusOr<std::unique_ptr<DeliveryLedger>> DeliveryLedger::Open(
     const std::string& path) {
-  sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(
-      path.c_str(), &db,
-      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-      nullptr);
-  if (rc != SQLITE_OK) {
-    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    return FailedPreconditionError("ledger " + path + ": " + msg);
-  }
-  std::unique_ptr<DeliveryLedger> ledger(new DeliveryLedger(db));
-  sqlite3_busy_timeout(db, 10000);
-  CBPIPE_RETURN_IF_ERROR(ledger->Exec("PRAGMA journal_mode=WAL"));
   // FULL: a delivery recorded is on disk before the next file starts.
-  CBPIPE_RETURN_IF_ERROR(ledger->Exec("PRAGMA synchronous=FULL"));
+  CBPIPE_ASSIGN_OR_RETURN(sqlite3 * db, OpenSqlite(path, "FULL", kOwner));
+  std::unique_ptr<DeliveryLedger> ledger(new DeliveryLedger(db));
   CBPIPE_RETURN_IF_ERROR(ledger->Exec(
       "CREATE TABLE IF NOT EXISTS deliveries ("
       " destination TEXT NOT NULL,"
@@ -85,13 +51,7 @@ StatusOr<std::unique_ptr<DeliveryLedger>> DeliveryLedger::Open(
 DeliveryLedger::~DeliveryLedger() { sqlite3_close(db_); }
 
 Status DeliveryLedger::Exec(const char* sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "unknown error";
-    sqlite3_free(err);
-    return InternalError(std::string("ledger: ") + msg);
-  }
-  return OkStatus();
+  return ExecSql(db_, sql, kOwner);
 }
 
 StatusOr<std::optional<LedgerEntry>> DeliveryLedger::Find(
@@ -110,9 +70,9 @@ StatusOr<std::optional<LedgerEntry>> DeliveryLedger::Find(
   e.destination = destination;
   e.remote_name = remote_name;
   e.size = static_cast<uint64_t>(sqlite3_column_int64(s.get(), 0));
-  e.sha256 = Column(s.get(), 1);
-  e.batch_id = Column(s.get(), 2);
-  e.state = Column(s.get(), 3);
+  e.sha256 = ColumnText(s.get(), 1);
+  e.batch_id = ColumnText(s.get(), 2);
+  e.state = ColumnText(s.get(), 3);
   e.updated_at = sqlite3_column_int64(s.get(), 4);
   e.replay = sqlite3_column_int64(s.get(), 5) != 0;
   return std::optional<LedgerEntry>(std::move(e));

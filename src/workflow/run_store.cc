@@ -1,44 +1,24 @@
 #include "workflow/run_store.h"
 
-#include <sqlite3.h>
+#include "common/sqlite_util.h"
 
 #include <chrono>
 
 namespace cbpipe {
 namespace {
 
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
-  ~Stmt() { sqlite3_finalize(stmt_); }
-  bool ok() const { return rc_ == SQLITE_OK; }
-  sqlite3_stmt* get() { return stmt_; }
-  void Text(int i, const std::string& s) {
-    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()),
-                      SQLITE_TRANSIENT);
-  }
-  void Int(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
-  Status Error(std::string_view what) const {
-    const int code = sqlite3_errcode(db_);
-    std::string msg =
-        "run store: " + std::string(what) + ": " + sqlite3_errmsg(db_);
-    if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
-      return UnavailableError(std::move(msg));
-    return InternalError(std::move(msg));
-  }
+constexpr std::string_view kOwner = "run store";
 
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_;
+// Statement errors here are reported as "run store: <what>: <sqlite>".
+class Stmt : public SqliteStatement {
+ public:
+  using SqliteStatement::SqliteStatement;
+  Status Error(std::string_view what) const {
+    return SqliteStatement::Error(kOwner, what);
+  }
 };
 
-std::string Text(sqlite3_stmt* s, int i) {
-  const unsigned char* t = sqlite3_column_text(s, i);
-  return t ? std::string(reinterpret_cast<const char*>(t)) : std::string();
-}
+std::string Text(sqlite3_stmt* s, int i) { return ColumnText(s, i); }
 
 RunRecord ReadRun(sqlite3_stmt* s) {
   RunRecord r;
@@ -67,23 +47,12 @@ int64_t NowMs() {
 }
 
 StatusOr<std::unique_ptr<RunStore>> RunStore::Open(const std::string& path) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                          SQLITE_OPEN_FULLMUTEX,
-                      nullptr) != SQLITE_OK) {
-    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    return FailedPreconditionError("run store " + path + ": " + msg);
-  }
-  std::unique_ptr<RunStore> store(new RunStore(db));
-  sqlite3_busy_timeout(db, 10000);
-  CBPIPE_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL"));
   // NORMAL in WAL mode survives a process crash (kill -9) and may lose the
   // last checkpoints on power loss; every step is idempotent, so a lost
   // checkpoint only means a step runs again. The queue and the ledger,
   // which must not lose writes, stay FULL.
-  CBPIPE_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous=NORMAL"));
+  CBPIPE_ASSIGN_OR_RETURN(sqlite3 * db, OpenSqlite(path, "NORMAL", kOwner));
+  std::unique_ptr<RunStore> store(new RunStore(db));
   CBPIPE_RETURN_IF_ERROR(store->Exec(
       "CREATE TABLE IF NOT EXISTS runs ("
       " run_id TEXT PRIMARY KEY, input_key TEXT NOT NULL,"
@@ -105,15 +74,7 @@ StatusOr<std::unique_ptr<RunStore>> RunStore::Open(const std::string& path) {
 
 RunStore::~RunStore() { sqlite3_close(db_); }
 
-Status RunStore::Exec(const char* sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "unknown error";
-    sqlite3_free(err);
-    return InternalError("run store: " + msg);
-  }
-  return OkStatus();
-}
+Status RunStore::Exec(const char* sql) { return ExecSql(db_, sql, kOwner); }
 
 StatusOr<bool> RunStore::CreateIfAbsent(const RunRecord& run) {
   std::lock_guard<std::mutex> lock(mu_);

@@ -1,0 +1,59 @@
+#include "common/sqlite_util.h"
+
+namespace cbpipe {
+
+StatusOr<sqlite3*> OpenSqlite(const std::string& path,
+                              std::string_view synchronous,
+                              std::string_view owner) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(
+          path.c_str(), &db,
+          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+          nullptr) != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return FailedPreconditionError(std::string(owner) + " " + path + ": " +
+                                   msg);
+  }
+  sqlite3_busy_timeout(db, 10000);
+  const std::string pragma = "PRAGMA synchronous=" + std::string(synchronous);
+  for (const char* sql : {"PRAGMA journal_mode=WAL", pragma.c_str()}) {
+    Status st = ExecSql(db, sql, owner);
+    if (!st.ok()) {
+      sqlite3_close(db);
+      return st;
+    }
+  }
+  return db;
+}
+
+Status ExecSql(sqlite3* db, const char* sql, std::string_view owner) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    return InternalError(std::string(owner) + ": " + msg);
+  }
+  return OkStatus();
+}
+
+SqliteStatement::SqliteStatement(sqlite3* db, const char* sql) : db_(db) {
+  rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+}
+
+Status SqliteStatement::Error(std::string_view owner,
+                              std::string_view what) const {
+  const int code = sqlite3_errcode(db_);
+  std::string msg = std::string(owner) + ": " + std::string(what) + ": " +
+                    sqlite3_errmsg(db_);
+  if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+    return UnavailableError(std::move(msg));
+  return InternalError(std::move(msg));
+}
+
+std::string ColumnText(sqlite3_stmt* s, int i) {
+  const unsigned char* t = sqlite3_column_text(s, i);
+  return t ? std::string(reinterpret_cast<const char*>(t)) : std::string();
+}
+
+}  // namespace cbpipe
