@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -672,6 +673,14 @@ Status ParseNotify(const toml::table& t, const ConfigError& err, Config* c) {
 }
 
 }  // namespace
+
+double RetryDelaySeconds(const RetryPolicy& p, int attempt, double random01) {
+  double delay =
+      p.interval_seconds * std::pow(p.backoff_rate, std::max(0, attempt - 1));
+  if (p.max_delay_seconds > 0) delay = std::min(delay, p.max_delay_seconds);
+  if (p.full_jitter) delay *= random01;
+  return std::max(0.0, delay);
+}
 
 const DestinationConfig* Config::DestinationFor(Network network) const {
   for (const DestinationConfig& d : destinations) {

@@ -32,6 +32,12 @@ struct RetryPolicy {
   bool full_jitter = true;
 };
 
+// The wait before attempt `attempt + 1` after `attempt` (1-based) failed:
+// min(interval * rate^(attempt-1), max_delay), times `random01` (in [0, 1))
+// under FULL jitter. Used by deliveries, workflow steps and notifications.
+double RetryDelaySeconds(const RetryPolicy& policy, int attempt,
+                         double random01);
+
 enum class FtpsMode { kExplicit, kImplicit };
 enum class OnConflict { kFail, kReplace, kRename };
 

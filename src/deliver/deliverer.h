@@ -62,12 +62,6 @@ struct RetryEnv {
   static RetryEnv Real();
 };
 
-// The wait before attempt `attempt + 1` after `attempt` (1-based) failed:
-// min(interval * rate^(attempt-1), max_delay), times `random01` under FULL
-// jitter.
-double RetryDelaySeconds(const RetryPolicy& policy, int attempt,
-                         double random01);
-
 // True for errors worth another attempt (Status::IsTransient).
 bool IsTransientDeliveryError(const Status& status);
 

@@ -37,15 +37,6 @@ std::string Describe(const Event& e) {
 
 }  // namespace
 
-double RetryDelaySecondsFor(const RetryPolicy& p, int attempt,
-                            double random01) {
-  double delay =
-      p.interval_seconds * std::pow(p.backoff_rate, std::max(0, attempt - 1));
-  if (p.max_delay_seconds > 0) delay = std::min(delay, p.max_delay_seconds);
-  if (p.full_jitter) delay *= random01;
-  return std::max(0.0, delay);
-}
-
 AsyncSender::AsyncSender(AsyncSenderOptions options, SendFn send)
     : options_(std::move(options)), send_(std::move(send)) {
   thread_ = std::thread([this] { Run(); });
@@ -168,7 +159,7 @@ void AsyncSender::Deliver(const Item& item) {
     }
     double r = options_.random01 ? options_.random01() : ThreadLocalRandom01();
     auto delay = std::chrono::duration<double>(
-        RetryDelaySecondsFor(options_.retry, attempt, r));
+        RetryDelaySeconds(options_.retry, attempt, r));
     if (cv_.wait_for(lock, delay, [&] { return stop_.load(); })) {
       ++stats_.dropped;
       return;

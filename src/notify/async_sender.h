@@ -12,7 +12,7 @@
 // Queue full: the OLDEST queued event is dropped (the newest says most
 // about the state of the run) and counted in stats().dropped.
 // Retries: an attempt whose Status IsTransient() is retried after
-// RetryDelaySecondsFor(policy, attempt, random) until max_attempts attempts
+// RetryDelaySeconds(policy, attempt, random) until max_attempts attempts
 // have been made; any other error gives up at once. Each give-up and each
 // batch of drops is reported through `log`.
 // Destruction: stops the thread, cancels the attempt in flight (the send
@@ -38,12 +38,6 @@
 namespace cbpipe {
 
 using CancelFlag = std::atomic<bool>;
-
-// The wait after failed attempt `attempt` (1-based): min(interval *
-// rate^(attempt-1), max_delay), times `random01` under full jitter. The same
-// formula as deliver/RetryDelaySeconds (which sits in a higher layer).
-double RetryDelaySecondsFor(const RetryPolicy& policy, int attempt,
-                            double random01);
 
 struct AsyncSenderOptions {
   std::string name;  // for log lines: "webhook https://example.com/hook"

@@ -73,12 +73,12 @@ TEST(RetryDelayTest, StepFunctionsSemantics) {
   p.backoff_rate = 2.0;
   p.max_delay_seconds = 5.0;
   p.full_jitter = false;
-  EXPECT_DOUBLE_EQ(RetryDelaySecondsFor(p, 1, 0.5), 1.0);
-  EXPECT_DOUBLE_EQ(RetryDelaySecondsFor(p, 2, 0.5), 2.0);
-  EXPECT_DOUBLE_EQ(RetryDelaySecondsFor(p, 3, 0.5), 4.0);
-  EXPECT_DOUBLE_EQ(RetryDelaySecondsFor(p, 4, 0.5), 5.0);  // capped
+  EXPECT_DOUBLE_EQ(RetryDelaySeconds(p, 1, 0.5), 1.0);
+  EXPECT_DOUBLE_EQ(RetryDelaySeconds(p, 2, 0.5), 2.0);
+  EXPECT_DOUBLE_EQ(RetryDelaySeconds(p, 3, 0.5), 4.0);
+  EXPECT_DOUBLE_EQ(RetryDelaySeconds(p, 4, 0.5), 5.0);  // capped
   p.full_jitter = true;
-  EXPECT_DOUBLE_EQ(RetryDelaySecondsFor(p, 3, 0.25), 1.0);
+  EXPECT_DOUBLE_EQ(RetryDelaySeconds(p, 3, 0.25), 1.0);
 }
 
 TEST(AsyncSenderTest, RetriesTransientErrorsWithTheSameDeliveryId) {
