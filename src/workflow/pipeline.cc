@@ -148,41 +148,43 @@ Status ScanAndPlan(const Config& config, const std::string& input_path,
         MakeDirs(fs::path(rejects_path).parent_path().string()));
     CBPIPE_RETURN_IF_ERROR(rejects.Open(rejects_path));
   }
+  // A valid record that still cannot go out becomes a reject of its own.
+  auto reject_record = [](const Record& record, ErrorCode code,
+                          std::string field, std::string message,
+                          std::vector<RecordError>* errors) {
+    RecordError& e = errors->emplace_back();
+    e.position = record.position;
+    e.case_id = record.case_id;
+    e.field = std::move(field);
+    e.code = code;
+    e.message = std::move(message);
+    return OkStatus();
+  };
+  auto no_destination = [&](const Record& record,
+                            std::vector<RecordError>* errors) {
+    return reject_record(record, ErrorCode::kNoDestination, "network",
+                         "no destination receives " +
+                             std::string(NetworkName(record.network)) +
+                             " records",
+                         errors);
+  };
   auto accept = [&](const Record& record,
                     std::vector<RecordError>* errors) -> Status {
     if (!planner) {
       // Without a planner, routing is still checked: a network without a
       // destination is a reject in every pass.
       if (config.DestinationFor(record.network)) return OkStatus();
-      RecordError& e = errors->emplace_back();
-      e.position = record.position;
-      e.case_id = record.case_id;
-      e.field = "network";
-      e.code = ErrorCode::kNoDestination;
-      e.message = "no destination receives " +
-                  std::string(NetworkName(record.network)) + " records";
-      return OkStatus();
+      return no_destination(record, errors);
     }
     CrashPoint("generate.record");
     StatusOr<bool> added = planner->Add(record);
-    if (added.ok() && *added) return OkStatus();
-    RecordError& e = errors->emplace_back();
-    e.position = record.position;
-    e.case_id = record.case_id;
-    e.field = "network";
     if (added.ok()) {
-      e.code = ErrorCode::kNoDestination;
-      e.message = "no destination receives " +
-                  std::string(NetworkName(record.network)) + " records";
-      return OkStatus();
+      return *added ? OkStatus() : no_destination(record, errors);
     }
     if (added.status().code() == StatusCode::kResourceExhausted) {
-      e.field = "record";
-      e.code = ErrorCode::kRecordTooLarge;
-      e.message = added.status().message();
-      return OkStatus();
+      return reject_record(record, ErrorCode::kRecordTooLarge, "record",
+                           added.status().message(), errors);
     }
-    errors->pop_back();
     return added.status();
   };
   RejectFn reject;
