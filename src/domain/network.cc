@@ -1,5 +1,10 @@
 #include "domain/network.h"
 
+#include <array>
+#include <iterator>
+
+#include "domain/short_key.h"
+
 namespace cbpipe {
 namespace {
 
@@ -23,9 +28,21 @@ constexpr NetworkAlias kNetworkAliases[] = {
     {"DISCOVER", Network::kDiscover},
 };
 
-// Longer than any alias: anything this long cannot match, so the upper-case
-// copy lives on the stack.
-constexpr size_t kMaxAliasLength = 16;
+// The aliases packed once, for a lookup of integer compares: the network
+// column is parsed for every record.
+struct PackedAlias {
+  ShortKey key;
+  Network network;
+};
+constexpr size_t kAliasCount = std::size(kNetworkAliases);
+constexpr std::array<PackedAlias, kAliasCount> kPackedAliases = [] {
+  std::array<PackedAlias, kAliasCount> packed{};
+  for (size_t i = 0; i < kAliasCount; ++i) {
+    packed[i] = {*ShortKey::Pack(kNetworkAliases[i].name, AsciiUpper),
+                 kNetworkAliases[i].network};
+  }
+  return packed;
+}();
 
 // A range of leading-digit prefixes of one length: "51".."55" is {2, 51, 55}.
 struct IinRange {
@@ -67,15 +84,10 @@ std::string_view NetworkName(Network network) {
 std::optional<Network> ParseNetwork(std::string_view text) {
   while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
   while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
-  if (text.empty() || text.size() > kMaxAliasLength) return std::nullopt;
-  char upper[kMaxAliasLength];
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    upper[i] = (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
-  }
-  const std::string_view key(upper, text.size());
-  for (const NetworkAlias& alias : kNetworkAliases) {
-    if (alias.name == key) return alias.network;
+  const std::optional<ShortKey> key = ShortKey::Pack(text, AsciiUpper);
+  if (!key || key->length == 0) return std::nullopt;
+  for (const PackedAlias& alias : kPackedAliases) {
+    if (alias.key == *key) return alias.network;
   }
   return std::nullopt;
 }

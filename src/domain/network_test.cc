@@ -41,6 +41,13 @@ TEST(ParseNetworkTest, IsCaseInsensitiveAndIgnoresSurroundingSpaces) {
 
 TEST(ParseNetworkTest, RejectsEverythingElse) {
   EXPECT_EQ(ParseNetwork(""), std::nullopt);
+  // Prefixes, extensions and embedded NULs of aliases (the lookup compares
+  // packed keys, which must keep the length apart).
+  EXPECT_EQ(ParseNetwork("VIS"), std::nullopt);
+  EXPECT_EQ(ParseNetwork("VISAX"), std::nullopt);
+  EXPECT_EQ(ParseNetwork(std::string_view("MC\0", 3)), std::nullopt);
+  EXPECT_EQ(ParseNetwork("AMERICAN EXPRESSX"), std::nullopt);
+  EXPECT_EQ(ParseNetwork("AMERICAN EXPRES"), std::nullopt);
   EXPECT_EQ(ParseNetwork("   "), std::nullopt);
   EXPECT_EQ(ParseNetwork("V"), std::nullopt);
   EXPECT_EQ(ParseNetwork("VISA2"), std::nullopt);

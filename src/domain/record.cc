@@ -123,10 +123,10 @@ std::optional<Stage> ParseStage(std::string_view text) {
   if (text.size() > sizeof(buf)) return std::nullopt;
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
-    buf[i] = (c == ' ' || c == '-' || c == '.')
-                 ? '_'
-                 : static_cast<char>(
-                       std::tolower(static_cast<unsigned char>(c)));
+    // ASCII by hand: std::tolower is a library call per byte.
+    buf[i] = (c == ' ' || c == '-' || c == '.') ? '_'
+             : (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a')
+                                      : c;
   }
   const std::string_view key(buf, text.size());
   for (Stage s : {Stage::kRetrieval, Stage::kFirstChargeback,

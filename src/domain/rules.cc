@@ -4,6 +4,8 @@
 #include <array>
 #include <vector>
 
+#include "domain/short_key.h"
+
 namespace cbpipe::data {
 // Generated from src/domain/data/*.csv by src/domain/CMakeLists.txt.
 extern const std::string_view kCurrenciesCsv;
@@ -13,14 +15,15 @@ extern const std::string_view kReasonCodesCsv;
 namespace cbpipe {
 namespace {
 
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+constexpr bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
+// A plain loop: through std::all_of the predicate was called, not inlined,
+// and ARNs are checked digit by digit for every record.
 bool AllDigits(std::string_view text) {
-  return std::all_of(text.begin(), text.end(), IsDigit);
-}
-
-char ToUpper(char c) {
-  return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+  for (char c : text) {
+    if (!IsDigit(c)) return false;
+  }
+  return true;
 }
 
 std::string_view TrimSpaces(std::string_view text) {
@@ -136,9 +139,10 @@ const CurrencyTable& Currencies() {
 constexpr size_t kMaxReasonCodeLength = 15;
 
 struct ReasonEntry {
-  std::string key;  // upper case, for lookup
+  ShortKey key;  // upper case, for lookup (kMaxReasonCodeLength fits)
   ReasonCodeInfo info;
 };
+static_assert(kMaxReasonCodeLength <= ShortKey::kMaxLength);
 
 struct ReasonTable {
   // Sorted by key within each network.
@@ -159,10 +163,9 @@ const ReasonTable& ReasonCodes() {
         continue;
       }
       if (f[4] != "current" && f[4] != "legacy") continue;
-      std::string key(f[1]);
-      std::transform(key.begin(), key.end(), key.begin(), ToUpper);
       t->by_network[static_cast<int>(*network)].push_back(
-          {std::move(key), {f[1], f[2], f[3], f[4] == "legacy"}});
+          {*ShortKey::Pack(f[1], AsciiUpper),
+           {f[1], f[2], f[3], f[4] == "legacy"}});
     }
     for (auto& entries : t->by_network) {
       // Stable, so the first row of a duplicated code wins.
@@ -194,18 +197,15 @@ constexpr int kMaxExponent = 18;
 
 bool LuhnValid(std::string_view digits) {
   if (digits.empty()) return false;
+  // Every second digit from the right is doubled, its digits summed: a
+  // table instead of a branch per digit.
+  static constexpr int kDoubled[10] = {0, 2, 4, 6, 8, 1, 3, 5, 7, 9};
   int sum = 0;
-  bool twice = false;  // every second digit from the right is doubled
-  for (size_t i = digits.size(); i-- > 0;) {
-    const char c = digits[i];
-    if (!IsDigit(c)) return false;
-    int d = c - '0';
-    if (twice) {
-      d *= 2;
-      if (d > 9) d -= 9;
-    }
-    sum += d;
-    twice = !twice;
+  const size_t n = digits.size();
+  for (size_t k = 0; k < n; ++k) {
+    const unsigned d = static_cast<unsigned char>(digits[n - 1 - k]) - '0';
+    if (d > 9) return false;
+    sum += (k & 1) ? kDoubled[d] : static_cast<int>(d);
   }
   return sum % 10 == 0;
 }
@@ -368,14 +368,12 @@ const ReasonCodeInfo* FindReasonCode(Network network, std::string_view code) {
   if (code.empty() || code.size() > kMaxReasonCodeLength) return nullptr;
   const int index = static_cast<int>(network);
   if (index < 0 || index >= kNetworkCount) return nullptr;
-  char buffer[kMaxReasonCodeLength];
-  std::transform(code.begin(), code.end(), buffer, ToUpper);
-  const std::string_view key(buffer, code.size());
+  const ShortKey key = *ShortKey::Pack(code, AsciiUpper);
   const std::vector<ReasonEntry>& entries =
       ReasonCodes().by_network[static_cast<size_t>(index)];
   const auto it =
       std::lower_bound(entries.begin(), entries.end(), key,
-                       [](const ReasonEntry& entry, std::string_view k) {
+                       [](const ReasonEntry& entry, const ShortKey& k) {
                          return entry.key < k;
                        });
   if (it == entries.end() || it->key != key) return nullptr;

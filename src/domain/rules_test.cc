@@ -390,6 +390,11 @@ TEST(FindReasonCodeTest, VisaCurrentAndLegacy) {
   EXPECT_EQ(FindReasonCode(Network::kVisa, "10.6"), nullptr);
   EXPECT_EQ(FindReasonCode(Network::kVisa, "10.40"), nullptr);
   EXPECT_EQ(FindReasonCode(Network::kVisa, "104"), nullptr);
+  EXPECT_EQ(FindReasonCode(Network::kVisa, "10.4 "),
+            FindReasonCode(Network::kVisa, "10.4"));
+  EXPECT_EQ(FindReasonCode(Network::kVisa, std::string_view("10.4\0", 5)),
+            nullptr);
+  EXPECT_EQ(FindReasonCode(Network::kVisa, "10.4.1.2.3.4.5.6"), nullptr);
 }
 
 TEST(FindReasonCodeTest, CodesBelongToTheirNetwork) {

@@ -9,7 +9,13 @@
 namespace cbpipe {
 namespace {
 
-std::string_view Trim(std::string_view s) {
+inline bool MayTrim(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+// Called for every field of every record; nearly all are already trimmed.
+inline std::string_view Trim(std::string_view s) {
+  if (s.empty() || (!MayTrim(s.front()) && !MayTrim(s.back()))) return s;
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
     s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' ||
@@ -170,8 +176,9 @@ bool Validator::Validate(const RawRecord& raw, Record* out,
   rec.position = raw.position;
 
   if (!raw.malformed.empty()) {
-    sink.Add(raw.malformed_field.empty() ? std::string_view("record")
-                                         : std::string_view(raw.malformed_field),
+    sink.Add(raw.malformed_field.empty()
+                 ? std::string_view("record")
+                 : std::string_view(raw.malformed_field),
              ErrorCode::kBadFormat, raw.malformed);
   }
   for (const std::string& name : raw.sensitive_fields) {
@@ -275,8 +282,7 @@ bool Validator::Validate(const RawRecord& raw, Record* out,
             break;
           case ArnProblem::kCheckDigit:
             sink.Add(Field::kArn, ErrorCode::kArnCheckDigit,
-                     "arn " + Quote(arn) +
-                         " fails the Luhn check digit");
+                     "arn " + Quote(arn) + " fails the Luhn check digit");
             break;
         }
       }
@@ -309,8 +315,7 @@ bool Validator::Validate(const RawRecord& raw, Record* out,
     }
     if (!currency) {
       sink.Add(Field::kCurrency, ErrorCode::kCurrencyUnknown,
-               "currency " + Quote(currency_text) +
-                   " is not an ISO 4217 code");
+               "currency " + Quote(currency_text) + " is not an ISO 4217 code");
     } else {
       rec.currency.assign(currency->code);
       rec.currency_exponent = currency->minor_units;
@@ -359,18 +364,17 @@ bool Validator::Validate(const RawRecord& raw, Record* out,
   };
   std::string_view txn_date = required(Field::kTransactionDate);
   std::string_view cb_date = required(Field::kChargebackDate);
-  const bool txn_ok = !txn_date.empty() &&
-                      parse_date(Field::kTransactionDate, txn_date,
-                                 &rec.transaction_date);
-  const bool cb_ok = !cb_date.empty() &&
-                     parse_date(Field::kChargebackDate, cb_date,
-                                &rec.chargeback_date);
-  if (txn_ok && cb_ok && CompareDates(rec.chargeback_date,
-                                      rec.transaction_date) < 0) {
+  const bool txn_ok =
+      !txn_date.empty() &&
+      parse_date(Field::kTransactionDate, txn_date, &rec.transaction_date);
+  const bool cb_ok =
+      !cb_date.empty() &&
+      parse_date(Field::kChargebackDate, cb_date, &rec.chargeback_date);
+  if (txn_ok && cb_ok &&
+      CompareDates(rec.chargeback_date, rec.transaction_date) < 0) {
     sink.Add(Field::kChargebackDate, ErrorCode::kDateOrder,
              "chargeback_date " + rec.chargeback_date.ToIso() +
-                 " is before transaction_date " +
-                 rec.transaction_date.ToIso());
+                 " is before transaction_date " + rec.transaction_date.ToIso());
   }
   if (cb_ok) {
     // A date without a time is compared with today's date in UTC plus one
