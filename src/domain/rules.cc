@@ -147,6 +147,14 @@ static_assert(kMaxReasonCodeLength <= ShortKey::kMaxLength);
 struct ReasonTable {
   // Sorted by key within each network.
   std::array<std::vector<ReasonEntry>, kNetworkCount> by_network;
+  // Open-addressing index into by_network, at most a quarter full: a code
+  // is looked up for every record, and a binary search over a few hundred
+  // keys mispredicts a branch at nearly every step.
+  struct Index {
+    std::vector<int32_t> slots;  // -1: empty
+    uint64_t mask = 0;
+  };
+  std::array<Index, kNetworkCount> index;
 };
 
 const ReasonTable& ReasonCodes() {
@@ -178,6 +186,19 @@ const ReasonTable& ReasonCodes() {
                                   return a.key == b.key;
                                 }),
                     entries.end());
+    }
+    for (int n = 0; n < kNetworkCount; ++n) {
+      const std::vector<ReasonEntry>& entries = t->by_network[n];
+      ReasonTable::Index& index = t->index[n];
+      size_t size = 16;
+      while (size < entries.size() * 4) size *= 2;
+      index.slots.assign(size, -1);
+      index.mask = size - 1;
+      for (size_t e = 0; e < entries.size(); ++e) {
+        uint64_t slot = entries[e].key.Hash() & index.mask;
+        while (index.slots[slot] >= 0) slot = (slot + 1) & index.mask;
+        index.slots[slot] = static_cast<int32_t>(e);
+      }
     }
     return t;
   }();
@@ -369,15 +390,15 @@ const ReasonCodeInfo* FindReasonCode(Network network, std::string_view code) {
   const int index = static_cast<int>(network);
   if (index < 0 || index >= kNetworkCount) return nullptr;
   const ShortKey key = *ShortKey::Pack(code, AsciiUpper);
-  const std::vector<ReasonEntry>& entries =
-      ReasonCodes().by_network[static_cast<size_t>(index)];
-  const auto it =
-      std::lower_bound(entries.begin(), entries.end(), key,
-                       [](const ReasonEntry& entry, const ShortKey& k) {
-                         return entry.key < k;
-                       });
-  if (it == entries.end() || it->key != key) return nullptr;
-  return &it->info;
+  const ReasonTable& table = ReasonCodes();
+  const std::vector<ReasonEntry>& entries = table.by_network[index];
+  const ReasonTable::Index& hashed = table.index[index];
+  for (uint64_t slot = key.Hash() & hashed.mask;;
+       slot = (slot + 1) & hashed.mask) {
+    const int32_t e = hashed.slots[slot];
+    if (e < 0) return nullptr;
+    if (entries[e].key == key) return &entries[e].info;
+  }
 }
 
 }  // namespace cbpipe

@@ -44,6 +44,17 @@ struct ShortKey {
     return key;
   }
 
+  // For hash tables: every byte and the length reach every bit (the
+  // splitmix64 finaliser; short keys live in the high bytes of `head`).
+  constexpr uint64_t Hash() const {
+    uint64_t x = head ^ (tail * 0x9e3779b97f4a7c15ULL) ^ length;
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+  }
+
   friend constexpr bool operator==(const ShortKey&, const ShortKey&) = default;
   friend constexpr auto operator<=>(const ShortKey&, const ShortKey&) = default;
 };
