@@ -40,6 +40,10 @@ std::string Quote(std::string_view value) {
   return "'" + shown + "'";
 }
 
+std::string DuplicateMessage(std::string_view case_id) {
+  return "case_id " + Quote(case_id) + " appears earlier in this input";
+}
+
 class ErrorSink {
  public:
   ErrorSink(const RawRecord& raw, std::vector<RecordError>* errors)
@@ -171,6 +175,19 @@ Validator::Validator(ValidatorOptions options) : options_(std::move(options)) {}
 
 bool Validator::Validate(const RawRecord& raw, Record* out,
                          std::vector<RecordError>* errors) {
+  return Run(raw, out, errors, nullptr);
+}
+
+bool Validator::ValidateAllButDuplicate(const RawRecord& raw, Record* out,
+                                        std::vector<RecordError>* errors,
+                                        DuplicateCheck* check) {
+  return Run(raw, out, errors, check);
+}
+
+bool Validator::Run(const RawRecord& raw, Record* out,
+                    std::vector<RecordError>* errors,
+                    DuplicateCheck* deferred) {
+  const size_t first_error = errors->size();
   ErrorSink sink(raw, errors);
   Record& rec = *out;
   rec.position = raw.position;
@@ -205,8 +222,13 @@ bool Validator::Validate(const RawRecord& raw, Record* out,
   const size_t duplicate_error_at = errors->size();
   if (!case_id.empty()) {
     case_fingerprint = DuplicateSet::Fingerprint(case_id);
-    seen_.Prefetch(case_fingerprint);
+    if (!deferred) seen_.Prefetch(case_fingerprint);
     rec.case_id.assign(case_id);
+  }
+  if (deferred) {
+    deferred->fingerprint = case_fingerprint;
+    deferred->error_index =
+        static_cast<uint32_t>(duplicate_error_at - first_error);
   }
 
   // pan (optional); masked before anything else looks at it
@@ -446,11 +468,28 @@ bool Validator::Validate(const RawRecord& raw, Record* out,
   free_text(Field::kMerchantName, &rec.merchant_name);
   free_text(Field::kReasonText, &rec.reason_text);
 
-  if (!case_id.empty() && !seen_.InsertFingerprint(case_fingerprint)) {
+  if (!deferred && !case_id.empty() &&
+      !seen_.InsertFingerprint(case_fingerprint)) {
     sink.AddAt(duplicate_error_at, Field::kCaseId, ErrorCode::kDuplicateCase,
-               "case_id " + Quote(case_id) + " appears earlier in this input");
+               DuplicateMessage(case_id));
   }
   return sink.count() == 0;
+}
+
+bool CheckDuplicate(const DuplicateCheck& check, const Record& record,
+                    DuplicateSet* seen, std::vector<RecordError>* errors) {
+  if (check.fingerprint == 0 || seen->InsertFingerprint(check.fingerprint)) {
+    return true;
+  }
+  RecordError e;
+  e.position = record.position;
+  e.case_id = record.case_id;
+  e.field = std::string(FieldName(Field::kCaseId));
+  e.code = ErrorCode::kDuplicateCase;
+  e.message = DuplicateMessage(record.case_id);
+  const size_t at = std::min<size_t>(check.error_index, errors->size());
+  errors->insert(errors->begin() + static_cast<ptrdiff_t>(at), std::move(e));
+  return false;
 }
 
 }  // namespace cbpipe

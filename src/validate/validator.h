@@ -64,6 +64,15 @@ struct ValidatorOptions {
   int64_t now_epoch_seconds = 0;
 };
 
+// The duplicate-case check of one record, left to the caller by
+// Validator::ValidateAllButDuplicate and finished by CheckDuplicate.
+struct DuplicateCheck {
+  uint64_t fingerprint = 0;  // of the case id; 0: no case id, no check
+  // Where DUPLICATE_CASE goes among the record's own errors, so the
+  // report reads the same as with Validate.
+  uint32_t error_index = 0;
+};
+
 class Validator {
  public:
   explicit Validator(ValidatorOptions options);
@@ -73,12 +82,30 @@ class Validator {
   bool Validate(const RawRecord& raw, Record* out,
                 std::vector<RecordError>* errors);
 
+  // Validate without the duplicate-case check, which `check` describes
+  // instead. For a caller that validates on several threads and keeps one
+  // DuplicateSet where records arrive in input order; it also batches the
+  // set's random reads, which are cache misses. This Validator's own set is
+  // not used.
+  bool ValidateAllButDuplicate(const RawRecord& raw, Record* out,
+                               std::vector<RecordError>* errors,
+                               DuplicateCheck* check);
+
   size_t distinct_case_ids() const { return seen_.size(); }
 
  private:
+  bool Run(const RawRecord& raw, Record* out, std::vector<RecordError>* errors,
+           DuplicateCheck* deferred);
+
   ValidatorOptions options_;
   DuplicateSet seen_;
 };
+
+// Finishes a deferred duplicate check, in input order: adds the case id to
+// `seen` and, when it was already there, inserts DUPLICATE_CASE into
+// `errors` (this record's errors alone) and returns false.
+bool CheckDuplicate(const DuplicateCheck& check, const Record& record,
+                    DuplicateSet* seen, std::vector<RecordError>* errors);
 
 // Masks every run of 12-19 digits that passes Luhn (a card number) inside
 // free text, so an id or message can never carry a PAN.

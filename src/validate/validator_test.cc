@@ -228,6 +228,46 @@ TEST_F(ValidatorTest, DuplicateIsReportedRightAfterTheCaseIdsOtherErrors) {
   EXPECT_TRUE(errors[0].message.empty());
 }
 
+TEST_F(ValidatorTest, DeferredDuplicateCheckReportsLikeValidate) {
+  // Validate, and ValidateAllButDuplicate + CheckDuplicate on another
+  // validator (as the scan does on two threads), give the same errors in
+  // the same order for the same sequence of records.
+  Validator deferred(Options());
+  DuplicateSet seen;
+  std::vector<RawRecord> inputs;
+  RawRecord raw = Valid();
+  Set(raw, Field::kCaseId, " DUP-3 ");
+  inputs.push_back(raw);
+  inputs.push_back(raw);  // duplicate of a valid record
+  raw.malformed = "3 cells, header has 4";
+  Set(raw, Field::kCurrency, "ZZZ");
+  inputs.push_back(raw);  // duplicate with errors before and after it
+  Set(raw, Field::kCaseId, "");
+  inputs.push_back(raw);  // no case id: no duplicate check
+  inputs.push_back(raw);
+  inputs.push_back(Valid());
+  for (const RawRecord& input : inputs) {
+    std::vector<RecordError> expected;
+    const bool expected_ok = validator_.Validate(input, &rec_, &expected);
+    Record rec;
+    std::vector<RecordError> errors;
+    DuplicateCheck check;
+    bool ok = deferred.ValidateAllButDuplicate(input, &rec, &errors, &check);
+    ok = CheckDuplicate(check, rec, &seen, &errors) && ok;
+    EXPECT_EQ(ok, expected_ok);
+    ASSERT_EQ(errors.size(), expected.size());
+    for (size_t i = 0; i < errors.size(); ++i) {
+      EXPECT_EQ(errors[i].code, expected[i].code) << i;
+      EXPECT_EQ(errors[i].field, expected[i].field) << i;
+      EXPECT_EQ(errors[i].case_id, expected[i].case_id) << i;
+      EXPECT_EQ(errors[i].position, expected[i].position) << i;
+      EXPECT_EQ(errors[i].message, expected[i].message) << i;
+    }
+  }
+  EXPECT_EQ(seen.size(), 2u);  // "DUP-3" and the last record's id
+  EXPECT_EQ(deferred.distinct_case_ids(), 0u);
+}
+
 TEST_F(ValidatorTest, FullPanIsMaskedOrRejectedByPolicy) {
   RawRecord raw = Valid();
   Set(raw, Field::kPan, "4111111111111111");
