@@ -242,10 +242,14 @@ std::vector<DeliveredFile> DeliverBatch(const Config& config,
   return files;
 }
 
-BatchResult Pipeline::VerifyAndDeliver(Batch batch) {
-  BatchResult result;
+Status Pipeline::Verify(const Batch& batch) const {
   if (before_verify_) before_verify_(batch);
-  result.verify = VerifyBatch(batch, config_);
+  return VerifyBatch(batch, config_);
+}
+
+BatchResult Pipeline::Deliver(Batch batch, Status verified) {
+  BatchResult result;
+  result.verify = std::move(verified);
   if (!result.verify.ok()) {
     for (const FileSummary& f : batch.files) {
       DeliveredFile& d = result.files.emplace_back();
@@ -323,8 +327,19 @@ InputResult Pipeline::Process(const std::string& input_path) {
     }
     return result;
   }
-  for (Batch& batch : batches) {
-    result.batches.push_back(VerifyAndDeliver(std::move(batch)));
+  // Batch k+1 is verified while batch k is delivered: verifying is CPU
+  // work, delivering mostly waits for fsync or the network. A batch is
+  // still delivered only once its own verification has passed.
+  auto verify = [this, &batches](size_t k) {
+    return std::async(std::launch::async,
+                      [this, &batches, k] { return Verify(batches[k]); });
+  };
+  std::future<Status> verifying;
+  if (!batches.empty()) verifying = verify(0);
+  for (size_t k = 0; k < batches.size(); ++k) {
+    Status verified = verifying.get();
+    if (k + 1 < batches.size()) verifying = verify(k + 1);
+    result.batches.push_back(Deliver(std::move(batches[k]), verified));
   }
   return result;
 }

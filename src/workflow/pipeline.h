@@ -82,7 +82,8 @@ class Pipeline {
   }
 
  private:
-  BatchResult VerifyAndDeliver(Batch batch);
+  Status Verify(const Batch& batch) const;
+  BatchResult Deliver(Batch batch, Status verified);
 
   const Config& config_;
   DeliveryLedger* ledger_;
