@@ -87,9 +87,28 @@ bool ReadOffset(Scanner& in, DateTime& out) {
   return true;
 }
 
+// "YYYY-MM-DD", the form nearly every record uses, without the scanner.
+bool ParsePlainDate(std::string_view text, DateTime& out) {
+  if (text.size() != 10 || text[4] != '-' || text[7] != '-') return false;
+  int digits[8];
+  static constexpr int kAt[8] = {0, 1, 2, 3, 5, 6, 8, 9};
+  for (int i = 0; i < 8; ++i) {
+    digits[i] = static_cast<unsigned char>(text[kAt[i]]) - '0';
+    if (digits[i] < 0 || digits[i] > 9) return false;
+  }
+  out.year = digits[0] * 1000 + digits[1] * 100 + digits[2] * 10 + digits[3];
+  out.month = digits[4] * 10 + digits[5];
+  out.day = digits[6] * 10 + digits[7];
+  return true;
+}
+
 std::optional<DateTime> ParseIso(std::string_view text) {
-  Scanner in(text);
   DateTime out;
+  if (ParsePlainDate(text, out)) {
+    if (!IsValid(out)) return std::nullopt;
+    return out;
+  }
+  Scanner in(text);
   if (!in.ReadFixed(4, out.year)) return std::nullopt;
   // The extended form (with separators) and the basic form are not mixed:
   // "2025-0301" is more likely a typo than a date.

@@ -102,6 +102,21 @@ TEST(ParseDateTimeTest, Offsets) {
   EXPECT_EQ(Iso("2025-03-01Z"), std::nullopt);  // offset needs a time
 }
 
+TEST(ParseDateTimeTest, TenCharacterNearMissesAreRejected) {
+  // "YYYY-MM-DD" has a fast path of its own; these only look like it.
+  EXPECT_EQ(Iso("2025-0a-01"), std::nullopt);
+  EXPECT_EQ(Iso("+025-03-01"), std::nullopt);
+  EXPECT_EQ(Iso("2025-03-0 "), std::nullopt);
+  EXPECT_EQ(Iso("2025/03/01"), std::nullopt);
+  EXPECT_EQ(Iso("2025-031-1"), std::nullopt);
+  const std::optional<DateTime> d = Iso("0999-12-31");
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->year, 999);
+  EXPECT_EQ(d->month, 12);
+  EXPECT_EQ(d->day, 31);
+  EXPECT_FALSE(d->has_time);
+}
+
 TEST(ParseDateTimeTest, ImpossibleDatesAreRejected) {
   EXPECT_EQ(Iso("2025-02-30"), std::nullopt);
   EXPECT_TRUE(Iso("2024-02-29").has_value());
