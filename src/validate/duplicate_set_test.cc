@@ -32,6 +32,47 @@ TEST(DuplicateSetTest, ManyIdsStayDistinctAcrossGrowth) {
   EXPECT_LE(set.memory_bytes(), kIds * 16u + 65536u);
 }
 
+TEST(DuplicateSetTest, ReservedTableFindsDuplicatesWithinTheBudget) {
+  DuplicateSet set;
+  constexpr int kIds = 200000;
+  set.Reserve(kIds);
+  for (int i = 0; i < kIds; ++i) {
+    ASSERT_TRUE(set.Insert("CASE-" + std::to_string(i))) << i;
+  }
+  for (int i = 0; i < kIds; i += 101) {
+    EXPECT_FALSE(set.Insert("CASE-" + std::to_string(i))) << i;
+  }
+  EXPECT_EQ(set.size(), static_cast<size_t>(kIds));
+  EXPECT_LE(set.memory_bytes(), kIds * 16u);
+}
+
+TEST(DuplicateSetTest, PastTheReservationIdsMoveToTheShards) {
+  // The hint was far too low: every id seen before and after the move
+  // out of the reserved table is still known.
+  DuplicateSet set;
+  set.Reserve(5000);
+  constexpr int kIds = 60000;
+  for (int i = 0; i < kIds; ++i) {
+    ASSERT_TRUE(set.Insert("ID" + std::to_string(i))) << i;
+    if (i % 1000 == 999) {
+      ASSERT_FALSE(set.Insert("ID" + std::to_string(i / 2))) << i;
+    }
+  }
+  for (int i = 0; i < kIds; i += 7) {
+    EXPECT_FALSE(set.Insert("ID" + std::to_string(i))) << i;
+  }
+  EXPECT_EQ(set.size(), static_cast<size_t>(kIds));
+  EXPECT_LE(set.memory_bytes(), kIds * 16u + 65536u);
+}
+
+TEST(DuplicateSetTest, ReserveAfterTheFirstInsertIsIgnored) {
+  DuplicateSet set;
+  EXPECT_TRUE(set.Insert("A"));
+  set.Reserve(1000000);
+  EXPECT_LE(set.memory_bytes(), 65536u);
+  EXPECT_FALSE(set.Insert("A"));
+}
+
 TEST(DuplicateSetTest, SimilarIdsHaveDifferentFingerprints) {
   EXPECT_NE(DuplicateSet::Fingerprint("a"), DuplicateSet::Fingerprint("b"));
   EXPECT_NE(DuplicateSet::Fingerprint("12345678"),
