@@ -5,10 +5,17 @@
 #include <zlib.h>
 
 #include <fstream>
+#include <random>
 #include <string>
 #include <vector>
 
 namespace cbpipe {
+namespace ingest_internal {
+// Defined in csv_reader.cc: off, CSV readers opened afterwards parse every
+// row with the reference parser alone.
+void SetCsvFastPathForTest(bool enabled);
+}  // namespace ingest_internal
+
 namespace {
 
 using ::testing::HasSubstr;
@@ -308,6 +315,144 @@ TEST(CsvReader, NotUtf8AndNulAreInputErrors) {
                             std::string(1, '\0') + "sa,1,USD\n");
   ASSERT_FALSE(nul.status.ok());
   EXPECT_THAT(nul.status.message(), HasSubstr("NUL"));
+}
+
+// Random CSV built from the pieces that make a CSV parser go wrong: quotes,
+// doubled quotes, text after a closing quote, CR and LF inside and between
+// cells, blank lines, multi-byte characters, ragged rows, fields over the
+// limit, a sensitive column and an unmapped one.
+std::string RandomCsv(std::mt19937& rng) {
+  auto pick = [&rng](int n) {
+    return static_cast<int>(std::uniform_int_distribution<int>(0, n - 1)(rng));
+  };
+  static const char* const kPlain[] = {"a", "Z", "0", "9", ".", " ", "-",
+                                       "\xC3\xA9", "\xE2\x82\xAC", "#"};
+  static const char* const kQuoted[] = {"a", "1", ",", "\n", "\r", "\r\n",
+                                        "\"\"", " ", "\xF0\x9F\x98\x80"};
+  auto text = [&](const char* const* alphabet, int size, int max_len) {
+    std::string t;
+    const int len = pick(max_len + 1);
+    for (int i = 0; i < len; ++i) t += alphabet[pick(size)];
+    return t;
+  };
+  auto cell = [&]() -> std::string {
+    switch (pick(12)) {
+      case 0: return "";
+      case 1: return std::string(40 + pick(120), 'x');  // over small limits
+      case 2:
+      case 3: return "\"" + text(kQuoted, 9, 20) + "\"";
+      case 4: return "\"" + std::string(40 + pick(120), ',') + "\"\"\"";
+      case 5: return "\"" + text(kQuoted, 9, 4) + "\"" + text(kPlain, 10, 3);
+      case 6: return "\"ab\"\r" + text(kPlain, 10, 2);  // CR after a quote
+      case 7: return "a\"b" + text(kPlain, 10, 2);      // quote mid-cell
+      case 8: return "a\rb";
+      default: return text(kPlain, 10, 20);
+    }
+  };
+  std::string csv = pick(2) ? "case_id,cvv,merchant_name,other,amount,currency"
+                            : "\"case_id\",cvv,\"merchant name\",other,amount,"
+                              "currency";
+  csv += pick(2) ? "\n" : "\r\n";
+  const int rows = 50 + pick(400);
+  for (int r = 0; r < rows; ++r) {
+    const int cells = pick(8) == 0 ? 1 + pick(9) : 6;
+    for (int c = 0; c < cells; ++c) {
+      if (c > 0) csv += ",";
+      csv += cell();
+    }
+    switch (pick(8)) {
+      case 0: csv += "\r\n"; break;
+      case 1: csv += "\n\n"; break;
+      case 2: csv += "\r\n\r\n"; break;
+      default: csv += "\n"; break;
+    }
+  }
+  switch (pick(6)) {
+    case 0: csv.pop_back(); break;  // no newline at the end
+    case 1: csv += "CB,\"unterminated,1,2\n"; break;
+    case 2: csv += "\r"; break;
+    default: break;
+  }
+  return csv;
+}
+
+void ExpectSameRead(const ReadResult& fast, const ReadResult& slow,
+                    const std::string& what) {
+  EXPECT_EQ(fast.status.ToString(), slow.status.ToString()) << what;
+  ASSERT_EQ(fast.records.size(), slow.records.size()) << what;
+  for (size_t i = 0; i < fast.records.size(); ++i) {
+    const RawRecord& a = fast.records[i];
+    const RawRecord& b = slow.records[i];
+    ASSERT_EQ(a.position, b.position) << what << " record " << i;
+    ASSERT_EQ(a.values, b.values) << what << " record " << i;
+    ASSERT_EQ(a.present, b.present) << what << " record " << i;
+    ASSERT_EQ(a.sensitive_fields, b.sensitive_fields) << what << " record " << i;
+    ASSERT_EQ(a.malformed, b.malformed) << what << " record " << i;
+    ASSERT_EQ(a.malformed_field, b.malformed_field) << what << " record " << i;
+  }
+}
+
+// The bitmask fast path must read every input exactly as the byte-by-byte
+// reference parser does, wherever the window ends fall.
+TEST(CsvReader, FastPathMatchesReferenceParser) {
+  std::vector<ReaderLimits> variants(3);
+  variants[1].max_field_bytes = 16;
+  variants[1].max_record_bytes = 400;  // 4 KiB window: many refills
+  variants[2].max_field_bytes = 64;
+  variants[2].max_record_bytes = 5000;
+  std::mt19937 rng(20240917);
+  size_t records = 0;
+  for (int doc = 0; doc < 60; ++doc) {
+    const std::string csv = RandomCsv(rng);
+    for (size_t v = 0; v < variants.size(); ++v) {
+      const std::string what =
+          "document " + std::to_string(doc) + " limits " + std::to_string(v);
+      ingest_internal::SetCsvFastPathForTest(false);
+      ReadResult slow = ReadText(csv, InputFormat::kCsv,
+                                 FieldMapping::Default(), variants[v]);
+      ingest_internal::SetCsvFastPathForTest(true);
+      ReadResult fast = ReadText(csv, InputFormat::kCsv,
+                                 FieldMapping::Default(), variants[v]);
+      ExpectSameRead(fast, slow, what);
+      if (::testing::Test::HasFatalFailure()) return;
+      records += fast.records.size();
+    }
+  }
+  // The inputs must mostly read, or the comparison proves little.
+  EXPECT_GT(records, 20000u);
+}
+
+TEST(CsvReader, FastPathEdgeCases) {
+  // Each row padded so the fast path, not the end of the window, sees it.
+  const std::string pad = "\n" + std::string(200, '\n');
+  const std::string header = "case_id,cvv,merchant_name,other,amount\n";
+  const std::vector<std::string> rows = {
+      "\"a\"\"b\",1,\"x\ny\",o,\"1\r\n2\"\r\n",
+      "\"ab\"cd,,m,o,1\n",
+      "\"ab\"\r\n",
+      "\"ab\"\rx,,m,o,1\r\n",
+      "a\r\"b,,,,\r\r\n",
+      "\"\",\"\",\"\",\"\",\"\"\n",
+      "\"" + std::string(100, ',') + "\"," + std::string(100, '7') + ",,,1\n",
+      ",,,,,,,\n",
+      "x\n",
+  };
+  for (const std::string& row : rows) {
+    // 7 bytes still holds the header names that matter.
+    for (const size_t max_field : {size_t{7}, size_t{1} << 20}) {
+      ReaderLimits limits;
+      limits.max_field_bytes = max_field;
+      const std::string csv = header + row + pad;
+      ingest_internal::SetCsvFastPathForTest(false);
+      ReadResult slow =
+          ReadText(csv, InputFormat::kCsv, FieldMapping::Default(), limits);
+      ingest_internal::SetCsvFastPathForTest(true);
+      ReadResult fast =
+          ReadText(csv, InputFormat::kCsv, FieldMapping::Default(), limits);
+      ASSERT_EQ(fast.records.size(), 1u) << row << fast.status.ToString();
+      ExpectSameRead(fast, slow, row);
+    }
+  }
 }
 
 // ---------------------------------------------------------------- JSON Lines
