@@ -72,6 +72,11 @@ class CurrencyTotals {
   // Per entry, the code packed into an integer (see row_formatter.cc), so
   // that a lookup compares one word per currency.
   std::vector<uint64_t> keys_;
+  // The last code found and its index: a record's currency is looked up
+  // several times in a row (Fits, AppendRow, Add). Not a packed code (all
+  // ones) when there is none.
+  mutable uint64_t last_key_ = ~uint64_t{0};
+  mutable int last_index_ = -1;
 };
 
 // The first cell of a count_and_total trailer row.
