@@ -471,17 +471,20 @@ uint64_t PackCode(std::string_view code) {
 
 }  // namespace
 
+// Multiplicative hashing: the top bits of the product depend on every byte.
+int CurrencyTotals::SlotOf(uint64_t key) {
+  static_assert(kSlots == 64, "the shift keeps 6 bits");
+  return static_cast<int>((key * 0x9E3779B97F4A7C15ull) >> 58);
+}
+
 int CurrencyTotals::Find(std::string_view currency) const {
   const uint64_t key = PackCode(currency);
   const size_t count = keys_.size();
   if (key != kUnpacked) {
-    if (key == last_key_) return last_index_;
+    const int slot = SlotOf(key);
+    if (slot_keys_[slot] == key) return slot_indexes_[slot];
     for (size_t i = 0; i < count; ++i) {
-      if (keys_[i] == key) {
-        last_key_ = key;
-        last_index_ = static_cast<int>(i);
-        return last_index_;
-      }
+      if (keys_[i] == key) return static_cast<int>(i);
     }
     return -1;
   }
@@ -511,7 +514,15 @@ bool CurrencyTotals::Add(std::string_view currency, int exponent,
     const auto index = at - entries_.begin();
     entries_.insert(at, {std::string(currency), Entry{minor, exponent}});
     keys_.insert(keys_.begin() + index, PackCode(currency));
-    last_key_ = kUnpacked;  // the indexes after `at` moved
+    // The indexes after `at` moved: the first code of each slot keeps it.
+    slot_keys_ = EmptySlots();
+    for (size_t k = 0; k < keys_.size(); ++k) {
+      if (keys_[k] == kUnpacked) continue;
+      const int slot = SlotOf(keys_[k]);
+      if (slot_keys_[slot] != kUnpacked) continue;
+      slot_keys_[slot] = keys_[k];
+      slot_indexes_[slot] = static_cast<int>(k);
+    }
     return true;
   }
   int64_t sum;

@@ -10,6 +10,7 @@
 // buffers have grown, and nothing goes through iostreams.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -72,11 +73,20 @@ class CurrencyTotals {
   // Per entry, the code packed into an integer (see row_formatter.cc), so
   // that a lookup compares one word per currency.
   std::vector<uint64_t> keys_;
-  // The last code found and its index: a record's currency is looked up
-  // several times in a row (Fits, AppendRow, Add). Not a packed code (all
-  // ones) when there is none.
-  mutable uint64_t last_key_ = ~uint64_t{0};
-  mutable int last_index_ = -1;
+  // A direct-mapped table from a packed code's hash to its index, so that
+  // a record's currency is found without scanning (the scan's exit is
+  // unpredictable). A code sharing its slot with an earlier one, and a
+  // code not in the totals, are looked for by the scan. Rebuilt when a
+  // currency is added, which moves the indexes after it.
+  static constexpr int kSlots = 64;
+  static constexpr std::array<uint64_t, kSlots> EmptySlots() {
+    std::array<uint64_t, kSlots> slots{};
+    for (uint64_t& key : slots) key = ~uint64_t{0};  // never a packed code
+    return slots;
+  }
+  static int SlotOf(uint64_t key);
+  std::array<uint64_t, kSlots> slot_keys_ = EmptySlots();
+  std::array<int, kSlots> slot_indexes_{};
 };
 
 // The first cell of a count_and_total trailer row.

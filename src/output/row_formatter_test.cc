@@ -703,5 +703,28 @@ TEST(CurrencyTotalsTest, MatchesAMapOnAnyCodes) {
   }
 }
 
+// More codes than the lookup table has slots: codes sharing a slot must
+// still each find their own total, whatever order they arrive in.
+TEST(CurrencyTotalsTest, ManyCodesEachKeepTheirOwnTotal) {
+  Tricky random(11);
+  std::vector<std::string> codes;
+  for (char a = 'A'; a <= 'Z'; a += 3) {
+    for (char b = 'A'; b <= 'Z'; b += 2) {
+      codes.push_back({a, b, static_cast<char>('A' + random.Below(26))});
+    }
+  }
+  CurrencyTotals totals;
+  std::map<std::string, int64_t> model;
+  for (int i = 0; i < 5000; ++i) {
+    const std::string& code = codes[random.Below(codes.size())];
+    const int64_t minor = 1 + random.Below(1000);
+    ASSERT_TRUE(totals.CanAdd(code, minor));
+    ASSERT_TRUE(totals.Add(code, 2, minor));
+    model[code] += minor;
+  }
+  EXPECT_GT(model.size(), 64u);
+  EXPECT_EQ(totals.MinorByCurrency(), model);
+}
+
 }  // namespace
 }  // namespace cbpipe
