@@ -307,12 +307,13 @@ StatusOr<bool> BatchPlanner::Add(const Record& record) {
 
 StatusOr<bool> BatchPlanner::AddTo(Destination& d, const Record& record) {
   const uint64_t max_bytes = limits_.max_file_bytes;  // 0: no limit
-  row_.clear();
-  d.formatter->AppendRecord(record, &row_);
+  // row_ is only storage: FormatRecord leaves it sized for the longest row
+  // so far, which spares a zero-fill per record.
+  const std::string_view row = d.formatter->FormatRecord(record, &row_);
 
   if (max_bytes > 0) {
     // The smallest file this record can be in: header, its row, trailer.
-    uint64_t alone = d.formatter->header_size() + row_.size();
+    uint64_t alone = d.formatter->header_size() + row.size();
     const bool has_trailer = d.layout.trailer == TrailerKind::kCountAndTotal;
     // The exact trailer is only worth formatting when the bound says the
     // record might not fit.
@@ -337,13 +338,13 @@ StatusOr<bool> BatchPlanner::AddTo(Destination& d, const Record& record) {
     if (fits) {
       // A currency total that would overflow int64 is a limit like any
       // other: the record starts a new file.
-      fits = d.current->Fits(row_.size(), record,
+      fits = d.current->Fits(row.size(), record,
                              max_bytes == 0 ? UINT64_MAX : max_bytes);
     }
     if (!fits) CBPIPE_RETURN_IF_ERROR(CloseCurrent(d));
   }
   if (d.current == nullptr) CBPIPE_RETURN_IF_ERROR(OpenNextFile(d));
-  CBPIPE_RETURN_IF_ERROR(d.current->AppendRow(row_, record));
+  CBPIPE_RETURN_IF_ERROR(d.current->AppendRow(row, record));
   return true;
 }
 

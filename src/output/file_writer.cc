@@ -167,9 +167,7 @@ Status FileWriter::AppendRow(std::string_view row, const Record& record) {
 }
 
 Status FileWriter::Append(const Record& record) {
-  row_.clear();
-  formatter_.AppendRecord(record, &row_);
-  return AppendRow(row_, record);
+  return AppendRow(formatter_.FormatRecord(record, &row_), record);
 }
 
 StatusOr<FileStats> FileWriter::Close() {
