@@ -35,8 +35,8 @@ void StrictCsvParser::EndCell() {
 Status StrictCsvParser::EndRow(const RowCallback& on_row) {
   EndCell();
   ++rows_;
-  Status status =
-      on_row(rows_, std::span<const std::string>(cells_.data(), cell_count_));
+  views_.assign(cells_.begin(), cells_.begin() + cell_count_);
+  Status status = on_row(rows_, views_);
   cell_count_ = 0;
   cells_[0].clear();
   row_open_ = false;
@@ -76,7 +76,177 @@ size_t FindSpecial(const char* begin, const char* end, char delimiter,
   return static_cast<size_t>(p - begin);
 }
 
+// Finds the special bytes (delimiter, quote, CR, LF) of a buffer 64 bytes
+// at a time: one pass of compares yields a bit per byte, and each special
+// byte then costs a count-trailing-zeros rather than a trip through the
+// state machine. Positions asked for must not decrease.
+class SpecialScanner {
+ public:
+  SpecialScanner(const char* begin, const char* end, char delimiter,
+                 const std::array<bool, 256>& special)
+      : end_(end), delimiter_(delimiter), special_table_(special) {
+    Load(begin);
+  }
+
+  // The first special byte at or after `p`, or end.
+  const char* Next(const char* p) { return Find<false>(p); }
+  // The first quote at or after `p`, or end.
+  const char* NextQuote(const char* p) { return Find<true>(p); }
+
+ private:
+  template <bool kQuoteOnly>
+  const char* Find(const char* p) {
+    for (;;) {
+      const size_t skip = static_cast<size_t>(p - base_);
+      if (skip < 64) {
+        const uint64_t bits = (kQuoteOnly ? quotes_ : specials_) >> skip;
+        if (bits != 0) return p + __builtin_ctzll(bits);
+        p = base_ + 64;
+      }
+      if (p >= end_) return end_;
+      Load(p);
+    }
+  }
+
+  // Sets the masks for [base, base + 64), no bit past end_.
+  void Load(const char* base) {
+    base_ = base;
+    const size_t n = std::min<size_t>(64, static_cast<size_t>(end_ - base));
+#if defined(__SSE2__)
+    alignas(16) char tail[64];
+    const char* p = base;
+    if (n < 64) {
+      // Never read past the buffer: the last bytes are copied instead.
+      std::memset(tail, 0, sizeof tail);
+      std::memcpy(tail, base, n);
+      p = tail;
+    }
+    const __m128i n_delimiter = _mm_set1_epi8(delimiter_);
+    const __m128i n_quote = _mm_set1_epi8('"');
+    const __m128i n_cr = _mm_set1_epi8('\r');
+    const __m128i n_lf = _mm_set1_epi8('\n');
+    uint64_t specials = 0;
+    uint64_t quotes = 0;
+    for (int k = 0; k < 4; ++k) {
+      const __m128i v =
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * k));
+      const __m128i quote = _mm_cmpeq_epi8(v, n_quote);
+      const __m128i hit = _mm_or_si128(
+          _mm_or_si128(_mm_cmpeq_epi8(v, n_delimiter), quote),
+          _mm_or_si128(_mm_cmpeq_epi8(v, n_cr), _mm_cmpeq_epi8(v, n_lf)));
+      specials |= static_cast<uint64_t>(
+                      static_cast<uint16_t>(_mm_movemask_epi8(hit)))
+                  << (16 * k);
+      quotes |= static_cast<uint64_t>(
+                    static_cast<uint16_t>(_mm_movemask_epi8(quote)))
+                << (16 * k);
+    }
+#else
+    uint64_t specials = 0;
+    uint64_t quotes = 0;
+    for (size_t k = 0; k < n; ++k) {
+      const unsigned char c = static_cast<unsigned char>(base[k]);
+      specials |= static_cast<uint64_t>(special_table_[c]) << k;
+      quotes |= static_cast<uint64_t>(c == '"') << k;
+    }
+#endif
+    // Bits past the end stand for no byte (the padding above is NUL,
+    // which a delimiter could be).
+    const uint64_t valid = n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1;
+    specials_ = specials & valid;
+    quotes_ = quotes & valid;
+  }
+
+  const char* const end_;
+  const char delimiter_;
+  [[maybe_unused]] const std::array<bool, 256>& special_table_;
+  const char* base_ = nullptr;
+  uint64_t specials_ = 0;
+  uint64_t quotes_ = 0;
+};
+
 }  // namespace
+
+size_t StrictCsvParser::FeedRows(std::string_view bytes,
+                                 const RowCallback& on_row, Status* status) {
+  const char* const begin = bytes.data();
+  const char* const end = begin + bytes.size();
+  SpecialScanner scan(begin, end, delimiter_, special_);
+  const char* row = begin;
+  // Each `return` before a row is complete hands that row, from its first
+  // byte, to the state machine: it is not complete in this buffer, or it
+  // has something the writer never writes, which the state machine then
+  // reports with its row and byte.
+  while (row < end) {
+    views_.clear();
+    escaped_.clear();
+    const char* p = row;  // the current cell's first byte
+    const char* row_end = nullptr;
+    while (row_end == nullptr) {
+      const char* stop;  // the byte after the cell
+      if (p < end && *p == '"') {
+        const char* q = p + 1;
+        bool doubled = false;
+        for (;;) {
+          q = scan.NextQuote(q);
+          // The byte after a quote tells a closing quote from a doubled one.
+          if (end - q < 2) return static_cast<size_t>(row - begin);
+          if (q[1] != '"') break;
+          doubled = true;
+          q += 2;
+        }
+        if (doubled) {
+          // Stored aside; the view is made once the row is complete, as
+          // unescaped_ may still grow and move its strings.
+          const size_t k = escaped_.size();
+          if (unescaped_.size() <= k) unescaped_.emplace_back();
+          std::string& cell = unescaped_[k];
+          cell.clear();
+          for (const char* s = p + 1; s < q; ++s) {
+            cell.push_back(*s);
+            if (*s == '"') ++s;  // the second of a doubled quote
+          }
+          escaped_.push_back(views_.size());
+          views_.emplace_back();
+        } else {
+          views_.emplace_back(p + 1, static_cast<size_t>(q - p - 1));
+        }
+        stop = q + 1;
+      } else {
+        stop = scan.Next(p);
+        if (stop == end || *stop == '"') {
+          return static_cast<size_t>(row - begin);
+        }
+        views_.emplace_back(p, static_cast<size_t>(stop - p));
+      }
+      const char c = *stop;
+      if (c == delimiter_) {
+        p = stop + 1;
+      } else if (crlf_) {
+        if (c != '\r' || end - stop < 2 || stop[1] != '\n') {
+          return static_cast<size_t>(row - begin);
+        }
+        row_end = stop + 2;
+      } else {
+        if (c != '\n') return static_cast<size_t>(row - begin);
+        row_end = stop + 1;
+      }
+    }
+    const size_t length = static_cast<size_t>(row_end - row);
+    if (length > max_row_bytes_) return static_cast<size_t>(row - begin);
+    for (size_t k = 0; k < escaped_.size(); ++k) {
+      views_[escaped_[k]] = unescaped_[k];
+    }
+    ++rows_;
+    offset_ += length;
+    last_row_begin_ = row;
+    last_row_end_ = row_end;
+    *status = on_row(rows_, views_);
+    row = row_end;
+    if (!status->ok()) break;
+  }
+  return static_cast<size_t>(row - begin);
+}
 
 Status StrictCsvParser::Feed(std::string_view bytes,
                              const RowCallback& on_row) {
@@ -84,36 +254,63 @@ Status StrictCsvParser::Feed(std::string_view bytes,
   const size_t size = bytes.size();
   size_t i = 0;
   while (i < size) {
-    // Fast path: a run of ordinary bytes inside a cell is copied as a whole.
-    // It stops at the row limit, so the byte that exceeds it still goes
-    // through the per-byte path below and gets the same error and offset.
-    if (state_ == State::kCellStart || state_ == State::kUnquoted ||
-        state_ == State::kQuoted) {
-      const size_t limit = std::min(size, i + (max_row_bytes_ - row_bytes_));
-      size_t run;
-      if (state_ == State::kQuoted) {
-        // Inside quotes only '"' ends the run.
-        const void* quote = std::memchr(data + i, '"', limit - i);
-        run = quote == nullptr
-                  ? limit - i
-                  : static_cast<size_t>(static_cast<const char*>(quote) -
-                                        (data + i));
-      } else {
-        run = FindSpecial(data + i, data + limit, delimiter_, special_);
+    if (state_ == State::kCellStart && !row_open_) {
+      Status status;
+      i += FeedRows(bytes.substr(i), on_row, &status);
+      CBPIPE_RETURN_IF_ERROR(status);
+      if (i == size) break;
+    }
+    // The state machine, up to the end of the current row or of the bytes.
+    const size_t start = i;
+    bool row_done = false;
+    while (i < size && !row_done) {
+      // Fast path: a run of ordinary bytes inside a cell is copied as a
+      // whole. It stops at the row limit, so the byte that exceeds it still
+      // goes through the per-byte path below and gets the same error and
+      // offset.
+      if (state_ == State::kCellStart || state_ == State::kUnquoted ||
+          state_ == State::kQuoted) {
+        const size_t limit = std::min(size, i + (max_row_bytes_ - row_bytes_));
+        size_t run;
+        if (state_ == State::kQuoted) {
+          // Inside quotes only '"' ends the run.
+          const void* quote = std::memchr(data + i, '"', limit - i);
+          run = quote == nullptr
+                    ? limit - i
+                    : static_cast<size_t>(static_cast<const char*>(quote) -
+                                          (data + i));
+        } else {
+          run = FindSpecial(data + i, data + limit, delimiter_, special_);
+        }
+        if (run > 0) {
+          cells_[cell_count_].append(data + i, run);
+          if (state_ == State::kCellStart) state_ = State::kUnquoted;
+          row_open_ = true;
+          row_bytes_ += run;
+          offset_ += run;
+          i += run;
+          if (i == size) break;
+        }
       }
-      if (run > 0) {
-        cells_[cell_count_].append(data + i, run);
-        if (state_ == State::kCellStart) state_ = State::kUnquoted;
-        row_open_ = true;
-        row_bytes_ += run;
-        offset_ += run;
-        i += run;
-        if (i == size) break;
+      const uint64_t rows_before = rows_;
+      Status status = FeedByte(data[i], on_row);
+      ++i;
+      ++offset_;
+      CBPIPE_RETURN_IF_ERROR(status);
+      if (rows_ != rows_before) {
+        // The row is complete: its bytes are kept for LastRowCells.
+        row_done = true;
+        row_bytes_copy_.append(data + start, i - start);
+        last_row_.swap(row_bytes_copy_);
+        row_bytes_copy_.clear();
+        last_row_begin_ = nullptr;
       }
     }
-    CBPIPE_RETURN_IF_ERROR(FeedByte(data[i], on_row));
-    ++i;
-    ++offset_;
+    if (!row_done) row_bytes_copy_.append(data + start, i - start);
+  }
+  if (last_row_begin_ != nullptr) {
+    last_row_.assign(last_row_begin_, last_row_end_);
+    last_row_begin_ = nullptr;
   }
   return OkStatus();
 }
@@ -177,6 +374,18 @@ Status StrictCsvParser::Finish() const {
   if (state_ == State::kQuoted) return Error("quote not closed at end of file");
   if (row_open_) return Error("last row has no line ending");
   return OkStatus();
+}
+
+std::vector<std::string> StrictCsvParser::LastRowCells() const {
+  std::vector<std::string> cells;
+  StrictCsvParser again(delimiter_, crlf_ ? "\r\n" : "\n", max_row_bytes_);
+  // The bytes were accepted once already, so this cannot fail.
+  (void)again.Feed(last_row_,
+                   [&cells](uint64_t, std::span<const std::string_view> row) {
+                     cells.assign(row.begin(), row.end());
+                     return OkStatus();
+                   });
+  return cells;
 }
 
 }  // namespace cbpipe
