@@ -76,94 +76,46 @@ size_t FindSpecial(const char* begin, const char* end, char delimiter,
   return static_cast<size_t>(p - begin);
 }
 
-// Finds the special bytes (delimiter, quote, CR, LF) of a buffer 64 bytes
-// at a time: one pass of compares yields a bit per byte, and each special
-// byte then costs a count-trailing-zeros rather than a trip through the
-// state machine. Positions asked for must not decrease.
-class SpecialScanner {
- public:
-  SpecialScanner(const char* begin, const char* end, char delimiter,
-                 const std::array<bool, 256>& special)
-      : end_(end), delimiter_(delimiter), special_table_(special) {
-    Load(begin);
-  }
-
-  // The first special byte at or after `p`, or end.
-  const char* Next(const char* p) { return Find<false>(p); }
-  // The first quote at or after `p`, or end.
-  const char* NextQuote(const char* p) { return Find<true>(p); }
-
- private:
-  template <bool kQuoteOnly>
-  const char* Find(const char* p) {
-    for (;;) {
-      const size_t skip = static_cast<size_t>(p - base_);
-      if (skip < 64) {
-        const uint64_t bits = (kQuoteOnly ? quotes_ : specials_) >> skip;
-        if (bits != 0) return p + __builtin_ctzll(bits);
-        p = base_ + 64;
-      }
-      if (p >= end_) return end_;
-      Load(p);
-    }
-  }
-
-  // Sets the masks for [base, base + 64), no bit past end_.
-  void Load(const char* base) {
-    base_ = base;
-    const size_t n = std::min<size_t>(64, static_cast<size_t>(end_ - base));
+// A bit per byte of the 64 at `p` (at most `n` of them): set for the
+// delimiter, a quote, CR and LF. One pass of compares per 64 bytes; the
+// parser then visits only the set bits.
+uint64_t SpecialMask(const char* p, size_t n, char delimiter,
+                     const std::array<bool, 256>& special) {
 #if defined(__SSE2__)
-    alignas(16) char tail[64];
-    const char* p = base;
-    if (n < 64) {
-      // Never read past the buffer: the last bytes are copied instead.
-      std::memset(tail, 0, sizeof tail);
-      std::memcpy(tail, base, n);
-      p = tail;
-    }
-    const __m128i n_delimiter = _mm_set1_epi8(delimiter_);
-    const __m128i n_quote = _mm_set1_epi8('"');
-    const __m128i n_cr = _mm_set1_epi8('\r');
-    const __m128i n_lf = _mm_set1_epi8('\n');
-    uint64_t specials = 0;
-    uint64_t quotes = 0;
-    for (int k = 0; k < 4; ++k) {
-      const __m128i v =
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * k));
-      const __m128i quote = _mm_cmpeq_epi8(v, n_quote);
-      const __m128i hit = _mm_or_si128(
-          _mm_or_si128(_mm_cmpeq_epi8(v, n_delimiter), quote),
-          _mm_or_si128(_mm_cmpeq_epi8(v, n_cr), _mm_cmpeq_epi8(v, n_lf)));
-      specials |= static_cast<uint64_t>(
-                      static_cast<uint16_t>(_mm_movemask_epi8(hit)))
-                  << (16 * k);
-      quotes |= static_cast<uint64_t>(
-                    static_cast<uint16_t>(_mm_movemask_epi8(quote)))
-                << (16 * k);
-    }
-#else
-    uint64_t specials = 0;
-    uint64_t quotes = 0;
-    for (size_t k = 0; k < n; ++k) {
-      const unsigned char c = static_cast<unsigned char>(base[k]);
-      specials |= static_cast<uint64_t>(special_table_[c]) << k;
-      quotes |= static_cast<uint64_t>(c == '"') << k;
-    }
-#endif
-    // Bits past the end stand for no byte (the padding above is NUL,
-    // which a delimiter could be).
-    const uint64_t valid = n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1;
-    specials_ = specials & valid;
-    quotes_ = quotes & valid;
+  (void)special;
+  alignas(16) char tail[64];
+  if (n < 64) {
+    // Never read past the buffer: the last bytes are copied instead.
+    std::memset(tail, 0, sizeof tail);
+    std::memcpy(tail, p, n);
+    p = tail;
   }
-
-  const char* const end_;
-  const char delimiter_;
-  [[maybe_unused]] const std::array<bool, 256>& special_table_;
-  const char* base_ = nullptr;
-  uint64_t specials_ = 0;
-  uint64_t quotes_ = 0;
-};
+  const __m128i n_delimiter = _mm_set1_epi8(delimiter);
+  const __m128i n_quote = _mm_set1_epi8('"');
+  const __m128i n_cr = _mm_set1_epi8('\r');
+  const __m128i n_lf = _mm_set1_epi8('\n');
+  uint64_t mask = 0;
+  for (int k = 0; k < 4; ++k) {
+    const __m128i v =
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * k));
+    const __m128i hit = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(v, n_delimiter), _mm_cmpeq_epi8(v, n_quote)),
+        _mm_or_si128(_mm_cmpeq_epi8(v, n_cr), _mm_cmpeq_epi8(v, n_lf)));
+    mask |= static_cast<uint64_t>(static_cast<uint16_t>(_mm_movemask_epi8(hit)))
+            << (16 * k);
+  }
+#else
+  (void)delimiter;
+  uint64_t mask = 0;
+  for (size_t k = 0; k < std::min<size_t>(n, 64); ++k) {
+    mask |= static_cast<uint64_t>(special[static_cast<unsigned char>(p[k])])
+            << k;
+  }
+#endif
+  // Bits past the end stand for no byte (the padding above is NUL, which a
+  // delimiter could be).
+  return n >= 64 ? mask : mask & ((uint64_t{1} << n) - 1);
+}
 
 }  // namespace
 
@@ -171,79 +123,106 @@ size_t StrictCsvParser::FeedRows(std::string_view bytes,
                                  const RowCallback& on_row, Status* status) {
   const char* const begin = bytes.data();
   const char* const end = begin + bytes.size();
-  SpecialScanner scan(begin, end, delimiter_, special_);
-  const char* row = begin;
-  // Each `return` before a row is complete hands that row, from its first
-  // byte, to the state machine: it is not complete in this buffer, or it
+  // Each `return row - begin` hands the current row, from its first byte,
+  // to the state machine: the row is not complete in these bytes, or it
   // has something the writer never writes, which the state machine then
   // reports with its row and byte.
-  while (row < end) {
-    views_.clear();
-    escaped_.clear();
-    const char* p = row;  // the current cell's first byte
-    const char* row_end = nullptr;
-    while (row_end == nullptr) {
-      const char* stop;  // the byte after the cell
-      if (p < end && *p == '"') {
-        const char* q = p + 1;
-        bool doubled = false;
-        for (;;) {
-          q = scan.NextQuote(q);
-          // The byte after a quote tells a closing quote from a doubled one.
-          if (end - q < 2) return static_cast<size_t>(row - begin);
-          if (q[1] != '"') break;
-          doubled = true;
-          q += 2;
+  const char* row = begin;
+  const char* cell = begin;  // the current cell's first byte
+  bool quoted = false;       // the current cell opened with a quote
+  bool in_quotes = false;
+  bool doubled = false;            // ...and has a doubled quote
+  const char* closed = nullptr;    // its closing quote, once read
+  const char* cr = nullptr;        // a CR just read outside quotes
+  size_t count = 0;                // cells of the current row so far
+  if (views_.size() < 16) views_.resize(16);
+  escaped_.clear();
+  for (const char* base = begin; base < end; base += 64) {
+    uint64_t bits = SpecialMask(base, static_cast<size_t>(end - base),
+                                delimiter_, special_);
+    while (bits != 0) {
+      const char* const at = base + __builtin_ctzll(bits);
+      bits &= bits - 1;
+      const char c = *at;
+      if (in_quotes) {
+        // Only a quote matters: it closes the cell, or is the first of a
+        // doubled quote when another follows at once.
+        if (c == '"') {
+          in_quotes = false;
+          closed = at;
         }
-        if (doubled) {
-          // Stored aside; the view is made once the row is complete, as
-          // unescaped_ may still grow and move its strings.
+        continue;
+      }
+      if (cr != nullptr) {
+        // CR must be followed by LF, and that ends the row.
+        if (c != '\n' || at != cr + 1) return static_cast<size_t>(row - begin);
+      } else if (c == '"') {
+        if (at == cell) {
+          quoted = true;  // opening quote
+        } else if (quoted && at == closed + 1) {
+          doubled = true;  // the second of a doubled quote
+        } else {
+          return static_cast<size_t>(row - begin);  // quote in a cell
+        }
+        in_quotes = true;
+        continue;
+      } else {
+        // The delimiter, CR or LF ends the cell; after a closing quote,
+        // nothing may come before it.
+        if (quoted && at != closed + 1) return static_cast<size_t>(row - begin);
+        if (count == views_.size()) views_.resize(2 * count);
+        if (!quoted) {
+          views_[count] = std::string_view(cell, static_cast<size_t>(at - cell));
+        } else if (!doubled) {
+          views_[count] = std::string_view(
+              cell + 1, static_cast<size_t>(closed - cell - 1));
+        } else {
+          // Unescaped aside; the view is made once the row is complete,
+          // as unescaped_ may still grow and move its strings.
           const size_t k = escaped_.size();
           if (unescaped_.size() <= k) unescaped_.emplace_back();
-          std::string& cell = unescaped_[k];
-          cell.clear();
-          for (const char* s = p + 1; s < q; ++s) {
-            cell.push_back(*s);
+          std::string& text = unescaped_[k];
+          text.clear();
+          for (const char* s = cell + 1; s < closed; ++s) {
+            text.push_back(*s);
             if (*s == '"') ++s;  // the second of a doubled quote
           }
-          escaped_.push_back(views_.size());
-          views_.emplace_back();
-        } else {
-          views_.emplace_back(p + 1, static_cast<size_t>(q - p - 1));
+          escaped_.push_back(count);
         }
-        stop = q + 1;
-      } else {
-        stop = scan.Next(p);
-        if (stop == end || *stop == '"') {
-          return static_cast<size_t>(row - begin);
+        ++count;
+        quoted = false;
+        doubled = false;
+        if (c == delimiter_) {
+          cell = at + 1;
+          continue;
         }
-        views_.emplace_back(p, static_cast<size_t>(stop - p));
+        if (c == '\r') {
+          if (!crlf_) return static_cast<size_t>(row - begin);
+          cr = at;
+          continue;
+        }
+        if (crlf_) return static_cast<size_t>(row - begin);  // LF without CR
       }
-      const char c = *stop;
-      if (c == delimiter_) {
-        p = stop + 1;
-      } else if (crlf_) {
-        if (c != '\r' || end - stop < 2 || stop[1] != '\n') {
-          return static_cast<size_t>(row - begin);
-        }
-        row_end = stop + 2;
-      } else {
-        if (c != '\n') return static_cast<size_t>(row - begin);
-        row_end = stop + 1;
+      // `at` is the LF that ends the row.
+      const char* const row_end = at + 1;
+      const size_t length = static_cast<size_t>(row_end - row);
+      if (length > max_row_bytes_) return static_cast<size_t>(row - begin);
+      for (size_t k = 0; k < escaped_.size(); ++k) {
+        views_[escaped_[k]] = unescaped_[k];
       }
+      ++rows_;
+      offset_ += length;
+      last_row_begin_ = row;
+      last_row_end_ = row_end;
+      *status = on_row(rows_, std::span<const std::string_view>(
+                                  views_.data(), count));
+      row = row_end;
+      if (!status->ok()) return static_cast<size_t>(row - begin);
+      cell = row_end;
+      cr = nullptr;
+      count = 0;
+      escaped_.clear();
     }
-    const size_t length = static_cast<size_t>(row_end - row);
-    if (length > max_row_bytes_) return static_cast<size_t>(row - begin);
-    for (size_t k = 0; k < escaped_.size(); ++k) {
-      views_[escaped_[k]] = unescaped_[k];
-    }
-    ++rows_;
-    offset_ += length;
-    last_row_begin_ = row;
-    last_row_end_ = row_end;
-    *status = on_row(rows_, views_);
-    row = row_end;
-    if (!status->ok()) break;
   }
   return static_cast<size_t>(row - begin);
 }
