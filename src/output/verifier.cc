@@ -77,23 +77,26 @@ bool ParseWrittenDecimal(std::string_view text, int64_t* minor, int* exponent) {
   if (end - p == 0 || end - p > 18) {
     return ParseWrittenDecimalSlow(text, minor, exponent);
   }
+  // Digits, then optionally '.' and at least one more digit.
   uint64_t value = 0;
-  const char* dot = nullptr;
-  for (; p < end; ++p) {
-    const unsigned digit = static_cast<unsigned char>(*p) - unsigned{'0'};
-    if (digit < 10) {
-      value = value * 10 + digit;
-    } else if (*p == '.' && dot == nullptr) {
-      dot = p;
-    } else {
-      return false;
-    }
+  for (; p < end && static_cast<unsigned char>(*p - '0') < 10; ++p) {
+    value = value * 10 + static_cast<unsigned>(*p - '0');
   }
-  // No digit before the '.', or none after it ("12." is not written).
-  if (dot == digits || dot == end - 1) return false;
+  if (p == digits) return false;  // no digit before the '.'
+  int decimals = 0;
+  if (p < end) {
+    if (*p != '.') return false;
+    const char* const fraction = ++p;
+    for (; p < end && static_cast<unsigned char>(*p - '0') < 10; ++p) {
+      value = value * 10 + static_cast<unsigned>(*p - '0');
+    }
+    // "12." is not written; nor anything after the digits.
+    if (p != end || p == fraction) return false;
+    decimals = static_cast<int>(p - fraction);
+  }
   const int64_t signed_value = static_cast<int64_t>(value);
   *minor = negative ? -signed_value : signed_value;
-  *exponent = dot == nullptr ? 0 : static_cast<int>(end - dot - 1);
+  *exponent = decimals;
   return true;
 }
 
