@@ -5,11 +5,14 @@
 // inside), and CR or LF appear bare only as the line ending.
 //
 //   StrictCsvParser parser(',', "\r\n");
-//   auto on_row = [&](uint64_t row, std::span<const std::string> cells) {
+//   auto on_row = [&](uint64_t row, std::span<const std::string_view> cells) {
 //     ...; return OkStatus();
 //   };
 //   CBPIPE_RETURN_IF_ERROR(parser.Feed(chunk, on_row));   // any chunking
 //   CBPIPE_RETURN_IF_ERROR(parser.Finish());
+//
+// The cells passed to `on_row` are only valid during the call: they point
+// into the chunk being fed or into the parser's own buffers.
 //
 // Errors are kDataLoss naming the row (1-based) and byte offset (0-based).
 // Memory: one row; a row over `max_row_bytes` is an error.
@@ -30,8 +33,8 @@ namespace cbpipe {
 class StrictCsvParser {
  public:
   // Returning a non-OK Status stops the parse with that Status.
-  using RowCallback =
-      std::function<Status(uint64_t row, std::span<const std::string> cells)>;
+  using RowCallback = std::function<Status(
+      uint64_t row, std::span<const std::string_view> cells)>;
 
   StrictCsvParser(char delimiter, std::string_view line_ending,
                   size_t max_row_bytes = 16 << 20);
@@ -42,12 +45,26 @@ class StrictCsvParser {
 
   uint64_t rows() const { return rows_; }
 
+  // The cells of the last complete row, parsed again from a copy of its
+  // bytes the parser keeps (one copy per Feed call, not per row). For a
+  // caller that only knows at the end which row was the last one, such as
+  // a check of a trailer row, without copying every row on the way.
+  std::vector<std::string> LastRowCells() const;
+
  private:
   enum class State { kCellStart, kUnquoted, kQuoted, kQuoteInQuoted, kAfterCr };
 
   Status Error(std::string_view what) const;
-  // The byte-by-byte state machine, for every byte the fast path in Feed
-  // does not take (quotes, delimiters, line endings, the row limit).
+  // Parses the complete, well-formed rows at the front of `bytes` straight
+  // from the buffer, passing cells that point into it. Stops at the first
+  // row that is not complete in `bytes` or not plainly well formed (or
+  // too long), leaving it to the state machine, which then reports any
+  // error exactly as if it had read every byte. Returns the bytes consumed;
+  // `status` is the callback's error, if any.
+  size_t FeedRows(std::string_view bytes, const RowCallback& on_row,
+                  Status* status);
+  // The byte-by-byte state machine, for every byte the fast paths in Feed
+  // do not take (quotes, delimiters, line endings, the row limit).
   Status FeedByte(char c, const RowCallback& on_row);
   void EndCell();
   Status EndRow(const RowCallback& on_row);
@@ -59,10 +76,22 @@ class StrictCsvParser {
   State state_ = State::kCellStart;
   bool row_open_ = false;           // a byte of the current row has been read
   std::vector<std::string> cells_;  // strings reused between rows
+  std::vector<std::string_view> views_;  // the cells passed to the callback
+  // FeedRows: cells with doubled quotes, unescaped, and their indexes.
+  std::vector<std::string> unescaped_;
+  std::vector<size_t> escaped_;
   size_t cell_count_ = 0;
   size_t row_bytes_ = 0;
   uint64_t rows_ = 0;    // completed rows
   uint64_t offset_ = 0;  // of the byte being read
+  // The bytes of the last complete row, line ending included.
+  std::string last_row_;
+  // Where the last complete row lies in the chunk being fed (FeedRows),
+  // copied into last_row_ once at the end of Feed; null when the state
+  // machine completed the last row and has stored it itself.
+  const char* last_row_begin_ = nullptr;
+  const char* last_row_end_ = nullptr;
+  std::string row_bytes_copy_;  // the current row's bytes in the slow path
 };
 
 }  // namespace cbpipe

@@ -32,7 +32,8 @@ struct MdDeleter {
 // A decimal exactly as AppendAmountDecimal writes it: [-]digits[.digits].
 // Sets the minor units and the number of decimals; false for anything else
 // (including int64 overflow).
-bool ParseWrittenDecimal(std::string_view text, int64_t* minor, int* exponent) {
+bool ParseWrittenDecimalSlow(std::string_view text, int64_t* minor,
+                             int* exponent) {
   bool negative = false;
   if (!text.empty() && text.front() == '-') {
     negative = true;
@@ -65,6 +66,40 @@ bool ParseWrittenDecimal(std::string_view text, int64_t* minor, int* exponent) {
   return true;
 }
 
+// The same, for every row: up to 18 digits cannot overflow, so the digits
+// are summed without checks; longer text takes the checked loop above.
+bool ParseWrittenDecimal(std::string_view text, int64_t* minor, int* exponent) {
+  const char* p = text.data();
+  const char* const end = p + text.size();
+  const bool negative = p < end && *p == '-';
+  p += negative;
+  const char* const digits = p;
+  if (end - p == 0 || end - p > 18) {
+    return ParseWrittenDecimalSlow(text, minor, exponent);
+  }
+  // Digits, then optionally '.' and at least one more digit.
+  uint64_t value = 0;
+  for (; p < end && static_cast<unsigned char>(*p - '0') < 10; ++p) {
+    value = value * 10 + static_cast<unsigned>(*p - '0');
+  }
+  if (p == digits) return false;  // no digit before the '.'
+  int decimals = 0;
+  if (p < end) {
+    if (*p != '.') return false;
+    const char* const fraction = ++p;
+    for (; p < end && static_cast<unsigned char>(*p - '0') < 10; ++p) {
+      value = value * 10 + static_cast<unsigned>(*p - '0');
+    }
+    // "12." is not written; nor anything after the digits.
+    if (p != end || p == fraction) return false;
+    decimals = static_cast<int>(p - fraction);
+  }
+  const int64_t signed_value = static_cast<int64_t>(value);
+  *minor = negative ? -signed_value : signed_value;
+  *exponent = decimals;
+  return true;
+}
+
 bool ParseWrittenInteger(std::string_view text, int64_t* value) {
   int exponent = 0;
   return ParseWrittenDecimal(text, value, &exponent) && exponent == 0;
@@ -78,6 +113,112 @@ std::string TotalsText(const std::map<std::string, int64_t>& totals) {
   }
   return out + "}";
 }
+
+// What a file says per currency code: the total of its rows and the number
+// of decimals its amounts have. A handful of codes, looked up once per row:
+// a flat array with a small open-addressing index rather than string-keyed
+// maps. A code is added when first seen; an entry with neither a total nor
+// an exponent stands for nothing.
+class CurrencyTable {
+ public:
+  struct Entry {
+    std::string code;
+    int64_t total = 0;
+    bool has_total = false;  // a row in this code has been added
+    int exponent = -1;       // decimals seen for this code; -1: none yet
+    int iso_exponent = -1;   // from the ISO 4217 table; -1: unknown code
+  };
+
+  CurrencyTable() : slots_(kInitialSlots) {}
+
+  uint32_t FindOrAdd(std::string_view code) {
+    const uint64_t key = Key(code);
+    const uint64_t hash = Hash(key, code);
+    const size_t mask = slots_.size() - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+      const Slot& slot = slots_[i];
+      if (slot.index == kEmpty) break;
+      if (slot.key == key &&
+          (key != kLongKey || entries_[slot.index].code == code)) {
+        return slot.index;
+      }
+    }
+    const uint32_t index = static_cast<uint32_t>(entries_.size());
+    Entry& entry = entries_.emplace_back();
+    entry.code = code;
+    if (const CurrencyInfo* info = FindCurrency(code)) {
+      entry.iso_exponent = info->minor_units;
+    }
+    if (2 * entries_.size() > slots_.size()) {
+      Rehash(2 * slots_.size());
+    } else {
+      Insert(index, key, hash);
+    }
+    return index;
+  }
+
+  Entry& operator[](uint32_t index) { return entries_[index]; }
+
+  std::map<std::string, int64_t> Totals() const {
+    std::map<std::string, int64_t> totals;
+    for (const Entry& e : entries_) {
+      if (e.has_total) totals.emplace(e.code, e.total);
+    }
+    return totals;
+  }
+
+ private:
+  static constexpr uint32_t kEmpty = ~uint32_t{0};
+  static constexpr size_t kInitialSlots = 64;
+  // The key of every code longer than 7 bytes, which are then told apart
+  // by their text. No shorter code has it: its top byte is the length.
+  static constexpr uint64_t kLongKey = ~uint64_t{0};
+
+  struct Slot {
+    uint64_t key = 0;
+    uint32_t index = kEmpty;
+  };
+
+  // A code of up to 7 bytes (every real one) packed with its length into
+  // a number, so that finding it takes one compare and no string compare.
+  static uint64_t Key(std::string_view code) {
+    if (code.size() > 7) return kLongKey;
+    uint64_t key = uint64_t{code.size()} << 56;
+    for (size_t i = 0; i < code.size(); ++i) {
+      key |= uint64_t{static_cast<unsigned char>(code[i])} << (8 * i);
+    }
+    return key;
+  }
+
+  static uint64_t Hash(uint64_t key, std::string_view code) {
+    uint64_t h = key;
+    if (key == kLongKey) {
+      for (const char c : code) {
+        h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3u;
+      }
+    }
+    h *= 0x9e3779b97f4a7c15u;
+    return h ^ (h >> 32);
+  }
+
+  void Insert(uint32_t index, uint64_t key, uint64_t hash) {
+    const size_t mask = slots_.size() - 1;
+    size_t i = hash & mask;
+    while (slots_[i].index != kEmpty) i = (i + 1) & mask;
+    slots_[i] = Slot{key, index};
+  }
+
+  void Rehash(size_t size) {
+    slots_.assign(size, Slot{});
+    for (uint32_t i = 0; i < entries_.size(); ++i) {
+      const uint64_t key = Key(entries_[i].code);
+      Insert(i, key, Hash(key, entries_[i].code));
+    }
+  }
+
+  std::vector<Entry> entries_;
+  std::vector<Slot> slots_;  // size a power of two
+};
 
 // Reads one file row by row and collects what the manifest is checked
 // against.
@@ -100,36 +241,45 @@ class FileChecker {
 
   bool can_recompute() const { return amount_col_ >= 0 && currency_col_ >= 0; }
 
-  Status OnRow(uint64_t row, std::span<const std::string> cells) {
+  Status OnRow(uint64_t row, std::span<const std::string_view> cells) {
     if (cells.size() != layout_.columns.size()) {
       return Fail(row, std::to_string(cells.size()) + " cells, layout \"" +
                            layout_.name + "\" has " +
                            std::to_string(layout_.columns.size()));
     }
     if (layout_.header && row == 1) return CheckHeader(row, cells);
-    if (layout_.trailer == TrailerKind::kNone) return OnDataRow(row, cells);
-    // The trailer is the last row, which is only known at the end: hold each
-    // row back by one.
-    if (pending_row_ > 0)
-      CBPIPE_RETURN_IF_ERROR(OnDataRow(pending_row_, pending_));
-    pending_.assign(cells.begin(), cells.end());
-    pending_row_ = row;
+    if (layout_.trailer == TrailerKind::kNone) {
+      ReadDataRow(row, cells, &pending_);
+      return AddDataRow(pending_);
+    }
+    // The trailer is the last row, which is only known at the end: each
+    // row's cells are read now (what the checks need of them, not a copy)
+    // but only added, and any error reported, once the next row has come.
+    if (pending_.row > 0) CBPIPE_RETURN_IF_ERROR(AddDataRow(pending_));
+    ReadDataRow(row, cells, &pending_);
     return OkStatus();
   }
 
-  Status Finish(uint64_t rows) {
+  // `parser` has read the whole file; `rows` of it.
+  Status Finish(const StrictCsvParser& parser) {
+    const uint64_t rows = parser.rows();
     if (layout_.header && rows == 0) return Fail(0, "no header row");
     if (layout_.trailer == TrailerKind::kCountAndTotal) {
-      if (pending_row_ == 0) return Fail(rows, "no trailer row");
-      CBPIPE_RETURN_IF_ERROR(CheckTrailer(pending_row_, pending_));
+      if (pending_.row == 0) return Fail(rows, "no trailer row");
+      // The held row was the last one: it is the trailer, not data.
+      const std::vector<std::string> cells = parser.LastRowCells();
+      CBPIPE_RETURN_IF_ERROR(CheckTrailer(pending_.row, cells));
     }
     if (records_ != file_.records) {
       return Fail(0, std::to_string(records_) + " data rows, manifest says " +
                          std::to_string(file_.records));
     }
-    if (can_recompute() && totals_ != file_.totals) {
-      return Fail(0, "amount totals " + TotalsText(totals_) +
-                         ", manifest says " + TotalsText(file_.totals));
+    if (can_recompute()) {
+      const std::map<std::string, int64_t> totals = currencies_.Totals();
+      if (totals != file_.totals) {
+        return Fail(0, "amount totals " + TotalsText(totals) +
+                           ", manifest says " + TotalsText(file_.totals));
+      }
     }
     return OkStatus();
   }
@@ -141,17 +291,28 @@ class FileChecker {
   }
 
  private:
-  Status CheckHeader(uint64_t row, std::span<const std::string> cells) {
+  // A data row as read, before it is checked against the rows before it.
+  struct DataRow {
+    uint64_t row = 0;  // 0: none
+    bool parsed = false;
+    int64_t minor = 0;
+    int exponent = 0;
+    uint32_t currency = 0;   // in currencies_
+    std::string bad_amount;  // the amount cell, when it did not parse
+  };
+
+  Status CheckHeader(uint64_t row, std::span<const std::string_view> cells) {
     for (size_t i = 0; i < cells.size(); ++i) {
       const std::string& want = layout_.columns[i].header;
       const bool guarded = NeedsFormulaGuard(want);
       const bool same =
           guarded ? cells[i].size() == want.size() + 1 && cells[i][0] == '\'' &&
-                        cells[i].compare(1, want.size(), want) == 0
+                        cells[i].substr(1) == want
                   : cells[i] == want;
       if (!same) {
         return Fail(row, "header cell " + std::to_string(i + 1) + " is \"" +
-                             cells[i] + "\", layout says \"" + want + "\"");
+                             std::string(cells[i]) + "\", layout says \"" +
+                             want + "\"");
       }
     }
     return OkStatus();
@@ -159,42 +320,55 @@ class FileChecker {
 
   // Checks that a currency is always written with the same number of
   // decimals, and with the ISO 4217 number when cbpipe knows the currency.
-  Status CheckExponent(uint64_t row, const std::string& code, int exponent) {
-    auto [it, inserted] = exponents_.emplace(code, exponent);
-    if (!inserted && it->second != exponent) {
-      return Fail(row, code + " amount with " + std::to_string(exponent) +
-                           " decimals, earlier " + std::to_string(it->second));
+  Status CheckExponent(uint64_t row, CurrencyTable::Entry& entry,
+                       int exponent) {
+    if (entry.exponent < 0) {
+      entry.exponent = exponent;
+    } else if (entry.exponent != exponent) {
+      return Fail(row, entry.code + " amount with " +
+                           std::to_string(exponent) + " decimals, earlier " +
+                           std::to_string(entry.exponent));
     }
-    if (const CurrencyInfo* info = FindCurrency(code);
-        info != nullptr && info->minor_units != exponent) {
-      return Fail(row, code + " amount with " + std::to_string(exponent) +
+    if (entry.iso_exponent >= 0 && entry.iso_exponent != exponent) {
+      return Fail(row, entry.code + " amount with " +
+                           std::to_string(exponent) +
                            " decimals, the currency has " +
-                           std::to_string(info->minor_units));
+                           std::to_string(entry.iso_exponent));
     }
     return OkStatus();
   }
 
-  Status OnDataRow(uint64_t row, std::span<const std::string> cells) {
+  // What the checks need of a data row, read without changing any state
+  // but the set of codes seen.
+  void ReadDataRow(uint64_t row, std::span<const std::string_view> cells,
+                   DataRow* out) {
+    out->row = row;
+    if (!can_recompute()) return;
+    const std::string_view text = cells[amount_col_];
+    out->parsed =
+        amount_minor_
+            ? ParseWrittenInteger(text, &out->minor)
+            : ParseWrittenDecimal(text, &out->minor, &out->exponent);
+    if (!out->parsed) out->bad_amount = text;
+    out->currency = currencies_.FindOrAdd(cells[currency_col_]);
+  }
+
+  Status AddDataRow(const DataRow& data) {
     ++records_;
     if (!can_recompute()) return OkStatus();
-    const std::string& code = cells[currency_col_];
-    const std::string& text = cells[amount_col_];
-    int64_t minor = 0;
-    if (amount_minor_) {
-      if (!ParseWrittenInteger(text, &minor)) {
-        return Fail(row, "amount \"" + text + "\" is not an integer");
-      }
-    } else {
-      int exponent = 0;
-      if (!ParseWrittenDecimal(text, &minor, &exponent)) {
-        return Fail(row, "amount \"" + text + "\" is not a decimal");
-      }
-      CBPIPE_RETURN_IF_ERROR(CheckExponent(row, code, exponent));
+    const uint64_t row = data.row;
+    if (!data.parsed) {
+      return Fail(row, "amount \"" + data.bad_amount + "\" is not " +
+                           (amount_minor_ ? "an integer" : "a decimal"));
     }
-    if (code.empty()) return Fail(row, "empty currency");
-    int64_t& total = totals_[code];
-    if (__builtin_add_overflow(total, minor, &total)) {
-      return Fail(row, "the " + code + " total overflows 64 bits");
+    CurrencyTable::Entry& entry = currencies_[data.currency];
+    if (!amount_minor_) {
+      CBPIPE_RETURN_IF_ERROR(CheckExponent(row, entry, data.exponent));
+    }
+    if (entry.code.empty()) return Fail(row, "empty currency");
+    entry.has_total = true;
+    if (__builtin_add_overflow(entry.total, data.minor, &entry.total)) {
+      return Fail(row, "the " + entry.code + " total overflows 64 bits");
     }
     return OkStatus();
   }
@@ -224,10 +398,11 @@ class FileChecker {
         return Fail(row, "trailer total \"" + std::string(part) +
                              "\" is not CUR=decimal");
       }
-      const std::string code(part.substr(0, eq));
-      CBPIPE_RETURN_IF_ERROR(CheckExponent(row, code, exponent));
+      const std::string_view code = part.substr(0, eq);
+      CBPIPE_RETURN_IF_ERROR(CheckExponent(
+          row, currencies_[currencies_.FindOrAdd(code)], exponent));
       if (!trailer_totals.emplace(code, minor).second) {
-        return Fail(row, "trailer lists " + code + " twice");
+        return Fail(row, "trailer lists " + std::string(code) + " twice");
       }
     }
     for (size_t i = 3; i < cells.size(); ++i) {
@@ -236,7 +411,7 @@ class FileChecker {
                     "trailer cell " + std::to_string(i + 1) + " is not empty");
       }
     }
-    const auto& expected = can_recompute() ? totals_ : file_.totals;
+    const auto expected = can_recompute() ? currencies_.Totals() : file_.totals;
     if (trailer_totals != expected) {
       return Fail(row,
                   "trailer totals " + TotalsText(trailer_totals) + ", " +
@@ -252,10 +427,8 @@ class FileChecker {
   bool amount_minor_ = false;
   int currency_col_ = -1;
   uint64_t records_ = 0;
-  std::map<std::string, int64_t> totals_;
-  std::map<std::string, int> exponents_;
-  std::vector<std::string> pending_;
-  uint64_t pending_row_ = 0;  // 0: none held
+  CurrencyTable currencies_;
+  DataRow pending_;  // with a trailer: the last row read, not yet added
 };
 
 }  // namespace
@@ -288,7 +461,8 @@ Status VerifyFile(const FileSummary& file, const Layout& layout) {
     return InternalError("SHA-256 context could not be created");
   }
   StrictCsvParser parser(layout.delimiter, layout.line_ending);
-  auto on_row = [&checker](uint64_t row, std::span<const std::string> cells) {
+  auto on_row = [&checker](uint64_t row,
+                           std::span<const std::string_view> cells) {
     return checker.OnRow(row, cells);
   };
   std::string chunk(kReadChunk, '\0');
@@ -316,7 +490,7 @@ Status VerifyFile(const FileSummary& file, const Layout& layout) {
   if (Status end = parser.Finish(); !end.ok()) {
     return DataLossError("file " + file.name + " " + end.message());
   }
-  CBPIPE_RETURN_IF_ERROR(checker.Finish(parser.rows()));
+  CBPIPE_RETURN_IF_ERROR(checker.Finish(parser));
   if (bytes != file.bytes) {
     return checker.Fail(0, std::to_string(bytes) + " bytes, manifest says " +
                                std::to_string(file.bytes));

@@ -249,5 +249,195 @@ TEST(VerifierNoAmountColumnTest, TotalsAreCheckedAgainstTheTrailerOnly) {
       << status.message();
 }
 
+// Files written by hand in a small layout (case id, amount, currency and a
+// free text column, with a trailer), checked with VerifyFile: the corner
+// cases of reading rows one ahead of the trailer and of the per-currency
+// totals.
+class VerifyFileTest : public ::testing::Test {
+ protected:
+  VerifyFileTest() {
+    layout_.name = "mini";
+    const std::pair<const char*, Field> columns[] = {
+        {"CASE", Field::kCaseId},
+        {"AMOUNT", Field::kAmount},
+        {"CURRENCY", Field::kCurrency},
+        {"NOTE", Field::kMerchantName}};
+    for (const auto& [header, field] : columns) {
+      Column c;
+      c.header = header;
+      c.field = field;
+      if (field == Field::kAmount) c.format = ColumnFormat::kAmountDecimal;
+      layout_.columns.push_back(c);
+    }
+    layout_.trailer = TrailerKind::kCountAndTotal;
+  }
+
+  // Writes the header, `rows` and `trailer` (each without its line ending)
+  // and returns a summary that matches the bytes, with `records` and
+  // `totals` as given.
+  FileSummary Write(const std::vector<std::string>& rows,
+                    const std::string& trailer, uint64_t records,
+                    std::map<std::string, int64_t> totals) {
+    std::string bytes = "CASE,AMOUNT,CURRENCY,NOTE\r\n";
+    for (const std::string& row : rows) bytes += row + "\r\n";
+    if (!trailer.empty()) bytes += trailer + "\r\n";
+    FileSummary file;
+    file.name = "mini.csv";
+    file.path = dir_.path() + "/mini.csv";
+    WriteAll(file.path, bytes);
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(),
+           digest);
+    file.sha256 = HexDigest(digest, sizeof digest);
+    file.bytes = bytes.size();
+    file.records = records;
+    file.totals = std::move(totals);
+    file.layout = "mini";
+    file.columns = 4;
+    file.trailer = TrailerKind::kCountAndTotal;
+    return file;
+  }
+
+  void ExpectError(const FileSummary& file, const std::string& needle) {
+    Status status = VerifyFile(file, layout_);
+    EXPECT_EQ(status.code(), StatusCode::kDataLoss) << status.ToString();
+    EXPECT_NE(status.message().find(needle), std::string::npos)
+        << status.message();
+  }
+
+  ScratchDir dir_;
+  Layout layout_;
+};
+
+TEST_F(VerifyFileTest, QuotedCellsAndAQuotedTrailerTag) {
+  FileSummary file =
+      Write({"\"a\"\"1\",1.00,USD,\"two\r\nlines, \"\"quoted\"\"\"",
+             "b,2.50,USD,", "\"c\",7,JPY,\"\""},
+            "\"TRAILER\",\"3\",JPY=7;USD=3.50,", 3, {{"JPY", 7}, {"USD", 350}});
+  Status status = VerifyFile(file, layout_);
+  EXPECT_TRUE(status.ok()) << status.ToString();
+}
+
+TEST_F(VerifyFileTest, ManyCurrencyCodes) {
+  // More codes than any real file has, none of them known to ISO 4217.
+  // Every code has a different length or text, so each is its own total.
+  std::vector<std::string> rows;
+  std::map<std::string, int64_t> totals;
+  std::string trailer_totals;
+  for (char a = 'A'; a <= 'Z'; ++a) {
+    for (char b = 'A'; b <= 'E'; ++b) {
+      // Codes of all lengths up to 12 bytes, some sharing a prefix.
+      const std::string code =
+          std::string("Q") + a + b + std::string((a + b) % 10, 'X');
+      rows.push_back("id,-0.05," + code + ",x");
+      rows.push_back("id,1.10," + code + ",x");
+      totals[code] = 105;
+    }
+  }
+  for (const auto& [code, minor] : totals) {
+    if (!trailer_totals.empty()) trailer_totals += ';';
+    trailer_totals += code + "=1.05";
+  }
+  FileSummary file = Write(rows, "TRAILER,260," + trailer_totals + ",", 260,
+                           totals);
+  Status status = VerifyFile(file, layout_);
+  EXPECT_TRUE(status.ok()) << status.ToString();
+  file = Write(rows, "TRAILER,260," + trailer_totals + ",", 260, totals);
+  file.totals.begin()->second = 106;
+  ExpectError(file, "amount totals");
+}
+
+TEST_F(VerifyFileTest, BadAmountJustBeforeTheTrailer) {
+  FileSummary file =
+      Write({"a,1.00,USD,", "b,1.0x,USD,"}, "TRAILER,2,USD=2.00,", 2,
+            {{"USD", 200}});
+  ExpectError(file, "row 3: amount \"1.0x\" is not a decimal");
+}
+
+TEST_F(VerifyFileTest, LastRowIsTheTrailerEvenWhenItIsData) {
+  // Without its trailer, the last data row is checked as one: its bad
+  // amount does not matter, that it is no trailer does.
+  FileSummary file =
+      Write({"a,1.00,USD,", "b,oops,USD,"}, "", 2, {{"USD", 100}});
+  ExpectError(file, "row 3: last row is not a trailer (first cell \"b\")");
+}
+
+TEST_F(VerifyFileTest, ARowsCellCountIsCheckedBeforeTheRowBeforeIt) {
+  FileSummary file = Write({"a,1.00,USD,", "b,bad,USD,", "c,1.00,USD"},
+                           "TRAILER,3,USD=2.00,", 3, {{"USD", 200}});
+  ExpectError(file, "row 4: 3 cells, layout \"mini\" has 4");
+}
+
+TEST_F(VerifyFileTest, EmptyCurrency) {
+  FileSummary file = Write({"a,1.00,,", "b,1.00,USD,"}, "TRAILER,2,USD=2.00,",
+                           2, {{"USD", 200}});
+  ExpectError(file, "row 2: empty currency");
+}
+
+TEST_F(VerifyFileTest, DecimalsMustAgree) {
+  FileSummary file = Write({"a,1.00,QQQ,", "b,1.000,QQQ,"},
+                           "TRAILER,2,QQQ=2.00,", 2, {{"QQQ", 1100}});
+  ExpectError(file, "row 3: QQQ amount with 3 decimals, earlier 2");
+  file = Write({"a,1.00,QQQ,", "b,1.00,QQQ,"}, "TRAILER,2,QQQ=2.0,", 2,
+               {{"QQQ", 200}});
+  ExpectError(file, "row 4: QQQ amount with 1 decimals, earlier 2");
+  file = Write({"a,1.00,JPY,"}, "TRAILER,1,JPY=1.00,", 1, {{"JPY", 100}});
+  ExpectError(file, "row 2: JPY amount with 2 decimals, the currency has 0");
+  // Only the trailer names KWD: its decimals are checked all the same.
+  file = Write({"a,1.00,USD,"}, "TRAILER,1,KWD=0.00;USD=1.00,", 1,
+               {{"USD", 100}});
+  ExpectError(file, "row 3: KWD amount with 2 decimals, the currency has 3");
+}
+
+TEST_F(VerifyFileTest, TrailerListsACodeTwice) {
+  FileSummary file = Write({"a,1.00,USD,"}, "TRAILER,1,USD=1.00;USD=0.00,", 1,
+                           {{"USD", 100}});
+  ExpectError(file, "trailer lists USD twice");
+}
+
+TEST_F(VerifyFileTest, LongAmounts) {
+  // 19 digits parse, and two of them overflow the total; 20 digits do not.
+  FileSummary file =
+      Write({"a,9223372036854775.807,QQQ,", "b,0.001,QQQ,", "c,0.001,QQQ,"},
+            "TRAILER,3,QQQ=0.002,", 3, {{"QQQ", 2}});
+  ExpectError(file, "row 3: the QQQ total overflows 64 bits");
+  file = Write({"a,12345678901234567.890,QQQ,", "b,0.001,QQQ,"},
+               "TRAILER,2,QQQ=0.001,", 2, {{"QQQ", 1}});
+  ExpectError(file, "row 2: amount \"12345678901234567.890\" is not a decimal");
+  file = Write({"a,-12345678901234567.89,QQQ,", "b,-0.01,QQQ,"},
+               "TRAILER,2,QQQ=-12345678901234567.90,", 2,
+               {{"QQQ", -1234567890123456790}});
+  Status status = VerifyFile(file, layout_);
+  EXPECT_TRUE(status.ok()) << status.ToString();
+}
+
+TEST_F(VerifyFileTest, RowsAcrossReadChunks) {
+  // Over a megabyte, quoted cells with line breaks and doubled quotes
+  // everywhere, so that rows and the trailer fall across the reads.
+  for (size_t pad : {0, 1, 2, 7, 13}) {
+    std::vector<std::string> rows;
+    size_t bytes = 27;
+    int64_t total = 0;
+    while (bytes < (1u << 20) + 300) {
+      const std::string row = "\"id" + std::to_string(rows.size()) +
+                              "\",1.25,EUR,\"x\r\n\"\"" +
+                              std::string(rows.size() % 97 + pad, 'y') + "\"";
+      rows.push_back(row);
+      bytes += row.size() + 2;
+      total += 125;
+    }
+    const std::string count = std::to_string(rows.size());
+    const std::string sum =
+        std::to_string(total / 100) + "." + std::to_string(total % 100);
+    FileSummary file = Write(rows, "TRAILER,\"" + count + "\",EUR=" + sum + ",",
+                             rows.size(), {{"EUR", total}});
+    Status status = VerifyFile(file, layout_);
+    EXPECT_TRUE(status.ok()) << status.ToString();
+    file = Write(rows, "TRAILER," + count + ",EUR=" + sum + ",\"\"\"\"", rows.size(),
+                 {{"EUR", total}});
+    ExpectError(file, "trailer cell 4 is not empty");
+  }
+}
+
 }  // namespace
 }  // namespace cbpipe
