@@ -39,6 +39,22 @@ bool IsWhitespace(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+// Shows every byte read from `inner` to an observer.
+class ObservedSource : public ByteSource {
+ public:
+  ObservedSource(std::unique_ptr<ByteSource> inner, RawBytesObserver observe)
+      : inner_(std::move(inner)), observe_(std::move(observe)) {}
+  StatusOr<size_t> Read(char* dst, size_t n) override {
+    StatusOr<size_t> got = inner_->Read(dst, n);
+    if (got.ok()) observe_(dst, *got);
+    return got;
+  }
+
+ private:
+  std::unique_ptr<ByteSource> inner_;
+  RawBytesObserver observe_;
+};
+
 StatusOr<std::unique_ptr<RecordReader>> OpenFromSource(
     std::unique_ptr<ByteSource> raw, const std::string& name,
     InputFormat format, const FieldMapping& mapping,
@@ -156,9 +172,13 @@ void RawRecord::Clear() {
 StatusOr<std::unique_ptr<RecordReader>> OpenReader(const std::string& path,
                                                    InputFormat format,
                                                    const FieldMapping& mapping,
-                                                   const ReaderLimits& limits) {
+                                                   const ReaderLimits& limits,
+                                                   RawBytesObserver observe) {
   CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> raw,
                           ingest_internal::OpenFileSource(path));
+  if (observe) {
+    raw = std::make_unique<ObservedSource>(std::move(raw), std::move(observe));
+  }
   return OpenFromSource(std::move(raw), path == "-" ? "<stdin>" : path, format,
                         mapping, limits);
 }

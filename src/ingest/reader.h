@@ -18,6 +18,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -105,10 +106,16 @@ class RecordReader {
 // JSON array: an element that is not an object is a malformed record at its
 // index (reading continues); broken array syntax between elements is a
 // whole-input error.
-StatusOr<std::unique_ptr<RecordReader>> OpenReader(const std::string& path,
-                                                   InputFormat format,
-                                                   const FieldMapping& mapping,
-                                                   const ReaderLimits& limits);
+//
+// `observe`, when set, is called on the reading thread with every byte of
+// the file as read, before any gzip decoding, in order; the end of the file
+// is a call with n == 0. (The pipeline hashes the input this way, in the
+// same pass as reading it.) A reader that stops early, on an error, never
+// makes the n == 0 call.
+using RawBytesObserver = std::function<void(const char* data, size_t n)>;
+StatusOr<std::unique_ptr<RecordReader>> OpenReader(
+    const std::string& path, InputFormat format, const FieldMapping& mapping,
+    const ReaderLimits& limits, RawBytesObserver observe = nullptr);
 
 // As OpenReader, over a copy of `data` (which may be gzip-compressed).
 // `name` stands for the path in messages. For tests and fuzzing.

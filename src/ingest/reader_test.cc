@@ -325,10 +325,10 @@ std::string RandomCsv(std::mt19937& rng) {
   auto pick = [&rng](int n) {
     return static_cast<int>(std::uniform_int_distribution<int>(0, n - 1)(rng));
   };
-  static const char* const kPlain[] = {"a", "Z", "0", "9", ".", " ", "-",
-                                       "\xC3\xA9", "\xE2\x82\xAC", "#"};
-  static const char* const kQuoted[] = {"a", "1", ",", "\n", "\r", "\r\n",
-                                        "\"\"", " ", "\xF0\x9F\x98\x80"};
+  static const char* const kPlain[] = {
+      "a", "Z", "0", "9", ".", " ", "-", "\xC3\xA9", "\xE2\x82\xAC", "#"};
+  static const char* const kQuoted[] = {
+      "a", "1", ",", "\n", "\r", "\r\n", "\"\"", " ", "\xF0\x9F\x98\x80"};
   auto text = [&](const char* const* alphabet, int size, int max_len) {
     std::string t;
     const int len = pick(max_len + 1);
@@ -386,7 +386,8 @@ void ExpectSameRead(const ReadResult& fast, const ReadResult& slow,
     ASSERT_EQ(a.position, b.position) << what << " record " << i;
     ASSERT_EQ(a.values, b.values) << what << " record " << i;
     ASSERT_EQ(a.present, b.present) << what << " record " << i;
-    ASSERT_EQ(a.sensitive_fields, b.sensitive_fields) << what << " record " << i;
+    ASSERT_EQ(a.sensitive_fields, b.sensitive_fields)
+        << what << " record " << i;
     ASSERT_EQ(a.malformed, b.malformed) << what << " record " << i;
     ASSERT_EQ(a.malformed_field, b.malformed_field) << what << " record " << i;
   }
@@ -655,6 +656,34 @@ TEST(AllFormats, SmallWindowRefillsKeepRecordsWhole) {
 }
 
 // ---------------------------------------------------------------- gzip etc.
+
+TEST(RawBytesObserver, SeesTheFileAsStoredThenItsEnd) {
+  // Every format, plain and gzip, and a file larger than one read: the
+  // observer gets exactly the file's bytes (compressed ones for gzip), in
+  // order, and one n == 0 call at the end.
+  std::string csv = kHeader;
+  for (int i = 0; i < 40000; ++i) csv += "CB" + std::to_string(i) + ",v,1,X\n";
+  const std::vector<std::pair<std::string, std::string>> files = {
+      {"o.csv", csv},
+      {"o.csv.gz", Gzip(csv)},
+      {"o.jsonl", "{\"case_id\":\"A\"}\n{\"case_id\":\"B\"}\n"},
+      {"o.json", "[{\"case_id\":\"A\"}, {\"case_id\":\"B\"}]\n"},
+  };
+  for (const auto& [name, data] : files) {
+    std::string seen;
+    int ends = 0;
+    ReadResult r = Drain(OpenReader(
+        WriteTemp(name, data), InputFormat::kAuto, FieldMapping::Default(),
+        ReaderLimits{}, [&](const char* p, size_t n) {
+          EXPECT_EQ(ends, 0) << name << ": bytes after the end";
+          if (n == 0) ++ends;
+          seen.append(p, n);
+        }));
+    ASSERT_TRUE(r.status.ok()) << name << ": " << r.status.ToString();
+    EXPECT_EQ(ends, 1) << name;
+    EXPECT_TRUE(seen == data) << name;
+  }
+}
 
 TEST(GzipInput, EachFormatAndMultiMember) {
   ReadResult csv =

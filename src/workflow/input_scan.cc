@@ -177,10 +177,11 @@ uint64_t PlainInputSize(const std::string& path) {
 
 void ScanInput(const std::string& path, const Config& config,
                int64_t now_epoch_seconds, size_t keep_errors,
-               const AcceptFn& accept, const RejectFn& reject,
-               InputScan* scan) {
+               const AcceptFn& accept, const RejectFn& reject, InputScan* scan,
+               RawBytesObserver observe) {
   StatusOr<std::unique_ptr<RecordReader>> opened =
-      OpenReader(path, config.format, config.mapping, config.reader_limits);
+      OpenReader(path, config.format, config.mapping, config.reader_limits,
+                 std::move(observe));
   if (!opened.ok()) {
     scan->input_error = opened.status();
     return;

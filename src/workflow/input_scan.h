@@ -46,8 +46,10 @@ using AcceptFn =
 // Called for every error of every rejected record, in input order.
 using RejectFn = std::function<Status(const RecordError&)>;
 
+// `observe` sees the input's bytes as read (see OpenReader).
 void ScanInput(const std::string& path, const Config& config,
                int64_t now_epoch_seconds, size_t keep_errors,
-               const AcceptFn& accept, const RejectFn& reject, InputScan* scan);
+               const AcceptFn& accept, const RejectFn& reject, InputScan* scan,
+               RawBytesObserver observe = nullptr);
 
 }  // namespace cbpipe

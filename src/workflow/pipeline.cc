@@ -1,6 +1,7 @@
 #include "workflow/pipeline.h"
 
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +14,7 @@
 
 #include "common/crash_point.h"
 #include "deliver/local_transport.h"
+#include "output/file_writer.h"
 #include "output/row_formatter.h"
 #include "output/verifier.h"
 
@@ -99,6 +101,37 @@ std::string PendingId(const std::string& input_path) {
   return id;
 }
 
+// SHA-256 of bytes seen in order; complete() once the end was seen.
+class InputHasher {
+ public:
+  InputHasher() : md_(EVP_MD_CTX_new()) {
+    ok_ = md_ && EVP_DigestInit_ex(md_, EVP_sha256(), nullptr) == 1;
+  }
+  ~InputHasher() { EVP_MD_CTX_free(md_); }
+  InputHasher(const InputHasher&) = delete;
+  InputHasher& operator=(const InputHasher&) = delete;
+
+  void Add(const char* data, size_t n) {
+    if (n == 0) {
+      ended_ = true;
+      return;
+    }
+    ok_ = ok_ && EVP_DigestUpdate(md_, data, n) == 1;
+  }
+  bool complete() const { return ok_ && ended_; }
+  std::string Hex() {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(md_, digest, &len);
+    return HexDigest(digest, len);
+  }
+
+ private:
+  EVP_MD_CTX* md_;
+  bool ok_ = false;
+  bool ended_ = false;
+};
+
 }  // namespace
 
 std::string QuarantineInput(const std::string& work_dir,
@@ -141,7 +174,8 @@ Pipeline::Pipeline(const Config& config, DeliveryLedger* ledger, RetryEnv env,
 
 Status ScanAndPlan(const Config& config, const std::string& input_path,
                    const std::string& rejects_path, BatchPlanner* planner,
-                   int64_t now_epoch_seconds, InputScan* scan) {
+                   int64_t now_epoch_seconds, InputScan* scan,
+                   RawBytesObserver observe) {
   RejectsWriter rejects;
   if (!rejects_path.empty()) {
     CBPIPE_RETURN_IF_ERROR(
@@ -192,7 +226,7 @@ Status ScanAndPlan(const Config& config, const std::string& input_path,
     reject = [&](const RecordError& e) { return rejects.Add(e); };
   }
   ScanInput(input_path, config, now_epoch_seconds, config.max_errors_reported,
-            accept, reject, scan);
+            accept, reject, scan, std::move(observe));
   CBPIPE_RETURN_IF_ERROR(rejects.Close());
   return scan->input_error;
 }
@@ -268,11 +302,11 @@ InputResult Pipeline::Process(const std::string& input_path) {
   InputResult result;
   result.input = input_path;
   // The input id (from the input's SHA-256) only names the rejects file and
-  // the batches, so the input is hashed on another thread while it is
-  // scanned; until then the planner stages and the rejects are written
-  // under a name made from the path.
-  std::future<StatusOr<std::string>> sha = std::async(
-      std::launch::async, [&input_path] { return Sha256File(input_path); });
+  // the batches, so the input is hashed as it is read, on the reading
+  // thread; until then the planner stages and the rejects are written under
+  // a name made from the path. A scan that stopped early has not seen the
+  // whole file: it is then hashed on its own.
+  InputHasher hasher;
   const std::string pending_id = PendingId(input_path);
   const std::string pending_dir = config_.work_dir + "/runs/" + pending_id;
   const std::string pending_rejects = pending_dir + "/rejects.csv";
@@ -280,10 +314,12 @@ InputResult Pipeline::Process(const std::string& input_path) {
                        pending_id);
   Status st = planner.status();
   if (st.ok()) {
-    st = ScanAndPlan(config_, input_path, pending_rejects, &planner, now_,
-                     &result.scan);
+    st = ScanAndPlan(
+        config_, input_path, pending_rejects, &planner, now_, &result.scan,
+        [&hasher](const char* data, size_t n) { hasher.Add(data, n); });
   }
-  StatusOr<std::string> hashed = sha.get();
+  StatusOr<std::string> hashed =
+      hasher.complete() ? hasher.Hex() : Sha256File(input_path);
   std::error_code ec;
   if (!hashed.ok()) {
     // As if nothing had been read: an input that cannot be hashed has no id

@@ -50,9 +50,11 @@ struct InputResult {
 // Reads and validates `input_path`. Rejects go to `rejects_path` (skipped
 // when empty); accepted records to `planner` (when null, only checked for a
 // destination). Returns the input's error when it cannot be read.
+// `observe` sees the input's bytes as read (see OpenReader).
 Status ScanAndPlan(const Config& config, const std::string& input_path,
                    const std::string& rejects_path, BatchPlanner* planner,
-                   int64_t now_epoch_seconds, InputScan* scan);
+                   int64_t now_epoch_seconds, InputScan* scan,
+                   RawBytesObserver observe = nullptr);
 
 // Delivers a verified batch: destinations in parallel, files of one
 // destination in order over one connection. `replay` sends files again even
