@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <array>
 #include <condition_variable>
-#include <deque>
 #include <iterator>
 #include <memory>
 #include <mutex>
@@ -17,20 +16,23 @@
 namespace cbpipe {
 namespace {
 
-// The scan is a pipeline of three threads: reading (parsing the input into
-// RawRecords), validating, and `accept` (routing, formatting, writing) on
-// the caller's thread. Each costs about a third, so on two cores the scan
-// takes about half the time of doing it all in one. They hand records over
-// in chunks, to keep the locking rare, and only a few chunks exist,
-// allocated once and reused, so memory stays flat whatever the size of the
-// input.
+// The scan's work comes in three kinds: reading a chunk of the input into
+// RawRecords (in order, one chunk at a time), validating a chunk (any chunk
+// that has been read), and consuming a chunk: `accept` (routing,
+// formatting, writing) and `reject`, in input order, on the caller's
+// thread. Each costs about a third. Two threads share them, the caller's
+// and one more, each taking whatever can be done next, so both cores stay
+// busy whatever the stages cost. (With a thread per stage, three threads
+// shared two cores unevenly and one core idled a quarter of the time.)
+// Chunks keep the locking rare, and only a few exist, allocated once and
+// reused, so memory stays flat whatever the size of the input.
 //
-// The duplicate-case check runs on the caller's thread, a chunk at a time:
+// The duplicate-case check runs where chunks are consumed, in input order:
 // every lookup in the set of ids seen is a cache miss, and with a chunk's
 // ids known up front the loads are started well ahead of their use.
 constexpr size_t kPrefetchAhead = 16;
 constexpr size_t kChunkRecords = 1024;
-constexpr size_t kChunks = 4;
+constexpr size_t kSlots = 4;
 
 // Records as read. Slot i's strings keep their capacity from one chunk to
 // the next.
@@ -60,103 +62,154 @@ struct Chunk {
   uint64_t bytes_read = 0;  // reader position at the end (last only)
 };
 
-// Chunks go round between a producer and a consumer thread:
-// free -> (producer fills) -> full -> (consumer drains) -> free.
-template <typename T>
-class ChunkQueue {
+void ReadChunk(RecordReader& reader, RawChunk& chunk) {
+  chunk.bytes_read.clear();
+  chunk.last = false;
+  chunk.read_error = OkStatus();
+  while (chunk.bytes_read.size() < kChunkRecords) {
+    StatusOr<bool> more = reader.Next(&chunk.records[chunk.bytes_read.size()]);
+    if (!more.ok() || !*more) {
+      chunk.last = true;
+      chunk.read_error = more.status();
+      chunk.end_bytes = reader.bytes_read();
+      return;
+    }
+    chunk.bytes_read.push_back(reader.bytes_read());
+  }
+}
+
+void ValidateChunk(Validator& validator, const RawChunk& raw, Chunk& chunk) {
+  chunk.items.clear();
+  chunk.errors.clear();
+  for (size_t i = 0; i < raw.bytes_read.size(); ++i) {
+    Chunk::Item& item = chunk.items.emplace_back();
+    item.first_error = static_cast<uint32_t>(chunk.errors.size());
+    item.valid = validator.ValidateAllButDuplicate(
+        raw.records[i], &chunk.records[i], &chunk.errors, &item.duplicate);
+    item.end_error = static_cast<uint32_t>(chunk.errors.size());
+    item.bytes_read = raw.bytes_read[i];
+  }
+  chunk.last = raw.last;
+  chunk.read_error = raw.read_error;
+  chunk.bytes_read = raw.end_bytes;
+}
+
+// One chunk of the input on its way: read into `raw`, validated into
+// `validated`, consumed, free again.
+struct Slot {
+  enum class State {
+    kFree,
+    kReading,
+    kRead,
+    kValidating,
+    kValidated,
+    kConsuming
+  };
+  State state = State::kFree;
+  uint64_t seq = 0;  // chunk number in the input
+  RawChunk raw;
+  Chunk validated;
+};
+
+// Hands out the scan's work to the two threads.
+class ScanSchedule {
  public:
-  ChunkQueue() {
-    for (T& chunk : chunks_) free_.push_back(&chunk);
+  enum class Task { kNone, kRead, kValidate, kConsume };
+  struct Job {
+    Task task = Task::kNone;
+    Slot* slot = nullptr;
+  };
+
+  // Waits for work this thread may do. The caller's thread consumes first
+  // (it holds back everything else), then validates, then reads; the
+  // helper reads first (it feeds everything else), then validates. kNone
+  // once stopped, and for the helper once nothing is left to read or
+  // validate.
+  Job Next(bool caller) {
+    std::unique_lock lock(mu_);
+    while (true) {
+      if (stopped_) return {};
+      Slot& head = slots_[next_consume_ % kSlots];
+      if (caller && head.state == Slot::State::kValidated &&
+          head.seq == next_consume_) {
+        head.state = Slot::State::kConsuming;
+        return {Task::kConsume, &head};
+      }
+      Job job = caller ? TakeValidate() : TakeRead();
+      if (job.task == Task::kNone) job = caller ? TakeRead() : TakeValidate();
+      if (job.task != Task::kNone) return job;
+      if (!caller && read_done_ && !AnyIn(Slot::State::kRead)) return {};
+      cv_.wait(lock);
+    }
   }
 
-  // nullptr once the queue is stopped.
-  T* TakeFree() { return Take(free_, free_cv_); }
-  T* TakeFull() { return Take(full_, full_cv_); }
-  void PutFull(T* chunk) { Put(full_, full_cv_, chunk); }
-  void PutFree(T* chunk) { Put(free_, free_cv_, chunk); }
+  void Done(const Job& job) {
+    {
+      std::lock_guard lock(mu_);
+      switch (job.task) {
+        case Task::kRead:
+          job.slot->state = Slot::State::kRead;
+          reading_ = false;
+          if (job.slot->raw.last) read_done_ = true;
+          break;
+        case Task::kValidate: job.slot->state = Slot::State::kValidated; break;
+        case Task::kConsume:
+          job.slot->state = Slot::State::kFree;
+          ++next_consume_;
+          break;
+        case Task::kNone: break;
+      }
+    }
+    cv_.notify_all();
+  }
 
-  // Someone gives up early (an accept or reject failure): both sides stop
-  // at their next Take.
+  // The caller gives up early (an accept or reject failure), or is done.
   void Stop() {
     {
       std::lock_guard lock(mu_);
       stopped_ = true;
     }
-    free_cv_.notify_all();
-    full_cv_.notify_all();
+    cv_.notify_all();
   }
 
  private:
-  T* Take(std::deque<T*>& from, std::condition_variable& cv) {
-    std::unique_lock lock(mu_);
-    cv.wait(lock, [&] { return stopped_ || !from.empty(); });
-    if (stopped_) return nullptr;
-    T* chunk = from.front();
-    from.pop_front();
-    return chunk;
+  Job TakeRead() {
+    if (reading_ || read_done_) return {};
+    Slot& slot = slots_[next_read_ % kSlots];
+    if (slot.state != Slot::State::kFree) return {};
+    slot.state = Slot::State::kReading;
+    slot.seq = next_read_++;
+    reading_ = true;
+    return {Task::kRead, &slot};
   }
-  void Put(std::deque<T*>& to, std::condition_variable& cv, T* chunk) {
-    {
-      std::lock_guard lock(mu_);
-      to.push_back(chunk);
+  // The oldest chunk read: the one consumed soonest.
+  Job TakeValidate() {
+    Slot* oldest = nullptr;
+    for (Slot& slot : slots_) {
+      if (slot.state == Slot::State::kRead &&
+          (oldest == nullptr || slot.seq < oldest->seq)) {
+        oldest = &slot;
+      }
     }
-    cv.notify_one();
+    if (oldest == nullptr) return {};
+    oldest->state = Slot::State::kValidating;
+    return {Task::kValidate, oldest};
+  }
+  bool AnyIn(Slot::State state) const {
+    for (const Slot& slot : slots_) {
+      if (slot.state == state) return true;
+    }
+    return false;
   }
 
-  std::array<T, kChunks> chunks_;
   std::mutex mu_;
-  std::condition_variable free_cv_, full_cv_;
-  std::deque<T*> free_, full_;
+  std::condition_variable cv_;
+  std::array<Slot, kSlots> slots_;
+  uint64_t next_read_ = 0, next_consume_ = 0;
+  bool reading_ = false;    // a thread is reading a chunk
+  bool read_done_ = false;  // the reader returned its last chunk
   bool stopped_ = false;
 };
-
-void ReadChunks(RecordReader& reader, ChunkQueue<RawChunk>& out) {
-  while (RawChunk* chunk = out.TakeFree()) {
-    chunk->bytes_read.clear();
-    while (chunk->bytes_read.size() < kChunkRecords) {
-      RawRecord& raw = chunk->records[chunk->bytes_read.size()];
-      StatusOr<bool> more = reader.Next(&raw);
-      if (!more.ok() || !*more) {
-        chunk->last = true;
-        chunk->read_error = more.status();
-        chunk->end_bytes = reader.bytes_read();
-        break;
-      }
-      chunk->bytes_read.push_back(reader.bytes_read());
-    }
-    const bool last = chunk->last;
-    out.PutFull(chunk);
-    if (last) return;
-  }
-}
-
-void ValidateChunks(Validator& validator, ChunkQueue<RawChunk>& in,
-                    ChunkQueue<Chunk>& out) {
-  while (RawChunk* raw = in.TakeFull()) {
-    Chunk* chunk = out.TakeFree();
-    if (!chunk) break;
-    chunk->items.clear();
-    chunk->errors.clear();
-    const size_t count = raw->bytes_read.size();
-    for (size_t i = 0; i < count; ++i) {
-      Chunk::Item& item = chunk->items.emplace_back();
-      item.first_error = static_cast<uint32_t>(chunk->errors.size());
-      item.valid = validator.ValidateAllButDuplicate(
-          raw->records[i], &chunk->records[i], &chunk->errors, &item.duplicate);
-      item.end_error = static_cast<uint32_t>(chunk->errors.size());
-      item.bytes_read = raw->bytes_read[i];
-    }
-    const bool last = raw->last;
-    chunk->last = last;
-    chunk->read_error = raw->read_error;
-    chunk->bytes_read = raw->end_bytes;
-    in.PutFree(raw);
-    out.PutFull(chunk);
-    if (last) return;
-  }
-  // The consumer stopped: so does the reader.
-  in.Stop();
-}
 
 // Bytes in `path` when it is a plain (not gzip) regular file, else 0: with
 // the first chunk's bytes per record, how many records to expect.
@@ -193,33 +246,51 @@ void ScanInput(const std::string& path, const Config& config,
   options.pan_policy = config.pan_policy;
   options.extra_date_formats = config.date_formats;
   options.now_epoch_seconds = now_epoch_seconds;
-  Validator validator(std::move(options));
+  Validator validator(options);
 
-  ChunkQueue<RawChunk> raw_queue;
-  ChunkQueue<Chunk> queue;
-  std::thread reading([&reader, &raw_queue] { ReadChunks(reader, raw_queue); });
-  std::thread validating([&validator, &raw_queue, &queue] {
-    ValidateChunks(validator, raw_queue, queue);
-  });
-  // Ends both threads on every way out of the loop below.
-  struct StopOnExit {
-    ChunkQueue<RawChunk>& raw_queue;
-    ChunkQueue<Chunk>& queue;
-    std::thread& reading;
-    std::thread& validating;
-    ~StopOnExit() {
-      queue.Stop();
-      raw_queue.Stop();
-      validating.join();
-      reading.join();
+  ScanSchedule schedule;
+  // The helper thread reads and validates with a Validator of its own.
+  std::thread helper([&reader, &schedule, options] {
+    Validator own(options);
+    while (true) {
+      const ScanSchedule::Job job = schedule.Next(/*caller=*/false);
+      if (job.task == ScanSchedule::Task::kRead) {
+        ReadChunk(reader, job.slot->raw);
+      } else if (job.task == ScanSchedule::Task::kValidate) {
+        ValidateChunk(own, job.slot->raw, job.slot->validated);
+      } else {
+        return;
+      }
+      schedule.Done(job);
     }
-  } stop_on_exit{raw_queue, queue, reading, validating};
+  });
+  // Ends the helper on every way out of the loop below.
+  struct StopOnExit {
+    ScanSchedule& schedule;
+    std::thread& helper;
+    ~StopOnExit() {
+      schedule.Stop();
+      helper.join();
+    }
+  } stop_on_exit{schedule, helper};
 
   std::vector<RecordError> errors;
   DuplicateSet seen;
   const uint64_t input_size = PlainInputSize(path);
   while (true) {
-    Chunk* chunk = queue.TakeFull();
+    const ScanSchedule::Job job = schedule.Next(/*caller=*/true);
+    if (job.task == ScanSchedule::Task::kRead) {
+      ReadChunk(reader, job.slot->raw);
+      schedule.Done(job);
+      continue;
+    }
+    if (job.task == ScanSchedule::Task::kValidate) {
+      ValidateChunk(validator, job.slot->raw, job.slot->validated);
+      schedule.Done(job);
+      continue;
+    }
+    if (job.task != ScanSchedule::Task::kConsume) return;  // not reached
+    Chunk* chunk = &job.slot->validated;
     const size_t count = chunk->items.size();
     if (scan->records == 0 && count > 0 && !chunk->last && input_size > 0) {
       // Records to expect, from the first chunk's bytes per record (the
@@ -282,7 +353,7 @@ void ScanInput(const std::string& path, const Config& config,
       scan->bytes_read = chunk->bytes_read;
       return;
     }
-    queue.PutFree(chunk);
+    schedule.Done(job);
   }
 }
 

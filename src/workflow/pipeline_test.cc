@@ -181,6 +181,74 @@ TEST_F(ScanInputTest, CallsBackInInputOrder) {
   EXPECT_GT(scan.bytes_read, 0u);
 }
 
+TEST_F(ScanInputTest, EveryRecordOnceAroundChunkBoundaries) {
+  // Chunks are 1024 records and four of them go round: counts on and
+  // around those edges, and inputs that go round many times.
+  for (int count : {0, 1, 1023, 1024, 1025, 4095, 4096, 4097, 20000}) {
+    WriteRecords(count);
+    InputScan scan;
+    uint64_t next = 2;  // line 1 is the header
+    bool in_order = true;
+    auto check = [&](uint64_t position) {
+      if (position == next) {
+        ++next;
+      } else if (position != next - 1) {  // a reject's second error
+        in_order = false;
+      }
+    };
+    ScanInput(
+        input_, config_, kNow, 0,
+        [&](const Record& r, std::vector<RecordError>*) {
+          check(r.position);
+          return OkStatus();
+        },
+        [&](const RecordError& e) {
+          check(e.position);
+          return OkStatus();
+        },
+        &scan);
+    ASSERT_TRUE(scan.input_error.ok()) << count;
+    EXPECT_EQ(scan.records, static_cast<uint64_t>(count));
+    EXPECT_EQ(scan.records, scan.accepted + scan.rejected) << count;
+    EXPECT_EQ(next, static_cast<uint64_t>(count) + 2) << count;
+    EXPECT_TRUE(in_order) << count;
+    // Every 11th record from the 5th copies the id before it.
+    uint64_t duplicates = 0;
+    for (int i = 0; i < count; ++i) duplicates += (i % 11 == 5 && i % 7 != 3);
+    EXPECT_GE(scan.rejected, duplicates) << count;
+  }
+}
+
+TEST_F(ScanInputTest, ReadErrorMidInputEndsTheScanAfterEarlierRecords) {
+  // A record over the size limit is a whole-input error: the records
+  // before it are all passed on, in order, and the scan ends there.
+  config_.reader_limits.max_record_bytes = 4096;
+  WriteRecords(5000);
+  {
+    std::ofstream out(input_, std::ios::app);
+    out << "BIG," << std::string(10000, 'x') << "\n";
+    out << "A99999,amex,,M,2025-03-01,2025-04-01,1.00,USD,C08\n";
+  }
+  InputScan scan;
+  uint64_t last_position = 0;
+  ScanInput(
+      input_, config_, kNow, 0,
+      [&](const Record& r, std::vector<RecordError>*) {
+        last_position = std::max(last_position, r.position);
+        return OkStatus();
+      },
+      [&](const RecordError& e) {
+        last_position = std::max(last_position, e.position);
+        return OkStatus();
+      },
+      &scan);
+  EXPECT_FALSE(scan.input_error.ok());
+  EXPECT_EQ(scan.records, 5000u);
+  EXPECT_EQ(scan.records, scan.accepted + scan.rejected);
+  EXPECT_EQ(last_position, 5001u);
+  EXPECT_GT(scan.error_position, 0u);
+}
+
 TEST_F(ScanInputTest, AcceptFailureStopsTheScanAtThatRecord) {
   WriteRecords(10000);
   InputScan scan;
