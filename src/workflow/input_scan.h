@@ -8,9 +8,10 @@
 //             },
 //             [&](const RecordError& e) { return rejects.Write(e); }, &scan);
 //
-// Reading and validating run on a thread of their own, a few thousand
-// records ahead; `accept` and `reject` are called on the caller's thread,
-// one record at a time and in input order, as if there were none.
+// Reading and validating run a few thousand records ahead, on a helper
+// thread and on the caller's thread between chunks; `accept` and `reject`
+// are called on the caller's thread, one record at a time and in input
+// order, as if there were no other thread.
 //
 // Every record read ends either accepted (passed to `accept`, which may still
 // turn it into a reject, e.g. NO_DESTINATION) or rejected with at least one
