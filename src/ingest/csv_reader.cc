@@ -219,8 +219,7 @@ class BlockScanner {
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i));
       const __m128i s =
           _mm_or_si128(_mm_cmpeq_epi8(v, comma), _mm_cmpeq_epi8(v, newline));
-      sep |= static_cast<uint64_t>(
-                 static_cast<uint16_t>(_mm_movemask_epi8(s)))
+      sep |= static_cast<uint64_t>(static_cast<uint16_t>(_mm_movemask_epi8(s)))
              << (16 * i);
       quotes |= static_cast<uint64_t>(static_cast<uint16_t>(
                     _mm_movemask_epi8(_mm_cmpeq_epi8(v, quote))))
@@ -683,9 +682,6 @@ StatusOr<bool> CsvReader::Next(RawRecord* out) {
 
 }  // namespace
 
-// Declared by the tests that compare the two paths; readers opened after the
-// call use it.
-void SetCsvFastPathForTest(bool enabled);
 void SetCsvFastPathForTest(bool enabled) { csv_fast_path = enabled; }
 
 StatusOr<std::unique_ptr<RecordReader>> MakeCsvReader(

@@ -9,13 +9,9 @@
 #include <string>
 #include <vector>
 
-namespace cbpipe {
-namespace ingest_internal {
-// Defined in csv_reader.cc: off, CSV readers opened afterwards parse every
-// row with the reference parser alone.
-void SetCsvFastPathForTest(bool enabled);
-}  // namespace ingest_internal
+#include "ingest/readers.h"
 
+namespace cbpipe {
 namespace {
 
 using ::testing::HasSubstr;

@@ -9,6 +9,11 @@
 
 namespace cbpipe::ingest_internal {
 
+// Off: CSV readers opened afterwards parse every row with the reference
+// parser alone, not its 64-byte fast path. For the tests and the fuzzer
+// that compare the two; not thread-safe.
+void SetCsvFastPathForTest(bool enabled);
+
 // Reads the header row at once, so a header problem fails here.
 StatusOr<std::unique_ptr<RecordReader>> MakeCsvReader(
     std::unique_ptr<InputBuffer> in, const FieldMapping& mapping,
