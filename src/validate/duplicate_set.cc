@@ -45,7 +45,13 @@ DuplicateSet::~DuplicateSet() {
 }
 
 void DuplicateSet::Reserve(size_t expected_ids) {
-  if (size_ != 0 || flat_ || expected_ids < 4096) return;
+  // A hint is a guess (from the first records of an input): past
+  // kMaxReservedIds a wrong one would cost too much memory up front, so
+  // such a set keeps to the shards, which grow with what is really there.
+  if (size_ != 0 || flat_ || expected_ids < 4096 ||
+      expected_ids > kMaxReservedIds) {
+    return;
+  }
   // 1.6 slots per expected id (12.8 bytes): 5/8 full at the hint, so
   // linear probing stays short; the table takes up to 1.28 times the hint
   // before it gives way to the shards. Any slot count works: a fingerprint

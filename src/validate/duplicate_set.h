@@ -28,8 +28,10 @@ class DuplicateSet {
   // up front at 12.8 bytes per expected id: no rehashing, and the random
   // reads miss the TLB far less often than in the 256 shards, so an insert
   // costs a third. At 1.28 times the hint it moves its ids into the shards
-  // and goes on there. Ignored after the first Insert.
+  // and goes on there. Ignored after the first Insert, and for hints over
+  // kMaxReservedIds (a table of about 215 MB).
   void Reserve(size_t expected_ids);
+  static constexpr size_t kMaxReservedIds = 16u << 20;
 
   // Adds `id`; returns false when it was already there.
   bool Insert(std::string_view id);

@@ -65,6 +65,15 @@ TEST(DuplicateSetTest, PastTheReservationIdsMoveToTheShards) {
   EXPECT_LE(set.memory_bytes(), kIds * 16u + 65536u);
 }
 
+TEST(DuplicateSetTest, HintsTooLargeToTrustAreIgnored) {
+  DuplicateSet set;
+  set.Reserve(DuplicateSet::kMaxReservedIds + 1);
+  EXPECT_EQ(set.memory_bytes(), 0u);
+  EXPECT_TRUE(set.Insert("A"));
+  EXPECT_FALSE(set.Insert("A"));
+  EXPECT_LE(set.memory_bytes(), 65536u);
+}
+
 TEST(DuplicateSetTest, ReserveAfterTheFirstInsertIsIgnored) {
   DuplicateSet set;
   EXPECT_TRUE(set.Insert("A"));
