@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -99,6 +100,35 @@ std::string PendingId(const std::string& input_path) {
   for (int shift = 60; shift >= 0; shift -= 4)
     id.push_back(kHex[(hash >> shift) & 15]);
   return id;
+}
+
+// A run that died mid-scan (killed, power cut) leaves its pending folders
+// behind; a later run of the same path clears them, but another path never
+// would. Folders untouched for a day are such leftovers (a scan keeps
+// writing to them), so each run removes them, best effort.
+constexpr auto kAbandonedAfter = std::chrono::hours(24);
+
+void RemoveAbandonedPending(const std::string& work_dir) {
+  const auto cutoff = fs::file_time_type::clock::now() - kAbandonedAfter;
+  for (const char* area : {"runs", "staging"}) {
+    std::error_code ec;
+    fs::directory_iterator it(fs::path(work_dir) / area, ec);
+    if (ec) continue;
+    for (const fs::directory_entry& entry : it) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind("pending-", 0) != 0 || !entry.is_directory(ec)) continue;
+      const fs::file_time_type touched = entry.last_write_time(ec);
+      if (ec || touched > cutoff) continue;
+      // Any file written lately means a scan is still at it.
+      bool recent = false;
+      for (const fs::directory_entry& file :
+           fs::directory_iterator(entry.path(), ec)) {
+        const fs::file_time_type t = file.last_write_time(ec);
+        if (ec || t > cutoff) recent = true;
+      }
+      if (!recent) fs::remove_all(entry.path(), ec);
+    }
+  }
 }
 
 // SHA-256 of bytes seen in order; complete() once the end was seen.
@@ -307,6 +337,7 @@ InputResult Pipeline::Process(const std::string& input_path) {
   // a name made from the path. A scan that stopped early has not seen the
   // whole file: it is then hashed on its own.
   InputHasher hasher;
+  RemoveAbandonedPending(config_.work_dir);
   const std::string pending_id = PendingId(input_path);
   const std::string pending_dir = config_.work_dir + "/runs/" + pending_id;
   const std::string pending_rejects = pending_dir + "/rejects.csv";

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -115,6 +116,33 @@ TEST_F(PipelineTest, MissingInputLeavesNothingBehind) {
                !fs::is_empty(root_ / "work/runs"));
   EXPECT_FALSE(fs::exists(root_ / "work/staging") &&
                !fs::is_empty(root_ / "work/staging"));
+}
+
+TEST_F(PipelineTest, PendingFoldersLeftADayAgoAreRemoved) {
+  // As left by runs killed mid-scan: two stale, one still being written.
+  const fs::path work = root_ / "work";
+  const auto two_days_ago =
+      fs::file_time_type::clock::now() - std::chrono::hours(48);
+  for (const fs::path& dir : {work / "runs/pending-0000000000000001",
+                              work / "staging/pending-0000000000000002",
+                              work / "runs/pending-0000000000000003"}) {
+    fs::create_directories(dir);
+    std::ofstream(dir / "part") << "x";
+  }
+  for (const fs::path& p : {work / "runs/pending-0000000000000001/part",
+                            work / "runs/pending-0000000000000001",
+                            work / "staging/pending-0000000000000002/part",
+                            work / "staging/pending-0000000000000002",
+                            work / "runs/pending-0000000000000003"}) {
+    fs::last_write_time(p, two_days_ago);
+  }
+  Pipeline pipeline(config_, ledger_.get(), env_, kNow);
+  InputResult r = pipeline.Process(input_);
+  ASSERT_TRUE(r.ok()) << r.error.ToString();
+  EXPECT_FALSE(fs::exists(work / "runs/pending-0000000000000001"));
+  EXPECT_FALSE(fs::exists(work / "staging/pending-0000000000000002"));
+  // Its file was written just now: a scan may still be at it.
+  EXPECT_TRUE(fs::exists(work / "runs/pending-0000000000000003/part"));
 }
 
 // Enough records for many hand-overs between the reading thread and the
