@@ -261,10 +261,32 @@ Status ScanAndPlan(const Config& config, const std::string& input_path,
   return scan->input_error;
 }
 
+StatusOr<Transport*> TransportCache::Get(const DestinationConfig& destination) {
+  std::lock_guard lock(mu_);
+  std::unique_ptr<Transport>& slot = transports_[destination.name];
+  if (!slot) {
+    CBPIPE_ASSIGN_OR_RETURN(slot, MakeTransport(destination));
+  }
+  return slot.get();
+}
+
+void TransportCache::Drop(const std::string& destination) {
+  std::unique_ptr<Transport> dropped;
+  {
+    std::lock_guard lock(mu_);
+    auto it = transports_.find(destination);
+    if (it == transports_.end()) return;
+    dropped = std::move(it->second);
+    transports_.erase(it);
+  }
+  // Closed outside the lock: a goodbye to a dead server may take a while.
+}
+
 std::vector<DeliveredFile> DeliverBatch(const Config& config,
                                         const Batch& batch,
                                         DeliveryLedger* ledger,
-                                        const RetryEnv& env, bool replay) {
+                                        const RetryEnv& env, bool replay,
+                                        TransportCache* transports) {
   std::vector<DeliveredFile> files(batch.files.size());
   // Files grouped by destination, in batch order.
   std::map<std::string, std::vector<size_t>> by_destination;
@@ -274,7 +296,8 @@ std::vector<DeliveredFile> DeliverBatch(const Config& config,
     by_destination[files[i].file.destination].push_back(i);
   }
   // One thread per destination: a slow or failing server never holds back
-  // the others. Each thread owns its transport (one connection).
+  // the others. Each thread has its destination's transport to itself (one
+  // connection).
   std::vector<std::thread> threads;
   for (auto& [name, indexes] : by_destination) {
     const DestinationConfig* dest = nullptr;
@@ -288,18 +311,27 @@ std::vector<DeliveredFile> DeliverBatch(const Config& config,
               NotFoundError("destination " + name + " is not configured");
         return;
       }
-      StatusOr<std::unique_ptr<Transport>> transport = MakeTransport(*dest);
+      std::unique_ptr<Transport> own;
+      StatusOr<Transport*> transport = [&]() -> StatusOr<Transport*> {
+        if (transports) return transports->Get(*dest);
+        CBPIPE_ASSIGN_OR_RETURN(own, MakeTransport(*dest));
+        return own.get();
+      }();
       if (!transport.ok()) {
         for (size_t i : idx) files[i].delivery.error = transport.status();
         return;
       }
-      FileDeliverer deliverer(*dest, transport->get(), ledger, env);
+      FileDeliverer deliverer(*dest, *transport, ledger, env);
+      bool failed = false;
       for (size_t i : idx) {
         const FileSummary& f = files[i].file;
         FileToDeliver item{f.path, f.name, f.bytes, f.sha256, batch.id};
         item.replay = replay;
         files[i].delivery = deliverer.Deliver(item);
+        failed =
+            failed || files[i].delivery.outcome == DeliveryOutcome::kFailed;
       }
+      if (failed && transports) transports->Drop(name);
     });
   }
   for (std::thread& t : threads) t.join();
@@ -322,7 +354,8 @@ BatchResult Pipeline::Deliver(Batch batch, Status verified) {
       d.delivery.error = result.verify;
     }
   } else {
-    result.files = DeliverBatch(config_, batch, ledger_, env_, false);
+    result.files =
+        DeliverBatch(config_, batch, ledger_, env_, false, &transports_);
   }
   result.batch = std::move(batch);
   return result;

@@ -13,6 +13,9 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -56,13 +59,35 @@ Status ScanAndPlan(const Config& config, const std::string& input_path,
                    int64_t now_epoch_seconds, InputScan* scan,
                    RawBytesObserver observe = nullptr);
 
+// Transports kept open from one batch to the next, one per destination, so
+// a run with many batches logs in to each server once instead of once per
+// batch (some card-company servers limit logins). A destination is used by
+// one thread at a time; the cache itself may be called from several.
+class TransportCache {
+ public:
+  // The destination's transport, made on first use.
+  StatusOr<Transport*> Get(const DestinationConfig& destination);
+  // Drops the destination's transport (after a failure: the next batch
+  // starts on a fresh connection).
+  void Drop(const std::string& destination);
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<Transport>> transports_;
+};
+
 // Delivers a verified batch: destinations in parallel, files of one
 // destination in order over one connection. `replay` sends files again even
 // when the ledger has them (a card company lost them).
+//
+// With `transports`, a destination's transport (and so its connection, for
+// SFTP/FTPS/FTP) is taken from there and left there for the next batch;
+// without, each batch opens its own.
 std::vector<DeliveredFile> DeliverBatch(const Config& config,
                                         const Batch& batch,
                                         DeliveryLedger* ledger,
-                                        const RetryEnv& env, bool replay);
+                                        const RetryEnv& env, bool replay,
+                                        TransportCache* transports = nullptr);
 
 // Copies an unreadable input to <work_dir>/quarantine/<input_id>/ with a
 // reason.txt; the original is left in place. Returns the folder ("" when it
@@ -89,6 +114,7 @@ class Pipeline {
 
   const Config& config_;
   DeliveryLedger* ledger_;
+  TransportCache transports_;
   RetryEnv env_;
   int64_t now_;
   std::function<void(const Batch&)> before_verify_;

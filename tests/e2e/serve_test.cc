@@ -5,19 +5,18 @@
 // and are delivered once after a redrive. Needs root; skipped otherwise.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <iostream>
 #include <filesystem>
+#include <iostream>
 #include <map>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
-
-#include <httplib.h>
 
 #include "e2e/cli.h"
 #include "notify/test_receivers.h"
@@ -172,7 +171,8 @@ class ServeTest : public ::testing::Test {
                 0);
       inputs_.push_back(staged);
       fs::copy_file(staged, *dir_ / ("work/inbox/." + name));
-      fs::rename(*dir_ / ("work/inbox/." + name), *dir_ / ("work/inbox/" + name));
+      fs::rename(*dir_ / ("work/inbox/." + name),
+                 *dir_ / ("work/inbox/" + name));
     }
   }
 
@@ -227,15 +227,59 @@ class ServeTest : public ::testing::Test {
   std::vector<std::string> inputs_;
 };
 
+TEST_F(ServeTest, RunLogsInOncePerDestinationAcrossBatches) {
+  // Files of 100 rows, two per batch: visa and mastercard have files in
+  // several batches, all of them sent over one SSH connection each.
+  auto proxy = CuttingProxy::Start({.target_port = sftp_->port()});
+  ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
+  WriteFile(*dir_ / "run.toml",
+            "[output]\nwork_dir = \"" + *dir_ / "work" +
+                "\"\nmax_files_per_batch = 2\nmax_records_per_file = 100\n" +
+                Destinations((*proxy)->port(), 3));
+  ASSERT_EQ(RunCli("gen-sample --records 1000 --seed 5 --output " +
+                   ShellQuote(*dir_ / "in.csv"))
+                .exit_code,
+            0);
+  CliResult r = RunCli("run --json --config " + ShellQuote(*dir_ / "run.toml") +
+                           " " + ShellQuote(*dir_ / "in.csv"),
+                       "env " + ShellQuote(env_[0]));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const nlohmann::json summary = nlohmann::json::parse(r.out);
+  std::map<std::string, std::set<int>> batches_of;  // destination -> batches
+  for (size_t b = 0; b < summary["batches"].size(); ++b) {
+    for (const auto& f : summary["batches"][b]["files"]) {
+      EXPECT_EQ(f["status"], "delivered");
+      batches_of[f["destination"].get<std::string>()].insert(
+          static_cast<int>(b));
+    }
+  }
+  ASSERT_GE(batches_of["visa"].size(), 3u);
+  ASSERT_GE(batches_of["mastercard"].size(), 2u);
+  EXPECT_EQ((*proxy)->connections(), 2);  // one per SFTP destination
+  // Every file of the summary is on its server, and nothing else.
+  std::set<std::string> sent;
+  for (const auto& batch : summary["batches"]) {
+    for (const auto& f : batch["files"]) {
+      sent.insert(f["destination"].get<std::string>() + "/" +
+                  f["name"].get<std::string>());
+    }
+  }
+  bool leftovers = false;
+  std::set<std::string> received;
+  for (const auto& [name, bytes] : Received(&leftovers)) received.insert(name);
+  EXPECT_EQ(received, sent);
+  EXPECT_FALSE(leftovers);
+}
+
 TEST_F(ServeTest, KillNineAtManyPointsDeliversEveryFileExactlyOnce) {
   WriteFile(*dir_ / "serve.toml", ServiceConfig() + Destinations(0, 5));
   DropInputs(4, 1500);
   const std::string log = *dir_ / "serve.log";
   // Each crash point, then a few kills at arbitrary moments.
   const std::vector<std::string> points = {
-      "generate.record:900",      "step.before_checkpoint:2",
-      "deliver.after_upload:1",   "deliver.before_ledger:2",
-      "deliver.after_ledger:3",   "notify.event:2",
+      "generate.record:900",     "step.before_checkpoint:2",
+      "deliver.after_upload:1",  "deliver.before_ledger:2",
+      "deliver.after_ledger:3",  "notify.event:2",
       "step.before_checkpoint:3"};
   int crashed = 0;
   for (const std::string& point : points) {
@@ -248,8 +292,8 @@ TEST_F(ServeTest, KillNineAtManyPointsDeliversEveryFileExactlyOnce) {
     if (exited && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
       ++crashed;
     }
-    std::cerr << point << ": "
-              << (exited ? "crashed" : "not reached") << " after "
+    std::cerr << point << ": " << (exited ? "crashed" : "not reached")
+              << " after "
               << std::chrono::duration_cast<std::chrono::milliseconds>(
                      std::chrono::steady_clock::now() - start)
                      .count()
@@ -267,8 +311,7 @@ TEST_F(ServeTest, KillNineAtManyPointsDeliversEveryFileExactlyOnce) {
     const int starts = [&] {
       const std::string text = ReadFile(log);
       int n = 0;
-      for (size_t pos = text.find("service.started");
-           pos != std::string::npos;
+      for (size_t pos = text.find("service.started"); pos != std::string::npos;
            pos = text.find("service.started", pos + 1))
         ++n;
       return n;
@@ -282,17 +325,15 @@ TEST_F(ServeTest, KillNineAtManyPointsDeliversEveryFileExactlyOnce) {
     ASSERT_TRUE(serve.WaitExit(15000, &status));
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
         << "status " << status << "\n"
-        << ReadFile(log).substr(ReadFile(log).size() > 3000
-                                    ? ReadFile(log).size() - 3000
-                                    : 0);
+        << ReadFile(log).substr(
+               ReadFile(log).size() > 3000 ? ReadFile(log).size() - 3000 : 0);
   }
   bool leftovers = false;
   const auto received = Received(&leftovers);
   const auto expected = Expected();
   EXPECT_FALSE(expected.empty());
   EXPECT_EQ(received.size(), expected.size());
-  EXPECT_TRUE(received == expected)
-      << "remote files differ from a clean run's";
+  EXPECT_TRUE(received == expected) << "remote files differ from a clean run's";
   EXPECT_FALSE(leftovers) << "a .part file was left on a server";
   // The inbox is empty and every original is kept in the archive.
   EXPECT_TRUE(fs::is_empty(*dir_ / "work/inbox"));
@@ -361,8 +402,8 @@ TEST_F(ServeTest, OutagesRiddenOutThenDeadLetteredAlertedAndRedriven) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     EXPECT_TRUE(alerted);
-    CliResult dlq = RunCli("dlq list --json --config " +
-                           ShellQuote(*dir_ / "serve.toml"));
+    CliResult dlq =
+        RunCli("dlq list --json --config " + ShellQuote(*dir_ / "serve.toml"));
     EXPECT_EQ(dlq.exit_code, 0) << dlq.err;
     EXPECT_THAT(dlq.out, HasSubstr("not delivered"));
 
@@ -389,9 +430,9 @@ TEST_F(ServeTest, DuplicatesOnceUnreadableQuarantinedNothingDeleted) {
   ASSERT_TRUE(admin_port.ok());
   std::string config = ServiceConfig() + Destinations(0, 3);
   const std::string no_admin = "admin_listen = \"\"\n";
-  config.replace(config.find(no_admin), no_admin.size(),
-                 "admin_listen = \"127.0.0.1:" +
-                     std::to_string(*admin_port) + "\"\n");
+  config.replace(
+      config.find(no_admin), no_admin.size(),
+      "admin_listen = \"127.0.0.1:" + std::to_string(*admin_port) + "\"\n");
   WriteFile(*dir_ / "serve.toml", config);
   DropInputs(1, 300);
   // The same content again under another name, and a binary file.
@@ -410,15 +451,16 @@ TEST_F(ServeTest, DuplicatesOnceUnreadableQuarantinedNothingDeleted) {
   EXPECT_EQ(*(*store)->Count(""), 2);  // one run for the two copies
   // The unreadable input is quarantined with its reason, the original kept.
   bool quarantined = false;
-  for (const auto& e : fs::recursive_directory_iterator(*dir_ / "work/quarantine"))
+  for (const auto& e :
+       fs::recursive_directory_iterator(*dir_ / "work/quarantine"))
     quarantined |= e.path().filename() == "reason.txt" &&
                    ReadFile(e.path().string()).find("NUL") != std::string::npos;
   EXPECT_TRUE(quarantined) << ReadFile(log);
   std::set<std::string> archived;
   for (const auto& e : fs::directory_iterator(*dir_ / "work/archive"))
     archived.insert(e.path().filename().string().substr(17));
-  EXPECT_EQ(archived, (std::set<std::string>{"in1.csv", "again.csv",
-                                             "broken.csv"}));
+  EXPECT_EQ(archived,
+            (std::set<std::string>{"in1.csv", "again.csv", "broken.csv"}));
   EXPECT_TRUE(fs::exists(*dir_ / "work/inbox/.partial.csv"));
   bool leftovers = false;
   EXPECT_EQ(Received(&leftovers).size(), 4u);
@@ -429,7 +471,8 @@ TEST_F(ServeTest, DuplicatesOnceUnreadableQuarantinedNothingDeleted) {
   ASSERT_TRUE(metrics) << "admin API not answering";
   EXPECT_EQ(metrics->status, 200);
   for (const char* line :
-       {"cbpipe_files_delivered_total{destination=\"visa\",status=\"delivered\"} 1",
+       {"cbpipe_files_delivered_total{destination=\"visa\",status="
+        "\"delivered\"} 1",
         "cbpipe_files_generated_total{destination=\"amex\"} 1",
         "cbpipe_inputs_total{outcome=\"duplicate\"} 1",
         "cbpipe_inputs_total{outcome=\"quarantined\"} 1"}) {

@@ -687,6 +687,7 @@ void CuttingProxy::Run() {
     if (fds[1].revents & POLLIN) {
       int client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (client >= 0) {
+        ++connections_;
         int server = ConnectTo(options_.target_host, options_.target_port);
         if (server < 0) {
           ResetAndClose(client);

@@ -174,6 +174,8 @@ class CuttingProxy {
   int port() const { return port_; }
   // Number of connections cut so far.
   int cuts() const { return cuts_.load(); }
+  // Number of client connections accepted so far.
+  int connections() const { return connections_.load(); }
 
  private:
   CuttingProxy() = default;
@@ -184,6 +186,7 @@ class CuttingProxy {
   int wake_pipe_[2] = {-1, -1};
   int port_ = 0;
   std::atomic<int> cuts_{0};
+  std::atomic<int> connections_{0};
   std::thread thread_;
 };
 
