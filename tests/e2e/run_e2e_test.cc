@@ -26,12 +26,11 @@ const std::string kNow = "CBPIPE_NOW=1780000000";  // 2026-05-28
 std::string ProbeConfig(const std::string& root, int max_files_per_batch,
                         uint64_t max_file_bytes, uint64_t max_records,
                         bool with_discover = true) {
-  std::string c = "[output]\nwork_dir = \"" + root + "/work\"\n" +
-                  "max_files_per_batch = " +
-                  std::to_string(max_files_per_batch) + "\n" +
-                  "max_file_bytes = " + std::to_string(max_file_bytes) + "\n" +
-                  "max_records_per_file = " + std::to_string(max_records) +
-                  "\n";
+  std::string c =
+      "[output]\nwork_dir = \"" + root + "/work\"\n" +
+      "max_files_per_batch = " + std::to_string(max_files_per_batch) + "\n" +
+      "max_file_bytes = " + std::to_string(max_file_bytes) + "\n" +
+      "max_records_per_file = " + std::to_string(max_records) + "\n";
   c += R"(
 [layout.probe]
 line_ending = "lf"
@@ -150,9 +149,8 @@ TEST_P(RunE2E, EveryAcceptedRecordDeliveredOnceToItsOwnNetwork) {
                    kNow)
                 .exit_code,
             0);
-  WriteFile(dir / "c.toml",
-            ProbeConfig(dir.path(), p.max_files_per_batch, p.max_file_bytes,
-                        p.max_records));
+  WriteFile(dir / "c.toml", ProbeConfig(dir.path(), p.max_files_per_batch,
+                                        p.max_file_bytes, p.max_records));
   CliResult r = RunCli("run --json --config " + ShellQuote(dir / "c.toml") +
                            " " + ShellQuote(input),
                        kNow);
@@ -196,9 +194,8 @@ TEST_P(RunE2E, EveryAcceptedRecordDeliveredOnceToItsOwnNetwork) {
   EXPECT_EQ(names.size(), got.file_sizes.size());
 
   // A second run delivers nothing new, and says so.
-  CliResult again = RunCli("run --json --config " +
-                               ShellQuote(dir / "c.toml") + " " +
-                               ShellQuote(input),
+  CliResult again = RunCli("run --json --config " + ShellQuote(dir / "c.toml") +
+                               " " + ShellQuote(input),
                            kNow);
   ASSERT_EQ(again.exit_code, 0) << again.err;
   nlohmann::json doc2 = nlohmann::json::parse(again.out);
@@ -230,11 +227,11 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(RunE2ESingle, DeterministicBytesAndNamesAcrossWorkDirs) {
   TempDir a("run_det_a"), b("run_det_b");
   const std::string input = a / "in.csv";
-  ASSERT_EQ(RunCli("gen-sample --records 2000 --seed 9 --output " +
-                       ShellQuote(input),
-                   kNow)
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      RunCli("gen-sample --records 2000 --seed 9 --output " + ShellQuote(input),
+             kNow)
+          .exit_code,
+      0);
   for (const TempDir* d : {&a, &b}) {
     CliResult r = RunCli("run --work-dir " + ShellQuote(d->path() + "/w") +
                              " " + ShellQuote(input),
@@ -254,14 +251,44 @@ TEST(RunE2ESingle, DeterministicBytesAndNamesAcrossWorkDirs) {
   EXPECT_EQ(fa, fb);
 }
 
+TEST(RunE2ESingle, StandardInputGivesTheSameFilesAsThePath) {
+  // "-" reads standard input; its id is the hash of what came in, so the
+  // files (names carry the id) are the same as from the file itself.
+  TempDir a("run_stdin_a"), b("run_stdin_b");
+  const std::string input = a / "in.csv";
+  ASSERT_EQ(
+      RunCli("gen-sample --records 1500 --seed 4 --output " + ShellQuote(input),
+             kNow)
+          .exit_code,
+      0);
+  CliResult from_path = RunCli(
+      "run --work-dir " + ShellQuote(a / "w") + " " + ShellQuote(input), kNow);
+  ASSERT_EQ(from_path.exit_code, 0) << from_path.out << from_path.err;
+  CliResult from_stdin = RunCli(
+      "run --work-dir " + ShellQuote(b / "w") + " - < " + ShellQuote(input),
+      kNow);
+  ASSERT_EQ(from_stdin.exit_code, 0) << from_stdin.out << from_stdin.err;
+  std::map<std::string, std::string> fa, fb;
+  for (const auto& [m, d] : {std::pair{&fa, &a}, std::pair{&fb, &b}}) {
+    for (const auto& e :
+         fs::recursive_directory_iterator(d->path() + "/w/outbox")) {
+      if (e.is_regular_file())
+        (*m)[fs::relative(e.path(), d->path() + "/w").string()] =
+            ReadFile(e.path().string());
+    }
+  }
+  EXPECT_EQ(fa.size(), 4u);
+  EXPECT_EQ(fa, fb);
+}
+
 TEST(RunE2ESingle, NetworkWithoutDestinationIsReportedNotDropped) {
   TempDir dir("run_nodest");
   const std::string input = dir / "in.csv";
-  ASSERT_EQ(RunCli("gen-sample --records 1000 --seed 3 --output " +
-                       ShellQuote(input),
-                   kNow)
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      RunCli("gen-sample --records 1000 --seed 3 --output " + ShellQuote(input),
+             kNow)
+          .exit_code,
+      0);
   WriteFile(dir / "c.toml", ProbeConfig(dir.path(), 4, 1 << 20, 0, false));
   CliResult r = RunCli("run --json --config " + ShellQuote(dir / "c.toml") +
                            " " + ShellQuote(input),
@@ -297,8 +324,7 @@ TEST(RunE2ESingle, OversizedRecordIsRejectedNotLooped) {
   WriteFile(dir / "in.csv",
             "case_id,network,arn,pan,merchant_id,transaction_date,"
             "chargeback_date,amount,currency,reason_code,reason_text\n" +
-                row_ok + "short\n" +
-                "A2" + row_ok.substr(2) + huge + "\n");
+                row_ok + "short\n" + "A2" + row_ok.substr(2) + huge + "\n");
   WriteFile(dir / "c.toml", R"(
 [output]
 work_dir = ")" + dir.path() + R"(/work"
@@ -328,8 +354,8 @@ layout = "wide"
 TEST(RunE2ESingle, UnreadableInputIsQuarantinedAndKept) {
   TempDir dir("run_quarantine");
   WriteFile(dir / "bad.csv", std::string("case_id\n\0\0\0", 11));
-  CliResult r = RunCli("run --json --work-dir " + ShellQuote(dir / "w") +
-                           " " + ShellQuote(dir / "bad.csv"),
+  CliResult r = RunCli("run --json --work-dir " + ShellQuote(dir / "w") + " " +
+                           ShellQuote(dir / "bad.csv"),
                        kNow);
   EXPECT_EQ(r.exit_code, 2);
   nlohmann::json doc = nlohmann::json::parse(r.out);
@@ -345,11 +371,11 @@ TEST(RunE2ESingle, UnreadableInputIsQuarantinedAndKept) {
 TEST(RunE2ESingle, FileDestinationConflictIsAFailureNotAnOverwrite) {
   TempDir dir("run_conflict");
   const std::string input = dir / "in.csv";
-  ASSERT_EQ(RunCli("gen-sample --records 200 --seed 4 --output " +
-                       ShellQuote(input),
-                   kNow)
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      RunCli("gen-sample --records 200 --seed 4 --output " + ShellQuote(input),
+             kNow)
+          .exit_code,
+      0);
   CliResult first = RunCli("run --json --work-dir " + ShellQuote(dir / "w") +
                                " " + ShellQuote(input),
                            kNow);
@@ -361,15 +387,16 @@ TEST(RunE2ESingle, FileDestinationConflictIsAFailureNotAnOverwrite) {
   // where someone changed the file: never overwritten.
   const std::string target = dir / ("w/outbox/" + dest + "/" + name);
   WriteFile(target, "tampered");
-  WriteFile(dir / "c.toml",
-            "[output]\nwork_dir = \"" + dir.path() + "/w2\"\n"
-            "[[destination]]\nname = \"" + dest + "\"\nnetworks = [\"" + dest +
-            "\"]\nurl = \"file://" + dir.path() + "/w/outbox/" + dest +
-            "\"\n");
-  CliResult second = RunCli("run --json --config " +
-                                ShellQuote(dir / "c.toml") + " " +
-                                ShellQuote(input),
-                            kNow);
+  WriteFile(dir / "c.toml", "[output]\nwork_dir = \"" + dir.path() +
+                                "/w2\"\n"
+                                "[[destination]]\nname = \"" +
+                                dest + "\"\nnetworks = [\"" + dest +
+                                "\"]\nurl = \"file://" + dir.path() +
+                                "/w/outbox/" + dest + "\"\n");
+  CliResult second =
+      RunCli("run --json --config " + ShellQuote(dir / "c.toml") + " " +
+                 ShellQuote(input),
+             kNow);
   EXPECT_EQ(second.exit_code, 1);
   EXPECT_EQ(ReadFile(target), "tampered");
   EXPECT_THAT(second.out, HasSubstr("already exists"));
