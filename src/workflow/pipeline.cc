@@ -261,32 +261,62 @@ Status ScanAndPlan(const Config& config, const std::string& input_path,
   return scan->input_error;
 }
 
-StatusOr<Transport*> TransportCache::Get(const DestinationConfig& destination) {
-  std::lock_guard lock(mu_);
-  std::unique_ptr<Transport>& slot = transports_[destination.name];
-  if (!slot) {
-    CBPIPE_ASSIGN_OR_RETURN(slot, MakeTransport(destination));
-  }
-  return slot.get();
-}
-
-void TransportCache::Drop(const std::string& destination) {
-  std::unique_ptr<Transport> dropped;
+StatusOr<std::unique_ptr<Transport>> TransportPool::Take(
+    const DestinationConfig& destination) {
+  std::vector<Idle> stale;  // closed outside the lock: a goodbye may wait
+  std::unique_ptr<Transport> found;
   {
     std::lock_guard lock(mu_);
-    auto it = transports_.find(destination);
-    if (it == transports_.end()) return;
-    dropped = std::move(it->second);
-    transports_.erase(it);
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = idle_.begin(); it != idle_.end();) {
+      if (now - it->since >= max_idle_) {
+        stale.push_back(std::move(*it));
+        it = idle_.erase(it);
+      } else if (!found && it->destination == destination.name) {
+        found = std::move(it->transport);
+        it = idle_.erase(it);
+      } else {
+        ++it;
+      }
+    }
   }
-  // Closed outside the lock: a goodbye to a dead server may take a while.
+  if (found) return found;
+  return MakeTransport(destination);
+}
+
+void TransportPool::Give(const std::string& destination,
+                         std::unique_ptr<Transport> transport, bool healthy) {
+  if (!healthy || !transport) return;  // closed here, outside the lock
+  std::lock_guard lock(mu_);
+  idle_.push_back(
+      {destination, std::move(transport), std::chrono::steady_clock::now()});
+}
+
+void TransportPool::CloseIdle(std::chrono::seconds max_idle) {
+  std::vector<Idle> stale;
+  std::lock_guard lock(mu_);
+  const auto now = std::chrono::steady_clock::now();
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    if (now - it->since >= max_idle) {
+      stale.push_back(std::move(*it));
+      it = idle_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // `stale` is destroyed after the lock is released (declared first).
+}
+
+size_t TransportPool::idle_count() {
+  std::lock_guard lock(mu_);
+  return idle_.size();
 }
 
 std::vector<DeliveredFile> DeliverBatch(const Config& config,
                                         const Batch& batch,
                                         DeliveryLedger* ledger,
                                         const RetryEnv& env, bool replay,
-                                        TransportCache* transports) {
+                                        TransportPool* transports) {
   std::vector<DeliveredFile> files(batch.files.size());
   // Files grouped by destination, in batch order.
   std::map<std::string, std::vector<size_t>> by_destination;
@@ -311,17 +341,13 @@ std::vector<DeliveredFile> DeliverBatch(const Config& config,
               NotFoundError("destination " + name + " is not configured");
         return;
       }
-      std::unique_ptr<Transport> own;
-      StatusOr<Transport*> transport = [&]() -> StatusOr<Transport*> {
-        if (transports) return transports->Get(*dest);
-        CBPIPE_ASSIGN_OR_RETURN(own, MakeTransport(*dest));
-        return own.get();
-      }();
+      StatusOr<std::unique_ptr<Transport>> transport =
+          transports ? transports->Take(*dest) : MakeTransport(*dest);
       if (!transport.ok()) {
         for (size_t i : idx) files[i].delivery.error = transport.status();
         return;
       }
-      FileDeliverer deliverer(*dest, *transport, ledger, env);
+      FileDeliverer deliverer(*dest, transport->get(), ledger, env);
       bool failed = false;
       for (size_t i : idx) {
         const FileSummary& f = files[i].file;
@@ -331,7 +357,7 @@ std::vector<DeliveredFile> DeliverBatch(const Config& config,
         failed =
             failed || files[i].delivery.outcome == DeliveryOutcome::kFailed;
       }
-      if (failed && transports) transports->Drop(name);
+      if (transports) transports->Give(name, std::move(*transport), !failed);
     });
   }
   for (std::thread& t : threads) t.join();

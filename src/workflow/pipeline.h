@@ -11,6 +11,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -59,21 +60,40 @@ Status ScanAndPlan(const Config& config, const std::string& input_path,
                    int64_t now_epoch_seconds, InputScan* scan,
                    RawBytesObserver observe = nullptr);
 
-// Transports kept open from one batch to the next, one per destination, so
-// a run with many batches logs in to each server once instead of once per
-// batch (some card-company servers limit logins). A destination is used by
-// one thread at a time; the cache itself may be called from several.
-class TransportCache {
+// Transports kept open from one batch to the next, so a run with many
+// batches, or a service with many inputs, logs in to each server once
+// instead of once per batch (some card-company servers limit logins). A
+// transport is taken for the caller alone and given back after the batch;
+// several threads may use the pool at once, each with transports of its
+// own. One left unused for `max_idle` is closed when met again, or by
+// CloseIdle.
+class TransportPool {
  public:
-  // The destination's transport, made on first use.
-  StatusOr<Transport*> Get(const DestinationConfig& destination);
-  // Drops the destination's transport (after a failure: the next batch
-  // starts on a fresh connection).
-  void Drop(const std::string& destination);
+  explicit TransportPool(
+      std::chrono::seconds max_idle = std::chrono::seconds(60))
+      : max_idle_(max_idle) {}
+
+  // A transport to `destination`: an idle one, or a new one.
+  StatusOr<std::unique_ptr<Transport>> Take(
+      const DestinationConfig& destination);
+  // Gives a transport back; `healthy` false (a delivery over it failed)
+  // closes it, so the next batch starts on a fresh connection.
+  void Give(const std::string& destination,
+            std::unique_ptr<Transport> transport, bool healthy);
+  // Closes the transports unused for `max_idle` or longer (all of them
+  // with zero).
+  void CloseIdle(std::chrono::seconds max_idle);
+  size_t idle_count();
 
  private:
+  struct Idle {
+    std::string destination;
+    std::unique_ptr<Transport> transport;
+    std::chrono::steady_clock::time_point since;
+  };
+  const std::chrono::seconds max_idle_;
   std::mutex mu_;
-  std::map<std::string, std::unique_ptr<Transport>> transports_;
+  std::vector<Idle> idle_;
 };
 
 // Delivers a verified batch: destinations in parallel, files of one
@@ -81,13 +101,13 @@ class TransportCache {
 // when the ledger has them (a card company lost them).
 //
 // With `transports`, a destination's transport (and so its connection, for
-// SFTP/FTPS/FTP) is taken from there and left there for the next batch;
+// SFTP/FTPS/FTP) is taken from there and given back for the next batch;
 // without, each batch opens its own.
 std::vector<DeliveredFile> DeliverBatch(const Config& config,
                                         const Batch& batch,
                                         DeliveryLedger* ledger,
                                         const RetryEnv& env, bool replay,
-                                        TransportCache* transports = nullptr);
+                                        TransportPool* transports = nullptr);
 
 // Copies an unreadable input to <work_dir>/quarantine/<input_id>/ with a
 // reason.txt; the original is left in place. Returns the folder ("" when it
@@ -114,7 +134,7 @@ class Pipeline {
 
   const Config& config_;
   DeliveryLedger* ledger_;
-  TransportCache transports_;
+  TransportPool transports_;
   RetryEnv env_;
   int64_t now_;
   std::function<void(const Batch&)> before_verify_;

@@ -145,6 +145,42 @@ TEST_F(PipelineTest, PendingFoldersLeftADayAgoAreRemoved) {
   EXPECT_TRUE(fs::exists(work / "runs/pending-0000000000000003/part"));
 }
 
+TEST_F(PipelineTest, TransportPoolGivesBackWhatWasReturnedHealthy) {
+  const DestinationConfig& visa = config_.destinations[0];
+  const DestinationConfig& amex = config_.destinations[2];
+  TransportPool pool;
+  auto first = pool.Take(visa);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  Transport* const kept = first->get();
+  pool.Give(visa.name, std::move(*first), /*healthy=*/true);
+  EXPECT_EQ(pool.idle_count(), 1u);
+  // Another destination never gets it.
+  auto other = pool.Take(amex);
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE(other->get(), kept);
+  EXPECT_EQ(pool.idle_count(), 1u);
+  auto again = pool.Take(visa);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->get(), kept);
+  EXPECT_EQ(pool.idle_count(), 0u);
+  // Given back after a failure: closed, not kept.
+  pool.Give(visa.name, std::move(*again), /*healthy=*/false);
+  EXPECT_EQ(pool.idle_count(), 0u);
+  // Idle ones close on request, and when met past their idle limit.
+  pool.Give(amex.name, std::move(*other), true);
+  pool.CloseIdle(std::chrono::seconds(3600));
+  EXPECT_EQ(pool.idle_count(), 1u);
+  pool.CloseIdle(std::chrono::seconds(0));
+  EXPECT_EQ(pool.idle_count(), 0u);
+  TransportPool brief(std::chrono::seconds(0));
+  auto t = brief.Take(visa);
+  ASSERT_TRUE(t.ok());
+  brief.Give(visa.name, std::move(*t), true);
+  auto u = brief.Take(amex);  // meets the stale visa one: closed
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(brief.idle_count(), 0u);
+}
+
 // Enough records for many hand-overs between the reading thread and the
 // caller's: every record still reaches `accept` or `reject` once, in input
 // order.

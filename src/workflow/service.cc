@@ -88,6 +88,7 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
   sv.store = s->store_.get();
   sv.ledger = s->ledger_.get();
   sv.notifier = s->notifier_.get();
+  sv.transports = &s->transports_;
   sv.env = RetryEnv::Real();
   sv.now_epoch_seconds = [] {
     return static_cast<int64_t>(std::time(nullptr));
@@ -291,6 +292,10 @@ void Service::WatchLoop() {
   }
 }
 
+// A card-company server should not see a login held open for long with
+// nothing to send.
+constexpr int kIdleConnectionSeconds = 10;
+
 void Service::WorkLoop(int) {
   const int64_t visibility_ms =
       static_cast<int64_t>(config_.service.visibility_seconds) * 1000;
@@ -303,6 +308,10 @@ void Service::WorkLoop(int) {
       continue;
     }
     for (const Message& m : *got) Handle(m);
+    // Connections stay open across a burst of inputs, not for long after.
+    if (got->empty()) {
+      transports_.CloseIdle(std::chrono::seconds(kIdleConnectionSeconds));
+    }
   }
 }
 

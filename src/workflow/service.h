@@ -32,6 +32,7 @@
 #include "queue/sqlite_queue.h"
 #include "store/object_store.h"
 #include "workflow/engine.h"
+#include "workflow/pipeline.h"
 #include "workflow/run_store.h"
 #include "workflow/steps.h"
 
@@ -81,6 +82,9 @@ class Service {
   std::unique_ptr<SqliteQueue> queue_;
   std::unique_ptr<DeliveryLedger> ledger_;
   std::unique_ptr<LocalFolderStore> store_;
+  // Shared by the workers; a worker with nothing to do closes connections
+  // unused for kIdleConnectionSeconds (see WorkLoop).
+  TransportPool transports_;
   StepServices services_;
   WorkflowDefinition workflow_;
   std::unique_ptr<WorkflowEngine> engine_;

@@ -157,7 +157,7 @@ StatusOr<json> Deliver(StepServices& s, const RunRecord& run,
   for (const Batch& b : batches) {
     const auto start = std::chrono::steady_clock::now();
     std::vector<DeliveredFile> files =
-        DeliverBatch(*s.config, b, s.ledger, s.env, false);
+        DeliverBatch(*s.config, b, s.ledger, s.env, false, s.transports);
     const double seconds = std::chrono::duration<double>(
                                std::chrono::steady_clock::now() - start)
                                .count();

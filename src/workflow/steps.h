@@ -28,18 +28,21 @@
 
 namespace cbpipe {
 
+class TransportPool;  // workflow/pipeline.h
+
 struct StepServices {
   const Config* config = nullptr;
   ObjectStore* store = nullptr;
   DeliveryLedger* ledger = nullptr;
   Notifier* notifier = nullptr;  // may be null
+  // Connections kept between deliveries (may be null: one per batch).
+  TransportPool* transports = nullptr;
   RetryEnv env;
   std::function<int64_t()> now_epoch_seconds;
   // Observers for metrics and logs (may be empty).
   std::function<void(const RunRecord&, const InputScan&)> on_scanned;
   std::function<void(const RunRecord&, const std::string& destination,
-                     const DeliveryResult&, uint64_t bytes,
-                     double seconds)>
+                     const DeliveryResult&, uint64_t bytes, double seconds)>
       on_delivery;
 };
 

@@ -271,6 +271,28 @@ TEST_F(ServeTest, RunLogsInOncePerDestinationAcrossBatches) {
   EXPECT_FALSE(leftovers);
 }
 
+TEST_F(ServeTest, ServeReusesConnectionsAcrossInputs) {
+  // Six inputs at once, two workers: each worker logs in to each SFTP
+  // destination at most once, not once per input.
+  auto proxy = CuttingProxy::Start({.target_port = sftp_->port()});
+  ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
+  const std::string log = *dir_ / "serve.log";
+  WriteFile(*dir_ / "serve.toml",
+            ServiceConfig() + Destinations((*proxy)->port(), 3));
+  DropInputs(6, 300);
+  {
+    ServeProcess serve(*dir_ / "serve.toml", log, env_);
+    ASSERT_TRUE(WaitForRuns("succeeded", 6, 60000)) << ReadFile(log);
+    serve.Signal(SIGTERM);
+    int status = 0;
+    ASSERT_TRUE(serve.WaitExit(15000, &status));
+  }
+  EXPECT_LE((*proxy)->connections(), 4);  // 2 workers x 2 destinations
+  bool leftovers = false;
+  EXPECT_EQ(Received(&leftovers), Expected());
+  EXPECT_FALSE(leftovers);
+}
+
 TEST_F(ServeTest, KillNineAtManyPointsDeliversEveryFileExactlyOnce) {
   WriteFile(*dir_ / "serve.toml", ServiceConfig() + Destinations(0, 5));
   DropInputs(4, 1500);
