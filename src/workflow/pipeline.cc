@@ -261,22 +261,31 @@ Status ScanAndPlan(const Config& config, const std::string& input_path,
   return scan->input_error;
 }
 
+void TransportPool::MoveStale(std::chrono::seconds max_idle,
+                              std::vector<Idle>* stale) {
+  const auto now = std::chrono::steady_clock::now();
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    if (now - it->since >= max_idle) {
+      stale->push_back(std::move(*it));
+      it = idle_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 StatusOr<std::unique_ptr<Transport>> TransportPool::Take(
     const DestinationConfig& destination) {
   std::vector<Idle> stale;  // closed outside the lock: a goodbye may wait
   std::unique_ptr<Transport> found;
   {
     std::lock_guard lock(mu_);
-    const auto now = std::chrono::steady_clock::now();
-    for (auto it = idle_.begin(); it != idle_.end();) {
-      if (now - it->since >= max_idle_) {
-        stale.push_back(std::move(*it));
-        it = idle_.erase(it);
-      } else if (!found && it->destination == destination.name) {
+    MoveStale(max_idle_, &stale);
+    for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+      if (it->destination == destination.name) {
         found = std::move(it->transport);
-        it = idle_.erase(it);
-      } else {
-        ++it;
+        idle_.erase(it);
+        break;
       }
     }
   }
@@ -293,18 +302,9 @@ void TransportPool::Give(const std::string& destination,
 }
 
 void TransportPool::CloseIdle(std::chrono::seconds max_idle) {
-  std::vector<Idle> stale;
+  std::vector<Idle> stale;  // destroyed after the lock is released
   std::lock_guard lock(mu_);
-  const auto now = std::chrono::steady_clock::now();
-  for (auto it = idle_.begin(); it != idle_.end();) {
-    if (now - it->since >= max_idle) {
-      stale.push_back(std::move(*it));
-      it = idle_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  // `stale` is destroyed after the lock is released (declared first).
+  MoveStale(max_idle, &stale);
 }
 
 size_t TransportPool::idle_count() {

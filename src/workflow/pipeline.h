@@ -91,6 +91,10 @@ class TransportPool {
     std::unique_ptr<Transport> transport;
     std::chrono::steady_clock::time_point since;
   };
+  // Moves the transports idle for `max_idle` or longer to `stale` (mu_
+  // held).
+  void MoveStale(std::chrono::seconds max_idle, std::vector<Idle>* stale);
+
   const std::chrono::seconds max_idle_;
   std::mutex mu_;
   std::vector<Idle> idle_;
