@@ -61,13 +61,6 @@ class ErrorSink {
   void Add(Field field, ErrorCode code, std::string message) {
     Add(FieldName(field), code, std::move(message));
   }
-  // Adds an error where Add would have put it when errors_ had `index`
-  // entries: a check finished late still reports in the usual order.
-  void AddAt(size_t index, Field field, ErrorCode code, std::string message) {
-    Add(field, code, std::move(message));
-    std::rotate(errors_->begin() + static_cast<ptrdiff_t>(index),
-                errors_->end() - 1, errors_->end());
-  }
   int count() const { return count_; }
 
  private:
@@ -175,18 +168,15 @@ Validator::Validator(ValidatorOptions options) : options_(std::move(options)) {}
 
 bool Validator::Validate(const RawRecord& raw, Record* out,
                          std::vector<RecordError>* errors) {
-  return Run(raw, out, errors, nullptr);
+  const size_t first_error = errors->size();
+  DuplicateCheck check;
+  const bool valid = ValidateAllButDuplicate(raw, out, errors, &check);
+  return CheckDuplicate(check, *out, &seen_, errors, first_error) && valid;
 }
 
 bool Validator::ValidateAllButDuplicate(const RawRecord& raw, Record* out,
                                         std::vector<RecordError>* errors,
                                         DuplicateCheck* check) {
-  return Run(raw, out, errors, check);
-}
-
-bool Validator::Run(const RawRecord& raw, Record* out,
-                    std::vector<RecordError>* errors,
-                    DuplicateCheck* deferred) {
   const size_t first_error = errors->size();
   ErrorSink sink(raw, errors);
   Record& rec = *out;
@@ -213,22 +203,14 @@ bool Validator::Run(const RawRecord& raw, Record* out,
     return v;
   };
 
-  // case_id
+  // case_id. The duplicate check is left to the caller (CheckDuplicate),
+  // its error to go in this place.
   std::string_view case_id = required(Field::kCaseId);
-  // The duplicate check reads a random slot of a table of every id seen, a
-  // cache miss most of the time: its load starts here and the check is
-  // finished after the other rules, its error put back in this place.
-  uint64_t case_fingerprint = 0;
-  const size_t duplicate_error_at = errors->size();
+  check->fingerprint = 0;
+  check->error_index = static_cast<uint32_t>(errors->size() - first_error);
   if (!case_id.empty()) {
-    case_fingerprint = DuplicateSet::Fingerprint(case_id);
-    if (!deferred) seen_.Prefetch(case_fingerprint);
+    check->fingerprint = DuplicateSet::Fingerprint(case_id);
     rec.case_id.assign(case_id);
-  }
-  if (deferred) {
-    deferred->fingerprint = case_fingerprint;
-    deferred->error_index =
-        static_cast<uint32_t>(duplicate_error_at - first_error);
   }
 
   // pan (optional); masked before anything else looks at it
@@ -468,16 +450,12 @@ bool Validator::Run(const RawRecord& raw, Record* out,
   free_text(Field::kMerchantName, &rec.merchant_name);
   free_text(Field::kReasonText, &rec.reason_text);
 
-  if (!deferred && !case_id.empty() &&
-      !seen_.InsertFingerprint(case_fingerprint)) {
-    sink.AddAt(duplicate_error_at, Field::kCaseId, ErrorCode::kDuplicateCase,
-               DuplicateMessage(case_id));
-  }
   return sink.count() == 0;
 }
 
 bool CheckDuplicate(const DuplicateCheck& check, const Record& record,
-                    DuplicateSet* seen, std::vector<RecordError>* errors) {
+                    DuplicateSet* seen, std::vector<RecordError>* errors,
+                    size_t first_error) {
   if (check.fingerprint == 0 || seen->InsertFingerprint(check.fingerprint)) {
     return true;
   }
@@ -487,7 +465,8 @@ bool CheckDuplicate(const DuplicateCheck& check, const Record& record,
   e.field = std::string(FieldName(Field::kCaseId));
   e.code = ErrorCode::kDuplicateCase;
   e.message = DuplicateMessage(record.case_id);
-  const size_t at = std::min<size_t>(check.error_index, errors->size());
+  const size_t at =
+      std::min<size_t>(first_error + check.error_index, errors->size());
   errors->insert(errors->begin() + static_cast<ptrdiff_t>(at), std::move(e));
   return false;
 }

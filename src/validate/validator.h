@@ -86,7 +86,7 @@ class Validator {
   // instead. For a caller that validates on several threads and keeps one
   // DuplicateSet where records arrive in input order; it also batches the
   // set's random reads, which are cache misses. This Validator's own set is
-  // not used.
+  // not used. (Validate is this plus CheckDuplicate on its own set.)
   bool ValidateAllButDuplicate(const RawRecord& raw, Record* out,
                                std::vector<RecordError>* errors,
                                DuplicateCheck* check);
@@ -94,18 +94,16 @@ class Validator {
   size_t distinct_case_ids() const { return seen_.size(); }
 
  private:
-  bool Run(const RawRecord& raw, Record* out, std::vector<RecordError>* errors,
-           DuplicateCheck* deferred);
-
   ValidatorOptions options_;
   DuplicateSet seen_;
 };
 
 // Finishes a deferred duplicate check, in input order: adds the case id to
-// `seen` and, when it was already there, inserts DUPLICATE_CASE into
-// `errors` (this record's errors alone) and returns false.
+// `seen` and, when it was already there, inserts DUPLICATE_CASE among this
+// record's errors (errors[first_error...]) and returns false.
 bool CheckDuplicate(const DuplicateCheck& check, const Record& record,
-                    DuplicateSet* seen, std::vector<RecordError>* errors);
+                    DuplicateSet* seen, std::vector<RecordError>* errors,
+                    size_t first_error = 0);
 
 // Masks every run of 12-19 digits that passes Luhn (a card number) inside
 // free text, so an id or message can never carry a PAN.
