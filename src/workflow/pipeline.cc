@@ -105,7 +105,8 @@ std::string PendingId(const std::string& input_path) {
 // A run that died mid-scan (killed, power cut) leaves its pending folders
 // behind; a later run of the same path clears them, but another path never
 // would. Folders untouched for a day are such leftovers (a scan keeps
-// writing to them), so each run removes them, best effort.
+// writing to them), so each run removes them once, at its start, best
+// effort.
 constexpr auto kAbandonedAfter = std::chrono::hours(24);
 
 void RemoveAbandonedPending(const std::string& work_dir) {
@@ -200,7 +201,9 @@ Pipeline::Pipeline(const Config& config, DeliveryLedger* ledger, RetryEnv env,
     : config_(config),
       ledger_(ledger),
       env_(std::move(env)),
-      now_(now_epoch_seconds) {}
+      now_(now_epoch_seconds) {
+  RemoveAbandonedPending(config_.work_dir);
+}
 
 Status ScanAndPlan(const Config& config, const std::string& input_path,
                    const std::string& rejects_path, BatchPlanner* planner,
@@ -396,7 +399,6 @@ InputResult Pipeline::Process(const std::string& input_path) {
   // a name made from the path. A scan that stopped early has not seen the
   // whole file: it is then hashed on its own.
   InputHasher hasher;
-  RemoveAbandonedPending(config_.work_dir);
   const std::string pending_id = PendingId(input_path);
   const std::string pending_dir = config_.work_dir + "/runs/" + pending_id;
   const std::string pending_rejects = pending_dir + "/rejects.csv";
