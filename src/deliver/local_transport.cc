@@ -11,13 +11,12 @@
 #include <filesystem>
 #include <vector>
 
+#include "common/writeback.h"
+
 namespace cbpipe {
 namespace {
 
 constexpr size_t kCopyBuffer = 1 << 20;
-// Written data is handed to the disk every this many bytes while the copy
-// goes on, so the closing fsync has only the tail left to wait for.
-constexpr off_t kWritebackStep = 8 << 20;
 
 Status ErrnoStatus(const std::string& what, int err) {
   const std::string msg = what + ": " + std::strerror(err);
@@ -74,24 +73,19 @@ Status FsyncDir(const std::string& dir) {
   return OkStatus();
 }
 
-// Starts writeback of [from, to) of `fd` without waiting for it. Only a
-// head start for the fsync that follows: failures are for fsync to report.
-void StartWriteback(int fd, off_t from, off_t to) {
-  if (to > from) ::sync_file_range(fd, from, to - from, SYNC_FILE_RANGE_WRITE);
-}
-
 // Copies all of `in` to `out`: in the kernel with copy_file_range where the
 // file system allows it (no pass through user space), else read/write.
 Status CopyContents(int in, const std::string& in_path, int out,
                     const std::string& out_path) {
-  off_t copied = 0, flushed = 0;
+  bool copied_any = false;
+  WritebackPacer writeback;  // the fsync after the copy waits for the tail
   bool in_kernel = true;
   std::vector<char> buf;
   while (true) {
     ssize_t n;
     if (in_kernel) {
       n = ::copy_file_range(in, nullptr, out, nullptr, kCopyBuffer * 8, 0);
-      if (n < 0 && copied == 0 &&
+      if (n < 0 && !copied_any &&
           (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
            errno == EOPNOTSUPP)) {
         in_kernel = false;  // e.g. across file systems on older kernels
@@ -114,11 +108,8 @@ Status CopyContents(int in, const std::string& in_path, int out,
       }
     }
     if (n == 0) break;
-    copied += n;
-    if (copied - flushed >= kWritebackStep) {
-      StartWriteback(out, flushed, copied);
-      flushed = copied;
-    }
+    copied_any = true;
+    writeback.Wrote(out, static_cast<uint64_t>(n));
   }
   return OkStatus();
 }

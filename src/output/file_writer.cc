@@ -14,8 +14,6 @@ namespace {
 // Large enough that write(2) calls are rare against ~150-byte rows, small
 // enough to keep memory flat per open file (one file per destination).
 constexpr size_t kBufferSize = 256 * 1024;
-// Written data is handed to the disk every this many bytes (see Flush).
-constexpr uint64_t kWritebackStep = 8 << 20;
 
 Status ErrnoStatus(const std::string& what, const std::string& path) {
   const int err = errno;
@@ -102,17 +100,8 @@ Status FileWriter::Flush() {
     data += n;
     left -= static_cast<size_t>(n);
   }
-  written_ += buffer_.size();
+  writeback_.Wrote(fd_, buffer_.size());
   buffer_.clear();
-  if (written_ - writeback_from_ >= kWritebackStep) {
-    // Hands what is written so far to the disk without waiting for it, so
-    // the fsync in Close has only the tail left to wait for. A head start
-    // only: failures are for fsync to report.
-    ::sync_file_range(fd_, static_cast<off_t>(writeback_from_),
-                      static_cast<off_t>(written_ - writeback_from_),
-                      SYNC_FILE_RANGE_WRITE);
-    writeback_from_ = written_;
-  }
   return OkStatus();
 }
 

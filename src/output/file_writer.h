@@ -20,6 +20,7 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "common/writeback.h"
 #include "domain/record.h"
 #include "output/layout.h"
 #include "output/row_formatter.h"
@@ -89,8 +90,7 @@ class FileWriter {
   std::string trailer_;  // reused by SizeWith
   uint64_t records_ = 0;
   uint64_t bytes_ = 0;
-  uint64_t written_ = 0;         // bytes handed to write() so far
-  uint64_t writeback_from_ = 0;  // written_ at the last sync_file_range
+  WritebackPacer writeback_;  // the fsync in Close waits for the tail alone
   // At least the size of the trailer the file would end with now: exact
   // after a SizeWith, then raised by the bound per record appended.
   uint64_t trailer_bound_ = 0;
