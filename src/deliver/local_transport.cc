@@ -1,7 +1,6 @@
 #include "deliver/local_transport.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +10,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "common/sha256.h"
 #include "common/writeback.h"
 
 namespace cbpipe {
@@ -125,30 +125,18 @@ std::string FolderFromFileUrl(const std::string& url) {
 StatusOr<std::string> Sha256File(const std::string& path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return ErrnoStatus("open " + path, errno);
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  Sha256 sha;
   std::vector<char> buf(kCopyBuffer);
   while (true) {
     ssize_t r = ::read(fd.get(), buf.data(), buf.size());
     if (r < 0) {
       if (errno == EINTR) continue;
-      EVP_MD_CTX_free(ctx);
       return ErrnoStatus("read " + path, errno);
     }
     if (r == 0) break;
-    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(r));
+    sha.Update(buf.data(), static_cast<size_t>(r));
   }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, digest, &len);
-  EVP_MD_CTX_free(ctx);
-  static const char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < len; ++i) {
-    hex.push_back(kHex[digest[i] >> 4]);
-    hex.push_back(kHex[digest[i] & 15]);
-  }
-  return hex;
+  return sha.FinishHex();
 }
 
 LocalFolderTransport::LocalFolderTransport(std::string folder)

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -36,33 +35,16 @@ uint64_t TrailerGrowthBound(const Record& record) {
 
 }  // namespace
 
-std::string HexDigest(const unsigned char* digest, size_t size) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(size * 2);
-  for (size_t i = 0; i < size; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 0xf]);
-  }
-  return out;
-}
-
 StatusOr<std::unique_ptr<FileWriter>> FileWriter::Create(std::string path,
                                                          const Layout& layout) {
-  EVP_MD_CTX* md = EVP_MD_CTX_new();
-  if (md == nullptr || EVP_DigestInit_ex(md, EVP_sha256(), nullptr) != 1) {
-    EVP_MD_CTX_free(md);
-    return InternalError("SHA-256 context could not be created");
-  }
   const int fd =
       ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  if (fd < 0) {
-    Status status = ErrnoStatus("cannot create", path);
-    EVP_MD_CTX_free(md);
-    return status;
-  }
+  if (fd < 0) return ErrnoStatus("cannot create", path);
   std::unique_ptr<FileWriter> writer(
-      new FileWriter(std::move(path), fd, layout, md));
+      new FileWriter(std::move(path), fd, layout));
+  if (!writer->sha_.ok()) {
+    return InternalError("SHA-256 context could not be created");
+  }
   writer->formatter_.AppendHeader(&writer->buffer_);
   writer->bytes_ = writer->buffer_.size();
   if (layout.trailer == TrailerKind::kCountAndTotal) {
@@ -73,22 +55,18 @@ StatusOr<std::unique_ptr<FileWriter>> FileWriter::Create(std::string path,
   return writer;
 }
 
-FileWriter::FileWriter(std::string path, int fd, const Layout& layout,
-                       EVP_MD_CTX* md)
-    : path_(std::move(path)), fd_(fd), formatter_(layout), md_(md) {
+FileWriter::FileWriter(std::string path, int fd, const Layout& layout)
+    : path_(std::move(path)), fd_(fd), formatter_(layout) {
   buffer_.reserve(kBufferSize);
 }
 
 FileWriter::~FileWriter() {
   if (fd_ >= 0) ::close(fd_);
-  EVP_MD_CTX_free(md_);
 }
 
 Status FileWriter::Flush() {
   if (buffer_.empty()) return OkStatus();
-  if (EVP_DigestUpdate(md_, buffer_.data(), buffer_.size()) != 1) {
-    return InternalError("SHA-256 update failed for " + path_);
-  }
+  sha_.Update(buffer_.data(), buffer_.size());
   const char* data = buffer_.data();
   size_t left = buffer_.size();
   while (left > 0) {
@@ -187,15 +165,10 @@ StatusOr<FileStats> FileWriter::Close() {
   fd_ = -1;
   if (::close(fd) != 0) return ErrnoStatus("cannot close", path_);
 
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  if (EVP_DigestFinal_ex(md_, digest, &size) != 1) {
-    return InternalError("SHA-256 final failed for " + path_);
-  }
   FileStats stats;
+  CBPIPE_ASSIGN_OR_RETURN(stats.sha256, sha_.FinishHex());
   stats.records = records_;
   stats.bytes = bytes_;
-  stats.sha256 = HexDigest(digest, size);
   stats.totals = totals_.MinorByCurrency();
   return stats;
 }

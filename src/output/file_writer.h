@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/sha256.h"
 #include "common/status.h"
 #include "common/writeback.h"
 #include "domain/record.h"
@@ -26,7 +27,6 @@
 #include "output/row_formatter.h"
 
 // OpenSSL's hash context, kept out of this header.
-typedef struct evp_md_ctx_st EVP_MD_CTX;
 
 namespace cbpipe {
 
@@ -77,14 +77,14 @@ class FileWriter {
   RowFormatter& formatter() { return formatter_; }
 
  private:
-  FileWriter(std::string path, int fd, const Layout& layout, EVP_MD_CTX* md);
+  FileWriter(std::string path, int fd, const Layout& layout);
   Status Write(std::string_view bytes);
   Status Flush();
 
   std::string path_;
   int fd_ = -1;
   RowFormatter formatter_;
-  EVP_MD_CTX* md_ = nullptr;
+  Sha256 sha_;
   std::string buffer_;
   std::string row_;      // reused by Append
   std::string trailer_;  // reused by SizeWith
@@ -100,8 +100,5 @@ class FileWriter {
   CurrencyTotals totals_;
   bool closed_ = false;
 };
-
-// Lower-case hex of a SHA-256 digest.
-std::string HexDigest(const unsigned char* digest, size_t size);
 
 }  // namespace cbpipe

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/sha256.h"
 #include "domain/rules.h"
 #include "output/file_writer.h"
 #include "output/manifest.h"
@@ -24,10 +24,6 @@ namespace cbpipe {
 namespace {
 
 constexpr size_t kReadChunk = 256 * 1024;
-
-struct MdDeleter {
-  void operator()(EVP_MD_CTX* md) const { EVP_MD_CTX_free(md); }
-};
 
 // A decimal exactly as AppendAmountDecimal writes it: [-]digits[.digits].
 // Sets the minor units and the number of decimals; false for anything else
@@ -305,10 +301,10 @@ class FileChecker {
     for (size_t i = 0; i < cells.size(); ++i) {
       const std::string& want = layout_.columns[i].header;
       const bool guarded = NeedsFormulaGuard(want);
-      const bool same =
-          guarded ? cells[i].size() == want.size() + 1 && cells[i][0] == '\'' &&
-                        cells[i].substr(1) == want
-                  : cells[i] == want;
+      const bool same = guarded ? cells[i].size() == want.size() + 1 &&
+                                      cells[i][0] == '\'' &&
+                                      cells[i].substr(1) == want
+                                : cells[i] == want;
       if (!same) {
         return Fail(row, "header cell " + std::to_string(i + 1) + " is \"" +
                              std::string(cells[i]) + "\", layout says \"" +
@@ -325,13 +321,12 @@ class FileChecker {
     if (entry.exponent < 0) {
       entry.exponent = exponent;
     } else if (entry.exponent != exponent) {
-      return Fail(row, entry.code + " amount with " +
-                           std::to_string(exponent) + " decimals, earlier " +
+      return Fail(row, entry.code + " amount with " + std::to_string(exponent) +
+                           " decimals, earlier " +
                            std::to_string(entry.exponent));
     }
     if (entry.iso_exponent >= 0 && entry.iso_exponent != exponent) {
-      return Fail(row, entry.code + " amount with " +
-                           std::to_string(exponent) +
+      return Fail(row, entry.code + " amount with " + std::to_string(exponent) +
                            " decimals, the currency has " +
                            std::to_string(entry.iso_exponent));
     }
@@ -345,10 +340,9 @@ class FileChecker {
     out->row = row;
     if (!can_recompute()) return;
     const std::string_view text = cells[amount_col_];
-    out->parsed =
-        amount_minor_
-            ? ParseWrittenInteger(text, &out->minor)
-            : ParseWrittenDecimal(text, &out->minor, &out->exponent);
+    out->parsed = amount_minor_
+                      ? ParseWrittenInteger(text, &out->minor)
+                      : ParseWrittenDecimal(text, &out->minor, &out->exponent);
     if (!out->parsed) out->bad_amount = text;
     out->currency = currencies_.FindOrAdd(cells[currency_col_]);
   }
@@ -455,11 +449,7 @@ Status VerifyFile(const FileSummary& file, const Layout& layout) {
     return UnavailableError("cannot open " + file.path + ": " +
                             std::strerror(errno));
   }
-  std::unique_ptr<EVP_MD_CTX, MdDeleter> md(EVP_MD_CTX_new());
-  if (!md || EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) != 1) {
-    ::close(fd);
-    return InternalError("SHA-256 context could not be created");
-  }
+  Sha256 sha;
   StrictCsvParser parser(layout.delimiter, layout.line_ending);
   auto on_row = [&checker](uint64_t row,
                            std::span<const std::string_view> cells) {
@@ -479,7 +469,7 @@ Status VerifyFile(const FileSummary& file, const Layout& layout) {
     if (n == 0) break;
     const std::string_view data(chunk.data(), static_cast<size_t>(n));
     bytes += data.size();
-    EVP_DigestUpdate(md.get(), data.data(), data.size());
+    sha.Update(data.data(), data.size());
     status = parser.Feed(data, on_row);
     if (!status.ok() && status.message().rfind("row ", 0) == 0) {
       status = DataLossError("file " + file.name + " " + status.message());
@@ -495,14 +485,9 @@ Status VerifyFile(const FileSummary& file, const Layout& layout) {
     return checker.Fail(0, std::to_string(bytes) + " bytes, manifest says " +
                                std::to_string(file.bytes));
   }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  if (EVP_DigestFinal_ex(md.get(), digest, &size) != 1) {
-    return InternalError("SHA-256 final failed for " + file.path);
-  }
-  const std::string sha = HexDigest(digest, size);
-  if (sha != file.sha256) {
-    return checker.Fail(0, "SHA-256 " + sha + ", manifest says " + file.sha256);
+  CBPIPE_ASSIGN_OR_RETURN(const std::string hex, sha.FinishHex());
+  if (hex != file.sha256) {
+    return checker.Fail(0, "SHA-256 " + hex + ", manifest says " + file.sha256);
   }
   return OkStatus();
 }

@@ -1,7 +1,6 @@
 #include "workflow/pipeline.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,8 +13,8 @@
 #include <thread>
 
 #include "common/crash_point.h"
+#include "common/sha256.h"
 #include "deliver/local_transport.h"
-#include "output/file_writer.h"
 #include "output/row_formatter.h"
 #include "output/verifier.h"
 
@@ -132,35 +131,15 @@ void RemoveAbandonedPending(const std::string& work_dir) {
   }
 }
 
-// SHA-256 of bytes seen in order; complete() once the end was seen.
-class InputHasher {
- public:
-  InputHasher() : md_(EVP_MD_CTX_new()) {
-    ok_ = md_ && EVP_DigestInit_ex(md_, EVP_sha256(), nullptr) == 1;
-  }
-  ~InputHasher() { EVP_MD_CTX_free(md_); }
-  InputHasher(const InputHasher&) = delete;
-  InputHasher& operator=(const InputHasher&) = delete;
-
+// SHA-256 of the input's bytes as the reader sees them; complete once the
+// reader has seen the end (n == 0).
+struct InputHasher {
+  Sha256 sha;
+  bool complete = false;
   void Add(const char* data, size_t n) {
-    if (n == 0) {
-      ended_ = true;
-      return;
-    }
-    ok_ = ok_ && EVP_DigestUpdate(md_, data, n) == 1;
+    if (n == 0) complete = true;
+    sha.Update(data, n);
   }
-  bool complete() const { return ok_ && ended_; }
-  std::string Hex() {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(md_, digest, &len);
-    return HexDigest(digest, len);
-  }
-
- private:
-  EVP_MD_CTX* md_;
-  bool ok_ = false;
-  bool ended_ = false;
 };
 
 }  // namespace
@@ -411,7 +390,7 @@ InputResult Pipeline::Process(const std::string& input_path) {
         [&hasher](const char* data, size_t n) { hasher.Add(data, n); });
   }
   StatusOr<std::string> hashed =
-      hasher.complete() ? hasher.Hex() : Sha256File(input_path);
+      hasher.complete ? hasher.sha.FinishHex() : Sha256File(input_path);
   std::error_code ec;
   if (!hashed.ok()) {
     // As if nothing had been read: an input that cannot be hashed has no id
