@@ -224,6 +224,17 @@ INSTANTIATE_TEST_SUITE_P(
              std::to_string(info.index);
     });
 
+// Every file under <work_dir>/outbox, by its path below the work dir.
+std::map<std::string, std::string> OutboxFiles(const std::string& work_dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(work_dir + "/outbox")) {
+    if (e.is_regular_file())
+      files[fs::relative(e.path(), work_dir).string()] =
+          ReadFile(e.path().string());
+  }
+  return files;
+}
+
 TEST(RunE2ESingle, DeterministicBytesAndNamesAcrossWorkDirs) {
   TempDir a("run_det_a"), b("run_det_b");
   const std::string input = a / "in.csv";
@@ -238,15 +249,8 @@ TEST(RunE2ESingle, DeterministicBytesAndNamesAcrossWorkDirs) {
                          kNow);
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   }
-  std::map<std::string, std::string> fa, fb;
-  for (const auto& [m, d] : {std::pair{&fa, &a}, std::pair{&fb, &b}}) {
-    for (const auto& e :
-         fs::recursive_directory_iterator(d->path() + "/w/outbox")) {
-      if (e.is_regular_file())
-        (*m)[fs::relative(e.path(), d->path() + "/w").string()] =
-            ReadFile(e.path().string());
-    }
-  }
+  const std::map<std::string, std::string> fa = OutboxFiles(a / "w"),
+                                           fb = OutboxFiles(b / "w");
   EXPECT_EQ(fa.size(), 4u);
   EXPECT_EQ(fa, fb);
 }
@@ -268,15 +272,8 @@ TEST(RunE2ESingle, StandardInputGivesTheSameFilesAsThePath) {
       "run --work-dir " + ShellQuote(b / "w") + " - < " + ShellQuote(input),
       kNow);
   ASSERT_EQ(from_stdin.exit_code, 0) << from_stdin.out << from_stdin.err;
-  std::map<std::string, std::string> fa, fb;
-  for (const auto& [m, d] : {std::pair{&fa, &a}, std::pair{&fb, &b}}) {
-    for (const auto& e :
-         fs::recursive_directory_iterator(d->path() + "/w/outbox")) {
-      if (e.is_regular_file())
-        (*m)[fs::relative(e.path(), d->path() + "/w").string()] =
-            ReadFile(e.path().string());
-    }
-  }
+  const std::map<std::string, std::string> fa = OutboxFiles(a / "w"),
+                                           fb = OutboxFiles(b / "w");
   EXPECT_EQ(fa.size(), 4u);
   EXPECT_EQ(fa, fb);
 }
