@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "domain/network.h"
+#include "domain/pan.h"
 
 namespace cbpipe::data {
 extern const std::string_view kReasonCodesCsv;
@@ -447,6 +448,16 @@ char LuhnCheckDigit(std::string_view body) {
   return static_cast<char>('0' + (10 - sum % 10) % 10);
 }
 
+// Identifiers and references are random digits, and one in a few dozen
+// would be a card number (Luhn-valid, in a network's range), which the
+// validator rightly rejects (PAN_IN_FIELD): a valid record must not carry
+// one. Changing the last digit breaks the Luhn check.
+void AvoidCardNumber(FieldText& digits) {
+  if (digits.size() == 0 || !IsCardNumber(digits.view())) return;
+  char& last = digits.back();
+  last = static_cast<char>('0' + (last - '0' + 1) % 10);
+}
+
 enum class DateStyle {
   kDate,
   kDateTimeZ,
@@ -662,6 +673,7 @@ Kind RecordMaker::Make(uint64_t i, SampleRecord& rec) {
     Rng m(options_.seed, kMerchantStream | merchant);
     v[kMerchantId].push_back(static_cast<char>('1' + m.Below(9)));
     AppendDigits(v[kMerchantId], m, 11);
+    AvoidCardNumber(v[kMerchantId]);
     v[kMerchantName].assign(Pick(m, kMerchantNames));
     if (m.Percent(50)) {
       v[kMerchantName].append(" #");
@@ -670,6 +682,7 @@ Kind RecordMaker::Make(uint64_t i, SampleRecord& rec) {
     v[kMcc].assign(Pick(m, kMccs));
   }
   AppendDigits(v[kTransactionId], rng, 15);
+  AvoidCardNumber(v[kTransactionId]);
 
   // dates: both at least two days in the past, the chargeback at least two
   // days after the transaction, so no time zone offset can reorder them
@@ -700,6 +713,7 @@ Kind RecordMaker::Make(uint64_t i, SampleRecord& rec) {
     MakeArn(rng, transaction_day, v[kArn]);
   } else if (rng.Percent(40)) {
     AppendDigits(v[kArn], rng, 8 + rng.BelowInt(23));
+    AvoidCardNumber(v[kArn]);
   }
 
   // amount and currency

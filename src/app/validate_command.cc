@@ -5,6 +5,7 @@
 #include "app/commands.h"
 #include "workflow/input_scan.h"
 #include "domain/dates.h"
+#include "domain/pan.h"
 
 namespace cbpipe {
 
@@ -59,12 +60,14 @@ int RunValidate(const ValidateArgs& args) {
 
   nlohmann::json doc = {{"ok", true}, {"inputs", nlohmann::json::array()}};
   bool any_rejected = false, any_unreadable = false;
-  for (const std::string& input : args.inputs) {
+  for (const std::string& path : args.inputs) {
+    // The name is shown, and may be a card number: masked like any text.
+    const std::string input = MaskCardNumbers(path);
     const size_t keep =
         args.json ? static_cast<size_t>(config->max_errors_reported)
                   : static_cast<size_t>(args.max_errors_shown);
     InputScan scan;
-    ScanInput(input, *config, *now, keep,
+    ScanInput(path, *config, *now, keep,
               [](const Record&, std::vector<RecordError>*) {
                 return OkStatus();
               },

@@ -3,8 +3,9 @@
 //
 //   IsCardNumber("4111111111111111");                 // true
 //   ContainsCardNumber("ref 4111-1111-1111-1111");    // true
-//   MaskCardNumbers("card 4111 1111 1111 1111 ok");   // "card 4111 11** **** 1111 ok"
-//   MaskCardNumbers("time_ms 1796470000000");         // unchanged: no network
+//   MaskCardNumbers("card 4111 1111 1111 1111 ok");   // "card 4111 11** ****
+//   1111 ok" MaskCardNumbers("time_ms 1796470000000");         // unchanged: no
+//   network
 //
 // What counts as a card number: 12 to 19 digits that pass the Luhn check and
 // whose leading digits fall in a card network's IIN ranges (NetworkFromPan:

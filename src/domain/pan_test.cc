@@ -45,8 +45,8 @@ std::string Grouped(const std::string& digits, char separator) {
 TEST(IsCardNumberTest, EveryNetworkRangeAndLength) {
   // One prefix at each end of every IIN range.
   const std::vector<std::string> prefixes = {
-      "4",    "51",   "55",   "2221", "2720", "34",     "37",
-      "6011", "644",  "649",  "65",   "622126", "622925"};
+      "4",    "51",  "55",  "2221", "2720",   "34",    "37",
+      "6011", "644", "649", "65",   "622126", "622925"};
   for (const std::string& prefix : prefixes) {
     for (size_t length = 12; length <= 19; ++length) {
       const std::string card = Card(prefix, length);
@@ -98,14 +98,14 @@ TEST(MaskCardNumbersTest, PlainSpacedDashedAndEmbedded) {
 }
 
 TEST(MaskCardNumbersTest, LeavesOtherNumbersAlone) {
-  for (const std::string text : {
+  for (const std::string& text : {
            std::string("1200 records, 3 files"),
-           std::string("4111111111111112"),         // Luhn fails
-           std::string("time_ms 1796478000000"),    // a timestamp
-           Card("1796", 13),                        // a Luhn-valid one
-           std::string("411111******1111"),         // already masked
-           std::string("4111  1111 1111 1111"),     // two spaces: no group
-           std::string("4111_1111_1111_1111"),      // not a separator
+           std::string("4111111111111112"),       // Luhn fails
+           std::string("time_ms 1796478000000"),  // a timestamp
+           Card("1796", 13),                      // a Luhn-valid one
+           std::string("411111******1111"),       // already masked
+           std::string("4111  1111 1111 1111"),   // two spaces: no group
+           std::string("4111_1111_1111_1111"),    // not a separator
            std::string("run 4f2a9c0d1e4b5a66"),
            // Digits inside lower-case hex ids (16, 32, 64) are identifiers.
            "abc" + Card("4", 13),
@@ -144,10 +144,10 @@ bool ReferenceContains(const std::string& s) {
     }
     size_t b = i;
     while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
-    const bool joins = !runs.back().empty() &&
-                       runs.back().back().begin + runs.back().back().size + 1 ==
-                           b &&
-                       (s[b - 1] == ' ' || s[b - 1] == '-');
+    const bool joins =
+        !runs.back().empty() &&
+        runs.back().back().begin + runs.back().back().size + 1 == b &&
+        (s[b - 1] == ' ' || s[b - 1] == '-');
     if (!joins) runs.emplace_back();
     runs.back().push_back({b, i - b});
   }

@@ -23,6 +23,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "domain/pan.h"
 #include "ingest/readers.h"
 
 namespace cbpipe::ingest_internal {
@@ -462,6 +463,8 @@ class RowSink {
     rec_->malformed_field =
         c.field >= 0 ? std::string(FieldName(static_cast<Field>(c.field)))
                      : c.name;
+    // A column name may be a card number (domain/pan.h).
+    MaskCardNumbersInPlace(&rec_->malformed_field);
   }
 
   RawRecord* rec_;

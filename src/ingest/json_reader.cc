@@ -11,6 +11,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "domain/pan.h"
 #include "ingest/flat_json.h"
 #include "ingest/readers.h"
 #include "simdjson.h"
@@ -189,10 +190,14 @@ class ObjectParser {
     if (chain.lost) return nullptr;
     return chain.prev != nullptr ? chain.prev->next : first_key_;
   }
+  // A key may be a card number: the message and field name are masked
+  // here, where they leave the reader (domain/pan.h).
   static void Flag(RawRecord* out, std::string message,
                    std::string field = "") {
     out->malformed = std::move(message);
     out->malformed_field = std::move(field);
+    MaskCardNumbersInPlace(&out->malformed);
+    MaskCardNumbersInPlace(&out->malformed_field);
   }
 
   FieldMapping mapping_;

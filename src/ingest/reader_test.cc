@@ -509,6 +509,38 @@ TEST(JsonLinesReader, MalformedLinesContinue) {
   EXPECT_EQ(V(r.records[9], Field::kCaseId), "J");
 }
 
+TEST(JsonLinesReader, CardNumberKeysAreMaskedInMessages) {
+  // Duplicate keys that are card numbers, plain and spaced; with and
+  // without the fast path's cache of keys (the second record repeats it).
+  ReadResult r = ReadText(
+      "{\"case_id\":\"A\",\"4111111111111111\":1,\"4111111111111111\":2}\n"
+      "{\"case_id\":\"B\",\"4111111111111111\":1,\"4111111111111111\":2}\n"
+      "{\"case_id\":\"C\",\"4115 9900 0000 0006\":\"x\","
+      "\"4115 9900 0000 0006\":\"y\"}\n");
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  ASSERT_EQ(r.records.size(), 3u);
+  for (const RawRecord& rec : r.records) {
+    EXPECT_THAT(rec.malformed, HasSubstr("duplicate key"));
+    EXPECT_EQ(rec.malformed.find("4111111111111111"), std::string::npos);
+    EXPECT_EQ(rec.malformed.find("4115 9900 0000 0006"), std::string::npos);
+    EXPECT_EQ(rec.malformed_field.find("1111111111"), std::string::npos);
+  }
+  EXPECT_THAT(r.records[0].malformed, HasSubstr("\"411111******1111\""));
+  EXPECT_EQ(r.records[0].malformed_field, "411111******1111");
+  EXPECT_THAT(r.records[2].malformed, HasSubstr("\"4115 99** **** 0006\""));
+}
+
+TEST(CsvReader, CardNumberColumnNameIsMaskedInMessages) {
+  ReaderLimits limits;
+  limits.max_field_bytes = 16;
+  ReadResult r = ReadText("case_id,4111111111111111\nCB1,12345678901234567\n",
+                          InputFormat::kAuto, FieldMapping::Default(), limits);
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  ASSERT_EQ(r.records.size(), 1u);
+  EXPECT_THAT(r.records[0].malformed, HasSubstr("max_field_bytes"));
+  EXPECT_EQ(r.records[0].malformed_field, "411111******1111");
+}
+
 TEST(JsonLinesReader, DeepNestingIsMalformedNotACrash) {
   std::string deep(100000, '[');
   std::string line1 = "{\"case_id\":" + deep + "\n";

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "domain/dates.h"
+#include "domain/pan.h"
 #include "domain/rules.h"
 
 namespace cbpipe {
@@ -34,9 +35,16 @@ bool AllDigits(std::string_view s) {
 
 // Values are echoed in messages only when short and free of card numbers;
 // a long value is cut so a report line stays readable.
+// (Masked before it is cut, so a cut never leaves part of a card number
+// unmasked.)
 std::string Quote(std::string_view value) {
-  std::string shown = MaskCardNumbers(value.substr(0, 64));
-  if (value.size() > 64) shown += "...";
+  std::string shown;
+  if (value.size() <= 64) {
+    shown.assign(value);
+    MaskCardNumbersInPlace(&shown);
+  } else {
+    shown = MaskCardNumbers(value).substr(0, 64) + "...";
+  }
   return "'" + shown + "'";
 }
 
@@ -49,13 +57,19 @@ class ErrorSink {
   ErrorSink(const RawRecord& raw, std::vector<RecordError>* errors)
       : raw_(raw), errors_(errors) {}
 
+  // Whatever goes into a RecordError passes the one card-number masker: a
+  // case id, a source column or JSON key name, or a reader's message may
+  // hold one.
   void Add(std::string_view field, ErrorCode code, std::string message) {
     RecordError& e = errors_->emplace_back();
     e.position = raw_.position;
     e.case_id.assign(Trim(raw_.value(Field::kCaseId)));
+    MaskCardNumbersInPlace(&e.case_id);
     e.field = std::string(field);
+    MaskCardNumbersInPlace(&e.field);
     e.code = code;
     e.message = std::move(message);
+    MaskCardNumbersInPlace(&e.message);
     ++count_;
   }
   void Add(Field field, ErrorCode code, std::string message) {
@@ -139,29 +153,9 @@ std::string_view ErrorCodeName(ErrorCode code) {
     case ErrorCode::kPanNotMasked: return "PAN_NOT_MASKED";
     case ErrorCode::kNoDestination: return "NO_DESTINATION";
     case ErrorCode::kRecordTooLarge: return "RECORD_TOO_LARGE";
+    case ErrorCode::kPanInField: return "PAN_IN_FIELD";
   }
   return "BAD_FORMAT";
-}
-
-std::string MaskCardNumbers(std::string_view text) {
-  std::string out(text);
-  size_t i = 0;
-  while (i < out.size()) {
-    if (out[i] < '0' || out[i] > '9') {
-      ++i;
-      continue;
-    }
-    size_t j = i;
-    while (j < out.size() && out[j] >= '0' && out[j] <= '9') ++j;
-    const size_t len = j - i;
-    if (len >= 12 && len <= 19 &&
-        ClassifyPan(std::string_view(out).substr(i, len)) == PanKind::kFull) {
-      const std::string masked = MaskPan(std::string_view(out).substr(i, len));
-      out.replace(i, len, masked);
-    }
-    i = j;
-  }
-  return out;
 }
 
 Validator::Validator(ValidatorOptions options) : options_(std::move(options)) {}
@@ -424,31 +418,42 @@ bool Validator::ValidateAllButDuplicate(const RawRecord& raw, Record* out,
   }
   rec.mcc.assign(mcc);
 
-  // Free-text fields are kept, with any card number in them masked.
+  // Free-text fields are kept, with any card number in them masked, in
+  // whatever form it was written ("4111 1111 1111 1111" too).
   auto free_text = [&](Field f, std::string* dst) {
-    std::string_view v = Trim(raw.value(f));
-    bool has_digit_run = false;
-    int run = 0;
-    for (char c : v) {
-      run = (c >= '0' && c <= '9') ? run + 1 : 0;
-      if (run >= 12) {
-        has_digit_run = true;
-        break;
-      }
-    }
-    if (has_digit_run) {
-      *dst = MaskCardNumbers(v);
-    } else {
-      dst->assign(v);
-    }
+    dst->assign(Trim(raw.value(f)));
+    MaskCardNumbersInPlace(dst);
   };
-  // Identifiers (case, transaction, merchant) are kept exactly as sent: a
-  // 15-digit transaction id can pass Luhn by chance and must not be altered.
-  // Prose fields are where a pasted card number turns up.
   rec.transaction_id.assign(Trim(raw.value(Field::kTransactionId)));
   rec.status.assign(Trim(raw.value(Field::kStatus)));
   free_text(Field::kMerchantName, &rec.merchant_name);
   free_text(Field::kReasonText, &rec.reason_text);
+
+  // Any other field holding a card number (plain or with separators) is
+  // neither delivered nor silently altered: an identifier changed by a mask
+  // would no longer identify anything. The record is rejected and the
+  // report shows the value masked.
+  for (int i = 0; i < kFieldCount; ++i) {
+    const Field f = static_cast<Field>(i);
+    if (f == Field::kPan || f == Field::kMerchantName ||
+        f == Field::kReasonText) {
+      continue;
+    }
+    const std::string_view v = raw.value(f);
+    if (v.size() < 12 || !ContainsCardNumber(v)) continue;
+    sink.Add(f, ErrorCode::kPanInField,
+             std::string(FieldName(f)) + " " + Quote(Trim(v)) +
+                 " holds a card number; only the pan field may carry one, "
+                 "and the record is not delivered");
+  }
+  if (sink.count() > 0) {
+    // A rejected record's ids are still shown (duplicate check, reports):
+    // masked like everything else.
+    for (std::string* id :
+         {&rec.case_id, &rec.merchant_id, &rec.transaction_id, &rec.status}) {
+      MaskCardNumbersInPlace(id);
+    }
+  }
 
   return sink.count() == 0;
 }

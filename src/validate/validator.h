@@ -43,12 +43,16 @@ enum class ErrorCode : uint8_t {
   kPanNotMasked,
   kNoDestination,   // valid, but no destination receives its network
   kRecordTooLarge,  // one row alone is over the file size limit
+  kPanInField,      // a card number in a field that is neither pan nor
+                    // free text (an identifier, a date, an amount...)
 };
-inline constexpr int kErrorCodeCount = 18;
+inline constexpr int kErrorCodeCount = 19;
 std::string_view ErrorCodeName(ErrorCode code);  // "MISSING_FIELD", ...
 
 struct RecordError {
   uint64_t position = 0;
+  // case_id, field and message never hold a card number: the validator
+  // masks any (domain/pan.h) before it keeps them.
   std::string case_id;  // as read (trimmed)
   std::string field;    // canonical field name, or the source name
   ErrorCode code = ErrorCode::kBadFormat;
@@ -104,9 +108,5 @@ class Validator {
 bool CheckDuplicate(const DuplicateCheck& check, const Record& record,
                     DuplicateSet* seen, std::vector<RecordError>* errors,
                     size_t first_error = 0);
-
-// Masks every run of 12-19 digits that passes Luhn (a card number) inside
-// free text, so an id or message can never carry a PAN.
-std::string MaskCardNumbers(std::string_view text);
 
 }  // namespace cbpipe

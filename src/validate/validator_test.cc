@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "domain/dates.h"
+#include "domain/pan.h"
 #include "domain/rules.h"
 
 namespace cbpipe {
@@ -86,9 +87,8 @@ TEST_F(ValidatorTest, AcceptsAValidRecord) {
 
 TEST_F(ValidatorTest, MissingRequiredFields) {
   for (Field f : {Field::kCaseId, Field::kMerchantId, Field::kAmount,
-                  Field::kCurrency, Field::kReasonCode,
-                  Field::kTransactionDate, Field::kChargebackDate,
-                  Field::kArn}) {
+                  Field::kCurrency, Field::kReasonCode, Field::kTransactionDate,
+                  Field::kChargebackDate, Field::kArn}) {
     RawRecord raw = Valid();
     Set(raw, f, "  ");
     EXPECT_EQ(Check(raw), Codes{"MISSING_FIELD"}) << FieldName(f);
@@ -323,28 +323,114 @@ TEST_F(ValidatorTest, AllProblemsOfARecordAreReported) {
   Set(raw, Field::kMerchantId, "");
   Codes codes = Check(raw);
   std::sort(codes.begin(), codes.end());
-  EXPECT_EQ(codes, (Codes{"AMOUNT_INVALID", "CURRENCY_UNKNOWN",
-                          "DATE_INVALID", "MISSING_FIELD"}));
+  EXPECT_EQ(codes, (Codes{"AMOUNT_INVALID", "CURRENCY_UNKNOWN", "DATE_INVALID",
+                          "MISSING_FIELD"}));
   for (const RecordError& e : errors_) {
     EXPECT_EQ(e.position, 2u);
     EXPECT_FALSE(e.message.empty());
   }
 }
 
-TEST_F(ValidatorTest, CardNumbersInProseAreMasked) {
+TEST_F(ValidatorTest, CardNumbersInProseAreMaskedInEveryForm) {
   RawRecord raw = Valid();
   Set(raw, Field::kReasonText, "card 4111111111111111 used twice");
-  Set(raw, Field::kTransactionId, "123456789012345");  // identifier: as sent
+  Set(raw, Field::kMerchantName, "Shop 4115 9900 0000 0006");
+  Set(raw, Field::kTransactionId, "123456789012345");  // not a card number
   EXPECT_EQ(Check(raw), Codes{});
   EXPECT_EQ(rec_.reason_text, "card 411111******1111 used twice");
+  EXPECT_EQ(rec_.merchant_name, "Shop 4115 99** **** 0006");
   EXPECT_EQ(rec_.transaction_id, "123456789012345");
+
+  raw = Valid();
+  Set(raw, Field::kReasonText, "4116-9900-0000-0005");
+  EXPECT_EQ(Check(raw), Codes{});
+  EXPECT_EQ(rec_.reason_text, "4116-99**-****-0005");
 }
 
-TEST(MaskCardNumbersTest, OnlyLuhnValidRunsOfTwelveToNineteen) {
-  EXPECT_EQ(MaskCardNumbers("x4111111111111111y"), "x411111******1111y");
-  EXPECT_EQ(MaskCardNumbers("4111111111111112"), "4111111111111112");
-  EXPECT_EQ(MaskCardNumbers("12345"), "12345");
-  EXPECT_EQ(MaskCardNumbers(""), "");
+TEST_F(ValidatorTest, CardNumberInAnyOtherFieldRejectsTheRecordMasked) {
+  struct Case {
+    Field field;
+    std::string value;
+  };
+  const Case cases[] = {
+      {Field::kCaseId, "4111111111111111"},
+      {Field::kCaseId, "4115 9900 0000 0006"},
+      {Field::kCaseId, "REF-4116-9900-0000-0005"},
+      {Field::kMerchantId, "378282246310005"},
+      {Field::kTransactionId, "6011111111111117"},
+      {Field::kStatus, "5555-5555-5555-4444"},
+      {Field::kArn, "4111111111111111"},
+      {Field::kAmount, "4111111111111111"},
+      {Field::kChargebackDate, "4111 1111 1111 1111"},
+      {Field::kNetwork, "4111111111111111"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(FieldName(c.field)) + " = " + c.value);
+    RawRecord raw = Valid();
+    Set(raw, c.field, c.value);
+    Codes codes = Check(raw);
+    EXPECT_NE(std::find(codes.begin(), codes.end(), "PAN_IN_FIELD"),
+              codes.end());
+    for (const RecordError& e : errors_) {
+      for (const std::string* text : {&e.case_id, &e.field, &e.message}) {
+        EXPECT_FALSE(ContainsCardNumber(*text)) << *text;
+      }
+      if (e.code == ErrorCode::kPanInField) {
+        EXPECT_EQ(e.field, FieldName(c.field));
+        EXPECT_NE(e.message.find(MaskCardNumbers(c.value)), std::string::npos)
+            << e.message;
+      }
+    }
+    if (c.field == Field::kCaseId) {
+      EXPECT_EQ(errors_[0].case_id, MaskCardNumbers(c.value));
+    }
+  }
+  // Numbers that are not card numbers are identifiers like any other.
+  for (const std::string id :
+       {"4111111111111112", "1796478000000", "74567890123456789012345"}) {
+    RawRecord raw = Valid();
+    Set(raw, Field::kTransactionId, id);
+    EXPECT_EQ(Check(raw), Codes{}) << id;
+    EXPECT_EQ(rec_.transaction_id, id);
+  }
+}
+
+TEST_F(ValidatorTest, ReaderMessagesAndDuplicatesNeverCarryACardNumber) {
+  // A malformed row whose only cell is a card number: the case id column of
+  // the report shows it masked.
+  RawRecord raw;
+  raw.position = 9;
+  Set(raw, Field::kCaseId, "4111111111111111");
+  raw.malformed = "expected 14 cells, got 1";
+  Check(raw);
+  ASSERT_FALSE(errors_.empty());
+  for (const RecordError& e : errors_) {
+    EXPECT_EQ(e.case_id, "411111******1111");
+    EXPECT_FALSE(ContainsCardNumber(e.message)) << e.message;
+  }
+  // A reader message or field name (a JSON key) holding one.
+  raw = Valid();
+  raw.malformed = "duplicate key \"4115 9900 0000 0006\"";
+  raw.malformed_field = "4115 9900 0000 0006";
+  Check(raw);
+  ASSERT_FALSE(errors_.empty());
+  EXPECT_EQ(errors_[0].message, "duplicate key \"4115 99** **** 0006\"");
+  EXPECT_EQ(errors_[0].field, "4115 99** **** 0006");
+  // The same card number twice as case id: DUPLICATE_CASE shows it masked.
+  Validator v(Options());
+  std::vector<RecordError> errors;
+  Record rec;
+  for (int i = 0; i < 2; ++i) {
+    raw = Valid();
+    Set(raw, Field::kCaseId, "6011111111111117");
+    EXPECT_FALSE(v.Validate(raw, &rec, &errors));
+  }
+  bool duplicate = false;
+  for (const RecordError& e : errors) {
+    duplicate |= e.code == ErrorCode::kDuplicateCase;
+    EXPECT_FALSE(ContainsCardNumber(e.case_id + e.message)) << e.message;
+  }
+  EXPECT_TRUE(duplicate);
 }
 
 }  // namespace

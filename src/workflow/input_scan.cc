@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "domain/pan.h"
+
 namespace cbpipe {
 namespace {
 
@@ -221,12 +223,10 @@ uint64_t InputFileSize(const std::string& path) {
   return static_cast<uint64_t>(st.st_size);
 }
 
-}  // namespace
-
-void ScanInput(const std::string& path, const Config& config,
-               int64_t now_epoch_seconds, size_t keep_errors,
-               const AcceptFn& accept, const RejectFn& reject, InputScan* scan,
-               RawBytesObserver observe) {
+void ScanRecords(const std::string& path, const Config& config,
+                 int64_t now_epoch_seconds, size_t keep_errors,
+                 const AcceptFn& accept, const RejectFn& reject,
+                 InputScan* scan, RawBytesObserver observe) {
   StatusOr<std::unique_ptr<RecordReader>> opened =
       OpenReader(path, config.format, config.mapping, config.reader_limits,
                  std::move(observe));
@@ -349,6 +349,23 @@ void ScanInput(const std::string& path, const Config& config,
       return;
     }
     schedule.Done(job);
+  }
+}
+
+}  // namespace
+
+void ScanInput(const std::string& path, const Config& config,
+               int64_t now_epoch_seconds, size_t keep_errors,
+               const AcceptFn& accept, const RejectFn& reject, InputScan* scan,
+               RawBytesObserver observe) {
+  ScanRecords(path, config, now_epoch_seconds, keep_errors, accept, reject,
+              scan, std::move(observe));
+  // A whole-input error names the file (which may be named after a card
+  // number) and may quote a header cell: masked before it goes anywhere.
+  if (!scan->input_error.ok()) {
+    std::string message = scan->input_error.message();
+    if (MaskCardNumbersInPlace(&message))
+      scan->input_error = Status(scan->input_error.code(), std::move(message));
   }
 }
 
