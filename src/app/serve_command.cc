@@ -35,9 +35,11 @@ std::unique_ptr<Notifier> Filtered(const std::vector<std::string>& events,
 
 StatusOr<std::unique_ptr<Notifier>> BuildNotifier(const Config& config) {
   std::vector<std::unique_ptr<Notifier>> all;
-  // The log always gets every event.
+  // The log always gets every event, as a JSON object (EventJson, whose
+  // message is already masked), not as a string.
   all.push_back(std::make_unique<LogNotifier>([](std::string_view line) {
-    Log().Info({}, "notification", line);
+    Log().Info({}, "notification", "event sent to the notifiers",
+               {LogField::Json("notification", line)});
   }));
   auto log_line = [](std::string_view line) {
     Log().Warn({}, "notification.delivery", line);

@@ -143,7 +143,7 @@ TEST(EmailMessageTest, HeadersAndBody) {
   EXPECT_NE(m.find("run id:      r7\r\n"), std::string::npos);
   EXPECT_NE(m.find("  records: 10\r\n"), std::string::npos);
   EXPECT_NE(m.find("  JPY: 5000\r\n"), std::string::npos);
-  EXPECT_NE(m.find("message:     card [redacted] failed\r\n"),
+  EXPECT_NE(m.find("message:     card 411111******1111 failed\r\n"),
             std::string::npos);
   EXPECT_EQ(m.find("4111111111111111"), std::string::npos);
 }

@@ -5,6 +5,7 @@
 #include <ctime>
 #include <utility>
 
+#include "domain/pan.h"
 #include "notify/async_sender.h"
 #include "notify/curl_util.h"
 
@@ -172,7 +173,7 @@ std::string EmailMessage(const Event& e, const EmailOptions& o,
   line("destination: " + or_dash(b(e.destination)));
   line("trace id:    " + or_dash(b(e.trace_id)));
   if (!e.message.empty()) {
-    line("message:     " + b(RedactCardNumbers(e.message)));
+    line("message:     " + b(MaskCardNumbers(e.message)));
   }
   if (!e.counts.empty()) {
     line("");

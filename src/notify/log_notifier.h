@@ -1,7 +1,12 @@
 // Log adapter, always on: each event as one JSON line (EventJson, no
-// trailing newline) handed to a sink, e.g. the structured logger:
+// trailing newline) handed to a sink, e.g. the structured logger, where it
+// goes in as a JSON object (not a string), unmasked since its only free
+// text, the message, is masked by EventJson already:
 //
-//   LogNotifier log([&](std::string_view line) { logger.Write(line); });
+//   LogNotifier log([&](std::string_view json) {
+//     logger.Info({}, "notification", "event sent to the notifiers",
+//                 {LogField::Json("notification", json)});
+//   });
 //   log.Notify(event);  // calls the sink at once, on the caller's thread
 //
 // Calls to the sink are serialized. A sink that throws loses that line and

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
-#include "domain/rules.h"
+#include "domain/pan.h"
 
 namespace cbpipe {
 namespace {
@@ -48,40 +48,6 @@ bool IsKnownEventType(std::string_view type) {
   return false;
 }
 
-std::string RedactCardNumbers(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  size_t i = 0;
-  while (i < text.size()) {
-    if (!IsDigit(text[i])) {
-      out.push_back(text[i++]);
-      continue;
-    }
-    // A run of digits with single ' ' or '-' between them.
-    size_t end = i;  // one past the last digit of the run
-    std::string digits;
-    size_t j = i;
-    while (j < text.size()) {
-      if (IsDigit(text[j])) {
-        digits.push_back(text[j]);
-        end = ++j;
-      } else if ((text[j] == ' ' || text[j] == '-') && j + 1 < text.size() &&
-                 IsDigit(text[j + 1])) {
-        ++j;
-      } else {
-        break;
-      }
-    }
-    if (digits.size() >= 12 && digits.size() <= 19 && LuhnValid(digits)) {
-      out += "[redacted]";
-    } else {
-      out.append(text.substr(i, end - i));
-    }
-    i = end;
-  }
-  return out;
-}
-
 bool IsTraceparent(std::string_view v) {
   // 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>
   if (v.size() != 55 || v.substr(0, 3) != "00-" || v[35] != '-' ||
@@ -116,7 +82,7 @@ std::string EventJson(const Event& e) {
     nlohmann::ordered_json totals = nlohmann::ordered_json::object();
     for (const auto& [k, v] : e.totals) totals[k] = v;
     j["totals"] = std::move(totals);
-    j["message"] = RedactCardNumbers(e.message);
+    j["message"] = MaskCardNumbers(e.message);
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   } catch (...) {
     // Only allocation failure can get here.

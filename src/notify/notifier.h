@@ -12,8 +12,8 @@
 //
 // What an event may carry: identifiers, counts and amount totals. Never a
 // PAN, never a secret: the Event has no field for either, and EventJson
-// masks any card-number-like digit run (12-19 digits, Luhn-valid, spaces and
-// dashes allowed) in `message` as defence in depth. docs/notifications.md
+// masks any card number in `message` (MaskCardNumbers, domain/pan.h: first
+// 6 and last 4 digits kept) as defence in depth. docs/notifications.md
 // documents the JSON and the adapters.
 //
 // Adapters: LogNotifier (always on), WebhookNotifier (HMAC-signed HTTP
@@ -63,11 +63,6 @@ struct Event {
 // Every key is always present ("" and {} when empty); map keys sorted.
 // Invalid UTF-8 is replaced with U+FFFD. Never throws.
 std::string EventJson(const Event& event);
-
-// `text` with every card-number-like run (12-19 digits, optionally
-// separated by single spaces or dashes, Luhn-valid) replaced by
-// "[redacted]".
-std::string RedactCardNumbers(std::string_view text);
 
 // True for a well-formed W3C traceparent (version 00, lowercase hex, ids not
 // all zero). Adapters put only such a value in a `traceparent` header.

@@ -8,161 +8,12 @@
 #include <cstring>
 #include <ctime>
 
+#include "domain/pan.h"
+
 namespace cbpipe {
 namespace {
 
 constexpr std::string_view kRedacted = "[REDACTED]";
-
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-bool IsAlnum(char c) {
-  return IsDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-// --- PAN redaction ----------------------------------------------------------
-
-// True if the alphanumeric token around s[pos] looks like an identifier
-// (lower-case hex of 16, 32 or 64 characters with a letter), not data.
-bool InHexIdentifier(const std::string& s, size_t pos) {
-  size_t begin = pos;
-  while (begin > 0 && IsAlnum(s[begin - 1])) --begin;
-  size_t end = pos;
-  while (end < s.size() && IsAlnum(s[end])) ++end;
-  size_t len = end - begin;
-  if (len != 16 && len != 32 && len != 64) return false;
-  bool letter = false;
-  for (size_t i = begin; i < end; ++i) {
-    char c = s[i];
-    if (c >= 'a' && c <= 'f') {
-      letter = true;
-    } else if (!IsDigit(c)) {
-      return false;
-    }
-  }
-  return letter;
-}
-
-struct DigitGroup {
-  size_t begin;  // index in the text of its first digit
-  size_t size;   // digits in it (contiguous)
-};
-
-bool LuhnOverGroups(const std::string& s, const DigitGroup* groups,
-                    size_t count) {
-  int sum = 0;
-  bool twice = false;
-  for (size_t g = count; g-- > 0;) {
-    for (size_t i = groups[g].size; i-- > 0;) {
-      int d = s[groups[g].begin + i] - '0';
-      if (twice) {
-        d *= 2;
-        if (d > 9) d -= 9;
-      }
-      sum += d;
-      twice = !twice;
-    }
-  }
-  return sum % 10 == 0;
-}
-
-void MaskGroups(std::string* s, const DigitGroup* groups, size_t count,
-                size_t digits) {
-  size_t index = 0;  // digit index within the card number
-  for (size_t g = 0; g < count; ++g) {
-    for (size_t i = 0; i < groups[g].size; ++i, ++index) {
-      if (index >= 6 && index + 4 < digits) (*s)[groups[g].begin + i] = '*';
-    }
-  }
-}
-
-// Looks for card numbers among a run of groups separated by single spaces
-// or dashes; each candidate is a sequence of whole groups.
-bool MaskRun(std::string* s, const std::vector<DigitGroup>& run) {
-  bool masked = false;
-  size_t a = 0;
-  while (a < run.size()) {
-    // The longest sequence from `a` of at most 19 digits...
-    size_t b = a;
-    size_t digits = 0;
-    while (b < run.size() && digits + run[b].size <= 19) {
-      digits += run[b].size;
-      ++b;
-    }
-    // ...then shorter ones down to 12 digits.
-    bool found = false;
-    while (b > a && digits >= 12) {
-      if (LuhnOverGroups(*s, &run[a], b - a)) {
-        MaskGroups(s, &run[a], b - a, digits);
-        found = masked = true;
-        break;
-      }
-      --b;
-      digits -= run[b].size;
-    }
-    a = found ? b : a + 1;
-  }
-  return masked;
-}
-
-// False when `s` has no run of 12 digits joined by single separators: the
-// common case, decided in one pass.
-bool MayHoldPan(std::string_view s) {
-  size_t digits = 0;
-  bool after_separator = false;
-  for (char c : s) {
-    if (IsDigit(c)) {
-      if (++digits >= 12) return true;
-      after_separator = false;
-    } else if ((c == ' ' || c == '-') && digits > 0 && !after_separator) {
-      after_separator = true;
-    } else {
-      digits = 0;
-      after_separator = false;
-    }
-  }
-  return false;
-}
-
-}  // namespace
-
-bool RedactPansInPlace(std::string* text) {
-  std::string& s = *text;
-  if (!MayHoldPan(s)) return false;
-
-  thread_local std::vector<DigitGroup> run;
-  run.clear();
-  bool masked = false;
-  size_t i = 0;
-  const size_t n = s.size();
-  while (i < n) {
-    if (!IsDigit(s[i])) {
-      ++i;
-      continue;
-    }
-    size_t begin = i;
-    while (i < n && IsDigit(s[i])) ++i;
-    DigitGroup group{begin, i - begin};
-    bool exempt = InHexIdentifier(s, begin);
-    // A group continues the current run if one separator joins them.
-    bool joins = !run.empty() && !exempt &&
-                 run.back().begin + run.back().size + 1 == begin &&
-                 (s[begin - 1] == ' ' || s[begin - 1] == '-');
-    if (!joins && !run.empty()) {
-      masked |= MaskRun(text, run);
-      run.clear();
-    }
-    if (!exempt) run.push_back(group);
-  }
-  if (!run.empty()) masked |= MaskRun(text, run);
-  return masked;
-}
-
-std::string RedactPans(std::string_view text) {
-  std::string out(text);
-  RedactPansInPlace(&out);
-  return out;
-}
-
-namespace {
 
 // --- JSON --------------------------------------------------------------------
 
@@ -447,18 +298,36 @@ void Logger::RedactSecrets(std::string* text) const {
   }
 }
 
-void Logger::AppendValue(std::string* out, std::string_view value) const {
-  if (!MayHoldPan(value) && !has_secrets_.load(std::memory_order_acquire)) {
+void Logger::AppendText(std::string* out, std::string_view value) const {
+  const bool secrets = has_secrets_.load(std::memory_order_acquire);
+  if (!secrets && !ContainsCardNumber(value)) {
     AppendJsonString(out, value);
     return;
   }
   thread_local std::string scratch;
   scratch.assign(value);
-  RedactPansInPlace(&scratch);
+  MaskCardNumbersInPlace(&scratch);
   RedactSecrets(&scratch);
   AppendJsonString(out, scratch);
   if (scratch.capacity() > (64 << 10)) std::string().swap(scratch);
 }
+
+namespace {
+
+// Enough to keep a line valid JSON: one object or array on one line. The
+// caller vouches for the rest (LogField::Json).
+bool LooksLikeJsonValue(std::string_view json) {
+  if (json.size() < 2) return false;
+  const char open = json.front(), close = json.back();
+  if (!((open == '{' && close == '}') || (open == '[' && close == ']')))
+    return false;
+  for (char c : json) {
+    if (static_cast<unsigned char>(c) < 0x20) return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 void Logger::Write(LogLevel level, const LogContext& context,
                    std::string_view event, std::string_view msg,
@@ -473,10 +342,11 @@ void Logger::Write(LogLevel level, const LogContext& context,
   AppendTime(&line, clock_());
   line.append("\",\"level\":\"");
   line.append(LogLevelName(level));
+  // The event name and the context are the program's own: never masked.
   line.append("\",\"event\":");
-  AppendValue(&line, event);
+  AppendJsonString(&line, event);
   line.append(",\"msg\":");
-  AppendValue(&line, msg);
+  AppendText(&line, msg);
   const std::pair<std::string_view, const std::string*> context_fields[] = {
       {"run_id", &context.run_id},
       {"batch_id", &context.batch_id},
@@ -485,7 +355,7 @@ void Logger::Write(LogLevel level, const LogContext& context,
   for (const auto& [key, value] : context_fields) {
     if (value->empty()) continue;
     AppendKey(&line, key);
-    AppendValue(&line, *value);
+    AppendJsonString(&line, *value);
   }
   for (const LogField& field : fields) {
     if (IsFixedKey(field.key())) {
@@ -503,19 +373,24 @@ void Logger::Write(LogLevel level, const LogContext& context,
         [&](const auto& v) {
           using T = std::decay_t<decltype(v)>;
           if constexpr (std::is_same_v<T, std::string_view>) {
-            AppendValue(&line, v);
+            switch (field.kind()) {
+              case LogField::Kind::kId: AppendJsonString(&line, v); break;
+              case LogField::Kind::kJson:
+                if (LooksLikeJsonValue(v)) {
+                  line.append(v);
+                } else {
+                  AppendText(&line, v);
+                }
+                break;
+              case LogField::Kind::kText: AppendText(&line, v); break;
+            }
           } else if constexpr (std::is_same_v<T, bool>) {
             line.append(v ? "true" : "false");
           } else {
+            // A number is a count, size or time the program computed.
             char buf[24];
             auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
-            std::string digits(buf, end);
-            // A number that is a card number goes out masked, as a string.
-            if (RedactPansInPlace(&digits)) {
-              AppendJsonString(&line, digits);
-            } else {
-              line.append(digits);
-            }
+            line.append(buf, end);
           }
         },
         field.value());

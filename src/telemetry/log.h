@@ -16,11 +16,23 @@
 // the order given. An extra field named like a fixed one is written with a
 // leading "_" ("_level"). docs/observability.md lists the fields and events.
 //
-// Safety net: every string (msg, context, extra values) and every integer
-// goes through RedactPans() so a card number never reaches a log line, and
-// values registered with Logger::AddSecret() are replaced by "[REDACTED]".
-// Extra fields whose key names a secret or card data ("password", "token",
-// "secret", "cvv", "track2", ...) are always written as "[REDACTED]".
+// What is redacted, and what never is. Only text that came from outside the
+// program (an input, a file name, a server's reply) can hold a card number,
+// so only free text is masked; values the program made itself are written
+// as they are, so that ids and times stay correct and searchable:
+//   - free text, masked (MaskCardNumbers, domain/pan.h: a card number keeps
+//     its first 6 and last 4 digits) and cleared of registered secrets:
+//     `msg` and every string extra field (LogField(key, "text"));
+//   - never masked: `event`, the context (run_id, batch_id, trace_id,
+//     destination: ids and names the program or its config made), integer
+//     and boolean fields (counts, sizes, epoch milliseconds), string fields
+//     made with LogField::Id (an id the program generated) and
+//     LogField::Json (a JSON value the program serialised, whose free text
+//     it has already masked, e.g. EventJson).
+// Values registered with Logger::AddSecret() are replaced by "[REDACTED]"
+// in free text. Extra fields whose key names a secret or card data
+// ("password", "token", "secret", "cvv", "track2", ...) are always written
+// as "[REDACTED]", whatever their kind.
 // Bytes that are not UTF-8 become U+FFFD so every line is valid JSON.
 //
 // Thread safety: a Logger and the sinks here may be used from any number of
@@ -67,10 +79,15 @@ struct LogContext {
 
 // One extra key/value of a line. It refers to the key and a string value
 // without copying them: build it in the call (an initializer list), do not
-// keep it.
+// keep it. A string is free text (masked) unless made with Id or Json.
 class LogField {
  public:
   using Value = std::variant<std::string_view, int64_t, uint64_t, bool>;
+  enum class Kind : uint8_t {
+    kText,  // free text: card numbers masked, secrets redacted
+    kId,    // an id the program generated: written as it is
+    kJson,  // a JSON value the program serialised: embedded as it is
+  };
 
   LogField(std::string_view key, std::string_view value)
       : key_(key), value_(value) {}
@@ -91,12 +108,31 @@ class LogField {
   }
   LogField(std::string_view key, char value) = delete;  // ambiguous intent
 
+  // An identifier the program made (a run, batch or delivery id, a
+  // traceparent): never masked, even when its digits form a card number.
+  static LogField Id(std::string_view key, std::string_view value) {
+    LogField f(key, value);
+    f.kind_ = Kind::kId;
+    return f;
+  }
+  // One compact JSON value (object, array) the program serialised, without
+  // line breaks, whose free text is already masked: embedded as a value,
+  // not as a string. Anything that does not look like one is written as
+  // free text instead.
+  static LogField Json(std::string_view key, std::string_view json) {
+    LogField f(key, json);
+    f.kind_ = Kind::kJson;
+    return f;
+  }
+
   std::string_view key() const { return key_; }
   const Value& value() const { return value_; }
+  Kind kind() const { return kind_; }
 
  private:
   std::string_view key_;
   Value value_;
+  Kind kind_ = Kind::kText;
 };
 using LogFields = std::initializer_list<LogField>;
 
@@ -222,8 +258,9 @@ class Logger {
  private:
   static const LogContext kNoContext;
 
-  // Appends `value` to `out` as a JSON string, redacted.
-  void AppendValue(std::string* out, std::string_view value) const;
+  // Appends free text `value` to `out` as a JSON string, card numbers
+  // masked and secrets redacted.
+  void AppendText(std::string* out, std::string_view value) const;
   void RedactSecrets(std::string* text) const;
 
   std::atomic<std::shared_ptr<LogSink>> sink_;
@@ -245,18 +282,5 @@ struct LogOptions {
 // Points Log() at `options` (call at start-up; safe while others log).
 // On error Log() is left as it was.
 Status ConfigureLog(const LogOptions& options);
-
-// The redactor. Every run of 12-19 digits that passes the Luhn check is
-// masked to its first 6 and last 4 digits ('*' for each digit between,
-// separators kept): "4111 1111 1111 1111" -> "4111 11** **** 1111". A run
-// may be split by single spaces or dashes, as card numbers are written; a
-// run of more than 19 digits (an ARN) is left alone unless a sub-run of
-// whole groups is a card number. Digits inside a lower-case hex token of
-// exactly 16, 32 or 64 characters with at least one letter (input ids,
-// trace ids, SHA-256 digests) are left alone: they are identifiers, and
-// masking them would break correlation.
-std::string RedactPans(std::string_view text);
-// Same, in place (the length does not change). True if anything was masked.
-bool RedactPansInPlace(std::string* text);
 
 }  // namespace cbpipe

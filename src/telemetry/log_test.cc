@@ -159,62 +159,63 @@ TEST_F(LogTest, IntegerLimits) {
 
 // --- PAN and secret redaction ------------------------------------------------
 
-TEST(RedactPansTest, MasksLuhnValidRuns) {
-  EXPECT_EQ(RedactPans("4111111111111111"), "411111******1111");
-  EXPECT_EQ(RedactPans("card 5555555555554444 declined"),
-            "card 555555******4444 declined");
-  EXPECT_EQ(RedactPans("4111 1111 1111 1111"), "4111 11** **** 1111");
-  EXPECT_EQ(RedactPans("4111-1111-1111-1111"), "4111-11**-****-1111");
-  EXPECT_EQ(RedactPans("amex=378282246310005;"), "amex=378282*****0005;");
-  EXPECT_EQ(RedactPans("pan:6011111111111117,"), "pan:601111******1117,");
-  EXPECT_EQ(RedactPans("4111111111111111 5555555555554444"),
-            "411111******1111 555555******4444");
-  // 19 digits.
-  EXPECT_EQ(RedactPans("4111111111111111110"), "411111*********1110");
-  // Glued to letters that do not make an identifier.
-  EXPECT_EQ(RedactPans("x4111111111111111y"), "x411111******1111y");
-  EXPECT_EQ(RedactPans("abc4111111111111111def"), "abc411111******1111def");
-  // Followed by other digit groups (a date, say).
-  EXPECT_EQ(RedactPans("4111-1111-1111-1111-2024"), "4111-11**-****-1111-2024");
-}
-
-TEST(RedactPansTest, LeavesOtherNumbersAlone) {
-  for (const char* text : {
-           "4111111111111112",                  // fails Luhn
-           "74567890123456789012345",           // an ARN: 23 digits
-           "12345678901",                       // 11 digits
-           "2024-05-01T12:00:00.123Z",          // a time
-           "records=1200 bytes=1048576",        // small numbers
-           "4bf92f3577b34da6a3ce929d0e0e4736",  // a trace id
-           "4111111111111111abcdefabcdefabcd",  // a trace id, too
-           "a111111111111111",                  // an input id
-           "4111111111111111abcdefabcdefabcdabcdefabcdefabcdefabcdefabcdefab",
-       }) {
-    EXPECT_EQ(RedactPans(text), text);
-  }
-  std::string same = "nothing here";
-  EXPECT_FALSE(RedactPansInPlace(&same));
-}
-
-TEST_F(LogTest, NoPanReachesALine) {
-  LogContext context{.run_id = "4111111111111111", .batch_id = "b"};
-  logger_.Error(context, "record.rejected",
+TEST_F(LogTest, FreeTextIsMaskedInEveryForm) {
+  logger_.Error({}, "record.rejected",
                 "bad record with pan 4111 1111 1111 1111",
                 {{"value", "5555555555554444"},
-                 {"number", int64_t{4111111111111111}},
-                 {"unsigned", uint64_t{5555555555554444}},
-                 {"count", 4111111111111112}});
+                 {"file", "4116-9900-0000-0005.csv"},
+                 {"reply", "550 4115990000000006: no such file"}});
   std::string line = OnlyLine();
   EXPECT_THAT(line, Not(HasSubstr("4111111111111111")));
   EXPECT_THAT(line, Not(HasSubstr("5555555555554444")));
   EXPECT_THAT(line, Not(HasSubstr("1111 1111")));
   Json json = Parse(line);
-  EXPECT_EQ(json["run_id"], "411111******1111");
   EXPECT_EQ(json["msg"], "bad record with pan 4111 11** **** 1111");
   EXPECT_EQ(json["value"], "555555******4444");
-  EXPECT_EQ(json["number"], "411111******1111");  // a number becomes a string
-  EXPECT_EQ(json["unsigned"], "555555******4444");
-  EXPECT_EQ(json["count"], 4111111111111112);  // not a card number
+  EXPECT_EQ(json["file"], "4116-99**-****-0005.csv");
+  EXPECT_EQ(json["reply"], "550 411599******0006: no such file");
+}
+
+TEST_F(LogTest, ValuesTheProgramMadeAreNeverMasked) {
+  // Ids that are all digits and happen to form a Luhn-valid Visa number,
+  // a traceparent, epoch milliseconds that pass Luhn: all the program's.
+  const std::string run = "4111111111111111";
+  LogContext context{.run_id = run,
+                     .batch_id = run + "-b001",
+                     .trace_id = "41111111111111114111111111111111",
+                     .destination = "visa"};
+  logger_.Info(context, "batch.delivered", "delivered",
+               {{"time_ms", int64_t{1796478000000}},
+                {"count", uint64_t{5555555555554444}},
+                LogField::Id("traceparent",
+                             "00-41111111111111114111111111111111-"
+                             "4111111111111111-01"),
+                LogField::Id("delivery_id", "5555555555554444"),
+                LogField::Json("notification",
+                               R"({"run_id":"4111111111111111","n":[1]})")});
+  Json json = Parse(OnlyLine());
+  EXPECT_EQ(json["run_id"], run);
+  EXPECT_EQ(json["batch_id"], run + "-b001");
+  EXPECT_EQ(json["trace_id"], "41111111111111114111111111111111");
+  EXPECT_EQ(json["time_ms"], 1796478000000);
+  EXPECT_EQ(json["count"], 5555555555554444u);
+  EXPECT_EQ(json["traceparent"],
+            "00-41111111111111114111111111111111-4111111111111111-01");
+  EXPECT_EQ(json["delivery_id"], "5555555555554444");
+  // Embedded as an object, not as a string.
+  ASSERT_TRUE(json["notification"].is_object()) << OnlyLine();
+  EXPECT_EQ(json["notification"]["run_id"], run);
+  EXPECT_THAT(OnlyLine(), Not(HasSubstr("*")));
+}
+
+TEST_F(LogTest, JsonFieldThatIsNotAJsonValueIsFreeText) {
+  logger_.Info("a.b", "m",
+               {LogField::Json("x", "4111111111111111"),
+                LogField::Json("y", "{\"a\":\n1}"), LogField::Json("z", "{")});
+  Json json = Parse(OnlyLine());
+  EXPECT_EQ(json["x"], "411111******1111");
+  EXPECT_EQ(json["y"], "{\"a\":\n1}");
+  EXPECT_EQ(json["z"], "{");
 }
 
 TEST_F(LogTest, SecretsAndSensitiveKeysAreRedacted) {
