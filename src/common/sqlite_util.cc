@@ -1,10 +1,16 @@
 #include "common/sqlite_util.h"
 
+#include "common/file_mode.h"
+
 namespace cbpipe {
 
 StatusOr<sqlite3*> OpenSqlite(const std::string& path,
                               std::string_view synchronous,
                               std::string_view owner) {
+  // The stores hold record data (names, ids, errors): as private as the
+  // batches, and so are SQLite's -wal and -shm files, which take the mode
+  // of the database file.
+  CBPIPE_RETURN_IF_ERROR(RestrictDatabaseFiles(path));
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(
           path.c_str(), &db,

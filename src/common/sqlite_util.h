@@ -19,7 +19,8 @@
 namespace cbpipe {
 
 // Opens (creating) `path` in WAL mode with a 10 s busy timeout and the given
-// `synchronous` level ("FULL" or "NORMAL"). `owner` names the store in
+// `synchronous` level ("FULL" or "NORMAL"), the files with kRecordFileMode
+// (common/file_mode.h). `owner` names the store in
 // errors. The caller closes the handle with sqlite3_close.
 StatusOr<sqlite3*> OpenSqlite(const std::string& path,
                               std::string_view synchronous,

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <utility>
 
+#include "common/file_mode.h"
+
 namespace cbpipe {
 namespace {
 
@@ -38,7 +40,8 @@ uint64_t TrailerGrowthBound(const Record& record) {
 StatusOr<std::unique_ptr<FileWriter>> FileWriter::Create(std::string path,
                                                          const Layout& layout) {
   const int fd =
-      ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+      ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+             kRecordFileMode);
   if (fd < 0) return ErrnoStatus("cannot create", path);
   std::unique_ptr<FileWriter> writer(
       new FileWriter(std::move(path), fd, layout));

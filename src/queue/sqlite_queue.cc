@@ -11,6 +11,8 @@
 #include <thread>
 #include <utility>
 
+#include "common/file_mode.h"
+
 namespace cbpipe {
 namespace {
 
@@ -281,6 +283,8 @@ StatusOr<std::unique_ptr<SqliteQueue>> SqliteQueue::Open(
   }
   if (!options.clock) options.clock = SystemClockMs;
 
+  // Messages name inputs: the database is as private as the batches.
+  CBPIPE_RETURN_IF_ERROR(RestrictDatabaseFiles(path));
   sqlite3* db = nullptr;
   const int rc = sqlite3_open_v2(
       path.c_str(), &db,

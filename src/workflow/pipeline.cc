@@ -13,8 +13,10 @@
 #include <thread>
 
 #include "common/crash_point.h"
+#include "common/file_mode.h"
 #include "common/sha256.h"
 #include "deliver/local_transport.h"
+#include "domain/pan.h"
 #include "output/row_formatter.h"
 #include "output/verifier.h"
 
@@ -26,12 +28,19 @@ namespace fs = std::filesystem;
 // Writes rejects.csv as errors arrive (streaming: nothing is kept).
 class RejectsWriter {
  public:
+  // Rejected records are record data: the file gets the batches' mode,
+  // also when an earlier run left it with a wider one.
   Status Open(const std::string& path) {
     path_ = path;
-    file_ = std::fopen(path.c_str(), "wb");
-    if (!file_)
-      return InternalError("cannot write " + path + ": " +
-                           std::strerror(errno));
+    const int fd =
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+               kRecordFileMode);
+    if (fd < 0 || !RestrictRecordFile(fd, path).ok() ||
+        (file_ = ::fdopen(fd, "wb")) == nullptr) {
+      const int err = errno;
+      if (fd >= 0) ::close(fd);
+      return InternalError("cannot write " + path + ": " + std::strerror(err));
+    }
     return Write("position,case_id,field,code,message\r\n");
   }
   ~RejectsWriter() {
@@ -150,12 +159,15 @@ std::string QuarantineInput(const std::string& work_dir,
   const std::string dir = work_dir + "/quarantine/" + input_id;
   if (!MakeDirs(dir).ok()) return "";
   std::error_code ec;
+  // The copy keeps the bytes; its name, like every name, is masked.
   if (input != "-") {
-    fs::copy_file(input, dir + "/" + fs::path(input).filename().string(),
-                  fs::copy_options::overwrite_existing, ec);
+    fs::copy_file(
+        input, dir + "/" + MaskCardNumbers(fs::path(input).filename().string()),
+        fs::copy_options::overwrite_existing, ec);
   }
-  std::ofstream(dir + "/reason.txt") << "input: " << input << "\n"
-                                     << reason.ToString() << "\n";
+  std::ofstream(dir + "/reason.txt")
+      << "input: " << MaskCardNumbers(input) << "\n"
+      << reason.ToString() << "\n";
   return dir;
 }
 
@@ -371,7 +383,7 @@ BatchResult Pipeline::Deliver(Batch batch, Status verified) {
 
 InputResult Pipeline::Process(const std::string& input_path) {
   InputResult result;
-  result.input = input_path;
+  result.input = MaskCardNumbers(input_path);  // shown and reported
   // The input id (from the input's SHA-256) only names the rejects file and
   // the batches, so the input is hashed as it is read, on the reading
   // thread; until then the planner stages and the rejects are written under

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "deliver/local_transport.h"
+#include "domain/pan.h"
 #include "telemetry/log.h"
 #include "telemetry/metrics.h"
 #include "telemetry/trace.h"
@@ -136,12 +137,13 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
                    .trace_id = run.trace_id,
                    .destination = destination};
     if (r.outcome == DeliveryOutcome::kFailed) {
+      // The remote name is the program's own (template, ids): never masked.
       Log().Warn(ctx, "delivery.failed", r.error.ToString(),
-                 {{"file", r.remote_name},
+                 {LogField::Id("file", r.remote_name),
                   {"attempts", static_cast<int64_t>(r.attempts.size())}});
     } else {
       Log().Info(ctx, "delivery.done", std::string(status),
-                 {{"file", r.remote_name}, {"bytes", bytes}});
+                 {LogField::Id("file", r.remote_name), {"bytes", bytes}});
     }
   };
   s->workflow_ = CbpipeWorkflow(&s->services_);
@@ -202,7 +204,10 @@ bool Service::Join(int64_t timeout_ms) {
   return done;
 }
 
-Status Service::Ingest(const std::string& path, const std::string& name) {
+Status Service::Ingest(const std::string& path, const std::string& file_name) {
+  // A file name is input too: one named after a card number is known by
+  // its masked name from here on (state, API, archive, logs, events).
+  const std::string name = MaskCardNumbers(file_name);
   CBPIPE_ASSIGN_OR_RETURN(std::string sha, Sha256File(path));
   const std::string key = "inputs/" + sha;
   const std::string run_id = sha.substr(0, 16);
