@@ -790,11 +790,19 @@ Kind RecordMaker::Make(uint64_t i, SampleRecord& rec) {
         AppendDigits(arn, rng, rng.Percent(50) ? 5 : 31);
         break;
       }
+      const FieldText original = arn;
       switch (rng.Below(4)) {
         case 0: arn.pop_back(); break;                // 22 digits
         case 1: arn.push_back(rng.Digit()); break;    // 24 digits
         case 2: arn[1 + rng.Below(21)] = 'O'; break;  // a letter
         default: arn.insert(7, '-'); break;           // a separator
+      }
+      // A letter or separator splits the digits in two groups, and one of
+      // them may be a card number by chance (PAN_IN_FIELD as well): one
+      // digit short instead.
+      if (ContainsCardNumber(arn.view())) {
+        arn = original;
+        arn.pop_back();
       }
       break;
     }

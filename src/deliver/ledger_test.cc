@@ -1,6 +1,7 @@
 #include "deliver/ledger.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -49,6 +50,40 @@ TEST_F(LedgerTest, IntentThenDeliveredSurvivesReopen) {
   EXPECT_EQ(*(*ledger)->CountDelivered(), 1);
 }
 
+// The ledger names delivered files (record data): 0640 like the batches,
+// its WAL and shared-memory files too, also when an older version left a
+// wider mode behind; and opening it twice in one process keeps SQLite's
+// locks (a second connection sees the first one's writes).
+TEST_F(LedgerTest, FilesAreAsPrivateAsTheBatches) {
+  const mode_t old_umask = ::umask(022);
+  auto mode = [](const std::string& path) {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0u;
+  };
+  {
+    auto ledger = DeliveryLedger::Open(path_);
+    ASSERT_TRUE(ledger.ok());
+    LedgerEntry e{"visa", "f.csv", 10, "abc", "b1", "", 5, false};
+    ASSERT_TRUE((*ledger)->RecordIntent(e).ok());
+    auto second = DeliveryLedger::Open(path_);
+    ASSERT_TRUE(second.ok());
+    ASSERT_TRUE((*(*second)->Find("visa", "f.csv")).has_value());
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      EXPECT_EQ(mode(path_ + suffix), 0640u) << suffix;
+    }
+  }
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    if (fs::exists(path_ + suffix)) ::chmod((path_ + suffix).c_str(), 0666);
+  }
+  ASSERT_TRUE(DeliveryLedger::Open(path_).ok());
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    if (fs::exists(path_ + suffix)) {
+      EXPECT_EQ(mode(path_ + suffix), 0640u) << suffix;
+    }
+  }
+  ::umask(old_umask);
+}
+
 TEST_F(LedgerTest, FailuresKeepEveryAttempt) {
   auto ledger = DeliveryLedger::Open(path_);
   ASSERT_TRUE(ledger.ok());
@@ -67,8 +102,14 @@ TEST_F(LedgerTest, ConcurrentWritersFromThreads) {
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 50; ++i) {
-        LedgerEntry e{"d" + std::to_string(t), std::to_string(i), 1, "h",
-                      "b",                     "",                0, false};
+        LedgerEntry e{"d" + std::to_string(t),
+                      std::to_string(i),
+                      1,
+                      "h",
+                      "b",
+                      "",
+                      0,
+                      false};
         EXPECT_TRUE((*ledger)->MarkDelivered(e).ok());
       }
     });

@@ -96,6 +96,10 @@ TEST_F(PipelineTest, RejectsAndBatchesAreFiledUnderTheInputIdOnly) {
   EXPECT_EQ(r.rejects_file,
             (root_ / "work/runs" / r.input_id / "rejects.csv").string());
   EXPECT_TRUE(fs::exists(r.rejects_file));
+  // Rejected records are record data: as private as the batches (0640).
+  EXPECT_EQ(
+      fs::status(r.rejects_file).permissions(),
+      fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
   // The names used while the input was being hashed are gone.
   for (const char* dir : {"work/runs", "work/staging"}) {
     if (!fs::exists(root_ / dir)) continue;
