@@ -234,4 +234,9 @@ std::string MaskCardNumbers(std::string_view text) {
   return out;
 }
 
+Status MaskCardNumbersInStatus(const Status& status) {
+  if (status.ok() || !ContainsCardNumber(status.message())) return status;
+  return Status(status.code(), MaskCardNumbers(status.message()));
+}
+
 }  // namespace cbpipe

@@ -31,6 +31,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/status.h"
+
 namespace cbpipe {
 
 // `digits` (digits only, no separators) is a card number: 12-19 digits,
@@ -56,5 +58,8 @@ bool ContainsCardNumber(std::string_view text);
 bool MaskCardNumbersInPlace(std::string* text);
 // The same, as a copy.
 std::string MaskCardNumbers(std::string_view text);
+// `status` with its message masked (an error may name an input file or
+// quote a value), code unchanged.
+Status MaskCardNumbersInStatus(const Status& status);
 
 }  // namespace cbpipe

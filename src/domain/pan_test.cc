@@ -211,5 +211,14 @@ TEST(MaskCardNumbersTest, KeepsFirstSixAndLastFour) {
   }
 }
 
+TEST(MaskCardNumbersInStatusTest, MessageMaskedCodeKept) {
+  const Status st = NotFoundError("in/4115 9900 0000 0006.csv: empty input");
+  const Status masked = MaskCardNumbersInStatus(st);
+  EXPECT_EQ(masked.code(), StatusCode::kNotFound);
+  EXPECT_EQ(masked.message(), "in/4115 99** **** 0006.csv: empty input");
+  EXPECT_TRUE(MaskCardNumbersInStatus(OkStatus()).ok());
+  EXPECT_EQ(MaskCardNumbersInStatus(st).ToString(), masked.ToString());
+}
+
 }  // namespace
 }  // namespace cbpipe

@@ -362,11 +362,7 @@ void ScanInput(const std::string& path, const Config& config,
               scan, std::move(observe));
   // A whole-input error names the file (which may be named after a card
   // number) and may quote a header cell: masked before it goes anywhere.
-  if (!scan->input_error.ok()) {
-    std::string message = scan->input_error.message();
-    if (MaskCardNumbersInPlace(&message))
-      scan->input_error = Status(scan->input_error.code(), std::move(message));
-  }
+  scan->input_error = MaskCardNumbersInStatus(scan->input_error);
 }
 
 }  // namespace cbpipe

@@ -403,6 +403,7 @@ InputResult Pipeline::Process(const std::string& input_path) {
   }
   StatusOr<std::string> hashed =
       hasher.complete ? hasher.sha.FinishHex() : Sha256File(input_path);
+  if (!hashed.ok()) hashed = MaskCardNumbersInStatus(hashed.status());
   std::error_code ec;
   if (!hashed.ok()) {
     // As if nothing had been read: an input that cannot be hashed has no id
@@ -439,10 +440,11 @@ InputResult Pipeline::Process(const std::string& input_path) {
     }
   }
   if (!st.ok()) {
-    result.error = st;
+    result.error = MaskCardNumbersInStatus(st);
     if (!result.scan.input_error.ok()) {
       result.quarantine_dir =
-          QuarantineInput(config_.work_dir, input_path, result.input_id, st);
+          QuarantineInput(config_.work_dir, input_path, result.input_id,
+                          result.error);
     }
     return result;
   }
