@@ -151,6 +151,21 @@ class Planter {
   std::vector<std::string> planted_;
 };
 
+// The masking policy: first 6 and last 4 digits kept.
+std::string Masked(const std::string& digits) {
+  std::string out = digits;
+  for (size_t i = 6; i + 4 < out.size(); ++i) out[i] = '*';
+  return out;
+}
+
+// The run id of an input: the first 16 hex digits of its SHA-256.
+std::string RunIdOf(const std::string& content) {
+  Sha256 sha;
+  sha.Update(content.data(), content.size());
+  StatusOr<std::string> hex = sha.FinishHex();
+  return hex.ok() ? hex->substr(0, 16) : "";
+}
+
 // A valid 23-digit ARN (Luhn over all 23).
 std::string Arn(int n) {
   std::string body = "7456789012345678901" + std::to_string(1000 + n);
@@ -357,7 +372,8 @@ TEST_F(PanLeakTest, NoCardNumberInAnythingTheProgramWrites) {
   csv += Row({{"reason_text", "card " + p.Dashed() + " used"}});
   csv += Row({{"reason_text", p.Spaced()}});
   // Identifier fields (one custom-mapped): rejected with PAN_IN_FIELD.
-  csv += Row({{"Dispute Ref", p.Plain()}});
+  const std::string id_card = p.Plain();
+  csv += Row({{"Dispute Ref", id_card}});
   csv += Row({{"Dispute Ref", p.Spaced()}});
   csv += Row({{"Dispute Ref", "REF-" + p.Dashed()}});
   csv += Row({{"merchant_id", p.Plain()}});
@@ -409,7 +425,8 @@ TEST_F(PanLeakTest, NoCardNumberInAnythingTheProgramWrites) {
   // 3. An unreadable input (quarantined).
   const std::string binary = std::string("Dispute Ref\n\0\0\0", 15);
 
-  const std::string csv_name = p.Dashed() + ".csv";
+  const std::string csv_card = p.Plain();
+  const std::string csv_name = Grouped(csv_card, '-') + ".csv";
   const std::string jsonl_name = p.Plain() + ".jsonl";
   const std::string binary_name = p.Spaced() + ".csv";
   inputs_ = {csv, jsonl, binary};
@@ -490,6 +507,10 @@ TEST_F(PanLeakTest, NoCardNumberInAnythingTheProgramWrites) {
     ASSERT_TRUE(runs) << "admin API not answering";
     EXPECT_EQ(runs->status, 200);
     Scan("GET /api/runs", runs->body);
+    // Masked, not dropped: the run is still findable by its file name.
+    EXPECT_NE(runs->body.find(Grouped(Masked(csv_card), '-') + ".csv"),
+              std::string::npos)
+        << runs->body;
     const auto listed = nlohmann::json::parse(runs->body, nullptr, false);
     ASSERT_TRUE(listed.is_object()) << runs->body;
     int runs_seen = 0;
@@ -560,6 +581,12 @@ TEST_F(PanLeakTest, NoCardNumberInAnythingTheProgramWrites) {
         << e.path() << " mode " << std::oct << (st.st_mode & 0777);
   }
   EXPECT_GE(rejects_files, 2);
+  // The rejected case id is in the report, masked.
+  const std::string rejects =
+      ReadFile(*dir_ / "rwork/runs/" + RunIdOf(csv) + "/rejects.csv");
+  EXPECT_NE(rejects.find("\"" + Masked(id_card) + "\",case_id,PAN_IN_FIELD"),
+            std::string::npos)
+      << rejects;
 }
 
 // Run ids are the first 16 hex digits of the input's SHA-256; this input is
