@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <random>
 
+#include "common/file_mode.h"
 #include "store/object_store.h"
 
 namespace cbpipe {
@@ -67,6 +68,10 @@ Status LocalFolderStore::PutFile(const std::string& key,
       target.parent_path() / (".put-" + std::to_string(rd()) + ".tmp");
   fs::copy_file(path, temp, fs::copy_options::overwrite_existing, ec);
   if (ec) return FsError("copy " + path, ec);
+  // An object is an input, card data and all: as private as the batches,
+  // whatever mode the original had.
+  fs::permissions(temp, static_cast<fs::perms>(kRecordFileMode), ec);
+  if (ec) return FsError("restrict the mode of " + temp.string(), ec);
   CBPIPE_RETURN_IF_ERROR(FsyncPath(temp.string(), false));
   fs::rename(temp, target, ec);
   if (ec) {

@@ -161,9 +161,10 @@ std::string QuarantineInput(const std::string& work_dir,
   std::error_code ec;
   // The copy keeps the bytes; its name, like every name, is masked.
   if (input != "-") {
-    fs::copy_file(
-        input, dir + "/" + MaskCardNumbers(fs::path(input).filename().string()),
-        fs::copy_options::overwrite_existing, ec);
+    const std::string copy =
+        dir + "/" + MaskCardNumbers(fs::path(input).filename().string());
+    fs::copy_file(input, copy, fs::copy_options::overwrite_existing, ec);
+    fs::permissions(copy, static_cast<fs::perms>(kRecordFileMode), ec);
   }
   std::ofstream(dir + "/reason.txt")
       << "input: " << MaskCardNumbers(input) << "\n"
@@ -442,9 +443,8 @@ InputResult Pipeline::Process(const std::string& input_path) {
   if (!st.ok()) {
     result.error = MaskCardNumbersInStatus(st);
     if (!result.scan.input_error.ok()) {
-      result.quarantine_dir =
-          QuarantineInput(config_.work_dir, input_path, result.input_id,
-                          result.error);
+      result.quarantine_dir = QuarantineInput(config_.work_dir, input_path,
+                                              result.input_id, result.error);
     }
     return result;
   }
