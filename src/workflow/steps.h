@@ -38,7 +38,9 @@ struct StepServices {
   // Connections kept between deliveries (may be null: one per batch).
   TransportPool* transports = nullptr;
   RetryEnv env;
-  std::function<int64_t()> now_epoch_seconds;
+  // The clock (Unix epoch milliseconds): events are stamped with it, and
+  // its seconds are the "now" of the date rules.
+  std::function<int64_t()> now_ms;
   // Observers for metrics and logs (may be empty).
   std::function<void(const RunRecord&, const InputScan&)> on_scanned;
   std::function<void(const RunRecord&, const std::string& destination,
