@@ -45,20 +45,20 @@ inline std::string GzipRepeated(const std::string& unit, uint64_t repeat) {
 }
 
 // Writes a gzip bomb to `path`: a member holding `head`, then members of
-// 64 MiB of newlines (blank lines, which readers skip: the input holds no
-// record at all however far it is read) until about `inflated_bytes`. The
-// 64 MiB member is compressed once and written again and again, so an
-// 11 GiB bomb is made in a moment and takes about 11 MB on disk.
+// `member_bytes` newlines (blank lines, which readers skip: the input holds
+// no record at all however far it is read) until about `inflated_bytes`.
+// The member is compressed once and written again and again, so an 11 GiB
+// bomb is made in a moment and takes about 11 MB on disk.
 inline bool WriteGzipBomb(const std::string& path, const std::string& head,
-                          uint64_t inflated_bytes) {
-  constexpr uint64_t kMember = 64ull << 20;
+                          uint64_t inflated_bytes,
+                          uint64_t member_bytes = 64ull << 20) {
   const std::string first = GzipRepeated(head, 1);
-  const std::string member = GzipRepeated("\n", kMember);
+  const std::string member = GzipRepeated("\n", member_bytes);
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) return false;
   bool ok = std::fwrite(first.data(), 1, first.size(), f) == first.size();
   for (uint64_t done = head.size(); ok && done < inflated_bytes;
-       done += kMember) {
+       done += member_bytes) {
     ok = std::fwrite(member.data(), 1, member.size(), f) == member.size();
   }
   return std::fclose(f) == 0 && ok;
