@@ -76,7 +76,7 @@ struct DestinationConfig {
 struct RejectThresholds {
   // More rejected records than this stops the scan at once, so the rejects
   // file stops growing there.
-  uint64_t max_rejected_records = 100000;
+  uint64_t max_rejected_records = 1000000;
   // Rejected / read, checked at the end of an input of at least
   // kRatioMinRecords records; more than this rejects it.
   double max_rejected_ratio = 0.5;

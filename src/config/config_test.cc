@@ -216,9 +216,9 @@ layout = "nope"
 TEST(ConfigTest, InputLimitsHaveSafeDefaultsAndAreConfigurable) {
   StatusOr<Config> d = ParseConfig("", "empty.toml");
   ASSERT_TRUE(d.ok());
-  EXPECT_EQ(d->reader_limits.max_decompressed_bytes, 4ull << 30);
+  EXPECT_EQ(d->reader_limits.max_decompressed_bytes, 16ull << 30);
   EXPECT_EQ(d->reader_limits.max_compression_ratio, 100u);
-  EXPECT_EQ(d->reject_thresholds.max_rejected_records, 100000u);
+  EXPECT_EQ(d->reject_thresholds.max_rejected_records, 1000000u);
   EXPECT_EQ(d->reject_thresholds.max_rejected_ratio, 0.5);
   StatusOr<Config> c = ParseConfig(
       "[input]\nmax_decompressed_bytes = 1048576\nmax_compression_ratio = "

@@ -98,11 +98,12 @@ TEST(InputLimitsE2e, RepeatedInvalidRowCannotFillTheDisk) {
   EXPECT_THAT(r.out, HasSubstr("input.max_compression_ratio"));
   EXPECT_TRUE(FilesIn(dir / "work/outbox").empty());
 
-  // With that check lifted, the default reject limit (100000) stops it:
-  // the rejects file holds exactly that many records and stops growing.
+  // With that check lifted, the reject limit stops it: the rejects file
+  // holds exactly that many records and stops growing.
   const std::string config = dir / "lifted.toml";
   WriteFile(config,
-            "[input]\nmax_compression_ratio = 100000\n[output]\n"
+            "[input]\nmax_compression_ratio = 100000\n"
+            "max_rejected_records = 100000\n[output]\n"
             "work_dir = \"" +
                 dir / "work2" + "\"\n" +
                 FileDestination("visa", "\"visa\"", dir.path()) +
