@@ -165,6 +165,12 @@ TEST(DeliverableConfigE2e, ConfigCheckRefusesAConfigWithoutDestinations) {
   CliResult r = RunCli("config check --config " + ShellQuote(dir / "c.toml"));
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
   EXPECT_THAT(r.err, HasSubstr("no [[destination]]"));
+  // Nor does `serve` start with it (bounded, should it start after all).
+  r = RunCli("serve --config " + ShellQuote(dir / "c.toml"), "timeout 20",
+             dir.path());
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_THAT(r.err, HasSubstr("cbpipe serve: "));
+  EXPECT_THAT(r.err, HasSubstr("no [[destination]]"));
 
   // `run` with it delivers nothing and says so: exit 1, not "all
   // batches delivered".
