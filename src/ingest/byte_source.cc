@@ -156,8 +156,9 @@ class GzipSource final : public ByteSource {
   Status CheckRatio() const {
     if (inflated_ <= ratio_check_after_) return OkStatus();
     const uint64_t compressed = std::max<uint64_t>(1, compressed_offset());
-    if (inflated_ / compressed < max_ratio_ ||
-        (inflated_ / compressed == max_ratio_ && inflated_ % compressed == 0)) {
+    uint64_t allowed;
+    if (__builtin_mul_overflow(max_ratio_, compressed, &allowed) ||
+        inflated_ <= allowed) {
       return OkStatus();
     }
     return ResourceExhaustedError(
