@@ -3,8 +3,8 @@
 // engine or as Lambda tasks in a Step Functions state machine:
 //
 //   validate ──▶ generate ──▶ verify ──▶ deliver ──▶ notify ──▶ settle
-//      │ unreadable             │ DataLoss      (one branch    │ any file
-//      ▼                        ▼               per dest.)     ▼ failed
+//      │ unreadable or          │ DataLoss      (one branch    │ any file
+//      ▼ over a limit           ▼               per dest.)     ▼ failed
 //   reject_input            record_failure ◀────────────────────┘
 //   (quarantine,            (dead letter + deadletter.added; the run fails
 //    input.rejected)         and is redriven from generate or deliver)
