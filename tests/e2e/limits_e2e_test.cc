@@ -157,6 +157,59 @@ TEST(InputLimitsE2e, LimitsAreConfigKeysShownByConfigCheck) {
   EXPECT_TRUE(FilesIn(dir / "outbox").empty());
 }
 
+TEST(InputLimitsE2e, ServeRejectsABombAndABrokenExportWithTheirReasons) {
+  TempDir dir("serve_limits");
+  WriteFile(dir / "c.toml",
+            "[input]\nmax_rejected_records = 100\n[output]\nwork_dir = \"" +
+                dir / "work" +
+                "\"\n[service]\nsettle_ms = 50\npoll_interval_ms = 50\n"
+                "admin_listen = \"\"\nshutdown_timeout_seconds = 5\n" +
+                FileDestination("all",
+                                "\"visa\", \"mastercard\", \"amex\", "
+                                "\"discover\"",
+                                dir.path()));
+  fs::create_directories(dir / "work/inbox");
+  ASSERT_TRUE(WriteGzipBomb(dir / "bomb.csv.gz", kHeader, 11ull << 30));
+  std::string broken = kHeader;
+  for (int i = 0; i < 1000; ++i)
+    broken += "X" + std::to_string(i) + std::string(kInvalidRow + 2);
+  WriteFile(dir / "broken.csv", broken);
+  WriteFile(dir / "good.csv", std::string(kHeader) + AmexRow(1) + VisaRow(2));
+  for (const char* name : {"bomb.csv.gz", "broken.csv", "good.csv"})
+    fs::rename(dir / name, dir / ("work/inbox/" + std::string(name)));
+  // The service runs for a few seconds, then `timeout` stops it (SIGTERM).
+  CliResult serve =
+      RunCli("serve --config " + ShellQuote(dir / "c.toml"), "timeout 8");
+  const std::string& log = serve.err;
+  CliResult runs =
+      RunCli("runs list --config " + ShellQuote(dir / "c.toml"), kNow);
+  EXPECT_EQ(runs.exit_code, 0) << runs.err;
+  int rejected = 0, succeeded = 0;
+  std::istringstream lines(runs.out);
+  for (std::string line; std::getline(lines, line);) {
+    rejected += line.find(" rejected ") != std::string::npos;
+    succeeded += line.find(" succeeded ") != std::string::npos;
+  }
+  EXPECT_EQ(rejected, 2) << runs.out << log;
+  EXPECT_EQ(succeeded, 1) << runs.out << log;
+  // Each told with its reason, and quarantined with it.
+  EXPECT_THAT(log, HasSubstr("bomb.csv.gz not processed: "));
+  EXPECT_THAT(log, HasSubstr("input.max_compression_ratio"));
+  EXPECT_THAT(log, HasSubstr("broken.csv not processed: input rejected as a "
+                             "whole: more than 100 records rejected "
+                             "(input.max_rejected_records)"));
+  std::string reasons;
+  for (const auto& e :
+       fs::recursive_directory_iterator(dir / "work/quarantine")) {
+    if (e.path().filename() == "reason.txt")
+      reasons += ReadFile(e.path().string());
+  }
+  EXPECT_THAT(reasons, HasSubstr("input.max_compression_ratio"));
+  EXPECT_THAT(reasons, HasSubstr("input.max_rejected_records"));
+  // Only the good input was delivered.
+  EXPECT_EQ(FilesIn(dir / "outbox").size(), 1u);
+}
+
 // ---------------------------------------------------------------- configs
 
 TEST(DeliverableConfigE2e, ConfigCheckRefusesAConfigWithoutDestinations) {
