@@ -1,7 +1,9 @@
 // cbpipe's commands. Each returns the process exit code:
 //   0  everything valid / delivered
-//   1  some records rejected (validate) or some batch failed (run)
-//   2  usage or config error, or an input that cannot be read at all
+//   1  some records rejected (validate), or some batch failed or valid
+//      records could not be delivered (run)
+//   2  usage or config error, or an input that cannot be read at all or is
+//      over one of its limits
 #pragma once
 
 #include <cstdint>

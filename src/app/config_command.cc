@@ -11,7 +11,13 @@ int RunConfigCheck(const std::string& config_path) {
                  config.status().message().c_str());
     return kExitUsage;
   }
+  const ConfigReview review = ReviewConfig(*config);
+  for (const std::string& error : review.errors)
+    std::fprintf(stderr, "cbpipe config check: %s\n", error.c_str());
+  if (!review.errors.empty()) return kExitUsage;
   std::printf("%s", DescribeConfig(*config).c_str());
+  for (const std::string& warning : review.warnings)
+    std::fprintf(stderr, "warning: %s\n", warning.c_str());
   std::fprintf(stderr, "config OK: %zu destination(s)\n",
                config->destinations.size());
   return kExitOk;

@@ -15,7 +15,25 @@ nlohmann::json TotalsJson(const std::map<std::string, int64_t>& totals) {
   return j;
 }
 
-nlohmann::json InputJson(const InputResult& r) {
+// Why valid records of `r` could not be delivered, one phrase per network
+// ("" when every valid record went out).
+std::string UndeliverableReason(const Config& config, const InputResult& r) {
+  std::string reason;
+  for (Network n : kAllNetworks) {
+    const uint64_t count = r.scan.undeliverable[static_cast<int>(n)];
+    if (count == 0) continue;
+    const DestinationConfig* d = config.DestinationFor(n);
+    if (!reason.empty()) reason += "; ";
+    reason += std::to_string(count) + " " + std::string(NetworkName(n)) +
+              (d ? " record(s) too large for a file of destination " + d->name +
+                       " (RECORD_TOO_LARGE, see "
+                       "output.max_file_bytes)"
+                 : " record(s) with no destination (NO_DESTINATION)");
+  }
+  return reason;
+}
+
+nlohmann::json InputJson(const Config& config, const InputResult& r) {
   nlohmann::json input_error = nullptr;
   if (!r.error.ok()) {
     input_error = {{"code", StatusCodeName(r.error.code())},
@@ -24,15 +42,17 @@ nlohmann::json InputJson(const InputResult& r) {
     if (!r.quarantine_dir.empty())
       input_error["quarantine"] = r.quarantine_dir;
   }
-  return {{"input", r.input},
-          {"input_id", r.input_id},
-          {"records", r.scan.records},
-          {"accepted", r.scan.accepted},
-          {"rejected", r.scan.rejected},
-          {"rejects_file", r.rejects_file.empty()
-                               ? nlohmann::json(nullptr)
-                               : nlohmann::json(r.rejects_file)},
-          {"input_error", input_error}};
+  return {
+      {"input", r.input},
+      {"input_id", r.input_id},
+      {"records", r.scan.records},
+      {"accepted", r.scan.accepted},
+      {"rejected", r.scan.rejected},
+      {"undeliverable", r.scan.undeliverable_total()},
+      {"undeliverable_reason", UndeliverableReason(config, r)},
+      {"rejects_file", r.rejects_file.empty() ? nlohmann::json(nullptr)
+                                              : nlohmann::json(r.rejects_file)},
+      {"input_error", input_error}};
 }
 
 nlohmann::json BatchJson(const InputResult& input, const BatchResult& b) {
@@ -69,7 +89,7 @@ nlohmann::json BatchJson(const InputResult& input, const BatchResult& b) {
   return j;
 }
 
-void PrintHuman(const InputResult& r) {
+void PrintHuman(const Config& config, const InputResult& r) {
   if (!r.error.ok() && r.scan.records == 0 && r.batches.empty()) {
     std::printf("%s: NOT PROCESSED: %s\n", r.input.c_str(),
                 r.error.message().c_str());
@@ -88,6 +108,10 @@ void PrintHuman(const InputResult& r) {
     if (!r.quarantine_dir.empty())
       std::printf("  quarantined in %s (original kept)\n",
                   r.quarantine_dir.c_str());
+  }
+  if (r.error.ok() && r.scan.undeliverable_total() > 0) {
+    std::printf("  NOT DELIVERED: %s\n",
+                UndeliverableReason(config, r).c_str());
   }
   if (!r.rejects_file.empty() && r.scan.rejected > 0)
     std::printf("  rejects: %s\n", r.rejects_file.c_str());
@@ -155,34 +179,44 @@ int RunPipeline(const RunArgs& args) {
                         {"inputs", nlohmann::json::array()},
                         {"batches", nlohmann::json::array()}};
   bool all_ok = true, any_batch_failed = false, any_unreadable = false;
+  uint64_t undeliverable = 0;
   for (const std::string& input : args.inputs) {
     InputResult r = pipeline.Process(input);
     all_ok &= r.ok();
     any_unreadable |= !r.error.ok();
+    if (r.error.ok()) undeliverable += r.scan.undeliverable_total();
     for (const BatchResult& b : r.batches) any_batch_failed |= !b.ok();
     if (args.json) {
-      doc["inputs"].push_back(InputJson(r));
+      doc["inputs"].push_back(InputJson(*config, r));
       for (const BatchResult& b : r.batches)
         doc["batches"].push_back(BatchJson(r, b));
     } else {
-      PrintHuman(r);
+      PrintHuman(*config, r);
     }
   }
+  all_ok &= undeliverable == 0;
   doc["ok"] = all_ok;
   if (args.json) {
     std::printf("%s\n", doc.dump(2).c_str());
   } else {
-    std::printf("%s; work dir %s\n",
-                all_ok ? "all batches delivered" : "SOME BATCHES FAILED",
-                config->work_dir.c_str());
+    std::string outcome = "all batches delivered";
+    if (any_batch_failed || any_unreadable) {
+      outcome = "SOME BATCHES FAILED";
+    } else if (undeliverable > 0) {
+      outcome = "SOME RECORDS NOT DELIVERED: " + std::to_string(undeliverable) +
+                " valid record(s) could not go to any destination";
+    }
+    std::printf("%s; work dir %s\n", outcome.c_str(), config->work_dir.c_str());
     // Where each card company's files went.
     for (const DestinationConfig& d : config->destinations) {
       std::printf("  %-12s -> %s\n", d.name.c_str(), d.url.c_str());
     }
   }
-  // A failed batch is the operator's first concern (1); an input that could
-  // not be processed at all is reported like a usage error (2).
-  if (any_batch_failed) return kExitRejected;
+  // A failed batch, or valid records that could not be delivered, are the
+  // operator's first concern (1); an input that could not be processed at
+  // all (unreadable, or over one of its limits) is reported like a usage
+  // error (2).
+  if (any_batch_failed || undeliverable > 0) return kExitRejected;
   if (any_unreadable) return kExitUsage;
   return kExitOk;
 }

@@ -110,6 +110,14 @@ int RunServe(const std::string& config_path) {
   }
   if (StatusOr<LogLevel> level = ParseLogLevel(sc.log_level); level.ok())
     Log().SetMinLevel(*level);
+  // A service that can deliver nothing is refused, as by `config check`.
+  const ConfigReview review = ReviewConfig(*config);
+  for (const std::string& error : review.errors) {
+    std::fprintf(stderr, "cbpipe serve: %s\n", error.c_str());
+    return kExitUsage;
+  }
+  for (const std::string& warning : review.warnings)
+    Log().Warn({}, "config.warning", warning);
 
   std::string token;
   if (!sc.admin_token_ref.empty()) {

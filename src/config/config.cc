@@ -10,6 +10,7 @@
 
 #include "notify/notifier.h"
 #include "output/layout.h"
+#include "output/row_formatter.h"
 
 namespace cbpipe {
 namespace {
@@ -127,7 +128,8 @@ Status ParseInput(const toml::table& t, const ConfigError& err, Config* c) {
   CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
       t,
       {"format", "pan_policy", "date_formats", "fields", "max_field_bytes",
-       "max_record_bytes", "max_columns"},
+       "max_record_bytes", "max_columns", "max_decompressed_bytes",
+       "max_compression_ratio", "max_rejected_records", "max_rejected_ratio"},
       "input.", err));
   std::string format = "auto";
   CBPIPE_RETURN_IF_ERROR(GetString(t, "format", "input.", err, &format));
@@ -167,6 +169,20 @@ Status ParseInput(const toml::table& t, const ConfigError& err, Config* c) {
   CBPIPE_RETURN_IF_ERROR(
       GetInt(t, "max_columns", "input.", err, 1, 1 << 20, &v));
   c->reader_limits.max_columns = static_cast<size_t>(v);
+  v = static_cast<int64_t>(c->reader_limits.max_decompressed_bytes);
+  CBPIPE_RETURN_IF_ERROR(GetInt(t, "max_decompressed_bytes", "input.", err,
+                                1024, int64_t{1} << 50, &v));
+  c->reader_limits.max_decompressed_bytes = static_cast<uint64_t>(v);
+  v = static_cast<int64_t>(c->reader_limits.max_compression_ratio);
+  CBPIPE_RETURN_IF_ERROR(
+      GetInt(t, "max_compression_ratio", "input.", err, 2, 100000, &v));
+  c->reader_limits.max_compression_ratio = static_cast<uint64_t>(v);
+  v = static_cast<int64_t>(c->reject_thresholds.max_rejected_records);
+  CBPIPE_RETURN_IF_ERROR(GetInt(t, "max_rejected_records", "input.", err, 0,
+                                int64_t{1} << 50, &v));
+  c->reject_thresholds.max_rejected_records = static_cast<uint64_t>(v);
+  CBPIPE_RETURN_IF_ERROR(GetDouble(t, "max_rejected_ratio", "input.", err, 0, 1,
+                                   &c->reject_thresholds.max_rejected_ratio));
 
   if (const toml::node* fields = t.get("fields")) {
     const toml::table* ft = fields->as_table();
@@ -784,8 +800,48 @@ StatusOr<Config> ParseConfig(std::string_view toml_text,
                     "mastercard, amex, discover) nor a [layout." + d.layout +
                     "] table");
     }
+    const uint64_t fixed = FixedFileBytes(c.layouts.at(d.layout));
+    if (fixed > c.limits.max_file_bytes) {
+      return err.At(prefix + "layout",
+                    "a file in layout '" + d.layout + "' takes at least " +
+                        std::to_string(fixed) +
+                        " bytes (header, trailer and the smallest row), "
+                        "more than output.max_file_bytes (" +
+                        std::to_string(c.limits.max_file_bytes) +
+                        "): no record could ever be delivered");
+    }
   }
   return c;
+}
+
+uint64_t FixedFileBytes(const Layout& layout) {
+  RowFormatter formatter(layout);
+  std::string fixed;
+  formatter.AppendHeader(&fixed);
+  if (layout.trailer == TrailerKind::kCountAndTotal)
+    formatter.AppendTrailer(1, CurrencyTotals(), nullptr, &fixed);
+  // A row of empty cells: its delimiters and line ending.
+  return fixed.size() + layout.columns.size() - 1 + layout.line_ending.size();
+}
+
+ConfigReview ReviewConfig(const Config& config) {
+  ConfigReview review;
+  if (config.destinations.empty()) {
+    review.errors.push_back(
+        config.source +
+        ": no [[destination]]: every valid record would be rejected as "
+        "NO_DESTINATION and nothing delivered");
+    return review;
+  }
+  for (Network net : kAllNetworks) {
+    if (config.DestinationFor(net)) continue;
+    review.warnings.push_back(
+        config.source + ": no destination receives " +
+        std::string(NetworkName(net)) +
+        " records: they will be rejected as "
+        "NO_DESTINATION (and `cbpipe run` exits 1 when an input has any)");
+  }
+  return review;
 }
 
 StatusOr<Config> LoadConfig(const std::string& path) {
@@ -845,7 +901,12 @@ std::string DescribeConfig(const Config& c) {
     o << (i ? ", " : "") << q(c.date_formats[i]);
   o << "]\nmax_field_bytes = " << c.reader_limits.max_field_bytes
     << "\nmax_record_bytes = " << c.reader_limits.max_record_bytes
-    << "\nmax_columns = " << c.reader_limits.max_columns << "\n";
+    << "\nmax_columns = " << c.reader_limits.max_columns
+    << "\nmax_decompressed_bytes = " << c.reader_limits.max_decompressed_bytes
+    << "\nmax_compression_ratio = " << c.reader_limits.max_compression_ratio
+    << "\nmax_rejected_records = " << c.reject_thresholds.max_rejected_records
+    << "\nmax_rejected_ratio = " << c.reject_thresholds.max_rejected_ratio
+    << "\n";
   if (!c.explicit_fields.empty()) {
     o << "[input.fields]\n";
     for (const auto& [k, v] : c.explicit_fields) o << k << " = " << q(v) << "\n";

@@ -69,6 +69,20 @@ struct DestinationConfig {
   RetryPolicy retry;
 };
 
+// [input] error thresholds: past either, an input is rejected as a whole
+// (nothing of it delivered). Only records the validator rejects count; a
+// valid record that cannot be routed (NO_DESTINATION, RECORD_TOO_LARGE) is
+// a config problem, reported on its own.
+struct RejectThresholds {
+  // More rejected records than this stops the scan at once, so the rejects
+  // file stops growing there.
+  uint64_t max_rejected_records = 1000000;
+  // Rejected / read, checked at the end of an input of at least
+  // kRatioMinRecords records; more than this rejects it.
+  double max_rejected_ratio = 0.5;
+  static constexpr uint64_t kRatioMinRecords = 100;
+};
+
 struct Limits {
   int max_files_per_batch = 4;
   uint64_t max_file_bytes = 50ull << 20;  // 50 MiB
@@ -130,6 +144,7 @@ struct Config {
   PanPolicy pan_policy = PanPolicy::kMask;
   std::vector<std::string> date_formats;
   ReaderLimits reader_limits;
+  RejectThresholds reject_thresholds;
   // [output]
   std::string work_dir = "cbpipe-out";  // runs, batches, rejects, ledger
   Limits limits;
@@ -156,6 +171,21 @@ StatusOr<Config> LoadConfig(const std::string& path);
 // Parses TOML text (for tests); `source` names it in errors.
 StatusOr<Config> ParseConfig(std::string_view toml_text,
                              const std::string& source);
+// Bytes every file in `layout` takes besides its rows' content: header,
+// trailer (for one record) and the delimiters and line ending of a row of
+// empty cells. A layout whose fixed bytes exceed output.max_file_bytes is
+// refused at load time (no record could fit).
+uint64_t FixedFileBytes(const Layout& layout);
+
+// What `cbpipe config check` reports besides load errors. errors: a config
+// that can deliver nothing (no destination at all; loading allows it, for
+// `validate`). warnings: a network no destination receives, whose records
+// would be rejected as NO_DESTINATION.
+struct ConfigReview {
+  std::vector<std::string> errors, warnings;
+};
+ConfigReview ReviewConfig(const Config& config);
+
 // The built-in config: the four networks to file:// folders under
 // `work_dir`/outbox/<network>.
 Config DefaultConfig(const std::string& work_dir);

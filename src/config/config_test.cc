@@ -213,6 +213,90 @@ layout = "nope"
               HasSubstr("destination[0].layout"));
 }
 
+TEST(ConfigTest, InputLimitsHaveSafeDefaultsAndAreConfigurable) {
+  StatusOr<Config> d = ParseConfig("", "empty.toml");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->reader_limits.max_decompressed_bytes, 16ull << 30);
+  EXPECT_EQ(d->reader_limits.max_compression_ratio, 100u);
+  EXPECT_EQ(d->reject_thresholds.max_rejected_records, 1000000u);
+  EXPECT_EQ(d->reject_thresholds.max_rejected_ratio, 0.5);
+  StatusOr<Config> c = ParseConfig(
+      "[input]\nmax_decompressed_bytes = 1048576\nmax_compression_ratio = "
+      "20\nmax_rejected_records = 0\nmax_rejected_ratio = 1\n",
+      "limits.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->reader_limits.max_decompressed_bytes, 1048576u);
+  EXPECT_EQ(c->reader_limits.max_compression_ratio, 20u);
+  EXPECT_EQ(c->reject_thresholds.max_rejected_records, 0u);
+  EXPECT_EQ(c->reject_thresholds.max_rejected_ratio, 1.0);
+  StatusOr<Config> again = ParseConfig(DescribeConfig(*c), "described.toml");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->reject_thresholds.max_rejected_ratio, 1.0);
+  EXPECT_EQ(again->reader_limits.max_compression_ratio, 20u);
+  EXPECT_THAT(ErrorOf("[input]\nmax_rejected_ratio = 1.5\n"),
+              HasSubstr("input.max_rejected_ratio: must be between"));
+  EXPECT_THAT(ErrorOf("[input]\nmax_compression_ratio = 1\n"),
+              HasSubstr("input.max_compression_ratio"));
+  EXPECT_THAT(ErrorOf("[input]\nmax_rejected_records = -1\n"),
+              HasSubstr("input.max_rejected_records"));
+  EXPECT_THAT(ErrorOf("[input]\nmax_decompressed_bytes = \"4G\"\n"),
+              HasSubstr("input.max_decompressed_bytes: must be a whole"));
+}
+
+TEST(ConfigTest, LayoutThatLeavesNoRoomForARowIsRefused) {
+  const std::string layout =
+      "[layout.wide]\nline_ending = \"lf\"\n[[layout.wide.column]]\n"
+      "field = \"case_id\"\n[[layout.wide.column]]\nfield = \"amount\"\n"
+      "header = \"";
+  const std::string dest =
+      "\"\n[[destination]]\nname = \"d\"\nnetworks = [\"visa\"]\n"
+      "url = \"file:///tmp/x\"\nlayout = \"wide\"\n";
+  // Header "case_id,<h>\n" plus the smallest row ",\n": exactly 1024.
+  const std::string fits(1024 - 9 - 2, 'h');
+  auto config = [&](const std::string& header) {
+    return "[output]\nmax_file_bytes = 1024\n" + layout + header + dest;
+  };
+  StatusOr<Config> ok = ParseConfig(config(fits), "fits.toml");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(FixedFileBytes(ok->layouts.at("wide")), 1024u);
+  EXPECT_THAT(ErrorOf(config(fits + "h")),
+              HasSubstr("destination[0].layout: a file in layout 'wide' "
+                        "takes at least 1025 bytes"));
+  EXPECT_THAT(ErrorOf(config(fits + "h")),
+              HasSubstr("more than output.max_file_bytes (1024)"));
+  // The built-in layouts fit the smallest max_file_bytes allowed.
+  for (Network n : kAllNetworks) {
+    std::optional<Layout> builtin = BuiltinLayout(NetworkName(n));
+    ASSERT_TRUE(builtin.has_value());
+    EXPECT_LT(FixedFileBytes(*builtin), 1024u) << NetworkName(n);
+  }
+}
+
+TEST(ConfigTest, ReviewFindsConfigsThatDeliverNothingOrLeaveNetworksOut) {
+  StatusOr<Config> none = ParseConfig("[input]\n", "none.toml");
+  ASSERT_TRUE(none.ok());
+  ConfigReview review = ReviewConfig(*none);
+  ASSERT_EQ(review.errors.size(), 1u);
+  EXPECT_THAT(review.errors[0], HasSubstr("none.toml: no [[destination]]"));
+
+  StatusOr<Config> some = ParseConfig(
+      "[[destination]]\nname = \"d\"\nnetworks = [\"visa\", \"amex\"]\n"
+      "url = \"file:///tmp/x\"\n",
+      "some.toml");
+  ASSERT_TRUE(some.ok()) << some.status().ToString();
+  review = ReviewConfig(*some);
+  EXPECT_TRUE(review.errors.empty());
+  ASSERT_EQ(review.warnings.size(), 2u);
+  EXPECT_THAT(review.warnings[0],
+              HasSubstr("no destination receives mastercard records"));
+  EXPECT_THAT(review.warnings[1],
+              HasSubstr("no destination receives discover records"));
+
+  review = ReviewConfig(DefaultConfig("/tmp/x"));
+  EXPECT_TRUE(review.errors.empty());
+  EXPECT_TRUE(review.warnings.empty());
+}
+
 TEST(ConfigTest, DefaultConfigRoutesAllFourNetworksToFolders) {
   Config c = DefaultConfig("/tmp/out");
   ASSERT_EQ(c.destinations.size(), 4u);

@@ -80,9 +80,12 @@ class PrefixedSource final : public ByteSource {
 
 class GzipSource final : public ByteSource {
  public:
-  GzipSource(std::unique_ptr<ByteSource> inner, std::string name)
+  GzipSource(std::unique_ptr<ByteSource> inner, std::string name,
+             uint64_t max_ratio, uint64_t ratio_check_after)
       : inner_(std::move(inner)),
         name_(std::move(name)),
+        max_ratio_(max_ratio),
+        ratio_check_after_(ratio_check_after),
         in_(new unsigned char[kGzipInputChunk]) {}
   ~GzipSource() override {
     if (initialised_) inflateEnd(&zs_);
@@ -140,10 +143,33 @@ class GzipSource final : public ByteSource {
                              (zs_.msg != nullptr ? zs_.msg : "inflate failed"));
       }
     }
-    return static_cast<size_t>(want - zs_.avail_out);
+    const size_t produced = want - zs_.avail_out;
+    inflated_ += produced;
+    CBPIPE_RETURN_IF_ERROR(CheckRatio());
+    return produced;
   }
 
  private:
+  // A gzip bomb is caught by its ratio within its first megabytes: the
+  // ratio of the bytes inflated so far to the compressed bytes they came
+  // from.
+  Status CheckRatio() const {
+    if (inflated_ <= ratio_check_after_) return OkStatus();
+    const uint64_t compressed = std::max<uint64_t>(1, compressed_offset());
+    uint64_t allowed;
+    if (__builtin_mul_overflow(max_ratio_, compressed, &allowed) ||
+        inflated_ <= allowed) {
+      return OkStatus();
+    }
+    return ResourceExhaustedError(
+        name_ + ": gzip data expands more than " + std::to_string(max_ratio_) +
+        " times (" + std::to_string(inflated_) + " bytes from the first " +
+        std::to_string(compressed) +
+        " compressed bytes), over input.max_compression_ratio (" +
+        std::to_string(max_ratio_) +
+        "); the input is refused as a likely gzip bomb");
+  }
+
   uint64_t compressed_offset() const { return compressed_read_ - zs_.avail_in; }
   Status Truncated() const {
     return DataLossError(
@@ -153,6 +179,9 @@ class GzipSource final : public ByteSource {
 
   std::unique_ptr<ByteSource> inner_;
   std::string name_;
+  uint64_t max_ratio_;
+  uint64_t ratio_check_after_;
+  uint64_t inflated_ = 0;  // over all members
   std::unique_ptr<unsigned char[]> in_;
   z_stream zs_{};
   bool initialised_ = false;
@@ -187,7 +216,8 @@ std::unique_ptr<ByteSource> MakeMemorySource(std::string data) {
 }
 
 StatusOr<std::unique_ptr<ByteSource>> MaybeGunzip(
-    std::unique_ptr<ByteSource> raw, const std::string& name, bool* empty) {
+    std::unique_ptr<ByteSource> raw, const std::string& name,
+    uint64_t max_ratio, uint64_t ratio_check_after, bool* empty) {
   // A pipe may deliver one byte at a time, so read until two or the end.
   char head[2];
   size_t have = 0;
@@ -202,7 +232,8 @@ StatusOr<std::unique_ptr<ByteSource>> MaybeGunzip(
       std::make_unique<PrefixedSource>(std::string(head, have), std::move(raw));
   if (have == 2 && static_cast<unsigned char>(head[0]) == 0x1f &&
       static_cast<unsigned char>(head[1]) == 0x8b) {
-    auto gz = std::make_unique<GzipSource>(std::move(replay), name);
+    auto gz = std::make_unique<GzipSource>(std::move(replay), name, max_ratio,
+                                           ratio_check_after);
     CBPIPE_RETURN_IF_ERROR(gz->Init());
     return std::unique_ptr<ByteSource>(std::move(gz));
   }

@@ -28,7 +28,11 @@ std::unique_ptr<ByteSource> MakeMemorySource(std::string data);
 // (1f 8b), returns a source that inflates every gzip member in turn.
 // Otherwise returns a source with the same bytes as `raw`. `*empty` is set
 // when `raw` holds no bytes at all.
+// Once `ratio_check_after` bytes have been inflated, a read that brings the
+// inflated bytes over `max_ratio` times the compressed bytes consumed fails
+// with kResourceExhausted (a gzip bomb), naming input.max_compression_ratio.
 StatusOr<std::unique_ptr<ByteSource>> MaybeGunzip(
-    std::unique_ptr<ByteSource> raw, const std::string& name, bool* empty);
+    std::unique_ptr<ByteSource> raw, const std::string& name,
+    uint64_t max_ratio, uint64_t ratio_check_after, bool* empty);
 
 }  // namespace cbpipe::ingest_internal

@@ -62,12 +62,13 @@ size_t FindInvalidUtf8(const unsigned char* s, size_t len) {
 }
 
 InputBuffer::InputBuffer(std::unique_ptr<ByteSource> source, std::string name,
-                         size_t max_record_bytes)
+                         size_t max_record_bytes, uint64_t max_input_bytes)
     : source_(std::move(source)),
       name_(std::move(name)),
       chunk_(std::clamp(max_record_bytes, kMinReadChunk, kMaxReadChunk)),
       capacity_(chunk_),
-      max_capacity_(std::max(max_record_bytes, chunk_) + chunk_) {
+      max_capacity_(std::max(max_record_bytes, chunk_) + chunk_),
+      max_input_bytes_(max_input_bytes) {
   data_.reset(new char[capacity_]);
 }
 
@@ -103,6 +104,12 @@ StatusOr<bool> InputBuffer::Fill() {
     return false;
   }
   end_ += got;
+  if (base_ + end_ > max_input_bytes_) {
+    return ResourceExhaustedError(
+        name_ + ": input is larger than input.max_decompressed_bytes (" +
+        std::to_string(max_input_bytes_) +
+        " bytes, after gzip decoding); refused before reading on");
+  }
   CBPIPE_RETURN_IF_ERROR(Validate());
   return true;
 }

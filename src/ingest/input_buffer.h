@@ -18,8 +18,10 @@ namespace cbpipe::ingest_internal {
 
 class InputBuffer {
  public:
+  // More than `max_input_bytes` from `source` makes Fill fail with
+  // kResourceExhausted (input.max_decompressed_bytes).
   InputBuffer(std::unique_ptr<ByteSource> source, std::string name,
-              size_t max_record_bytes);
+              size_t max_record_bytes, uint64_t max_input_bytes);
 
   const char* begin() const { return data_.get() + begin_; }
   const char* end() const { return data_.get() + end_; }
@@ -52,6 +54,7 @@ class InputBuffer {
   size_t chunk_;
   size_t capacity_;
   size_t max_capacity_;
+  uint64_t max_input_bytes_;
   size_t begin_ = 0;
   size_t end_ = 0;
   size_t validated_ = 0;  // [0, validated_) is known to be clean

@@ -62,9 +62,12 @@ StatusOr<std::unique_ptr<RecordReader>> OpenFromSource(
   bool empty = false;
   CBPIPE_ASSIGN_OR_RETURN(
       std::unique_ptr<ByteSource> source,
-      ingest_internal::MaybeGunzip(std::move(raw), name, &empty));
+      ingest_internal::MaybeGunzip(
+          std::move(raw), name, limits.max_compression_ratio,
+          ReaderLimits::kRatioCheckAfterBytes, &empty));
   auto in = std::make_unique<InputBuffer>(std::move(source), name,
-                                          limits.max_record_bytes);
+                                          limits.max_record_bytes,
+                                          limits.max_decompressed_bytes);
   if (!empty) {
     while (in->size() < 3) {
       CBPIPE_ASSIGN_OR_RETURN(bool more, in->Fill());

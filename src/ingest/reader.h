@@ -76,6 +76,15 @@ struct ReaderLimits {
   size_t max_record_bytes = 4 << 20;  // a longer record/line: input error
   size_t max_columns = 4096;          // a wider header: input error
   size_t max_json_depth = 64;         // deeper nesting: malformed record
+  // Input bytes after gzip decoding (a plain input: its size); more is an
+  // input error (kResourceExhausted), raised as soon as a read passes it.
+  uint64_t max_decompressed_bytes = 16ull << 30;
+  // gzip only: decoded bytes per compressed byte consumed, checked as the
+  // input is decoded once kRatioCheckAfterBytes have come out; more is an
+  // input error (kResourceExhausted). Stops a gzip bomb within its first
+  // megabytes instead of after gigabytes.
+  uint64_t max_compression_ratio = 100;
+  static constexpr uint64_t kRatioCheckAfterBytes = 1 << 20;
 };
 
 class RecordReader {

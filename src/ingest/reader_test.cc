@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <chrono>
 #include <fstream>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "ingest/readers.h"
+#include "ingest/test_gzip.h"
 
 namespace cbpipe {
 namespace {
@@ -808,6 +810,73 @@ TEST(OpenReader, ReportsBytesRead) {
   RawRecord rec;
   ASSERT_TRUE((*reader)->Next(&rec).value());
   EXPECT_EQ((*reader)->bytes_read(), sizeof(kHeader) - 1 + 10);
+}
+
+// ---------------------------------------------------------------- limits
+
+TEST(InputLimits, DecompressedSizeIsExactAtTheBoundary) {
+  std::string data = std::string(kHeader);
+  for (int i = 0; i < 20000; ++i) data += "CB" + std::to_string(i) + ",v,1,X\n";
+  for (const bool gzip : {false, true}) {
+    SCOPED_TRACE(gzip ? "gzip" : "plain");
+    const std::string stored = gzip ? Gzip(data) : data;
+    ReaderLimits limits;
+    limits.max_decompressed_bytes = data.size();
+    ReadResult at = ReadFile("size.csv", stored, InputFormat::kAuto, limits);
+    ASSERT_TRUE(at.status.ok()) << at.status.ToString();
+    EXPECT_EQ(at.records.size(), 20000u);
+
+    limits.max_decompressed_bytes = data.size() - 1;
+    ReadResult over = ReadFile("size.csv", stored, InputFormat::kAuto, limits);
+    EXPECT_EQ(over.status.code(), StatusCode::kResourceExhausted);
+    EXPECT_THAT(over.status.message(),
+                HasSubstr("input.max_decompressed_bytes (" +
+                          std::to_string(data.size() - 1) + " bytes"));
+  }
+}
+
+TEST(InputLimits, GzipBombIsRefusedWithinItsFirstMegabytes) {
+  // 1 GiB of blank lines after a header, from about 1 MB of gzip.
+  const std::string path = ::testing::TempDir() + "/bomb.csv.gz";
+  ASSERT_TRUE(testing::WriteGzipBomb(path, kHeader, 1ull << 30));
+  uint64_t seen = 0;
+  const auto start = std::chrono::steady_clock::now();
+  ReadResult r = Drain(OpenReader(
+      path, InputFormat::kAuto, FieldMapping::Default(), ReaderLimits{},
+      [&seen](const char*, size_t n) { seen += n; }));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  EXPECT_EQ(r.status.code(), StatusCode::kResourceExhausted);
+  EXPECT_THAT(r.status.message(),
+              HasSubstr("over input.max_compression_ratio (100)"));
+  EXPECT_THAT(r.status.message(), HasSubstr("bomb.csv.gz"));
+  // Refused after the first compressed chunk, not after the gigabyte.
+  EXPECT_LT(seen, 1u << 20);
+  EXPECT_LT(seconds, 2.0);
+}
+
+TEST(InputLimits, CompressionRatioCanBeRaisedAndRealDataIsFarBelowIt) {
+  // 16 MiB of blank lines (about 1000:1) pass with a ratio limit above it.
+  const std::string path = ::testing::TempDir() + "/blank.csv.gz";
+  ASSERT_TRUE(testing::WriteGzipBomb(path, kHeader, 16ull << 20, 4ull << 20));
+  ReaderLimits raised;
+  raised.max_compression_ratio = 2000;
+  ReadResult r = Drain(
+      OpenReader(path, InputFormat::kAuto, FieldMapping::Default(), raised));
+  EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_TRUE(r.records.empty());
+
+  // Rows that differ as real ones do compress far less than 100:1, even
+  // at gzip's best level, well past the point the ratio is checked from.
+  std::string data = std::string(kHeader);
+  for (int i = 0; data.size() < (4u << 20); ++i)
+    data += "CB" + std::to_string(1000000 + i) + ",visa," +
+            std::to_string(i % 9973) + "." + std::to_string(i % 100) + ",USD\n";
+  const std::string gz = testing::GzipRepeated(data, 1);
+  EXPECT_LT(data.size() / gz.size(), 100u);
+  ReadResult real = ReadFile("real.csv.gz", gz);
+  EXPECT_TRUE(real.status.ok()) << real.status.ToString();
 }
 
 }  // namespace

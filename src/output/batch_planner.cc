@@ -173,6 +173,9 @@ struct BatchPlanner::Destination {
   int index = 0;  // in the config
   std::string name;
   Network network = Network::kVisa;
+  // What {network} gives: the network's name, or the destination's name
+  // when it receives several (its files hold records of all of them).
+  std::string network_token;
   std::string name_template;
   Layout layout;
   std::unique_ptr<RowFormatter> formatter;  // for sizes before any file
@@ -236,6 +239,9 @@ BatchPlanner::BatchPlanner(const Config& config, PlanContext ctx,
     d->index = static_cast<int>(i);
     d->name = dc.name;
     d->network = dc.networks.front();
+    d->network_token = dc.networks.size() == 1
+                           ? std::string(NetworkName(dc.networks.front()))
+                           : dc.name;
     d->name_template = dc.file_name_template;
     d->layout = *std::move(layout);
     d->formatter = std::make_unique<RowFormatter>(d->layout);
@@ -406,7 +412,7 @@ StatusOr<std::vector<Batch>> BatchPlanner::Finish() {
       for (size_t i = start; i < end; ++i) {
         const Destination& d = *destinations_[entries[i].slot];
         const auto& staged = *entries[i].file;
-        NameTokens tokens{.network = std::string(NetworkName(d.network)),
+        NameTokens tokens{.network = d.network_token,
                           .destination = d.name,
                           .date = date,
                           .input_id = ctx_.input_id,

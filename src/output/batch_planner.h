@@ -44,6 +44,7 @@ namespace cbpipe {
 struct FileSummary {
   std::string destination;
   Network network = Network::kVisa;  // first network of the destination
+                                     // (its files may hold several)
   std::string name;                  // file name in the batch folder
   std::string path;                  // where it is now
   uint64_t records = 0, bytes = 0;
@@ -70,8 +71,10 @@ struct PlanContext {
   std::string work_dir;  // batches go to work_dir/batches/<batch id>/
 };
 
-// Expands a file-name template. Tokens: {network} (the destination's first
-// network), {destination}, {date} (YYYYMMDD: the latest chargeback date of
+// Expands a file-name template. Tokens: {network} (the network a
+// destination receives; for a destination receiving several, whose files
+// mix them, the destination's name), {destination}, {date} (YYYYMMDD: the
+// latest chargeback date of
 // all the records given to Add, routed or not; never the clock, so a re-run
 // gives the same names), {input_id}, {batch} and {file} (1-based,
 // zero-padded to at least 3 digits).

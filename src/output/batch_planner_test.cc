@@ -281,9 +281,31 @@ TEST(BatchPlannerTest, OneDestinationForSeveralNetworks) {
   ASSERT_TRUE(batches.ok()) << batches.status().ToString();
   ASSERT_EQ((*batches)[0].files.size(), 1u);
   const FileSummary& f = (*batches)[0].files[0];
-  EXPECT_EQ(f.name, "cards-amex.csv");
+  // The file holds Discover and Amex records: {network} is the
+  // destination, not the first network listed.
+  EXPECT_EQ(f.name, "cards-cards.csv");
   EXPECT_EQ(f.layout, "amex");
   EXPECT_EQ(f.records, 2u);
+}
+
+TEST(BatchPlannerTest, SeveralNetworksNameFilesAfterTheDestination) {
+  ScratchDir dir;
+  Config config;
+  config.destinations.push_back(MakeDestination("visa", {Network::kVisa}));
+  config.destinations.push_back(
+      MakeDestination("processor", {Network::kAmex, Network::kDiscover}));
+  auto batches = RunPlanner(
+      config, dir.path(),
+      {MakeRecord(Network::kVisa, "v"), MakeRecord(Network::kAmex, "a"),
+       MakeRecord(Network::kDiscover, "d")});
+  ASSERT_TRUE(batches.ok()) << batches.status().ToString();
+  ASSERT_EQ((*batches)[0].files.size(), 2u);
+  // A single-network destination keeps its network's name, as before.
+  EXPECT_EQ((*batches)[0].files[0].name, "visa_20250301_in1_b001_f001.csv");
+  // Amex and Discover records together: never an "amex_" file.
+  EXPECT_EQ((*batches)[0].files[1].name,
+            "processor_20250301_in1_b001_f001.csv");
+  EXPECT_EQ((*batches)[0].files[1].records, 2u);
 }
 
 TEST(BatchPlannerTest, TotalOverflowRollsOverIntoANewFile) {

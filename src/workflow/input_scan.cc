@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <condition_variable>
+#include <cstdio>
 #include <iterator>
 #include <memory>
 #include <mutex>
@@ -223,6 +224,12 @@ uint64_t InputFileSize(const std::string& path) {
   return static_cast<uint64_t>(st.st_size);
 }
 
+std::string FormatRatio(double ratio) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%g", ratio);
+  return text;
+}
+
 void ScanRecords(const std::string& path, const Config& config,
                  int64_t now_epoch_seconds, size_t keep_errors,
                  const AcceptFn& accept, const RejectFn& reject,
@@ -271,6 +278,8 @@ void ScanRecords(const std::string& path, const Config& config,
 
   std::vector<RecordError> errors;
   DuplicateSet seen;
+  const RejectThresholds& thresholds = config.reject_thresholds;
+  uint64_t invalid = 0;  // records the validator rejected
   const uint64_t input_size = InputFileSize(path);
   while (true) {
     const ScanSchedule::Job job = schedule.Next(/*caller=*/true);
@@ -317,6 +326,20 @@ void ScanRecords(const std::string& path, const Config& config,
           scan->bytes_read = item.bytes_read;
           return;
         }
+        if (!errors.empty())
+          ++scan->undeliverable[static_cast<int>(record.network)];
+      } else if (++invalid > thresholds.max_rejected_records) {
+        // One broken export must not fill the disk with its rejects.
+        ++scan->rejected;
+        scan->input_error = ResourceExhaustedError(
+            "input rejected as a whole: more than " +
+            std::to_string(thresholds.max_rejected_records) +
+            " records rejected (input.max_rejected_records); reading "
+            "stopped at record " +
+            std::to_string(scan->records) + ", nothing of it is delivered");
+        scan->error_position = item.bytes_read;
+        scan->bytes_read = item.bytes_read;
+        return;
       }
       if (errors.empty()) {
         ++scan->accepted;
@@ -341,11 +364,22 @@ void ScanRecords(const std::string& path, const Config& config,
       }
     }
     if (chunk->last) {
+      scan->bytes_read = chunk->bytes_read;
       if (!chunk->read_error.ok()) {
         scan->input_error = chunk->read_error;
         scan->error_position = chunk->bytes_read;
+      } else if (scan->records >= RejectThresholds::kRatioMinRecords &&
+                 static_cast<double>(invalid) >
+                     thresholds.max_rejected_ratio *
+                         static_cast<double>(scan->records)) {
+        scan->input_error = ResourceExhaustedError(
+            "input rejected as a whole: " + std::to_string(invalid) + " of " +
+            std::to_string(scan->records) +
+            " records rejected, more than input.max_rejected_ratio (" +
+            FormatRatio(thresholds.max_rejected_ratio) +
+            "); nothing of it is delivered");
+        scan->error_position = chunk->bytes_read;
       }
-      scan->bytes_read = chunk->bytes_read;
       return;
     }
     schedule.Done(job);
@@ -353,6 +387,12 @@ void ScanRecords(const std::string& path, const Config& config,
 }
 
 }  // namespace
+
+uint64_t InputScan::undeliverable_total() const {
+  uint64_t total = 0;
+  for (uint64_t n : undeliverable) total += n;
+  return total;
+}
 
 void ScanInput(const std::string& path, const Config& config,
                int64_t now_epoch_seconds, size_t keep_errors,

@@ -32,6 +32,11 @@ namespace cbpipe {
 struct InputScan {
   std::string format_name;  // "csv", "jsonl", "json"; "" when unreadable
   uint64_t records = 0, accepted = 0, rejected = 0;
+  // Of `rejected`: records valid in themselves that `accept` turned into
+  // rejects (NO_DESTINATION, RECORD_TOO_LARGE), by network. The rest were
+  // rejected by the validator; only those count towards the thresholds.
+  std::array<uint64_t, kNetworkCount> undeliverable{};
+  uint64_t undeliverable_total() const;
   std::array<uint64_t, kNetworkCount> by_network{};  // accepted only
   std::vector<RecordError> errors;                   // the first few
   uint64_t errors_truncated = 0;  // errors not kept in `errors`
@@ -48,6 +53,11 @@ using AcceptFn =
 using RejectFn = std::function<Status(const RecordError&)>;
 
 // `observe` sees the input's bytes as read (see OpenReader).
+//
+// The input's error thresholds (config.reject_thresholds) make it a whole
+// input error (kResourceExhausted, naming the config key): the scan stops
+// at the record that passes max_rejected_records, before `reject` sees its
+// errors; max_rejected_ratio is checked once the whole input is read.
 void ScanInput(const std::string& path, const Config& config,
                int64_t now_epoch_seconds, size_t keep_errors,
                const AcceptFn& accept, const RejectFn& reject, InputScan* scan,

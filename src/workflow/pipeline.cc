@@ -442,6 +442,8 @@ InputResult Pipeline::Process(const std::string& input_path) {
   }
   if (!st.ok()) {
     result.error = MaskCardNumbersInStatus(st);
+    // Nothing of a failed input is delivered: its staged files go too.
+    fs::remove_all(config_.work_dir + "/staging/" + pending_id, ec);
     if (!result.scan.input_error.ok()) {
       result.quarantine_dir = QuarantineInput(config_.work_dir, input_path,
                                               result.input_id, result.error);

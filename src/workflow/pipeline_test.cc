@@ -335,5 +335,118 @@ TEST_F(ScanInputTest, AcceptFailureStopsTheScanAtThatRecord) {
   EXPECT_EQ(scan.bytes_read, scan.error_position);
 }
 
+// ---------------------------------------------------------------- limits
+
+class InputThresholdTest : public PipelineTest {
+ protected:
+  // `invalid` visa records with a bad ARN, then `valid` amex records (or
+  // the other way round).
+  void WriteMix(int invalid, int valid, bool invalid_first = true) {
+    std::ofstream out(input_);
+    out << "case_id,network,arn,merchant_id,transaction_date,"
+           "chargeback_date,amount,currency,reason_code\n";
+    auto bad = [&] {
+      for (int i = 0; i < invalid; ++i)
+        out << "X" << i << ",visa,123,M,2025-03-01,2025-04-01,1.00,USD,10.4\n";
+    };
+    if (invalid_first) bad();
+    for (int i = 0; i < valid; ++i)
+      out << "A" << i << ",amex,,M,2025-03-01,2025-04-01,1.00,USD,C08\n";
+    if (!invalid_first) bad();
+  }
+  // Files delivered anywhere under the outbox.
+  int Delivered() {
+    int files = 0;
+    std::error_code ec;
+    for (const auto& e :
+         fs::recursive_directory_iterator(root_ / "work/outbox", ec))
+      files += e.is_regular_file();
+    return files;
+  }
+  // Data rows of the rejects file (one error per record here).
+  int RejectRows(const InputResult& r) {
+    std::ifstream in(r.rejects_file);
+    int rows = -1;  // the header
+    for (std::string line; std::getline(in, line);) ++rows;
+    return rows;
+  }
+};
+
+TEST_F(InputThresholdTest, RejectedRecordsUpToTheLimitStillDeliver) {
+  config_.reject_thresholds.max_rejected_records = 5;
+  WriteMix(5, 10);
+  Pipeline pipeline(config_, ledger_.get(), env_, kNow);
+  InputResult r = pipeline.Process(input_);
+  ASSERT_TRUE(r.ok()) << r.error.ToString();
+  EXPECT_EQ(r.scan.rejected, 5u);
+  EXPECT_EQ(RejectRows(r), 5);
+  EXPECT_EQ(Delivered(), 1);
+}
+
+TEST_F(InputThresholdTest, OneRejectPastTheLimitRejectsTheWholeInput) {
+  config_.reject_thresholds.max_rejected_records = 5;
+  WriteMix(6, 10, /*invalid_first=*/false);
+  Pipeline pipeline(config_, ledger_.get(), env_, kNow);
+  InputResult r = pipeline.Process(input_);
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.error.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(r.error.message().find("more than 5 records rejected "
+                                   "(input.max_rejected_records)"),
+            std::string::npos)
+      << r.error.message();
+  // Nothing of it delivered or left staged, although ten records were
+  // valid; the rejects file stopped at the limit; the input is kept.
+  EXPECT_TRUE(r.batches.empty());
+  EXPECT_EQ(Delivered(), 0);
+  EXPECT_EQ(RejectRows(r), 5);
+  EXPECT_FALSE(r.quarantine_dir.empty());
+  EXPECT_TRUE(fs::exists(r.quarantine_dir + "/reason.txt"));
+  std::error_code ec;
+  EXPECT_TRUE(fs::is_empty(root_ / "work/staging", ec) || ec);
+}
+
+TEST_F(InputThresholdTest, RejectedRatioIsJudgedOverTheWholeInput) {
+  Pipeline pipeline(config_, ledger_.get(), env_, kNow);
+  // Exactly half rejected, all at the start: not over 0.5, delivered.
+  WriteMix(50, 50);
+  InputResult half = pipeline.Process(input_);
+  ASSERT_TRUE(half.ok()) << half.error.ToString();
+  EXPECT_EQ(Delivered(), 1);
+
+  // One more rejected than accepted: the input is rejected as a whole.
+  fs::remove_all(root_ / "work");
+  WriteMix(51, 49);
+  InputResult over = pipeline.Process(input_);
+  EXPECT_EQ(over.error.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(over.error.message().find("51 of 100 records rejected, more "
+                                      "than input.max_rejected_ratio (0.5)"),
+            std::string::npos)
+      << over.error.message();
+  EXPECT_TRUE(over.batches.empty());
+  EXPECT_EQ(Delivered(), 0);
+
+  // Under 100 records the ratio is not applied (a handful of records says
+  // little about the export).
+  WriteMix(60, 39);
+  InputResult small = pipeline.Process(input_);
+  EXPECT_TRUE(small.ok()) << small.error.ToString();
+  EXPECT_EQ(Delivered(), 1);
+}
+
+TEST_F(InputThresholdTest, UnroutableRecordsDoNotCountTowardsTheThresholds) {
+  // Only visa goes somewhere: amex records are NO_DESTINATION, a config
+  // matter reported on its own (cbpipe run exits 1), not a broken input.
+  config_.destinations.erase(config_.destinations.begin() + 1,
+                             config_.destinations.end());
+  config_.reject_thresholds.max_rejected_records = 0;
+  WriteMix(0, 200);
+  Pipeline pipeline(config_, ledger_.get(), env_, kNow);
+  InputResult r = pipeline.Process(input_);
+  EXPECT_TRUE(r.ok()) << r.error.ToString();
+  EXPECT_EQ(r.scan.rejected, 200u);
+  EXPECT_EQ(r.scan.undeliverable[static_cast<int>(Network::kAmex)], 200u);
+  EXPECT_EQ(r.scan.undeliverable_total(), 200u);
+}
+
 }  // namespace
 }  // namespace cbpipe

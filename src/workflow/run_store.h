@@ -26,7 +26,8 @@ namespace cbpipe {
 
 // Run states: "queued" (created, not started), "running", "succeeded",
 // "failed" (a step failed; the run is a dead letter until redriven),
-// "rejected" (the input cannot be read: quarantined, not redrivable).
+// "rejected" (the input cannot be read or is over one of its limits:
+// quarantined, not redrivable).
 struct StepRecord {
   std::string name;
   std::string state;  // "succeeded" or "failed"

@@ -91,9 +91,7 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
   sv.notifier = s->notifier_.get();
   sv.transports = &s->transports_;
   sv.env = RetryEnv::Real();
-  sv.now_epoch_seconds = [] {
-    return static_cast<int64_t>(std::time(nullptr));
-  };
+  sv.now_ms = NowMs;
   sv.on_scanned = [](const RunRecord& run, const InputScan& scan) {
     PipelineMetrics& m = Metrics();
     for (Network n : kAllNetworks) {

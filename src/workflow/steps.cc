@@ -38,6 +38,11 @@ std::map<std::string, int64_t> TotalsFrom(const json& j) {
   return out;
 }
 
+int64_t NowSeconds(const StepServices& s) {
+  const int64_t ms = s.now_ms();
+  return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+}
+
 Event MakeEvent(const StepServices& s, std::string_view type,
                 const RunRecord& run) {
   Event e;
@@ -47,7 +52,7 @@ Event MakeEvent(const StepServices& s, std::string_view type,
                    ? ""
                    : "00-" + run.trace_id + "-" + run.run_id.substr(0, 16) +
                          "-01";
-  e.time_ms = s.now_epoch_seconds() * 1000;
+  e.time_ms = s.now_ms();
   return e;
 }
 
@@ -63,8 +68,8 @@ StatusOr<json> Validate(StepServices& s, const RunRecord& run,
   const std::string rejects =
       s.config->work_dir + "/runs/" + run.run_id + "/rejects.csv";
   InputScan scan;
-  Status st = ScanAndPlan(*s.config, path, rejects, nullptr,
-                          s.now_epoch_seconds(), &scan);
+  Status st =
+      ScanAndPlan(*s.config, path, rejects, nullptr, NowSeconds(s), &scan);
   if (s.on_scanned) s.on_scanned(run, scan);
   if (!st.ok()) {
     // An unreadable input is permanent (the reject_input path); an I/O
@@ -95,8 +100,8 @@ StatusOr<json> Generate(StepServices& s, const RunRecord& run,
   BatchPlanner planner(*s.config, context);
   CBPIPE_RETURN_IF_ERROR(planner.status());
   InputScan scan;
-  CBPIPE_RETURN_IF_ERROR(ScanAndPlan(*s.config, path, "", &planner,
-                                     s.now_epoch_seconds(), &scan));
+  CBPIPE_RETURN_IF_ERROR(
+      ScanAndPlan(*s.config, path, "", &planner, NowSeconds(s), &scan));
   if (scan.accepted != in.value("accepted", scan.accepted)) {
     // The same input and config must give the same records.
     return InternalError("generate accepted " +
@@ -230,7 +235,8 @@ StatusOr<json> Settle(StepServices&, const RunRecord&, const json& in) {
   return in;
 }
 
-// reject_input: the input cannot be read; keep it with its reason.
+// reject_input: the input cannot be read, or is over one of its limits;
+// keep it with its reason.
 StatusOr<json> RejectInput(StepServices& s, const RunRecord& run,
                            const json& in) {
   const json& original = in.contains("input") ? in["input"] : in;
@@ -243,7 +249,7 @@ StatusOr<json> RejectInput(StepServices& s, const RunRecord& run,
                                  InvalidArgumentError(message));
   }
   Event e = MakeEvent(s, kEventInputRejected, run);
-  e.message = "input " + run.input_name + " cannot be read: " + message;
+  e.message = "input " + run.input_name + " not processed: " + message;
   Notify(s, e);
   json out = in;
   out["quarantine"] = quarantine;

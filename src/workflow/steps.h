@@ -3,8 +3,8 @@
 // engine or as Lambda tasks in a Step Functions state machine:
 //
 //   validate ──▶ generate ──▶ verify ──▶ deliver ──▶ notify ──▶ settle
-//      │ unreadable             │ DataLoss      (one branch    │ any file
-//      ▼                        ▼               per dest.)     ▼ failed
+//      │ unreadable or          │ DataLoss      (one branch    │ any file
+//      ▼ over a limit           ▼               per dest.)     ▼ failed
 //   reject_input            record_failure ◀────────────────────┘
 //   (quarantine,            (dead letter + deadletter.added; the run fails
 //    input.rejected)         and is redriven from generate or deliver)
@@ -38,7 +38,9 @@ struct StepServices {
   // Connections kept between deliveries (may be null: one per batch).
   TransportPool* transports = nullptr;
   RetryEnv env;
-  std::function<int64_t()> now_epoch_seconds;
+  // The clock (Unix epoch milliseconds): events are stamped with it, and
+  // its seconds are the "now" of the date rules.
+  std::function<int64_t()> now_ms;
   // Observers for metrics and logs (may be empty).
   std::function<void(const RunRecord&, const InputScan&)> on_scanned;
   std::function<void(const RunRecord&, const std::string& destination,

@@ -290,7 +290,8 @@ TEST(RunE2ESingle, NetworkWithoutDestinationIsReportedNotDropped) {
   CliResult r = RunCli("run --json --config " + ShellQuote(dir / "c.toml") +
                            " " + ShellQuote(input),
                        kNow);
-  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Valid records left undelivered are a failure of the run, not a success.
+  ASSERT_EQ(r.exit_code, 1) << r.err;
   nlohmann::json doc = nlohmann::json::parse(r.out);
   const auto& in = doc["inputs"][0];
   const std::string rejects = ReadFile(in["rejects_file"]);
@@ -340,10 +341,11 @@ layout = "wide"
   CliResult r = RunCli("run --json --config " + ShellQuote(dir / "c.toml") +
                            " " + ShellQuote(dir / "in.csv"),
                        kNow);
-  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ASSERT_EQ(r.exit_code, 1) << r.out << r.err;  // one record not delivered
   nlohmann::json doc = nlohmann::json::parse(r.out);
   EXPECT_EQ(doc["inputs"][0]["accepted"], 1);
   EXPECT_EQ(doc["inputs"][0]["rejected"], 1);
+  EXPECT_EQ(doc["inputs"][0]["undeliverable"], 1);
   EXPECT_THAT(ReadFile(doc["inputs"][0]["rejects_file"]),
               HasSubstr("RECORD_TOO_LARGE"));
 }
