@@ -79,9 +79,8 @@ struct Request {
     return it == params.end() ? std::string() : it->second;
   }
   size_t get_header_value_count(std::string_view name) const {
-    return std::count_if(headers.begin(), headers.end(), [&](const auto& h) {
-      return IEquals(h.first, name);
-    });
+    return std::count_if(headers.begin(), headers.end(),
+                         [&](const auto& h) { return IEquals(h.first, name); });
   }
   std::string get_header_value(std::string_view name) const {
     for (const auto& [k, v] : headers) {
@@ -175,10 +174,10 @@ std::multimap<std::string, std::string> ParseQuery(std::string_view query) {
     query = amp == std::string_view::npos ? "" : query.substr(amp + 1);
     if (pair.empty()) continue;
     const size_t eq = pair.find('=');
-    params.emplace(
-        PercentDecode(pair.substr(0, eq), true),
-        eq == std::string_view::npos ? "" : PercentDecode(pair.substr(eq + 1),
-                                                          true));
+    params.emplace(PercentDecode(pair.substr(0, eq), true),
+                   eq == std::string_view::npos
+                       ? ""
+                       : PercentDecode(pair.substr(eq + 1), true));
   }
   return params;
 }
@@ -279,7 +278,6 @@ bool TokenEquals(std::string_view given, std::string_view expected) {
   return same;
 }
 
-
 // Sends 401/403 and returns false unless the request carries the token.
 // `*actor` is who the request claims to be, for the audit line: the
 // TokenActor() of the token it sent, or "anonymous".
@@ -354,7 +352,6 @@ const json* FindInOutputs(const std::vector<json>& outputs,
   }
   return nullptr;
 }
-
 
 }  // namespace
 
@@ -469,7 +466,6 @@ json DeadLetterJson(const DeadLetter& d) {
           {"reason", d.reason},
           {"moved_at_ms", d.moved_at_ms}};
 }
-
 
 // ---------------------------------------------------------------------------
 // The server: one event-loop thread for every socket, a pool of workers for
@@ -617,8 +613,8 @@ bool MatchPath(std::string_view pattern, std::string_view path,
       path.substr(0, before.size()) != before ||
       path.substr(path.size() - after.size()) != after)
     return false;
-  const std::string_view middle = path.substr(
-      before.size(), path.size() - before.size() - after.size());
+  const std::string_view middle =
+      path.substr(before.size(), path.size() - before.size() - after.size());
   if (middle.find('/') != std::string_view::npos) return false;
   *arg = std::string(middle);
   return true;
@@ -641,8 +637,8 @@ class AdminServer::Impl {
       : hooks_(std::move(hooks)), limits_(limits) {
     if (!hooks_.log) {
       hooks_.log = [](std::string_view m) {
-        std::fprintf(stderr, "cbpipe admin: %.*s\n",
-                     static_cast<int>(m.size()), m.data());
+        std::fprintf(stderr, "cbpipe admin: %.*s\n", static_cast<int>(m.size()),
+                     m.data());
       };
     }
     InstallRoutes();
@@ -757,8 +753,8 @@ void Session::ReadBody() {
 
 void Session::Refuse(beast::error_code ec) {
   const bool parse_error =
-      ec.category() == http::make_error_code(http::error::bad_method)
-                           .category() &&
+      ec.category() ==
+          http::make_error_code(http::error::bad_method).category() &&
       ec != http::error::end_of_stream && ec != http::error::partial_message;
   if (!parse_error) return Close(false);
   if (parser_->line_too_long() && !parser_->seen_request_line()) {
@@ -770,8 +766,7 @@ void Session::Refuse(beast::error_code ec) {
     if (!parser_->seen_request_line()) {
       return RespondAndClose(414, "uri_too_long",
                              "request line longer than " +
-                                 std::to_string(kAdminMaxLineBytes) +
-                                 " bytes");
+                                 std::to_string(kAdminMaxLineBytes) + " bytes");
     }
     return RespondAndClose(431, "header_too_large",
                            "request line and headers longer than " +
@@ -810,8 +805,7 @@ void Session::Dispatch() {
     return RespondAndClose(400, "bad_request",
                            "HTTP version not supported: use HTTP/1.1");
   }
-  keep_alive_ =
-      parser_->keep_alive() && ++served_ < kAdminKeepAliveMaxRequests;
+  keep_alive_ = parser_->keep_alive() && ++served_ < kAdminKeepAliveMaxRequests;
   Request req = std::move(parser_->request());
   head_ = req.method == "HEAD";
   req.peer = peer_;
@@ -969,8 +963,7 @@ void AdminServer::Impl::Call(const Route& route, const Request& req,
   }
 }
 
-void AdminServer::Impl::Handle(std::shared_ptr<Session> session,
-                               Request req) {
+void AdminServer::Impl::Handle(std::shared_ptr<Session> session, Request req) {
   Response res;
   const Route* route = nullptr;
   const char* allow = nullptr;
@@ -978,8 +971,8 @@ void AdminServer::Impl::Handle(std::shared_ptr<Session> session,
     for (const Route& r : routes_) {
       std::string arg;
       if (!MatchPath(r.pattern, req.path, &arg)) continue;
-      const bool method_ok = req.method == r.method ||
-                             (r.method == "GET" && req.method == "HEAD");
+      const bool method_ok =
+          req.method == r.method || (r.method == "GET" && req.method == "HEAD");
       if (method_ok) {
         route = &r;
         req.path_arg = std::move(arg);
@@ -991,9 +984,9 @@ void AdminServer::Impl::Handle(std::shared_ptr<Session> session,
   if (!route) {
     if (allow) {
       res.set_header("Allow", allow);
-      SendError(res, 405, "method_not_allowed",
-                req.method.substr(0, 32) + " is not allowed here; allowed: " +
-                    allow);
+      SendError(
+          res, 405, "method_not_allowed",
+          req.method.substr(0, 32) + " is not allowed here; allowed: " + allow);
     } else {
       SendError(res, 404, "not_found", "no such endpoint");
     }
@@ -1030,10 +1023,10 @@ void AdminServer::Impl::Handle(std::shared_ptr<Session> session,
     Response res;
     Call(*route, req, res);
     --pending_;
-    asio::post(*ioc_, [session = std::move(session),
-                       res = std::move(res)]() mutable {
-      session->Respond(std::move(res));
-    });
+    asio::post(*ioc_,
+               [session = std::move(session), res = std::move(res)]() mutable {
+                 session->Respond(std::move(res));
+               });
   });
 }
 
@@ -1093,8 +1086,7 @@ void AdminServer::Impl::InstallRoutes() {
               {"state", state.empty() ? json(nullptr) : json(state)}});
   });
 
-  add("/api/runs/*", "GET", false, "", [&h](const Request& req,
-                                            Response& res) {
+  add("/api/runs/*", "GET", false, "", [&h](const Request& req, Response& res) {
     if (!h.runs) return SendError(res, 503, "unavailable", "no run store");
     if (!CheckParams(req, {}, res)) return;
     const std::string& id = req.path_arg;
@@ -1107,48 +1099,48 @@ void AdminServer::Impl::InstallRoutes() {
     SendJson(res, 200, RunDetailJson(*run));
   });
 
-  add("/api/deadletters", "GET", false, "", [&h](const Request& req,
-                                                 Response& res) {
-    if (!h.queue) return SendError(res, 503, "unavailable", "no queue");
-    if (!CheckParams(req, {"limit", "after"}, res)) return;
-    int limit = 0;
-    if (!IntParam(req, "limit", 1, kAdminMaxPageSize, kAdminDefaultPageSize,
-                  &limit, res))
-      return;
-    const std::string after = req.get_param_value("after");
-    if (req.has_param("after") && !IsValidDeadLetterId(after)) {
-      return SendError(res, 400, "invalid_argument",
-                       "after must be a dead-letter id");
-    }
-    StatusOr<std::vector<DeadLetter>> list =
-        h.queue->ListDeadLetters(limit, after);
-    if (!list.ok()) return SendStatus(res, list.status());
-    StatusOr<QueueStats> stats = h.queue->Stats();
-    if (!stats.ok()) return SendStatus(res, stats.status());
-    json items = json::array();
-    for (const DeadLetter& d : *list) items.push_back(DeadLetterJson(d));
-    const bool more = static_cast<int>(list->size()) == limit;
-    SendJson(
-        res, 200,
-        {{"dead_letters", std::move(items)},
-         {"total", stats->dead_letters},
-         {"limit", limit},
-         {"next_after", more ? json(list->back().message.id) : json(nullptr)}});
-  });
+  add("/api/deadletters", "GET", false, "",
+      [&h](const Request& req, Response& res) {
+        if (!h.queue) return SendError(res, 503, "unavailable", "no queue");
+        if (!CheckParams(req, {"limit", "after"}, res)) return;
+        int limit = 0;
+        if (!IntParam(req, "limit", 1, kAdminMaxPageSize, kAdminDefaultPageSize,
+                      &limit, res))
+          return;
+        const std::string after = req.get_param_value("after");
+        if (req.has_param("after") && !IsValidDeadLetterId(after)) {
+          return SendError(res, 400, "invalid_argument",
+                           "after must be a dead-letter id");
+        }
+        StatusOr<std::vector<DeadLetter>> list =
+            h.queue->ListDeadLetters(limit, after);
+        if (!list.ok()) return SendStatus(res, list.status());
+        StatusOr<QueueStats> stats = h.queue->Stats();
+        if (!stats.ok()) return SendStatus(res, stats.status());
+        json items = json::array();
+        for (const DeadLetter& d : *list) items.push_back(DeadLetterJson(d));
+        const bool more = static_cast<int>(list->size()) == limit;
+        SendJson(res, 200,
+                 {{"dead_letters", std::move(items)},
+                  {"total", stats->dead_letters},
+                  {"limit", limit},
+                  {"next_after",
+                   more ? json(list->back().message.id) : json(nullptr)}});
+      });
 
-  add("/api/deadletters/*", "GET", false, "", [&h](const Request& req,
-                                                   Response& res) {
-    if (!h.queue) return SendError(res, 503, "unavailable", "no queue");
-    if (!CheckParams(req, {}, res)) return;
-    const std::string& id = req.path_arg;
-    if (!IsValidDeadLetterId(id)) {
-      return SendError(res, 400, "invalid_argument",
-                       "malformed dead-letter id");
-    }
-    StatusOr<DeadLetter> d = h.queue->GetDeadLetter(id);
-    if (!d.ok()) return SendStatus(res, d.status());
-    SendJson(res, 200, DeadLetterJson(*d));
-  });
+  add("/api/deadletters/*", "GET", false, "",
+      [&h](const Request& req, Response& res) {
+        if (!h.queue) return SendError(res, 503, "unavailable", "no queue");
+        if (!CheckParams(req, {}, res)) return;
+        const std::string& id = req.path_arg;
+        if (!IsValidDeadLetterId(id)) {
+          return SendError(res, 400, "invalid_argument",
+                           "malformed dead-letter id");
+        }
+        StatusOr<DeadLetter> d = h.queue->GetDeadLetter(id);
+        if (!d.ok()) return SendStatus(res, d.status());
+        SendJson(res, 200, DeadLetterJson(*d));
+      });
 
   // Authorized before it gets here (audit_action is set).
   add("/api/deadletters/*/redrive", "POST", false, "redrive",
@@ -1185,9 +1177,11 @@ void AdminServer::Impl::InstallRoutes() {
                         "nothing was done");
         }
         StatusOr<DeadLetter> d = h.queue->GetDeadLetter(id);
-        if (d.ok()) a.run_id = DeadLetterJson(*d).value("run_id", "");
-        if (d.ok() && !a.run_id.empty() && !IsValidRunId(a.run_id))
-          a.run_id.clear();
+        if (d.ok()) {
+          const json run = DeadLetterJson(*d)["run_id"];
+          if (run.is_string() && IsValidRunId(run.get<std::string>()))
+            a.run_id = run.get<std::string>();
+        }
         Status st = d.ok() ? h.queue->Redrive(id) : d.status();
         if (!st.ok()) {
           SendStatus(res, st);
@@ -1203,8 +1197,7 @@ void AdminServer::Impl::InstallRoutes() {
       });
 }
 
-AdminServer::AdminServer(std::unique_ptr<Impl> impl)
-    : impl_(std::move(impl)) {}
+AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 AdminServer::~AdminServer() { Stop(); }
 

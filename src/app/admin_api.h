@@ -101,8 +101,7 @@ struct AdminLimits {
   // From the end of the headers to the end of the response.
   std::chrono::milliseconds request{kAdminRequestDeadlineSeconds * 1000};
   // Between requests on a kept-alive connection (instead of first_byte).
-  std::chrono::milliseconds keep_alive_idle{kAdminKeepAliveIdleSeconds *
-                                            1000};
+  std::chrono::milliseconds keep_alive_idle{kAdminKeepAliveIdleSeconds * 1000};
   int workers = kAdminWorkers;
   int max_connections = kAdminMaxConnections;
   int max_pending = kAdminMaxPendingRequests;
@@ -131,8 +130,9 @@ class AdminServer {
   // kInvalidArgument for a malformed `listen`; kFailedPrecondition for a
   // non-loopback host without allow_non_loopback; kUnavailable when the
   // address cannot be bound (in use, not local).
-  static StatusOr<std::unique_ptr<AdminServer>> Start(
-      const std::string& listen, Hooks hooks, AdminLimits limits = {});
+  static StatusOr<std::unique_ptr<AdminServer>> Start(const std::string& listen,
+                                                      Hooks hooks,
+                                                      AdminLimits limits = {});
 
   ~AdminServer();  // Stop()s
   AdminServer(const AdminServer&) = delete;

@@ -15,16 +15,16 @@ void WriteAudit(const AuditRecord& r, Logger& logger) {
   const std::string msg = r.action + " " + r.outcome;
   LogContext context;
   context.run_id = r.run_id;
+  context.destination = r.destination;
   logger.Write(r.outcome == "ok" ? LogLevel::kInfo : LogLevel::kWarn, context,
-              event, msg,
-              {{"actor", r.actor},
-               {"via", r.via},
-               {"origin", r.origin},
-               {"dead_letter_id", r.dead_letter_id},
-               {"destination", r.destination},
-               {"count", r.count},
-               {"outcome", r.outcome},
-               {"error", r.error}});
+               event, msg,
+               {{"actor", r.actor},
+                {"via", r.via},
+                {"origin", r.origin},
+                {"dead_letter_id", r.dead_letter_id},
+                {"count", r.count},
+                {"outcome", r.outcome},
+                {"error", r.error}});
 }
 
 std::string TokenActor(std::string_view token) {
@@ -45,8 +45,8 @@ std::string LocalActor(std::string* origin) {
       found->pw_name)
     name = found->pw_name;
   if (origin) {
-    *origin = "uid=" + std::to_string(uid) +
-              " pid=" + std::to_string(::getpid());
+    *origin =
+        "uid=" + std::to_string(uid) + " pid=" + std::to_string(::getpid());
     const char* sudo_user = std::getenv("SUDO_USER");
     if (sudo_user && *sudo_user)
       *origin += " sudo_user=" + std::string(sudo_user);

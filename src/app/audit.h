@@ -14,11 +14,12 @@
 //
 //   {"time":"...","level":"info","event":"audit.redrive","msg":"redrive ok",
 //    "run_id":"3f9c2a7b1d04e5f6","actor":"token:9f86d081","via":"api",
-//    "origin":"127.0.0.1:50412","dead_letter_id":"0193...","destination":"",
-//    "count":1,"outcome":"ok","error":""}
+//    "origin":"127.0.0.1:50412","dead_letter_id":"0193...","count":1,
+//    "outcome":"ok","error":""}
 //
-// Every audit line has the same keys (empty when they do not apply), so a
-// parser needs no special cases. Audit lines are written whatever the log
+// run_id and destination are the log's context fields, present when known;
+// every other key is on every audit line (empty when it does not apply), so
+// a parser needs no special cases. Audit lines are written whatever the log
 // level. A token itself is never written: only the first 8 hex digits of
 // its SHA-256, enough to tell tokens apart after a rotation.
 //

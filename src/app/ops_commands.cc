@@ -109,9 +109,9 @@ void Audit(const Config& config, AuditRecord a, std::string outcome,
       WriteAudit(a, logger);
       return;
     }
-    PrintError("audit", "cannot append to the service log: " +
-                            sink.status().message() +
-                            "; writing the audit line here");
+    PrintError("audit",
+               "cannot append to the service log: " + sink.status().message() +
+                   "; writing the audit line here");
   }
   WriteAudit(a);
 }
@@ -119,8 +119,8 @@ void Audit(const Config& config, AuditRecord a, std::string outcome,
 // The run a dead letter's message is for ("" when it names none).
 std::string RunIdOf(const DeadLetter& d) {
   const json j = DeadLetterJson(d);
-  const std::string run = j["run_id"].is_string() ? j["run_id"].get<std::string>()
-                                                  : std::string();
+  const std::string run =
+      j["run_id"].is_string() ? j["run_id"].get<std::string>() : std::string();
   return IsValidRunId(run) ? run : "";
 }
 
@@ -620,9 +620,9 @@ int Replay(const Config& config, const std::string& run_id, bool as_json,
   for (const Batch& b : *batches) {
     Status verified = VerifyBatch(b, config);
     if (!verified.ok()) {
-      refuse("refused", "refusing to replay: batch " + b.id +
-                            " no longer matches its manifest: " +
-                            verified.message());
+      refuse("refused",
+             "refusing to replay: batch " + b.id +
+                 " no longer matches its manifest: " + verified.message());
       return kExitRejected;
     }
   }
@@ -669,8 +669,7 @@ int Replay(const Config& config, const std::string& run_id, bool as_json,
               (destination.empty() ? std::string() : " for " + destination));
   } else {
     Audit(config, audit, failed == 0 ? "ok" : "failed",
-          failed == 0 ? ""
-                      : std::to_string(failed) + " file(s) not delivered");
+          failed == 0 ? "" : std::to_string(failed) + " file(s) not delivered");
   }
   if (as_json) {
     PrintJson(out);
