@@ -514,16 +514,23 @@ class RequestParser final : public http::basic_parser<true> {
     }
     if (field == http::field::expect && beast::iequals(value, "100-continue"))
       expect_continue_ = true;
+    if (field == http::field::content_length) {
+      // Beast checks it; this is only to know how much to drain after a
+      // 413 (Beast refuses before on_body_init_impl).
+      uint64_t n = 0;
+      for (char c : value) {
+        if (c < '0' || c > '9' || n > (uint64_t{1} << 40)) break;
+        n = n * 10 + static_cast<uint64_t>(c - '0');
+      }
+      declared_length_ = n;
+    }
     req_.headers.emplace_back(std::string(name), std::string(value));
   }
   void on_header_impl(beast::error_code&) override {}
   void on_body_init_impl(const boost::optional<std::uint64_t>& length,
                          beast::error_code&) override {
     // Within body_limit: Beast checked it before calling.
-    if (length) {
-      declared_length_ = *length;
-      req_.body.reserve(static_cast<size_t>(*length));
-    }
+    if (length) req_.body.reserve(static_cast<size_t>(*length));
   }
   size_t on_body_impl(beast::string_view body, beast::error_code&) override {
     req_.body.append(body.data(), body.size());

@@ -35,17 +35,18 @@
 //
 // Limits (a misbehaving client gets an error or a closed connection, never
 // a stuck or crashed service): the first byte of a request within
-// AdminLimits::first_byte, the whole request line and headers within
-// AdminLimits::head of the wait's start (else the connection is closed);
-// request line up to kAdminMaxLineBytes (414), each header line up to
+// AdminLimits::first_byte and its request line and headers within
+// AdminLimits::head, both counted from the connection's start or the end
+// of the previous response (else the connection is closed, unanswered);
+// the request line up to kAdminMaxLineBytes (414), each header line up to
 // kAdminMaxLineBytes (400), request line and headers together up to
 // kAdminMaxHeadBytes (431); request bodies up to kAdminMaxBodyBytes (413);
-// one request, first byte to the end of its response, within
-// AdminLimits::request; AdminLimits::max_connections open at once (more are
-// closed at once); AdminLimits::max_pending requests queued for or running
-// on the workers (more get 503); keep-alive limited to
-// kAdminKeepAliveMaxRequests requests and AdminLimits::keep_alive_idle.
-// A handler that throws gives a 500.
+// the body and the response within AdminLimits::request of the end of the
+// headers; AdminLimits::max_connections open at once (more are closed at
+// once); AdminLimits::max_pending requests queued for or running on the
+// workers (more get 503); keep-alive limited to kAdminKeepAliveMaxRequests
+// requests and AdminLimits::keep_alive_idle. A POST needs no body and no
+// Content-Length. A handler that throws gives a 500.
 //
 // Mutating endpoints write an audit line (app/audit.h) for every attempt,
 // refused or not. Before acting, a worker checks that the client is still
