@@ -94,7 +94,8 @@ int ExitFor(const Status& st) {
 // Writes the audit line of an operator command (who: the local user) to
 // the service's log file ([service] log_file) when it has one, so that the
 // service's log holds every action whoever made it; else, or when that file
-// cannot be opened, to standard error.
+// cannot be opened, to standard error. A missing log file is not created:
+// made by root here, the service could not open it afterwards.
 void Audit(const Config& config, AuditRecord a, std::string outcome,
            std::string error = "") {
   a.via = "cli";
@@ -102,7 +103,8 @@ void Audit(const Config& config, AuditRecord a, std::string outcome,
   a.outcome = std::move(outcome);
   a.error = std::move(error);
   const std::string& path = config.service.log_file;
-  if (!path.empty() && path != "-") {
+  std::error_code ec;
+  if (!path.empty() && path != "-" && fs::exists(path, ec)) {
     StatusOr<std::shared_ptr<LogSink>> sink = OpenFileLogSink(path);
     if (sink.ok()) {
       Logger logger(*sink);

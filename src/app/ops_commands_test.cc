@@ -272,6 +272,7 @@ std::vector<json> EventsIn(const fs::path& path, std::string_view event) {
 // in the service's log: who (the local user), what, when, outcome.
 TEST_F(OpsCommandsTest, RedriveAndPurgeAreAuditedInTheServiceLog) {
   config_.service.log_file = (root_ / "service.log").string();
+  std::ofstream(root_ / "service.log").close();  // the service made it
   auto q = OpenQueue();
   std::vector<std::string> ids;
   for (int i = 0; i < 3; ++i) {
@@ -314,8 +315,10 @@ TEST_F(OpsCommandsTest, RedriveAndPurgeAreAuditedInTheServiceLog) {
   EXPECT_EQ(purges[0]["dead_letter_id"], "*");
 }
 
-// Without a log file, the audit line goes to the process's log (stderr).
+// Without a log file (or before the service has made it: it is not
+// created here), the audit line goes to the process's log (stderr).
 TEST_F(OpsCommandsTest, RedriveAllIsAuditedOnTheProcessLog) {
+  config_.service.log_file = (root_ / "not-yet.log").string();
   auto sink = std::make_shared<MemoryLogSink>();
   Log().SetSink(sink);
   auto q = OpenQueue();
@@ -333,6 +336,7 @@ TEST_F(OpsCommandsTest, RedriveAllIsAuditedOnTheProcessLog) {
   EXPECT_EQ(j["dead_letter_id"], "*");
   EXPECT_EQ(j["count"], 1);
   EXPECT_EQ(j["outcome"], "ok");
+  EXPECT_FALSE(fs::exists(root_ / "not-yet.log"));
 }
 
 class ReplayTest : public OpsCommandsTest {
@@ -415,6 +419,7 @@ TEST_F(ReplayTest, DeliversLostFilesAgainAsReplay) {
 
 TEST_F(ReplayTest, ReplaysAreAudited) {
   config_.service.log_file = (root_ / "service.log").string();
+  std::ofstream(root_ / "service.log").close();
   ProcessAndRecord();
   for (const fs::path& p : delivered_) fs::remove(p);
   int rc = -1;
