@@ -494,12 +494,12 @@ class RequestParser final : public http::basic_parser<true> {
   void on_request_impl(http::verb, beast::string_view method,
                        beast::string_view target, int version,
                        beast::error_code& ec) override {
-    version_ = version;
     if (target.size() > kAdminMaxLineBytes) {
-      line_too_long_ = true;
+      line_too_long_ = true;  // and no request line seen: 414
       ec = http::error::bad_target;
       return;
     }
+    version_ = version;
     req_.method = std::string(method);
     req_.target = std::string(target);
   }

@@ -609,6 +609,26 @@ TEST_F(AdminApiTest, MalformedRequestIs400AndServerKeepsServing) {
     EXPECT_NE(reply.find("\"error\""), std::string::npos) << reply;
   }
   {
+    // A request line over 8 KiB.
+    RawSocket s(server_->port());
+    s.Send("GET /" + std::string(9000, 'a') + " HTTP/1.1\r\n\r\n");
+    const std::string reply = s.ReadResponse();
+    EXPECT_EQ(reply.rfind("HTTP/1.1 414", 0), 0u) << reply.substr(0, 100);
+    EXPECT_NE(reply.find("uri_too_long"), std::string::npos);
+  }
+  {
+    // Request line and headers over 64 KiB, each line under 8 KiB.
+    RawSocket s(server_->port());
+    std::string head = "GET /healthz HTTP/1.1\r\n";
+    for (int i = 0; i < 20; ++i)
+      head += "X-Filler-" + std::to_string(i) + ": " + std::string(4000, 'a') +
+              "\r\n";
+    s.Send(head + "\r\n");
+    const std::string reply = s.ReadResponse();
+    EXPECT_EQ(reply.rfind("HTTP/1.1 431", 0), 0u) << reply.substr(0, 100);
+    EXPECT_NE(reply.find("header_too_large"), std::string::npos);
+  }
+  {
     // A header line over 8 KiB.
     RawSocket s(server_->port());
     s.Send("GET /healthz HTTP/1.1\r\nX-Big: " + std::string(9000, 'a') +
