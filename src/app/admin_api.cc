@@ -1,264 +1,131 @@
 #include "app/admin_api.h"
 
 #include <arpa/inet.h>
-#include <httplib.h>
-#include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
-#include <cstring>
-#include <deque>
 #include <exception>
-#include <mutex>
+#include <map>
+#include <optional>
+#include <thread>
+#include <utility>
 #include <vector>
 
+#include "app/audit.h"
 #include "secrets/secrets.h"
 
 namespace cbpipe {
 namespace {
 
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
 using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
 
 constexpr char kJsonType[] = "application/json";
 constexpr char kMetricsType[] = "text/plain; version=0.0.4; charset=utf-8";
-// Longer paths are no route of ours: answered before any regex sees them.
+// Longer paths are no route of ours: answered 404 before any matching.
 constexpr size_t kMaxPathBytes = 512;
+// After an error answer, what the client still sends is read and dropped
+// for this long (and up to kDrainBytes, or the refused body's length), so
+// that closing does not reset the connection before the client has read
+// the answer.
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr size_t kDrainBytes = 64 * 1024;
+constexpr size_t kMaxDrainBytes = 8 * 1024 * 1024;
+constexpr size_t kReadChunk = 4096;
 
-// A fixed set of workers with a bounded queue of accepted connections.
-// httplib's own ThreadPool queues without limit; here, when the queue is
-// full, the accepting thread waits, so further connections wait in the
-// kernel's backlog instead of in memory.
-class BoundedPool final : public httplib::TaskQueue {
- public:
-  BoundedPool(int workers, size_t max_queued) : max_queued_(max_queued) {
-    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { Work(); });
+// ASCII case-insensitive equality (header names).
+bool IEquals(std::string_view a, std::string_view b) {
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c; };
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(),
+                    [&](char x, char y) { return lower(x) == lower(y); });
+}
+
+// ---------------------------------------------------------------------------
+// What a handler sees: the request as parsed, and the response it fills.
+// (Named like cpp-httplib's, which served this API before.)
+
+struct Request {
+  std::string method;
+  std::string target;  // as received
+  std::string path;    // percent-decoded, without the query
+  std::multimap<std::string, std::string> params;  // the query, decoded
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string path_arg;  // what the route's '*' segment matched
+  std::string peer;      // "127.0.0.1:50412"
+  // For handlers on the workers: true once the client has gone away.
+  std::function<bool()> client_gone;
+
+  bool has_param(const std::string& key) const { return params.count(key); }
+  std::string get_param_value(const std::string& key) const {
+    auto it = params.find(key);
+    return it == params.end() ? std::string() : it->second;
   }
-  ~BoundedPool() override = default;
-
-  void enqueue(std::function<void()> fn) override {
-    std::unique_lock<std::mutex> lock(mu_);
-    room_.wait(lock, [&] { return jobs_.size() < max_queued_ || shutdown_; });
-    jobs_.push_back(std::move(fn));
-    lock.unlock();
-    ready_.notify_one();
+  size_t get_header_value_count(std::string_view name) const {
+    return std::count_if(headers.begin(), headers.end(),
+                         [&](const auto& h) { return IEquals(h.first, name); });
   }
-
-  void shutdown() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      shutdown_ = true;
+  std::string get_header_value(std::string_view name) const {
+    for (const auto& [k, v] : headers) {
+      if (IEquals(k, name)) return v;
     }
-    ready_.notify_all();
-    room_.notify_all();
-    for (std::thread& t : threads_) t.join();
-  }
-
- private:
-  void Work() {
-    for (;;) {
-      std::function<void()> fn;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        ready_.wait(lock, [&] { return !jobs_.empty() || shutdown_; });
-        if (jobs_.empty()) return;  // shut down, nothing left
-        fn = std::move(jobs_.front());
-        jobs_.pop_front();
-      }
-      room_.notify_one();
-      fn();  // serves one connection and closes it; never throws
-    }
-  }
-
-  const size_t max_queued_;
-  std::mutex mu_;
-  std::condition_variable ready_, room_;
-  std::deque<std::function<void()>> jobs_;
-  bool shutdown_ = false;
-  std::vector<std::thread> threads_;
-};
-
-// One client connection, read and written under the limits httplib 0.11
-// lacks: the request head (request line and headers) is capped at
-// kAdminMaxHeadBytes (httplib caps each line, not their number, so a
-// client could otherwise fill the memory with headers), and each request,
-// from its first byte to the end of its response, must finish within
-// kAdminRequestDeadlineSeconds (a client trickling bytes cannot hold a
-// worker for longer). Either limit makes read/write fail, which ends the
-// connection.
-class GuardedStream final : public httplib::Stream {
- public:
-  explicit GuardedStream(int sock) : sock_(sock) {}
-
-  // Starts the budget and the clock of the next request.
-  void StartRequest() {
-    head_bytes_ = 0;
-    head_done_ = false;
-    matched_ = 0;
-    deadline_ = std::chrono::steady_clock::now() +
-                std::chrono::seconds(kAdminRequestDeadlineSeconds);
-  }
-
-  // Waits up to `ms` for the next request's first byte.
-  bool WaitForRequest(int ms) { return off_ < len_ || Wait(POLLIN, ms); }
-
-  bool is_readable() const override {
-    return off_ < len_ || Wait(POLLIN, RemainingMs());
-  }
-  bool is_writable() const override { return Wait(POLLOUT, RemainingMs()); }
-
-  ssize_t read(char* ptr, size_t size) override {
-    if (off_ == len_) {
-      if (!Wait(POLLIN, RemainingMs())) return -1;
-      ssize_t n;
-      do {
-        n = ::recv(sock_, buf_, sizeof buf_, 0);
-      } while (n < 0 && errno == EINTR);
-      if (n <= 0) return n;
-      off_ = 0;
-      len_ = static_cast<size_t>(n);
-    }
-    size_t n = std::min(size, len_ - off_);
-    if (!head_done_) {
-      // Hand over the head only up to its blank line, counting it.
-      static constexpr char kEnd[] = "\r\n\r\n";
-      for (size_t i = 0; i < n; ++i) {
-        const char c = buf_[off_ + i];
-        matched_ = c == kEnd[matched_] ? matched_ + 1 : (c == '\r' ? 1 : 0);
-        if (matched_ == 4) {
-          head_done_ = true;
-          n = i + 1;
-          break;
-        }
-      }
-      head_bytes_ += n;
-      if (head_bytes_ > kAdminMaxHeadBytes) return -1;
-    }
-    std::memcpy(ptr, buf_ + off_, n);
-    off_ += n;
-    return static_cast<ssize_t>(n);
-  }
-
-  ssize_t write(const char* ptr, size_t size) override {
-    if (!Wait(POLLOUT, RemainingMs())) return -1;
-    ssize_t n;
-    do {
-      n = ::send(sock_, ptr, size, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    return n;
-  }
-
-  void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    sockaddr_storage addr{};
-    socklen_t len = sizeof addr;
-    if (::getpeername(sock_, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-      Describe(addr, ip, port);
-  }
-  void get_local_ip_and_port(std::string& ip, int& port) const override {
-    sockaddr_storage addr{};
-    socklen_t len = sizeof addr;
-    if (::getsockname(sock_, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-      Describe(addr, ip, port);
-  }
-  int socket() const override { return sock_; }
-
- private:
-  static void Describe(const sockaddr_storage& addr, std::string& ip,
-                       int& port) {
-    char text[INET6_ADDRSTRLEN] = "";
-    if (addr.ss_family == AF_INET) {
-      const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
-      inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
-      port = ntohs(a->sin_port);
-    } else if (addr.ss_family == AF_INET6) {
-      const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
-      inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
-      port = ntohs(a->sin6_port);
-    }
-    ip = text;
-  }
-
-  // Milliseconds to wait for the socket: the I/O timeout, cut short by the
-  // request's deadline.
-  int RemainingMs() const {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          deadline_ - std::chrono::steady_clock::now())
-                          .count();
-    return static_cast<int>(
-        std::clamp<int64_t>(left, 0, int64_t{kAdminIoTimeoutSeconds} * 1000));
-  }
-
-  bool Wait(short events, int timeout_ms) const {
-    if (timeout_ms <= 0) return false;
-    pollfd p{sock_, events, 0};
-    int rc;
-    do {
-      rc = ::poll(&p, 1, timeout_ms);
-    } while (rc < 0 && errno == EINTR);
-    return rc > 0;
-  }
-
-  const int sock_;
-  char buf_[4096];
-  size_t off_ = 0, len_ = 0;
-  size_t head_bytes_ = 0;
-  bool head_done_ = false;
-  int matched_ = 0;
-  std::chrono::steady_clock::time_point deadline_ =
-      std::chrono::steady_clock::now();
-};
-
-// httplib's server with its per-connection loop replaced by one over a
-// GuardedStream; parsing, routing and responses stay httplib's.
-class GuardedServer final : public httplib::Server {
- private:
-  bool process_and_close_socket(int sock) override {
-    // Responses go out as head then body: without this, Nagle's algorithm
-    // and the client's delayed ACK add 40 ms to each keep-alive request.
-    int yes = 1;
-    ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
-    GuardedStream strm(sock);
-    for (int i = 0; i < kAdminKeepAliveMaxRequests && is_running(); ++i) {
-      // In short slices, so that Stop() does not wait for idle clients.
-      const auto until =
-          std::chrono::steady_clock::now() +
-          std::chrono::seconds(i == 0 ? kAdminIoTimeoutSeconds
-                                      : kAdminKeepAliveIdleSeconds);
-      bool ready = false;
-      while (!ready && is_running() &&
-             std::chrono::steady_clock::now() < until) {
-        ready = strm.WaitForRequest(100);
-      }
-      if (!ready) break;
-      strm.StartRequest();
-      bool closed = false;
-      const bool last = i + 1 == kAdminKeepAliveMaxRequests;
-      if (!process_request(strm, last, closed, nullptr) || closed) break;
-    }
-    ::shutdown(sock, SHUT_RDWR);
-    ::close(sock);
-    return true;
+    return "";
   }
 };
 
-void SendJson(httplib::Response& res, int status, const json& body) {
+struct Response {
+  int status = 200;
+  std::string content_type;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  void set_content(std::string text, std::string_view type) {
+    body = std::move(text);
+    content_type = std::string(type);
+  }
+  void set_header(std::string name, std::string value) {
+    headers.emplace_back(std::move(name), std::move(value));
+  }
+};
+
+void SendJson(Response& res, int status, const json& body) {
   res.status = status;
   res.set_content(DumpJson(body), kJsonType);
 }
 
-void SendError(httplib::Response& res, int status, std::string_view code,
+void SendError(Response& res, int status, std::string_view code,
                std::string_view message) {
   SendJson(res, status, ErrorJson(code, message));
 }
 
+// The message of an answer SendError() made ("" for any other).
+std::string ErrorMessage(const Response& res) {
+  const json body = json::parse(res.body, nullptr, false);
+  if (!body.is_object() || !body.contains("error") ||
+      !body["error"].is_object())
+    return "";
+  return body["error"].value("message", "");
+}
+
 // A Status from a port as an HTTP error.
-void SendStatus(httplib::Response& res, const Status& st) {
+void SendStatus(Response& res, const Status& st) {
   switch (st.code()) {
     case StatusCode::kNotFound:
       return SendError(res, 404, "not_found", st.message());
@@ -272,31 +139,53 @@ void SendStatus(httplib::Response& res, const Status& st) {
   }
 }
 
-// The default text for an error httplib produced itself (no body yet).
-std::pair<std::string_view, std::string> DefaultError(int status) {
-  switch (status) {
-    case 400: return {"bad_request", "malformed HTTP request"};
-    case 401: return {"unauthenticated", "authentication required"};
-    case 403: return {"forbidden", "forbidden"};
-    case 404: return {"not_found", "no such endpoint"};
-    case 405: return {"method_not_allowed", "method not allowed"};
-    case 413:
-      return {"payload_too_large", "request body larger than " +
-                                       std::to_string(kAdminMaxBodyBytes) +
-                                       " bytes"};
-    case 414: return {"uri_too_long", "request line too long"};
-    case 416: return {"range_not_satisfiable", "range not satisfiable"};
-    case 503: return {"unavailable", "service unavailable"};
-    default:
-      return {status < 500 ? "bad_request" : "internal",
-              status < 500 ? "request refused" : "internal error"};
+// %XX escapes decoded; '+' is a space when `plus_is_space` (a query).
+// Malformed escapes are kept as they are.
+std::string PercentDecode(std::string_view in, bool plus_is_space) {
+  auto hex = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 &&
+        hex(in[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2])));
+      i += 2;
+    } else if (plus_is_space && in[i] == '+') {
+      out.push_back(' ');
+    } else {
+      out.push_back(in[i]);
+    }
   }
+  return out;
+}
+
+// name=value pairs separated by '&' (a pair without '=' has an empty value;
+// empty pairs are skipped).
+std::multimap<std::string, std::string> ParseQuery(std::string_view query) {
+  std::multimap<std::string, std::string> params;
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? "" : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    params.emplace(PercentDecode(pair.substr(0, eq), true),
+                   eq == std::string_view::npos
+                       ? ""
+                       : PercentDecode(pair.substr(eq + 1), true));
+  }
+  return params;
 }
 
 // Query parameters: only `allowed` ones, each at most once.
-bool CheckParams(const httplib::Request& req,
+bool CheckParams(const Request& req,
                  std::initializer_list<std::string_view> allowed,
-                 httplib::Response& res) {
+                 Response& res) {
   for (const auto& [name, value] : req.params) {
     if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
       SendError(res, 400, "invalid_argument",
@@ -313,11 +202,11 @@ bool CheckParams(const httplib::Request& req,
 }
 
 // An integer query parameter in [min, max]; `fallback` when absent.
-bool IntParam(const httplib::Request& req, const std::string& name, int min,
-              int max, int fallback, int* out, httplib::Response& res) {
+bool IntParam(const Request& req, const std::string& name, int min, int max,
+              int fallback, int* out, Response& res) {
   *out = fallback;
-  if (!req.has_param(name.c_str())) return true;
-  const std::string v = req.get_param_value(name.c_str());
+  if (!req.has_param(name)) return true;
+  const std::string v = req.get_param_value(name);
   int64_t n = 0;
   bool ok = !v.empty() && v.size() <= 10;
   for (char c : v) {
@@ -390,22 +279,12 @@ bool TokenEquals(std::string_view given, std::string_view expected) {
 }
 
 // Sends 401/403 and returns false unless the request carries the token.
-bool Authorize(const httplib::Request& req, const std::string& token,
-               httplib::Response& res) {
-  if (token.empty()) {
-    SendError(res, 403, "forbidden",
-              "admin_token is not configured: set [service] admin_token to "
-              "a secret reference (env:NAME or file:/path) to enable this "
-              "endpoint");
-    return false;
-  }
+// `*actor` is who the request claims to be, for the audit line: the
+// TokenActor() of the token it sent, or "anonymous".
+bool Authorize(const Request& req, const std::string& token, Response& res,
+               std::string* actor) {
+  *actor = "anonymous";
   const size_t count = req.get_header_value_count("Authorization");
-  if (count == 0) {
-    res.set_header("WWW-Authenticate", "Bearer realm=\"cbpipe\"");
-    SendError(res, 401, "unauthenticated",
-              "missing Authorization: Bearer <token> header");
-    return false;
-  }
   const std::string value = req.get_header_value("Authorization");
   constexpr std::string_view kScheme = "bearer ";
   bool well_formed = count == 1 && value.size() > kScheme.size();
@@ -421,6 +300,20 @@ bool Authorize(const httplib::Request& req, const std::string& token,
     while (!given.empty() && given.back() == ' ') given.remove_suffix(1);
     well_formed =
         !given.empty() && given.find_first_of(" \t") == std::string_view::npos;
+  }
+  if (well_formed) *actor = TokenActor(given);
+  if (token.empty()) {
+    SendError(res, 403, "forbidden",
+              "admin_token is not configured: set [service] admin_token to "
+              "a secret reference (env:NAME or file:/path) to enable this "
+              "endpoint");
+    return false;
+  }
+  if (count == 0) {
+    res.set_header("WWW-Authenticate", "Bearer realm=\"cbpipe\"");
+    SendError(res, 401, "unauthenticated",
+              "missing Authorization: Bearer <token> header");
+    return false;
   }
   if (!well_formed) {
     res.set_header("WWW-Authenticate",
@@ -574,126 +467,591 @@ json DeadLetterJson(const DeadLetter& d) {
           {"moved_at_ms", d.moved_at_ms}};
 }
 
-AdminServer::AdminServer(Hooks hooks)
-    : hooks_(std::move(hooks)), server_(std::make_unique<GuardedServer>()) {
-  if (!hooks_.log) {
-    hooks_.log = [](std::string_view m) {
-      std::fprintf(stderr, "cbpipe admin: %.*s\n", static_cast<int>(m.size()),
-                   m.data());
-    };
+// ---------------------------------------------------------------------------
+// The server: one event-loop thread for every socket, a pool of workers for
+// the handlers that call the hooks.
+
+namespace {
+
+// One request, parsed by Beast into a Request, with the limits Beast has no
+// option for: kAdminMaxLineBytes per request line and per header line.
+class RequestParser final : public http::basic_parser<true> {
+ public:
+  RequestParser() {
+    header_limit(kAdminMaxHeadBytes);
+    body_limit(kAdminMaxBodyBytes);
   }
-}
 
-AdminServer::~AdminServer() {
-  Stop();
-  WipeString(hooks_.token);
-}
+  Request& request() { return req_; }
+  int http_version() const { return version_; }
+  bool expects_continue() const { return expect_continue_; }
+  bool line_too_long() const { return line_too_long_; }
+  bool seen_request_line() const { return version_ != 0; }
+  // The Content-Length of the request (0 when none).
+  uint64_t declared_length() const { return declared_length_; }
 
-void AdminServer::Stop() {
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
-}
-
-StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
-    const std::string& listen, Hooks hooks) {
-  std::string host;
-  int port = 0;
-  CBPIPE_RETURN_IF_ERROR(ParseListen(listen, &host, &port));
-  std::unique_ptr<AdminServer> s(new AdminServer(std::move(hooks)));
-  if (!IsLoopbackHost(host)) {
-    if (!s->hooks_.allow_non_loopback) {
-      return FailedPreconditionError(
-          "admin API on " + listen +
-          " would be reachable from other machines over plain HTTP; listen "
-          "on 127.0.0.1 (and put a TLS proxy in front) or allow it "
-          "explicitly");
+ private:
+  void on_request_impl(http::verb, beast::string_view method,
+                       beast::string_view target, int version,
+                       beast::error_code& ec) override {
+    if (target.size() > kAdminMaxLineBytes) {
+      line_too_long_ = true;  // and no request line seen: 414
+      ec = http::error::bad_target;
+      return;
     }
-    s->hooks_.log("warning: admin API listening on non-loopback address " +
-                  listen + " over plain HTTP" +
-                  (s->hooks_.token.empty() ? ""
-                                           : "; the bearer token crosses "
-                                             "the network in clear"));
+    version_ = version;
+    req_.method = std::string(method);
+    req_.target = std::string(target);
   }
-
-  httplib::Server& svr = *s->server_;
-  svr.new_task_queue = [] {
-    return new BoundedPool(kAdminWorkers, kAdminMaxQueuedConnections);
-  };
-  // httplib's default also sets SO_REUSEPORT, which would let a second
-  // process bind the same port and take half the requests.
-  svr.set_socket_options([](int sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
-  svr.set_payload_max_length(kAdminMaxBodyBytes);
-  svr.set_read_timeout(kAdminIoTimeoutSeconds, 0);
-  svr.set_write_timeout(kAdminIoTimeoutSeconds, 0);
-  svr.set_keep_alive_max_count(kAdminKeepAliveMaxRequests);
-  svr.set_keep_alive_timeout(kAdminKeepAliveIdleSeconds);
-  s->InstallRoutes();
-
-  const int bound = port == 0 ? svr.bind_to_any_port(host)
-                              : (svr.bind_to_port(host, port) ? port : -1);
-  if (bound <= 0) {
-    return UnavailableError("admin API cannot listen on " + listen +
-                            ": address in use or not available");
-  }
-  s->port_ = bound;
-  httplib::Server* raw = s->server_.get();
-  s->thread_ = std::thread([raw] { raw->listen_after_bind(); });
-  // stop() before the loop has started would be lost: wait for it.
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!raw->is_running()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return InternalError("admin API on " + listen + " did not start");
+  void on_response_impl(int, beast::string_view, int,
+                        beast::error_code&) override {}
+  void on_field_impl(http::field field, beast::string_view name,
+                     beast::string_view value, beast::error_code& ec) override {
+    if (name.size() + value.size() + 2 > kAdminMaxLineBytes) {
+      line_too_long_ = true;
+      ec = http::error::bad_field;
+      return;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (field == http::field::expect && beast::iequals(value, "100-continue"))
+      expect_continue_ = true;
+    if (field == http::field::content_length) {
+      // Beast checks it; this is only to know how much to drain after a
+      // 413 (Beast refuses before on_body_init_impl).
+      uint64_t n = 0;
+      for (char c : value) {
+        if (c < '0' || c > '9' || n > (uint64_t{1} << 40)) break;
+        n = n * 10 + static_cast<uint64_t>(c - '0');
+      }
+      declared_length_ = n;
+    }
+    req_.headers.emplace_back(std::string(name), std::string(value));
   }
-  return s;
+  void on_header_impl(beast::error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length,
+                         beast::error_code&) override {
+    // Within body_limit: Beast checked it before calling.
+    if (length) req_.body.reserve(static_cast<size_t>(*length));
+  }
+  size_t on_body_impl(beast::string_view body, beast::error_code&) override {
+    req_.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view,
+                            beast::error_code&) override {}
+  size_t on_chunk_body_impl(std::uint64_t, beast::string_view body,
+                            beast::error_code&) override {
+    req_.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_finish_impl(beast::error_code&) override {}
+
+  Request req_;
+  int version_ = 0;
+  bool expect_continue_ = false;
+  bool line_too_long_ = false;
+  uint64_t declared_length_ = 0;
+};
+
+// One client connection. Lives on the loop thread (a worker only calls
+// ClientGone(), while the connection waits for its answer); kept alive by
+// the shared_ptrs in its pending operations and jobs.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(AdminServer::Impl& server, tcp::socket socket);
+  ~Session();
+
+  void Start();
+  // Sends `res`, then waits for the next request or closes.
+  void Respond(Response res);
+  // True when the client has closed the connection (or it failed).
+  bool ClientGone() const;
+
+ private:
+  void WaitForRequest(Clock::duration first_byte);
+  void ReadHead();
+  void OnHead(beast::error_code ec);
+  void ReadBody();
+  void Dispatch();
+  // A request that cannot be parsed: answered (then closed) when it was
+  // malformed or too large; closed silently when the client left or
+  // timed out.
+  void Refuse(beast::error_code ec);
+  void RespondAndClose(int status, std::string_view code,
+                       std::string_view message);
+  // Closes; with `linger`, after reading what the client still sends.
+  void Close(bool linger);
+  void Drain();
+
+  AdminServer::Impl& server_;
+  beast::tcp_stream stream_;
+  const int fd_;
+  std::string peer_;
+  beast::flat_buffer buffer_{2 * kAdminMaxHeadBytes};
+  std::optional<RequestParser> parser_;
+  Clock::time_point wait_start_;
+  Clock::time_point request_deadline_;
+  int served_ = 0;
+  bool keep_alive_ = false;
+  bool head_ = false;
+  size_t drained_ = 0;
+  size_t drain_limit_ = kDrainBytes;
+};
+
+using Handler = std::function<void(const Request&, Response&)>;
+
+struct Route {
+  std::string_view pattern;  // '*' matches one non-empty path segment
+  std::string_view method;   // "GET" (HEAD too) or "POST"
+  bool on_loop;              // answered on the loop thread: must not block
+  // Mutating: needs the bearer token; every attempt is audited as
+  // "audit.<audit_action>".
+  std::string_view audit_action;
+  Handler handle;
+};
+
+// `path` against `pattern`; `*arg` is what '*' matched.
+bool MatchPath(std::string_view pattern, std::string_view path,
+               std::string* arg) {
+  const size_t star = pattern.find('*');
+  if (star == std::string_view::npos) return pattern == path;
+  const std::string_view before = pattern.substr(0, star);
+  const std::string_view after = pattern.substr(star + 1);
+  if (path.size() <= before.size() + after.size() ||
+      path.substr(0, before.size()) != before ||
+      path.substr(path.size() - after.size()) != after)
+    return false;
+  const std::string_view middle =
+      path.substr(before.size(), path.size() - before.size() - after.size());
+  if (middle.find('/') != std::string_view::npos) return false;
+  *arg = std::string(middle);
+  return true;
 }
 
-void AdminServer::InstallRoutes() {
-  httplib::Server& svr = *server_;
-  const Hooks& h = hooks_;
+std::string DescribePeer(const tcp::socket& socket) {
+  beast::error_code ec;
+  const tcp::endpoint ep = socket.remote_endpoint(ec);
+  if (ec) return "unknown";
+  const std::string address = ep.address().to_string();
+  return (ep.address().is_v6() ? "[" + address + "]" : address) + ":" +
+         std::to_string(ep.port());
+}
 
-  svr.set_pre_routing_handler(
-      [](const httplib::Request& req, httplib::Response& res) {
-        // Keeps absurd paths away from the route regexes.
-        if (req.path.size() > kMaxPathBytes) {
-          SendError(res, 404, "not_found", "no such endpoint");
-          return httplib::Server::HandlerResponse::Handled;
-        }
-        return httplib::Server::HandlerResponse::Unhandled;
+}  // namespace
+
+class AdminServer::Impl {
+ public:
+  Impl(Hooks hooks, AdminLimits limits)
+      : hooks_(std::move(hooks)), limits_(limits) {
+    if (!hooks_.log) {
+      hooks_.log = [](std::string_view m) {
+        std::fprintf(stderr, "cbpipe admin: %.*s\n", static_cast<int>(m.size()),
+                     m.data());
+      };
+    }
+    InstallRoutes();
+  }
+  ~Impl() {
+    Stop();
+    WipeString(hooks_.token);
+  }
+
+  Hooks& hooks() { return hooks_; }
+  const AdminLimits& limits() const { return limits_; }
+
+  // Binds and listens; the port bound.
+  StatusOr<int> Listen(const std::string& host, int port,
+                       const std::string& listen);
+  void Run();
+  void Stop();
+
+  // Called by the sessions (loop thread).
+  void Handle(std::shared_ptr<Session> session, Request req);
+  void ConnectionOpened() { ++connections_; }
+  void ConnectionClosed() { --connections_; }
+
+ private:
+  void InstallRoutes();
+  void Accept();
+  // Runs `route` turning an exception into a 500.
+  void Call(const Route& route, const Request& req, Response& res);
+
+  Hooks hooks_;
+  const AdminLimits limits_;
+  std::vector<Route> routes_;
+  std::optional<asio::io_context> ioc_{std::in_place, 1};
+  std::optional<tcp::acceptor> acceptor_;
+  std::optional<asio::steady_timer> accept_retry_;
+  std::thread loop_;
+  std::optional<asio::thread_pool> workers_;
+  std::atomic<int> connections_{0};
+  std::atomic<int> pending_{0};
+  bool stopped_ = false;
+};
+
+namespace {
+
+Session::Session(AdminServer::Impl& server, tcp::socket socket)
+    : server_(server),
+      stream_(std::move(socket)),
+      fd_(stream_.socket().native_handle()),
+      peer_(DescribePeer(stream_.socket())) {
+  server_.ConnectionOpened();
+}
+
+Session::~Session() { server_.ConnectionClosed(); }
+
+void Session::Start() {
+  beast::error_code ignored;
+  // Responses are one write each, but without this a keep-alive client's
+  // delayed ACK could still add 40 ms.
+  stream_.socket().set_option(tcp::no_delay(true), ignored);
+  WaitForRequest(server_.limits().first_byte);
+}
+
+bool Session::ClientGone() const {
+  pollfd p{fd_, POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+void Session::WaitForRequest(Clock::duration first_byte) {
+  wait_start_ = Clock::now();
+  parser_.emplace();
+  if (buffer_.size() > 0) return ReadHead();  // pipelined: already here
+  stream_.expires_at(wait_start_ + first_byte);
+  stream_.async_read_some(
+      buffer_.prepare(kReadChunk),
+      [self = shared_from_this()](beast::error_code ec, size_t n) {
+        if (ec) return self->Close(false);  // idle too long, or gone
+        self->buffer_.commit(n);
+        self->ReadHead();
       });
-  svr.set_error_handler(httplib::Server::HandlerWithResponse(
-      [](const httplib::Request&, httplib::Response& res) {
-        if (!res.body.empty())
-          return httplib::Server::HandlerResponse::Unhandled;
-        auto [code, message] = DefaultError(res.status);
-        res.set_content(DumpJson(ErrorJson(code, message)), kJsonType);
-        return httplib::Server::HandlerResponse::Handled;
-      }));
-  svr.set_exception_handler([log = h.log](const httplib::Request& req,
-                                          httplib::Response& res,
-                                          std::exception_ptr ep) {
-    std::string what = "unknown exception";
-    try {
-      if (ep) std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    log("error: " + req.method + " " + req.path.substr(0, 128) +
-        " failed: " + what);
-    SendError(res, 500, "internal", "internal error");
-  });
+}
 
-  svr.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+void Session::ReadHead() {
+  stream_.expires_at(wait_start_ + server_.limits().head);
+  http::async_read_header(
+      stream_, buffer_, *parser_,
+      [self = shared_from_this()](beast::error_code ec, size_t) {
+        self->OnHead(ec);
+      });
+}
+
+void Session::OnHead(beast::error_code ec) {
+  if (ec) return Refuse(ec);
+  request_deadline_ = Clock::now() + server_.limits().request;
+  stream_.expires_at(request_deadline_);
+  if (parser_->is_done()) return Dispatch();
+  if (!parser_->expects_continue()) return ReadBody();
+  static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+  asio::async_write(stream_, asio::buffer(kContinue.data(), kContinue.size()),
+                    [self = shared_from_this()](beast::error_code ec, size_t) {
+                      if (ec) return self->Close(false);
+                      self->ReadBody();
+                    });
+}
+
+void Session::ReadBody() {
+  http::async_read(stream_, buffer_, *parser_,
+                   [self = shared_from_this()](beast::error_code ec, size_t) {
+                     if (ec) return self->Refuse(ec);
+                     self->Dispatch();
+                   });
+}
+
+void Session::Refuse(beast::error_code ec) {
+  const bool parse_error =
+      ec.category() ==
+          http::make_error_code(http::error::bad_method).category() &&
+      ec != http::error::end_of_stream && ec != http::error::partial_message;
+  if (!parse_error) return Close(false);
+  if (parser_->line_too_long() && !parser_->seen_request_line()) {
+    return RespondAndClose(414, "uri_too_long",
+                           "request line longer than " +
+                               std::to_string(kAdminMaxLineBytes) + " bytes");
+  }
+  if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+    if (!parser_->seen_request_line()) {
+      return RespondAndClose(414, "uri_too_long",
+                             "request line longer than " +
+                                 std::to_string(kAdminMaxLineBytes) + " bytes");
+    }
+    return RespondAndClose(431, "header_too_large",
+                           "request line and headers longer than " +
+                               std::to_string(kAdminMaxHeadBytes) + " bytes");
+  }
+  if (parser_->line_too_long()) {
+    return RespondAndClose(400, "bad_request",
+                           "a header line longer than " +
+                               std::to_string(kAdminMaxLineBytes) + " bytes");
+  }
+  if (ec == http::error::body_limit) {
+    drain_limit_ = std::min<uint64_t>(
+        kMaxDrainBytes,
+        std::max<uint64_t>(kDrainBytes, parser_->declared_length() + 1024));
+    return RespondAndClose(413, "payload_too_large",
+                           "request body larger than " +
+                               std::to_string(kAdminMaxBodyBytes) + " bytes");
+  }
+  RespondAndClose(400, "bad_request", "malformed HTTP request");
+}
+
+void Session::RespondAndClose(int status, std::string_view code,
+                              std::string_view message) {
+  keep_alive_ = false;
+  head_ = false;
+  request_deadline_ = Clock::now() + server_.limits().request;
+  Response res;
+  SendError(res, status, code, message);
+  Respond(std::move(res));
+}
+
+void Session::Dispatch() {
+  stream_.expires_never();  // nothing is read or written until the answer
+  const int version = parser_->http_version();
+  if (version != 10 && version != 11) {
+    return RespondAndClose(400, "bad_request",
+                           "HTTP version not supported: use HTTP/1.1");
+  }
+  keep_alive_ = parser_->keep_alive() && ++served_ < kAdminKeepAliveMaxRequests;
+  Request req = std::move(parser_->request());
+  head_ = req.method == "HEAD";
+  req.peer = peer_;
+  const size_t q = req.target.find('?');
+  req.path = PercentDecode(std::string_view(req.target).substr(0, q), false);
+  if (q != std::string::npos)
+    req.params = ParseQuery(std::string_view(req.target).substr(q + 1));
+  server_.Handle(shared_from_this(), std::move(req));
+}
+
+void Session::Respond(Response r) {
+  auto res = std::make_shared<http::response<http::string_body>>(
+      static_cast<http::status>(r.status), 11);
+  if (!r.content_type.empty())
+    res->set(http::field::content_type, r.content_type);
+  for (const auto& [name, value] : r.headers) res->set(name, value);
+  const size_t length = r.body.size();
+  if (!head_) res->body() = std::move(r.body);
+  res->content_length(length);
+  res->keep_alive(keep_alive_);
+  stream_.expires_at(request_deadline_);
+  http::async_write(
+      stream_, *res,
+      [self = shared_from_this(), res](beast::error_code ec, size_t) {
+        if (ec) return self->Close(false);
+        if (!self->keep_alive_) return self->Close(true);
+        self->WaitForRequest(self->server_.limits().keep_alive_idle);
+      });
+}
+
+void Session::Close(bool linger) {
+  beast::error_code ignored;
+  if (!linger) {
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+    return;
+  }
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream_.expires_after(kLingerTime);
+  buffer_.consume(buffer_.size());
+  Drain();
+}
+
+void Session::Drain() {
+  stream_.async_read_some(
+      buffer_.prepare(kReadChunk),
+      [self = shared_from_this()](beast::error_code ec, size_t n) {
+        self->drained_ += n;
+        if (ec || self->drained_ > self->drain_limit_) {
+          self->stream_.close();
+          return;
+        }
+        self->Drain();
+      });
+}
+
+}  // namespace
+
+StatusOr<int> AdminServer::Impl::Listen(const std::string& host, int port,
+                                        const std::string& listen) {
+  beast::error_code ec;
+  tcp::resolver resolver(*ioc_);
+  const auto endpoints = resolver.resolve(
+      host, std::to_string(port),
+      tcp::resolver::numeric_service | tcp::resolver::passive, ec);
+  if (!ec) {
+    for (const auto& entry : endpoints) {
+      tcp::acceptor acceptor(*ioc_);
+      acceptor.open(entry.endpoint().protocol(), ec);
+      // SO_REUSEADDR (not SO_REUSEPORT, which would let a second process
+      // bind the same port and take half the requests).
+      if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+      if (!ec) acceptor.bind(entry.endpoint(), ec);
+      if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+      if (ec) continue;
+      const int bound = acceptor.local_endpoint(ec).port();
+      if (ec) continue;
+      acceptor_.emplace(std::move(acceptor));
+      return bound;
+    }
+  }
+  return UnavailableError("admin API cannot listen on " + listen +
+                          ": address in use or not available");
+}
+
+void AdminServer::Impl::Run() {
+  workers_.emplace(static_cast<size_t>(std::max(1, limits_.workers)));
+  accept_retry_.emplace(*ioc_);
+  Accept();
+  loop_ = std::thread([this] {
+    for (;;) {
+      try {
+        ioc_->run();
+        return;
+      } catch (const std::exception& e) {
+        hooks_.log(std::string("error: admin API event loop: ") + e.what());
+      }
+    }
+  });
+}
+
+void AdminServer::Impl::Accept() {
+  acceptor_->async_accept([this](beast::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted) return;  // stopped
+    if (ec) {
+      // Out of file descriptors, most likely: try again shortly rather
+      // than spin.
+      accept_retry_->expires_after(std::chrono::milliseconds(100));
+      accept_retry_->async_wait([this](beast::error_code e) {
+        if (!e) Accept();
+      });
+      return;
+    }
+    if (connections_.load() >= limits_.max_connections) {
+      beast::error_code ignored;
+      socket.close(ignored);
+    } else {
+      std::make_shared<Session>(*this, std::move(socket))->Start();
+    }
+    Accept();
+  });
+}
+
+void AdminServer::Impl::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (loop_.joinable()) {
+    ioc_->stop();
+    loop_.join();
+  }
+  beast::error_code ignored;
+  if (acceptor_) acceptor_->close(ignored);
+  // Handlers already running finish; their answers are not sent.
+  if (workers_) workers_->join();
+  // Destroying the loop's pending operations closes every connection.
+  accept_retry_.reset();
+  acceptor_.reset();
+  ioc_.reset();
+}
+
+void AdminServer::Impl::Call(const Route& route, const Request& req,
+                             Response& res) {
+  try {
+    route.handle(req, res);
+  } catch (const std::exception& e) {
+    hooks_.log("error: " + req.method + " " + req.path.substr(0, 128) +
+               " failed: " + e.what());
+    res = Response();
+    SendError(res, 500, "internal", "internal error");
+  } catch (...) {
+    hooks_.log("error: " + req.method + " " + req.path.substr(0, 128) +
+               " failed: unknown exception");
+    res = Response();
+    SendError(res, 500, "internal", "internal error");
+  }
+}
+
+void AdminServer::Impl::Handle(std::shared_ptr<Session> session, Request req) {
+  Response res;
+  const Route* route = nullptr;
+  const char* allow = nullptr;
+  if (req.path.size() <= kMaxPathBytes) {
+    for (const Route& r : routes_) {
+      std::string arg;
+      if (!MatchPath(r.pattern, req.path, &arg)) continue;
+      const bool method_ok =
+          req.method == r.method || (r.method == "GET" && req.method == "HEAD");
+      if (method_ok) {
+        route = &r;
+        req.path_arg = std::move(arg);
+        break;
+      }
+      allow = r.method == "GET" ? "GET, HEAD" : "POST";
+    }
+  }
+  if (!route) {
+    if (allow) {
+      res.set_header("Allow", allow);
+      SendError(
+          res, 405, "method_not_allowed",
+          req.method.substr(0, 32) + " is not allowed here; allowed: " + allow);
+    } else {
+      SendError(res, 404, "not_found", "no such endpoint");
+    }
+    return session->Respond(std::move(res));
+  }
+  if (!route->audit_action.empty()) {
+    std::string actor;
+    if (!Authorize(req, hooks_.token, res, &actor)) {
+      AuditRecord a;
+      a.action = std::string(route->audit_action);
+      a.actor = actor;
+      a.via = "api";
+      a.origin = req.peer;
+      a.dead_letter_id = req.path_arg.substr(0, 64);
+      a.outcome = res.status == 401 ? "unauthenticated" : "forbidden";
+      a.error = ErrorMessage(res);
+      WriteAudit(a);
+      return session->Respond(std::move(res));
+    }
+  }
+  if (route->on_loop) {
+    Call(*route, req, res);
+    return session->Respond(std::move(res));
+  }
+  if (pending_.fetch_add(1) >= limits_.max_pending) {
+    --pending_;
+    SendError(res, 503, "unavailable",
+              "too many requests in progress; try again");
+    return session->Respond(std::move(res));
+  }
+  req.client_gone = [s = session.get()] { return s->ClientGone(); };
+  asio::post(*workers_, [this, route, session = std::move(session),
+                         req = std::move(req)]() mutable {
+    Response res;
+    Call(*route, req, res);
+    --pending_;
+    asio::post(*ioc_,
+               [session = std::move(session), res = std::move(res)]() mutable {
+                 session->Respond(std::move(res));
+               });
+  });
+}
+
+void AdminServer::Impl::InstallRoutes() {
+  const Hooks& h = hooks_;
+  auto add = [this](std::string_view pattern, std::string_view method,
+                    bool on_loop, std::string_view audit_action,
+                    Handler handle) {
+    routes_.push_back(
+        {pattern, method, on_loop, audit_action, std::move(handle)});
+  };
+
+  // On the loop thread: it touches nothing that can block.
+  add("/healthz", "GET", true, "", [](const Request&, Response& res) {
     SendJson(res, 200, {{"status", "ok"}});
   });
 
-  svr.Get("/readyz", [&h](const httplib::Request&, httplib::Response& res) {
+  add("/readyz", "GET", false, "", [&h](const Request&, Response& res) {
     if (!h.ready || h.ready()) {
       SendJson(res, 200, {{"status", "ready"}});
     } else {
@@ -701,14 +1059,13 @@ void AdminServer::InstallRoutes() {
     }
   });
 
-  svr.Get("/metrics", [&h](const httplib::Request&, httplib::Response& res) {
+  add("/metrics", "GET", false, "", [&h](const Request&, Response& res) {
     res.status = 200;
     res.set_content(h.render_metrics ? h.render_metrics() : std::string(),
                     kMetricsType);
   });
 
-  svr.Get("/api/runs", [&h](const httplib::Request& req,
-                            httplib::Response& res) {
+  add("/api/runs", "GET", false, "", [&h](const Request& req, Response& res) {
     if (!h.runs) return SendError(res, 503, "unavailable", "no run store");
     if (!CheckParams(req, {"state", "limit", "offset"}, res)) return;
     int limit = 0, offset = 0;
@@ -736,109 +1093,151 @@ void AdminServer::InstallRoutes() {
               {"state", state.empty() ? json(nullptr) : json(state)}});
   });
 
-  svr.Get("/api/runs/([^/]+)",
-          [&h](const httplib::Request& req, httplib::Response& res) {
-            if (!h.runs)
-              return SendError(res, 503, "unavailable", "no run store");
-            if (!CheckParams(req, {}, res)) return;
-            const std::string id = req.matches[1];
-            if (!IsValidRunId(id)) {
-              return SendError(res, 400, "invalid_argument",
-                               "a run id is 16 lower-case hex digits");
-            }
-            StatusOr<RunRecord> run = h.runs->Get(id);
-            if (!run.ok()) return SendStatus(res, run.status());
-            SendJson(res, 200, RunDetailJson(*run));
-          });
-
-  svr.Get("/api/deadletters", [&h](const httplib::Request& req,
-                                   httplib::Response& res) {
-    if (!h.queue) return SendError(res, 503, "unavailable", "no queue");
-    if (!CheckParams(req, {"limit", "after"}, res)) return;
-    int limit = 0;
-    if (!IntParam(req, "limit", 1, kAdminMaxPageSize, kAdminDefaultPageSize,
-                  &limit, res))
-      return;
-    const std::string after = req.get_param_value("after");
-    if (req.has_param("after") && !IsValidDeadLetterId(after)) {
+  add("/api/runs/*", "GET", false, "", [&h](const Request& req, Response& res) {
+    if (!h.runs) return SendError(res, 503, "unavailable", "no run store");
+    if (!CheckParams(req, {}, res)) return;
+    const std::string& id = req.path_arg;
+    if (!IsValidRunId(id)) {
       return SendError(res, 400, "invalid_argument",
-                       "after must be a dead-letter id");
+                       "a run id is 16 lower-case hex digits");
     }
-    StatusOr<std::vector<DeadLetter>> list =
-        h.queue->ListDeadLetters(limit, after);
-    if (!list.ok()) return SendStatus(res, list.status());
-    StatusOr<QueueStats> stats = h.queue->Stats();
-    if (!stats.ok()) return SendStatus(res, stats.status());
-    json items = json::array();
-    for (const DeadLetter& d : *list) items.push_back(DeadLetterJson(d));
-    const bool more = static_cast<int>(list->size()) == limit;
-    SendJson(
-        res, 200,
-        {{"dead_letters", std::move(items)},
-         {"total", stats->dead_letters},
-         {"limit", limit},
-         {"next_after", more ? json(list->back().message.id) : json(nullptr)}});
+    StatusOr<RunRecord> run = h.runs->Get(id);
+    if (!run.ok()) return SendStatus(res, run.status());
+    SendJson(res, 200, RunDetailJson(*run));
   });
 
-  svr.Get("/api/deadletters/([^/]+)",
-          [&h](const httplib::Request& req, httplib::Response& res) {
-            if (!h.queue) return SendError(res, 503, "unavailable", "no queue");
-            if (!CheckParams(req, {}, res)) return;
-            const std::string id = req.matches[1];
-            if (!IsValidDeadLetterId(id)) {
-              return SendError(res, 400, "invalid_argument",
-                               "malformed dead-letter id");
-            }
-            StatusOr<DeadLetter> d = h.queue->GetDeadLetter(id);
-            if (!d.ok()) return SendStatus(res, d.status());
-            SendJson(res, 200, DeadLetterJson(*d));
-          });
+  add("/api/deadletters", "GET", false, "",
+      [&h](const Request& req, Response& res) {
+        if (!h.queue) return SendError(res, 503, "unavailable", "no queue");
+        if (!CheckParams(req, {"limit", "after"}, res)) return;
+        int limit = 0;
+        if (!IntParam(req, "limit", 1, kAdminMaxPageSize, kAdminDefaultPageSize,
+                      &limit, res))
+          return;
+        const std::string after = req.get_param_value("after");
+        if (req.has_param("after") && !IsValidDeadLetterId(after)) {
+          return SendError(res, 400, "invalid_argument",
+                           "after must be a dead-letter id");
+        }
+        StatusOr<std::vector<DeadLetter>> list =
+            h.queue->ListDeadLetters(limit, after);
+        if (!list.ok()) return SendStatus(res, list.status());
+        StatusOr<QueueStats> stats = h.queue->Stats();
+        if (!stats.ok()) return SendStatus(res, stats.status());
+        json items = json::array();
+        for (const DeadLetter& d : *list) items.push_back(DeadLetterJson(d));
+        const bool more = static_cast<int>(list->size()) == limit;
+        SendJson(res, 200,
+                 {{"dead_letters", std::move(items)},
+                  {"total", stats->dead_letters},
+                  {"limit", limit},
+                  {"next_after",
+                   more ? json(list->back().message.id) : json(nullptr)}});
+      });
 
-  svr.Post("/api/deadletters/([^/]+)/redrive",
-           [&h](const httplib::Request& req, httplib::Response& res) {
-             if (!Authorize(req, h.token, res)) return;
-             if (!h.queue)
-               return SendError(res, 503, "unavailable", "no queue");
-             if (!CheckParams(req, {}, res)) return;
-             const std::string id = req.matches[1];
-             if (!IsValidDeadLetterId(id)) {
-               return SendError(res, 400, "invalid_argument",
-                                "malformed dead-letter id");
-             }
-             Status st = h.queue->Redrive(id);
-             if (!st.ok()) return SendStatus(res, st);
-             SendJson(res, 200, {{"redriven", id}});
-           });
+  add("/api/deadletters/*", "GET", false, "",
+      [&h](const Request& req, Response& res) {
+        if (!h.queue) return SendError(res, 503, "unavailable", "no queue");
+        if (!CheckParams(req, {}, res)) return;
+        const std::string& id = req.path_arg;
+        if (!IsValidDeadLetterId(id)) {
+          return SendError(res, 400, "invalid_argument",
+                           "malformed dead-letter id");
+        }
+        StatusOr<DeadLetter> d = h.queue->GetDeadLetter(id);
+        if (!d.ok()) return SendStatus(res, d.status());
+        SendJson(res, 200, DeadLetterJson(*d));
+      });
 
-  // Everything else: 405 for a known path with another method, else 404.
-  struct Route {
-    std::regex path;
-    const char* allow;
-  };
-  auto routes = std::make_shared<std::vector<Route>>();
-  for (const char* p :
-       {"/healthz", "/readyz", "/metrics", "/api/runs", "/api/runs/[^/]+",
-        "/api/deadletters", "/api/deadletters/[^/]+"})
-    routes->push_back({std::regex(p), "GET, HEAD"});
-  routes->push_back({std::regex("/api/deadletters/[^/]+/redrive"), "POST"});
-  auto fallback = [routes](const httplib::Request& req,
-                           httplib::Response& res) {
-    for (const Route& r : *routes) {
-      if (std::regex_match(req.path, r.path)) {
-        res.set_header("Allow", r.allow);
-        return SendError(
-            res, 405, "method_not_allowed",
-            req.method + " is not allowed here; allowed: " + r.allow);
-      }
+  // Authorized before it gets here (audit_action is set).
+  add("/api/deadletters/*/redrive", "POST", false, "redrive",
+      [&h](const Request& req, Response& res) {
+        AuditRecord a;
+        a.action = "redrive";
+        a.actor = TokenActor(h.token);
+        a.via = "api";
+        a.origin = req.peer;
+        a.dead_letter_id = req.path_arg.substr(0, 64);
+        auto refuse = [&](int status, std::string_view code,
+                          std::string_view outcome, std::string message) {
+          SendError(res, status, code, message);
+          a.outcome = std::string(outcome);
+          a.error = std::move(message);
+          WriteAudit(a);
+        };
+        if (!h.queue) return refuse(503, "unavailable", "failed", "no queue");
+        if (!CheckParams(req, {}, res)) {
+          a.outcome = "refused";
+          a.error = ErrorMessage(res);
+          return WriteAudit(a);
+        }
+        const std::string& id = req.path_arg;
+        if (!IsValidDeadLetterId(id)) {
+          return refuse(400, "invalid_argument", "refused",
+                        "malformed dead-letter id");
+        }
+        // A client that gave up while this waited for a worker gets
+        // nothing done: it will not see the answer, and may retry.
+        if (req.client_gone && req.client_gone()) {
+          return refuse(503, "unavailable", "client_gone",
+                        "the client disconnected before the redrive; "
+                        "nothing was done");
+        }
+        StatusOr<DeadLetter> d = h.queue->GetDeadLetter(id);
+        if (d.ok()) {
+          const json run = DeadLetterJson(*d)["run_id"];
+          if (run.is_string() && IsValidRunId(run.get<std::string>()))
+            a.run_id = run.get<std::string>();
+        }
+        Status st = d.ok() ? h.queue->Redrive(id) : d.status();
+        if (!st.ok()) {
+          SendStatus(res, st);
+          a.outcome =
+              st.code() == StatusCode::kNotFound ? "not_found" : "failed";
+          a.error = st.message();
+          return WriteAudit(a);
+        }
+        SendJson(res, 200, {{"redriven", id}});
+        a.outcome = "ok";
+        a.count = 1;
+        WriteAudit(a);
+      });
+}
+
+AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+AdminServer::~AdminServer() { Stop(); }
+
+void AdminServer::Stop() {
+  if (impl_) impl_->Stop();
+}
+
+StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
+    const std::string& listen, Hooks hooks, AdminLimits limits) {
+  std::string host;
+  int port = 0;
+  CBPIPE_RETURN_IF_ERROR(ParseListen(listen, &host, &port));
+  auto impl = std::make_unique<Impl>(std::move(hooks), limits);
+  Hooks& h = impl->hooks();
+  if (!IsLoopbackHost(host)) {
+    if (!h.allow_non_loopback) {
+      return FailedPreconditionError(
+          "admin API on " + listen +
+          " would be reachable from other machines over plain HTTP; listen "
+          "on 127.0.0.1 (and put a TLS proxy in front) or allow it "
+          "explicitly");
     }
-    SendError(res, 404, "not_found", "no such endpoint");
-  };
-  svr.Get(".*", fallback);
-  svr.Post(".*", fallback);
-  svr.Put(".*", fallback);
-  svr.Patch(".*", fallback);
-  svr.Delete(".*", fallback);
-  svr.Options(".*", fallback);
+    h.log("warning: admin API listening on non-loopback address " + listen +
+          " over plain HTTP" +
+          (h.token.empty() ? ""
+                           : "; the bearer token crosses the network in "
+                             "clear"));
+  }
+  CBPIPE_ASSIGN_OR_RETURN(int bound, impl->Listen(host, port, listen));
+  impl->Run();
+  std::unique_ptr<AdminServer> server(new AdminServer(std::move(impl)));
+  server->port_ = bound;
+  return server;
 }
 
 StatusOr<std::unique_ptr<AdminServer>> StartAdminServer(

@@ -23,56 +23,90 @@
 //
 // Every response is JSON except /metrics; every error is
 // {"error": {"code": "not_found", "message": "..."}} with a 4xx or 5xx
-// status. Limits (a misbehaving client gets an error or a closed
-// connection, never a stuck or crashed service): request bodies up to
-// kAdminMaxBodyBytes (413 beyond); a request line up to 8 KiB (414) and
-// header lines up to 8 KiB each (400; cpp-httplib's compiled-in limits);
-// request line and headers together up to kAdminMaxHeadBytes (the
-// connection is closed); kAdminIoTimeoutSeconds per socket wait and
-// kAdminRequestDeadlineSeconds per request and response (then the
-// connection is closed); kAdminWorkers connections served at once with up to
-// kAdminMaxQueuedConnections waiting (then the kernel's backlog), keep-alive
-// limited to kAdminKeepAliveMaxRequests requests or
-// kAdminKeepAliveIdleSeconds idle. A handler that throws gives a 500.
+// status. HEAD is answered for every GET endpoint.
+//
+// Serving model (Boost.Beast over one Asio event-loop thread; why in
+// docs/service.md): the loop thread only reads, parses and writes, never
+// blocking, so idle, slow or hostile connections cost a socket and a small
+// buffer each and delay nobody. /healthz is answered on the loop itself;
+// every other endpoint runs on a pool of AdminLimits::workers threads (the
+// hooks may wait for SQLite), so a slow redrive or scrape cannot hold up
+// /healthz either.
+//
+// Limits (a misbehaving client gets an error or a closed connection, never
+// a stuck or crashed service): the first byte of a request within
+// AdminLimits::first_byte and its request line and headers within
+// AdminLimits::head, both counted from the connection's start or the end
+// of the previous response (else the connection is closed, unanswered);
+// the request line up to kAdminMaxLineBytes (414), each header line up to
+// kAdminMaxLineBytes (400), request line and headers together up to
+// kAdminMaxHeadBytes (431); request bodies up to kAdminMaxBodyBytes (413);
+// the body and the response within AdminLimits::request of the end of the
+// headers; AdminLimits::max_connections open at once (more are closed at
+// once); AdminLimits::max_pending requests queued for or running on the
+// workers (more get 503); keep-alive limited to kAdminKeepAliveMaxRequests
+// requests and AdminLimits::keep_alive_idle. A POST needs no body and no
+// Content-Length. A handler that throws gives a 500.
+//
+// Mutating endpoints write an audit line (app/audit.h) for every attempt,
+// refused or not. Before acting, a worker checks that the client is still
+// connected: a client that gave up while its request waited gets no action
+// (audit outcome "client_gone").
 //
 // Thread safety: Start/Stop/port from one thread; the hooks are called from
 // the server's worker threads, several at once, and must be thread-safe
 // (RunStore and SqliteQueue are).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-#include <thread>
 
 #include "common/status.h"
 #include "config/config.h"
 #include "queue/queue.h"
 #include "workflow/run_store.h"
 
-namespace httplib {
-class Server;
-}
-
 namespace cbpipe {
 
 inline constexpr size_t kAdminMaxBodyBytes = 64 * 1024;
+// The request line; each header line.
+inline constexpr size_t kAdminMaxLineBytes = 8 * 1024;
 // Request line and headers together.
 inline constexpr size_t kAdminMaxHeadBytes = 64 * 1024;
-// One socket wait (read or write).
-inline constexpr int kAdminIoTimeoutSeconds = 5;
-// One request, from its first byte to the end of its response.
+// The defaults of AdminLimits.
+inline constexpr int kAdminFirstByteTimeoutSeconds = 5;
+inline constexpr int kAdminHeadTimeoutSeconds = 10;
 inline constexpr int kAdminRequestDeadlineSeconds = 30;
-inline constexpr int kAdminWorkers = 8;
-inline constexpr int kAdminMaxQueuedConnections = 64;
-inline constexpr int kAdminKeepAliveMaxRequests = 20;
 inline constexpr int kAdminKeepAliveIdleSeconds = 2;
+inline constexpr int kAdminWorkers = 4;
+inline constexpr int kAdminMaxConnections = 512;
+inline constexpr int kAdminMaxPendingRequests = 64;
+inline constexpr int kAdminKeepAliveMaxRequests = 20;
 // Paging of /api/runs and /api/deadletters (and the CLI).
 inline constexpr int kAdminDefaultPageSize = 50;
 inline constexpr int kAdminMaxPageSize = 500;
+
+// Timeouts and sizes of the server; the defaults are the documented ones
+// (tests shorten the timeouts).
+struct AdminLimits {
+  // From a connection's start (or the end of the previous response) to the
+  // first byte of its next request.
+  std::chrono::milliseconds first_byte{kAdminFirstByteTimeoutSeconds * 1000};
+  // From the same start to the end of the request's headers.
+  std::chrono::milliseconds head{kAdminHeadTimeoutSeconds * 1000};
+  // From the end of the headers to the end of the response.
+  std::chrono::milliseconds request{kAdminRequestDeadlineSeconds * 1000};
+  // Between requests on a kept-alive connection (instead of first_byte).
+  std::chrono::milliseconds keep_alive_idle{kAdminKeepAliveIdleSeconds * 1000};
+  int workers = kAdminWorkers;
+  int max_connections = kAdminMaxConnections;
+  int max_pending = kAdminMaxPendingRequests;
+};
 
 class AdminServer {
  public:
@@ -98,7 +132,8 @@ class AdminServer {
   // non-loopback host without allow_non_loopback; kUnavailable when the
   // address cannot be bound (in use, not local).
   static StatusOr<std::unique_ptr<AdminServer>> Start(const std::string& listen,
-                                                      Hooks hooks);
+                                                      Hooks hooks,
+                                                      AdminLimits limits = {});
 
   ~AdminServer();  // Stop()s
   AdminServer(const AdminServer&) = delete;
@@ -106,17 +141,16 @@ class AdminServer {
 
   // The bound port.
   int port() const { return port_; }
-  // Stops accepting, lets the requests in progress finish (each is bounded
-  // by the timeouts above) and joins the threads. Idempotent.
+  // Stops accepting, lets the handlers already running finish, closes
+  // every connection and joins the threads. Idempotent.
   void Stop();
 
- private:
-  explicit AdminServer(Hooks hooks);
-  void InstallRoutes();
+  class Impl;
 
-  Hooks hooks_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+ private:
+  explicit AdminServer(std::unique_ptr<Impl> impl);
+
+  std::unique_ptr<Impl> impl_;
   int port_ = 0;
 };
 

@@ -15,11 +15,13 @@
 #include <random>
 
 #include "app/admin_api.h"
+#include "app/audit.h"
 #include "app/commands.h"
 #include "deliver/ledger.h"
 #include "output/manifest.h"
 #include "output/verifier.h"
 #include "queue/sqlite_queue.h"
+#include "telemetry/log.h"
 #include "workflow/pipeline.h"
 #include "workflow/run_store.h"
 
@@ -87,6 +89,41 @@ int ExitFor(const Status& st) {
                  st.code() == StatusCode::kInvalidArgument
              ? kExitUsage
              : kExitRejected;
+}
+
+// Writes the audit line of an operator command (who: the local user) to
+// the service's log file ([service] log_file) when it has one, so that the
+// service's log holds every action whoever made it; else, or when that file
+// cannot be opened, to standard error. A missing log file is not created:
+// made by root here, the service could not open it afterwards.
+void Audit(const Config& config, AuditRecord a, std::string outcome,
+           std::string error = "") {
+  a.via = "cli";
+  a.actor = LocalActor(&a.origin);
+  a.outcome = std::move(outcome);
+  a.error = std::move(error);
+  const std::string& path = config.service.log_file;
+  std::error_code ec;
+  if (!path.empty() && path != "-" && fs::exists(path, ec)) {
+    StatusOr<std::shared_ptr<LogSink>> sink = OpenFileLogSink(path);
+    if (sink.ok()) {
+      Logger logger(*sink);
+      WriteAudit(a, logger);
+      return;
+    }
+    PrintError("audit",
+               "cannot append to the service log: " + sink.status().message() +
+                   "; writing the audit line here");
+  }
+  WriteAudit(a);
+}
+
+// The run a dead letter's message is for ("" when it names none).
+std::string RunIdOf(const DeadLetter& d) {
+  const json j = DeadLetterJson(d);
+  const std::string run =
+      j["run_id"].is_string() ? j["run_id"].get<std::string>() : std::string();
+  return IsValidRunId(run) ? run : "";
 }
 
 void PrintRunHuman(const json& r) {
@@ -462,27 +499,41 @@ int DlqRedrive(const Config& config, const std::string& id, bool all) {
     PrintError(kCmd, "malformed dead-letter id");
     return kExitUsage;
   }
+  AuditRecord audit;
+  audit.action = "redrive";
+  audit.dead_letter_id = all ? "*" : id;
   StatusOr<std::unique_ptr<SqliteQueue>> queue = OpenInputs(config);
   if (!queue.ok()) {
     PrintError(kCmd, queue.status().message());
+    Audit(config, audit, "refused", queue.status().message());
     return ExitFor(queue.status());
   }
   if (all) {
     StatusOr<int64_t> n = (*queue)->RedriveAll();
     if (!n.ok()) {
       PrintError(kCmd, n.status().ToString());
+      Audit(config, audit, "failed", n.status().ToString());
       return kExitRejected;
     }
+    audit.count = *n;
+    Audit(config, audit, "ok");
     std::printf("redrove %lld dead letter(s) to the %s queue\n",
                 static_cast<long long>(*n), std::string(kInputsQueue).c_str());
     return kExitOk;
   }
-  Status st = (*queue)->Redrive(id);
+  StatusOr<DeadLetter> dead_letter = (*queue)->GetDeadLetter(id);
+  if (dead_letter.ok()) audit.run_id = RunIdOf(*dead_letter);
+  Status st = dead_letter.ok() ? (*queue)->Redrive(id) : dead_letter.status();
   if (!st.ok()) {
     PrintError(kCmd, st.code() == StatusCode::kNotFound ? "no dead letter " + id
                                                         : st.ToString());
+    Audit(config, audit,
+          st.code() == StatusCode::kNotFound ? "not_found" : "failed",
+          st.ToString());
     return ExitFor(st);
   }
+  audit.count = 1;
+  Audit(config, audit, "ok");
   std::printf("redrove %s to the %s queue\n", id.c_str(),
               std::string(kInputsQueue).c_str());
   return kExitOk;
@@ -496,16 +547,23 @@ int DlqPurge(const Config& config, bool yes) {
                "--yes to confirm");
     return kExitUsage;
   }
+  AuditRecord audit;
+  audit.action = "purge";
+  audit.dead_letter_id = "*";
   StatusOr<std::unique_ptr<SqliteQueue>> queue = OpenInputs(config);
   if (!queue.ok()) {
     PrintError(kCmd, queue.status().message());
+    Audit(config, audit, "refused", queue.status().message());
     return ExitFor(queue.status());
   }
   StatusOr<int64_t> n = (*queue)->PurgeDeadLetters();
   if (!n.ok()) {
     PrintError(kCmd, n.status().ToString());
+    Audit(config, audit, "failed", n.status().ToString());
     return kExitRejected;
   }
+  audit.count = *n;
+  Audit(config, audit, "ok");
   std::printf("purged %lld dead letter(s)\n", static_cast<long long>(*n));
   return kExitOk;
 }
@@ -526,26 +584,36 @@ int Replay(const Config& config, const std::string& run_id, bool as_json,
       return kExitUsage;
     }
   }
+  AuditRecord audit;
+  audit.action = "replay";
+  audit.run_id = run_id;
+  audit.destination = destination;
+  // Prints `message` and writes the audit line of a replay that did not
+  // start.
+  auto refuse = [&](std::string_view outcome, const std::string& message) {
+    PrintError(kCmd, message);
+    Audit(config, audit, std::string(outcome), message);
+  };
   StatusOr<std::unique_ptr<RunStore>> store = OpenRuns(config);
   if (!store.ok()) {
-    PrintError(kCmd, store.status().message());
+    refuse("refused", store.status().message());
     return ExitFor(store.status());
   }
   StatusOr<RunRecord> run = (*store)->Get(run_id);
   if (!run.ok()) {
-    PrintError(kCmd, run.status().code() == StatusCode::kNotFound
-                         ? "no run " + run_id
-                         : run.status().ToString());
+    const bool missing = run.status().code() == StatusCode::kNotFound;
+    refuse(missing ? "not_found" : "failed",
+           missing ? "no run " + run_id : run.status().ToString());
     return ExitFor(run.status());
   }
   if (run->state == "queued" || run->state == "running") {
-    PrintError(kCmd, "run " + run_id + " is " + run->state +
-                         ": wait until it has finished");
+    refuse("refused", "run " + run_id + " is " + run->state +
+                          ": wait until it has finished");
     return kExitUsage;
   }
   StatusOr<std::vector<Batch>> batches = RunBatches(*run);
   if (!batches.ok()) {
-    PrintError(kCmd, batches.status().message());
+    refuse("refused", batches.status().message());
     return batches.status().code() == StatusCode::kFailedPrecondition
                ? kExitUsage
                : kExitRejected;
@@ -554,16 +622,16 @@ int Replay(const Config& config, const std::string& run_id, bool as_json,
   for (const Batch& b : *batches) {
     Status verified = VerifyBatch(b, config);
     if (!verified.ok()) {
-      PrintError(kCmd,
-                 "refusing to replay: batch " + b.id +
-                     " no longer matches its manifest: " + verified.message());
+      refuse("refused",
+             "refusing to replay: batch " + b.id +
+                 " no longer matches its manifest: " + verified.message());
       return kExitRejected;
     }
   }
   StatusOr<std::unique_ptr<DeliveryLedger>> ledger =
       DeliveryLedger::Open(ResolveServicePaths(config).ledger_db);
   if (!ledger.ok()) {
-    PrintError(kCmd, "ledger: " + ledger.status().message());
+    refuse("failed", "ledger: " + ledger.status().message());
     return kExitRejected;
   }
   json out = {{"run_id", run_id}, {"batches", json::array()}};
@@ -596,6 +664,15 @@ int Replay(const Config& config, const std::string& run_id, bool as_json,
     out["batches"].push_back({{"id", b.id}, {"files", std::move(jf)}});
   }
   out["ok"] = failed == 0;
+  audit.count = sent;
+  if (sent + failed == 0) {
+    Audit(config, audit, "refused",
+          "no files to replay" +
+              (destination.empty() ? std::string() : " for " + destination));
+  } else {
+    Audit(config, audit, failed == 0 ? "ok" : "failed",
+          failed == 0 ? "" : std::to_string(failed) + " file(s) not delivered");
+  }
   if (as_json) {
     PrintJson(out);
   } else {

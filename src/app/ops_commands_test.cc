@@ -9,9 +9,11 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "app/audit.h"
 #include "app/commands.h"
 #include "deliver/ledger.h"
 #include "queue/sqlite_queue.h"
+#include "telemetry/log.h"
 #include "workflow/pipeline.h"
 #include "workflow/run_store.h"
 
@@ -255,6 +257,88 @@ TEST_F(OpsCommandsTest, SubmitNeedsTheInbox) {
   EXPECT_EQ(Submit(config_, {a.string()}), kExitUsage);
 }
 
+// The JSON lines of `path` whose event is `event`.
+std::vector<json> EventsIn(const fs::path& path, std::string_view event) {
+  std::vector<json> out;
+  std::istringstream lines(ReadFile(path));
+  for (std::string line; std::getline(lines, line);) {
+    json j = json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("event", "") == event) out.push_back(j);
+  }
+  return out;
+}
+
+// Issue 9, point 10: every redrive and purge from the CLI is an audit line
+// in the service's log: who (the local user), what, when, outcome.
+TEST_F(OpsCommandsTest, RedriveAndPurgeAreAuditedInTheServiceLog) {
+  config_.service.log_file = (root_ / "service.log").string();
+  std::ofstream(root_ / "service.log").close();  // the service made it
+  auto q = OpenQueue();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto id =
+        q->Send(json{{"run_id", "00000000000000a" + std::to_string(i)}}.dump());
+    ASSERT_TRUE(id.ok());
+    ids.push_back(*id);
+  }
+  ASSERT_EQ(q->Receive(10, 0)->size(), 3u);
+  ASSERT_TRUE(q->Receive(10, 0)->empty());
+  int rc = -1;
+  Stdout([&] { return DlqRedrive(config_, ids[0], false); }, &rc);
+  EXPECT_EQ(rc, kExitOk);
+  EXPECT_EQ(DlqRedrive(config_, ids[0], false), kExitUsage);  // not one now
+  Stdout([&] { return DlqPurge(config_, true); }, &rc);
+  EXPECT_EQ(rc, kExitOk);
+  EXPECT_EQ(DlqPurge(config_, false), kExitUsage);  // nothing attempted
+
+  std::string origin;
+  const std::string actor = LocalActor(&origin);
+  EXPECT_EQ(actor.rfind("user:", 0), 0u);
+  const std::vector<json> redrives =
+      EventsIn(root_ / "service.log", "audit.redrive");
+  ASSERT_EQ(redrives.size(), 2u) << ReadFile(root_ / "service.log");
+  EXPECT_EQ(redrives[0]["outcome"], "ok");
+  EXPECT_EQ(redrives[0]["via"], "cli");
+  EXPECT_EQ(redrives[0]["actor"], actor);
+  EXPECT_NE(redrives[0]["origin"].get<std::string>().find(
+                "uid=" + std::to_string(::getuid())),
+            std::string::npos);
+  EXPECT_EQ(redrives[0]["dead_letter_id"], ids[0]);
+  EXPECT_EQ(redrives[0]["run_id"], "00000000000000a0");
+  EXPECT_EQ(redrives[0]["count"], 1);
+  EXPECT_EQ(redrives[1]["outcome"], "not_found");
+  const std::vector<json> purges =
+      EventsIn(root_ / "service.log", "audit.purge");
+  ASSERT_EQ(purges.size(), 1u);
+  EXPECT_EQ(purges[0]["outcome"], "ok");
+  EXPECT_EQ(purges[0]["count"], 2);
+  EXPECT_EQ(purges[0]["dead_letter_id"], "*");
+}
+
+// Without a log file (or before the service has made it: it is not
+// created here), the audit line goes to the process's log (stderr).
+TEST_F(OpsCommandsTest, RedriveAllIsAuditedOnTheProcessLog) {
+  config_.service.log_file = (root_ / "not-yet.log").string();
+  auto sink = std::make_shared<MemoryLogSink>();
+  Log().SetSink(sink);
+  auto q = OpenQueue();
+  ASSERT_TRUE(q->Send("{}").ok());
+  ASSERT_EQ(q->Receive(10, 0)->size(), 1u);
+  ASSERT_TRUE(q->Receive(10, 0)->empty());
+  int rc = -1;
+  Stdout([&] { return DlqRedrive(config_, "", true); }, &rc);
+  Log().SetSink(StderrLogSink());
+  EXPECT_EQ(rc, kExitOk);
+  const std::vector<std::string> lines = sink->Lines();
+  ASSERT_EQ(lines.size(), 1u);
+  const json j = json::parse(lines[0]);
+  EXPECT_EQ(j["event"], "audit.redrive");
+  EXPECT_EQ(j["dead_letter_id"], "*");
+  EXPECT_EQ(j["count"], 1);
+  EXPECT_EQ(j["outcome"], "ok");
+  EXPECT_FALSE(fs::exists(root_ / "not-yet.log"));
+}
+
 class ReplayTest : public OpsCommandsTest {
  protected:
   // Processes a small input with the plain pipeline (file:// outboxes) and
@@ -331,6 +415,28 @@ TEST_F(ReplayTest, DeliversLostFilesAgainAsReplay) {
     EXPECT_TRUE(e->replay);
   }
   EXPECT_EQ(ReadFile(delivered_[0]), original);
+}
+
+TEST_F(ReplayTest, ReplaysAreAudited) {
+  config_.service.log_file = (root_ / "service.log").string();
+  std::ofstream(root_ / "service.log").close();
+  ProcessAndRecord();
+  for (const fs::path& p : delivered_) fs::remove(p);
+  int rc = -1;
+  Stdout([&] { return Replay(config_, run_id_, false, destinations_[1]); },
+         &rc);
+  EXPECT_EQ(rc, kExitOk);
+  EXPECT_EQ(Replay(config_, "00000000000000ff", false), kExitUsage);
+  const std::vector<json> lines =
+      EventsIn(root_ / "service.log", "audit.replay");
+  ASSERT_EQ(lines.size(), 2u) << ReadFile(root_ / "service.log");
+  EXPECT_EQ(lines[0]["outcome"], "ok");
+  EXPECT_EQ(lines[0]["run_id"], run_id_);
+  EXPECT_EQ(lines[0]["destination"], destinations_[1]);
+  EXPECT_EQ(lines[0]["count"], 1);
+  EXPECT_EQ(lines[0]["via"], "cli");
+  EXPECT_EQ(lines[1]["outcome"], "not_found");
+  EXPECT_EQ(lines[1]["run_id"], "00000000000000ff");
 }
 
 TEST_F(ReplayTest, OnlyOneDestination) {

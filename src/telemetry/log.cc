@@ -332,7 +332,8 @@ bool LooksLikeJsonValue(std::string_view json) {
 void Logger::Write(LogLevel level, const LogContext& context,
                    std::string_view event, std::string_view msg,
                    LogFields fields) {
-  if (!Enabled(level)) return;
+  // Audit lines (app/audit.h) are kept whatever the level.
+  if (!Enabled(level) && !event.starts_with("audit.")) return;
   std::shared_ptr<LogSink> sink = sink_.load();
   if (!sink) return;
 

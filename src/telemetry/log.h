@@ -216,8 +216,9 @@ class Logger {
   // here are overwritten when the Logger is destroyed.
   void AddSecret(std::string_view value);
 
-  // Writes one line if `level` is enabled. `event` is a stable dotted name
-  // ("delivery.failed"); `msg` is for people.
+  // Writes one line if `level` is enabled, or if `event` starts with
+  // "audit." (audit lines are never filtered out). `event` is a stable
+  // dotted name ("delivery.failed"); `msg` is for people.
   void Write(LogLevel level, const LogContext& context, std::string_view event,
              std::string_view msg, LogFields fields = {});
 
