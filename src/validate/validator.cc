@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "common/text_safety.h"
 #include "domain/dates.h"
 #include "domain/rules.h"
 
@@ -139,6 +140,7 @@ std::string_view ErrorCodeName(ErrorCode code) {
     case ErrorCode::kPanNotMasked: return "PAN_NOT_MASKED";
     case ErrorCode::kNoDestination: return "NO_DESTINATION";
     case ErrorCode::kRecordTooLarge: return "RECORD_TOO_LARGE";
+    case ErrorCode::kControlCharacter: return "CONTROL_CHARACTER";
   }
   return "BAD_FORMAT";
 }
@@ -449,6 +451,20 @@ bool Validator::ValidateAllButDuplicate(const RawRecord& raw, Record* out,
   rec.status.assign(Trim(raw.value(Field::kStatus)));
   free_text(Field::kMerchantName, &rec.merchant_name);
   free_text(Field::kReasonText, &rec.reason_text);
+
+  // The text fields reach the card company's file as they are: a control
+  // character (tab, CR, LF, ESC, ...) could break its lines or columns, a
+  // bidirectional one (U+202E, ...) make a value read as what it is not.
+  // Refused, not altered; the value is not quoted (docs/validation.md).
+  for (Field f : {Field::kCaseId, Field::kMerchantId, Field::kTransactionId,
+                  Field::kMerchantName, Field::kReasonText, Field::kStatus}) {
+    if (std::optional<UnsafeChar> c = FindUnsafeChar(Trim(raw.value(f)))) {
+      sink.Add(f, ErrorCode::kControlCharacter,
+               std::string(FieldName(f)) + " holds " + UnsafeCharName(*c) +
+                   " at byte " + std::to_string(c->offset) +
+                   ", a control or bidirectional character");
+    }
+  }
 
   return sink.count() == 0;
 }

@@ -41,10 +41,11 @@ enum class ErrorCode : uint8_t {
   kDuplicateCase,
   kSensitiveData,
   kPanNotMasked,
-  kNoDestination,   // valid, but no destination receives its network
-  kRecordTooLarge,  // one row alone is over the file size limit
+  kNoDestination,     // valid, but no destination receives its network
+  kRecordTooLarge,    // one row alone is over the file size limit
+  kControlCharacter,  // a text field holds a control or bidi character
 };
-inline constexpr int kErrorCodeCount = 18;
+inline constexpr int kErrorCodeCount = 19;
 std::string_view ErrorCodeName(ErrorCode code);  // "MISSING_FIELD", ...
 
 struct RecordError {
