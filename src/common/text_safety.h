@@ -22,8 +22,8 @@ namespace cbpipe {
 bool IsUnsafeCodePoint(char32_t cp);
 
 struct UnsafeChar {
-  size_t offset = 0;    // byte offset in the text
-  char32_t code_point;  // or the byte's value for invalid UTF-8
+  size_t offset = 0;        // byte offset in the text
+  char32_t code_point = 0;  // or the byte's value for invalid UTF-8
   bool invalid_utf8 = false;
 };
 
