@@ -427,7 +427,11 @@ void RunServe(const Options& o, const SshServer& sftp,
   // Staged under dot names (ignored by the watcher), on disk before the
   // service starts: the timed part is only the renames.
   auto staged = [&](const std::string& path) {
-    return inbox / ("." + fs::path(path).filename().string() + ".stage");
+    // Appended: GCC 12 -O3 warns falsely (-Wrestrict) on "." + string&&.
+    std::string name = ".";
+    name += fs::path(path).filename().string();
+    name += ".stage";
+    return inbox / name;
   };
   for (const auto* list : {&inputs, &paced_inputs}) {
     for (const std::string& in : *list) fs::copy_file(in, staged(in));

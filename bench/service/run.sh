@@ -44,7 +44,7 @@ fi
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
   # bench/service/wire.cmake defines the target when bench/service is not
   # (yet) added by the project's CMakeLists.
-  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_PROJECT_INCLUDE="$ROOT/bench/service/wire.cmake" >/dev/null
   cmake --build "$BUILD" -j2 --target cbpipe bench_service bench_queue \
     >/dev/null

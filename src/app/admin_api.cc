@@ -24,6 +24,8 @@
 #include <vector>
 
 #include "app/audit.h"
+#include "app/query_params.h"
+#include "common/listen_address.h"
 #include "secrets/secrets.h"
 
 namespace cbpipe {
@@ -182,21 +184,15 @@ std::multimap<std::string, std::string> ParseQuery(std::string_view query) {
   return params;
 }
 
-// Query parameters: only `allowed` ones, each at most once.
+// Query parameters: only `allowed` ones, each at most once, parsed strictly
+// from the raw target (app/query_params.h).
 bool CheckParams(const Request& req,
                  std::initializer_list<std::string_view> allowed,
                  Response& res) {
-  for (const auto& [name, value] : req.params) {
-    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-      SendError(res, 400, "invalid_argument",
-                "unknown query parameter \"" + name.substr(0, 64) + "\"");
-      return false;
-    }
-    if (req.params.count(name) > 1) {
-      SendError(res, 400, "invalid_argument",
-                "query parameter \"" + name + "\" given more than once");
-      return false;
-    }
+  StatusOr<QueryParams> params = ParseQueryParams(QueryOf(req.target), allowed);
+  if (!params.ok()) {
+    SendError(res, 400, "invalid_argument", params.status().message());
+    return false;
   }
   return true;
 }
@@ -221,48 +217,6 @@ bool IntParam(const Request& req, const std::string& name, int min, int max,
   }
   *out = static_cast<int>(n);
   return true;
-}
-
-// A host the API may listen on without being asked to expose itself.
-bool IsLoopbackHost(const std::string& host) {
-  if (host == "localhost") return true;
-  in_addr v4{};
-  if (inet_pton(AF_INET, host.c_str(), &v4) == 1)
-    return (ntohl(v4.s_addr) >> 24) == 127;
-  in6_addr v6{};
-  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1)
-    return IN6_IS_ADDR_LOOPBACK(&v6);
-  return false;
-}
-
-Status ParseListen(const std::string& listen, std::string* host, int* port) {
-  const size_t colon = listen.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size())
-    return InvalidArgumentError("admin listen address \"" + listen +
-                                "\" must be host:port, e.g. 127.0.0.1:8787");
-  *host = listen.substr(0, colon);
-  if (host->front() == '[') {
-    if (host->size() < 3 || host->back() != ']')
-      return InvalidArgumentError("admin listen address \"" + listen +
-                                  "\": an IPv6 host needs [brackets]");
-    *host = host->substr(1, host->size() - 2);
-  } else if (host->find(':') != std::string::npos) {
-    return InvalidArgumentError("admin listen address \"" + listen +
-                                "\": write an IPv6 host as [::1]:8787");
-  }
-  const std::string p = listen.substr(colon + 1);
-  int64_t n = 0;
-  for (char c : p) {
-    if (c < '0' || c > '9' || p.size() > 5)
-      return InvalidArgumentError("admin listen address \"" + listen +
-                                  "\": port must be 0-65535");
-    n = n * 10 + (c - '0');
-  }
-  if (n > 65535)
-    return InvalidArgumentError("admin listen address \"" + listen +
-                                "\": port must be 0-65535");
-  *port = static_cast<int>(n);
-  return OkStatus();
 }
 
 // Compares in time independent of where the strings differ and (by hashing
@@ -1214,19 +1168,17 @@ void AdminServer::Stop() {
 
 StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
     const std::string& listen, Hooks hooks, AdminLimits limits) {
-  std::string host;
-  int port = 0;
-  CBPIPE_RETURN_IF_ERROR(ParseListen(listen, &host, &port));
+  // The same rule as `config check` (service.admin_listen); only tests
+  // set allow_non_loopback.
+  StatusOr<ListenAddress> address = hooks.allow_non_loopback
+                                        ? ParseListenAddress(listen)
+                                        : ParseAdminListenAddress(listen);
+  if (!address.ok()) return address.status();
+  const std::string host = address->host;
+  const int port = address->port;
   auto impl = std::make_unique<Impl>(std::move(hooks), limits);
   Hooks& h = impl->hooks();
   if (!IsLoopbackHost(host)) {
-    if (!h.allow_non_loopback) {
-      return FailedPreconditionError(
-          "admin API on " + listen +
-          " would be reachable from other machines over plain HTTP; listen "
-          "on 127.0.0.1 (and put a TLS proxy in front) or allow it "
-          "explicitly");
-    }
     h.log("warning: admin API listening on non-loopback address " + listen +
           " over plain HTTP" +
           (h.token.empty() ? ""

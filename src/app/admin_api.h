@@ -120,7 +120,9 @@ class AdminServer {
     std::string token;
     // Listening on anything but a loopback address (127.0.0.0/8, ::1,
     // localhost) is refused unless this is set; when set, a warning is
-    // logged. The API has no TLS: put a TLS proxy in front of it.
+    // logged. For tests only: the config has no such option, and `config
+    // check` applies the same rule (ParseAdminListenAddress). The API has
+    // no TLS: put a TLS proxy in front of it.
     bool allow_non_loopback = false;
     // Warnings and handler failures (never a token). Empty: stderr.
     std::function<void(std::string_view message)> log;

@@ -404,8 +404,10 @@ TEST_F(AdminApiTest, ListsRunsWithPagingAndFilter) {
        {"/api/runs?limit=0", "/api/runs?limit=501", "/api/runs?limit=abc",
         "/api/runs?limit=-1", "/api/runs?offset=-3", "/api/runs?offset=1e3",
         "/api/runs?limit=99999999999999999999", "/api/runs?state=done",
-        "/api/runs?state=", "/api/runs?colour=red",
-        "/api/runs?limit=1&limit=2"}) {
+        "/api/runs?state=", "/api/runs?colour=red", "/api/runs?limit=1&limit=2",
+        "/api/runs?limit=1=1", "/api/runs?limit=3&=", "/api/runs?limit=3&",
+        "/api/runs?&limit=3", "/api/runs?limit", "/api/runs?limit=%3",
+        "/api/runs?=3"}) {
     r = c.Get(bad);
     ASSERT_TRUE(r) << bad;
     EXPECT_EQ(r->status, 400) << bad;
@@ -994,6 +996,9 @@ TEST(AdminServerStart, RefusesBadAndNonLoopbackAddresses) {
   auto s = AdminServer::Start("0.0.0.0:0", hooks);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
+  // It names the way out that exists (a proxy), not an option that does not.
+  EXPECT_NE(s.status().message().find("proxy"), std::string::npos);
+  EXPECT_EQ(s.status().message().find("explicitly"), std::string::npos);
 
   std::string warned;
   hooks.allow_non_loopback = true;

@@ -1,14 +1,16 @@
 #include <cstdio>
 
 #include "app/commands.h"
+#include "common/text_safety.h"
 
 namespace cbpipe {
 
 int RunConfigCheck(const std::string& config_path) {
   StatusOr<Config> config = LoadConfigOrDefault(config_path);
   if (!config.ok()) {
+    // The message may quote the config's text: never raw to a terminal.
     std::fprintf(stderr, "cbpipe config check: %s\n",
-                 config.status().message().c_str());
+                 EscapeForTerminal(config.status().message()).c_str());
     return kExitUsage;
   }
   const ConfigReview review = ReviewConfig(*config);

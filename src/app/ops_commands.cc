@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -280,12 +281,18 @@ Status RenameNoReplace(const std::string& from, const std::string& to) {
 }
 
 // "a.csv.gz" with n = 2 -> "a~2.csv.gz".
+// Appended piece by piece: GCC 12 at -O3 reports a false -Wrestrict in the
+// inlined `"~" + std::to_string(n)` (GCC bug 105651).
 std::string Candidate(const std::string& name, int n) {
   if (n == 0) return name;
-  const size_t dot = name.find('.', 1);
-  const std::string suffix = "~" + std::to_string(n);
-  if (dot == std::string::npos) return name + suffix;
-  return name.substr(0, dot) + suffix + name.substr(dot);
+  const size_t dot = std::min(name.find('.', 1), name.size());
+  std::string out;
+  out.reserve(name.size() + 12);
+  out.append(name, 0, dot);
+  out.push_back('~');
+  out.append(std::to_string(n));
+  out.append(name, dot, std::string::npos);
+  return out;
 }
 
 // Submits one file; returns where it went.

@@ -3,9 +3,10 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
-#include "workflow/input_scan.h"
+#include "common/text_safety.h"
 #include "domain/dates.h"
 #include "domain/pan.h"
+#include "workflow/input_scan.h"
 
 namespace cbpipe {
 
@@ -47,7 +48,7 @@ int RunValidate(const ValidateArgs& args) {
   StatusOr<Config> config = LoadConfigOrDefault(args.config_path);
   if (!config.ok()) {
     std::fprintf(stderr, "cbpipe validate: %s\n",
-                 config.status().message().c_str());
+                 EscapeForTerminal(config.status().message()).c_str());
     return kExitUsage;
   }
   StatusOr<int64_t> now = NowEpochSeconds();
@@ -100,9 +101,13 @@ int RunValidate(const ValidateArgs& args) {
            {"input_error", input_error}});
       continue;
     }
+    // The human output goes to a terminal: everything that came from the
+    // input (its name, values quoted in messages, case ids) is escaped, so
+    // that an ESC or a bidi override in it cannot act on the terminal.
+    const std::string shown_input = EscapeForTerminal(input);
     if (!scan.input_error.ok()) {
-      std::printf("%s: UNREADABLE: %s\n", input.c_str(),
-                  scan.input_error.message().c_str());
+      std::printf("%s: UNREADABLE: %s\n", shown_input.c_str(),
+                  EscapeForTerminal(scan.input_error.message()).c_str());
       if (scan.records > 0) {
         std::printf("  (%llu records were read before the error; none of "
                     "this input is accepted)\n",
@@ -111,7 +116,7 @@ int RunValidate(const ValidateArgs& args) {
       continue;
     }
     std::printf("%s (%s): %llu records, %llu accepted, %llu rejected\n",
-                input.c_str(), scan.format_name.c_str(),
+                shown_input.c_str(), scan.format_name.c_str(),
                 static_cast<unsigned long long>(scan.records),
                 static_cast<unsigned long long>(scan.accepted),
                 static_cast<unsigned long long>(scan.rejected));
@@ -123,12 +128,14 @@ int RunValidate(const ValidateArgs& args) {
     }
     std::printf("\n");
     for (const RecordError& e : scan.errors) {
-      std::printf("  %s %llu  case %s  %s  %s  %s\n",
-                  scan.format_name == "json" ? "index" : "line",
-                  static_cast<unsigned long long>(e.position),
-                  e.case_id.empty() ? "-" : e.case_id.c_str(),
-                  e.field.c_str(), std::string(ErrorCodeName(e.code)).c_str(),
-                  e.message.c_str());
+      std::printf(
+          "  %s %llu  case %s  %s  %s  %s\n",
+          scan.format_name == "json" ? "index" : "line",
+          static_cast<unsigned long long>(e.position),
+          e.case_id.empty() ? "-" : EscapeForTerminal(e.case_id).c_str(),
+          EscapeForTerminal(e.field).c_str(),
+          std::string(ErrorCodeName(e.code)).c_str(),
+          EscapeForTerminal(e.message).c_str());
     }
     if (scan.errors_truncated > 0) {
       std::printf("  ... and %llu more errors (use --json or --max-errors)\n",
@@ -136,7 +143,13 @@ int RunValidate(const ValidateArgs& args) {
     }
   }
   doc["ok"] = !any_rejected && !any_unreadable;
-  if (args.json) std::printf("%s\n", doc.dump(2).c_str());
+  // JSON escapes control characters itself; bytes that are not UTF-8 (a
+  // file name can hold any) become U+FFFD instead of an exception.
+  if (args.json) {
+    std::printf("%s\n", doc.dump(2, ' ', false,
+                                 nlohmann::json::error_handler_t::replace)
+                            .c_str());
+  }
   if (any_unreadable) return kExitUsage;
   return any_rejected ? kExitRejected : kExitOk;
 }

@@ -1,13 +1,18 @@
 #include "config/config.h"
 
+#include <toml++/toml.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
+#include "common/listen_address.h"
+#include "common/text_safety.h"
+#include "common/url.h"
 #include "notify/notifier.h"
 #include "output/layout.h"
 #include "output/row_formatter.h"
@@ -363,6 +368,12 @@ Status CheckFileNameTemplate(std::string_view tmpl, const std::string& key,
   if (tmpl.find('/') != std::string_view::npos ||
       tmpl.find('\\') != std::string_view::npos)
     return err.At(key, "must be a file name, without '/'");
+  // Refused here rather than when the first file is delivered: a newline,
+  // tab, NUL or a bidirectional override has no place in a file name.
+  if (std::optional<UnsafeChar> c = FindUnsafeChar(tmpl)) {
+    return err.At(key, "holds the control character " + UnsafeCharName(*c) +
+                           " at byte " + std::to_string(c->offset));
+  }
   bool has_batch = false, has_file = false;
   for (size_t i = 0; i < tmpl.size(); ++i) {
     if (tmpl[i] == '}') return err.At(key, "has a '}' without '{'");
@@ -385,6 +396,35 @@ Status CheckFileNameTemplate(std::string_view tmpl, const std::string& key,
                        "distinct names");
   }
   (void)has_batch;
+  return OkStatus();
+}
+
+// A file:// URL names a local folder by its absolute path:
+// file:///srv/outbox. What follows "file://" is used as the path as it is
+// (no %-decoding), so a host part ("file://localhost/x", "file://out/x")
+// would silently become a folder relative to wherever cbpipe runs, and "."
+// or ".." segments could climb out of the folder meant.
+Status CheckFileUrl(std::string_view url, const std::string& key,
+                    const ConfigError& err) {
+  const std::string_view path = url.substr(std::string_view("file://").size());
+  if (path.empty())
+    return err.At(key, "file:// needs a folder: file:///absolute/folder");
+  if (path.front() != '/') {
+    return err.At(key,
+                  "must be file:///absolute/folder (three slashes): a host "
+                  "or a relative path after file:// is not supported");
+  }
+  size_t start = 0;
+  while (start < path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    const std::string_view segment = path.substr(start, end - start);
+    if (segment == "." || segment == "..")
+      return err.At(key, "must not hold '.' or '..' segments");
+    start = end + 1;
+  }
+  if (std::optional<UnsafeChar> c = FindUnsafeChar(path))
+    return err.At(key, "holds the control character " + UnsafeCharName(*c));
   return OkStatus();
 }
 
@@ -434,10 +474,13 @@ Status ParseDestination(const toml::table& t, int index,
     return err.At(prefix + "url",
                   "must start with sftp://, ftps://, ftp:// or file://");
   }
-  if (d->url.find('@') != std::string::npos &&
-      d->url.find(':', d->url.find("://") + 3) < d->url.find('@')) {
+  // Do not echo the URL: it may hold the password.
+  if (UrlUserinfo(d->url).find(':') != std::string_view::npos) {
     return err.At(prefix + "url",
                   "must not hold a password; use password = \"env:NAME\"");
+  }
+  if (scheme == "file") {
+    CBPIPE_RETURN_IF_ERROR(CheckFileUrl(d->url, prefix + "url", err));
   }
   CBPIPE_RETURN_IF_ERROR(
       GetString(t, "file_name", prefix, err, &d->file_name_template));
@@ -562,11 +605,10 @@ Status ParseService(const toml::table& t, const ConfigError& err,
   CBPIPE_RETURN_IF_ERROR(
       GetString(t, "admin_listen", "service.", err, &sc->admin_listen));
   if (!sc->admin_listen.empty()) {
-    const size_t colon = sc->admin_listen.rfind(':');
-    if (colon == std::string::npos || colon == 0 ||
-        colon + 1 == sc->admin_listen.size())
-      return err.At("service.admin_listen",
-                    "must be host:port, e.g. 127.0.0.1:8787");
+    // The check `serve` applies when it binds, so both agree.
+    StatusOr<ListenAddress> address = ParseAdminListenAddress(sc->admin_listen);
+    if (!address.ok())
+      return err.At("service.admin_listen", address.status().message());
   }
   CBPIPE_RETURN_IF_ERROR(
       GetString(t, "admin_token", "service.", err, &sc->admin_token_ref));
@@ -604,6 +646,12 @@ Status ParseNotify(const toml::table& t, const ConfigError& err, Config* c) {
       CBPIPE_RETURN_IF_ERROR(GetString(*wt, "url", p, err, &w.url));
       if (w.url.rfind("https://", 0) != 0 && w.url.rfind("http://", 0) != 0)
         return err.At(p + "url", "must be an http:// or https:// URL");
+      // Like a destination's password: never in the URL, and the URL is
+      // not echoed. The receiver authenticates events by their signature.
+      if (!UrlUserinfo(w.url).empty())
+        return err.At(p + "url",
+                      "must not hold credentials (user:password@); events "
+                      "are authenticated by their HMAC signature (secret)");
       CBPIPE_RETURN_IF_ERROR(GetString(*wt, "secret", p, err, &w.secret_ref));
       if (w.secret_ref.empty() || !IsSecretReference(w.secret_ref))
         return err.At(p + "secret",
@@ -647,6 +695,10 @@ Status ParseNotify(const toml::table& t, const ConfigError& err, Config* c) {
     CBPIPE_RETURN_IF_ERROR(GetString(*et, "url", p, err, &e.url));
     if (e.url.rfind("smtp://", 0) != 0 && e.url.rfind("smtps://", 0) != 0)
       return err.At(p + "url", "must be an smtp:// or smtps:// URL");
+    if (!UrlUserinfo(e.url).empty())
+      return err.At(p + "url",
+                    "must not hold credentials (user:password@); use "
+                    "username and password = \"env:NAME\"");
     CBPIPE_RETURN_IF_ERROR(GetString(*et, "from", p, err, &e.from));
     CBPIPE_RETURN_IF_ERROR(GetStringList(*et, "to", p, err, &e.to));
     if (e.from.empty() || e.to.empty())
@@ -863,7 +915,10 @@ Config DefaultConfig(const std::string& work_dir) {
     if (builtin) c.layouts[std::string(NetworkName(net))] = *builtin;
   }
   std::error_code ec;
-  std::filesystem::path base = std::filesystem::absolute(work_dir, ec);
+  // An absolute path without "." or ".." segments: what a file:// URL must
+  // be (CheckFileUrl).
+  std::filesystem::path base =
+      std::filesystem::absolute(work_dir, ec).lexically_normal();
   if (ec) base = work_dir;
   for (Network net : kAllNetworks) {
     DestinationConfig d;
@@ -877,11 +932,28 @@ Config DefaultConfig(const std::string& work_dir) {
 }
 
 std::string DescribeConfig(const Config& c) {
+  // A TOML basic string; control and bidirectional characters as \uXXXX
+  // escapes, so that printing the configuration never sends one to a
+  // terminal.
   auto q = [](std::string_view s) {
     std::string out = "\"";
-    for (char ch : s) {
-      if (ch == '"' || ch == '\\') out.push_back('\\');
-      out.push_back(ch);
+    while (!s.empty()) {
+      const std::optional<UnsafeChar> c = FindUnsafeChar(s);
+      const size_t safe = c ? c->offset : s.size();
+      for (char ch : s.substr(0, safe)) {
+        if (ch == '"' || ch == '\\') out.push_back('\\');
+        out.push_back(ch);
+      }
+      if (!c) break;
+      const char32_t cp = c->invalid_utf8 ? 0xFFFD : c->code_point;
+      char buf[12];
+      std::snprintf(buf, sizeof buf, "\\u%04X", static_cast<unsigned>(cp));
+      out += buf;
+      const size_t len = c->invalid_utf8 || cp < 0x80 ? 1
+                         : cp < 0x800                 ? 2
+                         : cp < 0x10000               ? 3
+                                                      : 4;
+      s.remove_prefix(safe + len);
     }
     return out + "\"";
   };
@@ -935,15 +1007,18 @@ std::string DescribeConfig(const Config& c) {
     return out + "]";
   };
   for (const WebhookConfig& w : c.webhooks) {
-    o << "\n[[notify.webhook]]\nurl = " << q(w.url)
-      << "\nsecret = " << ref(w.secret_ref) << "\nevents = "
-      << list(w.events) << "\n";
+    // Webhook services put tokens in the query: shown as in the log.
+    const std::string shown = RedactUrl(w.url);
+    o << "\n[[notify.webhook]]\nurl = " << q(shown)
+      << (shown != w.url ? "  # query and fragment not shown" : "")
+      << "\nsecret = " << ref(w.secret_ref) << "\nevents = " << list(w.events)
+      << "\n";
   }
   if (c.email) {
-    o << "\n[notify.email]\nurl = " << q(c.email->url)
+    o << "\n[notify.email]\nurl = " << q(RedactUrl(c.email->url))
       << "\nfrom = " << q(c.email->from) << "\nto = " << list(c.email->to)
-      << "\nusername = " << ref(c.email->username) << "\npassword = "
-      << ref(c.email->password_ref)
+      << "\nusername = " << ref(c.email->username)
+      << "\npassword = " << ref(c.email->password_ref)
       << "\nstarttls = " << (c.email->starttls ? "true" : "false")
       << "\nevents = " << list(c.email->events) << "\n";
   }

@@ -363,5 +363,170 @@ password = "env:SMTP_PASS"
               ::testing::HasSubstr("service.workers"));
 }
 
+// A valid destination, so that each case below fails for its own reason.
+constexpr std::string_view kOneDestination = R"(
+[[destination]]
+name = "d"
+networks = ["visa"]
+url = "file:///srv/out/visa"
+)";
+
+std::string WithDestination(std::string_view rest) {
+  return std::string(kOneDestination) + std::string(rest);
+}
+
+std::string DestinationWith(std::string_view url, std::string_view file_name) {
+  std::string t = "[[destination]]\nname = \"d\"\nnetworks = [\"visa\"]\n";
+  t += "url = \"" + std::string(url) + "\"\n";
+  if (!file_name.empty())
+    t += "file_name = \"" + std::string(file_name) + "\"\n";
+  return t;
+}
+
+TEST(ConfigTest, WebhookAndEmailUrlsMustNotHoldCredentials) {
+  const std::string webhook = WithDestination(R"(
+[[notify.webhook]]
+url = "http://user:hunter2@127.0.0.1:9/hook?token=s3cret"
+secret = "env:HOOK_SECRET"
+)");
+  const std::string error = ErrorOf(webhook);
+  EXPECT_THAT(error, HasSubstr("notify.webhook[0].url"));
+  EXPECT_THAT(error, HasSubstr("credentials"));
+  EXPECT_THAT(error, Not(HasSubstr("hunter2")));
+  EXPECT_THAT(error, Not(HasSubstr("s3cret")));
+  // A user name alone is refused too: there is no place for it but the URL.
+  EXPECT_THAT(ErrorOf(WithDestination(R"(
+[[notify.webhook]]
+url = "https://ops@hooks.example.com/x"
+secret = "env:HOOK_SECRET"
+)")),
+              HasSubstr("notify.webhook[0].url"));
+  // An '@' in the path or query is not userinfo.
+  EXPECT_EQ(ErrorOf(WithDestination(R"(
+[[notify.webhook]]
+url = "https://hooks.example.com/a@b?to=ops@example.com"
+secret = "env:HOOK_SECRET"
+)")),
+            "(no error)");
+  const std::string email = ErrorOf(WithDestination(R"(
+[notify.email]
+url = "smtps://ops:hunter2@mail.example.com:465"
+from = "a@example.com"
+to = ["ops@example.com"]
+)"));
+  EXPECT_THAT(email, HasSubstr("notify.email.url"));
+  EXPECT_THAT(email, Not(HasSubstr("hunter2")));
+}
+
+TEST(ConfigTest, DescribeConfigNeverPrintsAWebhookQuery) {
+  StatusOr<Config> c = ParseConfig(WithDestination(R"(
+[[notify.webhook]]
+url = "https://hooks.example.com/services/x?token=s3cret#part9"
+secret = "env:HOOK_SECRET"
+)"),
+                                   "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->webhooks[0].url,
+            "https://hooks.example.com/services/x?token=s3cret#part9");
+  const std::string described = DescribeConfig(*c);
+  EXPECT_THAT(described, HasSubstr("https://hooks.example.com/services/x\""));
+  EXPECT_THAT(described, Not(HasSubstr("s3cret")));
+  EXPECT_THAT(described, Not(HasSubstr("part9")));
+}
+
+TEST(ConfigTest, DestinationPasswordCheckLooksOnlyAtTheAuthority) {
+  EXPECT_THAT(ErrorOf(DestinationWith("ftps://u:pw@127.0.0.1/in", "")),
+              HasSubstr("must not hold a password"));
+  // A ':' before an '@' of the path is no password.
+  EXPECT_EQ(ErrorOf(DestinationWith("ftps://127.0.0.1:990/in@box", "")),
+            "(no error)");
+}
+
+TEST(ConfigTest, FileNameTemplatesRefuseControlCharacters) {
+  for (const char* bad :
+       {R"(cb_\n{file}.csv)", R"(cb_\t{file}.csv)", R"(cb_\u0000{file}.csv)",
+        R"(cb_\r{file}.csv)", R"(cb_\u001b[2J{file}.csv)",
+        R"(cb_\u007f{file}.csv)", R"(cb_\u0085{file}.csv)",
+        R"(cb_{file}\u202Evsc.exe)", R"(cb_\u2066{file}.csv)"}) {
+    const std::string error =
+        ErrorOf(DestinationWith("file:///srv/out/visa", bad));
+    EXPECT_THAT(error, HasSubstr("destination[0].file_name")) << bad;
+    EXPECT_THAT(error, HasSubstr("control character")) << bad;
+  }
+  EXPECT_EQ(ErrorOf(DestinationWith("file:///srv/out/visa",
+                                    "caf\u00e9_{date}_{file}.csv")),
+            "(no error)");
+}
+
+TEST(ConfigTest, FileUrlsMustBeAbsoluteWithoutDotSegments) {
+  for (const char* bad :
+       {"file://", "file://localhost/x", "file://rel/../../x", "file://out",
+        "file://out/visa", "file:///srv/../etc", "file:///srv/out/..",
+        "file:///srv/./out", "file:///..", "file:///srv/out\\u001b"}) {
+    const std::string error = ErrorOf(DestinationWith(bad, ""));
+    EXPECT_THAT(error, HasSubstr("destination[0].url")) << bad;
+  }
+  EXPECT_THAT(ErrorOf(DestinationWith("file://localhost/x", "")),
+              HasSubstr("file:///absolute/folder"));
+  for (const char* good :
+       {"file:///srv/out/visa", "file:///srv/out/visa/", "file:///srv/a..b",
+        "file:///srv/.hidden", "file:///srv/with space"}) {
+    EXPECT_EQ(ErrorOf(DestinationWith(good, "")), "(no error)") << good;
+  }
+}
+
+TEST(ConfigTest, DefaultConfigUrlsPassTheFileUrlRules) {
+  // The built-in config (cbpipe run without --config) routes to
+  // file:// folders under the work dir: they must pass the same rules,
+  // whatever the work dir is written as.
+  for (const char* work_dir : {"cbpipe-out", "./a/../b", "/tmp/x/../y"}) {
+    Config c = DefaultConfig(work_dir);
+    ASSERT_FALSE(c.destinations.empty());
+    for (const DestinationConfig& d : c.destinations) {
+      EXPECT_EQ(ErrorOf(DestinationWith(d.url, "")), "(no error)") << d.url;
+      EXPECT_EQ(d.url.find("/.."), std::string::npos) << d.url;
+    }
+  }
+}
+
+TEST(ConfigTest, AdminListenIsCheckedAsServeChecksIt) {
+  for (const char* bad :
+       {"0.0.0.0:8787", "[::]:8787", "10.1.2.3:8787", "example.com:8787",
+        "127.0.0.1:99999", "127.0.0.1:", "8787", "::1:8787"}) {
+    const std::string error = ErrorOf(WithDestination(
+        "[service]\nadmin_listen = \"" + std::string(bad) + "\"\n"));
+    EXPECT_THAT(error, HasSubstr("service.admin_listen")) << bad;
+    EXPECT_THAT(error, Not(HasSubstr("explicitly"))) << bad;
+  }
+  EXPECT_THAT(
+      ErrorOf(WithDestination("[service]\nadmin_listen = \"0.0.0.0:8787\"\n")),
+      HasSubstr("not a loopback address"));
+  for (const char* good :
+       {"127.0.0.1:8787", "localhost:0", "[::1]:8787", "127.0.0.2:65535"}) {
+    EXPECT_EQ(ErrorOf(WithDestination("[service]\nadmin_listen = \"" +
+                                      std::string(good) + "\"\n")),
+              "(no error)")
+        << good;
+  }
+}
+
+TEST(ConfigTest, DescribeConfigEscapesControlCharacters) {
+  StatusOr<Config> c = ParseConfig(WithDestination(R"(
+[output]
+work_dir = "/tmp/a\u001b]0;pwned\u0007b\u202e"
+)"),
+                                   "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const std::string described = DescribeConfig(*c);
+  EXPECT_EQ(described.find('\x1b'), std::string::npos);
+  EXPECT_EQ(described.find('\x07'), std::string::npos);
+  EXPECT_EQ(described.find("\xE2\x80\xAE"), std::string::npos);
+  EXPECT_THAT(described, HasSubstr(R"(\u001B]0;pwned\u0007b\u202E)"));
+  // And it is still the same configuration.
+  StatusOr<Config> again = ParseConfig(described, "described.toml");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->work_dir, c->work_dir);
+}
+
 }  // namespace
 }  // namespace cbpipe

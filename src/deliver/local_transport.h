@@ -39,8 +39,9 @@ class LocalFolderTransport : public Transport {
   std::string folder_;
 };
 
-// The folder of a file:// URL ("file:///srv/out" -> "/srv/out"; a relative
-// "file://out/visa" -> "out/visa").
+// The folder of a file:// URL: what follows "file://", as written
+// ("file:///srv/out" -> "/srv/out"). Config load accepts only absolute
+// paths without "." or ".." segments (config.cc, CheckFileUrl).
 std::string FolderFromFileUrl(const std::string& url);
 
 // SHA-256 of a local file as lower-case hex.

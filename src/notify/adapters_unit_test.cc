@@ -20,6 +20,8 @@ TEST(WebhookUrlTest, HttpsAlwaysHttpOnlyToLoopbackOrWhenAllowed) {
   EXPECT_EQ(plain.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(plain.message().find("allow_insecure"), std::string::npos);
   EXPECT_TRUE(ValidateWebhookUrl("http://hooks.example.com/x", true).ok());
+  EXPECT_FALSE(
+      ValidateWebhookUrl("http://user:pass@127.0.0.1/x?token=t", false).ok());
   // Not fooled by a loopback-looking user or host prefix.
   EXPECT_FALSE(
       ValidateWebhookUrl("http://127.0.0.1@evil.example/x", false).ok());
@@ -59,9 +61,18 @@ TEST(WebhookCreateTest, NeedsAResolvableSecret) {
 
   setenv("CBPIPE_TEST_SET_SECRET", "s3cret", 1);
   o.secret_ref = "env:CBPIPE_TEST_SET_SECRET";
-  o.url = "https://user:pw@hooks.example.com/x?token=abc";
+  o.url = "https://hooks.example.com/x?token=abc";
   auto made = WebhookNotifier::Create(o);
   EXPECT_TRUE(made.ok()) << made.status().ToString();
+
+  // Credentials in the URL are refused, and the refusal does not show them.
+  o.url = "https://user:pw@hooks.example.com/x?token=abc";
+  auto userinfo = WebhookNotifier::Create(o);
+  ASSERT_FALSE(userinfo.ok());
+  EXPECT_EQ(userinfo.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(userinfo.status().message().find("credentials"), std::string::npos);
+  EXPECT_EQ(userinfo.status().message().find("pw"), std::string::npos);
+  EXPECT_EQ(userinfo.status().message().find("abc"), std::string::npos);
 }
 
 TEST(CurlUtilTest, RedactUrlAndLoopback) {
@@ -103,6 +114,10 @@ TEST(EmailOptionsTest, TransportSecurityAndAddresses) {
   EXPECT_TRUE(ValidateEmailOptions(o).ok());
   o.url = "https://mail.example.com";
   EXPECT_FALSE(ValidateEmailOptions(o).ok());
+  o.url = "smtps://ops:hunter2@mail.example.com:465";
+  Status userinfo = ValidateEmailOptions(o);
+  EXPECT_EQ(userinfo.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(userinfo.message().find("hunter2"), std::string::npos);
 
   o = ValidEmail();
   o.to.clear();

@@ -61,35 +61,6 @@ StatusOr<ParsedUrl> ParseUrl(std::string_view url) {
   return parsed;
 }
 
-bool IsLoopbackHost(std::string_view host) {
-  if (host == "localhost" || host == "::1") return true;
-  // 127.0.0.0/8 written as a dotted quad.
-  if (host.substr(0, 4) != "127.") return false;
-  int dots = 0;
-  for (char c : host) {
-    if (c == '.') {
-      ++dots;
-    } else if (c < '0' || c > '9') {
-      return false;
-    }
-  }
-  return dots == 3;
-}
-
-std::string RedactUrl(std::string_view url) {
-  std::string s(url);
-  size_t cut = s.find_first_of("?#");
-  if (cut != std::string::npos) s.resize(cut);
-  size_t scheme_end = s.find("://");
-  size_t authority = scheme_end == std::string::npos ? 0 : scheme_end + 3;
-  size_t path = s.find('/', authority);
-  size_t at = s.rfind('@', path == std::string::npos ? s.size() : path);
-  if (at != std::string::npos && at >= authority) {
-    s.erase(authority, at + 1 - authority);
-  }
-  return s;
-}
-
 void SetCommonOptions(CURL* h, const CancelFlag* stop, long connect_timeout_ms,
                       long timeout_ms, const std::string& ca_file,
                       const char* protocols, char* error_buffer) {

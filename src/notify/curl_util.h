@@ -8,7 +8,9 @@
 #include <string>
 #include <string_view>
 
+#include "common/listen_address.h"
 #include "common/status.h"
+#include "common/url.h"
 #include "notify/async_sender.h"
 
 namespace cbpipe::notify_internal {
@@ -33,10 +35,10 @@ struct ParsedUrl {
 StatusOr<ParsedUrl> ParseUrl(std::string_view url);
 
 // "localhost", "127.0.0.0/8" or "::1": traffic that never leaves the machine.
-bool IsLoopbackHost(std::string_view host);
+using ::cbpipe::IsLoopbackHost;
 
 // The URL without user:password@, query and fragment: safe to log.
-std::string RedactUrl(std::string_view url);
+using ::cbpipe::RedactUrl;
 
 // Options every request gets: no signals, no proxy for loopback, abort when
 // `stop` is set, the timeouts, TLS verification on (with `ca_file` when

@@ -105,6 +105,12 @@ Status ValidateEmailOptions(const EmailOptions& o) {
   auto parsed = notify_internal::ParseUrl(o.url);
   if (!parsed.ok()) return parsed.status();
   std::string name = "email " + notify_internal::RedactUrl(o.url);
+  if (!UrlUserinfo(o.url).empty()) {
+    return InvalidArgumentError(
+        name +
+        ": the URL must not hold credentials (user:password@); use "
+        "username and password secret references");
+  }
   if (parsed->scheme == "smtp") {
     if (!o.starttls && !o.allow_insecure &&
         !notify_internal::IsLoopbackHost(parsed->host)) {

@@ -41,6 +41,12 @@ Status ValidateWebhookUrl(std::string_view url, bool allow_insecure) {
   auto parsed = notify_internal::ParseUrl(url);
   if (!parsed.ok()) return parsed.status();
   std::string safe = notify_internal::RedactUrl(url);
+  if (!UrlUserinfo(url).empty()) {
+    return InvalidArgumentError(
+        "webhook " + safe +
+        ": the URL must not hold credentials (user:password@); the "
+        "receiver authenticates events by their HMAC signature (secret)");
+  }
   if (parsed->scheme == "https") return OkStatus();
   if (parsed->scheme == "http") {
     if (allow_insecure || notify_internal::IsLoopbackHost(parsed->host)) {

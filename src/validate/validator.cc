@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "common/text_safety.h"
 #include "domain/dates.h"
 #include "domain/pan.h"
 #include "domain/rules.h"
@@ -154,6 +155,7 @@ std::string_view ErrorCodeName(ErrorCode code) {
     case ErrorCode::kNoDestination: return "NO_DESTINATION";
     case ErrorCode::kRecordTooLarge: return "RECORD_TOO_LARGE";
     case ErrorCode::kPanInField: return "PAN_IN_FIELD";
+    case ErrorCode::kControlCharacter: return "CONTROL_CHARACTER";
   }
   return "BAD_FORMAT";
 }
@@ -445,6 +447,19 @@ bool Validator::ValidateAllButDuplicate(const RawRecord& raw, Record* out,
              std::string(FieldName(f)) + " " + Quote(Trim(v)) +
                  " holds a card number; only the pan field may carry one, "
                  "and the record is not delivered");
+  }
+  // The text fields reach the card company's file as they are: a control
+  // character (tab, CR, LF, ESC, ...) could break its lines or columns, a
+  // bidirectional one (U+202E, ...) make a value read as what it is not.
+  // Refused, not altered; the value is not quoted (docs/validation.md).
+  for (Field f : {Field::kCaseId, Field::kMerchantId, Field::kTransactionId,
+                  Field::kMerchantName, Field::kReasonText, Field::kStatus}) {
+    if (std::optional<UnsafeChar> c = FindUnsafeChar(Trim(raw.value(f)))) {
+      sink.Add(f, ErrorCode::kControlCharacter,
+               std::string(FieldName(f)) + " holds " + UnsafeCharName(*c) +
+                   " at byte " + std::to_string(c->offset) +
+                   ", a control or bidirectional character");
+    }
   }
   if (sink.count() > 0) {
     // A rejected record's ids are still shown (duplicate check, reports):

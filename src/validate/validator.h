@@ -41,12 +41,13 @@ enum class ErrorCode : uint8_t {
   kDuplicateCase,
   kSensitiveData,
   kPanNotMasked,
-  kNoDestination,   // valid, but no destination receives its network
-  kRecordTooLarge,  // one row alone is over the file size limit
-  kPanInField,      // a card number in a field that is neither pan nor
-                    // free text (an identifier, a date, an amount...)
+  kNoDestination,     // valid, but no destination receives its network
+  kRecordTooLarge,    // one row alone is over the file size limit
+  kPanInField,        // a card number in a field that is neither pan nor
+                      // free text (an identifier, a date, an amount...)
+  kControlCharacter,  // a text field holds a control or bidi character
 };
-inline constexpr int kErrorCodeCount = 19;
+inline constexpr int kErrorCodeCount = 20;
 std::string_view ErrorCodeName(ErrorCode code);  // "MISSING_FIELD", ...
 
 struct RecordError {

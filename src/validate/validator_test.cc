@@ -197,6 +197,57 @@ TEST_F(ValidatorTest, DateRules) {
   EXPECT_EQ(rec_.chargeback_date.month, 5);
 }
 
+TEST_F(ValidatorTest, ControlAndBidiCharactersInTextFieldsAreRefused) {
+  const Field text_fields[] = {Field::kCaseId,        Field::kMerchantId,
+                               Field::kTransactionId, Field::kMerchantName,
+                               Field::kReasonText,    Field::kStatus};
+  const std::string bad_values[] = {"Shop\x1b]0;pwned\x07",
+                                    "Shop\x1b[2J",
+                                    "two\nlines",
+                                    "a\tb",
+                                    "cr\rhere",
+                                    std::string("n\0l", 3),
+                                    "del\x7f",
+                                    "c1\xC2\x9B",
+                                    "evil\xE2\x80\xAEtxt.exe",
+                                    "iso\xE2\x81\xA6x\xE2\x81\xA9",
+                                    "lrm\xE2\x80\x8E",
+                                    "ls\xE2\x80\xA8"};
+  for (Field f : text_fields) {
+    for (const std::string& v : bad_values) {
+      RawRecord raw = Valid();
+      Set(raw, f, v);
+      EXPECT_EQ(Check(raw), Codes{"CONTROL_CHARACTER"}) << FieldName(f);
+      ASSERT_EQ(errors_.size(), 1u);
+      EXPECT_EQ(errors_[0].field, FieldName(f));
+      EXPECT_NE(errors_[0].message.find("U+"), std::string::npos);
+      // The value itself is not repeated in the message.
+      EXPECT_EQ(errors_[0].message.find(v), std::string::npos);
+    }
+  }
+  RawRecord raw = Valid();
+  Set(raw, Field::kMerchantName,
+      "\xE2\x80\xAE"
+      "evil");
+  Check(raw);
+  ASSERT_EQ(errors_.size(), 1u);
+  EXPECT_EQ(errors_[0].message,
+            "merchant_name holds U+202E at byte 0, a control or "
+            "bidirectional character");
+
+  // Surrounding spaces, tabs and line ends are trimmed as before; other
+  // scripts, accents and symbols pass.
+  raw = Valid();
+  Set(raw, Field::kMerchantName,
+      "\tCaf\xC3\xA9 \xD7\xA9\xD7\x9C\xD7\x95\xD7\x9D "
+      "\xE2\x82\xAC & Co.\r\n");
+  Set(raw, Field::kReasonText,
+      "goods not received \xE2\x80\x94 \xF0\x9F\x93\xA6");
+  EXPECT_EQ(Check(raw), Codes{});
+  EXPECT_EQ(rec_.merchant_name,
+            "Caf\xC3\xA9 \xD7\xA9\xD7\x9C\xD7\x95\xD7\x9D \xE2\x82\xAC & Co.");
+}
+
 TEST_F(ValidatorTest, DuplicateCaseIdsAfterTheFirst) {
   RawRecord raw = Valid();
   Set(raw, Field::kCaseId, "DUP-1");

@@ -238,6 +238,99 @@ TEST(ValidateE2E, UsageAndConfigErrorsExitTwo) {
   EXPECT_THAT(r.err, HasSubstr("input.format"));
 }
 
+// Every file under `root` (recursively), concatenated.
+std::string AllBytesUnder(const std::string& root) {
+  std::string all;
+  if (!std::filesystem::exists(root)) return all;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root))
+    if (e.is_regular_file()) all += ReadFile(e.path().string());
+  return all;
+}
+
+TEST(ValidateE2E, ControlCharactersAreRejectedAndNeverReachTheTerminal) {
+  TempDir dir("validate_control");
+  const std::string header =
+      "case_id,network,arn,merchant_id,transaction_date,chargeback_date,"
+      "amount,currency,reason_code,merchant_name,reason_text\n";
+  auto row = [&](const std::string& id, const std::string& name,
+                 const std::string& text) {
+    return id + ",VISA," + kArn1 + ",M1,2025-03-01,2025-04-01,12.50,USD,10.4," +
+           name + "," + text + "\n";
+  };
+  // A file name that is itself an escape sequence.
+  const std::string input = dir / "in\x1b[2J.csv";
+  WriteFile(
+      input,
+      header + row("OK1", "Plain Shop", "fine") +
+          row("T1", "Shop\x1b]0;pwned\x07", "x") +
+          row("T2", "Shop", "clear\x1b[2Jscreen") +
+          row("T3", "evil\xE2\x80\xAEtxt.exe", "x") +
+          row("T4", "tab\there", "x") + row("C\x1b[31m5", "Shop", "x") +
+          row("T6",
+              "csi\xC2\x9B"
+              "2J",
+              "x") +
+          row("OK2", "Caf\xC3\xA9 \xE2\x82\xAC", "goods \xE2\x80\x94 ok"));
+
+  CliResult human = RunCli("validate " + ShellQuote(input), kNow);
+  EXPECT_EQ(human.exit_code, 1);
+  for (const std::string& out : {human.out, human.err}) {
+    EXPECT_EQ(out.find('\x1b'), std::string::npos) << out;
+    EXPECT_EQ(out.find('\x07'), std::string::npos) << out;
+    EXPECT_EQ(out.find('\t'), std::string::npos) << out;
+    EXPECT_EQ(out.find("\xE2\x80\xAE"), std::string::npos) << out;
+    EXPECT_EQ(out.find("\xC2\x9B"), std::string::npos) << out;
+  }
+  // Shown escaped: the input's name and the case id.
+  EXPECT_THAT(human.out, HasSubstr("in\\x1b[2J.csv"));
+  EXPECT_THAT(human.out, HasSubstr("case C\\x1b[31m5"));
+  EXPECT_THAT(human.out, HasSubstr("8 records, 2 accepted, 6 rejected"));
+
+  int rc = 0;
+  nlohmann::json doc = Validate(input, &rc);
+  ASSERT_FALSE(doc.is_discarded());
+  EXPECT_EQ(rc, 1);
+  std::map<std::string, std::string> field_of_case;
+  for (const auto& e : doc["inputs"][0]["errors"]) {
+    EXPECT_EQ(e["code"], "CONTROL_CHARACTER") << e.dump();
+    field_of_case[e["case_id"].get<std::string>()] =
+        e["field"].get<std::string>();
+  }
+  EXPECT_EQ(field_of_case,
+            (std::map<std::string, std::string>{{"T1", "merchant_name"},
+                                                {"T2", "reason_text"},
+                                                {"T3", "merchant_name"},
+                                                {"T4", "merchant_name"},
+                                                {"C\x1b[31m5", "case_id"},
+                                                {"T6", "merchant_name"}}));
+
+  // run delivers the two clean records and none of the others' bytes.
+  CliResult run = RunCli(
+      "run --work-dir " + ShellQuote(dir / "w") + " " + ShellQuote(input),
+      kNow);
+  EXPECT_NE(run.exit_code, 2) << run.out << run.err;
+  const std::string delivered = AllBytesUnder(dir / "w/outbox");
+  EXPECT_THAT(delivered, HasSubstr("OK1"));
+  EXPECT_THAT(delivered, HasSubstr("OK2"));
+  EXPECT_EQ(delivered.find('\x1b'), std::string::npos);
+  EXPECT_EQ(delivered.find("\xE2\x80\xAE"), std::string::npos);
+  EXPECT_EQ(delivered.find("tab\there"), std::string::npos);
+}
+
+TEST(ValidateE2E, JsonOutputSurvivesAFileNameThatIsNotUtf8) {
+  TempDir dir("validate_name_bytes");
+  const std::string input = dir / "bad\xff\xfe.csv";
+  WriteFile(input, kHeader + Row("A1", "VISA", kArn1, "411111******1111"));
+  int rc = -1;
+  nlohmann::json doc = Validate(input, &rc);
+  ASSERT_FALSE(doc.is_discarded());
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(doc["inputs"][0]["accepted"], 1);
+  CliResult human = RunCli("validate " + ShellQuote(input), kNow);
+  EXPECT_EQ(human.exit_code, 0);
+  EXPECT_THAT(human.out, HasSubstr("bad\\xff\\xfe.csv"));
+}
+
 TEST(ValidateE2E, GeneratedSampleHasTheExactInvalidShare) {
   TempDir dir("validate_sample");
   for (const std::string format : {"csv", "jsonl"}) {
