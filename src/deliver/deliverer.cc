@@ -1,13 +1,12 @@
 #include "deliver/deliverer.h"
 
-#include "common/crash_point.h"
-
 #include <chrono>
 #include <cmath>
 #include <ctime>
 #include <random>
 #include <thread>
 
+#include "common/crash_point.h"
 
 namespace cbpipe {
 namespace {
@@ -21,6 +20,19 @@ std::string AlternativeName(const std::string& name, int n) {
 }
 
 }  // namespace
+
+std::string TemporaryUploadName(const std::string& name,
+                                const std::string& suffix) {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string tag(16, '0');
+  uint64_t bits = rng();
+  for (char& c : tag) {
+    c = kHex[bits & 0xf];
+    bits >>= 4;
+  }
+  return "." + name + "." + tag + suffix;
+}
 
 std::string_view DeliveryOutcomeName(DeliveryOutcome o) {
   switch (o) {
@@ -72,17 +84,15 @@ DeliveryResult FileDeliverer::Deliver(const FileToDeliver& file) {
       return result;
     }
     const bool transient = IsTransientDeliveryError(st);
-    result.attempts.push_back({env_.now(),
-                               transient ? "transient" : "permanent",
-                               std::string(StatusCodeName(st.code())),
-                               st.message()});
+    result.attempts.push_back(
+        {env_.now(), transient ? "transient" : "permanent",
+         std::string(StatusCodeName(st.code())), st.message()});
     result.error = st;
     if (!transient || attempt >= max_attempts) break;
-    env_.sleep(
-        RetryDelaySeconds(destination_.retry, attempt, env_.random01()));
+    env_.sleep(RetryDelaySeconds(destination_.retry, attempt, env_.random01()));
   }
   result.outcome = DeliveryOutcome::kFailed;
-  LedgerEntry entry{destination_.name, file.name, file.size, file.sha256,
+  LedgerEntry entry{destination_.name, file.name, file.size,  file.sha256,
                     file.batch_id,     "failed",  env_.now(), false};
   Status logged = ledger_->RecordFailure(entry, result.attempts);
   if (!logged.ok()) {
@@ -114,6 +124,8 @@ Status FileDeliverer::ResolveConflict(const FileToDeliver& file,
           *remote_name = candidate;
           *already = known->state == "delivered";
           if (*already) return OkStatus();
+          if (!known->temp_name.empty())
+            transport_->Remove(known->temp_name).IgnoreError();
         }
         CBPIPE_ASSIGN_OR_RETURN(std::optional<uint64_t> size,
                                 transport_->RemoteSize(candidate));
@@ -130,7 +142,7 @@ Status FileDeliverer::ResolveConflict(const FileToDeliver& file,
 Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
                                   std::string* remote_name,
                                   DeliveryOutcome* outcome) {
-  LedgerEntry entry{destination_.name, file.name, file.size, file.sha256,
+  LedgerEntry entry{destination_.name, file.name, file.size,  file.sha256,
                     file.batch_id,     "",        env_.now(), false};
   entry.replay = file.replay;
   CBPIPE_ASSIGN_OR_RETURN(std::optional<LedgerEntry> known,
@@ -142,6 +154,11 @@ Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
   if (known && known->state == "delivered" && known->sha256 == file.sha256) {
     *outcome = DeliveryOutcome::kAlreadyDelivered;
     return OkStatus();
+  }
+  if (known && known->state == "intent" && !known->temp_name.empty()) {
+    // An earlier attempt that crashed or failed may have left its
+    // temporary file: the ledger knows its name, on every transport.
+    transport_->Remove(known->temp_name).IgnoreError();
   }
 
   bool replace = false, already = false;
@@ -159,8 +176,7 @@ Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
   if (existing && *remote_name == file.name) {
     // Ours if the ledger meant to put exactly this there (a crash between
     // upload and ledger write), or a local file hashes the same.
-    bool ours = known && known->sha256 == file.sha256 &&
-                *existing == file.size;
+    bool ours = known && known->sha256 == file.sha256 && *existing == file.size;
     if (!ours && *existing == file.size) {
       StatusOr<std::optional<std::string>> sha =
           transport_->RemoteSha256(file.name);
@@ -180,12 +196,18 @@ Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
   }
   entry.remote_name = *remote_name;
 
+  // Unique per attempt: two uploaders never write or rename each other's
+  // temporary file.
+  const std::string temp =
+      TemporaryUploadName(*remote_name, destination_.temp_suffix);
+  entry.temp_name = temp;
   CBPIPE_RETURN_IF_ERROR(ledger_->RecordIntent(entry));
-  const std::string temp = *remote_name + destination_.temp_suffix;
   Status st = transport_->Upload(file.local_path, temp);
   if (st.ok()) {
+    DurablePoint("deliver.upload");
     CrashPoint("deliver.after_upload");
     st = transport_->Rename(temp, *remote_name, replace);
+    if (st.ok()) DurablePoint("deliver.rename");
   }
   if (!st.ok()) {
     transport_->Remove(temp).IgnoreError();  // best effort
@@ -200,10 +222,10 @@ Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
   CBPIPE_ASSIGN_OR_RETURN(std::optional<uint64_t> size,
                           transport_->RemoteSize(*remote_name));
   if (!size || *size != file.size) {
-    return DataLossError(
-        transport_->Describe() + "/" + *remote_name + " has " +
-        (size ? std::to_string(*size) : std::string("no")) +
-        " bytes after upload, expected " + std::to_string(file.size));
+    return DataLossError(transport_->Describe() + "/" + *remote_name + " has " +
+                         (size ? std::to_string(*size) : std::string("no")) +
+                         " bytes after upload, expected " +
+                         std::to_string(file.size));
   }
   CrashPoint("deliver.before_ledger");
   CBPIPE_RETURN_IF_ERROR(ledger_->MarkDelivered(entry));
