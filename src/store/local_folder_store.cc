@@ -2,9 +2,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <random>
+#include <vector>
 
+#include "common/crash_point.h"
+#include "common/sha256.h"
 #include "store/object_store.h"
 
 namespace cbpipe {
@@ -22,8 +27,8 @@ Status FsError(const std::string& what, const std::error_code& ec) {
 
 Status FsyncPath(const std::string& path, bool directory) {
   const int fd =
-      ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) |
-                               O_CLOEXEC);
+      ::open(path.c_str(),
+             (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
   if (fd < 0) return InternalError("open " + path + " for fsync");
   const int rc = ::fsync(fd);
   ::close(fd);
@@ -68,12 +73,90 @@ Status LocalFolderStore::PutFile(const std::string& key,
   fs::copy_file(path, temp, fs::copy_options::overwrite_existing, ec);
   if (ec) return FsError("copy " + path, ec);
   CBPIPE_RETURN_IF_ERROR(FsyncPath(temp.string(), false));
+  DurablePoint("store.fsync");
   fs::rename(temp, target, ec);
   if (ec) {
     fs::remove(temp, ec);
     return FsError("rename into " + target.string(), ec);
   }
-  return FsyncPath(target.parent_path().string(), true);
+  DurablePoint("store.rename");
+  CBPIPE_RETURN_IF_ERROR(FsyncPath(target.parent_path().string(), true));
+  DurablePoint("store.fsync_dir");
+  return OkStatus();
+}
+
+StatusOr<StoredObject> LocalFolderStore::PutContentAddressed(
+    const std::string& prefix, int fd) {
+  // The key is known only at the end: copy to a temporary name first.
+  CBPIPE_RETURN_IF_ERROR(ValidateObjectKey(prefix + "x"));
+  const fs::path dir = (fs::path(root_) / (prefix + "x")).parent_path();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return FsError("create " + dir.string(), ec);
+  std::random_device rd;
+  const fs::path temp = dir / (".put-" + std::to_string(rd()) + ".tmp");
+  const int out =
+      ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (out < 0) return UnavailableError("create " + temp.string());
+  Sha256 sha;
+  StoredObject stored;
+  Status st = OkStatus();
+  std::vector<char> buf(1 << 20);
+  while (st.ok()) {
+    const ssize_t n =
+        ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(stored.size));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      st = UnavailableError(std::string("read input: ") + std::strerror(errno));
+      break;
+    }
+    if (n == 0) break;
+    sha.Update(buf.data(), static_cast<size_t>(n));
+    for (ssize_t done = 0; done < n;) {
+      const ssize_t w =
+          ::write(out, buf.data() + done, static_cast<size_t>(n - done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        st = UnavailableError("write " + temp.string() + ": " +
+                              std::strerror(errno));
+        break;
+      }
+      done += w;
+    }
+    stored.size += static_cast<uint64_t>(n);
+  }
+  if (st.ok() && ::fsync(out) != 0)
+    st = UnavailableError("fsync " + temp.string());
+  if (::close(out) != 0 && st.ok())
+    st = UnavailableError("close " + temp.string());
+  if (st.ok()) {
+    DurablePoint("store.fsync");
+    StatusOr<std::string> hex = sha.FinishHex();
+    if (hex.ok()) {
+      stored.sha256 = *hex;
+      stored.key = prefix + stored.sha256;
+    } else {
+      st = hex.status();
+    }
+  }
+  if (!st.ok()) {
+    fs::remove(temp, ec);
+    return st;
+  }
+  const fs::path target = fs::path(root_) / stored.key;
+  if (fs::is_regular_file(target, ec)) {
+    fs::remove(temp, ec);  // the same bytes are stored already
+    return stored;
+  }
+  fs::rename(temp, target, ec);
+  if (ec) {
+    fs::remove(temp, ec);
+    return FsError("rename into " + target.string(), ec);
+  }
+  DurablePoint("store.rename");
+  CBPIPE_RETURN_IF_ERROR(FsyncPath(dir.string(), true));
+  DurablePoint("store.fsync_dir");
+  return stored;
 }
 
 StatusOr<std::string> LocalFolderStore::LocalPath(const std::string& key) {
