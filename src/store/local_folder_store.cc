@@ -1,8 +1,11 @@
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -23,6 +26,14 @@ Status FsError(const std::string& what, const std::error_code& ec) {
   if (ec == std::errc::no_space_on_device || ec == std::errc::io_error)
     return UnavailableError(what + ": " + ec.message());
   return InternalError(what + ": " + ec.message());
+}
+
+// ".put-<pid>-<random>.tmp": the pid tells a later process whether the Put
+// that wrote it can still be running.
+std::string TemporaryName() {
+  std::random_device rd;
+  return ".put-" + std::to_string(::getpid()) + "-" + std::to_string(rd()) +
+         ".tmp";
 }
 
 Status FsyncPath(const std::string& path, bool directory) {
@@ -67,9 +78,7 @@ Status LocalFolderStore::PutFile(const std::string& key,
   fs::create_directories(target.parent_path(), ec);
   if (ec) return FsError("create " + target.parent_path().string(), ec);
   // Copy under a unique temporary name, fsync, then rename: atomic.
-  std::random_device rd;
-  const fs::path temp =
-      target.parent_path() / (".put-" + std::to_string(rd()) + ".tmp");
+  const fs::path temp = target.parent_path() / TemporaryName();
   fs::copy_file(path, temp, fs::copy_options::overwrite_existing, ec);
   if (ec) return FsError("copy " + path, ec);
   CBPIPE_RETURN_IF_ERROR(FsyncPath(temp.string(), false));
@@ -93,8 +102,7 @@ StatusOr<StoredObject> LocalFolderStore::PutContentAddressed(
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return FsError("create " + dir.string(), ec);
-  std::random_device rd;
-  const fs::path temp = dir / (".put-" + std::to_string(rd()) + ".tmp");
+  const fs::path temp = dir / TemporaryName();
   const int out =
       ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (out < 0) return UnavailableError("create " + temp.string());
@@ -157,6 +165,29 @@ StatusOr<StoredObject> LocalFolderStore::PutContentAddressed(
   CBPIPE_RETURN_IF_ERROR(FsyncPath(dir.string(), true));
   DurablePoint("store.fsync_dir");
   return stored;
+}
+
+StatusOr<int> LocalFolderStore::RemoveStaleTemporaries() {
+  int removed = 0;
+  std::error_code ec;
+  if (!fs::exists(root_, ec)) return removed;
+  std::vector<fs::path> stale;
+  const auto day_ago =
+      fs::file_time_type::clock::now() - std::chrono::hours(24);
+  for (auto it = fs::recursive_directory_iterator(root_, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(".put-", 0) != 0 || !it->is_regular_file()) continue;
+    const long pid = std::atol(name.c_str() + 5);
+    const bool dead =
+        pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+    std::error_code time_ec;
+    const bool old = it->last_write_time(time_ec) < day_ago && !time_ec;
+    if (dead || old) stale.push_back(it->path());
+  }
+  if (ec) return FsError("list " + root_, ec);
+  for (const fs::path& p : stale) removed += fs::remove(p, ec) ? 1 : 0;
+  return removed;
 }
 
 StatusOr<std::string> LocalFolderStore::LocalPath(const std::string& key) {

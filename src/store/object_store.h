@@ -63,6 +63,10 @@ class LocalFolderStore : public ObjectStore {
   StatusOr<StoredObject> PutContentAddressed(const std::string& prefix,
                                              int fd) override;
   StatusOr<std::string> LocalPath(const std::string& key) override;
+  // Removes the temporary files of Puts that never finished: those of
+  // processes no longer running on this machine (the name holds the pid),
+  // and any older than a day. Returns how many were removed.
+  StatusOr<int> RemoveStaleTemporaries();
   StatusOr<bool> Exists(const std::string& key) override;
   StatusOr<std::vector<std::string>> List(const std::string& prefix) override;
   std::string Describe() const override { return "file://" + root_; }

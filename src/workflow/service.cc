@@ -157,6 +157,14 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
   CBPIPE_ASSIGN_OR_RETURN(s->ledger_,
                           DeliveryLedger::Open(s->paths_.ledger_db));
   s->store_ = std::make_unique<LocalFolderStore>(s->paths_.objects);
+  // Copies into the store that a killed process left half-way.
+  StatusOr<int> stale = s->store_->RemoveStaleTemporaries();
+  if (!stale.ok()) {
+    Log().Warn({}, "store.error", stale.status().ToString());
+  } else if (*stale > 0) {
+    Log().Info({}, "store.cleaned", "removed unfinished copies",
+               {{"files", static_cast<int64_t>(*stale)}});
+  }
 
   StepServices& sv = s->services_;
   sv.config = &s->config_;
