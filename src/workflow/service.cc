@@ -422,6 +422,8 @@ Status Service::TakeFromPickup(const std::string& name, int64_t now_ms) {
   // unchanged inode.
   const std::string archived = paths_.archive + "/" + run_id + "-" + name;
   if (::rename(path.c_str(), archived.c_str()) != 0) {
+    // Gone: another serve sharing the work folder finished this pickup.
+    if (errno == ENOENT) return OkStatus();
     return InternalError("cannot archive " + path + ": " +
                          std::strerror(errno));
   }
