@@ -563,7 +563,10 @@ void Service::Handle(const Message& message) {
   // is hidden, and both are renewed together.
   const std::string owner =
       "pid" + std::to_string(::getpid()) + "-" + RandomHex16();
-  StatusOr<bool> claimed = runs_->Claim(run.run_id, owner, visibility_ms);
+  // The claim ends a little before the message is visible again, so the
+  // worker that receives it after a crash finds the claim free.
+  const int64_t claim_ms = visibility_ms - 250;
+  StatusOr<bool> claimed = runs_->Claim(run.run_id, owner, claim_ms);
   if (!claimed.ok()) {
     Log().Error(ctx, "run.error", claimed.status().ToString());
     return;  // the lease runs out; another attempt later
@@ -593,9 +596,8 @@ void Service::Handle(const Message& message) {
       if (stop_.load()) run_stop = true;
       if (std::chrono::steady_clock::now() < next_renewal) continue;
       next_renewal += std::chrono::milliseconds(visibility_ms / 3);
+      StatusOr<bool> renewed = runs_->RenewClaim(run.run_id, owner, claim_ms);
       queue_->ChangeVisibility(message.receipt, visibility_ms).IgnoreError();
-      StatusOr<bool> renewed =
-          runs_->RenewClaim(run.run_id, owner, visibility_ms);
       if (renewed.ok() && !*renewed && !run_stop.load()) {
         run_stop = true;
         Log().Error(ctx, "run.claim_lost",

@@ -236,7 +236,11 @@ TEST_F(ServeTest, ServeReusesConnectionsAcrossInputs) {
 }
 
 TEST_F(ServeTest, KillNineAtManyPointsDeliversEveryFileExactlyOnce) {
-  WriteFile(*dir_ / "serve.toml", ServiceConfig() + Destinations(0, 5));
+  // Thirteen lives, each receiving the unfinished inputs' messages again:
+  // more than the default max_receive_count, which is there to dead-letter
+  // a run that crashes its worker, as this test does on purpose.
+  WriteFile(*dir_ / "serve.toml",
+            ServiceConfig("max_receive_count = 40\n") + Destinations(0, 5));
   DropInputs(4, 1500);
   const std::string log = *dir_ / "serve.log";
   // Each crash point, then a few kills at arbitrary moments.
