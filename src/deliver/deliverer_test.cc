@@ -154,8 +154,8 @@ TEST_F(DelivererTest, NextAttemptRemovesTheTemporaryFileACrashLeft) {
   FileToDeliver f = MakeFile("a.csv", "x,y\r\n1,2\r\n");
   const std::string crashed = TemporaryUploadName("a.csv", ".part");
   WriteAll(Remote(crashed), "x,y\r\n1,");
-  LedgerEntry intent{"visa", "a.csv", f.size, f.sha256, f.batch_id,
-                     "",     0,       false};
+  LedgerEntry intent{"visa",     "a.csv", f.size, f.sha256,
+                     f.batch_id, "",      0,      false};
   intent.temp_name = crashed;
   ASSERT_TRUE(ledger_->RecordIntent(intent).ok());
   auto found = ledger_->Find("visa", "a.csv");

@@ -95,8 +95,8 @@ class Queue {
 
   // Sends 1..kMaxBatchEntries messages in one durable write: all are stored
   // or none. Returns their ids in order (for a message deduplicated by its
-  // dedup_id, the id of the one already queued). A message is durable (survives a
-  // crash or kill -9) when this returns OK.
+  // dedup_id, the id of the one already queued). A message is durable (survives
+  // a crash or kill -9) when this returns OK.
   virtual StatusOr<std::vector<std::string>> SendBatch(
       const std::vector<OutgoingMessage>& messages) = 0;
 

@@ -97,8 +97,7 @@ TEST_F(SqliteQueueTest, SendWithTheSameDedupIdQueuesOneMessage) {
   ASSERT_EQ(got.size(), 3u);
   std::set<std::string> bodies;
   for (const Message& m : got) bodies.insert(m.body);
-  EXPECT_EQ(bodies,
-            (std::set<std::string>{"run a", "b", "no dedup id"}));
+  EXPECT_EQ(bodies, (std::set<std::string>{"run a", "b", "no dedup id"}));
   // Once the message is deleted the id may be used again (the run store,
   // not the queue, remembers finished inputs).
   for (const Message& m : got) {
@@ -109,8 +108,7 @@ TEST_F(SqliteQueueTest, SendWithTheSameDedupIdQueuesOneMessage) {
   auto later = q->Send("run a, later", {}, 0, "run-a");
   ASSERT_TRUE(later.ok());
   EXPECT_NE(*later, *first);
-  EXPECT_FALSE(
-      q->Send("x", {}, 0, std::string(129, 'd')).ok());  // too long
+  EXPECT_FALSE(q->Send("x", {}, 0, std::string(129, 'd')).ok());  // too long
 }
 
 TEST_F(SqliteQueueTest, SendReceiveDeleteCarriesBodyAndAttributes) {

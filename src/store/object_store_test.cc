@@ -1,3 +1,5 @@
+#include "store/object_store.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -5,8 +7,6 @@
 
 #include <filesystem>
 #include <fstream>
-
-#include "store/object_store.h"
 
 namespace cbpipe {
 namespace {
@@ -76,8 +76,8 @@ TEST(LocalFolderStoreTest, PutContentAddressedAndStaleTemporaries) {
   const pid_t child = ::fork();
   if (child == 0) ::_exit(0);
   ::waitpid(child, nullptr, 0);
-  const fs::path dead = root / "objects/inputs" /
-                        (".put-" + std::to_string(child) + "-1.tmp");
+  const fs::path dead =
+      root / "objects/inputs" / (".put-" + std::to_string(child) + "-1.tmp");
   const fs::path live = root / "objects/inputs" /
                         (".put-" + std::to_string(::getpid()) + "-2.tmp");
   std::ofstream(dead.string()) << "hal";

@@ -198,10 +198,9 @@ namespace cbpipe {
 namespace {
 
 TEST(RunStoreClaimTest, OneOfManyRacingWorkersClaimsARunUntilItsLeaseEnds) {
-  const std::string path =
-      (fs::path(::testing::TempDir()) /
-       ("claims_" + std::to_string(::getpid()) + ".db"))
-          .string();
+  const std::string path = (fs::path(::testing::TempDir()) /
+                            ("claims_" + std::to_string(::getpid()) + ".db"))
+                               .string();
   for (const char* s : {"", "-wal", "-shm"}) fs::remove(path + s);
   {
     // Two stores on one file stand for two processes sharing state.db.

@@ -78,8 +78,8 @@ class RunStore {
   // Extends `owner`'s claim to now + lease_ms. False when `owner` does not
   // hold the run any more (another worker claimed it after the lease ran
   // out): the caller must stop working on it.
-  StatusOr<bool> RenewClaim(const std::string& run_id,
-                            const std::string& owner, int64_t lease_ms);
+  StatusOr<bool> RenewClaim(const std::string& run_id, const std::string& owner,
+                            int64_t lease_ms);
   // Gives the claim up (a no-op when `owner` does not hold it).
   Status ReleaseClaim(const std::string& run_id, const std::string& owner);
 

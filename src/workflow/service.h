@@ -54,8 +54,7 @@ inline constexpr char kInputsQueueName[] = "inputs";
 
 // Resolved service paths (defaults under work_dir).
 struct ServicePaths {
-  std::string inbox, pickup, archive, quarantine, objects, state_db,
-      ledger_db;
+  std::string inbox, pickup, archive, quarantine, objects, state_db, ledger_db;
 };
 ServicePaths ResolveServicePaths(const Config& config);
 

@@ -30,8 +30,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kNetworks[] = {"visa", "mastercard", "amex",
-                                     "discover"};
+constexpr const char* kNetworks[] = {"visa", "mastercard", "amex", "discover"};
 
 int Count(const std::string& text, const std::string& needle) {
   int n = 0;
@@ -50,9 +49,9 @@ std::map<std::string, std::string> Tree(const std::string& root,
   for (const auto& e : fs::recursive_directory_iterator(root)) {
     if (!e.is_regular_file()) continue;
     const std::string name = e.path().filename().string();
-    const bool temp = name[0] == '.' ||
-                      (name.size() > 5 && (name.ends_with(".part") ||
-                                           name.ends_with(".tmp")));
+    const bool temp =
+        name[0] == '.' || (name.size() > 5 &&
+                           (name.ends_with(".part") || name.ends_with(".tmp")));
     if (temp && temporaries) ++*temporaries;
     files[fs::relative(e.path(), root).string()] = ReadFile(e.path().string());
   }
@@ -70,13 +69,13 @@ class PickupTest : public ::testing::Test {
   std::string Work() const { return *dir_ / "work"; }
 
   void WriteConfig(int settle_ms, int workers) {
-    std::string c = "[output]\nwork_dir = \"" + Work() +
-                    "\"\n\n[service]\nsettle_ms = " +
-                    std::to_string(settle_ms) +
-                    "\npoll_interval_ms = 20\nvisibility_seconds = 2\n"
-                    "workers = " +
-                    std::to_string(workers) +
-                    "\nadmin_listen = \"\"\nshutdown_timeout_seconds = 10\n";
+    std::string c =
+        "[output]\nwork_dir = \"" + Work() +
+        "\"\n\n[service]\nsettle_ms = " + std::to_string(settle_ms) +
+        "\npoll_interval_ms = 20\nvisibility_seconds = 2\n"
+        "workers = " +
+        std::to_string(workers) +
+        "\nadmin_listen = \"\"\nshutdown_timeout_seconds = 10\n";
     for (const char* net : kNetworks) {
       c += std::string("\n[[destination]]\nname = \"") + net +
            "\"\nnetworks = [\"" + net + "\"]\nurl = \"file://" +
@@ -129,8 +128,8 @@ class PickupTest : public ::testing::Test {
       sqlite3_busy_timeout(db, 5000);
       sqlite3_stmt* s = nullptr;
       if (sqlite3_prepare_v2(
-              db, "SELECT count(*) FROM runs WHERE (?1 = '' OR state = ?1)",
-              -1, &s, nullptr) == SQLITE_OK) {
+              db, "SELECT count(*) FROM runs WHERE (?1 = '' OR state = ?1)", -1,
+              &s, nullptr) == SQLITE_OK) {
         sqlite3_bind_text(s, 1, state.c_str(), -1, SQLITE_TRANSIENT);
         if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
       }
@@ -142,8 +141,7 @@ class PickupTest : public ::testing::Test {
 
   bool WaitForRuns(const std::string& state, int count, int timeout_ms) {
     for (int waited = 0; waited < timeout_ms; waited += 50) {
-      if (fs::exists(Work() + "/state.db") && Runs(state) == count)
-        return true;
+      if (fs::exists(Work() + "/state.db") && Runs(state) == count) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     return false;
@@ -234,17 +232,16 @@ TEST_F(PickupTest, EntriesThatAreNotRegularFilesAreQuarantinedUnread) {
     const std::string name = e.path().filename().string();
     quarantined[name.substr(name.find('-') + 1)] = e.symlink_status().type();
   }
-  EXPECT_EQ(quarantined,
-            (std::map<std::string, fs::file_type>{
-                {"link.csv", fs::file_type::symlink},
-                {"pipe.csv", fs::file_type::fifo},
-                {"folder.csv", fs::file_type::directory},
-                {"hard.csv", fs::file_type::regular}}));
+  EXPECT_EQ(quarantined, (std::map<std::string, fs::file_type>{
+                             {"link.csv", fs::file_type::symlink},
+                             {"pipe.csv", fs::file_type::fifo},
+                             {"folder.csv", fs::file_type::directory},
+                             {"hard.csv", fs::file_type::regular}}));
   // The files they point to are untouched, and the log says what each was.
   EXPECT_EQ(ReadFile(outside), outside_bytes);
   const std::string text = ReadFile(log);
-  for (const char* kind : {"a symbolic link", "a FIFO", "a directory",
-                           "a hard link"}) {
+  for (const char* kind :
+       {"a symbolic link", "a FIFO", "a directory", "a hard link"}) {
     EXPECT_NE(text.find(kind), std::string::npos) << kind;
   }
 }
@@ -353,9 +350,8 @@ TEST_F(PickupTest, KillNineAfterEveryDurableOperationThenRestartIsExact) {
   int total = 0;
   {
     const std::string text = ReadFile(ops_log);
-    for (size_t start = 0, nl; (nl = text.find('\n', start)) !=
-                               std::string::npos;
-         start = nl + 1) {
+    for (size_t start = 0, nl;
+         (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) {
       ++kinds[text.substr(start, nl - start)];
       ++total;
     }

@@ -62,8 +62,8 @@ class ServeProcess {
 };
 
 // Waits until `log` holds `needle` at least `count` times.
-inline bool WaitForLog(const std::string& log, const std::string& needle, int count,
-                int timeout_ms) {
+inline bool WaitForLog(const std::string& log, const std::string& needle,
+                       int count, int timeout_ms) {
   for (int waited = 0; waited < timeout_ms; waited += 50) {
     const std::string text = ReadFile(log);
     int n = 0;

@@ -248,11 +248,11 @@ TEST_F(ServeTest, KillNineAtManyPointsDeliversEveryFileExactlyOnce) {
   // rename on the SFTP and FTPS servers (a crash after the upload leaves a
   // temporary file there that the next attempt must remove).
   const std::vector<std::string> points = {
-      "inbox.archive:2",         "generate.record:900",
+      "inbox.archive:2",          "generate.record:900",
       "step.before_checkpoint:2", "deliver.upload:2",
-      "deliver.after_upload:1",  "deliver.rename:3",
-      "deliver.before_ledger:2", "deliver.after_ledger:3",
-      "notify.event:2",          "step.before_checkpoint:3"};
+      "deliver.after_upload:1",   "deliver.rename:3",
+      "deliver.before_ledger:2",  "deliver.after_ledger:3",
+      "notify.event:2",           "step.before_checkpoint:3"};
   int crashed = 0;
   for (const std::string& point : points) {
     std::vector<std::string> env = env_;
