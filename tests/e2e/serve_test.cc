@@ -21,6 +21,7 @@
 #include "e2e/cli.h"
 #include "e2e/serve_process.h"
 #include "notify/test_receivers.h"
+#include "queue/sqlite_queue.h"
 #include "servers/test_servers.h"
 #include "workflow/run_store.h"
 
@@ -313,6 +314,66 @@ TEST_F(ServeTest, KillNineAtManyPointsDeliversEveryFileExactlyOnce) {
   for (const auto& e : fs::directory_iterator(*dir_ / "work/archive"))
     archived += e.is_regular_file();
   EXPECT_EQ(archived, 4);
+}
+
+TEST_F(ServeTest, KillNineAfterEachRemoteUploadAndRenameIsExact) {
+  // Every remote upload and every remote rename of a run (four files: two
+  // on SFTP, two on FTPS), one at a time: serve is killed right after it,
+  // restarted on the same state, and must deliver each file once, byte-
+  // identical to a clean run, with no temporary file left on the servers
+  // and no dead letter. (The exhaustive walk over every durable operation
+  // with file:// destinations is in pickup_test.cc.)
+  WriteFile(*dir_ / "serve.toml", ServiceConfig() + Destinations(0, 3));
+  DropInputs(1, 200);
+  const std::string input = inputs_[0];
+  const auto expected = Expected();
+  ASSERT_EQ(expected.size(), 4u);
+  int crashed = 0;
+  for (const char* op : {"deliver.upload", "deliver.rename"}) {
+    for (int k = 1; k <= 4; ++k) {
+      const std::string point = std::string(op) + ":" + std::to_string(k);
+      SCOPED_TRACE(point);
+      const std::string log = *dir_ / ("serve-" + point + ".log");
+      fs::remove_all(*dir_ / "work");
+      for (const auto& [root, nets] :
+           {std::pair{sftp_->root_dir(),
+                      std::vector<std::string>{"visa", "mastercard"}},
+            std::pair{ftps_->root_dir(),
+                      std::vector<std::string>{"amex", "discover"}}}) {
+        for (const std::string& net : nets) {
+          for (const auto& e : fs::directory_iterator(root + "/" + net))
+            fs::remove(e.path());
+        }
+      }
+      fs::create_directories(*dir_ / "work/inbox");
+      fs::copy_file(input, *dir_ / "work/inbox/.in1.csv");
+      fs::rename(*dir_ / "work/inbox/.in1.csv", *dir_ / "work/inbox/in1.csv");
+      {
+        std::vector<std::string> env = env_;
+        env.push_back("CBPIPE_CRASH_AT=" + point);
+        ServeProcess serve(*dir_ / "serve.toml", log, env);
+        int status = 0;
+        if (serve.WaitExit(30000, &status) && WIFSIGNALED(status) &&
+            WTERMSIG(status) == SIGKILL)
+          ++crashed;
+      }
+      {
+        ServeProcess serve(*dir_ / "serve.toml", log, env_);
+        ASSERT_TRUE(WaitForRuns("succeeded", 1, 60000)) << ReadFile(log);
+        ASSERT_TRUE(WaitForLog(log, "run.finished", 1, 10000));
+        serve.Signal(SIGTERM);
+        int status = 0;
+        ASSERT_TRUE(serve.WaitExit(15000, &status));
+      }
+      bool leftovers = false;
+      EXPECT_TRUE(Received(&leftovers) == expected) << ReadFile(log);
+      EXPECT_FALSE(leftovers) << "a temporary file was left on a server";
+      auto queue = SqliteQueue::Open(*dir_ / "work/state.db", "inputs");
+      ASSERT_TRUE(queue.ok());
+      EXPECT_EQ((*queue)->Stats()->dead_letters, 0);
+    }
+  }
+  EXPECT_EQ(crashed, 8);
 }
 
 TEST_F(ServeTest, OutagesRiddenOutThenDeadLetteredAlertedAndRedriven) {
