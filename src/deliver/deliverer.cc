@@ -1,12 +1,13 @@
 #include "deliver/deliverer.h"
 
+#include "common/crash_point.h"
+
 #include <chrono>
 #include <cmath>
 #include <ctime>
 #include <random>
 #include <thread>
 
-#include "common/crash_point.h"
 
 namespace cbpipe {
 namespace {
@@ -84,15 +85,17 @@ DeliveryResult FileDeliverer::Deliver(const FileToDeliver& file) {
       return result;
     }
     const bool transient = IsTransientDeliveryError(st);
-    result.attempts.push_back(
-        {env_.now(), transient ? "transient" : "permanent",
-         std::string(StatusCodeName(st.code())), st.message()});
+    result.attempts.push_back({env_.now(),
+                               transient ? "transient" : "permanent",
+                               std::string(StatusCodeName(st.code())),
+                               st.message()});
     result.error = st;
     if (!transient || attempt >= max_attempts) break;
-    env_.sleep(RetryDelaySeconds(destination_.retry, attempt, env_.random01()));
+    env_.sleep(
+        RetryDelaySeconds(destination_.retry, attempt, env_.random01()));
   }
   result.outcome = DeliveryOutcome::kFailed;
-  LedgerEntry entry{destination_.name, file.name, file.size,  file.sha256,
+  LedgerEntry entry{destination_.name, file.name, file.size, file.sha256,
                     file.batch_id,     "failed",  env_.now(), false};
   Status logged = ledger_->RecordFailure(entry, result.attempts);
   if (!logged.ok()) {
@@ -142,7 +145,7 @@ Status FileDeliverer::ResolveConflict(const FileToDeliver& file,
 Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
                                   std::string* remote_name,
                                   DeliveryOutcome* outcome) {
-  LedgerEntry entry{destination_.name, file.name, file.size,  file.sha256,
+  LedgerEntry entry{destination_.name, file.name, file.size, file.sha256,
                     file.batch_id,     "",        env_.now(), false};
   entry.replay = file.replay;
   CBPIPE_ASSIGN_OR_RETURN(std::optional<LedgerEntry> known,
@@ -176,7 +179,8 @@ Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
   if (existing && *remote_name == file.name) {
     // Ours if the ledger meant to put exactly this there (a crash between
     // upload and ledger write), or a local file hashes the same.
-    bool ours = known && known->sha256 == file.sha256 && *existing == file.size;
+    bool ours = known && known->sha256 == file.sha256 &&
+                *existing == file.size;
     if (!ours && *existing == file.size) {
       StatusOr<std::optional<std::string>> sha =
           transport_->RemoteSha256(file.name);
@@ -222,10 +226,10 @@ Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
   CBPIPE_ASSIGN_OR_RETURN(std::optional<uint64_t> size,
                           transport_->RemoteSize(*remote_name));
   if (!size || *size != file.size) {
-    return DataLossError(transport_->Describe() + "/" + *remote_name + " has " +
-                         (size ? std::to_string(*size) : std::string("no")) +
-                         " bytes after upload, expected " +
-                         std::to_string(file.size));
+    return DataLossError(
+        transport_->Describe() + "/" + *remote_name + " has " +
+        (size ? std::to_string(*size) : std::string("no")) +
+        " bytes after upload, expected " + std::to_string(file.size));
   }
   CrashPoint("deliver.before_ledger");
   CBPIPE_RETURN_IF_ERROR(ledger_->MarkDelivered(entry));

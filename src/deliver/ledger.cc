@@ -1,8 +1,8 @@
 #include "deliver/ledger.h"
 
-#include <ctime>
-
 #include "common/sqlite_util.h"
+
+#include <ctime>
 
 namespace cbpipe {
 namespace {
@@ -45,18 +45,18 @@ StatusOr<std::unique_ptr<DeliveryLedger>> DeliveryLedger::Open(
     if (!Stmt(db, "SELECT temp_name FROM deliveries LIMIT 0").ok())
       return InternalError("ledger: cannot add the temp_name column");
   }
-  CBPIPE_RETURN_IF_ERROR(
-      ledger->Exec("CREATE TABLE IF NOT EXISTS delivery_failures ("
-                   " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-                   " destination TEXT NOT NULL,"
-                   " remote_name TEXT NOT NULL,"
-                   " batch_id TEXT NOT NULL,"
-                   " failed_at INTEGER NOT NULL,"
-                   " attempt INTEGER NOT NULL,"
-                   " attempt_at INTEGER NOT NULL,"
-                   " error_class TEXT NOT NULL,"
-                   " code TEXT NOT NULL,"
-                   " message TEXT NOT NULL)"));
+  CBPIPE_RETURN_IF_ERROR(ledger->Exec(
+      "CREATE TABLE IF NOT EXISTS delivery_failures ("
+      " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+      " destination TEXT NOT NULL,"
+      " remote_name TEXT NOT NULL,"
+      " batch_id TEXT NOT NULL,"
+      " failed_at INTEGER NOT NULL,"
+      " attempt INTEGER NOT NULL,"
+      " attempt_at INTEGER NOT NULL,"
+      " error_class TEXT NOT NULL,"
+      " code TEXT NOT NULL,"
+      " message TEXT NOT NULL)"));
   return ledger;
 }
 

@@ -38,8 +38,8 @@ std::string TemporaryName() {
 
 Status FsyncPath(const std::string& path, bool directory) {
   const int fd =
-      ::open(path.c_str(),
-             (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
+      ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) |
+                               O_CLOEXEC);
   if (fd < 0) return InternalError("open " + path + " for fsync");
   const int rc = ::fsync(fd);
   ::close(fd);

@@ -1,8 +1,8 @@
 #include "workflow/run_store.h"
 
-#include <chrono>
-
 #include "common/sqlite_util.h"
+
+#include <chrono>
 
 namespace cbpipe {
 namespace {

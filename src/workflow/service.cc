@@ -135,7 +135,8 @@ Service::Service(const Config& config, std::unique_ptr<Notifier> notifier)
 
 Service::~Service() {
   RequestStop();
-  Join(static_cast<int64_t>(config_.service.shutdown_timeout_seconds) * 1000);
+  Join(static_cast<int64_t>(config_.service.shutdown_timeout_seconds) *
+       1000);
 }
 
 StatusOr<std::unique_ptr<Service>> Service::Create(
@@ -146,8 +147,8 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
         s->paths_.archive, s->paths_.objects}) {
     std::error_code ec;
     fs::create_directories(dir, ec);
-    if (ec)
-      return InvalidArgumentError("cannot create " + dir + ": " + ec.message());
+    if (ec) return InvalidArgumentError("cannot create " + dir + ": " +
+                                        ec.message());
   }
   CBPIPE_ASSIGN_OR_RETURN(s->runs_, RunStore::Open(s->paths_.state_db));
   QueueOptions qo;
@@ -181,8 +182,8 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
     for (Network n : kAllNetworks) {
       const uint64_t accepted = scan.by_network[static_cast<int>(n)];
       if (accepted)
-        m.records_accepted_total.WithLabels({NetworkName(n)})
-            .Increment(accepted);
+        m.records_accepted_total.WithLabels({NetworkName(n)}).Increment(
+            accepted);
     }
     // A rejected record's network may be what was wrong with it: counted
     // under "unknown".
@@ -194,7 +195,8 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
     if (scan.rejected)
       m.records_read_total.WithLabels({"unknown"}).Increment(scan.rejected);
     for (const RecordError& e : scan.errors)
-      m.records_rejected_total.WithLabels({ErrorCodeName(e.code)}).Increment();
+      m.records_rejected_total.WithLabels({ErrorCodeName(e.code)})
+          .Increment();
     Log().Info({.run_id = run.run_id, .trace_id = run.trace_id},
                "input.validated", "input read and validated",
                {{"records", scan.records},
@@ -202,7 +204,8 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
                 {"rejected", scan.rejected}});
   };
   sv.on_delivery = [](const RunRecord& run, const std::string& destination,
-                      const DeliveryResult& r, uint64_t bytes, double seconds) {
+                      const DeliveryResult& r, uint64_t bytes,
+                      double seconds) {
     PipelineMetrics& m = Metrics();
     const std::string_view status = DeliveryOutcomeName(r.outcome);
     m.files_delivered_total.WithLabels({destination, status}).Increment();
@@ -231,9 +234,9 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
   Queue* q = s->queue_.get();
   Metrics().queue_depth.Set([q] {
     StatusOr<QueueStats> st = q->Stats();
-    return st.ok()
-               ? static_cast<double>(st->visible + st->in_flight + st->delayed)
-               : 0.0;
+    return st.ok() ? static_cast<double>(st->visible + st->in_flight +
+                                         st->delayed)
+                   : 0.0;
   });
   Metrics().queue_oldest_message_age_seconds.Set([q] {
     StatusOr<QueueStats> st = q->Stats();
