@@ -58,6 +58,18 @@ std::map<std::string, std::string> Tree(const std::string& root,
   return files;
 }
 
+// The temporary files under `root` (as Tree counts them), by path.
+std::vector<std::string> Temporaries(const std::string& root) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::recursive_directory_iterator(root)) {
+    if (!e.is_regular_file()) continue;
+    const std::string name = e.path().filename().string();
+    if (name[0] == '.' || name.ends_with(".part") || name.ends_with(".tmp"))
+      names.push_back(fs::relative(e.path(), root).string());
+  }
+  return names;
+}
+
 class PickupTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -399,9 +411,10 @@ TEST_F(PickupTest, KillNineAfterEveryDurableOperationThenRestartIsExact) {
     if (!archived.empty()) {
       EXPECT_EQ(archived.begin()->second, input_bytes);
     }
-    int store_temporaries = 0;
-    Tree(Work() + "/objects", &store_temporaries);
-    EXPECT_EQ(store_temporaries, 0);
+    // Nor in the work folder: object store, staging, batches, runs.
+    EXPECT_EQ(Temporaries(Work()), std::vector<std::string>{});
+    EXPECT_TRUE(!fs::exists(Work() + "/staging") ||
+                fs::is_empty(Work() + "/staging"));
     if (::testing::Test::HasFailure()) {
       std::cerr << ReadFile(log);
       break;
