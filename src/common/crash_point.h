@@ -2,11 +2,18 @@
 // process can be made to SIGKILL itself, so a test can crash it at exactly
 // "between upload and ledger write" rather than at a random moment.
 //
-//   CrashPoint("deliver.after_rename");
+//   CrashPoint("deliver.after_upload");     // a named place
+//   DurablePoint("store.rename");           // just after a durable operation
 //
-// Armed only by the environment variable CBPIPE_CRASH_AT="<name>:<n>" (the
-// n-th time the point is reached, 1-based); unset, a crash point costs one
-// relaxed atomic load. Never set it in production.
+// Armed only by the environment variable CBPIPE_CRASH_AT="<name>:<n>": the
+// process kills itself the n-th time (1-based) the point <name> is reached.
+// The name "*" counts every DurablePoint whatever its name, so
+// CBPIPE_CRASH_AT="*:k" crashes right after the k-th durable operation
+// (fsync, rename, SQLite commit, remote upload or rename) of the process;
+// the crash-consistency test walks k = 1..N. CBPIPE_CRASH_LOG=<file> appends
+// the name of every durable operation reached, one a line, so a clean run
+// tells how many there are. Unset, a crash point costs one load of a
+// static. Never set either in production.
 #pragma once
 
 #include <string_view>
@@ -14,5 +21,13 @@
 namespace cbpipe {
 
 void CrashPoint(std::string_view name);
+
+// A crash point placed right after a durable operation: it answers to its
+// own name, to "*", and is written to CBPIPE_CRASH_LOG.
+void DurablePoint(std::string_view name);
+
+// True when CBPIPE_CRASH_AT or CBPIPE_CRASH_LOG is set: stores may then
+// install hooks (e.g. SQLite's commit hook) that they leave out otherwise.
+bool CrashPointsEnabled();
 
 }  // namespace cbpipe

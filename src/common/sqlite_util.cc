@@ -1,8 +1,29 @@
 #include "common/sqlite_util.h"
 
 #include "common/file_mode.h"
+#include "common/crash_point.h"
 
 namespace cbpipe {
+namespace {
+
+// SQLite calls this after every commit that wrote to the WAL (the commit is
+// durable by then, per the `synchronous` level). Installing a WAL hook
+// replaces the automatic checkpoint, so this does its job too.
+int AfterCommit(void* name, sqlite3* db, const char* schema, int pages) {
+  if (pages >= 1000) {
+    sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                              nullptr);
+  }
+  DurablePoint(static_cast<const char*>(name));
+  return SQLITE_OK;
+}
+
+}  // namespace
+
+void InstallCommitCrashPoint(sqlite3* db, const char* name) {
+  if (CrashPointsEnabled())
+    sqlite3_wal_hook(db, &AfterCommit, const_cast<char*>(name));
+}
 
 StatusOr<sqlite3*> OpenSqlite(const std::string& path,
                               std::string_view synchronous,
@@ -30,6 +51,7 @@ StatusOr<sqlite3*> OpenSqlite(const std::string& path,
       return st;
     }
   }
+  InstallCommitCrashPoint(db, "sqlite.commit");
   return db;
 }
 

@@ -26,6 +26,11 @@ StatusOr<sqlite3*> OpenSqlite(const std::string& path,
                               std::string_view synchronous,
                               std::string_view owner);
 
+// For the crash-consistency test: makes every commit on `db` a DurablePoint
+// named `name` (a string with static storage). Does nothing unless crash
+// points are enabled (common/crash_point.h). OpenSqlite calls it.
+void InstallCommitCrashPoint(sqlite3* db, const char* name);
+
 // Runs SQL without results; errors name `owner`.
 Status ExecSql(sqlite3* db, const char* sql, std::string_view owner);
 

@@ -30,6 +30,19 @@ std::string AlternativeName(const std::string& name, int n) {
 
 }  // namespace
 
+std::string TemporaryUploadName(const std::string& name,
+                                const std::string& suffix) {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string tag(16, '0');
+  uint64_t bits = rng();
+  for (char& c : tag) {
+    c = kHex[bits & 0xf];
+    bits >>= 4;
+  }
+  return "." + name + "." + tag + suffix;
+}
+
 std::string_view DeliveryOutcomeName(DeliveryOutcome o) {
   switch (o) {
     case DeliveryOutcome::kDelivered: return "delivered";
@@ -122,6 +135,8 @@ Status FileDeliverer::ResolveConflict(const FileToDeliver& file,
           *remote_name = candidate;
           *already = known->state == "delivered";
           if (*already) return OkStatus();
+          if (!known->temp_name.empty())
+            transport_->Remove(known->temp_name).IgnoreError();
         }
         CBPIPE_ASSIGN_OR_RETURN(std::optional<uint64_t> size,
                                 transport_->RemoteSize(candidate));
@@ -150,6 +165,11 @@ Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
   if (known && known->state == "delivered" && known->sha256 == file.sha256) {
     *outcome = DeliveryOutcome::kAlreadyDelivered;
     return OkStatus();
+  }
+  if (known && known->state == "intent" && !known->temp_name.empty()) {
+    // An earlier attempt that crashed or failed may have left its
+    // temporary file: the ledger knows its name, on every transport.
+    transport_->Remove(known->temp_name).IgnoreError();
   }
 
   bool replace = false, already = false;
@@ -188,12 +208,18 @@ Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
   }
   entry.remote_name = *remote_name;
 
+  // Unique per attempt: two uploaders never write or rename each other's
+  // temporary file.
+  const std::string temp =
+      TemporaryUploadName(*remote_name, destination_.temp_suffix);
+  entry.temp_name = temp;
   CBPIPE_RETURN_IF_ERROR(ledger_->RecordIntent(entry));
-  const std::string temp = *remote_name + destination_.temp_suffix;
   Status st = transport_->Upload(file.local_path, temp);
   if (st.ok()) {
+    DurablePoint("deliver.upload");
     CrashPoint("deliver.after_upload");
     st = transport_->Rename(temp, *remote_name, replace);
+    if (st.ok()) DurablePoint("deliver.rename");
   }
   if (!st.ok()) {
     transport_->Remove(temp).IgnoreError();  // best effort

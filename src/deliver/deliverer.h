@@ -5,9 +5,13 @@
 //      folder, the file's own hash) proves it is ours -> record it as
 //      delivered, already_delivered; otherwise a conflict -> permanent error,
 //      unless on_conflict says replace or rename.
-//   3. Ledger intent, upload as <name><temp_suffix>, rename to <name>, check
+//   3. Ledger intent (with the temporary name), upload as
+//      .<name>.<16 random hex><temp_suffix> (unique per attempt, so two
+//      uploaders never touch each other's file), rename to <name>, check
 //      the remote size, ledger delivered. A receiver never sees a partial
-//      file under the final name; on failure the temporary file is removed.
+//      file under the final name; on failure the temporary file is removed,
+//      and one a crashed attempt left is removed by the next attempt (its
+//      name is in the ledger's intent).
 //
 // Transient errors are retried under the destination's RetryPolicy with
 // Step Functions semantics; permanent ones stop at once. Every attempt is
@@ -85,6 +89,10 @@ class FileDeliverer {
   DeliveryLedger* ledger_;
   RetryEnv env_;
 };
+
+// ".<name>.<16 random hex><suffix>": the temporary name of one upload.
+std::string TemporaryUploadName(const std::string& name,
+                                const std::string& suffix);
 
 // The adapter for a destination, chosen by its URL scheme: file:// is a
 // LocalFolderTransport; sftp://, ftps:// and ftp:// go through libcurl.

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "deliver/local_transport.h"
@@ -104,6 +105,13 @@ class DelivererTest : public ::testing::Test {
   std::string Remote(const std::string& name) {
     return (root_ / "remote" / name).string();
   }
+  // Every name in the remote folder.
+  std::set<std::string> RemoteNames() {
+    std::set<std::string> names;
+    for (const auto& e : fs::directory_iterator(root_ / "remote"))
+      names.insert(e.path().filename().string());
+    return names;
+  }
 
   fs::path root_;
   std::unique_ptr<DeliveryLedger> ledger_;
@@ -118,11 +126,49 @@ TEST_F(DelivererTest, DeliversUnderFinalNameAndRecordsIt) {
   DeliveryResult r = Deliver(f);
   EXPECT_EQ(r.outcome, DeliveryOutcome::kDelivered);
   EXPECT_EQ(ReadAll(Remote("a.csv")), "x,y\r\n1,2\r\n");
-  EXPECT_FALSE(fs::exists(Remote("a.csv.part")));
+  EXPECT_EQ(RemoteNames(), std::set<std::string>{"a.csv"});
   auto entry = ledger_->Find("visa", "a.csv");
   ASSERT_TRUE(entry.ok() && entry->has_value());
   EXPECT_EQ((*entry)->state, "delivered");
   EXPECT_EQ((*entry)->sha256, f.sha256);
+}
+
+TEST_F(DelivererTest, TemporaryNamesAreUniquePerAttempt) {
+  // Two uploaders of the same file never share a temporary file: one could
+  // otherwise truncate, rename or remove the other's upload.
+  std::set<std::string> names;
+  for (int i = 0; i < 1000; ++i)
+    names.insert(TemporaryUploadName("visa_001.csv", ".part"));
+  EXPECT_EQ(names.size(), 1000u);
+  const std::string one = *names.begin();
+  EXPECT_EQ(one.front(), '.');
+  EXPECT_EQ(one.rfind(".visa_001.csv.", 0), 0u);
+  EXPECT_EQ(one.size(), std::string(".visa_001.csv.").size() + 16 + 5);
+  EXPECT_EQ(one.substr(one.size() - 5), ".part");
+}
+
+TEST_F(DelivererTest, NextAttemptRemovesTheTemporaryFileACrashLeft) {
+  // A process killed after its upload, before the rename: the intent in the
+  // ledger names the temporary file it left, and the next attempt (in a
+  // restarted process) removes it before uploading under a new name.
+  FileToDeliver f = MakeFile("a.csv", "x,y\r\n1,2\r\n");
+  const std::string crashed = TemporaryUploadName("a.csv", ".part");
+  WriteAll(Remote(crashed), "x,y\r\n1,");
+  LedgerEntry intent{"visa",     "a.csv", f.size, f.sha256,
+                     f.batch_id, "",      0,      false};
+  intent.temp_name = crashed;
+  ASSERT_TRUE(ledger_->RecordIntent(intent).ok());
+  auto found = ledger_->Find("visa", "a.csv");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->temp_name, crashed);
+
+  DeliveryResult r = Deliver(f);
+  EXPECT_EQ(r.outcome, DeliveryOutcome::kDelivered);
+  EXPECT_EQ(RemoteNames(), std::set<std::string>{"a.csv"});
+  EXPECT_EQ(ReadAll(Remote("a.csv")), "x,y\r\n1,2\r\n");
+  found = ledger_->Find("visa", "a.csv");
+  EXPECT_EQ((*found)->state, "delivered");
+  EXPECT_EQ((*found)->temp_name, "");
 }
 
 TEST_F(DelivererTest, SecondDeliveryIsANoOp) {
@@ -195,7 +241,7 @@ TEST_F(DelivererTest, TransientErrorsAreRetriedWithBackoff) {
   EXPECT_EQ(sleeps_, (std::vector<double>{2, 6}));
   EXPECT_EQ(r.attempts.size(), 2u);
   EXPECT_EQ(ReadAll(Remote("a.csv")), "body");
-  EXPECT_FALSE(fs::exists(Remote("a.csv.part")));  // partial removed
+  EXPECT_EQ(RemoteNames(), std::set<std::string>{"a.csv"});  // partials removed
 }
 
 TEST_F(DelivererTest, ExhaustedRetriesFailWithHistoryAndNoFinalFile) {
@@ -208,8 +254,8 @@ TEST_F(DelivererTest, ExhaustedRetriesFailWithHistoryAndNoFinalFile) {
   ASSERT_EQ(r.attempts.size(), 4u);
   EXPECT_EQ(r.attempts[0].error_class, "transient");
   EXPECT_EQ(r.attempts[0].code, "UNAVAILABLE");
+  EXPECT_TRUE(RemoteNames().empty());  // no final file, no partial left
   EXPECT_FALSE(fs::exists(Remote("a.csv")));
-  EXPECT_FALSE(fs::exists(Remote("a.csv.part")));
 }
 
 TEST_F(DelivererTest, PermanentErrorsAreNotRetried) {

@@ -32,7 +32,19 @@ StatusOr<std::unique_ptr<DeliveryLedger>> DeliveryLedger::Open(
       " state TEXT NOT NULL CHECK (state IN ('intent','delivered')),"
       " updated_at INTEGER NOT NULL,"
       " replay INTEGER NOT NULL DEFAULT 0,"
+      " temp_name TEXT NOT NULL DEFAULT '',"
       " PRIMARY KEY (destination, remote_name))"));
+  // temp_name came later: older files get the column here (a second
+  // process doing the same at once makes one ALTER fail, harmlessly).
+  if (!Stmt(db, "SELECT temp_name FROM deliveries LIMIT 0").ok()) {
+    ledger
+        ->Exec(
+            "ALTER TABLE deliveries ADD COLUMN temp_name TEXT NOT NULL"
+            " DEFAULT ''")
+        .IgnoreError();
+    if (!Stmt(db, "SELECT temp_name FROM deliveries LIMIT 0").ok())
+      return InternalError("ledger: cannot add the temp_name column");
+  }
   CBPIPE_RETURN_IF_ERROR(ledger->Exec(
       "CREATE TABLE IF NOT EXISTS delivery_failures ("
       " id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -58,8 +70,9 @@ StatusOr<std::optional<LedgerEntry>> DeliveryLedger::Find(
     const std::string& destination, const std::string& remote_name) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt s(db_,
-         "SELECT size, sha256, batch_id, state, updated_at, replay FROM "
-         "deliveries WHERE destination = ?1 AND remote_name = ?2");
+         "SELECT size, sha256, batch_id, state, updated_at, replay,"
+         " temp_name FROM deliveries WHERE destination = ?1 AND"
+         " remote_name = ?2");
   if (!s.ok()) return SqlError(db_, "find");
   s.Text(1, destination);
   s.Text(2, remote_name);
@@ -75,6 +88,7 @@ StatusOr<std::optional<LedgerEntry>> DeliveryLedger::Find(
   e.state = ColumnText(s.get(), 3);
   e.updated_at = sqlite3_column_int64(s.get(), 4);
   e.replay = sqlite3_column_int64(s.get(), 5) != 0;
+  e.temp_name = ColumnText(s.get(), 6);
   return std::optional<LedgerEntry>(std::move(e));
 }
 
@@ -83,12 +97,12 @@ Status DeliveryLedger::Upsert(const LedgerEntry& entry, const char* state) {
   // An intent never downgrades a delivery of the same content.
   Stmt s(db_,
          "INSERT INTO deliveries (destination, remote_name, size, sha256,"
-         " batch_id, state, updated_at, replay)"
-         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+         " batch_id, state, updated_at, replay, temp_name)"
+         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
          " ON CONFLICT (destination, remote_name) DO UPDATE SET"
          "  size = excluded.size, sha256 = excluded.sha256,"
          "  batch_id = excluded.batch_id, updated_at = excluded.updated_at,"
-         "  replay = excluded.replay,"
+         "  replay = excluded.replay, temp_name = excluded.temp_name,"
          "  state = CASE WHEN excluded.state = 'intent'"
          "               AND deliveries.state = 'delivered'"
          "               AND deliveries.sha256 = excluded.sha256"
@@ -103,6 +117,8 @@ Status DeliveryLedger::Upsert(const LedgerEntry& entry, const char* state) {
   s.Int(7, entry.updated_at ? entry.updated_at
                             : static_cast<int64_t>(std::time(nullptr)));
   s.Int(8, entry.replay ? 1 : 0);
+  // A delivered file has no temporary name left to clean up.
+  s.Text(9, std::string_view(state) == "intent" ? entry.temp_name : "");
   if (sqlite3_step(s.get()) != SQLITE_DONE) return SqlError(db_, "upsert");
   return OkStatus();
 }

@@ -37,6 +37,9 @@ struct LedgerEntry {
   std::string state;  // "intent" or "delivered"
   int64_t updated_at = 0;  // epoch seconds
   bool replay = false;
+  // With an intent: the temporary name the upload uses (unique per
+  // attempt), so a later attempt can remove what a crashed one left.
+  std::string temp_name{};
 };
 
 struct AttemptRecord {

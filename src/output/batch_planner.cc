@@ -11,6 +11,7 @@
 #include <set>
 #include <utility>
 
+#include "common/crash_point.h"
 #include "output/manifest.h"
 #include "output/row_formatter.h"
 
@@ -51,6 +52,7 @@ Status SyncDirectory(const std::string& path) {
   const int rc = ::fsync(fd);
   ::close(fd);
   if (rc != 0) return ErrnoError("cannot fsync directory", path);
+  DurablePoint("planner.fsync_dir");
   return OkStatus();
 }
 
@@ -86,10 +88,12 @@ Status ReplaceDirectory(const std::string& fresh, const std::string& final_dir,
     if (::rename(fresh.c_str(), final_dir.c_str()) != 0) {
       return ErrnoError("cannot rename " + fresh + " to", final_dir);
     }
+    DurablePoint("planner.rename_batch");
     return OkStatus();
   }
   if (::renameat2(AT_FDCWD, fresh.c_str(), AT_FDCWD, final_dir.c_str(),
                   RENAME_EXCHANGE) == 0) {
+    DurablePoint("planner.rename_batch");
     fs::remove_all(fresh, ec);  // now the old contents
     if (ec) return FsError(ec, "cannot remove", fresh);
     return OkStatus();
@@ -431,6 +435,7 @@ StatusOr<std::vector<Batch>> BatchPlanner::Finish() {
           return ErrnoError("cannot move " + staged.staged_path + " to",
                             target);
         }
+        DurablePoint("planner.rename_file");
         FileSummary summary;
         summary.destination = d.name;
         summary.network = d.network;

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "common/file_mode.h"
+#include "common/crash_point.h"
 
 namespace cbpipe {
 namespace {
@@ -164,6 +165,7 @@ StatusOr<FileStats> FileWriter::Close() {
   // The planner renames this file into a batch next: fsync first so that a
   // crash never leaves a renamed but empty or partial file.
   if (::fsync(fd_) != 0) return ErrnoStatus("cannot fsync", path_);
+  DurablePoint("file_writer.fsync");
   const int fd = fd_;
   fd_ = -1;
   if (::close(fd) != 0) return ErrnoStatus("cannot close", path_);

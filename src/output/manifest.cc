@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "common/crash_point.h"
+
 namespace cbpipe {
 namespace {
 
@@ -119,6 +121,7 @@ Status WriteManifest(const Batch& batch, const std::string& path) {
     return UnavailableError("cannot fsync " + path + ": " +
                             std::strerror(errno));
   }
+  DurablePoint("manifest.fsync");
   return OkStatus();
 }
 

@@ -58,6 +58,11 @@ struct OutgoingMessage {
   // Names: 1-256 of [A-Za-z0-9_.-]; values: valid UTF-8 (e.g. "traceparent").
   std::map<std::string, std::string> attributes;
   int64_t delay_ms = 0;  // 0..kMaxDelayMs; invisible until then
+  // Idempotent send (SQS FIFO's MessageDeduplicationId), up to 128 chars:
+  // while a message with the same non-empty dedup_id is in the queue (not
+  // yet deleted, dead-lettered or purged), sending it again stores nothing
+  // and returns the id of the message already there.
+  std::string dedup_id{};
 };
 
 struct Message {
@@ -89,8 +94,9 @@ class Queue {
   virtual ~Queue() = default;
 
   // Sends 1..kMaxBatchEntries messages in one durable write: all are stored
-  // or none. Returns their ids in order. A message is durable (survives a
-  // crash or kill -9) when this returns OK.
+  // or none. Returns their ids in order (for a message deduplicated by its
+  // dedup_id, the id of the one already queued). A message is durable (survives
+  // a crash or kill -9) when this returns OK.
   virtual StatusOr<std::vector<std::string>> SendBatch(
       const std::vector<OutgoingMessage>& messages) = 0;
 
@@ -98,7 +104,7 @@ class Queue {
   StatusOr<std::string> Send(
       std::string_view body,
       const std::map<std::string, std::string>& attributes = {},
-      int64_t delay_ms = 0);
+      int64_t delay_ms = 0, std::string_view dedup_id = "");
 
   // Receives up to max_messages (1..kMaxReceiveMessages) visible messages and
   // hides each for visibility_ms (0..kMaxVisibilityMs). Each receive
@@ -162,8 +168,9 @@ class Queue {
 
 inline StatusOr<std::string> Queue::Send(
     std::string_view body, const std::map<std::string, std::string>& attributes,
-    int64_t delay_ms) {
+    int64_t delay_ms, std::string_view dedup_id) {
   std::vector<OutgoingMessage> one(1);
+  one[0].dedup_id = std::string(dedup_id);
   one[0].body = std::string(body);
   one[0].attributes = attributes;
   one[0].delay_ms = delay_ms;

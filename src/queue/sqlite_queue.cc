@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "common/file_mode.h"
+#include "common/sqlite_util.h"
 
 namespace cbpipe {
 namespace {
@@ -61,7 +62,7 @@ class Stmt {
   int rc_;
 };
 
-std::string ColumnText(sqlite3_stmt* s, int i) {
+std::string Column(sqlite3_stmt* s, int i) {
   const unsigned char* t = sqlite3_column_text(s, i);
   return t ? std::string(reinterpret_cast<const char*>(t),
                          static_cast<size_t>(sqlite3_column_bytes(s, i)))
@@ -171,6 +172,9 @@ bool ValidUtf8(std::string_view s) {
 }
 
 Status ValidateOutgoing(const OutgoingMessage& m) {
+  if (m.dedup_id.size() > 128) {
+    return InvalidArgumentError("queue: dedup_id longer than 128");
+  }
   if (m.delay_ms < 0 || m.delay_ms > kMaxDelayMs) {
     return InvalidArgumentError("queue: delay_ms out of range: " +
                                 std::to_string(m.delay_ms));
@@ -224,10 +228,10 @@ StatusOr<std::map<std::string, std::string>> DecodeAttributes(
 // Reads id, body, attributes, sent_at, first_received_at, receive_count from
 // consecutive columns starting at `first`.
 Status ReadMessage(sqlite3_stmt* s, int first, Message* m) {
-  m->id = ColumnText(s, first);
+  m->id = Column(s, first);
   m->body = ColumnBlob(s, first + 1);
   CBPIPE_ASSIGN_OR_RETURN(m->attributes,
-                          DecodeAttributes(ColumnText(s, first + 2)));
+                          DecodeAttributes(Column(s, first + 2)));
   m->sent_at_ms = sqlite3_column_int64(s, first + 3);
   m->first_received_at_ms = sqlite3_column_int64(s, first + 4);
   m->receive_count = sqlite3_column_int(s, first + 5);
@@ -240,7 +244,7 @@ constexpr char kDeadLetterColumns[] =
 
 Status ReadDeadLetter(sqlite3_stmt* s, DeadLetter* d) {
   CBPIPE_RETURN_IF_ERROR(ReadMessage(s, 0, &d->message));
-  d->reason = ColumnText(s, 6);
+  d->reason = Column(s, 6);
   d->moved_at_ms = sqlite3_column_int64(s, 7);
   return OkStatus();
 }
@@ -298,6 +302,7 @@ StatusOr<std::unique_ptr<SqliteQueue>> SqliteQueue::Open(
   std::unique_ptr<SqliteQueue> q(
       new SqliteQueue(db, std::string(name), std::move(options)));
   sqlite3_busy_handler(db, &SqliteQueue::OnBusy, q.get());
+  InstallCommitCrashPoint(db, "queue.commit");
   {
     // WAL lets readers (Stats, listings) run beside a writer, and commits
     // cost one fsync of the log instead of two.
@@ -305,7 +310,7 @@ StatusOr<std::unique_ptr<SqliteQueue>> SqliteQueue::Open(
     if (!wal.ok() || sqlite3_step(wal.get()) != SQLITE_ROW) {
       return SqlError(db, "journal_mode");
     }
-    const std::string mode = ColumnText(wal.get(), 0);
+    const std::string mode = Column(wal.get(), 0);
     if (mode != "wal" && mode != "memory") {
       return FailedPreconditionError("queue " + path +
                                      ": WAL unavailable, journal mode " + mode);
@@ -329,12 +334,23 @@ StatusOr<std::unique_ptr<SqliteQueue>> SqliteQueue::Open(
                 " receipt TEXT UNIQUE,"
                 " receive_count INTEGER NOT NULL DEFAULT 0,"
                 " first_received_at INTEGER NOT NULL DEFAULT 0,"
+                " dedup_id TEXT,"
                 " PRIMARY KEY (queue, id))"));
     // Receive walks this index in order (rowid is its hidden last column),
     // so taking the first visible messages never sorts.
     CBPIPE_RETURN_IF_ERROR(
         q->Exec("CREATE INDEX IF NOT EXISTS queue_messages_by_visibility"
                 " ON queue_messages (queue, visible_at)"));
+    // dedup_id came later: files from before get the column here (inside
+    // this write transaction, so two processes cannot both add it).
+    if (!Stmt(q->db_, "SELECT dedup_id FROM queue_messages LIMIT 0").ok()) {
+      CBPIPE_RETURN_IF_ERROR(
+          q->Exec("ALTER TABLE queue_messages ADD COLUMN dedup_id TEXT"));
+    }
+    CBPIPE_RETURN_IF_ERROR(
+        q->Exec("CREATE UNIQUE INDEX IF NOT EXISTS queue_messages_by_dedup"
+                " ON queue_messages (queue, dedup_id)"
+                " WHERE dedup_id IS NOT NULL"));
     return q->Exec(
         "CREATE TABLE IF NOT EXISTS queue_dead_letters ("
         " queue TEXT NOT NULL,"
@@ -409,10 +425,25 @@ StatusOr<std::vector<std::string>> SqliteQueue::SendBatch(
     CBPIPE_RETURN_IF_ERROR(InWriteTransaction([&]() -> Status {
       const int64_t now = Now();
       for (const OutgoingMessage& m : messages) {
+        if (!m.dedup_id.empty()) {
+          Stmt d(db_,
+                 "SELECT id FROM queue_messages WHERE queue = ?1 AND"
+                 " dedup_id = ?2");
+          if (!d.ok()) return SqlError(db_, "prepare dedup");
+          d.Text(1, name_);
+          d.Text(2, m.dedup_id);
+          const int rc = sqlite3_step(d.get());
+          if (rc == SQLITE_ROW) {
+            ids.push_back(Column(d.get(), 0));  // already queued
+            continue;
+          }
+          if (rc != SQLITE_DONE) return SqlError(db_, "dedup");
+        }
         CBPIPE_ASSIGN_OR_RETURN(std::string id, NewMessageId(now));
         Stmt s(db_,
                "INSERT INTO queue_messages (queue, id, body, attributes,"
-               " sent_at, visible_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+               " sent_at, visible_at, dedup_id)"
+               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
         if (!s.ok()) return SqlError(db_, "prepare send");
         s.Text(1, name_);
         s.Text(2, id);
@@ -420,6 +451,11 @@ StatusOr<std::vector<std::string>> SqliteQueue::SendBatch(
         s.Text(4, EncodeAttributes(m.attributes));
         s.Int(5, now);
         s.Int(6, now + m.delay_ms);
+        if (m.dedup_id.empty()) {
+          sqlite3_bind_null(s.get(), 7);
+        } else {
+          s.Text(7, m.dedup_id);
+        }
         if (sqlite3_step(s.get()) != SQLITE_DONE) return SqlError(db_, "send");
         ids.push_back(std::move(id));
       }

@@ -72,6 +72,45 @@ class SqliteQueueTest : public ::testing::Test {
   std::atomic<int64_t> now_{1'700'000'000'000};
 };
 
+TEST_F(SqliteQueueTest, SendWithTheSameDedupIdQueuesOneMessage) {
+  // The service sends one message per input, keyed by its run id; a restart
+  // that picks the same input up again must not queue it twice, whether the
+  // second send comes from this instance or another process's.
+  auto q = OpenQueue();
+  auto other = OpenQueue();
+  auto first = q->Send("run a", {}, 0, "run-a");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto again = other->Send("run a, again", {}, 0, "run-a");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(*again, *first);
+  std::vector<OutgoingMessage> batch(3);
+  batch[0].body = "b";
+  batch[0].dedup_id = "run-b";
+  batch[1].body = "b twice in one batch";
+  batch[1].dedup_id = "run-b";
+  batch[2].body = "no dedup id";
+  auto sent = q->SendBatch(batch);
+  ASSERT_TRUE(sent.ok()) << sent.status().ToString();
+  EXPECT_EQ((*sent)[0], (*sent)[1]);
+  EXPECT_EQ(q->Stats()->visible, 3);
+  std::vector<Message> got = ReceiveAll(*q, 1000);
+  ASSERT_EQ(got.size(), 3u);
+  std::set<std::string> bodies;
+  for (const Message& m : got) bodies.insert(m.body);
+  EXPECT_EQ(bodies, (std::set<std::string>{"run a", "b", "no dedup id"}));
+  // Once the message is deleted the id may be used again (the run store,
+  // not the queue, remembers finished inputs).
+  for (const Message& m : got) {
+    if (m.body == "run a") {
+      ASSERT_TRUE(q->Delete(m.receipt).ok());
+    }
+  }
+  auto later = q->Send("run a, later", {}, 0, "run-a");
+  ASSERT_TRUE(later.ok());
+  EXPECT_NE(*later, *first);
+  EXPECT_FALSE(q->Send("x", {}, 0, std::string(129, 'd')).ok());  // too long
+}
+
 TEST_F(SqliteQueueTest, SendReceiveDeleteCarriesBodyAndAttributes) {
   auto q = OpenQueue();
   const std::string body("raw/a.csv\0\xff", 11);  // bodies are bytes

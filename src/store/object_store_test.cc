@@ -1,10 +1,12 @@
+#include "store/object_store.h"
+
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-
-#include "store/object_store.h"
 
 namespace cbpipe {
 namespace {
@@ -43,6 +45,48 @@ TEST(LocalFolderStoreTest, PutGetListAtomically) {
   EXPECT_EQ(store.PutFile("../x", src).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(store.PutFile("inputs/c", (root / "missing").string()).code(),
             StatusCode::kNotFound);
+  fs::remove_all(root);
+}
+
+TEST(LocalFolderStoreTest, PutContentAddressedAndStaleTemporaries) {
+  const fs::path root = fs::path(::testing::TempDir()) /
+                        ("store_ca_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "objects/inputs");
+  LocalFolderStore store((root / "objects").string());
+  const std::string src = (root / "src.csv").string();
+  std::ofstream(src) << "hello";
+  const int fd = ::open(src.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  ::lseek(fd, 3, SEEK_SET);  // pread: the offset does not matter
+  auto put = store.PutContentAddressed("inputs/", fd);
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_EQ(put->sha256,
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+  EXPECT_EQ(put->key, "inputs/" + put->sha256);
+  EXPECT_EQ(put->size, 5u);
+  auto again = store.PutContentAddressed("inputs/", fd);  // kept as it is
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->key, put->key);
+  ::close(fd);
+  EXPECT_EQ(*store.List("inputs/"), std::vector<std::string>{put->key});
+
+  // A Put killed half-way leaves .put-<pid>-*.tmp: removed once that
+  // process is gone; a live process's is kept.
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);
+  const fs::path dead =
+      root / "objects/inputs" / (".put-" + std::to_string(child) + "-1.tmp");
+  const fs::path live = root / "objects/inputs" /
+                        (".put-" + std::to_string(::getpid()) + "-2.tmp");
+  std::ofstream(dead.string()) << "hal";
+  std::ofstream(live.string()) << "hal";
+  auto removed = store.RemoveStaleTemporaries();
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(*removed, 1);
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(fs::exists(live));
   fs::remove_all(root);
 }
 

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 namespace cbpipe {
 namespace {
@@ -186,6 +189,58 @@ TEST_F(EngineTest, RedriveFromAnEarlierStep) {
   EXPECT_EQ(Resume().state, "succeeded");
   EXPECT_EQ(calls_["b"], 2);
   EXPECT_EQ(calls_["a"], 1);
+}
+
+}  // namespace
+}  // namespace cbpipe
+
+namespace cbpipe {
+namespace {
+
+TEST(RunStoreClaimTest, OneOfManyRacingWorkersClaimsARunUntilItsLeaseEnds) {
+  const std::string path = (fs::path(::testing::TempDir()) /
+                            ("claims_" + std::to_string(::getpid()) + ".db"))
+                               .string();
+  for (const char* s : {"", "-wal", "-shm"}) fs::remove(path + s);
+  {
+    // Two stores on one file stand for two processes sharing state.db.
+    auto a = RunStore::Open(path);
+    auto b = RunStore::Open(path);
+    ASSERT_TRUE(a.ok() && b.ok());
+    RunRecord run;
+    run.run_id = "00000000000000aa";
+    run.input_key = "inputs/x";
+    ASSERT_TRUE(*(*a)->CreateIfAbsent(run));
+    std::atomic<int> won{0};
+    std::vector<std::thread> workers;
+    for (int i = 0; i < 8; ++i) {
+      workers.emplace_back([&, i] {
+        RunStore* store = (i % 2 ? *a : *b).get();
+        StatusOr<bool> got =
+            store->Claim(run.run_id, "w" + std::to_string(i), 60000);
+        ASSERT_TRUE(got.ok()) << got.status().ToString();
+        if (*got) ++won;
+      });
+    }
+    for (std::thread& t : workers) t.join();
+    EXPECT_EQ(won.load(), 1);
+
+    // A held claim: others are refused, its owner renews it.
+    ASSERT_TRUE(*(*a)->Claim(run.run_id, "x", 60000) == false);
+    EXPECT_EQ((*a)->Claim("nope", "x", 1).status().code(),
+              StatusCode::kNotFound);
+    // Released, it can be taken; a lease that ran out can be taken over,
+    // and the old owner's renewal then fails (it must stop).
+    for (int i = 0; i < 8; ++i)
+      ASSERT_TRUE((*a)->ReleaseClaim(run.run_id, "w" + std::to_string(i)).ok());
+    ASSERT_TRUE(*(*a)->Claim(run.run_id, "short", 1));
+    EXPECT_TRUE(*(*a)->RenewClaim(run.run_id, "short", 1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_TRUE(*(*b)->Claim(run.run_id, "next", 60000));
+    EXPECT_FALSE(*(*a)->RenewClaim(run.run_id, "short", 60000));
+    EXPECT_TRUE(*(*b)->RenewClaim(run.run_id, "next", 60000));
+  }
+  for (const char* s : {"", "-wal", "-shm"}) fs::remove(path + s);
 }
 
 }  // namespace

@@ -68,6 +68,7 @@ class RejectsWriter {
     file_ = nullptr;
     if (flush_failed || close_failed)
       return InternalError("cannot write " + path_);
+    DurablePoint("rejects.fsync");
     return OkStatus();
   }
 
@@ -427,6 +428,7 @@ InputResult Pipeline::Process(const std::string& input_path) {
       moved = InternalError("cannot move " + pending_rejects + " to " +
                             result.rejects_file + ": " + std::strerror(errno));
     }
+    if (moved.ok()) DurablePoint("rejects.rename");
     fs::remove(pending_dir, ec);
     if (st.ok()) st = moved;
   }

@@ -59,9 +59,27 @@ StatusOr<std::unique_ptr<RunStore>> RunStore::Open(const std::string& path) {
       " input_name TEXT NOT NULL, trace_id TEXT NOT NULL,"
       " state TEXT NOT NULL, current_step TEXT NOT NULL,"
       " error TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL,"
-      " updated_ms INTEGER NOT NULL)"));
+      " updated_ms INTEGER NOT NULL,"
+      " claim_owner TEXT NOT NULL DEFAULT '',"
+      " claim_until INTEGER NOT NULL DEFAULT 0)"));
   CBPIPE_RETURN_IF_ERROR(store->Exec(
       "CREATE INDEX IF NOT EXISTS runs_by_state ON runs (state, created_ms)"));
+  // The execution claim came later: older files get its columns here (a
+  // second process doing the same at once makes one ALTER fail, harmlessly).
+  if (!Stmt(db, "SELECT claim_owner, claim_until FROM runs LIMIT 0").ok()) {
+    store
+        ->Exec(
+            "ALTER TABLE runs ADD COLUMN claim_owner TEXT NOT NULL"
+            " DEFAULT ''")
+        .IgnoreError();
+    store
+        ->Exec(
+            "ALTER TABLE runs ADD COLUMN claim_until INTEGER NOT NULL"
+            " DEFAULT 0")
+        .IgnoreError();
+    if (!Stmt(db, "SELECT claim_owner, claim_until FROM runs LIMIT 0").ok())
+      return InternalError("run store: cannot add the claim columns");
+  }
   CBPIPE_RETURN_IF_ERROR(store->Exec(
       "CREATE TABLE IF NOT EXISTS steps ("
       " run_id TEXT NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL,"
@@ -195,6 +213,58 @@ Status RunStore::SetState(const std::string& run_id, const std::string& state,
   s.Int(5, NowMs());
   if (sqlite3_step(s.get()) != SQLITE_DONE) return s.Error("set state");
   if (sqlite3_changes(db_) == 0) return NotFoundError("no run " + run_id);
+  return OkStatus();
+}
+
+StatusOr<bool> RunStore::Claim(const std::string& run_id,
+                               const std::string& owner, int64_t lease_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now = NowMs();
+  Stmt s(db_,
+         "UPDATE runs SET claim_owner = ?2, claim_until = ?3"
+         " WHERE run_id = ?1 AND (claim_owner = '' OR claim_owner = ?2"
+         "  OR claim_until <= ?4)");
+  if (!s.ok()) return s.Error("prepare claim");
+  s.Text(1, run_id);
+  s.Text(2, owner);
+  s.Int(3, now + lease_ms);
+  s.Int(4, now);
+  if (sqlite3_step(s.get()) != SQLITE_DONE) return s.Error("claim");
+  if (sqlite3_changes(db_) > 0) return true;
+  Stmt e(db_, "SELECT 1 FROM runs WHERE run_id = ?1");
+  if (!e.ok()) return e.Error("prepare claim");
+  e.Text(1, run_id);
+  const int rc = sqlite3_step(e.get());
+  if (rc == SQLITE_DONE) return NotFoundError("no run " + run_id);
+  if (rc != SQLITE_ROW) return e.Error("claim");
+  return false;
+}
+
+StatusOr<bool> RunStore::RenewClaim(const std::string& run_id,
+                                    const std::string& owner,
+                                    int64_t lease_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_,
+         "UPDATE runs SET claim_until = ?3"
+         " WHERE run_id = ?1 AND claim_owner = ?2");
+  if (!s.ok()) return s.Error("prepare renew claim");
+  s.Text(1, run_id);
+  s.Text(2, owner);
+  s.Int(3, NowMs() + lease_ms);
+  if (sqlite3_step(s.get()) != SQLITE_DONE) return s.Error("renew claim");
+  return sqlite3_changes(db_) > 0;
+}
+
+Status RunStore::ReleaseClaim(const std::string& run_id,
+                              const std::string& owner) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_,
+         "UPDATE runs SET claim_owner = '', claim_until = 0"
+         " WHERE run_id = ?1 AND claim_owner = ?2");
+  if (!s.ok()) return s.Error("prepare release claim");
+  s.Text(1, run_id);
+  s.Text(2, owner);
+  if (sqlite3_step(s.get()) != SQLITE_DONE) return s.Error("release claim");
   return OkStatus();
 }
 

@@ -69,6 +69,21 @@ class RunStore {
   Status SetState(const std::string& run_id, const std::string& state,
                   const std::string& current_step, const std::string& error);
 
+  // Execution claims: a run is executed by at most one worker at a time.
+  // Claim takes the run for `owner` (unique per worker and attempt) until
+  // now + lease_ms when nobody holds it or the holder's lease ran out; it
+  // is one conditional UPDATE, so of two workers (or processes) racing for
+  // a run exactly one gets true. kNotFound for an unknown run.
+  StatusOr<bool> Claim(const std::string& run_id, const std::string& owner,
+                       int64_t lease_ms);
+  // Extends `owner`'s claim to now + lease_ms. False when `owner` does not
+  // hold the run any more (another worker claimed it after the lease ran
+  // out): the caller must stop working on it.
+  StatusOr<bool> RenewClaim(const std::string& run_id, const std::string& owner,
+                            int64_t lease_ms);
+  // Gives the claim up (a no-op when `owner` does not hold it).
+  Status ReleaseClaim(const std::string& run_id, const std::string& owner);
+
  private:
   explicit RunStore(sqlite3* db) : db_(db) {}
   Status Exec(const char* sql);

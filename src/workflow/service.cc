@@ -1,12 +1,21 @@
 #include "workflow/service.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <random>
+#include <set>
 
+#include "common/crash_point.h"
 #include "deliver/local_transport.h"
 #include "domain/pan.h"
 #include "telemetry/log.h"
@@ -30,6 +39,71 @@ bool IgnoredInboxName(const std::string& name) {
   return false;
 }
 
+int64_t Nanos(const struct timespec& t) {
+  return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
+}
+
+// What an inbox entry is, for the quarantine log line.
+std::string KindOf(const struct stat& st) {
+  if (S_ISLNK(st.st_mode)) return "a symbolic link";
+  if (S_ISFIFO(st.st_mode)) return "a FIFO";
+  if (S_ISDIR(st.st_mode)) return "a directory";
+  if (S_ISSOCK(st.st_mode)) return "a socket";
+  if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) return "a device";
+  if (S_ISREG(st.st_mode) && st.st_nlink > 1)
+    return "a hard link (" + std::to_string(st.st_nlink) +
+           " names for one file)";
+  return "not a regular file";
+}
+
+bool Takeable(const struct stat& st) {
+  return S_ISREG(st.st_mode) && st.st_nlink == 1;
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+Status FsyncDir(const std::string& dir) {
+  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0 || ::fsync(fd.get()) != 0)
+    return UnavailableError("fsync " + dir + ": " + std::strerror(errno));
+  return OkStatus();
+}
+
+// Whether some process holds the file open for writing: the kernel then
+// refuses a read lease (fcntl F_SETLEASE). The lease is released at once.
+// kUnknown where leases are not allowed (the file belongs to another user
+// and the process lacks CAP_LEASE, or the file system has none).
+enum class Writers { kNone, kBusy, kUnknown };
+Writers WritersOf(int fd) {
+  // A lease break is signalled, by default with SIGIO, which would end the
+  // process; SIGURG is ignored unless handled.
+  if (::fcntl(fd, F_SETSIG, SIGURG) != 0) return Writers::kUnknown;
+  if (::fcntl(fd, F_SETLEASE, F_RDLCK) != 0)
+    return errno == EAGAIN ? Writers::kBusy : Writers::kUnknown;
+  ::fcntl(fd, F_SETLEASE, F_UNLCK);
+  return Writers::kNone;
+}
+
+std::string RandomHex16() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx",
+                static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
 void SleepUnlessStopped(const std::atomic<bool>& stop, int64_t ms) {
   const auto until =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
@@ -46,7 +120,9 @@ ServicePaths ResolveServicePaths(const Config& config) {
   const std::string& w = config.work_dir;
   ServicePaths p;
   p.inbox = s.inbox_dir.empty() ? w + "/inbox" : s.inbox_dir;
+  p.pickup = w + "/pickup";
   p.archive = w + "/archive";
+  p.quarantine = w + "/quarantine";
   p.objects = s.object_dir.empty() ? w + "/objects" : s.object_dir;
   p.state_db = s.state_db.empty() ? w + "/state.db" : s.state_db;
   p.ledger_db = w + "/ledger.db";
@@ -68,8 +144,8 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
     const Config& config, std::unique_ptr<Notifier> notifier) {
   std::unique_ptr<Service> s(new Service(config, std::move(notifier)));
   for (const std::string& dir :
-       {s->config_.work_dir, s->paths_.inbox, s->paths_.archive,
-        s->paths_.objects}) {
+       {s->config_.work_dir, s->paths_.inbox, s->paths_.pickup,
+        s->paths_.archive, s->paths_.objects}) {
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec) return InvalidArgumentError("cannot create " + dir + ": " +
@@ -83,6 +159,14 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
   CBPIPE_ASSIGN_OR_RETURN(s->ledger_,
                           DeliveryLedger::Open(s->paths_.ledger_db));
   s->store_ = std::make_unique<LocalFolderStore>(s->paths_.objects);
+  // Copies into the store that a killed process left half-way.
+  StatusOr<int> stale = s->store_->RemoveStaleTemporaries();
+  if (!stale.ok()) {
+    Log().Warn({}, "store.error", stale.status().ToString());
+  } else if (*stale > 0) {
+    Log().Info({}, "store.cleaned", "removed unfinished copies",
+               {{"files", static_cast<int64_t>(*stale)}});
+  }
 
   StepServices& sv = s->services_;
   sv.config = &s->config_;
@@ -202,22 +286,118 @@ bool Service::Join(int64_t timeout_ms) {
   return done;
 }
 
-Status Service::Ingest(const std::string& path, const std::string& file_name) {
-  // A file name is input too: one named after a card number is known by
-  // its masked name from here on (state, API, archive, logs, events).
-  const std::string name = MaskCardNumbers(file_name);
-  CBPIPE_ASSIGN_OR_RETURN(std::string sha, Sha256File(path));
-  const std::string key = "inputs/" + sha;
-  const std::string run_id = sha.substr(0, 16);
-  CBPIPE_ASSIGN_OR_RETURN(bool stored, store_->Exists(key));
-  if (!stored) CBPIPE_RETURN_IF_ERROR(store_->PutFile(key, path));
+void Service::QuarantineEntry(const std::string& path, const std::string& name,
+                              const std::string& why) {
+  const std::string dir = paths_.quarantine + "/inbox";
+  const std::string target =
+      dir + "/" + std::to_string(NowMs()) + "-" + MaskCardNumbers(name);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  // rename moves the entry itself: a link is not followed, a FIFO not
+  // opened, a directory not read.
+  if (ec || ::rename(path.c_str(), target.c_str()) != 0) {
+    const std::string error = ec ? ec.message() : std::strerror(errno);
+    if (busy_logged_.emplace("quarantine:" + name, 0).second) {
+      Log().Error(
+          {}, "inbox.error",
+          "cannot move an entry that is " + why + " to quarantine: " + error,
+          {{"file", name}});
+    }
+    return;
+  }
+  busy_logged_.erase("quarantine:" + name);
+  Log().Warn({}, "inbox.quarantined",
+             "inbox entry is " + why + ": not read, moved to quarantine",
+             {{"file", name}, {"moved_to", target}});
+  Metrics().inputs_total.WithLabels({"quarantined"}).Increment();
+}
+
+Status Service::TakeFromPickup(const std::string& name, int64_t now_ms) {
+  const std::string path = paths_.pickup + "/" + name;
+  // O_NOFOLLOW: a symlink is not followed; O_NONBLOCK: a FIFO swapped in
+  // does not block the watcher.
+  Fd fd(::open(path.c_str(),
+               O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    const int err = errno;
+    struct stat st;
+    if (err == ENOENT) return OkStatus();
+    if (::lstat(path.c_str(), &st) == 0 && !Takeable(st)) {
+      QuarantineEntry(path, name, KindOf(st));
+      return OkStatus();
+    }
+    return UnavailableError("open " + path + ": " + std::strerror(err));
+  }
+  struct stat before;
+  if (::fstat(fd.get(), &before) != 0)
+    return UnavailableError("stat " + path + ": " + std::strerror(errno));
+  if (!Takeable(before)) {
+    QuarantineEntry(path, name, KindOf(before));
+    return OkStatus();
+  }
+  switch (WritersOf(fd.get())) {
+    case Writers::kBusy: {
+      // Still open for writing: it is taken once the writer closes it.
+      auto [it, fresh] = busy_logged_.emplace(name, before.st_size);
+      if (fresh) {
+        Log().Info({}, "inbox.busy",
+                   "file still open for writing; taken when complete",
+                   {{"file", name}});
+      }
+      pickup_seen_.erase(name);
+      return OkStatus();
+    }
+    case Writers::kUnknown: {
+      // No lease to tell: the file must also stay unchanged for settle_ms
+      // here, where no new writer can open it by name.
+      const Seen now{static_cast<uint64_t>(before.st_size),
+                     Nanos(before.st_mtim), now_ms};
+      auto it = pickup_seen_.find(name);
+      if (it == pickup_seen_.end() || it->second.size != now.size ||
+          it->second.mtime_ns != now.mtime_ns) {
+        pickup_seen_[name] = now;
+        return OkStatus();
+      }
+      if (now_ms - it->second.stable_since_ms < config_.service.settle_ms)
+        return OkStatus();
+      break;
+    }
+    case Writers::kNone: break;
+  }
+  // One pass reads, hashes and stores the bytes: the key names exactly
+  // what the run will process.
+  CBPIPE_ASSIGN_OR_RETURN(StoredObject object,
+                          store_->PutContentAddressed("inputs/", fd.get()));
+  struct stat after, named;
+  const bool unchanged =
+      ::fstat(fd.get(), &after) == 0 && ::lstat(path.c_str(), &named) == 0 &&
+      named.st_dev == before.st_dev && named.st_ino == before.st_ino &&
+      after.st_size == before.st_size &&
+      object.size == static_cast<uint64_t>(before.st_size) &&
+      Nanos(after.st_mtim) == Nanos(before.st_mtim) &&
+      Nanos(after.st_ctim) == Nanos(before.st_ctim);
+  pickup_seen_.erase(name);
+  if (!unchanged) {
+    // Written to while it was copied: the copy may be a mix. The next scan
+    // takes it again (the stray object is content-addressed and unused).
+    Log().Warn({}, "inbox.changed",
+               "file changed while it was taken; left for the next scan",
+               {{"file", name}});
+    return OkStatus();
+  }
+  busy_logged_.erase(name);
+
+  const std::string& key = object.key;
+  const std::string run_id = object.sha256.substr(0, 16);
   StatusOr<RunRecord> existing = runs_->Get(run_id);
   if (existing.ok()) {
-    Log().Info({.run_id = run_id, .trace_id = existing->trace_id},
-               "input.duplicate",
-               "same content as an earlier input; not processed again",
-               {{"file", name}});
-    Metrics().inputs_total.WithLabels({"duplicate"}).Increment();
+    if (existing->input_name != name) {
+      Log().Info({.run_id = run_id, .trace_id = existing->trace_id},
+                 "input.duplicate",
+                 "same content as an earlier input; not processed again",
+                 {{"file", name}});
+      Metrics().inputs_total.WithLabels({"duplicate"}).Increment();
+    }  // else: this pickup, finished after a restart
   } else {
     const TraceContext trace = NewTraceContext();
     json body = {{"run_id", run_id},
@@ -225,10 +405,13 @@ Status Service::Ingest(const std::string& path, const std::string& file_name) {
                  {"input_name", name},
                  {"trace_id", trace.trace_id.ToHex()}};
     // The message first: a worker creates the run from it if the process
-    // dies before the run record is written.
-    CBPIPE_RETURN_IF_ERROR(
-        queue_->Send(body.dump(), {{"traceparent", trace.ToTraceparent()}})
-            .status());
+    // dies before the run record is written. Idempotent per run id: a
+    // pickup finished again after a crash does not queue the input twice.
+    CBPIPE_RETURN_IF_ERROR(queue_
+                               ->Send(body.dump(),
+                                      {{"traceparent", trace.ToTraceparent()}},
+                                      0, run_id)
+                               .status());
     RunRecord run;
     run.run_id = run_id;
     run.input_key = key;
@@ -238,31 +421,53 @@ Status Service::Ingest(const std::string& path, const std::string& file_name) {
     Log().Info({.run_id = run_id, .trace_id = run.trace_id}, "input.queued",
                "input picked up from the inbox", {{"file", name}});
   }
-  // Keep the original: archived, never deleted.
+  // Keep the original: archived, never deleted. The bytes archived are the
+  // bytes stored: nobody had the file open for writing, and it is the same
+  // unchanged inode.
   const std::string archived = paths_.archive + "/" + run_id + "-" + name;
-  std::error_code ec;
-  fs::rename(path, archived, ec);
-  if (ec) {
-    return InternalError("cannot archive " + path + ": " + ec.message());
+  if (::rename(path.c_str(), archived.c_str()) != 0) {
+    // Gone: another serve sharing the work folder finished this pickup.
+    if (errno == ENOENT) return OkStatus();
+    return InternalError("cannot archive " + path + ": " +
+                         std::strerror(errno));
   }
+  CBPIPE_RETURN_IF_ERROR(FsyncDir(paths_.archive));
+  CBPIPE_RETURN_IF_ERROR(FsyncDir(paths_.pickup));
+  DurablePoint("inbox.archive");
   return OkStatus();
 }
 
 Status Service::ScanInboxOnce() {
   const int64_t now = NowMs();
   std::error_code ec;
+  // First what was taken already: still being written, or left by a
+  // process that stopped half-way through a pickup.
+  std::set<std::string> in_pickup;
+  for (auto it = fs::directory_iterator(paths_.pickup, ec);
+       !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    in_pickup.insert(it->path().filename().string());
+  }
+  for (const std::string& name : in_pickup) {
+    Status taken = TakeFromPickup(taken_name, now);
+    if (!taken.ok())
+      Log().Error({}, "inbox.error", taken.ToString(), {{"file", name}});
+  }
+  std::erase_if(pickup_seen_,
+                [&](const auto& e) { return in_pickup.count(e.first) == 0; });
+  ec.clear();
+
   std::map<std::string, Seen> still_there;
   for (auto it = fs::directory_iterator(paths_.inbox, ec);
        !ec && it != fs::directory_iterator(); it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (IgnoredInboxName(name)) continue;
     struct stat st;
-    if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+    if (::lstat(it->path().c_str(), &st) != 0) continue;
+    if (!Takeable(st)) {
+      QuarantineEntry(it->path().string(), name, KindOf(st));
       continue;
-    Seen seen{static_cast<uint64_t>(st.st_size),
-              static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 +
-                  st.st_mtim.tv_nsec,
-              now};
+    }
+    Seen seen{static_cast<uint64_t>(st.st_size), Nanos(st.st_mtim), now};
     auto prev = seen_.find(name);
     if (prev != seen_.end() && prev->second.size == seen.size &&
         prev->second.mtime_ns == seen.mtime_ns) {
@@ -272,15 +477,34 @@ Status Service::ScanInboxOnce() {
       // already settle_ms ago, it is complete now (no wait for a 2nd scan).
       seen.stable_since_ms = std::min<int64_t>(now, seen.mtime_ns / 1000000);
     }
-    if (now - seen.stable_since_ms >= config_.service.settle_ms) {
-      Status ingested = Ingest(it->path().string(), name);
-      if (!ingested.ok()) {
-        Log().Error({}, "inbox.error", ingested.ToString(), {{"file", name}});
-        still_there[name] = seen;  // try again on a later pass
-      }
+    if (now - seen.stable_since_ms < config_.service.settle_ms) {
+      still_there[name] = seen;
       continue;
     }
-    still_there[name] = seen;
+    // Into the private pickup folder: from here on no writer can open it
+    // by its name. A file of that name still in pickup/ waits its turn.
+    // A file name is input too: one named after a card number is known by
+    // its masked name from here on (pickup, state, API, archive, logs).
+    const std::string taken_name = MaskCardNumbers(name);
+    const std::string picked = paths_.pickup + "/" + taken_name;
+    if (::renameat2(AT_FDCWD, it->path().c_str(), AT_FDCWD, picked.c_str(),
+                    RENAME_NOREPLACE) != 0) {
+      if (errno != EEXIST)
+        Log().Error(
+            {}, "inbox.error",
+            "cannot move to " + paths_.pickup + ": " + std::strerror(errno),
+            {{"file", name}});
+      still_there[name] = seen;
+      continue;
+    }
+    Status st_sync = FsyncDir(paths_.pickup);
+    if (st_sync.ok()) st_sync = FsyncDir(paths_.inbox);
+    if (!st_sync.ok())
+      Log().Error({}, "inbox.error", st_sync.ToString(), {{"file", name}});
+    DurablePoint("inbox.pickup");
+    Status taken = TakeFromPickup(taken_name, now);
+    if (!taken.ok())
+      Log().Error({}, "inbox.error", taken.ToString(), {{"file", name}});
   }
   seen_.swap(still_there);
   if (ec) return InternalError("cannot list " + paths_.inbox);
@@ -338,23 +562,60 @@ void Service::Handle(const Message& message) {
     return;  // the lease runs out; another attempt later
   }
   const LogContext ctx{.run_id = run.run_id, .trace_id = run.trace_id};
-
-  // Renew the lease while the run is in progress.
   const int64_t visibility_ms =
       static_cast<int64_t>(config_.service.visibility_seconds) * 1000;
+
+  // One worker at a time, in this process or another sharing the state
+  // file: the run is claimed in the run store for as long as the message
+  // is hidden, and both are renewed together.
+  const std::string owner =
+      "pid" + std::to_string(::getpid()) + "-" + RandomHex16();
+  // The claim ends a little before the message is visible again, so the
+  // worker that receives it after a crash finds the claim free.
+  const int64_t claim_ms = visibility_ms - 250;
+  StatusOr<bool> claimed = runs_->Claim(run.run_id, owner, claim_ms);
+  if (!claimed.ok()) {
+    Log().Error(ctx, "run.error", claimed.status().ToString());
+    return;  // the lease runs out; another attempt later
+  }
+  if (!*claimed) {
+    // Another worker is executing it (a second message for the same run,
+    // e.g. redriven while it runs): look again when that claim may have
+    // run out; by then the run is finished or its worker is gone.
+    Log().Info(ctx, "run.claimed_elsewhere",
+               "run is being executed by another worker; not started twice");
+    queue_->ChangeVisibility(message.receipt, visibility_ms).IgnoreError();
+    return;
+  }
+
+  // Renew lease and claim while the run is in progress; a renewal that
+  // finds the claim taken over stops the run at the next step boundary.
+  std::atomic<bool> run_stop{false};
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
   std::thread heartbeat([&] {
     std::unique_lock<std::mutex> lock(mu);
-    while (!cv.wait_for(lock, std::chrono::milliseconds(visibility_ms / 3),
+    auto next_renewal = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(visibility_ms / 3);
+    while (!cv.wait_for(lock, std::chrono::milliseconds(50),
                         [&] { return done; })) {
+      if (stop_.load()) run_stop = true;
+      if (std::chrono::steady_clock::now() < next_renewal) continue;
+      next_renewal += std::chrono::milliseconds(visibility_ms / 3);
+      StatusOr<bool> renewed = runs_->RenewClaim(run.run_id, owner, claim_ms);
       queue_->ChangeVisibility(message.receipt, visibility_ms).IgnoreError();
+      if (renewed.ok() && !*renewed && !run_stop.load()) {
+        run_stop = true;
+        Log().Error(ctx, "run.claim_lost",
+                    "another worker took the run over; stopping at the next "
+                    "step");
+      }
     }
   });
   const auto start = std::chrono::steady_clock::now();
   RunOutcome outcome = engine_->Resume(
-      run.run_id, InitialInput(run.input_key, run.input_name), &stop_);
+      run.run_id, InitialInput(run.input_key, run.input_name), &run_stop);
   {
     std::lock_guard<std::mutex> lock(mu);
     done = true;
@@ -388,6 +649,7 @@ void Service::Handle(const Message& message) {
     Log().Warn(ctx, "run.interrupted",
                outcome.error.empty() ? "shutting down" : outcome.error);
   }
+  runs_->ReleaseClaim(run.run_id, owner).IgnoreError();
 }
 
 }  // namespace cbpipe

@@ -5,15 +5,27 @@
 //        workers (N threads): receive ─▶ WorkflowEngine::Resume ─▶ delete
 //                                         │ failed: dead letter + alert
 //
-// A file is picked up when it has been renamed in (dot-names and .part/.tmp
-// are ignored) and is unchanged for settle_ms; it is copied into the object
-// store under its content hash, queued, and moved to <work_dir>/archive/.
-// Nothing is deleted. The same content dropped twice is processed once (the
-// run id is the content hash).
+// Pickup (docs/service.md): an inbox entry that is not a regular file with
+// one link (symlink, FIFO, socket, device, directory, hard link) is moved to
+// <work_dir>/quarantine/inbox/ unread. A regular file (dot-names and
+// .part/.tmp are ignored) unchanged for settle_ms is renamed into the
+// private <work_dir>/pickup/, where no writer can open it by name any more;
+// it is taken only when no process holds it open for writing (a read lease
+// can be had) and it did not change while it was copied: one pass reads it,
+// hashes it and copies it into the object store (inputs/<sha256>). Then it
+// is queued (idempotent: the message's dedup id is the run id), its run is
+// created, and it is moved to <work_dir>/archive/. A file still being
+// written stays in pickup/ until it is complete. Every step is idempotent,
+// so a crash anywhere in it is finished by the next scan. Nothing is
+// deleted. The same content dropped twice is processed once (the run id is
+// the content hash).
 //
-// Workers hold a message with a visibility lease they renew while a run is
-// in progress; a crashed process's runs become visible again when the lease
-// runs out and are resumed from their last checkpoint by any worker.
+// Workers hold a message with a visibility lease and the run with a claim
+// in the run store (owner + expiry), both renewed while the run is in
+// progress: a run is executed by one worker at a time, and a worker whose
+// claim renewal fails stops the run at the next step boundary. A crashed
+// process's runs become visible again when the lease runs out and are
+// resumed from their last checkpoint by any worker.
 //
 // Shutdown (RequestStop): the watcher stops, workers take no new message
 // and stop at the next step boundary; an interrupted run's message is made
@@ -42,7 +54,7 @@ inline constexpr char kInputsQueueName[] = "inputs";
 
 // Resolved service paths (defaults under work_dir).
 struct ServicePaths {
-  std::string inbox, archive, objects, state_db, ledger_db;
+  std::string inbox, pickup, archive, quarantine, objects, state_db, ledger_db;
 };
 ServicePaths ResolveServicePaths(const Config& config);
 
@@ -70,7 +82,12 @@ class Service {
 
  private:
   Service(const Config& config, std::unique_ptr<Notifier> notifier);
-  Status Ingest(const std::string& path, const std::string& name);
+  // Takes pickup/<name> when it is complete; OK when it was left for a
+  // later scan.
+  Status TakeFromPickup(const std::string& name, int64_t now_ms);
+  // Moves an inbox entry that must not be read to quarantine/inbox/.
+  void QuarantineEntry(const std::string& path, const std::string& name,
+                       const std::string& why);
   void WatchLoop();
   void WorkLoop(int index);
   void Handle(const Message& message);
@@ -95,6 +112,10 @@ class Service {
     int64_t stable_since_ms = 0;
   };
   std::map<std::string, Seen> seen_;  // watcher thread only
+  // Files in pickup/ watched for a settle of their own when a read lease
+  // cannot tell whether a writer still holds them (watcher thread only).
+  std::map<std::string, Seen> pickup_seen_;
+  std::map<std::string, int64_t> busy_logged_;  // name -> size logged at
 
   std::atomic<bool> stop_{false};
   bool started_ = false;

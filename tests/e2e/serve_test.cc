@@ -19,7 +19,9 @@
 #include <thread>
 
 #include "e2e/cli.h"
+#include "e2e/serve_process.h"
 #include "notify/test_receivers.h"
+#include "queue/sqlite_queue.h"
 #include "servers/test_servers.h"
 #include "workflow/run_store.h"
 
@@ -28,65 +30,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
-
-// A `cbpipe serve` child process.
-class ServeProcess {
- public:
-  ServeProcess(const std::string& config, const std::string& log,
-               const std::vector<std::string>& env) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      for (const std::string& kv : env) ::putenv(strdup(kv.c_str()));
-      const std::string bin = CbpipeBin();
-      FILE* out = std::freopen(log.c_str(), "a", stderr);
-      (void)out;
-      ::execl(bin.c_str(), bin.c_str(), "serve", "--config", config.c_str(),
-              nullptr);
-      ::_exit(127);
-    }
-  }
-  ~ServeProcess() { Kill(); }
-  // Waits for the process to end by itself; true when it did in time.
-  bool WaitExit(int timeout_ms, int* status) {
-    for (int waited = 0; waited < timeout_ms; waited += 20) {
-      const pid_t r = ::waitpid(pid_, status, WNOHANG);
-      if (r == pid_) {
-        pid_ = -1;
-        return true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return false;
-  }
-  void Signal(int sig) {
-    if (pid_ > 0) ::kill(pid_, sig);
-  }
-  void Kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    int status;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
-
-// Waits until `log` holds `needle` at least `count` times.
-bool WaitForLog(const std::string& log, const std::string& needle, int count,
-                int timeout_ms) {
-  for (int waited = 0; waited < timeout_ms; waited += 50) {
-    const std::string text = ReadFile(log);
-    int n = 0;
-    for (size_t pos = text.find(needle); pos != std::string::npos;
-         pos = text.find(needle, pos + 1))
-      ++n;
-    if (n >= count) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
 
 std::map<std::string, std::string> FilesUnder(const std::string& root,
                                               bool* leftovers) {
@@ -294,15 +237,23 @@ TEST_F(ServeTest, ServeReusesConnectionsAcrossInputs) {
 }
 
 TEST_F(ServeTest, KillNineAtManyPointsDeliversEveryFileExactlyOnce) {
-  WriteFile(*dir_ / "serve.toml", ServiceConfig() + Destinations(0, 5));
+  // Thirteen lives, each receiving the unfinished inputs' messages again:
+  // more than the default max_receive_count, which is there to dead-letter
+  // a run that crashes its worker, as this test does on purpose.
+  WriteFile(*dir_ / "serve.toml",
+            ServiceConfig("max_receive_count = 40\n") + Destinations(0, 5));
   DropInputs(4, 1500);
   const std::string log = *dir_ / "serve.log";
   // Each crash point, then a few kills at arbitrary moments.
+  // deliver.upload and deliver.rename are the remote upload and the remote
+  // rename on the SFTP and FTPS servers (a crash after the upload leaves a
+  // temporary file there that the next attempt must remove).
   const std::vector<std::string> points = {
-      "generate.record:900",     "step.before_checkpoint:2",
-      "deliver.after_upload:1",  "deliver.before_ledger:2",
-      "deliver.after_ledger:3",  "notify.event:2",
-      "step.before_checkpoint:3"};
+      "inbox.archive:2",          "generate.record:900",
+      "step.before_checkpoint:2", "deliver.upload:2",
+      "deliver.after_upload:1",   "deliver.rename:3",
+      "deliver.before_ledger:2",  "deliver.after_ledger:3",
+      "notify.event:2",           "step.before_checkpoint:3"};
   int crashed = 0;
   for (const std::string& point : points) {
     std::vector<std::string> env = env_;
@@ -323,7 +274,7 @@ TEST_F(ServeTest, KillNineAtManyPointsDeliversEveryFileExactlyOnce) {
   }
   // A point whose work was already finished by earlier lives is not
   // reached; most must be.
-  EXPECT_GE(crashed, 5) << ReadFile(log);
+  EXPECT_GE(crashed, 7) << ReadFile(log);
   for (int delay_ms : {300, 800, 1500}) {
     ServeProcess serve(*dir_ / "serve.toml", log, env_);
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
@@ -363,6 +314,66 @@ TEST_F(ServeTest, KillNineAtManyPointsDeliversEveryFileExactlyOnce) {
   for (const auto& e : fs::directory_iterator(*dir_ / "work/archive"))
     archived += e.is_regular_file();
   EXPECT_EQ(archived, 4);
+}
+
+TEST_F(ServeTest, KillNineAfterEachRemoteUploadAndRenameIsExact) {
+  // Every remote upload and every remote rename of a run (four files: two
+  // on SFTP, two on FTPS), one at a time: serve is killed right after it,
+  // restarted on the same state, and must deliver each file once, byte-
+  // identical to a clean run, with no temporary file left on the servers
+  // and no dead letter. (The exhaustive walk over every durable operation
+  // with file:// destinations is in pickup_test.cc.)
+  WriteFile(*dir_ / "serve.toml", ServiceConfig() + Destinations(0, 3));
+  DropInputs(1, 200);
+  const std::string input = inputs_[0];
+  const auto expected = Expected();
+  ASSERT_EQ(expected.size(), 4u);
+  int crashed = 0;
+  for (const char* op : {"deliver.upload", "deliver.rename"}) {
+    for (int k = 1; k <= 4; ++k) {
+      const std::string point = std::string(op) + ":" + std::to_string(k);
+      SCOPED_TRACE(point);
+      const std::string log = *dir_ / ("serve-" + point + ".log");
+      fs::remove_all(*dir_ / "work");
+      for (const auto& [root, nets] :
+           {std::pair{sftp_->root_dir(),
+                      std::vector<std::string>{"visa", "mastercard"}},
+            std::pair{ftps_->root_dir(),
+                      std::vector<std::string>{"amex", "discover"}}}) {
+        for (const std::string& net : nets) {
+          for (const auto& e : fs::directory_iterator(root + "/" + net))
+            fs::remove(e.path());
+        }
+      }
+      fs::create_directories(*dir_ / "work/inbox");
+      fs::copy_file(input, *dir_ / "work/inbox/.in1.csv");
+      fs::rename(*dir_ / "work/inbox/.in1.csv", *dir_ / "work/inbox/in1.csv");
+      {
+        std::vector<std::string> env = env_;
+        env.push_back("CBPIPE_CRASH_AT=" + point);
+        ServeProcess serve(*dir_ / "serve.toml", log, env);
+        int status = 0;
+        if (serve.WaitExit(30000, &status) && WIFSIGNALED(status) &&
+            WTERMSIG(status) == SIGKILL)
+          ++crashed;
+      }
+      {
+        ServeProcess serve(*dir_ / "serve.toml", log, env_);
+        ASSERT_TRUE(WaitForRuns("succeeded", 1, 60000)) << ReadFile(log);
+        ASSERT_TRUE(WaitForLog(log, "run.finished", 1, 10000));
+        serve.Signal(SIGTERM);
+        int status = 0;
+        ASSERT_TRUE(serve.WaitExit(15000, &status));
+      }
+      bool leftovers = false;
+      EXPECT_TRUE(Received(&leftovers) == expected) << ReadFile(log);
+      EXPECT_FALSE(leftovers) << "a temporary file was left on a server";
+      auto queue = SqliteQueue::Open(*dir_ / "work/state.db", "inputs");
+      ASSERT_TRUE(queue.ok());
+      EXPECT_EQ((*queue)->Stats()->dead_letters, 0);
+    }
+  }
+  EXPECT_EQ(crashed, 8);
 }
 
 TEST_F(ServeTest, OutagesRiddenOutThenDeadLetteredAlertedAndRedriven) {
