@@ -448,7 +448,7 @@ Status Service::ScanInboxOnce() {
     in_pickup.insert(it->path().filename().string());
   }
   for (const std::string& name : in_pickup) {
-    Status taken = TakeFromPickup(taken_name, now);
+    Status taken = TakeFromPickup(name, now);
     if (!taken.ok())
       Log().Error({}, "inbox.error", taken.ToString(), {{"file", name}});
   }
