@@ -1,11 +1,12 @@
 // The one card-number (PAN) detector and the one masking policy, used for
 // every field, message, file name and log line (PCI DSS 3.3/3.4).
 //
-//   IsCardNumber("4111111111111111");                 // true
-//   ContainsCardNumber("ref 4111-1111-1111-1111");    // true
-//   MaskCardNumbers("card 4111 1111 1111 1111 ok");   // "card 4111 11** ****
-//   1111 ok" MaskCardNumbers("time_ms 1796470000000");         // unchanged: no
-//   network
+//   IsCardNumber("4111111111111111");               // true
+//   ContainsCardNumber("ref 4111-1111-1111-1111");  // true
+//   MaskCardNumbers("card 4111 1111 1111 1111");
+//       // "card 4111 11** **** 1111"
+//   MaskCardNumbers("time_ms 1796470000000");
+//       // unchanged: not in a card network's ranges
 //
 // What counts as a card number: 12 to 19 digits that pass the Luhn check and
 // whose leading digits fall in a card network's IIN ranges (NetworkFromPan:
