@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+#include <string>
+
 namespace cbpipe {
 namespace {
 
@@ -74,6 +77,32 @@ TEST(TextSafetyTest, EscapedTextIsAlwaysSafe) {
       const std::string out = EscapeForTerminal(std::string_view(in, 2));
       EXPECT_FALSE(FindUnsafeChar(out).has_value()) << a << " " << b;
     }
+  }
+}
+
+// The 8-bytes-at-a-time fast path against a byte-by-byte reference: every
+// single byte value at every offset of strings of 0-40 bytes.
+TEST(TextSafetyTest, FastPathFindsEveryUnsafeByteAtEveryOffset) {
+  for (size_t len = 1; len <= 40; ++len) {
+    for (size_t pos = 0; pos < len; ++pos) {
+      for (int byte = 0; byte < 256; ++byte) {
+        std::string s(len, 'a');
+        s[pos] = static_cast<char>(byte);
+        std::optional<UnsafeChar> c = FindUnsafeChar(s);
+        const bool printable = byte >= 0x20 && byte < 0x7F;
+        ASSERT_EQ(c.has_value(), !printable)
+            << len << " " << pos << " " << byte;
+        if (c) {
+          EXPECT_EQ(c->offset, pos);
+        }
+      }
+    }
+  }
+  std::mt19937 rng(7);
+  for (int round = 0; round < 20000; ++round) {
+    std::string s(rng() % 48, 'x');
+    for (char& ch : s) ch = static_cast<char>(0x20 + rng() % 0x5F);
+    EXPECT_FALSE(FindUnsafeChar(s).has_value()) << s;
   }
 }
 

@@ -67,6 +67,23 @@ constexpr IinRange kIinRanges[] = {
 };
 constexpr int kMaxIinLength = 6;
 
+// Two-digit prefixes that start some range of kIinRanges.
+constexpr std::array<bool, 100> TwoDigitPrefixes() {
+  std::array<bool, 100> table{};
+  for (const IinRange& range : kIinRanges) {
+    if (range.length == 1) {
+      for (int d = 0; d < 10; ++d) table[range.low * 10 + d] = true;
+      continue;
+    }
+    int divisor = 1;
+    for (int k = 2; k < range.length; ++k) divisor *= 10;
+    for (int p = range.low / divisor; p <= range.high / divisor; ++p)
+      table[p] = true;
+  }
+  return table;
+}
+constexpr std::array<bool, 100> kTwoDigitPrefixes = TwoDigitPrefixes();
+
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
 }  // namespace
@@ -114,6 +131,10 @@ std::optional<Network> NetworkFromPan(std::string_view pan) {
     if (value >= range.low && value <= range.high) return range.network;
   }
   return std::nullopt;
+}
+
+bool MayBeInCardRange(int two_digits) {
+  return two_digits >= 0 && two_digits < 100 && kTwoDigitPrefixes[two_digits];
 }
 
 }  // namespace cbpipe

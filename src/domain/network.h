@@ -29,5 +29,9 @@ std::optional<Network> ParseNetwork(std::string_view text);
 // 6011, 644-649, 65, 622126-622925. nullopt when no rule matches or too few
 // leading digits are visible to decide.
 std::optional<Network> NetworkFromPan(std::string_view pan);
+// True when a number whose first two digits are `two_digits` (10-99) may
+// lie in a network's range above: a filter before costlier checks, never
+// false for a number NetworkFromPan would place.
+bool MayBeInCardRange(int two_digits);
 
 }  // namespace cbpipe

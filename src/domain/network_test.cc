@@ -134,5 +134,21 @@ TEST(NetworkFromPanTest, SkipsSeparatorsBetweenDigitGroups) {
   EXPECT_EQ(NetworkFromPan("2221-0000-0000-0000"), Network::kMastercard);
 }
 
+// The two-digit filter never turns away a number NetworkFromPan places,
+// and lets through only prefixes of some range.
+TEST(NetworkTest, TwoDigitFilterAgreesWithNetworkFromPan) {
+  bool placed[100] = {};
+  for (int prefix = 100000; prefix <= 999999; ++prefix) {
+    const std::string digits = std::to_string(prefix) + "0000000000";
+    if (NetworkFromPan(digits).has_value()) {
+      ASSERT_TRUE(MayBeInCardRange(prefix / 10000)) << prefix;
+      placed[prefix / 10000] = true;
+    }
+  }
+  for (int p = 10; p < 100; ++p) EXPECT_EQ(MayBeInCardRange(p), placed[p]) << p;
+  EXPECT_FALSE(MayBeInCardRange(-1));
+  EXPECT_FALSE(MayBeInCardRange(100));
+}
+
 }  // namespace
 }  // namespace cbpipe

@@ -135,7 +135,7 @@ inline uint64_t Load8(const char* p) {
 // Digits in `s`, at least 8 bytes long, 8 bytes at a time: every field of
 // every record is asked, and the common answers (fewer than 12 digits in
 // all: names, codes, most ids; or digits only) must cost next to nothing.
-size_t CountDigits(std::string_view s) {
+[[gnu::always_inline]] inline size_t CountDigits(std::string_view s) {
   const size_t n = s.size();
   size_t non_digits = 0;
   size_t i = 0;
@@ -201,9 +201,13 @@ void Scan(std::string_view s, size_t from, Found&& found) {
 
 bool IsCardNumber(std::string_view digits) {
   if (digits.size() < kMinDigits || digits.size() > kMaxDigits) return false;
-  // Every network's range starts with 2 to 6: most other numbers (epoch
-  // milliseconds start with 1) are out after one compare.
-  if (digits[0] < '2' || digits[0] > '6') return false;
+  // Most numbers that are not card numbers (ids, epoch milliseconds) are
+  // out after a look at their first two digits, before the Luhn check.
+  const int first = digits[0] - '0', second = digits[1] - '0';
+  if (first < 0 || first > 9 || second < 0 || second > 9 ||
+      !MayBeInCardRange(first * 10 + second)) {
+    return false;
+  }
   return LuhnValid(digits) && NetworkFromPan(digits).has_value();
 }
 
@@ -219,10 +223,17 @@ CardNumberSpan FindCardNumber(std::string_view text, size_t from) {
 }
 
 bool ContainsCardNumber(std::string_view text) {
+  // The validator asks this of every identifier of every record: the common
+  // answers (too few digits; one group of digits) without the full scan.
+  if (text.size() < kMinDigits) return false;
+  const size_t digits = CountDigits(text);
+  if (digits < kMinDigits) return false;
+  if (digits == text.size()) return IsCardNumber(text);
   return FindCardNumber(text).end != 0;
 }
 
 bool MaskCardNumbersInPlace(std::string* text) {
+  if (!ContainsCardNumber(*text)) return false;
   std::string& s = *text;
   bool masked = false;
   bool again = true;
