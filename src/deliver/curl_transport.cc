@@ -17,22 +17,21 @@
 #include <utility>
 #include <vector>
 
+#include "deliver/sftp_transport.h"
 #include "secrets/secrets.h"
 
 namespace cbpipe {
 namespace {
 
-// libcurl's maximum. SFTP gains most: libssh2 pipelines as many 30,000-byte
-// write packets as one buffer holds, so a larger buffer keeps more in flight.
-// Measured on loopback (bench/transport): SFTP 80 MB/s with 64 KiB, 112 MB/s
-// with 512 KiB to 2 MiB; FTP and FTPS are the same from 256 KiB up.
+// libcurl's maximum. Measured on loopback (bench/transport): FTP and FTPS
+// are the same from 256 KiB up.
 constexpr long kUploadBufferBytes = 2 * 1024 * 1024;
 constexpr long kMinUploadBufferBytes = 16 * 1024;  // libcurl's minimum
 
 // Longest wait in curl_multi_poll when libcurl sets no timer of its own.
 constexpr long kMaxPollWaitMs = 2;
 
-enum class Protocol { kSftp, kFtps, kFtp };
+enum class Protocol { kFtps, kFtp };
 
 Status CurlInitOnce() {
   static std::once_flag once;
@@ -156,11 +155,6 @@ size_t Discard(char*, size_t size, size_t nitems, void*) {
   return size * nitems;
 }
 
-int RejectUnlessKnown(CURL*, const curl_khkey*, const curl_khkey*,
-                      curl_khmatch match, void*) {
-  return match == CURLKHMATCH_OK ? CURLKHSTAT_FINE : CURLKHSTAT_REJECT;
-}
-
 struct UploadSource {
   int fd = -1;
   uint64_t read = 0;
@@ -171,7 +165,6 @@ size_t ReadFromFile(char* buffer, size_t size, size_t nitems, void* user) {
   auto* source = static_cast<UploadSource*>(user);
   size_t want = size * nitems;
   size_t got = 0;
-  // Fill the whole buffer: curl hands SFTP writes of that size to libssh2.
   while (got < want) {
     ssize_t n = ::read(source->fd, buffer + got, want - got);
     if (n < 0) {
@@ -196,13 +189,8 @@ class CurlTransport : public Transport {
     Protocol protocol;
     std::string curl_base;    // "ftp://host:port/dir/" (what curl gets)
     std::string description;  // "ftps://user@host:port/dir"
-    std::string sftp_dir;     // sftp: decoded absolute dir, ends with '/'
     std::string username;
     SecretString password;
-    std::string private_key_path;
-    std::string public_key_path;
-    std::string known_hosts;
-    std::string host_key_sha256;
     std::string ca_file;
     bool implicit_tls = false;
     bool active_mode = false;
@@ -235,16 +223,13 @@ class CurlTransport : public Transport {
   CURLcode RunToCompletion();
   // Runs the prepared request; Status from Classify.
   Status Perform(const std::string& what);
-  // Runs quote commands after CWD to (FTP) or on (SFTP) the directory.
+  // Runs quote commands after CWD to the directory.
   Status RunCommands(const std::vector<std::string>& commands,
                      const std::string& what);
   // OK when the remote directory exists (kNotFound otherwise).
   Status CheckDirectory();
   std::string FileUrl(const std::string& name) const {
     return s_.curl_base + name;
-  }
-  std::string SftpPath(const std::string& name) const {
-    return "\"" + s_.sftp_dir + name + "\"";
   }
   std::string Where(const std::string& name) const {
     return s_.description + "/" + name;
@@ -281,30 +266,6 @@ void CurlTransport::Prepare(const std::string& url) {
   curl_easy_setopt(h, CURLOPT_USERNAME, s_.username.c_str());
   if (!s_.password.empty()) {
     curl_easy_setopt(h, CURLOPT_PASSWORD, s_.password.c_str());
-  }
-  if (s_.protocol == Protocol::kSftp) {
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "sftp");
-    long auth = 0;
-    if (!s_.private_key_path.empty()) {
-      auth |= CURLSSH_AUTH_PUBLICKEY;
-      curl_easy_setopt(h, CURLOPT_SSH_PRIVATE_KEYFILE,
-                       s_.private_key_path.c_str());
-      if (!s_.public_key_path.empty()) {
-        curl_easy_setopt(h, CURLOPT_SSH_PUBLIC_KEYFILE,
-                         s_.public_key_path.c_str());
-      }
-    }
-    if (!s_.password.empty()) auth |= CURLSSH_AUTH_PASSWORD;
-    curl_easy_setopt(h, CURLOPT_SSH_AUTH_TYPES, auth);
-    if (!s_.known_hosts.empty()) {
-      curl_easy_setopt(h, CURLOPT_SSH_KNOWNHOSTS, s_.known_hosts.c_str());
-      curl_easy_setopt(h, CURLOPT_SSH_KEYFUNCTION, RejectUnlessKnown);
-    }
-    if (!s_.host_key_sha256.empty()) {
-      curl_easy_setopt(h, CURLOPT_SSH_HOST_PUBLIC_KEY_SHA256,
-                       s_.host_key_sha256.c_str());
-    }
-    return;
   }
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "ftp,ftps");
   curl_easy_setopt(h, CURLOPT_FTP_CREATE_MISSING_DIRS,
@@ -368,9 +329,7 @@ Status CurlTransport::Perform(const std::string& what) {
   CURLcode rc = RunToCompletion();
   if (rc == CURLE_OK) return OkStatus();
   long response = 0;
-  if (s_.protocol != Protocol::kSftp) {
-    curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &response);
-  }
+  curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &response);
   return Classify(rc, response, error_, what);
 }
 
@@ -381,8 +340,7 @@ Status CurlTransport::RunCommands(const std::vector<std::string>& commands,
     list = curl_slist_append(list, c.c_str());
   Prepare(s_.curl_base);
   curl_easy_setopt(curl_, CURLOPT_NOBODY, 1L);
-  // FTP: after CWD, so names are relative to the directory. SFTP paths are
-  // absolute either way.
+  // After CWD, so names are relative to the directory.
   curl_easy_setopt(curl_, CURLOPT_POSTQUOTE, list);
   Status status = Perform(what);
   curl_easy_setopt(curl_, CURLOPT_POSTQUOTE, nullptr);
@@ -391,13 +349,7 @@ Status CurlTransport::RunCommands(const std::vector<std::string>& commands,
 }
 
 Status CurlTransport::CheckDirectory() {
-  if (s_.protocol != Protocol::kSftp) {
-    return RunCommands({}, "open directory " + s_.description);
-  }
-  // SFTP: stat the folder itself (a URL ending in '/' would list it).
-  Prepare(s_.curl_base.substr(0, s_.curl_base.size() - 1));
-  curl_easy_setopt(curl_, CURLOPT_NOBODY, 1L);
-  return Perform("open directory " + s_.description);
+  return RunCommands({}, "open directory " + s_.description);
 }
 
 Status CurlTransport::Upload(const std::string& local_path,
@@ -457,9 +409,6 @@ StatusOr<std::optional<uint64_t>> CurlTransport::RemoteSize(
   }
   curl_off_t length = -1;
   curl_easy_getinfo(curl_, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
-  // libcurl's SFTP code reports an empty file as "size unknown" (-1); the
-  // file was opened, so it exists. (OpenSSH always sends the size.)
-  if (length < 0 && s_.protocol == Protocol::kSftp) length = 0;
   if (length < 0) {
     return InternalError("size of " + Where(remote_name) +
                          ": the server did not report a size");
@@ -482,16 +431,7 @@ Status CurlTransport::Rename(const std::string& from, const std::string& to,
                                 " exists already");
     }
   }
-  std::vector<std::string> commands;
-  if (s_.protocol == Protocol::kSftp) {
-    // SFTP rename never overwrites: remove the target first ('*': a missing
-    // target is fine).
-    if (replace) commands.push_back("*rm " + SftpPath(to));
-    commands.push_back("rename " + SftpPath(from) + " " + SftpPath(to));
-  } else {
-    commands.push_back("RNFR " + from);
-    commands.push_back("RNTO " + to);
-  }
+  std::vector<std::string> commands = {"RNFR " + from, "RNTO " + to};
   const std::string what = "rename " + Where(from) + " to " + to;
   Status status = RunCommands(commands, what);
   if (status.ok() || status.IsTransient() ||
@@ -514,9 +454,7 @@ Status CurlTransport::Rename(const std::string& from, const std::string& to,
 
 Status CurlTransport::Remove(const std::string& remote_name) {
   CBPIPE_RETURN_IF_ERROR(CheckRemoteName(remote_name));
-  std::string command = s_.protocol == Protocol::kSftp
-                            ? "rm " + SftpPath(remote_name)
-                            : "DELE " + remote_name;
+  std::string command = "DELE " + remote_name;
   Status status = RunCommands({command}, "remove " + Where(remote_name));
   if (status.ok() || status.IsTransient()) return status;
   if (status.code() == StatusCode::kPermissionDenied ||
@@ -527,13 +465,11 @@ Status CurlTransport::Remove(const std::string& remote_name) {
   return status;
 }
 
+}  // namespace
+
 // ---- Construction ----
 
-struct ParsedUrl {
-  std::string scheme, user, host, port, path;
-};
-
-StatusOr<ParsedUrl> ParseUrl(const std::string& url) {
+StatusOr<DestinationUrl> ParseDestinationUrl(const std::string& url) {
   CURLU* u = curl_url();
   CURLUcode rc =
       curl_url_set(u, CURLUPART_URL, url.c_str(), CURLU_NON_SUPPORT_SCHEME);
@@ -542,7 +478,7 @@ StatusOr<ParsedUrl> ParseUrl(const std::string& url) {
     return InvalidArgumentError("destination url is not a valid URL: " +
                                 std::string(curl_url_strerror(rc)));
   }
-  ParsedUrl out;
+  DestinationUrl out;
   auto get = [&](CURLUPart part, std::string* to, unsigned flags) {
     char* value = nullptr;
     if (curl_url_get(u, part, &value, flags) == CURLUE_OK && value) {
@@ -587,21 +523,18 @@ std::string UrlDecode(const std::string& text) {
   return out;
 }
 
-}  // namespace
-
 StatusOr<std::unique_ptr<Transport>> MakeNetworkTransport(
     const DestinationConfig& d) {
   CBPIPE_RETURN_IF_ERROR(CurlInitOnce());
   const std::string where = "destination " + d.name;
-  CBPIPE_ASSIGN_OR_RETURN(ParsedUrl url, ParseUrl(d.url));
+  CBPIPE_ASSIGN_OR_RETURN(DestinationUrl url, ParseDestinationUrl(d.url));
+  // SFTP is spoken directly on libssh2 (sftp_transport.h).
+  if (url.scheme == "sftp") return MakeSftpTransport(d);
 
   CurlTransport::Settings s;
   std::string curl_scheme = url.scheme;
   std::string default_port;
-  if (url.scheme == "sftp") {
-    s.protocol = Protocol::kSftp;
-    default_port = "22";
-  } else if (url.scheme == "ftps") {
+  if (url.scheme == "ftps") {
     s.protocol = Protocol::kFtps;
     s.implicit_tls = d.ftps_mode == FtpsMode::kImplicit;
     // curl's ftps:// is implicit TLS; explicit TLS is ftp:// + AUTH TLS.
@@ -637,20 +570,7 @@ StatusOr<std::unique_ptr<Transport>> MakeNetworkTransport(
 
   std::string path = url.path.empty() ? "/" : url.path;
   if (path.back() != '/') path += '/';
-  if (s.protocol == Protocol::kSftp) {
-    s.sftp_dir = UrlDecode(path);
-    if (s.sftp_dir.starts_with("/~/")) {
-      return InvalidArgumentError(
-          where + ": sftp url paths must be absolute (/~/ is not supported)");
-    }
-    for (char c : s.sftp_dir) {
-      if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) {
-        return InvalidArgumentError(where +
-                                    ": the sftp path has a quote, backslash "
-                                    "or control character");
-      }
-    }
-  } else if (Contains(UrlDecode(path), "\r") ||
+  if (Contains(UrlDecode(path), "\r") ||
              Contains(UrlDecode(path), "\n")) {
     return InvalidArgumentError(where + ": the url path has a line break");
   }
@@ -669,62 +589,16 @@ StatusOr<std::unique_ptr<Transport>> MakeNetworkTransport(
     }
     s.password = SecretString(std::move(*password));
   }
-  if (s.protocol == Protocol::kSftp) {
-    if (!d.private_key_ref.empty()) {
-      auto key = ResolveSecretFilePath(d.private_key_ref);
-      if (!key.ok()) {
-        return Status(key.status().code(),
-                      where + ": private_key_ref: " + key.status().message());
-      }
-      s.private_key_path = *key;
-      s.public_key_path = d.public_key_path;
-    }
-    if (s.private_key_path.empty() && s.password.empty()) {
-      return InvalidArgumentError(where +
-                                  ": sftp needs private_key_ref or "
-                                  "password_ref");
-    }
-    if (!d.known_hosts.empty()) {
-      if (::access(d.known_hosts.c_str(), R_OK) != 0) {
-        return InvalidArgumentError(where + ": known_hosts file " +
-                                    d.known_hosts + " cannot be read");
-      }
-      s.known_hosts = d.known_hosts;
-    }
-    std::string sha = d.host_key_sha256;
-    if (sha.starts_with("SHA256:")) sha = sha.substr(7);
-    while (!sha.empty() && sha.back() == '=') sha.pop_back();
-    if (!sha.empty() && sha.size() != 43) {
-      return InvalidArgumentError(
-          where +
-          ": host_key_sha256 must be the 43-character base64 "
-          "SHA-256 that ssh-keygen -l -E sha256 prints");
-    }
-    s.host_key_sha256 = sha;
-    if (s.known_hosts.empty() && s.host_key_sha256.empty()) {
-      if (!d.insecure_skip_host_key) {
-        return InvalidArgumentError(
-            where +
-            ": sftp needs known_hosts or host_key_sha256 to verify "
-            "the server (or insecure_skip_host_key = true)");
-      }
-      std::cerr << "cbpipe: WARNING: " << where
-                << ": insecure_skip_host_key = true: the SSH host key of "
-                << host << " is NOT verified; anyone on the path can "
-                << "impersonate the server\n";
-    }
-  } else {
-    if (s.password.empty()) {
-      return InvalidArgumentError(where + ": " + url.scheme +
-                                  ":// needs password_ref");
-    }
-    s.ca_file = d.ca_file;
-    if (!s.ca_file.empty() && ::access(s.ca_file.c_str(), R_OK) != 0) {
-      return InvalidArgumentError(where + ": ca_file " + s.ca_file +
-                                  " cannot be read");
-    }
-    s.active_mode = d.active_mode;
+  if (s.password.empty()) {
+    return InvalidArgumentError(where + ": " + url.scheme +
+                                ":// needs password_ref");
   }
+  s.ca_file = d.ca_file;
+  if (!s.ca_file.empty() && ::access(s.ca_file.c_str(), R_OK) != 0) {
+    return InvalidArgumentError(where + ": ca_file " + s.ca_file +
+                                " cannot be read");
+  }
+  s.active_mode = d.active_mode;
   s.connect_timeout_ms = Millis(d.connect_timeout_seconds);
   s.transfer_timeout_ms = Millis(d.transfer_timeout_seconds);
   s.stall_seconds =

@@ -87,7 +87,8 @@ class FileDeliverer {
 };
 
 // The adapter for a destination, chosen by its URL scheme: file:// is a
-// LocalFolderTransport; sftp://, ftps:// and ftp:// go through libcurl.
+// LocalFolderTransport; sftp:// is SftpTransport (libssh2); ftps:// and
+// ftp:// go through libcurl.
 StatusOr<std::unique_ptr<Transport>> MakeTransport(
     const DestinationConfig& destination);
 
