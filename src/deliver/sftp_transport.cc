@@ -893,7 +893,7 @@ Status SftpTransport::FromStatus(const Reply& reply, const std::string& request,
   switch (code) {
     case kFxNoSuchFile: return NotFoundError(msg);
     case kFxPermissionDenied: return PermissionDeniedError(msg);
-    case kFxOpUnsupported: return FailedPreconditionError(msg);
+    case kFxOpUnsupported: return PermissionDeniedError(msg);  // refused
     case kFxNoConnection:
     case kFxConnectionLost: Disconnect(); return UnavailableError(msg);
     case kFxBadMessage: return InvalidArgumentError(msg);
