@@ -1161,24 +1161,29 @@ Status SftpTransport::Rename(const std::string& from, const std::string& to,
     return st;
   }
   const std::string what = "rename " + src + " to " + to;
-  if (s_.write_only) {
-    if (st.code() == StatusCode::kNotFound) return st;
-    // The server does not say why; the usual reason is an existing target,
-    // and a write-only server cannot be asked.
-    return AlreadyExistsError(st.message() + ": most likely " + to +
-                              " exists already (write_only: not checked)");
+  if (!s_.write_only) {
+    // Say which side was the problem, where the server answers STAT.
+    uint32_t source_code = 0, target_code = 0;
+    StatusOr<Attrs> source = Stat(src, &source_code);
+    if (!source.ok() && source_code == kFxNoSuchFile) {
+      return NotFoundError(what + ": " + from + " does not exist");
+    }
+    StatusOr<Attrs> target = Stat(dst, &target_code);
+    if (target.ok() && !replace) {
+      return AlreadyExistsError(what + ": " + to + " exists already");
+    }
+    const bool refused = (!source.ok() && source.status().code() ==
+                                              StatusCode::kPermissionDenied) ||
+                         (!target.ok() && target.status().code() ==
+                                              StatusCode::kPermissionDenied);
+    if (!refused) return st;
   }
-  // Say which side was the problem.
-  uint32_t code = 0;
-  StatusOr<Attrs> source = Stat(src, &code);
-  if (!source.ok() && code == kFxNoSuchFile) {
-    return NotFoundError(what + ": " + from + " does not exist");
-  }
-  StatusOr<Attrs> target = Stat(dst, &code);
-  if (target.ok() && !replace) {
-    return AlreadyExistsError(what + ": " + to + " exists already");
-  }
-  return st;
+  if (st.code() == StatusCode::kNotFound) return st;
+  // The server does not say why, and cannot be asked; the usual reason is
+  // an existing target (RENAME never overwrites).
+  return AlreadyExistsError(st.message() + ": most likely " + to +
+                            " exists already (not verifiable on this "
+                            "server)");
 }
 
 Status SftpTransport::Remove(const std::string& remote_name) {
