@@ -266,6 +266,7 @@ class SftpTransport : public Transport {
     std::string known_hosts;
     std::string host_key_sha256;
     bool write_only = false;
+    bool fsync = true;
     long connect_timeout_ms = 15000;
     long transfer_timeout_ms = 600000;
     long stall_ms = 30000;
@@ -1114,7 +1115,7 @@ Status SftpTransport::Upload(const std::string& local_path,
   }
   // The bytes on the server's disk before the rename makes them visible:
   // fsync@openssh.com where offered, then CLOSE, sent together.
-  const bool fsync = has_fsync_;
+  const bool fsync = has_fsync_ && s_.fsync;
   const uint32_t fsync_id = fsync ? NextId() : 0;
   if (fsync) {
     Packet p(kFxpExtended);
@@ -1308,6 +1309,7 @@ StatusOr<std::unique_ptr<Transport>> MakeSftpTransport(
               << "impersonate the server\n";
   }
   s.write_only = d.write_only;
+  s.fsync = d.remote_fsync;
   s.connect_timeout_ms = std::max(1L, Millis(d.connect_timeout_seconds));
   s.transfer_timeout_ms = Millis(d.transfer_timeout_seconds);
   s.stall_ms = Millis(d.stall_timeout_seconds);

@@ -8,7 +8,7 @@
 // |                | reply lists the extensions the server offers)            |
 // | Upload         | OPEN(write, create, truncate), WRITE... (pipelined, up   |
 // |                | to 64 requests in flight), fsync@openssh.com when        |
-// |                | offered, CLOSE                                           |
+// |                | offered (unless fsync = false), CLOSE                    |
 // | Rename         | RENAME (never overwrites); with `replace`:               |
 // |                | posix-rename@openssh.com when offered (atomic), else     |
 // |                | REMOVE then RENAME                                       |
