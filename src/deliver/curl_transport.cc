@@ -194,6 +194,7 @@ class CurlTransport : public Transport {
     std::string ca_file;
     bool implicit_tls = false;
     bool active_mode = false;
+    bool write_only = false;  // no SIZE: the server refuses it
     long connect_timeout_ms = 0;
     long transfer_timeout_ms = 0;
     long stall_seconds = 0;
@@ -424,7 +425,9 @@ Status CurlTransport::Rename(const std::string& from, const std::string& to,
     CBPIPE_ASSIGN_OR_RETURN(std::optional<uint64_t> size, RemoteSize(name));
     return size.has_value();
   };
-  if (!replace) {
+  // A write-only server cannot be asked: RNTO then replaces an existing
+  // target (FTP has no rename that refuses to), as docs/interop.md says.
+  if (!replace && !s_.write_only) {
     CBPIPE_ASSIGN_OR_RETURN(bool target_exists, exists(to));
     if (target_exists) {
       return AlreadyExistsError("rename " + Where(from) + ": " + to +
@@ -436,7 +439,7 @@ Status CurlTransport::Rename(const std::string& from, const std::string& to,
   Status status = RunCommands(commands, what);
   if (status.ok() || status.IsTransient() ||
       status.code() == StatusCode::kUnauthenticated ||
-      status.code() == StatusCode::kFailedPrecondition) {
+      status.code() == StatusCode::kFailedPrecondition || s_.write_only) {
     return status;
   }
   // Say which side was the problem.
@@ -456,7 +459,7 @@ Status CurlTransport::Remove(const std::string& remote_name) {
   CBPIPE_RETURN_IF_ERROR(CheckRemoteName(remote_name));
   std::string command = "DELE " + remote_name;
   Status status = RunCommands({command}, "remove " + Where(remote_name));
-  if (status.ok() || status.IsTransient()) return status;
+  if (status.ok() || status.IsTransient() || s_.write_only) return status;
   if (status.code() == StatusCode::kPermissionDenied ||
       status.code() == StatusCode::kNotFound) {
     auto size = RemoteSize(remote_name);
@@ -570,8 +573,7 @@ StatusOr<std::unique_ptr<Transport>> MakeNetworkTransport(
 
   std::string path = url.path.empty() ? "/" : url.path;
   if (path.back() != '/') path += '/';
-  if (Contains(UrlDecode(path), "\r") ||
-             Contains(UrlDecode(path), "\n")) {
+  if (Contains(UrlDecode(path), "\r") || Contains(UrlDecode(path), "\n")) {
     return InvalidArgumentError(where + ": the url path has a line break");
   }
   std::string host = url.host;
@@ -599,6 +601,7 @@ StatusOr<std::unique_ptr<Transport>> MakeNetworkTransport(
                                 " cannot be read");
   }
   s.active_mode = d.active_mode;
+  s.write_only = d.write_only;
   s.connect_timeout_ms = Millis(d.connect_timeout_seconds);
   s.transfer_timeout_ms = Millis(d.transfer_timeout_seconds);
   s.stall_seconds =

@@ -589,6 +589,7 @@ StatusOr<FtpServer> FtpServer::Start(const std::string& dir_arg,
         "seccomp_sandbox=NO\n"
         "isolate=NO\n"
         "isolate_network=NO\n" +
+        (options.write_only ? "download_enable=NO\ndirlist_enable=NO\n" : "") +
         tls_config;
     CBPIPE_RETURN_IF_ERROR(WriteFile(ftp + "/vsftpd.conf", config, 0600));
     CBPIPE_ASSIGN_OR_RETURN(

@@ -164,6 +164,8 @@ struct FtpServerOptions {
   // proxy needs a single port; many files need many (vsftpd stalls while
   // the port of the previous data connection is still being closed).
   int pasv_port_count = 200;
+  // A write-only drop box: download_enable=NO, dirlist_enable=NO.
+  bool write_only = false;
 };
 
 class FtpServer {
