@@ -115,6 +115,15 @@ Status Classify(CURLcode code, long response, std::string_view detail,
     case CURLE_SSL_CONNECT_ERROR:
       // A reset or EOF during the handshake is transient; a handshake the
       // peer refuses (protocol version, ciphers, alert) will not improve.
+      if (Contains(detail, "protocol version") ||
+          Contains(detail, "unsupported protocol")) {
+        return FailedPreconditionError(
+            msg +
+            ": the server refused TLS 1.2, the only version cbpipe's FTPS "
+            "speaks (it probably requires TLS 1.3, which libcurl 7.88 cannot "
+            "use for uploads without losing the end of files); ask for TLS "
+            "1.2 to be enabled on the server, or use sftp://");
+      }
       if (Contains(detail, "alert") || Contains(detail, "version") ||
           Contains(detail, "no protocols") || Contains(detail, "cipher")) {
         return FailedPreconditionError(msg);

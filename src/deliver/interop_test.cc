@@ -37,6 +37,7 @@ enum class Peer {
   kOpenSshDropBoxUndeclared,
   kProFtpdSftp,
   kVsftpdFtpsDropBox,
+  kProFtpdFtpsTls12,
 };
 
 std::string PeerName(Peer p) {
@@ -45,6 +46,7 @@ std::string PeerName(Peer p) {
     case Peer::kOpenSshDropBoxUndeclared: return "OpenSshDropBoxUndeclared";
     case Peer::kProFtpdSftp: return "ProFtpdModSftp";
     case Peer::kVsftpdFtpsDropBox: return "VsftpdFtpsWriteOnlyDropBox";
+    case Peer::kProFtpdFtpsTls12: return "ProFtpdModTlsSessionReuseTls12";
   }
   return "?";
 }
@@ -99,6 +101,19 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
       dest_.password_ref = "env:CBPIPE_INTEROP_PASSWORD";
       dest_.ca_file = vsftpd_->ca_cert_path();
       dest_.write_only = true;
+      ftp_ = true;
+    } else if (GetParam() == Peer::kProFtpdFtpsTls12) {
+      auto s = ProFtpdServer::Start(dir_ + "/server",
+                                    testing::ProFtpdMode::kFtpsTls12);
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      proftpd_.emplace(std::move(*s));
+      root_ = proftpd_->root_dir();
+      server_port = proftpd_->port();
+      ::setenv("CBPIPE_INTEROP_PASSWORD", proftpd_->password().c_str(), 1);
+      dest_.username = proftpd_->user();
+      dest_.password_ref = "env:CBPIPE_INTEROP_PASSWORD";
+      dest_.ca_file = proftpd_->ca_cert_path();
+      ftp_ = true;
     } else if (GetParam() == Peer::kProFtpdSftp) {
       auto s = ProFtpdServer::Start(dir_ + "/server");
       ASSERT_TRUE(s.ok()) << s.status().ToString();
@@ -129,7 +144,7 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
     server_port_ = server_port;
     proxy_port_ = proxy_->port();
     dest_.name = "visa";
-    dest_.url = (vsftpd_ ? "ftps://" : "sftp://") + std::string("127.0.0.1:") +
+    dest_.url = (ftp_ ? "ftps://" : "sftp://") + std::string("127.0.0.1:") +
                 std::to_string(proxy_port_) + "/in";
     dest_.host_key_sha256 = host_key_sha256_;  // known_hosts names the port
     dest_.connect_timeout_seconds = 5;
@@ -203,6 +218,7 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
   std::optional<SshServer> sshd_;
   std::optional<ProFtpdServer> proftpd_;
   std::optional<testing::FtpServer> vsftpd_;
+  bool ftp_ = false;  // ftps: data connections bypass the proxy
   std::unique_ptr<CuttingProxy> proxy_;
   int server_port_ = 0, proxy_port_ = 0;
   DestinationConfig dest_;
@@ -251,12 +267,13 @@ TEST_P(InteropTest, BatchDeliveredOnceSecondRunSendsNothing) {
 // FTP's rename (RNFR/RNTO) replaces an existing target, and a write-only
 // FTP server cannot be asked whether one is there (docs/interop.md).
 #define SKIP_ON_WRITE_ONLY_FTP(why) \
-  if (vsftpd_) GTEST_SKIP() << "write-only FTP: " << why
+  if (ftp_ && dest_.write_only) GTEST_SKIP() << "write-only FTP: " << why
 
 TEST_P(InteropTest, ConnectionCutMidUploadIsRecovered) {
-  SKIP_ON_WRITE_ONLY_FTP(
-      "the data connection bypasses this proxy; delivery_integration_test "
-      "cuts FTP data connections");
+  if (ftp_) {
+    GTEST_SKIP() << "FTPS data connections bypass this proxy; "
+                    "delivery_integration_test cuts FTP data connections";
+  }
   // Replace the counting proxy by one that cuts after 512 KiB; the network
   // heals during the back-off.
   proxy_.reset();
@@ -323,7 +340,8 @@ INSTANTIATE_TEST_SUITE_P(Servers, InteropTest,
                          ::testing::Values(Peer::kOpenSshDropBox,
                                            Peer::kOpenSshDropBoxUndeclared,
                                            Peer::kProFtpdSftp,
-                                           Peer::kVsftpdFtpsDropBox),
+                                           Peer::kVsftpdFtpsDropBox,
+                                           Peer::kProFtpdFtpsTls12),
                          [](const auto& info) { return PeerName(info.param); });
 
 // ---- What a drop box refuses, and what cbpipe says about it ----
@@ -351,6 +369,43 @@ TEST_P(DropBoxTest, RefusedStatNamesTheRequestThePathAndTheOption) {
 INSTANTIATE_TEST_SUITE_P(Servers, DropBoxTest,
                          ::testing::Values(Peer::kOpenSshDropBoxUndeclared),
                          [](const auto& info) { return PeerName(info.param); });
+
+}  // namespace
+}  // namespace cbpipe
+
+namespace cbpipe {
+namespace {
+
+// A server that speaks only TLS 1.3 (ProFTPD TLSProtocol TLSv1.3): cbpipe's
+// FTPS is capped at TLS 1.2 (curl_transport.cc), so it fails at once with
+// an error that names the server's requirement.
+TEST(ProFtpdTls13OnlyTest, FailsCleanlyNamingTheTlsVersion) {
+  Status root = testing::RequireRoot();
+  if (!root.ok()) GTEST_SKIP() << root.message();
+  char tmpl[] = "/tmp/cbpipe-interop-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  auto server = ProFtpdServer::Start(dir + "/server",
+                                     testing::ProFtpdMode::kFtpsTls13Only);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  ASSERT_TRUE(testing::MakeRemoteDir(server->root_dir(), "in", true).ok());
+  ::setenv("CBPIPE_INTEROP_PASSWORD", server->password().c_str(), 1);
+  DestinationConfig d;
+  d.name = "mc";
+  d.url = server->url("in");
+  d.username = server->user();
+  d.password_ref = "env:CBPIPE_INTEROP_PASSWORD";
+  d.ca_file = server->ca_cert_path();
+  d.connect_timeout_seconds = 5;
+  auto t = MakeTransport(d);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  WriteRandomFile(dir + "/f", 1000);
+  Status s = (*t)->Upload(dir + "/f", "f.part");
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+  EXPECT_FALSE(s.IsTransient());
+  EXPECT_THAT(s.message(), HasSubstr("TLS 1.3")) << s.ToString();
+  if (!HasFailure()) fs::remove_all(dir);
+}
 
 }  // namespace
 }  // namespace cbpipe

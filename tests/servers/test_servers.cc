@@ -606,11 +606,13 @@ StatusOr<FtpServer> FtpServer::Start(const std::string& dir_arg,
 // ---- ProFtpdServer ----
 
 std::string ProFtpdServer::url(const std::string& subdir, int port) const {
-  return "sftp://127.0.0.1:" + std::to_string(port ? port : port_) + "/" +
-         subdir;
+  return (mode_ == ProFtpdMode::kSftp ? "sftp" : "ftps") +
+         std::string("://127.0.0.1:") + std::to_string(port ? port : port_) +
+         "/" + subdir;
 }
 
-StatusOr<ProFtpdServer> ProFtpdServer::Start(const std::string& dir_arg) {
+StatusOr<ProFtpdServer> ProFtpdServer::Start(const std::string& dir_arg,
+                                             ProFtpdMode mode) {
   std::string binary = "/opt/cbpipe-test-proftpd/usr/sbin/proftpd";
   std::string modules = "/opt/cbpipe-test-proftpd/usr/lib/proftpd";
   if (::access(binary.c_str(), X_OK) != 0) {
@@ -623,11 +625,13 @@ StatusOr<ProFtpdServer> ProFtpdServer::Start(const std::string& dir_arg) {
         "ProFTPD with mod_sftp is missing: run scripts/bootstrap (it unpacks "
         "proftpd-core and proftpd-mod-crypto in /opt/cbpipe-test-proftpd)");
   }
-  CBPIPE_RETURN_IF_ERROR(EnsureTestUser().status());
+  CBPIPE_ASSIGN_OR_RETURN(std::string password, EnsureTestUser());
   std::string dir = fs::absolute(dir_arg).string();
   CBPIPE_RETURN_IF_ERROR(PrepareDir(dir));
   ProFtpdServer s;
+  s.mode_ = mode;
   s.user_ = kTestUser;
+  s.password_ = password;
   const std::string conf = dir + "/proftpd";
   s.root_dir_ = dir + "/root";
   fs::create_directories(conf);
@@ -660,12 +664,28 @@ StatusOr<ProFtpdServer> ProFtpdServer::Start(const std::string& dir_arg) {
 
   passwd* pw = ::getpwnam(kTestUser);
   if (pw == nullptr) return FailedPreconditionError("no user cbpipe-ftp");
-  // No password login: "*" never matches.
-  CBPIPE_RETURN_IF_ERROR(WriteFile(
-      conf + "/passwd",
-      std::string(kTestUser) + ":*:" + std::to_string(pw->pw_uid) + ":" +
-          std::to_string(pw->pw_gid) + "::" + s.root_dir_ + ":/bin/false\n",
-      0600));
+  // SFTP: no password login ("*" never matches).
+  std::string hash = "*";
+  if (mode != ProFtpdMode::kSftp) {
+    CBPIPE_ASSIGN_OR_RETURN(
+        hash, Run({"openssl", "passwd", "-6", "-stdin"}, password + "\n"));
+    while (!hash.empty() && (hash.back() == '\n' || hash.back() == '\r')) {
+      hash.pop_back();
+    }
+    s.ca_cert_path_ = conf + "/cert.pem";
+    CBPIPE_RETURN_IF_ERROR(RunOk(
+        {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+         "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", conf + "/key.pem",
+         "-out", s.ca_cert_path_, "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,IP:127.0.0.2,DNS:localhost"}));
+    ::chmod((conf + "/key.pem").c_str(), 0600);
+  }
+  CBPIPE_RETURN_IF_ERROR(WriteFile(conf + "/passwd",
+                                   std::string(kTestUser) + ":" + hash + ":" +
+                                       std::to_string(pw->pw_uid) + ":" +
+                                       std::to_string(pw->pw_gid) +
+                                       "::" + s.root_dir_ + ":/bin/false\n",
+                                   0600));
   CBPIPE_RETURN_IF_ERROR(WriteFile(
       conf + "/group",
       std::string(kTestUser) + ":x:" + std::to_string(pw->pw_gid) + ":\n",
@@ -686,63 +706,48 @@ StatusOr<ProFtpdServer> ProFtpdServer::Start(const std::string& dir_arg) {
         s.known_hosts_path_,
         "[127.0.0.1]:" + std::to_string(s.port_) + " " + host_pub + "\n",
         0644));
-    std::string config =
-        "ServerName \"cbpipe-test\"\n"
-        "ServerType standalone\n"
-        "DefaultServer off\n"
-        "Port 0\n"
-        "SocketBindTight on\n"
-        "User nobody\n"
-        "Group nogroup\n"
-        "PidFile " +
-        conf +
-        "/proftpd.pid\n"
-        "ScoreboardFile " +
-        conf +
-        "/proftpd.scoreboard\n"
-        "DelayTable " +
-        conf +
-        "/proftpd.delay\n"
-        "WtmpLog off\n"
-        "UseReverseDNS off\n"
-        "SystemLog " +
-        s.log_path_ +
-        "\n"
-        "ModulePath " +
-        modules +
-        "\n"
-        "LoadModule mod_sftp.c\n"
-        "<VirtualHost 127.0.0.1>\n"
-        "  Port " +
-        std::to_string(s.port_) +
-        "\n"
-        "  SFTPEngine on\n"
-        "  SFTPHostKey " +
-        conf +
-        "/host_ecdsa\n"
-        "  SFTPHostKey " +
-        conf +
-        "/host_rsa\n"
-        "  SFTPAuthorizedUserKeys file:" +
-        conf +
-        "/keys_%u\n"
-        "  SFTPAuthMethods publickey\n"
-        "  SFTPLog " +
-        conf +
-        "/sftp.log\n"
-        "  AuthOrder mod_auth_file.c\n"
-        "  AuthUserFile " +
-        conf +
-        "/passwd\n"
-        "  AuthGroupFile " +
-        conf +
-        "/group\n"
-        "  RequireValidShell off\n"
-        "  DefaultRoot ~\n"
-        "  Umask 022\n"
-        "  AllowOverwrite on\n"
-        "  TimeoutIdle 60\n"
-        "</VirtualHost>\n";
+    std::ostringstream c;
+    c << "ServerName \"cbpipe-test\"\n"
+      << "ServerType standalone\nDefaultServer off\nPort 0\n"
+      << "SocketBindTight on\nUser nobody\nGroup nogroup\n"
+      << "PidFile " << conf << "/proftpd.pid\n"
+      << "ScoreboardFile " << conf << "/proftpd.scoreboard\n"
+      << "DelayTable " << conf << "/proftpd.delay\n"
+      << "WtmpLog off\nUseReverseDNS off\n"
+      << "SystemLog " << s.log_path_ << "\n"
+      << "ModulePath " << modules << "\n"
+      << "LoadModule "
+      << (mode == ProFtpdMode::kSftp ? "mod_sftp.c" : "mod_tls.c") << "\n"
+      << "<VirtualHost 127.0.0.1>\n"
+      << "  Port " << s.port_ << "\n";
+    if (mode == ProFtpdMode::kSftp) {
+      c << "  SFTPEngine on\n"
+        << "  SFTPHostKey " << conf << "/host_ecdsa\n"
+        << "  SFTPHostKey " << conf << "/host_rsa\n"
+        << "  SFTPAuthorizedUserKeys file:" << conf << "/keys_%u\n"
+        << "  SFTPAuthMethods publickey\n"
+        << "  SFTPLog " << conf << "/sftp.log\n";
+    } else {
+      // Explicit FTPS; session reuse on data connections is required (the
+      // default: no TLSOptions NoSessionReuseRequired).
+      std::random_device rd;
+      const int pasv = 30000 + static_cast<int>(rd() % 2000) * 8;
+      c << "  TLSEngine on\n  TLSRequired on\n"
+        << "  TLSProtocol "
+        << (mode == ProFtpdMode::kFtpsTls12 ? "TLSv1.2" : "TLSv1.3") << "\n"
+        << "  TLSECCertificateFile " << s.ca_cert_path_ << "\n"
+        << "  TLSECCertificateKeyFile " << conf << "/key.pem\n"
+        << "  TLSVerifyClient off\n"
+        << "  TLSLog " << conf << "/tls.log\n"
+        << "  PassivePorts " << pasv << " " << pasv + 7 << "\n";
+    }
+    c << "  AuthOrder mod_auth_file.c\n"
+      << "  AuthUserFile " << conf << "/passwd\n"
+      << "  AuthGroupFile " << conf << "/group\n"
+      << "  RequireValidShell off\n  DefaultRoot ~\n  Umask 022\n"
+      << "  AllowOverwrite on\n  TimeoutIdle 60\n"
+      << "</VirtualHost>\n";
+    const std::string config = c.str();
     CBPIPE_RETURN_IF_ERROR(WriteFile(conf + "/proftpd.conf", config, 0644));
     CBPIPE_ASSIGN_OR_RETURN(
         s.process_,

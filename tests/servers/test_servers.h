@@ -132,9 +132,15 @@ class SshServer {
 // home root_dir(), DefaultRoot ~: URLs start at "/"). The binary is the one
 // scripts/bootstrap unpacks in /opt/cbpipe-test-proftpd (Debian's
 // proftpd-core conflicts with vsftpd), else /usr/sbin/proftpd.
+// kSftp: mod_sftp. kFtps*: mod_tls, explicit FTPS (AUTH TLS), password
+// login, TLS session reuse required on data connections (ProFTPD's
+// default), TLS 1.2 only or TLS 1.3 only.
+enum class ProFtpdMode { kSftp, kFtpsTls12, kFtpsTls13Only };
+
 class ProFtpdServer {
  public:
-  static StatusOr<ProFtpdServer> Start(const std::string& dir);
+  static StatusOr<ProFtpdServer> Start(
+      const std::string& dir, ProFtpdMode mode = ProFtpdMode::kSftp);
 
   int port() const { return port_; }
   const std::string& user() const { return user_; }
@@ -142,16 +148,20 @@ class ProFtpdServer {
   const std::string& known_hosts_path() const { return known_hosts_path_; }
   const std::string& client_key_path() const { return client_key_path_; }
   const std::string& root_dir() const { return root_dir_; }
-  // "sftp://127.0.0.1:<port>/<subdir>".
+  // FTPS: the login password and the self-signed certificate.
+  const std::string& password() const { return password_; }
+  const std::string& ca_cert_path() const { return ca_cert_path_; }
+  // "sftp://127.0.0.1:<port>/<subdir>" (or ftps://).
   std::string url(const std::string& subdir, int port = 0) const;
   const std::string& log_path() const { return log_path_; }
   void Stop() { process_.Kill(); }
 
  private:
   ChildProcess process_;
+  ProFtpdMode mode_ = ProFtpdMode::kSftp;
   int port_ = 0;
-  std::string user_, host_key_sha256_, known_hosts_path_, client_key_path_,
-      root_dir_, log_path_;
+  std::string user_, password_, ca_cert_path_, host_key_sha256_,
+      known_hosts_path_, client_key_path_, root_dir_, log_path_;
 };
 
 enum class FtpTls { kNone, kExplicit, kImplicit };
