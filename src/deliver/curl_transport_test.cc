@@ -343,6 +343,16 @@ TEST_F(SftpHostKeyTest, InsecureSkipAcceptsAnyKey) {
   EXPECT_TRUE(TryUpload().ok());
 }
 
+TEST_F(SftpHostKeyTest, PrivateKeyTextFromAnEnvironmentVariable) {
+  ::setenv("CBPIPE_TEST_SFTP_KEY", ReadAll(sftp_->client_key_path()).c_str(),
+           1);
+  dest_.private_key_ref = "env:CBPIPE_TEST_SFTP_KEY";
+  Status s = TryUpload();
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(fs::exists(Remote("in/h.part")));
+  ::unsetenv("CBPIPE_TEST_SFTP_KEY");
+}
+
 TEST_F(SftpHostKeyTest, UnknownClientKeyIsUnauthenticated) {
   dest_.private_key_ref = "file:" + sftp_->unknown_key_path();
   auto start = std::chrono::steady_clock::now();

@@ -352,10 +352,22 @@ Status SftpTransport::BeginCall() {
                                                    ? s_.transfer_timeout_ms
                                                    : 24L * 3600 * 1000);
   if (session_ != nullptr) {
-    // Idle, nothing is expected from the server: readable means it closed
-    // the connection (or sent something we cannot use). Start afresh.
+    // Idle, no SFTP reply is expected. Something to read is SSH traffic
+    // libssh2 handles (a window adjustment, a keepalive) or the server
+    // closing the connection: let libssh2 read it, start afresh unless the
+    // session is still good.
     pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, 0) != 0 || !in_.empty()) Disconnect();
+    bool broken = !in_.empty() || out_pos_ < out_.size();
+    if (!broken && ::poll(&p, 1, 0) > 0) {
+      if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) {
+        broken = true;
+      } else {
+        char buf[4096];
+        ssize_t n = libssh2_channel_read(channel_, buf, sizeof buf);
+        broken = n != LIBSSH2_ERROR_EAGAIN || libssh2_channel_eof(channel_);
+      }
+    }
+    if (broken) Disconnect();
   }
   if (session_ == nullptr) return Connect();
   return OkStatus();
@@ -538,10 +550,10 @@ Status SftpTransport::Connect() {
   Reader r{reply.body};
   while (r.ok && !r.data.empty()) {
     std::string_view name = r.Str();
-    std::string_view data = r.Str();
+    r.Str();  // the extension's revision
     if (!r.ok) break;
-    if (name == "fsync@openssh.com" && data == "1") has_fsync_ = true;
-    if (name == "posix-rename@openssh.com" && data == "1") {
+    if (name == "fsync@openssh.com") has_fsync_ = true;
+    if (name == "posix-rename@openssh.com") {
       has_posix_rename_ = true;
     }
   }
