@@ -483,8 +483,7 @@ Status ParseDestination(const toml::table& t, int index,
   } else {
     return err.At(prefix + "on_conflict", "must be fail, replace or rename");
   }
-  CBPIPE_RETURN_IF_ERROR(
-      GetBool(t, "write_only", prefix, err, &d->write_only));
+  CBPIPE_RETURN_IF_ERROR(GetBool(t, "write_only", prefix, err, &d->write_only));
   CBPIPE_RETURN_IF_ERROR(GetBool(t, "fsync", prefix, err, &d->remote_fsync));
   if (d->write_only && scheme == "file")
     return err.At(prefix + "write_only",

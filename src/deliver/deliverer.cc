@@ -41,10 +41,11 @@ void LogUnverifiable(const DestinationConfig& destination,
   }
   Log().Warn(
       LogContext{.destination = destination.name}, "delivery.unverifiable",
-      why + ": whether a file exists on the server and its size cannot be "
-            "verified; delivery stays exactly once through the ledger claim "
-            "before the upload, the temporary name, a rename that never "
-            "overwrites, and the ledger record after it (docs/interop.md)");
+      why +
+          ": whether a file exists on the server and its size cannot be "
+          "verified; delivery stays exactly once through the ledger claim "
+          "before the upload, the temporary name, a rename that never "
+          "overwrites, and the ledger record after it (docs/interop.md)");
 }
 
 }  // namespace

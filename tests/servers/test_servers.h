@@ -139,8 +139,8 @@ enum class ProFtpdMode { kSftp, kFtpsTls12, kFtpsTls13Only };
 
 class ProFtpdServer {
  public:
-  static StatusOr<ProFtpdServer> Start(
-      const std::string& dir, ProFtpdMode mode = ProFtpdMode::kSftp);
+  static StatusOr<ProFtpdServer> Start(const std::string& dir,
+                                       ProFtpdMode mode = ProFtpdMode::kSftp);
 
   int port() const { return port_; }
   const std::string& user() const { return user_; }
