@@ -38,6 +38,7 @@ enum class Peer {
   kProFtpdSftp,
   kVsftpdFtpsDropBox,
   kProFtpdFtpsTls12,
+  kPureFtpdTls,
 };
 
 std::string PeerName(Peer p) {
@@ -47,6 +48,7 @@ std::string PeerName(Peer p) {
     case Peer::kProFtpdSftp: return "ProFtpdModSftp";
     case Peer::kVsftpdFtpsDropBox: return "VsftpdFtpsWriteOnlyDropBox";
     case Peer::kProFtpdFtpsTls12: return "ProFtpdModTlsSessionReuseTls12";
+    case Peer::kPureFtpdTls: return "PureFtpdTlsRequired";
   }
   return "?";
 }
@@ -102,6 +104,17 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
       dest_.ca_file = vsftpd_->ca_cert_path();
       dest_.write_only = true;
       ftp_ = true;
+    } else if (GetParam() == Peer::kPureFtpdTls) {
+      auto s = testing::PureFtpdServer::Start(dir_ + "/server");
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      pureftpd_.emplace(std::move(*s));
+      root_ = pureftpd_->root_dir();
+      server_port = pureftpd_->port();
+      ::setenv("CBPIPE_INTEROP_PASSWORD", pureftpd_->password().c_str(), 1);
+      dest_.username = pureftpd_->user();
+      dest_.password_ref = "env:CBPIPE_INTEROP_PASSWORD";
+      dest_.ca_file = pureftpd_->ca_cert_path();
+      ftp_ = true;
     } else if (GetParam() == Peer::kProFtpdFtpsTls12) {
       auto s = ProFtpdServer::Start(dir_ + "/server",
                                     testing::ProFtpdMode::kFtpsTls12);
@@ -150,6 +163,11 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
     dest_.connect_timeout_seconds = 5;
     dest_.transfer_timeout_seconds = 30;
     dest_.stall_timeout_seconds = 5;
+    if (pureftpd_) {
+      // pure-pw hashes with a memory-hard function: a login takes seconds
+      // on a busy test machine.
+      dest_.connect_timeout_seconds = dest_.stall_timeout_seconds = 30;
+    }
     dest_.retry.interval_seconds = 0.01;
     dest_.retry.max_attempts = 4;
     dest_.retry.full_jitter = false;
@@ -167,6 +185,7 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
     proxy_.reset();
     proftpd_.reset();
     vsftpd_.reset();
+    pureftpd_.reset();
     if (sshd_) sshd_->RemoveChroot();
     if (!dir_.empty() && !HasFailure()) fs::remove_all(dir_);
     if (HasFailure()) std::cerr << "kept " << dir_ << " for inspection\n";
@@ -218,6 +237,7 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
   std::optional<SshServer> sshd_;
   std::optional<ProFtpdServer> proftpd_;
   std::optional<testing::FtpServer> vsftpd_;
+  std::optional<testing::PureFtpdServer> pureftpd_;
   bool ftp_ = false;  // ftps: data connections bypass the proxy
   std::unique_ptr<CuttingProxy> proxy_;
   int server_port_ = 0, proxy_port_ = 0;
@@ -336,13 +356,12 @@ TEST_P(InteropTest, AForeignFileUnderTheNameIsNeverOverwritten) {
   EXPECT_EQ(*ledger_->CountDelivered(), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Servers, InteropTest,
-                         ::testing::Values(Peer::kOpenSshDropBox,
-                                           Peer::kOpenSshDropBoxUndeclared,
-                                           Peer::kProFtpdSftp,
-                                           Peer::kVsftpdFtpsDropBox,
-                                           Peer::kProFtpdFtpsTls12),
-                         [](const auto& info) { return PeerName(info.param); });
+INSTANTIATE_TEST_SUITE_P(
+    Servers, InteropTest,
+    ::testing::Values(Peer::kOpenSshDropBox, Peer::kOpenSshDropBoxUndeclared,
+                      Peer::kProFtpdSftp, Peer::kVsftpdFtpsDropBox,
+                      Peer::kProFtpdFtpsTls12, Peer::kPureFtpdTls),
+    [](const auto& info) { return PeerName(info.param); });
 
 // ---- What a drop box refuses, and what cbpipe says about it ----
 

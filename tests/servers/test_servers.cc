@@ -760,6 +760,74 @@ StatusOr<ProFtpdServer> ProFtpdServer::Start(const std::string& dir_arg,
   return last;
 }
 
+// ---- PureFtpdServer ----
+
+std::string PureFtpdServer::url(const std::string& subdir) const {
+  return "ftps://127.0.0.1:" + std::to_string(port_) + "/" + subdir;
+}
+
+StatusOr<PureFtpdServer> PureFtpdServer::Start(const std::string& dir_arg) {
+  const std::string base = "/opt/cbpipe-test-pureftpd/usr";
+  if (::access((base + "/sbin/pure-ftpd").c_str(), X_OK) != 0) {
+    return FailedPreconditionError(
+        "pure-ftpd is missing: run scripts/bootstrap (it unpacks pure-ftpd "
+        "and pure-ftpd-common in /opt/cbpipe-test-pureftpd)");
+  }
+  CBPIPE_ASSIGN_OR_RETURN(std::string password, EnsureTestUser());
+  std::string dir = fs::absolute(dir_arg).string();
+  CBPIPE_RETURN_IF_ERROR(PrepareDir(dir));
+  PureFtpdServer s;
+  s.user_ = kTestUser;
+  s.password_ = password;
+  const std::string conf = dir + "/pure-ftpd";
+  s.root_dir_ = dir + "/root";
+  fs::create_directories(conf);
+  fs::create_directories(s.root_dir_);
+  ::chmod(s.root_dir_.c_str(), 0755);
+  CBPIPE_RETURN_IF_ERROR(ChownToTestUser(s.root_dir_));
+  s.ca_cert_path_ = conf + "/cert.pem";
+  CBPIPE_RETURN_IF_ERROR(RunOk(
+      {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+       "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", conf + "/key.pem",
+       "-out", s.ca_cert_path_, "-days", "2", "-subj", "/CN=localhost",
+       "-addext", "subjectAltName=IP:127.0.0.1,IP:127.0.0.2,DNS:localhost"}));
+  CBPIPE_RETURN_IF_ERROR(WriteFile(conf + "/both.pem",
+                                   ReadFileOrEmpty(conf + "/key.pem") +
+                                       ReadFileOrEmpty(s.ca_cert_path_),
+                                   0600));
+  passwd* pw = ::getpwnam(kTestUser);
+  if (pw == nullptr) return FailedPreconditionError("no user cbpipe-ftp");
+  fs::remove(conf + "/passwd");
+  CBPIPE_RETURN_IF_ERROR(
+      Run({base + "/bin/pure-pw", "useradd", kTestUser, "-u",
+           std::to_string(pw->pw_uid), "-g", std::to_string(pw->pw_gid), "-d",
+           s.root_dir_, "-f", conf + "/passwd", "-F", conf + "/passwd.pdb",
+           "-m"},
+          password + "\n" + password + "\n")
+          .status());
+  const std::string log = conf + "/pure-ftpd.log";
+  Status last;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    CBPIPE_ASSIGN_OR_RETURN(s.port_, FindFreePort());
+    std::random_device rd;
+    const int pasv = 32100 + static_cast<int>(rd() % 80) * 8;
+    CBPIPE_ASSIGN_OR_RETURN(
+        s.process_,
+        ChildProcess::Spawn(
+            {base + "/sbin/pure-ftpd", "-S",
+             "127.0.0.1," + std::to_string(s.port_), "-l",
+             "puredb:" + conf + "/passwd.pdb", "-u", "1", "-Y", "2", "-2",
+             conf + "/both.pem", "-p",
+             std::to_string(pasv) + ":" + std::to_string(pasv + 7), "-E",
+             "-H"},
+            log));
+    last = WaitForPort(s.process_, s.port_, log, "pure-ftpd");
+    if (last.ok()) return s;
+    s.process_.Kill();
+  }
+  return last;
+}
+
 Status MakeRemoteDir(const std::string& root, const std::string& relative,
                      bool writable) {
   std::string path = root + "/" + relative;

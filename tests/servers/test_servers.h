@@ -206,6 +206,29 @@ class FtpServer {
   std::string user_, password_, ca_cert_path_, root_dir_, log_path_;
 };
 
+// pure-ftpd 1.0.50 with TLS required (-Y 2), one virtual user (pure-pw,
+// kTestUser's uid, chrooted to root_dir(): URLs start at "/"). The binary is
+// the one scripts/bootstrap unpacks in /opt/cbpipe-test-pureftpd (Debian's
+// pure-ftpd conflicts with vsftpd).
+class PureFtpdServer {
+ public:
+  static StatusOr<PureFtpdServer> Start(const std::string& dir);
+
+  int port() const { return port_; }
+  const std::string& user() const { return user_; }
+  const std::string& password() const { return password_; }
+  const std::string& ca_cert_path() const { return ca_cert_path_; }
+  const std::string& root_dir() const { return root_dir_; }
+  // "ftps://127.0.0.1:<port>/<subdir>".
+  std::string url(const std::string& subdir) const;
+  void Stop() { process_.Kill(); }
+
+ private:
+  ChildProcess process_;
+  int port_ = 0;
+  std::string user_, password_, ca_cert_path_, root_dir_;
+};
+
 // Creates `root`/`relative` (and parents). Writable: owned by kTestUser;
 // otherwise owned by root, mode 0755 (the test user cannot write in it).
 Status MakeRemoteDir(const std::string& root, const std::string& relative,
