@@ -791,10 +791,10 @@ StatusOr<PureFtpdServer> PureFtpdServer::Start(const std::string& dir_arg) {
        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", conf + "/key.pem",
        "-out", s.ca_cert_path_, "-days", "2", "-subj", "/CN=localhost",
        "-addext", "subjectAltName=IP:127.0.0.1,IP:127.0.0.2,DNS:localhost"}));
-  CBPIPE_RETURN_IF_ERROR(WriteFile(conf + "/both.pem",
-                                   ReadFileOrEmpty(conf + "/key.pem") +
-                                       ReadFileOrEmpty(s.ca_cert_path_),
-                                   0600));
+  CBPIPE_RETURN_IF_ERROR(WriteFile(
+      conf + "/both.pem",
+      ReadFileOrEmpty(conf + "/key.pem") + ReadFileOrEmpty(s.ca_cert_path_),
+      0600));
   passwd* pw = ::getpwnam(kTestUser);
   if (pw == nullptr) return FailedPreconditionError("no user cbpipe-ftp");
   fs::remove(conf + "/passwd");
@@ -818,8 +818,7 @@ StatusOr<PureFtpdServer> PureFtpdServer::Start(const std::string& dir_arg) {
              "127.0.0.1," + std::to_string(s.port_), "-l",
              "puredb:" + conf + "/passwd.pdb", "-u", "1", "-Y", "2", "-2",
              conf + "/both.pem", "-p",
-             std::to_string(pasv) + ":" + std::to_string(pasv + 7), "-E",
-             "-H"},
+             std::to_string(pasv) + ":" + std::to_string(pasv + 7), "-E", "-H"},
             log));
     last = WaitForPort(s.process_, s.port_, log, "pure-ftpd");
     if (last.ok()) return s;
