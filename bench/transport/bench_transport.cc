@@ -2,10 +2,15 @@
 // both talking to the same local servers (tests/servers): for each protocol,
 // a few large files and many small ones, each over one connection.
 //
-//   bench_transport [--runs 3] [--protocols sftp,ftps,ftp]
+//   bench_transport [--runs 3] [--protocols
+//   sftp,sftp-nofsync,sftp-proftpd,ftps,ftp]
 //                   [--big-count 4] [--big-mb 100]
 //                   [--small-count 1000] [--small-kb 10] [--dir /tmp/x]
 //
+// sftp is OpenSSH with fsync@openssh.com before each CLOSE (cbpipe's default:
+// durable bytes before the rename; the curl CLI never asks for it);
+// sftp-nofsync is the same with fsync = false, like for like with curl;
+// sftp-proftpd is ProFTPD's mod_sftp (with fsync).
 // Prints, per protocol and workload, the median time of each and the ratio
 // cbpipe speed / curl speed (1.00 = as fast as curl). Needs root (servers).
 #include <sys/stat.h>
@@ -38,7 +43,8 @@ using Clock = std::chrono::steady_clock;
 
 struct Options {
   int runs = 3;
-  std::vector<std::string> protocols = {"sftp", "ftps", "ftp"};
+  std::vector<std::string> protocols = {"sftp", "sftp-nofsync", "sftp-proftpd",
+                                        "ftps", "ftp"};
   int big_count = 4;
   int big_mb = 100;
   int small_count = 1000;
@@ -193,7 +199,8 @@ int Main(int argc, char** argv) {
   workloads[1].name = std::to_string(o.small_count) + " x " +
                       std::to_string(o.small_kb) + " KB";
 
-  std::optional<testing::SshServer> sftp;
+  std::vector<testing::SshServer> ssh_servers;
+  std::optional<testing::ProFtpdServer> proftpd;
   std::vector<testing::FtpServer> ftp_servers;
   std::vector<Target> targets;
   for (const std::string& protocol : o.protocols) {
@@ -202,23 +209,44 @@ int Main(int argc, char** argv) {
     t.dest.name = "bench-" + protocol;
     t.dest.transfer_timeout_seconds = 600;
     std::string server_dir = o.dir + "/server-" + protocol;
-    if (protocol == "sftp") {
+    if (protocol == "sftp-proftpd") {
+      auto s = testing::ProFtpdServer::Start(server_dir);
+      if (!s.ok()) {
+        std::cerr << s.status().ToString() << "\n";
+        return 1;
+      }
+      proftpd.emplace(std::move(*s));
+      t.dest.url = proftpd->url("bench");
+      t.dest.username = proftpd->user();
+      t.dest.private_key_ref = "file:" + proftpd->client_key_path();
+      t.dest.host_key_sha256 = proftpd->host_key_sha256();
+      t.curl_url = t.dest.url + "/";
+      t.curl_options = "user = \"" + proftpd->user() + ":\"\nkey = \"" +
+                       proftpd->client_key_path() + "\"\nhostpubsha256 = \"" +
+                       proftpd->host_key_sha256() + "\"\n";
+      t.remote_dir = proftpd->root_dir() + "/bench";
+      if (!testing::MakeRemoteDir(proftpd->root_dir(), "bench", true).ok()) {
+        return 1;
+      }
+    } else if (protocol == "sftp" || protocol == "sftp-nofsync") {
+      t.dest.remote_fsync = protocol == "sftp";
       auto s = testing::SshServer::Start(server_dir);
       if (!s.ok()) {
         std::cerr << s.status().ToString() << "\n";
         return 1;
       }
-      sftp.emplace(std::move(*s));
-      t.dest.url = sftp->url("bench");
-      t.dest.username = sftp->user();
-      t.dest.private_key_ref = "file:" + sftp->client_key_path();
-      t.dest.host_key_sha256 = sftp->host_key_sha256();
+      ssh_servers.push_back(std::move(*s));
+      const testing::SshServer& sftp = ssh_servers.back();
+      t.dest.url = sftp.url("bench");
+      t.dest.username = sftp.user();
+      t.dest.private_key_ref = "file:" + sftp.client_key_path();
+      t.dest.host_key_sha256 = sftp.host_key_sha256();
       t.curl_url = t.dest.url + "/";
-      t.curl_options = "user = \"" + sftp->user() + ":\"\nkey = \"" +
-                       sftp->client_key_path() + "\"\nhostpubsha256 = \"" +
-                       sftp->host_key_sha256() + "\"\n";
-      t.remote_dir = sftp->root_dir() + "/bench";
-      if (!testing::MakeRemoteDir(sftp->root_dir(), "bench", true).ok()) {
+      t.curl_options = "user = \"" + sftp.user() + ":\"\nkey = \"" +
+                       sftp.client_key_path() + "\"\nhostpubsha256 = \"" +
+                       sftp.host_key_sha256() + "\"\n";
+      t.remote_dir = sftp.root_dir() + "/bench";
+      if (!testing::MakeRemoteDir(sftp.root_dir(), "bench", true).ok()) {
         return 1;
       }
     } else if (protocol == "ftps" || protocol == "ftp") {
@@ -255,7 +283,7 @@ int Main(int argc, char** argv) {
     targets.push_back(std::move(t));
   }
 
-  std::printf("%-5s %-16s %10s %10s %9s %9s %7s\n", "proto", "workload",
+  std::printf("%-12s %-16s %10s %10s %9s %9s %7s\n", "proto", "workload",
               "cbpipe s", "curl s", "cbpipe/s", "curl/s", "ratio");
   bool all_ok = true;
   for (const Target& t : targets) {
@@ -276,12 +304,12 @@ int Main(int argc, char** argv) {
         }
       }
       if (ours.empty() || theirs.empty()) {
-        std::printf("%-5s %-16s failed\n", t.protocol.c_str(), w.name.c_str());
+        std::printf("%-12s %-16s failed\n", t.protocol.c_str(), w.name.c_str());
         continue;
       }
       double a = Median(ours), b = Median(theirs);
       double mb = static_cast<double>(w.bytes) / (1 << 20);
-      std::printf("%-5s %-16s %10.3f %10.3f %8.1fM %8.1fM %6.2fx\n",
+      std::printf("%-12s %-16s %10.3f %10.3f %8.1fM %8.1fM %6.2fx\n",
                   t.protocol.c_str(), w.name.c_str(), a, b, mb / a, mb / b,
                   b / a);
       std::fflush(stdout);

@@ -437,6 +437,7 @@ Status ParseDestination(const toml::table& t, int index,
        "username", "password", "private_key", "public_key", "known_hosts",
        "host_key_sha256", "insecure_skip_host_key", "ca_file", "ftps_mode",
        "allow_insecure", "active_mode", "temp_suffix", "on_conflict",
+       "write_only", "fsync",
        "connect_timeout_seconds", "transfer_timeout_seconds",
        "stall_timeout_seconds", "retry"},
       prefix, err));
@@ -541,6 +542,15 @@ Status ParseDestination(const toml::table& t, int index,
   } else {
     return err.At(prefix + "on_conflict", "must be fail, replace or rename");
   }
+  CBPIPE_RETURN_IF_ERROR(GetBool(t, "write_only", prefix, err, &d->write_only));
+  CBPIPE_RETURN_IF_ERROR(GetBool(t, "fsync", prefix, err, &d->remote_fsync));
+  if (d->write_only && scheme == "file")
+    return err.At(prefix + "write_only",
+                  "applies to sftp://, ftps:// and ftp:// destinations");
+  if (d->write_only && d->on_conflict == OnConflict::kRename)
+    return err.At(prefix + "on_conflict",
+                  "rename needs to ask the server which names are free, "
+                  "which a write_only server refuses: use fail or replace");
   CBPIPE_RETURN_IF_ERROR(GetDouble(t, "connect_timeout_seconds", prefix, err,
                                    0.1, 3600, &d->connect_timeout_seconds));
   CBPIPE_RETURN_IF_ERROR(GetDouble(t, "transfer_timeout_seconds", prefix, err,
@@ -1073,6 +1083,8 @@ std::string DescribeConfig(const Config& c) {
                ? "fail"
                : (d.on_conflict == OnConflict::kReplace ? "replace"
                                                         : "rename"))
+      << "\nwrite_only = " << (d.write_only ? "true" : "false")
+      << "\nfsync = " << (d.remote_fsync ? "true" : "false")
       << "\n[destination.retry]\ninterval_seconds = "
       << d.retry.interval_seconds
       << "\nbackoff_rate = " << d.retry.backoff_rate

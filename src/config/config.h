@@ -62,6 +62,12 @@ struct DestinationConfig {
   bool allow_insecure = false;     // required for ftp://
   bool active_mode = false;        // ftp/ftps: PORT instead of EPSV/PASV
   std::string temp_suffix = ".part";
+  // The server refuses every request but upload and rename (a drop box):
+  // no STAT, size or list is sent (docs/interop.md).
+  bool write_only = false;
+  // sftp: fsync@openssh.com before the rename, where the server offers it
+  // (the bytes are on the server's disk before the final name appears).
+  bool remote_fsync = true;
   OnConflict on_conflict = OnConflict::kFail;
   double connect_timeout_seconds = 15;
   double transfer_timeout_seconds = 600;

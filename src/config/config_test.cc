@@ -142,6 +142,33 @@ url = "sftp://u@127.0.0.1/in"
   EXPECT_EQ(ErrorOf(skipped), "(no error)");
 }
 
+TEST(ConfigTest, WriteOnlyAndFsyncOptions) {
+  constexpr std::string_view kSftp = R"(
+[[destination]]
+name = "d"
+networks = ["visa"]
+url = "sftp://u@127.0.0.1/in"
+host_key_sha256 = "SHA256:2lIgqqQ4lSZ7sZ0lRPq6OVUzIJ1rQGqUdzWLZ1d1yC8"
+)";
+  StatusOr<Config> plain = ParseConfig(kSftp, "test.toml");
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_FALSE(plain->destinations[0].write_only);
+  EXPECT_TRUE(plain->destinations[0].remote_fsync);
+  StatusOr<Config> drop_box = ParseConfig(
+      std::string(kSftp) + "write_only = true\nfsync = false\n", "test.toml");
+  ASSERT_TRUE(drop_box.ok()) << drop_box.status().ToString();
+  EXPECT_TRUE(drop_box->destinations[0].write_only);
+  EXPECT_FALSE(drop_box->destinations[0].remote_fsync);
+  // rename must ask which names are free: a drop box refuses.
+  EXPECT_THAT(ErrorOf(std::string(kSftp) +
+                      "write_only = true\non_conflict = \"rename\"\n"),
+              HasSubstr("destination[0].on_conflict"));
+  EXPECT_THAT(ErrorOf("[[destination]]\nname = \"d\"\nnetworks = "
+                      "[\"visa\"]\nurl = \"file:///tmp/x\"\n"
+                      "write_only = true\n"),
+              HasSubstr("destination[0].write_only"));
+}
+
 TEST(ConfigTest, PasswordsMustBeReferencesAndAreNeverEchoed) {
   constexpr std::string_view kLiteral = R"(
 [[destination]]

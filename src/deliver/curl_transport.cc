@@ -2,14 +2,18 @@
 
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <string>
@@ -17,22 +21,21 @@
 #include <utility>
 #include <vector>
 
+#include "deliver/sftp_transport.h"
 #include "secrets/secrets.h"
 
 namespace cbpipe {
 namespace {
 
-// libcurl's maximum. SFTP gains most: libssh2 pipelines as many 30,000-byte
-// write packets as one buffer holds, so a larger buffer keeps more in flight.
-// Measured on loopback (bench/transport): SFTP 80 MB/s with 64 KiB, 112 MB/s
-// with 512 KiB to 2 MiB; FTP and FTPS are the same from 256 KiB up.
+// libcurl's maximum. Measured on loopback (bench/transport): FTP and FTPS
+// are the same from 256 KiB up.
 constexpr long kUploadBufferBytes = 2 * 1024 * 1024;
 constexpr long kMinUploadBufferBytes = 16 * 1024;  // libcurl's minimum
 
 // Longest wait in curl_multi_poll when libcurl sets no timer of its own.
 constexpr long kMaxPollWaitMs = 2;
 
-enum class Protocol { kSftp, kFtps, kFtp };
+enum class Protocol { kFtps, kFtp };
 
 Status CurlInitOnce() {
   static std::once_flag once;
@@ -116,6 +119,13 @@ Status Classify(CURLcode code, long response, std::string_view detail,
     case CURLE_SSL_CONNECT_ERROR:
       // A reset or EOF during the handshake is transient; a handshake the
       // peer refuses (protocol version, ciphers, alert) will not improve.
+      if (Contains(detail, "protocol version") ||
+          Contains(detail, "unsupported protocol")) {
+        return FailedPreconditionError(
+            msg +
+            ": the server accepts neither TLS 1.2 nor TLS 1.3; ask its "
+            "operator which version it requires");
+      }
       if (Contains(detail, "alert") || Contains(detail, "version") ||
           Contains(detail, "no protocols") || Contains(detail, "cipher")) {
         return FailedPreconditionError(msg);
@@ -156,11 +166,6 @@ size_t Discard(char*, size_t size, size_t nitems, void*) {
   return size * nitems;
 }
 
-int RejectUnlessKnown(CURL*, const curl_khkey*, const curl_khkey*,
-                      curl_khmatch match, void*) {
-  return match == CURLKHMATCH_OK ? CURLKHSTAT_FINE : CURLKHSTAT_REJECT;
-}
-
 struct UploadSource {
   int fd = -1;
   uint64_t read = 0;
@@ -171,7 +176,6 @@ size_t ReadFromFile(char* buffer, size_t size, size_t nitems, void* user) {
   auto* source = static_cast<UploadSource*>(user);
   size_t want = size * nitems;
   size_t got = 0;
-  // Fill the whole buffer: curl hands SFTP writes of that size to libssh2.
   while (got < want) {
     ssize_t n = ::read(source->fd, buffer + got, want - got);
     if (n < 0) {
@@ -186,6 +190,29 @@ size_t ReadFromFile(char* buffer, size_t size, size_t nitems, void* user) {
   return got;
 }
 
+// Closes a connection without a TCP reset: what the peer sent and nobody
+// read (TLS 1.3 session tickets on an upload's data connection) would make
+// close(2) send RST, which discards data the server has not read yet.
+// Half-close, read to EOF (bounded), then close.
+int DrainAndClose(void*, curl_socket_t fd) {
+  ::shutdown(fd, SHUT_WR);
+  char buf[16384];
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(1000);
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          deadline - std::chrono::steady_clock::now())
+                          .count();
+    if (left <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) <= 0) break;
+    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n == 0) break;
+    if (n < 0 && errno != EAGAIN && errno != EINTR) break;
+  }
+  return ::close(fd);
+}
+
 long Millis(double seconds) {
   return seconds <= 0 ? 0 : static_cast<long>(std::ceil(seconds * 1000));
 }
@@ -196,16 +223,12 @@ class CurlTransport : public Transport {
     Protocol protocol;
     std::string curl_base;    // "ftp://host:port/dir/" (what curl gets)
     std::string description;  // "ftps://user@host:port/dir"
-    std::string sftp_dir;     // sftp: decoded absolute dir, ends with '/'
     std::string username;
     SecretString password;
-    std::string private_key_path;
-    std::string public_key_path;
-    std::string known_hosts;
-    std::string host_key_sha256;
     std::string ca_file;
     bool implicit_tls = false;
     bool active_mode = false;
+    bool write_only = false;  // no SIZE: the server refuses it
     long connect_timeout_ms = 0;
     long transfer_timeout_ms = 0;
     long stall_seconds = 0;
@@ -234,17 +257,17 @@ class CurlTransport : public Transport {
   // curl_easy_perform through multi_.
   CURLcode RunToCompletion();
   // Runs the prepared request; Status from Classify.
-  Status Perform(const std::string& what);
-  // Runs quote commands after CWD to (FTP) or on (SFTP) the directory.
+  // A server that refuses TLS 1.2 (a TLS 1.3-only server) switches this
+  // transport to TLS 1.3 and the request is run again, after `rewind`.
+  Status Perform(const std::string& what,
+                 const std::function<void()>& rewind = {});
+  // Runs quote commands after CWD to the directory.
   Status RunCommands(const std::vector<std::string>& commands,
                      const std::string& what);
   // OK when the remote directory exists (kNotFound otherwise).
   Status CheckDirectory();
   std::string FileUrl(const std::string& name) const {
     return s_.curl_base + name;
-  }
-  std::string SftpPath(const std::string& name) const {
-    return "\"" + s_.sftp_dir + name + "\"";
   }
   std::string Where(const std::string& name) const {
     return s_.description + "/" + name;
@@ -257,6 +280,10 @@ class CurlTransport : public Transport {
   // opening an FTP data connection, once per file.
   CURLM* multi_;
   char error_[CURL_ERROR_SIZE] = {};
+  // TLS 1.3 only: each upload gets a fresh control connection, since a
+  // TLS 1.3 session resumes once and servers that require the data
+  // connection to resume the control one (ProFTPD) need a new ticket.
+  bool tls13_ = false;
 };
 
 void CurlTransport::Prepare(const std::string& url) {
@@ -271,6 +298,7 @@ void CurlTransport::Prepare(const std::string& url) {
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, Discard);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, Discard);
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, DrainAndClose);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, s_.connect_timeout_ms);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s_.transfer_timeout_ms);
   if (s_.stall_seconds > 0) {
@@ -281,30 +309,6 @@ void CurlTransport::Prepare(const std::string& url) {
   curl_easy_setopt(h, CURLOPT_USERNAME, s_.username.c_str());
   if (!s_.password.empty()) {
     curl_easy_setopt(h, CURLOPT_PASSWORD, s_.password.c_str());
-  }
-  if (s_.protocol == Protocol::kSftp) {
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "sftp");
-    long auth = 0;
-    if (!s_.private_key_path.empty()) {
-      auth |= CURLSSH_AUTH_PUBLICKEY;
-      curl_easy_setopt(h, CURLOPT_SSH_PRIVATE_KEYFILE,
-                       s_.private_key_path.c_str());
-      if (!s_.public_key_path.empty()) {
-        curl_easy_setopt(h, CURLOPT_SSH_PUBLIC_KEYFILE,
-                         s_.public_key_path.c_str());
-      }
-    }
-    if (!s_.password.empty()) auth |= CURLSSH_AUTH_PASSWORD;
-    curl_easy_setopt(h, CURLOPT_SSH_AUTH_TYPES, auth);
-    if (!s_.known_hosts.empty()) {
-      curl_easy_setopt(h, CURLOPT_SSH_KNOWNHOSTS, s_.known_hosts.c_str());
-      curl_easy_setopt(h, CURLOPT_SSH_KEYFUNCTION, RejectUnlessKnown);
-    }
-    if (!s_.host_key_sha256.empty()) {
-      curl_easy_setopt(h, CURLOPT_SSH_HOST_PUBLIC_KEY_SHA256,
-                       s_.host_key_sha256.c_str());
-    }
-    return;
   }
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "ftp,ftps");
   curl_easy_setopt(h, CURLOPT_FTP_CREATE_MISSING_DIRS,
@@ -318,14 +322,19 @@ void CurlTransport::Prepare(const std::string& url) {
     curl_easy_setopt(h, CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL));
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-    // TLS 1.2 exactly. With TLS 1.3 the server sends session tickets after
-    // the handshake; libcurl 7.88 never reads them on an upload's data
-    // connection, so closing it sends a TCP RST that discards the tail of
-    // the file at the server (vsftpd then replies 426): about 1 upload in 3
-    // of a few MB failed in tests. TLS 1.2 sends no such late messages.
+    // TLS 1.2 first: session reuse on data connections (which servers
+    // like ProFTPD require) works for every transfer of one connection.
+    // TLS 1.3 only for a server that refuses 1.2: its sessions resume once,
+    // so each upload gets a fresh connection (see Upload). With TLS 1.3 the
+    // server also sends session tickets that libcurl 7.88 never reads on an
+    // upload's data connection; a plain close(2) would send a TCP RST that
+    // discards the tail of the file at the server (2 to 4 uploads in 30 of
+    // 3 MB failed in tests): DrainAndClose reads them first.
     curl_easy_setopt(h, CURLOPT_SSLVERSION,
-                     static_cast<long>(CURL_SSLVERSION_TLSv1_2) |
-                         static_cast<long>(CURL_SSLVERSION_MAX_TLSv1_2));
+                     tls13_
+                         ? static_cast<long>(CURL_SSLVERSION_TLSv1_3)
+                         : static_cast<long>(CURL_SSLVERSION_TLSv1_2) |
+                               static_cast<long>(CURL_SSLVERSION_MAX_TLSv1_2));
     if (!s_.ca_file.empty()) {
       curl_easy_setopt(h, CURLOPT_CAINFO, s_.ca_file.c_str());
     }
@@ -364,13 +373,22 @@ CURLcode CurlTransport::RunToCompletion() {
   return result;
 }
 
-Status CurlTransport::Perform(const std::string& what) {
+Status CurlTransport::Perform(const std::string& what,
+                              const std::function<void()>& rewind) {
   CURLcode rc = RunToCompletion();
+  if (rc == CURLE_SSL_CONNECT_ERROR && s_.protocol == Protocol::kFtps &&
+      !tls13_ && Contains(error_, "protocol version")) {
+    tls13_ = true;
+    if (rewind) rewind();
+    error_[0] = '\0';
+    curl_easy_setopt(curl_, CURLOPT_SSLVERSION,
+                     static_cast<long>(CURL_SSLVERSION_TLSv1_3));
+    curl_easy_setopt(curl_, CURLOPT_FRESH_CONNECT, 1L);
+    rc = RunToCompletion();
+  }
   if (rc == CURLE_OK) return OkStatus();
   long response = 0;
-  if (s_.protocol != Protocol::kSftp) {
-    curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &response);
-  }
+  curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &response);
   return Classify(rc, response, error_, what);
 }
 
@@ -381,8 +399,7 @@ Status CurlTransport::RunCommands(const std::vector<std::string>& commands,
     list = curl_slist_append(list, c.c_str());
   Prepare(s_.curl_base);
   curl_easy_setopt(curl_, CURLOPT_NOBODY, 1L);
-  // FTP: after CWD, so names are relative to the directory. SFTP paths are
-  // absolute either way.
+  // After CWD, so names are relative to the directory.
   curl_easy_setopt(curl_, CURLOPT_POSTQUOTE, list);
   Status status = Perform(what);
   curl_easy_setopt(curl_, CURLOPT_POSTQUOTE, nullptr);
@@ -391,13 +408,7 @@ Status CurlTransport::RunCommands(const std::vector<std::string>& commands,
 }
 
 Status CurlTransport::CheckDirectory() {
-  if (s_.protocol != Protocol::kSftp) {
-    return RunCommands({}, "open directory " + s_.description);
-  }
-  // SFTP: stat the folder itself (a URL ending in '/' would list it).
-  Prepare(s_.curl_base.substr(0, s_.curl_base.size() - 1));
-  curl_easy_setopt(curl_, CURLOPT_NOBODY, 1L);
-  return Perform("open directory " + s_.description);
+  return RunCommands({}, "open directory " + s_.description);
 }
 
 Status CurlTransport::Upload(const std::string& local_path,
@@ -425,7 +436,12 @@ Status CurlTransport::Upload(const std::string& local_path,
   curl_easy_setopt(curl_, CURLOPT_READDATA, &source);
   curl_easy_setopt(curl_, CURLOPT_INFILESIZE_LARGE,
                    static_cast<curl_off_t>(size));
-  Status status = Perform("upload " + local_path + " to " + Where(remote_name));
+  if (tls13_) curl_easy_setopt(curl_, CURLOPT_FRESH_CONNECT, 1L);
+  Status status =
+      Perform("upload " + local_path + " to " + Where(remote_name), [&] {
+        ::lseek(source.fd, 0, SEEK_SET);
+        source.read = 0;
+      });
   ::close(source.fd);
   if (source.error != 0) {
     return FailedPreconditionError("cannot read " + local_path + ": " +
@@ -457,9 +473,6 @@ StatusOr<std::optional<uint64_t>> CurlTransport::RemoteSize(
   }
   curl_off_t length = -1;
   curl_easy_getinfo(curl_, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
-  // libcurl's SFTP code reports an empty file as "size unknown" (-1); the
-  // file was opened, so it exists. (OpenSSH always sends the size.)
-  if (length < 0 && s_.protocol == Protocol::kSftp) length = 0;
   if (length < 0) {
     return InternalError("size of " + Where(remote_name) +
                          ": the server did not report a size");
@@ -475,28 +488,21 @@ Status CurlTransport::Rename(const std::string& from, const std::string& to,
     CBPIPE_ASSIGN_OR_RETURN(std::optional<uint64_t> size, RemoteSize(name));
     return size.has_value();
   };
-  if (!replace) {
+  // A write-only server cannot be asked: RNTO then replaces an existing
+  // target (FTP has no rename that refuses to), as docs/interop.md says.
+  if (!replace && !s_.write_only) {
     CBPIPE_ASSIGN_OR_RETURN(bool target_exists, exists(to));
     if (target_exists) {
       return AlreadyExistsError("rename " + Where(from) + ": " + to +
                                 " exists already");
     }
   }
-  std::vector<std::string> commands;
-  if (s_.protocol == Protocol::kSftp) {
-    // SFTP rename never overwrites: remove the target first ('*': a missing
-    // target is fine).
-    if (replace) commands.push_back("*rm " + SftpPath(to));
-    commands.push_back("rename " + SftpPath(from) + " " + SftpPath(to));
-  } else {
-    commands.push_back("RNFR " + from);
-    commands.push_back("RNTO " + to);
-  }
+  std::vector<std::string> commands = {"RNFR " + from, "RNTO " + to};
   const std::string what = "rename " + Where(from) + " to " + to;
   Status status = RunCommands(commands, what);
   if (status.ok() || status.IsTransient() ||
       status.code() == StatusCode::kUnauthenticated ||
-      status.code() == StatusCode::kFailedPrecondition) {
+      status.code() == StatusCode::kFailedPrecondition || s_.write_only) {
     return status;
   }
   // Say which side was the problem.
@@ -514,11 +520,9 @@ Status CurlTransport::Rename(const std::string& from, const std::string& to,
 
 Status CurlTransport::Remove(const std::string& remote_name) {
   CBPIPE_RETURN_IF_ERROR(CheckRemoteName(remote_name));
-  std::string command = s_.protocol == Protocol::kSftp
-                            ? "rm " + SftpPath(remote_name)
-                            : "DELE " + remote_name;
+  std::string command = "DELE " + remote_name;
   Status status = RunCommands({command}, "remove " + Where(remote_name));
-  if (status.ok() || status.IsTransient()) return status;
+  if (status.ok() || status.IsTransient() || s_.write_only) return status;
   if (status.code() == StatusCode::kPermissionDenied ||
       status.code() == StatusCode::kNotFound) {
     auto size = RemoteSize(remote_name);
@@ -527,13 +531,11 @@ Status CurlTransport::Remove(const std::string& remote_name) {
   return status;
 }
 
+}  // namespace
+
 // ---- Construction ----
 
-struct ParsedUrl {
-  std::string scheme, user, host, port, path;
-};
-
-StatusOr<ParsedUrl> ParseUrl(const std::string& url) {
+StatusOr<DestinationUrl> ParseDestinationUrl(const std::string& url) {
   CURLU* u = curl_url();
   CURLUcode rc =
       curl_url_set(u, CURLUPART_URL, url.c_str(), CURLU_NON_SUPPORT_SCHEME);
@@ -542,7 +544,7 @@ StatusOr<ParsedUrl> ParseUrl(const std::string& url) {
     return InvalidArgumentError("destination url is not a valid URL: " +
                                 std::string(curl_url_strerror(rc)));
   }
-  ParsedUrl out;
+  DestinationUrl out;
   auto get = [&](CURLUPart part, std::string* to, unsigned flags) {
     char* value = nullptr;
     if (curl_url_get(u, part, &value, flags) == CURLUE_OK && value) {
@@ -587,21 +589,18 @@ std::string UrlDecode(const std::string& text) {
   return out;
 }
 
-}  // namespace
-
 StatusOr<std::unique_ptr<Transport>> MakeNetworkTransport(
     const DestinationConfig& d) {
   CBPIPE_RETURN_IF_ERROR(CurlInitOnce());
   const std::string where = "destination " + d.name;
-  CBPIPE_ASSIGN_OR_RETURN(ParsedUrl url, ParseUrl(d.url));
+  CBPIPE_ASSIGN_OR_RETURN(DestinationUrl url, ParseDestinationUrl(d.url));
+  // SFTP is spoken directly on libssh2 (sftp_transport.h).
+  if (url.scheme == "sftp") return MakeSftpTransport(d);
 
   CurlTransport::Settings s;
   std::string curl_scheme = url.scheme;
   std::string default_port;
-  if (url.scheme == "sftp") {
-    s.protocol = Protocol::kSftp;
-    default_port = "22";
-  } else if (url.scheme == "ftps") {
+  if (url.scheme == "ftps") {
     s.protocol = Protocol::kFtps;
     s.implicit_tls = d.ftps_mode == FtpsMode::kImplicit;
     // curl's ftps:// is implicit TLS; explicit TLS is ftp:// + AUTH TLS.
@@ -637,21 +636,7 @@ StatusOr<std::unique_ptr<Transport>> MakeNetworkTransport(
 
   std::string path = url.path.empty() ? "/" : url.path;
   if (path.back() != '/') path += '/';
-  if (s.protocol == Protocol::kSftp) {
-    s.sftp_dir = UrlDecode(path);
-    if (s.sftp_dir.starts_with("/~/")) {
-      return InvalidArgumentError(
-          where + ": sftp url paths must be absolute (/~/ is not supported)");
-    }
-    for (char c : s.sftp_dir) {
-      if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) {
-        return InvalidArgumentError(where +
-                                    ": the sftp path has a quote, backslash "
-                                    "or control character");
-      }
-    }
-  } else if (Contains(UrlDecode(path), "\r") ||
-             Contains(UrlDecode(path), "\n")) {
+  if (Contains(UrlDecode(path), "\r") || Contains(UrlDecode(path), "\n")) {
     return InvalidArgumentError(where + ": the url path has a line break");
   }
   std::string host = url.host;
@@ -669,62 +654,17 @@ StatusOr<std::unique_ptr<Transport>> MakeNetworkTransport(
     }
     s.password = SecretString(std::move(*password));
   }
-  if (s.protocol == Protocol::kSftp) {
-    if (!d.private_key_ref.empty()) {
-      auto key = ResolveSecretFilePath(d.private_key_ref);
-      if (!key.ok()) {
-        return Status(key.status().code(),
-                      where + ": private_key_ref: " + key.status().message());
-      }
-      s.private_key_path = *key;
-      s.public_key_path = d.public_key_path;
-    }
-    if (s.private_key_path.empty() && s.password.empty()) {
-      return InvalidArgumentError(where +
-                                  ": sftp needs private_key_ref or "
-                                  "password_ref");
-    }
-    if (!d.known_hosts.empty()) {
-      if (::access(d.known_hosts.c_str(), R_OK) != 0) {
-        return InvalidArgumentError(where + ": known_hosts file " +
-                                    d.known_hosts + " cannot be read");
-      }
-      s.known_hosts = d.known_hosts;
-    }
-    std::string sha = d.host_key_sha256;
-    if (sha.starts_with("SHA256:")) sha = sha.substr(7);
-    while (!sha.empty() && sha.back() == '=') sha.pop_back();
-    if (!sha.empty() && sha.size() != 43) {
-      return InvalidArgumentError(
-          where +
-          ": host_key_sha256 must be the 43-character base64 "
-          "SHA-256 that ssh-keygen -l -E sha256 prints");
-    }
-    s.host_key_sha256 = sha;
-    if (s.known_hosts.empty() && s.host_key_sha256.empty()) {
-      if (!d.insecure_skip_host_key) {
-        return InvalidArgumentError(
-            where +
-            ": sftp needs known_hosts or host_key_sha256 to verify "
-            "the server (or insecure_skip_host_key = true)");
-      }
-      std::cerr << "cbpipe: WARNING: " << where
-                << ": insecure_skip_host_key = true: the SSH host key of "
-                << host << " is NOT verified; anyone on the path can "
-                << "impersonate the server\n";
-    }
-  } else {
-    if (s.password.empty()) {
-      return InvalidArgumentError(where + ": " + url.scheme +
-                                  ":// needs password_ref");
-    }
-    s.ca_file = d.ca_file;
-    if (!s.ca_file.empty() && ::access(s.ca_file.c_str(), R_OK) != 0) {
-      return InvalidArgumentError(where + ": ca_file " + s.ca_file +
-                                  " cannot be read");
-    }
-    s.active_mode = d.active_mode;
+  if (s.password.empty()) {
+    return InvalidArgumentError(where + ": " + url.scheme +
+                                ":// needs password_ref");
   }
+  s.ca_file = d.ca_file;
+  if (!s.ca_file.empty() && ::access(s.ca_file.c_str(), R_OK) != 0) {
+    return InvalidArgumentError(where + ": ca_file " + s.ca_file +
+                                " cannot be read");
+  }
+  s.active_mode = d.active_mode;
+  s.write_only = d.write_only;
   s.connect_timeout_ms = Millis(d.connect_timeout_seconds);
   s.transfer_timeout_ms = Millis(d.transfer_timeout_seconds);
   s.stall_seconds =

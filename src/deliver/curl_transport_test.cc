@@ -3,6 +3,9 @@
 // tests/servers. Needs root (CI runs as root); skipped otherwise.
 #include "deliver/curl_transport.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -343,6 +346,16 @@ TEST_F(SftpHostKeyTest, InsecureSkipAcceptsAnyKey) {
   EXPECT_TRUE(TryUpload().ok());
 }
 
+TEST_F(SftpHostKeyTest, PrivateKeyTextFromAnEnvironmentVariable) {
+  ::setenv("CBPIPE_TEST_SFTP_KEY", ReadAll(sftp_->client_key_path()).c_str(),
+           1);
+  dest_.private_key_ref = "env:CBPIPE_TEST_SFTP_KEY";
+  Status s = TryUpload();
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(fs::exists(Remote("in/h.part")));
+  ::unsetenv("CBPIPE_TEST_SFTP_KEY");
+}
+
 TEST_F(SftpHostKeyTest, UnknownClientKeyIsUnauthenticated) {
   dest_.private_key_ref = "file:" + sftp_->unknown_key_path();
   auto start = std::chrono::steady_clock::now();
@@ -400,6 +413,44 @@ TEST_F(FtpsCertificateTest, PlainFtpWithoutAllowInsecureIsRefused) {
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(t.status().message(), HasSubstr("allow_insecure"));
+}
+
+}  // namespace
+}  // namespace cbpipe
+
+namespace cbpipe {
+namespace {
+
+// A server that accepts the TCP connection and then says nothing (no SSH
+// banner): the SFTP transport gives up after connect_timeout_seconds.
+TEST(SftpTimeoutTest, SilentServerTimesOutInsteadOfHanging) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);  // the kernel accepts; nobody answers
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  DestinationConfig d;
+  d.name = "silent";
+  d.url = "sftp://u@127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/in";
+  d.password_ref = "env:CBPIPE_TEST_SILENT_PASSWORD";
+  ::setenv("CBPIPE_TEST_SILENT_PASSWORD", "x", 1);
+  d.host_key_sha256 = std::string(43, 'A');
+  d.connect_timeout_seconds = 1;
+  d.stall_timeout_seconds = 30;
+  auto t = MakeNetworkTransport(d);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  const auto start = std::chrono::steady_clock::now();
+  auto size = (*t)->RemoteSize("x.csv");
+  const auto took = std::chrono::steady_clock::now() - start;
+  ::close(fd);
+  EXPECT_EQ(size.status().code(), StatusCode::kDeadlineExceeded)
+      << size.status().ToString();
+  EXPECT_TRUE(size.status().IsTransient());
+  EXPECT_LT(took, std::chrono::seconds(3));
 }
 
 }  // namespace

@@ -5,8 +5,12 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <mutex>
 #include <random>
+#include <set>
 #include <thread>
+
+#include "telemetry/log.h"
 
 
 namespace cbpipe {
@@ -26,6 +30,30 @@ std::string AlternativeName(const std::string& name, int n) {
   out.append(std::to_string(n));
   out.append(name, stem, std::string::npos);
   return out;
+}
+
+// A check the server refused (kPermissionDenied from RemoteSize): delivery
+// goes on without it, as on a write_only destination.
+bool IsRefusedCheck(const Status& status) {
+  return status.code() == StatusCode::kPermissionDenied;
+}
+
+// Logs, once per destination and process, what cannot be verified there.
+void LogUnverifiable(const DestinationConfig& destination,
+                     const std::string& why) {
+  static std::mutex mu;
+  static std::set<std::string> logged;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!logged.insert(destination.name).second) return;
+  }
+  Log().Warn(
+      LogContext{.destination = destination.name}, "delivery.unverifiable",
+      why +
+          ": whether a file exists on the server and its size cannot be "
+          "verified; delivery stays exactly once through the ledger claim "
+          "before the upload, the temporary name, a rename that never "
+          "overwrites, and the ledger record after it (docs/interop.md)");
 }
 
 }  // namespace
@@ -182,8 +210,24 @@ Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
     *outcome = DeliveryOutcome::kAlreadyDelivered;
     return OkStatus();
   }
-  CBPIPE_ASSIGN_OR_RETURN(std::optional<uint64_t> existing,
-                          transport_->RemoteSize(file.name));
+  // On a write-only server (declared, or found refusing STAT/SIZE) nothing
+  // about the remote side can be verified: the ledger decides alone.
+  bool verifiable = !destination_.write_only;
+  if (!verifiable) {
+    LogUnverifiable(destination_, "destination is write_only");
+  }
+  std::optional<uint64_t> existing;
+  if (verifiable) {
+    StatusOr<std::optional<uint64_t>> size = transport_->RemoteSize(file.name);
+    if (size.ok()) {
+      existing = *size;
+    } else if (IsRefusedCheck(size.status())) {
+      verifiable = false;
+      LogUnverifiable(destination_, size.status().message());
+    } else {
+      return size.status();
+    }
+  }
   if (existing && *remote_name == file.name) {
     // Ours if the ledger meant to put exactly this there (a crash between
     // upload and ledger write), or a local file hashes the same.
@@ -223,6 +267,15 @@ Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
   }
   if (!st.ok()) {
     transport_->Remove(temp).IgnoreError();  // best effort
+    if (st.code() == StatusCode::kAlreadyExists && !verifiable && known &&
+        known->sha256 == file.sha256 && *remote_name == file.name) {
+      // Unverifiable server, and the ledger claimed exactly this file under
+      // this name: an earlier attempt renamed it and stopped before the
+      // ledger record. It is ours.
+      CBPIPE_RETURN_IF_ERROR(ledger_->MarkDelivered(entry));
+      *outcome = DeliveryOutcome::kAlreadyDelivered;
+      return OkStatus();
+    }
     if (st.code() == StatusCode::kAlreadyExists) {
       // Someone else put a file there between our check and the rename.
       return AlreadyExistsError(transport_->Describe() + "/" + *remote_name +
@@ -231,13 +284,16 @@ Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
     }
     return st;
   }
-  CBPIPE_ASSIGN_OR_RETURN(std::optional<uint64_t> size,
-                          transport_->RemoteSize(*remote_name));
-  if (!size || *size != file.size) {
-    return DataLossError(
-        transport_->Describe() + "/" + *remote_name + " has " +
-        (size ? std::to_string(*size) : std::string("no")) +
-        " bytes after upload, expected " + std::to_string(file.size));
+  if (verifiable) {
+    StatusOr<std::optional<uint64_t>> size =
+        transport_->RemoteSize(*remote_name);
+    if (!size.ok() && !IsRefusedCheck(size.status())) return size.status();
+    if (size.ok() && (!*size || **size != file.size)) {
+      return DataLossError(
+          transport_->Describe() + "/" + *remote_name + " has " +
+          (*size ? std::to_string(**size) : std::string("no")) +
+          " bytes after upload, expected " + std::to_string(file.size));
+    }
   }
   CrashPoint("deliver.before_ledger");
   CBPIPE_RETURN_IF_ERROR(ledger_->MarkDelivered(entry));

@@ -95,7 +95,8 @@ std::string TemporaryUploadName(const std::string& name,
                                 const std::string& suffix);
 
 // The adapter for a destination, chosen by its URL scheme: file:// is a
-// LocalFolderTransport; sftp://, ftps:// and ftp:// go through libcurl.
+// LocalFolderTransport; sftp:// is SftpTransport (libssh2); ftps:// and
+// ftp:// go through libcurl.
 StatusOr<std::unique_ptr<Transport>> MakeTransport(
     const DestinationConfig& destination);
 

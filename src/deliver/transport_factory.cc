@@ -2,6 +2,7 @@
 #include "deliver/curl_transport.h"
 #include "deliver/deliverer.h"
 #include "deliver/local_transport.h"
+#include "deliver/sftp_transport.h"
 
 namespace cbpipe {
 
@@ -15,6 +16,7 @@ StatusOr<std::unique_ptr<Transport>> MakeTransport(
                                   "folder");
     return std::unique_ptr<Transport>(new LocalFolderTransport(folder));
   }
+  if (url.rfind("sftp://", 0) == 0) return MakeSftpTransport(destination);
   return MakeNetworkTransport(destination);
 }
 

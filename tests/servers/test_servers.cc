@@ -348,12 +348,20 @@ void ChildProcess::Kill() {
 
 std::string SshServer::url(const std::string& subdir, int port) const {
   std::string u =
-      "sftp://127.0.0.1:" + std::to_string(port ? port : port_) + root_dir_;
+      "sftp://127.0.0.1:" + std::to_string(port ? port : port_) + url_root_;
   if (!subdir.empty()) u += "/" + subdir;
   return u;
 }
 
-StatusOr<SshServer> SshServer::Start(const std::string& dir_arg) {
+void SshServer::RemoveChroot() {
+  process_.Kill();
+  if (!chroot_ || root_dir_.empty()) return;
+  std::error_code ec;
+  fs::remove_all(root_dir_, ec);
+}
+
+StatusOr<SshServer> SshServer::Start(const std::string& dir_arg,
+                                     const SshServerOptions& options) {
   CBPIPE_ASSIGN_OR_RETURN(std::string password, EnsureTestUser());
   std::string dir = fs::absolute(dir_arg).string();
   CBPIPE_RETURN_IF_ERROR(PrepareDir(dir));
@@ -363,10 +371,29 @@ StatusOr<SshServer> SshServer::Start(const std::string& dir_arg) {
   s.password_ = password;
   std::string ssh = dir + "/sshd";
   s.root_dir_ = dir + "/root";
+  s.chroot_ = options.chroot;
+  if (options.chroot) {
+    const std::string base = std::string(kStateDir) + "/chroot";
+    ::mkdir(base.c_str(), 0755);
+    std::string tmpl = base + "/root-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      return InternalError("mkdtemp " + tmpl + ": " + strerror(errno));
+    }
+    s.root_dir_ = tmpl;
+    s.url_root_ = "";
+  } else {
+    s.url_root_ = s.root_dir_;
+  }
   fs::create_directories(ssh);
   fs::create_directories(s.root_dir_);
   ::chmod(s.root_dir_.c_str(), 0755);
-  CBPIPE_RETURN_IF_ERROR(ChownToTestUser(s.root_dir_));
+  if (!options.chroot) {
+    CBPIPE_RETURN_IF_ERROR(ChownToTestUser(s.root_dir_));
+  }
+  const std::string sftp_command =
+      options.write_only
+          ? "internal-sftp -P opendir,readdir,read,stat,lstat,fstat"
+          : "internal-sftp";
 
   for (const char* key :
        {"host_key", "other_host_key", "client_key", "unknown_key"}) {
@@ -432,8 +459,12 @@ StatusOr<SshServer> SshServer::Start(const std::string& dir_arg) {
         "MaxStartups 100\n"
         "MaxAuthTries 6\n"
         "LoginGraceTime 20\n"
-        "Subsystem sftp internal-sftp\n"
-        "ForceCommand internal-sftp\n"
+        "Subsystem sftp " +
+        sftp_command +
+        "\n"
+        "ForceCommand " +
+        sftp_command + "\n" +
+        (options.chroot ? "ChrootDirectory " + s.root_dir_ + "\n" : "") +
         "LogLevel INFO\n";
     CBPIPE_RETURN_IF_ERROR(WriteFile(ssh + "/sshd_config", config, 0644));
     CBPIPE_ASSIGN_OR_RETURN(
@@ -558,6 +589,7 @@ StatusOr<FtpServer> FtpServer::Start(const std::string& dir_arg,
         "seccomp_sandbox=NO\n"
         "isolate=NO\n"
         "isolate_network=NO\n" +
+        (options.write_only ? "download_enable=NO\ndirlist_enable=NO\n" : "") +
         tls_config;
     CBPIPE_RETURN_IF_ERROR(WriteFile(ftp + "/vsftpd.conf", config, 0600));
     CBPIPE_ASSIGN_OR_RETURN(
@@ -565,6 +597,230 @@ StatusOr<FtpServer> FtpServer::Start(const std::string& dir_arg,
         ChildProcess::Spawn({"/usr/sbin/vsftpd", ftp + "/vsftpd.conf"},
                             s.log_path_));
     last = WaitForPort(s.process_, s.port_, s.log_path_, "vsftpd");
+    if (last.ok()) return s;
+    s.process_.Kill();
+  }
+  return last;
+}
+
+// ---- ProFtpdServer ----
+
+std::string ProFtpdServer::url(const std::string& subdir, int port) const {
+  return (mode_ == ProFtpdMode::kSftp ? "sftp" : "ftps") +
+         std::string("://127.0.0.1:") + std::to_string(port ? port : port_) +
+         "/" + subdir;
+}
+
+StatusOr<ProFtpdServer> ProFtpdServer::Start(const std::string& dir_arg,
+                                             ProFtpdMode mode) {
+  std::string binary = "/opt/cbpipe-test-proftpd/usr/sbin/proftpd";
+  std::string modules = "/opt/cbpipe-test-proftpd/usr/lib/proftpd";
+  if (::access(binary.c_str(), X_OK) != 0) {
+    binary = "/usr/sbin/proftpd";
+    modules = "/usr/lib/proftpd";
+  }
+  if (::access(binary.c_str(), X_OK) != 0 ||
+      ::access((modules + "/mod_sftp.so").c_str(), R_OK) != 0) {
+    return FailedPreconditionError(
+        "ProFTPD with mod_sftp is missing: run scripts/bootstrap (it unpacks "
+        "proftpd-core and proftpd-mod-crypto in /opt/cbpipe-test-proftpd)");
+  }
+  CBPIPE_ASSIGN_OR_RETURN(std::string password, EnsureTestUser());
+  std::string dir = fs::absolute(dir_arg).string();
+  CBPIPE_RETURN_IF_ERROR(PrepareDir(dir));
+  ProFtpdServer s;
+  s.mode_ = mode;
+  s.user_ = kTestUser;
+  s.password_ = password;
+  const std::string conf = dir + "/proftpd";
+  s.root_dir_ = dir + "/root";
+  fs::create_directories(conf);
+  fs::create_directories(s.root_dir_);
+  ::chmod(s.root_dir_.c_str(), 0755);
+  for (const char* key : {"host_ecdsa", "host_rsa", "client_key"}) {
+    fs::remove(conf + "/" + key);
+    fs::remove(conf + "/" + key + ".pub");
+  }
+  CBPIPE_RETURN_IF_ERROR(
+      RunOk({"ssh-keygen", "-q", "-t", "ecdsa", "-b", "256", "-m", "PEM", "-N",
+             "", "-f", conf + "/host_ecdsa"}));
+  CBPIPE_RETURN_IF_ERROR(
+      RunOk({"ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N",
+             "", "-f", conf + "/host_rsa"}));
+  CBPIPE_RETURN_IF_ERROR(RunOk({"ssh-keygen", "-q", "-t", "ed25519", "-N", "",
+                                "-f", conf + "/client_key"}));
+  s.client_key_path_ = conf + "/client_key";
+  // mod_sftp reads authorized keys in RFC 4716 form.
+  CBPIPE_ASSIGN_OR_RETURN(std::string rfc4716, Run({"ssh-keygen", "-e", "-f",
+                                                    conf + "/client_key.pub"}));
+  CBPIPE_RETURN_IF_ERROR(
+      WriteFile(conf + "/keys_" + std::string(kTestUser), rfc4716, 0644));
+  CBPIPE_ASSIGN_OR_RETURN(std::string fp,
+                          Run({"ssh-keygen", "-l", "-E", "sha256", "-f",
+                               conf + "/host_ecdsa.pub"}));
+  size_t at = fp.find("SHA256:");
+  if (at == std::string::npos) return InternalError("no fingerprint: " + fp);
+  s.host_key_sha256_ = fp.substr(at + 7, fp.find(' ', at) - at - 7);
+
+  passwd* pw = ::getpwnam(kTestUser);
+  if (pw == nullptr) return FailedPreconditionError("no user cbpipe-ftp");
+  // SFTP: no password login ("*" never matches).
+  std::string hash = "*";
+  if (mode != ProFtpdMode::kSftp) {
+    CBPIPE_ASSIGN_OR_RETURN(
+        hash, Run({"openssl", "passwd", "-6", "-stdin"}, password + "\n"));
+    while (!hash.empty() && (hash.back() == '\n' || hash.back() == '\r')) {
+      hash.pop_back();
+    }
+    s.ca_cert_path_ = conf + "/cert.pem";
+    CBPIPE_RETURN_IF_ERROR(RunOk(
+        {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+         "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", conf + "/key.pem",
+         "-out", s.ca_cert_path_, "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,IP:127.0.0.2,DNS:localhost"}));
+    ::chmod((conf + "/key.pem").c_str(), 0600);
+  }
+  CBPIPE_RETURN_IF_ERROR(WriteFile(conf + "/passwd",
+                                   std::string(kTestUser) + ":" + hash + ":" +
+                                       std::to_string(pw->pw_uid) + ":" +
+                                       std::to_string(pw->pw_gid) +
+                                       "::" + s.root_dir_ + ":/bin/false\n",
+                                   0600));
+  CBPIPE_RETURN_IF_ERROR(WriteFile(
+      conf + "/group",
+      std::string(kTestUser) + ":x:" + std::to_string(pw->pw_gid) + ":\n",
+      0600));
+  std::string host_pub;
+  {
+    std::istringstream in(ReadFileOrEmpty(conf + "/host_ecdsa.pub"));
+    std::string type, blob;
+    in >> type >> blob;
+    host_pub = type + " " + blob;
+  }
+  s.log_path_ = conf + "/proftpd.log";
+  Status last;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    CBPIPE_ASSIGN_OR_RETURN(s.port_, FindFreePort());
+    s.known_hosts_path_ = conf + "/known_hosts";
+    CBPIPE_RETURN_IF_ERROR(WriteFile(
+        s.known_hosts_path_,
+        "[127.0.0.1]:" + std::to_string(s.port_) + " " + host_pub + "\n",
+        0644));
+    std::ostringstream c;
+    c << "ServerName \"cbpipe-test\"\n"
+      << "ServerType standalone\nDefaultServer off\nPort 0\n"
+      << "SocketBindTight on\nUser nobody\nGroup nogroup\n"
+      << "PidFile " << conf << "/proftpd.pid\n"
+      << "ScoreboardFile " << conf << "/proftpd.scoreboard\n"
+      << "DelayTable " << conf << "/proftpd.delay\n"
+      << "WtmpLog off\nUseReverseDNS off\n"
+      << "SystemLog " << s.log_path_ << "\n"
+      << "ModulePath " << modules << "\n"
+      << "LoadModule "
+      << (mode == ProFtpdMode::kSftp ? "mod_sftp.c" : "mod_tls.c") << "\n"
+      << "<VirtualHost 127.0.0.1>\n"
+      << "  Port " << s.port_ << "\n";
+    if (mode == ProFtpdMode::kSftp) {
+      c << "  SFTPEngine on\n"
+        << "  SFTPHostKey " << conf << "/host_ecdsa\n"
+        << "  SFTPHostKey " << conf << "/host_rsa\n"
+        << "  SFTPAuthorizedUserKeys file:" << conf << "/keys_%u\n"
+        << "  SFTPAuthMethods publickey\n"
+        << "  SFTPLog " << conf << "/sftp.log\n";
+    } else {
+      // Explicit FTPS; session reuse on data connections is required (the
+      // default: no TLSOptions NoSessionReuseRequired).
+      std::random_device rd;
+      const int pasv = 30000 + static_cast<int>(rd() % 2000) * 8;
+      c << "  TLSEngine on\n  TLSRequired on\n"
+        << "  TLSProtocol "
+        << (mode == ProFtpdMode::kFtpsTls12 ? "TLSv1.2" : "TLSv1.3") << "\n"
+        << "  TLSECCertificateFile " << s.ca_cert_path_ << "\n"
+        << "  TLSECCertificateKeyFile " << conf << "/key.pem\n"
+        << "  TLSVerifyClient off\n"
+        << "  TLSLog " << conf << "/tls.log\n"
+        << "  PassivePorts " << pasv << " " << pasv + 7 << "\n";
+    }
+    c << "  AuthOrder mod_auth_file.c\n"
+      << "  AuthUserFile " << conf << "/passwd\n"
+      << "  AuthGroupFile " << conf << "/group\n"
+      << "  RequireValidShell off\n  DefaultRoot ~\n  Umask 022\n"
+      << "  AllowOverwrite on\n  TimeoutIdle 60\n"
+      << "</VirtualHost>\n";
+    const std::string config = c.str();
+    CBPIPE_RETURN_IF_ERROR(WriteFile(conf + "/proftpd.conf", config, 0644));
+    CBPIPE_ASSIGN_OR_RETURN(
+        s.process_,
+        ChildProcess::Spawn({binary, "-n", "-c", conf + "/proftpd.conf"},
+                            s.log_path_));
+    last = WaitForPort(s.process_, s.port_, s.log_path_, "proftpd");
+    if (last.ok()) return s;
+    s.process_.Kill();
+  }
+  return last;
+}
+
+// ---- PureFtpdServer ----
+
+std::string PureFtpdServer::url(const std::string& subdir) const {
+  return "ftps://127.0.0.1:" + std::to_string(port_) + "/" + subdir;
+}
+
+StatusOr<PureFtpdServer> PureFtpdServer::Start(const std::string& dir_arg) {
+  const std::string base = "/opt/cbpipe-test-pureftpd/usr";
+  if (::access((base + "/sbin/pure-ftpd").c_str(), X_OK) != 0) {
+    return FailedPreconditionError(
+        "pure-ftpd is missing: run scripts/bootstrap (it unpacks pure-ftpd "
+        "and pure-ftpd-common in /opt/cbpipe-test-pureftpd)");
+  }
+  CBPIPE_ASSIGN_OR_RETURN(std::string password, EnsureTestUser());
+  std::string dir = fs::absolute(dir_arg).string();
+  CBPIPE_RETURN_IF_ERROR(PrepareDir(dir));
+  PureFtpdServer s;
+  s.user_ = kTestUser;
+  s.password_ = password;
+  const std::string conf = dir + "/pure-ftpd";
+  s.root_dir_ = dir + "/root";
+  fs::create_directories(conf);
+  fs::create_directories(s.root_dir_);
+  ::chmod(s.root_dir_.c_str(), 0755);
+  CBPIPE_RETURN_IF_ERROR(ChownToTestUser(s.root_dir_));
+  s.ca_cert_path_ = conf + "/cert.pem";
+  CBPIPE_RETURN_IF_ERROR(RunOk(
+      {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+       "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", conf + "/key.pem",
+       "-out", s.ca_cert_path_, "-days", "2", "-subj", "/CN=localhost",
+       "-addext", "subjectAltName=IP:127.0.0.1,IP:127.0.0.2,DNS:localhost"}));
+  CBPIPE_RETURN_IF_ERROR(WriteFile(
+      conf + "/both.pem",
+      ReadFileOrEmpty(conf + "/key.pem") + ReadFileOrEmpty(s.ca_cert_path_),
+      0600));
+  passwd* pw = ::getpwnam(kTestUser);
+  if (pw == nullptr) return FailedPreconditionError("no user cbpipe-ftp");
+  fs::remove(conf + "/passwd");
+  CBPIPE_RETURN_IF_ERROR(
+      Run({base + "/bin/pure-pw", "useradd", kTestUser, "-u",
+           std::to_string(pw->pw_uid), "-g", std::to_string(pw->pw_gid), "-d",
+           s.root_dir_, "-f", conf + "/passwd", "-F", conf + "/passwd.pdb",
+           "-m"},
+          password + "\n" + password + "\n")
+          .status());
+  const std::string log = conf + "/pure-ftpd.log";
+  Status last;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    CBPIPE_ASSIGN_OR_RETURN(s.port_, FindFreePort());
+    std::random_device rd;
+    const int pasv = 32100 + static_cast<int>(rd() % 80) * 8;
+    CBPIPE_ASSIGN_OR_RETURN(
+        s.process_,
+        ChildProcess::Spawn(
+            {base + "/sbin/pure-ftpd", "-S",
+             "127.0.0.1," + std::to_string(s.port_), "-l",
+             "puredb:" + conf + "/passwd.pdb", "-u", "1", "-Y", "2", "-2",
+             conf + "/both.pem", "-p",
+             std::to_string(pasv) + ":" + std::to_string(pasv + 7), "-E", "-H"},
+            log));
+    last = WaitForPort(s.process_, s.port_, log, "pure-ftpd");
     if (last.ok()) return s;
     s.process_.Kill();
   }

@@ -76,11 +76,23 @@ class ChildProcess {
   pid_t pid_ = -1;
 };
 
+struct SshServerOptions {
+  // A write-only drop box: internal-sftp -P opendir,readdir,read,stat,
+  // lstat,fstat (upload, rename and remove are all that is left).
+  bool write_only = false;
+  // ChrootDirectory: the session sees only root_dir(), URLs start at "/".
+  // sshd wants every component of the path root-owned and not writable by
+  // others, which /tmp is not: the root is then a folder under
+  // /var/lib/cbpipe-test/chroot/, removed by RemoveChroot().
+  bool chroot = false;
+};
+
 class SshServer {
  public:
   // Generates host and client keys under `dir`, writes sshd_config and
   // starts sshd on a free port. Root dir: `dir`/root, owned by kTestUser.
-  static StatusOr<SshServer> Start(const std::string& dir);
+  static StatusOr<SshServer> Start(const std::string& dir,
+                                   const SshServerOptions& options = {});
 
   int port() const { return port_; }
   const std::string& user() const { return user_; }
@@ -98,17 +110,58 @@ class SshServer {
   const std::string& unknown_key_path() const { return unknown_key_path_; }
   // Absolute path of the folder the tests upload into.
   const std::string& root_dir() const { return root_dir_; }
-  // "sftp://127.0.0.1:<port><root_dir>/<subdir>" (user not in the URL).
+  // "sftp://127.0.0.1:<port><root_dir>/<subdir>" (user not in the URL);
+  // chrooted: "sftp://127.0.0.1:<port>/<subdir>".
   std::string url(const std::string& subdir, int port = 0) const;
   const std::string& log_path() const { return log_path_; }
   void Stop() { process_.Kill(); }
+  // Stops the server and removes the chroot folder (if any).
+  void RemoveChroot();
 
  private:
   ChildProcess process_;
   int port_ = 0;
   std::string user_, password_, host_key_sha256_, known_hosts_path_,
       wrong_known_hosts_path_, client_key_path_, unknown_key_path_, root_dir_,
-      log_path_;
+      url_root_, log_path_;
+  bool chroot_ = false;
+};
+
+// ProFTPD 1.3.8 with mod_sftp (SFTP, public key auth, ECDSA host key), one
+// foreground process. Users come from its own AuthUserFile (kTestUser's uid,
+// home root_dir(), DefaultRoot ~: URLs start at "/"). The binary is the one
+// scripts/bootstrap unpacks in /opt/cbpipe-test-proftpd (Debian's
+// proftpd-core conflicts with vsftpd), else /usr/sbin/proftpd.
+// kSftp: mod_sftp. kFtps*: mod_tls, explicit FTPS (AUTH TLS), password
+// login, TLS session reuse required on data connections (ProFTPD's
+// default), TLS 1.2 only or TLS 1.3 only.
+enum class ProFtpdMode { kSftp, kFtpsTls12, kFtpsTls13Only };
+
+class ProFtpdServer {
+ public:
+  static StatusOr<ProFtpdServer> Start(const std::string& dir,
+                                       ProFtpdMode mode = ProFtpdMode::kSftp);
+
+  int port() const { return port_; }
+  const std::string& user() const { return user_; }
+  const std::string& host_key_sha256() const { return host_key_sha256_; }
+  const std::string& known_hosts_path() const { return known_hosts_path_; }
+  const std::string& client_key_path() const { return client_key_path_; }
+  const std::string& root_dir() const { return root_dir_; }
+  // FTPS: the login password and the self-signed certificate.
+  const std::string& password() const { return password_; }
+  const std::string& ca_cert_path() const { return ca_cert_path_; }
+  // "sftp://127.0.0.1:<port>/<subdir>" (or ftps://).
+  std::string url(const std::string& subdir, int port = 0) const;
+  const std::string& log_path() const { return log_path_; }
+  void Stop() { process_.Kill(); }
+
+ private:
+  ChildProcess process_;
+  ProFtpdMode mode_ = ProFtpdMode::kSftp;
+  int port_ = 0;
+  std::string user_, password_, ca_cert_path_, host_key_sha256_,
+      known_hosts_path_, client_key_path_, root_dir_, log_path_;
 };
 
 enum class FtpTls { kNone, kExplicit, kImplicit };
@@ -121,6 +174,8 @@ struct FtpServerOptions {
   // proxy needs a single port; many files need many (vsftpd stalls while
   // the port of the previous data connection is still being closed).
   int pasv_port_count = 200;
+  // A write-only drop box: download_enable=NO, dirlist_enable=NO.
+  bool write_only = false;
 };
 
 class FtpServer {
@@ -149,6 +204,29 @@ class FtpServer {
   FtpTls tls_ = FtpTls::kNone;
   int port_ = 0, data_port_ = 0;
   std::string user_, password_, ca_cert_path_, root_dir_, log_path_;
+};
+
+// pure-ftpd 1.0.50 with TLS required (-Y 2), one virtual user (pure-pw,
+// kTestUser's uid, chrooted to root_dir(): URLs start at "/"). The binary is
+// the one scripts/bootstrap unpacks in /opt/cbpipe-test-pureftpd (Debian's
+// pure-ftpd conflicts with vsftpd).
+class PureFtpdServer {
+ public:
+  static StatusOr<PureFtpdServer> Start(const std::string& dir);
+
+  int port() const { return port_; }
+  const std::string& user() const { return user_; }
+  const std::string& password() const { return password_; }
+  const std::string& ca_cert_path() const { return ca_cert_path_; }
+  const std::string& root_dir() const { return root_dir_; }
+  // "ftps://127.0.0.1:<port>/<subdir>".
+  std::string url(const std::string& subdir) const;
+  void Stop() { process_.Kill(); }
+
+ private:
+  ChildProcess process_;
+  int port_ = 0;
+  std::string user_, password_, ca_cert_path_, root_dir_;
 };
 
 // Creates `root`/`relative` (and parents). Writable: owned by kTestUser;

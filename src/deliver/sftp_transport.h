@@ -1,0 +1,61 @@
+// The sftp:// transport: SFTP version 3 spoken directly over an SSH channel
+// opened with libssh2 (not libcurl), so every request is one the protocol
+// defines and the operator can allow or refuse on the server:
+//
+// | Transport call | SFTP requests sent                                       |
+// |----------------|----------------------------------------------------------|
+// | (connect)      | SSH handshake, host key check, auth; INIT (the VERSION   |
+// |                | reply lists the extensions the server offers)            |
+// | Upload         | OPEN(write, create, truncate), WRITE... (pipelined, up   |
+// |                | to 64 requests in flight), fsync@openssh.com when        |
+// |                | offered (unless fsync = false), CLOSE                    |
+// | Rename         | RENAME (never overwrites); with `replace`:               |
+// |                | posix-rename@openssh.com when offered (atomic), else     |
+// |                | REMOVE then RENAME                                       |
+// | RemoteSize     | STAT of the file; on "no such file", STAT of the folder  |
+// |                | (once per connection) to tell a missing folder apart     |
+// | Remove         | REMOVE                                                   |
+//
+// Nothing ever OPENs a file or a folder for reading, LISTs or READs. With
+// `write_only = true` in the destination nothing sends STAT either: a failed
+// Rename or Remove is reported as the server said, without the STATs that
+// would otherwise tell which side was the problem.
+//
+//   DestinationConfig d;
+//   d.url = "sftp://cbpipe@files.example.com:22/incoming";
+//   d.private_key_ref = "file:/etc/cbpipe/id_ed25519";   // mode 0600
+//   d.known_hosts = "/etc/cbpipe/known_hosts";
+//   CBPIPE_ASSIGN_OR_RETURN(auto transport, MakeSftpTransport(d));
+//   CBPIPE_RETURN_IF_ERROR(transport->Upload("/out/b1.csv", "b1.csv.part"));
+//
+// Host key: known_hosts (the entry for [host]:port, or host for port 22)
+// and/or host_key_sha256 (base64 SHA-256, "SHA256:" optional) must match;
+// one of them is required unless insecure_skip_host_key. Authentication:
+// public key (private_key_ref "file:/path", the key file, mode 0600; or
+// "env:NAME", the key text itself) and/or password (password_ref).
+//
+// Timeouts: connect_timeout_seconds bounds TCP connect, SSH handshake and
+// authentication; stall_timeout_seconds aborts any call when the server
+// sends nothing for that long (kDeadlineExceeded); transfer_timeout_seconds
+// bounds one whole call. The session is non-blocking: no call hangs.
+//
+// One Transport keeps one SSH connection open for all its calls and opens
+// a new one after an error that may have broken it. Errors follow
+// transport.h; each message names the request the server refused, the
+// remote path, and what the operator can change.
+#pragma once
+
+#include <memory>
+
+#include "common/status.h"
+#include "config/config.h"
+#include "deliver/transport.h"
+
+namespace cbpipe {
+
+// Checks the options and resolves the secrets; does not connect (the first
+// call does). kInvalidArgument names the destination and the option.
+StatusOr<std::unique_ptr<Transport>> MakeSftpTransport(
+    const DestinationConfig& destination);
+
+}  // namespace cbpipe
