@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
+#include "common/text_safety.h"
 #include "deliver/ledger.h"
 #include "workflow/pipeline.h"
 
@@ -39,8 +40,7 @@ nlohmann::json InputJson(const Config& config, const InputResult& r) {
     input_error = {{"code", StatusCodeName(r.error.code())},
                    {"message", r.error.message()},
                    {"position", r.scan.error_position}};
-    if (!r.quarantine_dir.empty())
-      input_error["quarantine"] = r.quarantine_dir;
+    if (!r.quarantine_dir.empty()) input_error["quarantine"] = r.quarantine_dir;
   }
   return {
       {"input", r.input},
@@ -58,15 +58,14 @@ nlohmann::json InputJson(const Config& config, const InputResult& r) {
 nlohmann::json BatchJson(const InputResult& input, const BatchResult& b) {
   nlohmann::json files = nlohmann::json::array();
   for (const DeliveredFile& f : b.files) {
-    nlohmann::json file = {
-        {"destination", f.file.destination},
-        {"network", NetworkName(f.file.network)},
-        {"name", f.delivery.remote_name},
-        {"records", f.file.records},
-        {"bytes", f.file.bytes},
-        {"sha256", f.file.sha256},
-        {"totals", TotalsJson(f.file.totals)},
-        {"status", DeliveryOutcomeName(f.delivery.outcome)}};
+    nlohmann::json file = {{"destination", f.file.destination},
+                           {"network", NetworkName(f.file.network)},
+                           {"name", f.delivery.remote_name},
+                           {"records", f.file.records},
+                           {"bytes", f.file.bytes},
+                           {"sha256", f.file.sha256},
+                           {"totals", TotalsJson(f.file.totals)},
+                           {"status", DeliveryOutcomeName(f.delivery.outcome)}};
     if (f.delivery.outcome == DeliveryOutcome::kFailed) {
       file["error"] = f.delivery.error.ToString();
       nlohmann::json attempts = nlohmann::json::array();
@@ -90,28 +89,33 @@ nlohmann::json BatchJson(const InputResult& input, const BatchResult& b) {
 }
 
 void PrintHuman(const Config& config, const InputResult& r) {
+  // Names and messages come from inputs and servers: escaped, so an ESC or
+  // a bidi override in them cannot act on the terminal.
+  const auto shown = [](std::string_view text) {
+    return EscapeForTerminal(text);
+  };
   if (!r.error.ok() && r.scan.records == 0 && r.batches.empty()) {
-    std::printf("%s: NOT PROCESSED: %s\n", r.input.c_str(),
-                r.error.message().c_str());
+    std::printf("%s: NOT PROCESSED: %s\n", shown(r.input).c_str(),
+                shown(r.error.message()).c_str());
     if (!r.quarantine_dir.empty())
       std::printf("  quarantined in %s (original kept)\n",
                   r.quarantine_dir.c_str());
     return;
   }
   std::printf("%s: %llu records, %llu accepted, %llu rejected\n",
-              r.input.c_str(),
+              shown(r.input).c_str(),
               static_cast<unsigned long long>(r.scan.records),
               static_cast<unsigned long long>(r.scan.accepted),
               static_cast<unsigned long long>(r.scan.rejected));
   if (!r.error.ok()) {
-    std::printf("  FAILED: %s\n", r.error.message().c_str());
+    std::printf("  FAILED: %s\n", shown(r.error.message()).c_str());
     if (!r.quarantine_dir.empty())
       std::printf("  quarantined in %s (original kept)\n",
                   r.quarantine_dir.c_str());
   }
   if (r.error.ok() && r.scan.undeliverable_total() > 0) {
     std::printf("  NOT DELIVERED: %s\n",
-                UndeliverableReason(config, r).c_str());
+                shown(UndeliverableReason(config, r)).c_str());
   }
   if (!r.rejects_file.empty() && r.scan.rejected > 0)
     std::printf("  rejects: %s\n", r.rejects_file.c_str());
@@ -120,19 +124,18 @@ void PrintHuman(const Config& config, const InputResult& r) {
                 b.ok() ? "ok" : "FAILED");
     if (!b.verify.ok())
       std::printf("    verification failed, nothing delivered: %s\n",
-                  b.verify.message().c_str());
+                  shown(b.verify.message()).c_str());
     for (const DeliveredFile& f : b.files) {
       std::printf("    %-17s %-12s %-44s %7llu records %9llu bytes\n",
-                  std::string(DeliveryOutcomeName(f.delivery.outcome))
-                      .c_str(),
-                  f.file.destination.c_str(), f.delivery.remote_name.c_str(),
+                  std::string(DeliveryOutcomeName(f.delivery.outcome)).c_str(),
+                  f.file.destination.c_str(),
+                  shown(f.delivery.remote_name).c_str(),
                   static_cast<unsigned long long>(f.file.records),
                   static_cast<unsigned long long>(f.file.bytes));
-      if (f.delivery.outcome == DeliveryOutcome::kFailed &&
-          b.verify.ok()) {
+      if (f.delivery.outcome == DeliveryOutcome::kFailed && b.verify.ok()) {
         std::printf("      after %zu attempt(s): %s\n",
                     f.delivery.attempts.size(),
-                    f.delivery.error.ToString().c_str());
+                    shown(f.delivery.error.ToString()).c_str());
       }
     }
   }
@@ -143,8 +146,7 @@ void PrintHuman(const Config& config, const InputResult& r) {
 int RunPipeline(const RunArgs& args) {
   StatusOr<Config> config = LoadConfigOrDefault(args.config_path);
   if (!config.ok()) {
-    std::fprintf(stderr, "cbpipe run: %s\n",
-                 config.status().message().c_str());
+    std::fprintf(stderr, "cbpipe run: %s\n", config.status().message().c_str());
     return kExitUsage;
   }
   if (!args.work_dir.empty()) {
@@ -169,8 +171,7 @@ int RunPipeline(const RunArgs& args) {
   StatusOr<std::unique_ptr<DeliveryLedger>> ledger =
       DeliveryLedger::Open(config->work_dir + "/ledger.db");
   if (!ledger.ok()) {
-    std::fprintf(stderr, "cbpipe run: %s\n",
-                 ledger.status().message().c_str());
+    std::fprintf(stderr, "cbpipe run: %s\n", ledger.status().message().c_str());
     return kExitUsage;
   }
 

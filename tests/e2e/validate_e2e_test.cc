@@ -331,6 +331,21 @@ TEST(ValidateE2E, JsonOutputSurvivesAFileNameThatIsNotUtf8) {
   EXPECT_THAT(human.out, HasSubstr("bad\\xff\\xfe.csv"));
 }
 
+// `cbpipe run` prints names and messages from inputs and servers escaped,
+// as validate does: an ESC in a file name cannot reach the terminal.
+TEST(ValidateE2E, RunOutputEscapesControlCharactersInNames) {
+  TempDir dir("run_name_escape");
+  const std::string input = dir / "x\x1b]0;pwned\x07\x1b[2J.csv";
+  WriteFile(input, kHeader + Row("A1", "VISA", kArn1, "411111******1111"));
+  CliResult run = RunCli("run --work-dir " + ShellQuote(dir / "w") + " " +
+                             ShellQuote(input),
+                         kNow);
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_EQ(run.out.find('\x1b'), std::string::npos) << run.out;
+  EXPECT_EQ(run.out.find('\x07'), std::string::npos) << run.out;
+  EXPECT_THAT(run.out, HasSubstr("x\\x1b]0;pwned\\x07\\x1b[2J.csv"));
+}
+
 TEST(ValidateE2E, GeneratedSampleHasTheExactInvalidShare) {
   TempDir dir("validate_sample");
   for (const std::string format : {"csv", "jsonl"}) {
