@@ -106,7 +106,12 @@ int RunValidate(const ValidateArgs& args) {
     // that an ESC or a bidi override in it cannot act on the terminal.
     const std::string shown_input = EscapeForTerminal(input);
     if (!scan.input_error.ok()) {
-      std::printf("%s: UNREADABLE: %s\n", shown_input.c_str(),
+      // Over a limit (size, compression ratio, rejects) the input was read
+      // but refused as a whole; anything else could not be read at all.
+      const bool refused =
+          scan.input_error.code() == StatusCode::kResourceExhausted;
+      std::printf("%s: %s: %s\n", shown_input.c_str(),
+                  refused ? "REJECTED AS A WHOLE" : "UNREADABLE",
                   EscapeForTerminal(scan.input_error.message()).c_str());
       if (scan.records > 0) {
         std::printf("  (%llu records were read before the error; none of "

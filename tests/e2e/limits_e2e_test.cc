@@ -155,6 +155,13 @@ TEST(InputLimitsE2e, LimitsAreConfigKeysShownByConfigCheck) {
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("input.max_decompressed_bytes (2048 bytes"));
   EXPECT_TRUE(FilesIn(dir / "outbox").empty());
+  // validate says the input was refused, not that it could not be read.
+  r = RunCli("validate --config " + ShellQuote(dir / "c.toml") + " " +
+                 ShellQuote(dir / "big.csv"),
+             kNow, dir.path());
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("big.csv: REJECTED AS A WHOLE: "));
+  EXPECT_THAT(r.out, Not(HasSubstr("UNREADABLE")));
 }
 
 TEST(InputLimitsE2e, ServeRejectsABombAndABrokenExportWithTheirReasons) {
