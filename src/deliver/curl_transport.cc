@@ -48,26 +48,6 @@ Status CurlInitOnce() {
   return OkStatus();
 }
 
-bool IsSafeRemoteName(std::string_view name) {
-  if (name.empty() || name == "." || name == ".." || name.size() > 255) {
-    return false;
-  }
-  for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') ||
-              std::string_view("._+=@,~-").find(c) != std::string_view::npos;
-    if (!ok) return false;
-  }
-  return true;
-}
-
-Status CheckRemoteName(const std::string& name) {
-  if (IsSafeRemoteName(name)) return OkStatus();
-  return InvalidArgumentError(
-      "remote name \"" + name +
-      "\" is not a plain file name of [A-Za-z0-9._+=@,~-]");
-}
-
 bool Contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;
 }
@@ -683,6 +663,26 @@ StatusOr<std::unique_ptr<Transport>> MakeNetworkTransport(
   curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 1L);
   return std::unique_ptr<Transport>(
       std::make_unique<CurlTransport>(std::move(s), handle, multi));
+}
+
+static bool IsSafeRemoteName(std::string_view name) {
+  if (name.empty() || name == "." || name == ".." || name.size() > 255) {
+    return false;
+  }
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') ||
+              std::string_view("._+=@,~-").find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Status CheckRemoteName(const std::string& name) {
+  if (IsSafeRemoteName(name)) return OkStatus();
+  return InvalidArgumentError(
+      "remote name \"" + name +
+      "\" is not a plain file name of [A-Za-z0-9._+=@,~-]");
 }
 
 }  // namespace cbpipe

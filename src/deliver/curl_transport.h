@@ -63,5 +63,9 @@ struct DestinationUrl {
 StatusOr<DestinationUrl> ParseDestinationUrl(const std::string& url);
 // "%2Fa%20b" -> "/a b".
 std::string UrlDecode(const std::string& text);
+// OK for a plain file name of [A-Za-z0-9._+=@,~-] (no path, not "." or
+// "..", at most 255 bytes), the only remote names the network transports
+// send; kInvalidArgument otherwise.
+Status CheckRemoteName(const std::string& name);
 
 }  // namespace cbpipe

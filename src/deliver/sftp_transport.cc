@@ -80,26 +80,6 @@ Status LibsshInitOnce() {
   return OkStatus();
 }
 
-bool IsSafeRemoteName(std::string_view name) {
-  if (name.empty() || name == "." || name == ".." || name.size() > 255) {
-    return false;
-  }
-  for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') ||
-              std::string_view("._+=@,~-").find(c) != std::string_view::npos;
-    if (!ok) return false;
-  }
-  return true;
-}
-
-Status CheckRemoteName(const std::string& name) {
-  if (IsSafeRemoteName(name)) return OkStatus();
-  return InvalidArgumentError(
-      "remote name \"" + name +
-      "\" is not a plain file name of [A-Za-z0-9._+=@,~-]");
-}
-
 std::string Base64NoPadding(const unsigned char* data, size_t size) {
   static const char kAlphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
