@@ -8,9 +8,18 @@
 // Each: a batch delivered, a second run sending nothing, a connection cut
 // mid-upload recovered, and the ledger agreeing with the server's folder.
 // Needs root (CI runs as root); skipped otherwise.
+//
+// With CBPIPE_INTEROP_RESULTS=FILE every case appends one JSON line per
+// server and check to FILE: what passed, and what the server was observed to
+// allow (STAT, fsync@openssh.com, posix-rename@openssh.com, whether a rename
+// overwrites). scripts/interop_matrix.py turns FILE into docs/interop.md's
+// matrix; the CTest interop_matrix_matches_docs fails when they differ.
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -51,6 +60,82 @@ std::string PeerName(Peer p) {
     case Peer::kPureFtpdTls: return "PureFtpdTlsRequired";
   }
   return "?";
+}
+
+std::string PeerProtocol(Peer p) {
+  switch (p) {
+    case Peer::kOpenSshDropBox:
+    case Peer::kOpenSshDropBoxUndeclared:
+    case Peer::kProFtpdSftp: return "SFTP";
+    default: return "FTPS";
+  }
+}
+
+std::string PeerDescription(Peer p) {
+  switch (p) {
+    case Peer::kOpenSshDropBox:
+      return "OpenSSH 9.2, chrooted, `internal-sftp -P opendir,readdir,read,"
+             "stat,lstat,fstat`, `write_only = true`";
+    case Peer::kOpenSshDropBoxUndeclared:
+      return "the same OpenSSH drop box without `write_only`";
+    case Peer::kProFtpdSftp: return "ProFTPD 1.3.8 mod_sftp, public key";
+    case Peer::kVsftpdFtpsDropBox:
+      return "vsftpd 3.0.3 `download_enable=NO`, `dirlist_enable=NO`, "
+             "explicit FTPS, `write_only = true`";
+    case Peer::kProFtpdFtpsTls12:
+      return "ProFTPD 1.3.8 mod_tls, explicit FTPS, TLS 1.2, session reuse "
+             "required on data connections";
+    case Peer::kPureFtpdTls:
+      return "pure-ftpd 1.0.50, TLS required (`-Y 2`), virtual user";
+  }
+  return "?";
+}
+
+std::string JsonString(const std::string& v) {
+  std::string out = "\"";
+  for (unsigned char c : v) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+// Appends one result line to $CBPIPE_INTEROP_RESULTS (nothing when unset):
+// `result` is pass, fail or skip; `observed` what the server did, or why
+// the check was skipped. One write() with O_APPEND: ctest may run cases in
+// parallel.
+void RecordResult(const std::string& server, const std::string& check,
+                  const std::string& result, const std::string& observed) {
+  const char* file = std::getenv("CBPIPE_INTEROP_RESULTS");
+  if (file == nullptr || *file == '\0') return;
+  const std::string line = "{\"server\": " + JsonString(server) +
+                           ", \"check\": " + JsonString(check) +
+                           ", \"result\": " + JsonString(result) +
+                           ", \"observed\": " + JsonString(observed) + "}\n";
+  int fd = ::open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0) << "cannot open " << file;
+  EXPECT_EQ(::write(fd, line.data(), line.size()),
+            static_cast<ssize_t>(line.size()));
+  ::close(fd);
+}
+
+// Failures recorded so far in the running test.
+int FailureCount() {
+  const ::testing::TestResult* r =
+      ::testing::UnitTest::GetInstance()->current_test_info()->result();
+  int n = 0;
+  for (int i = 0; i < r->total_part_count(); ++i) {
+    n += r->GetTestPartResult(i).failed() ? 1 : 0;
+  }
+  return n;
 }
 
 // Counts uploads on the way to a real transport.
@@ -182,6 +267,16 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
   }
 
   void TearDown() override {
+    // Checks a test declared and did not reach failed (an ASSERT returned),
+    // or were skipped.
+    for (const std::string& check : pending_) {
+      if (IsSkipped()) {
+        Record(check, "skip", skip_reason_);
+      } else {
+        Record(check, "fail", "did not complete");
+      }
+    }
+    pending_.clear();
     proxy_.reset();
     proftpd_.reset();
     vsftpd_.reset();
@@ -189,6 +284,27 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
     if (sshd_) sshd_->RemoveChroot();
     if (!dir_.empty() && !HasFailure()) fs::remove_all(dir_);
     if (HasFailure()) std::cerr << "kept " << dir_ << " for inspection\n";
+  }
+
+  void Record(const std::string& check, const std::string& result,
+              const std::string& observed = "") {
+    RecordResult(PeerName(GetParam()), check, result, observed);
+  }
+
+  // The checks this test will record: each is recorded once, by Done, or
+  // as failed or skipped by TearDown.
+  void Expect(std::vector<std::string> checks) {
+    pending_ = std::move(checks);
+    failures_at_ = FailureCount();
+  }
+
+  // Records `check` as passed unless something failed since the previous
+  // Done (or Expect).
+  void Done(const std::string& check, const std::string& observed = "") {
+    const int now = FailureCount();
+    Record(check, now == failures_at_ ? "pass" : "fail", observed);
+    failures_at_ = now;
+    std::erase(pending_, check);
   }
 
   FileToDeliver Local(const std::string& name, size_t size) {
@@ -246,9 +362,13 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
   std::unique_ptr<CountingTransport> transport_;
   RetryEnv env_;
   std::function<void()> on_sleep_;
+  std::vector<std::string> pending_;
+  int failures_at_ = 0;
+  std::string skip_reason_;
 };
 
 TEST_P(InteropTest, BatchDeliveredOnceSecondRunSendsNothing) {
+  Expect({"delivered", "second_run_sends_nothing", "ledger_agrees"});
   std::vector<FileToDeliver> files = {
       Local("visa_001.csv", 0), Local("visa_002.csv", 1),
       Local("visa_003.csv", 100000), Local("visa_004.csv", 3 << 20)};
@@ -264,6 +384,7 @@ TEST_P(InteropTest, BatchDeliveredOnceSecondRunSendsNothing) {
   if (dest_.write_only) {
     EXPECT_EQ(transport_->size_checks, 0);
   }
+  Done("delivered");
   ExpectLedgerAgreesWithServer(files);
 
   // A second run sends nothing, and does not even connect.
@@ -281,18 +402,26 @@ TEST_P(InteropTest, BatchDeliveredOnceSecondRunSendsNothing) {
   for (const auto& f : files) {
     EXPECT_EQ(before[f.name], fs::last_write_time(root_ + "/in/" + f.name));
   }
+  Done("second_run_sends_nothing");
   ExpectLedgerAgreesWithServer(files);
+  Done("ledger_agrees");
 }
 
 // FTP's rename (RNFR/RNTO) replaces an existing target, and a write-only
 // FTP server cannot be asked whether one is there (docs/interop.md).
-#define SKIP_ON_WRITE_ONLY_FTP(why) \
-  if (ftp_ && dest_.write_only) GTEST_SKIP() << "write-only FTP: " << why
+#define SKIP_ON_WRITE_ONLY_FTP(why)                       \
+  if (ftp_ && dest_.write_only) {                         \
+    skip_reason_ = std::string("write-only FTP: ") + why; \
+    GTEST_SKIP() << skip_reason_;                         \
+  }
 
 TEST_P(InteropTest, ConnectionCutMidUploadIsRecovered) {
+  Expect({"cut_recovered"});
   if (ftp_) {
-    GTEST_SKIP() << "FTPS data connections bypass this proxy; "
-                    "delivery_integration_test cuts FTP data connections";
+    skip_reason_ =
+        "FTPS data connections bypass this proxy; "
+        "delivery_integration_test cuts FTP data connections";
+    GTEST_SKIP() << skip_reason_;
   }
   // Replace the counting proxy by one that cuts after 512 KiB; the network
   // heals during the back-off.
@@ -323,9 +452,11 @@ TEST_P(InteropTest, ConnectionCutMidUploadIsRecovered) {
   // The failed attempt's temporary file was removed on the retry (write-only
   // servers allow REMOVE), or overwritten by it: nothing else is left.
   ExpectLedgerAgreesWithServer(files);
+  Done("cut_recovered");
 }
 
 TEST_P(InteropTest, RenamedButNotRecordedIsNotSentTwice) {
+  Expect({"renamed_not_recorded_not_resent"});
   SKIP_ON_WRITE_ONLY_FTP("the file is sent again and RNTO replaces it");
   // What a crash after the rename and before the ledger record leaves: a
   // claim in the ledger and the complete file under its final name.
@@ -341,9 +472,11 @@ TEST_P(InteropTest, RenamedButNotRecordedIsNotSentTwice) {
       << r[0].error.ToString();
   EXPECT_EQ(mtime, fs::last_write_time(root_ + "/in/" + f.name));
   ExpectLedgerAgreesWithServer({f});
+  Done("renamed_not_recorded_not_resent");
 }
 
 TEST_P(InteropTest, AForeignFileUnderTheNameIsNeverOverwritten) {
+  Expect({"foreign_file_kept"});
   SKIP_ON_WRITE_ONLY_FTP("RNTO replaces it; nothing can check first");
   FileToDeliver f = Local("disc_001.csv", 5000);
   testing::WriteFileAs(root_ + "/in/" + f.name, "someone else's file\n");
@@ -354,6 +487,68 @@ TEST_P(InteropTest, AForeignFileUnderTheNameIsNeverOverwritten) {
       << r[0].error.ToString();
   EXPECT_EQ(ReadAll(root_ + "/in/" + f.name), "someone else's file\n");
   EXPECT_EQ(*ledger_->CountDelivered(), 0);
+  Done("foreign_file_kept");
+}
+
+// What the server allows, observed with the transport itself (not the
+// delivery protocol, which avoids what it cannot rely on): recorded for
+// docs/interop.md.
+TEST_P(InteropTest, WhatTheServerAllows) {
+  Expect({"server", "stat", "fsync", "posix_rename", "rename_overwrite"});
+  Done("server", PeerProtocol(GetParam()) + "|" +
+                     (dest_.write_only ? "write_only" : "") + "|" +
+                     PeerDescription(GetParam()));
+  // STAT (SFTP) or SIZE (FTP) of a file that is there, asked without
+  // write_only so the request is sent.
+  const std::string there = "probe_there.csv";
+  testing::WriteFileAs(root_ + "/in/" + there, "12345");
+  DestinationConfig asking = dest_;
+  asking.write_only = false;
+  auto t = MakeTransport(asking);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  auto size = (*t)->RemoteSize(there);
+  std::string stat;
+  if (size.ok() && size->has_value() && **size == 5) {
+    stat = "allowed";
+  } else if (size.ok() && !size->has_value()) {
+    stat = "refused: answers as if the file were absent";
+  } else if (size.status().code() == StatusCode::kPermissionDenied) {
+    stat = "refused";
+  } else {
+    ADD_FAILURE() << "size of a 5-byte file: "
+                  << (size.ok() ? std::to_string(size->value_or(0))
+                                : size.status().ToString());
+  }
+  Done("stat", stat);
+  if (ftp_) {
+    Done("fsync", "FTP has no such request");
+    Done("posix_rename", "FTP has no such request");
+  } else {
+    auto offers = SftpOffers(t->get());
+    ASSERT_TRUE(offers.ok()) << offers.status().ToString();
+    Done("fsync", offers->fsync ? "offered" : "not offered");
+    Done("posix_rename", offers->posix_rename ? "offered" : "not offered");
+  }
+  // A plain rename onto a name that is taken, without any check first
+  // (write_only): does the server replace the file?
+  DestinationConfig blind = dest_;
+  blind.write_only = true;
+  auto b = MakeTransport(blind);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  WriteRandomFile(local_ + "/probe", 1000);
+  ASSERT_TRUE((*b)->Upload(local_ + "/probe", ".probe.part").ok());
+  Status renamed = (*b)->Rename(".probe.part", there, false);
+  const bool kept = ReadAll(root_ + "/in/" + there) == "12345";
+  std::string overwrite;
+  if (renamed.ok() && !kept) {
+    overwrite = "overwrites";
+  } else if (!renamed.ok() && kept) {
+    overwrite = "refuses";
+  } else {
+    ADD_FAILURE() << "rename said " << renamed.ToString()
+                  << (kept ? " and kept" : " and replaced") << " the file";
+  }
+  Done("rename_overwrite", overwrite);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -403,6 +598,10 @@ namespace {
 TEST(ProFtpdTls13OnlyTest, UploadsCompleteWithSessionReuse) {
   Status root = testing::RequireRoot();
   if (!root.ok()) GTEST_SKIP() << root.message();
+  const char* kServer = "ProFtpdModTlsTls13Only";
+  RecordResult(kServer, "server", "pass",
+               "FTPS||ProFTPD 1.3.8 mod_tls, TLS 1.3 only, session reuse "
+               "required (20 uploads of 3 MiB on one transport)");
   char tmpl[] = "/tmp/cbpipe-interop-test-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
   const std::string dir = tmpl;
@@ -429,6 +628,7 @@ TEST(ProFtpdTls13OnlyTest, UploadsCompleteWithSessionReuse) {
     ASSERT_TRUE(s.ok()) << s.ToString();
     EXPECT_TRUE(ReadAll(server->root_dir() + "/in/" + name) == data) << name;
   }
+  RecordResult(kServer, "delivered", HasFailure() ? "fail" : "pass", "");
   if (!HasFailure()) fs::remove_all(dir);
 }
 
