@@ -31,12 +31,14 @@ SKIPPED = 77
 
 # Row order; a server not listed comes after these, by name.
 ORDER = [
+    "OpenSsh",
     "OpenSshWriteOnlyDropBox",
     "OpenSshDropBoxUndeclared",
     "ProFtpdModSftp",
     "ProFtpdModTlsSessionReuseTls12",
     "ProFtpdModTlsTls13Only",
     "PureFtpdTlsRequired",
+    "VsftpdFtps",
     "VsftpdFtpsWriteOnlyDropBox",
 ]
 # The checks each InteropTest server records; ProFtpdTls13OnlyTest fewer.

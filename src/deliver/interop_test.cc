@@ -1,6 +1,8 @@
 // The interop matrix (docs/interop.md): the safe-upload protocol against the
 // servers card companies run, started per test on 127.0.0.1 by
 // tests/servers:
+//  - OpenSSH's sftp-server and vsftpd (explicit FTPS) as configured by
+//    default;
 //  - OpenSSH as a chrooted write-only drop box (internal-sftp -P opendir,
 //    readdir,read,stat,lstat,fstat), declared write_only and not declared;
 //  - ProFTPD 1.3.8 mod_sftp (public key auth), which refuses an OPEN for
@@ -42,28 +44,33 @@ using ::cbpipe::testing::WriteRandomFile;
 using ::testing::HasSubstr;
 
 enum class Peer {
+  kOpenSsh,
   kOpenSshDropBox,
   kOpenSshDropBoxUndeclared,
   kProFtpdSftp,
   kVsftpdFtpsDropBox,
   kProFtpdFtpsTls12,
   kPureFtpdTls,
+  kVsftpdFtps,
 };
 
 std::string PeerName(Peer p) {
   switch (p) {
+    case Peer::kOpenSsh: return "OpenSsh";
     case Peer::kOpenSshDropBox: return "OpenSshWriteOnlyDropBox";
     case Peer::kOpenSshDropBoxUndeclared: return "OpenSshDropBoxUndeclared";
     case Peer::kProFtpdSftp: return "ProFtpdModSftp";
     case Peer::kVsftpdFtpsDropBox: return "VsftpdFtpsWriteOnlyDropBox";
     case Peer::kProFtpdFtpsTls12: return "ProFtpdModTlsSessionReuseTls12";
     case Peer::kPureFtpdTls: return "PureFtpdTlsRequired";
+    case Peer::kVsftpdFtps: return "VsftpdFtps";
   }
   return "?";
 }
 
 std::string PeerProtocol(Peer p) {
   switch (p) {
+    case Peer::kOpenSsh:
     case Peer::kOpenSshDropBox:
     case Peer::kOpenSshDropBoxUndeclared:
     case Peer::kProFtpdSftp: return "SFTP";
@@ -73,6 +80,7 @@ std::string PeerProtocol(Peer p) {
 
 std::string PeerDescription(Peer p) {
   switch (p) {
+    case Peer::kOpenSsh: return "OpenSSH 9.2 sftp-server, not chrooted";
     case Peer::kOpenSshDropBox:
       return "OpenSSH 9.2, chrooted, `internal-sftp -P opendir,readdir,read,"
              "stat,lstat,fstat`, `write_only = true`";
@@ -87,6 +95,7 @@ std::string PeerDescription(Peer p) {
              "required on data connections";
     case Peer::kPureFtpdTls:
       return "pure-ftpd 1.0.50, TLS required (`-Y 2`), virtual user";
+    case Peer::kVsftpdFtps: return "vsftpd 3.0.3, explicit FTPS";
   }
   return "?";
 }
@@ -175,10 +184,12 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
     local_ = dir_ + "/local";
     fs::create_directories(local_);
     int server_port = 0;
-    if (GetParam() == Peer::kVsftpdFtpsDropBox) {
+    if (GetParam() == Peer::kVsftpdFtpsDropBox ||
+        GetParam() == Peer::kVsftpdFtps) {
+      const bool write_only = GetParam() == Peer::kVsftpdFtpsDropBox;
       auto s = testing::FtpServer::Start(
           dir_ + "/server",
-          {.tls = testing::FtpTls::kExplicit, .write_only = true});
+          {.tls = testing::FtpTls::kExplicit, .write_only = write_only});
       ASSERT_TRUE(s.ok()) << s.status().ToString();
       vsftpd_.emplace(std::move(*s));
       root_ = vsftpd_->root_dir();
@@ -187,7 +198,7 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
       dest_.username = vsftpd_->user();
       dest_.password_ref = "env:CBPIPE_INTEROP_PASSWORD";
       dest_.ca_file = vsftpd_->ca_cert_path();
-      dest_.write_only = true;
+      dest_.write_only = write_only;
       ftp_ = true;
     } else if (GetParam() == Peer::kPureFtpdTls) {
       auto s = testing::PureFtpdServer::Start(dir_ + "/server");
@@ -222,8 +233,9 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
       dest_.private_key_ref = "file:" + proftpd_->client_key_path();
       host_key_sha256_ = proftpd_->host_key_sha256();
     } else {
+      const bool drop_box = GetParam() != Peer::kOpenSsh;
       auto s = SshServer::Start(dir_ + "/server",
-                                {.write_only = true, .chroot = true});
+                                {.write_only = drop_box, .chroot = drop_box});
       ASSERT_TRUE(s.ok()) << s.status().ToString();
       sshd_.emplace(std::move(*s));
       root_ = sshd_->root_dir();
@@ -242,8 +254,10 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
     server_port_ = server_port;
     proxy_port_ = proxy_->port();
     dest_.name = "visa";
-    dest_.url = (ftp_ ? "ftps://" : "sftp://") + std::string("127.0.0.1:") +
-                std::to_string(proxy_port_) + "/in";
+    dest_.url = sshd_ ? sshd_->url("in", proxy_port_)
+                      : (ftp_ ? "ftps://" : "sftp://") +
+                            std::string("127.0.0.1:") +
+                            std::to_string(proxy_port_) + "/in";
     dest_.host_key_sha256 = host_key_sha256_;  // known_hosts names the port
     dest_.connect_timeout_seconds = 5;
     dest_.transfer_timeout_seconds = 30;
@@ -553,8 +567,9 @@ TEST_P(InteropTest, WhatTheServerAllows) {
 
 INSTANTIATE_TEST_SUITE_P(
     Servers, InteropTest,
-    ::testing::Values(Peer::kOpenSshDropBox, Peer::kOpenSshDropBoxUndeclared,
-                      Peer::kProFtpdSftp, Peer::kVsftpdFtpsDropBox,
+    ::testing::Values(Peer::kOpenSsh, Peer::kOpenSshDropBox,
+                      Peer::kOpenSshDropBoxUndeclared, Peer::kProFtpdSftp,
+                      Peer::kVsftpdFtps, Peer::kVsftpdFtpsDropBox,
                       Peer::kProFtpdFtpsTls12, Peer::kPureFtpdTls),
     [](const auto& info) { return PeerName(info.param); });
 
