@@ -187,13 +187,15 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
     if (GetParam() == Peer::kVsftpdFtpsDropBox ||
         GetParam() == Peer::kVsftpdFtps) {
       const bool write_only = GetParam() == Peer::kVsftpdFtpsDropBox;
-      auto s = testing::FtpServer::Start(
-          dir_ + "/server",
-          {.tls = testing::FtpTls::kExplicit, .write_only = write_only});
+      auto s = testing::FtpServer::Start(dir_ + "/server",
+                                         {.tls = testing::FtpTls::kExplicit,
+                                          .pasv_port_count = kDataPorts,
+                                          .write_only = write_only});
       ASSERT_TRUE(s.ok()) << s.status().ToString();
       vsftpd_.emplace(std::move(*s));
       root_ = vsftpd_->root_dir();
       server_port = vsftpd_->port();
+      data_port_ = vsftpd_->data_port();
       ::setenv("CBPIPE_INTEROP_PASSWORD", vsftpd_->password().c_str(), 1);
       dest_.username = vsftpd_->user();
       dest_.password_ref = "env:CBPIPE_INTEROP_PASSWORD";
@@ -206,6 +208,7 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
       pureftpd_.emplace(std::move(*s));
       root_ = pureftpd_->root_dir();
       server_port = pureftpd_->port();
+      data_port_ = pureftpd_->data_port();
       ::setenv("CBPIPE_INTEROP_PASSWORD", pureftpd_->password().c_str(), 1);
       dest_.username = pureftpd_->user();
       dest_.password_ref = "env:CBPIPE_INTEROP_PASSWORD";
@@ -218,6 +221,7 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
       proftpd_.emplace(std::move(*s));
       root_ = proftpd_->root_dir();
       server_port = proftpd_->port();
+      data_port_ = proftpd_->data_port();
       ::setenv("CBPIPE_INTEROP_PASSWORD", proftpd_->password().c_str(), 1);
       dest_.username = proftpd_->user();
       dest_.password_ref = "env:CBPIPE_INTEROP_PASSWORD";
@@ -371,6 +375,9 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
   bool ftp_ = false;  // ftps: data connections bypass the proxy
   std::unique_ptr<CuttingProxy> proxy_;
   int server_port_ = 0, proxy_port_ = 0;
+  // FTPS: passive data ports data_port_ .. data_port_ + kDataPorts - 1.
+  static constexpr int kDataPorts = 8;
+  int data_port_ = 0;
   DestinationConfig dest_;
   std::unique_ptr<DeliveryLedger> ledger_;
   std::unique_ptr<CountingTransport> transport_;
@@ -431,32 +438,61 @@ TEST_P(InteropTest, BatchDeliveredOnceSecondRunSendsNothing) {
 
 TEST_P(InteropTest, ConnectionCutMidUploadIsRecovered) {
   Expect({"cut_recovered"});
-  if (ftp_) {
-    skip_reason_ =
-        "FTPS data connections bypass this proxy; "
-        "delivery_integration_test cuts FTP data connections";
-    GTEST_SKIP() << skip_reason_;
-  }
-  // Replace the counting proxy by one that cuts after 512 KiB; the network
-  // heals during the back-off.
+  static_assert(ProFtpdServer::kDataPorts == kDataPorts &&
+                testing::PureFtpdServer::kDataPorts == kDataPorts);
+  // Where connections are cut: SFTP's one connection; FTPS's data
+  // connections. libcurl connects a data connection to the control
+  // connection's address (it ignores the one in the PASV reply), so the
+  // control connection goes to 127.0.0.2, where proxies listen on the
+  // server's control and passive ports and forward to 127.0.0.1.
+  struct Link {
+    std::string host;
+    int port, target;
+  };
+  std::vector<Link> links;
+  std::vector<std::unique_ptr<CuttingProxy>> kept;
   proxy_.reset();
-  auto cutting = CuttingProxy::Start({.listen_port = proxy_port_,
-                                      .target_port = server_port_,
-                                      .cut_after_bytes = 512 << 10});
-  ASSERT_TRUE(cutting.ok()) << cutting.status().ToString();
-  std::unique_ptr<CuttingProxy> cut = std::move(*cutting);
+  if (ftp_) {
+    auto control = CuttingProxy::Start({.listen_host = "127.0.0.2",
+                                        .listen_port = server_port_,
+                                        .target_port = server_port_});
+    ASSERT_TRUE(control.ok()) << control.status().ToString();
+    kept.push_back(std::move(*control));
+    for (int p = data_port_; p < data_port_ + kDataPorts; ++p) {
+      links.push_back({"127.0.0.2", p, p});
+    }
+    dest_.url = "ftps://127.0.0.2:" + std::to_string(server_port_) + "/in";
+  } else {
+    links.push_back({"127.0.0.1", proxy_port_, server_port_});
+  }
+  // Each connection is cut after 512 KiB; the network heals during the
+  // back-off.
+  std::vector<std::unique_ptr<CuttingProxy>> cut;
+  for (const Link& l : links) {
+    auto c = CuttingProxy::Start({.listen_host = l.host,
+                                  .listen_port = l.port,
+                                  .target_port = l.target,
+                                  .cut_after_bytes = 512 << 10});
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    cut.push_back(std::move(*c));
+  }
   on_sleep_ = [&] {
-    if (!cut || cut->cuts() == 0) return;
-    cut.reset();
-    auto healed = CuttingProxy::Start(
-        {.listen_port = proxy_port_, .target_port = server_port_});
-    ASSERT_TRUE(healed.ok()) << healed.status().ToString();
-    proxy_ = std::move(*healed);
+    int cuts = 0;
+    for (const auto& c : cut) cuts += c->cuts();
+    if (cuts == 0) return;
+    cut.clear();
+    for (const Link& l : links) {
+      auto healed = CuttingProxy::Start({.listen_host = l.host,
+                                         .listen_port = l.port,
+                                         .target_port = l.target});
+      ASSERT_TRUE(healed.ok()) << healed.status().ToString();
+      kept.push_back(std::move(*healed));
+    }
   };
   std::vector<FileToDeliver> files = {Local("mc_001.csv", 8 << 20),
                                       Local("mc_002.csv", 1000)};
   std::vector<DeliveryResult> r = Run(files);
-  EXPECT_EQ(cut, nullptr) << "no connection was cut";
+  EXPECT_TRUE(cut.empty()) << "no connection was cut";
   ASSERT_EQ(r.size(), 2u);
   ASSERT_EQ(r[0].outcome, DeliveryOutcome::kDelivered) << r[0].error.ToString();
   ASSERT_GE(r[0].attempts.size(), 1u);
