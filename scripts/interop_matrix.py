@@ -232,6 +232,8 @@ def main(argv):
     with open(doc, "w", encoding="utf-8") as f:
         f.write(head + table(servers) + tail)
     print(f"wrote {doc}")
+    if mode == "run":
+        os.remove(results)
     return 0
 
 
