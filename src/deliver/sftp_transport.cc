@@ -263,6 +263,10 @@ class SftpTransport : public Transport {
       const std::string& remote_name) override;
   Status Remove(const std::string& remote_name) override;
   std::string Describe() const override { return s_.description; }
+  StatusOr<SftpServerOffers> Offers() {
+    CBPIPE_RETURN_IF_ERROR(BeginCall());
+    return SftpServerOffers{has_fsync_, has_posix_rename_};
+  }
 
  private:
   std::string Path(const std::string& name) const { return s_.dir + name; }
@@ -1307,6 +1311,14 @@ StatusOr<std::unique_ptr<Transport>> MakeSftpTransport(
   s.stall_ms = Millis(d.stall_timeout_seconds);
   return std::unique_ptr<Transport>(
       std::make_unique<SftpTransport>(std::move(s)));
+}
+
+StatusOr<SftpServerOffers> SftpOffers(Transport* transport) {
+  auto* sftp = dynamic_cast<SftpTransport*>(transport);
+  if (sftp == nullptr) {
+    return InvalidArgumentError("not an sftp:// transport");
+  }
+  return sftp->Offers();
 }
 
 }  // namespace cbpipe

@@ -58,4 +58,15 @@ namespace cbpipe {
 StatusOr<std::unique_ptr<Transport>> MakeSftpTransport(
     const DestinationConfig& destination);
 
+// The extensions an SFTP server offered in its VERSION reply: what the
+// interop tests record (docs/interop.md) and a diagnostic can print.
+struct SftpServerOffers {
+  bool fsync = false;         // fsync@openssh.com
+  bool posix_rename = false;  // posix-rename@openssh.com
+};
+
+// Connects `transport` (made by MakeSftpTransport) if it is not, and says
+// what its server offered. kInvalidArgument for any other transport.
+StatusOr<SftpServerOffers> SftpOffers(Transport* transport);
+
 }  // namespace cbpipe

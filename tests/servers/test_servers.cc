@@ -731,7 +731,8 @@ StatusOr<ProFtpdServer> ProFtpdServer::Start(const std::string& dir_arg,
       // Explicit FTPS; session reuse on data connections is required (the
       // default: no TLSOptions NoSessionReuseRequired).
       std::random_device rd;
-      const int pasv = 30000 + static_cast<int>(rd() % 2000) * 8;
+      const int pasv = 30000 + static_cast<int>(rd() % 2000) * kDataPorts;
+      s.data_port_ = pasv;
       c << "  TLSEngine on\n  TLSRequired on\n"
         << "  TLSProtocol "
         << (mode == ProFtpdMode::kFtpsTls12 ? "TLSv1.2" : "TLSv1.3") << "\n"
@@ -739,7 +740,7 @@ StatusOr<ProFtpdServer> ProFtpdServer::Start(const std::string& dir_arg,
         << "  TLSECCertificateKeyFile " << conf << "/key.pem\n"
         << "  TLSVerifyClient off\n"
         << "  TLSLog " << conf << "/tls.log\n"
-        << "  PassivePorts " << pasv << " " << pasv + 7 << "\n";
+        << "  PassivePorts " << pasv << " " << pasv + kDataPorts - 1 << "\n";
     }
     c << "  AuthOrder mod_auth_file.c\n"
       << "  AuthUserFile " << conf << "/passwd\n"
@@ -810,7 +811,8 @@ StatusOr<PureFtpdServer> PureFtpdServer::Start(const std::string& dir_arg) {
   for (int attempt = 0; attempt < 3; ++attempt) {
     CBPIPE_ASSIGN_OR_RETURN(s.port_, FindFreePort());
     std::random_device rd;
-    const int pasv = 32100 + static_cast<int>(rd() % 80) * 8;
+    const int pasv = 32100 + static_cast<int>(rd() % 80) * kDataPorts;
+    s.data_port_ = pasv;
     CBPIPE_ASSIGN_OR_RETURN(
         s.process_,
         ChildProcess::Spawn(
@@ -818,7 +820,8 @@ StatusOr<PureFtpdServer> PureFtpdServer::Start(const std::string& dir_arg) {
              "127.0.0.1," + std::to_string(s.port_), "-l",
              "puredb:" + conf + "/passwd.pdb", "-u", "1", "-Y", "2", "-2",
              conf + "/both.pem", "-p",
-             std::to_string(pasv) + ":" + std::to_string(pasv + 7), "-E", "-H"},
+             std::to_string(pasv) + ":" + std::to_string(pasv + kDataPorts - 1),
+             "-E", "-H"},
             log));
     last = WaitForPort(s.process_, s.port_, log, "pure-ftpd");
     if (last.ok()) return s;

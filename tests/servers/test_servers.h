@@ -154,12 +154,16 @@ class ProFtpdServer {
   // "sftp://127.0.0.1:<port>/<subdir>" (or ftps://).
   std::string url(const std::string& subdir, int port = 0) const;
   const std::string& log_path() const { return log_path_; }
+  // FTPS: passive data ports data_port() .. data_port() + kDataPorts - 1,
+  // where a test can put cutting proxies (on 127.0.0.2, see FtpServer).
+  static constexpr int kDataPorts = 8;
+  int data_port() const { return data_port_; }
   void Stop() { process_.Kill(); }
 
  private:
   ChildProcess process_;
   ProFtpdMode mode_ = ProFtpdMode::kSftp;
-  int port_ = 0;
+  int port_ = 0, data_port_ = 0;
   std::string user_, password_, ca_cert_path_, host_key_sha256_,
       known_hosts_path_, client_key_path_, root_dir_, log_path_;
 };
@@ -221,11 +225,14 @@ class PureFtpdServer {
   const std::string& root_dir() const { return root_dir_; }
   // "ftps://127.0.0.1:<port>/<subdir>".
   std::string url(const std::string& subdir) const;
+  // Passive data ports data_port() .. data_port() + kDataPorts - 1.
+  static constexpr int kDataPorts = 8;
+  int data_port() const { return data_port_; }
   void Stop() { process_.Kill(); }
 
  private:
   ChildProcess process_;
-  int port_ = 0;
+  int port_ = 0, data_port_ = 0;
   std::string user_, password_, ca_cert_path_, root_dir_;
 };
 
