@@ -362,6 +362,11 @@ void SftpTransport::Disconnect() {
     // Best effort, without waiting: the socket may be dead already.
     if (channel_ != nullptr) libssh2_channel_free(channel_);
     libssh2_session_disconnect(session_, "bye");
+    // A non-blocking free may stop half-way (EAGAIN) and leak the session.
+    // With the socket shut first, nothing can wait: in blocking mode every
+    // send then fails at once and the free runs to its end.
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+    libssh2_session_set_blocking(session_, 1);
     libssh2_session_free(session_);
   }
   channel_ = nullptr;
