@@ -974,10 +974,12 @@ void CuttingProxy::Run() {
           size_t allowed =
               static_cast<size_t>(options_.cut_after_bytes - p.upstream);
           WriteAll(to, buf.data(), allowed);
+          // Counted before the reset: a client that sees the reset must
+          // find the cut counted, or a test retries as if none happened.
+          ++cuts_;
           ResetAndClose(p.client);
           ResetAndClose(p.server);
           p.client = p.server = -1;
-          ++cuts_;
           dead[i] = true;
           break;
         }
