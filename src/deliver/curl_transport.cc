@@ -602,20 +602,9 @@ StatusOr<std::unique_ptr<Transport>> MakeNetworkTransport(
   }
   const std::string port = url.port.empty() ? default_port : url.port;
 
-  if (!d.username.empty() && !url.user.empty() && d.username != url.user) {
-    return InvalidArgumentError(where + ": username \"" + d.username +
-                                "\" and the url's user \"" + url.user +
-                                "\" differ");
-  }
-  s.username = d.username.empty() ? url.user : d.username;
-  if (s.username.empty()) {
-    return InvalidArgumentError(where +
-                                ": no username (set username or user@ in "
-                                "the url)");
-  }
+  CBPIPE_ASSIGN_OR_RETURN(s.username, DestinationUser(d, url, where));
 
-  std::string path = url.path.empty() ? "/" : url.path;
-  if (path.back() != '/') path += '/';
+  const std::string path = DestinationFolder(url);
   if (Contains(UrlDecode(path), "\r") || Contains(UrlDecode(path), "\n")) {
     return InvalidArgumentError(where + ": the url path has a line break");
   }
@@ -683,6 +672,29 @@ Status CheckRemoteName(const std::string& name) {
   return InvalidArgumentError(
       "remote name \"" + name +
       "\" is not a plain file name of [A-Za-z0-9._+=@,~-]");
+}
+
+StatusOr<std::string> DestinationUser(const DestinationConfig& d,
+                                      const DestinationUrl& url,
+                                      const std::string& where) {
+  if (!d.username.empty() && !url.user.empty() && d.username != url.user) {
+    return InvalidArgumentError(where + ": username \"" + d.username +
+                                "\" and the url's user \"" + url.user +
+                                "\" differ");
+  }
+  std::string user = d.username.empty() ? url.user : d.username;
+  if (user.empty()) {
+    return InvalidArgumentError(where +
+                                ": no username (set username or user@ in "
+                                "the url)");
+  }
+  return user;
+}
+
+std::string DestinationFolder(const DestinationUrl& url) {
+  std::string path = url.path.empty() ? "/" : url.path;
+  if (path.back() != '/') path += '/';
+  return path;
 }
 
 }  // namespace cbpipe

@@ -63,6 +63,15 @@ struct DestinationUrl {
 StatusOr<DestinationUrl> ParseDestinationUrl(const std::string& url);
 // "%2Fa%20b" -> "/a b".
 std::string UrlDecode(const std::string& text);
+// The login user of a network destination: its `username` or the url's
+// user@ (the two must agree); kInvalidArgument, naming `where`, when there
+// is neither.
+StatusOr<std::string> DestinationUser(const DestinationConfig& d,
+                                      const DestinationUrl& url,
+                                      const std::string& where);
+// The url's path as a folder: "/" when empty, always ending in '/'; still
+// %-encoded.
+std::string DestinationFolder(const DestinationUrl& url);
 // OK for a plain file name of [A-Za-z0-9._+=@,~-] (no path, not "." or
 // "..", at most 255 bytes), the only remote names the network transports
 // send; kInvalidArgument otherwise.

@@ -1216,19 +1216,8 @@ StatusOr<std::unique_ptr<Transport>> MakeSftpTransport(
     }
     s.port = static_cast<int>(port);
   }
-  if (!d.username.empty() && !url.user.empty() && d.username != url.user) {
-    return InvalidArgumentError(where + ": username \"" + d.username +
-                                "\" and the url's user \"" + url.user +
-                                "\" differ");
-  }
-  s.username = d.username.empty() ? url.user : d.username;
-  if (s.username.empty()) {
-    return InvalidArgumentError(where +
-                                ": no username (set username or user@ in "
-                                "the url)");
-  }
-  std::string path = url.path.empty() ? "/" : url.path;
-  if (path.back() != '/') path += '/';
+  CBPIPE_ASSIGN_OR_RETURN(s.username, DestinationUser(d, url, where));
+  const std::string path = DestinationFolder(url);
   s.dir = UrlDecode(path);
   if (s.dir.starts_with("/~/")) {
     return InvalidArgumentError(
