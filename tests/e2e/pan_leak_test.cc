@@ -33,6 +33,7 @@
 
 #include "common/sha256.h"
 #include "e2e/cli.h"
+#include "e2e/serve_process.h"
 #include "notify/test_receivers.h"
 #include "workflow/run_store.h"
 
@@ -175,46 +176,6 @@ std::string Arn(int n) {
 }
 
 // --- The program under test -------------------------------------------------
-
-class ServeProcess {
- public:
-  ServeProcess(const std::string& config, const std::string& log,
-               const std::vector<std::string>& env) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      for (const std::string& kv : env) ::putenv(strdup(kv.c_str()));
-      const std::string bin = CbpipeBin();
-      FILE* out = std::freopen(log.c_str(), "a", stderr);
-      (void)out;
-      out = std::freopen(log.c_str(), "a", stdout);
-      (void)out;
-      ::execl(bin.c_str(), bin.c_str(), "serve", "--config", config.c_str(),
-              nullptr);
-      ::_exit(127);
-    }
-  }
-  ~ServeProcess() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    int status;
-    ::waitpid(pid_, &status, 0);
-  }
-  bool Stop(int timeout_ms) {
-    ::kill(pid_, SIGTERM);
-    for (int waited = 0; waited < timeout_ms; waited += 20) {
-      int status;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return false;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
 
 // Waits until `finished` runs have ended (succeeded, failed or rejected).
 bool WaitForRuns(const std::string& state_db, int finished, int timeout_ms) {

@@ -17,7 +17,7 @@
 
 namespace cbpipe::testing {
 
-// A `cbpipe serve` child process.
+// A `cbpipe serve` child process; its stderr and stdout go to `log`.
 class ServeProcess {
  public:
   ServeProcess(const std::string& config, const std::string& log,
@@ -27,6 +27,8 @@ class ServeProcess {
       for (const std::string& kv : env) ::putenv(strdup(kv.c_str()));
       const std::string bin = CbpipeBin();
       FILE* out = std::freopen(log.c_str(), "a", stderr);
+      (void)out;
+      out = std::freopen(log.c_str(), "a", stdout);
       (void)out;
       ::execl(bin.c_str(), bin.c_str(), "serve", "--config", config.c_str(),
               nullptr);
@@ -48,6 +50,12 @@ class ServeProcess {
   }
   void Signal(int sig) {
     if (pid_ > 0) ::kill(pid_, sig);
+  }
+  // Asks it to stop (SIGTERM); true when it ended within `timeout_ms`.
+  bool Stop(int timeout_ms) {
+    Signal(SIGTERM);
+    int status;
+    return WaitExit(timeout_ms, &status);
   }
   void Kill() {
     if (pid_ <= 0) return;
