@@ -99,10 +99,12 @@ class Service {
   std::unique_ptr<SqliteQueue> queue_;
   std::unique_ptr<DeliveryLedger> ledger_;
   std::unique_ptr<LocalFolderStore> store_;
+  // The work dir as a store: batches, rejects, quarantine.
+  std::unique_ptr<LocalFolderStore> work_store_;
   // Shared by the workers; a worker with nothing to do closes connections
   // unused for kIdleConnectionSeconds (see WorkLoop).
   TransportPool transports_;
-  StepServices services_;
+  Ports ports_;
   WorkflowDefinition workflow_;
   std::unique_ptr<WorkflowEngine> engine_;
 
