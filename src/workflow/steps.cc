@@ -669,6 +669,17 @@ WorkflowDefinition CbpipeWorkflow(const Ports* ports) {
   settle.retry_transient = false;
   settle.catchers = {to_failure};
   settle.redrive_from = "batches";
+  // Runs checkpointed by earlier versions (validate, generate, verify and
+  // deliver over every batch) start again from a scan of their own input:
+  // the same files, and the ledger skips what was delivered.
+  for (const char* legacy : {"validate", "generate", "verify", "deliver"}) {
+    step(legacy,
+         [ports](const RunRecord& run, const json&) {
+           return RunStep("scan", InitialInput(run), *ports);
+         },
+         "batches")
+        .catchers = def.steps["scan"].catchers;
+  }
   step("reject_input", task("reject_input"), "").end_state = "rejected";
   step("record_failure", task("record_failure"), "").fails_run = true;
   return def;

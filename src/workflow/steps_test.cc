@@ -187,6 +187,29 @@ TEST_F(WorkflowStepsTest, GzipBombIsRejectedWithItsReason) {
   EXPECT_TRUE(told);
 }
 
+TEST_F(WorkflowStepsTest, RunCheckpointedByAnEarlierVersionStartsAgainFromAScan) {
+  const json input = Stored(WriteCsv("old.csv", 0, 2), "00000000000000ab");
+  RunRecord run;
+  run.run_id = "00000000000000ab";
+  run.input_key = input["input_key"];
+  run.input_name = input["input_name"];
+  run.created_ms = kNowMs;
+  ASSERT_TRUE(runs_->CreateIfAbsent(run).ok());
+  // validate done, generate next: the old workflow's checkpoint.
+  StepRecord validate;
+  validate.name = "validate";
+  validate.state = "succeeded";
+  validate.output_json = R"({"input_key":"inputs/00000000000000ab","accepted":2})";
+  ASSERT_TRUE(runs_->SaveStep(run.run_id, validate).ok());
+  ASSERT_TRUE(runs_->SetState(run.run_id, "failed", "generate", "x").ok());
+  const WorkflowDefinition definition = CbpipeWorkflow(&ports_);
+  WorkflowEngine engine(definition, runs_.get(), RetryEnv::Real());
+  std::atomic<bool> stop{false};
+  RunOutcome out = engine.Resume(run.run_id, InitialInput(run), &stop);
+  EXPECT_EQ(out.state, "succeeded") << out.error;
+  EXPECT_EQ(Delivered(), 1);
+}
+
 // The bug this shape fixes: the service read the clock in validate and
 // again in generate, so a record a second in the future at validate could
 // be accepted when generate was redriven later. Now the run's clock is in
@@ -250,18 +273,15 @@ TEST_F(WorkflowStepsTest, RedriveOfEveryStepGivesTheSameResult) {
   json tail = *scanned;
   tail["deliveries"] = {{{"id", (*delivered)["id"]},
                          {"files", (*delivered)["files"]}}};
-  for (const char* name : {"notify", "settle"}) {
-    StatusOr<json> once = Step(name, tail);
-    StatusOr<json> twice = Step(name, tail);
-    ASSERT_TRUE(once.ok()) << name << ": " << once.status().ToString();
-    ASSERT_TRUE(twice.ok()) << name;
-    EXPECT_EQ(*once, *twice) << name;
-  }
   const json caught = {{"error", {{"code", "DATA_LOSS"}, {"message", "m"}}},
                        {"input", input}};
-  for (const char* name : {"reject_input", "record_failure"}) {
-    StatusOr<json> once = Step(name, caught);
-    StatusOr<json> twice = Step(name, caught);
+  for (const auto& [name, in] : std::vector<std::pair<const char*, json>>{
+           {"notify", tail},
+           {"settle", tail},
+           {"reject_input", caught},
+           {"record_failure", caught}}) {
+    StatusOr<json> once = Step(name, in);
+    StatusOr<json> twice = Step(name, in);
     ASSERT_TRUE(once.ok()) << name << ": " << once.status().ToString();
     ASSERT_TRUE(twice.ok()) << name;
     EXPECT_EQ(*once, *twice) << name;
