@@ -204,7 +204,7 @@ StatusOr<json> Scan(const json& in, const Ports& p) {
   const Config& config = *p.config;
   const std::string rejects_key = "runs/" + h.run_id + "/rejects.csv";
   const std::string rejects = config.work_dir + "/" + rejects_key;
-  BatchPlanner planner(config,
+  BatchPlanner planner(OutputOptionsOf(config),
                        {.input_id = h.run_id, .work_dir = config.work_dir});
   CBPIPE_RETURN_IF_ERROR(planner.status());
   InputScan scan;
@@ -257,7 +257,7 @@ StatusOr<json> Scan(const json& in, const Ports& p) {
 StatusOr<json> Verify(const json& in, const Ports& p) {
   CBPIPE_ASSIGN_OR_RETURN(Header h, ReadHeader(in));
   CBPIPE_ASSIGN_OR_RETURN(Batch batch, LoadBatch(p, in));
-  CBPIPE_RETURN_IF_ERROR(VerifyBatch(batch, *p.config));
+  CBPIPE_RETURN_IF_ERROR(VerifyBatch(batch, OutputOptionsOf(*p.config)));
   CBPIPE_ASSIGN_OR_RETURN(const json* batch_ref, Object(in, "batch"));
   CBPIPE_ASSIGN_OR_RETURN(std::string manifest, String(*batch_ref, "manifest"));
   std::vector<std::string> order;
