@@ -42,10 +42,11 @@
 //   "properties": {"k": {"type": "string|integer|number|boolean|array|
 //   object"}}}; a Task's input and its result are checked against them (a
 //   mismatch is an INTERNAL error of the state).
-// - retry_from_input: a path into the Task's input to an object whose
-//   fields (IntervalSeconds, BackoffRate, MaxAttempts, MaxDelaySeconds,
-//   JitterStrategy) override the state's Retry rules: one deliver state
-//   retried under each destination's own policy.
+// - retry_from_input: a path into the Task's input to a RetryPolicy
+//   (common/retry.h) as JSON — {interval_seconds, backoff_rate,
+//   max_attempts (all attempts, the first included), max_delay_seconds,
+//   full_jitter} — whose fields override the state's Retry rules: one
+//   deliver state retried under each destination's own policy.
 // - redrive_from: the top-level state a failed run is redriven from when it
 //   failed here (default: the top-level state that failed).
 // - end_state: the run's final state when it ends after this state

@@ -1,7 +1,6 @@
 #include "workflow/engine.h"
 
 #include <algorithm>
-#include <cmath>
 #include <exception>
 #include <map>
 #include <mutex>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "common/crash_point.h"
+#include "common/retry.h"
 
 namespace cbpipe {
 namespace {
@@ -118,7 +118,10 @@ bool ChoiceMatches(const ChoiceRule& c, const json& input) {
   return c.op == "NumericEquals" ? a == b : a > b;
 }
 
-// The rules of `state` with the overrides of cbpipe.retry_from_input.
+// The rules of `state` with the overrides of cbpipe.retry_from_input: a
+// RetryPolicy (common/retry.h) as JSON, {interval_seconds, backoff_rate,
+// max_attempts (all attempts, the first included), max_delay_seconds,
+// full_jitter}; a field it leaves out keeps the rule's value.
 StatusOr<std::vector<RetryRule>> RetryRules(const State& state,
                                             const json& input) {
   std::vector<RetryRule> rules = state.retry;
@@ -133,17 +136,17 @@ StatusOr<std::vector<RetryRule>> RetryRules(const State& state,
     const std::string& k = it.key();
     const bool number = it->is_number();
     for (RetryRule& r : rules) {
-      if (k == "IntervalSeconds" && number && *it >= 0) {
+      if (k == "interval_seconds" && number && *it >= 0) {
         r.interval_seconds = it->get<double>();
-      } else if (k == "BackoffRate" && number && *it >= 1) {
+      } else if (k == "backoff_rate" && number && *it >= 1) {
         r.backoff_rate = it->get<double>();
-      } else if (k == "MaxAttempts" && it->is_number_integer() && *it >= 0 &&
-                 *it <= 1000) {
-        r.max_attempts = it->get<int>();
-      } else if (k == "MaxDelaySeconds" && number && *it >= 0) {
+      } else if (k == "max_attempts" && it->is_number_integer() && *it >= 1 &&
+                 *it <= 1001) {
+        r.max_attempts = it->get<int>() - 1;
+      } else if (k == "max_delay_seconds" && number && *it >= 0) {
         r.max_delay_seconds = it->get<double>();
-      } else if (k == "JitterStrategy" && (*it == "FULL" || *it == "NONE")) {
-        r.full_jitter = *it == "FULL";
+      } else if (k == "full_jitter" && it->is_boolean()) {
+        r.full_jitter = it->get<bool>();
       } else {
         return InternalError("retry_from_input: bad or unknown field " + k +
                              " = " + it->dump());
@@ -270,12 +273,12 @@ Result WorkflowEngine::Run::RunTask(const State& s, const std::string& path,
         ++i;
       if (i == rules->size() || retries[i] >= (*rules)[i].max_attempts) break;
       const RetryRule& rule = (*rules)[i];
-      double wait =
-          rule.interval_seconds * std::pow(rule.backoff_rate, retries[i]);
-      if (rule.max_delay_seconds > 0)
-        wait = std::min(wait, rule.max_delay_seconds);
-      if (rule.full_jitter) wait *= e_->env_->Random01();
+      const RetryPolicy policy{rule.interval_seconds, rule.backoff_rate,
+                               rule.max_attempts + 1, rule.max_delay_seconds,
+                               rule.full_jitter};
       ++retries[i];
+      const double wait = RetryDelaySeconds(
+          policy, retries[i], rule.full_jitter ? e_->env_->Random01() : 0);
       if (!e_->env_->SleepFor(wait, stop_)) return Result::Interrupted();
     }
   }

@@ -418,7 +418,7 @@ class PipelineShapeTest : public WorkflowEngineTest {
         batches.push_back(
             {{"id", id},
              {"destinations",
-              {{{"name", "visa"}, {"retry", {{"MaxAttempts", 2}}}},
+              {{{"name", "visa"}, {"retry", {{"max_attempts", 3}}}},
                {{"name", "mc"}}}}});
       }
       return json{{"batches", batches}, {"now", in["run"]["now"]}};
@@ -464,7 +464,7 @@ TEST_F(PipelineShapeTest, ATolerantMapMarksFailedItemsAndRetriesPerItem) {
   EXPECT_EQ(out.error, "ABORTED: 1 failed");
   EXPECT_EQ(out.redrive_from, "batches");
   EXPECT_EQ(Calls("record"), 1);
-  // visa's own policy (MaxAttempts 2) beats the rule's 1.
+  // visa's own policy (3 attempts) beats the rule's MaxAttempts 1.
   EXPECT_EQ(Delivered("b2/visa"), 3);
   EXPECT_EQ(Delivered("b2/mc"), 1);
   EXPECT_EQ(StepState("r1", "batches/1/destinations/0"), "failed");
@@ -551,6 +551,166 @@ TEST_F(WorkflowEngineTest, UnknownRunIsInterruptedNotCreated) {
   RunOutcome out = engine.Resume("nope", json::object(), nullptr);
   EXPECT_EQ(out.state, "interrupted");
   EXPECT_FALSE(store_->Get("nope").ok());
+}
+
+}  // namespace
+}  // namespace cbpipe
+
+namespace cbpipe {
+namespace {
+
+// The real definition (cbpipe_workflow.json) with toy steps that keep the
+// step contracts of workflow/steps.h.
+class CbpipeWorkflowTest : public WorkflowEngineTest {
+ protected:
+  void SetUp() override {
+    WorkflowEngineTest::SetUp();
+    StatusOr<WorkflowDefinition> def = CbpipeWorkflowDefinition();
+    ASSERT_TRUE(def.ok()) << def.status().ToString();
+    def_ = std::move(*def);
+    Step("scan", [this](const json& in) -> StatusOr<json> {
+      if (unreadable_) return InvalidArgumentError("not a CSV file");
+      json out = in;
+      out["batches"] = {{{"id", "B1"}, {"manifest", "batches/B1/m.json"}},
+                        {{"id", "B2"}, {"manifest", "batches/B2/m.json"}}};
+      return out;
+    });
+    Step("verify", [this](const json& in) -> StatusOr<json> {
+      const std::string id = in["batch"]["id"];
+      if (id == corrupt_) return DataLossError(id + ": sha256 mismatch");
+      json deliveries = json::array();
+      for (const char* dest : {"visa", "mc"}) {
+        deliveries.push_back({{"run_id", in["run_id"]},
+                              {"now_ms", in["now_ms"]},
+                              {"batch", in["batch"]},
+                              {"destination", dest},
+                              {"retry",
+                               {{"max_attempts", 2},
+                                {"interval_seconds", 3},
+                                {"full_jitter", false}}},
+                              {"files", {{{"name", id + "." + dest}}}}});
+      }
+      return json{{"id", id},
+                  {"manifest", in["batch"]["manifest"]},
+                  {"deliveries", deliveries}};
+    });
+    Step("deliver", [this](const json& in) -> StatusOr<json> {
+      const std::string key = in["batch"]["id"].get<std::string>() + "/" +
+                              in["destination"].get<std::string>();
+      if (key == down_) return UnavailableError(key + ": refused");
+      return json{{"id", in["batch"]["id"]},
+                  {"destination", in["destination"]},
+                  {"files", in["files"]}};
+    });
+    Step("notify", [](const json& in) -> StatusOr<json> { return in; });
+    Step("settle", [](const json& in) -> StatusOr<json> {
+      for (const json& b : in["deliveries"])
+        for (const json& d : b["deliveries"])
+          if (d.contains("error")) return AbortedError("a delivery failed");
+      return in;
+    });
+    Step("reject_input", [](const json& in) -> StatusOr<json> {
+      json out = in;
+      out["quarantine"] = "quarantine/" + in["run_id"].get<std::string>();
+      return out;
+    });
+  }
+
+  json Input() {
+    return {{"run_id", "0123456789abcdef"},
+            {"trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"},
+            {"now_ms", 1'700'000'000'000},
+            {"input_key", "inputs/a.csv"},
+            {"input_name", "a.csv"}};
+  }
+
+  bool unreadable_ = false;
+  std::string corrupt_, down_;
+};
+
+TEST_F(CbpipeWorkflowTest, DeliversEveryBatchToEveryDestination) {
+  RunOutcome out = Resume("r1", Input());
+  ASSERT_EQ(out.state, "succeeded") << out.error;
+  ASSERT_EQ(out.output["deliveries"].size(), 2u);
+  const json& b2 = out.output["deliveries"][1];
+  EXPECT_EQ(b2["id"], "B2");
+  EXPECT_EQ(b2["deliveries"][1], json::parse(R"({"id":"B2","destination":"mc",
+                            "files":[{"name":"B2.mc"}]})"));
+  EXPECT_EQ(out.output["now_ms"], 1'700'000'000'000);
+  EXPECT_EQ(Calls("notify"), 1);
+  EXPECT_EQ(Calls("record_failure"), 0);
+}
+
+TEST_F(CbpipeWorkflowTest, AnUnreadableInputIsRejected) {
+  unreadable_ = true;
+  RunOutcome out = Resume("r1", Input());
+  EXPECT_EQ(out.state, "rejected");
+  EXPECT_EQ(out.output["quarantine"], "quarantine/0123456789abcdef");
+  EXPECT_EQ(out.output["error"],
+            json({{"Error", "INVALID_ARGUMENT"}, {"Cause", "not a CSV file"}}));
+  EXPECT_EQ(Calls("verify"), 0);
+}
+
+TEST_F(CbpipeWorkflowTest, AFailedDeliveryIsRetriedThenRedrivenAlone) {
+  down_ = "B2/visa";
+  RunOutcome failed = Resume("r1", Input());
+  EXPECT_EQ(failed.state, "failed");
+  EXPECT_EQ(failed.error, "ABORTED: a delivery failed");
+  EXPECT_EQ(failed.redrive_from, "batches");
+  EXPECT_EQ(Calls("record_failure"), 1);
+  EXPECT_EQ(Calls("notify"), 1);  // the failure was told before settle
+  EXPECT_EQ(env_.sleeps(), std::vector<double>{3});  // the item's policy
+  RunOutcome clean = Resume("r2", [&] {
+    down_ = "";
+    json in = Input();
+    return in;
+  }());
+  ASSERT_EQ(clean.state, "succeeded");
+  const int delivers = Calls("deliver");
+  RunOutcome redriven = Resume("r1", Input());
+  ASSERT_EQ(redriven.state, "succeeded") << redriven.error;
+  EXPECT_EQ(redriven.output, clean.output);
+  EXPECT_EQ(Calls("deliver") - delivers, 1);  // only B2/visa again
+  EXPECT_EQ(Calls("scan"), 2);                // r1 once, r2 once
+}
+
+TEST_F(CbpipeWorkflowTest, AVerifyFailureIsRedrivenFromScan) {
+  corrupt_ = "B1";
+  RunOutcome failed = Resume("r1", Input());
+  EXPECT_EQ(failed.state, "failed");
+  EXPECT_EQ(failed.error, "DATA_LOSS: B1: sha256 mismatch");
+  EXPECT_EQ(Get("r1").current_step, "scan");
+  EXPECT_EQ(Calls("notify"), 0);
+  corrupt_ = "";
+  RunOutcome redriven = Resume("r1", Input());
+  EXPECT_EQ(redriven.state, "succeeded") << redriven.error;
+  EXPECT_EQ(Calls("scan"), 2);
+}
+
+TEST_F(CbpipeWorkflowTest, ABadRetryPolicyInTheItemFailsClearly) {
+  Step("verify", [](const json& in) -> StatusOr<json> {
+    return json{{"id", in["batch"]["id"]},
+                {"deliveries",
+                 {{{"run_id", in["run_id"]},
+                   {"batch", in["batch"]},
+                   {"destination", "visa"},
+                   {"retry", {{"max_attempts", "three"}}}}}}};
+  });
+  down_ = "B1/visa";
+  RunOutcome out = Resume("r1", Input());
+  EXPECT_EQ(out.state, "failed");
+  EXPECT_EQ(Calls("deliver"), 0);
+  const std::vector<StepRecord> steps = Get("r1").steps;
+  bool found = false;
+  for (const StepRecord& s : steps) {
+    if (s.name == "batches/0/destinations/0/deliver") {
+      found = true;
+      EXPECT_EQ(s.error,
+                "INTERNAL: retry_from_input: bad or unknown field "
+                "max_attempts = \"three\"");
+    }
+  }
+  EXPECT_TRUE(found);
 }
 
 }  // namespace
