@@ -198,6 +198,10 @@ class WorkflowEngine::Run {
   Result RunMachine(const StateMachine& m, const std::string& prefix,
                     json input, bool top);
   Result RunTask(const State& s, const std::string& path, const json& input);
+  // Records `r` under `path` (its output or its error) before the run goes
+  // on; a store error makes it kInterrupted.
+  Result Checkpoint(const std::string& path, Result r, int attempts,
+                    int64_t started_ms);
   Result CallStep(const State& s, const json& input);
   Result RunMap(const State& s, const std::string& path, const json& input);
   StatusOr<json> ItemInput(const State& s, const json& map_input,
@@ -247,9 +251,8 @@ Result WorkflowEngine::Run::CallStep(const State& s, const json& input) {
 
 Result WorkflowEngine::Run::RunTask(const State& s, const std::string& path,
                                     const json& state_input) {
-  StepRecord record;
-  record.name = path;
-  record.started_ms = e_->env_->NowMs();
+  const int64_t started_ms = e_->env_->NowMs();
+  int attempts = 0;
   Result r;
   json input = state_input;
   if (!s.parameters.is_null()) {
@@ -264,7 +267,7 @@ Result WorkflowEngine::Run::RunTask(const State& s, const std::string& path,
     std::vector<int> retries(rules->size(), 0);
     for (;;) {
       if (Stopped()) return Result::Interrupted();
-      ++record.attempts;
+      ++attempts;
       r = CallStep(s, input);
       if (r.kind != Result::kFailed) break;
       size_t i = 0;
@@ -284,16 +287,21 @@ Result WorkflowEngine::Run::RunTask(const State& s, const std::string& path,
   }
   if (r.kind == Result::kFailed && r.error.redrive_from.empty())
     r.error.redrive_from = s.redrive_from;
-  record.finished_ms = e_->env_->NowMs();
   CrashPoint("step.before_checkpoint");
-  if (r.kind == Result::kOk) {
-    record.state = "succeeded";
-    record.output_json = r.output.dump();
-  } else {
-    record.state = "failed";
-    record.output_json = r.error.ToJson().dump();
-    record.error = r.error.ToString();
-  }
+  return Checkpoint(path, std::move(r), attempts, started_ms);
+}
+
+Result WorkflowEngine::Run::Checkpoint(const std::string& path, Result r,
+                                       int attempts, int64_t started_ms) {
+  StepRecord record;
+  record.name = path;
+  record.attempts = attempts;
+  record.started_ms = started_ms;
+  record.finished_ms = e_->env_->NowMs();
+  record.state = r.kind == Result::kOk ? "succeeded" : "failed";
+  record.output_json =
+      r.kind == Result::kOk ? r.output.dump() : r.error.ToJson().dump();
+  if (r.kind == Result::kFailed) record.error = r.error.ToString();
   Status saved = Save(std::move(record));
   if (!saved.ok()) return Result::Interrupted(saved.ToString());
   return r;
@@ -355,17 +363,7 @@ Result WorkflowEngine::Run::RunMap(const State& s, const std::string& path,
                                 std::move(*item_input), false)
                    : Result::Failed(Internal(item_input.status().message()));
     if (r.kind == Result::kInterrupted) return r;
-    StepRecord record;
-    record.name = item_path;
-    record.attempts = 1;
-    record.started_ms = record.finished_ms = e_->env_->NowMs();
-    record.state = r.kind == Result::kOk ? "succeeded" : "failed";
-    record.output_json =
-        r.kind == Result::kOk ? r.output.dump() : r.error.ToJson().dump();
-    if (r.kind == Result::kFailed) record.error = r.error.ToString();
-    Status saved = Save(std::move(record));
-    if (!saved.ok()) return Result::Interrupted(saved.ToString());
-    return r;
+    return Checkpoint(item_path, std::move(r), 1, e_->env_->NowMs());
   };
   auto worker = [&] {
     for (;;) {
@@ -437,17 +435,7 @@ Result WorkflowEngine::Run::RunMap(const State& s, const std::string& path,
     }
     r = Result::Ok(std::move(array));
   }
-  StepRecord record;
-  record.name = path;
-  record.attempts = 1;
-  record.started_ms = record.finished_ms = e_->env_->NowMs();
-  record.state = r.kind == Result::kOk ? "succeeded" : "failed";
-  record.output_json =
-      r.kind == Result::kOk ? r.output.dump() : r.error.ToJson().dump();
-  if (r.kind == Result::kFailed) record.error = r.error.ToString();
-  Status saved = Save(std::move(record));
-  if (!saved.ok()) return Result::Interrupted(saved.ToString());
-  return r;
+  return Checkpoint(path, std::move(r), 1, e_->env_->NowMs());
 }
 
 Result WorkflowEngine::Run::RunMachine(const StateMachine& m,
