@@ -291,7 +291,12 @@ TEST_F(WorkflowEngineTest, MapRunsItemsWithinItsConcurrencyAndInOrder) {
     int seen = most.load();
     while (now > seen && !most.compare_exchange_weak(seen, now)) {
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    // Wait (a while) for a second item to run beside this one.
+    const auto until =
+        std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (most.load() < 2 && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
     --running;
     return json{{"done", in["id"]}, {"x", in["x"]}, {"index", in["index"]}};
   });
