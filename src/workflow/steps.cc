@@ -636,26 +636,26 @@ StatusOr<nlohmann::json> RunBatchesMap(const StepRunner& step,
   }
 }
 
-WorkflowDefinition CbpipeWorkflow(const Ports* ports) {
-  auto task = [ports](std::string name) -> StepFn {
+LegacyWorkflowDefinition CbpipeWorkflow(const Ports* ports) {
+  auto task = [ports](std::string name) -> LegacyStepFn {
     return [ports, name](const RunRecord&, const json& in) {
       return RunStep(name, in, *ports);
     };
   };
-  WorkflowDefinition def;
+  LegacyWorkflowDefinition def;
   def.start = "scan";
-  auto step = [&](const std::string& name, StepFn fn,
-                  const std::string& next) -> StepDefinition& {
-    StepDefinition& d = def.steps[name];
+  auto step = [&](const std::string& name, LegacyStepFn fn,
+                  const std::string& next) -> LegacyStepDefinition& {
+    LegacyStepDefinition& d = def.steps[name];
     d.fn = std::move(fn);
     d.next = next;
     return d;
   };
-  const Catcher to_failure{{}, "record_failure"};
+  const LegacyCatcher to_failure{{}, "record_failure"};
   step("scan", task("scan"), "batches").catchers = {
       {{StatusCode::kInvalidArgument}, "reject_input"}, to_failure};
   // The Map over batches: its deliveries retry on their own policies.
-  StepDefinition& batches = step(
+  LegacyStepDefinition& batches = step(
       "batches",
       [ports](const RunRecord&, const json& in) {
         return RunBatchesMap(StepsOver(*ports), in, ports->env, nullptr);
@@ -665,7 +665,7 @@ WorkflowDefinition CbpipeWorkflow(const Ports* ports) {
   batches.catchers = {to_failure};
   batches.redrive_from = "scan";  // regenerate what failed verification
   step("notify", task("notify"), "settle");
-  StepDefinition& settle = step("settle", task("settle"), "");
+  LegacyStepDefinition& settle = step("settle", task("settle"), "");
   settle.retry_transient = false;
   settle.catchers = {to_failure};
   settle.redrive_from = "batches";

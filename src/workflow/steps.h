@@ -55,7 +55,7 @@
 #include <string>
 #include <string_view>
 
-#include "workflow/engine.h"
+#include "workflow/legacy_engine.h"
 #include "workflow/ports.h"
 #include "workflow/run_store.h"
 
@@ -107,6 +107,6 @@ StatusOr<nlohmann::json> RunWithRetry(const StepRunner& step,
                                       int* attempts);
 
 // The workflow above for the embedded engine. `ports` must outlive it.
-WorkflowDefinition CbpipeWorkflow(const Ports* ports);
+LegacyWorkflowDefinition CbpipeWorkflow(const Ports* ports);
 
 }  // namespace cbpipe

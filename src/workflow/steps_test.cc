@@ -85,7 +85,7 @@ class WorkflowStepsTest : public ::testing::Test {
   }
 
   // Runs the workflow on the file at `path` as the service would.
-  RunOutcome RunInput(const std::string& path, const std::string& run_id) {
+  LegacyRunOutcome RunInput(const std::string& path, const std::string& run_id) {
     const json input = Stored(path, run_id);
     RunRecord run;
     run.run_id = run_id;
@@ -93,8 +93,8 @@ class WorkflowStepsTest : public ::testing::Test {
     run.input_name = input["input_name"];
     run.created_ms = kNowMs;
     EXPECT_TRUE(runs_->CreateIfAbsent(run).ok());
-    const WorkflowDefinition definition = CbpipeWorkflow(&ports_);
-    WorkflowEngine engine(definition, runs_.get(), RetryEnv::Real());
+    const LegacyWorkflowDefinition definition = CbpipeWorkflow(&ports_);
+    LegacyWorkflowEngine engine(definition, runs_.get(), RetryEnv::Real());
     std::atomic<bool> stop{false};
     return engine.Resume(run_id, InitialInput(run), &stop);
   }
@@ -137,7 +137,7 @@ class WorkflowStepsTest : public ::testing::Test {
 };
 
 TEST_F(WorkflowStepsTest, EventsCarryTheClocksMilliseconds) {
-  RunOutcome out = RunInput(WriteCsv("ok.csv", 0, 3), "0123456789abcdef");
+  LegacyRunOutcome out = RunInput(WriteCsv("ok.csv", 0, 3), "0123456789abcdef");
   ASSERT_EQ(out.state, "succeeded") << out.error;
   EXPECT_EQ(Delivered(), 1);
   const std::vector<Event> events = notifier_.events();
@@ -151,7 +151,7 @@ TEST_F(WorkflowStepsTest, EventsCarryTheClocksMilliseconds) {
 
 TEST_F(WorkflowStepsTest, InputOverTheRejectLimitIsRejectedWithItsReason) {
   config_.reject_thresholds.max_rejected_records = 5;
-  RunOutcome out = RunInput(WriteCsv("bad.csv", 6, 10), "00000000000000aa");
+  LegacyRunOutcome out = RunInput(WriteCsv("bad.csv", 6, 10), "00000000000000aa");
   EXPECT_EQ(out.state, "rejected") << out.error;
   EXPECT_EQ(Delivered(), 0);
   // Quarantined with the reason, and the reason told.
@@ -176,7 +176,7 @@ TEST_F(WorkflowStepsTest, InputOverTheRejectLimitIsRejectedWithItsReason) {
 TEST_F(WorkflowStepsTest, GzipBombIsRejectedWithItsReason) {
   const std::string bomb = (root_ / "bomb.csv.gz").string();
   ASSERT_TRUE(testing::WriteGzipBomb(bomb, "case_id,network\n", 1ull << 30));
-  RunOutcome out = RunInput(bomb, "00000000000000bb");
+  LegacyRunOutcome out = RunInput(bomb, "00000000000000bb");
   EXPECT_EQ(out.state, "rejected") << out.error;
   EXPECT_EQ(Delivered(), 0);
   bool told = false;
@@ -202,10 +202,10 @@ TEST_F(WorkflowStepsTest, RunCheckpointedByAnEarlierVersionStartsAgainFromAScan)
   validate.output_json = R"({"input_key":"inputs/00000000000000ab","accepted":2})";
   ASSERT_TRUE(runs_->SaveStep(run.run_id, validate).ok());
   ASSERT_TRUE(runs_->SetState(run.run_id, "failed", "generate", "x").ok());
-  const WorkflowDefinition definition = CbpipeWorkflow(&ports_);
-  WorkflowEngine engine(definition, runs_.get(), RetryEnv::Real());
+  const LegacyWorkflowDefinition definition = CbpipeWorkflow(&ports_);
+  LegacyWorkflowEngine engine(definition, runs_.get(), RetryEnv::Real());
   std::atomic<bool> stop{false};
-  RunOutcome out = engine.Resume(run.run_id, InitialInput(run), &stop);
+  LegacyRunOutcome out = engine.Resume(run.run_id, InitialInput(run), &stop);
   EXPECT_EQ(out.state, "succeeded") << out.error;
   EXPECT_EQ(Delivered(), 1);
 }
