@@ -354,28 +354,59 @@ struct FileOutcome {
   std::map<std::string, int64_t> totals;
 };
 
+Status ReadFiles(const json& files, const std::string& caught,
+                 std::vector<FileOutcome>* outcomes) {
+  for (const json& f : files) {
+    FileOutcome o;
+    CBPIPE_ASSIGN_OR_RETURN(o.destination, String(f, "destination"));
+    CBPIPE_ASSIGN_OR_RETURN(o.name, String(f, "name"));
+    CBPIPE_ASSIGN_OR_RETURN(o.records, Int(f, "records"));
+    CBPIPE_ASSIGN_OR_RETURN(o.totals, Totals(f, "totals"));
+    if (f.contains("attempts")) {
+      CBPIPE_ASSIGN_OR_RETURN(o.attempts, Int(f, "attempts"));
+    }
+    if (!caught.empty()) {
+      // A destination whose delivery was caught: every file of it failed.
+      o.status = "failed";
+      o.error = caught;
+    } else {
+      CBPIPE_ASSIGN_OR_RETURN(o.status, String(f, "status"));
+      if (f.contains("error")) {
+        CBPIPE_ASSIGN_OR_RETURN(o.error, String(f, "error"));
+      }
+    }
+    outcomes->push_back(std::move(o));
+  }
+  return OkStatus();
+}
+
+// The deliveries per batch, in either shape: [{id, files}] (RunBatchesMap)
+// or the definition's Map result [{id, deliveries: [deliver output, or
+// deliver input with error: {Error, Cause}]}].
 StatusOr<std::vector<std::pair<std::string, std::vector<FileOutcome>>>>
 ReadDeliveries(const json& in) {
   CBPIPE_ASSIGN_OR_RETURN(const json* deliveries, Array(in, "deliveries"));
   std::vector<std::pair<std::string, std::vector<FileOutcome>>> out;
   for (const json& b : *deliveries) {
     CBPIPE_ASSIGN_OR_RETURN(std::string id, String(b, "id"));
-    CBPIPE_ASSIGN_OR_RETURN(const json* files, Array(b, "files"));
     std::vector<FileOutcome> outcomes;
-    for (const json& f : *files) {
-      FileOutcome o;
-      CBPIPE_ASSIGN_OR_RETURN(o.destination, String(f, "destination"));
-      CBPIPE_ASSIGN_OR_RETURN(o.name, String(f, "name"));
-      CBPIPE_ASSIGN_OR_RETURN(o.status, String(f, "status"));
-      CBPIPE_ASSIGN_OR_RETURN(o.records, Int(f, "records"));
-      CBPIPE_ASSIGN_OR_RETURN(o.totals, Totals(f, "totals"));
-      if (f.contains("attempts")) {
-        CBPIPE_ASSIGN_OR_RETURN(o.attempts, Int(f, "attempts"));
+    if (b.is_object() && b.contains("deliveries")) {
+      CBPIPE_ASSIGN_OR_RETURN(const json* per_destination,
+                              Array(b, "deliveries"));
+      for (const json& d : *per_destination) {
+        std::string caught;
+        if (d.is_object() && d.contains("error")) {
+          CBPIPE_ASSIGN_OR_RETURN(const json* error, Object(d, "error"));
+          caught = error->contains("Cause") && (*error)["Cause"].is_string()
+                       ? (*error)["Cause"].get<std::string>()
+                       : error->dump();
+        }
+        CBPIPE_ASSIGN_OR_RETURN(const json* files, Array(d, "files"));
+        CBPIPE_RETURN_IF_ERROR(ReadFiles(*files, caught, &outcomes));
       }
-      if (f.contains("error")) {
-        CBPIPE_ASSIGN_OR_RETURN(o.error, String(f, "error"));
-      }
-      outcomes.push_back(std::move(o));
+    } else {
+      CBPIPE_ASSIGN_OR_RETURN(const json* files, Array(b, "files"));
+      CBPIPE_RETURN_IF_ERROR(ReadFiles(*files, "", &outcomes));
     }
     out.emplace_back(std::move(id), std::move(outcomes));
   }
@@ -430,16 +461,24 @@ StatusOr<json> Settle(const json& in, const Ports&) {
 }
 
 // The {error: {code, message}, input} of a caught step.
-StatusOr<std::string> CaughtMessage(const json& in) {
+// Either the legacy engine's {error: {code, message}, input} or the
+// definition's Catch with ResultPath $.error: the failed state's input with
+// error: {Error, Cause}. Sets *original to the failed state's input.
+StatusOr<std::string> CaughtMessage(const json& in, const json** original) {
   CBPIPE_ASSIGN_OR_RETURN(const json* error, Object(in, "error"));
+  if (error->contains("Cause")) {
+    *original = &in;
+    return String(*error, "Cause");
+  }
+  CBPIPE_ASSIGN_OR_RETURN(*original, Object(in, "input"));
   return String(*error, "message");
 }
 
 // reject_input: the input cannot be read, or is over one of its limits;
 // keep it with its reason.
 StatusOr<json> RejectInput(const json& in, const Ports& p) {
-  CBPIPE_ASSIGN_OR_RETURN(std::string message, CaughtMessage(in));
-  CBPIPE_ASSIGN_OR_RETURN(const json* original, Object(in, "input"));
+  const json* original = nullptr;
+  CBPIPE_ASSIGN_OR_RETURN(std::string message, CaughtMessage(in, &original));
   CBPIPE_ASSIGN_OR_RETURN(Header h, ReadHeader(*original));
   CBPIPE_ASSIGN_OR_RETURN(std::string input_key, String(*original, "input_key"));
   CBPIPE_ASSIGN_OR_RETURN(std::string input_name,
@@ -462,8 +501,8 @@ StatusOr<json> RejectInput(const json& in, const Ports& p) {
 
 // record_failure: the run becomes a dead letter, and someone is told.
 StatusOr<json> RecordFailure(const json& in, const Ports& p) {
-  CBPIPE_ASSIGN_OR_RETURN(std::string message, CaughtMessage(in));
-  CBPIPE_ASSIGN_OR_RETURN(const json* original, Object(in, "input"));
+  const json* original = nullptr;
+  CBPIPE_ASSIGN_OR_RETURN(std::string message, CaughtMessage(in, &original));
   CBPIPE_ASSIGN_OR_RETURN(Header h, ReadHeader(*original));
   std::string input_name;
   if (original->contains("input_name")) {

@@ -43,10 +43,13 @@
 //                  file's error when one failed (after the others were tried)
 //   notify         {input_name, deliveries: [{id, files}]} -> its input
 //   settle         {deliveries} -> its input, kAborted when a file failed
-//   reject_input   {error: {code, message}, input: <scan input>} ->
+//                  (both also take cbpipe_workflow.json's Map result:
+//                  deliveries: [{id, deliveries: [deliver output, or its
+//                  input with error: {Error, Cause}]}])
+//   reject_input   {error: {code, message}, input: <scan input>}, or the
+//                  scan input with error: {Error, Cause} ->
 //                  + {quarantine} (key of the folder)
-//   record_failure {error: {code, message}, input: <a step's input>} -> its
-//                  input
+//   record_failure the same around any step's input -> its input
 #pragma once
 
 #include <atomic>

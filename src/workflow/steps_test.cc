@@ -345,6 +345,51 @@ TEST_F(WorkflowStepsTest, GarbageInputIsAClearErrorNeverAThrow) {
   EXPECT_EQ(Step("generate", header).status().code(), StatusCode::kNotFound);
 }
 
+// cbpipe_workflow.json's shapes: the Map's nested result and Catch with
+// ResultPath $.error.
+TEST_F(WorkflowStepsTest, NotifySettleAndCatchStepsTakeTheDefinitionsShapes) {
+  const json file = {{"destination", "visa"}, {"name", "v.txt"},
+                     {"records", 2}, {"bytes", 9}, {"totals", {{"USD", 5}}}};
+  json delivered = file;
+  delivered["status"] = "delivered";
+  json tail = {{"run_id", "00000000000000a7"}, {"trace_id", ""},
+               {"now_ms", kNowMs}};
+  tail["deliveries"] = json::array(
+      {{{"id", "00000000000000a7-b001"},
+        {"manifest", "batches/00000000000000a7-b001/manifest.json"},
+        {"deliveries",
+         json::array({{{"id", "00000000000000a7-b001"},
+                       {"destination", "visa"},
+                       {"files", json::array({delivered})}},
+                      {{"destination", "amex"},
+                       {"files", json::array({file})},
+                       {"error",
+                        {{"Error", "UNAVAILABLE"},
+                         {"Cause", "server busy"}}}}})}}});
+  ASSERT_TRUE(Step("notify", tail).ok());
+  int failed_events = 0;
+  for (const Event& e : notifier_.events()) {
+    if (e.type == kEventDeliveryFailed) {
+      ++failed_events;
+      EXPECT_THAT(e.message, HasSubstr("server busy"));
+    }
+  }
+  EXPECT_EQ(failed_events, 1);
+  StatusOr<json> settled = Step("settle", tail);
+  EXPECT_EQ(settled.status().code(), StatusCode::kAborted);
+  EXPECT_THAT(settled.status().message(), HasSubstr("1 file(s)"));
+
+  const json input = Stored(WriteCsv("caught.csv", 0, 1), "00000000000000a7");
+  json caught = input;
+  caught["error"] = {{"Error", "INVALID_ARGUMENT"}, {"Cause", "too big"}};
+  StatusOr<json> rejected = Step("reject_input", caught);
+  ASSERT_TRUE(rejected.ok()) << rejected.status().ToString();
+  EXPECT_EQ((*rejected)["quarantine"], "quarantine/00000000000000a7");
+  EXPECT_THAT(ReadAll(root_ / "work/quarantine/00000000000000a7/reason.txt"),
+              HasSubstr("too big"));
+  EXPECT_TRUE(Step("record_failure", caught).ok());
+}
+
 TEST_F(WorkflowStepsTest, DeliveryOfAMissingManifestIsDataLoss) {
   json item = {{"run_id", "00000000000000ff"}, {"trace_id", ""},
                {"now_ms", kNowMs}, {"destination", "amex"},
