@@ -13,6 +13,7 @@
 #include <mutex>
 
 #include "ingest/test_gzip.h"
+#include "workflow/engine.h"
 #include "workflow/pipeline.h"
 
 namespace cbpipe {
@@ -208,6 +209,32 @@ TEST_F(WorkflowStepsTest, RunCheckpointedByAnEarlierVersionStartsAgainFromAScan)
   LegacyRunOutcome out = engine.Resume(run.run_id, InitialInput(run), &stop);
   EXPECT_EQ(out.state, "succeeded") << out.error;
   EXPECT_EQ(Delivered(), 1);
+}
+
+// The seam with the engine: cbpipe_workflow.json run by WorkflowEngine over
+// RunStep, as serve and run will once they switch from the legacy engine.
+TEST_F(WorkflowStepsTest, TheWorkflowDefinitionRunsTheseSteps) {
+  StatusOr<WorkflowDefinition> definition = CbpipeWorkflowDefinition();
+  ASSERT_TRUE(definition.ok()) << definition.status().ToString();
+  WorkflowEngine engine(&*definition, runs_.get(), &env_, StepsOver(ports_));
+  auto run = [&](const std::string& path, const std::string& run_id) {
+    const json input = Stored(path, run_id);
+    RunRecord record;
+    record.run_id = run_id;
+    record.input_key = input["input_key"];
+    record.input_name = input["input_name"];
+    record.created_ms = kNowMs;
+    EXPECT_TRUE(runs_->CreateIfAbsent(record).ok());
+    std::atomic<bool> stop{false};
+    return engine.Resume(run_id, InitialInput(record), &stop);
+  };
+  RunOutcome ok = run(WriteCsv("ok.csv", 1, 3), "00000000000000e1");
+  EXPECT_EQ(ok.state, "succeeded") << ok.error;
+  EXPECT_EQ(Delivered(), 1);
+  config_.reject_thresholds.max_rejected_records = 1;
+  RunOutcome rejected = run(WriteCsv("bad.csv", 3, 3), "00000000000000e2");
+  EXPECT_EQ(rejected.state, "rejected") << rejected.error;
+  EXPECT_TRUE(fs::exists(root_ / "work/quarantine/00000000000000e2"));
 }
 
 // The bug this shape fixes: the service read the clock in validate and
