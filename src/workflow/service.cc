@@ -236,9 +236,9 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
                  {LogField::Id("file", r.remote_name), {"bytes", bytes}});
     }
   };
-  s->workflow_ = CbpipeWorkflow(&s->ports_);
-  s->engine_ = std::make_unique<LegacyWorkflowEngine>(
-      s->workflow_, s->runs_.get(), RetryEnv::Real());
+  CBPIPE_ASSIGN_OR_RETURN(s->workflow_, CbpipeWorkflowDefinition());
+  s->engine_ = std::make_unique<WorkflowEngine>(
+      &s->workflow_, s->runs_.get(), Env::Default(), StepsOver(s->ports_));
   Queue* q = s->queue_.get();
   Metrics().queue_depth.Set([q] {
     StatusOr<QueueStats> st = q->Stats();
@@ -631,7 +631,7 @@ void Service::Handle(const Message& message) {
     }
   });
   const auto start = std::chrono::steady_clock::now();
-  LegacyRunOutcome outcome =
+  RunOutcome outcome =
       engine_->Resume(run.run_id, InitialInput(run), &run_stop);
   {
     std::lock_guard<std::mutex> lock(mu);

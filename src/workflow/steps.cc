@@ -380,8 +380,8 @@ Status ReadFiles(const json& files, const std::string& caught,
   return OkStatus();
 }
 
-// The deliveries per batch, in either shape: [{id, files}] (RunBatchesMap)
-// or the definition's Map result [{id, deliveries: [deliver output, or
+// The deliveries per batch, in either shape: [{id, files}] (replay) or the
+// definition's Map result [{id, deliveries: [deliver output, or
 // deliver input with error: {Error, Cause}]}].
 StatusOr<std::vector<std::pair<std::string, std::vector<FileOutcome>>>>
 ReadDeliveries(const json& in) {
@@ -639,89 +639,6 @@ nlohmann::json RunDeliveries(const StepRunner& step,
     for (json& f : r) files.push_back(std::move(f));
   }
   return files;
-}
-
-StatusOr<nlohmann::json> RunBatchesMap(const StepRunner& step,
-                                       const nlohmann::json& scanned,
-                                       Env* env,
-                                       const std::atomic<bool>* stop) {
-  try {
-    CBPIPE_ASSIGN_OR_RETURN(Header h, ReadHeader(scanned));
-    CBPIPE_ASSIGN_OR_RETURN(const json* batches, Array(scanned, "batches"));
-    json deliveries = json::array();
-    int64_t failed = 0;
-    for (const json& b : *batches) {
-      if (stop && stop->load())
-        return UnavailableError("stopped before batch delivery");
-      json verify_in = HeaderJson(h);
-      CBPIPE_ASSIGN_OR_RETURN(std::string id, String(b, "id"));
-      CBPIPE_ASSIGN_OR_RETURN(std::string manifest, String(b, "manifest"));
-      verify_in["batch"] = {{"id", id}, {"manifest", manifest}};
-      CBPIPE_ASSIGN_OR_RETURN(json verified, step("verify", verify_in));
-      CBPIPE_ASSIGN_OR_RETURN(const json* items,
-                              Array(verified, "deliveries"));
-      json files = RunDeliveries(step, *items, env, stop);
-      for (const json& f : files) {
-        failed += f.is_object() && f.value("status", "") == "failed";
-      }
-      deliveries.push_back({{"id", id}, {"files", std::move(files)}});
-    }
-    json out = scanned;
-    out["deliveries"] = std::move(deliveries);
-    out["failed_files"] = failed;
-    return out;
-  } catch (const std::exception& e) {
-    return InternalError(std::string("batches: ") + e.what());
-  }
-}
-
-LegacyWorkflowDefinition CbpipeWorkflow(const Ports* ports) {
-  auto task = [ports](std::string name) -> LegacyStepFn {
-    return [ports, name](const RunRecord&, const json& in) {
-      return RunStep(name, in, *ports);
-    };
-  };
-  LegacyWorkflowDefinition def;
-  def.start = "scan";
-  auto step = [&](const std::string& name, LegacyStepFn fn,
-                  const std::string& next) -> LegacyStepDefinition& {
-    LegacyStepDefinition& d = def.steps[name];
-    d.fn = std::move(fn);
-    d.next = next;
-    return d;
-  };
-  const LegacyCatcher to_failure{{}, "record_failure"};
-  step("scan", task("scan"), "batches").catchers = {
-      {{StatusCode::kInvalidArgument}, "reject_input"}, to_failure};
-  // The Map over batches: its deliveries retry on their own policies.
-  LegacyStepDefinition& batches = step(
-      "batches",
-      [ports](const RunRecord&, const json& in) {
-        return RunBatchesMap(StepsOver(*ports), in, ports->env, nullptr);
-      },
-      "notify");
-  batches.retry_transient = false;
-  batches.catchers = {to_failure};
-  batches.redrive_from = "scan";  // regenerate what failed verification
-  step("notify", task("notify"), "settle");
-  LegacyStepDefinition& settle = step("settle", task("settle"), "");
-  settle.retry_transient = false;
-  settle.catchers = {to_failure};
-  settle.redrive_from = "batches";
-  // Runs checkpointed by earlier versions (validate, generate, verify and
-  // deliver over every batch) start again from a scan of their own input:
-  // the same files, and the ledger skips what was delivered.
-  for (const char* legacy : {"validate", "generate", "verify", "deliver"}) {
-    step(legacy,
-         [ports](const RunRecord& run, const json&) {
-           return RunStep("scan", InitialInput(run), *ports);
-         },
-         "batches")
-        .catchers = def.steps["scan"].catchers;
-  }
-  step("reject_input", task("reject_input"), "").end_state = "rejected";
-  step("record_failure", task("record_failure"), "").fails_run = true;
-  return def;
 }
 
 }  // namespace cbpipe

@@ -1,7 +1,7 @@
 // The cbpipe workflow's steps: each one a function from a JSON input to a
 // JSON output (ids, object keys, counts — never records), run by whatever
-// orchestrates the workflow (the embedded engine for `cbpipe serve`,
-// `replay`; a Lambda handler next):
+// orchestrates the workflow (the embedded engine running
+// cbpipe_workflow.json for `cbpipe serve`; `replay`; a Lambda handler next):
 //
 //   scan ──▶ Map over batches: verify ──▶ Map over destinations: deliver
 //    │ unreadable or       │ DataLoss            (Retry: the destination's
@@ -58,7 +58,7 @@
 #include <string>
 #include <string_view>
 
-#include "workflow/legacy_engine.h"
+#include "workflow/engine.h"
 #include "workflow/ports.h"
 #include "workflow/run_store.h"
 
@@ -68,27 +68,12 @@ StatusOr<nlohmann::json> RunStep(std::string_view name,
                                  const nlohmann::json& input,
                                  const Ports& ports);
 
-// The engine's only way to a step (it knows nothing of cbpipe's steps).
-using StepRunner = std::function<StatusOr<nlohmann::json>(
-    std::string_view name, const nlohmann::json& input)>;
-
 // RunStep over `ports` (which must outlive the runner).
 StepRunner StepsOver(const Ports& ports);
 
 // The first step's input for `run`: its header (now_ms is the run's
 // creation time, so every redrive sees the same clock) and its input.
 nlohmann::json InitialInput(const RunRecord& run);
-
-// The Map over batches and their destinations, with each delivery's Retry
-// (the RetryPolicy in its item; waits through `env`, cut short by `stop`)
-// and Catch (a delivery that still fails becomes its files with status
-// "failed"). Returns `scanned` + {deliveries: [{id, files}], failed_files}.
-// Batches go one after the other, destinations of a batch at once (one
-// owned thread each). The embedded engine's Map replaces this.
-StatusOr<nlohmann::json> RunBatchesMap(const StepRunner& step,
-                                       const nlohmann::json& scanned,
-                                       Env* env,
-                                       const std::atomic<bool>* stop);
 
 // The Map over one batch's deliveries (verify's "deliveries"): every
 // destination at once (one owned thread each), each under its Retry (the
@@ -108,8 +93,5 @@ StatusOr<nlohmann::json> RunWithRetry(const StepRunner& step,
                                       const RetryPolicy& policy, Env* env,
                                       const std::atomic<bool>* stop,
                                       int* attempts);
-
-// The workflow above for the embedded engine. `ports` must outlive it.
-LegacyWorkflowDefinition CbpipeWorkflow(const Ports* ports);
 
 }  // namespace cbpipe

@@ -85,8 +85,8 @@ class WorkflowStepsTest : public ::testing::Test {
             {"input_name", fs::path(path).filename().string()}};
   }
 
-  // Runs the workflow on the file at `path` as the service would.
-  LegacyRunOutcome RunInput(const std::string& path, const std::string& run_id) {
+  // Runs cbpipe_workflow.json on the file at `path` as the service would.
+  RunOutcome RunInput(const std::string& path, const std::string& run_id) {
     const json input = Stored(path, run_id);
     RunRecord run;
     run.run_id = run_id;
@@ -94,8 +94,9 @@ class WorkflowStepsTest : public ::testing::Test {
     run.input_name = input["input_name"];
     run.created_ms = kNowMs;
     EXPECT_TRUE(runs_->CreateIfAbsent(run).ok());
-    const LegacyWorkflowDefinition definition = CbpipeWorkflow(&ports_);
-    LegacyWorkflowEngine engine(definition, runs_.get(), RetryEnv::Real());
+    StatusOr<WorkflowDefinition> definition = CbpipeWorkflowDefinition();
+    EXPECT_TRUE(definition.ok()) << definition.status().ToString();
+    WorkflowEngine engine(&*definition, runs_.get(), &env_, StepsOver(ports_));
     std::atomic<bool> stop{false};
     return engine.Resume(run_id, InitialInput(run), &stop);
   }
@@ -138,7 +139,7 @@ class WorkflowStepsTest : public ::testing::Test {
 };
 
 TEST_F(WorkflowStepsTest, EventsCarryTheClocksMilliseconds) {
-  LegacyRunOutcome out = RunInput(WriteCsv("ok.csv", 0, 3), "0123456789abcdef");
+  RunOutcome out = RunInput(WriteCsv("ok.csv", 0, 3), "0123456789abcdef");
   ASSERT_EQ(out.state, "succeeded") << out.error;
   EXPECT_EQ(Delivered(), 1);
   const std::vector<Event> events = notifier_.events();
@@ -152,7 +153,7 @@ TEST_F(WorkflowStepsTest, EventsCarryTheClocksMilliseconds) {
 
 TEST_F(WorkflowStepsTest, InputOverTheRejectLimitIsRejectedWithItsReason) {
   config_.reject_thresholds.max_rejected_records = 5;
-  LegacyRunOutcome out = RunInput(WriteCsv("bad.csv", 6, 10), "00000000000000aa");
+  RunOutcome out = RunInput(WriteCsv("bad.csv", 6, 10), "00000000000000aa");
   EXPECT_EQ(out.state, "rejected") << out.error;
   EXPECT_EQ(Delivered(), 0);
   // Quarantined with the reason, and the reason told.
@@ -177,7 +178,7 @@ TEST_F(WorkflowStepsTest, InputOverTheRejectLimitIsRejectedWithItsReason) {
 TEST_F(WorkflowStepsTest, GzipBombIsRejectedWithItsReason) {
   const std::string bomb = (root_ / "bomb.csv.gz").string();
   ASSERT_TRUE(testing::WriteGzipBomb(bomb, "case_id,network\n", 1ull << 30));
-  LegacyRunOutcome out = RunInput(bomb, "00000000000000bb");
+  RunOutcome out = RunInput(bomb, "00000000000000bb");
   EXPECT_EQ(out.state, "rejected") << out.error;
   EXPECT_EQ(Delivered(), 0);
   bool told = false;
@@ -188,53 +189,24 @@ TEST_F(WorkflowStepsTest, GzipBombIsRejectedWithItsReason) {
   EXPECT_TRUE(told);
 }
 
-TEST_F(WorkflowStepsTest, RunCheckpointedByAnEarlierVersionStartsAgainFromAScan) {
-  const json input = Stored(WriteCsv("old.csv", 0, 2), "00000000000000ab");
-  RunRecord run;
-  run.run_id = "00000000000000ab";
-  run.input_key = input["input_key"];
-  run.input_name = input["input_name"];
-  run.created_ms = kNowMs;
-  ASSERT_TRUE(runs_->CreateIfAbsent(run).ok());
-  // validate done, generate next: the old workflow's checkpoint.
-  StepRecord validate;
-  validate.name = "validate";
-  validate.state = "succeeded";
-  validate.output_json = R"({"input_key":"inputs/00000000000000ab","accepted":2})";
-  ASSERT_TRUE(runs_->SaveStep(run.run_id, validate).ok());
-  ASSERT_TRUE(runs_->SetState(run.run_id, "failed", "generate", "x").ok());
-  const LegacyWorkflowDefinition definition = CbpipeWorkflow(&ports_);
-  LegacyWorkflowEngine engine(definition, runs_.get(), RetryEnv::Real());
-  std::atomic<bool> stop{false};
-  LegacyRunOutcome out = engine.Resume(run.run_id, InitialInput(run), &stop);
-  EXPECT_EQ(out.state, "succeeded") << out.error;
-  EXPECT_EQ(Delivered(), 1);
-}
-
 // The seam with the engine: cbpipe_workflow.json run by WorkflowEngine over
-// RunStep, as serve and run will once they switch from the legacy engine.
+// RunStep, as serve runs it.
 TEST_F(WorkflowStepsTest, TheWorkflowDefinitionRunsTheseSteps) {
-  StatusOr<WorkflowDefinition> definition = CbpipeWorkflowDefinition();
-  ASSERT_TRUE(definition.ok()) << definition.status().ToString();
-  WorkflowEngine engine(&*definition, runs_.get(), &env_, StepsOver(ports_));
-  auto run = [&](const std::string& path, const std::string& run_id) {
-    const json input = Stored(path, run_id);
-    RunRecord record;
-    record.run_id = run_id;
-    record.input_key = input["input_key"];
-    record.input_name = input["input_name"];
-    record.created_ms = kNowMs;
-    EXPECT_TRUE(runs_->CreateIfAbsent(record).ok());
-    std::atomic<bool> stop{false};
-    return engine.Resume(run_id, InitialInput(record), &stop);
-  };
-  RunOutcome ok = run(WriteCsv("ok.csv", 1, 3), "00000000000000e1");
+  RunOutcome ok = RunInput(WriteCsv("ok.csv", 1, 3), "00000000000000e1");
   EXPECT_EQ(ok.state, "succeeded") << ok.error;
   EXPECT_EQ(Delivered(), 1);
-  config_.reject_thresholds.max_rejected_records = 1;
-  RunOutcome rejected = run(WriteCsv("bad.csv", 3, 3), "00000000000000e2");
-  EXPECT_EQ(rejected.state, "rejected") << rejected.error;
-  EXPECT_TRUE(fs::exists(root_ / "work/quarantine/00000000000000e2"));
+  // replay, `runs show` and the admin API read the scan step's checkpoint.
+  StatusOr<RunRecord> stored = runs_->Get("00000000000000e1");
+  ASSERT_TRUE(stored.ok());
+  bool scanned = false;
+  for (const StepRecord& step : stored->steps) {
+    if (step.name != "scan" || step.state != "succeeded") continue;
+    scanned = true;
+    const json out = json::parse(step.output_json, nullptr, false);
+    ASSERT_TRUE(out.is_object() && out.contains("batches")) << step.output_json;
+    EXPECT_EQ(out["batches"].size(), 1u);
+  }
+  EXPECT_TRUE(scanned);
 }
 
 // The bug this shape fixes: the service read the clock in validate and
