@@ -117,8 +117,11 @@ std::string ReadAll(const std::string& path) {
 }
 
 // Milliseconds one fsync(2) of a fresh `bytes`-byte file takes in `dir`
-// (median of `count`): the floor fsync@openssh.com puts under each small
-// file on a server whose folder is on this disk.
+// while `count` such files pile up there, as in the small-file workload
+// (median): the floor fsync@openssh.com puts under each small file on a
+// server whose folder is on this disk. It moves with what else the machine
+// writes: the journal commit behind each fsync on ext4 (data=ordered) also
+// writes out other programs' pending data.
 double FlushMillis(const std::string& dir, size_t bytes, int count) {
   std::vector<double> ms;
   const std::string data(bytes, 'x');
@@ -384,14 +387,19 @@ int Main(int argc, char** argv) {
     }
     targets.push_back(std::move(t));
   }
-  if (!targets.empty()) {
+  // The server disk's flush cost, before and after (it moves with the load).
+  auto print_flush = [&](const char* when) {
+    if (targets.empty()) return;
     std::printf(
-        "server disk: fsync of a fresh %d KB file takes %.2f ms (median of "
-        "200): with fsync on, each small file costs that on top\n",
-        o.small_kb,
+        "server disk %s: fsync of each of %d fresh %d KB files in one folder "
+        "takes %.2f ms (median); with fsync on, each small file costs that "
+        "on top\n",
+        when, o.small_count, o.small_kb,
         FlushMillis(targets[0].remote_dir,
-                    static_cast<size_t>(o.small_kb) << 10, 200));
-  }
+                    static_cast<size_t>(o.small_kb) << 10, o.small_count));
+    std::fflush(stdout);
+  };
+  print_flush("before");
 
   std::printf("%-12s %-14s %9s %6s %9s %6s %9s %9s %7s %6s %6s\n", "proto",
               "workload", "cbpipe s", "spread", "curl s", "spread", "cbpipe/s",
@@ -441,6 +449,7 @@ int Main(int argc, char** argv) {
     }
     ClearDir(t.remote_dir);
   }
+  print_flush("after");
   std::printf(
       "ratio = curl time / cbpipe time (>= 1.00: cbpipe as fast or "
       "faster); medians of %d runs after a warm-up; spread = slowest / "
