@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "deliver/curl_transport.h"
-#include "secrets/secrets.h"
+#include "secrets/secret_store.h"
 
 namespace cbpipe {
 namespace {
@@ -1207,7 +1207,8 @@ Status SftpTransport::Remove(const std::string& remote_name) {
 }  // namespace
 
 StatusOr<std::unique_ptr<Transport>> MakeSftpTransport(
-    const DestinationConfig& d) {
+    const DestinationConfig& d, SecretStore* secrets) {
+  secrets = SecretsOrDefault(secrets);
   const std::string where = "destination " + d.name;
   CBPIPE_ASSIGN_OR_RETURN(DestinationUrl url, ParseDestinationUrl(d.url));
   if (url.scheme != "sftp") {
@@ -1243,16 +1244,16 @@ StatusOr<std::unique_ptr<Transport>> MakeSftpTransport(
                   (path.size() > 1 ? path.substr(0, path.size() - 1) : "");
 
   if (!d.password_ref.empty()) {
-    auto password = ResolveSecret(d.password_ref);
+    auto password = secrets->Resolve(d.password_ref);
     if (!password.ok()) {
       return Status(password.status().code(),
                     where + ": password_ref: " + password.status().message());
     }
-    s.password = SecretString(std::move(*password));
+    s.password = std::move(*password);
   }
   if (!d.private_key_ref.empty()) {
     if (d.private_key_ref.starts_with("file:")) {
-      auto key = ResolveSecretFilePath(d.private_key_ref);
+      auto key = secrets->KeyFilePath(d.private_key_ref);
       if (!key.ok()) {
         return Status(key.status().code(),
                       where + ": private_key_ref: " + key.status().message());
@@ -1260,14 +1261,20 @@ StatusOr<std::unique_ptr<Transport>> MakeSftpTransport(
       s.private_key_path = *key;
     } else {
       // env:NAME holds the key text itself.
-      auto key = ResolveSecret(d.private_key_ref);
+      auto key = secrets->Resolve(d.private_key_ref);
       if (!key.ok()) {
         return Status(key.status().code(),
                       where + ": private_key_ref: " + key.status().message());
       }
-      std::string text = std::move(*key);
-      if (!text.empty() && text.back() != '\n') text += '\n';
-      s.private_key_data = SecretString(std::move(text));
+      if (!key->value().empty() && key->value().back() != '\n') {
+        // Room for the newline first: appending must not reallocate and
+        // leave a copy of the key in freed memory.
+        std::string text;
+        text.reserve(key->value().size() + 1);
+        text.append(key->value()).push_back('\n');
+        *key = SecretString(std::move(text));
+      }
+      s.private_key_data = std::move(*key);
     }
     s.public_key_path = d.public_key_path;
   }

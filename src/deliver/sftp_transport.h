@@ -52,13 +52,15 @@
 #include "common/status.h"
 #include "deliver/destination.h"
 #include "deliver/transport.h"
+#include "secrets/secret_store.h"
 
 namespace cbpipe {
 
-// Checks the options and resolves the secrets; does not connect (the first
-// call does). kInvalidArgument names the destination and the option.
+// Checks the options and resolves the secrets from `secrets` (null: the
+// env:/file: store); does not connect (the first call does).
+// kInvalidArgument names the destination and the option.
 StatusOr<std::unique_ptr<Transport>> MakeSftpTransport(
-    const DestinationConfig& destination);
+    const DestinationConfig& destination, SecretStore* secrets = nullptr);
 
 // The extensions an SFTP server offered in its VERSION reply: what the
 // interop tests record (docs/interop.md) and a diagnostic can print.
