@@ -8,7 +8,9 @@
 // |                | reply lists the extensions the server offers)            |
 // | Upload         | OPEN(write, create, truncate), WRITE... (pipelined, up   |
 // |                | to 64 requests in flight), fsync@openssh.com when        |
-// |                | offered (unless fsync = false), CLOSE                    |
+// |                | offered (unless fsync = false), CLOSE; the last two      |
+// |                | right behind the last WRITE, and Upload returns when     |
+// |                | all are answered (two round trips for a small file)      |
 // | Rename         | RENAME (never overwrites); with `replace`:               |
 // |                | posix-rename@openssh.com when offered (atomic), else     |
 // |                | REMOVE then RENAME                                       |
