@@ -383,9 +383,10 @@ BatchResult Pipeline::Deliver(Batch batch, Status verified) {
   return result;
 }
 
-InputResult Pipeline::Process(const std::string& input_path) {
-  InputResult result;
-  result.input = MaskCardNumbers(input_path);  // shown and reported
+Status ScanNamedByContent(const Config& config, const std::string& input_path,
+                          int64_t now_epoch_seconds, InputScan* scan,
+                          std::string* input_id, std::string* rejects_file,
+                          std::vector<Batch>* batches) {
   // The input id (from the input's SHA-256) only names the rejects file and
   // the batches, so the input is hashed as it is read, on the reading
   // thread; until then the planner stages and the rejects are written under
@@ -393,15 +394,15 @@ InputResult Pipeline::Process(const std::string& input_path) {
   // whole file: it is then hashed on its own.
   InputHasher hasher;
   const std::string pending_id = PendingId(input_path);
-  const std::string pending_dir = config_.work_dir + "/runs/" + pending_id;
+  const std::string pending_dir = config.work_dir + "/runs/" + pending_id;
   const std::string pending_rejects = pending_dir + "/rejects.csv";
-  BatchPlanner planner(OutputOptionsOf(config_),
-                       {.input_id = "", .work_dir = config_.work_dir},
+  BatchPlanner planner(OutputOptionsOf(config),
+                       {.input_id = "", .work_dir = config.work_dir},
                        pending_id);
   Status st = planner.status();
   if (st.ok()) {
     st = ScanAndPlan(
-        config_, input_path, pending_rejects, &planner, now_, &result.scan,
+        config, input_path, pending_rejects, &planner, now_epoch_seconds, scan,
         [&hasher](const char* data, size_t n) { hasher.Add(data, n); });
   }
   StatusOr<std::string> hashed =
@@ -412,42 +413,52 @@ InputResult Pipeline::Process(const std::string& input_path) {
     // As if nothing had been read: an input that cannot be hashed has no id
     // to file its rejects or batches under.
     fs::remove_all(pending_dir, ec);
-    fs::remove_all(config_.work_dir + "/staging/" + pending_id, ec);
-    result.scan = InputScan();
-    result.error = hashed.status();
-    result.scan.input_error = hashed.status();
-    return result;
+    fs::remove_all(config.work_dir + "/staging/" + pending_id, ec);
+    *scan = InputScan();
+    scan->input_error = hashed.status();
+    return hashed.status();
   }
-  result.input_id = hashed->substr(0, 16);
-  result.rejects_file =
-      config_.work_dir + "/runs/" + result.input_id + "/rejects.csv";
+  *input_id = hashed->substr(0, 16);
+  *rejects_file = config.work_dir + "/runs/" + *input_id + "/rejects.csv";
   if (fs::exists(pending_rejects, ec)) {
-    Status moved =
-        MakeDirs(fs::path(result.rejects_file).parent_path().string());
+    Status moved = MakeDirs(fs::path(*rejects_file).parent_path().string());
     if (moved.ok() &&
-        ::rename(pending_rejects.c_str(), result.rejects_file.c_str()) != 0) {
+        ::rename(pending_rejects.c_str(), rejects_file->c_str()) != 0) {
       moved = InternalError("cannot move " + pending_rejects + " to " +
-                            result.rejects_file + ": " + std::strerror(errno));
+                            *rejects_file + ": " + std::strerror(errno));
     }
     if (moved.ok()) DurablePoint("rejects.rename");
     fs::remove(pending_dir, ec);
     if (st.ok()) st = moved;
   }
-  std::vector<Batch> batches;
-  if (st.ok()) st = planner.SetInputId(result.input_id);
+  if (st.ok()) st = planner.SetInputId(*input_id);
   if (st.ok()) {
     StatusOr<std::vector<Batch>> finished = planner.Finish();
     if (finished.ok()) {
-      batches = *std::move(finished);
+      *batches = *std::move(finished);
     } else {
       st = finished.status();
     }
   }
   if (!st.ok()) {
-    result.error = MaskCardNumbersInStatus(st);
     // Nothing of a failed input is delivered: its staged files go too.
-    fs::remove_all(config_.work_dir + "/staging/" + pending_id, ec);
-    if (!result.scan.input_error.ok()) {
+    fs::remove_all(config.work_dir + "/staging/" + pending_id, ec);
+    batches->clear();
+  }
+  return st;
+}
+
+InputResult Pipeline::Process(const std::string& input_path) {
+  InputResult result;
+  result.input = MaskCardNumbers(input_path);  // shown and reported
+  std::vector<Batch> batches;
+  Status st = ScanNamedByContent(config_, input_path, now_, &result.scan,
+                                 &result.input_id, &result.rejects_file,
+                                 &batches);
+  if (!st.ok()) {
+    result.error = MaskCardNumbersInStatus(st);
+    // An input that cannot be hashed has no id to quarantine it under.
+    if (!result.input_id.empty() && !result.scan.input_error.ok()) {
       result.quarantine_dir = QuarantineInput(config_.work_dir, input_path,
                                               result.input_id, result.error);
     }

@@ -60,6 +60,18 @@ Status ScanAndPlan(const Config& config, const std::string& input_path,
                    int64_t now_epoch_seconds, InputScan* scan,
                    RawBytesObserver observe = nullptr);
 
+// Scans `input_path` like ScanAndPlan and names what it writes by the
+// input's content, as `cbpipe run` always has: the input is hashed while it
+// is read, the rejects and the staged batch files wait under a pending name
+// made from the path, and are renamed once the id (first 16 hex digits of
+// the SHA-256) is known. Sets *input_id ("" when the input could not be
+// hashed; *scan is then empty with that error), *rejects_file and, on
+// success, *batches. On an error, nothing staged is left behind.
+Status ScanNamedByContent(const Config& config, const std::string& input_path,
+                          int64_t now_epoch_seconds, InputScan* scan,
+                          std::string* input_id, std::string* rejects_file,
+                          std::vector<Batch>* batches);
+
 // Transports kept open from one batch to the next, so a run with many
 // batches, or a service with many inputs, logs in to each server once
 // instead of once per batch (some card-company servers limit logins). A

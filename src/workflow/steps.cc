@@ -201,23 +201,41 @@ StatusOr<json> Scan(const json& in, const Ports& p) {
   CBPIPE_ASSIGN_OR_RETURN(std::string input_key, String(in, "input_key"));
   CBPIPE_RETURN_IF_ERROR(String(in, "input_name").status());
   CBPIPE_ASSIGN_OR_RETURN(std::string path, p.inputs->LocalPath(input_key));
+  CBPIPE_ASSIGN_OR_RETURN(bool by_content,
+                          OptionalBool(in, "name_by_content", false));
   const Config& config = *p.config;
-  const std::string rejects_key = "runs/" + h.run_id + "/rejects.csv";
-  const std::string rejects = config.work_dir + "/" + rejects_key;
-  BatchPlanner planner(OutputOptionsOf(config),
-                       {.input_id = h.run_id, .work_dir = config.work_dir});
-  CBPIPE_RETURN_IF_ERROR(planner.status());
+  std::string input_id = h.run_id;
+  std::string rejects = config.work_dir + "/runs/" + h.run_id + "/rejects.csv";
   InputScan scan;
-  Status st = ScanAndPlan(config, path, rejects, &planner,
-                          FloorSeconds(h.now_ms), &scan);
-  if (p.on_scanned) p.on_scanned({h.run_id, h.trace_id}, scan);
-  if (!st.ok()) {
-    // An unreadable input is permanent (the reject_input path); an I/O
-    // hiccup is transient and retried.
-    if (st.IsTransient()) return st;
-    return Status(StatusCode::kInvalidArgument, st.message());
+  std::vector<Batch> batches;
+  Status st;
+  if (by_content) {
+    input_id.clear();
+    st = ScanNamedByContent(config, path, FloorSeconds(h.now_ms), &scan,
+                            &input_id, &rejects, &batches);
+    if (p.on_scanned) p.on_scanned({h.run_id, h.trace_id}, scan);
+    // As `run` always did: only an input that could not be read (or is
+    // over a limit) is quarantined (reject_input); other failures are the
+    // run's.
+    if (!st.ok() && !st.IsTransient() && !scan.input_error.ok())
+      return Status(StatusCode::kInvalidArgument, st.message());
+    CBPIPE_RETURN_IF_ERROR(st);
+  } else {
+    BatchPlanner planner(OutputOptionsOf(config),
+                         {.input_id = h.run_id, .work_dir = config.work_dir});
+    CBPIPE_RETURN_IF_ERROR(planner.status());
+    st = ScanAndPlan(config, path, rejects, &planner, FloorSeconds(h.now_ms),
+                     &scan);
+    if (p.on_scanned) p.on_scanned({h.run_id, h.trace_id}, scan);
+    if (!st.ok()) {
+      // An unreadable input is permanent (the reject_input path); an I/O
+      // hiccup is transient and retried.
+      if (st.IsTransient()) return st;
+      return Status(StatusCode::kInvalidArgument, st.message());
+    }
+    CBPIPE_ASSIGN_OR_RETURN(batches, planner.Finish());
   }
-  CBPIPE_ASSIGN_OR_RETURN(std::vector<Batch> batches, planner.Finish());
+  CBPIPE_ASSIGN_OR_RETURN(std::string rejects_key, WorkKey(p, rejects));
   json by_network = json::object();
   for (Network n : kAllNetworks)
     by_network[std::string(NetworkName(n))] =
@@ -226,6 +244,7 @@ StatusOr<json> Scan(const json& in, const Ports& p) {
   out["records"] = scan.records;
   out["accepted"] = scan.accepted;
   out["rejected"] = scan.rejected;
+  out["input_id"] = input_id;
   out["undeliverable"] = scan.undeliverable_total();
   out["by_network"] = by_network;
   out["rejects_key"] = rejects_key;

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <mutex>
 
+#include "deliver/local_transport.h"
 #include "ingest/test_gzip.h"
 #include "workflow/engine.h"
 #include "workflow/pipeline.h"
@@ -284,6 +285,57 @@ TEST_F(WorkflowStepsTest, RedriveOfEveryStepGivesTheSameResult) {
     ASSERT_TRUE(once.ok()) << name << ": " << once.status().ToString();
     ASSERT_TRUE(twice.ok()) << name;
     EXPECT_EQ(*once, *twice) << name;
+  }
+}
+
+// `cbpipe run` names batches and rejects by the input's content, learnt
+// while reading: scan with name_by_content writes exactly what
+// Pipeline::Process writes, whatever the run is called.
+TEST_F(WorkflowStepsTest, ScanNamedByContentWritesWhatRunWrites) {
+  const std::string path =
+      WriteCsv("by_content.csv", 2, 5,
+               "F1,amex,,M,2025-03-01,2026-05-28T20:26:41Z,1.00,USD,C08\n");
+  json input = Stored(path, "run-of-some-other-name");
+  input["name_by_content"] = true;
+  StatusOr<json> scanned = Step("scan", input);
+  ASSERT_TRUE(scanned.ok()) << scanned.status().ToString();
+  StatusOr<std::string> sha = Sha256File(path);
+  ASSERT_TRUE(sha.ok());
+  const std::string input_id = sha->substr(0, 16);
+  EXPECT_EQ((*scanned)["input_id"], input_id);
+  EXPECT_EQ((*scanned)["rejects_key"], "runs/" + input_id + "/rejects.csv");
+  EXPECT_FALSE(fs::exists(root_ / "work/runs/run-of-some-other-name"));
+  for (const auto& e : fs::directory_iterator(root_ / "work/runs"))
+    EXPECT_THAT(e.path().filename().string(),
+                ::testing::Not(::testing::StartsWith("pending-")));
+  // A redrive names and writes the same.
+  StatusOr<json> again = Step("scan", input);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(*again, *scanned);
+
+  // The same input through Pipeline::Process, in a work dir of its own.
+  Config other = DefaultConfig((root_ / "work2").string());
+  auto ledger = DeliveryLedger::Open((root_ / "ledger2.db").string());
+  ASSERT_TRUE(ledger.ok());
+  Pipeline pipeline(other, ledger->get(), RetryEnv::Real(), kNowMs / 1000);
+  InputResult r = pipeline.Process(path);
+  ASSERT_TRUE(r.ok()) << r.error.ToString();
+  EXPECT_EQ(r.input_id, input_id);
+  EXPECT_EQ(ReadAll(root_ / "work" / (*scanned)["rejects_key"].get<std::string>()),
+            ReadAll(r.rejects_file));
+  ASSERT_EQ((*scanned)["batches"].size(), r.batches.size());
+  for (size_t i = 0; i < r.batches.size(); ++i) {
+    const json& b = (*scanned)["batches"][i];
+    EXPECT_EQ(b["id"], r.batches[i].batch.id);
+    EXPECT_EQ(b["manifest"].get<std::string>(),
+              fs::path(r.batches[i].batch.manifest_path)
+                  .lexically_relative(other.work_dir)
+                  .generic_string());
+    ASSERT_EQ(b["files"].size(), r.batches[i].files.size());
+    for (size_t f = 0; f < r.batches[i].files.size(); ++f) {
+      EXPECT_EQ(b["files"][f]["name"], r.batches[i].files[f].file.name);
+      EXPECT_EQ(b["files"][f]["sha256"], r.batches[i].files[f].file.sha256);
+    }
   }
 }
 
