@@ -30,10 +30,14 @@
 //
 // Every input carries the run header {"run_id", "trace_id", "now_ms"}; each
 // step's own keys:
-//   scan           {input_key, input_name} -> + {records, accepted, rejected,
-//                  undeliverable, by_network, rejects_key, rejects_file,
-//                  batches: [{id, manifest, files}]}; an input that cannot be
-//                  read or is over a limit is kInvalidArgument (-> reject_input)
+//   scan           {input_key, input_name, name_by_content?} -> + {records,
+//                  accepted, rejected, input_id, undeliverable, by_network,
+//                  rejects_key, rejects_file, batches: [{id, manifest,
+//                  files}]}; an input that cannot be read or is over a limit
+//                  is kInvalidArgument (-> reject_input). Batches and rejects
+//                  are named by input_id: the run id, or with
+//                  name_by_content the input's content hash, learnt while
+//                  reading, as `cbpipe run` names them (ScanNamedByContent)
 //   verify         {batch: {id, manifest}} -> {id, manifest, deliveries:
 //                  [deliver inputs, one per destination, with `retry`]};
 //                  kDataLoss when a file no longer matches its manifest
