@@ -156,7 +156,8 @@ struct InputHasher {
 
 std::string QuarantineInput(const std::string& work_dir,
                             const std::string& input,
-                            const std::string& input_id, const Status& reason) {
+                            const std::string& input_id, const Status& reason,
+                            const std::string& shown) {
   const std::string dir = work_dir + "/quarantine/" + input_id;
   if (!MakeDirs(dir).ok()) return "";
   std::error_code ec;
@@ -168,7 +169,7 @@ std::string QuarantineInput(const std::string& work_dir,
     fs::permissions(copy, static_cast<fs::perms>(kRecordFileMode), ec);
   }
   std::ofstream(dir + "/reason.txt")
-      << "input: " << MaskCardNumbers(input) << "\n"
+      << "input: " << MaskCardNumbers(shown.empty() ? input : shown) << "\n"
       << reason.ToString() << "\n";
   return dir;
 }

@@ -127,10 +127,12 @@ std::vector<DeliveredFile> DeliverBatch(const Config& config,
 
 // Copies an unreadable input to <work_dir>/quarantine/<input_id>/ with a
 // reason.txt; the original is left in place. Returns the folder ("" when it
-// could not be made).
+// could not be made). reason.txt names the input as `shown` (masked; the
+// path itself when empty).
 std::string QuarantineInput(const std::string& work_dir,
                             const std::string& input,
-                            const std::string& input_id, const Status& reason);
+                            const std::string& input_id, const Status& reason,
+                            const std::string& shown = "");
 
 class Pipeline {
  public:

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "common/crash_point.h"
+#include "deliver/local_transport.h"
+#include "domain/pan.h"
 #include "output/batch_planner.h"
 #include "output/manifest.h"
 #include "output/verifier.h"
@@ -217,8 +219,11 @@ StatusOr<json> Scan(const json& in, const Ports& p) {
     // As `run` always did: only an input that could not be read (or is
     // over a limit) is quarantined (reject_input); other failures are the
     // run's.
+    // The Cause keeps the original code ("RESOURCE_EXHAUSTED: ..."):
+    // reject_input writes it into the quarantine's reason.txt as run does.
     if (!st.ok() && !st.IsTransient() && !scan.input_error.ok())
-      return Status(StatusCode::kInvalidArgument, st.message());
+      return Status(StatusCode::kInvalidArgument,
+                    MaskCardNumbersInStatus(st).ToString());
     CBPIPE_RETURN_IF_ERROR(st);
   } else {
     BatchPlanner planner(OutputOptionsOf(config),
@@ -493,6 +498,18 @@ StatusOr<std::string> CaughtMessage(const json& in, const json** original) {
   return String(*error, "message");
 }
 
+// "CODE: message" (Status::ToString) back into a Status; a text without a
+// known code is INVALID_ARGUMENT with the whole text.
+Status StatusFromString(const std::string& text) {
+  for (int c = static_cast<int>(StatusCode::kInvalidArgument);
+       c <= static_cast<int>(StatusCode::kInternal); ++c) {
+    const auto code = static_cast<StatusCode>(c);
+    const std::string prefix = std::string(StatusCodeName(code)) + ": ";
+    if (text.rfind(prefix, 0) == 0) return Status(code, text.substr(prefix.size()));
+  }
+  return InvalidArgumentError(text);
+}
+
 // reject_input: the input cannot be read, or is over one of its limits;
 // keep it with its reason.
 StatusOr<json> RejectInput(const json& in, const Ports& p) {
@@ -502,19 +519,34 @@ StatusOr<json> RejectInput(const json& in, const Ports& p) {
   CBPIPE_ASSIGN_OR_RETURN(std::string input_key, String(*original, "input_key"));
   CBPIPE_ASSIGN_OR_RETURN(std::string input_name,
                           String(*original, "input_name"));
+  CBPIPE_ASSIGN_OR_RETURN(bool by_content,
+                          OptionalBool(*original, "name_by_content", false));
   std::string quarantine;
+  std::string input_id = h.run_id;
+  Status reason = InvalidArgumentError(message);
+  std::string shown;
   StatusOr<std::string> path = p.inputs->LocalPath(input_key);
-  if (path.ok()) {
+  if (path.ok() && by_content) {
+    // Named as scan names by content (an input that cannot even be hashed
+    // has no id and is not quarantined), with scan's original code and the
+    // input as it was given.
+    StatusOr<std::string> sha = Sha256File(*path);
+    input_id = sha.ok() ? sha->substr(0, 16) : "";
+    reason = StatusFromString(message);
+    message = reason.message();
+    shown = input_name;
+  }
+  if (path.ok() && !input_id.empty()) {
     const std::string dir = QuarantineInput(p.config->work_dir, *path,
-                                            h.run_id,
-                                            InvalidArgumentError(message));
-    if (!dir.empty()) quarantine = "quarantine/" + h.run_id;
+                                            input_id, reason, shown);
+    if (!dir.empty()) quarantine = "quarantine/" + input_id;
   }
   Event e = MakeEvent(p, kEventInputRejected, h);
   e.message = "input " + input_name + " not processed: " + message;
   Notify(p, e);
   json out = in;
   out["quarantine"] = quarantine;
+  if (by_content) out["input_id"] = input_id;
   return out;
 }
 

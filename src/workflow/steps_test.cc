@@ -190,6 +190,57 @@ TEST_F(WorkflowStepsTest, GzipBombIsRejectedWithItsReason) {
   EXPECT_TRUE(told);
 }
 
+// An input run rejects: through the definition with name_by_content, the
+// quarantine is the one Pipeline::Process makes (same folder, same
+// reason.txt, the input named as given).
+TEST_F(WorkflowStepsTest, RejectedInputNamedByContentIsQuarantinedAsRunDoes) {
+  const std::string bomb = (root_ / "bomb.csv.gz").string();
+  ASSERT_TRUE(testing::WriteGzipBomb(bomb, "case_id,network\n", 1ull << 30));
+  // As `run` will give it: the key is the path (rooted at /), so messages
+  // and the quarantine's copy name the input as it was given.
+  LocalFolderStore given("/");
+  ports_.inputs = &given;
+  json input = Stored(bomb, "some-run");
+  input["input_key"] = bomb.substr(1);
+  input["name_by_content"] = true;
+  input["input_name"] = bomb;
+  StatusOr<json> scanned = Step("scan", input);
+  ASSERT_FALSE(scanned.ok());
+  EXPECT_EQ(scanned.status().code(), StatusCode::kInvalidArgument);
+  json caught = input;
+  caught["error"] = {{"Error", "INVALID_ARGUMENT"},
+                     {"Cause", scanned.status().message()}};
+  StatusOr<json> rejected = Step("reject_input", caught);
+  ASSERT_TRUE(rejected.ok()) << rejected.status().ToString();
+  StatusOr<std::string> sha = Sha256File(bomb);
+  ASSERT_TRUE(sha.ok());
+  const std::string id = sha->substr(0, 16);
+  EXPECT_EQ((*rejected)["input_id"], id);
+  EXPECT_EQ((*rejected)["quarantine"], "quarantine/" + id);
+
+  Config other = DefaultConfig((root_ / "work2").string());
+  auto ledger = DeliveryLedger::Open((root_ / "ledger2.db").string());
+  ASSERT_TRUE(ledger.ok());
+  Pipeline pipeline(other, ledger->get(), RetryEnv::Real(), kNowMs / 1000);
+  InputResult r = pipeline.Process(bomb);
+  ASSERT_FALSE(r.error.ok());
+  ASSERT_EQ(r.quarantine_dir, other.work_dir + "/quarantine/" + id);
+  const std::string reason = ReadAll(root_ / "work/quarantine" / id / "reason.txt");
+  EXPECT_THAT(reason, HasSubstr("RESOURCE_EXHAUSTED"));
+  EXPECT_EQ(reason, ReadAll(fs::path(r.quarantine_dir) / "reason.txt"));
+  const std::string copy =
+      ReadAll(root_ / "work/quarantine" / id / "bomb.csv.gz");
+  EXPECT_FALSE(copy.empty());
+  EXPECT_TRUE(copy == ReadAll(fs::path(r.quarantine_dir) / "bomb.csv.gz"));
+  bool told = false;
+  for (const Event& e : notifier_.events())
+    told |= e.type == kEventInputRejected &&
+            e.message.find("not processed: " + bomb + ": gzip data") !=
+                std::string::npos;
+  EXPECT_TRUE(told);
+  ports_.inputs = inputs_.get();
+}
+
 // The seam with the engine: cbpipe_workflow.json run by WorkflowEngine over
 // RunStep, as serve runs it.
 TEST_F(WorkflowStepsTest, TheWorkflowDefinitionRunsTheseSteps) {
