@@ -106,6 +106,23 @@ class WorkflowStepsTest : public ::testing::Test {
     return RunStep(name, input, ports_);
   }
 
+  // The id `cbpipe run` names an input by: its SHA-256's first 16 digits.
+  static std::string ContentId(const std::string& path) {
+    StatusOr<std::string> sha = Sha256File(path);
+    EXPECT_TRUE(sha.ok()) << sha.status().ToString();
+    return sha.ok() ? sha->substr(0, 16) : "";
+  }
+
+  // The same input through Pipeline::Process, in a work dir of its own
+  // (work2), at the same clock.
+  InputResult ProcessElsewhere(const std::string& path, Config* other) {
+    *other = DefaultConfig((root_ / "work2").string());
+    auto ledger = DeliveryLedger::Open((root_ / "ledger2.db").string());
+    EXPECT_TRUE(ledger.ok());
+    Pipeline pipeline(*other, ledger->get(), RetryEnv::Real(), kNowMs / 1000);
+    return pipeline.Process(path);
+  }
+
   int Delivered() {
     int files = 0;
     std::error_code ec;
@@ -212,17 +229,12 @@ TEST_F(WorkflowStepsTest, RejectedInputNamedByContentIsQuarantinedAsRunDoes) {
                      {"Cause", scanned.status().message()}};
   StatusOr<json> rejected = Step("reject_input", caught);
   ASSERT_TRUE(rejected.ok()) << rejected.status().ToString();
-  StatusOr<std::string> sha = Sha256File(bomb);
-  ASSERT_TRUE(sha.ok());
-  const std::string id = sha->substr(0, 16);
+  const std::string id = ContentId(bomb);
   EXPECT_EQ((*rejected)["input_id"], id);
   EXPECT_EQ((*rejected)["quarantine"], "quarantine/" + id);
 
-  Config other = DefaultConfig((root_ / "work2").string());
-  auto ledger = DeliveryLedger::Open((root_ / "ledger2.db").string());
-  ASSERT_TRUE(ledger.ok());
-  Pipeline pipeline(other, ledger->get(), RetryEnv::Real(), kNowMs / 1000);
-  InputResult r = pipeline.Process(bomb);
+  Config other;
+  InputResult r = ProcessElsewhere(bomb, &other);
   ASSERT_FALSE(r.error.ok());
   ASSERT_EQ(r.quarantine_dir, other.work_dir + "/quarantine/" + id);
   const std::string reason = ReadAll(root_ / "work/quarantine" / id / "reason.txt");
@@ -350,9 +362,7 @@ TEST_F(WorkflowStepsTest, ScanNamedByContentWritesWhatRunWrites) {
   input["name_by_content"] = true;
   StatusOr<json> scanned = Step("scan", input);
   ASSERT_TRUE(scanned.ok()) << scanned.status().ToString();
-  StatusOr<std::string> sha = Sha256File(path);
-  ASSERT_TRUE(sha.ok());
-  const std::string input_id = sha->substr(0, 16);
+  const std::string input_id = ContentId(path);
   EXPECT_EQ((*scanned)["input_id"], input_id);
   EXPECT_EQ((*scanned)["rejects_key"], "runs/" + input_id + "/rejects.csv");
   EXPECT_FALSE(fs::exists(root_ / "work/runs/run-of-some-other-name"));
@@ -364,12 +374,8 @@ TEST_F(WorkflowStepsTest, ScanNamedByContentWritesWhatRunWrites) {
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(*again, *scanned);
 
-  // The same input through Pipeline::Process, in a work dir of its own.
-  Config other = DefaultConfig((root_ / "work2").string());
-  auto ledger = DeliveryLedger::Open((root_ / "ledger2.db").string());
-  ASSERT_TRUE(ledger.ok());
-  Pipeline pipeline(other, ledger->get(), RetryEnv::Real(), kNowMs / 1000);
-  InputResult r = pipeline.Process(path);
+  Config other;
+  InputResult r = ProcessElsewhere(path, &other);
   ASSERT_TRUE(r.ok()) << r.error.ToString();
   EXPECT_EQ(r.input_id, input_id);
   EXPECT_EQ(ReadAll(root_ / "work" / (*scanned)["rejects_key"].get<std::string>()),
