@@ -205,7 +205,8 @@ class Parser {
     CBPIPE_RETURN_IF_ERROR(
         CheckKeys(c, at,
                   {"input_schema", "output_schema", "retry_from_input",
-                   "redrive_from", "end_state", "description"}));
+                   "redrive_from", "end_state", "prefetch_first_task",
+                   "description"}));
     CBPIPE_RETURN_IF_ERROR(Schema(c, "input_schema", at, &out->input_schema));
     CBPIPE_RETURN_IF_ERROR(Schema(c, "output_schema", at, &out->output_schema));
     if (c.contains("retry_from_input")) {
@@ -222,6 +223,21 @@ class Parser {
     if (!out->end_state.empty() && out->end_state != "rejected" &&
         out->end_state != "failed" && out->end_state != "succeeded")
       return Fail(at + "end_state", "must be rejected, failed or succeeded");
+    if (c.contains("prefetch_first_task")) {
+      const json& v = c["prefetch_first_task"];
+      if (!v.is_boolean())
+        return Fail(at + "prefetch_first_task", "must be true or false");
+      if (v.get<bool>() &&
+          (out->type != StateType::kMap || out->max_concurrency != 1 ||
+           out->max_concurrency_path || !out->processor ||
+           !out->processor->Find(out->processor->start_at) ||
+           out->processor->Find(out->processor->start_at)->type !=
+               StateType::kTask))
+        return Fail(at + "prefetch_first_task",
+                    "only for a Map with MaxConcurrency 1 whose "
+                    "ItemProcessor starts with a Task");
+      out->prefetch_first_task = v.get<bool>();
+    }
     return OkStatus();
   }
 

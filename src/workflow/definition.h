@@ -142,6 +142,12 @@ struct State {
   std::optional<JsonPath> retry_from_input;
   std::string redrive_from;
   std::string end_state;
+  // A Map running one item at a time: once an item's first Task (its
+  // StartAt) has succeeded, the next item's first Task runs while the
+  // item's later states run, as `run` verified batch k+1 while delivering
+  // batch k. Items still finish in order; the second state of an item
+  // starts after the item before ended.
+  bool prefetch_first_task = false;
 };
 
 struct StateMachine {

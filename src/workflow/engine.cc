@@ -195,8 +195,10 @@ class WorkflowEngine::Run {
     return e_->store_->SaveStep(run_id_, record);
   }
 
+  // `first`, when not null, is the start state's result, already run and
+  // checkpointed (a prefetched first Task).
   Result RunMachine(const StateMachine& m, const std::string& prefix,
-                    json input, bool top);
+                    json input, bool top, const Result* first = nullptr);
   Result RunTask(const State& s, const std::string& path, const json& input);
   // Records `r` under `path` (its output or its error) before the run goes
   // on; a store error makes it kInterrupted.
@@ -350,54 +352,110 @@ Result WorkflowEngine::Run::RunMap(const State& s, const std::string& path,
     return static_cast<double>(failed) * 100.0 >
            s.tolerated_failure_percentage * static_cast<double>(n);
   };
-  auto run_item = [&](size_t i) -> Result {
-    const std::string item_path = path + "/" + std::to_string(i);
-    if (const StepRecord* rec = Record(item_path)) {
+  auto item_path = [&](size_t i) { return path + "/" + std::to_string(i); };
+  auto run_item = [&](size_t i, const Result* first) -> Result {
+    if (const StepRecord* rec = Record(item_path(i))) {
       json out = json::parse(rec->output_json, nullptr, false);
       if (rec->state == "succeeded") return Result::Ok(std::move(out));
       return Result::Failed(StateError::FromJson(out));
     }
     StatusOr<json> item_input = ItemInput(s, input, items, i);
     Result r = item_input.ok()
-                   ? RunMachine(*s.processor, item_path + "/",
-                                std::move(*item_input), false)
+                   ? RunMachine(*s.processor, item_path(i) + "/",
+                                std::move(*item_input), false, first)
                    : Result::Failed(Internal(item_input.status().message()));
     if (r.kind == Result::kInterrupted) return r;
-    return Checkpoint(item_path, std::move(r), 1, e_->env_->NowMs());
+    return Checkpoint(item_path(i), std::move(r), 1, e_->env_->NowMs());
   };
-  auto worker = [&] {
-    for (;;) {
-      size_t i;
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        if (abort || !interrupted.empty() || next >= n) return;
-        if (Stopped()) {
-          interrupted = "stop";
-          return;
-        }
-        i = next++;
-      }
-      Result r;
-      try {
-        r = run_item(i);
-      } catch (const std::exception& ex) {
-        r = Result::Failed(Internal("Map " + s.name + " item " +
-                                    std::to_string(i) + ": " + ex.what()));
-      }
-      std::lock_guard<std::mutex> lock(mu);
-      if (r.kind == Result::kInterrupted) {
-        if (interrupted.empty() || interrupted == "stop")
-          interrupted = r.error.cause.empty() ? "stop" : r.error.cause;
-      } else if (r.kind == Result::kFailed) {
-        errors[i] = r.error;
-        ++failed;
-        if (over_tolerance()) abort = true;
-      } else {
-        outputs[i] = std::move(r.output);
-      }
+  // Item i's first Task alone (prefetch_first_task), checkpointed like any
+  // Task; nullopt when there is nothing to prefetch (the item or its first
+  // Task already has a checkpoint, which run_item then uses).
+  auto first_task = [&](size_t i) -> std::optional<Result> {
+    const State* start = s.processor->Find(s.processor->start_at);
+    const std::string task_path = item_path(i) + "/" + s.processor->start_at;
+    if (Record(item_path(i)) || Record(task_path)) return std::nullopt;
+    StatusOr<json> item_input = ItemInput(s, input, items, i);
+    if (!item_input.ok()) return std::nullopt;
+    try {
+      return RunTask(*start, task_path, *item_input);
+    } catch (const std::exception& ex) {
+      return Result::Failed(Internal("Map " + s.name + " item " +
+                                     std::to_string(i) + ": " + ex.what()));
     }
   };
-  {
+  // Records item i's result.
+  auto finish = [&](size_t i, Result r) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (r.kind == Result::kInterrupted) {
+      if (interrupted.empty() || interrupted == "stop")
+        interrupted = r.error.cause.empty() ? "stop" : r.error.cause;
+    } else if (r.kind == Result::kFailed) {
+      errors[i] = r.error;
+      ++failed;
+      if (over_tolerance()) abort = true;
+    } else {
+      outputs[i] = std::move(r.output);
+    }
+  };
+  auto run_caught = [&](size_t i, const Result* first) {
+    try {
+      return run_item(i, first);
+    } catch (const std::exception& ex) {
+      return Result::Failed(Internal("Map " + s.name + " item " +
+                                     std::to_string(i) + ": " + ex.what()));
+    }
+  };
+  // Takes the next item; false when no more are to run.
+  auto take = [&](size_t* i) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (abort || !interrupted.empty() || next >= n) return false;
+    if (Stopped()) {
+      interrupted = "stop";
+      return false;
+    }
+    *i = next++;
+    return true;
+  };
+  auto worker = [&] {
+    size_t i;
+    while (take(&i)) finish(i, run_caught(i, nullptr));
+  };
+  // One item at a time: item i's first Task, then (when it succeeded) item
+  // i+1's first Task on a thread of its own while item i's later states
+  // run.
+  auto prefetching_worker = [&] {
+    std::optional<Result> prefetched;
+    size_t i;
+    while (take(&i)) {
+      if (!prefetched) prefetched = first_task(i);
+      if (prefetched && prefetched->kind == Result::kInterrupted) {
+        finish(i, std::move(*prefetched));
+        return;
+      }
+      std::optional<Result> ahead;
+      {
+        ThreadGroup look_ahead;
+        // After a failed first Task the item usually fails the Map: the
+        // next one is not started on speculation.
+        if (i + 1 < n && (!prefetched || prefetched->kind == Result::kOk)) {
+          try {
+            look_ahead.Add(std::thread([&] { ahead = first_task(i + 1); }));
+          } catch (const std::exception&) {
+            // No thread: item i+1 runs its first Task itself.
+          }
+        }
+        finish(i, run_caught(i, prefetched ? &*prefetched : nullptr));
+      }  // joined
+      // An interrupted prefetch is not a result: the item runs its first
+      // Task itself (take() notices a stop first).
+      prefetched = std::move(ahead);
+      if (prefetched && prefetched->kind == Result::kInterrupted)
+        prefetched.reset();
+    }
+  };
+  if (s.prefetch_first_task && limit == 1) {
+    prefetching_worker();
+  } else {
     ThreadGroup threads;
     try {
       for (int64_t t = 1; t < limit; ++t) threads.Add(std::thread(worker));
@@ -440,7 +498,7 @@ Result WorkflowEngine::Run::RunMap(const State& s, const std::string& path,
 
 Result WorkflowEngine::Run::RunMachine(const StateMachine& m,
                                        const std::string& prefix, json input,
-                                       bool top) {
+                                       bool top, const Result* first) {
   std::string name = m.start_at;
   std::string end_state;
   std::optional<StateError> caught;
@@ -491,7 +549,10 @@ Result WorkflowEngine::Run::RunMachine(const StateMachine& m,
       case StateType::kTask:
       case StateType::kMap: {
         const std::string path = prefix + name;
-        if (const StepRecord* rec = Record(path)) {
+        if (first && name == m.start_at) {
+          r = *first;
+          first = nullptr;
+        } else if (const StepRecord* rec = Record(path)) {
           json out = json::parse(rec->output_json, nullptr, false);
           r = rec->state == "succeeded" && !out.is_discarded()
                   ? Result::Ok(std::move(out))

@@ -375,6 +375,75 @@ TEST_F(WorkflowEngineTest, AFailedItemFailsTheMapAfterTheRunningOnes) {
   EXPECT_EQ(StepState("r1", "m"), "failed");
 }
 
+// `cbpipe run` verified batch k+1 while it delivered batch k: with
+// prefetch_first_task, item i+1's first Task runs beside item i's later
+// states, and every item still finishes in order, each state once.
+TEST_F(WorkflowEngineTest, PrefetchRunsTheNextFirstTaskBesideTheCurrentItem) {
+  Define(R"({"StartAt": "m", "States": {
+    "m": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 1,
+          "ItemSelector": {"id.$": "$$.Map.Item.Value"},
+          "ItemProcessor": {"StartAt": "check", "States": {
+            "check": {"Type": "Task", "Next": "send"},
+            "send": {"Type": "Task", "End": true}}},
+          "ResultPath": "$.results", "End": true,
+          "cbpipe": {"prefetch_first_task": true}}}})");
+  std::mutex mu;
+  std::vector<std::string> events;
+  std::atomic<int> checked{-1};
+  bool overlapped = true;
+  Step("check", [&](const json& in) -> StatusOr<json> {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      events.push_back("check " + in["id"].dump());
+    }
+    checked = in["id"].get<int>();
+    return in;
+  });
+  Step("send", [&](const json& in) -> StatusOr<json> {
+    const int id = in["id"].get<int>();
+    // The next item's check runs while this one sends (a while at most).
+    const auto until =
+        std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (id < 3 && checked.load() < id + 1 &&
+           std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::lock_guard<std::mutex> lock(mu);
+    if (id < 3 && checked.load() < id + 1) overlapped = false;
+    events.push_back("send " + std::to_string(id));
+    return json{{"sent", id}};
+  });
+  RunOutcome out = Resume("r1", Items(4));
+  ASSERT_EQ(out.state, "succeeded") << out.error;
+  EXPECT_TRUE(overlapped);
+  EXPECT_EQ(events, (std::vector<std::string>{"check 0", "check 1", "send 0",
+                                              "check 2", "send 1", "check 3",
+                                              "send 2", "send 3"}));
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(out.output["results"][i], json({{"sent", i}}));
+    EXPECT_EQ(Calls("check#" + std::to_string(i)), 1) << i;
+    EXPECT_EQ(StepState("r1", "m/" + std::to_string(i) + "/check"),
+              "succeeded");
+  }
+  EXPECT_EQ(Calls("send"), 4);
+}
+
+TEST_F(WorkflowEngineTest, PrefetchIsOnlyForAOneAtATimeMapStartingWithATask) {
+  StatusOr<WorkflowDefinition> parallel = WorkflowDefinition::Parse(R"({
+    "StartAt": "m", "States": {
+    "m": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 2,
+          "ItemProcessor": {"StartAt": "t", "States": {
+            "t": {"Type": "Task", "End": true}}},
+          "End": true, "cbpipe": {"prefetch_first_task": true}}}})");
+  ASSERT_FALSE(parallel.ok());
+  EXPECT_NE(parallel.status().message().find("prefetch_first_task"),
+            std::string::npos);
+  StatusOr<WorkflowDefinition> task = WorkflowDefinition::Parse(R"({
+    "StartAt": "t", "States": {
+    "t": {"Type": "Task", "End": true,
+          "cbpipe": {"prefetch_first_task": true}}}})");
+  EXPECT_FALSE(task.ok());
+}
+
 // The shape of cbpipe's workflow: a Map whose failed items are tolerated
 // and marked, a settle step that fails the run when one failed, redriven
 // from the Map; an item state that asks for a redrive from the start.
