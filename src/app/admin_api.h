@@ -69,7 +69,7 @@
 #include "common/status.h"
 #include "config/config.h"
 #include "queue/queue.h"
-#include "workflow/run_store.h"
+#include "runs/run_store.h"
 
 namespace cbpipe {
 

@@ -17,6 +17,17 @@ TEST(FakeEnvTest, SleepAdvancesTheClockAndIsRecorded) {
   EXPECT_EQ(env.sleeps(), std::vector<double>({2.5}));
 }
 
+TEST(FakeEnvTest, TheSleepHookRunsAfterTheClockMoved) {
+  FakeEnv env(0);
+  std::vector<int64_t> seen;
+  env.SetOnSleep([&](double s) {
+    EXPECT_EQ(s, 1.5);
+    seen.push_back(env.NowMs());
+  });
+  env.SleepFor(1.5, nullptr);
+  EXPECT_EQ(seen, std::vector<int64_t>({1'500}));
+}
+
 TEST(FakeEnvTest, StopSetBeforeTheWaitReturnsFalseWithoutWaiting) {
   FakeEnv env(1'000);
   std::atomic<bool> stop{true};

@@ -28,9 +28,10 @@
 #include <string>
 #include <vector>
 
+#include "common/env.h"
 #include "config/config.h"
 #include "deliver/deliverer.h"
-#include "workflow/run_store.h"
+#include "runs/run_store.h"
 
 namespace cbpipe {
 
@@ -68,8 +69,8 @@ struct RunOutcome {
 class WorkflowEngine {
  public:
   WorkflowEngine(const WorkflowDefinition& definition, RunStore* store,
-                 RetryEnv env)
-      : def_(definition), store_(store), env_(std::move(env)) {}
+                 Env* env)
+      : def_(definition), store_(store), env_(env) {}
 
   // Runs `run_id` from its checkpoint to the end. `input` is the first
   // step's input for a new run. Between steps (and retry waits) `stop` is
@@ -80,7 +81,7 @@ class WorkflowEngine {
  private:
   const WorkflowDefinition& def_;
   RunStore* store_;
-  RetryEnv env_;
+  Env* env_;  // the clock and the retry waits; not owned
 };
 
 }  // namespace cbpipe

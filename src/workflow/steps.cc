@@ -38,11 +38,6 @@ std::map<std::string, int64_t> TotalsFrom(const json& j) {
   return out;
 }
 
-int64_t NowSeconds(const StepServices& s) {
-  const int64_t ms = s.now_ms();
-  return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
-}
-
 Event MakeEvent(const StepServices& s, std::string_view type,
                 const RunRecord& run) {
   Event e;
@@ -52,7 +47,7 @@ Event MakeEvent(const StepServices& s, std::string_view type,
                    ? ""
                    : "00-" + run.trace_id + "-" + run.run_id.substr(0, 16) +
                          "-01";
-  e.time_ms = s.now_ms();
+  e.time_ms = s.env->NowMs();
   return e;
 }
 
@@ -68,8 +63,8 @@ StatusOr<json> Validate(StepServices& s, const RunRecord& run,
   const std::string rejects =
       s.config->work_dir + "/runs/" + run.run_id + "/rejects.csv";
   InputScan scan;
-  Status st =
-      ScanAndPlan(*s.config, path, rejects, nullptr, NowSeconds(s), &scan);
+  Status st = ScanAndPlan(*s.config, path, rejects, nullptr,
+                          s.env->NowSeconds(), &scan);
   if (s.on_scanned) s.on_scanned(run, scan);
   if (!st.ok()) {
     // An unreadable input is permanent (the reject_input path); an I/O
@@ -101,7 +96,7 @@ StatusOr<json> Generate(StepServices& s, const RunRecord& run,
   CBPIPE_RETURN_IF_ERROR(planner.status());
   InputScan scan;
   CBPIPE_RETURN_IF_ERROR(
-      ScanAndPlan(*s.config, path, "", &planner, NowSeconds(s), &scan));
+      ScanAndPlan(*s.config, path, "", &planner, s.env->NowSeconds(), &scan));
   if (scan.accepted != in.value("accepted", scan.accepted)) {
     // The same input and config must give the same records.
     return InternalError("generate accepted " +
@@ -162,7 +157,8 @@ StatusOr<json> Deliver(StepServices& s, const RunRecord& run,
   for (const Batch& b : batches) {
     const auto start = std::chrono::steady_clock::now();
     std::vector<DeliveredFile> files =
-        DeliverBatch(*s.config, b, s.ledger, s.env, false, s.transports);
+        DeliverBatch(*s.config, b, s.ledger, s.env, false, s.transports,
+                     s.delivery_claim_ms);
     const double seconds = std::chrono::duration<double>(
                                std::chrono::steady_clock::now() - start)
                                .count();

@@ -18,9 +18,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "common/env.h"
 #include "config/config.h"
 #include "deliver/deliverer.h"
-#include "deliver/ledger.h"
 #include "notify/notifier.h"
 #include "store/object_store.h"
 #include "workflow/engine.h"
@@ -37,10 +37,11 @@ struct StepServices {
   Notifier* notifier = nullptr;  // may be null
   // Connections kept between deliveries (may be null: one per batch).
   TransportPool* transports = nullptr;
-  RetryEnv env;
-  // The clock (Unix epoch milliseconds): events are stamped with it, and
-  // its seconds are the "now" of the date rules.
-  std::function<int64_t()> now_ms;
+  // The clock, retry waits and jitter: events are stamped with its time,
+  // and its seconds are the "now" of the date rules.
+  Env* env = Env::Default();
+  // How long a delivery's claim in the ledger lasts (deliver/deliverer.h).
+  int64_t delivery_claim_ms = kDeliveryClaimLeaseMs;
   // Observers for metrics and logs (may be empty).
   std::function<void(const RunRecord&, const InputScan&)> on_scanned;
   std::function<void(const RunRecord&, const std::string& destination,

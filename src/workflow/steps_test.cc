@@ -13,6 +13,8 @@
 #include <mutex>
 
 #include "ingest/test_gzip.h"
+#include "ledger/sqlite_ledger.h"
+#include "runs/sqlite_run_store.h"
 #include "workflow/pipeline.h"
 
 namespace cbpipe {
@@ -49,10 +51,12 @@ class WorkflowStepsTest : public ::testing::Test {
     fs::remove_all(root_);
     fs::create_directories(root_ / "objects");
     config_ = DefaultConfig((root_ / "work").string());
-    auto runs = RunStore::Open((root_ / "state.db").string());
+    auto runs =
+        SqliteRunStore::Open((root_ / "state.db").string(), Env::Default());
     ASSERT_TRUE(runs.ok()) << runs.status().ToString();
     runs_ = std::move(*runs);
-    auto ledger = DeliveryLedger::Open((root_ / "ledger.db").string());
+    auto ledger = SqliteDeliveryLedger::Open((root_ / "ledger.db").string(),
+                                             Env::Default());
     ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
     ledger_ = std::move(*ledger);
     store_ = std::make_unique<LocalFolderStore>((root_ / "objects").string());
@@ -60,8 +64,7 @@ class WorkflowStepsTest : public ::testing::Test {
     services_.store = store_.get();
     services_.ledger = ledger_.get();
     services_.notifier = &notifier_;
-    services_.env = RetryEnv::Real();
-    services_.now_ms = [] { return kNowMs; };
+    services_.env = &env_;
   }
   void TearDown() override { fs::remove_all(root_); }
 
@@ -75,7 +78,7 @@ class WorkflowStepsTest : public ::testing::Test {
     run.input_name = fs::path(path).filename().string();
     EXPECT_TRUE(runs_->CreateIfAbsent(run).ok());
     const WorkflowDefinition definition = CbpipeWorkflow(&services_);
-    WorkflowEngine engine(definition, runs_.get(), RetryEnv::Real());
+    WorkflowEngine engine(definition, runs_.get(), Env::Default());
     std::atomic<bool> stop{false};
     return engine.Resume(run_id, InitialInput(key, run.input_name), &stop);
   }
@@ -107,6 +110,7 @@ class WorkflowStepsTest : public ::testing::Test {
   std::unique_ptr<DeliveryLedger> ledger_;
   std::unique_ptr<LocalFolderStore> store_;
   KeepingNotifier notifier_;
+  FakeEnv env_{kNowMs};  // delivery retries are recorded, not slept
   StepServices services_;
 };
 
