@@ -69,13 +69,8 @@ StatusOr<bool> InMemoryDeliveryLedger::ClaimDelivery(
     const std::string& destination, const std::string& remote_name,
     const std::string& owner, int64_t lease_ms) {
   std::lock_guard<std::mutex> lock(mu_);
-  const int64_t now = env_->NowMs();
-  auto [it, inserted] = claims_.try_emplace({destination, remote_name});
-  Claim& claim = it->second;
-  if (!inserted && claim.owner != owner && claim.until_ms > now) return false;
-  claim.owner = owner;
-  claim.until_ms = now + lease_ms;
-  return true;
+  return claims_[{destination, remote_name}].Take(owner, env_->NowMs(),
+                                                  lease_ms);
 }
 
 StatusOr<bool> InMemoryDeliveryLedger::RenewDeliveryClaim(
@@ -83,9 +78,8 @@ StatusOr<bool> InMemoryDeliveryLedger::RenewDeliveryClaim(
     const std::string& owner, int64_t lease_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = claims_.find({destination, remote_name});
-  if (it == claims_.end() || it->second.owner != owner) return false;
-  it->second.until_ms = env_->NowMs() + lease_ms;
-  return true;
+  return it != claims_.end() &&
+         it->second.Renew(owner, env_->NowMs(), lease_ms);
 }
 
 Status InMemoryDeliveryLedger::ReleaseDeliveryClaim(

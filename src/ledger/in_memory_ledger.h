@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/env.h"
+#include "common/lease.h"
 #include "ledger/ledger.h"
 
 namespace cbpipe {
@@ -45,17 +46,13 @@ class InMemoryDeliveryLedger : public DeliveryLedger {
 
  private:
   using Key = std::pair<std::string, std::string>;  // destination, name
-  struct Claim {
-    std::string owner;
-    int64_t until_ms = 0;
-  };
   Status Upsert(const LedgerEntry& entry, const char* state);
 
   std::mutex mu_;
   Env* env_;
   std::map<Key, LedgerEntry> entries_;
   std::map<Key, std::vector<AttemptRecord>> failures_;
-  std::map<Key, Claim> claims_;
+  std::map<Key, Lease> claims_;
 };
 
 }  // namespace cbpipe

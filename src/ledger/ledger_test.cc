@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "common/env.h"
+#include "common/port_test_util.h"
 #include "ledger/in_memory_ledger.h"
 #include "ledger/sqlite_ledger.h"
 
@@ -22,46 +23,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int64_t kStart = 1'700'000'000'000;
-
-std::string TempDbPath(const std::string& stem) {
-  return (fs::path(::testing::TempDir()) /
-          (stem + "_" + std::to_string(::getpid()) + ".db"))
-      .string();
-}
-
-void RemoveDb(const std::string& path) {
-  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path + suffix);
-}
-
-// Each adapter: Open() makes a ledger; for SQLite every Open is another
-// connection to the same file, for memory another, empty ledger; Connect()
-// is a second handle on the data of `opened` (for memory: itself).
-class SqliteAdapter {
- public:
-  SqliteAdapter() : path_(TempDbPath("ledger_contract")) { RemoveDb(path_); }
-  ~SqliteAdapter() { RemoveDb(path_); }
-  std::unique_ptr<DeliveryLedger> Open(Env* env) {
-    auto ledger = SqliteDeliveryLedger::Open(path_, env);
-    EXPECT_TRUE(ledger.ok()) << ledger.status().ToString();
-    return ledger.ok() ? std::move(ledger).value() : nullptr;
-  }
-  std::shared_ptr<DeliveryLedger> Connect(Env* env, DeliveryLedger*) {
-    return std::shared_ptr<DeliveryLedger>(Open(env));
-  }
-
- private:
-  std::string path_;
-};
-
-class InMemoryAdapter {
- public:
-  std::unique_ptr<DeliveryLedger> Open(Env* env) {
-    return std::make_unique<InMemoryDeliveryLedger>(env);
-  }
-  std::shared_ptr<DeliveryLedger> Connect(Env*, DeliveryLedger* opened) {
-    return std::shared_ptr<DeliveryLedger>(opened, [](DeliveryLedger*) {});
-  }
-};
 
 template <typename Adapter>
 class LedgerContract : public ::testing::Test {
@@ -90,15 +51,10 @@ class LedgerContract : public ::testing::Test {
   std::unique_ptr<DeliveryLedger> ledger_;
 };
 
-using Adapters = ::testing::Types<SqliteAdapter, InMemoryAdapter>;
-class AdapterNames {
- public:
-  template <typename T>
-  static std::string GetName(int) {
-    return std::is_same_v<T, SqliteAdapter> ? "Sqlite" : "InMemory";
-  }
-};
-TYPED_TEST_SUITE(LedgerContract, Adapters, AdapterNames);
+using Adapters = ::testing::Types<
+    SqliteAdapterFor<DeliveryLedger, SqliteDeliveryLedger>,
+    InMemoryAdapterFor<DeliveryLedger, InMemoryDeliveryLedger>>;
+TYPED_TEST_SUITE(LedgerContract, Adapters, AdapterName);
 
 TYPED_TEST(LedgerContract, IntentThenDeliveredKeepsEveryField) {
   DeliveryLedger& l = *this->ledger_;
@@ -269,9 +225,8 @@ TYPED_TEST(LedgerContract, RacingClaimantsExactlyOneWins) {
 
 class SqliteLedgerTest : public ::testing::Test {
  protected:
-  void SetUp() override { RemoveDb(path_); }
-  void TearDown() override { RemoveDb(path_); }
-  std::string path_ = TempDbPath("sqlite_ledger");
+  TestSqliteFile db_{"sqlite_ledger"};
+  const std::string& path_ = db_.path();
   FakeEnv env_{kStart};
 };
 

@@ -92,15 +92,7 @@ StatusOr<bool> InMemoryRunStore::Claim(const std::string& run_id,
   std::lock_guard<std::mutex> lock(mu_);
   auto it = runs_.find(run_id);
   if (it == runs_.end()) return NotFoundError("no run " + run_id);
-  Entry& entry = it->second;
-  const int64_t now = env_->NowMs();
-  if (!entry.claim_owner.empty() && entry.claim_owner != owner &&
-      entry.claim_until > now) {
-    return false;
-  }
-  entry.claim_owner = owner;
-  entry.claim_until = now + lease_ms;
-  return true;
+  return it->second.claim.Take(owner, env_->NowMs(), lease_ms);
 }
 
 StatusOr<bool> InMemoryRunStore::RenewClaim(const std::string& run_id,
@@ -108,19 +100,15 @@ StatusOr<bool> InMemoryRunStore::RenewClaim(const std::string& run_id,
                                             int64_t lease_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = runs_.find(run_id);
-  if (it == runs_.end() || it->second.claim_owner != owner) return false;
-  it->second.claim_until = env_->NowMs() + lease_ms;
-  return true;
+  return it != runs_.end() &&
+         it->second.claim.Renew(owner, env_->NowMs(), lease_ms);
 }
 
 Status InMemoryRunStore::ReleaseClaim(const std::string& run_id,
                                       const std::string& owner) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = runs_.find(run_id);
-  if (it != runs_.end() && it->second.claim_owner == owner) {
-    it->second.claim_owner.clear();
-    it->second.claim_until = 0;
-  }
+  if (it != runs_.end()) it->second.claim.Release(owner);
   return OkStatus();
 }
 

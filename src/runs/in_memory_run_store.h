@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/env.h"
+#include "common/lease.h"
 #include "runs/run_store.h"
 
 namespace cbpipe {
@@ -40,8 +41,7 @@ class InMemoryRunStore : public RunStore {
  private:
   struct Entry {
     RunRecord run;  // without steps
-    std::string claim_owner;
-    int64_t claim_until = 0;
+    Lease claim;
   };
 
   std::mutex mu_;

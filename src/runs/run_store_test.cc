@@ -14,55 +14,14 @@
 #include <vector>
 
 #include "common/env.h"
+#include "common/port_test_util.h"
 #include "runs/in_memory_run_store.h"
 #include "runs/sqlite_run_store.h"
 
 namespace cbpipe {
 namespace {
 
-namespace fs = std::filesystem;
-
 constexpr int64_t kStart = 1'700'000'000'000;
-
-std::string TempDbPath(const std::string& stem) {
-  return (fs::path(::testing::TempDir()) /
-          (stem + "_" + std::to_string(::getpid()) + ".db"))
-      .string();
-}
-
-void RemoveDb(const std::string& path) {
-  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path + suffix);
-}
-
-// Each adapter: Open() makes the store under test; Connect() another handle
-// on the same data (a second SQLite connection to the file; for the
-// in-memory store the same object, which is the only way to share it).
-class SqliteAdapter {
- public:
-  SqliteAdapter() : path_(TempDbPath("run_store")) { RemoveDb(path_); }
-  ~SqliteAdapter() { RemoveDb(path_); }
-  std::unique_ptr<RunStore> Open(Env* env) {
-    auto store = SqliteRunStore::Open(path_, env);
-    EXPECT_TRUE(store.ok()) << store.status().ToString();
-    return store.ok() ? std::move(store).value() : nullptr;
-  }
-  std::shared_ptr<RunStore> Connect(Env* env, RunStore*) {
-    return std::shared_ptr<RunStore>(Open(env));
-  }
-
- private:
-  std::string path_;
-};
-
-class InMemoryAdapter {
- public:
-  std::unique_ptr<RunStore> Open(Env* env) {
-    return std::make_unique<InMemoryRunStore>(env);
-  }
-  std::shared_ptr<RunStore> Connect(Env*, RunStore* opened) {
-    return std::shared_ptr<RunStore>(opened, [](RunStore*) {});
-  }
-};
 
 template <typename Adapter>
 class RunStoreContract : public ::testing::Test {
@@ -103,15 +62,10 @@ class RunStoreContract : public ::testing::Test {
   std::unique_ptr<RunStore> store_;
 };
 
-using Adapters = ::testing::Types<SqliteAdapter, InMemoryAdapter>;
-class AdapterNames {
- public:
-  template <typename T>
-  static std::string GetName(int) {
-    return std::is_same_v<T, SqliteAdapter> ? "Sqlite" : "InMemory";
-  }
-};
-TYPED_TEST_SUITE(RunStoreContract, Adapters, AdapterNames);
+using Adapters =
+    ::testing::Types<SqliteAdapterFor<RunStore, SqliteRunStore>,
+                     InMemoryAdapterFor<RunStore, InMemoryRunStore>>;
+TYPED_TEST_SUITE(RunStoreContract, Adapters, AdapterName);
 
 TYPED_TEST(RunStoreContract, CreateIfAbsentInsertsOnceAndKeepsTheFirst) {
   RunStore& s = *this->store_;
@@ -319,9 +273,8 @@ TYPED_TEST(RunStoreContract, RacingOwnersExactlyOneWins) {
 
 class SqliteRunStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override { RemoveDb(path_); }
-  void TearDown() override { RemoveDb(path_); }
-  std::string path_ = TempDbPath("sqlite_run_store");
+  TestSqliteFile db_{"sqlite_run_store"};
+  const std::string& path_ = db_.path();
   FakeEnv env_{kStart};
 };
 
