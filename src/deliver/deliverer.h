@@ -40,7 +40,7 @@
 #include <vector>
 
 #include "common/env.h"
-#include "config/config.h"
+#include "deliver/destination.h"
 #include "deliver/transport.h"
 #include "ledger/ledger.h"
 
