@@ -240,8 +240,8 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
     }
   };
   s->workflow_ = CbpipeWorkflow(&s->services_);
-  s->engine_ =
-      std::make_unique<WorkflowEngine>(s->workflow_, s->runs_.get(), s->env_);
+  s->engine_ = std::make_unique<LegacyWorkflowEngine>(
+      s->workflow_, s->runs_.get(), s->env_);
   Queue* q = s->queue_.get();
   Metrics().queue_depth.Set([q] {
     StatusOr<QueueStats> st = q->Stats();
@@ -623,7 +623,7 @@ void Service::Handle(const Message& message) {
     }
   });
   const auto start = std::chrono::steady_clock::now();
-  RunOutcome outcome = engine_->Resume(
+  LegacyRunOutcome outcome = engine_->Resume(
       run.run_id, InitialInput(run.input_key, run.input_name), &run_stop);
   {
     std::lock_guard<std::mutex> lock(mu);

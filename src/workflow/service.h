@@ -2,7 +2,7 @@
 //
 //   inbox/ ──watcher──▶ object store (inputs/<sha256>) ──▶ queue "inputs"
 //                                                            │
-//        workers (N threads): receive ─▶ WorkflowEngine::Resume ─▶ delete
+//        workers (N threads): receive ─▶ LegacyWorkflowEngine::Resume ─▶ delete
 //                                         │ failed: dead letter + alert
 //
 // Pickup (docs/service.md): an inbox entry that is not a regular file with
@@ -45,7 +45,7 @@
 #include "queue/sqlite_queue.h"
 #include "runs/run_store.h"
 #include "store/object_store.h"
-#include "workflow/engine.h"
+#include "workflow/legacy_engine.h"
 #include "workflow/pipeline.h"
 #include "workflow/steps.h"
 
@@ -105,8 +105,8 @@ class Service {
   // unused for kIdleConnectionSeconds (see WorkLoop).
   TransportPool transports_;
   StepServices services_;
-  WorkflowDefinition workflow_;
-  std::unique_ptr<WorkflowEngine> engine_;
+  LegacyWorkflowDefinition workflow_;
+  std::unique_ptr<LegacyWorkflowEngine> engine_;
 
   struct Seen {
     uint64_t size = 0;
