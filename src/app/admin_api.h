@@ -15,7 +15,7 @@
 //   hooks.render_metrics = [] { return DefaultMetricsRegistry()
 //                                          .RenderPrometheus(); };
 //   hooks.ready = [&] { return workers_started.load(); };
-//   hooks.token = *ResolveSecret(config.service.admin_token_ref);
+//   hooks.token = secrets->Resolve(config.service.admin_token_ref)->value();
 //   CBPIPE_ASSIGN_OR_RETURN(auto admin, AdminServer::Start(
 //       config.service.admin_listen, std::move(hooks)));
 //   ...
@@ -70,6 +70,7 @@
 #include "config/config.h"
 #include "queue/queue.h"
 #include "runs/run_store.h"
+#include "secrets/secret_store.h"
 
 namespace cbpipe {
 
@@ -157,12 +158,14 @@ class AdminServer {
 };
 
 // For `cbpipe serve`: starts the API from config.service (admin_listen,
-// admin_token resolved with ResolveSecret). Returns null when admin_listen
+// admin_token resolved from `secrets`, null: the env:/file: store).
+// Returns null when admin_listen
 // is "" (the API is disabled). An admin_token that cannot be resolved is an
 // error (kNotFound, kPermissionDenied, ...) naming the reference.
 StatusOr<std::unique_ptr<AdminServer>> StartAdminServer(
     const Config& config, RunStore* runs, Queue* queue,
-    std::function<std::string()> render_metrics, std::function<bool()> ready);
+    std::function<std::string()> render_metrics, std::function<bool()> ready,
+    SecretStore* secrets = nullptr);
 
 // The documents the API serves; the operator CLI prints the same.
 

@@ -43,6 +43,7 @@
 #include "deliver/destination.h"
 #include "deliver/transport.h"
 #include "ledger/ledger.h"
+#include "secrets/secret_store.h"
 
 namespace cbpipe {
 
@@ -110,8 +111,9 @@ std::string TemporaryUploadName(const std::string& name,
 
 // The adapter for a destination, chosen by its URL scheme: file:// is a
 // LocalFolderTransport; sftp:// is SftpTransport (libssh2); ftps:// and
-// ftp:// go through libcurl.
+// ftp:// go through libcurl. Secret references are resolved from `secrets`
+// (null: the env:/file: store).
 StatusOr<std::unique_ptr<Transport>> MakeTransport(
-    const DestinationConfig& destination);
+    const DestinationConfig& destination, SecretStore* secrets = nullptr);
 
 }  // namespace cbpipe

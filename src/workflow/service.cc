@@ -23,6 +23,7 @@
 #include "telemetry/log.h"
 #include "telemetry/metrics.h"
 #include "telemetry/trace.h"
+#include "workflow/registry.h"
 
 namespace cbpipe {
 namespace {
@@ -169,7 +170,13 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
       s->queue_, SqliteQueue::Open(s->paths_.state_db, kInputsQueueName, qo));
   CBPIPE_ASSIGN_OR_RETURN(
       s->ledger_, SqliteDeliveryLedger::Open(s->paths_.ledger_db, s->env_));
-  s->store_ = std::make_unique<LocalFolderStore>(s->paths_.objects);
+  {
+    std::error_code ec;
+    const fs::path objects = fs::absolute(s->paths_.objects, ec);
+    if (ec) return InvalidArgumentError("cannot resolve " + s->paths_.objects);
+    CBPIPE_ASSIGN_OR_RETURN(std::string url, FileUrl(objects.string()));
+    CBPIPE_ASSIGN_OR_RETURN(s->store_, OpenObjectStore(url));
+  }
   // Copies into the store that a killed process left half-way.
   StatusOr<int> stale = s->store_->RemoveStaleTemporaries();
   if (!stale.ok()) {

@@ -100,7 +100,7 @@ class Service {
   std::unique_ptr<RunStore> runs_;
   std::unique_ptr<SqliteQueue> queue_;
   std::unique_ptr<DeliveryLedger> ledger_;
-  std::unique_ptr<LocalFolderStore> store_;
+  std::unique_ptr<ObjectStore> store_;
   // Shared by the workers; a worker with nothing to do closes connections
   // unused for kIdleConnectionSeconds (see WorkLoop).
   TransportPool transports_;
