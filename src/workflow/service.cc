@@ -186,15 +186,17 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
                {{"files", static_cast<int64_t>(*stale)}});
   }
 
-  StepServices& sv = s->services_;
+  s->work_store_ = std::make_unique<LocalFolderStore>(s->config_.work_dir);
+  Ports& sv = s->ports_;
   sv.config = &s->config_;
-  sv.store = s->store_.get();
+  sv.work = s->work_store_.get();
+  sv.inputs = s->store_.get();
   sv.ledger = s->ledger_.get();
   sv.notifier = s->notifier_.get();
   sv.transports = &s->transports_;
   sv.env = s->env_;
   sv.delivery_claim_ms = ClaimLeaseMs(s->config_);
-  sv.on_scanned = [](const RunRecord& run, const InputScan& scan) {
+  sv.on_scanned = [](const StepContext& run, const InputScan& scan) {
     PipelineMetrics& m = Metrics();
     for (Network n : kAllNetworks) {
       const uint64_t accepted = scan.by_network[static_cast<int>(n)];
@@ -220,7 +222,7 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
                 {"accepted", scan.accepted},
                 {"rejected", scan.rejected}});
   };
-  sv.on_delivery = [](const RunRecord& run, const std::string& destination,
+  sv.on_delivery = [](const StepContext& run, const std::string& destination,
                       const DeliveryResult& r, uint64_t bytes,
                       double seconds) {
     PipelineMetrics& m = Metrics();
@@ -246,9 +248,9 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
                  {LogField::Id("file", r.remote_name), {"bytes", bytes}});
     }
   };
-  s->workflow_ = CbpipeWorkflow(&s->services_);
-  s->engine_ = std::make_unique<LegacyWorkflowEngine>(
-      s->workflow_, s->runs_.get(), s->env_);
+  CBPIPE_ASSIGN_OR_RETURN(s->workflow_, CbpipeWorkflowDefinition());
+  s->engine_ = std::make_unique<WorkflowEngine>(
+      &s->workflow_, s->runs_.get(), s->env_, StepsOver(s->ports_));
   Queue* q = s->queue_.get();
   Metrics().queue_depth.Set([q] {
     StatusOr<QueueStats> st = q->Stats();
@@ -579,6 +581,15 @@ void Service::Handle(const Message& message) {
                 created.status().ToString());
     return;  // the lease runs out; another attempt later
   }
+  // The run's clock is the one stored when it was created: every attempt
+  // and redrive of it decides by the same `now`.
+  StatusOr<RunRecord> stored = runs_->Get(run.run_id);
+  if (!stored.ok()) {
+    Log().Error({.run_id = run.run_id}, "run.error",
+                stored.status().ToString());
+    return;  // the lease runs out; another attempt later
+  }
+  run.created_ms = stored->created_ms;
   const LogContext ctx{.run_id = run.run_id, .trace_id = run.trace_id};
   const int64_t visibility_ms =
       static_cast<int64_t>(config_.service.visibility_seconds) * 1000;
@@ -630,8 +641,8 @@ void Service::Handle(const Message& message) {
     }
   });
   const auto start = std::chrono::steady_clock::now();
-  LegacyRunOutcome outcome = engine_->Resume(
-      run.run_id, InitialInput(run.input_key, run.input_name), &run_stop);
+  RunOutcome outcome =
+      engine_->Resume(run.run_id, InitialInput(run), &run_stop);
   {
     std::lock_guard<std::mutex> lock(mu);
     done = true;
