@@ -40,8 +40,8 @@
 #include <thread>
 #include <vector>
 
+#include "runs/sqlite_run_store.h"
 #include "servers/test_servers.h"
-#include "workflow/run_store.h"
 
 namespace cbpipe {
 namespace {
@@ -451,7 +451,7 @@ void RunServe(const Options& o, const SshServer& sftp,
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   StatusOr<std::unique_ptr<RunStore>> store =
-      RunStore::Open((work / "state.db").string());
+      SqliteRunStore::Open((work / "state.db").string(), Env::Default());
   Check(store.status(), "run store");
 
   // Burst: every input renamed in as fast as possible.
@@ -461,7 +461,7 @@ void RunServe(const Options& o, const SshServer& sftp,
   for (const std::string& in : inputs) {
     const fs::path name = fs::path(in).filename();
     fs::rename(staged(in), inbox / name);
-    arrival[name.string()] = NowMs();
+    arrival[name.string()] = Env::Default()->NowMs();
   }
   t->drop_s = SteadySeconds() - drop_start;
 
@@ -492,7 +492,7 @@ void RunServe(const Options& o, const SshServer& sftp,
     const fs::path name = fs::path(in).filename();
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     fs::rename(staged(in), inbox / name);
-    arrival[name.string()] = NowMs();
+    arrival[name.string()] = Env::Default()->NowMs();
     wait_for(static_cast<int64_t>(inputs.size() + i + 1), 120.0, 5);
   }
   if (HttpGet(*port, "/metrics", &body) == 200) {

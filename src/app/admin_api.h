@@ -69,8 +69,8 @@
 #include "common/status.h"
 #include "config/config.h"
 #include "queue/queue.h"
+#include "runs/run_store.h"
 #include "secrets/secret_store.h"
-#include "workflow/run_store.h"
 
 namespace cbpipe {
 

@@ -22,8 +22,8 @@
 #include "app/audit.h"
 #include "common/sha256.h"
 #include "queue/sqlite_queue.h"
+#include "runs/sqlite_run_store.h"
 #include "telemetry/log.h"
-#include "workflow/run_store.h"
 
 namespace cbpipe {
 namespace {
@@ -223,7 +223,7 @@ class AdminApiTest : public ::testing::Test {
     char tmpl[] = "/tmp/cbpipe-admin-XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    auto runs = RunStore::Open(dir_ + "/state.db");
+    auto runs = SqliteRunStore::Open(dir_ + "/state.db", Env::Default());
     ASSERT_TRUE(runs.ok()) << runs.status().ToString();
     runs_ = std::move(*runs);
     QueueOptions options;

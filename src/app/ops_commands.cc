@@ -18,13 +18,13 @@
 #include "app/admin_api.h"
 #include "app/audit.h"
 #include "app/commands.h"
-#include "deliver/ledger.h"
+#include "ledger/sqlite_ledger.h"
 #include "output/manifest.h"
 #include "output/verifier.h"
 #include "queue/sqlite_queue.h"
+#include "runs/sqlite_run_store.h"
 #include "telemetry/log.h"
 #include "workflow/pipeline.h"
-#include "workflow/run_store.h"
 #include "workflow/steps.h"
 
 namespace cbpipe {
@@ -75,7 +75,7 @@ StatusOr<std::string> ExistingStateDb(const Config& config) {
 
 StatusOr<std::unique_ptr<RunStore>> OpenRuns(const Config& config) {
   CBPIPE_ASSIGN_OR_RETURN(std::string path, ExistingStateDb(config));
-  return RunStore::Open(path);
+  return SqliteRunStore::Open(path, Env::Default());
 }
 
 StatusOr<std::unique_ptr<SqliteQueue>> OpenInputs(const Config& config) {
@@ -644,7 +644,8 @@ int Replay(const Config& config, const std::string& run_id, bool as_json,
                : kExitRejected;
   }
   StatusOr<std::unique_ptr<DeliveryLedger>> ledger =
-      DeliveryLedger::Open(ResolveServicePaths(config).ledger_db);
+      SqliteDeliveryLedger::Open(ResolveServicePaths(config).ledger_db,
+                                 Env::Default());
   if (!ledger.ok()) {
     refuse("failed", "ledger: " + ledger.status().message());
     return kExitRejected;

@@ -11,11 +11,11 @@
 
 #include "app/audit.h"
 #include "app/commands.h"
-#include "deliver/ledger.h"
+#include "ledger/sqlite_ledger.h"
 #include "queue/sqlite_queue.h"
+#include "runs/sqlite_run_store.h"
 #include "telemetry/log.h"
 #include "workflow/pipeline.h"
-#include "workflow/run_store.h"
 
 namespace cbpipe {
 namespace {
@@ -57,7 +57,7 @@ class OpsCommandsTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(root_); }
 
   std::unique_ptr<RunStore> OpenRuns() {
-    auto runs = RunStore::Open(paths_.state_db);
+    auto runs = SqliteRunStore::Open(paths_.state_db, Env::Default());
     EXPECT_TRUE(runs.ok());
     return std::move(*runs);
   }
@@ -351,9 +351,9 @@ class ReplayTest : public OpsCommandsTest {
            "V1,visa,74567890123456789012341,M1,2025-03-01,2025-04-01,"
            "10.00,USD,10.4\n"
            "A1,amex,,M2,2025-03-01,2025-04-01,5.00,EUR,C08\n";
-    auto ledger = DeliveryLedger::Open(paths_.ledger_db);
+    auto ledger = SqliteDeliveryLedger::Open(paths_.ledger_db, Env::Default());
     ASSERT_TRUE(ledger.ok());
-    Pipeline pipeline(config_, ledger->get(), RetryEnv::Real(), kNow);
+    Pipeline pipeline(config_, ledger->get(), Env::Default(), kNow);
     InputResult r = pipeline.Process(input.string());
     ASSERT_TRUE(r.ok()) << r.error.ToString();
     ASSERT_EQ(r.batches.size(), 1u);
@@ -383,7 +383,7 @@ class ReplayTest : public OpsCommandsTest {
   }
 
   std::optional<LedgerEntry> Ledger(size_t i) {
-    auto ledger = DeliveryLedger::Open(paths_.ledger_db);
+    auto ledger = SqliteDeliveryLedger::Open(paths_.ledger_db, Env::Default());
     EXPECT_TRUE(ledger.ok());
     auto e = (*ledger)->Find(destinations_[i], names_[i]);
     EXPECT_TRUE(e.ok());

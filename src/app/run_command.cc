@@ -4,7 +4,7 @@
 
 #include "app/commands.h"
 #include "common/text_safety.h"
-#include "deliver/ledger.h"
+#include "ledger/sqlite_ledger.h"
 #include "workflow/pipeline.h"
 
 namespace cbpipe {
@@ -168,14 +168,14 @@ int RunPipeline(const RunArgs& args) {
                  config->work_dir.c_str(), ec.message().c_str());
     return kExitUsage;
   }
-  StatusOr<std::unique_ptr<DeliveryLedger>> ledger =
-      DeliveryLedger::Open(config->work_dir + "/ledger.db");
+  StatusOr<std::unique_ptr<DeliveryLedger>> ledger = SqliteDeliveryLedger::Open(
+      config->work_dir + "/ledger.db", Env::Default());
   if (!ledger.ok()) {
     std::fprintf(stderr, "cbpipe run: %s\n", ledger.status().message().c_str());
     return kExitUsage;
   }
 
-  Pipeline pipeline(*config, ledger->get(), RetryEnv::Real(), *now);
+  Pipeline pipeline(*config, ledger->get(), Env::Default(), *now);
   nlohmann::json doc = {{"ok", true},
                         {"inputs", nlohmann::json::array()},
                         {"batches", nlohmann::json::array()}};

@@ -59,10 +59,15 @@ int64_t FakeEnv::NowMs() {
 
 bool FakeEnv::SleepFor(double seconds, const std::atomic<bool>* stop) {
   if (stop != nullptr && stop->load()) return false;
-  std::lock_guard<std::mutex> lock(mu_);
   const double s = seconds > 0 ? seconds : 0;
-  sleeps_.push_back(s);
-  now_ms_ += static_cast<int64_t>(s * 1000);
+  std::function<void(double)> hook;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    sleeps_.push_back(s);
+    now_ms_ += static_cast<int64_t>(s * 1000);
+    hook = on_sleep_;
+  }
+  if (hook) hook(s);
   return true;
 }
 
@@ -88,6 +93,11 @@ void FakeEnv::SetRandom(std::vector<double> values) {
   std::lock_guard<std::mutex> lock(mu_);
   random_ = std::move(values);
   next_random_ = 0;
+}
+
+void FakeEnv::SetOnSleep(std::function<void(double seconds)> hook) {
+  std::lock_guard<std::mutex> lock(mu_);
+  on_sleep_ = std::move(hook);
 }
 
 std::vector<double> FakeEnv::sleeps() {

@@ -25,6 +25,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -46,8 +47,10 @@ class Env {
 
 // A clock that only moves when told. SleepFor returns at once (false when
 // `stop` is already set) and advances the clock by the wait; every wait is
-// kept in sleeps(). Random01 returns the values given to SetRandom in turn
-// (0.5 when none), so jitter is predictable.
+// kept in sleeps(), and the hook given to SetOnSleep (if any) runs after
+// it, outside the lock (a test's way to act "during" a wait). Random01
+// returns the values given to SetRandom in turn (0.5 when none), so jitter
+// is predictable.
 class FakeEnv : public Env {
  public:
   explicit FakeEnv(int64_t now_ms = 1'700'000'000'000) : now_ms_(now_ms) {}
@@ -59,6 +62,7 @@ class FakeEnv : public Env {
   void AdvanceMs(int64_t ms);
   void SetNowMs(int64_t ms);
   void SetRandom(std::vector<double> values);
+  void SetOnSleep(std::function<void(double seconds)> hook);
   std::vector<double> sleeps();
 
  private:
@@ -66,6 +70,7 @@ class FakeEnv : public Env {
   int64_t now_ms_;
   std::vector<double> sleeps_;
   std::vector<double> random_;
+  std::function<void(double)> on_sleep_;
   size_t next_random_ = 0;
 };
 

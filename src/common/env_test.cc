@@ -72,5 +72,16 @@ TEST(EnvTest, FakeClockMovesOnlyWhenTold) {
   EXPECT_EQ(fake.Random01(), 0.1);
 }
 
+TEST(EnvTest, FakeSleepHookRunsAfterTheClockMoved) {
+  FakeEnv fake(0);
+  std::vector<int64_t> seen;
+  fake.SetOnSleep([&](double s) {
+    EXPECT_EQ(s, 1.5);
+    seen.push_back(fake.NowMs());
+  });
+  EXPECT_TRUE(fake.SleepFor(1.5, nullptr));
+  EXPECT_EQ(seen, std::vector<int64_t>({1'500}));
+}
+
 }  // namespace
 }  // namespace cbpipe

@@ -69,14 +69,18 @@ SqliteStatement::SqliteStatement(sqlite3* db, const char* sql) : db_(db) {
   rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
 }
 
-Status SqliteStatement::Error(std::string_view owner,
-                              std::string_view what) const {
-  const int code = sqlite3_errcode(db_);
-  std::string msg = std::string(owner) + ": " + std::string(what) + ": " +
-                    sqlite3_errmsg(db_);
+Status SqliteError(sqlite3* db, std::string_view owner, std::string_view what) {
+  const int code = sqlite3_errcode(db);
+  std::string msg =
+      std::string(owner) + ": " + std::string(what) + ": " + sqlite3_errmsg(db);
   if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
     return UnavailableError(std::move(msg));
   return InternalError(std::move(msg));
+}
+
+Status SqliteStatement::Error(std::string_view owner,
+                              std::string_view what) const {
+  return SqliteError(db_, owner, what);
 }
 
 std::string ColumnText(sqlite3_stmt* s, int i) {

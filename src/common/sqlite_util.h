@@ -34,6 +34,10 @@ void InstallCommitCrashPoint(sqlite3* db, const char* name);
 // Runs SQL without results; errors name `owner`.
 Status ExecSql(sqlite3* db, const char* sql, std::string_view owner);
 
+// The last error on `db` as "<owner>: <what>: <sqlite's message>":
+// kUnavailable when busy or locked (retry), kInternal otherwise.
+Status SqliteError(sqlite3* db, std::string_view owner, std::string_view what);
+
 class SqliteStatement {
  public:
   SqliteStatement(sqlite3* db, const char* sql);
@@ -48,8 +52,7 @@ class SqliteStatement {
                       SQLITE_TRANSIENT);
   }
   void Int(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
-  // The database's last error: kUnavailable when busy or locked (retry),
-  // kInternal otherwise.
+  // SqliteError of the statement's database.
   Status Error(std::string_view owner, std::string_view what) const;
 
  private:

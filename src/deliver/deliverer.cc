@@ -1,17 +1,14 @@
 #include "deliver/deliverer.h"
 
-#include "common/crash_point.h"
+#include <unistd.h>
 
-#include <chrono>
 #include <cmath>
-#include <ctime>
 #include <mutex>
 #include <random>
 #include <set>
-#include <thread>
 
+#include "common/crash_point.h"
 #include "telemetry/log.h"
-
 
 namespace cbpipe {
 namespace {
@@ -56,10 +53,9 @@ void LogUnverifiable(const DestinationConfig& destination,
           "overwrites, and the ledger record after it (docs/interop.md)");
 }
 
-}  // namespace
-
-std::string TemporaryUploadName(const std::string& name,
-                                const std::string& suffix) {
+// 16 random hex digits: what makes a temporary name or a claim's owner
+// unique per attempt.
+std::string RandomTag() {
   thread_local std::mt19937_64 rng(std::random_device{}());
   static constexpr char kHex[] = "0123456789abcdef";
   std::string tag(16, '0');
@@ -68,7 +64,14 @@ std::string TemporaryUploadName(const std::string& name,
     c = kHex[bits & 0xf];
     bits >>= 4;
   }
-  return "." + name + "." + tag + suffix;
+  return tag;
+}
+
+}  // namespace
+
+std::string TemporaryUploadName(const std::string& name,
+                                const std::string& suffix) {
+  return "." + name + "." + RandomTag() + suffix;
 }
 
 std::string_view DeliveryOutcomeName(DeliveryOutcome o) {
@@ -80,32 +83,20 @@ std::string_view DeliveryOutcomeName(DeliveryOutcome o) {
   return "failed";
 }
 
-RetryEnv RetryEnv::Real() {
-  RetryEnv env;
-  env.sleep = [](double s) {
-    std::this_thread::sleep_for(std::chrono::duration<double>(s));
-  };
-  auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
-  auto mu = std::make_shared<std::mutex>();
-  env.random01 = [rng, mu] {
-    std::lock_guard<std::mutex> lock(*mu);
-    return std::uniform_real_distribution<double>(0.0, 1.0)(*rng);
-  };
-  env.now = [] { return static_cast<int64_t>(std::time(nullptr)); };
-  return env;
-}
-
 bool IsTransientDeliveryError(const Status& status) {
   return status.IsTransient();
 }
 
 FileDeliverer::FileDeliverer(const DestinationConfig& destination,
                              Transport* transport, DeliveryLedger* ledger,
-                             RetryEnv env)
+                             Env* env, int64_t claim_lease_ms,
+                             const std::atomic<bool>* stop)
     : destination_(destination),
       transport_(transport),
       ledger_(ledger),
-      env_(std::move(env)) {}
+      env_(env),
+      claim_lease_ms_(claim_lease_ms),
+      stop_(stop) {}
 
 DeliveryResult FileDeliverer::Deliver(const FileToDeliver& file) {
   DeliveryResult result;
@@ -121,18 +112,21 @@ DeliveryResult FileDeliverer::Deliver(const FileToDeliver& file) {
       return result;
     }
     const bool transient = IsTransientDeliveryError(st);
-    result.attempts.push_back({env_.now(),
-                               transient ? "transient" : "permanent",
-                               std::string(StatusCodeName(st.code())),
-                               st.message()});
+    result.attempts.push_back(
+        {env_->NowSeconds(), transient ? "transient" : "permanent",
+         std::string(StatusCodeName(st.code())), st.message()});
     result.error = st;
     if (!transient || attempt >= max_attempts) break;
-    env_.sleep(
-        RetryDelaySeconds(destination_.retry, attempt, env_.random01()));
+    if (!env_->SleepFor(
+            RetryDelaySeconds(destination_.retry, attempt, env_->Random01()),
+            stop_)) {
+      break;  // stopping: the failure is recorded, a later attempt resumes
+    }
   }
   result.outcome = DeliveryOutcome::kFailed;
-  LedgerEntry entry{destination_.name, file.name, file.size, file.sha256,
-                    file.batch_id,     "failed",  env_.now(), false};
+  LedgerEntry entry{destination_.name,  file.name,     file.size,
+                    file.sha256,        file.batch_id, "failed",
+                    env_->NowSeconds(), false};
   Status logged = ledger_->RecordFailure(entry, result.attempts);
   if (!logged.ok()) {
     result.error = Status(result.error.code(),
@@ -181,8 +175,41 @@ Status FileDeliverer::ResolveConflict(const FileToDeliver& file,
 Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
                                   std::string* remote_name,
                                   DeliveryOutcome* outcome) {
-  LedgerEntry entry{destination_.name, file.name, file.size, file.sha256,
-                    file.batch_id,     "",        env_.now(), false};
+  // Delivered already: nothing to claim (the common case of a re-run).
+  CBPIPE_ASSIGN_OR_RETURN(std::optional<LedgerEntry> known,
+                          ledger_->Find(destination_.name, file.name));
+  if (!file.replay && known && known->state == "delivered" &&
+      known->sha256 == file.sha256) {
+    *outcome = DeliveryOutcome::kAlreadyDelivered;
+    return OkStatus();
+  }
+  const std::string owner =
+      "pid" + std::to_string(::getpid()) + "-" + RandomTag();
+  CBPIPE_ASSIGN_OR_RETURN(
+      bool claimed, ledger_->ClaimDelivery(destination_.name, file.name, owner,
+                                           claim_lease_ms_));
+  if (!claimed) {
+    return UnavailableError(
+        transport_->Describe() + "/" + file.name +
+        " is being delivered by another worker (its claim in the ledger "
+        "lasts up to " +
+        std::to_string(claim_lease_ms_ / 1000) +
+        " s); not uploaded twice, retried later");
+  }
+  Status st = AttemptClaimed(file, remote_name, outcome, owner);
+  // Best effort: a claim not released runs out with its lease.
+  ledger_->ReleaseDeliveryClaim(destination_.name, file.name, owner)
+      .IgnoreError();
+  return st;
+}
+
+Status FileDeliverer::AttemptClaimed(const FileToDeliver& file,
+                                     std::string* remote_name,
+                                     DeliveryOutcome* outcome,
+                                     const std::string& owner) {
+  LedgerEntry entry{destination_.name,  file.name,     file.size,
+                    file.sha256,        file.batch_id, "",
+                    env_->NowSeconds(), false};
   entry.replay = file.replay;
   CBPIPE_ASSIGN_OR_RETURN(std::optional<LedgerEntry> known,
                           ledger_->Find(destination_.name, file.name));
@@ -262,6 +289,19 @@ Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
   if (st.ok()) {
     DurablePoint("deliver.upload");
     CrashPoint("deliver.after_upload");
+    // The upload may have outlasted the lease: rename only while the
+    // claim is still ours.
+    StatusOr<bool> still_ours = ledger_->RenewDeliveryClaim(
+        destination_.name, file.name, owner, claim_lease_ms_);
+    if (!still_ours.ok()) {
+      st = still_ours.status();
+    } else if (!*still_ours) {
+      st = UnavailableError(transport_->Describe() + "/" + file.name +
+                            ": another worker took the delivery over during "
+                            "the upload; not renamed, retried later");
+    }
+  }
+  if (st.ok()) {
     st = transport_->Rename(temp, *remote_name, replace);
     if (st.ok()) DurablePoint("deliver.rename");
   }

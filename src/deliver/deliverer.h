@@ -13,25 +13,36 @@
 //      and one a crashed attempt left is removed by the next attempt (its
 //      name is in the ledger's intent).
 //
-// Transient errors are retried under the destination's RetryPolicy with
-// Step Functions semantics; permanent ones stop at once. Every attempt is
-// kept and, when the delivery fails, written to the ledger.
+// Each attempt from step 2 on runs under the ledger's claim of (destination,
+// name) (ledger/ledger.h), so two workers or processes never upload the same
+// file at once: a claim held by another is a transient kUnavailable error
+// (retried, here or by a later attempt of the step), and the claim is
+// renewed before the rename, so a worker that lost it never renames.
 //
-//   FileDeliverer d(destination, transport.get(), ledger.get(), env);
+// Transient errors are retried under the destination's RetryPolicy with
+// Step Functions semantics, waiting on the Env (a set `stop` ends the
+// retries); permanent ones stop at once. Every attempt is kept and, when
+// the delivery fails, written to the ledger.
+//
+//   FileDeliverer d(destination, transport.get(), ledger.get(),
+//                   Env::Default());
 //   DeliveryResult r = d.Deliver({path, name, size, sha256, batch_id});
 //
 // One FileDeliverer per destination and thread; its Transport keeps one
 // connection for all the files of a batch.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "common/env.h"
 #include "deliver/destination.h"
-#include "deliver/ledger.h"
 #include "deliver/transport.h"
+#include "ledger/ledger.h"
 #include "secrets/secret_store.h"
 
 namespace cbpipe {
@@ -57,29 +68,30 @@ struct DeliveryResult {
   Status error;                         // the last error when kFailed
 };
 
-// What the retry loop needs from the world, injected so tests need not
-// sleep: `sleep` waits (default: really), `random01` draws from [0, 1),
-// `now` gives epoch seconds.
-struct RetryEnv {
-  std::function<void(double seconds)> sleep;
-  std::function<double()> random01;
-  std::function<int64_t()> now;
-  static RetryEnv Real();
-};
+// How long a delivery claim lasts unless the caller says otherwise: a
+// worker killed while delivering blocks that file for at most this long.
+inline constexpr int64_t kDeliveryClaimLeaseMs = 60'000;
 
 // True for errors worth another attempt (Status::IsTransient).
 bool IsTransientDeliveryError(const Status& status);
 
 class FileDeliverer {
  public:
+  // `env` (clock, retry waits, jitter) and `stop` (may be null: retry
+  // until the policy gives up) must outlive the deliverer.
   FileDeliverer(const DestinationConfig& destination, Transport* transport,
-                DeliveryLedger* ledger, RetryEnv env);
+                DeliveryLedger* ledger, Env* env,
+                int64_t claim_lease_ms = kDeliveryClaimLeaseMs,
+                const std::atomic<bool>* stop = nullptr);
   DeliveryResult Deliver(const FileToDeliver& file);
 
  private:
   // One attempt of the protocol. Sets *outcome on success.
   Status AttemptOnce(const FileToDeliver& file, std::string* remote_name,
                      DeliveryOutcome* outcome);
+  // The protocol from step 2 on, under the claim of `file`.
+  Status AttemptClaimed(const FileToDeliver& file, std::string* remote_name,
+                        DeliveryOutcome* outcome, const std::string& owner);
   // Applies on_conflict: an error (fail), *replace (replace), or another
   // *remote_name (rename; *already when that name holds this file already).
   Status ResolveConflict(const FileToDeliver& file, std::string* remote_name,
@@ -88,7 +100,9 @@ class FileDeliverer {
   const DestinationConfig& destination_;
   Transport* transport_;
   DeliveryLedger* ledger_;
-  RetryEnv env_;
+  Env* env_;
+  const int64_t claim_lease_ms_;
+  const std::atomic<bool>* stop_;
 };
 
 // ".<name>.<16 random hex><suffix>": the temporary name of one upload.

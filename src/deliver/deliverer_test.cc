@@ -5,11 +5,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 
+#include "common/env.h"
 #include "deliver/local_transport.h"
 #include "deliver/transport.h"
+#include "ledger/sqlite_ledger.h"
 
 namespace cbpipe {
 namespace {
@@ -34,6 +37,7 @@ class FlakyFolder : public Transport {
   explicit FlakyFolder(std::string folder) : real_(std::move(folder)) {}
   Status Upload(const std::string& l, const std::string& r) override {
     ++uploads;
+    if (during_upload) during_upload();
     if (upload_failures > 0) {
       --upload_failures;
       // Leave a partial temporary file behind, as a cut connection does.
@@ -61,6 +65,7 @@ class FlakyFolder : public Transport {
 
   int uploads = 0;
   int upload_failures = 0;
+  std::function<void()> during_upload;
   Status upload_error = UnavailableError("connection reset by peer");
 
  private:
@@ -76,7 +81,8 @@ class DelivererTest : public ::testing::Test {
     fs::remove_all(root_);
     fs::create_directories(root_ / "local");
     fs::create_directories(root_ / "remote");
-    auto ledger = DeliveryLedger::Open((root_ / "ledger.db").string());
+    auto ledger =
+        SqliteDeliveryLedger::Open((root_ / "ledger.db").string(), &env_);
     ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
     ledger_ = std::move(*ledger);
     dest_.name = "visa";
@@ -86,9 +92,6 @@ class DelivererTest : public ::testing::Test {
     dest_.retry.backoff_rate = 3;
     dest_.retry.max_delay_seconds = 10;
     dest_.retry.full_jitter = false;
-    env_.sleep = [this](double s) { sleeps_.push_back(s); };
-    env_.random01 = [] { return 0.5; };
-    env_.now = [] { return int64_t{1700000000}; };
     transport_ = std::make_unique<FlakyFolder>((root_ / "remote").string());
   }
   void TearDown() override { fs::remove_all(root_); }
@@ -99,7 +102,7 @@ class DelivererTest : public ::testing::Test {
     return {path, name, body.size(), *Sha256File(path), "in1-b001"};
   }
   DeliveryResult Deliver(const FileToDeliver& f) {
-    FileDeliverer d(dest_, transport_.get(), ledger_.get(), env_);
+    FileDeliverer d(dest_, transport_.get(), ledger_.get(), &env_);
     return d.Deliver(f);
   }
   std::string Remote(const std::string& name) {
@@ -114,10 +117,9 @@ class DelivererTest : public ::testing::Test {
   }
 
   fs::path root_;
+  FakeEnv env_{1'700'000'000'000};  // random01 0.5; sleeps are recorded
   std::unique_ptr<DeliveryLedger> ledger_;
   DestinationConfig dest_;
-  RetryEnv env_;
-  std::vector<double> sleeps_;
   std::unique_ptr<FlakyFolder> transport_;
 };
 
@@ -238,7 +240,7 @@ TEST_F(DelivererTest, TransientErrorsAreRetriedWithBackoff) {
   DeliveryResult r = Deliver(f);
   EXPECT_EQ(r.outcome, DeliveryOutcome::kDelivered);
   EXPECT_EQ(transport_->uploads, 3);
-  EXPECT_EQ(sleeps_, (std::vector<double>{2, 6}));
+  EXPECT_EQ(env_.sleeps(), (std::vector<double>{2, 6}));
   EXPECT_EQ(r.attempts.size(), 2u);
   EXPECT_EQ(ReadAll(Remote("a.csv")), "body");
   EXPECT_EQ(RemoteNames(), std::set<std::string>{"a.csv"});  // partials removed
@@ -250,12 +252,15 @@ TEST_F(DelivererTest, ExhaustedRetriesFailWithHistoryAndNoFinalFile) {
   DeliveryResult r = Deliver(f);
   EXPECT_EQ(r.outcome, DeliveryOutcome::kFailed);
   EXPECT_EQ(transport_->uploads, 4);
-  EXPECT_EQ(sleeps_, (std::vector<double>{2, 6, 10}));  // capped at 10
+  EXPECT_EQ(env_.sleeps(), (std::vector<double>{2, 6, 10}));  // capped at 10
   ASSERT_EQ(r.attempts.size(), 4u);
   EXPECT_EQ(r.attempts[0].error_class, "transient");
   EXPECT_EQ(r.attempts[0].code, "UNAVAILABLE");
   EXPECT_TRUE(RemoteNames().empty());  // no final file, no partial left
   EXPECT_FALSE(fs::exists(Remote("a.csv")));
+  auto kept = ledger_->FailedAttempts("visa", "a.csv");
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept->size(), 4u);
 }
 
 TEST_F(DelivererTest, PermanentErrorsAreNotRetried) {
@@ -265,8 +270,68 @@ TEST_F(DelivererTest, PermanentErrorsAreNotRetried) {
   DeliveryResult r = Deliver(f);
   EXPECT_EQ(r.outcome, DeliveryOutcome::kFailed);
   EXPECT_EQ(transport_->uploads, 1);
-  EXPECT_TRUE(sleeps_.empty());
+  EXPECT_TRUE(env_.sleeps().empty());
   EXPECT_EQ(r.attempts[0].error_class, "permanent");
+}
+
+// Another worker (or process) holds the ledger's claim of the file: nothing
+// is uploaded while it lasts, and the delivery goes through once it ends.
+TEST_F(DelivererTest, AFileClaimedElsewhereIsNotUploadedWhileTheClaimLasts) {
+  FileToDeliver f = MakeFile("a.csv", "body");
+  // Held until start + 5 s; the retries wait 2 s, then 6 s.
+  ASSERT_TRUE(*ledger_->ClaimDelivery("visa", "a.csv", "other", 5'000));
+  DeliveryResult r = Deliver(f);
+  EXPECT_EQ(r.outcome, DeliveryOutcome::kDelivered);
+  EXPECT_EQ(transport_->uploads, 1);
+  ASSERT_EQ(r.attempts.size(), 2u);
+  EXPECT_EQ(r.attempts[0].error_class, "transient");
+  EXPECT_EQ(r.attempts[0].code, "UNAVAILABLE");
+  EXPECT_NE(r.attempts[0].message.find("being delivered by another worker"),
+            std::string::npos)
+      << r.attempts[0].message;
+  EXPECT_EQ(ReadAll(Remote("a.csv")), "body");
+
+  // Held for longer than every retry: a transient failure, nothing sent.
+  FileToDeliver g = MakeFile("b.csv", "body");
+  ASSERT_TRUE(*ledger_->ClaimDelivery("visa", "b.csv", "other", 60'000));
+  DeliveryResult held = Deliver(g);
+  EXPECT_EQ(held.outcome, DeliveryOutcome::kFailed);
+  EXPECT_EQ(held.error.code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(held.error.IsTransient());
+  EXPECT_EQ(transport_->uploads, 1);
+  EXPECT_FALSE(fs::exists(Remote("b.csv")));
+  EXPECT_FALSE((*ledger_->Find("visa", "b.csv")).has_value());
+}
+
+// The upload outlasted the lease and another worker took the file over:
+// the temporary file is removed and the final name never written.
+TEST_F(DelivererTest, AClaimLostDuringTheUploadIsNotRenamed) {
+  FileToDeliver f = MakeFile("a.csv", "body");
+  dest_.retry.max_attempts = 1;
+  transport_->during_upload = [this] {
+    env_.AdvanceMs(kDeliveryClaimLeaseMs);
+    ASSERT_TRUE(*ledger_->ClaimDelivery("visa", "a.csv", "thief", 60'000));
+  };
+  DeliveryResult r = Deliver(f);
+  EXPECT_EQ(r.outcome, DeliveryOutcome::kFailed);
+  EXPECT_EQ(r.error.code(), StatusCode::kUnavailable);
+  EXPECT_NE(r.error.message().find("took the delivery over"), std::string::npos)
+      << r.error.ToString();
+  EXPECT_EQ(transport_->uploads, 1);
+  EXPECT_TRUE(RemoteNames().empty());  // no final file, no temporary one
+}
+
+// A finished delivery (or a failed attempt) gives its claim back at once.
+TEST_F(DelivererTest, TheClaimIsReleasedAfterEachAttempt) {
+  FileToDeliver f = MakeFile("a.csv", "body");
+  ASSERT_EQ(Deliver(f).outcome, DeliveryOutcome::kDelivered);
+  EXPECT_TRUE(*ledger_->ClaimDelivery("visa", "a.csv", "next", 60'000));
+
+  FileToDeliver g = MakeFile("b.csv", "body");
+  dest_.retry.max_attempts = 1;
+  transport_->upload_failures = 1;
+  ASSERT_EQ(Deliver(g).outcome, DeliveryOutcome::kFailed);
+  EXPECT_TRUE(*ledger_->ClaimDelivery("visa", "b.csv", "next", 60'000));
 }
 
 TEST(RetryDelayTest, StepFunctionsSemantics) {

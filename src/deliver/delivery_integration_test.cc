@@ -9,6 +9,7 @@
 #include "deliver/curl_transport.h"
 #include "deliver/deliverer.h"
 #include "deliver/local_transport.h"
+#include "ledger/sqlite_ledger.h"
 #include "servers/server_fixture.h"
 
 namespace cbpipe {
@@ -51,15 +52,13 @@ class DeliveryTest : public ServerTest {
   void SetUp() override {
     ServerTest::SetUp();
     if (IsSkipped()) return;
-    auto ledger = DeliveryLedger::Open(dir_ + "/ledger.db");
+    auto ledger = SqliteDeliveryLedger::Open(dir_ + "/ledger.db", &env_);
     ASSERT_TRUE(ledger.ok());
     ledger_ = std::move(*ledger);
-    env_.now = [] { return int64_t{1700000000}; };
-    env_.random01 = [] { return 1.0; };
-    env_.sleep = [this](double s) {
-      sleeps_.push_back(s);
+    env_.SetRandom({1.0});
+    env_.SetOnSleep([this](double) {
       if (on_sleep_) on_sleep_();
-    };
+    });
     dest_.retry.interval_seconds = 0.01;
     dest_.retry.backoff_rate = 2;
     dest_.retry.max_attempts = 4;
@@ -77,14 +76,13 @@ class DeliveryTest : public ServerTest {
     EXPECT_TRUE(t.ok()) << t.status().ToString();
     if (!t.ok()) return {};
     transport_ = std::make_unique<CountingTransport>(std::move(*t));
-    FileDeliverer d(dest_, transport_.get(), ledger_.get(), env_);
+    FileDeliverer d(dest_, transport_.get(), ledger_.get(), &env_);
     return d.Deliver(f);
   }
 
+  FakeEnv env_{1'700'000'000'000};  // sleeps are recorded, not slept
   std::unique_ptr<DeliveryLedger> ledger_;
   std::unique_ptr<CountingTransport> transport_;
-  RetryEnv env_;
-  std::vector<double> sleeps_;
   std::function<void()> on_sleep_;
 };
 
@@ -157,7 +155,7 @@ TEST_P(DeliveryAllProtocols, WrongPasswordIsPermanentAndNotRetried) {
   EXPECT_EQ(r.error.code(), StatusCode::kUnauthenticated)
       << r.error.ToString();
   EXPECT_EQ(r.attempts.size(), 1u);
-  EXPECT_TRUE(sleeps_.empty());
+  EXPECT_TRUE(env_.sleeps().empty());
   EXPECT_THAT(r.error.message(), ::testing::Not(::testing::HasSubstr(
                                      "not-the-password")));
 }
@@ -275,7 +273,7 @@ TEST_P(DeliveryAllProtocols, ServerDownPastTheLastAttemptFailsWithHistory) {
     EXPECT_EQ(a.error_class, "transient");
     EXPECT_EQ(a.code, "UNAVAILABLE");
   }
-  EXPECT_EQ(sleeps_, (std::vector<double>{0.01, 0.02, 0.04}));
+  EXPECT_EQ(env_.sleeps(), (std::vector<double>{0.01, 0.02, 0.04}));
 }
 
 INSTANTIATE_TEST_SUITE_P(AllProtocols, DeliveryAllProtocols,

@@ -30,9 +30,9 @@
 #include <set>
 
 #include "deliver/deliverer.h"
-#include "deliver/ledger.h"
 #include "deliver/local_transport.h"
 #include "deliver/sftp_transport.h"
+#include "ledger/sqlite_ledger.h"
 #include "servers/server_fixture.h"
 
 namespace cbpipe {
@@ -297,14 +297,13 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
     dest_.retry.interval_seconds = 0.01;
     dest_.retry.max_attempts = 4;
     dest_.retry.full_jitter = false;
-    auto ledger = DeliveryLedger::Open(dir_ + "/ledger.db");
+    auto ledger = SqliteDeliveryLedger::Open(dir_ + "/ledger.db", &env_);
     ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
     ledger_ = std::move(*ledger);
-    env_.now = [] { return int64_t{1700000000}; };
-    env_.random01 = [] { return 1.0; };
-    env_.sleep = [this](double) {
+    env_.SetRandom({1.0});
+    env_.SetOnSleep([this](double) {
       if (on_sleep_) on_sleep_();
-    };
+    });
   }
 
   void TearDown() override {
@@ -361,7 +360,7 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
     EXPECT_TRUE(t.ok()) << t.status().ToString();
     if (!t.ok()) return {};
     transport_ = std::make_unique<CountingTransport>(std::move(*t));
-    FileDeliverer d(dest_, transport_.get(), ledger_.get(), env_);
+    FileDeliverer d(dest_, transport_.get(), ledger_.get(), &env_);
     std::vector<DeliveryResult> out;
     for (const FileToDeliver& f : files) out.push_back(d.Deliver(f));
     return out;
@@ -404,7 +403,7 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
   DestinationConfig dest_;
   std::unique_ptr<DeliveryLedger> ledger_;
   std::unique_ptr<CountingTransport> transport_;
-  RetryEnv env_;
+  FakeEnv env_{1'700'000'000'000};  // waits are not slept
   std::function<void()> on_sleep_;
   std::vector<std::string> pending_;
   int failures_at_ = 0;

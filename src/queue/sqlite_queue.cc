@@ -262,12 +262,6 @@ Status CheckReceipt(std::string_view receipt) {
   return OkStatus();
 }
 
-int64_t SystemClockMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 SqliteQueue::SqliteQueue(sqlite3* db, std::string name, QueueOptions options)
@@ -285,7 +279,9 @@ StatusOr<std::unique_ptr<SqliteQueue>> SqliteQueue::Open(
     return InvalidArgumentError("queue: max_receive_count out of range: " +
                                 std::to_string(options.max_receive_count));
   }
-  if (!options.clock) options.clock = SystemClockMs;
+  if (options.env == nullptr) {
+    return InvalidArgumentError("queue: no clock (QueueOptions::env)");
+  }
 
   // Messages name inputs: the database is as private as the batches.
   CBPIPE_RETURN_IF_ERROR(RestrictDatabaseFiles(path));

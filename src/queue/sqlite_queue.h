@@ -14,7 +14,7 @@
 //
 // Thread safety: all methods may be called from several threads; they share
 // one connection and are serialised by a mutex (open one instance per
-// thread for parallel receives). Time comes from QueueOptions::clock (epoch
+// thread for parallel receives). Time comes from QueueOptions::env (epoch
 // ms); every process sharing a file must agree on it (the system clock).
 // Long polling waits on the steady clock: it wakes at once for a Send on the
 // same instance and polls every 50 ms for other instances and processes.
@@ -30,6 +30,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/env.h"
 #include "common/status.h"
 #include "queue/queue.h"
 
@@ -42,8 +43,8 @@ struct QueueOptions {
   // the dead-letter queue. 0 disables dead-lettering (SQS without a redrive
   // policy). Every opener of a queue should pass the same value.
   int max_receive_count = 5;
-  // Epoch milliseconds; the system clock if empty. Tests inject a fake one.
-  std::function<int64_t()> clock;
+  // The clock (not owned; must outlive the queue). Tests pass a FakeEnv.
+  Env* env = Env::Default();
 };
 
 class SqliteQueue final : public Queue {
@@ -83,7 +84,7 @@ class SqliteQueue final : public Queue {
  private:
   SqliteQueue(sqlite3* db, std::string name, QueueOptions options);
 
-  int64_t Now() const { return options_.clock(); }
+  int64_t Now() const { return options_.env->NowMs(); }
   Status Exec(const char* sql);
   // Runs `body` between BEGIN IMMEDIATE and COMMIT; rolls back if it fails.
   // Callers hold mu_.

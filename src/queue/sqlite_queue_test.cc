@@ -41,7 +41,7 @@ class SqliteQueueTest : public ::testing::Test {
                                          int max_receive_count = 5) {
     QueueOptions options;
     options.max_receive_count = max_receive_count;
-    options.clock = [this] { return now_.load(); };
+    options.env = &env_;
     auto q = SqliteQueue::Open(path_, name, options);
     EXPECT_TRUE(q.ok()) << q.status().ToString();
     return q.ok() ? std::move(q).value() : nullptr;
@@ -69,7 +69,7 @@ class SqliteQueueTest : public ::testing::Test {
   }
 
   std::string path_;
-  std::atomic<int64_t> now_{1'700'000'000'000};
+  FakeEnv env_{1'700'000'000'000};
 };
 
 TEST_F(SqliteQueueTest, SendWithTheSameDedupIdQueuesOneMessage) {
@@ -119,7 +119,7 @@ TEST_F(SqliteQueueTest, SendReceiveDeleteCarriesBodyAndAttributes) {
   EXPECT_EQ(id->size(), 36u);  // a UUID
   ASSERT_TRUE(q->Send("").ok());
 
-  now_ += 7;
+  env_.AdvanceMs(7);
   auto got = q->Receive(1, 30'000);
   ASSERT_TRUE(got.ok());
   ASSERT_EQ(got->size(), 1u);
@@ -129,8 +129,8 @@ TEST_F(SqliteQueueTest, SendReceiveDeleteCarriesBodyAndAttributes) {
   EXPECT_EQ(m.attributes.at("traceparent"), "00-abc-01");
   EXPECT_EQ(m.attributes.at("kind"), "ünï");
   EXPECT_EQ(m.receive_count, 1);
-  EXPECT_EQ(m.sent_at_ms, now_ - 7);
-  EXPECT_EQ(m.first_received_at_ms, now_);
+  EXPECT_EQ(m.sent_at_ms, env_.NowMs() - 7);
+  EXPECT_EQ(m.first_received_at_ms, env_.NowMs());
   EXPECT_EQ(m.receipt.size(), 32u);
   EXPECT_TRUE(q->Delete(m.receipt).ok());
 
@@ -145,13 +145,13 @@ TEST_F(SqliteQueueTest, SendReceiveDeleteCarriesBodyAndAttributes) {
 TEST_F(SqliteQueueTest, ReceivedMessageIsInvisibleUntilItsTimeout) {
   auto q = OpenQueue();
   ASSERT_TRUE(q->Send("a").ok());
-  const int64_t first_receive = now_;
+  const int64_t first_receive = env_.NowMs();
   auto first = ReceiveAll(*q, 30'000);
   ASSERT_EQ(first.size(), 1u);
   EXPECT_TRUE(ReceiveAll(*q, 30'000).empty());
-  now_ += 29'999;
+  env_.AdvanceMs(29'999);
   EXPECT_TRUE(ReceiveAll(*q, 30'000).empty());
-  now_ += 1;
+  env_.AdvanceMs(1);
   auto second = ReceiveAll(*q, 30'000);
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0].id, first[0].id);
@@ -164,7 +164,7 @@ TEST_F(SqliteQueueTest, StaleReceiptCannotDelete) {
   auto q = OpenQueue();
   ASSERT_TRUE(q->Send("a").ok());
   auto first = ReceiveAll(*q, 1000);
-  now_ += 1000;
+  env_.AdvanceMs(1000);
   auto second = ReceiveAll(*q, 1000);
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(q->Delete(first[0].receipt).code(), StatusCode::kNotFound);
@@ -172,7 +172,7 @@ TEST_F(SqliteQueueTest, StaleReceiptCannotDelete) {
             StatusCode::kNotFound);
   // The latest receipt still deletes after its timeout, as in SQS: nobody
   // else has received the message.
-  now_ += 5000;
+  env_.AdvanceMs(5000);
   EXPECT_TRUE(q->Delete(second[0].receipt).ok());
   EXPECT_EQ(q->Delete(second[0].receipt).code(), StatusCode::kNotFound);
   EXPECT_EQ(q->Delete("").code(), StatusCode::kInvalidArgument);
@@ -203,12 +203,12 @@ TEST_F(SqliteQueueTest, ChangeVisibilityExtendsShortensAndReleases) {
   ASSERT_EQ(got.size(), 1u);
   const std::string receipt = got[0].receipt;
 
-  now_ += 5'000;
+  env_.AdvanceMs(5'000);
   ASSERT_TRUE(q->ChangeVisibility(receipt, 60'000).ok());  // extend
-  now_ += 20'000;
+  env_.AdvanceMs(20'000);
   EXPECT_TRUE(ReceiveAll(*q, 10'000).empty());
   ASSERT_TRUE(q->ChangeVisibility(receipt, 1'000).ok());  // shorten
-  now_ += 999;
+  env_.AdvanceMs(999);
   EXPECT_TRUE(ReceiveAll(*q, 10'000).empty());
   ASSERT_TRUE(q->ChangeVisibility(receipt, 0).ok());  // release now
   auto again = ReceiveAll(*q, 10'000);
@@ -220,7 +220,7 @@ TEST_F(SqliteQueueTest, ChangeVisibilityExtendsShortensAndReleases) {
             StatusCode::kInvalidArgument);
   EXPECT_EQ(q->ChangeVisibility(again[0].receipt, kMaxVisibilityMs + 1).code(),
             StatusCode::kInvalidArgument);
-  now_ += 10'000;  // timed out: no longer in flight
+  env_.AdvanceMs(10'000);  // timed out: no longer in flight
   EXPECT_EQ(q->ChangeVisibility(again[0].receipt, 1000).code(),
             StatusCode::kFailedPrecondition);
 }
@@ -240,9 +240,9 @@ TEST_F(SqliteQueueTest, DelayedMessageAppearsAfterItsDelay) {
   ASSERT_TRUE(q->Send("later", {}, 5'000).ok());
   EXPECT_EQ(q->Stats()->delayed, 1);
   EXPECT_TRUE(ReceiveAll(*q, 1000).empty());
-  now_ += 4'999;
+  env_.AdvanceMs(4'999);
   EXPECT_TRUE(ReceiveAll(*q, 1000).empty());
-  now_ += 1;
+  env_.AdvanceMs(1);
   auto got = ReceiveAll(*q, 1000);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].body, "later");
@@ -258,7 +258,7 @@ TEST_F(SqliteQueueTest, MovesToDeadLettersAfterMaxReceiveCount) {
     auto got = ReceiveAll(*q, 1000);
     ASSERT_EQ(got.size(), 1u);
     EXPECT_EQ(got[0].receive_count, i);
-    now_ += 1000;
+    env_.AdvanceMs(1000);
   }
   // The 4th receive would exceed 3: the message goes to the dead letters and
   // the receive returns the next message instead.
@@ -272,7 +272,7 @@ TEST_F(SqliteQueueTest, MovesToDeadLettersAfterMaxReceiveCount) {
   EXPECT_EQ(dead->message.body, "poison");
   EXPECT_EQ(dead->message.receive_count, 3);
   EXPECT_EQ(dead->message.receipt, "");
-  EXPECT_EQ(dead->moved_at_ms, now_);
+  EXPECT_EQ(dead->moved_at_ms, env_.NowMs());
   EXPECT_NE(dead->reason.find("max_receive_count 3"), std::string::npos);
   auto stats = q->Stats();
   ASSERT_TRUE(stats.ok());
@@ -309,10 +309,10 @@ TEST_F(SqliteQueueTest, ListGetRedriveAndPurgeDeadLetters) {
   for (int i = 0; i < 5; ++i) {
     ids.push_back(
         *q->Send("m" + std::to_string(i), {{"n", std::to_string(i)}}));
-    now_ += 1;  // ids sort by send time
+    env_.AdvanceMs(1);  // ids sort by send time
   }
   ASSERT_EQ(ReceiveAll(*q, 1000).size(), 5u);
-  now_ += 1000;
+  env_.AdvanceMs(1000);
   EXPECT_TRUE(ReceiveAll(*q, 1000).empty());  // all five dead-lettered
 
   auto page1 = q->ListDeadLetters(2);
@@ -351,7 +351,7 @@ TEST_F(SqliteQueueTest, ListGetRedriveAndPurgeDeadLetters) {
   EXPECT_EQ(again[0].id, ids[0]);  // send order kept
   EXPECT_EQ(again[3].id, ids[4]);
 
-  now_ += 1000;
+  env_.AdvanceMs(1000);
   EXPECT_TRUE(ReceiveAll(*q, 1000).empty());
   EXPECT_EQ(*q->PurgeDeadLetters(), 4);
   EXPECT_EQ(*q->PurgeDeadLetters(), 0);
@@ -378,10 +378,10 @@ TEST_F(SqliteQueueTest, StatsCountEachStateAndTheOldestAge) {
   auto q = OpenQueue();
   EXPECT_EQ(q->Stats()->oldest_age_ms, 0);
   SendMany(*q, 3);
-  now_ += 2'000;
+  env_.AdvanceMs(2'000);
   ASSERT_TRUE(q->Send("delayed", {}, 60'000).ok());
   ASSERT_EQ(q->Receive(1, 10'000)->size(), 1u);
-  now_ += 500;
+  env_.AdvanceMs(500);
   auto stats = q->Stats();
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ(stats->visible, 2);
@@ -397,7 +397,7 @@ TEST_F(SqliteQueueTest, StateSurvivesReopen) {
     auto q = OpenQueue("inputs", 1);
     ASSERT_TRUE(q->Send("dead").ok());
     ASSERT_EQ(ReceiveAll(*q, 1000).size(), 1u);
-    now_ += 1000;
+    env_.AdvanceMs(1000);
     EXPECT_TRUE(ReceiveAll(*q, 1000).empty());  // dead-lettered
     ASSERT_TRUE(q->Send("in flight").ok());
     in_flight_receipt = ReceiveAll(*q, 60'000).at(0).receipt;
@@ -444,7 +444,7 @@ TEST_F(SqliteQueueTest, QueuesInOneFileAreSeparate) {
   ASSERT_EQ(i.size(), 1u);
   EXPECT_EQ(i[0].body, "i");
   EXPECT_EQ(deliveries->Delete(i[0].receipt).code(), StatusCode::kNotFound);
-  now_ += 1000;
+  env_.AdvanceMs(1000);
   EXPECT_TRUE(ReceiveAll(*inputs, 1000).empty());  // dead-lettered
   EXPECT_EQ(deliveries->Stats()->dead_letters, 0);
   EXPECT_EQ(*deliveries->Purge(), 1);

@@ -49,7 +49,7 @@
 #include "common/env.h"
 #include "common/status.h"
 #include "workflow/definition.h"
-#include "workflow/run_store.h"
+#include "runs/run_store.h"
 
 namespace cbpipe {
 

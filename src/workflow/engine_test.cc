@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "runs/sqlite_run_store.h"
+
 namespace cbpipe {
 namespace {
 
@@ -25,7 +27,7 @@ class WorkflowEngineTest : public ::testing::Test {
              ("wf_engine_" + std::to_string(::getpid()) + ".db"))
                 .string();
     for (const char* s : {"", "-wal", "-shm"}) fs::remove(path_ + s);
-    auto store = RunStore::Open(path_);
+    auto store = SqliteRunStore::Open(path_, &env_);
     ASSERT_TRUE(store.ok());
     store_ = std::move(*store);
   }
@@ -87,8 +89,8 @@ class WorkflowEngineTest : public ::testing::Test {
   }
 
   std::string path_;
-  std::unique_ptr<RunStore> store_;
   FakeEnv env_;
+  std::unique_ptr<RunStore> store_;
   WorkflowDefinition def_;
   EngineOptions options_;
   std::map<std::string, StepFn> steps_;

@@ -73,7 +73,7 @@ LegacyRunOutcome LegacyWorkflowEngine::Resume(const std::string& run_id,
     const LegacyStepDefinition& step = it->second;
     StepRecord record;
     record.name = step_name;
-    record.started_ms = NowMs();
+    record.started_ms = env_->NowMs();
     StatusOr<nlohmann::json> result = InternalError("not run");
     for (int attempt = 1;; ++attempt) {
       if (stop && stop->load()) {
@@ -87,9 +87,11 @@ LegacyRunOutcome LegacyWorkflowEngine::Resume(const std::string& run_id,
                          result.status().IsTransient() &&
                          attempt < step.retry.max_attempts;
       if (!retry) break;
-      env_.sleep(RetryDelaySeconds(step.retry, attempt, env_.random01()));
+      // A stop cuts the wait short; the loop's next turn sees it.
+      env_->SleepFor(RetryDelaySeconds(step.retry, attempt, env_->Random01()),
+                     stop);
     }
-    record.finished_ms = NowMs();
+    record.finished_ms = env_->NowMs();
     CrashPoint("step.before_checkpoint");
     if (result.ok()) {
       record.state = "succeeded";

@@ -32,9 +32,10 @@
 #include <string>
 #include <vector>
 
+#include "common/env.h"
 #include "config/config.h"
 #include "deliver/deliverer.h"
-#include "workflow/run_store.h"
+#include "runs/run_store.h"
 
 namespace cbpipe {
 
@@ -72,8 +73,8 @@ struct LegacyRunOutcome {
 class LegacyWorkflowEngine {
  public:
   LegacyWorkflowEngine(const LegacyWorkflowDefinition& definition,
-                       RunStore* store, RetryEnv env)
-      : def_(definition), store_(store), env_(std::move(env)) {}
+                       RunStore* store, Env* env)
+      : def_(definition), store_(store), env_(env) {}
 
   // Runs `run_id` from its checkpoint to the end. `input` is the first
   // step's input for a new run. Between steps (and retry waits) `stop` is
@@ -85,7 +86,7 @@ class LegacyWorkflowEngine {
  private:
   const LegacyWorkflowDefinition& def_;
   RunStore* store_;
-  RetryEnv env_;
+  Env* env_;  // the clock and the retry waits; not owned
 };
 
 }  // namespace cbpipe

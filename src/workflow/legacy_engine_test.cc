@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <thread>
 
+#include "runs/sqlite_run_store.h"
+
 namespace cbpipe {
 namespace {
 
@@ -21,12 +23,10 @@ class EngineTest : public ::testing::Test {
              ("engine_" + std::to_string(::getpid()) + ".db"))
                 .string();
     for (const char* s : {"", "-wal", "-shm"}) fs::remove(path_ + s);
-    auto store = RunStore::Open(path_);
+    auto store = SqliteRunStore::Open(path_, &env_);
     ASSERT_TRUE(store.ok());
     store_ = std::move(*store);
-    env_.sleep = [this](double s) { sleeps_.push_back(s); };
-    env_.random01 = [] { return 1.0; };
-    env_.now = [] { return int64_t{0}; };
+    env_.SetRandom({1.0});
     RunRecord run;
     run.run_id = "0123456789abcdef";
     run.input_key = "inputs/x";
@@ -76,16 +76,15 @@ class EngineTest : public ::testing::Test {
   }
 
   LegacyRunOutcome Resume() {
-    LegacyWorkflowEngine engine(def_, store_.get(), env_);
+    LegacyWorkflowEngine engine(def_, store_.get(), &env_);
     return engine.Resume("0123456789abcdef", {{"input_key", "inputs/x"}},
                          &stop_);
   }
 
   std::string path_;
+  FakeEnv env_;  // retry waits are recorded, not slept
   std::unique_ptr<RunStore> store_;
-  RetryEnv env_;
   LegacyWorkflowDefinition def_;
-  std::vector<double> sleeps_;
   std::map<std::string, int> calls_;
   int b_failures_ = 0;
   Status b_error_ = UnavailableError("server down");
@@ -114,7 +113,7 @@ TEST_F(EngineTest, TransientErrorsRetriedWithBackoff) {
   LegacyRunOutcome out = Resume();
   EXPECT_EQ(out.state, "succeeded");
   EXPECT_EQ(calls_["b"], 3);
-  EXPECT_EQ(sleeps_, (std::vector<double>{1.0, 2.0}));
+  EXPECT_EQ(env_.sleeps(), (std::vector<double>{1.0, 2.0}));
   EXPECT_EQ(store_->Get("0123456789abcdef")->steps[1].attempts, 3);
 }
 
@@ -136,7 +135,7 @@ TEST_F(EngineTest, PermanentErrorsAreNotRetried) {
   b_error_ = PermissionDeniedError("550");
   EXPECT_EQ(Resume().state, "failed");
   EXPECT_EQ(calls_["b"], 1);
-  EXPECT_TRUE(sleeps_.empty());
+  EXPECT_TRUE(env_.sleeps().empty());
 }
 
 TEST_F(EngineTest, RedrivenRunResumesAtTheFailedStepWithItsInput) {
@@ -188,58 +187,6 @@ TEST_F(EngineTest, RedriveFromAnEarlierStep) {
   EXPECT_EQ(Resume().state, "succeeded");
   EXPECT_EQ(calls_["b"], 2);
   EXPECT_EQ(calls_["a"], 1);
-}
-
-}  // namespace
-}  // namespace cbpipe
-
-namespace cbpipe {
-namespace {
-
-TEST(RunStoreClaimTest, OneOfManyRacingWorkersClaimsARunUntilItsLeaseEnds) {
-  const std::string path = (fs::path(::testing::TempDir()) /
-                            ("claims_" + std::to_string(::getpid()) + ".db"))
-                               .string();
-  for (const char* s : {"", "-wal", "-shm"}) fs::remove(path + s);
-  {
-    // Two stores on one file stand for two processes sharing state.db.
-    auto a = RunStore::Open(path);
-    auto b = RunStore::Open(path);
-    ASSERT_TRUE(a.ok() && b.ok());
-    RunRecord run;
-    run.run_id = "00000000000000aa";
-    run.input_key = "inputs/x";
-    ASSERT_TRUE(*(*a)->CreateIfAbsent(run));
-    std::atomic<int> won{0};
-    std::vector<std::thread> workers;
-    for (int i = 0; i < 8; ++i) {
-      workers.emplace_back([&, i] {
-        RunStore* store = (i % 2 ? *a : *b).get();
-        StatusOr<bool> got =
-            store->Claim(run.run_id, "w" + std::to_string(i), 60000);
-        ASSERT_TRUE(got.ok()) << got.status().ToString();
-        if (*got) ++won;
-      });
-    }
-    for (std::thread& t : workers) t.join();
-    EXPECT_EQ(won.load(), 1);
-
-    // A held claim: others are refused, its owner renews it.
-    ASSERT_TRUE(*(*a)->Claim(run.run_id, "x", 60000) == false);
-    EXPECT_EQ((*a)->Claim("nope", "x", 1).status().code(),
-              StatusCode::kNotFound);
-    // Released, it can be taken; a lease that ran out can be taken over,
-    // and the old owner's renewal then fails (it must stop).
-    for (int i = 0; i < 8; ++i)
-      ASSERT_TRUE((*a)->ReleaseClaim(run.run_id, "w" + std::to_string(i)).ok());
-    ASSERT_TRUE(*(*a)->Claim(run.run_id, "short", 1));
-    EXPECT_TRUE(*(*a)->RenewClaim(run.run_id, "short", 1));
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    ASSERT_TRUE(*(*b)->Claim(run.run_id, "next", 60000));
-    EXPECT_FALSE(*(*a)->RenewClaim(run.run_id, "short", 60000));
-    EXPECT_TRUE(*(*b)->RenewClaim(run.run_id, "next", 60000));
-  }
-  for (const char* s : {"", "-wal", "-shm"}) fs::remove(path + s);
 }
 
 }  // namespace

@@ -190,12 +190,9 @@ bool InputResult::ok() const {
   return true;
 }
 
-Pipeline::Pipeline(const Config& config, DeliveryLedger* ledger, RetryEnv env,
+Pipeline::Pipeline(const Config& config, DeliveryLedger* ledger, Env* env,
                    int64_t now_epoch_seconds)
-    : config_(config),
-      ledger_(ledger),
-      env_(std::move(env)),
-      now_(now_epoch_seconds) {
+    : config_(config), ledger_(ledger), env_(env), now_(now_epoch_seconds) {
   RemoveAbandonedPending(config_.work_dir);
 }
 
@@ -311,9 +308,9 @@ size_t TransportPool::idle_count() {
 
 std::vector<DeliveredFile> DeliverBatch(const Config& config,
                                         const Batch& batch,
-                                        DeliveryLedger* ledger,
-                                        const RetryEnv& env, bool replay,
-                                        TransportPool* transports) {
+                                        DeliveryLedger* ledger, Env* env,
+                                        bool replay, TransportPool* transports,
+                                        int64_t claim_lease_ms) {
   std::vector<DeliveredFile> files(batch.files.size());
   // Files grouped by destination, in batch order.
   std::map<std::string, std::vector<size_t>> by_destination;
@@ -344,7 +341,8 @@ std::vector<DeliveredFile> DeliverBatch(const Config& config,
         for (size_t i : idx) files[i].delivery.error = transport.status();
         return;
       }
-      FileDeliverer deliverer(*dest, transport->get(), ledger, env);
+      FileDeliverer deliverer(*dest, transport->get(), ledger, env,
+                              claim_lease_ms);
       bool failed = false;
       for (size_t i : idx) {
         const FileSummary& f = files[i].file;

@@ -1,7 +1,7 @@
 // The whole pipeline for one input on one machine: ingest and validate ->
 // plan and generate -> verify -> deliver (destinations in parallel).
 //
-//   Pipeline pipeline(config, ledger.get(), RetryEnv::Real(), now);
+//   Pipeline pipeline(config, ledger.get(), Env::Default(), now);
 //   InputResult r = pipeline.Process("/in/chargebacks.csv");
 //
 // Each step's result is data (ids, paths, counts), never the records
@@ -20,9 +20,10 @@
 #include <string>
 #include <vector>
 
+#include "common/env.h"
 #include "config/config.h"
 #include "deliver/deliverer.h"
-#include "deliver/ledger.h"
+#include "ledger/ledger.h"
 #include "output/batch_planner.h"
 #include "workflow/input_scan.h"
 
@@ -119,11 +120,10 @@ class TransportPool {
 // With `transports`, a destination's transport (and so its connection, for
 // SFTP/FTPS/FTP) is taken from there and given back for the next batch;
 // without, each batch opens its own.
-std::vector<DeliveredFile> DeliverBatch(const Config& config,
-                                        const Batch& batch,
-                                        DeliveryLedger* ledger,
-                                        const RetryEnv& env, bool replay,
-                                        TransportPool* transports = nullptr);
+std::vector<DeliveredFile> DeliverBatch(
+    const Config& config, const Batch& batch, DeliveryLedger* ledger, Env* env,
+    bool replay, TransportPool* transports = nullptr,
+    int64_t claim_lease_ms = kDeliveryClaimLeaseMs);
 
 // Copies an unreadable input to <work_dir>/quarantine/<input_id>/ with a
 // reason.txt; the original is left in place. Returns the folder ("" when it
@@ -136,7 +136,8 @@ std::string QuarantineInput(const std::string& work_dir,
 
 class Pipeline {
  public:
-  Pipeline(const Config& config, DeliveryLedger* ledger, RetryEnv env,
+  // `env` (not owned) waits between delivery retries.
+  Pipeline(const Config& config, DeliveryLedger* ledger, Env* env,
            int64_t now_epoch_seconds);
   InputResult Process(const std::string& input_path);
 
@@ -153,7 +154,7 @@ class Pipeline {
   const Config& config_;
   DeliveryLedger* ledger_;
   TransportPool transports_;
-  RetryEnv env_;
+  Env* env_;
   int64_t now_;
   std::function<void(const Batch&)> before_verify_;
 };

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "ledger/sqlite_ledger.h"
+
 namespace cbpipe {
 namespace {
 
@@ -22,10 +24,10 @@ class PipelineTest : public ::testing::Test {
     fs::remove_all(root_);
     fs::create_directories(root_);
     config_ = DefaultConfig((root_ / "work").string());
-    auto ledger = DeliveryLedger::Open((root_ / "ledger.db").string());
+    auto ledger = SqliteDeliveryLedger::Open((root_ / "ledger.db").string(),
+                                             Env::Default());
     ASSERT_TRUE(ledger.ok());
     ledger_ = std::move(*ledger);
-    env_ = RetryEnv::Real();
     input_ = (root_ / "in.csv").string();
     std::ofstream(input_)
         << "case_id,network,arn,merchant_id,transaction_date,"
@@ -40,7 +42,7 @@ class PipelineTest : public ::testing::Test {
   fs::path root_;
   Config config_;
   std::unique_ptr<DeliveryLedger> ledger_;
-  RetryEnv env_;
+  Env* env_ = Env::Default();
   std::string input_;
 };
 

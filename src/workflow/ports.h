@@ -24,7 +24,7 @@
 #include "common/env.h"
 #include "config/config.h"
 #include "deliver/deliverer.h"
-#include "deliver/ledger.h"
+#include "ledger/ledger.h"
 #include "notify/notifier.h"
 #include "store/object_store.h"
 #include "workflow/input_scan.h"
@@ -53,6 +53,9 @@ struct Ports {
   // Stamps events and delivery attempts; never decides what a step does
   // (the run's `now_ms` in the step input does).
   Env* env = nullptr;
+  // How long a delivery's claim in the ledger lasts (deliver/deliverer.h):
+  // serve gives it its runs' lease.
+  int64_t delivery_claim_ms = kDeliveryClaimLeaseMs;
   // Connections kept between deliveries (may be null: one per delivery).
   TransportPool* transports = nullptr;
   // Observers for metrics and logs (may be empty). Called on the step's

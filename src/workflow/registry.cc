@@ -4,6 +4,10 @@
 #include <vector>
 
 #include "common/url.h"
+#include "ledger/in_memory_ledger.h"
+#include "ledger/sqlite_ledger.h"
+#include "runs/in_memory_run_store.h"
+#include "runs/sqlite_run_store.h"
 #include "secrets/env_file_secret_store.h"
 #include "secrets/memory_secret_store.h"
 #include "store/memory_store.h"
@@ -204,15 +208,38 @@ StatusOr<std::unique_ptr<Queue>> OpenQueue(std::string_view url,
   return UnknownScheme(kWhat, u, url, {"sqlite"});
 }
 
-// Registration points.
-//
-// RunStore (runs/) and DeliveryLedger (ledger/): once their ports exist,
-// OpenRunStore(url) and OpenDeliveryLedger(url) go here, declared in
-// registry.h beside the others, with the same shape as OpenQueue:
-//   sqlite:///abs/state.db  -> SqliteRunStore / SqliteDeliveryLedger
-//   memory://               -> InMemoryRunStore / InMemoryDeliveryLedger
-//   (next: dynamodb://region/table)
-// using ParseAdapterUrl, NeedLocalPath, OnlyParams, NothingAfterMemory and
-// UnknownScheme above, and a test each in registry_test.cc.
+StatusOr<std::unique_ptr<RunStore>> OpenRunStore(std::string_view url,
+                                                 Env* env) {
+  constexpr std::string_view kWhat = "run store";
+  CBPIPE_ASSIGN_OR_RETURN(AdapterUrl u, ParseAdapterUrl(url, kWhat));
+  if (u.scheme == "sqlite") {
+    CBPIPE_RETURN_IF_ERROR(NeedLocalPath(kWhat, u, url));
+    CBPIPE_RETURN_IF_ERROR(OnlyParams(kWhat, u, url, {}));
+    return SqliteRunStore::Open(u.path, env);
+  }
+  if (u.scheme == "memory") {
+    CBPIPE_RETURN_IF_ERROR(NothingAfterMemory(kWhat, u, url));
+    return std::unique_ptr<RunStore>(new InMemoryRunStore(env));
+  }
+  // Next: dynamodb://region/table.
+  return UnknownScheme(kWhat, u, url, {"sqlite", "memory"});
+}
+
+StatusOr<std::unique_ptr<DeliveryLedger>> OpenDeliveryLedger(
+    std::string_view url, Env* env) {
+  constexpr std::string_view kWhat = "delivery ledger";
+  CBPIPE_ASSIGN_OR_RETURN(AdapterUrl u, ParseAdapterUrl(url, kWhat));
+  if (u.scheme == "sqlite") {
+    CBPIPE_RETURN_IF_ERROR(NeedLocalPath(kWhat, u, url));
+    CBPIPE_RETURN_IF_ERROR(OnlyParams(kWhat, u, url, {}));
+    return SqliteDeliveryLedger::Open(u.path, env);
+  }
+  if (u.scheme == "memory") {
+    CBPIPE_RETURN_IF_ERROR(NothingAfterMemory(kWhat, u, url));
+    return std::unique_ptr<DeliveryLedger>(new InMemoryDeliveryLedger(env));
+  }
+  // Next: dynamodb://region/table.
+  return UnknownScheme(kWhat, u, url, {"sqlite", "memory"});
+}
 
 }  // namespace cbpipe

@@ -19,7 +19,10 @@
 // | SecretStore | env+file://                      | EnvFileSecretStore   |
 // |             | memory://                        | InMemorySecretStore  |
 // | Queue       | sqlite:///abs/state.db?queue=N   | SqliteQueue          |
-// | RunStore, DeliveryLedger: see "Registration points" in registry.cc |
+// | RunStore    | sqlite:///abs/state.db           | SqliteRunStore       |
+// |             | memory://                        | InMemoryRunStore     |
+// | DeliveryLedger | sqlite:///abs/ledger.db       | SqliteDeliveryLedger |
+// |             | memory://                        | InMemoryDeliveryLedger |
 //
 // URLs: the path is absolute and %-encoded (FileUrl builds one from a
 // path); a query holds the adapter's parameters (name=value&...), and a
@@ -40,9 +43,12 @@
 #include <string>
 #include <string_view>
 
+#include "common/env.h"
 #include "common/status.h"
+#include "ledger/ledger.h"
 #include "queue/queue.h"
 #include "queue/sqlite_queue.h"
+#include "runs/run_store.h"
 #include "secrets/secret_store.h"
 #include "store/object_store.h"
 
@@ -53,6 +59,11 @@ StatusOr<std::unique_ptr<SecretStore>> OpenSecretStore(std::string_view url);
 // `options` go to the adapter (SqliteQueue's QueueOptions for sqlite://).
 StatusOr<std::unique_ptr<Queue>> OpenQueue(std::string_view url,
                                            QueueOptions options = {});
+// `env` (not owned, must outlive the store) is the adapter's clock.
+StatusOr<std::unique_ptr<RunStore>> OpenRunStore(std::string_view url,
+                                                 Env* env);
+StatusOr<std::unique_ptr<DeliveryLedger>> OpenDeliveryLedger(
+    std::string_view url, Env* env);
 
 // "file:///a%20b/objects" for "/a b/objects": the URL of an absolute path,
 // with every byte outside [A-Za-z0-9._~/-] %-encoded. kInvalidArgument for

@@ -115,6 +115,51 @@ TEST_F(RegistryTest, SecretStores) {
             StatusCode::kInvalidArgument);
 }
 
+// Both claim ports: sqlite:// shares the file between openers (a second
+// opener sees the first's claim), memory:// is new at each open.
+TEST_F(RegistryTest, RunStoreAndDeliveryLedger) {
+  FakeEnv env;
+  const std::string url =
+      "sqlite://" + FileUrl((root_ / "state.db").string())->substr(7);
+  auto runs = OpenRunStore(url, &env);
+  ASSERT_TRUE(runs.ok()) << runs.status().ToString();
+  RunRecord run;
+  run.run_id = "r1";
+  ASSERT_TRUE(*(*runs)->CreateIfAbsent(run));
+  ASSERT_TRUE(*(*runs)->Claim("r1", "w1", 60'000));
+  auto again = OpenRunStore(url, &env);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(*(*again)->Claim("r1", "w2", 60'000));
+  auto memory = OpenRunStore("memory://", &env);
+  ASSERT_TRUE(memory.ok());
+  EXPECT_EQ((*memory)->Get("r1").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(OpenRunStore(url + "?queue=x", &env).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(
+                  OpenRunStore("dynamodb://eu-west-1/runs", &env)
+                      .status()
+                      .message()),
+              HasSubstr("sqlite"));
+
+  const std::string ledger_url =
+      "sqlite://" + FileUrl((root_ / "ledger.db").string())->substr(7);
+  auto ledger = OpenDeliveryLedger(ledger_url, &env);
+  ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+  ASSERT_TRUE(*(*ledger)->ClaimDelivery("visa", "f.csv", "w1", 60'000));
+  auto other = OpenDeliveryLedger(ledger_url, &env);
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(*(*other)->ClaimDelivery("visa", "f.csv", "w2", 60'000));
+  auto fresh = OpenDeliveryLedger("memory://", &env);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_TRUE(*(*fresh)->ClaimDelivery("visa", "f.csv", "w2", 60'000));
+  EXPECT_EQ(OpenDeliveryLedger("memory://x", &env).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(OpenDeliveryLedger(*FileUrl((root_ / "l.db").string()), &env)
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+}
+
 TEST_F(RegistryTest, SqliteQueue) {
   const std::string db = (root_ / "state db.sqlite").string();
   QueueOptions options;

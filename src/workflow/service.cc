@@ -18,6 +18,8 @@
 #include "common/crash_point.h"
 #include "deliver/local_transport.h"
 #include "domain/pan.h"
+#include "ledger/sqlite_ledger.h"
+#include "runs/sqlite_run_store.h"
 #include "telemetry/log.h"
 #include "telemetry/metrics.h"
 #include "telemetry/trace.h"
@@ -97,6 +99,13 @@ Writers WritersOf(int fd) {
   return Writers::kNone;
 }
 
+// How long a worker's claim of a run (and of each of its deliveries) lasts:
+// a little less than the message stays hidden, so the worker that receives
+// it after a crash finds the claims free.
+int64_t ClaimLeaseMs(const Config& config) {
+  return static_cast<int64_t>(config.service.visibility_seconds) * 1000 - 250;
+}
+
 std::string RandomHex16() {
   thread_local std::mt19937_64 rng(std::random_device{}());
   char buf[17];
@@ -152,13 +161,15 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
     if (ec) return InvalidArgumentError("cannot create " + dir + ": " +
                                         ec.message());
   }
-  CBPIPE_ASSIGN_OR_RETURN(s->runs_, RunStore::Open(s->paths_.state_db));
+  CBPIPE_ASSIGN_OR_RETURN(s->runs_,
+                          SqliteRunStore::Open(s->paths_.state_db, s->env_));
   QueueOptions qo;
   qo.max_receive_count = s->config_.service.max_receive_count;
+  qo.env = s->env_;
   CBPIPE_ASSIGN_OR_RETURN(
       s->queue_, SqliteQueue::Open(s->paths_.state_db, kInputsQueueName, qo));
-  CBPIPE_ASSIGN_OR_RETURN(s->ledger_,
-                          DeliveryLedger::Open(s->paths_.ledger_db));
+  CBPIPE_ASSIGN_OR_RETURN(
+      s->ledger_, SqliteDeliveryLedger::Open(s->paths_.ledger_db, s->env_));
   {
     std::error_code ec;
     const fs::path objects = fs::absolute(s->paths_.objects, ec);
@@ -183,7 +194,8 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
   sv.ledger = s->ledger_.get();
   sv.notifier = s->notifier_.get();
   sv.transports = &s->transports_;
-  sv.env = Env::Default();
+  sv.env = s->env_;
+  sv.delivery_claim_ms = ClaimLeaseMs(s->config_);
   sv.on_scanned = [](const StepContext& run, const InputScan& scan) {
     PipelineMetrics& m = Metrics();
     for (Network n : kAllNetworks) {
@@ -238,7 +250,7 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
   };
   CBPIPE_ASSIGN_OR_RETURN(s->workflow_, CbpipeWorkflowDefinition());
   s->engine_ = std::make_unique<WorkflowEngine>(
-      &s->workflow_, s->runs_.get(), Env::Default(), StepsOver(s->ports_));
+      &s->workflow_, s->runs_.get(), s->env_, StepsOver(s->ports_));
   Queue* q = s->queue_.get();
   Metrics().queue_depth.Set([q] {
     StatusOr<QueueStats> st = q->Stats();
@@ -298,7 +310,7 @@ void Service::QuarantineEntry(const std::string& path, const std::string& name,
                               const std::string& why) {
   const std::string dir = paths_.quarantine + "/inbox";
   const std::string target =
-      dir + "/" + std::to_string(NowMs()) + "-" + MaskCardNumbers(name);
+      dir + "/" + std::to_string(env_->NowMs()) + "-" + MaskCardNumbers(name);
   std::error_code ec;
   fs::create_directories(dir, ec);
   // rename moves the entry itself: a link is not followed, a FIFO not
@@ -446,7 +458,7 @@ Status Service::TakeFromPickup(const std::string& name, int64_t now_ms) {
 }
 
 Status Service::ScanInboxOnce() {
-  const int64_t now = NowMs();
+  const int64_t now = env_->NowMs();
   std::error_code ec;
   // First what was taken already: still being written, or left by a
   // process that stopped half-way through a pickup.
@@ -587,9 +599,7 @@ void Service::Handle(const Message& message) {
   // is hidden, and both are renewed together.
   const std::string owner =
       "pid" + std::to_string(::getpid()) + "-" + RandomHex16();
-  // The claim ends a little before the message is visible again, so the
-  // worker that receives it after a crash finds the claim free.
-  const int64_t claim_ms = visibility_ms - 250;
+  const int64_t claim_ms = ClaimLeaseMs(config_);
   StatusOr<bool> claimed = runs_->Claim(run.run_id, owner, claim_ms);
   if (!claimed.ok()) {
     Log().Error(ctx, "run.error", claimed.status().ToString());

@@ -38,14 +38,15 @@
 #include <thread>
 #include <vector>
 
+#include "common/env.h"
 #include "config/config.h"
-#include "deliver/ledger.h"
+#include "ledger/ledger.h"
 #include "notify/notifier.h"
 #include "queue/sqlite_queue.h"
+#include "runs/run_store.h"
 #include "store/object_store.h"
 #include "workflow/engine.h"
 #include "workflow/pipeline.h"
-#include "workflow/run_store.h"
 #include "workflow/steps.h"
 
 namespace cbpipe {
@@ -94,6 +95,7 @@ class Service {
 
   Config config_;
   ServicePaths paths_;
+  Env* env_ = Env::Default();  // the clock of the stores, steps and engine
   std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<RunStore> runs_;
   std::unique_ptr<SqliteQueue> queue_;

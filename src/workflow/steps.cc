@@ -333,11 +333,8 @@ StatusOr<json> Deliver(const json& in, const Ports& p) {
   StatusOr<std::unique_ptr<Transport>> transport =
       p.transports ? p.transports->Take(once) : MakeTransport(once);
   if (!transport.ok()) return transport.status();
-  RetryEnv env;
-  env.sleep = [](double) {};  // never called with one attempt
-  env.random01 = [&p] { return p.env->Random01(); };
-  env.now = [&p] { return p.env->NowSeconds(); };
-  FileDeliverer deliverer(once, transport->get(), p.ledger, env);
+  FileDeliverer deliverer(once, transport->get(), p.ledger, p.env,
+                          p.delivery_claim_ms);
   json files = json::array();
   Status first_error;
   for (const FileSummary& f : batch.files) {

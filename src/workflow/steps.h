@@ -64,7 +64,7 @@
 
 #include "workflow/engine.h"
 #include "workflow/ports.h"
-#include "workflow/run_store.h"
+#include "runs/run_store.h"
 
 namespace cbpipe {
 

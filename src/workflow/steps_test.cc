@@ -14,6 +14,8 @@
 
 #include "deliver/local_transport.h"
 #include "ingest/test_gzip.h"
+#include "ledger/sqlite_ledger.h"
+#include "runs/sqlite_run_store.h"
 #include "workflow/engine.h"
 #include "workflow/pipeline.h"
 
@@ -58,10 +60,11 @@ class WorkflowStepsTest : public ::testing::Test {
     fs::create_directories(root_ / "objects");
     fs::create_directories(root_ / "work");
     config_ = DefaultConfig((root_ / "work").string());
-    auto runs = RunStore::Open((root_ / "state.db").string());
+    auto runs = SqliteRunStore::Open((root_ / "state.db").string(), &env_);
     ASSERT_TRUE(runs.ok()) << runs.status().ToString();
     runs_ = std::move(*runs);
-    auto ledger = DeliveryLedger::Open((root_ / "ledger.db").string());
+    auto ledger =
+        SqliteDeliveryLedger::Open((root_ / "ledger.db").string(), &env_);
     ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
     ledger_ = std::move(*ledger);
     inputs_ = std::make_unique<LocalFolderStore>((root_ / "objects").string());

@@ -35,7 +35,7 @@
 #include "e2e/cli.h"
 #include "e2e/serve_process.h"
 #include "notify/test_receivers.h"
-#include "workflow/run_store.h"
+#include "runs/sqlite_run_store.h"
 
 namespace cbpipe::testing {
 namespace {
@@ -181,7 +181,7 @@ std::string Arn(int n) {
 bool WaitForRuns(const std::string& state_db, int finished, int timeout_ms) {
   std::string last;
   for (int waited = 0; waited < timeout_ms; waited += 100) {
-    auto store = RunStore::Open(state_db);
+    auto store = SqliteRunStore::Open(state_db, Env::Default());
     if (store.ok()) {
       int64_t n = 0;
       for (const std::string state : {"succeeded", "failed", "rejected"}) {

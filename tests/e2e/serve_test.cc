@@ -22,8 +22,8 @@
 #include "e2e/serve_process.h"
 #include "notify/test_receivers.h"
 #include "queue/sqlite_queue.h"
+#include "runs/sqlite_run_store.h"
 #include "servers/test_servers.h"
-#include "workflow/run_store.h"
 
 namespace cbpipe::testing {
 namespace {
@@ -153,7 +153,8 @@ class ServeTest : public ::testing::Test {
   // Polls the run store until `count` runs are in `state`.
   bool WaitForRuns(const std::string& state, int count, int timeout_ms) {
     for (int waited = 0; waited < timeout_ms; waited += 100) {
-      auto store = RunStore::Open(*dir_ / "work/state.db");
+      auto store =
+          SqliteRunStore::Open(*dir_ / "work/state.db", Env::Default());
       if (store.ok()) {
         StatusOr<int64_t> n = (*store)->Count(state);
         if (n.ok() && *n == count) return true;
@@ -479,7 +480,7 @@ TEST_F(ServeTest, DuplicatesOnceUnreadableQuarantinedNothingDeleted) {
   ASSERT_TRUE(WaitForRuns("succeeded", 1, 60000)) << ReadFile(log);
   ASSERT_TRUE(WaitForRuns("rejected", 1, 60000)) << ReadFile(log);
   ASSERT_TRUE(WaitForLog(log, "input.duplicate", 1, 10000)) << ReadFile(log);
-  auto store = RunStore::Open(*dir_ / "work/state.db");
+  auto store = SqliteRunStore::Open(*dir_ / "work/state.db", Env::Default());
   ASSERT_TRUE(store.ok());
   EXPECT_EQ(*(*store)->Count(""), 2);  // one run for the two copies
   // The unreadable input is quarantined with its reason, the original kept.

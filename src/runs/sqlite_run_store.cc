@@ -1,8 +1,6 @@
-#include "workflow/run_store.h"
+#include "runs/sqlite_run_store.h"
 
 #include "common/sqlite_util.h"
-
-#include <chrono>
 
 namespace cbpipe {
 namespace {
@@ -40,19 +38,14 @@ constexpr const char* kRunColumns =
 
 }  // namespace
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-StatusOr<std::unique_ptr<RunStore>> RunStore::Open(const std::string& path) {
+StatusOr<std::unique_ptr<RunStore>> SqliteRunStore::Open(
+    const std::string& path, Env* env) {
   // NORMAL in WAL mode survives a process crash (kill -9) and may lose the
   // last checkpoints on power loss; every step is idempotent, so a lost
   // checkpoint only means a step runs again. The queue and the ledger,
   // which must not lose writes, stay FULL.
   CBPIPE_ASSIGN_OR_RETURN(sqlite3 * db, OpenSqlite(path, "NORMAL", kOwner));
-  std::unique_ptr<RunStore> store(new RunStore(db));
+  std::unique_ptr<SqliteRunStore> store(new SqliteRunStore(db, env));
   CBPIPE_RETURN_IF_ERROR(store->Exec(
       "CREATE TABLE IF NOT EXISTS runs ("
       " run_id TEXT PRIMARY KEY, input_key TEXT NOT NULL,"
@@ -87,14 +80,16 @@ StatusOr<std::unique_ptr<RunStore>> RunStore::Open(const std::string& path) {
       " output_json TEXT NOT NULL, error TEXT NOT NULL,"
       " started_ms INTEGER NOT NULL, finished_ms INTEGER NOT NULL,"
       " PRIMARY KEY (run_id, name))"));
-  return store;
+  return std::unique_ptr<RunStore>(std::move(store));
 }
 
-RunStore::~RunStore() { sqlite3_close(db_); }
+SqliteRunStore::~SqliteRunStore() { sqlite3_close(db_); }
 
-Status RunStore::Exec(const char* sql) { return ExecSql(db_, sql, kOwner); }
+Status SqliteRunStore::Exec(const char* sql) {
+  return ExecSql(db_, sql, kOwner);
+}
 
-StatusOr<bool> RunStore::CreateIfAbsent(const RunRecord& run) {
+StatusOr<bool> SqliteRunStore::CreateIfAbsent(const RunRecord& run) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt s(db_,
          "INSERT INTO runs (run_id, input_key, input_name, trace_id, state,"
@@ -108,12 +103,12 @@ StatusOr<bool> RunStore::CreateIfAbsent(const RunRecord& run) {
   s.Text(4, run.trace_id);
   s.Text(5, run.state);
   s.Text(6, run.current_step);
-  s.Int(7, run.created_ms ? run.created_ms : NowMs());
+  s.Int(7, run.created_ms ? run.created_ms : env_->NowMs());
   if (sqlite3_step(s.get()) != SQLITE_DONE) return s.Error("insert run");
   return sqlite3_changes(db_) > 0;
 }
 
-StatusOr<RunRecord> RunStore::Get(const std::string& run_id) {
+StatusOr<RunRecord> SqliteRunStore::Get(const std::string& run_id) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string sql =
       std::string("SELECT ") + kRunColumns + " FROM runs WHERE run_id = ?1";
@@ -145,8 +140,8 @@ StatusOr<RunRecord> RunStore::Get(const std::string& run_id) {
   return run;
 }
 
-StatusOr<std::vector<RunRecord>> RunStore::List(const std::string& state,
-                                                int limit, int offset) {
+StatusOr<std::vector<RunRecord>> SqliteRunStore::List(const std::string& state,
+                                                      int limit, int offset) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string sql =
       std::string("SELECT ") + kRunColumns +
@@ -165,7 +160,7 @@ StatusOr<std::vector<RunRecord>> RunStore::List(const std::string& state,
   return runs;
 }
 
-StatusOr<int64_t> RunStore::Count(const std::string& state) {
+StatusOr<int64_t> SqliteRunStore::Count(const std::string& state) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt s(db_, "SELECT count(*) FROM runs WHERE (?1 = '' OR state = ?1)");
   if (!s.ok()) return s.Error("prepare count");
@@ -174,7 +169,8 @@ StatusOr<int64_t> RunStore::Count(const std::string& state) {
   return sqlite3_column_int64(s.get(), 0);
 }
 
-Status RunStore::SaveStep(const std::string& run_id, const StepRecord& step) {
+Status SqliteRunStore::SaveStep(const std::string& run_id,
+                                const StepRecord& step) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt s(db_,
          "INSERT INTO steps (run_id, name, seq, state, attempts, output_json,"
@@ -198,9 +194,10 @@ Status RunStore::SaveStep(const std::string& run_id, const StepRecord& step) {
   return OkStatus();
 }
 
-Status RunStore::SetState(const std::string& run_id, const std::string& state,
-                          const std::string& current_step,
-                          const std::string& error) {
+Status SqliteRunStore::SetState(const std::string& run_id,
+                                const std::string& state,
+                                const std::string& current_step,
+                                const std::string& error) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt s(db_,
          "UPDATE runs SET state = ?2, current_step = ?3, error = ?4,"
@@ -210,16 +207,17 @@ Status RunStore::SetState(const std::string& run_id, const std::string& state,
   s.Text(2, state);
   s.Text(3, current_step);
   s.Text(4, error);
-  s.Int(5, NowMs());
+  s.Int(5, env_->NowMs());
   if (sqlite3_step(s.get()) != SQLITE_DONE) return s.Error("set state");
   if (sqlite3_changes(db_) == 0) return NotFoundError("no run " + run_id);
   return OkStatus();
 }
 
-StatusOr<bool> RunStore::Claim(const std::string& run_id,
-                               const std::string& owner, int64_t lease_ms) {
+StatusOr<bool> SqliteRunStore::Claim(const std::string& run_id,
+                                     const std::string& owner,
+                                     int64_t lease_ms) {
   std::lock_guard<std::mutex> lock(mu_);
-  const int64_t now = NowMs();
+  const int64_t now = env_->NowMs();
   Stmt s(db_,
          "UPDATE runs SET claim_owner = ?2, claim_until = ?3"
          " WHERE run_id = ?1 AND (claim_owner = '' OR claim_owner = ?2"
@@ -240,9 +238,9 @@ StatusOr<bool> RunStore::Claim(const std::string& run_id,
   return false;
 }
 
-StatusOr<bool> RunStore::RenewClaim(const std::string& run_id,
-                                    const std::string& owner,
-                                    int64_t lease_ms) {
+StatusOr<bool> SqliteRunStore::RenewClaim(const std::string& run_id,
+                                          const std::string& owner,
+                                          int64_t lease_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt s(db_,
          "UPDATE runs SET claim_until = ?3"
@@ -250,13 +248,13 @@ StatusOr<bool> RunStore::RenewClaim(const std::string& run_id,
   if (!s.ok()) return s.Error("prepare renew claim");
   s.Text(1, run_id);
   s.Text(2, owner);
-  s.Int(3, NowMs() + lease_ms);
+  s.Int(3, env_->NowMs() + lease_ms);
   if (sqlite3_step(s.get()) != SQLITE_DONE) return s.Error("renew claim");
   return sqlite3_changes(db_) > 0;
 }
 
-Status RunStore::ReleaseClaim(const std::string& run_id,
-                              const std::string& owner) {
+Status SqliteRunStore::ReleaseClaim(const std::string& run_id,
+                                    const std::string& owner) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt s(db_,
          "UPDATE runs SET claim_owner = '', claim_until = 0"

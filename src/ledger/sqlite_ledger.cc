@@ -1,8 +1,6 @@
-#include "deliver/ledger.h"
+#include "ledger/sqlite_ledger.h"
 
 #include "common/sqlite_util.h"
-
-#include <ctime>
 
 namespace cbpipe {
 namespace {
@@ -11,17 +9,17 @@ constexpr std::string_view kOwner = "ledger";
 using Stmt = SqliteStatement;
 
 Status SqlError(sqlite3* db, std::string_view what) {
-  return InternalError("ledger: " + std::string(what) + ": " +
-                       sqlite3_errmsg(db));
+  return SqliteError(db, kOwner, what);
 }
 
 }  // namespace
 
-StatusOr<std::unique_ptr<DeliveryLedger>> DeliveryLedger::Open(
-    const std::string& path) {
+StatusOr<std::unique_ptr<DeliveryLedger>> SqliteDeliveryLedger::Open(
+    const std::string& path, Env* env) {
   // FULL: a delivery recorded is on disk before the next file starts.
   CBPIPE_ASSIGN_OR_RETURN(sqlite3 * db, OpenSqlite(path, "FULL", kOwner));
-  std::unique_ptr<DeliveryLedger> ledger(new DeliveryLedger(db));
+  std::unique_ptr<SqliteDeliveryLedger> ledger(
+      new SqliteDeliveryLedger(db, env));
   CBPIPE_RETURN_IF_ERROR(ledger->Exec(
       "CREATE TABLE IF NOT EXISTS deliveries ("
       " destination TEXT NOT NULL,"
@@ -45,28 +43,36 @@ StatusOr<std::unique_ptr<DeliveryLedger>> DeliveryLedger::Open(
     if (!Stmt(db, "SELECT temp_name FROM deliveries LIMIT 0").ok())
       return InternalError("ledger: cannot add the temp_name column");
   }
-  CBPIPE_RETURN_IF_ERROR(ledger->Exec(
-      "CREATE TABLE IF NOT EXISTS delivery_failures ("
-      " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-      " destination TEXT NOT NULL,"
-      " remote_name TEXT NOT NULL,"
-      " batch_id TEXT NOT NULL,"
-      " failed_at INTEGER NOT NULL,"
-      " attempt INTEGER NOT NULL,"
-      " attempt_at INTEGER NOT NULL,"
-      " error_class TEXT NOT NULL,"
-      " code TEXT NOT NULL,"
-      " message TEXT NOT NULL)"));
-  return ledger;
+  CBPIPE_RETURN_IF_ERROR(
+      ledger->Exec("CREATE TABLE IF NOT EXISTS delivery_failures ("
+                   " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                   " destination TEXT NOT NULL,"
+                   " remote_name TEXT NOT NULL,"
+                   " batch_id TEXT NOT NULL,"
+                   " failed_at INTEGER NOT NULL,"
+                   " attempt INTEGER NOT NULL,"
+                   " attempt_at INTEGER NOT NULL,"
+                   " error_class TEXT NOT NULL,"
+                   " code TEXT NOT NULL,"
+                   " message TEXT NOT NULL)"));
+  // The delivery claim (ledger.h): one row per file being delivered.
+  CBPIPE_RETURN_IF_ERROR(
+      ledger->Exec("CREATE TABLE IF NOT EXISTS delivery_claims ("
+                   " destination TEXT NOT NULL,"
+                   " remote_name TEXT NOT NULL,"
+                   " owner TEXT NOT NULL,"
+                   " until_ms INTEGER NOT NULL,"
+                   " PRIMARY KEY (destination, remote_name))"));
+  return std::unique_ptr<DeliveryLedger>(std::move(ledger));
 }
 
-DeliveryLedger::~DeliveryLedger() { sqlite3_close(db_); }
+SqliteDeliveryLedger::~SqliteDeliveryLedger() { sqlite3_close(db_); }
 
-Status DeliveryLedger::Exec(const char* sql) {
+Status SqliteDeliveryLedger::Exec(const char* sql) {
   return ExecSql(db_, sql, kOwner);
 }
 
-StatusOr<std::optional<LedgerEntry>> DeliveryLedger::Find(
+StatusOr<std::optional<LedgerEntry>> SqliteDeliveryLedger::Find(
     const std::string& destination, const std::string& remote_name) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt s(db_,
@@ -92,7 +98,8 @@ StatusOr<std::optional<LedgerEntry>> DeliveryLedger::Find(
   return std::optional<LedgerEntry>(std::move(e));
 }
 
-Status DeliveryLedger::Upsert(const LedgerEntry& entry, const char* state) {
+Status SqliteDeliveryLedger::Upsert(const LedgerEntry& entry,
+                                    const char* state) {
   std::lock_guard<std::mutex> lock(mu_);
   // An intent never downgrades a delivery of the same content.
   Stmt s(db_,
@@ -114,8 +121,7 @@ Status DeliveryLedger::Upsert(const LedgerEntry& entry, const char* state) {
   s.Text(4, entry.sha256);
   s.Text(5, entry.batch_id);
   s.Text(6, state);
-  s.Int(7, entry.updated_at ? entry.updated_at
-                            : static_cast<int64_t>(std::time(nullptr)));
+  s.Int(7, entry.updated_at ? entry.updated_at : env_->NowSeconds());
   s.Int(8, entry.replay ? 1 : 0);
   // A delivered file has no temporary name left to clean up.
   s.Text(9, std::string_view(state) == "intent" ? entry.temp_name : "");
@@ -123,19 +129,19 @@ Status DeliveryLedger::Upsert(const LedgerEntry& entry, const char* state) {
   return OkStatus();
 }
 
-Status DeliveryLedger::RecordIntent(const LedgerEntry& entry) {
+Status SqliteDeliveryLedger::RecordIntent(const LedgerEntry& entry) {
   return Upsert(entry, "intent");
 }
 
-Status DeliveryLedger::MarkDelivered(const LedgerEntry& entry) {
+Status SqliteDeliveryLedger::MarkDelivered(const LedgerEntry& entry) {
   return Upsert(entry, "delivered");
 }
 
-Status DeliveryLedger::RecordFailure(
+Status SqliteDeliveryLedger::RecordFailure(
     const LedgerEntry& entry, const std::vector<AttemptRecord>& attempts) {
   std::lock_guard<std::mutex> lock(mu_);
   CBPIPE_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  const int64_t now = env_->NowSeconds();
   int n = 0;
   for (const AttemptRecord& a : attempts) {
     Stmt s(db_,
@@ -164,12 +170,88 @@ Status DeliveryLedger::RecordFailure(
   return Exec("COMMIT");
 }
 
-StatusOr<int64_t> DeliveryLedger::CountDelivered() {
+StatusOr<std::vector<AttemptRecord>> SqliteDeliveryLedger::FailedAttempts(
+    const std::string& destination, const std::string& remote_name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_,
+         "SELECT attempt_at, error_class, code, message FROM"
+         " delivery_failures WHERE destination = ?1 AND remote_name = ?2"
+         " ORDER BY id");
+  if (!s.ok()) return SqlError(db_, "prepare failed attempts");
+  s.Text(1, destination);
+  s.Text(2, remote_name);
+  std::vector<AttemptRecord> attempts;
+  int rc;
+  while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+    attempts.push_back({sqlite3_column_int64(s.get(), 0),
+                        ColumnText(s.get(), 1), ColumnText(s.get(), 2),
+                        ColumnText(s.get(), 3)});
+  }
+  if (rc != SQLITE_DONE) return SqlError(db_, "failed attempts");
+  return attempts;
+}
+
+StatusOr<int64_t> SqliteDeliveryLedger::CountDelivered() {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt s(db_, "SELECT count(*) FROM deliveries WHERE state = 'delivered'");
   if (!s.ok() || sqlite3_step(s.get()) != SQLITE_ROW)
     return SqlError(db_, "count");
   return sqlite3_column_int64(s.get(), 0);
+}
+
+StatusOr<bool> SqliteDeliveryLedger::ClaimDelivery(
+    const std::string& destination, const std::string& remote_name,
+    const std::string& owner, int64_t lease_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now = env_->NowMs();
+  // One statement: a free, own or expired claim is taken, any other left.
+  Stmt s(db_,
+         "INSERT INTO delivery_claims (destination, remote_name, owner,"
+         " until_ms) VALUES (?1, ?2, ?3, ?4)"
+         " ON CONFLICT (destination, remote_name) DO UPDATE SET"
+         "  owner = excluded.owner, until_ms = excluded.until_ms"
+         " WHERE delivery_claims.owner = excluded.owner"
+         "  OR delivery_claims.until_ms <= ?5");
+  if (!s.ok()) return SqlError(db_, "prepare claim");
+  s.Text(1, destination);
+  s.Text(2, remote_name);
+  s.Text(3, owner);
+  s.Int(4, now + lease_ms);
+  s.Int(5, now);
+  if (sqlite3_step(s.get()) != SQLITE_DONE) return SqlError(db_, "claim");
+  return sqlite3_changes(db_) > 0;
+}
+
+StatusOr<bool> SqliteDeliveryLedger::RenewDeliveryClaim(
+    const std::string& destination, const std::string& remote_name,
+    const std::string& owner, int64_t lease_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_,
+         "UPDATE delivery_claims SET until_ms = ?4 WHERE destination = ?1"
+         " AND remote_name = ?2 AND owner = ?3");
+  if (!s.ok()) return SqlError(db_, "prepare renew claim");
+  s.Text(1, destination);
+  s.Text(2, remote_name);
+  s.Text(3, owner);
+  s.Int(4, env_->NowMs() + lease_ms);
+  if (sqlite3_step(s.get()) != SQLITE_DONE) return SqlError(db_, "renew claim");
+  return sqlite3_changes(db_) > 0;
+}
+
+Status SqliteDeliveryLedger::ReleaseDeliveryClaim(
+    const std::string& destination, const std::string& remote_name,
+    const std::string& owner) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt s(db_,
+         "DELETE FROM delivery_claims WHERE destination = ?1"
+         " AND remote_name = ?2 AND owner = ?3");
+  if (!s.ok()) return SqlError(db_, "prepare release claim");
+  s.Text(1, destination);
+  s.Text(2, remote_name);
+  s.Text(3, owner);
+  if (sqlite3_step(s.get()) != SQLITE_DONE)
+    return SqlError(db_, "release claim");
+  return OkStatus();
 }
 
 }  // namespace cbpipe

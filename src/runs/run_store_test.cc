@@ -1,0 +1,339 @@
+// The RunStore contract (runs/run_store.h), one suite run against every
+// adapter; SQLite-only behaviour (files, schema upgrades) at the end.
+#include "runs/run_store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/env.h"
+#include "common/port_test_util.h"
+#include "runs/in_memory_run_store.h"
+#include "runs/sqlite_run_store.h"
+
+namespace cbpipe {
+namespace {
+
+constexpr int64_t kStart = 1'700'000'000'000;
+
+template <typename Adapter>
+class RunStoreContract : public ::testing::Test {
+ protected:
+  void SetUp() override { store_ = adapter_.Open(&env_); }
+
+  RunRecord Run(const std::string& id, int64_t created_ms = 0,
+                const std::string& state = "queued") {
+    RunRecord r;
+    r.run_id = id;
+    r.input_key = "inputs/" + id;
+    r.input_name = id + ".csv";
+    r.trace_id = std::string(32, 'a');
+    r.state = state;
+    r.current_step = "scan";
+    r.created_ms = created_ms;
+    return r;
+  }
+  void Create(const std::string& id, int64_t created_ms = 0,
+              const std::string& state = "queued") {
+    auto created = store_->CreateIfAbsent(Run(id, created_ms, state));
+    ASSERT_TRUE(created.ok()) << created.status().ToString();
+    ASSERT_TRUE(*created);
+  }
+  bool Claim(const std::string& id, const std::string& owner, int64_t lease) {
+    auto got = store_->Claim(id, owner, lease);
+    EXPECT_TRUE(got.ok()) << got.status().ToString();
+    return got.ok() && *got;
+  }
+  bool Renew(const std::string& id, const std::string& owner, int64_t lease) {
+    auto got = store_->RenewClaim(id, owner, lease);
+    EXPECT_TRUE(got.ok()) << got.status().ToString();
+    return got.ok() && *got;
+  }
+
+  FakeEnv env_{kStart};
+  Adapter adapter_;
+  std::unique_ptr<RunStore> store_;
+};
+
+using Adapters =
+    ::testing::Types<SqliteAdapterFor<RunStore, SqliteRunStore>,
+                     InMemoryAdapterFor<RunStore, InMemoryRunStore>>;
+TYPED_TEST_SUITE(RunStoreContract, Adapters, AdapterName);
+
+TYPED_TEST(RunStoreContract, CreateIfAbsentInsertsOnceAndKeepsTheFirst) {
+  RunStore& s = *this->store_;
+  RunRecord run = this->Run("r1", 0);
+  auto first = s.CreateIfAbsent(run);
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE(*first);
+  run.input_name = "other.csv";
+  run.state = "running";
+  auto second = s.CreateIfAbsent(run);
+  ASSERT_TRUE(second.ok());
+  EXPECT_FALSE(*second);
+  auto got = s.Get("r1");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->input_key, "inputs/r1");
+  EXPECT_EQ(got->input_name, "r1.csv");
+  EXPECT_EQ(got->trace_id, std::string(32, 'a'));
+  EXPECT_EQ(got->state, "queued");
+  EXPECT_EQ(got->current_step, "scan");
+  EXPECT_EQ(got->error, "");
+  // created_ms 0: the clock's now, and updated_ms with it.
+  EXPECT_EQ(got->created_ms, kStart);
+  EXPECT_EQ(got->updated_ms, kStart);
+  EXPECT_TRUE(got->steps.empty());
+}
+
+TYPED_TEST(RunStoreContract, GetOfAnUnknownRunIsNotFound) {
+  EXPECT_EQ(this->store_->Get("nope").status().code(), StatusCode::kNotFound);
+}
+
+TYPED_TEST(RunStoreContract, ListIsNewestFirstFilteredAndPaged) {
+  RunStore& s = *this->store_;
+  this->Create("b", 2000, "failed");
+  this->Create("a", 2000, "queued");
+  this->Create("c", 3000, "failed");
+  this->Create("d", 1000, "queued");
+  auto all = s.List("", 10, 0);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  std::vector<std::string> ids;
+  for (const RunRecord& r : *all) ids.push_back(r.run_id);
+  // Newest first; the same created_ms by run id.
+  EXPECT_EQ(ids, (std::vector<std::string>{"c", "a", "b", "d"}));
+  auto failed = s.List("failed", 10, 0);
+  ASSERT_TRUE(failed.ok());
+  ASSERT_EQ(failed->size(), 2u);
+  EXPECT_EQ((*failed)[0].run_id, "c");
+  EXPECT_EQ((*failed)[1].run_id, "b");
+  auto page = s.List("", 2, 1);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->size(), 2u);
+  EXPECT_EQ((*page)[0].run_id, "a");
+  EXPECT_EQ((*page)[1].run_id, "b");
+  auto past_end = s.List("", 10, 4);
+  ASSERT_TRUE(past_end.ok());
+  EXPECT_TRUE(past_end->empty());
+  EXPECT_EQ(*s.Count(""), 4);
+  EXPECT_EQ(*s.Count("failed"), 2);
+  EXPECT_EQ(*s.Count("succeeded"), 0);
+}
+
+TYPED_TEST(RunStoreContract, SaveStepReplacesInPlaceAndKeepsTheOrder) {
+  RunStore& s = *this->store_;
+  this->Create("r1");
+  ASSERT_TRUE(
+      s.SaveStep("r1", {"scan", "failed", 1, "", "disk full", 1, 2}).ok());
+  ASSERT_TRUE(
+      s.SaveStep("r1", {"verify", "succeeded", 1, R"({"ok":1})", "", 3, 4})
+          .ok());
+  ASSERT_TRUE(
+      s.SaveStep("r1", {"scan", "succeeded", 2, R"({"n":5})", "", 5, 6}).ok());
+  // Another run's steps stay its own.
+  ASSERT_TRUE(s.SaveStep("r2", {"scan", "succeeded", 1, "", "", 0, 0}).ok());
+  auto got = s.Get("r1");
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->steps.size(), 2u);
+  const StepRecord& scan = got->steps[0];
+  EXPECT_EQ(scan.name, "scan");
+  EXPECT_EQ(scan.state, "succeeded");
+  EXPECT_EQ(scan.attempts, 2);
+  EXPECT_EQ(scan.output_json, R"({"n":5})");
+  EXPECT_EQ(scan.error, "");
+  EXPECT_EQ(scan.started_ms, 5);
+  EXPECT_EQ(scan.finished_ms, 6);
+  EXPECT_EQ(got->steps[1].name, "verify");
+  EXPECT_EQ(got->steps[1].output_json, R"({"ok":1})");
+  // List leaves the steps out.
+  auto listed = s.List("", 10, 0);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_TRUE((*listed)[0].steps.empty());
+}
+
+TYPED_TEST(RunStoreContract, SetStateMovesTheRunAtTheClocksNow) {
+  RunStore& s = *this->store_;
+  this->Create("r1", 5);
+  this->env_.AdvanceMs(1234);
+  ASSERT_TRUE(s.SetState("r1", "failed", "verify", "boom").ok());
+  auto got = s.Get("r1");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->state, "failed");
+  EXPECT_EQ(got->current_step, "verify");
+  EXPECT_EQ(got->error, "boom");
+  EXPECT_EQ(got->created_ms, 5);
+  EXPECT_EQ(got->updated_ms, kStart + 1234);
+  EXPECT_EQ(s.SetState("nope", "failed", "", "").code(), StatusCode::kNotFound);
+}
+
+TYPED_TEST(RunStoreContract, ClaimOfAnUnknownRunIsNotFound) {
+  EXPECT_EQ(this->store_->Claim("nope", "w1", 1000).status().code(),
+            StatusCode::kNotFound);
+  auto renewed = this->store_->RenewClaim("nope", "w1", 1000);
+  ASSERT_TRUE(renewed.ok());
+  EXPECT_FALSE(*renewed);
+  EXPECT_TRUE(this->store_->ReleaseClaim("nope", "w1").ok());
+}
+
+TYPED_TEST(RunStoreContract, OneOwnerAtATimeAndTheHolderMayClaimAgain) {
+  this->Create("r1");
+  this->Create("r2");
+  EXPECT_TRUE(this->Claim("r1", "w1", 60'000));
+  EXPECT_FALSE(this->Claim("r1", "w2", 60'000));
+  EXPECT_TRUE(this->Claim("r1", "w1", 60'000));
+  // A claim is per run.
+  EXPECT_TRUE(this->Claim("r2", "w2", 60'000));
+  // Claims leave the run's state alone.
+  auto got = this->store_->Get("r1");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->state, "queued");
+}
+
+TYPED_TEST(RunStoreContract, AClaimExpiresExactlyAtItsLeaseNeverSooner) {
+  this->Create("r1");
+  ASSERT_TRUE(this->Claim("r1", "w1", 30'000));
+  this->env_.AdvanceMs(29'999);
+  EXPECT_FALSE(this->Claim("r1", "w2", 30'000));
+  this->env_.AdvanceMs(1);
+  EXPECT_TRUE(this->Claim("r1", "w2", 30'000));
+  // The first holder lost it: renewing fails, releasing changes nothing.
+  EXPECT_FALSE(this->Renew("r1", "w1", 30'000));
+  ASSERT_TRUE(this->store_->ReleaseClaim("r1", "w1").ok());
+  EXPECT_FALSE(this->Claim("r1", "w3", 30'000));
+}
+
+TYPED_TEST(RunStoreContract, RenewExtendsTheLeaseFromNow) {
+  this->Create("r1");
+  ASSERT_TRUE(this->Claim("r1", "w1", 10'000));
+  this->env_.AdvanceMs(9'000);
+  ASSERT_TRUE(this->Renew("r1", "w1", 10'000));  // until start + 19 s
+  this->env_.AdvanceMs(9'999);
+  EXPECT_FALSE(this->Claim("r1", "w2", 10'000));
+  this->env_.AdvanceMs(1);
+  EXPECT_TRUE(this->Claim("r1", "w2", 10'000));
+}
+
+TYPED_TEST(RunStoreContract, RenewAfterTheLeaseWorksWhileNobodyTookIt) {
+  this->Create("r1");
+  ASSERT_TRUE(this->Claim("r1", "w1", 1'000));
+  this->env_.AdvanceMs(5'000);
+  EXPECT_TRUE(this->Renew("r1", "w1", 1'000));
+  EXPECT_FALSE(this->Claim("r1", "w2", 1'000));
+  // Somebody who never held it cannot renew.
+  EXPECT_FALSE(this->Renew("r1", "w2", 1'000));
+}
+
+TYPED_TEST(RunStoreContract, ReleaseFreesTheRunAtOnceOnlyForItsHolder) {
+  this->Create("r1");
+  ASSERT_TRUE(this->Claim("r1", "w1", 60'000));
+  ASSERT_TRUE(this->store_->ReleaseClaim("r1", "w2").ok());
+  EXPECT_FALSE(this->Claim("r1", "w2", 60'000));
+  ASSERT_TRUE(this->store_->ReleaseClaim("r1", "w1").ok());
+  EXPECT_FALSE(this->Renew("r1", "w1", 60'000));
+  EXPECT_TRUE(this->Claim("r1", "w2", 60'000));
+}
+
+// Many workers race for each run, half of them through a second handle on
+// the same data: exactly one wins every run.
+TYPED_TEST(RunStoreContract, RacingOwnersExactlyOneWins) {
+  constexpr int kRuns = 20, kWorkers = 8;
+  for (int r = 0; r < kRuns; ++r) this->Create("r" + std::to_string(r));
+  std::shared_ptr<RunStore> other =
+      this->adapter_.Connect(&this->env_, this->store_.get());
+  std::vector<std::atomic<int>> wins(kRuns);
+  std::atomic<int> errors{0};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < kWorkers; ++w) {
+    RunStore* store = w % 2 == 0 ? this->store_.get() : other.get();
+    workers.emplace_back([&, store, w] {
+      for (int r = 0; r < kRuns; ++r) {
+        auto got = store->Claim("r" + std::to_string(r),
+                                "worker-" + std::to_string(w), 60'000);
+        if (!got.ok()) {
+          ++errors;
+        } else if (*got) {
+          ++wins[r];
+        }
+      }
+    });
+  }
+  for (std::thread& t : workers) t.join();
+  EXPECT_EQ(errors.load(), 0);
+  for (int r = 0; r < kRuns; ++r) EXPECT_EQ(wins[r].load(), 1) << "run " << r;
+}
+
+// SQLite only: what lives in the file.
+
+class SqliteRunStoreTest : public ::testing::Test {
+ protected:
+  TestSqliteFile db_{"sqlite_run_store"};
+  const std::string& path_ = db_.path();
+  FakeEnv env_{kStart};
+};
+
+TEST_F(SqliteRunStoreTest, RunsStepsAndClaimsSurviveReopen) {
+  {
+    auto store = SqliteRunStore::Open(path_, &env_);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    RunRecord run;
+    run.run_id = "r1";
+    run.current_step = "scan";
+    ASSERT_TRUE((*store)->CreateIfAbsent(run).ok());
+    ASSERT_TRUE((*store)
+                    ->SaveStep("r1", {"scan", "succeeded", 1, "{}", "", 1, 2})
+                    .ok());
+    ASSERT_TRUE(*(*store)->Claim("r1", "w1", 60'000));
+  }
+  // A process that died holding a claim: it holds until the lease ends.
+  auto store = SqliteRunStore::Open(path_, &env_);
+  ASSERT_TRUE(store.ok());
+  auto got = (*store)->Get("r1");
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->steps.size(), 1u);
+  EXPECT_FALSE(*(*store)->Claim("r1", "w2", 60'000));
+  env_.AdvanceMs(60'000);
+  EXPECT_TRUE(*(*store)->Claim("r1", "w2", 60'000));
+}
+
+// A state.db written before claims existed opens, keeps its runs and gets
+// the claim columns.
+TEST_F(SqliteRunStoreTest, AnOlderFileWithoutClaimColumnsIsUpgraded) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TABLE runs (run_id TEXT PRIMARY KEY,"
+                         " input_key TEXT NOT NULL, input_name TEXT NOT NULL,"
+                         " trace_id TEXT NOT NULL, state TEXT NOT NULL,"
+                         " current_step TEXT NOT NULL,"
+                         " error TEXT NOT NULL DEFAULT '',"
+                         " created_ms INTEGER NOT NULL,"
+                         " updated_ms INTEGER NOT NULL);"
+                         "INSERT INTO runs VALUES ('old', 'k', 'n', 't',"
+                         " 'failed', 'verify', 'e', 7, 8);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto store = SqliteRunStore::Open(path_, &env_);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto got = (*store)->Get("old");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->state, "failed");
+  EXPECT_EQ(got->current_step, "verify");
+  EXPECT_EQ(got->created_ms, 7);
+  EXPECT_TRUE(*(*store)->Claim("old", "w1", 1000));
+  EXPECT_FALSE(*(*store)->Claim("old", "w2", 1000));
+}
+
+TEST_F(SqliteRunStoreTest, AnUnwritableFolderIsAnError) {
+  EXPECT_FALSE(SqliteRunStore::Open("/nonexistent-dir/x/state.db", &env_).ok());
+}
+
+}  // namespace
+}  // namespace cbpipe

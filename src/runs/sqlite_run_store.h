@@ -1,0 +1,54 @@
+// The RunStore adapter on SQLite (runs/run_store.h has the contract): the
+// `runs` and `steps` tables of the service's state.db. Several processes may
+// share the file (WAL, busy timeout); the claim is one conditional UPDATE,
+// so it holds across processes.
+//
+//   CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<RunStore> runs,
+//       SqliteRunStore::Open(work_dir + "/state.db", Env::Default()));
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/env.h"
+#include "runs/run_store.h"
+
+struct sqlite3;
+
+namespace cbpipe {
+
+class SqliteRunStore : public RunStore {
+ public:
+  // Opens (creating) the database at `path`; files written by earlier
+  // versions are upgraded in place. `env` (not owned) is the clock.
+  static StatusOr<std::unique_ptr<RunStore>> Open(const std::string& path,
+                                                  Env* env);
+  ~SqliteRunStore() override;
+
+  StatusOr<bool> CreateIfAbsent(const RunRecord& run) override;
+  StatusOr<RunRecord> Get(const std::string& run_id) override;
+  StatusOr<std::vector<RunRecord>> List(const std::string& state, int limit,
+                                        int offset) override;
+  StatusOr<int64_t> Count(const std::string& state) override;
+  Status SaveStep(const std::string& run_id, const StepRecord& step) override;
+  Status SetState(const std::string& run_id, const std::string& state,
+                  const std::string& current_step,
+                  const std::string& error) override;
+  StatusOr<bool> Claim(const std::string& run_id, const std::string& owner,
+                       int64_t lease_ms) override;
+  StatusOr<bool> RenewClaim(const std::string& run_id, const std::string& owner,
+                            int64_t lease_ms) override;
+  Status ReleaseClaim(const std::string& run_id,
+                      const std::string& owner) override;
+
+ private:
+  SqliteRunStore(sqlite3* db, Env* env) : db_(db), env_(env) {}
+  Status Exec(const char* sql);
+
+  std::mutex mu_;  // one connection, one statement at a time
+  sqlite3* db_;
+  Env* env_;
+};
+
+}  // namespace cbpipe
