@@ -120,9 +120,10 @@ class WorkflowStepsTest : public ::testing::Test {
   // (work2), at the same clock.
   InputResult ProcessElsewhere(const std::string& path, Config* other) {
     *other = DefaultConfig((root_ / "work2").string());
-    auto ledger = DeliveryLedger::Open((root_ / "ledger2.db").string());
+    auto ledger =
+        SqliteDeliveryLedger::Open((root_ / "ledger2.db").string(), &env_);
     EXPECT_TRUE(ledger.ok());
-    Pipeline pipeline(*other, ledger->get(), RetryEnv::Real(), kNowMs / 1000);
+    Pipeline pipeline(*other, ledger->get(), &env_, kNowMs / 1000);
     return pipeline.Process(path);
   }
 
