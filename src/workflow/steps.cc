@@ -115,9 +115,10 @@ StatusOr<json> Generate(StepServices& s, const RunRecord& run,
   for (const Batch& b : batches) {
     json files = json::array();
     for (const FileSummary& f : b.files) {
-      Metrics().files_generated_total.WithLabels({f.destination}).Increment();
-      Metrics().bytes_generated_total.WithLabels({f.destination}).Increment(
-          f.bytes);
+      if (s.metrics) {
+        s.metrics->Increment(kFilesGeneratedTotal, {f.destination});
+        s.metrics->Increment(kBytesGeneratedTotal, {f.destination}, f.bytes);
+      }
       files.push_back({{"destination", f.destination},
                        {"name", f.name},
                        {"records", f.records},

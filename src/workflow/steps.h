@@ -23,6 +23,7 @@
 #include "deliver/ledger.h"
 #include "notify/notifier.h"
 #include "store/object_store.h"
+#include "telemetry/metrics.h"
 #include "workflow/engine.h"
 #include "workflow/input_scan.h"
 
@@ -35,6 +36,7 @@ struct StepServices {
   ObjectStore* store = nullptr;
   DeliveryLedger* ledger = nullptr;
   Notifier* notifier = nullptr;  // may be null
+  Metrics* metrics = nullptr;    // may be null (nothing recorded)
   // Connections kept between deliveries (may be null: one per batch).
   TransportPool* transports = nullptr;
   RetryEnv env;
