@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/crash_point.h"
+#include "domain/pan.h"
 
 namespace cbpipe {
 namespace {
@@ -20,6 +21,27 @@ bool Matches(const Catcher& c, const Status& error) {
 }
 
 }  // namespace
+
+StatusOr<nlohmann::json> CallStepGuarded(
+    std::string_view name,
+    const std::function<StatusOr<nlohmann::json>()>& call) {
+  const std::string step(name);
+  try {
+    CrashPoint("step.call");  // CBPIPE_CRASH_AT="step.call:n:throw"
+    StatusOr<nlohmann::json> result = call();
+    if (result.ok() && !result->is_object()) {
+      return InternalError("step " + step + " returned " +
+                           std::string(result->type_name()) +
+                           ", not an object");
+    }
+    return result;
+  } catch (const std::exception& e) {
+    return InternalError("step " + step + " threw: " +
+                         MaskCardNumbers(e.what()));
+  } catch (...) {
+    return InternalError("step " + step + " threw an unknown exception");
+  }
+}
 
 RunOutcome WorkflowEngine::Resume(const std::string& run_id,
                                   const nlohmann::json& first_input,
@@ -81,7 +103,8 @@ RunOutcome WorkflowEngine::Resume(const std::string& run_id,
         return outcome;  // checkpointed: resumes at this step
       }
       record.attempts = attempt;
-      result = step.fn(run, input);
+      result = CallStepGuarded(step_name,
+                               [&] { return step.fn(run, input); });
       if (result.ok()) break;
       const bool retry = step.retry_transient &&
                          result.status().IsTransient() &&

@@ -65,6 +65,17 @@ struct RunOutcome {
   nlohmann::json output;
 };
 
+// Calls one step so that nothing it throws crosses the engine, and checks
+// what it returned: an exception (nlohmann's type errors, std::bad_alloc,
+// anything) becomes kInternal "step <name> threw: <what>", an output that
+// is not a JSON object kInternal "step <name> returned <type>, not an
+// object". Card numbers in an exception's text are masked. The engine
+// calls every step through it; the run then fails (or is caught) with that
+// error like any other, and the worker goes on with other runs.
+StatusOr<nlohmann::json> CallStepGuarded(
+    std::string_view name,
+    const std::function<StatusOr<nlohmann::json>()>& call);
+
 class WorkflowEngine {
  public:
   WorkflowEngine(const WorkflowDefinition& definition, RunStore* store,
