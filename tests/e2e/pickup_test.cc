@@ -190,6 +190,21 @@ class PickupTest : public ::testing::Test {
     return false;
   }
 
+  // The run id of an input: the start of its content hash.
+  std::string RunIdOf(const std::string& input) {
+    auto sha = Sha256File(input);
+    EXPECT_TRUE(sha.ok());
+    return sha.ok() ? sha->substr(0, 16) : std::string();
+  }
+
+  // out/ holds exactly what a clean run of `inputs` delivers, and no
+  // temporary file.
+  void ExpectDeliveredAsCleanRun(const std::vector<std::string>& inputs) {
+    int temporaries = 0;
+    EXPECT_EQ(Tree(*dir_ / "out", &temporaries), Expected(inputs));
+    EXPECT_EQ(temporaries, 0);
+  }
+
   int64_t DeadLetters() {
     auto q = SqliteQueue::Open(Work() + "/state.db", "inputs");
     if (!q.ok()) return -1;
@@ -557,9 +572,7 @@ TEST_F(PickupTest, TwoProcessesTwoWorkersEachNeverRunOneRunAtOnce) {
   const std::string logs = ReadFile(log_a) + ReadFile(log_b);
   EXPECT_EQ(Count(logs, "\"input.validated\""), kInputs) << logs;
   EXPECT_EQ(DeadLetters(), 0) << logs;
-  int temporaries = 0;
-  EXPECT_EQ(Tree(*dir_ / "out", &temporaries), Expected(inputs));
-  EXPECT_EQ(temporaries, 0);
+  ExpectDeliveredAsCleanRun(inputs);
 }
 
 TEST_F(PickupTest, KilledClaimHolderLosesTheRunOnlyAfterTheLease) {
@@ -569,9 +582,7 @@ TEST_F(PickupTest, KilledClaimHolderLosesTheRunOnlyAfterTheLease) {
   // last checkpoint.
   WriteConfig(/*settle_ms=*/0, /*workers=*/1);
   const std::string input = Generate("killed.csv", 2000, 17);
-  auto sha = Sha256File(input);
-  ASSERT_TRUE(sha.ok());
-  const std::string run_id = sha->substr(0, 16);
+  const std::string run_id = RunIdOf(input);
   const std::string trace = *dir_ / "trace.log";
   const std::string log_a = *dir_ / "a.log", log_b = *dir_ / "b.log";
   {
@@ -648,9 +659,7 @@ TEST_F(PickupTest, KilledClaimHolderLosesTheRunOnlyAfterTheLease) {
   EXPECT_EQ(b_steps.count("validate") + b_steps.count("scan"), 0u);
   EXPECT_FALSE(b_steps.empty());
   EXPECT_EQ(DeadLetters(), 0);
-  int temporaries = 0;
-  EXPECT_EQ(Tree(*dir_ / "out", &temporaries), Expected({input}));
-  EXPECT_EQ(temporaries, 0);
+  ExpectDeliveredAsCleanRun({input});
 }
 
 TEST_F(PickupTest, AClaimLostWhileFrozenStopsTheRunAtTheNextStep) {
@@ -661,9 +670,7 @@ TEST_F(PickupTest, AClaimLostWhileFrozenStopsTheRunAtTheNextStep) {
   // is finished from its checkpoint.
   WriteConfig(/*settle_ms=*/0, /*workers=*/1);
   const std::string input = Generate("frozen.csv", 100000, 31);
-  auto sha = Sha256File(input);
-  ASSERT_TRUE(sha.ok());
-  const std::string run_id = sha->substr(0, 16);
+  const std::string run_id = RunIdOf(input);
   const std::string trace = *dir_ / "trace.log";
   const std::string log = *dir_ / "a.log";
   ServeProcess a(*dir_ / "serve.toml", log, {"CBPIPE_TEST_TRACE=" + trace});
@@ -705,7 +712,7 @@ TEST_F(PickupTest, AClaimLostWhileFrozenStopsTheRunAtTheNextStep) {
   ASSERT_TRUE(WaitForRuns("succeeded", 1, 30000)) << ReadFile(log);
   Stop(a);
   EXPECT_EQ(DeadLetters(), 0);
-  EXPECT_EQ(Tree(*dir_ / "out"), Expected({input}));
+  ExpectDeliveredAsCleanRun({input});
 }
 
 TEST_F(PickupTest, AStepThatThrowsFailsItsRunAndTheServiceGoesOn) {
@@ -715,8 +722,6 @@ TEST_F(PickupTest, AStepThatThrowsFailsItsRunAndTheServiceGoesOn) {
   WriteConfig(/*settle_ms=*/0, /*workers=*/1);
   const std::string first = Generate("throws.csv", 50, 21);
   const std::string second = Generate("fine.csv", 50, 22);
-  auto sha = Sha256File(first);
-  ASSERT_TRUE(sha.ok());
   const std::string log = *dir_ / "serve.log";
   ServeProcess serve(*dir_ / "serve.toml", log,
                      {"CBPIPE_CRASH_AT=step.call:1:throw"});
@@ -729,7 +734,7 @@ TEST_F(PickupTest, AStepThatThrowsFailsItsRunAndTheServiceGoesOn) {
   Stop(serve);
   auto store = RunStore::Open(Work() + "/state.db");
   ASSERT_TRUE(store.ok());
-  StatusOr<RunRecord> failed = (*store)->Get(sha->substr(0, 16));
+  StatusOr<RunRecord> failed = (*store)->Get(RunIdOf(first));
   ASSERT_TRUE(failed.ok());
   EXPECT_EQ(failed->state, "failed");
   EXPECT_NE(failed->error.find(
@@ -739,7 +744,7 @@ TEST_F(PickupTest, AStepThatThrowsFailsItsRunAndTheServiceGoesOn) {
   EXPECT_EQ(DeadLetters(), 1);
   EXPECT_NE(ReadFile(log).find("test fault at crash point step.call"),
             std::string::npos);
-  EXPECT_EQ(Tree(*dir_ / "out"), Expected({second}));
+  ExpectDeliveredAsCleanRun({second});
 }
 
 }  // namespace
