@@ -33,6 +33,8 @@ std::vector<MetricSpec> TestSpecs() {
       {"h_seconds", "H.", MetricKind::kHistogram, {"d"}, {1, 2, 4},
        MetricUnit::kSeconds},
       {"depth", "D.", MetricKind::kCallbackGauge, {}, {}, MetricUnit::kCount},
+      {"wide_total", "W.", MetricKind::kCounter, {"a", "b", "c", "d", "e", "f"},
+       {}, MetricUnit::kCount},
   };
 }
 
@@ -74,6 +76,14 @@ TEST_P(MetricsContractTest, MissingLabelValuesAreEmptyExtraOnesDropped) {
   metrics_->Increment("c_total", {"x"});
   metrics_->Increment("c_total", {"x", "", "ignored"});
   EXPECT_EQ(Find("c_total", {"x", ""})->value, 2);
+}
+
+TEST_P(MetricsContractTest, ManyLabels) {
+  metrics_->Increment("wide_total", {"1", "2", "3", "4", "5", "6"}, 2);
+  metrics_->Increment("wide_total", {"1", "2", "3", "4", "5", "6"});
+  metrics_->Increment("wide_total", {"1", "2", "3", "4", "5"});
+  EXPECT_EQ(Find("wide_total", {"1", "2", "3", "4", "5", "6"})->value, 3);
+  EXPECT_EQ(Find("wide_total", {"1", "2", "3", "4", "5", ""})->value, 1);
 }
 
 TEST_P(MetricsContractTest, GaugesReplaceTheirValue) {

@@ -4,6 +4,7 @@
 #include <cassert>
 #include <charconv>
 #include <cmath>
+#include <span>
 #include <type_traits>
 
 namespace cbpipe {
@@ -92,7 +93,7 @@ std::string LabelPrefix(const std::vector<std::string>& names,
 }
 
 // An unambiguous map key for label values that sorts like the values do.
-void EncodeKey(std::initializer_list<std::string_view> values, size_t count,
+void EncodeKey(std::span<const std::string_view> values, size_t count,
                std::string* key) {
   key->clear();
   size_t i = 0;
@@ -173,6 +174,13 @@ Series& MetricFamily<Series>::WithLabels(
     std::initializer_list<std::string_view> values) {
   assert(values.size() == label_names_.size() &&
          "wrong number of label values");
+  return SeriesFor(std::span<const std::string_view>(values.begin(),
+                                                     values.size()));
+}
+
+template <typename Series>
+Series& MetricFamily<Series>::SeriesFor(
+    std::span<const std::string_view> values) {
   thread_local std::string key;
   EncodeKey(values, label_names_.size(), &key);
   {
@@ -382,7 +390,6 @@ std::string MetricsRegistry::RenderPrometheus() const {
 
 struct PrometheusMetrics::Family {
   MetricKind kind;
-  size_t label_count = 0;
   CounterFamily* counter = nullptr;
   GaugeFamily* gauge = nullptr;
   HistogramFamily* histogram = nullptr;
@@ -398,8 +405,7 @@ PrometheusMetrics::PrometheusMetrics(const std::vector<MetricSpec>& specs) {
     auto f = std::make_unique<Family>();
     f->kind = spec.kind;
     f->name = spec.name;
-    f->label_count = spec.label_names.size();
-    switch (spec.kind) {
+      switch (spec.kind) {
       case MetricKind::kCounter:
         f->counter = &registry_.AddCounter(spec.name, spec.help,
                                            spec.label_names);
@@ -429,42 +435,28 @@ PrometheusMetrics::Family* PrometheusMetrics::Find(std::string_view name,
   return it->second.get();
 }
 
-// The registry's families take exactly as many values as label names.
 namespace {
-template <typename FamilyT>
-auto& SeriesOf(FamilyT& family, LabelValues labels, size_t count) {
-  if (labels.size() == count) return family.WithLabels(labels);
-  std::vector<std::string_view> v(labels.begin(), labels.end());
-  v.resize(count);
-  switch (count) {
-    case 0: return family.WithLabels({});
-    case 1: return family.WithLabels({v[0]});
-    case 2: return family.WithLabels({v[0], v[1]});
-    case 3: return family.WithLabels({v[0], v[1], v[2]});
-    default: return family.WithLabels({v[0], v[1], v[2], v[3]});
-  }
+std::span<const std::string_view> Span(LabelValues labels) {
+  return {labels.begin(), labels.size()};
 }
 }  // namespace
 
 void PrometheusMetrics::Increment(std::string_view name, LabelValues labels,
                                   uint64_t n) {
   Family* f = Find(name, MetricKind::kCounter);
-  if (f && f->label_count <= 4)
-    SeriesOf(*f->counter, labels, f->label_count).Increment(n);
+  if (f) f->counter->SeriesFor(Span(labels)).Increment(n);
 }
 
 void PrometheusMetrics::Set(std::string_view name, LabelValues labels,
                             double value) {
   Family* f = Find(name, MetricKind::kGauge);
-  if (f && f->label_count <= 4)
-    SeriesOf(*f->gauge, labels, f->label_count).Set(value);
+  if (f) f->gauge->SeriesFor(Span(labels)).Set(value);
 }
 
 void PrometheusMetrics::Observe(std::string_view name, LabelValues labels,
                                 double value) {
   Family* f = Find(name, MetricKind::kHistogram);
-  if (f && f->label_count <= 4)
-    SeriesOf(*f->histogram, labels, f->label_count).Observe(value);
+  if (f) f->histogram->SeriesFor(Span(labels)).Observe(value);
 }
 
 GaugeRegistration PrometheusMetrics::WatchGauge(std::string_view name,

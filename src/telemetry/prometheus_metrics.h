@@ -31,6 +31,7 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -96,6 +97,9 @@ class MetricFamily {
   // names, same order), created at zero the first time. The reference stays
   // valid as long as the registry.
   Series& WithLabels(std::initializer_list<std::string_view> values);
+  // Like WithLabels, but missing values are "" and extra ones dropped
+  // (the Metrics port's rule) instead of a programming error.
+  Series& SeriesFor(std::span<const std::string_view> values);
   // The series of a family without labels.
   Series& Get() { return WithLabels({}); }
 
