@@ -560,7 +560,22 @@ void Service::WorkLoop(int) {
       env_->SleepFor(0.5, &stop_);
       continue;
     }
-    for (const Message& m : *got) Handle(m);
+    for (const Message& m : *got) {
+      // Defence in depth: steps are guarded by the engine, and nothing
+      // else here should throw; if something does (std::bad_alloc), this
+      // message is left to its lease (then max_receive_count) and the
+      // worker goes on.
+      try {
+        Handle(m);
+      } catch (const std::exception& e) {
+        Log().Error({}, "worker.error",
+                    "unexpected exception while handling a message: " +
+                        MaskCardNumbers(e.what()));
+      } catch (...) {
+        Log().Error({}, "worker.error",
+                    "unexpected exception while handling a message");
+      }
+    }
     // Connections stay open across a burst of inputs, not for long after.
     if (got->empty()) {
       transports_.CloseIdle(std::chrono::seconds(kIdleConnectionSeconds));
@@ -568,19 +583,42 @@ void Service::WorkLoop(int) {
   }
 }
 
+namespace {
+
+// The run a message names; kInvalidArgument when the body is not the
+// object TakeFromPickup sends (a JSON object with string fields, run_id
+// and input_key not empty). Never throws.
+StatusOr<RunRecord> RunOfMessage(const std::string& text) {
+  const json body = json::parse(text, nullptr, false);
+  if (!body.is_object()) return InvalidArgumentError("not a JSON object");
+  RunRecord run;
+  for (auto [field, target] :
+       {std::pair{"run_id", &run.run_id}, {"input_key", &run.input_key},
+        {"input_name", &run.input_name}, {"trace_id", &run.trace_id}}) {
+    auto it = body.find(field);
+    if (it == body.end()) continue;
+    if (!it->is_string())
+      return InvalidArgumentError(std::string(field) + " is not a string");
+    *target = it->get<std::string>();
+  }
+  if (run.run_id.empty() || run.input_key.empty())
+    return InvalidArgumentError("no run_id or input_key");
+  return run;
+}
+
+}  // namespace
+
 void Service::Handle(const Message& message) {
-  json body = json::parse(message.body, nullptr, false);
-  if (body.is_discarded() || !body.contains("run_id") ||
-      !body.contains("input_key")) {
-    queue_->MoveToDeadLetter(message.receipt, "malformed message body")
+  StatusOr<RunRecord> parsed = RunOfMessage(message.body);
+  if (!parsed.ok()) {
+    queue_->MoveToDeadLetter(message.receipt,
+                             "malformed message body: " +
+                                 parsed.status().message())
         .IgnoreError();
+    metrics_->Increment(kDeadLettersTotal, {});
     return;
   }
-  RunRecord run;
-  run.run_id = body.value("run_id", "");
-  run.input_key = body.value("input_key", "");
-  run.input_name = body.value("input_name", "");
-  run.trace_id = body.value("trace_id", "");
+  RunRecord run = std::move(*parsed);
   StatusOr<bool> created = runs_->CreateIfAbsent(run);
   if (!created.ok()) {
     Log().Error({.run_id = run.run_id}, "run.error",
@@ -618,10 +656,22 @@ void Service::Handle(const Message& message) {
 
   std::shared_ptr<ActiveClaim> claim =
       AddActiveClaim(run.run_id, owner, message.receipt, run.trace_id);
+  // However this ends (an exception included), the keeper stops renewing
+  // and the claim is given up.
+  struct Held {
+    Service* service;
+    const std::shared_ptr<ActiveClaim>& claim;
+    ~Held() {
+      service->RemoveActiveClaim(claim);
+      service->runs_->ReleaseClaim(claim->run_id, claim->owner).IgnoreError();
+      if (TestTraceEnabled())
+        TestTrace("released " + claim->run_id + " " + claim->owner);
+    }
+  } held{this, claim};
   const int64_t start_ms = env_->NowMs();
   RunOutcome outcome = engine_->Resume(
       run.run_id, InitialInput(run.input_key, run.input_name), &claim->stop);
-  RemoveActiveClaim(claim);
+  RemoveActiveClaim(claim);  // no renewal from here on (again in ~Held)
   const int64_t elapsed_ms = env_->NowMs() - start_ms;
   bool lost;
   {
@@ -658,8 +708,6 @@ void Service::Handle(const Message& message) {
                                    : "stopped: the claim could not be renewed")
                    : outcome.error);
   }
-  runs_->ReleaseClaim(run.run_id, owner).IgnoreError();
-  if (tracing) TestTrace("released " + run.run_id + " " + owner);
 }
 
 std::shared_ptr<Service::ActiveClaim> Service::AddActiveClaim(

@@ -133,6 +133,7 @@ class Service {
                                               std::string owner,
                                               std::string receipt,
                                               std::string trace_id);
+  // Idempotent.
   void RemoveActiveClaim(const std::shared_ptr<ActiveClaim>& claim);
   // Steps wrapped so that CBPIPE_TEST_TRACE shows when each one ran.
   void TraceSteps();

@@ -124,5 +124,34 @@ TEST_F(ServiceTest, RunsInputsAndRecordsThroughTheInjectedMetrics) {
   EXPECT_EQ(metrics_.Value(kDeadLettersTotal), 0);
 }
 
+TEST_F(ServiceTest, MalformedMessagesAreDeadLettersAndServingGoesOn) {
+  std::unique_ptr<Service> service = Make();
+  ASSERT_TRUE(service);
+  // Fields of the wrong type would make nlohmann's value() throw.
+  for (const char* body :
+       {"not json", "[1,2]", "\"text\"", R"({"run_id": 5, "input_key": "k"})",
+        R"({"run_id": "r", "input_key": ["k"]})", R"({"run_id": "r"})",
+        R"({"run_id": "r", "input_key": "k", "trace_id": {"a": 1}})"}) {
+    ASSERT_TRUE(service->queue()->Send(body).ok());
+  }
+  fs::create_directories(root_ / "work/inbox");
+  DropInput("after.csv", 3);
+  ASSERT_TRUE(service->Start().ok());
+  bool done = false;
+  for (int i = 0; i < 300 && !done; ++i) {
+    StatusOr<int64_t> n = service->runs()->Count("succeeded");
+    done = n.ok() && *n == 1;
+    if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(done);
+  service->RequestStop();
+  ASSERT_TRUE(service->Join(10000));
+  StatusOr<QueueStats> st = service->queue()->Stats();
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->dead_letters, 7);
+  EXPECT_EQ(metrics_.Value(kDeadLettersTotal), 7);
+  EXPECT_EQ(metrics_.Value(kInputsTotal, {"accepted"}), 1);
+}
+
 }  // namespace
 }  // namespace cbpipe
