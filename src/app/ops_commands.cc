@@ -626,8 +626,9 @@ int Replay(const Config& config, const std::string& run_id, bool as_json,
                : kExitRejected;
   }
   // Every file must still be what was generated before anything is sent.
+  const OutputOptions output = OutputOptionsOf(config);
   for (const Batch& b : *batches) {
-    Status verified = VerifyBatch(b, config);
+    Status verified = VerifyBatch(b, output);
     if (!verified.ok()) {
       refuse("refused",
              "refusing to replay: batch " + b.id +

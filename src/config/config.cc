@@ -752,12 +752,19 @@ Status ParseNotify(const toml::table& t, const ConfigError& err, Config* c) {
 
 }  // namespace
 
-double RetryDelaySeconds(const RetryPolicy& p, int attempt, double random01) {
-  double delay =
-      p.interval_seconds * std::pow(p.backoff_rate, std::max(0, attempt - 1));
-  if (p.max_delay_seconds > 0) delay = std::min(delay, p.max_delay_seconds);
-  if (p.full_jitter) delay *= random01;
-  return std::max(0.0, delay);
+OutputOptions OutputOptionsOf(const Config& config) {
+  OutputOptions o;
+  o.work_dir = config.work_dir;
+  o.limits = config.limits;
+  o.layouts = config.layouts;
+  o.routes.reserve(config.destinations.size());
+  for (const DestinationConfig& d : config.destinations) {
+    o.routes.push_back({.name = d.name,
+                        .networks = d.networks,
+                        .file_name_template = d.file_name_template,
+                        .layout = d.layout});
+  }
+  return o;
 }
 
 const DestinationConfig* Config::DestinationFor(Network network) const {

@@ -3,6 +3,13 @@
 //   auto config = LoadConfig("cbpipe.toml");       // or DefaultConfig(dir)
 //   if (!config.ok()) { print config.status(): it names the key }
 //
+// config/ is the top of the layers below workflow/: each layer has its own
+// options struct (RetryPolicy in common/, DestinationConfig in deliver/,
+// OutputOptions and Limits in output/, RejectThresholds, ValidatorOptions in
+// validate/, ReaderLimits and FieldMapping in ingest/, WebhookOptions and
+// EmailOptions in notify/), and Config holds or maps into them. Nothing
+// below workflow/ includes config/ (tests/layering_test checks it).
+//
 // Secrets are never in the config: credentials are references ("env:NAME",
 // "file:/path") resolved by secrets/ when a connection is made.
 #pragma once
@@ -13,87 +20,16 @@
 #include <string>
 #include <vector>
 
+#include "common/retry.h"
 #include "common/status.h"
+#include "deliver/destination.h"
 #include "domain/network.h"
 #include "ingest/reader.h"
 #include "output/layout.h"
+#include "output/options.h"
 #include "validate/validator.h"
 
 namespace cbpipe {
-
-struct RetryPolicy {
-  // Step Functions semantics: attempt n (1-based) waits
-  // min(interval * rate^(n-1), max_delay) before the next, scaled by a random
-  // factor in [0, 1) when jitter is FULL.
-  double interval_seconds = 1.0;
-  double backoff_rate = 2.0;
-  int max_attempts = 5;  // total attempts, including the first
-  double max_delay_seconds = 60.0;
-  bool full_jitter = true;
-};
-
-// The wait before attempt `attempt + 1` after `attempt` (1-based) failed:
-// min(interval * rate^(attempt-1), max_delay), times `random01` (in [0, 1))
-// under FULL jitter. Used by deliveries, workflow steps and notifications.
-double RetryDelaySeconds(const RetryPolicy& policy, int attempt,
-                         double random01);
-
-enum class FtpsMode { kExplicit, kImplicit };
-enum class OnConflict { kFail, kReplace, kRename };
-
-struct DestinationConfig {
-  std::string name;                // unique, [a-z0-9_-]
-  std::vector<Network> networks;   // which records it receives
-  std::string url;                 // sftp:// ftps:// ftp:// file://
-  std::string file_name_template =
-      "{network}_{date}_{input_id}_b{batch}_f{file}.csv";
-  std::string layout = "";         // built-in or [layout.NAME]; default:
-                                   // the first network's built-in layout
-  // Connection (sftp/ftps/ftp).
-  std::string username;            // or user@ in the URL
-  std::string password_ref;        // secret reference, never the secret
-  std::string private_key_ref;     // sftp: a secret reference to a key file
-  std::string public_key_path;     // sftp: optional
-  std::string known_hosts;         // sftp: known_hosts file
-  std::string host_key_sha256;     // sftp: base64 SHA-256 fingerprint
-  bool insecure_skip_host_key = false;
-  std::string ca_file;             // ftps: CA bundle; default system store
-  FtpsMode ftps_mode = FtpsMode::kExplicit;
-  bool allow_insecure = false;     // required for ftp://
-  bool active_mode = false;        // ftp/ftps: PORT instead of EPSV/PASV
-  std::string temp_suffix = ".part";
-  // The server refuses every request but upload and rename (a drop box):
-  // no STAT, size or list is sent (docs/interop.md).
-  bool write_only = false;
-  // sftp: fsync@openssh.com before the rename, where the server offers it
-  // (the bytes are on the server's disk before the final name appears).
-  bool remote_fsync = true;
-  OnConflict on_conflict = OnConflict::kFail;
-  double connect_timeout_seconds = 15;
-  double transfer_timeout_seconds = 600;
-  double stall_timeout_seconds = 30;   // no progress for this long: abort
-  RetryPolicy retry;
-};
-
-// [input] error thresholds: past either, an input is rejected as a whole
-// (nothing of it delivered). Only records the validator rejects count; a
-// valid record that cannot be routed (NO_DESTINATION, RECORD_TOO_LARGE) is
-// a config problem, reported on its own.
-struct RejectThresholds {
-  // More rejected records than this stops the scan at once, so the rejects
-  // file stops growing there.
-  uint64_t max_rejected_records = 1000000;
-  // Rejected / read, checked at the end of an input of at least
-  // kRatioMinRecords records; more than this rejects it.
-  double max_rejected_ratio = 0.5;
-  static constexpr uint64_t kRatioMinRecords = 100;
-};
-
-struct Limits {
-  int max_files_per_batch = 4;
-  uint64_t max_file_bytes = 50ull << 20;  // 50 MiB
-  uint64_t max_records_per_file = 0;      // 0: no limit
-};
 
 // [service]: `cbpipe serve`.
 struct ServiceConfig {
@@ -191,6 +127,10 @@ struct ConfigReview {
   std::vector<std::string> errors, warnings;
 };
 ConfigReview ReviewConfig(const Config& config);
+
+// output/'s options from the config: work_dir, limits, layouts and one route
+// per destination, in config order.
+OutputOptions OutputOptionsOf(const Config& config);
 
 // The built-in config: the four networks to file:// folders under
 // `work_dir`/outbox/<network>.

@@ -45,7 +45,7 @@
 #include <string>
 
 #include "common/status.h"
-#include "config/config.h"
+#include "deliver/destination.h"
 #include "deliver/transport.h"
 
 namespace cbpipe {

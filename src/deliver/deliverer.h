@@ -29,7 +29,7 @@
 #include <string>
 #include <vector>
 
-#include "config/config.h"
+#include "deliver/destination.h"
 #include "deliver/ledger.h"
 #include "deliver/transport.h"
 

@@ -48,7 +48,7 @@
 #include <memory>
 
 #include "common/status.h"
-#include "config/config.h"
+#include "deliver/destination.h"
 #include "deliver/transport.h"
 
 namespace cbpipe {

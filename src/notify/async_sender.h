@@ -31,8 +31,8 @@
 #include <string_view>
 #include <thread>
 
+#include "common/retry.h"
 #include "common/status.h"
-#include "config/config.h"
 #include "notify/notifier.h"
 
 namespace cbpipe {

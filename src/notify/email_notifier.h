@@ -36,8 +36,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/retry.h"
 #include "common/status.h"
-#include "config/config.h"
 #include "notify/notifier.h"
 #include "secrets/secrets.h"
 

@@ -35,8 +35,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/retry.h"
 #include "common/status.h"
-#include "config/config.h"
 #include "notify/notifier.h"
 #include "secrets/secrets.h"
 

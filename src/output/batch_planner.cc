@@ -189,9 +189,9 @@ struct BatchPlanner::Destination {
   std::vector<StagedFile> closed;
 };
 
-BatchPlanner::BatchPlanner(const Config& config, PlanContext ctx,
+BatchPlanner::BatchPlanner(const OutputOptions& options, PlanContext ctx,
                            std::string staging_id)
-    : limits_(config.limits),
+    : limits_(options.limits),
       ctx_(std::move(ctx)),
       staging_id_(std::move(staging_id)) {
   route_.fill(-1);
@@ -210,8 +210,8 @@ BatchPlanner::BatchPlanner(const Config& config, PlanContext ctx,
     fail(InvalidArgumentError("limits.max_files_per_batch must be >= 1"));
   }
   std::set<std::string> names;
-  for (size_t i = 0; i < config.destinations.size(); ++i) {
-    const DestinationConfig& dc = config.destinations[i];
+  for (size_t i = 0; i < options.routes.size(); ++i) {
+    const OutputRoute& dc = options.routes[i];
     if (!IsPlainName(dc.name) || !names.insert(dc.name).second) {
       fail(InvalidArgumentError("destination \"" + dc.name +
                                 "\": name empty, duplicated or not a plain "
@@ -219,7 +219,7 @@ BatchPlanner::BatchPlanner(const Config& config, PlanContext ctx,
       continue;
     }
     if (dc.networks.empty()) continue;  // receives nothing
-    auto layout = LayoutForDestination(config, dc);
+    auto layout = LayoutForDestination(options, dc);
     if (!layout.ok()) {
       fail(layout.status());
       continue;

@@ -4,7 +4,7 @@
 // batches of at most `max_files_per_batch`, each in its own folder with a
 // manifest.json.
 //
-//   BatchPlanner planner(config, {.input_id = "in1", .work_dir = "/w"});
+//   BatchPlanner planner(options, {.input_id = "in1", .work_dir = "/w"});
 //   for (const Record& record : records) {
 //     StatusOr<bool> added = planner.Add(record);
 //     if (!added.ok()) {
@@ -34,10 +34,10 @@
 #include <vector>
 
 #include "common/status.h"
-#include "config/config.h"
 #include "domain/record.h"
 #include "output/file_writer.h"
 #include "output/layout.h"
+#include "output/options.h"
 
 namespace cbpipe {
 
@@ -98,7 +98,7 @@ class BatchPlanner {
   // the records (it hashes the input while they are read) gives one, leaves
   // ctx.input_id empty and calls SetInputId before Finish. Same rules as
   // the input id.
-  BatchPlanner(const Config& config, PlanContext ctx,
+  BatchPlanner(const OutputOptions& options, PlanContext ctx,
                std::string staging_id = "");
   ~BatchPlanner();
   BatchPlanner(const BatchPlanner&) = delete;
@@ -134,7 +134,7 @@ class BatchPlanner {
   Status CloseCurrent(Destination& destination);
   Status PrepareStaging();
 
-  Limits limits_;  // copied: the planner does not keep the config
+  Limits limits_;  // copied: the planner does not keep the options
   PlanContext ctx_;
   std::string staging_id_;
   Status init_status_;

@@ -13,13 +13,13 @@ namespace cbpipe {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::FourNetworkConfig;
+using testing::FourNetworkOptions;
 using testing::MakeDestination;
 using testing::MakeRecord;
 using testing::ReadAll;
 using testing::ScratchDir;
 
-StatusOr<std::vector<Batch>> RunPlanner(const Config& config,
+StatusOr<std::vector<Batch>> RunPlanner(const OutputOptions& config,
                                         const std::string& work_dir,
                                         const std::vector<Record>& records,
                                         const std::string& input_id = "in1") {
@@ -47,7 +47,7 @@ TEST(BatchPlannerTest, OneFilePerNetworkInOneBatch) {
     auto some = Many(n, 3, std::string(NetworkName(n)));
     records.insert(records.end(), some.begin(), some.end());
   }
-  auto batches = RunPlanner(FourNetworkConfig(), dir.path(), records);
+  auto batches = RunPlanner(FourNetworkOptions(), dir.path(), records);
   ASSERT_TRUE(batches.ok()) << batches.status().ToString();
   ASSERT_EQ(batches->size(), 1u);
   const Batch& b = (*batches)[0];
@@ -71,13 +71,13 @@ TEST(BatchPlannerTest, OneFilePerNetworkInOneBatch) {
   auto manifest = ReadManifest(b.manifest_path);
   ASSERT_TRUE(manifest.ok()) << manifest.status().ToString();
   EXPECT_EQ(ManifestJson(*manifest), ManifestJson(b));
-  EXPECT_TRUE(VerifyBatch(b, FourNetworkConfig()).ok());
+  EXPECT_TRUE(VerifyBatch(b, FourNetworkOptions()).ok());
 }
 
 TEST(BatchPlannerTest, NoDestinationForTheNetworkReturnsFalse) {
   ScratchDir dir;
-  Config config;
-  config.destinations.push_back(MakeDestination("v", {Network::kVisa}));
+  OutputOptions config;
+  config.routes.push_back(MakeDestination("v", {Network::kVisa}));
   BatchPlanner planner(config, {.input_id = "in1", .work_dir = dir.path()});
   auto added = planner.Add(MakeRecord(Network::kAmex, "a"));
   ASSERT_TRUE(added.ok());
@@ -90,7 +90,7 @@ TEST(BatchPlannerTest, NoDestinationForTheNetworkReturnsFalse) {
 
 TEST(BatchPlannerTest, RollsOverAtMaxRecordsPerFile) {
   ScratchDir dir;
-  Config config = FourNetworkConfig();
+  OutputOptions config = FourNetworkOptions();
   config.limits.max_records_per_file = 3;
   auto batches = RunPlanner(config, dir.path(), Many(Network::kVisa, 10, "v"));
   ASSERT_TRUE(batches.ok()) << batches.status().ToString();
@@ -108,7 +108,7 @@ TEST(BatchPlannerTest, RollsOverAtMaxRecordsPerFile) {
 TEST(BatchPlannerTest, RollsOverAtMaxFileBytesAndNoFileIsOver) {
   for (const char* network : {"visa", "mastercard"}) {  // without/with trailer
     ScratchDir dir;
-    Config config = FourNetworkConfig();
+    OutputOptions config = FourNetworkOptions();
     config.limits.max_file_bytes = 1000;
     config.limits.max_files_per_batch = 100;
     const Network n = *ParseNetwork(network);
@@ -136,7 +136,7 @@ TEST(BatchPlannerTest, RollsOverAtMaxFileBytesAndNoFileIsOver) {
 TEST(BatchPlannerTest, TrailerGrowthCountsTowardsTheByteLimit) {
   // The exact size of a two-record mastercard file totalling USD 9.99 ...
   ScratchDir probe;
-  auto two = RunPlanner(FourNetworkConfig(), probe.path(),
+  auto two = RunPlanner(FourNetworkOptions(), probe.path(),
                         {MakeRecord(Network::kMastercard, "1", 500),
                          MakeRecord(Network::kMastercard, "2", 499)});
   ASSERT_TRUE(two.ok());
@@ -146,7 +146,7 @@ TEST(BatchPlannerTest, TrailerGrowthCountsTowardsTheByteLimit) {
   // ... is one byte short for rows of the same length totalling USD 10.00:
   // the second record must roll over because of the trailer alone.
   ScratchDir dir;
-  Config config = FourNetworkConfig();
+  OutputOptions config = FourNetworkOptions();
   config.limits.max_file_bytes = size;
   auto batches = RunPlanner(config, dir.path(),
                             {MakeRecord(Network::kMastercard, "1", 500),
@@ -163,12 +163,12 @@ TEST(BatchPlannerTest, ByteLimitHoldsWithQuotedTrailerAndManyCurrencies) {
   for (char delimiter : {';', '=', '0', '1'})
     for (uint64_t limit : {400u, 450u, 555u, 700u, 1000u}) {
       ScratchDir dir;
-      Config config = FourNetworkConfig();
+      OutputOptions config = FourNetworkOptions();
       Layout layout = *BuiltinLayout("amex");
       layout.name = "amex_semicolon";
       layout.delimiter = delimiter;
       config.layouts[layout.name] = layout;
-      config.destinations[2].layout = layout.name;
+      config.routes[2].layout = layout.name;
       config.limits.max_file_bytes = limit;
       config.limits.max_files_per_batch = 1000;
       const std::pair<const char*, int> currencies[] = {
@@ -194,7 +194,7 @@ TEST(BatchPlannerTest, ByteLimitHoldsWithQuotedTrailerAndManyCurrencies) {
 
 TEST(BatchPlannerTest, OversizedRecordIsResourceExhaustedAndPlannerGoesOn) {
   ScratchDir dir;
-  Config config = FourNetworkConfig();
+  OutputOptions config = FourNetworkOptions();
   config.limits.max_file_bytes = 600;
   BatchPlanner planner(config, {.input_id = "in1", .work_dir = dir.path()});
   ASSERT_TRUE(*planner.Add(MakeRecord(Network::kVisa, "ok1")));
@@ -219,7 +219,7 @@ TEST(BatchPlannerTest, OversizedRecordIsResourceExhaustedAndPlannerGoesOn) {
 
 TEST(BatchPlannerTest, PacksFirstFilesOfEveryDestinationFirst) {
   ScratchDir dir;
-  Config config = FourNetworkConfig();
+  OutputOptions config = FourNetworkOptions();
   config.limits.max_records_per_file = 1;
   std::vector<Record> records;
   // Destination order comes from the config, not from record order.
@@ -247,7 +247,7 @@ TEST(BatchPlannerTest, PacksFirstFilesOfEveryDestinationFirst) {
 TEST(BatchPlannerTest, MoreDestinationsThanTheBatchLimit) {
   for (int limit : {1, 2, 3}) {
     ScratchDir dir;
-    Config config = FourNetworkConfig();
+    OutputOptions config = FourNetworkOptions();
     config.limits.max_files_per_batch = limit;
     config.limits.max_records_per_file = 2;
     std::vector<Record> records;
@@ -271,10 +271,10 @@ TEST(BatchPlannerTest, MoreDestinationsThanTheBatchLimit) {
 
 TEST(BatchPlannerTest, OneDestinationForSeveralNetworks) {
   ScratchDir dir;
-  Config config;
-  config.destinations.push_back(
+  OutputOptions config;
+  config.routes.push_back(
       MakeDestination("cards", {Network::kAmex, Network::kDiscover}));
-  config.destinations.back().file_name_template = "{destination}-{network}.csv";
+  config.routes.back().file_name_template = "{destination}-{network}.csv";
   auto batches = RunPlanner(
       config, dir.path(),
       {MakeRecord(Network::kDiscover, "d"), MakeRecord(Network::kAmex, "a")});
@@ -290,9 +290,9 @@ TEST(BatchPlannerTest, OneDestinationForSeveralNetworks) {
 
 TEST(BatchPlannerTest, SeveralNetworksNameFilesAfterTheDestination) {
   ScratchDir dir;
-  Config config;
-  config.destinations.push_back(MakeDestination("visa", {Network::kVisa}));
-  config.destinations.push_back(
+  OutputOptions config;
+  config.routes.push_back(MakeDestination("visa", {Network::kVisa}));
+  config.routes.push_back(
       MakeDestination("processor", {Network::kAmex, Network::kDiscover}));
   auto batches = RunPlanner(
       config, dir.path(),
@@ -311,7 +311,7 @@ TEST(BatchPlannerTest, SeveralNetworksNameFilesAfterTheDestination) {
 TEST(BatchPlannerTest, TotalOverflowRollsOverIntoANewFile) {
   ScratchDir dir;
   const int64_t big = std::numeric_limits<int64_t>::max() / 2 + 1;
-  auto batches = RunPlanner(FourNetworkConfig(), dir.path(),
+  auto batches = RunPlanner(FourNetworkOptions(), dir.path(),
                             {MakeRecord(Network::kMastercard, "1", big),
                              MakeRecord(Network::kMastercard, "2", big)});
   ASSERT_TRUE(batches.ok()) << batches.status().ToString();
@@ -324,15 +324,15 @@ TEST(BatchPlannerTest, DateTokenIsTheLatestChargebackDate) {
   records[1].chargeback_date = {
       .year = 2025, .month = 4, .day = 2, .hour = 1, .has_time = true};
   records[2].chargeback_date = {.year = 2024, .month = 12, .day = 31};
-  auto batches = RunPlanner(FourNetworkConfig(), dir.path(), records);
+  auto batches = RunPlanner(FourNetworkOptions(), dir.path(), records);
   ASSERT_TRUE(batches.ok());
   EXPECT_EQ((*batches)[0].files[0].name, "visa_20250402_in1_b001_f001.csv");
 
   // A record no destination takes still counts: the name depends on the
   // input, not on the routing.
   ScratchDir dir2;
-  Config visa_only;
-  visa_only.destinations.push_back(MakeDestination("visa", {Network::kVisa}));
+  OutputOptions visa_only;
+  visa_only.routes.push_back(MakeDestination("visa", {Network::kVisa}));
   BatchPlanner planner(visa_only, {.input_id = "in1", .work_dir = dir2.path()});
   for (const Record& r : records) ASSERT_TRUE(*planner.Add(r));
   Record amex = MakeRecord(Network::kAmex, "a");
@@ -344,7 +344,7 @@ TEST(BatchPlannerTest, DateTokenIsTheLatestChargebackDate) {
 }
 
 TEST(BatchPlannerTest, IsDeterministicAcrossRunsAndFolders) {
-  Config config = FourNetworkConfig();
+  OutputOptions config = FourNetworkOptions();
   config.limits.max_records_per_file = 4;
   std::vector<Record> records;
   for (int i = 0; i < 40; ++i) {
@@ -391,29 +391,29 @@ TEST(BatchPlannerTest, IsDeterministicAcrossRunsAndFolders) {
 
 TEST(BatchPlannerTest, ConfigProblemsAreReportedByAddAndFinish) {
   ScratchDir dir;
-  Config config = FourNetworkConfig();
-  config.destinations[0].file_name_template = "{network}_{when}.csv";
+  OutputOptions config = FourNetworkOptions();
+  config.routes[0].file_name_template = "{network}_{when}.csv";
   BatchPlanner planner(config, {.input_id = "in1", .work_dir = dir.path()});
   EXPECT_EQ(planner.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(planner.status().message().find("{when}"), std::string::npos);
   EXPECT_FALSE(planner.Add(MakeRecord(Network::kVisa, "x")).ok());
   EXPECT_FALSE(planner.Finish().ok());
 
-  Config bad_layout = FourNetworkConfig();
-  bad_layout.destinations[1].layout = "missing";
+  OutputOptions bad_layout = FourNetworkOptions();
+  bad_layout.routes[1].layout = "missing";
   EXPECT_EQ(BatchPlanner(bad_layout, {.input_id = "in1", .work_dir = "w"})
                 .status()
                 .code(),
             StatusCode::kNotFound);
 
   for (const char* id : {"", "..", "a/b", "in 1"}) {
-    EXPECT_FALSE(BatchPlanner(FourNetworkConfig(),
+    EXPECT_FALSE(BatchPlanner(FourNetworkOptions(),
                               {.input_id = id, .work_dir = dir.path()})
                      .status()
                      .ok())
         << id;
   }
-  Config zero = FourNetworkConfig();
+  OutputOptions zero = FourNetworkOptions();
   zero.limits.max_files_per_batch = 0;
   EXPECT_FALSE(
       BatchPlanner(zero, {.input_id = "in1", .work_dir = "w"}).status().ok());
@@ -421,7 +421,7 @@ TEST(BatchPlannerTest, ConfigProblemsAreReportedByAddAndFinish) {
 
 TEST(BatchPlannerTest, InputIdCanComeAfterTheRecords) {
   ScratchDir dir;
-  BatchPlanner planner(FourNetworkConfig(),
+  BatchPlanner planner(FourNetworkOptions(),
                        {.input_id = "", .work_dir = dir.path()}, "pending-1");
   ASSERT_TRUE(planner.status().ok()) << planner.status().ToString();
   for (const Record& r : Many(Network::kVisa, 3, "v")) {
@@ -437,12 +437,12 @@ TEST(BatchPlannerTest, InputIdCanComeAfterTheRecords) {
   EXPECT_EQ((*batches)[0].id, "in7-b001");
   EXPECT_EQ((*batches)[0].files[0].name, "visa_20250301_in7_b001_f001.csv");
   EXPECT_FALSE(fs::exists(dir.path() + "/staging/pending-1"));
-  EXPECT_TRUE(VerifyBatch((*batches)[0], FourNetworkConfig()).ok());
+  EXPECT_TRUE(VerifyBatch((*batches)[0], FourNetworkOptions()).ok());
 
-  BatchPlanner no_id(FourNetworkConfig(),
+  BatchPlanner no_id(FourNetworkOptions(),
                      {.input_id = "", .work_dir = dir.path()}, "pending-2");
   EXPECT_EQ(no_id.Finish().status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_FALSE(BatchPlanner(FourNetworkConfig(),
+  EXPECT_FALSE(BatchPlanner(FourNetworkOptions(),
                             {.input_id = "", .work_dir = dir.path()}, "a/b")
                    .status()
                    .ok());
@@ -450,9 +450,9 @@ TEST(BatchPlannerTest, InputIdCanComeAfterTheRecords) {
 
 TEST(BatchPlannerTest, NamesThatCollideInABatchAreAnError) {
   ScratchDir dir;
-  Config config = FourNetworkConfig();
+  OutputOptions config = FourNetworkOptions();
   config.limits.max_records_per_file = 1;
-  config.destinations[0].file_name_template = "{network}_{date}.csv";
+  config.routes[0].file_name_template = "{network}_{date}.csv";
   auto batches = RunPlanner(config, dir.path(), Many(Network::kVisa, 2, "v"));
   ASSERT_FALSE(batches.ok());
   EXPECT_NE(batches.status().message().find("twice"), std::string::npos);

@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "config/config.h"
+#include "output/options.h"
 
 namespace cbpipe {
 namespace {
@@ -235,9 +235,10 @@ Status ValidateLayout(const Layout& layout) {
   return OkStatus();
 }
 
-StatusOr<Layout> FindLayout(const Config& config, std::string_view name) {
-  auto it = config.layouts.find(std::string(name));
-  if (it != config.layouts.end()) {
+StatusOr<Layout> FindLayout(const OutputOptions& options,
+                            std::string_view name) {
+  auto it = options.layouts.find(std::string(name));
+  if (it != options.layouts.end()) {
     Layout layout = it->second;
     // A config table's key is the layout's name even if the struct was left
     // without one; the manifest records it.
@@ -249,10 +250,10 @@ StatusOr<Layout> FindLayout(const Config& config, std::string_view name) {
                        "\" (built-in: visa, mastercard, amex, discover)");
 }
 
-StatusOr<Layout> LayoutForDestination(const Config& config,
-                                      const DestinationConfig& destination) {
+StatusOr<Layout> LayoutForDestination(const OutputOptions& options,
+                                      const OutputRoute& destination) {
   if (!destination.layout.empty()) {
-    auto layout = FindLayout(config, destination.layout);
+    auto layout = FindLayout(options, destination.layout);
     if (!layout.ok()) {
       return Status(layout.status().code(),
                     "destination \"" + destination.name +
@@ -264,7 +265,8 @@ StatusOr<Layout> LayoutForDestination(const Config& config,
     return InvalidArgumentError("destination \"" + destination.name +
                                 "\" has no networks");
   }
-  return FindLayout(config, BuiltinLayoutName(destination.networks.front()));
+  return FindLayout(options,
+                    BuiltinLayoutName(destination.networks.front()));
 }
 
 }  // namespace cbpipe

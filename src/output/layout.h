@@ -19,8 +19,8 @@
 
 namespace cbpipe {
 
-struct Config;
-struct DestinationConfig;
+struct OutputOptions;
+struct OutputRoute;
 
 enum class ColumnFormat {
   kText,           // the value as validated
@@ -78,13 +78,15 @@ std::string_view BuiltinLayoutName(Network network);
 //  - a count_and_total trailer with fewer than 3 columns (it needs 3 cells).
 Status ValidateLayout(const Layout& layout);
 
-// The layout called `name`: one from the config's [layout.NAME] tables
-// first, then a built-in one. kNotFound when neither exists.
-StatusOr<Layout> FindLayout(const Config& config, std::string_view name);
+// The layout called `name`: one of options.layouts (the config's
+// [layout.NAME] tables) first, then a built-in one. kNotFound when neither
+// exists.
+StatusOr<Layout> FindLayout(const OutputOptions& options,
+                            std::string_view name);
 // The layout `destination` writes with: its `layout` setting, or the
 // built-in layout of its first network when that is empty. kNotFound for an
 // unknown name, kInvalidArgument for a destination without networks.
-StatusOr<Layout> LayoutForDestination(const Config& config,
-                                      const DestinationConfig& destination);
+StatusOr<Layout> LayoutForDestination(const OutputOptions& options,
+                                      const OutputRoute& destination);
 
 }  // namespace cbpipe

@@ -150,7 +150,7 @@ TEST(ValidateLayoutTest, RejectsWhatCannotBeWrittenOrVerified) {
 }
 
 TEST(FindLayoutTest, ConfigLayoutsFirstThenBuiltins) {
-  Config config = testing::FourNetworkConfig();
+  OutputOptions config = testing::FourNetworkOptions();
   Layout mine = OneColumn(Field::kCaseId, ColumnFormat::kText);
   mine.name = "";
   config.layouts["mine"] = mine;
@@ -161,7 +161,7 @@ TEST(FindLayoutTest, ConfigLayoutsFirstThenBuiltins) {
   EXPECT_EQ(FindLayout(config, "amex")->name, "amex");
   EXPECT_EQ(FindLayout(config, "nope").status().code(), StatusCode::kNotFound);
 
-  DestinationConfig d = testing::MakeDestination("x", {Network::kDiscover});
+  OutputRoute d = testing::MakeDestination("x", {Network::kDiscover});
   EXPECT_EQ(LayoutForDestination(config, d)->name, "discover");
   d.layout = "mine";
   EXPECT_EQ(LayoutForDestination(config, d)->name, "mine");

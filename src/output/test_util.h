@@ -1,4 +1,4 @@
-// Helpers shared by the output tests: records, configs and scratch folders.
+// Helpers shared by the output tests: records, options and scratch folders.
 #pragma once
 
 #include <stdlib.h>
@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "config/config.h"
 #include "domain/record.h"
+#include "output/options.h"
 
 namespace cbpipe::testing {
 
@@ -38,20 +38,19 @@ inline Record MakeRecord(Network network, std::string case_id,
   return r;
 }
 
-inline DestinationConfig MakeDestination(std::string name,
+inline OutputRoute MakeDestination(std::string name,
                                          std::vector<Network> networks) {
-  DestinationConfig d;
+  OutputRoute d;
   d.name = std::move(name);
   d.networks = std::move(networks);
-  d.url = "file:///tmp/outbox";
   return d;
 }
 
 // One destination per network, named after it, in the usual order.
-inline Config FourNetworkConfig() {
-  Config config;
+inline OutputOptions FourNetworkOptions() {
+  OutputOptions config;
   for (Network n : kAllNetworks) {
-    config.destinations.push_back(
+    config.routes.push_back(
         MakeDestination(std::string(NetworkName(n)), {n}));
   }
   return config;

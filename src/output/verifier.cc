@@ -492,7 +492,7 @@ Status VerifyFile(const FileSummary& file, const Layout& layout) {
   return OkStatus();
 }
 
-Status VerifyBatch(const Batch& batch, const Config& config) {
+Status VerifyBatch(const Batch& batch, const OutputOptions& options) {
   if (!batch.manifest_path.empty()) {
     auto on_disk = ReadManifest(batch.manifest_path);
     if (!on_disk.ok()) {
@@ -517,13 +517,13 @@ Status VerifyBatch(const Batch& batch, const Config& config) {
     const FileSummary& file = batch.files[i];
     StatusOr<Layout> layout = NotFoundError("");
     if (!file.layout.empty()) {
-      layout = FindLayout(config, file.layout);
+      layout = FindLayout(options, file.layout);
     } else {
       layout = NotFoundError("destination \"" + file.destination +
                              "\" is not in the config");
-      for (const DestinationConfig& d : config.destinations) {
+      for (const OutputRoute& d : options.routes) {
         if (d.name == file.destination)
-          layout = LayoutForDestination(config, d);
+          layout = LayoutForDestination(options, d);
       }
     }
     if (!layout.ok()) {

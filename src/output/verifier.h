@@ -2,14 +2,14 @@
 // before anything is delivered (DESIGN.md §4).
 //
 //   CBPIPE_ASSIGN_OR_RETURN(Batch batch, ReadManifest(manifest_path));
-//   Status verified = VerifyBatch(batch, config);
+//   Status verified = VerifyBatch(batch, options);  // output/options.h
 //   if (!verified.ok()) ...kDataLoss: do not deliver; the message names the
 //                         file, the row and what differs...
 #pragma once
 
 #include "common/status.h"
-#include "config/config.h"
 #include "output/batch_planner.h"
+#include "output/options.h"
 
 namespace cbpipe {
 
@@ -27,11 +27,11 @@ namespace cbpipe {
 //  - the size in bytes and the SHA-256 equal the manifest's.
 // Also: the manifest on disk (batch.manifest_path, when set) describes the
 // same files as `batch`, and each file's layout (found by the name the
-// manifest records, in `config`) has the manifest's column count and
+// manifest records, in `options`) has the manifest's column count and
 // trailer kind.
 // Any mismatch is kDataLoss naming the file, the row and what differs;
 // kNotFound when the layout no longer exists; I/O errors as such.
-Status VerifyBatch(const Batch& batch, const Config& config);
+Status VerifyBatch(const Batch& batch, const OutputOptions& options);
 
 // The check for one file, given its layout.
 Status VerifyFile(const FileSummary& file, const Layout& layout);

@@ -11,7 +11,7 @@
 namespace cbpipe {
 namespace {
 
-using testing::FourNetworkConfig;
+using testing::FourNetworkOptions;
 using testing::MakeRecord;
 using testing::ReadAll;
 using testing::ScratchDir;
@@ -20,7 +20,7 @@ using testing::WriteAll;
 class VerifierTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    config_ = FourNetworkConfig();
+    config_ = FourNetworkOptions();
     BatchPlanner planner(config_, {.input_id = "in1", .work_dir = dir_.path()});
     const std::pair<const char*, int> currencies[] = {
         {"USD", 2}, {"JPY", 0}, {"KWD", 3}, {"EUR", 2}};
@@ -80,7 +80,7 @@ class VerifierTest : public ::testing::Test {
   }
 
   ScratchDir dir_;
-  Config config_;
+  OutputOptions config_;
   Batch batch_;
 };
 
@@ -218,7 +218,7 @@ TEST_F(VerifierTest, LayoutChangedSinceGenerationIsReported) {
 
 TEST(VerifierNoAmountColumnTest, TotalsAreCheckedAgainstTheTrailerOnly) {
   ScratchDir dir;
-  Config config = FourNetworkConfig();
+  OutputOptions config = FourNetworkOptions();
   Layout slim;
   slim.name = "slim";
   for (Field f : {Field::kCaseId, Field::kMerchantId, Field::kReasonCode}) {
@@ -229,7 +229,7 @@ TEST(VerifierNoAmountColumnTest, TotalsAreCheckedAgainstTheTrailerOnly) {
   }
   slim.trailer = TrailerKind::kCountAndTotal;
   config.layouts["slim"] = slim;
-  config.destinations[0].layout = "slim";
+  config.routes[0].layout = "slim";
   BatchPlanner planner(config, {.input_id = "in2", .work_dir = dir.path()});
   ASSERT_TRUE(*planner.Add(MakeRecord(Network::kVisa, "a", 100)));
   ASSERT_TRUE(*planner.Add(MakeRecord(Network::kVisa, "b", 5, "JPY", 0)));

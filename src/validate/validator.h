@@ -69,6 +69,21 @@ struct ValidatorOptions {
   int64_t now_epoch_seconds = 0;
 };
 
+// [input] error thresholds: past either, an input is rejected as a whole
+// (nothing of it delivered). Only records the validator rejects count; a
+// valid record that cannot be routed (NO_DESTINATION, RECORD_TOO_LARGE) is
+// a config problem, reported on its own. The scan of an input applies them
+// (workflow/input_scan.h).
+struct RejectThresholds {
+  // More rejected records than this stops the scan at once, so the rejects
+  // file stops growing there.
+  uint64_t max_rejected_records = 1000000;
+  // Rejected / read, checked at the end of an input of at least
+  // kRatioMinRecords records; more than this rejects it.
+  double max_rejected_ratio = 0.5;
+  static constexpr uint64_t kRatioMinRecords = 100;
+};
+
 // The duplicate-case check of one record, left to the caller by
 // Validator::ValidateAllButDuplicate and finished by CheckDuplicate.
 struct DuplicateCheck {

@@ -362,7 +362,7 @@ std::vector<DeliveredFile> DeliverBatch(const Config& config,
 
 Status Pipeline::Verify(const Batch& batch) const {
   if (before_verify_) before_verify_(batch);
-  return VerifyBatch(batch, config_);
+  return VerifyBatch(batch, OutputOptionsOf(config_));
 }
 
 BatchResult Pipeline::Deliver(Batch batch, Status verified) {
@@ -395,7 +395,8 @@ InputResult Pipeline::Process(const std::string& input_path) {
   const std::string pending_id = PendingId(input_path);
   const std::string pending_dir = config_.work_dir + "/runs/" + pending_id;
   const std::string pending_rejects = pending_dir + "/rejects.csv";
-  BatchPlanner planner(config_, {.input_id = "", .work_dir = config_.work_dir},
+  BatchPlanner planner(OutputOptionsOf(config_),
+                       {.input_id = "", .work_dir = config_.work_dir},
                        pending_id);
   Status st = planner.status();
   if (st.ok()) {

@@ -97,7 +97,7 @@ StatusOr<json> Generate(StepServices& s, const RunRecord& run,
   PlanContext context;
   context.input_id = run.run_id;
   context.work_dir = s.config->work_dir;
-  BatchPlanner planner(*s.config, context);
+  BatchPlanner planner(OutputOptionsOf(*s.config), context);
   CBPIPE_RETURN_IF_ERROR(planner.status());
   InputScan scan;
   CBPIPE_RETURN_IF_ERROR(
@@ -146,8 +146,9 @@ StatusOr<std::vector<Batch>> LoadBatches(const json& in) {
 // verify: re-read every file against its manifest.
 StatusOr<json> Verify(StepServices& s, const RunRecord&, const json& in) {
   CBPIPE_ASSIGN_OR_RETURN(std::vector<Batch> batches, LoadBatches(in));
+  const OutputOptions output = OutputOptionsOf(*s.config);
   for (const Batch& b : batches) {
-    CBPIPE_RETURN_IF_ERROR(VerifyBatch(b, *s.config));
+    CBPIPE_RETURN_IF_ERROR(VerifyBatch(b, output));
   }
   return in;
 }

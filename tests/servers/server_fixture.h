@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "config/config.h"
 #include "deliver/curl_transport.h"
+#include "deliver/destination.h"
 #include "gtest/gtest.h"
 #include "servers/test_servers.h"
 

@@ -1,0 +1,50 @@
+# Layers point down only (docs/architecture.md, STYLE.md): nothing below
+# workflow/ includes config/, workflow/ or app/; config/ includes neither
+# workflow/ nor app/; workflow/ does not include app/. Every folder of src/
+# other than config/, workflow/ and app/ is a lower layer, so a new port
+# folder is checked without being listed here.
+#
+#   cmake -DSRC=<repo>/src -P layering_test.cmake   # exit 1 on a violation
+if(NOT SRC OR NOT IS_DIRECTORY "${SRC}")
+  message(FATAL_ERROR "layering_test: SRC=\"${SRC}\" is not a folder")
+endif()
+
+file(GLOB entries RELATIVE "${SRC}" "${SRC}/*")
+set(violations "")
+set(scanned 0)
+foreach(layer IN LISTS entries)
+  if(NOT IS_DIRECTORY "${SRC}/${layer}")
+    continue()
+  endif()
+  if(layer STREQUAL "app")
+    continue()
+  elseif(layer STREQUAL "workflow")
+    set(forbidden "app")
+  elseif(layer STREQUAL "config")
+    set(forbidden "workflow|app")
+  else()
+    set(forbidden "config|workflow|app")
+  endif()
+  file(GLOB_RECURSE sources "${SRC}/${layer}/*.h" "${SRC}/${layer}/*.cc")
+  foreach(source IN LISTS sources)
+    math(EXPR scanned "${scanned} + 1")
+    file(STRINGS "${source}" lines
+         REGEX "^[ \t]*#[ \t]*include[ \t]*[\"<](${forbidden})/")
+    foreach(line IN LISTS lines)
+      file(RELATIVE_PATH rel "${SRC}" "${source}")
+      string(STRIP "${line}" line)
+      string(APPEND violations "  src/${rel}: ${line}\n")
+    endforeach()
+  endforeach()
+endforeach()
+
+# Guards against a check that passes because it read nothing.
+if(scanned LESS 50)
+  message(FATAL_ERROR "layering_test: only ${scanned} files under ${SRC}")
+endif()
+if(violations)
+  message(FATAL_ERROR "layering_test: a layer includes one above it "
+          "(give the lower layer its own options struct instead):\n"
+          "${violations}")
+endif()
+message(STATUS "layering_test: ${scanned} files, every include points down")
