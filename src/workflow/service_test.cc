@@ -48,6 +48,20 @@ class ServiceTest : public ::testing::Test {
     return s.ok() ? std::move(*s) : nullptr;
   }
 
+  // Starts the service, waits until `runs` runs succeeded (15 s at most),
+  // then stops and joins it.
+  bool RunUntilSucceeded(Service& service, int64_t runs) {
+    if (!service.Start().ok()) return false;
+    bool done = false;
+    for (int i = 0; i < 300 && !done; ++i) {
+      StatusOr<int64_t> n = service.runs()->Count("succeeded");
+      done = n.ok() && *n == runs;
+      if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    service.RequestStop();
+    return service.Join(10000) && done;
+  }
+
   void DropInput(const std::string& name, int records) {
     const fs::path staged = root_ / ("." + name);
     {
@@ -108,16 +122,7 @@ TEST_F(ServiceTest, RunsInputsAndRecordsThroughTheInjectedMetrics) {
   fs::create_directories(root_ / "work/inbox");
   DropInput("one.csv", 5);
   DropInput("two.csv", 7);
-  ASSERT_TRUE(service->Start().ok());
-  bool done = false;
-  for (int i = 0; i < 300 && !done; ++i) {
-    StatusOr<int64_t> n = service->runs()->Count("succeeded");
-    done = n.ok() && *n == 2;
-    if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_TRUE(done);
-  service->RequestStop();
-  ASSERT_TRUE(service->Join(10000));
+  ASSERT_TRUE(RunUntilSucceeded(*service, 2));
   EXPECT_EQ(metrics_.Value(kInputsTotal, {"accepted"}), 2);
   EXPECT_EQ(metrics_.Value(kRecordsAcceptedTotal, {"amex"}), 12);
   EXPECT_GE(metrics_.Value(kFilesGeneratedTotal, {"amex"}), 1);
@@ -136,16 +141,7 @@ TEST_F(ServiceTest, MalformedMessagesAreDeadLettersAndServingGoesOn) {
   }
   fs::create_directories(root_ / "work/inbox");
   DropInput("after.csv", 3);
-  ASSERT_TRUE(service->Start().ok());
-  bool done = false;
-  for (int i = 0; i < 300 && !done; ++i) {
-    StatusOr<int64_t> n = service->runs()->Count("succeeded");
-    done = n.ok() && *n == 1;
-    if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_TRUE(done);
-  service->RequestStop();
-  ASSERT_TRUE(service->Join(10000));
+  ASSERT_TRUE(RunUntilSucceeded(*service, 1));
   StatusOr<QueueStats> st = service->queue()->Stats();
   ASSERT_TRUE(st.ok());
   EXPECT_EQ(st->dead_letters, 7);

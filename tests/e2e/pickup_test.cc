@@ -190,6 +190,17 @@ class PickupTest : public ::testing::Test {
     return false;
   }
 
+  // Waits until no message is waiting, in flight or delayed.
+  void WaitForQueueDrained(int timeout_ms) {
+    for (int waited = 0; waited < timeout_ms; waited += 50) {
+      auto q = SqliteQueue::Open(Work() + "/state.db", "inputs");
+      ASSERT_TRUE(q.ok());
+      auto st = (*q)->Stats();
+      if (st.ok() && st->visible + st->in_flight + st->delayed == 0) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+
   // The run id of an input: the start of its content hash.
   std::string RunIdOf(const std::string& input) {
     auto sha = Sha256File(input);
@@ -337,13 +348,7 @@ TEST_F(PickupTest, TwoProcessesAndDuplicateMessagesExecuteARunOnce) {
     ServeProcess b(*dir_ / "serve.toml", log_b, {});
     ASSERT_TRUE(WaitForRuns("succeeded", 1, 30000)) << ReadFile(log_a);
     // Every copy of the message is consumed.
-    for (int i = 0; i < 200; ++i) {
-      auto q = SqliteQueue::Open(Work() + "/state.db", "inputs");
-      ASSERT_TRUE(q.ok());
-      auto st = (*q)->Stats();
-      if (st.ok() && st->visible + st->in_flight + st->delayed == 0) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    WaitForQueueDrained(10000);
     Stop(a);
     Stop(b);
   }
@@ -513,13 +518,7 @@ TEST_F(PickupTest, TwoProcessesTwoWorkersEachNeverRunOneRunAtOnce) {
     ServeProcess b(*dir_ / "serve.toml", log_b, env);
     ASSERT_TRUE(WaitForRuns("succeeded", kInputs, 60000))
         << ReadFile(log_a) << ReadFile(log_b);
-    for (int i = 0; i < 400; ++i) {
-      auto q = SqliteQueue::Open(Work() + "/state.db", "inputs");
-      ASSERT_TRUE(q.ok());
-      auto st = (*q)->Stats();
-      if (st.ok() && st->visible + st->in_flight + st->delayed == 0) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    WaitForQueueDrained(20000);
     Stop(a);
     Stop(b);
   }
