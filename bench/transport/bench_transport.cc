@@ -2,8 +2,9 @@
 // both talking to the same local servers (tests/servers): for each protocol,
 // a few large files and many small ones, each over one connection.
 //
-//   bench_transport [--runs 3] [--protocols
+//   bench_transport [--runs 5] [--protocols
 //   sftp,sftp-nofsync,sftp-proftpd,ftps,ftp]
+//                   [--workloads big,small]
 //                   [--big-count 4] [--big-mb 100]
 //                   [--small-count 1000] [--small-kb 10] [--dir /tmp/x]
 //
@@ -11,8 +12,15 @@
 // durable bytes before the rename; the curl CLI never asks for it);
 // sftp-nofsync is the same with fsync = false, like for like with curl;
 // sftp-proftpd is ProFTPD's mod_sftp (with fsync).
-// Prints, per protocol and workload, the median time of each and the ratio
-// cbpipe speed / curl speed (1.00 = as fast as curl). Needs root (servers).
+// Fairness: both clients send the same files to the same server folder,
+// from a warm page cache (one untimed run of each first), in alternating
+// order; after every run, untimed, each file on the server is compared
+// byte for byte with its source (a run that lost or changed a byte fails).
+// Prints, per protocol and workload, the median time of each, the spread
+// (slowest / fastest run) and the ratio curl time / cbpipe time (1.00 = as
+// fast as curl). Needs root (servers).
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,9 +50,10 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 struct Options {
-  int runs = 3;
+  int runs = 5;
   std::vector<std::string> protocols = {"sftp", "sftp-nofsync", "sftp-proftpd",
                                         "ftps", "ftp"};
+  std::vector<std::string> workloads = {"big", "small"};
   int big_count = 4;
   int big_mb = 100;
   int small_count = 1000;
@@ -102,8 +111,87 @@ void ClearDir(const std::string& dir) {
   for (const auto& entry : fs::directory_iterator(dir)) fs::remove(entry);
 }
 
-// Seconds for cbpipe to upload every file of `w` with one Transport.
-std::optional<double> RunCbpipe(const Target& t, const Workload& w) {
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Milliseconds one fsync(2) of a fresh `bytes`-byte file takes in `dir`
+// while `count` such files pile up there, as in the small-file workload
+// (median): the floor fsync@openssh.com puts under each small file on a
+// server whose folder is on this disk. It moves with what else the machine
+// writes: the journal commit behind each fsync on ext4 (data=ordered) also
+// writes out other programs' pending data.
+double FlushMillis(const std::string& dir, size_t bytes, int count) {
+  std::vector<double> ms;
+  const std::string data(bytes, 'x');
+  bool ok = true;
+  for (int i = 0; i < count && ok; ++i) {
+    const std::string path = dir + "/.flush-probe-" + std::to_string(i);
+    int fd =
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    ok = ::write(fd, data.data(), data.size()) ==
+         static_cast<ssize_t>(data.size());
+    auto start = Clock::now();
+    ok = ::fsync(fd) == 0 && ok;
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start)
+                     .count());
+    ::close(fd);
+  }
+  for (int i = 0; i < count; ++i) {
+    ::unlink((dir + "/.flush-probe-" + std::to_string(i)).c_str());
+  }
+  if (!ok) return -1;
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+// Reads every file once, so both clients start from the page cache.
+void WarmCache(const Workload& w) {
+  for (const std::string& file : w.files) ReadAll(file);
+}
+
+// True when `remote_dir` holds exactly the files of `w`, byte for byte.
+bool Delivered(const Workload& w, const std::string& remote_dir,
+               const char* who) {
+  size_t entries = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(remote_dir)) {
+    ++entries;
+  }
+  if (entries != w.files.size()) {
+    std::cerr << who << ": " << entries << " files on the server, not "
+              << w.files.size() << "\n";
+    return false;
+  }
+  for (const std::string& file : w.files) {
+    const std::string remote =
+        remote_dir + "/" + fs::path(file).filename().string();
+    if (!fs::exists(remote) || ReadAll(remote) != ReadAll(file)) {
+      std::cerr << who << ": " << remote << " differs from " << file << "\n";
+      return false;
+    }
+  }
+  return true;
+}
+
+// One run of one client: wall time, and the client's CPU time (user +
+// system), which the other programs on a shared machine disturb less.
+struct Timing {
+  double seconds = 0;
+  double cpu_seconds = 0;
+};
+
+double CpuSeconds(const rusage& u) {
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// Time for cbpipe to upload every file of `w` with one Transport (this
+// process does nothing else meanwhile; the servers are other processes).
+std::optional<Timing> RunCbpipe(const Target& t, const Workload& w) {
+  rusage before{}, after{};
+  ::getrusage(RUSAGE_SELF, &before);
   auto start = Clock::now();
   auto transport = MakeNetworkTransport(t.dest);
   if (!transport.ok()) {
@@ -118,12 +206,16 @@ std::optional<double> RunCbpipe(const Target& t, const Workload& w) {
     }
   }
   transport->reset();
-  return std::chrono::duration<double>(Clock::now() - start).count();
+  Timing timing;
+  timing.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  ::getrusage(RUSAGE_SELF, &after);
+  timing.cpu_seconds = CpuSeconds(after) - CpuSeconds(before);
+  return timing;
 }
 
 // Seconds for one curl process to upload every file of `w` (one connection,
 // reused from URL to URL), from a config file so no secret is on argv.
-std::optional<double> RunCurl(const Target& t, const Workload& w,
+std::optional<Timing> RunCurl(const Target& t, const Workload& w,
                               const std::string& config_path) {
   {
     std::ofstream config(config_path, std::ios::trunc);
@@ -142,13 +234,16 @@ std::optional<double> RunCurl(const Target& t, const Workload& w,
     _exit(127);
   }
   int wstatus = 0;
-  ::waitpid(pid, &wstatus, 0);
-  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  rusage usage{};
+  ::wait4(pid, &wstatus, 0, &usage);
+  Timing timing;
+  timing.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  timing.cpu_seconds = CpuSeconds(usage);
   if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
     std::cerr << "curl failed (status " << wstatus << ")\n";
     return std::nullopt;
   }
-  return seconds;
+  return timing;
 }
 
 double Median(std::vector<double> v) {
@@ -164,6 +259,8 @@ int Main(int argc, char** argv) {
       o.runs = std::stoi(value);
     else if (flag == "--protocols")
       o.protocols = Split(value, ',');
+    else if (flag == "--workloads")
+      o.workloads = Split(value, ',');
     else if (flag == "--big-count")
       o.big_count = std::stoi(value);
     else if (flag == "--big-mb")
@@ -189,15 +286,23 @@ int Main(int argc, char** argv) {
     o.dir = ::mkdtemp(tmpl);
   }
   std::cerr << "bench folder " << o.dir << "; making files...\n";
-  std::vector<Workload> workloads = {
-      MakeFiles(o.dir + "/data", "big", o.big_count,
-                static_cast<size_t>(o.big_mb) << 20),
-      MakeFiles(o.dir + "/data", "small", o.small_count,
-                static_cast<size_t>(o.small_kb) << 10)};
-  workloads[0].name =
-      std::to_string(o.big_count) + " x " + std::to_string(o.big_mb) + " MB";
-  workloads[1].name = std::to_string(o.small_count) + " x " +
-                      std::to_string(o.small_kb) + " KB";
+  std::vector<Workload> workloads;
+  for (const std::string& kind : o.workloads) {
+    if (kind == "big") {
+      workloads.push_back(MakeFiles(o.dir + "/data", "big", o.big_count,
+                                    static_cast<size_t>(o.big_mb) << 20));
+      workloads.back().name = std::to_string(o.big_count) + " x " +
+                              std::to_string(o.big_mb) + " MB";
+    } else if (kind == "small") {
+      workloads.push_back(MakeFiles(o.dir + "/data", "small", o.small_count,
+                                    static_cast<size_t>(o.small_kb) << 10));
+      workloads.back().name = std::to_string(o.small_count) + " x " +
+                              std::to_string(o.small_kb) + " KB";
+    } else {
+      std::cerr << "unknown workload " << kind << " (big, small)\n";
+      return 2;
+    }
+  }
 
   std::vector<testing::SshServer> ssh_servers;
   std::optional<testing::ProFtpdServer> proftpd;
@@ -282,43 +387,74 @@ int Main(int argc, char** argv) {
     }
     targets.push_back(std::move(t));
   }
+  // The server disk's flush cost, before and after (it moves with the load).
+  auto print_flush = [&](const char* when) {
+    if (targets.empty()) return;
+    std::printf(
+        "server disk %s: fsync of each of %d fresh %d KB files in one folder "
+        "takes %.2f ms (median); with fsync on, each small file costs that "
+        "on top\n",
+        when, o.small_count, o.small_kb,
+        FlushMillis(targets[0].remote_dir,
+                    static_cast<size_t>(o.small_kb) << 10, o.small_count));
+    std::fflush(stdout);
+  };
+  print_flush("before");
 
-  std::printf("%-12s %-16s %10s %10s %9s %9s %7s\n", "proto", "workload",
-              "cbpipe s", "curl s", "cbpipe/s", "curl/s", "ratio");
+  std::printf("%-12s %-14s %9s %6s %9s %6s %9s %9s %7s %6s %6s\n", "proto",
+              "workload", "cbpipe s", "spread", "curl s", "spread", "cbpipe/s",
+              "curl/s", "ratio", "cpu-cb", "cpu-cu");
   bool all_ok = true;
   for (const Target& t : targets) {
     for (const Workload& w : workloads) {
-      std::vector<double> ours, theirs;
-      for (int run = 0; run < o.runs; ++run) {
+      WarmCache(w);
+      std::vector<double> ours, theirs, ours_cpu, theirs_cpu;
+      // Run 0 is the untimed warm-up of each side (server, cache, keys).
+      for (int run = 0; run <= o.runs; ++run) {
         // Alternate which goes first so neither always gets a warm server.
         for (int turn = 0; turn < 2; ++turn) {
           ClearDir(t.remote_dir);
           bool cbpipe_turn = (run + turn) % 2 == 0;
-          auto seconds = cbpipe_turn ? RunCbpipe(t, w)
-                                     : RunCurl(t, w, o.dir + "/curl.config");
-          if (!seconds) {
+          auto timing = cbpipe_turn ? RunCbpipe(t, w)
+                                    : RunCurl(t, w, o.dir + "/curl.config");
+          if (!timing ||
+              !Delivered(w, t.remote_dir, cbpipe_turn ? "cbpipe" : "curl")) {
             all_ok = false;
             continue;
           }
-          (cbpipe_turn ? ours : theirs).push_back(*seconds);
+          if (run > 0) {
+            (cbpipe_turn ? ours : theirs).push_back(timing->seconds);
+            (cbpipe_turn ? ours_cpu : theirs_cpu)
+                .push_back(timing->cpu_seconds);
+          }
         }
       }
       if (ours.empty() || theirs.empty()) {
-        std::printf("%-12s %-16s failed\n", t.protocol.c_str(), w.name.c_str());
+        std::printf("%-12s %-14s failed\n", t.protocol.c_str(), w.name.c_str());
         continue;
       }
+      auto spread = [](const std::vector<double>& v) {
+        return *std::max_element(v.begin(), v.end()) /
+               *std::min_element(v.begin(), v.end());
+      };
       double a = Median(ours), b = Median(theirs);
       double mb = static_cast<double>(w.bytes) / (1 << 20);
-      std::printf("%-12s %-16s %10.3f %10.3f %8.1fM %8.1fM %6.2fx\n",
-                  t.protocol.c_str(), w.name.c_str(), a, b, mb / a, mb / b,
-                  b / a);
+      std::printf(
+          "%-12s %-14s %9.3f %5.2fx %9.3f %5.2fx %8.1fM %8.1fM %6.2fx "
+          "%6.3f %6.3f\n",
+          t.protocol.c_str(), w.name.c_str(), a, spread(ours), b,
+          spread(theirs), mb / a, mb / b, b / a, Median(ours_cpu),
+          Median(theirs_cpu));
       std::fflush(stdout);
     }
     ClearDir(t.remote_dir);
   }
+  print_flush("after");
   std::printf(
       "ratio = curl time / cbpipe time (>= 1.00: cbpipe as fast or "
-      "faster); medians of %d runs\n",
+      "faster); medians of %d runs after a warm-up; spread = slowest / "
+      "fastest run; cpu-cb / cpu-cu = median client CPU s (user + system) of "
+      "cbpipe / curl; every run verified byte for byte\n",
       o.runs);
   return all_ok ? 0 : 1;
 }

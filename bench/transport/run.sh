@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks cbpipe's sftp/ftps/ftp transports against the curl CLI on local
 # sshd/vsftpd servers (started by the program itself; needs root).
-#   bench/transport/run.sh                  # 4 x 100 MB and 1000 x 10 KB, 3 runs
+#   bench/transport/run.sh                  # 4 x 100 MB and 1000 x 10 KB, 5 runs
 #   bench/transport/run.sh --runs 1 --big-mb 20 --small-count 200   # quick
 # Builds in build-bench (Release). Data goes to bench/data/transport
 # (git-ignored) and is reused between runs.
@@ -9,6 +9,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${CBPIPE_BENCH_BUILD:-build-bench}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" --target bench_transport -j"$(nproc)" >/dev/null
+cmake --build "$build" --target bench_transport -j2 >/dev/null
 mkdir -p bench/data/transport
 exec "$build/src/deliver/bench_transport" --dir "$PWD/bench/data/transport" "$@"

@@ -26,7 +26,7 @@
 #include "app/audit.h"
 #include "app/query_params.h"
 #include "common/listen_address.h"
-#include "secrets/secrets.h"
+#include "secrets/secret_store.h"
 
 namespace cbpipe {
 namespace {
@@ -1194,7 +1194,8 @@ StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
 
 StatusOr<std::unique_ptr<AdminServer>> StartAdminServer(
     const Config& config, RunStore* runs, Queue* queue,
-    std::function<std::string()> render_metrics, std::function<bool()> ready) {
+    std::function<std::string()> render_metrics, std::function<bool()> ready,
+    SecretStore* secrets) {
   if (config.service.admin_listen.empty())
     return std::unique_ptr<AdminServer>();
   AdminServer::Hooks hooks;
@@ -1203,12 +1204,13 @@ StatusOr<std::unique_ptr<AdminServer>> StartAdminServer(
   hooks.render_metrics = std::move(render_metrics);
   hooks.ready = std::move(ready);
   if (!config.service.admin_token_ref.empty()) {
-    StatusOr<std::string> token = ResolveSecret(config.service.admin_token_ref);
+    StatusOr<SecretString> token =
+        SecretsOrDefault(secrets)->Resolve(config.service.admin_token_ref);
     if (!token.ok()) {
       return Status(token.status().code(),
                     "service.admin_token: " + token.status().message());
     }
-    hooks.token = std::move(*token);
+    hooks.token = token->value();
   }
   return AdminServer::Start(config.service.admin_listen, std::move(hooks));
 }

@@ -14,7 +14,7 @@
 //   hooks.queue = inputs_queue.get();
 //   hooks.render_metrics = [&prometheus] { return prometheus.Render(); };
 //   hooks.ready = [&] { return workers_started.load(); };
-//   hooks.token = *ResolveSecret(config.service.admin_token_ref);
+//   hooks.token = secrets->Resolve(config.service.admin_token_ref)->value();
 //   CBPIPE_ASSIGN_OR_RETURN(auto admin, AdminServer::Start(
 //       config.service.admin_listen, std::move(hooks)));
 //   ...
@@ -68,6 +68,7 @@
 #include "common/status.h"
 #include "config/config.h"
 #include "queue/queue.h"
+#include "secrets/secret_store.h"
 #include "workflow/run_store.h"
 
 namespace cbpipe {
@@ -156,12 +157,14 @@ class AdminServer {
 };
 
 // For `cbpipe serve`: starts the API from config.service (admin_listen,
-// admin_token resolved with ResolveSecret). Returns null when admin_listen
+// admin_token resolved from `secrets`, null: the env:/file: store).
+// Returns null when admin_listen
 // is "" (the API is disabled). An admin_token that cannot be resolved is an
 // error (kNotFound, kPermissionDenied, ...) naming the reference.
 StatusOr<std::unique_ptr<AdminServer>> StartAdminServer(
     const Config& config, RunStore* runs, Queue* queue,
-    std::function<std::string()> render_metrics, std::function<bool()> ready);
+    std::function<std::string()> render_metrics, std::function<bool()> ready,
+    SecretStore* secrets = nullptr);
 
 // The documents the API serves; the operator CLI prints the same.
 

@@ -3,37 +3,9 @@
 #include <algorithm>
 
 #include "common/text_safety.h"
+#include "common/url.h"
 
 namespace cbpipe {
-namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// %XX and '+' decoded; false on an incomplete escape.
-bool Decode(std::string_view in, std::string* out) {
-  out->clear();
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '+') {
-      out->push_back(' ');
-    } else if (in[i] != '%') {
-      out->push_back(in[i]);
-    } else {
-      if (i + 2 >= in.size()) return false;
-      const int hi = HexValue(in[i + 1]), lo = HexValue(in[i + 2]);
-      if (hi < 0 || lo < 0) return false;
-      out->push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    }
-  }
-  return true;
-}
-
-}  // namespace
 
 std::string_view QueryOf(std::string_view target) {
   const size_t q = target.find('?');
@@ -59,8 +31,8 @@ StatusOr<QueryParams> ParseQueryParams(
           "by single '&'");
     }
     std::string name, value;
-    if (!Decode(pair.substr(0, eq), &name) ||
-        !Decode(pair.substr(eq + 1), &value)) {
+    if (!PercentDecode(pair.substr(0, eq), &name, /*plus_is_space=*/true) ||
+        !PercentDecode(pair.substr(eq + 1), &value, /*plus_is_space=*/true)) {
       return InvalidArgumentError(
           "malformed query string: incomplete %-escape");
     }

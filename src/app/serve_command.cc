@@ -12,7 +12,7 @@
 #include "notify/email_notifier.h"
 #include "notify/log_notifier.h"
 #include "notify/webhook_notifier.h"
-#include "secrets/secrets.h"
+#include "secrets/env_file_secret_store.h"
 #include "telemetry/log.h"
 #include "telemetry/prometheus_metrics.h"
 #include "workflow/service.h"
@@ -33,7 +33,8 @@ std::unique_ptr<Notifier> Filtered(const std::vector<std::string>& events,
 
 }  // namespace
 
-StatusOr<std::unique_ptr<Notifier>> BuildNotifier(const Config& config) {
+StatusOr<std::unique_ptr<Notifier>> BuildNotifier(const Config& config,
+                                                  SecretStore* secrets) {
   std::vector<std::unique_ptr<Notifier>> all;
   // The log always gets every event, as a JSON object (EventJson, whose
   // message is already masked), not as a string.
@@ -56,7 +57,7 @@ StatusOr<std::unique_ptr<Notifier>> BuildNotifier(const Config& config) {
     o.retry = w.retry;
     o.log = log_line;
     CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<WebhookNotifier> n,
-                            WebhookNotifier::Create(std::move(o)));
+                            WebhookNotifier::Create(std::move(o), secrets));
     all.push_back(Filtered(w.events, std::move(n)));
   }
   if (config.email) {
@@ -77,7 +78,7 @@ StatusOr<std::unique_ptr<Notifier>> BuildNotifier(const Config& config) {
     o.retry = e.retry;
     o.log = log_line;
     CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<EmailNotifier> n,
-                            EmailNotifier::Create(std::move(o)));
+                            EmailNotifier::Create(std::move(o), secrets));
     all.push_back(Filtered(e.events, std::move(n)));
   }
   return std::unique_ptr<Notifier>(new FanoutNotifier(std::move(all)));
@@ -119,18 +120,21 @@ int RunServe(const std::string& config_path) {
   for (const std::string& warning : review.warnings)
     Log().Warn({}, "config.warning", warning);
 
+  // Secret references (admin token, notifier credentials) resolve here.
+  SecretStore* secrets = EnvFileSecretStore::Default();
   std::string token;
   if (!sc.admin_token_ref.empty()) {
-    StatusOr<std::string> resolved = ResolveSecret(sc.admin_token_ref);
+    StatusOr<SecretString> resolved = secrets->Resolve(sc.admin_token_ref);
     if (!resolved.ok()) {
       std::fprintf(stderr, "cbpipe serve: service.admin_token: %s\n",
                    resolved.status().message().c_str());
       return kExitUsage;
     }
-    token = *resolved;
+    token = resolved->value();
     Log().AddSecret(token);
   }
-  StatusOr<std::unique_ptr<Notifier>> notifier = BuildNotifier(*config);
+  StatusOr<std::unique_ptr<Notifier>> notifier =
+      BuildNotifier(*config, secrets);
   if (!notifier.ok()) {
     std::fprintf(stderr, "cbpipe serve: notify: %s\n",
                  notifier.status().message().c_str());

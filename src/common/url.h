@@ -19,4 +19,10 @@ std::string_view UrlUserinfo(std::string_view url);
 // print (webhook services put tokens in the query).
 std::string RedactUrl(std::string_view url);
 
+// `in` with every %XX decoded into `out` (and '+' into a space when
+// `plus_is_space`, as in a form-encoded query); false on an incomplete or
+// non-hex escape.
+bool PercentDecode(std::string_view in, std::string* out,
+                   bool plus_is_space = false);
+
 }  // namespace cbpipe

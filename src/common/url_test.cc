@@ -25,5 +25,15 @@ TEST(UrlTest, RedactDropsCredentialsQueryAndFragment) {
   EXPECT_EQ(RedactUrl("https://h.example/a@b"), "https://h.example/a@b");
 }
 
+TEST(UrlTest, PercentDecode) {
+  std::string out;
+  EXPECT_TRUE(PercentDecode("a%20b%2Fc%3d+d", &out));
+  EXPECT_EQ(out, "a b/c=+d");
+  EXPECT_TRUE(PercentDecode("a%20b+d", &out, /*plus_is_space=*/true));
+  EXPECT_EQ(out, "a b d");
+  for (const char* bad : {"%", "%2", "a%zz", "%g0"})
+    EXPECT_FALSE(PercentDecode(bad, &out)) << bad;
+}
+
 }  // namespace
 }  // namespace cbpipe

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "deliver/sftp_transport.h"
-#include "secrets/secrets.h"
+#include "secrets/secret_store.h"
 
 namespace cbpipe {
 namespace {
@@ -570,12 +570,12 @@ std::string UrlDecode(const std::string& text) {
 }
 
 StatusOr<std::unique_ptr<Transport>> MakeNetworkTransport(
-    const DestinationConfig& d) {
+    const DestinationConfig& d, SecretStore* secrets) {
   CBPIPE_RETURN_IF_ERROR(CurlInitOnce());
   const std::string where = "destination " + d.name;
   CBPIPE_ASSIGN_OR_RETURN(DestinationUrl url, ParseDestinationUrl(d.url));
   // SFTP is spoken directly on libssh2 (sftp_transport.h).
-  if (url.scheme == "sftp") return MakeSftpTransport(d);
+  if (url.scheme == "sftp") return MakeSftpTransport(d, secrets);
 
   CurlTransport::Settings s;
   std::string curl_scheme = url.scheme;
@@ -616,12 +616,12 @@ StatusOr<std::unique_ptr<Transport>> MakeNetworkTransport(
       url.scheme + "://" + s.username + "@" + host + ":" + port + shown_path;
 
   if (!d.password_ref.empty()) {
-    auto password = ResolveSecret(d.password_ref);
+    auto password = SecretsOrDefault(secrets)->Resolve(d.password_ref);
     if (!password.ok()) {
       return Status(password.status().code(),
                     where + ": password_ref: " + password.status().message());
     }
-    s.password = SecretString(std::move(*password));
+    s.password = std::move(*password);
   }
   if (s.password.empty()) {
     return InvalidArgumentError(where + ": " + url.scheme +

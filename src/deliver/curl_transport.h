@@ -47,13 +47,15 @@
 #include "common/status.h"
 #include "deliver/destination.h"
 #include "deliver/transport.h"
+#include "secrets/secret_store.h"
 
 namespace cbpipe {
 
 // A Transport for an sftp://, ftps:// or ftp:// destination. Checks the
-// options and resolves the secrets; does not connect (the first call does).
+// options and resolves the secrets from `secrets` (null: the env:/file:
+// store); does not connect (the first call does).
 StatusOr<std::unique_ptr<Transport>> MakeNetworkTransport(
-    const DestinationConfig& destination);
+    const DestinationConfig& destination, SecretStore* secrets = nullptr);
 
 // The parts of a destination URL. kInvalidArgument for a URL with a
 // password, a query or a fragment, or no host.

@@ -85,6 +85,27 @@ TEST_P(TransportTest, UploadRenameAndSizeOnOneConnection) {
   EXPECT_EQ(*size, std::optional<uint64_t>(0));
 }
 
+// Sizes around the SFTP write chunk (32 KiB) and the 64 WRITEs in flight,
+// where the last WRITE, fsync@openssh.com and CLOSE go out together: each
+// file is whole on the server the moment Upload returns (every reply is in),
+// over one connection that stays in step from file to file.
+TEST_P(TransportTest, UploadsEverySizeAroundTheWriteChunkByteForByte) {
+  auto t = Make();
+  ASSERT_NE(t, nullptr);
+  constexpr size_t kChunk = 32 * 1024;
+  const size_t sizes[] = {0,          1,           kChunk - 1,      kChunk,
+                          kChunk + 1, 64 * kChunk, 64 * kChunk + 1, 10240};
+  int seed = 10;
+  for (size_t size : sizes) {
+    const std::string name = "s" + std::to_string(size);
+    std::string data = WriteRandomFile(local_ + "/" + name, size, ++seed);
+    Status s = t->Upload(local_ + "/" + name, name + ".part");
+    ASSERT_TRUE(s.ok()) << size << ": " << s.ToString();
+    EXPECT_TRUE(ReadAll(Remote("in/" + name + ".part")) == data)
+        << size << ": content differs right after Upload";
+  }
+}
+
 TEST_P(TransportTest, UploadTruncatesAnExistingFile) {
   auto t = Make();
   ASSERT_NE(t, nullptr);

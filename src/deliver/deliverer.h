@@ -32,6 +32,7 @@
 #include "deliver/destination.h"
 #include "deliver/ledger.h"
 #include "deliver/transport.h"
+#include "secrets/secret_store.h"
 
 namespace cbpipe {
 
@@ -96,8 +97,9 @@ std::string TemporaryUploadName(const std::string& name,
 
 // The adapter for a destination, chosen by its URL scheme: file:// is a
 // LocalFolderTransport; sftp:// is SftpTransport (libssh2); ftps:// and
-// ftp:// go through libcurl.
+// ftp:// go through libcurl. Secret references are resolved from `secrets`
+// (null: the env:/file: store).
 StatusOr<std::unique_ptr<Transport>> MakeTransport(
-    const DestinationConfig& destination);
+    const DestinationConfig& destination, SecretStore* secrets = nullptr);
 
 }  // namespace cbpipe

@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "deliver/curl_transport.h"
-#include "secrets/secrets.h"
+#include "secrets/secret_store.h"
 
 namespace cbpipe {
 namespace {
@@ -1040,8 +1040,18 @@ Status SftpTransport::Upload(const std::string& local_path,
     }
   }
 
-  // WRITE requests, up to kMaxWritesInFlight unanswered.
-  std::map<uint32_t, uint32_t> in_flight;  // id -> length
+  // WRITE requests, up to kMaxWritesInFlight unanswered. Right behind the
+  // last WRITE, without waiting for the replies: fsync@openssh.com where
+  // offered (the bytes on the server's disk before the rename makes them
+  // visible), then CLOSE. A server handles the requests on one handle in
+  // the order sent (OpenSSH's and ProFTPD's one at a time), so the flush
+  // covers every WRITE; Upload returns only when all of them are answered,
+  // so a small file costs two round trips (OPEN, then the rest).
+  const bool fsync = has_fsync_ && s_.fsync;
+  std::map<uint32_t, uint32_t> in_flight;  // WRITE id -> length
+  uint32_t fsync_id = 0, close_id = 0;     // 0: not sent, or answered
+  Status synced, closed;
+  bool tail_sent = false;
   std::vector<char> chunk(kWriteChunk);
   uint64_t offset = 0;
   bool eof = false;
@@ -1074,7 +1084,21 @@ Status SftpTransport::Upload(const std::string& local_path,
       progress = true;
       if (got < kWriteChunk) eof = true;
     }
-    if (read_error != 0) break;
+    if (read_error != 0 || (eof && offset != size)) break;
+    if (eof && !tail_sent) {
+      if (fsync) {
+        fsync_id = NextId();
+        Packet p(kFxpExtended);
+        p.U32(fsync_id).Str("fsync@openssh.com").Str(handle);
+        p.AppendTo(&out_);
+      }
+      close_id = NextId();
+      Packet close(kFxpClose);
+      close.U32(close_id).Str(handle);
+      close.AppendTo(&out_);
+      tail_sent = true;
+      progress = true;
+    }
     bool blocked = false;
     failure = TrySend(what, &progress, &blocked);
     if (!failure.ok()) break;
@@ -1084,59 +1108,43 @@ Status SftpTransport::Upload(const std::string& local_path,
       failure = TryReceive(what, &reply, &got);
       if (!failure.ok() || !got) break;
       progress = true;
-      auto it = in_flight.find(reply.id);
-      if (it == in_flight.end()) {
+      if (auto it = in_flight.find(reply.id); it != in_flight.end()) {
+        in_flight.erase(it);
+        failure = FromStatus(reply, "WRITE", path, /*data_path=*/true);
+        if (!failure.ok()) break;
+      } else if (fsync_id != 0 && reply.id == fsync_id) {
+        fsync_id = 0;
+        if (reply.type != kFxpExtendedReply) {
+          synced = FromStatus(reply, "fsync@openssh.com", path, true);
+        }
+      } else if (close_id != 0 && reply.id == close_id) {
+        close_id = 0;
+        closed = FromStatus(reply, "CLOSE", path, /*data_path=*/true);
+      } else {
         Disconnect();
         failure = UnavailableError(what + ": SFTP reply for another request");
         break;
       }
-      in_flight.erase(it);
-      failure = FromStatus(reply, "WRITE", path, /*data_path=*/true);
-      if (!failure.ok()) break;
     }
     if (!failure.ok()) break;
-    if (eof && in_flight.empty() && out_pos_ == out_.size()) break;
+    if (tail_sent && in_flight.empty() && fsync_id == 0 && close_id == 0) {
+      break;
+    }
     if (!progress) failure = Wait(what, blocked);
   }
-  if (read_error != 0 || !failure.ok()) {
+  if (read_error != 0 || !failure.ok() || offset != size) {
     // Replies are still on their way: this connection is out of step.
     Disconnect();
     if (read_error != 0) {
       return FailedPreconditionError("cannot read " + local_path + ": " +
                                      strerror(read_error));
     }
-    return failure;
-  }
-  if (offset != size) {
-    Disconnect();
+    if (!failure.ok()) return failure;
     return FailedPreconditionError(
         local_path + " changed size during the upload (" +
         std::to_string(size) + " bytes at the start, " +
         std::to_string(offset) + " read)");
   }
-  // The bytes on the server's disk before the rename makes them visible:
-  // fsync@openssh.com where offered, then CLOSE, sent together.
-  const bool fsync = has_fsync_ && s_.fsync;
-  const uint32_t fsync_id = fsync ? NextId() : 0;
-  if (fsync) {
-    Packet p(kFxpExtended);
-    p.U32(fsync_id).Str("fsync@openssh.com").Str(handle);
-    p.AppendTo(&out_);
-  }
-  const uint32_t close_id = NextId();
-  Packet close(kFxpClose);
-  close.U32(close_id).Str(handle);
-  close.AppendTo(&out_);
-  CBPIPE_RETURN_IF_ERROR(SendAll(what));
-  Status synced;
-  if (fsync) {
-    CBPIPE_ASSIGN_OR_RETURN(Reply reply, Await(fsync_id, what));
-    if (reply.type != kFxpExtendedReply) {
-      synced = FromStatus(reply, "fsync@openssh.com", path, true);
-    }
-  }
-  CBPIPE_ASSIGN_OR_RETURN(Reply reply, Await(close_id, what));
-  Status closed = FromStatus(reply, "CLOSE", path, /*data_path=*/true);
   return closed.ok() ? synced : closed;
 }
 
@@ -1199,7 +1207,8 @@ Status SftpTransport::Remove(const std::string& remote_name) {
 }  // namespace
 
 StatusOr<std::unique_ptr<Transport>> MakeSftpTransport(
-    const DestinationConfig& d) {
+    const DestinationConfig& d, SecretStore* secrets) {
+  secrets = SecretsOrDefault(secrets);
   const std::string where = "destination " + d.name;
   CBPIPE_ASSIGN_OR_RETURN(DestinationUrl url, ParseDestinationUrl(d.url));
   if (url.scheme != "sftp") {
@@ -1235,16 +1244,16 @@ StatusOr<std::unique_ptr<Transport>> MakeSftpTransport(
                   (path.size() > 1 ? path.substr(0, path.size() - 1) : "");
 
   if (!d.password_ref.empty()) {
-    auto password = ResolveSecret(d.password_ref);
+    auto password = secrets->Resolve(d.password_ref);
     if (!password.ok()) {
       return Status(password.status().code(),
                     where + ": password_ref: " + password.status().message());
     }
-    s.password = SecretString(std::move(*password));
+    s.password = std::move(*password);
   }
   if (!d.private_key_ref.empty()) {
     if (d.private_key_ref.starts_with("file:")) {
-      auto key = ResolveSecretFilePath(d.private_key_ref);
+      auto key = secrets->KeyFilePath(d.private_key_ref);
       if (!key.ok()) {
         return Status(key.status().code(),
                       where + ": private_key_ref: " + key.status().message());
@@ -1252,14 +1261,20 @@ StatusOr<std::unique_ptr<Transport>> MakeSftpTransport(
       s.private_key_path = *key;
     } else {
       // env:NAME holds the key text itself.
-      auto key = ResolveSecret(d.private_key_ref);
+      auto key = secrets->Resolve(d.private_key_ref);
       if (!key.ok()) {
         return Status(key.status().code(),
                       where + ": private_key_ref: " + key.status().message());
       }
-      std::string text = std::move(*key);
-      if (!text.empty() && text.back() != '\n') text += '\n';
-      s.private_key_data = SecretString(std::move(text));
+      if (!key->value().empty() && key->value().back() != '\n') {
+        // Room for the newline first: appending must not reallocate and
+        // leave a copy of the key in freed memory.
+        std::string text;
+        text.reserve(key->value().size() + 1);
+        text.append(key->value()).push_back('\n');
+        *key = SecretString(std::move(text));
+      }
+      s.private_key_data = std::move(*key);
     }
     s.public_key_path = d.public_key_path;
   }

@@ -8,7 +8,9 @@
 // |                | reply lists the extensions the server offers)            |
 // | Upload         | OPEN(write, create, truncate), WRITE... (pipelined, up   |
 // |                | to 64 requests in flight), fsync@openssh.com when        |
-// |                | offered (unless fsync = false), CLOSE                    |
+// |                | offered (unless fsync = false), CLOSE; the last two      |
+// |                | right behind the last WRITE, and Upload returns when     |
+// |                | all are answered (two round trips for a small file)      |
 // | Rename         | RENAME (never overwrites); with `replace`:               |
 // |                | posix-rename@openssh.com when offered (atomic), else     |
 // |                | REMOVE then RENAME                                       |
@@ -50,13 +52,15 @@
 #include "common/status.h"
 #include "deliver/destination.h"
 #include "deliver/transport.h"
+#include "secrets/secret_store.h"
 
 namespace cbpipe {
 
-// Checks the options and resolves the secrets; does not connect (the first
-// call does). kInvalidArgument names the destination and the option.
+// Checks the options and resolves the secrets from `secrets` (null: the
+// env:/file: store); does not connect (the first call does).
+// kInvalidArgument names the destination and the option.
 StatusOr<std::unique_ptr<Transport>> MakeSftpTransport(
-    const DestinationConfig& destination);
+    const DestinationConfig& destination, SecretStore* secrets = nullptr);
 
 // The extensions an SFTP server offered in its VERSION reply: what the
 // interop tests record (docs/interop.md) and a diagnostic can print.

@@ -7,7 +7,7 @@
 namespace cbpipe {
 
 StatusOr<std::unique_ptr<Transport>> MakeTransport(
-    const DestinationConfig& destination) {
+    const DestinationConfig& destination, SecretStore* secrets) {
   const std::string& url = destination.url;
   if (url.rfind("file://", 0) == 0) {
     const std::string folder = FolderFromFileUrl(url);
@@ -16,8 +16,9 @@ StatusOr<std::unique_ptr<Transport>> MakeTransport(
                                   "folder");
     return std::unique_ptr<Transport>(new LocalFolderTransport(folder));
   }
-  if (url.rfind("sftp://", 0) == 0) return MakeSftpTransport(destination);
-  return MakeNetworkTransport(destination);
+  if (url.rfind("sftp://", 0) == 0)
+    return MakeSftpTransport(destination, secrets);
+  return MakeNetworkTransport(destination, secrets);
 }
 
 }  // namespace cbpipe

@@ -89,10 +89,11 @@ Status AppendTo(CurlSlist& list, const std::string& item) {
   return OkStatus();
 }
 
-StatusOr<std::string> ResolveOptional(const std::string& ref,
-                                      const std::string& what) {
-  if (ref.empty()) return std::string();
-  auto v = ResolveSecret(ref);
+StatusOr<SecretString> ResolveOptional(SecretStore& secrets,
+                                       const std::string& ref,
+                                       const std::string& what) {
+  if (ref.empty()) return SecretString();
+  auto v = secrets.Resolve(ref);
   if (!v.ok()) {
     return Status(v.status().code(), what + ": " + v.status().message());
   }
@@ -199,15 +200,14 @@ std::string EmailMessage(const Event& e, const EmailOptions& o,
 }
 
 StatusOr<std::unique_ptr<EmailNotifier>> EmailNotifier::Create(
-    EmailOptions options) {
+    EmailOptions options, SecretStore* secrets) {
   CBPIPE_RETURN_IF_ERROR(ValidateEmailOptions(options));
   std::string name = "email " + notify_internal::RedactUrl(options.url);
-  CBPIPE_ASSIGN_OR_RETURN(std::string user,
-                          ResolveOptional(options.username_ref, name));
-  SecretString username(std::move(user));
-  CBPIPE_ASSIGN_OR_RETURN(std::string pass,
-                          ResolveOptional(options.password_ref, name));
-  SecretString password(std::move(pass));
+  SecretStore& store = *SecretsOrDefault(secrets);
+  CBPIPE_ASSIGN_OR_RETURN(SecretString username,
+                          ResolveOptional(store, options.username_ref, name));
+  CBPIPE_ASSIGN_OR_RETURN(SecretString password,
+                          ResolveOptional(store, options.password_ref, name));
   CBPIPE_RETURN_IF_ERROR(notify_internal::CurlInitOnce());
   return std::unique_ptr<EmailNotifier>(new EmailNotifier(
       std::move(options), std::move(username), std::move(password)));

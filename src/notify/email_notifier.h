@@ -39,7 +39,7 @@
 #include "common/retry.h"
 #include "common/status.h"
 #include "notify/notifier.h"
-#include "secrets/secrets.h"
+#include "secrets/secret_store.h"
 
 namespace cbpipe {
 
@@ -71,7 +71,10 @@ std::string EmailMessage(const Event& event, const EmailOptions& options,
 
 class EmailNotifier : public Notifier {
  public:
-  static StatusOr<std::unique_ptr<EmailNotifier>> Create(EmailOptions options);
+  // The credentials are resolved from `secrets` (null: the env:/file:
+  // store).
+  static StatusOr<std::unique_ptr<EmailNotifier>> Create(
+      EmailOptions options, SecretStore* secrets = nullptr);
   // Stops at once; queued events are dropped (counted). Flush() first.
   ~EmailNotifier() override;
 

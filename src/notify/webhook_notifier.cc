@@ -79,7 +79,7 @@ std::string WebhookSignature(std::string_view secret, std::string_view body) {
 }
 
 StatusOr<std::unique_ptr<WebhookNotifier>> WebhookNotifier::Create(
-    WebhookOptions options) {
+    WebhookOptions options, SecretStore* secrets) {
   CBPIPE_RETURN_IF_ERROR(
       ValidateWebhookUrl(options.url, options.allow_insecure));
   std::string safe = notify_internal::RedactUrl(options.url);
@@ -89,12 +89,12 @@ StatusOr<std::unique_ptr<WebhookNotifier>> WebhookNotifier::Create(
         ": a signing secret is required (secret = \"env:NAME\" or "
         "\"file:/path\")");
   }
-  auto resolved = ResolveSecret(options.secret_ref);
+  auto resolved = SecretsOrDefault(secrets)->Resolve(options.secret_ref);
   if (!resolved.ok()) {
     return Status(resolved.status().code(),
                   "webhook " + safe + ": " + resolved.status().message());
   }
-  SecretString secret(std::move(*resolved));
+  SecretString secret = std::move(*resolved);
   if (secret.empty()) {
     return InvalidArgumentError("webhook " + safe + ": the secret " +
                                 options.secret_ref + " is empty");

@@ -38,7 +38,7 @@
 #include "common/retry.h"
 #include "common/status.h"
 #include "notify/notifier.h"
-#include "secrets/secrets.h"
+#include "secrets/secret_store.h"
 
 namespace cbpipe {
 
@@ -65,8 +65,9 @@ std::string WebhookSignature(std::string_view secret, std::string_view body);
 
 class WebhookNotifier : public Notifier {
  public:
+  // The secret is resolved from `secrets` (null: the env:/file: store).
   static StatusOr<std::unique_ptr<WebhookNotifier>> Create(
-      WebhookOptions options);
+      WebhookOptions options, SecretStore* secrets = nullptr);
   // Stops at once: the request in flight is abandoned and queued events are
   // dropped (counted). Flush() first to deliver them.
   ~WebhookNotifier() override;

@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,10 +10,11 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <string_view>
 #include <vector>
 
-#include "common/file_mode.h"
 #include "common/crash_point.h"
+#include "common/file_mode.h"
 #include "common/sha256.h"
 #include "store/object_store.h"
 
@@ -30,10 +32,13 @@ Status FsError(const std::string& what, const std::error_code& ec) {
 }
 
 // ".put-<pid>-<random>.tmp": the pid tells a later process whether the Put
-// that wrote it can still be running.
+// that wrote it can still be running. No key has a segment starting with
+// ".put-" (ValidateObjectKey), so no object is mistaken for one.
+constexpr std::string_view kTemporaryPrefix = ".put-";
+
 std::string TemporaryName() {
   std::random_device rd;
-  return ".put-" + std::to_string(::getpid()) + "-" + std::to_string(rd()) +
+  return std::string(kTemporaryPrefix) + std::to_string(::getpid()) + "-" + std::to_string(rd()) +
          ".tmp";
 }
 
@@ -50,53 +55,189 @@ Status FsyncPath(const std::string& path, bool directory) {
 
 }  // namespace
 
-Status ValidateObjectKey(const std::string& key) {
-  if (key.empty() || key.size() > 1024 || key.front() == '/' ||
-      key.back() == '/')
-    return InvalidArgumentError("bad object key '" + key + "'");
-  size_t segment_start = 0;
-  for (size_t i = 0; i <= key.size(); ++i) {
-    if (i == key.size() || key[i] == '/') {
-      const std::string_view seg(key.data() + segment_start, i - segment_start);
-      if (seg.empty() || seg == "." || seg == "..")
-        return InvalidArgumentError("bad object key '" + key + "'");
-      segment_start = i + 1;
-      continue;
+namespace {
+
+// One Put into the folder: a temporary file beside the target, renamed over
+// it once complete and fsynced. PutContentAddressed names the target only
+// at the end, so Finish takes it then.
+class LocalObjectWriter : public ObjectWriter {
+ public:
+  // Creates `dir` and a temporary file in it.
+  static StatusOr<std::unique_ptr<LocalObjectWriter>> Start(
+      const fs::path& dir, fs::path target) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return FsError("create " + dir.string(), ec);
+    std::unique_ptr<LocalObjectWriter> w(new LocalObjectWriter);
+    w->dir_ = dir;
+    w->target_ = std::move(target);
+    w->temp_ = dir / TemporaryName();
+    w->fd_ = ::open(w->temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                    kRecordFileMode);
+    if (w->fd_ < 0) {
+      return UnavailableError("create " + w->temp_.string() + ": " +
+                              std::strerror(errno));
     }
-    const char c = key[i];
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-    if (!ok) return InvalidArgumentError("bad object key '" + key + "'");
+    // An object is an input, card data and all, or a file made from one:
+    // as private as the batches, whatever the umask.
+    Status mode = RestrictRecordFile(w->fd_, w->temp_.string());
+    if (!mode.ok()) {
+      w->Abort();
+      return mode;
+    }
+    return w;
   }
-  return OkStatus();
+
+  ~LocalObjectWriter() override { Abort(); }
+
+  Status Write(const char* data, size_t n) override {
+    if (fd_ < 0) return FailedPreconditionError(Closed());
+    for (size_t done = 0; done < n;) {
+      const ssize_t w = ::write(fd_, data + done, n - done);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        Status st = UnavailableError("write " + temp_.string() + ": " +
+                                     std::strerror(errno));
+        Abort();
+        return st;
+      }
+      done += static_cast<size_t>(w);
+    }
+    return OkStatus();
+  }
+
+  Status Commit() override { return Finish(target_, false); }
+
+  void Abort() override {
+    if (fd_ < 0) return;
+    ::close(fd_);
+    fd_ = -1;
+    std::error_code ec;
+    fs::remove(temp_, ec);
+  }
+
+  // Makes the object visible under `target` (in the folder given to
+  // Start). With `keep_existing`, an object already under `target` stays
+  // and the temporary is dropped.
+  Status Finish(const fs::path& target, bool keep_existing) {
+    if (fd_ < 0) return FailedPreconditionError(Closed());
+    Status st = OkStatus();
+    if (::fsync(fd_) != 0)
+      st = UnavailableError("fsync " + temp_.string() + ": " +
+                            std::strerror(errno));
+    const int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0 && st.ok())
+      st = UnavailableError("close " + temp_.string());
+    std::error_code ec;
+    if (!st.ok()) {
+      fs::remove(temp_, ec);
+      return st;
+    }
+    DurablePoint("store.fsync");
+    if (keep_existing && fs::is_regular_file(target, ec)) {
+      fs::remove(temp_, ec);  // the same bytes are stored already
+      return OkStatus();
+    }
+    fs::rename(temp_, target, ec);
+    if (ec) {
+      fs::remove(temp_, ec);
+      return FsError("rename into " + target.string(), ec);
+    }
+    DurablePoint("store.rename");
+    CBPIPE_RETURN_IF_ERROR(FsyncPath(dir_.string(), true));
+    DurablePoint("store.fsync_dir");
+    return OkStatus();
+  }
+
+ private:
+  LocalObjectWriter() = default;
+  std::string Closed() const {
+    return "put of " + target_.string() + " already committed or aborted";
+  }
+
+  fs::path dir_, target_, temp_;
+  int fd_ = -1;
+};
+
+class LocalObjectReader : public ObjectReader {
+ public:
+  LocalObjectReader(int fd, std::string key) : fd_(fd), key_(std::move(key)) {}
+  ~LocalObjectReader() override { ::close(fd_); }
+  StatusOr<size_t> Read(char* buf, size_t n) override {
+    for (;;) {
+      const ssize_t got = ::read(fd_, buf, n);
+      if (got >= 0) return static_cast<size_t>(got);
+      if (errno == EINTR) continue;
+      return UnavailableError("read object " + key_ + ": " +
+                              std::strerror(errno));
+    }
+  }
+
+ private:
+  int fd_;
+  std::string key_;
+};
+
+bool IsMissing(int err) { return err == ENOENT || err == ENOTDIR; }
+
+}  // namespace
+
+StatusOr<std::unique_ptr<ObjectReader>> LocalFolderStore::Get(
+    const std::string& key) {
+  CBPIPE_RETURN_IF_ERROR(ValidateObjectKey(key));
+  const std::string path = (fs::path(root_) / key).string();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (IsMissing(errno)) return NotFoundError("no object " + key);
+    return UnavailableError("open object " + key + ": " +
+                            std::strerror(errno));
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return NotFoundError("no object " + key);
+  }
+  return std::unique_ptr<ObjectReader>(new LocalObjectReader(fd, key));
 }
 
-Status LocalFolderStore::PutFile(const std::string& key,
-                                 const std::string& path) {
+StatusOr<std::unique_ptr<ObjectWriter>> LocalFolderStore::Put(
+    const std::string& key) {
   CBPIPE_RETURN_IF_ERROR(ValidateObjectKey(key));
   const fs::path target = fs::path(root_) / key;
-  std::error_code ec;
-  fs::create_directories(target.parent_path(), ec);
-  if (ec) return FsError("create " + target.parent_path().string(), ec);
-  // Copy under a unique temporary name, fsync, then rename: atomic.
-  const fs::path temp = target.parent_path() / TemporaryName();
-  fs::copy_file(path, temp, fs::copy_options::overwrite_existing, ec);
-  if (ec) return FsError("copy " + path, ec);
-  // An object is an input, card data and all: as private as the batches,
-  // whatever mode the original had.
-  fs::permissions(temp, static_cast<fs::perms>(kRecordFileMode), ec);
-  if (ec) return FsError("restrict the mode of " + temp.string(), ec);
-  CBPIPE_RETURN_IF_ERROR(FsyncPath(temp.string(), false));
-  DurablePoint("store.fsync");
-  fs::rename(temp, target, ec);
-  if (ec) {
-    fs::remove(temp, ec);
-    return FsError("rename into " + target.string(), ec);
+  CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<LocalObjectWriter> w,
+                          LocalObjectWriter::Start(target.parent_path(),
+                                                   target));
+  return std::unique_ptr<ObjectWriter>(std::move(w));
+}
+
+StatusOr<ObjectInfo> LocalFolderStore::Head(const std::string& key) {
+  CBPIPE_RETURN_IF_ERROR(ValidateObjectKey(key));
+  const std::string path = (fs::path(root_) / key).string();
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (IsMissing(errno)) return NotFoundError("no object " + key);
+    return UnavailableError("stat object " + key + ": " +
+                            std::strerror(errno));
   }
-  DurablePoint("store.rename");
-  CBPIPE_RETURN_IF_ERROR(FsyncPath(target.parent_path().string(), true));
-  DurablePoint("store.fsync_dir");
-  return OkStatus();
+  if (!S_ISREG(st.st_mode)) return NotFoundError("no object " + key);
+  ObjectInfo info;
+  info.size = static_cast<uint64_t>(st.st_size);
+  info.mtime_ms = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 +
+                  st.st_mtim.tv_nsec / 1'000'000;
+  return info;
+}
+
+Status LocalFolderStore::Delete(const std::string& key) {
+  CBPIPE_RETURN_IF_ERROR(ValidateObjectKey(key));
+  const fs::path path = fs::path(root_) / key;
+  if (::unlink(path.c_str()) != 0) {
+    // A folder ("a" when "a/b" exists) is no object either.
+    if (IsMissing(errno) || errno == EISDIR) return OkStatus();
+    return UnavailableError("delete object " + key + ": " +
+                            std::strerror(errno));
+  }
+  return FsyncPath(path.parent_path().string(), true);
 }
 
 StatusOr<StoredObject> LocalFolderStore::PutContentAddressed(
@@ -104,71 +245,28 @@ StatusOr<StoredObject> LocalFolderStore::PutContentAddressed(
   // The key is known only at the end: copy to a temporary name first.
   CBPIPE_RETURN_IF_ERROR(ValidateObjectKey(prefix + "x"));
   const fs::path dir = (fs::path(root_) / (prefix + "x")).parent_path();
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return FsError("create " + dir.string(), ec);
-  const fs::path temp = dir / TemporaryName();
-  const int out =
-      ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (out < 0) return UnavailableError("create " + temp.string());
+  CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<LocalObjectWriter> out,
+                          LocalObjectWriter::Start(dir, fs::path()));
   Sha256 sha;
   StoredObject stored;
-  Status st = OkStatus();
   std::vector<char> buf(1 << 20);
-  while (st.ok()) {
+  for (;;) {
     const ssize_t n =
         ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(stored.size));
     if (n < 0) {
       if (errno == EINTR) continue;
-      st = UnavailableError(std::string("read input: ") + std::strerror(errno));
-      break;
+      return UnavailableError(std::string("read input: ") +
+                              std::strerror(errno));
     }
     if (n == 0) break;
     sha.Update(buf.data(), static_cast<size_t>(n));
-    for (ssize_t done = 0; done < n;) {
-      const ssize_t w =
-          ::write(out, buf.data() + done, static_cast<size_t>(n - done));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) {
-        st = UnavailableError("write " + temp.string() + ": " +
-                              std::strerror(errno));
-        break;
-      }
-      done += w;
-    }
+    CBPIPE_RETURN_IF_ERROR(out->Write(buf.data(), static_cast<size_t>(n)));
     stored.size += static_cast<uint64_t>(n);
   }
-  if (st.ok() && ::fsync(out) != 0)
-    st = UnavailableError("fsync " + temp.string());
-  if (::close(out) != 0 && st.ok())
-    st = UnavailableError("close " + temp.string());
-  if (st.ok()) {
-    DurablePoint("store.fsync");
-    StatusOr<std::string> hex = sha.FinishHex();
-    if (hex.ok()) {
-      stored.sha256 = *hex;
-      stored.key = prefix + stored.sha256;
-    } else {
-      st = hex.status();
-    }
-  }
-  if (!st.ok()) {
-    fs::remove(temp, ec);
-    return st;
-  }
-  const fs::path target = fs::path(root_) / stored.key;
-  if (fs::is_regular_file(target, ec)) {
-    fs::remove(temp, ec);  // the same bytes are stored already
-    return stored;
-  }
-  fs::rename(temp, target, ec);
-  if (ec) {
-    fs::remove(temp, ec);
-    return FsError("rename into " + target.string(), ec);
-  }
-  DurablePoint("store.rename");
-  CBPIPE_RETURN_IF_ERROR(FsyncPath(dir.string(), true));
-  DurablePoint("store.fsync_dir");
+  CBPIPE_ASSIGN_OR_RETURN(stored.sha256, sha.FinishHex());
+  stored.key = prefix + stored.sha256;
+  CBPIPE_RETURN_IF_ERROR(
+      out->Finish(fs::path(root_) / stored.key, /*keep_existing=*/true));
   return stored;
 }
 
@@ -182,8 +280,8 @@ StatusOr<int> LocalFolderStore::RemoveStaleTemporaries() {
   for (auto it = fs::recursive_directory_iterator(root_, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    if (name.rfind(".put-", 0) != 0 || !it->is_regular_file()) continue;
-    const long pid = std::atol(name.c_str() + 5);
+    if (name.rfind(kTemporaryPrefix, 0) != 0 || !it->is_regular_file()) continue;
+    const long pid = std::atol(name.c_str() + kTemporaryPrefix.size());
     const bool dead =
         pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
     std::error_code time_ec;
@@ -203,12 +301,6 @@ StatusOr<std::string> LocalFolderStore::LocalPath(const std::string& key) {
   return p.string();
 }
 
-StatusOr<bool> LocalFolderStore::Exists(const std::string& key) {
-  CBPIPE_RETURN_IF_ERROR(ValidateObjectKey(key));
-  std::error_code ec;
-  return fs::is_regular_file(fs::path(root_) / key, ec);
-}
-
 StatusOr<std::vector<std::string>> LocalFolderStore::List(
     const std::string& prefix) {
   std::vector<std::string> keys;
@@ -217,9 +309,10 @@ StatusOr<std::vector<std::string>> LocalFolderStore::List(
   for (auto it = fs::recursive_directory_iterator(root_, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (!it->is_regular_file()) continue;
+    if (it->path().filename().string().rfind(kTemporaryPrefix, 0) == 0)
+      continue;  // a Put not committed
     const std::string key = fs::relative(it->path(), root_).string();
-    if (key.rfind(prefix, 0) == 0 && key.find("/.put-") == std::string::npos)
-      keys.push_back(key);
+    if (key.rfind(prefix, 0) == 0) keys.push_back(key);
   }
   if (ec) return FsError("list " + root_, ec);
   std::sort(keys.begin(), keys.end());

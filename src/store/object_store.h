@@ -1,23 +1,56 @@
-// The ObjectStore port: where raw inputs (and later generated files) live.
-// The embedded adapter is a local folder; an S3 adapter implements the same
-// interface.
+// The ObjectStore port: where raw inputs and the files made from them live,
+// by key. Adapters: LocalFolderStore (a folder, below), InMemoryObjectStore
+// (memory_store.h, for tests); an S3 adapter implements the same interface.
+// Open one by URL with OpenObjectStore (workflow/registry.h).
 //
 //   LocalFolderStore store("/var/lib/cbpipe/objects");
-//   CBPIPE_RETURN_IF_ERROR(store.PutFile("inputs/ab12...", "/inbox/x.csv"));
-//   CBPIPE_ASSIGN_OR_RETURN(std::string path, store.LocalPath("inputs/ab12"));
+//   // Streaming put: nothing is visible under the key until Commit.
+//   CBPIPE_ASSIGN_OR_RETURN(auto out, store.Put("batches/r1/visa.csv"));
+//   CBPIPE_RETURN_IF_ERROR(out->Write(header.data(), header.size()));
+//   CBPIPE_RETURN_IF_ERROR(out->Commit());  // a failed Write: just return,
+//                                           // destroying `out` aborts it
+//   // Streaming get: a snapshot of the object as it was at Get.
+//   CBPIPE_ASSIGN_OR_RETURN(auto in, store.Get("batches/r1/visa.csv"));
+//   char buf[64 * 1024];
+//   for (;;) {
+//     CBPIPE_ASSIGN_OR_RETURN(size_t n, in->Read(buf, sizeof buf));
+//     if (n == 0) break;  // the end
+//     Consume(buf, n);
+//   }
+//   CBPIPE_ASSIGN_OR_RETURN(ObjectInfo info, store.Head("inputs/ab12"));
+//   CBPIPE_RETURN_IF_ERROR(store.Delete("batches/r1/visa.csv"));
 //
-// Keys are relative paths of [A-Za-z0-9._/-] without "..", empty segments
-// or a leading '/'; anything else is kInvalidArgument. A Put is atomic: a
-// reader sees the whole object or none. Objects are immutable by
-// convention: the service writes content-addressed keys only.
+// Keys are relative paths of [A-Za-z0-9._/-], at most 1024 bytes, without
+// "." or ".." segments, empty segments or a leading or trailing '/';
+// anything else is kInvalidArgument (ValidateObjectKey). Do not use a key
+// and a key under it as a folder ("a" and "a/b"): S3 allows it, a folder
+// cannot (kFailedPrecondition or kInternal there).
 //
-// Errors: kNotFound for a missing key; kInvalidArgument for a bad key;
-// kUnavailable for transient I/O; kInternal otherwise.
-// Thread safety: all methods may be called from several threads.
+// Atomicity: a Put (streaming, PutFile or PutContentAddressed) makes the
+// whole object visible at once, replacing any object under the key, or
+// nothing: an uncommitted, aborted or failed Put leaves no object and the
+// previous one (if any) untouched, and no partial object is ever visible to
+// Get, Head, Exists or List. When a commit returns OK the object is durable
+// (it survives a crash of the process or, for a folder, of the machine).
+// Delete is idempotent: deleting a key that holds no object is OK (as S3
+// does), so a retried Delete never fails for having succeeded before.
+//
+// Errors (every method): kInvalidArgument for a bad key; kNotFound for a
+// key with no object (Get, Head, LocalPath); kUnavailable for transient I/O
+// (disk full, I/O error: retry later); kFailedPrecondition for a call on a
+// reader or writer that cannot take it (Write after Commit); kInternal for
+// anything else. Messages name the key, never object contents.
+//
+// Thread safety: every ObjectStore method may be called from several
+// threads at once; concurrent Puts of one key end with one of them whole.
+// One ObjectReader or ObjectWriter is used by one thread at a time.
+// Ownership: readers and writers belong to the caller and must not outlive
+// the store that made them.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
-#include <optional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,43 +65,104 @@ struct StoredObject {
   uint64_t size = 0;   // bytes stored
 };
 
+// What Head tells of an object.
+struct ObjectInfo {
+  uint64_t size = 0;     // bytes
+  int64_t mtime_ms = 0;  // epoch ms of the commit that stored it
+};
+
+// Reads one object from its start, as it was when Get returned (a Put or
+// Delete of the key meanwhile does not change what it reads).
+class ObjectReader {
+ public:
+  virtual ~ObjectReader() = default;
+  // Copies up to `n` bytes into `buf` and returns how many; 0 only at the
+  // end of the object (or for n == 0).
+  virtual StatusOr<size_t> Read(char* buf, size_t n) = 0;
+};
+
+// Writes one object. Nothing is visible under the key before Commit returns
+// OK. Destroying a writer that was not committed aborts it.
+class ObjectWriter {
+ public:
+  virtual ~ObjectWriter() = default;
+  // Appends `n` bytes. After an error the writer is aborted (later calls
+  // fail with kFailedPrecondition).
+  virtual Status Write(const char* data, size_t n) = 0;
+  // Makes the object visible, whole, durable; replaces any object under
+  // the key. After an error nothing is visible. Once only.
+  virtual Status Commit() = 0;
+  // Drops what was written; nothing becomes visible. Idempotent, and a
+  // no-op after Commit.
+  virtual void Abort() = 0;
+};
+
 class ObjectStore {
  public:
   virtual ~ObjectStore() = default;
-  // Copies the local file at `path` to `key` (replacing an existing object).
-  virtual Status PutFile(const std::string& key, const std::string& path) = 0;
+
+  // A reader of the object under `key`; kNotFound when there is none.
+  virtual StatusOr<std::unique_ptr<ObjectReader>> Get(
+      const std::string& key) = 0;
+  // A writer for `key` (checked here: kInvalidArgument).
+  virtual StatusOr<std::unique_ptr<ObjectWriter>> Put(
+      const std::string& key) = 0;
+  // kNotFound when there is no object under `key`.
+  virtual StatusOr<ObjectInfo> Head(const std::string& key) = 0;
+  // Removes the object; OK when there was none.
+  virtual Status Delete(const std::string& key) = 0;
+  // Keys that start with `prefix` (a plain string prefix: "inputs/" or
+  // "inputs/ab"), sorted bytewise; committed objects only.
+  virtual StatusOr<std::vector<std::string>> List(
+      const std::string& prefix) = 0;
+
   // Copies everything `fd` holds from offset 0 to its end (pread: the fd's
   // offset is left alone) to `prefix` + its SHA-256, hashing what it copies
   // in the same pass, so the key names exactly the bytes stored. An object
-  // already there under that key is kept (same key, same bytes).
+  // already there under that key is kept (same key, same bytes). prefix +
+  // "x" must be a valid key.
   virtual StatusOr<StoredObject> PutContentAddressed(const std::string& prefix,
                                                      int fd) = 0;
-  // A local path from which the object can be read (for a local folder, the
-  // object itself; a remote store downloads to a cache first).
+  // A local path from which the object can be read, for code that needs a
+  // file (mmap, libraries that open by name). For a local folder it is the
+  // object itself; a store that is not a local folder (memory, S3) copies
+  // the object to a cache file that lives as long as the store, or until
+  // the key is written or deleted. Read-only: never write through it.
   virtual StatusOr<std::string> LocalPath(const std::string& key) = 0;
-  virtual StatusOr<bool> Exists(const std::string& key) = 0;
-  // Keys under `prefix`, sorted.
-  virtual StatusOr<std::vector<std::string>> List(
-      const std::string& prefix) = 0;
+  // Removes what Puts that never finished left behind (a folder's
+  // temporaries of processes no longer running, or older than a day); never
+  // touches a Put still running. Returns how many were removed.
+  virtual StatusOr<int> RemoveStaleTemporaries() = 0;
+  // "file:///var/lib/cbpipe/objects", "memory://": for messages and logs.
   virtual std::string Describe() const = 0;
+
+  // Head, with kNotFound as false.
+  StatusOr<bool> Exists(const std::string& key);
+  // Streams the local file at `path` into `key` through Put (kNotFound
+  // when there is no such file).
+  Status PutFile(const std::string& key, const std::string& path);
 };
 
 // Checks the key rules above.
 Status ValidateObjectKey(const std::string& key);
 
+// The adapter for a local folder: the object under "a/b" is the file
+// <root>/a/b. A Put writes <root>/a/.put-<pid>-<random>.tmp (mode 0640),
+// fsyncs it, renames it over <root>/a/b and fsyncs the folder.
 class LocalFolderStore : public ObjectStore {
  public:
   explicit LocalFolderStore(std::string root) : root_(std::move(root)) {}
-  Status PutFile(const std::string& key, const std::string& path) override;
+  StatusOr<std::unique_ptr<ObjectReader>> Get(const std::string& key) override;
+  StatusOr<std::unique_ptr<ObjectWriter>> Put(const std::string& key) override;
+  StatusOr<ObjectInfo> Head(const std::string& key) override;
+  Status Delete(const std::string& key) override;
+  StatusOr<std::vector<std::string>> List(const std::string& prefix) override;
   StatusOr<StoredObject> PutContentAddressed(const std::string& prefix,
                                              int fd) override;
   StatusOr<std::string> LocalPath(const std::string& key) override;
-  // Removes the temporary files of Puts that never finished: those of
-  // processes no longer running on this machine (the name holds the pid),
-  // and any older than a day. Returns how many were removed.
-  StatusOr<int> RemoveStaleTemporaries();
-  StatusOr<bool> Exists(const std::string& key) override;
-  StatusOr<std::vector<std::string>> List(const std::string& prefix) override;
+  // The temporaries of processes no longer running on this machine (the
+  // name holds the pid), and any older than a day.
+  StatusOr<int> RemoveStaleTemporaries() override;
   std::string Describe() const override { return "file://" + root_; }
 
  private:

@@ -2,11 +2,15 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
 
 namespace cbpipe {
 namespace {
@@ -45,6 +49,33 @@ TEST(LocalFolderStoreTest, PutGetListAtomically) {
   EXPECT_EQ(store.PutFile("../x", src).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(store.PutFile("inputs/c", (root / "missing").string()).code(),
             StatusCode::kNotFound);
+  fs::remove_all(root);
+}
+
+TEST(LocalFolderStoreTest, APutIsATemporaryRenamedWithTheRecordMode) {
+  const fs::path root = fs::path(::testing::TempDir()) /
+                        ("store_put_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  ::umask(022);
+  LocalFolderStore store(root.string());
+  auto out = store.Put("batches/r1/visa.csv");
+  ASSERT_TRUE(out.ok());
+  ASSERT_TRUE((*out)->Write("x", 1).ok());
+  // Until the commit, only a ".put-<pid>-*.tmp" is there, and unlisted.
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(root / "batches/r1"))
+    names.push_back(e.path().filename().string());
+  ASSERT_EQ(names.size(), 1u);
+  EXPECT_EQ(names[0].rfind(".put-" + std::to_string(::getpid()) + "-", 0), 0u);
+  EXPECT_TRUE(store.List("")->empty());
+  ASSERT_TRUE((*out)->Commit().ok());
+  const fs::path object = root / "batches/r1/visa.csv";
+  EXPECT_EQ(fs::status(object).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write |
+                fs::perms::group_read);
+  EXPECT_EQ(std::distance(fs::directory_iterator(root / "batches/r1"),
+                          fs::directory_iterator()),
+            1);
   fs::remove_all(root);
 }
 

@@ -1,97 +1,105 @@
-// A small state machine with Step Functions semantics, run by the embedded
-// service: each step is a function from a JSON input to a JSON output (ids,
-// keys, counts — never records), with a Retry policy and Catch rules. Every
-// step's result is checkpointed in the RunStore before the next starts, so
-// a restarted process resumes a run after its last completed step.
+// The embedded workflow engine: runs a WorkflowDefinition (definition.h,
+// an Amazon States Language subset) over a StepRunner, checkpointing every
+// Task, Map and Map item in a RunStore, so a restarted process resumes a run
+// where it stopped and a failed run is redriven from its redrive point.
 //
-//   WorkflowDefinition def;
-//   def.start = "validate";
-//   def.steps["validate"] = {.fn = Validate, .retry = {...},
-//                            .catchers = {{{StatusCode::kInvalidArgument},
-//                                          "reject_input"}},
-//                            .next = "generate"};
-//   WorkflowEngine engine(def, store, env);
+//   StatusOr<WorkflowDefinition> def = CbpipeWorkflowDefinition();
+//   WorkflowEngine engine(&*def, run_store, Env::Default(),
+//       [&](std::string_view step, const nlohmann::json& in) {
+//         return RunStep(step, in, ports);
+//       });
 //   RunOutcome out = engine.Resume(run_id, initial_input, &stop);
 //
-// Retry applies to transient errors (Status::IsTransient) unless a step
-// says otherwise; the wait before attempt n+1 is RetryDelaySeconds. A step
-// that still fails goes to the first Catcher whose codes match (empty: any)
-// with input {"error": {"code", "message"}, "input": <its input>}; with no
-// Catcher the run fails. A step marked `fails_run` ends the run as failed
-// after it ran (the failure path: record a dead letter, alert).
+// The engine knows nothing of the steps: a Task state named "deliver"
+// calls runner("deliver", input). Contract of a run:
+// - Resume on a queued run starts at StartAt with `input`, which is
+//   checkpointed (record "$input"); later calls use the checkpoint and
+//   ignore `input`, so everything the steps must agree on (the run's `now`)
+//   stays fixed across restarts and redrives.
+// - A "running" run (interrupted) resumes from its checkpoints: completed
+//   Tasks and Map items are not run again.
+// - A "failed" run is redriven: the checkpoints of its redrive point and of
+//   every state reachable from it are discarded (state "discarded"), except
+//   that a Map redrive point keeps the items that succeeded; the run then
+//   resumes as above. "succeeded" and "rejected" runs return at once.
+// - Errors: a step's Status code name is the ASL error name. A step that
+//   throws, or returns anything but a JSON object, fails with INTERNAL
+//   ("step deliver threw: ..."), routed by Retry/Catch like any error.
+//   Nothing thrown crosses Resume.
+// - Retry waits use env->SleepFor with `stop`; when `stop` is set (checked
+//   before every state, Map item and retry) Resume returns "interrupted"
+//   with everything done so far checkpointed. A RunStore error also returns
+//   "interrupted" (the caller retries later).
+// - Map items run on threads the engine starts and joins inside Resume, at
+//   most MaxConcurrency (capped by EngineOptions::max_map_threads) at once.
+//   The StepRunner must therefore be callable from several threads.
+//
+// Checkpoint records (RunStore::SaveStep names): top-level states by name,
+// nested ones by path: "batches/0" (item 0 of Map "batches": its output),
+// "batches/0/verify" (state verify inside that item). A Task's record holds
+// its raw result (succeeded) or {"Error", "Cause"} (failed).
 #pragma once
 
 #include <atomic>
 #include <functional>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <vector>
+#include <string_view>
 
-#include "config/config.h"
-#include "deliver/deliverer.h"
+#include "common/env.h"
+#include "common/status.h"
+#include "workflow/definition.h"
 #include "workflow/run_store.h"
 
 namespace cbpipe {
 
-using StepFn = std::function<StatusOr<nlohmann::json>(
-    const RunRecord& run, const nlohmann::json& input)>;
-
-struct Catcher {
-  std::vector<StatusCode> codes;  // empty: every error
-  std::string next;
-};
-
-struct StepDefinition {
-  StepFn fn;
-  RetryPolicy retry{0.5, 2.0, 3, 10.0, true};
-  bool retry_transient = true;
-  std::vector<Catcher> catchers;
-  std::string next;        // "" ends the run
-  bool fails_run = false;  // the run ends "failed" after this step
-  std::string end_state;   // overrides the final state ("rejected")
-  // Where a redriven run starts when this step failed ("" = this step).
-  std::string redrive_from;
-};
-
-struct WorkflowDefinition {
-  std::string start;
-  std::map<std::string, StepDefinition> steps;
-};
+using StepRunner = std::function<StatusOr<nlohmann::json>(
+    std::string_view name, const nlohmann::json& input)>;
 
 struct RunOutcome {
-  std::string state;  // "succeeded", "failed", "rejected", or "interrupted"
-  std::string error;
+  // "succeeded", "failed", "rejected", or "interrupted".
+  std::string state;
+  std::string error;  // "DATA_LOSS: ..." when failed or interrupted
   nlohmann::json output;
+  // For a failed run: the top-level state a redrive starts at.
+  std::string redrive_from;
 };
 
 // Calls one step so that nothing it throws crosses the engine, and checks
 // what it returned: an exception (nlohmann's type errors, std::bad_alloc,
-// anything) becomes kInternal "step <name> threw: <what>", an output that
-// is not a JSON object kInternal "step <name> returned <type>, not an
-// object". Card numbers in an exception's text are masked. The engine
-// calls every step through it; the run then fails (or is caught) with that
+// anything) becomes kInternal "step <name> threw: <what>" ("threw a
+// non-standard exception" for one that is not a std::exception), an output
+// that is not a JSON object kInternal "step <name> returned a non-object:
+// <type>". Card numbers in an exception's text are masked. Both engines
+// call every step through it; the run then fails (or is caught) with that
 // error like any other, and the worker goes on with other runs.
 StatusOr<nlohmann::json> CallStepGuarded(
     std::string_view name,
     const std::function<StatusOr<nlohmann::json>()>& call);
 
+struct EngineOptions {
+  // The most threads one Map state runs its items on.
+  int max_map_threads = 16;
+};
+
 class WorkflowEngine {
  public:
-  WorkflowEngine(const WorkflowDefinition& definition, RunStore* store,
-                 RetryEnv env)
-      : def_(definition), store_(store), env_(std::move(env)) {}
+  // `definition`, `store`, `env` must outlive the engine.
+  WorkflowEngine(const WorkflowDefinition* definition, RunStore* store,
+                 Env* env, StepRunner runner, EngineOptions options = {});
 
-  // Runs `run_id` from its checkpoint to the end. `input` is the first
-  // step's input for a new run. Between steps (and retry waits) `stop` is
-  // checked: when set, returns "interrupted" with the run checkpointed.
+  // Runs `run_id` (which must exist in the store) to its end, or until
+  // `stop` (may be null). Thread-safe for different run ids.
   RunOutcome Resume(const std::string& run_id, const nlohmann::json& input,
                     const std::atomic<bool>* stop);
 
  private:
-  const WorkflowDefinition& def_;
+  class Run;
+  const WorkflowDefinition* def_;
   RunStore* store_;
-  RetryEnv env_;
+  Env* env_;
+  StepRunner runner_;
+  EngineOptions options_;
 };
 
 }  // namespace cbpipe

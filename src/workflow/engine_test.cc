@@ -6,6 +6,9 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <map>
+#include <mutex>
+#include <stdexcept>
 #include <thread>
 
 namespace cbpipe {
@@ -13,182 +16,527 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using StepFn = std::function<StatusOr<json>(const json& input)>;
 
-class EngineTest : public ::testing::Test {
+class WorkflowEngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
     path_ = (fs::path(::testing::TempDir()) /
-             ("engine_" + std::to_string(::getpid()) + ".db"))
+             ("wf_engine_" + std::to_string(::getpid()) + ".db"))
                 .string();
     for (const char* s : {"", "-wal", "-shm"}) fs::remove(path_ + s);
     auto store = RunStore::Open(path_);
     ASSERT_TRUE(store.ok());
     store_ = std::move(*store);
-    env_.sleep = [this](double s) { sleeps_.push_back(s); };
-    env_.random01 = [] { return 1.0; };
-    env_.now = [] { return int64_t{0}; };
-    RunRecord run;
-    run.run_id = "0123456789abcdef";
-    run.input_key = "inputs/x";
-    ASSERT_TRUE(*store_->CreateIfAbsent(run));
-
-    // a -> b -> c, b retried on transient errors, failures caught by "fail".
-    def_.start = "a";
-    def_.steps["a"].fn = [this](const RunRecord&, const json& in) {
-      ++calls_["a"];
-      json out = in;
-      out["a"] = true;
-      return StatusOr<json>(out);
-    };
-    def_.steps["a"].next = "b";
-    StepDefinition& b = def_.steps["b"];
-    b.fn = [this](const RunRecord&, const json& in) -> StatusOr<json> {
-      ++calls_["b"];
-      if (b_failures_ > 0) {
-        --b_failures_;
-        return b_error_;
-      }
-      json out = in;
-      out["b"] = true;
-      return out;
-    };
-    b.retry = {1.0, 2.0, 3, 10.0, false};
-    b.catchers = {{{}, "fail"}};
-    b.next = "c";
-    StepDefinition& c = def_.steps["c"];
-    c.fn = [this](const RunRecord&, const json& in) -> StatusOr<json> {
-      ++calls_["c"];
-      if (stop_in_c_) stop_ = true;
-      json out = in;
-      out["c"] = true;
-      return out;
-    };
-    c.redrive_from = "b";
-    def_.steps["fail"].fn = [this](const RunRecord&, const json& in) {
-      ++calls_["fail"];
-      return StatusOr<json>(in);
-    };
-    def_.steps["fail"].fails_run = true;
   }
   void TearDown() override {
     store_.reset();
     for (const char* s : {"", "-wal", "-shm"}) fs::remove(path_ + s);
   }
 
-  RunOutcome Resume() {
-    WorkflowEngine engine(def_, store_.get(), env_);
-    return engine.Resume("0123456789abcdef", {{"input_key", "inputs/x"}},
-                         &stop_);
+  void Define(const char* text) {
+    StatusOr<WorkflowDefinition> def = WorkflowDefinition::Parse(text);
+    ASSERT_TRUE(def.ok()) << def.status().ToString();
+    def_ = std::move(*def);
+  }
+
+  // A step that counts its calls (per step and per item "id").
+  void Step(const std::string& name, StepFn fn) {
+    steps_[name] = std::move(fn);
+  }
+
+  int Calls(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_[key];
+  }
+
+  RunOutcome Resume(const std::string& run_id,
+                    const json& input = json{{"x", 1}}) {
+    RunRecord run;
+    run.run_id = run_id;
+    run.input_key = "inputs/" + run_id;
+    EXPECT_TRUE(store_->CreateIfAbsent(run).ok());
+    WorkflowEngine engine(
+        &def_, store_.get(), &env_,
+        [this](std::string_view name, const json& in) -> StatusOr<json> {
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            ++calls_[std::string(name)];
+            if (in.is_object() && in.contains("id"))
+              ++calls_[std::string(name) + "#" + in["id"].dump()];
+          }
+          auto it = steps_.find(std::string(name));
+          if (it == steps_.end()) return in;  // echo
+          return it->second(in);
+        },
+        options_);
+    return engine.Resume(run_id, input, &stop_);
+  }
+
+  RunRecord Get(const std::string& run_id) {
+    StatusOr<RunRecord> r = store_->Get(run_id);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? *r : RunRecord{};
+  }
+
+  std::string StepState(const std::string& run_id, const std::string& name) {
+    for (const StepRecord& s : Get(run_id).steps) {
+      if (s.name == name) return s.state;
+    }
+    return "";
   }
 
   std::string path_;
   std::unique_ptr<RunStore> store_;
-  RetryEnv env_;
+  FakeEnv env_;
   WorkflowDefinition def_;
-  std::vector<double> sleeps_;
+  EngineOptions options_;
+  std::map<std::string, StepFn> steps_;
+  std::mutex mu_;
   std::map<std::string, int> calls_;
-  int b_failures_ = 0;
-  Status b_error_ = UnavailableError("server down");
-  bool stop_in_c_ = false;
   std::atomic<bool> stop_{false};
 };
 
-TEST_F(EngineTest, RunsEveryStepAndCheckpointsOutputs) {
-  RunOutcome out = Resume();
-  EXPECT_EQ(out.state, "succeeded");
-  EXPECT_EQ(out.output["a"], true);
-  EXPECT_EQ(out.output["c"], true);
-  StatusOr<RunRecord> run = store_->Get("0123456789abcdef");
-  ASSERT_TRUE(run.ok());
-  EXPECT_EQ(run->state, "succeeded");
-  ASSERT_EQ(run->steps.size(), 3u);
-  EXPECT_EQ(run->steps[0].name, "a");
-  EXPECT_EQ(json::parse(run->steps[2].output_json)["b"], true);
-  // A finished run is not run again.
-  EXPECT_EQ(Resume().state, "succeeded");
-  EXPECT_EQ(calls_["a"], 1);
+constexpr char kRetrying[] = R"({
+  "StartAt": "a",
+  "States": {"a": {"Type": "Task", "End": true, "ResultPath": "$.a",
+    "Retry": [{"ErrorEquals": ["UNAVAILABLE"], "IntervalSeconds": 2,
+               "BackoffRate": 3, "MaxAttempts": 3, "MaxDelaySeconds": 10,
+               "JitterStrategy": "NONE"}]}}})";
+
+TEST_F(WorkflowEngineTest, RetriesWithBackoffCappedByMaxDelay) {
+  Define(kRetrying);
+  int failures = 3;
+  Step("a", [&](const json&) -> StatusOr<json> {
+    if (failures-- > 0) return UnavailableError("connection refused");
+    return json{{"ok", true}};
+  });
+  RunOutcome out = Resume("r1");
+  EXPECT_EQ(out.state, "succeeded") << out.error;
+  EXPECT_EQ(env_.sleeps(), (std::vector<double>{2, 6, 10}));
+  EXPECT_EQ(out.output, json::parse(R"({"x":1,"a":{"ok":true}})"));
+  EXPECT_EQ(Get("r1").state, "succeeded");
 }
 
-TEST_F(EngineTest, TransientErrorsRetriedWithBackoff) {
-  b_failures_ = 2;
-  RunOutcome out = Resume();
-  EXPECT_EQ(out.state, "succeeded");
-  EXPECT_EQ(calls_["b"], 3);
-  EXPECT_EQ(sleeps_, (std::vector<double>{1.0, 2.0}));
-  EXPECT_EQ(store_->Get("0123456789abcdef")->steps[1].attempts, 3);
-}
-
-TEST_F(EngineTest, ExhaustedRetriesAreCaughtAndFailTheRun) {
-  b_failures_ = 10;
-  RunOutcome out = Resume();
+TEST_F(WorkflowEngineTest, FullJitterDrawsEachWaitBelowItsBackoff) {
+  std::string text = kRetrying;
+  text.replace(text.find("\"NONE\""), 6, "\"FULL\"");
+  Define(text.c_str());
+  env_.SetRandom({0.25, 0.5, 0.999});
+  Step("a",
+       [&](const json&) -> StatusOr<json> { return UnavailableError("down"); });
+  RunOutcome out = Resume("r1");
   EXPECT_EQ(out.state, "failed");
-  EXPECT_EQ(calls_["b"], 3);
-  EXPECT_EQ(calls_["fail"], 1);
-  EXPECT_EQ(calls_["c"], 0);
-  EXPECT_NE(out.error.find("server down"), std::string::npos);
-  StatusOr<RunRecord> run = store_->Get("0123456789abcdef");
-  EXPECT_EQ(run->state, "failed");
-  EXPECT_EQ(run->current_step, "b");  // where a redrive starts
+  EXPECT_EQ(out.error, "UNAVAILABLE: down");
+  const std::vector<double> nominal = {2, 6, 10};
+  std::vector<double> sleeps = env_.sleeps();
+  ASSERT_EQ(sleeps.size(), 3u);  // MaxAttempts 3: four calls
+  EXPECT_EQ(Calls("a"), 4);
+  EXPECT_DOUBLE_EQ(sleeps[0], 0.5);
+  EXPECT_DOUBLE_EQ(sleeps[1], 3);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_GE(sleeps[i], 0);
+    EXPECT_LE(sleeps[i], nominal[i]);
+  }
 }
 
-TEST_F(EngineTest, PermanentErrorsAreNotRetried) {
-  b_failures_ = 10;
-  b_error_ = PermissionDeniedError("550");
-  EXPECT_EQ(Resume().state, "failed");
-  EXPECT_EQ(calls_["b"], 1);
-  EXPECT_TRUE(sleeps_.empty());
+TEST_F(WorkflowEngineTest, OnlyMatchingErrorsAreRetried) {
+  Define(kRetrying);
+  Step("a", [&](const json&) -> StatusOr<json> {
+    return InvalidArgumentError("bad row");
+  });
+  RunOutcome out = Resume("r1");
+  EXPECT_EQ(out.state, "failed");
+  EXPECT_EQ(Calls("a"), 1);
+  EXPECT_TRUE(env_.sleeps().empty());
+  EXPECT_EQ(out.redrive_from, "a");
+  RunRecord run = Get("r1");
+  EXPECT_EQ(run.state, "failed");
+  EXPECT_EQ(run.current_step, "a");
+  EXPECT_EQ(run.error, "INVALID_ARGUMENT: bad row");
 }
 
-TEST_F(EngineTest, RedrivenRunResumesAtTheFailedStepWithItsInput) {
-  b_failures_ = 3;
-  EXPECT_EQ(Resume().state, "failed");
-  b_failures_ = 0;
-  RunOutcome out = Resume();
-  EXPECT_EQ(out.state, "succeeded");
-  EXPECT_EQ(calls_["a"], 1);  // not repeated
-  EXPECT_EQ(out.output["a"], true);
-  EXPECT_EQ(out.output["b"], true);
-}
-
-TEST_F(EngineTest, InterruptedRunResumesAfterItsLastCheckpoint) {
-  stop_in_c_ = true;  // a shutdown request arrives while c runs
-  def_.steps["c"].next = "d";
-  def_.steps["d"].fn = [this](const RunRecord&, const json& in) {
-    ++calls_["d"];
-    return StatusOr<json>(in);
-  };
-  RunOutcome first = Resume();
-  EXPECT_EQ(first.state, "interrupted");
-  EXPECT_EQ(calls_["c"], 1);
-  EXPECT_EQ(calls_["d"], 0);
-  EXPECT_EQ(store_->Get("0123456789abcdef")->current_step, "d");
+TEST_F(WorkflowEngineTest, StopDuringARetryWaitInterrupts) {
+  Define(kRetrying);
+  Step("a", [&](const json&) -> StatusOr<json> {
+    stop_ = true;  // a shutdown arrives while the step fails
+    return UnavailableError("down");
+  });
+  RunOutcome out = Resume("r1");
+  EXPECT_EQ(out.state, "interrupted");
+  EXPECT_EQ(Calls("a"), 1);
+  EXPECT_EQ(Get("r1").state, "running");
   stop_ = false;
-  stop_in_c_ = false;
-  RunOutcome second = Resume();
-  EXPECT_EQ(second.state, "succeeded");
-  EXPECT_EQ(calls_["a"], 1);
-  EXPECT_EQ(calls_["b"], 1);
-  EXPECT_EQ(calls_["c"], 1);
-  EXPECT_EQ(calls_["d"], 1);
-  EXPECT_EQ(second.output["c"], true);
+  Step("a", [](const json&) -> StatusOr<json> { return json::object(); });
+  EXPECT_EQ(Resume("r1").state, "succeeded");
 }
 
-TEST_F(EngineTest, RedriveFromAnEarlierStep) {
-  // c fails permanently with no catcher; its redrive starts at b.
-  def_.steps["c"].fn = [this](const RunRecord&,
-                              const json&) -> StatusOr<json> {
-    ++calls_["c"];
-    return DataLossError("bad file");
-  };
-  EXPECT_EQ(Resume().state, "failed");
-  EXPECT_EQ(store_->Get("0123456789abcdef")->current_step, "b");
-  def_.steps["c"].fn = [this](const RunRecord&, const json& in) {
-    ++calls_["c"];
-    return StatusOr<json>(in);
-  };
-  EXPECT_EQ(Resume().state, "succeeded");
-  EXPECT_EQ(calls_["b"], 2);
-  EXPECT_EQ(calls_["a"], 1);
+constexpr char kCatching[] = R"({
+  "StartAt": "a",
+  "States": {
+    "a": {"Type": "Task", "Next": "b",
+          "Catch": [{"ErrorEquals": ["INVALID_ARGUMENT"], "Next": "reject",
+                     "ResultPath": "$.error"},
+                    {"ErrorEquals": ["States.ALL"], "Next": "record",
+                     "ResultPath": "$.error"}]},
+    "b": {"Type": "Task", "End": true},
+    "reject": {"Type": "Task", "End": true,
+               "cbpipe": {"end_state": "rejected"}},
+    "record": {"Type": "Task", "ResultPath": null, "Next": "failed"},
+    "failed": {"Type": "Fail"}}})";
+
+TEST_F(WorkflowEngineTest, CatchRoutesByErrorName) {
+  Define(kCatching);
+  json seen;
+  Step("a", [](const json&) -> StatusOr<json> {
+    return InvalidArgumentError("not a CSV");
+  });
+  Step("reject", [&](const json& in) -> StatusOr<json> {
+    seen = in;
+    return json{{"quarantined", true}};
+  });
+  RunOutcome out = Resume("r1");
+  EXPECT_EQ(out.state, "rejected");
+  EXPECT_EQ(out.error, "INVALID_ARGUMENT: not a CSV");
+  EXPECT_EQ(seen, json::parse(R"({"x":1,"error":{"Error":"INVALID_ARGUMENT",
+                                  "Cause":"not a CSV"}})"));
+  EXPECT_EQ(Calls("b"), 0);
+  EXPECT_EQ(Calls("record"), 0);
+  EXPECT_EQ(Get("r1").state, "rejected");
+  // A finished run is not run again.
+  EXPECT_EQ(Resume("r1").state, "rejected");
+  EXPECT_EQ(Calls("reject"), 1);
+}
+
+TEST_F(WorkflowEngineTest, OtherErrorsFailTheRunThroughTheFailureState) {
+  Define(kCatching);
+  Step("a", [](const json&) -> StatusOr<json> {
+    return DataLossError("truncated");
+  });
+  RunOutcome out = Resume("r1");
+  EXPECT_EQ(out.state, "failed");
+  EXPECT_EQ(out.error, "DATA_LOSS: truncated");
+  EXPECT_EQ(out.redrive_from, "a");
+  EXPECT_EQ(Calls("record"), 1);
+  EXPECT_EQ(Calls("reject"), 0);
+}
+
+TEST_F(WorkflowEngineTest, AThrowingStepFailsClearlyAndIsCaught) {
+  Define(kCatching);
+  json seen;
+  Step("a", [](const json& in) -> StatusOr<json> {
+    (void)in.at("missing");  // nlohmann throws out_of_range
+    return in;
+  });
+  Step("record", [&](const json& in) -> StatusOr<json> {
+    seen = in;
+    return json::object();
+  });
+  RunOutcome out = Resume("r1");
+  EXPECT_EQ(out.state, "failed");
+  EXPECT_EQ(out.error.rfind("INTERNAL: step a threw: ", 0), 0u) << out.error;
+  EXPECT_EQ(seen["error"]["Error"], "INTERNAL");
+}
+
+TEST_F(WorkflowEngineTest, NonStandardExceptionsAndGarbageFailClearly) {
+  Define(kCatching);
+  Step("a", [](const json&) -> StatusOr<json> { throw 42; });
+  EXPECT_EQ(Resume("r1").error,
+            "INTERNAL: step a threw a non-standard exception");
+  Step("a", [](const json&) -> StatusOr<json> { return json::array(); });
+  EXPECT_EQ(Resume("r2").error,
+            "INTERNAL: step a returned a non-object: array");
+  Step("a", [](const json&) -> StatusOr<json> { return json("text"); });
+  EXPECT_EQ(Resume("r3").error,
+            "INTERNAL: step a returned a non-object: string");
+}
+
+TEST_F(WorkflowEngineTest, SchemasCheckTaskInputAndOutput) {
+  Define(R"({"StartAt": "a", "States": {"a": {"Type": "Task", "End": true,
+    "cbpipe": {"input_schema": {"required": ["x"]},
+               "output_schema": {"required": ["y"],
+                                 "properties": {"y": {"type": "integer"}}}}}}})");
+  Step("a", [](const json&) -> StatusOr<json> { return json{{"y", "no"}}; });
+  EXPECT_EQ(Resume("r1").error,
+            "INTERNAL: output of a does not match its output_schema: y: not "
+            "of type integer");
+  EXPECT_EQ(Resume("r2", {{"z", 1}}).error,
+            "INTERNAL: input of a does not match its input_schema: missing x");
+  EXPECT_EQ(Calls("a"), 1);  // the bad input never reached the step
+}
+
+constexpr char kMap[] = R"({
+  "StartAt": "a",
+  "States": {
+    "a": {"Type": "Task", "ResultPath": "$.a", "Next": "m"},
+    "m": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 3,
+          "ItemSelector": {"id.$": "$$.Map.Item.Value", "x.$": "$.x",
+                           "index.$": "$$.Map.Item.Index"},
+          "ItemProcessor": {"StartAt": "item", "States": {
+            "item": {"Type": "Task", "End": true}}},
+          "ResultPath": "$.results", "Next": "c"},
+    "c": {"Type": "Task", "ResultPath": "$.c", "End": true}}})";
+
+json Items(int n) {
+  json items = json::array();
+  for (int i = 0; i < n; ++i) items.push_back(i);
+  return json{{"x", 1}, {"items", items}};
+}
+
+TEST_F(WorkflowEngineTest, MapRunsItemsWithinItsConcurrencyAndInOrder) {
+  Define(kMap);
+  std::atomic<int> running{0}, most{0};
+  Step("item", [&](const json& in) -> StatusOr<json> {
+    const int now = ++running;
+    int seen = most.load();
+    while (now > seen && !most.compare_exchange_weak(seen, now)) {
+    }
+    // Wait (a while) for a second item to run beside this one.
+    const auto until =
+        std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (most.load() < 2 && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    --running;
+    return json{{"done", in["id"]}, {"x", in["x"]}, {"index", in["index"]}};
+  });
+  RunOutcome out = Resume("r1", Items(10));
+  ASSERT_EQ(out.state, "succeeded") << out.error;
+  EXPECT_LE(most.load(), 3);
+  EXPECT_GE(most.load(), 2);
+  ASSERT_EQ(out.output["results"].size(), 10u);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(out.output["results"][i],
+              json({{"done", i}, {"x", 1}, {"index", i}}));
+    EXPECT_EQ(StepState("r1", "m/" + std::to_string(i)), "succeeded");
+    EXPECT_EQ(StepState("r1", "m/" + std::to_string(i) + "/item"), "succeeded");
+  }
+  EXPECT_EQ(StepState("r1", "m"), "succeeded");
+}
+
+TEST_F(WorkflowEngineTest, EngineCapsMapThreads) {
+  Define(kMap);
+  options_.max_map_threads = 1;
+  std::atomic<int> running{0}, most{0};
+  Step("item", [&](const json& in) -> StatusOr<json> {
+    most = std::max(most.load(), ++running);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    --running;
+    return in;
+  });
+  EXPECT_EQ(Resume("r1", Items(4)).state, "succeeded");
+  EXPECT_EQ(most.load(), 1);
+}
+
+TEST_F(WorkflowEngineTest, ResumeAfterInterruptionSkipsDoneStepsAndItems) {
+  Define(kMap);
+  options_.max_map_threads = 1;  // items in order: 0..4 done, then stop
+  Step("item", [&](const json& in) -> StatusOr<json> {
+    if (in["id"] == 4) stop_ = true;
+    return json{{"done", in["id"]}};
+  });
+  RunOutcome first = Resume("r1", Items(8));
+  EXPECT_EQ(first.state, "interrupted");
+  EXPECT_EQ(Get("r1").state, "running");
+  EXPECT_EQ(Get("r1").current_step, "m");
+  EXPECT_EQ(Calls("item"), 5);
+  EXPECT_EQ(StepState("r1", "m/5"), "");
+
+  stop_ = false;
+  // The checkpointed input wins over what the caller passes now.
+  RunOutcome second = Resume("r1", {{"x", 2}, {"items", json::array()}});
+  ASSERT_EQ(second.state, "succeeded") << second.error;
+  EXPECT_EQ(Calls("a"), 1);
+  EXPECT_EQ(Calls("item"), 8);
+  for (int i = 0; i < 8; ++i)
+    EXPECT_EQ(Calls("item#" + std::to_string(i)), 1) << i;
+  EXPECT_EQ(Calls("c"), 1);
+  EXPECT_EQ(second.output["results"].size(), 8u);
+  EXPECT_EQ(second.output["x"], 1);
+}
+
+TEST_F(WorkflowEngineTest, AFailedItemFailsTheMapAfterTheRunningOnes) {
+  Define(R"({"StartAt": "m", "States": {
+    "m": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 1,
+          "ItemSelector": {"id.$": "$$.Map.Item.Value"},
+          "ItemProcessor": {"StartAt": "item", "States": {
+            "item": {"Type": "Task", "End": true}}},
+          "End": true}}})");
+  Step("item", [&](const json& in) -> StatusOr<json> {
+    if (in["id"] == 1) return DataLossError("item 1 is corrupt");
+    return in;
+  });
+  RunOutcome out = Resume("r1", Items(4));
+  EXPECT_EQ(out.state, "failed");
+  EXPECT_EQ(out.error, "DATA_LOSS: item 1 is corrupt");
+  EXPECT_EQ(Calls("item"), 2);  // no new item after the failure
+  EXPECT_EQ(StepState("r1", "m/0"), "succeeded");
+  EXPECT_EQ(StepState("r1", "m/1"), "failed");
+  EXPECT_EQ(StepState("r1", "m"), "failed");
+}
+
+// The shape of cbpipe's workflow: a Map whose failed items are tolerated
+// and marked, a settle step that fails the run when one failed, redriven
+// from the Map; an item state that asks for a redrive from the start.
+constexpr char kPipeline[] = R"({
+  "StartAt": "scan",
+  "States": {
+    "scan": {"Type": "Task", "ResultPath": "$.scan", "Next": "batches",
+             "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "record",
+                        "ResultPath": "$.error"}]},
+    "batches": {"Type": "Map", "ItemsPath": "$.scan.batches",
+      "ItemSelector": {"run.$": "$.run", "batch.$": "$$.Map.Item.Value"},
+      "MaxConcurrency": 2,
+      "ItemProcessor": {"StartAt": "verify", "States": {
+        "verify": {"Type": "Task", "ResultPath": "$.verify",
+                   "Next": "destinations",
+                   "cbpipe": {"redrive_from": "scan"}},
+        "destinations": {"Type": "Map", "ItemsPath": "$.batch.destinations",
+          "ItemSelector": {"run.$": "$.run", "batch_id.$": "$.batch.id",
+                           "destination.$": "$$.Map.Item.Value"},
+          "ToleratedFailurePercentage": 100,
+          "ItemProcessor": {"StartAt": "deliver", "States": {
+            "deliver": {"Type": "Task", "End": true,
+              "Retry": [{"ErrorEquals": ["UNAVAILABLE"], "IntervalSeconds": 1,
+                         "MaxAttempts": 1}],
+              "cbpipe": {"retry_from_input": "$.destination.retry"}}}},
+          "ResultPath": "$.deliveries", "End": true}}},
+      "ResultPath": "$.batches",
+      "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "record",
+                 "ResultPath": "$.error"}],
+      "Next": "settle"},
+    "settle": {"Type": "Task", "ResultPath": "$.settle", "End": true,
+               "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "record",
+                          "ResultPath": "$.error"}],
+               "cbpipe": {"redrive_from": "batches"}},
+    "record": {"Type": "Task", "ResultPath": null, "Next": "failed"},
+    "failed": {"Type": "Fail"}}})";
+
+class PipelineShapeTest : public WorkflowEngineTest {
+ protected:
+  void SetUp() override {
+    WorkflowEngineTest::SetUp();
+    Define(kPipeline);
+    Step("scan", [](const json& in) -> StatusOr<json> {
+      json batches = json::array();
+      for (const char* id : {"b1", "b2"}) {
+        batches.push_back(
+            {{"id", id},
+             {"destinations",
+              {{{"name", "visa"}, {"retry", {{"max_attempts", 3}}}},
+               {{"name", "mc"}}}}});
+      }
+      return json{{"batches", batches}, {"now", in["run"]["now"]}};
+    });
+    Step("verify", [](const json& in) -> StatusOr<json> {
+      return json{{"verified", in["batch"]["id"]}};
+    });
+    Step("deliver", [this](const json& in) -> StatusOr<json> {
+      const std::string key = in["batch_id"].get<std::string>() + "/" +
+                              in["destination"]["name"].get<std::string>();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++delivered_[key];
+      }
+      if (down_ == key) return UnavailableError(key + " refused");
+      return json{{"delivered", key}};
+    });
+    Step("settle", [](const json& in) -> StatusOr<json> {
+      int failed = 0;
+      for (const json& b : in["batches"])
+        for (const json& d : b["deliveries"]) failed += d.contains("error");
+      if (failed) return AbortedError(std::to_string(failed) + " failed");
+      return json{{"settled", true}};
+    });
+  }
+
+  json Input() { return {{"run", {{"id", "r"}, {"now", 1700000000}}}}; }
+
+  int Delivered(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return delivered_[key];
+  }
+
+  std::string down_;
+  std::map<std::string, int> delivered_;
+};
+
+TEST_F(PipelineShapeTest, ATolerantMapMarksFailedItemsAndRetriesPerItem) {
+  down_ = "b2/visa";
+  RunOutcome out = Resume("r1", Input());
+  EXPECT_EQ(out.state, "failed");
+  EXPECT_EQ(out.error, "ABORTED: 1 failed");
+  EXPECT_EQ(out.redrive_from, "batches");
+  EXPECT_EQ(Calls("record"), 1);
+  // visa's own policy (3 attempts) beats the rule's MaxAttempts 1.
+  EXPECT_EQ(Delivered("b2/visa"), 3);
+  EXPECT_EQ(Delivered("b2/mc"), 1);
+  EXPECT_EQ(StepState("r1", "batches/1/destinations/0"), "failed");
+  EXPECT_EQ(StepState("r1", "batches/1/destinations/1"), "succeeded");
+  EXPECT_EQ(StepState("r1", "batches/1"), "succeeded");
+}
+
+TEST_F(PipelineShapeTest, RedriveFromAFailedStepEqualsAFirstAttempt) {
+  RunOutcome clean = Resume("clean", Input());
+  ASSERT_EQ(clean.state, "succeeded") << clean.error;
+  calls_.clear();
+  delivered_.clear();
+
+  down_ = "b2/visa";
+  ASSERT_EQ(Resume("r1", Input()).state, "failed");
+  down_ = "";
+  RunOutcome redriven = Resume("r1", json{{"run", {{"now", 0}}}});
+  ASSERT_EQ(redriven.state, "succeeded") << redriven.error;
+  EXPECT_EQ(redriven.output, clean.output);
+  EXPECT_EQ(Calls("scan"), 1);
+  EXPECT_EQ(Calls("verify"), 2);  // not again: b2 verified before
+  EXPECT_EQ(Delivered("b1/visa"), 1);
+  EXPECT_EQ(Delivered("b1/mc"), 1);
+  EXPECT_EQ(Delivered("b2/mc"), 1);
+  EXPECT_EQ(Delivered("b2/visa"), 4);  // three on the first run, one now
+  EXPECT_EQ(Calls("settle"), 2);
+  EXPECT_EQ(Get("r1").state, "succeeded");
+  EXPECT_EQ(StepState("r1", "settle"), "succeeded");
+}
+
+TEST_F(PipelineShapeTest, ARedriveInterruptedHalfwayDoesNotReuseStaleSteps) {
+  down_ = "b2/visa";
+  ASSERT_EQ(Resume("r1", Input()).state, "failed");
+  down_ = "";
+  // The redrive stops inside the Map; settle's old failure must not be
+  // reused when it resumes.
+  Step("deliver", [this](const json& in) -> StatusOr<json> {
+    stop_ = true;
+    return json{{"delivered", in["destination"]["name"]}};
+  });
+  EXPECT_EQ(Resume("r1", Input()).state, "interrupted");
+  stop_ = false;
+  RunOutcome out = Resume("r1", Input());
+  EXPECT_EQ(out.state, "succeeded") << out.error;
+  EXPECT_EQ(out.output["settle"], json({{"settled", true}}));
+}
+
+TEST_F(WorkflowEngineTest, ChoiceAndPassStates) {
+  Define(R"({"StartAt": "c", "States": {
+    "c": {"Type": "Choice", "Default": "small",
+          "Choices": [{"Variable": "$.n", "NumericGreaterThan": 10,
+                       "Next": "big"}]},
+    "big": {"Type": "Pass", "Result": "big", "ResultPath": "$.size",
+            "Next": "done"},
+    "small": {"Type": "Pass", "Result": "small", "ResultPath": "$.size",
+              "Next": "done"},
+    "done": {"Type": "Succeed"}}})");
+  EXPECT_EQ(Resume("r1", {{"n", 11}}).output["size"], "big");
+  EXPECT_EQ(Resume("r2", {{"n", 3}}).output["size"], "small");
+}
+
+TEST_F(WorkflowEngineTest, UnknownRunIsInterruptedNotCreated) {
+  Define(kRetrying);
+  WorkflowEngine engine(&def_, store_.get(), &env_,
+                        [](std::string_view, const json& in) { return in; });
+  RunOutcome out = engine.Resume("nope", json::object(), nullptr);
+  EXPECT_EQ(out.state, "interrupted");
+  EXPECT_FALSE(store_->Get("nope").ok());
 }
 
 }  // namespace
@@ -197,135 +545,160 @@ TEST_F(EngineTest, RedriveFromAnEarlierStep) {
 namespace cbpipe {
 namespace {
 
-TEST(RunStoreClaimTest, OneOfManyRacingWorkersClaimsARunUntilItsLeaseEnds) {
-  const std::string path = (fs::path(::testing::TempDir()) /
-                            ("claims_" + std::to_string(::getpid()) + ".db"))
-                               .string();
-  for (const char* s : {"", "-wal", "-shm"}) fs::remove(path + s);
-  {
-    // Two stores on one file stand for two processes sharing state.db.
-    auto a = RunStore::Open(path);
-    auto b = RunStore::Open(path);
-    ASSERT_TRUE(a.ok() && b.ok());
-    RunRecord run;
-    run.run_id = "00000000000000aa";
-    run.input_key = "inputs/x";
-    ASSERT_TRUE(*(*a)->CreateIfAbsent(run));
-    std::atomic<int> won{0};
-    std::vector<std::thread> workers;
-    for (int i = 0; i < 8; ++i) {
-      workers.emplace_back([&, i] {
-        RunStore* store = (i % 2 ? *a : *b).get();
-        StatusOr<bool> got =
-            store->Claim(run.run_id, "w" + std::to_string(i), 60000);
-        ASSERT_TRUE(got.ok()) << got.status().ToString();
-        if (*got) ++won;
-      });
+// The real definition (cbpipe_workflow.json) with toy steps that keep the
+// step contracts of workflow/steps.h.
+class CbpipeWorkflowTest : public WorkflowEngineTest {
+ protected:
+  void SetUp() override {
+    WorkflowEngineTest::SetUp();
+    StatusOr<WorkflowDefinition> def = CbpipeWorkflowDefinition();
+    ASSERT_TRUE(def.ok()) << def.status().ToString();
+    def_ = std::move(*def);
+    Step("scan", [this](const json& in) -> StatusOr<json> {
+      if (unreadable_) return InvalidArgumentError("not a CSV file");
+      json out = in;
+      out["batches"] = {{{"id", "B1"}, {"manifest", "batches/B1/m.json"}},
+                        {{"id", "B2"}, {"manifest", "batches/B2/m.json"}}};
+      return out;
+    });
+    Step("verify", [this](const json& in) -> StatusOr<json> {
+      const std::string id = in["batch"]["id"];
+      if (id == corrupt_) return DataLossError(id + ": sha256 mismatch");
+      json deliveries = json::array();
+      for (const char* dest : {"visa", "mc"}) {
+        deliveries.push_back({{"run_id", in["run_id"]},
+                              {"now_ms", in["now_ms"]},
+                              {"batch", in["batch"]},
+                              {"destination", dest},
+                              {"retry",
+                               {{"max_attempts", 2},
+                                {"interval_seconds", 3},
+                                {"full_jitter", false}}},
+                              {"files", {{{"name", id + "." + dest}}}}});
+      }
+      return json{{"id", id},
+                  {"manifest", in["batch"]["manifest"]},
+                  {"deliveries", deliveries}};
+    });
+    Step("deliver", [this](const json& in) -> StatusOr<json> {
+      const std::string key = in["batch"]["id"].get<std::string>() + "/" +
+                              in["destination"].get<std::string>();
+      if (key == down_) return UnavailableError(key + ": refused");
+      return json{{"id", in["batch"]["id"]},
+                  {"destination", in["destination"]},
+                  {"files", in["files"]}};
+    });
+    Step("notify", [](const json& in) -> StatusOr<json> { return in; });
+    Step("settle", [](const json& in) -> StatusOr<json> {
+      for (const json& b : in["deliveries"])
+        for (const json& d : b["deliveries"])
+          if (d.contains("error")) return AbortedError("a delivery failed");
+      return in;
+    });
+    Step("reject_input", [](const json& in) -> StatusOr<json> {
+      json out = in;
+      out["quarantine"] = "quarantine/" + in["run_id"].get<std::string>();
+      return out;
+    });
+  }
+
+  json Input() {
+    return {{"run_id", "0123456789abcdef"},
+            {"trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"},
+            {"now_ms", 1'700'000'000'000},
+            {"input_key", "inputs/a.csv"},
+            {"input_name", "a.csv"}};
+  }
+
+  bool unreadable_ = false;
+  std::string corrupt_, down_;
+};
+
+TEST_F(CbpipeWorkflowTest, DeliversEveryBatchToEveryDestination) {
+  RunOutcome out = Resume("r1", Input());
+  ASSERT_EQ(out.state, "succeeded") << out.error;
+  ASSERT_EQ(out.output["deliveries"].size(), 2u);
+  const json& b2 = out.output["deliveries"][1];
+  EXPECT_EQ(b2["id"], "B2");
+  EXPECT_EQ(b2["deliveries"][1], json::parse(R"({"id":"B2","destination":"mc",
+                            "files":[{"name":"B2.mc"}]})"));
+  EXPECT_EQ(out.output["now_ms"], 1'700'000'000'000);
+  EXPECT_EQ(Calls("notify"), 1);
+  EXPECT_EQ(Calls("record_failure"), 0);
+}
+
+TEST_F(CbpipeWorkflowTest, AnUnreadableInputIsRejected) {
+  unreadable_ = true;
+  RunOutcome out = Resume("r1", Input());
+  EXPECT_EQ(out.state, "rejected");
+  EXPECT_EQ(out.output["quarantine"], "quarantine/0123456789abcdef");
+  EXPECT_EQ(out.output["error"],
+            json({{"Error", "INVALID_ARGUMENT"}, {"Cause", "not a CSV file"}}));
+  EXPECT_EQ(Calls("verify"), 0);
+}
+
+TEST_F(CbpipeWorkflowTest, AFailedDeliveryIsRetriedThenRedrivenAlone) {
+  down_ = "B2/visa";
+  RunOutcome failed = Resume("r1", Input());
+  EXPECT_EQ(failed.state, "failed");
+  EXPECT_EQ(failed.error, "ABORTED: a delivery failed");
+  EXPECT_EQ(failed.redrive_from, "batches");
+  EXPECT_EQ(Calls("record_failure"), 1);
+  EXPECT_EQ(Calls("notify"), 1);  // the failure was told before settle
+  EXPECT_EQ(env_.sleeps(), std::vector<double>{3});  // the item's policy
+  RunOutcome clean = Resume("r2", [&] {
+    down_ = "";
+    json in = Input();
+    return in;
+  }());
+  ASSERT_EQ(clean.state, "succeeded");
+  const int delivers = Calls("deliver");
+  RunOutcome redriven = Resume("r1", Input());
+  ASSERT_EQ(redriven.state, "succeeded") << redriven.error;
+  EXPECT_EQ(redriven.output, clean.output);
+  EXPECT_EQ(Calls("deliver") - delivers, 1);  // only B2/visa again
+  EXPECT_EQ(Calls("scan"), 2);                // r1 once, r2 once
+}
+
+TEST_F(CbpipeWorkflowTest, AVerifyFailureIsRedrivenFromScan) {
+  corrupt_ = "B1";
+  RunOutcome failed = Resume("r1", Input());
+  EXPECT_EQ(failed.state, "failed");
+  EXPECT_EQ(failed.error, "DATA_LOSS: B1: sha256 mismatch");
+  EXPECT_EQ(Get("r1").current_step, "scan");
+  EXPECT_EQ(Calls("notify"), 0);
+  corrupt_ = "";
+  RunOutcome redriven = Resume("r1", Input());
+  EXPECT_EQ(redriven.state, "succeeded") << redriven.error;
+  EXPECT_EQ(Calls("scan"), 2);
+  EXPECT_EQ(Calls("verify"), 3);  // B1 failed, then B1 and B2
+  EXPECT_EQ(redriven.output["deliveries"].size(), 2u);
+}
+
+TEST_F(CbpipeWorkflowTest, ABadRetryPolicyInTheItemFailsClearly) {
+  Step("verify", [](const json& in) -> StatusOr<json> {
+    return json{{"id", in["batch"]["id"]},
+                {"deliveries",
+                 {{{"run_id", in["run_id"]},
+                   {"batch", in["batch"]},
+                   {"destination", "visa"},
+                   {"retry", {{"max_attempts", "three"}}}}}}};
+  });
+  down_ = "B1/visa";
+  RunOutcome out = Resume("r1", Input());
+  EXPECT_EQ(out.state, "failed");
+  EXPECT_EQ(Calls("deliver"), 0);
+  const std::vector<StepRecord> steps = Get("r1").steps;
+  bool found = false;
+  for (const StepRecord& s : steps) {
+    if (s.name == "batches/0/destinations/0/deliver") {
+      found = true;
+      EXPECT_EQ(s.error,
+                "INTERNAL: retry_from_input: bad or unknown field "
+                "max_attempts = \"three\"");
     }
-    for (std::thread& t : workers) t.join();
-    EXPECT_EQ(won.load(), 1);
-
-    // A held claim: others are refused, its owner renews it.
-    ASSERT_TRUE(*(*a)->Claim(run.run_id, "x", 60000) == false);
-    EXPECT_EQ((*a)->Claim("nope", "x", 1).status().code(),
-              StatusCode::kNotFound);
-    // Released, it can be taken; a lease that ran out can be taken over,
-    // and the old owner's renewal then fails (it must stop).
-    for (int i = 0; i < 8; ++i)
-      ASSERT_TRUE((*a)->ReleaseClaim(run.run_id, "w" + std::to_string(i)).ok());
-    ASSERT_TRUE(*(*a)->Claim(run.run_id, "short", 1));
-    EXPECT_TRUE(*(*a)->RenewClaim(run.run_id, "short", 1));
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    ASSERT_TRUE(*(*b)->Claim(run.run_id, "next", 60000));
-    EXPECT_FALSE(*(*a)->RenewClaim(run.run_id, "short", 60000));
-    EXPECT_TRUE(*(*b)->RenewClaim(run.run_id, "next", 60000));
   }
-  for (const char* s : {"", "-wal", "-shm"}) fs::remove(path + s);
-}
-
-// What a step throws never crosses the engine: the run fails with an error
-// that names the step and what went wrong, recorded in the run.
-TEST_F(EngineTest, AStepThatThrowsFailsItsRunClearly) {
-  def_.steps["b"].fn = [](const RunRecord&, const json&) -> StatusOr<json> {
-    const json not_an_object = json::array();
-    return json{{"x", not_an_object.value("missing", 0)}};  // type_error
-  };
-  def_.steps["b"].catchers.clear();
-  RunOutcome out = Resume();
-  EXPECT_EQ(out.state, "failed");
-  EXPECT_NE(out.error.find("step b threw: [json.exception.type_error.306]"),
-            std::string::npos)
-      << out.error;
-  StatusOr<RunRecord> run = store_->Get("0123456789abcdef");
-  ASSERT_TRUE(run.ok());
-  EXPECT_EQ(run->state, "failed");
-  EXPECT_EQ(run->error, out.error);
-  EXPECT_EQ(run->current_step, "b");
-  ASSERT_EQ(run->steps.size(), 2u);
-  EXPECT_EQ(run->steps[1].state, "failed");
-  EXPECT_EQ(run->steps[1].attempts, 1);  // kInternal: not retried
-  EXPECT_TRUE(sleeps_.empty());
-}
-
-TEST_F(EngineTest, ThrownErrorsAreCaughtLikeOthers) {
-  def_.steps["b"].fn = [](const RunRecord&, const json&) -> StatusOr<json> {
-    throw std::bad_alloc();
-  };
-  RunOutcome out = Resume();
-  EXPECT_EQ(out.state, "failed");
-  EXPECT_EQ(calls_["fail"], 1);  // the catch-all catcher ran
-  EXPECT_NE(out.error.find("step b threw: std::bad_alloc"), std::string::npos)
-      << out.error;
-}
-
-TEST_F(EngineTest, GarbageOutputFailsTheRun) {
-  for (json garbage : {json(nullptr), json("text"), json::array({1, 2}),
-                       json(42), json(json::value_t::discarded)}) {
-    TearDown();
-    SetUp();
-    def_.steps["a"].fn = [garbage](const RunRecord&, const json&) {
-      return StatusOr<json>(garbage);
-    };
-    def_.steps["a"].catchers.clear();
-    RunOutcome out = Resume();
-    EXPECT_EQ(out.state, "failed");
-    EXPECT_NE(out.error.find("step a returned " +
-                             std::string(garbage.type_name()) +
-                             ", not an object"),
-              std::string::npos)
-        << out.error;
-    EXPECT_EQ(calls_["b"], 0);
-  }
-}
-
-TEST_F(EngineTest, CardNumbersInAnExceptionAreMasked) {
-  def_.steps["a"].fn = [](const RunRecord&, const json&) -> StatusOr<json> {
-    throw std::runtime_error("bad record 4111111111111111 here");
-  };
-  RunOutcome out = Resume();
-  EXPECT_EQ(out.state, "failed");
-  EXPECT_EQ(out.error.find("4111111111111111"), std::string::npos)
-      << out.error;
-  StatusOr<RunRecord> run = store_->Get("0123456789abcdef");
-  ASSERT_TRUE(run.ok());
-  EXPECT_EQ(run->error.find("4111111111111111"), std::string::npos);
-  EXPECT_NE(run->error.find("step a threw: bad record"), std::string::npos);
-}
-
-TEST(CallStepGuardedTest, PassesResultsAndErrorsThrough) {
-  StatusOr<json> ok = CallStepGuarded("s", [] {
-    return StatusOr<json>(json{{"k", 1}});
-  });
-  ASSERT_TRUE(ok.ok());
-  EXPECT_EQ((*ok)["k"], 1);
-  StatusOr<json> err = CallStepGuarded(
-      "s", [] { return StatusOr<json>(UnavailableError("down")); });
-  EXPECT_EQ(err.status().code(), StatusCode::kUnavailable);
-  StatusOr<json> unknown = CallStepGuarded("s", []() -> StatusOr<json> {
-    throw 7;
-  });
-  EXPECT_EQ(unknown.status().code(), StatusCode::kInternal);
-  EXPECT_EQ(unknown.status().message(), "step s threw an unknown exception");
+  EXPECT_TRUE(found);
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include "telemetry/log.h"
 #include "telemetry/metrics.h"
 #include "telemetry/trace.h"
+#include "workflow/registry.h"
 
 namespace cbpipe {
 namespace {
@@ -166,7 +167,13 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
       s->queue_, SqliteQueue::Open(s->paths_.state_db, kInputsQueueName, qo));
   CBPIPE_ASSIGN_OR_RETURN(s->ledger_,
                           DeliveryLedger::Open(s->paths_.ledger_db));
-  s->store_ = std::make_unique<LocalFolderStore>(s->paths_.objects);
+  {
+    std::error_code ec;
+    const fs::path objects = fs::absolute(s->paths_.objects, ec);
+    if (ec) return InvalidArgumentError("cannot resolve " + s->paths_.objects);
+    CBPIPE_ASSIGN_OR_RETURN(std::string url, FileUrl(objects.string()));
+    CBPIPE_ASSIGN_OR_RETURN(s->store_, OpenObjectStore(url));
+  }
   // Copies into the store that a killed process left half-way.
   StatusOr<int> stale = s->store_->RemoveStaleTemporaries();
   if (!stale.ok()) {
@@ -243,8 +250,8 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
   engine_env.sleep = [self](double seconds) {
     self->env_->SleepFor(seconds, &self->stop_);
   };
-  s->engine_ = std::make_unique<WorkflowEngine>(s->workflow_, s->runs_.get(),
-                                                std::move(engine_env));
+  s->engine_ = std::make_unique<LegacyWorkflowEngine>(
+      s->workflow_, s->runs_.get(), std::move(engine_env));
   Queue* q = s->queue_.get();
   s->queue_depth_gauge_ = metrics->WatchGauge(kQueueDepth, [q] {
     StatusOr<QueueStats> st = q->Stats();
@@ -669,7 +676,7 @@ void Service::Handle(const Message& message) {
     }
   } held{this, claim};
   const int64_t start_ms = env_->NowMs();
-  RunOutcome outcome = engine_->Resume(
+  LegacyRunOutcome outcome = engine_->Resume(
       run.run_id, InitialInput(run.input_key, run.input_name), &claim->stop);
   RemoveActiveClaim(claim);  // no renewal from here on (again in ~Held)
   const int64_t elapsed_ms = env_->NowMs() - start_ms;

@@ -2,7 +2,7 @@
 //
 //   inbox/ ──watcher──▶ object store (inputs/<sha256>) ──▶ queue "inputs"
 //                                                            │
-//        workers (N threads): receive ─▶ WorkflowEngine::Resume ─▶ delete
+//        workers (N threads): receive ─▶ LegacyWorkflowEngine::Resume ─▶ delete
 //                                         │ failed: dead letter + alert
 //
 // Pickup (docs/service.md): an inbox entry that is not a regular file with
@@ -57,7 +57,7 @@
 #include "common/env.h"
 #include "store/object_store.h"
 #include "telemetry/metrics.h"
-#include "workflow/engine.h"
+#include "workflow/legacy_engine.h"
 #include "workflow/pipeline.h"
 #include "workflow/run_store.h"
 #include "workflow/steps.h"
@@ -148,13 +148,13 @@ class Service {
   std::unique_ptr<RunStore> runs_;
   std::unique_ptr<SqliteQueue> queue_;
   std::unique_ptr<DeliveryLedger> ledger_;
-  std::unique_ptr<LocalFolderStore> store_;
+  std::unique_ptr<ObjectStore> store_;
   // Shared by the workers; a worker with nothing to do closes connections
   // unused for kIdleConnectionSeconds (see WorkLoop).
   TransportPool transports_;
   StepServices services_;
-  WorkflowDefinition workflow_;
-  std::unique_ptr<WorkflowEngine> engine_;
+  LegacyWorkflowDefinition workflow_;
+  std::unique_ptr<LegacyWorkflowEngine> engine_;
   // The queue gauges, bound to metrics_ while queue_ lives (declared
   // after it: unbound first).
   GaugeRegistration queue_depth_gauge_;

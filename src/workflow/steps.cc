@@ -279,35 +279,35 @@ nlohmann::json InitialInput(const std::string& input_key,
   return {{"input_key", input_key}, {"input_name", input_name}};
 }
 
-WorkflowDefinition CbpipeWorkflow(StepServices* s) {
+LegacyWorkflowDefinition CbpipeWorkflow(StepServices* s) {
   auto bind = [s](StatusOr<json> (*fn)(StepServices&, const RunRecord&,
                                        const json&)) {
     return [s, fn](const RunRecord& run, const json& in) {
       return fn(*s, run, in);
     };
   };
-  WorkflowDefinition def;
+  LegacyWorkflowDefinition def;
   def.start = "validate";
   auto step = [&](const std::string& name, auto fn,
-                  const std::string& next) -> StepDefinition& {
-    StepDefinition& d = def.steps[name];
+                  const std::string& next) -> LegacyStepDefinition& {
+    LegacyStepDefinition& d = def.steps[name];
     d.fn = bind(fn);
     d.next = next;
     return d;
   };
-  const Catcher to_failure{{}, "record_failure"};
+  const LegacyCatcher to_failure{{}, "record_failure"};
   step("validate", Validate, "generate").catchers = {
       {{StatusCode::kInvalidArgument}, "reject_input"}};
   step("generate", Generate, "verify").catchers = {to_failure};
-  StepDefinition& verify = step("verify", Verify, "deliver");
+  LegacyStepDefinition& verify = step("verify", Verify, "deliver");
   verify.catchers = {to_failure};
   verify.redrive_from = "generate";  // regenerate what failed verification
   // Retries happen per file under each destination's own policy.
-  StepDefinition& deliver = step("deliver", Deliver, "notify");
+  LegacyStepDefinition& deliver = step("deliver", Deliver, "notify");
   deliver.retry_transient = false;
   deliver.catchers = {to_failure};
   step("notify", NotifyStep, "settle");
-  StepDefinition& settle = step("settle", Settle, "");
+  LegacyStepDefinition& settle = step("settle", Settle, "");
   settle.retry_transient = false;
   settle.catchers = {to_failure};
   settle.redrive_from = "deliver";

@@ -24,7 +24,7 @@
 #include "notify/notifier.h"
 #include "store/object_store.h"
 #include "telemetry/metrics.h"
-#include "workflow/engine.h"
+#include "workflow/legacy_engine.h"
 #include "workflow/input_scan.h"
 
 namespace cbpipe {
@@ -55,6 +55,6 @@ nlohmann::json InitialInput(const std::string& input_key,
                             const std::string& input_name);
 
 // Builds the workflow above. `services` must outlive the definition.
-WorkflowDefinition CbpipeWorkflow(StepServices* services);
+LegacyWorkflowDefinition CbpipeWorkflow(StepServices* services);
 
 }  // namespace cbpipe

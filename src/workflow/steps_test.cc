@@ -66,7 +66,8 @@ class WorkflowStepsTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(root_); }
 
   // Runs the workflow on the file at `path` as the service would.
-  RunOutcome RunInput(const std::string& path, const std::string& run_id) {
+  LegacyRunOutcome RunInput(const std::string& path,
+                            const std::string& run_id) {
     const std::string key = "inputs/" + run_id;
     EXPECT_TRUE(store_->PutFile(key, path).ok());
     RunRecord run;
@@ -74,8 +75,8 @@ class WorkflowStepsTest : public ::testing::Test {
     run.input_key = key;
     run.input_name = fs::path(path).filename().string();
     EXPECT_TRUE(runs_->CreateIfAbsent(run).ok());
-    const WorkflowDefinition definition = CbpipeWorkflow(&services_);
-    WorkflowEngine engine(definition, runs_.get(), RetryEnv::Real());
+    const LegacyWorkflowDefinition definition = CbpipeWorkflow(&services_);
+    LegacyWorkflowEngine engine(definition, runs_.get(), RetryEnv::Real());
     std::atomic<bool> stop{false};
     return engine.Resume(run_id, InitialInput(key, run.input_name), &stop);
   }
@@ -111,7 +112,7 @@ class WorkflowStepsTest : public ::testing::Test {
 };
 
 TEST_F(WorkflowStepsTest, EventsCarryTheClocksMilliseconds) {
-  RunOutcome out = RunInput(WriteCsv("ok.csv", 0, 3), "0123456789abcdef");
+  LegacyRunOutcome out = RunInput(WriteCsv("ok.csv", 0, 3), "0123456789abcdef");
   ASSERT_EQ(out.state, "succeeded") << out.error;
   const std::vector<Event> events = notifier_.events();
   ASSERT_FALSE(events.empty());
@@ -124,7 +125,8 @@ TEST_F(WorkflowStepsTest, EventsCarryTheClocksMilliseconds) {
 
 TEST_F(WorkflowStepsTest, InputOverTheRejectLimitIsRejectedWithItsReason) {
   config_.reject_thresholds.max_rejected_records = 5;
-  RunOutcome out = RunInput(WriteCsv("bad.csv", 6, 10), "00000000000000aa");
+  LegacyRunOutcome out =
+      RunInput(WriteCsv("bad.csv", 6, 10), "00000000000000aa");
   EXPECT_EQ(out.state, "rejected") << out.error;
   EXPECT_EQ(Delivered(), 0);
   // Quarantined with the reason, and the reason told.
@@ -153,7 +155,7 @@ TEST_F(WorkflowStepsTest, InputOverTheRejectLimitIsRejectedWithItsReason) {
 TEST_F(WorkflowStepsTest, GzipBombIsRejectedWithItsReason) {
   const std::string bomb = (root_ / "bomb.csv.gz").string();
   ASSERT_TRUE(testing::WriteGzipBomb(bomb, "case_id,network\n", 1ull << 30));
-  RunOutcome out = RunInput(bomb, "00000000000000bb");
+  LegacyRunOutcome out = RunInput(bomb, "00000000000000bb");
   EXPECT_EQ(out.state, "rejected") << out.error;
   EXPECT_EQ(Delivered(), 0);
   bool told = false;

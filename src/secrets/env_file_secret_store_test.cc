@@ -1,4 +1,4 @@
-#include "secrets/secrets.h"
+#include "secrets/env_file_secret_store.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -7,15 +7,28 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <string_view>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "secrets/memory_secret_store.h"
 
 namespace cbpipe {
 namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
+
+// The value, as a plain string the expectations can compare.
+StatusOr<std::string> ResolveSecret(std::string_view reference) {
+  CBPIPE_ASSIGN_OR_RETURN(SecretString value,
+                          EnvFileSecretStore().Resolve(reference));
+  return value.value();
+}
+
+StatusOr<std::string> ResolveSecretFilePath(std::string_view reference) {
+  return EnvFileSecretStore().KeyFilePath(reference);
+}
 
 class SecretsTest : public ::testing::Test {
  protected:
@@ -128,6 +141,17 @@ TEST_F(SecretsTest, KeyFilePathChecksTheMode) {
             StatusCode::kInvalidArgument);
   EXPECT_EQ(ResolveSecretFilePath("file:" + dir_ + "/none").status().code(),
             StatusCode::kNotFound);
+}
+
+TEST_F(SecretsTest, DefaultIsTheEnvFileStore) {
+  InMemorySecretStore mine;
+  EXPECT_EQ(SecretsOrDefault(&mine), &mine);
+  EXPECT_EQ(SecretsOrDefault(nullptr), EnvFileSecretStore::Default());
+  ::setenv("CBPIPE_TEST_DEFAULT", "from-env", 1);
+  EXPECT_EQ(SecretsOrDefault(nullptr)->Resolve("env:CBPIPE_TEST_DEFAULT")
+                ->value(),
+            "from-env");
+  ::unsetenv("CBPIPE_TEST_DEFAULT");
 }
 
 TEST(SecretStringTest, MoveLeavesTheSourceEmpty) {

@@ -1,4 +1,4 @@
-#include "secrets/secrets.h"
+#include "secrets/env_file_secret_store.h"
 
 #include <fcntl.h>
 #include <openssl/crypto.h>
@@ -130,32 +130,7 @@ StatusOr<std::string> ResolveFile(std::string_view reference) {
   return content;
 }
 
-}  // namespace
-
-SecretString::SecretString(SecretString&& other) noexcept
-    : value_(std::move(other.value_)) {
-  WipeString(other.value_);
-}
-
-SecretString& SecretString::operator=(SecretString&& other) noexcept {
-  if (this != &other) {
-    WipeString(value_);
-    value_ = std::move(other.value_);
-    WipeString(other.value_);
-  }
-  return *this;
-}
-
-SecretString::~SecretString() { WipeString(value_); }
-
-void WipeString(std::string& s) {
-  // Wipe the full capacity: the small-string buffer or the heap block.
-  s.resize(s.capacity());
-  if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
-  s.clear();
-}
-
-StatusOr<std::string> ResolveSecret(std::string_view reference) {
+StatusOr<std::string> ResolveReference(std::string_view reference) {
   if (reference.starts_with(kEnvPrefix)) return ResolveEnv(reference);
   if (reference.starts_with(kFilePrefix)) return ResolveFile(reference);
   if (reference.empty()) {
@@ -167,7 +142,16 @@ StatusOr<std::string> ResolveSecret(std::string_view reference) {
       "value itself is not shown in case it is a secret)");
 }
 
-StatusOr<std::string> ResolveSecretFilePath(std::string_view reference) {
+}  // namespace
+
+StatusOr<SecretString> EnvFileSecretStore::Resolve(
+    std::string_view reference) {
+  CBPIPE_ASSIGN_OR_RETURN(std::string value, ResolveReference(reference));
+  return SecretString(std::move(value));  // wipes `value`'s buffer
+}
+
+StatusOr<std::string> EnvFileSecretStore::KeyFilePath(
+    std::string_view reference) {
   if (!reference.starts_with(kFilePrefix)) {
     return InvalidArgumentError(
         "a key file must be given as file:/path/to/key");
@@ -186,6 +170,15 @@ StatusOr<std::string> ResolveSecretFilePath(std::string_view reference) {
     return PermissionDeniedError("key file " + path + " is not readable");
   }
   return path;
+}
+
+EnvFileSecretStore* EnvFileSecretStore::Default() {
+  static EnvFileSecretStore* const store = new EnvFileSecretStore;
+  return store;
+}
+
+SecretStore* SecretsOrDefault(SecretStore* secrets) {
+  return secrets != nullptr ? secrets : EnvFileSecretStore::Default();
 }
 
 }  // namespace cbpipe

@@ -1,0 +1,394 @@
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "store/memory_store.h"
+#include "store/object_store_contract.h"
+
+namespace cbpipe {
+
+namespace fs = std::filesystem;
+
+void ObjectStoreContract::SetUp() {
+  static std::atomic<int> serial{0};
+  scratch_ = (fs::path(::testing::TempDir()) /
+              ("store_contract_" + std::to_string(::getpid()) + "_" +
+               std::to_string(serial++)))
+                 .string();
+  fs::remove_all(scratch_);
+  fs::create_directories(scratch_);
+  store_ = GetParam().make(scratch_);
+  ASSERT_NE(store_, nullptr);
+}
+
+void ObjectStoreContract::TearDown() {
+  store_.reset();
+  fs::remove_all(scratch_);
+}
+
+namespace {
+
+Status PutString(ObjectStore& store, const std::string& key,
+                 const std::string& bytes) {
+  CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<ObjectWriter> out, store.Put(key));
+  CBPIPE_RETURN_IF_ERROR(out->Write(bytes.data(), bytes.size()));
+  return out->Commit();
+}
+
+StatusOr<std::string> ReadAll(ObjectReader& in, size_t chunk = 4096) {
+  std::string all;
+  std::vector<char> buf(chunk);
+  for (;;) {
+    CBPIPE_ASSIGN_OR_RETURN(size_t n, in.Read(buf.data(), buf.size()));
+    if (n == 0) return all;
+    all.append(buf.data(), n);
+  }
+}
+
+StatusOr<std::string> GetString(ObjectStore& store, const std::string& key) {
+  CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<ObjectReader> in, store.Get(key));
+  return ReadAll(*in);
+}
+
+std::vector<std::string> Keys(ObjectStore& store, const std::string& prefix) {
+  StatusOr<std::vector<std::string>> keys = store.List(prefix);
+  EXPECT_TRUE(keys.ok()) << keys.status().ToString();
+  return keys.ok() ? *keys : std::vector<std::string>{};
+}
+
+// Byte i of the large object: a pattern with no short period, so a chunk
+// written or read at the wrong offset shows.
+char PatternByte(uint64_t i) {
+  return static_cast<char>((i * 2654435761u) >> 13);
+}
+
+TEST_P(ObjectStoreContract, RefusesBadKeysEverywhere) {
+  for (const char* bad : {"", "/abs", "a/../b", "a//b", "a/", "..", "a b",
+                          "a\\b", "./a", "a/.put-1.tmp", "caf\xc3\xa9"}) {
+    const std::string key(bad);
+    EXPECT_EQ(store_->Put(key).status().code(), StatusCode::kInvalidArgument)
+        << key;
+    EXPECT_EQ(store_->Get(key).status().code(), StatusCode::kInvalidArgument)
+        << key;
+    EXPECT_EQ(store_->Head(key).status().code(), StatusCode::kInvalidArgument)
+        << key;
+    EXPECT_EQ(store_->Delete(key).code(), StatusCode::kInvalidArgument) << key;
+    EXPECT_EQ(store_->Exists(key).status().code(),
+              StatusCode::kInvalidArgument)
+        << key;
+    EXPECT_EQ(store_->LocalPath(key).status().code(),
+              StatusCode::kInvalidArgument)
+        << key;
+  }
+  EXPECT_EQ(store_->Put(std::string(1025, 'a')).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Keys(*store_, "").empty());
+}
+
+TEST_P(ObjectStoreContract, PutThenGetHeadAndReplace) {
+  EXPECT_EQ(store_->Get("runs/r1/a.csv").status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(store_->Head("runs/r1/a.csv").status().code(),
+            StatusCode::kNotFound);
+  EXPECT_FALSE(*store_->Exists("runs/r1/a.csv"));
+  ASSERT_TRUE(PutString(*store_, "runs/r1/a.csv", "first").ok());
+  EXPECT_EQ(*GetString(*store_, "runs/r1/a.csv"), "first");
+  StatusOr<ObjectInfo> info = store_->Head("runs/r1/a.csv");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->size, 5u);
+  EXPECT_GT(info->mtime_ms, 1'600'000'000'000);  // after 2020: epoch ms
+  EXPECT_TRUE(*store_->Exists("runs/r1/a.csv"));
+
+  ASSERT_TRUE(PutString(*store_, "runs/r1/a.csv", "second, longer").ok());
+  EXPECT_EQ(*GetString(*store_, "runs/r1/a.csv"), "second, longer");
+  EXPECT_EQ(store_->Head("runs/r1/a.csv")->size, 14u);
+  // An empty object is an object.
+  ASSERT_TRUE(PutString(*store_, "empty", "").ok());
+  EXPECT_EQ(*GetString(*store_, "empty"), "");
+  EXPECT_EQ(store_->Head("empty")->size, 0u);
+  EXPECT_EQ(Keys(*store_, ""),
+            (std::vector<std::string>{"empty", "runs/r1/a.csv"}));
+}
+
+TEST_P(ObjectStoreContract, UncommittedPutIsInvisible) {
+  ASSERT_TRUE(PutString(*store_, "k/replaced", "old").ok());
+  auto fresh = store_->Put("k/fresh");
+  auto replacing = store_->Put("k/replaced");
+  ASSERT_TRUE(fresh.ok() && replacing.ok());
+  ASSERT_TRUE((*fresh)->Write("new", 3).ok());
+  ASSERT_TRUE((*replacing)->Write("new", 3).ok());
+  // Written, not committed: nobody sees it.
+  EXPECT_EQ(store_->Get("k/fresh").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->Head("k/fresh").status().code(), StatusCode::kNotFound);
+  EXPECT_FALSE(*store_->Exists("k/fresh"));
+  EXPECT_EQ(*GetString(*store_, "k/replaced"), "old");
+  EXPECT_EQ(store_->Head("k/replaced")->size, 3u);
+  EXPECT_EQ(Keys(*store_, ""), std::vector<std::string>{"k/replaced"});
+
+  ASSERT_TRUE((*fresh)->Commit().ok());
+  ASSERT_TRUE((*replacing)->Commit().ok());
+  EXPECT_EQ(*GetString(*store_, "k/fresh"), "new");
+  EXPECT_EQ(*GetString(*store_, "k/replaced"), "new");
+  // Once committed, a writer takes nothing more; Abort changes nothing.
+  EXPECT_EQ((*fresh)->Write("x", 1).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*fresh)->Commit().code(), StatusCode::kFailedPrecondition);
+  (*fresh)->Abort();
+  EXPECT_EQ(*GetString(*store_, "k/fresh"), "new");
+}
+
+TEST_P(ObjectStoreContract, AbortedOrDroppedPutLeavesNothing) {
+  ASSERT_TRUE(PutString(*store_, "k/kept", "old").ok());
+  {
+    auto out = store_->Put("k/aborted");
+    ASSERT_TRUE(out.ok());
+    ASSERT_TRUE((*out)->Write("partial", 7).ok());
+    (*out)->Abort();
+    (*out)->Abort();  // idempotent
+    EXPECT_EQ((*out)->Write("x", 1).code(), StatusCode::kFailedPrecondition);
+    EXPECT_EQ((*out)->Commit().code(), StatusCode::kFailedPrecondition);
+  }
+  {
+    auto out = store_->Put("k/dropped");
+    ASSERT_TRUE(out.ok());
+    ASSERT_TRUE((*out)->Write("partial", 7).ok());
+  }  // destroyed uncommitted: aborted
+  {
+    auto out = store_->Put("k/kept");
+    ASSERT_TRUE(out.ok());
+    ASSERT_TRUE((*out)->Write("partial", 7).ok());
+  }
+  EXPECT_EQ(Keys(*store_, ""), std::vector<std::string>{"k/kept"});
+  EXPECT_EQ(*GetString(*store_, "k/kept"), "old");
+  EXPECT_EQ(store_->Get("k/aborted").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->Get("k/dropped").status().code(), StatusCode::kNotFound);
+  // Nothing is left behind for a clean-up to find either.
+  StatusOr<int> stale = store_->RemoveStaleTemporaries();
+  ASSERT_TRUE(stale.ok());
+  EXPECT_EQ(*stale, 0);
+}
+
+TEST_P(ObjectStoreContract, StreamsALargeObjectInChunks) {
+  constexpr uint64_t kSize = 20u << 20;  // 20 MiB
+  constexpr size_t kChunk = 64 << 10;    // 64 KiB
+  {
+    auto out = store_->Put("large/object");
+    ASSERT_TRUE(out.ok());
+    std::vector<char> chunk(kChunk);
+    for (uint64_t done = 0; done < kSize; done += kChunk) {
+      for (size_t i = 0; i < kChunk; ++i) chunk[i] = PatternByte(done + i);
+      ASSERT_TRUE((*out)->Write(chunk.data(), chunk.size()).ok());
+    }
+    ASSERT_TRUE((*out)->Commit().ok());
+  }
+  EXPECT_EQ(store_->Head("large/object")->size, kSize);
+  // Read back in chunks of another size, checking each as it comes.
+  auto in = store_->Get("large/object");
+  ASSERT_TRUE(in.ok());
+  std::vector<char> buf(kChunk - 7);
+  uint64_t offset = 0;
+  for (;;) {
+    StatusOr<size_t> n = (*in)->Read(buf.data(), buf.size());
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    ASSERT_LE(*n, buf.size());
+    if (*n == 0) break;
+    for (size_t i = 0; i < *n; ++i) {
+      ASSERT_EQ(buf[i], PatternByte(offset + i)) << "at " << offset + i;
+    }
+    offset += *n;
+  }
+  EXPECT_EQ(offset, kSize);
+  EXPECT_EQ(*(*in)->Read(buf.data(), buf.size()), 0u);  // still the end
+}
+
+TEST_P(ObjectStoreContract, AReaderKeepsWhatItOpened) {
+  ASSERT_TRUE(PutString(*store_, "snap", "version one").ok());
+  auto before_replace = store_->Get("snap");
+  ASSERT_TRUE(before_replace.ok());
+  char first[3];
+  ASSERT_EQ(*(*before_replace)->Read(first, sizeof first), 3u);
+  ASSERT_TRUE(PutString(*store_, "snap", "version two!").ok());
+  auto before_delete = store_->Get("snap");
+  ASSERT_TRUE(before_delete.ok());
+  ASSERT_TRUE(store_->Delete("snap").ok());
+  EXPECT_EQ(std::string(first, 3) + *ReadAll(**before_replace),
+            "version one");
+  EXPECT_EQ(*ReadAll(**before_delete), "version two!");
+}
+
+TEST_P(ObjectStoreContract, ListsByPrefixAndDeletesIdempotently) {
+  for (const char* key : {"inputs/b", "inputs/ab", "inputs/a", "inputsx",
+                          "batches/r1/visa.csv", "batches/r1/mc.csv"}) {
+    ASSERT_TRUE(PutString(*store_, key, key).ok()) << key;
+  }
+  EXPECT_EQ(Keys(*store_, "inputs/"),
+            (std::vector<std::string>{"inputs/a", "inputs/ab", "inputs/b"}));
+  EXPECT_EQ(Keys(*store_, "inputs/a"),
+            (std::vector<std::string>{"inputs/a", "inputs/ab"}));
+  EXPECT_EQ(Keys(*store_, "inputs"),
+            (std::vector<std::string>{"inputs/a", "inputs/ab", "inputs/b",
+                                      "inputsx"}));
+  EXPECT_EQ(Keys(*store_, "batches/r1/"),
+            (std::vector<std::string>{"batches/r1/mc.csv",
+                                      "batches/r1/visa.csv"}));
+  EXPECT_TRUE(Keys(*store_, "nothing/").empty());
+  EXPECT_EQ(Keys(*store_, "").size(), 6u);
+
+  ASSERT_TRUE(store_->Delete("inputs/ab").ok());
+  EXPECT_EQ(store_->Get("inputs/ab").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->Head("inputs/ab").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->LocalPath("inputs/ab").status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(Keys(*store_, "inputs/a"), std::vector<std::string>{"inputs/a"});
+  // Deleting what is not there is OK: a retried Delete succeeds.
+  EXPECT_TRUE(store_->Delete("inputs/ab").ok());
+  EXPECT_TRUE(store_->Delete("never/stored").ok());
+  EXPECT_EQ(*GetString(*store_, "inputs/a"), "inputs/a");
+  // A deleted key can be written again.
+  ASSERT_TRUE(PutString(*store_, "inputs/ab", "again").ok());
+  EXPECT_EQ(*GetString(*store_, "inputs/ab"), "again");
+}
+
+TEST_P(ObjectStoreContract, ConcurrentPutsOfDifferentKeysAllLand) {
+  constexpr int kThreads = 8, kPerThread = 25;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::string key =
+            "c/t" + std::to_string(t) + "/k" + std::to_string(i);
+        // Several Writes per object, interleaved with the other threads.
+        auto out = store_->Put(key);
+        if (!out.ok()) {
+          ++failures;
+          continue;
+        }
+        for (int part = 0; part < 3; ++part) {
+          const std::string bytes = key + "#" + std::to_string(part) + ";";
+          if (!(*out)->Write(bytes.data(), bytes.size()).ok()) ++failures;
+        }
+        if (!(*out)->Commit().ok()) ++failures;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(Keys(*store_, "c/").size(),
+            static_cast<size_t>(kThreads * kPerThread));
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      const std::string key =
+          "c/t" + std::to_string(t) + "/k" + std::to_string(i);
+      EXPECT_EQ(*GetString(*store_, key),
+                key + "#0;" + key + "#1;" + key + "#2;");
+    }
+  }
+}
+
+TEST_P(ObjectStoreContract, ConcurrentPutsOfOneKeyLeaveOneWhole) {
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        const std::string bytes(1000 + 100 * t, static_cast<char>('a' + t));
+        EXPECT_TRUE(PutString(*store_, "same", bytes).ok());
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  const std::string got = *GetString(*store_, "same");
+  ASSERT_FALSE(got.empty());
+  const int t = got[0] - 'a';
+  EXPECT_EQ(got, std::string(1000 + 100 * t, got[0]));
+  EXPECT_EQ(Keys(*store_, ""), std::vector<std::string>{"same"});
+}
+
+TEST_P(ObjectStoreContract, PutContentAddressedNamesTheBytes) {
+  const std::string src = scratch_ + "/input.csv";
+  std::ofstream(src) << "hello";
+  const int fd = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ::lseek(fd, 3, SEEK_SET);  // pread: the offset does not matter
+  auto put = store_->PutContentAddressed("inputs/", fd);
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_EQ(put->sha256,
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+  EXPECT_EQ(put->key, "inputs/" + put->sha256);
+  EXPECT_EQ(put->size, 5u);
+  EXPECT_EQ(::lseek(fd, 0, SEEK_CUR), 3);
+  EXPECT_EQ(*GetString(*store_, put->key), "hello");
+  const int64_t mtime = store_->Head(put->key)->mtime_ms;
+  auto again = store_->PutContentAddressed("inputs/", fd);  // kept as it is
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->key, put->key);
+  EXPECT_EQ(store_->Head(put->key)->mtime_ms, mtime);
+  ::close(fd);
+  EXPECT_EQ(Keys(*store_, "inputs/"), std::vector<std::string>{put->key});
+
+  const std::string empty = scratch_ + "/empty.csv";
+  std::ofstream(empty).flush();
+  const int efd = ::open(empty.c_str(), O_RDONLY | O_CLOEXEC);
+  auto none = store_->PutContentAddressed("inputs/", efd);
+  ::close(efd);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->sha256,
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(none->size, 0u);
+  EXPECT_EQ(*GetString(*store_, none->key), "");
+  EXPECT_EQ(store_->PutContentAddressed("../", efd).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_P(ObjectStoreContract, PutFileAndLocalPath) {
+  const std::string src = scratch_ + "/src.csv";
+  std::ofstream(src) << "a,b\n1,2\n";
+  ASSERT_TRUE(store_->PutFile("inputs/x.csv", src).ok());
+  EXPECT_EQ(*GetString(*store_, "inputs/x.csv"), "a,b\n1,2\n");
+  EXPECT_EQ(store_->PutFile("inputs/y.csv", scratch_ + "/missing").code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(store_->PutFile("../y.csv", src).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Keys(*store_, ""), std::vector<std::string>{"inputs/x.csv"});
+
+  StatusOr<std::string> path = store_->LocalPath("inputs/x.csv");
+  ASSERT_TRUE(path.ok()) << path.status().ToString();
+  std::ifstream in(*path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(text.str(), "a,b\n1,2\n");
+  // After a new Put the path gives the new bytes.
+  ASSERT_TRUE(PutString(*store_, "inputs/x.csv", "new").ok());
+  path = store_->LocalPath("inputs/x.csv");
+  ASSERT_TRUE(path.ok());
+  std::ifstream again(*path, std::ios::binary);
+  std::stringstream text2;
+  text2 << again.rdbuf();
+  EXPECT_EQ(text2.str(), "new");
+  EXPECT_EQ(store_->LocalPath("inputs/none").status().code(),
+            StatusCode::kNotFound);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Adapters, ObjectStoreContract,
+    ::testing::Values(
+        ObjectStoreFactory{"LocalFolder",
+                           [](const std::string& scratch) {
+                             return std::unique_ptr<ObjectStore>(
+                                 new LocalFolderStore(scratch + "/objects"));
+                           }},
+        ObjectStoreFactory{"InMemory",
+                           [](const std::string&) {
+                             return std::unique_ptr<ObjectStore>(
+                                 new InMemoryObjectStore());
+                           }}),
+    ObjectStoreContract::Name);
+
+}  // namespace
+}  // namespace cbpipe

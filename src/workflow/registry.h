@@ -1,0 +1,74 @@
+// The one place where adapters are chosen by URL scheme, for every port
+// whose adapter the deployment picks: the embedded ones now (a folder,
+// SQLite, memory for tests), the AWS ones next (s3://, sqs://, dynamodb://,
+// secretsmanager://). Nothing else constructs an adapter from a URL.
+//
+//   CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<ObjectStore> objects,
+//       OpenObjectStore(FileUrl("/var/lib/cbpipe/objects")));
+//   CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<SecretStore> secrets,
+//       OpenSecretStore("env+file://"));
+//   QueueOptions options;
+//   options.max_receive_count = 5;
+//   CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<Queue> inputs,
+//       OpenQueue("sqlite:///var/lib/cbpipe/state.db?queue=inputs", options));
+//
+// | port        | URL                              | adapter              |
+// |-------------|----------------------------------|----------------------|
+// | ObjectStore | file:///abs/folder               | LocalFolderStore     |
+// |             | memory://                        | InMemoryObjectStore  |
+// | SecretStore | env+file://                      | EnvFileSecretStore   |
+// |             | memory://                        | InMemorySecretStore  |
+// | Queue       | sqlite:///abs/state.db?queue=N   | SqliteQueue          |
+// | RunStore, DeliveryLedger: see "Registration points" in registry.cc |
+//
+// URLs: the path is absolute and %-encoded (FileUrl builds one from a
+// path); a query holds the adapter's parameters (name=value&...), and a
+// parameter the adapter does not know is an error, as are a host in a
+// file:// or sqlite:// URL, a fragment, and anything after memory://.
+// memory:// is a new, empty store at each Open: nothing is shared.
+//
+// Errors: kInvalidArgument for a URL the registry cannot read, naming what
+// is wrong; for an unknown scheme the message names the scheme and the
+// known ones. Messages show URLs without credentials or query (RedactUrl).
+// Otherwise what the adapter's open returns.
+// Thread safety: every function may be called from several threads.
+// Ownership: the caller owns what is opened.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+#include "queue/queue.h"
+#include "queue/sqlite_queue.h"
+#include "secrets/secret_store.h"
+#include "store/object_store.h"
+
+namespace cbpipe {
+
+StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(std::string_view url);
+StatusOr<std::unique_ptr<SecretStore>> OpenSecretStore(std::string_view url);
+// `options` go to the adapter (SqliteQueue's QueueOptions for sqlite://).
+StatusOr<std::unique_ptr<Queue>> OpenQueue(std::string_view url,
+                                           QueueOptions options = {});
+
+// "file:///a%20b/objects" for "/a b/objects": the URL of an absolute path,
+// with every byte outside [A-Za-z0-9._~/-] %-encoded. kInvalidArgument for
+// a relative path.
+StatusOr<std::string> FileUrl(std::string_view absolute_path);
+
+// A URL as the registry reads it: "scheme://[host]/path?a=1&b=2".
+struct AdapterUrl {
+  std::string scheme;  // "file", "sqlite", ...: lower case
+  std::string host;    // empty for file://, sqlite://, memory://
+  std::string path;    // %-decoded; "" or starting with '/'
+  std::map<std::string, std::string> params;  // %-decoded query
+};
+// kInvalidArgument (naming `what`, e.g. "object store") for a URL without
+// "scheme://", with a fragment, bad %-encoding or a repeated parameter.
+StatusOr<AdapterUrl> ParseAdapterUrl(std::string_view url,
+                                     std::string_view what);
+
+}  // namespace cbpipe
