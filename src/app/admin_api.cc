@@ -373,7 +373,9 @@ json RunDetailJson(const RunRecord& run) {
 
   // Generated files, flattened, with their batch.
   json files = json::array();
-  if (const StepRecord* gen = FindStep(run, "generate")) {
+  const StepRecord* gen = FindStep(run, "scan");
+  if (!gen) gen = FindStep(run, "generate");  // runs of older versions
+  if (gen) {
     json g = ParseOrString(gen->output_json);
     if (g.is_object() && g.contains("batches") && g["batches"].is_array()) {
       for (const json& b : g["batches"]) {

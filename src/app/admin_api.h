@@ -179,8 +179,8 @@ bool IsValidDeadLetterId(std::string_view id);
 // A run without its steps (one row of /api/runs).
 nlohmann::json RunSummaryJson(const RunRecord& run);
 // A run with its steps (outputs parsed back to JSON), "files" (generated,
-// from the generate step), "deliveries" (from the deliver step: per batch,
-// per file), "rejects_file" (from the validate step, or null) and "errors"
+// from the scan step), "deliveries" (from the batches step: per batch,
+// per file), "rejects_file" (from the scan step, or null) and "errors"
 // (each step's and the run's).
 nlohmann::json RunDetailJson(const RunRecord& run);
 nlohmann::json DeadLetterJson(const DeadLetter& dead_letter);

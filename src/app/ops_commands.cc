@@ -25,6 +25,7 @@
 #include "telemetry/log.h"
 #include "workflow/pipeline.h"
 #include "workflow/run_store.h"
+#include "workflow/steps.h"
 
 namespace cbpipe {
 namespace {
@@ -196,35 +197,52 @@ void PrintDeadLetterHuman(const DeadLetter& d) {
   std::printf("  body:     %s\n", DumpJson(json(m.body)).c_str());
 }
 
-// The generate step's batches of a run, read back from their manifests.
-StatusOr<std::vector<Batch>> RunBatches(const RunRecord& run) {
-  const StepRecord* generate = nullptr;
+// What a run's scan step (or, for runs of older versions, its generate
+// step) wrote: the run header and its batches as {id, manifest} with the
+// manifest as a key under the work dir.
+StatusOr<json> RunScanned(const Config& config, const RunRecord& run) {
+  const StepRecord* scanned = nullptr;
   for (const StepRecord& s : run.steps) {
-    if (s.name == "generate" && s.state == "succeeded") generate = &s;
+    if ((s.name == "scan" || s.name == "generate") && s.state == "succeeded")
+      scanned = &s;
   }
-  if (!generate) {
+  if (!scanned) {
     return FailedPreconditionError("run " + run.run_id +
                                    " has no generated files (state " +
                                    run.state + ")");
   }
-  const json out = json::parse(generate->output_json, nullptr, false);
+  const json out = json::parse(scanned->output_json, nullptr, false);
   if (!out.is_object() || !out.contains("batches") ||
       !out["batches"].is_array()) {
-    return DataLossError("run " + run.run_id +
-                         ": the generate step's output lists no batches");
+    return DataLossError("run " + run.run_id + ": the " + scanned->name +
+                         " step's output lists no batches");
   }
-  std::vector<Batch> batches;
+  json result = {{"run_id", run.run_id},
+                 {"trace_id", run.trace_id},
+                 {"now_ms", run.created_ms},
+                 {"batches", json::array()}};
   for (const json& b : out["batches"]) {
-    const std::string manifest =
-        b.is_object() ? b.value("manifest", "") : std::string();
-    StatusOr<Batch> batch = ReadManifest(manifest);
-    if (!batch.ok()) {
-      return Status(batch.status().code(), "batch manifest " + manifest + ": " +
-                                               batch.status().message());
+    const std::string id =
+        b.is_object() && b.contains("id") && b["id"].is_string()
+            ? b["id"].get<std::string>()
+            : std::string();
+    std::string manifest =
+        b.is_object() && b.contains("manifest") && b["manifest"].is_string()
+            ? b["manifest"].get<std::string>()
+            : std::string();
+    if (!manifest.empty() && manifest[0] == '/') {
+      // Older runs kept the manifest's path.
+      manifest = fs::path(manifest)
+                     .lexically_relative(config.work_dir)
+                     .generic_string();
     }
-    batches.push_back(std::move(*batch));
+    if (id.empty() || !ValidateObjectKey(manifest).ok()) {
+      return DataLossError("run " + run.run_id + ": batch \"" + id +
+                           "\" has no manifest under the work dir");
+    }
+    result["batches"].push_back({{"id", id}, {"manifest", manifest}});
   }
-  return batches;
+  return result;
 }
 
 // A fresh random suffix for temporary names.
@@ -618,23 +636,12 @@ int Replay(const Config& config, const std::string& run_id, bool as_json,
                           ": wait until it has finished");
     return kExitUsage;
   }
-  StatusOr<std::vector<Batch>> batches = RunBatches(*run);
-  if (!batches.ok()) {
-    refuse("refused", batches.status().message());
-    return batches.status().code() == StatusCode::kFailedPrecondition
+  StatusOr<json> scanned = RunScanned(config, *run);
+  if (!scanned.ok()) {
+    refuse("refused", scanned.status().message());
+    return scanned.status().code() == StatusCode::kFailedPrecondition
                ? kExitUsage
                : kExitRejected;
-  }
-  // Every file must still be what was generated before anything is sent.
-  const OutputOptions output = OutputOptionsOf(config);
-  for (const Batch& b : *batches) {
-    Status verified = VerifyBatch(b, output);
-    if (!verified.ok()) {
-      refuse("refused",
-             "refusing to replay: batch " + b.id +
-                 " no longer matches its manifest: " + verified.message());
-      return kExitRejected;
-    }
   }
   StatusOr<std::unique_ptr<DeliveryLedger>> ledger =
       DeliveryLedger::Open(ResolveServicePaths(config).ledger_db);
@@ -642,34 +649,60 @@ int Replay(const Config& config, const std::string& run_id, bool as_json,
     refuse("failed", "ledger: " + ledger.status().message());
     return kExitRejected;
   }
+  // A run of the workflow's delivery part: the same steps as the service.
+  LocalFolderStore work(config.work_dir);
+  LocalFolderStore inputs(ResolveServicePaths(config).objects);
+  Ports ports;
+  ports.config = &config;
+  ports.work = &work;
+  ports.inputs = &inputs;
+  ports.ledger = ledger->get();
+  ports.env = Env::Default();
+  const StepRunner step = StepsOver(ports);
+  // Every file must still be what was generated before anything is sent.
+  std::vector<std::pair<std::string, json>> deliveries;
+  for (const json& b : (*scanned)["batches"]) {
+    json verify = {{"run_id", (*scanned)["run_id"]},
+                   {"trace_id", (*scanned)["trace_id"]},
+                   {"now_ms", (*scanned)["now_ms"]},
+                   {"batch", b}};
+    StatusOr<json> verified = step("verify", verify);
+    if (!verified.ok()) {
+      refuse("refused", "refusing to replay: batch " +
+                            b["id"].get<std::string>() +
+                            " no longer matches its manifest: " +
+                            verified.status().message());
+      return kExitRejected;
+    }
+    json items = json::array();
+    for (json item : (*verified)["deliveries"]) {
+      if (!destination.empty() && item["destination"] != destination) continue;
+      item["replay"] = true;
+      items.push_back(std::move(item));
+    }
+    if (!items.empty())
+      deliveries.emplace_back(b["id"].get<std::string>(), std::move(items));
+  }
   json out = {{"run_id", run_id}, {"batches", json::array()}};
   int failed = 0, sent = 0;
-  for (Batch b : *batches) {
-    if (!destination.empty()) {
-      std::erase_if(b.files, [&](const FileSummary& f) {
-        return f.destination != destination;
-      });
-      if (b.files.empty()) continue;
-    }
-    std::vector<DeliveredFile> files =
-        DeliverBatch(config, b, ledger->get(), RetryEnv::Real(),
-                     /*replay=*/true);
+  for (const auto& [id, items] : deliveries) {
     json jf = json::array();
-    for (const DeliveredFile& f : files) {
-      json item = {{"destination", f.file.destination},
-                   {"name", f.delivery.remote_name},
-                   {"records", f.file.records},
-                   {"bytes", f.file.bytes},
-                   {"status", DeliveryOutcomeName(f.delivery.outcome)}};
-      if (f.delivery.outcome == DeliveryOutcome::kFailed) {
+    for (const json& f :
+         RunDeliveries(step, items, Env::Default(), /*stop=*/nullptr)) {
+      json item = {{"destination", f["destination"]},
+                   {"name", f["name"]},
+                   {"records", f["records"]},
+                   {"bytes", f["bytes"]},
+                   {"status", f["status"]}};
+      if (f["status"] == "failed") {
         ++failed;
-        item["error"] = f.delivery.error.ToString();
+        item["error"] = f.contains("error") ? f["error"] : json("");
       } else {
         ++sent;
       }
       jf.push_back(std::move(item));
     }
-    out["batches"].push_back({{"id", b.id}, {"files", std::move(jf)}});
+    out["batches"].push_back({{"id", id}, {"files", std::move(jf)}});
   }
   out["ok"] = failed == 0;
   audit.count = sent;

@@ -49,7 +49,7 @@ int DlqRedrive(const Config& config, const std::string& id, bool all);
 int DlqPurge(const Config& config, bool yes);
 
 // Delivers a finished run's files again (a card company lost them): reads
-// the batches from the run's generate step, re-verifies every file against
+// the batches from the run's scan step, re-verifies every file against
 // its manifest (refusing, exit 1, if any no longer matches), then delivers
 // with replay = true, so the ledger records each delivery as a replay. With
 // `destination` set, only that destination's files are sent. Refuses runs

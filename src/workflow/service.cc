@@ -183,16 +183,17 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
                {{"files", static_cast<int64_t>(*stale)}});
   }
 
-  StepServices& sv = s->services_;
+  s->work_store_ = std::make_unique<LocalFolderStore>(s->config_.work_dir);
+  Ports& sv = s->ports_;
   sv.config = &s->config_;
-  sv.store = s->store_.get();
+  sv.work = s->work_store_.get();
+  sv.inputs = s->store_.get();
   sv.ledger = s->ledger_.get();
   sv.notifier = s->notifier_.get();
   sv.transports = &s->transports_;
   sv.metrics = metrics;
-  sv.env = RetryEnv::Real();
-  sv.now_ms = NowMs;
-  sv.on_scanned = [metrics](const RunRecord& run, const InputScan& scan) {
+  sv.env = Env::Default();
+  sv.on_scanned = [metrics](const StepContext& run, const InputScan& scan) {
     Metrics& m = *metrics;
     for (Network n : kAllNetworks) {
       const uint64_t accepted = scan.by_network[static_cast<int>(n)];
@@ -215,7 +216,7 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
                 {"accepted", scan.accepted},
                 {"rejected", scan.rejected}});
   };
-  sv.on_delivery = [metrics](const RunRecord& run,
+  sv.on_delivery = [metrics](const StepContext& run,
                              const std::string& destination,
                              const DeliveryResult& r, uint64_t bytes,
                              double seconds) {
@@ -241,17 +242,13 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
                  {LogField::Id("file", r.remote_name), {"bytes", bytes}});
     }
   };
-  s->workflow_ = CbpipeWorkflow(&s->services_);
-  if (TestTraceEnabled()) s->TraceSteps();
-  // The engine's waits between retries end when the service stops; the
-  // engine then finds the stop flag set and checkpoints the run.
-  RetryEnv engine_env = RetryEnv::Real();
-  Service* self = s.get();
-  engine_env.sleep = [self](double seconds) {
-    self->env_->SleepFor(seconds, &self->stop_);
-  };
-  s->engine_ = std::make_unique<LegacyWorkflowEngine>(
-      s->workflow_, s->runs_.get(), std::move(engine_env));
+  CBPIPE_ASSIGN_OR_RETURN(s->workflow_, CbpipeWorkflowDefinition());
+  StepRunner steps = StepsOver(s->ports_);
+  if (TestTraceEnabled()) steps = TracedSteps(std::move(steps));
+  // The engine's waits between retries end when the run's stop flag is set
+  // (Env::SleepFor), which the claim keeper sets on shutdown.
+  s->engine_ = std::make_unique<WorkflowEngine>(
+      &s->workflow_, s->runs_.get(), s->env_, std::move(steps));
   Queue* q = s->queue_.get();
   s->queue_depth_gauge_ = metrics->WatchGauge(kQueueDepth, [q] {
     StatusOr<QueueStats> st = q->Stats();
@@ -632,6 +629,15 @@ void Service::Handle(const Message& message) {
                 created.status().ToString());
     return;  // the lease runs out; another attempt later
   }
+  // The run's clock is the one stored when it was created: every attempt
+  // and redrive of it decides by the same `now`.
+  StatusOr<RunRecord> stored = runs_->Get(run.run_id);
+  if (!stored.ok()) {
+    Log().Error({.run_id = run.run_id}, "run.error",
+                stored.status().ToString());
+    return;  // the lease runs out; another attempt later
+  }
+  run.created_ms = stored->created_ms;
   const LogContext ctx{.run_id = run.run_id, .trace_id = run.trace_id};
 
   // One worker at a time, in this process or another sharing the state
@@ -676,8 +682,8 @@ void Service::Handle(const Message& message) {
     }
   } held{this, claim};
   const int64_t start_ms = env_->NowMs();
-  LegacyRunOutcome outcome = engine_->Resume(
-      run.run_id, InitialInput(run.input_key, run.input_name), &claim->stop);
+  RunOutcome outcome =
+      engine_->Resume(run.run_id, InitialInput(run), &claim->stop);
   RemoveActiveClaim(claim);  // no renewal from here on (again in ~Held)
   const int64_t elapsed_ms = env_->NowMs() - start_ms;
   bool lost;
@@ -798,21 +804,24 @@ void Service::RenewIfDue(ActiveClaim& claim, int64_t now_ms) {
   }
 }
 
-void Service::TraceSteps() {
-  for (auto& [name, step] : workflow_.steps) {
-    step.fn = [name = name, inner = step.fn](const RunRecord& run,
-                                             const json& input) {
-      const std::string who =
-          run.run_id + " " + name + " tid" +
-          std::to_string(static_cast<long>(::syscall(SYS_gettid)));
-      TestTrace("step_start " + who);
-      struct End {
-        const std::string& who;
-        ~End() { TestTrace("step_end " + who); }
-      } end{who};
-      return inner(run, input);
-    };
-  }
+StepRunner Service::TracedSteps(StepRunner inner) {
+  return [inner = std::move(inner)](std::string_view name,
+                                    const json& input) {
+    std::string run_id = "?";
+    if (input.is_object()) {
+      auto it = input.find("run_id");
+      if (it != input.end() && it->is_string()) run_id = it->get<std::string>();
+    }
+    const std::string who =
+        run_id + " " + std::string(name) + " tid" +
+        std::to_string(static_cast<long>(::syscall(SYS_gettid)));
+    TestTrace("step_start " + who);
+    struct End {
+      const std::string& who;
+      ~End() { TestTrace("step_end " + who); }
+    } end{who};
+    return inner(name, input);
+  };
 }
 
 }  // namespace cbpipe

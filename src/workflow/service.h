@@ -2,7 +2,7 @@
 //
 //   inbox/ ──watcher──▶ object store (inputs/<sha256>) ──▶ queue "inputs"
 //                                                            │
-//        workers (N threads): receive ─▶ LegacyWorkflowEngine::Resume ─▶ delete
+//        workers (N threads): receive ─▶ WorkflowEngine::Resume ─▶ delete
 //                                         │ failed: dead letter + alert
 //
 // Pickup (docs/service.md): an inbox entry that is not a regular file with
@@ -57,7 +57,7 @@
 #include "common/env.h"
 #include "store/object_store.h"
 #include "telemetry/metrics.h"
-#include "workflow/legacy_engine.h"
+#include "workflow/engine.h"
 #include "workflow/pipeline.h"
 #include "workflow/run_store.h"
 #include "workflow/steps.h"
@@ -136,7 +136,7 @@ class Service {
   // Idempotent.
   void RemoveActiveClaim(const std::shared_ptr<ActiveClaim>& claim);
   // Steps wrapped so that CBPIPE_TEST_TRACE shows when each one ran.
-  void TraceSteps();
+  static StepRunner TracedSteps(StepRunner inner);
   int64_t claim_ms() const;
   int64_t visibility_ms() const;
 
@@ -149,12 +149,14 @@ class Service {
   std::unique_ptr<SqliteQueue> queue_;
   std::unique_ptr<DeliveryLedger> ledger_;
   std::unique_ptr<ObjectStore> store_;
+  // The work dir as a store: batches, rejects, quarantine.
+  std::unique_ptr<LocalFolderStore> work_store_;
   // Shared by the workers; a worker with nothing to do closes connections
   // unused for kIdleConnectionSeconds (see WorkLoop).
   TransportPool transports_;
-  StepServices services_;
-  LegacyWorkflowDefinition workflow_;
-  std::unique_ptr<LegacyWorkflowEngine> engine_;
+  Ports ports_;
+  WorkflowDefinition workflow_;  // cbpipe_workflow.json
+  std::unique_ptr<WorkflowEngine> engine_;
   // The queue gauges, bound to metrics_ while queue_ lives (declared
   // after it: unbound first).
   GaugeRegistration queue_depth_gauge_;

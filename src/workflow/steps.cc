@@ -1,9 +1,13 @@
 #include "workflow/steps.h"
 
 #include <chrono>
+#include <exception>
+#include <filesystem>
+#include <map>
+#include <thread>
+#include <vector>
 
 #include "common/crash_point.h"
-
 #include "output/batch_planner.h"
 #include "output/manifest.h"
 #include "output/verifier.h"
@@ -15,11 +19,66 @@ namespace {
 
 using json = nlohmann::json;
 
-// The input's local path from the step input.
-StatusOr<std::string> InputPath(const StepServices& s, const json& in) {
-  if (!in.contains("input_key") || !in["input_key"].is_string())
-    return InvalidArgumentError("step input has no input_key");
-  return s.store->LocalPath(in["input_key"].get<std::string>());
+// Checked access to a step's input: a missing or mistyped key is an error
+// naming it, never an exception.
+Status BadKey(std::string_view key, std::string_view want) {
+  return InvalidArgumentError("step input: \"" + std::string(key) +
+                              "\" must be " + std::string(want));
+}
+
+StatusOr<const json*> Member(const json& in, std::string_view key) {
+  if (!in.is_object()) return InvalidArgumentError("step input: not an object");
+  auto it = in.find(key);
+  if (it == in.end()) {
+    return InvalidArgumentError("step input: \"" + std::string(key) +
+                                "\" is missing");
+  }
+  return &*it;
+}
+
+StatusOr<std::string> String(const json& in, std::string_view key) {
+  CBPIPE_ASSIGN_OR_RETURN(const json* v, Member(in, key));
+  if (!v->is_string()) return BadKey(key, "a string");
+  return v->get<std::string>();
+}
+
+StatusOr<int64_t> Int(const json& in, std::string_view key) {
+  CBPIPE_ASSIGN_OR_RETURN(const json* v, Member(in, key));
+  if (!v->is_number_integer()) return BadKey(key, "an integer");
+  return v->get<int64_t>();
+}
+
+StatusOr<const json*> Object(const json& in, std::string_view key) {
+  CBPIPE_ASSIGN_OR_RETURN(const json* v, Member(in, key));
+  if (!v->is_object()) return BadKey(key, "an object");
+  return v;
+}
+
+StatusOr<const json*> Array(const json& in, std::string_view key) {
+  CBPIPE_ASSIGN_OR_RETURN(const json* v, Member(in, key));
+  if (!v->is_array()) return BadKey(key, "an array");
+  return v;
+}
+
+// An optional key: `fallback` when absent, an error when mistyped.
+StatusOr<bool> OptionalBool(const json& in, std::string_view key,
+                            bool fallback) {
+  if (!in.is_object() || !in.contains(key)) return fallback;
+  const json& v = in[std::string(key)];
+  if (!v.is_boolean()) return BadKey(key, "true or false");
+  return v.get<bool>();
+}
+
+StatusOr<std::map<std::string, int64_t>> Totals(const json& in,
+                                                std::string_view key) {
+  CBPIPE_ASSIGN_OR_RETURN(const json* v, Object(in, key));
+  std::map<std::string, int64_t> out;
+  for (auto it = v->begin(); it != v->end(); ++it) {
+    if (!it.value().is_number_integer())
+      return BadKey(std::string(key) + "." + it.key(), "an integer");
+    out[it.key()] = it.value().get<int64_t>();
+  }
+  return out;
 }
 
 json TotalsJson(const std::map<std::string, int64_t>& totals) {
@@ -28,55 +87,137 @@ json TotalsJson(const std::map<std::string, int64_t>& totals) {
   return j;
 }
 
-std::map<std::string, int64_t> TotalsFrom(const json& j) {
-  std::map<std::string, int64_t> out;
-  if (j.is_object()) {
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (it.value().is_number_integer()) out[it.key()] = it.value();
-    }
+// The run header every step input carries.
+struct Header {
+  std::string run_id;
+  std::string trace_id;
+  int64_t now_ms = 0;
+};
+
+bool IsSafeRunId(const std::string& id) {
+  if (id.empty() || id.size() > 200 || id == "." || id == "..") return false;
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
   }
-  return out;
+  return true;
 }
 
-int64_t NowSeconds(const StepServices& s) {
-  const int64_t ms = s.now_ms();
+StatusOr<Header> ReadHeader(const json& in) {
+  Header h;
+  CBPIPE_ASSIGN_OR_RETURN(h.run_id, String(in, "run_id"));
+  if (!IsSafeRunId(h.run_id)) return BadKey("run_id", "1-200 of [A-Za-z0-9._-]");
+  CBPIPE_ASSIGN_OR_RETURN(h.trace_id, String(in, "trace_id"));
+  CBPIPE_ASSIGN_OR_RETURN(h.now_ms, Int(in, "now_ms"));
+  return h;
+}
+
+json HeaderJson(const Header& h) {
+  return {{"run_id", h.run_id}, {"trace_id", h.trace_id}, {"now_ms", h.now_ms}};
+}
+
+int64_t FloorSeconds(int64_t ms) {
   return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
 }
 
-Event MakeEvent(const StepServices& s, std::string_view type,
-                const RunRecord& run) {
+// The key of a file written under the work dir.
+StatusOr<std::string> WorkKey(const Ports& p, const std::string& path) {
+  const std::string rel =
+      std::filesystem::path(path)
+          .lexically_relative(p.config->work_dir)
+          .generic_string();
+  CBPIPE_RETURN_IF_ERROR(ValidateObjectKey(rel));
+  return rel;
+}
+
+Event MakeEvent(const Ports& p, std::string_view type, const Header& h) {
   Event e;
   e.type = std::string(type);
-  e.run_id = run.run_id;
-  e.trace_id = run.trace_id.empty()
-                   ? ""
-                   : "00-" + run.trace_id + "-" + run.run_id.substr(0, 16) +
-                         "-01";
-  e.time_ms = s.now_ms();
+  e.run_id = h.run_id;
+  e.trace_id = h.trace_id.empty() ? ""
+                                  : "00-" + h.trace_id + "-" +
+                                        h.run_id.substr(0, 16) + "-01";
+  e.time_ms = p.env->NowMs();
   return e;
 }
 
-void Notify(const StepServices& s, const Event& e) {
+void Notify(const Ports& p, const Event& e) {
   CrashPoint("notify.event");
-  if (s.notifier) s.notifier->Notify(e);
+  if (p.notifier) p.notifier->Notify(e);
 }
 
-// validate: ingest and validate; rejects to runs/<id>/rejects.csv.
-StatusOr<json> Validate(StepServices& s, const RunRecord& run,
-                        const json& in) {
-  CBPIPE_ASSIGN_OR_RETURN(std::string path, InputPath(s, in));
-  const std::string rejects =
-      s.config->work_dir + "/runs/" + run.run_id + "/rejects.csv";
+// A batch's manifest from {batch: {id, manifest}}.
+StatusOr<Batch> LoadBatch(const Ports& p, const json& in) {
+  CBPIPE_ASSIGN_OR_RETURN(const json* b, Object(in, "batch"));
+  CBPIPE_ASSIGN_OR_RETURN(std::string id, String(*b, "id"));
+  CBPIPE_ASSIGN_OR_RETURN(std::string key, String(*b, "manifest"));
+  StatusOr<std::string> path = p.work->LocalPath(key);
+  if (!path.ok()) {
+    // A manifest that is gone is lost data, not a bad request.
+    return DataLossError("batch " + id + ": manifest " + key + ": " +
+                         path.status().message());
+  }
+  CBPIPE_ASSIGN_OR_RETURN(Batch batch, ReadManifest(*path));
+  if (batch.id != id) {
+    return DataLossError("manifest " + key + " is of batch " + batch.id +
+                         ", not " + id);
+  }
+  return batch;
+}
+
+json RetryJson(const RetryPolicy& r) {
+  return {{"interval_seconds", r.interval_seconds},
+          {"backoff_rate", r.backoff_rate},
+          {"max_attempts", r.max_attempts},
+          {"max_delay_seconds", r.max_delay_seconds},
+          {"full_jitter", r.full_jitter}};
+}
+
+// The item's RetryPolicy; the defaults for what it does not say.
+RetryPolicy RetryFrom(const json& item) {
+  RetryPolicy r;
+  if (!item.is_object() || !item.contains("retry")) return r;
+  const json& j = item["retry"];
+  if (!j.is_object()) return r;
+  auto number = [&j](const char* key, double fallback) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_number() ? it->get<double>() : fallback;
+  };
+  r.interval_seconds = number("interval_seconds", r.interval_seconds);
+  r.backoff_rate = number("backoff_rate", r.backoff_rate);
+  r.max_attempts =
+      static_cast<int>(number("max_attempts", r.max_attempts));
+  r.max_delay_seconds = number("max_delay_seconds", r.max_delay_seconds);
+  auto jitter = j.find("full_jitter");
+  if (jitter != j.end() && jitter->is_boolean()) r.full_jitter = *jitter;
+  return r;
+}
+
+// scan: read, validate, plan and write the batch files, their manifests
+// and the rejects in one pass, against the run's clock.
+StatusOr<json> Scan(const json& in, const Ports& p) {
+  CBPIPE_ASSIGN_OR_RETURN(Header h, ReadHeader(in));
+  CBPIPE_ASSIGN_OR_RETURN(std::string input_key, String(in, "input_key"));
+  CBPIPE_RETURN_IF_ERROR(String(in, "input_name").status());
+  CBPIPE_ASSIGN_OR_RETURN(std::string path, p.inputs->LocalPath(input_key));
+  const Config& config = *p.config;
+  const std::string rejects_key = "runs/" + h.run_id + "/rejects.csv";
+  const std::string rejects = config.work_dir + "/" + rejects_key;
+  BatchPlanner planner(OutputOptionsOf(config),
+                       {.input_id = h.run_id, .work_dir = config.work_dir});
+  CBPIPE_RETURN_IF_ERROR(planner.status());
   InputScan scan;
-  Status st =
-      ScanAndPlan(*s.config, path, rejects, nullptr, NowSeconds(s), &scan);
-  if (s.on_scanned) s.on_scanned(run, scan);
+  Status st = ScanAndPlan(config, path, rejects, &planner,
+                          FloorSeconds(h.now_ms), &scan);
+  if (p.on_scanned) p.on_scanned({h.run_id, h.trace_id}, scan);
   if (!st.ok()) {
     // An unreadable input is permanent (the reject_input path); an I/O
     // hiccup is transient and retried.
     if (st.IsTransient()) return st;
     return Status(StatusCode::kInvalidArgument, st.message());
   }
+  CBPIPE_ASSIGN_OR_RETURN(std::vector<Batch> batches, planner.Finish());
   json by_network = json::object();
   for (Network n : kAllNetworks)
     by_network[std::string(NetworkName(n))] =
@@ -85,39 +226,17 @@ StatusOr<json> Validate(StepServices& s, const RunRecord& run,
   out["records"] = scan.records;
   out["accepted"] = scan.accepted;
   out["rejected"] = scan.rejected;
-  out["rejects_file"] = rejects;
+  out["undeliverable"] = scan.undeliverable_total();
   out["by_network"] = by_network;
-  return out;
-}
-
-// generate: plan and write the files; one manifest per batch.
-StatusOr<json> Generate(StepServices& s, const RunRecord& run,
-                        const json& in) {
-  CBPIPE_ASSIGN_OR_RETURN(std::string path, InputPath(s, in));
-  PlanContext context;
-  context.input_id = run.run_id;
-  context.work_dir = s.config->work_dir;
-  BatchPlanner planner(OutputOptionsOf(*s.config), context);
-  CBPIPE_RETURN_IF_ERROR(planner.status());
-  InputScan scan;
-  CBPIPE_RETURN_IF_ERROR(
-      ScanAndPlan(*s.config, path, "", &planner, NowSeconds(s), &scan));
-  if (scan.accepted != in.value("accepted", scan.accepted)) {
-    // The same input and config must give the same records.
-    return InternalError("generate accepted " +
-                         std::to_string(scan.accepted) +
-                         " records, validate " +
-                         std::to_string(in.value("accepted", 0)));
-  }
-  CBPIPE_ASSIGN_OR_RETURN(std::vector<Batch> batches, planner.Finish());
-  json out = in;
+  out["rejects_key"] = rejects_key;
+  out["rejects_file"] = rejects;  // shown to operators
   out["batches"] = json::array();
   for (const Batch& b : batches) {
     json files = json::array();
     for (const FileSummary& f : b.files) {
-      if (s.metrics) {
-        s.metrics->Increment(kFilesGeneratedTotal, {f.destination});
-        s.metrics->Increment(kBytesGeneratedTotal, {f.destination}, f.bytes);
+      if (p.metrics) {
+        p.metrics->Increment(kFilesGeneratedTotal, {f.destination});
+        p.metrics->Increment(kBytesGeneratedTotal, {f.destination}, f.bytes);
       }
       files.push_back({{"destination", f.destination},
                        {"name", f.name},
@@ -126,110 +245,215 @@ StatusOr<json> Generate(StepServices& s, const RunRecord& run,
                        {"sha256", f.sha256},
                        {"totals", TotalsJson(f.totals)}});
     }
+    CBPIPE_ASSIGN_OR_RETURN(std::string manifest,
+                            WorkKey(p, b.manifest_path));
     out["batches"].push_back(
-        {{"id", b.id}, {"manifest", b.manifest_path}, {"files", files}});
+        {{"id", b.id}, {"manifest", manifest}, {"files", files}});
   }
   return out;
 }
 
-StatusOr<std::vector<Batch>> LoadBatches(const json& in) {
-  std::vector<Batch> batches;
-  if (!in.contains("batches")) return batches;
-  for (const json& b : in["batches"]) {
-    CBPIPE_ASSIGN_OR_RETURN(Batch batch,
-                            ReadManifest(b.value("manifest", "")));
-    batches.push_back(std::move(batch));
+// verify: re-read one batch's files against its manifest; on success, one
+// deliver input per destination of the batch, in the order of its files.
+StatusOr<json> Verify(const json& in, const Ports& p) {
+  CBPIPE_ASSIGN_OR_RETURN(Header h, ReadHeader(in));
+  CBPIPE_ASSIGN_OR_RETURN(Batch batch, LoadBatch(p, in));
+  CBPIPE_RETURN_IF_ERROR(VerifyBatch(batch, OutputOptionsOf(*p.config)));
+  CBPIPE_ASSIGN_OR_RETURN(const json* batch_ref, Object(in, "batch"));
+  CBPIPE_ASSIGN_OR_RETURN(std::string manifest, String(*batch_ref, "manifest"));
+  std::vector<std::string> order;
+  std::map<std::string, json> files;
+  for (const FileSummary& f : batch.files) {
+    if (!files.count(f.destination)) {
+      order.push_back(f.destination);
+      files[f.destination] = json::array();
+    }
+    files[f.destination].push_back({{"destination", f.destination},
+                                     {"name", f.name},
+                                     {"records", f.records},
+                                     {"bytes", f.bytes},
+                                     {"totals", TotalsJson(f.totals)}});
   }
-  return batches;
+  json deliveries = json::array();
+  for (const std::string& name : order) {
+    json item = HeaderJson(h);
+    item["batch"] = {{"id", batch.id}, {"manifest", manifest}};
+    item["destination"] = name;
+    for (const DestinationConfig& d : p.config->destinations) {
+      if (d.name == name) item["retry"] = RetryJson(d.retry);
+    }
+    item["files"] = std::move(files[name]);
+    deliveries.push_back(std::move(item));
+  }
+  return json{{"id", batch.id},
+              {"manifest", manifest},
+              {"deliveries", std::move(deliveries)}};
 }
 
-// verify: re-read every file against its manifest.
-StatusOr<json> Verify(StepServices& s, const RunRecord&, const json& in) {
-  CBPIPE_ASSIGN_OR_RETURN(std::vector<Batch> batches, LoadBatches(in));
-  const OutputOptions output = OutputOptionsOf(*s.config);
-  for (const Batch& b : batches) {
-    CBPIPE_RETURN_IF_ERROR(VerifyBatch(b, output));
+// deliver: one destination's files of one batch, one attempt each, in
+// order over one connection. Retrying is the orchestrator's: the files
+// already delivered are found in the ledger the next time.
+StatusOr<json> Deliver(const json& in, const Ports& p) {
+  CBPIPE_ASSIGN_OR_RETURN(Header h, ReadHeader(in));
+  CBPIPE_ASSIGN_OR_RETURN(std::string name, String(in, "destination"));
+  CBPIPE_ASSIGN_OR_RETURN(bool replay, OptionalBool(in, "replay", false));
+  CBPIPE_ASSIGN_OR_RETURN(Batch batch, LoadBatch(p, in));
+  const DestinationConfig* configured = nullptr;
+  for (const DestinationConfig& d : p.config->destinations) {
+    if (d.name == name) configured = &d;
   }
-  return in;
-}
-
-// deliver: every batch, destinations in parallel; results per file. A
-// failed file does not fail the step: settle decides after notify.
-StatusOr<json> Deliver(StepServices& s, const RunRecord& run,
-                       const json& in) {
-  CBPIPE_ASSIGN_OR_RETURN(std::vector<Batch> batches, LoadBatches(in));
-  json out = in;
-  json results = json::array();
-  int failed = 0;
-  for (const Batch& b : batches) {
+  if (!configured)
+    return NotFoundError("destination " + name + " is not configured");
+  // One attempt: the Retry of the workflow makes the next.
+  DestinationConfig once = *configured;
+  once.retry.max_attempts = 1;
+  StatusOr<std::unique_ptr<Transport>> transport =
+      p.transports ? p.transports->Take(once) : MakeTransport(once);
+  if (!transport.ok()) return transport.status();
+  RetryEnv env;
+  env.sleep = [](double) {};  // never called with one attempt
+  env.random01 = [&p] { return p.env->Random01(); };
+  env.now = [&p] { return p.env->NowSeconds(); };
+  FileDeliverer deliverer(once, transport->get(), p.ledger, env);
+  json files = json::array();
+  Status first_error;
+  for (const FileSummary& f : batch.files) {
+    if (f.destination != name) continue;
+    FileToDeliver item{f.path, f.name, f.bytes, f.sha256, batch.id};
+    item.replay = replay;
     const auto start = std::chrono::steady_clock::now();
-    std::vector<DeliveredFile> files =
-        DeliverBatch(*s.config, b, s.ledger, s.env, false, s.transports);
+    DeliveryResult r = deliverer.Deliver(item);
     const double seconds = std::chrono::duration<double>(
                                std::chrono::steady_clock::now() - start)
                                .count();
-    json jf = json::array();
-    for (const DeliveredFile& f : files) {
-      if (s.on_delivery)
-        s.on_delivery(run, f.file.destination, f.delivery, f.file.bytes,
-                      seconds);
-      json item = {{"destination", f.file.destination},
-                   {"name", f.delivery.remote_name},
-                   {"records", f.file.records},
-                   {"bytes", f.file.bytes},
-                   {"totals", TotalsJson(f.file.totals)},
-                   {"status", DeliveryOutcomeName(f.delivery.outcome)},
-                   {"attempts", f.delivery.attempts.size()}};
-      if (f.delivery.outcome == DeliveryOutcome::kFailed) {
-        ++failed;
-        item["error"] = f.delivery.error.ToString();
-      }
-      jf.push_back(std::move(item));
+    if (p.on_delivery)
+      p.on_delivery({h.run_id, h.trace_id}, name, r, f.bytes, seconds);
+    json file = {{"destination", name},
+                 {"name", r.remote_name},
+                 {"records", f.records},
+                 {"bytes", f.bytes},
+                 {"totals", TotalsJson(f.totals)},
+                 {"status", DeliveryOutcomeName(r.outcome)},
+                 {"attempts", r.attempts.size()}};
+    if (r.outcome == DeliveryOutcome::kFailed && first_error.ok()) {
+      first_error = Status(r.error.code(), "delivery of " + f.name + " to " +
+                                               name + " failed: " +
+                                               r.error.message());
     }
-    results.push_back({{"id", b.id}, {"files", jf}});
+    files.push_back(std::move(file));
   }
-  out["deliveries"] = results;
-  out["failed_files"] = failed;
+  if (p.transports)
+    p.transports->Give(name, std::move(*transport), first_error.ok());
+  if (!first_error.ok()) return first_error;
+  return json{{"id", batch.id}, {"destination", name}, {"files", files}};
+}
+
+// One file of a notify or settle input's deliveries.
+struct FileOutcome {
+  std::string destination, name, status, error;
+  int64_t records = 0, attempts = 0;
+  std::map<std::string, int64_t> totals;
+};
+
+Status ReadFiles(const json& files, const std::string& caught,
+                 std::vector<FileOutcome>* outcomes) {
+  for (const json& f : files) {
+    FileOutcome o;
+    CBPIPE_ASSIGN_OR_RETURN(o.destination, String(f, "destination"));
+    CBPIPE_ASSIGN_OR_RETURN(o.name, String(f, "name"));
+    CBPIPE_ASSIGN_OR_RETURN(o.records, Int(f, "records"));
+    CBPIPE_ASSIGN_OR_RETURN(o.totals, Totals(f, "totals"));
+    if (f.contains("attempts")) {
+      CBPIPE_ASSIGN_OR_RETURN(o.attempts, Int(f, "attempts"));
+    }
+    if (!caught.empty()) {
+      // A destination whose delivery was caught: every file of it failed.
+      o.status = "failed";
+      o.error = caught;
+    } else {
+      CBPIPE_ASSIGN_OR_RETURN(o.status, String(f, "status"));
+      if (f.contains("error")) {
+        CBPIPE_ASSIGN_OR_RETURN(o.error, String(f, "error"));
+      }
+    }
+    outcomes->push_back(std::move(o));
+  }
+  return OkStatus();
+}
+
+// The deliveries per batch, in either shape: [{id, files}] (replay) or the
+// definition's Map result [{id, deliveries: [deliver output, or
+// deliver input with error: {Error, Cause}]}].
+StatusOr<std::vector<std::pair<std::string, std::vector<FileOutcome>>>>
+ReadDeliveries(const json& in) {
+  CBPIPE_ASSIGN_OR_RETURN(const json* deliveries, Array(in, "deliveries"));
+  std::vector<std::pair<std::string, std::vector<FileOutcome>>> out;
+  for (const json& b : *deliveries) {
+    CBPIPE_ASSIGN_OR_RETURN(std::string id, String(b, "id"));
+    std::vector<FileOutcome> outcomes;
+    if (b.is_object() && b.contains("deliveries")) {
+      CBPIPE_ASSIGN_OR_RETURN(const json* per_destination,
+                              Array(b, "deliveries"));
+      for (const json& d : *per_destination) {
+        std::string caught;
+        if (d.is_object() && d.contains("error")) {
+          CBPIPE_ASSIGN_OR_RETURN(const json* error, Object(d, "error"));
+          caught = error->contains("Cause") && (*error)["Cause"].is_string()
+                       ? (*error)["Cause"].get<std::string>()
+                       : error->dump();
+        }
+        CBPIPE_ASSIGN_OR_RETURN(const json* files, Array(d, "files"));
+        CBPIPE_RETURN_IF_ERROR(ReadFiles(*files, caught, &outcomes));
+      }
+    } else {
+      CBPIPE_ASSIGN_OR_RETURN(const json* files, Array(b, "files"));
+      CBPIPE_RETURN_IF_ERROR(ReadFiles(*files, "", &outcomes));
+    }
+    out.emplace_back(std::move(id), std::move(outcomes));
+  }
   return out;
 }
 
 // notify: one event per batch (delivered or failed) and per failed file.
-StatusOr<json> NotifyStep(StepServices& s, const RunRecord& run,
-                          const json& in) {
-  for (const json& b : in.value("deliveries", json::array())) {
+StatusOr<json> NotifyStep(const json& in, const Ports& p) {
+  CBPIPE_ASSIGN_OR_RETURN(Header h, ReadHeader(in));
+  CBPIPE_ASSIGN_OR_RETURN(auto deliveries, ReadDeliveries(in));
+  for (const auto& [id, files] : deliveries) {
     bool ok = true;
     int64_t records = 0;
     std::map<std::string, int64_t> totals;
-    for (const json& f : b["files"]) {
-      records += f.value("records", int64_t{0});
-      for (const auto& [cur, minor] : TotalsFrom(f["totals"]))
-        totals[cur] += minor;
-      if (f.value("status", "") != "failed") continue;
+    for (const FileOutcome& f : files) {
+      records += f.records;
+      for (const auto& [cur, minor] : f.totals) totals[cur] += minor;
+      if (f.status != "failed") continue;
       ok = false;
-      Event e = MakeEvent(s, kEventDeliveryFailed, run);
-      e.batch_id = b.value("id", "");
-      e.destination = f.value("destination", "");
-      e.counts = {{"records", f.value("records", int64_t{0})},
-                  {"attempts", f.value("attempts", int64_t{0})}};
-      e.totals = TotalsFrom(f["totals"]);
-      e.message = "delivery of " + f.value("name", "") + " failed: " +
-                  f.value("error", "");
-      Notify(s, e);
+      Event e = MakeEvent(p, kEventDeliveryFailed, h);
+      e.batch_id = id;
+      e.destination = f.destination;
+      e.counts = {{"records", f.records}, {"attempts", f.attempts}};
+      e.totals = f.totals;
+      e.message = "delivery of " + f.name + " failed: " + f.error;
+      Notify(p, e);
     }
-    Event e = MakeEvent(s, ok ? kEventBatchDelivered : kEventBatchFailed, run);
-    e.batch_id = b.value("id", "");
+    Event e = MakeEvent(p, ok ? kEventBatchDelivered : kEventBatchFailed, h);
+    e.batch_id = id;
     e.counts = {{"records", records},
-                {"files", static_cast<int64_t>(b["files"].size())}};
+                {"files", static_cast<int64_t>(files.size())}};
     e.totals = totals;
     e.message = ok ? "batch delivered" : "batch not completely delivered";
-    Notify(s, e);
+    Notify(p, e);
   }
   return in;
 }
 
 // settle: the run succeeds only when every file was delivered.
-StatusOr<json> Settle(StepServices&, const RunRecord&, const json& in) {
-  const int failed = in.value("failed_files", 0);
+StatusOr<json> Settle(const json& in, const Ports&) {
+  CBPIPE_RETURN_IF_ERROR(ReadHeader(in).status());
+  CBPIPE_ASSIGN_OR_RETURN(auto deliveries, ReadDeliveries(in));
+  int failed = 0;
+  for (const auto& [id, files] : deliveries) {
+    for (const FileOutcome& f : files) failed += f.status == "failed";
+  }
   if (failed > 0) {
     return AbortedError(std::to_string(failed) +
                         " file(s) not delivered after all retries");
@@ -237,83 +461,185 @@ StatusOr<json> Settle(StepServices&, const RunRecord&, const json& in) {
   return in;
 }
 
+// The {error: {code, message}, input} of a caught step.
+// Either the legacy engine's {error: {code, message}, input} or the
+// definition's Catch with ResultPath $.error: the failed state's input with
+// error: {Error, Cause}. Sets *original to the failed state's input.
+StatusOr<std::string> CaughtMessage(const json& in, const json** original) {
+  CBPIPE_ASSIGN_OR_RETURN(const json* error, Object(in, "error"));
+  if (error->contains("Cause")) {
+    *original = &in;
+    return String(*error, "Cause");
+  }
+  CBPIPE_ASSIGN_OR_RETURN(*original, Object(in, "input"));
+  return String(*error, "message");
+}
+
 // reject_input: the input cannot be read, or is over one of its limits;
 // keep it with its reason.
-StatusOr<json> RejectInput(StepServices& s, const RunRecord& run,
-                           const json& in) {
-  const json& original = in.contains("input") ? in["input"] : in;
-  const std::string message =
-      in.contains("error") ? in["error"].value("message", "") : "";
+StatusOr<json> RejectInput(const json& in, const Ports& p) {
+  const json* original = nullptr;
+  CBPIPE_ASSIGN_OR_RETURN(std::string message, CaughtMessage(in, &original));
+  CBPIPE_ASSIGN_OR_RETURN(Header h, ReadHeader(*original));
+  CBPIPE_ASSIGN_OR_RETURN(std::string input_key, String(*original, "input_key"));
+  CBPIPE_ASSIGN_OR_RETURN(std::string input_name,
+                          String(*original, "input_name"));
   std::string quarantine;
-  StatusOr<std::string> path = InputPath(s, original);
+  StatusOr<std::string> path = p.inputs->LocalPath(input_key);
   if (path.ok()) {
-    quarantine = QuarantineInput(s.config->work_dir, *path, run.run_id,
-                                 InvalidArgumentError(message));
+    const std::string dir = QuarantineInput(p.config->work_dir, *path,
+                                            h.run_id,
+                                            InvalidArgumentError(message));
+    if (!dir.empty()) quarantine = "quarantine/" + h.run_id;
   }
-  Event e = MakeEvent(s, kEventInputRejected, run);
-  e.message = "input " + run.input_name + " not processed: " + message;
-  Notify(s, e);
+  Event e = MakeEvent(p, kEventInputRejected, h);
+  e.message = "input " + input_name + " not processed: " + message;
+  Notify(p, e);
   json out = in;
   out["quarantine"] = quarantine;
   return out;
 }
 
 // record_failure: the run becomes a dead letter, and someone is told.
-StatusOr<json> RecordFailure(StepServices& s, const RunRecord& run,
-                             const json& in) {
-  Event e = MakeEvent(s, kEventDeadletterAdded, run);
-  e.message = "run " + run.run_id + " (" + run.input_name +
-              ") failed and was moved to the dead letters: " +
-              (in.contains("error") ? in["error"].value("message", "")
-                                    : std::string("unknown error"));
-  const json& original = in.contains("input") ? in["input"] : in;
-  e.counts = {{"failed_files", original.value("failed_files", 0)}};
-  Notify(s, e);
+StatusOr<json> RecordFailure(const json& in, const Ports& p) {
+  const json* original = nullptr;
+  CBPIPE_ASSIGN_OR_RETURN(std::string message, CaughtMessage(in, &original));
+  CBPIPE_ASSIGN_OR_RETURN(Header h, ReadHeader(*original));
+  std::string input_name;
+  if (original->contains("input_name")) {
+    CBPIPE_ASSIGN_OR_RETURN(input_name, String(*original, "input_name"));
+  }
+  int64_t failed_files = 0;
+  if (original->contains("failed_files")) {
+    CBPIPE_ASSIGN_OR_RETURN(failed_files, Int(*original, "failed_files"));
+  }
+  Event e = MakeEvent(p, kEventDeadletterAdded, h);
+  e.message = "run " + h.run_id + " (" + input_name +
+              ") failed and was moved to the dead letters: " + message;
+  e.counts = {{"failed_files", failed_files}};
+  Notify(p, e);
   return in;
+}
+
+using Step = StatusOr<json> (*)(const json&, const Ports&);
+
+const std::map<std::string, Step, std::less<>>& Steps() {
+  static const auto* steps = new std::map<std::string, Step, std::less<>>{
+      {"scan", Scan},          {"verify", Verify},
+      {"deliver", Deliver},    {"notify", NotifyStep},
+      {"settle", Settle},      {"reject_input", RejectInput},
+      {"record_failure", RecordFailure}};
+  return *steps;
+}
+
+// The Catch of a delivery that kept failing: its files, failed.
+json FailedDelivery(const json& item, const Status& error, int attempts) {
+  json files = json::array();
+  if (item.contains("files") && item["files"].is_array()) {
+    for (const json& f : item["files"]) {
+      json file = f;
+      file["status"] = "failed";
+      file["attempts"] = attempts;
+      file["error"] = error.ToString();
+      files.push_back(std::move(file));
+    }
+  }
+  return files;
 }
 
 }  // namespace
 
-nlohmann::json InitialInput(const std::string& input_key,
-                            const std::string& input_name) {
-  return {{"input_key", input_key}, {"input_name", input_name}};
+StatusOr<nlohmann::json> RunStep(std::string_view name,
+                                 const nlohmann::json& input,
+                                 const Ports& ports) {
+  const auto& steps = Steps();
+  auto it = steps.find(name);
+  if (it == steps.end())
+    return NotFoundError("no step named \"" + std::string(name) + "\"");
+  if (!ports.config || !ports.work || !ports.inputs || !ports.ledger ||
+      !ports.env) {
+    return FailedPreconditionError("step " + std::string(name) +
+                                   ": a port is missing");
+  }
+  try {
+    return it->second(input, ports);
+  } catch (const std::exception& e) {
+    return InternalError("step " + std::string(name) + " threw: " + e.what());
+  } catch (...) {
+    return InternalError("step " + std::string(name) + " threw");
+  }
 }
 
-LegacyWorkflowDefinition CbpipeWorkflow(StepServices* s) {
-  auto bind = [s](StatusOr<json> (*fn)(StepServices&, const RunRecord&,
-                                       const json&)) {
-    return [s, fn](const RunRecord& run, const json& in) {
-      return fn(*s, run, in);
-    };
+StepRunner StepsOver(const Ports& ports) {
+  return [&ports](std::string_view name, const nlohmann::json& input) {
+    return RunStep(name, input, ports);
   };
-  LegacyWorkflowDefinition def;
-  def.start = "validate";
-  auto step = [&](const std::string& name, auto fn,
-                  const std::string& next) -> LegacyStepDefinition& {
-    LegacyStepDefinition& d = def.steps[name];
-    d.fn = bind(fn);
-    d.next = next;
-    return d;
-  };
-  const LegacyCatcher to_failure{{}, "record_failure"};
-  step("validate", Validate, "generate").catchers = {
-      {{StatusCode::kInvalidArgument}, "reject_input"}};
-  step("generate", Generate, "verify").catchers = {to_failure};
-  LegacyStepDefinition& verify = step("verify", Verify, "deliver");
-  verify.catchers = {to_failure};
-  verify.redrive_from = "generate";  // regenerate what failed verification
-  // Retries happen per file under each destination's own policy.
-  LegacyStepDefinition& deliver = step("deliver", Deliver, "notify");
-  deliver.retry_transient = false;
-  deliver.catchers = {to_failure};
-  step("notify", NotifyStep, "settle");
-  LegacyStepDefinition& settle = step("settle", Settle, "");
-  settle.retry_transient = false;
-  settle.catchers = {to_failure};
-  settle.redrive_from = "deliver";
-  step("reject_input", RejectInput, "").end_state = "rejected";
-  step("record_failure", RecordFailure, "").fails_run = true;
-  return def;
+}
+
+nlohmann::json InitialInput(const RunRecord& run) {
+  return {{"run_id", run.run_id},
+          {"trace_id", run.trace_id},
+          {"now_ms", run.created_ms},
+          {"input_key", run.input_key},
+          {"input_name", run.input_name}};
+}
+
+StatusOr<nlohmann::json> RunWithRetry(const StepRunner& step,
+                                      std::string_view name,
+                                      const nlohmann::json& input,
+                                      const RetryPolicy& policy, Env* env,
+                                      const std::atomic<bool>* stop,
+                                      int* attempts) {
+  const int max_attempts = std::max(1, policy.max_attempts);
+  for (int attempt = 1;; ++attempt) {
+    *attempts = attempt;
+    StatusOr<json> out = step(name, input);
+    if (out.ok() || !out.status().IsTransient() || attempt >= max_attempts)
+      return out;
+    if (!env->SleepFor(RetryDelaySeconds(policy, attempt, env->Random01()),
+                       stop))
+      return out;
+  }
+}
+
+nlohmann::json RunDeliveries(const StepRunner& step,
+                             const nlohmann::json& items, Env* env,
+                             const std::atomic<bool>* stop) {
+  if (!items.is_array()) return json::array();
+  // Destinations at once: a slow or failing server never holds back the
+  // others.
+  std::vector<json> results(items.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < items.size(); ++i) {
+    threads.emplace_back([&, i] {
+      const json& item = items[i];
+      int attempts = 0;
+      try {
+        StatusOr<json> out = RunWithRetry(step, "deliver", item,
+                                          RetryFrom(item), env, stop,
+                                          &attempts);
+        if (out.ok() && out->contains("files") && (*out)["files"].is_array()) {
+          results[i] = std::move((*out)["files"]);
+        } else {
+          results[i] = FailedDelivery(
+              item,
+              out.ok() ? InternalError("deliver returned no files")
+                       : out.status(),
+              attempts);
+        }
+      } catch (const std::exception& e) {
+        results[i] = FailedDelivery(
+            item, InternalError(std::string("deliver: ") + e.what()),
+            attempts);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  json files = json::array();
+  for (json& r : results) {
+    for (json& f : r) files.push_back(std::move(f));
+  }
+  return files;
 }
 
 }  // namespace cbpipe

@@ -1,60 +1,97 @@
-// The cbpipe workflow for one input, as steps with JSON inputs and outputs
-// (ids, object keys, counts), so the same steps can run in the embedded
-// engine or as Lambda tasks in a Step Functions state machine:
+// The cbpipe workflow's steps: each one a function from a JSON input to a
+// JSON output (ids, object keys, counts — never records), run by whatever
+// orchestrates the workflow (the embedded engine running
+// cbpipe_workflow.json for `cbpipe serve`; `replay`; a Lambda handler next):
 //
-//   validate ──▶ generate ──▶ verify ──▶ deliver ──▶ notify ──▶ settle
-//      │ unreadable or          │ DataLoss      (one branch    │ any file
-//      ▼ over a limit           ▼               per dest.)     ▼ failed
-//   reject_input            record_failure ◀────────────────────┘
-//   (quarantine,            (dead letter + deadletter.added; the run fails
-//    input.rejected)         and is redriven from generate or deliver)
+//   scan ──▶ Map over batches: verify ──▶ Map over destinations: deliver
+//    │ unreadable or       │ DataLoss            (Retry: the destination's
+//    ▼ over a limit        ▼                      RetryPolicy, in the item)
+//   reject_input       record_failure ◀── settle ◀── notify ◀──┘
 //
-// Every step is idempotent: generation is deterministic, delivery consults
-// the ledger, so re-running a step after a crash delivers nothing twice.
-// Notifications are at least once.
+//   StatusOr<nlohmann::json> out = RunStep("scan", input, ports);
+//
+// Contract of RunStep:
+// - Nothing is thrown across it: an exception inside a step becomes
+//   kInternal naming the step.
+// - Deterministic given its input: the run id, trace id and the run's clock
+//   (`now_ms`, fixed when the run was created) are in every input; no step
+//   reads the clock to decide anything. Redriving a step gives the same
+//   output and the same files as its first attempt.
+// - Inputs are checked strictly: a missing or mistyped key is
+//   kInvalidArgument naming the key; an unknown step name is kNotFound.
+// - Files are object-store keys: raw inputs in Ports::inputs, everything
+//   written (batches/<id>/..., runs/<id>/rejects.csv, quarantine/<id>/) in
+//   Ports::work, under the names they always had.
+// - No step retries or sleeps: retries are the orchestrator's (a failed
+//   step returns the error; transient codes are worth another attempt).
+//   `deliver` makes one attempt per file.
+// - Thread safety: steps may run at once on several threads (a Map's
+//   branches) when the ports allow it.
+//
+// Every input carries the run header {"run_id", "trace_id", "now_ms"}; each
+// step's own keys:
+//   scan           {input_key, input_name} -> + {records, accepted, rejected,
+//                  undeliverable, by_network, rejects_key, rejects_file,
+//                  batches: [{id, manifest, files}]}; an input that cannot be
+//                  read or is over a limit is kInvalidArgument (-> reject_input)
+//   verify         {batch: {id, manifest}} -> {id, manifest, deliveries:
+//                  [deliver inputs, one per destination, with `retry`]};
+//                  kDataLoss when a file no longer matches its manifest
+//   deliver        {batch: {id, manifest}, destination, replay?} ->
+//                  {id, destination, files: [{destination, name, records,
+//                  bytes, totals, status, attempts}]}; the first failed
+//                  file's error when one failed (after the others were tried)
+//   notify         {input_name, deliveries: [{id, files}]} -> its input
+//   settle         {deliveries} -> its input, kAborted when a file failed
+//                  (both also take cbpipe_workflow.json's Map result:
+//                  deliveries: [{id, deliveries: [deliver output, or its
+//                  input with error: {Error, Cause}]}])
+//   reject_input   {error: {code, message}, input: <scan input>}, or the
+//                  scan input with error: {Error, Cause} ->
+//                  + {quarantine} (key of the folder)
+//   record_failure the same around any step's input -> its input
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
-#include "config/config.h"
-#include "deliver/deliverer.h"
-#include "deliver/ledger.h"
-#include "notify/notifier.h"
-#include "store/object_store.h"
-#include "telemetry/metrics.h"
-#include "workflow/legacy_engine.h"
-#include "workflow/input_scan.h"
+#include "workflow/engine.h"
+#include "workflow/ports.h"
+#include "workflow/run_store.h"
 
 namespace cbpipe {
 
-class TransportPool;  // workflow/pipeline.h
+StatusOr<nlohmann::json> RunStep(std::string_view name,
+                                 const nlohmann::json& input,
+                                 const Ports& ports);
 
-struct StepServices {
-  const Config* config = nullptr;
-  ObjectStore* store = nullptr;
-  DeliveryLedger* ledger = nullptr;
-  Notifier* notifier = nullptr;  // may be null
-  Metrics* metrics = nullptr;    // may be null (nothing recorded)
-  // Connections kept between deliveries (may be null: one per batch).
-  TransportPool* transports = nullptr;
-  RetryEnv env;
-  // The clock (Unix epoch milliseconds): events are stamped with it, and
-  // its seconds are the "now" of the date rules.
-  std::function<int64_t()> now_ms;
-  // Observers for metrics and logs (may be empty).
-  std::function<void(const RunRecord&, const InputScan&)> on_scanned;
-  std::function<void(const RunRecord&, const std::string& destination,
-                     const DeliveryResult&, uint64_t bytes, double seconds)>
-      on_delivery;
-};
+// RunStep over `ports` (which must outlive the runner).
+StepRunner StepsOver(const Ports& ports);
 
-// The first step's input for a run of `input_key`.
-nlohmann::json InitialInput(const std::string& input_key,
-                            const std::string& input_name);
+// The first step's input for `run`: its header (now_ms is the run's
+// creation time, so every redrive sees the same clock) and its input.
+nlohmann::json InitialInput(const RunRecord& run);
 
-// Builds the workflow above. `services` must outlive the definition.
-LegacyWorkflowDefinition CbpipeWorkflow(StepServices* services);
+// The Map over one batch's deliveries (verify's "deliveries"): every
+// destination at once (one owned thread each), each under its Retry (the
+// RetryPolicy in its item) and Catch (a delivery that still fails becomes
+// its files with status "failed" and the error). Returns the files, in the
+// order of the items.
+nlohmann::json RunDeliveries(const StepRunner& step,
+                             const nlohmann::json& items, Env* env,
+                             const std::atomic<bool>* stop);
+
+// One attempt of `name` and then more under `policy` while the error is
+// transient (Step Functions semantics). Returns the last result and, in
+// *attempts, how many were made.
+StatusOr<nlohmann::json> RunWithRetry(const StepRunner& step,
+                                      std::string_view name,
+                                      const nlohmann::json& input,
+                                      const RetryPolicy& policy, Env* env,
+                                      const std::atomic<bool>* stop,
+                                      int* attempts);
 
 }  // namespace cbpipe

@@ -1,7 +1,7 @@
-// The service's workflow (validate ... settle) run by the engine over real
-// local adapters: a folder object store, SQLite run store and ledger,
-// file:// destinations, a notifier that keeps what it is told and a fixed
-// clock.
+// The workflow's steps, one at a time through RunStep and whole through the
+// engine, over local adapters only (folder stores and a SQLite ledger in a
+// temporary folder, file:// destinations, a notifier that keeps what it is
+// told, a FakeEnv): no root, no servers.
 #include "workflow/steps.h"
 
 #include <gmock/gmock.h>
@@ -13,6 +13,7 @@
 #include <mutex>
 
 #include "ingest/test_gzip.h"
+#include "workflow/engine.h"
 #include "workflow/pipeline.h"
 
 namespace cbpipe {
@@ -20,6 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using json = nlohmann::json;
 
 // 2026-05-28T20:26:40.123Z: a clock with milliseconds that are not zero.
 constexpr int64_t kNowMs = 1780000000123;
@@ -41,6 +43,11 @@ class KeepingNotifier : public Notifier {
   std::vector<Event> events_;
 };
 
+std::string ReadAll(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
 class WorkflowStepsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -48,6 +55,7 @@ class WorkflowStepsTest : public ::testing::Test {
             ("steps_" + std::to_string(::getpid()));
     fs::remove_all(root_);
     fs::create_directories(root_ / "objects");
+    fs::create_directories(root_ / "work");
     config_ = DefaultConfig((root_ / "work").string());
     auto runs = RunStore::Open((root_ / "state.db").string());
     ASSERT_TRUE(runs.ok()) << runs.status().ToString();
@@ -55,30 +63,46 @@ class WorkflowStepsTest : public ::testing::Test {
     auto ledger = DeliveryLedger::Open((root_ / "ledger.db").string());
     ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
     ledger_ = std::move(*ledger);
-    store_ = std::make_unique<LocalFolderStore>((root_ / "objects").string());
-    services_.config = &config_;
-    services_.store = store_.get();
-    services_.ledger = ledger_.get();
-    services_.notifier = &notifier_;
-    services_.env = RetryEnv::Real();
-    services_.now_ms = [] { return kNowMs; };
+    inputs_ = std::make_unique<LocalFolderStore>((root_ / "objects").string());
+    work_ = std::make_unique<LocalFolderStore>((root_ / "work").string());
+    ports_.config = &config_;
+    ports_.work = work_.get();
+    ports_.inputs = inputs_.get();
+    ports_.ledger = ledger_.get();
+    ports_.notifier = &notifier_;
+    ports_.env = &env_;
   }
   void TearDown() override { fs::remove_all(root_); }
 
-  // Runs the workflow on the file at `path` as the service would.
-  LegacyRunOutcome RunInput(const std::string& path,
-                            const std::string& run_id) {
+  // The input stored as the service stores it; the scan step's input.
+  json Stored(const std::string& path, const std::string& run_id) {
     const std::string key = "inputs/" + run_id;
-    EXPECT_TRUE(store_->PutFile(key, path).ok());
+    EXPECT_TRUE(inputs_->PutFile(key, path).ok());
+    return {{"run_id", run_id},
+            {"trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"},
+            {"now_ms", kNowMs},
+            {"input_key", key},
+            {"input_name", fs::path(path).filename().string()}};
+  }
+
+  // Runs cbpipe_workflow.json on the file at `path` as the service would.
+  RunOutcome RunInput(const std::string& path, const std::string& run_id) {
+    const json input = Stored(path, run_id);
     RunRecord run;
     run.run_id = run_id;
-    run.input_key = key;
-    run.input_name = fs::path(path).filename().string();
+    run.input_key = input["input_key"];
+    run.input_name = input["input_name"];
+    run.created_ms = kNowMs;
     EXPECT_TRUE(runs_->CreateIfAbsent(run).ok());
-    const LegacyWorkflowDefinition definition = CbpipeWorkflow(&services_);
-    LegacyWorkflowEngine engine(definition, runs_.get(), RetryEnv::Real());
+    StatusOr<WorkflowDefinition> definition = CbpipeWorkflowDefinition();
+    EXPECT_TRUE(definition.ok()) << definition.status().ToString();
+    WorkflowEngine engine(&*definition, runs_.get(), &env_, StepsOver(ports_));
     std::atomic<bool> stop{false};
-    return engine.Resume(run_id, InitialInput(key, run.input_name), &stop);
+    return engine.Resume(run_id, InitialInput(run), &stop);
+  }
+
+  StatusOr<json> Step(std::string_view name, const json& input) {
+    return RunStep(name, input, ports_);
   }
 
   int Delivered() {
@@ -90,7 +114,8 @@ class WorkflowStepsTest : public ::testing::Test {
     return files;
   }
 
-  std::string WriteCsv(const std::string& name, int invalid, int valid) {
+  std::string WriteCsv(const std::string& name, int invalid, int valid,
+                       const std::string& extra_rows = "") {
     const std::string path = (root_ / name).string();
     std::ofstream out(path);
     out << "case_id,network,arn,merchant_id,transaction_date,"
@@ -99,6 +124,7 @@ class WorkflowStepsTest : public ::testing::Test {
       out << "A" << i << ",amex,,M,2025-03-01,2025-04-01,1.00,USD,C08\n";
     for (int i = 0; i < invalid; ++i)
       out << "X" << i << ",visa,123,M,2025-03-01,2025-04-01,1.00,USD,10.4\n";
+    out << extra_rows;
     return path;
   }
 
@@ -106,14 +132,16 @@ class WorkflowStepsTest : public ::testing::Test {
   Config config_;
   std::unique_ptr<RunStore> runs_;
   std::unique_ptr<DeliveryLedger> ledger_;
-  std::unique_ptr<LocalFolderStore> store_;
+  std::unique_ptr<LocalFolderStore> inputs_, work_;
   KeepingNotifier notifier_;
-  StepServices services_;
+  FakeEnv env_{kNowMs};
+  Ports ports_;
 };
 
 TEST_F(WorkflowStepsTest, EventsCarryTheClocksMilliseconds) {
-  LegacyRunOutcome out = RunInput(WriteCsv("ok.csv", 0, 3), "0123456789abcdef");
+  RunOutcome out = RunInput(WriteCsv("ok.csv", 0, 3), "0123456789abcdef");
   ASSERT_EQ(out.state, "succeeded") << out.error;
+  EXPECT_EQ(Delivered(), 1);
   const std::vector<Event> events = notifier_.events();
   ASSERT_FALSE(events.empty());
   for (const Event& e : events) {
@@ -125,17 +153,12 @@ TEST_F(WorkflowStepsTest, EventsCarryTheClocksMilliseconds) {
 
 TEST_F(WorkflowStepsTest, InputOverTheRejectLimitIsRejectedWithItsReason) {
   config_.reject_thresholds.max_rejected_records = 5;
-  LegacyRunOutcome out =
-      RunInput(WriteCsv("bad.csv", 6, 10), "00000000000000aa");
+  RunOutcome out = RunInput(WriteCsv("bad.csv", 6, 10), "00000000000000aa");
   EXPECT_EQ(out.state, "rejected") << out.error;
   EXPECT_EQ(Delivered(), 0);
   // Quarantined with the reason, and the reason told.
-  const std::string reason = (root_ /
-                              "work/quarantine/00000000000000aa/"
-                              "reason.txt")
-                                 .string();
-  std::ifstream in(reason);
-  std::string text((std::istreambuf_iterator<char>(in)), {});
+  const std::string text =
+      ReadAll(root_ / "work/quarantine/00000000000000aa/reason.txt");
   EXPECT_THAT(text, HasSubstr("input.max_rejected_records"));
   bool told = false;
   for (const Event& e : notifier_.events()) {
@@ -155,7 +178,7 @@ TEST_F(WorkflowStepsTest, InputOverTheRejectLimitIsRejectedWithItsReason) {
 TEST_F(WorkflowStepsTest, GzipBombIsRejectedWithItsReason) {
   const std::string bomb = (root_ / "bomb.csv.gz").string();
   ASSERT_TRUE(testing::WriteGzipBomb(bomb, "case_id,network\n", 1ull << 30));
-  LegacyRunOutcome out = RunInput(bomb, "00000000000000bb");
+  RunOutcome out = RunInput(bomb, "00000000000000bb");
   EXPECT_EQ(out.state, "rejected") << out.error;
   EXPECT_EQ(Delivered(), 0);
   bool told = false;
@@ -164,6 +187,273 @@ TEST_F(WorkflowStepsTest, GzipBombIsRejectedWithItsReason) {
             e.message.find("input.max_compression_ratio") != std::string::npos;
   }
   EXPECT_TRUE(told);
+}
+
+// The seam with the engine: cbpipe_workflow.json run by WorkflowEngine over
+// RunStep, as serve runs it.
+TEST_F(WorkflowStepsTest, TheWorkflowDefinitionRunsTheseSteps) {
+  RunOutcome ok = RunInput(WriteCsv("ok.csv", 1, 3), "00000000000000e1");
+  EXPECT_EQ(ok.state, "succeeded") << ok.error;
+  EXPECT_EQ(Delivered(), 1);
+  // replay, `runs show` and the admin API read the scan step's checkpoint.
+  StatusOr<RunRecord> stored = runs_->Get("00000000000000e1");
+  ASSERT_TRUE(stored.ok());
+  bool scanned = false;
+  for (const StepRecord& step : stored->steps) {
+    if (step.name != "scan" || step.state != "succeeded") continue;
+    scanned = true;
+    const json out = json::parse(step.output_json, nullptr, false);
+    ASSERT_TRUE(out.is_object() && out.contains("batches")) << step.output_json;
+    EXPECT_EQ(out["batches"].size(), 1u);
+  }
+  EXPECT_TRUE(scanned);
+}
+
+// The bug this shape fixes: the service read the clock in validate and
+// again in generate, so a record a second in the future at validate could
+// be accepted when generate was redriven later. Now the run's clock is in
+// the input: a redrive a day later decides the same.
+TEST_F(WorkflowStepsTest, RedriveOfEveryStepGivesTheSameResult) {
+  // kNowMs is 20:26:40.123; this record is dated 20:26:41, a second ahead.
+  const std::string path =
+      WriteCsv("edge.csv", 1, 4,
+               "F1,amex,,M,2025-03-01,2026-05-28T20:26:41Z,1.00,USD,C08\n");
+  const json input = Stored(path, "00000000000000cc");
+  StatusOr<json> scanned = Step("scan", input);
+  ASSERT_TRUE(scanned.ok()) << scanned.status().ToString();
+  EXPECT_EQ((*scanned)["accepted"], 4);
+  EXPECT_EQ((*scanned)["rejected"], 2);  // the invalid one and the future one
+  const std::string rejects =
+      ReadAll(root_ / "work/runs/00000000000000cc/rejects.csv");
+  EXPECT_THAT(rejects, HasSubstr("F1"));
+  ASSERT_EQ((*scanned)["batches"].size(), 1u);
+  const std::string manifest = (*scanned)["batches"][0]["manifest"];
+  const std::string manifest_bytes = ReadAll(root_ / "work" / manifest);
+
+  // A day later (the real clock moved on; the run's did not).
+  env_.AdvanceMs(24LL * 3600 * 1000);
+  StatusOr<json> again = Step("scan", input);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(*again, *scanned);
+  EXPECT_EQ(ReadAll(root_ / "work/runs/00000000000000cc/rejects.csv"),
+            rejects);
+  EXPECT_EQ(ReadAll(root_ / "work" / manifest), manifest_bytes);
+
+  json verify_in = {{"run_id", input["run_id"]},
+                    {"trace_id", input["trace_id"]},
+                    {"now_ms", input["now_ms"]},
+                    {"batch",
+                     {{"id", (*scanned)["batches"][0]["id"]},
+                      {"manifest", manifest}}}};
+  StatusOr<json> verified = Step("verify", verify_in);
+  ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+  StatusOr<json> verified_again = Step("verify", verify_in);
+  ASSERT_TRUE(verified_again.ok());
+  EXPECT_EQ(*verified_again, *verified);
+  ASSERT_EQ((*verified)["deliveries"].size(), 1u);
+  const json item = (*verified)["deliveries"][0];
+  EXPECT_EQ(item["destination"], "amex");
+  EXPECT_TRUE(item.contains("retry"));
+
+  // A redriven delivery sends nothing twice: the same file under the same
+  // name, found in the ledger.
+  StatusOr<json> delivered = Step("deliver", item);
+  ASSERT_TRUE(delivered.ok()) << delivered.status().ToString();
+  EXPECT_EQ((*delivered)["files"][0]["status"], "delivered");
+  StatusOr<json> redelivered = Step("deliver", item);
+  ASSERT_TRUE(redelivered.ok()) << redelivered.status().ToString();
+  EXPECT_EQ((*redelivered)["files"][0]["status"], "already_delivered");
+  json first = (*delivered)["files"], second = (*redelivered)["files"];
+  first[0].erase("status");
+  second[0].erase("status");
+  EXPECT_EQ(first, second);
+  EXPECT_EQ(Delivered(), 1);
+
+  json tail = *scanned;
+  tail["deliveries"] = {{{"id", (*delivered)["id"]},
+                         {"files", (*delivered)["files"]}}};
+  const json caught = {{"error", {{"code", "DATA_LOSS"}, {"message", "m"}}},
+                       {"input", input}};
+  for (const auto& [name, in] : std::vector<std::pair<const char*, json>>{
+           {"notify", tail},
+           {"settle", tail},
+           {"reject_input", caught},
+           {"record_failure", caught}}) {
+    StatusOr<json> once = Step(name, in);
+    StatusOr<json> twice = Step(name, in);
+    ASSERT_TRUE(once.ok()) << name << ": " << once.status().ToString();
+    ASSERT_TRUE(twice.ok()) << name;
+    EXPECT_EQ(*once, *twice) << name;
+  }
+}
+
+TEST_F(WorkflowStepsTest, ScanDecidesByTheRunsClockNotTheEnvs) {
+  const std::string path =
+      WriteCsv("edge.csv", 0, 1,
+               "F1,amex,,M,2025-03-01,2026-05-28T20:26:41Z,1.00,USD,C08\n");
+  json input = Stored(path, "00000000000000dd");
+  env_.SetNowMs(kNowMs + 3600 * 1000);  // the env says it is not future
+  StatusOr<json> before = Step("scan", input);
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  EXPECT_EQ((*before)["rejected"], 1);
+  input["now_ms"] = kNowMs + 1000;  // a run started a second later
+  StatusOr<json> after = Step("scan", input);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ((*after)["rejected"], 0);
+  EXPECT_EQ((*after)["accepted"], 2);
+}
+
+TEST_F(WorkflowStepsTest, GarbageInputIsAClearErrorNeverAThrow) {
+  const json header = {{"run_id", "00000000000000ee"},
+                       {"trace_id", ""},
+                       {"now_ms", kNowMs}};
+  json wrong_clock = header;
+  wrong_clock["now_ms"] = "soon";
+  json bad_id = header;
+  bad_id["run_id"] = "../etc";
+  const std::vector<json> garbage = {
+      json(nullptr), json::array({1, 2}), json("scan"), json(42),
+      json::object(), json{{"run_id", 5}}, wrong_clock, bad_id,
+      // Keys of the right name with the wrong shape.
+      json{{"run_id", "00000000000000ee"}, {"trace_id", ""},
+           {"now_ms", kNowMs}, {"input_key", 7}, {"batch", "b"},
+           {"deliveries", {{"id", 1}}}, {"error", "x"}, {"input", 3},
+           {"destination", json::array()}}};
+  for (const char* name : {"scan", "verify", "deliver", "notify", "settle",
+                           "reject_input", "record_failure"}) {
+    for (const json& in : garbage) {
+      StatusOr<json> out = InternalError("not run");
+      ASSERT_NO_THROW(out = Step(name, in)) << name << " " << in.dump();
+      ASSERT_FALSE(out.ok()) << name << " " << in.dump();
+      EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument)
+          << name << " " << in.dump() << ": " << out.status().ToString();
+      EXPECT_THAT(out.status().message(), HasSubstr("step input"))
+          << name << " " << in.dump();
+    }
+  }
+  // The key at fault is named.
+  StatusOr<json> out = Step("scan", wrong_clock);
+  EXPECT_THAT(out.status().message(), HasSubstr("\"now_ms\" must be"));
+  json deliver = header;
+  deliver["destination"] = "amex";
+  deliver["replay"] = "yes";
+  deliver["batch"] = {{"id", "b"}, {"manifest", "batches/b/manifest.json"}};
+  out = Step("deliver", deliver);
+  EXPECT_THAT(out.status().message(), HasSubstr("\"replay\""));
+  // An unknown step is not a bad input.
+  EXPECT_EQ(Step("generate", header).status().code(), StatusCode::kNotFound);
+}
+
+// cbpipe_workflow.json's shapes: the Map's nested result and Catch with
+// ResultPath $.error.
+TEST_F(WorkflowStepsTest, NotifySettleAndCatchStepsTakeTheDefinitionsShapes) {
+  const json file = {{"destination", "visa"}, {"name", "v.txt"},
+                     {"records", 2}, {"bytes", 9}, {"totals", {{"USD", 5}}}};
+  json delivered = file;
+  delivered["status"] = "delivered";
+  json tail = {{"run_id", "00000000000000a7"}, {"trace_id", ""},
+               {"now_ms", kNowMs}};
+  tail["deliveries"] = json::array(
+      {{{"id", "00000000000000a7-b001"},
+        {"manifest", "batches/00000000000000a7-b001/manifest.json"},
+        {"deliveries",
+         json::array({{{"id", "00000000000000a7-b001"},
+                       {"destination", "visa"},
+                       {"files", json::array({delivered})}},
+                      {{"destination", "amex"},
+                       {"files", json::array({file})},
+                       {"error",
+                        {{"Error", "UNAVAILABLE"},
+                         {"Cause", "server busy"}}}}})}}});
+  ASSERT_TRUE(Step("notify", tail).ok());
+  int failed_events = 0;
+  for (const Event& e : notifier_.events()) {
+    if (e.type == kEventDeliveryFailed) {
+      ++failed_events;
+      EXPECT_THAT(e.message, HasSubstr("server busy"));
+    }
+  }
+  EXPECT_EQ(failed_events, 1);
+  StatusOr<json> settled = Step("settle", tail);
+  EXPECT_EQ(settled.status().code(), StatusCode::kAborted);
+  EXPECT_THAT(settled.status().message(), HasSubstr("1 file(s)"));
+
+  const json input = Stored(WriteCsv("caught.csv", 0, 1), "00000000000000a7");
+  json caught = input;
+  caught["error"] = {{"Error", "INVALID_ARGUMENT"}, {"Cause", "too big"}};
+  StatusOr<json> rejected = Step("reject_input", caught);
+  ASSERT_TRUE(rejected.ok()) << rejected.status().ToString();
+  EXPECT_EQ((*rejected)["quarantine"], "quarantine/00000000000000a7");
+  EXPECT_THAT(ReadAll(root_ / "work/quarantine/00000000000000a7/reason.txt"),
+              HasSubstr("too big"));
+  EXPECT_TRUE(Step("record_failure", caught).ok());
+}
+
+TEST_F(WorkflowStepsTest, DeliveryOfAMissingManifestIsDataLoss) {
+  json item = {{"run_id", "00000000000000ff"}, {"trace_id", ""},
+               {"now_ms", kNowMs}, {"destination", "amex"},
+               {"batch", {{"id", "x-b001"},
+                          {"manifest", "batches/x-b001/manifest.json"}}}};
+  StatusOr<json> out = Step("deliver", item);
+  EXPECT_EQ(out.status().code(), StatusCode::kDataLoss)
+      << out.status().ToString();
+}
+
+TEST(RunWithRetryTest, RetriesTransientErrorsUnderThePolicyOnly) {
+  FakeEnv env;
+  RetryPolicy policy{1.0, 2.0, 3, 60.0, false};
+  int calls = 0;
+  StepRunner failing = [&calls](std::string_view, const json&)
+      -> StatusOr<json> {
+    ++calls;
+    return UnavailableError("server busy");
+  };
+  int attempts = 0;
+  StatusOr<json> out =
+      RunWithRetry(failing, "deliver", json::object(), policy, &env, nullptr,
+                   &attempts);
+  EXPECT_EQ(out.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(attempts, 3);
+  EXPECT_EQ(env.sleeps(), (std::vector<double>{1.0, 2.0}));
+
+  calls = 0;
+  StepRunner refused = [&calls](std::string_view, const json&)
+      -> StatusOr<json> {
+    ++calls;
+    return PermissionDeniedError("no");
+  };
+  out = RunWithRetry(refused, "deliver", json::object(), policy, &env, nullptr,
+                     &attempts);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(attempts, 1);
+
+  // A stop request cuts the wait short and returns the last error.
+  calls = 0;
+  std::atomic<bool> stop{true};
+  out = RunWithRetry(failing, "deliver", json::object(), policy, &env, &stop,
+                     &attempts);
+  EXPECT_EQ(calls, 1);
+  EXPECT_FALSE(out.ok());
+}
+
+TEST(RunDeliveriesTest, ADeliveryThatKeepsFailingBecomesFailedFiles) {
+  FakeEnv env;
+  StepRunner failing = [](std::string_view, const json&) -> StatusOr<json> {
+    return UnavailableError("server busy");
+  };
+  const json items = json::array(
+      {{{"destination", "visa"},
+        {"retry", {{"max_attempts", 2}, {"interval_seconds", 0.5}}},
+        {"files",
+         {{{"destination", "visa"}, {"name", "a.txt"}, {"records", 3},
+           {"bytes", 10}, {"totals", {{"USD", 300}}}}}}}});
+  const json files = RunDeliveries(failing, items, &env, nullptr);
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_EQ(files[0]["status"], "failed");
+  EXPECT_EQ(files[0]["attempts"], 2);
+  EXPECT_THAT(files[0]["error"].get<std::string>(), HasSubstr("server busy"));
+  EXPECT_EQ(files[0]["records"], 3);
 }
 
 }  // namespace

@@ -523,9 +523,11 @@ TEST_F(PickupTest, TwoProcessesTwoWorkersEachNeverRunOneRunAtOnce) {
     Stop(b);
   }
   const std::vector<TraceEvent> events = ReadTrace(trace);
-  std::map<std::string, std::string> running;  // run -> "pid tid step"
-  std::map<std::string, std::string> holder;   // run -> owner
-  std::map<std::string, int> first_steps;      // run -> executions
+  // run -> the steps in progress ("pid tid step"); a Map runs several
+  // steps of one run at once, all under the one claim of one worker.
+  std::map<std::string, std::multiset<std::string>> running;
+  std::map<std::string, std::string> holder;  // run -> owner "pid<pid>-..."
+  std::map<std::string, int> first_steps;     // run -> executions
   std::set<std::string> pids, workers;
   int steps = 0;
   for (const TraceEvent& e : events) {
@@ -534,18 +536,27 @@ TEST_F(PickupTest, TwoProcessesTwoWorkersEachNeverRunOneRunAtOnce) {
       const std::string& run = e.args[0];
       const std::string who = e.pid + " " + e.args[2] + " " + e.args[1];
       if (e.event == "step_start") {
-        EXPECT_EQ(running.count(run), 0u)
-            << "run " << run << " step " << e.args[1] << " started by " << who
-            << " while " << running[run] << " was in progress";
-        running[run] = who;
+        // Only while the run is claimed by a worker of this process, and
+        // never beside a step of another process.
+        EXPECT_EQ(holder[run].rfind("pid" + e.pid + "-", 0), 0u)
+            << "run " << run << " step " << e.args[1] << " started by "
+            << who << " while the claim is held by '" << holder[run] << "'";
+        for (const std::string& other : running[run]) {
+          EXPECT_EQ(other.substr(0, other.find(' ')), e.pid)
+              << "run " << run << " step " << e.args[1] << " started by "
+              << who << " while " << other << " was in progress";
+        }
+        running[run].insert(who);
         ++steps;
         pids.insert(e.pid);
         workers.insert(e.pid + " " + e.args[2]);
         if (e.args[1] == "validate" || e.args[1] == "scan")
           ++first_steps[run];
       } else {
-        EXPECT_EQ(running[run], who) << "run " << run;
-        running.erase(run);
+        auto it = running[run].find(who);
+        EXPECT_TRUE(it != running[run].end()) << "run " << run << " " << who;
+        if (it != running[run].end()) running[run].erase(it);
+        if (running[run].empty()) running.erase(run);
       }
     } else if (e.event == "claimed") {
       ASSERT_EQ(e.args.size(), 2u);
