@@ -676,9 +676,10 @@ void Service::Handle(const Message& message) {
     const std::shared_ptr<ActiveClaim>& claim;
     ~Held() {
       service->RemoveActiveClaim(claim);
-      service->runs_->ReleaseClaim(claim->run_id, claim->owner).IgnoreError();
+      // Traced before: a claim that follows is always traced after it.
       if (TestTraceEnabled())
-        TestTrace("released " + claim->run_id + " " + claim->owner);
+        TestTrace("releasing " + claim->run_id + " " + claim->owner);
+      service->runs_->ReleaseClaim(claim->run_id, claim->owner).IgnoreError();
     }
   } held{this, claim};
   const int64_t start_ms = env_->NowMs();

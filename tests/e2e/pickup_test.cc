@@ -564,7 +564,7 @@ TEST_F(PickupTest, TwoProcessesTwoWorkersEachNeverRunOneRunAtOnce) {
           << e.args[1] << " claimed run " << e.args[0] << " held by "
           << holder[e.args[0]];
       holder[e.args[0]] = e.args[1];
-    } else if (e.event == "released") {
+    } else if (e.event == "releasing") {
       ASSERT_EQ(e.args.size(), 2u);
       EXPECT_EQ(holder[e.args[0]], e.args[1]);
       holder.erase(e.args[0]);
