@@ -12,8 +12,7 @@
 //   AdminServer::Hooks hooks;
 //   hooks.runs = run_store.get();
 //   hooks.queue = inputs_queue.get();
-//   hooks.render_metrics = [] { return DefaultMetricsRegistry()
-//                                          .RenderPrometheus(); };
+//   hooks.render_metrics = [&prometheus] { return prometheus.Render(); };
 //   hooks.ready = [&] { return workers_started.load(); };
 //   hooks.token = secrets->Resolve(config.service.admin_token_ref)->value();
 //   CBPIPE_ASSIGN_OR_RETURN(auto admin, AdminServer::Start(

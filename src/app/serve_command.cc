@@ -14,7 +14,7 @@
 #include "notify/webhook_notifier.h"
 #include "secrets/env_file_secret_store.h"
 #include "telemetry/log.h"
-#include "telemetry/metrics.h"
+#include "telemetry/prometheus_metrics.h"
 #include "workflow/service.h"
 
 namespace cbpipe {
@@ -141,8 +141,11 @@ int RunServe(const std::string& config_path) {
     return kExitUsage;
   }
   Notifier* notifier_ptr = notifier->get();
+  // Served at GET /metrics; outlives the service (the process ends with
+  // _Exit below, the service never destroyed).
+  PrometheusMetrics metrics(PipelineMetricSpecs());
   StatusOr<std::unique_ptr<Service>> service =
-      Service::Create(*config, std::move(*notifier));
+      Service::Create(*config, std::move(*notifier), &metrics);
   if (!service.ok()) {
     std::fprintf(stderr, "cbpipe serve: %s\n",
                  service.status().message().c_str());
@@ -155,9 +158,7 @@ int RunServe(const std::string& config_path) {
     AdminServer::Hooks hooks;
     hooks.runs = svc.runs();
     hooks.queue = svc.queue();
-    hooks.render_metrics = [] {
-      return DefaultMetricsRegistry().RenderPrometheus();
-    };
+    hooks.render_metrics = [&metrics] { return metrics.Render(); };
     hooks.ready = [&svc] { return svc.running(); };
     hooks.token = token;
     hooks.log = [](std::string_view message) {

@@ -13,7 +13,12 @@
 // the crash-consistency test walks k = 1..N. CBPIPE_CRASH_LOG=<file> appends
 // the name of every durable operation reached, one a line, so a clean run
 // tells how many there are. Unset, a crash point costs one load of a
-// static. Never set either in production.
+// static. CBPIPE_CRASH_AT="<name>:<n>:throw" throws std::runtime_error
+// there instead (a step that throws, for the tests of the engine's guard).
+// CBPIPE_TEST_TRACE=<file> appends "<epoch ms> <pid> <event>" for every
+// TestTrace, so a test can check from outside what several processes did
+// when (who held a run's claim, when each step started and ended). Never
+// set any of them in production.
 #pragma once
 
 #include <string_view>
@@ -29,5 +34,10 @@ void DurablePoint(std::string_view name);
 // True when CBPIPE_CRASH_AT or CBPIPE_CRASH_LOG is set: stores may then
 // install hooks (e.g. SQLite's commit hook) that they leave out otherwise.
 bool CrashPointsEnabled();
+
+// One line to CBPIPE_TEST_TRACE when it is set; nothing otherwise.
+void TestTrace(std::string_view event);
+// True when CBPIPE_TEST_TRACE is set (skip building the lines otherwise).
+bool TestTraceEnabled();
 
 }  // namespace cbpipe

@@ -1,224 +1,155 @@
-// Prometheus metrics: counters, gauges and histograms with labels, rendered
-// in the text exposition format (version 0.0.4) for GET /metrics.
+// The Metrics port: counters, gauges and histograms named like Prometheus
+// metrics, with label values, recorded by the code that knows what happened
+// and exported by an adapter: Prometheus text (PrometheusMetrics, served at
+// GET /metrics), in memory (InMemoryMetrics, for tests), CloudWatch EMF next.
 //
-//   MetricsRegistry registry;
-//   CounterFamily& files = registry.AddCounter(
-//       "cbpipe_files_delivered_total", "Files delivered.",
-//       {"destination", "status"});
-//   Counter& visa_ok = files.WithLabels({"visa", "delivered"});  // keep it
-//   visa_ok.Increment();                                 // one atomic add
-//   registry.AddGaugeCallback("cbpipe_queue_depth", "Messages waiting.",
-//                             [&] { return queue.Depth(); });
-//   std::string body = registry.RenderPrometheus();
+//   PrometheusMetrics prom(PipelineMetricSpecs());   // the process owns it
+//   Metrics* metrics = &prom;                         // code gets the port
+//   metrics->Increment(kInputsTotal, {"accepted"});
+//   metrics->Observe(kDeliveryLatencySeconds, {"visa"}, 0.42);
+//   GaugeRegistration depth = metrics->WatchGauge(
+//       kQueueDepth, [&queue] { return Depth(queue); });  // until `depth` ends
 //
-// Or, for the pipeline's own metrics, PipelineMetrics (all of them defined in
-// one place; see docs/observability.md):
-//
-//   Metrics().records_read_total.WithLabels({"visa"}).Increment();
-//
-// Thread safety: everything may be used from any thread. Updating a series is
-// one relaxed atomic operation; WithLabels() takes a shared lock and finds
-// the series (creating it the first time under an exclusive lock). A series
-// lives as long as its registry: hot paths keep the reference.
-//
-// Misuse (a bad metric or label name, a name registered twice, the wrong
-// number of label values) is a programming error: it asserts in debug
-// builds; in release builds WithLabels() pads or truncates the values.
+// Contract (every adapter):
+// - The metrics are declared up front (MetricSpec: name, help, kind, label
+//   names, buckets, unit), in the order an exporter lists them. Recording
+//   a name that was not declared, or with the wrong kind, does nothing.
+// - Label values are given in the order of the spec's label names; missing
+//   ones are "", extra ones are dropped. A series is created at zero the
+//   first time its label values are seen.
+// - Increment adds to a counter (never goes down); Set replaces a gauge's
+//   value; Observe counts a value in the first histogram bucket whose upper
+//   bound is >= it (NaN is ignored) and adds it to the sum.
+// - WatchGauge binds a function to a kCallbackGauge (no labels), called
+//   when the metrics are collected or exported. While several are bound to
+//   one name the latest one is read; with none the gauge has no sample.
+//   Once the GaugeRegistration is destroyed (or Reset) the function is
+//   never called again: Reset waits for a call in progress, so the owner
+//   of what the function reads may be destroyed right after. The function
+//   must not record metrics or end a registration itself.
+// - Collect returns every series of every declared metric (a counter or
+//   gauge without labels always has one; a callback gauge has one while a
+//   function is bound), in declaration order, series sorted by label
+//   values.
+// Thread safety: every method may be called from any thread at once.
+// Errors: none; metrics never fail the code that records them.
+// Ownership: the process (or test) owns the adapter, which must outlive
+// every user and every GaugeRegistration it returned.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
-#include <map>
-#include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace cbpipe {
 
-// Only goes up (whole numbers: records, files, bytes, retries).
-class Counter {
- public:
-  void Increment(uint64_t n = 1) {
-    value_.fetch_add(n, std::memory_order_relaxed);
-  }
-  uint64_t Value() const { return value_.load(std::memory_order_relaxed); }
+enum class MetricKind { kCounter, kGauge, kHistogram, kCallbackGauge };
 
- private:
-  std::atomic<uint64_t> value_{0};
+// What a value measures (an EMF "Unit"; Prometheus has it in the name).
+enum class MetricUnit { kNone, kCount, kBytes, kSeconds };
+
+struct MetricSpec {
+  std::string name;  // [a-zA-Z_:][a-zA-Z0-9_:]*
+  std::string help;
+  MetricKind kind = MetricKind::kCounter;
+  // [a-zA-Z_][a-zA-Z0-9_]*, not "__..." ("le" is reserved for histograms).
+  std::vector<std::string> label_names;
+  std::vector<double> buckets;  // histograms: increasing finite upper bounds
+  MetricUnit unit = MetricUnit::kNone;
 };
 
-class Gauge {
- public:
-  void Set(double v) { value_.store(v, std::memory_order_relaxed); }
-  void Add(double v) { value_.fetch_add(v, std::memory_order_relaxed); }
-  double Value() const { return value_.load(std::memory_order_relaxed); }
+using LabelValues = std::initializer_list<std::string_view>;
 
- private:
-  std::atomic<double> value_{0};
+// One series as Collect reports it.
+struct MetricSample {
+  std::string name;
+  MetricKind kind = MetricKind::kCounter;
+  std::vector<std::string> label_values;
+  double value = 0;  // counter, gauge; histogram: the sum
+  // Histograms: cumulative counts, one per bucket bound, then +Inf (= count).
+  std::vector<uint64_t> cumulative;
 };
 
-// Fixed buckets chosen when the family is registered.
-class Histogram {
+// Ends a WatchGauge binding when destroyed or Reset (see the contract).
+class GaugeRegistration {
  public:
-  // `bounds`: strictly increasing, finite upper bounds (the +Inf bucket is
-  // implicit).
-  explicit Histogram(const std::vector<double>* bounds);
-  // Counts `v` in the first bucket whose bound is >= v. NaN is ignored.
-  void Observe(double v);
-
-  struct Snapshot {
-    std::vector<uint64_t> cumulative;  // one per bound, then +Inf (= count)
-    double sum = 0;
-    uint64_t count() const {
-      return cumulative.empty() ? 0 : cumulative.back();
+  GaugeRegistration() = default;
+  explicit GaugeRegistration(std::function<void()> unbind)
+      : unbind_(std::move(unbind)) {}
+  GaugeRegistration(GaugeRegistration&& other) noexcept
+      : unbind_(std::exchange(other.unbind_, nullptr)) {}
+  GaugeRegistration& operator=(GaugeRegistration&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      unbind_ = std::exchange(other.unbind_, nullptr);
     }
-  };
-  // Count and +Inf bucket always agree, even while others observe.
-  Snapshot Read() const;
+    return *this;
+  }
+  GaugeRegistration(const GaugeRegistration&) = delete;
+  GaugeRegistration& operator=(const GaugeRegistration&) = delete;
+  ~GaugeRegistration() { Reset(); }
+
+  void Reset() {
+    if (unbind_) std::exchange(unbind_, nullptr)();
+  }
+  bool bound() const { return static_cast<bool>(unbind_); }
 
  private:
-  const std::vector<double>* bounds_;
-  std::unique_ptr<std::atomic<uint64_t>[]> buckets_;  // bounds + 1
-  std::atomic<double> sum_{0};
+  std::function<void()> unbind_;
 };
 
-class MetricsRegistry;
-
-// All the series of one metric name, one per distinct label values.
-template <typename Series>
-class MetricFamily {
+class Metrics {
  public:
-  // The series for these label values (as many as the family's label
-  // names, same order), created at zero the first time. The reference stays
-  // valid as long as the registry.
-  Series& WithLabels(std::initializer_list<std::string_view> values);
-  // The series of a family without labels.
-  Series& Get() { return WithLabels({}); }
+  virtual ~Metrics() = default;
 
-  const std::string& name() const { return name_; }
-  const std::vector<std::string>& label_names() const { return label_names_; }
-
- private:
-  friend class MetricsRegistry;
-  MetricFamily(std::string name, std::string help,
-               std::vector<std::string> label_names,
-               std::vector<double> bounds = {});
-  std::unique_ptr<Series> NewSeries() const;
-  void Render(std::string_view type, std::string* out) const;
-
-  struct Entry {
-    std::vector<std::string> values;
-    std::unique_ptr<Series> series;
-  };
-
-  const std::string name_;
-  const std::string help_;
-  const std::vector<std::string> label_names_;
-  const std::vector<double> bounds_;  // histograms only
-  mutable std::shared_mutex mu_;
-  // Keyed by the encoded label values: rendering comes out sorted.
-  std::map<std::string, Entry, std::less<>> series_;
+  virtual void Increment(std::string_view name, LabelValues labels,
+                         uint64_t n = 1) = 0;
+  virtual void Set(std::string_view name, LabelValues labels,
+                   double value) = 0;
+  virtual void Observe(std::string_view name, LabelValues labels,
+                       double value) = 0;
+  [[nodiscard]] virtual GaugeRegistration WatchGauge(
+      std::string_view name, std::function<double()> read) = 0;
+  virtual std::vector<MetricSample> Collect() = 0;
 };
 
-using CounterFamily = MetricFamily<Counter>;
-using GaugeFamily = MetricFamily<Gauge>;
-using HistogramFamily = MetricFamily<Histogram>;
-
-// A gauge whose value is computed when the metrics are rendered (queue depth,
-// age of the oldest message). Without a function it renders no sample.
-class GaugeCallback {
- public:
-  // `fn` is called during RenderPrometheus(), from the rendering thread; it
-  // must not render the registry itself.
-  void Set(std::function<double()> fn);
-  void Clear() { Set(nullptr); }
-
- private:
-  friend class MetricsRegistry;
-  GaugeCallback(std::string name, std::string help)
-      : name_(std::move(name)), help_(std::move(help)) {}
-  void Render(std::string* out) const;
-
-  const std::string name_;
-  const std::string help_;
-  mutable std::mutex mu_;
-  std::function<double()> fn_;
-};
-
-class MetricsRegistry {
- public:
-  MetricsRegistry();
-  ~MetricsRegistry();
-  MetricsRegistry(const MetricsRegistry&) = delete;
-  MetricsRegistry& operator=(const MetricsRegistry&) = delete;
-
-  // Names: [a-zA-Z_:][a-zA-Z0-9_:]*; label names: [a-zA-Z_][a-zA-Z0-9_]*,
-  // not starting with "__" ("le" is reserved for histograms). A family
-  // without labels renders its one series (at 0) from the start.
-  CounterFamily& AddCounter(std::string name, std::string help,
-                            std::vector<std::string> label_names = {});
-  GaugeFamily& AddGauge(std::string name, std::string help,
-                        std::vector<std::string> label_names = {});
-  // `bounds`: strictly increasing finite upper bounds.
-  HistogramFamily& AddHistogram(std::string name, std::string help,
-                                std::vector<std::string> label_names,
-                                std::vector<double> bounds);
-  GaugeCallback& AddGaugeCallback(std::string name, std::string help,
-                                  std::function<double()> fn = nullptr);
-
-  // Every family in registration order, series sorted by label values:
-  //   # HELP name help
-  //   # TYPE name counter|gauge|histogram
-  //   name{label="value",...} 42
-  // Histograms: name_bucket{...,le="0.5"} (cumulative, then le="+Inf"),
-  // name_sum, name_count. Label values escape \ " and newline; help text
-  // escapes \ and newline. Values: integers as such, others in the shortest
-  // form that reads back exactly, +Inf, -Inf, NaN.
-  std::string RenderPrometheus() const;
-
- private:
-  struct Item;
-  void CheckNewName(const std::string& name);
-
-  mutable std::mutex mu_;
-  std::vector<std::unique_ptr<Item>> items_;
-};
+// The metrics cbpipe records (docs/observability.md). Label values:
+// network "visa", "mastercard", "amex", "discover" or "unknown"; code an
+// error code name of validate/ ("ARN_CHECK_DIGIT"); destination a
+// destination name; status "delivered", "already_delivered" or "failed";
+// outcome "accepted", "quarantined", "failed", "duplicate".
+inline constexpr char kInputsTotal[] = "cbpipe_inputs_total";  // {outcome}
+inline constexpr char kRecordsReadTotal[] =
+    "cbpipe_records_read_total";  // {network}
+inline constexpr char kRecordsAcceptedTotal[] =
+    "cbpipe_records_accepted_total";  // {network}
+inline constexpr char kRecordsRejectedTotal[] =
+    "cbpipe_records_rejected_total";  // {code}
+inline constexpr char kFilesGeneratedTotal[] =
+    "cbpipe_files_generated_total";  // {destination}
+inline constexpr char kBytesGeneratedTotal[] =
+    "cbpipe_bytes_generated_total";  // {destination}
+inline constexpr char kFilesDeliveredTotal[] =
+    "cbpipe_files_delivered_total";  // {destination, status}
+inline constexpr char kBytesDeliveredTotal[] =
+    "cbpipe_bytes_delivered_total";  // {destination}
+inline constexpr char kDeliveryLatencySeconds[] =
+    "cbpipe_delivery_latency_seconds";  // {destination}
+inline constexpr char kDeliveryRetriesTotal[] =
+    "cbpipe_delivery_retries_total";  // {destination}
+inline constexpr char kDeadLettersTotal[] = "cbpipe_dead_letters_total";
+inline constexpr char kQueueDepth[] = "cbpipe_queue_depth";  // callback
+inline constexpr char kQueueOldestMessageAgeSeconds[] =
+    "cbpipe_queue_oldest_message_age_seconds";  // callback
 
 // Bounds for delivery latency in seconds: 50 ms to 5 min.
 std::vector<double> DeliveryLatencyBuckets();
 
-// The metrics cbpipe exports, all defined here (names in
-// docs/observability.md). Label values: network "visa", "mastercard",
-// "amex", "discover" or "unknown"; code an error code name of validate/
-// ("ARN_CHECK_DIGIT"); destination a destination name; status "delivered",
-// "already_delivered" or "failed"; outcome "accepted", "quarantined",
-// "failed", "duplicate".
-struct PipelineMetrics {
-  explicit PipelineMetrics(MetricsRegistry& registry);
-
-  CounterFamily& inputs_total;                // {outcome}
-  CounterFamily& records_read_total;          // {network}
-  CounterFamily& records_accepted_total;      // {network}
-  CounterFamily& records_rejected_total;      // {code}
-  CounterFamily& files_generated_total;       // {destination}
-  CounterFamily& bytes_generated_total;       // {destination}
-  CounterFamily& files_delivered_total;       // {destination, status}
-  CounterFamily& bytes_delivered_total;       // {destination}
-  HistogramFamily& delivery_latency_seconds;  // {destination}
-  CounterFamily& delivery_retries_total;      // {destination}
-  Counter& dead_letters_total;
-  GaugeCallback& queue_depth;
-  GaugeCallback& queue_oldest_message_age_seconds;
-};
-
-// The process-wide registry (served at /metrics) and the pipeline metrics
-// registered in it. Never destroyed.
-MetricsRegistry& DefaultMetricsRegistry();
-PipelineMetrics& Metrics();
+// The specs of the metrics above, in the order /metrics lists them.
+std::vector<MetricSpec> PipelineMetricSpecs();
 
 }  // namespace cbpipe

@@ -10,6 +10,7 @@
 
 #include "common/crash_point.h"
 #include "common/retry.h"
+#include "domain/pan.h"
 
 namespace cbpipe {
 namespace {
@@ -226,23 +227,11 @@ Result WorkflowEngine::Run::CallStep(const State& s, const json& input) {
     return Result::Failed(
         Internal("input of " + s.name +
                  " does not match its input_schema: " + in_ok.message()));
-  StatusOr<json> out = InternalError("not run");
-  try {
-    out = e_->runner_(s.name, input);
-  } catch (const std::exception& ex) {
-    return Result::Failed(
-        Internal("step " + s.name + " threw: " + std::string(ex.what())));
-  } catch (...) {
-    return Result::Failed(
-        Internal("step " + s.name + " threw a non-standard exception"));
-  }
+  StatusOr<json> out = CallStepGuarded(
+      s.name, [&] { return e_->runner_(s.name, input); });
   if (!out.ok())
     return Result::Failed({std::string(StatusCodeName(out.status().code())),
                            out.status().message(), ""});
-  if (!out->is_object())
-    return Result::Failed(
-        Internal("step " + s.name +
-                 " returned a non-object: " + std::string(out->type_name())));
   Status out_ok = s.output_schema.Check(*out);
   if (!out_ok.ok())
     return Result::Failed(
@@ -746,6 +735,27 @@ RunOutcome WorkflowEngine::Run::Go(const json& first_input) {
     outcome.error = st.ToString();
   }
   return outcome;
+}
+
+StatusOr<nlohmann::json> CallStepGuarded(
+    std::string_view name,
+    const std::function<StatusOr<nlohmann::json>()>& call) {
+  const std::string step(name);
+  try {
+    CrashPoint("step.call");  // CBPIPE_CRASH_AT="step.call:n:throw"
+    StatusOr<nlohmann::json> result = call();
+    if (result.ok() && !result->is_object()) {
+      return InternalError("step " + step + " returned a non-object: " +
+                           std::string(result->type_name()));
+    }
+    return result;
+  } catch (const std::exception& e) {
+    return InternalError("step " + step + " threw: " +
+                         MaskCardNumbers(e.what()));
+  } catch (...) {
+    return InternalError("step " + step +
+                         " threw a non-standard exception");
+  }
 }
 
 WorkflowEngine::WorkflowEngine(const WorkflowDefinition* definition,

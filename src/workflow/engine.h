@@ -65,6 +65,18 @@ struct RunOutcome {
   std::string redrive_from;
 };
 
+// Calls one step so that nothing it throws crosses the engine, and checks
+// what it returned: an exception (nlohmann's type errors, std::bad_alloc,
+// anything) becomes kInternal "step <name> threw: <what>" ("threw a
+// non-standard exception" for one that is not a std::exception), an output
+// that is not a JSON object kInternal "step <name> returned a non-object:
+// <type>". Card numbers in an exception's text are masked. Both engines
+// call every step through it; the run then fails (or is caught) with that
+// error like any other, and the worker goes on with other runs.
+StatusOr<nlohmann::json> CallStepGuarded(
+    std::string_view name,
+    const std::function<StatusOr<nlohmann::json>()>& call);
+
 struct EngineOptions {
   // The most threads one Map state runs its items on.
   int max_map_threads = 16;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/crash_point.h"
+#include "workflow/engine.h"
 
 namespace cbpipe {
 namespace {
@@ -81,7 +82,8 @@ LegacyRunOutcome LegacyWorkflowEngine::Resume(const std::string& run_id,
         return outcome;  // checkpointed: resumes at this step
       }
       record.attempts = attempt;
-      result = step.fn(run, input);
+      result = CallStepGuarded(step_name,
+                               [&] { return step.fn(run, input); });
       if (result.ok()) break;
       const bool retry = step.retry_transient &&
                          result.status().IsTransient() &&

@@ -1,5 +1,7 @@
 #include "workflow/legacy_engine.h"
 
+#include "workflow/engine.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -187,6 +189,96 @@ TEST_F(EngineTest, RedriveFromAnEarlierStep) {
   EXPECT_EQ(Resume().state, "succeeded");
   EXPECT_EQ(calls_["b"], 2);
   EXPECT_EQ(calls_["a"], 1);
+}
+
+}  // namespace
+}  // namespace cbpipe
+
+namespace cbpipe {
+namespace {
+
+// What a step throws never crosses the engine: the run fails with an error
+// that names the step and what went wrong, recorded in the run.
+TEST_F(EngineTest, AStepThatThrowsFailsItsRunClearly) {
+  def_.steps["b"].fn = [](const RunRecord&, const json&) -> StatusOr<json> {
+    const json not_an_object = json::array();
+    return json{{"x", not_an_object.value("missing", 0)}};  // type_error
+  };
+  def_.steps["b"].catchers.clear();
+  LegacyRunOutcome out = Resume();
+  EXPECT_EQ(out.state, "failed");
+  EXPECT_NE(out.error.find("step b threw: [json.exception.type_error.306]"),
+            std::string::npos)
+      << out.error;
+  StatusOr<RunRecord> run = store_->Get("0123456789abcdef");
+  ASSERT_TRUE(run.ok());
+  EXPECT_EQ(run->state, "failed");
+  EXPECT_EQ(run->error, out.error);
+  EXPECT_EQ(run->current_step, "b");
+  ASSERT_EQ(run->steps.size(), 2u);
+  EXPECT_EQ(run->steps[1].state, "failed");
+  EXPECT_EQ(run->steps[1].attempts, 1);  // kInternal: not retried
+  EXPECT_TRUE(env_.sleeps().empty());
+}
+
+TEST_F(EngineTest, ThrownErrorsAreCaughtLikeOthers) {
+  def_.steps["b"].fn = [](const RunRecord&, const json&) -> StatusOr<json> {
+    throw std::bad_alloc();
+  };
+  LegacyRunOutcome out = Resume();
+  EXPECT_EQ(out.state, "failed");
+  EXPECT_EQ(calls_["fail"], 1);  // the catch-all catcher ran
+  EXPECT_NE(out.error.find("step b threw: std::bad_alloc"), std::string::npos)
+      << out.error;
+}
+
+TEST_F(EngineTest, GarbageOutputFailsTheRun) {
+  for (json garbage : {json(nullptr), json("text"), json::array({1, 2}),
+                       json(42), json(json::value_t::discarded)}) {
+    TearDown();
+    SetUp();
+    def_.steps["a"].fn = [garbage](const RunRecord&, const json&) {
+      return StatusOr<json>(garbage);
+    };
+    def_.steps["a"].catchers.clear();
+    LegacyRunOutcome out = Resume();
+    EXPECT_EQ(out.state, "failed");
+    EXPECT_NE(out.error.find("step a returned a non-object: " +
+                             std::string(garbage.type_name())),
+              std::string::npos)
+        << out.error;
+    EXPECT_EQ(calls_["b"], 0);
+  }
+}
+
+TEST_F(EngineTest, CardNumbersInAnExceptionAreMasked) {
+  def_.steps["a"].fn = [](const RunRecord&, const json&) -> StatusOr<json> {
+    throw std::runtime_error("bad record 4111111111111111 here");
+  };
+  LegacyRunOutcome out = Resume();
+  EXPECT_EQ(out.state, "failed");
+  EXPECT_EQ(out.error.find("4111111111111111"), std::string::npos)
+      << out.error;
+  StatusOr<RunRecord> run = store_->Get("0123456789abcdef");
+  ASSERT_TRUE(run.ok());
+  EXPECT_EQ(run->error.find("4111111111111111"), std::string::npos);
+  EXPECT_NE(run->error.find("step a threw: bad record"), std::string::npos);
+}
+
+TEST(CallStepGuardedTest, PassesResultsAndErrorsThrough) {
+  StatusOr<json> ok = CallStepGuarded("s", [] {
+    return StatusOr<json>(json{{"k", 1}});
+  });
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ((*ok)["k"], 1);
+  StatusOr<json> err = CallStepGuarded(
+      "s", [] { return StatusOr<json>(UnavailableError("down")); });
+  EXPECT_EQ(err.status().code(), StatusCode::kUnavailable);
+  StatusOr<json> unknown = CallStepGuarded("s", []() -> StatusOr<json> {
+    throw 7;
+  });
+  EXPECT_EQ(unknown.status().code(), StatusCode::kInternal);
+  EXPECT_EQ(unknown.status().message(), "step s threw a non-standard exception");
 }
 
 }  // namespace

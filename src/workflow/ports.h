@@ -27,6 +27,7 @@
 #include "ledger/ledger.h"
 #include "notify/notifier.h"
 #include "store/object_store.h"
+#include "telemetry/metrics.h"
 #include "workflow/input_scan.h"
 
 namespace cbpipe {
@@ -50,6 +51,7 @@ struct Ports {
   ObjectStore* inputs = nullptr;
   DeliveryLedger* ledger = nullptr;
   Notifier* notifier = nullptr;  // may be null: nobody is told
+  Metrics* metrics = nullptr;    // may be null: nothing recorded
   // Stamps events and delivery attempts; never decides what a step does
   // (the run's `now_ms` in the step input does).
   Env* env = nullptr;

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
+#include <sys/syscall.h>
 
 #include "common/crash_point.h"
 #include "deliver/local_transport.h"
@@ -102,25 +103,12 @@ Writers WritersOf(int fd) {
 // How long a worker's claim of a run (and of each of its deliveries) lasts:
 // a little less than the message stays hidden, so the worker that receives
 // it after a crash finds the claims free.
-int64_t ClaimLeaseMs(const Config& config) {
-  return static_cast<int64_t>(config.service.visibility_seconds) * 1000 - 250;
-}
-
 std::string RandomHex16() {
   thread_local std::mt19937_64 rng(std::random_device{}());
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx",
                 static_cast<unsigned long long>(rng()));
   return buf;
-}
-
-void SleepUnlessStopped(const std::atomic<bool>& stop, int64_t ms) {
-  const auto until =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  while (!stop.load() && std::chrono::steady_clock::now() < until) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(
-        std::min<int64_t>(50, std::max<int64_t>(1, ms))));
-  }
 }
 
 }  // namespace
@@ -146,13 +134,29 @@ Service::Service(const Config& config, std::unique_ptr<Notifier> notifier)
 
 Service::~Service() {
   RequestStop();
-  Join(static_cast<int64_t>(config_.service.shutdown_timeout_seconds) *
-       1000);
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  // Nothing reads the queue through the metrics any more.
+  queue_depth_gauge_.Reset();
+  queue_age_gauge_.Reset();
 }
 
+int64_t Service::visibility_ms() const {
+  return static_cast<int64_t>(config_.service.visibility_seconds) * 1000;
+}
+
+// The claim ends a little before the message is visible again, so the
+// worker that receives it after a crash finds the claim free.
+int64_t Service::claim_ms() const { return visibility_ms() - 250; }
+
 StatusOr<std::unique_ptr<Service>> Service::Create(
-    const Config& config, std::unique_ptr<Notifier> notifier) {
+    const Config& config, std::unique_ptr<Notifier> notifier,
+    Metrics* metrics) {
+  if (metrics == nullptr)
+    return InvalidArgumentError("the service needs a Metrics adapter");
   std::unique_ptr<Service> s(new Service(config, std::move(notifier)));
+  s->metrics_ = metrics;
   for (const std::string& dir :
        {s->config_.work_dir, s->paths_.inbox, s->paths_.pickup,
         s->paths_.archive, s->paths_.objects}) {
@@ -194,47 +198,45 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
   sv.ledger = s->ledger_.get();
   sv.notifier = s->notifier_.get();
   sv.transports = &s->transports_;
+  sv.metrics = metrics;
   sv.env = s->env_;
-  sv.delivery_claim_ms = ClaimLeaseMs(s->config_);
-  sv.on_scanned = [](const StepContext& run, const InputScan& scan) {
-    PipelineMetrics& m = Metrics();
+  sv.delivery_claim_ms = s->claim_ms();
+  sv.on_scanned = [metrics](const StepContext& run, const InputScan& scan) {
+    Metrics& m = *metrics;
     for (Network n : kAllNetworks) {
       const uint64_t accepted = scan.by_network[static_cast<int>(n)];
       if (accepted)
-        m.records_accepted_total.WithLabels({NetworkName(n)}).Increment(
-            accepted);
+        m.Increment(kRecordsAcceptedTotal, {NetworkName(n)}, accepted);
     }
     // A rejected record's network may be what was wrong with it: counted
     // under "unknown".
     for (Network n : kAllNetworks) {
       const uint64_t accepted = scan.by_network[static_cast<int>(n)];
-      if (accepted)
-        m.records_read_total.WithLabels({NetworkName(n)}).Increment(accepted);
+      if (accepted) m.Increment(kRecordsReadTotal, {NetworkName(n)}, accepted);
     }
     if (scan.rejected)
-      m.records_read_total.WithLabels({"unknown"}).Increment(scan.rejected);
+      m.Increment(kRecordsReadTotal, {"unknown"}, scan.rejected);
     for (const RecordError& e : scan.errors)
-      m.records_rejected_total.WithLabels({ErrorCodeName(e.code)})
-          .Increment();
+      m.Increment(kRecordsRejectedTotal, {ErrorCodeName(e.code)});
     Log().Info({.run_id = run.run_id, .trace_id = run.trace_id},
                "input.validated", "input read and validated",
                {{"records", scan.records},
                 {"accepted", scan.accepted},
                 {"rejected", scan.rejected}});
   };
-  sv.on_delivery = [](const StepContext& run, const std::string& destination,
-                      const DeliveryResult& r, uint64_t bytes,
-                      double seconds) {
-    PipelineMetrics& m = Metrics();
+  sv.on_delivery = [metrics](const StepContext& run,
+                             const std::string& destination,
+                             const DeliveryResult& r, uint64_t bytes,
+                             double seconds) {
+    Metrics& m = *metrics;
     const std::string_view status = DeliveryOutcomeName(r.outcome);
-    m.files_delivered_total.WithLabels({destination, status}).Increment();
+    m.Increment(kFilesDeliveredTotal, {destination, status});
     if (r.outcome == DeliveryOutcome::kDelivered) {
-      m.bytes_delivered_total.WithLabels({destination}).Increment(bytes);
-      m.delivery_latency_seconds.WithLabels({destination}).Observe(seconds);
+      m.Increment(kBytesDeliveredTotal, {destination}, bytes);
+      m.Observe(kDeliveryLatencySeconds, {destination}, seconds);
     }
     if (!r.attempts.empty() && r.outcome != DeliveryOutcome::kFailed)
-      m.delivery_retries_total.WithLabels({destination})
-          .Increment(r.attempts.size());
+      m.Increment(kDeliveryRetriesTotal, {destination}, r.attempts.size());
     LogContext ctx{.run_id = run.run_id,
                    .trace_id = run.trace_id,
                    .destination = destination};
@@ -249,36 +251,59 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
     }
   };
   CBPIPE_ASSIGN_OR_RETURN(s->workflow_, CbpipeWorkflowDefinition());
+  StepRunner steps = StepsOver(s->ports_);
+  if (TestTraceEnabled()) steps = TracedSteps(std::move(steps));
+  // The engine's waits between retries end when the run's stop flag is set
+  // (Env::SleepFor), which the claim keeper sets on shutdown.
   s->engine_ = std::make_unique<WorkflowEngine>(
-      &s->workflow_, s->runs_.get(), s->env_, StepsOver(s->ports_));
+      &s->workflow_, s->runs_.get(), s->env_, std::move(steps));
   Queue* q = s->queue_.get();
-  Metrics().queue_depth.Set([q] {
+  s->queue_depth_gauge_ = metrics->WatchGauge(kQueueDepth, [q] {
     StatusOr<QueueStats> st = q->Stats();
     return st.ok() ? static_cast<double>(st->visible + st->in_flight +
                                          st->delayed)
                    : 0.0;
   });
-  Metrics().queue_oldest_message_age_seconds.Set([q] {
-    StatusOr<QueueStats> st = q->Stats();
-    return st.ok() ? static_cast<double>(st->oldest_age_ms) / 1000.0 : 0.0;
-  });
+  s->queue_age_gauge_ =
+      metrics->WatchGauge(kQueueOldestMessageAgeSeconds, [q] {
+        StatusOr<QueueStats> st = q->Stats();
+        return st.ok() ? static_cast<double>(st->oldest_age_ms) / 1000.0
+                       : 0.0;
+      });
   return s;
 }
 
 Status Service::Start() {
   if (started_) return FailedPreconditionError("service already started");
   started_ = true;
-  live_threads_ = 1 + config_.service.workers;
-  threads_.emplace_back([this] {
-    WatchLoop();
+  {
+    std::lock_guard<std::mutex> lock(live_mu_);
+    live_threads_ = 2 + config_.service.workers;
+    live_workers_ = config_.service.workers;
+  }
+  auto ended = [this](bool worker) {
+    std::lock_guard<std::mutex> lock(live_mu_);
     --live_threads_;
+    // Workers end only once stop_ is set: after the last one no claim is
+    // left to renew.
+    if (worker && --live_workers_ == 0) keeper_stop_ = true;
+    live_cv_.notify_all();
+  };
+  threads_.emplace_back([this, ended] {
+    WatchLoop();
+    ended(false);
   });
   for (int i = 0; i < config_.service.workers; ++i) {
-    threads_.emplace_back([this, i] {
+    threads_.emplace_back([this, i, ended] {
       WorkLoop(i);
-      --live_threads_;
+      ended(true);
     });
   }
+  if (config_.service.workers <= 0) keeper_stop_ = true;
+  threads_.emplace_back([this, ended] {
+    KeepClaims();
+    ended(false);
+  });
   Log().Info({}, "service.started", "cbpipe serve started",
              {{"inbox", paths_.inbox},
               {"workers", static_cast<int64_t>(config_.service.workers)}});
@@ -288,22 +313,17 @@ Status Service::Start() {
 void Service::RequestStop() { stop_ = true; }
 
 bool Service::Join(int64_t timeout_ms) {
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (live_threads_.load() > 0 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  const bool done = live_threads_.load() == 0;
-  for (std::thread& t : threads_) {
-    if (done) {
-      t.join();
-    } else {
-      t.detach();  // past the deadline: the process exits anyway
+  {
+    std::unique_lock<std::mutex> lock(live_mu_);
+    if (!live_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                           [this] { return live_threads_ == 0; })) {
+      return false;  // still running; joined later (see the header)
     }
   }
-  threads_.clear();
-  return done;
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  return true;
 }
 
 void Service::QuarantineEntry(const std::string& path, const std::string& name,
@@ -329,7 +349,7 @@ void Service::QuarantineEntry(const std::string& path, const std::string& name,
   Log().Warn({}, "inbox.quarantined",
              "inbox entry is " + why + ": not read, moved to quarantine",
              {{"file", name}, {"moved_to", target}});
-  Metrics().inputs_total.WithLabels({"quarantined"}).Increment();
+  metrics_->Increment(kInputsTotal, {"quarantined"});
 }
 
 Status Service::TakeFromPickup(const std::string& name, int64_t now_ms) {
@@ -416,7 +436,7 @@ Status Service::TakeFromPickup(const std::string& name, int64_t now_ms) {
                  "input.duplicate",
                  "same content as an earlier input; not processed again",
                  {{"file", name}});
-      Metrics().inputs_total.WithLabels({"duplicate"}).Increment();
+      metrics_->Increment(kInputsTotal, {"duplicate"});
     }  // else: this pickup, finished after a restart
   } else {
     const TraceContext trace = NewTraceContext();
@@ -535,7 +555,7 @@ void Service::WatchLoop() {
   while (!stop_.load()) {
     Status st = ScanInboxOnce();
     if (!st.ok()) Log().Error({}, "inbox.error", st.ToString());
-    SleepUnlessStopped(stop_, config_.service.poll_interval_ms);
+    env_->SleepFor(config_.service.poll_interval_ms / 1000.0, &stop_);
   }
 }
 
@@ -544,17 +564,30 @@ void Service::WatchLoop() {
 constexpr int kIdleConnectionSeconds = 10;
 
 void Service::WorkLoop(int) {
-  const int64_t visibility_ms =
-      static_cast<int64_t>(config_.service.visibility_seconds) * 1000;
   while (!stop_.load()) {
-    StatusOr<std::vector<Message>> got = queue_->Receive(1, visibility_ms,
+    StatusOr<std::vector<Message>> got = queue_->Receive(1, visibility_ms(),
                                                          /*wait_ms=*/500);
     if (!got.ok()) {
       Log().Error({}, "queue.error", got.status().ToString());
-      SleepUnlessStopped(stop_, 500);
+      env_->SleepFor(0.5, &stop_);
       continue;
     }
-    for (const Message& m : *got) Handle(m);
+    for (const Message& m : *got) {
+      // Defence in depth: steps are guarded by the engine, and nothing
+      // else here should throw; if something does (std::bad_alloc), this
+      // message is left to its lease (then max_receive_count) and the
+      // worker goes on.
+      try {
+        Handle(m);
+      } catch (const std::exception& e) {
+        Log().Error({}, "worker.error",
+                    "unexpected exception while handling a message: " +
+                        MaskCardNumbers(e.what()));
+      } catch (...) {
+        Log().Error({}, "worker.error",
+                    "unexpected exception while handling a message");
+      }
+    }
     // Connections stay open across a burst of inputs, not for long after.
     if (got->empty()) {
       transports_.CloseIdle(std::chrono::seconds(kIdleConnectionSeconds));
@@ -562,19 +595,42 @@ void Service::WorkLoop(int) {
   }
 }
 
+namespace {
+
+// The run a message names; kInvalidArgument when the body is not the
+// object TakeFromPickup sends (a JSON object with string fields, run_id
+// and input_key not empty). Never throws.
+StatusOr<RunRecord> RunOfMessage(const std::string& text) {
+  const json body = json::parse(text, nullptr, false);
+  if (!body.is_object()) return InvalidArgumentError("not a JSON object");
+  RunRecord run;
+  for (auto [field, target] :
+       {std::pair{"run_id", &run.run_id}, {"input_key", &run.input_key},
+        {"input_name", &run.input_name}, {"trace_id", &run.trace_id}}) {
+    auto it = body.find(field);
+    if (it == body.end()) continue;
+    if (!it->is_string())
+      return InvalidArgumentError(std::string(field) + " is not a string");
+    *target = it->get<std::string>();
+  }
+  if (run.run_id.empty() || run.input_key.empty())
+    return InvalidArgumentError("no run_id or input_key");
+  return run;
+}
+
+}  // namespace
+
 void Service::Handle(const Message& message) {
-  json body = json::parse(message.body, nullptr, false);
-  if (body.is_discarded() || !body.contains("run_id") ||
-      !body.contains("input_key")) {
-    queue_->MoveToDeadLetter(message.receipt, "malformed message body")
+  StatusOr<RunRecord> parsed = RunOfMessage(message.body);
+  if (!parsed.ok()) {
+    queue_->MoveToDeadLetter(message.receipt,
+                             "malformed message body: " +
+                                 parsed.status().message())
         .IgnoreError();
+    metrics_->Increment(kDeadLettersTotal, {});
     return;
   }
-  RunRecord run;
-  run.run_id = body.value("run_id", "");
-  run.input_key = body.value("input_key", "");
-  run.input_name = body.value("input_name", "");
-  run.trace_id = body.value("trace_id", "");
+  RunRecord run = std::move(*parsed);
   StatusOr<bool> created = runs_->CreateIfAbsent(run);
   if (!created.ok()) {
     Log().Error({.run_id = run.run_id}, "run.error",
@@ -591,16 +647,19 @@ void Service::Handle(const Message& message) {
   }
   run.created_ms = stored->created_ms;
   const LogContext ctx{.run_id = run.run_id, .trace_id = run.trace_id};
-  const int64_t visibility_ms =
-      static_cast<int64_t>(config_.service.visibility_seconds) * 1000;
 
   // One worker at a time, in this process or another sharing the state
   // file: the run is claimed in the run store for as long as the message
-  // is hidden, and both are renewed together.
+  // is hidden, and both are renewed together by KeepClaims.
   const std::string owner =
       "pid" + std::to_string(::getpid()) + "-" + RandomHex16();
-  const int64_t claim_ms = ClaimLeaseMs(config_);
-  StatusOr<bool> claimed = runs_->Claim(run.run_id, owner, claim_ms);
+  const int64_t claim_for = claim_ms();
+  const bool tracing = TestTraceEnabled();
+  if (tracing) {
+    TestTrace("claiming " + run.run_id + " " + owner + " " +
+              std::to_string(claim_for));
+  }
+  StatusOr<bool> claimed = runs_->Claim(run.run_id, owner, claim_for);
   if (!claimed.ok()) {
     Log().Error(ctx, "run.error", claimed.status().ToString());
     return;  // the lease runs out; another attempt later
@@ -611,72 +670,167 @@ void Service::Handle(const Message& message) {
     // run out; by then the run is finished or its worker is gone.
     Log().Info(ctx, "run.claimed_elsewhere",
                "run is being executed by another worker; not started twice");
-    queue_->ChangeVisibility(message.receipt, visibility_ms).IgnoreError();
+    queue_->ChangeVisibility(message.receipt, visibility_ms()).IgnoreError();
     return;
   }
+  if (tracing) TestTrace("claimed " + run.run_id + " " + owner);
 
-  // Renew lease and claim while the run is in progress; a renewal that
-  // finds the claim taken over stops the run at the next step boundary.
-  std::atomic<bool> run_stop{false};
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
-  std::thread heartbeat([&] {
-    std::unique_lock<std::mutex> lock(mu);
-    auto next_renewal = std::chrono::steady_clock::now() +
-                        std::chrono::milliseconds(visibility_ms / 3);
-    while (!cv.wait_for(lock, std::chrono::milliseconds(50),
-                        [&] { return done; })) {
-      if (stop_.load()) run_stop = true;
-      if (std::chrono::steady_clock::now() < next_renewal) continue;
-      next_renewal += std::chrono::milliseconds(visibility_ms / 3);
-      StatusOr<bool> renewed = runs_->RenewClaim(run.run_id, owner, claim_ms);
-      queue_->ChangeVisibility(message.receipt, visibility_ms).IgnoreError();
-      if (renewed.ok() && !*renewed && !run_stop.load()) {
-        run_stop = true;
-        Log().Error(ctx, "run.claim_lost",
-                    "another worker took the run over; stopping at the next "
-                    "step");
-      }
+  std::shared_ptr<ActiveClaim> claim =
+      AddActiveClaim(run.run_id, owner, message.receipt, run.trace_id);
+  // However this ends (an exception included), the keeper stops renewing
+  // and the claim is given up.
+  struct Held {
+    Service* service;
+    const std::shared_ptr<ActiveClaim>& claim;
+    ~Held() {
+      service->RemoveActiveClaim(claim);
+      // Traced before: a claim that follows is always traced after it.
+      if (TestTraceEnabled())
+        TestTrace("releasing " + claim->run_id + " " + claim->owner);
+      service->runs_->ReleaseClaim(claim->run_id, claim->owner).IgnoreError();
     }
-  });
-  const auto start = std::chrono::steady_clock::now();
+  } held{this, claim};
+  const int64_t start_ms = env_->NowMs();
   RunOutcome outcome =
-      engine_->Resume(run.run_id, InitialInput(run), &run_stop);
+      engine_->Resume(run.run_id, InitialInput(run), &claim->stop);
+  RemoveActiveClaim(claim);  // no renewal from here on (again in ~Held)
+  const int64_t elapsed_ms = env_->NowMs() - start_ms;
+  bool lost;
   {
-    std::lock_guard<std::mutex> lock(mu);
-    done = true;
+    std::lock_guard<std::mutex> lock(claim->mu);
+    lost = claim->lost;
   }
-  cv.notify_all();
-  heartbeat.join();
-  const int64_t elapsed_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::steady_clock::now() - start)
-          .count();
 
   if (outcome.state == "succeeded" || outcome.state == "rejected") {
     queue_->Delete(message.receipt).IgnoreError();
-    Metrics()
-        .inputs_total
-        .WithLabels({outcome.state == "succeeded" ? "accepted" : "quarantined"})
-        .Increment();
+    metrics_->Increment(kInputsTotal, {outcome.state == "succeeded"
+                                           ? "accepted"
+                                           : "quarantined"});
     Log().Info(ctx, "run.finished", outcome.state,
                {{"elapsed_ms", elapsed_ms}});
   } else if (outcome.state == "failed") {
     queue_->MoveToDeadLetter(message.receipt, outcome.error).IgnoreError();
-    Metrics().dead_letters_total.Increment();
-    Metrics().inputs_total.WithLabels({"failed"}).Increment();
+    metrics_->Increment(kDeadLettersTotal, {});
+    metrics_->Increment(kInputsTotal, {"failed"});
     Log().Error(ctx, "deadletter.added", outcome.error,
                 {{"elapsed_ms", elapsed_ms}});
+  } else if (lost) {
+    // Another worker holds the run now: its message is not ours to touch.
+    Log().Warn(ctx, "run.interrupted",
+               "stopped: the claim on the run was lost");
   } else {
-    // Interrupted (shutdown or a store error): visible again at once, so
-    // the next start (or another worker) resumes from the checkpoint.
+    // Interrupted (shutdown, a failed renewal or a store error): visible
+    // again soon (at once on shutdown), so the next start or another
+    // worker resumes from the checkpoint.
     queue_->ChangeVisibility(message.receipt, stop_.load() ? 0 : 5000)
         .IgnoreError();
     Log().Warn(ctx, "run.interrupted",
-               outcome.error.empty() ? "shutting down" : outcome.error);
+               outcome.error.empty()
+                   ? (stop_.load() ? "shutting down"
+                                   : "stopped: the claim could not be renewed")
+                   : outcome.error);
   }
-  runs_->ReleaseClaim(run.run_id, owner).IgnoreError();
+}
+
+std::shared_ptr<Service::ActiveClaim> Service::AddActiveClaim(
+    std::string run_id, std::string owner, std::string receipt,
+    std::string trace_id) {
+  auto claim = std::make_shared<ActiveClaim>();
+  claim->run_id = std::move(run_id);
+  claim->owner = std::move(owner);
+  claim->receipt = std::move(receipt);
+  claim->trace_id = std::move(trace_id);
+  claim->next_renewal_ms = env_->NowMs() + visibility_ms() / 3;
+  if (stop_.load()) claim->stop = true;
+  std::lock_guard<std::mutex> lock(claims_mu_);
+  claims_.push_back(claim);
+  return claim;
+}
+
+void Service::RemoveActiveClaim(const std::shared_ptr<ActiveClaim>& claim) {
+  {
+    std::lock_guard<std::mutex> lock(claims_mu_);
+    std::erase(claims_, claim);
+  }
+  // Waits for a renewal in progress: none starts after this.
+  std::lock_guard<std::mutex> lock(claim->mu);
+  claim->done = true;
+}
+
+void Service::KeepClaims() {
+  // Ticks until the last worker ended (keeper_stop_), not at stop_: while
+  // workers finish their step after a stop request their claims must hold.
+  while (env_->SleepFor(0.05, &keeper_stop_)) {
+    std::vector<std::shared_ptr<ActiveClaim>> claims;
+    {
+      std::lock_guard<std::mutex> lock(claims_mu_);
+      claims = claims_;
+    }
+    const bool stopping = stop_.load();
+    for (const std::shared_ptr<ActiveClaim>& claim : claims) {
+      if (stopping) claim->stop = true;
+      RenewIfDue(*claim, env_->NowMs());
+    }
+  }
+}
+
+void Service::RenewIfDue(ActiveClaim& claim, int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(claim.mu);
+  if (claim.done || claim.lost || now_ms < claim.next_renewal_ms) return;
+  const LogContext ctx{.run_id = claim.run_id, .trace_id = claim.trace_id};
+  const bool tracing = TestTraceEnabled();
+  if (tracing) {
+    TestTrace("renewing " + claim.run_id + " " + claim.owner + " " +
+              std::to_string(claim_ms()));
+  }
+  StatusOr<bool> renewed = runs_->RenewClaim(claim.run_id, claim.owner,
+                                             claim_ms());
+  Status leased = queue_->ChangeVisibility(claim.receipt, visibility_ms());
+  if (renewed.ok() && *renewed && leased.ok()) {
+    if (tracing) TestTrace("renewed " + claim.run_id + " " + claim.owner);
+    claim.next_renewal_ms = now_ms + visibility_ms() / 3;
+    return;
+  }
+  // Not renewed: the run must not go on past its current step, which may
+  // be the last one while the claim is still ours.
+  const bool was_stopping = claim.stop.exchange(true);
+  if (renewed.ok() && !*renewed) {
+    claim.lost = true;
+    Log().Error(ctx, "run.claim_lost",
+                "another worker took the run over; stopping at the next "
+                "step");
+    return;
+  }
+  // An error: the claim may still be ours until it runs out. Keep trying
+  // (soon) so the step in progress keeps it while it finishes.
+  claim.next_renewal_ms = now_ms + 1000;
+  if (!was_stopping) {
+    Log().Error(ctx, "run.renewal_failed",
+                "cannot renew the claim on the run (" +
+                    (renewed.ok() ? leased.ToString()
+                                  : renewed.status().ToString()) +
+                    "); stopping at the next step");
+  }
+}
+
+StepRunner Service::TracedSteps(StepRunner inner) {
+  return [inner = std::move(inner)](std::string_view name,
+                                    const json& input) {
+    std::string run_id = "?";
+    if (input.is_object()) {
+      auto it = input.find("run_id");
+      if (it != input.end() && it->is_string()) run_id = it->get<std::string>();
+    }
+    const std::string who =
+        run_id + " " + std::string(name) + " tid" +
+        std::to_string(static_cast<long>(::syscall(SYS_gettid)));
+    TestTrace("step_start " + who);
+    struct End {
+      const std::string& who;
+      ~End() { TestTrace("step_end " + who); }
+    } end{who};
+    return inner(name, input);
+  };
 }
 
 }  // namespace cbpipe

@@ -21,19 +21,31 @@
 // the content hash).
 //
 // Workers hold a message with a visibility lease and the run with a claim
-// in the run store (owner + expiry), both renewed while the run is in
-// progress: a run is executed by one worker at a time, and a worker whose
-// claim renewal fails stops the run at the next step boundary. A crashed
-// process's runs become visible again when the lease runs out and are
-// resumed from their last checkpoint by any worker.
+// in the run store (owner + expiry), both renewed every third of the lease
+// by the service's claim keeper while the run is in progress: a run is
+// executed by one worker at a time, and a run whose renewal fails (the
+// claim was taken over, the store or queue answered an error) is stopped
+// at the next step boundary. A crashed process's runs become visible again
+// when the lease runs out and are resumed from their last checkpoint by
+// any worker. A step that throws or returns garbage fails its run (the
+// engine's CallStepGuarded), which goes to the dead letters; the worker
+// goes on with the next message.
+//
+// Threads: the service owns all of them (the inbox watcher, `workers`
+// workers and the claim keeper) and joins them; none is detached. Every
+// wait of the service (polls, retry waits of the engine) ends early on
+// RequestStop.
 //
 // Shutdown (RequestStop): the watcher stops, workers take no new message
-// and stop at the next step boundary; an interrupted run's message is made
-// visible again at once so the next start resumes it.
+// and stop at the next step boundary (the keeper renews their claims until
+// they have); an interrupted run's message is made visible again at once
+// so the next start resumes it.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,6 +57,7 @@
 #include "queue/sqlite_queue.h"
 #include "runs/run_store.h"
 #include "store/object_store.h"
+#include "telemetry/metrics.h"
 #include "workflow/engine.h"
 #include "workflow/pipeline.h"
 #include "workflow/steps.h"
@@ -61,16 +74,22 @@ ServicePaths ResolveServicePaths(const Config& config);
 
 class Service {
  public:
-  // Opens the stores. `notifier` may be null (log only).
+  // Opens the stores. `notifier` may be null (log only). `metrics` records
+  // what the service does (never null; must outlive the service); the
+  // queue gauges are bound to it until the service is destroyed.
   static StatusOr<std::unique_ptr<Service>> Create(
-      const Config& config, std::unique_ptr<Notifier> notifier);
+      const Config& config, std::unique_ptr<Notifier> notifier,
+      Metrics* metrics);
+  // Stops and joins every thread, however long that takes.
   ~Service();
 
-  // Starts the inbox watcher and the workers.
+  // Starts the inbox watcher, the workers and the claim keeper.
   Status Start();
   // Asks every thread to stop (safe from a signal-watching thread).
   void RequestStop();
-  // Waits for the threads; true when they ended within `timeout_ms`.
+  // Waits for the threads and joins them; true when they ended within
+  // `timeout_ms`. False leaves them running (a step may be in a long
+  // upload); a later Join or the destructor joins them.
   bool Join(int64_t timeout_ms);
   bool running() const { return started_ && !stop_.load(); }
 
@@ -93,9 +112,38 @@ class Service {
   void WorkLoop(int index);
   void Handle(const Message& message);
 
+  // A run being executed by a worker of this process: its claim and its
+  // message's lease are renewed by KeepClaims until the worker is done.
+  struct ActiveClaim {
+    std::string run_id, owner, receipt;
+    std::string trace_id;
+    // Set to stop the run at the next step boundary (shutdown, a failed
+    // renewal); the engine reads it.
+    std::atomic<bool> stop{false};
+    std::mutex mu;         // serializes a renewal with the worker's end
+    bool done = false;     // under mu: the worker released the claim
+    bool lost = false;     // under mu: taken over; renew no more
+    int64_t next_renewal_ms = 0;  // under mu
+  };
+  // The claim keeper's thread: renews due claims until every worker ended.
+  void KeepClaims();
+  void RenewIfDue(ActiveClaim& claim, int64_t now_ms);
+  // The run's work is stopped when a renewal fails (see ActiveClaim).
+  std::shared_ptr<ActiveClaim> AddActiveClaim(std::string run_id,
+                                              std::string owner,
+                                              std::string receipt,
+                                              std::string trace_id);
+  // Idempotent.
+  void RemoveActiveClaim(const std::shared_ptr<ActiveClaim>& claim);
+  // Steps wrapped so that CBPIPE_TEST_TRACE shows when each one ran.
+  static StepRunner TracedSteps(StepRunner inner);
+  int64_t claim_ms() const;
+  int64_t visibility_ms() const;
+
   Config config_;
   ServicePaths paths_;
   Env* env_ = Env::Default();  // the clock of the stores, steps and engine
+  Metrics* metrics_ = nullptr;
   std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<RunStore> runs_;
   std::unique_ptr<SqliteQueue> queue_;
@@ -109,6 +157,10 @@ class Service {
   Ports ports_;
   WorkflowDefinition workflow_;  // cbpipe_workflow.json
   std::unique_ptr<WorkflowEngine> engine_;
+  // The queue gauges, bound to metrics_ while queue_ lives (declared
+  // after it: unbound first).
+  GaugeRegistration queue_depth_gauge_;
+  GaugeRegistration queue_age_gauge_;
 
   struct Seen {
     uint64_t size = 0;
@@ -122,9 +174,18 @@ class Service {
   std::map<std::string, int64_t> busy_logged_;  // name -> size logged at
 
   std::atomic<bool> stop_{false};
+  // Set when the last worker ended: the claim keeper's stop.
+  std::atomic<bool> keeper_stop_{false};
   bool started_ = false;
-  std::vector<std::thread> threads_;
-  std::atomic<int> live_threads_{0};
+  std::vector<std::thread> threads_;  // watcher, workers, claim keeper
+
+  std::mutex claims_mu_;
+  std::vector<std::shared_ptr<ActiveClaim>> claims_;  // under claims_mu_
+
+  std::mutex live_mu_;
+  std::condition_variable live_cv_;
+  int live_threads_ = 0;   // under live_mu_
+  int live_workers_ = 0;   // under live_mu_
 };
 
 }  // namespace cbpipe

@@ -258,9 +258,10 @@ StatusOr<json> Scan(const json& in, const Ports& p) {
   for (const Batch& b : batches) {
     json files = json::array();
     for (const FileSummary& f : b.files) {
-      Metrics().files_generated_total.WithLabels({f.destination}).Increment();
-      Metrics().bytes_generated_total.WithLabels({f.destination}).Increment(
-          f.bytes);
+      if (p.metrics) {
+        p.metrics->Increment(kFilesGeneratedTotal, {f.destination});
+        p.metrics->Increment(kBytesGeneratedTotal, {f.destination}, f.bytes);
+      }
       files.push_back({{"destination", f.destination},
                        {"name", f.name},
                        {"records", f.records},

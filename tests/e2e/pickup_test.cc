@@ -4,6 +4,10 @@
 // on one work folder execute an input once; and SIGKILL after every durable
 // operation of a run, one at a time, followed by a restart, delivers every
 // file exactly once, byte-identical to a clean run (docs/operations.md).
+// The run claims, seen from outside through CBPIPE_TEST_TRACE: two
+// processes with two workers each never execute one run at once; a process
+// killed while holding a claim loses it when the lease runs out, never
+// sooner; a step that throws fails its run and the service goes on.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -24,6 +28,8 @@
 #include "e2e/cli.h"
 #include "e2e/serve_process.h"
 #include "queue/sqlite_queue.h"
+#include "common/env.h"
+#include "runs/sqlite_run_store.h"
 
 namespace cbpipe::testing {
 namespace {
@@ -68,6 +74,32 @@ std::vector<std::string> Temporaries(const std::string& root) {
       names.push_back(fs::relative(e.path(), root).string());
   }
   return names;
+}
+
+// One line of CBPIPE_TEST_TRACE: "<epoch ms> <pid> <event> <args...>".
+struct TraceEvent {
+  int64_t ms = 0;
+  std::string pid, event;
+  std::vector<std::string> args;
+};
+
+std::vector<TraceEvent> ReadTrace(const std::string& path) {
+  std::vector<TraceEvent> events;
+  std::istringstream in(ReadFile(path));
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields(line);
+    TraceEvent e;
+    fields >> e.ms >> e.pid >> e.event;
+    for (std::string a; fields >> a;) e.args.push_back(a);
+    events.push_back(std::move(e));
+  }
+  return events;
+}
+
+int64_t NowEpochMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 class PickupTest : public ::testing::Test {
@@ -157,6 +189,32 @@ class PickupTest : public ::testing::Test {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     return false;
+  }
+
+  // Waits until no message is waiting, in flight or delayed.
+  void WaitForQueueDrained(int timeout_ms) {
+    for (int waited = 0; waited < timeout_ms; waited += 50) {
+      auto q = SqliteQueue::Open(Work() + "/state.db", "inputs");
+      ASSERT_TRUE(q.ok());
+      auto st = (*q)->Stats();
+      if (st.ok() && st->visible + st->in_flight + st->delayed == 0) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+
+  // The run id of an input: the start of its content hash.
+  std::string RunIdOf(const std::string& input) {
+    auto sha = Sha256File(input);
+    EXPECT_TRUE(sha.ok());
+    return sha.ok() ? sha->substr(0, 16) : std::string();
+  }
+
+  // out/ holds exactly what a clean run of `inputs` delivers, and no
+  // temporary file.
+  void ExpectDeliveredAsCleanRun(const std::vector<std::string>& inputs) {
+    int temporaries = 0;
+    EXPECT_EQ(Tree(*dir_ / "out", &temporaries), Expected(inputs));
+    EXPECT_EQ(temporaries, 0);
   }
 
   int64_t DeadLetters() {
@@ -291,13 +349,7 @@ TEST_F(PickupTest, TwoProcessesAndDuplicateMessagesExecuteARunOnce) {
     ServeProcess b(*dir_ / "serve.toml", log_b, {});
     ASSERT_TRUE(WaitForRuns("succeeded", 1, 30000)) << ReadFile(log_a);
     // Every copy of the message is consumed.
-    for (int i = 0; i < 200; ++i) {
-      auto q = SqliteQueue::Open(Work() + "/state.db", "inputs");
-      ASSERT_TRUE(q.ok());
-      auto st = (*q)->Stats();
-      if (st.ok() && st->visible + st->in_flight + st->delayed == 0) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    WaitForQueueDrained(10000);
     Stop(a);
     Stop(b);
   }
@@ -427,6 +479,283 @@ TEST_F(PickupTest, KillNineAfterEveryDurableOperationThenRestartIsExact) {
   for (int k : not_reached) std::cerr << ", not reached: " << k;
   std::cerr << "\n";
   EXPECT_EQ(crashed, total);
+}
+
+TEST_F(PickupTest, TwoProcessesTwoWorkersEachNeverRunOneRunAtOnce) {
+  // Many inputs, each queued three times (as redrives or restarts may do),
+  // for two processes with two workers each: workers race for every run.
+  // The trace of both processes, one append-only file, is a total order:
+  // for each run no step starts while another one is in progress, no
+  // worker claims a run another one holds, and each run is executed once.
+  WriteConfig(/*settle_ms=*/0, /*workers=*/2);
+  constexpr int kInputs = 12;
+  std::vector<std::string> inputs;
+  std::set<std::string> run_ids;
+  fs::create_directories(Work() + "/objects/inputs");
+  {
+    auto q = SqliteQueue::Open(Work() + "/state.db", "inputs");
+    ASSERT_TRUE(q.ok());
+    for (int i = 1; i <= kInputs; ++i) {
+      const std::string name = "many" + std::to_string(i) + ".csv";
+      inputs.push_back(Generate(name, 300, 100 + i));
+      auto sha = Sha256File(inputs.back());
+      ASSERT_TRUE(sha.ok());
+      const std::string run_id = sha->substr(0, 16);
+      run_ids.insert(run_id);
+      fs::copy_file(inputs.back(), Work() + "/objects/inputs/" + *sha);
+      const nlohmann::json body = {{"run_id", run_id},
+                                   {"input_key", "inputs/" + *sha},
+                                   {"input_name", name},
+                                   {"trace_id", std::string(32, 'b')}};
+      for (int copy = 0; copy < 3; ++copy)
+        ASSERT_TRUE((*q)->Send(body.dump()).ok());
+    }
+  }
+  const std::string trace = *dir_ / "trace.log";
+  const std::vector<std::string> env = {"CBPIPE_TEST_TRACE=" + trace};
+  const std::string log_a = *dir_ / "a.log", log_b = *dir_ / "b.log";
+  {
+    ServeProcess a(*dir_ / "serve.toml", log_a, env);
+    ServeProcess b(*dir_ / "serve.toml", log_b, env);
+    ASSERT_TRUE(WaitForRuns("succeeded", kInputs, 60000))
+        << ReadFile(log_a) << ReadFile(log_b);
+    WaitForQueueDrained(20000);
+    Stop(a);
+    Stop(b);
+  }
+  const std::vector<TraceEvent> events = ReadTrace(trace);
+  // run -> the steps in progress ("pid tid step"); a Map runs several
+  // steps of one run at once, all under the one claim of one worker.
+  std::map<std::string, std::multiset<std::string>> running;
+  std::map<std::string, std::string> holder;  // run -> owner "pid<pid>-..."
+  std::map<std::string, int> first_steps;     // run -> executions
+  std::set<std::string> pids, workers;
+  int steps = 0;
+  for (const TraceEvent& e : events) {
+    if (e.event == "step_start" || e.event == "step_end") {
+      ASSERT_EQ(e.args.size(), 3u);
+      const std::string& run = e.args[0];
+      const std::string who = e.pid + " " + e.args[2] + " " + e.args[1];
+      if (e.event == "step_start") {
+        // Only while the run is claimed by a worker of this process, and
+        // never beside a step of another process.
+        EXPECT_EQ(holder[run].rfind("pid" + e.pid + "-", 0), 0u)
+            << "run " << run << " step " << e.args[1] << " started by "
+            << who << " while the claim is held by '" << holder[run] << "'";
+        for (const std::string& other : running[run]) {
+          EXPECT_EQ(other.substr(0, other.find(' ')), e.pid)
+              << "run " << run << " step " << e.args[1] << " started by "
+              << who << " while " << other << " was in progress";
+        }
+        running[run].insert(who);
+        ++steps;
+        pids.insert(e.pid);
+        workers.insert(e.pid + " " + e.args[2]);
+        if (e.args[1] == "validate" || e.args[1] == "scan")
+          ++first_steps[run];
+      } else {
+        auto it = running[run].find(who);
+        EXPECT_TRUE(it != running[run].end()) << "run " << run << " " << who;
+        if (it != running[run].end()) running[run].erase(it);
+        if (running[run].empty()) running.erase(run);
+      }
+    } else if (e.event == "claimed") {
+      ASSERT_EQ(e.args.size(), 2u);
+      EXPECT_EQ(holder.count(e.args[0]), 0u)
+          << e.args[1] << " claimed run " << e.args[0] << " held by "
+          << holder[e.args[0]];
+      holder[e.args[0]] = e.args[1];
+    } else if (e.event == "releasing") {
+      ASSERT_EQ(e.args.size(), 2u);
+      EXPECT_EQ(holder[e.args[0]], e.args[1]);
+      holder.erase(e.args[0]);
+    }
+  }
+  EXPECT_TRUE(running.empty());
+  EXPECT_TRUE(holder.empty());
+  for (const std::string& run : run_ids)
+    EXPECT_EQ(first_steps[run], 1) << "run " << run << " executed again";
+  EXPECT_GE(steps, kInputs * 4);
+  // The test means something only if both processes and several workers
+  // did work.
+  EXPECT_EQ(pids.size(), 2u);
+  EXPECT_GE(workers.size(), 3u);
+  const std::string logs = ReadFile(log_a) + ReadFile(log_b);
+  EXPECT_EQ(Count(logs, "\"input.validated\""), kInputs) << logs;
+  EXPECT_EQ(DeadLetters(), 0) << logs;
+  ExpectDeliveredAsCleanRun(inputs);
+}
+
+TEST_F(PickupTest, KilledClaimHolderLosesTheRunOnlyAfterTheLease) {
+  // A is killed (SIGKILL) inside a step, holding the run's claim. The claim
+  // is free only once the lease A last took ran out (probed from here every
+  // 10 ms), never sooner; B then takes the run and finishes it from A's
+  // last checkpoint.
+  WriteConfig(/*settle_ms=*/0, /*workers=*/1);
+  const std::string input = Generate("killed.csv", 2000, 17);
+  const std::string run_id = RunIdOf(input);
+  const std::string trace = *dir_ / "trace.log";
+  const std::string log_a = *dir_ / "a.log", log_b = *dir_ / "b.log";
+  {
+    // The third step call: after two steps were checkpointed.
+    ServeProcess a(*dir_ / "serve.toml", log_a,
+                   {"CBPIPE_TEST_TRACE=" + trace,
+                    "CBPIPE_CRASH_AT=step.call:3"});
+    Drop(input, "killed.csv");
+    int status = 0;
+    ASSERT_TRUE(a.WaitExit(30000, &status)) << ReadFile(log_a);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+        << ReadFile(log_a);
+  }
+  const int64_t died_ms = NowEpochMs();
+  // When A's lease began: the last claim or renewal it attempted and saw
+  // succeed (logged before the attempt, so the lease ends no earlier than
+  // that + its length).
+  int64_t lease_from = -1, lease_ms = -1, pending_from = -1,
+          pending_ms = -1, confirmed_at = -1;
+  for (const TraceEvent& e : ReadTrace(trace)) {
+    if ((e.event == "claiming" || e.event == "renewing") &&
+        e.args.at(0) == run_id) {
+      pending_from = e.ms;
+      pending_ms = std::stoll(e.args.at(2));
+    } else if ((e.event == "claimed" || e.event == "renewed") &&
+               e.args.at(0) == run_id) {
+      lease_from = pending_from;
+      lease_ms = pending_ms;
+      confirmed_at = e.ms;
+    }
+  }
+  ASSERT_GT(lease_from, 0) << ReadFile(trace);
+  // The lease ends in [lease_end, latest_end]: it was taken between the
+  // attempt and its confirmation.
+  const int64_t lease_end = lease_from + lease_ms;
+  const int64_t latest_end = confirmed_at + lease_ms;
+  // Otherwise A did not die holding a live claim and the test shows nothing.
+  ASSERT_LT(died_ms, lease_end) << "A died after its lease ran out";
+
+  ServeProcess b(*dir_ / "serve.toml", log_b, {"CBPIPE_TEST_TRACE=" + trace});
+  int64_t free_ms = -1;
+  {
+    auto store = SqliteRunStore::Open(Work() + "/state.db", Env::Default());
+    ASSERT_TRUE(store.ok());
+    while (NowEpochMs() < lease_end + 5000) {
+      StatusOr<bool> got = (*store)->Claim(run_id, "probe", 1);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      if (*got) {
+        // The claim was granted before this: a grant before the lease
+        // ended would make it earlier than lease_end.
+        free_ms = NowEpochMs();
+        ASSERT_TRUE((*store)->ReleaseClaim(run_id, "probe").ok());
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  ASSERT_GT(free_ms, 0) << "the claim was never free";
+  EXPECT_GE(free_ms, lease_end)
+      << "claim free " << lease_end - free_ms << " ms before the lease ended";
+  EXPECT_LE(free_ms, latest_end + 1000) << "claim still held long after";
+
+  ASSERT_TRUE(WaitForRuns("succeeded", 1, 30000)) << ReadFile(log_b);
+  Stop(b);
+  int64_t b_claimed = -1;
+  std::set<std::string> b_steps;
+  for (const TraceEvent& e : ReadTrace(trace)) {
+    if (e.ms < died_ms || e.args.empty() || e.args[0] != run_id) continue;
+    if (e.event == "claimed" && b_claimed < 0) b_claimed = e.ms;
+    if (e.event == "step_start") b_steps.insert(e.args.at(1));
+  }
+  EXPECT_GE(b_claimed, lease_end);
+  // Resumed at A's checkpoint: the first two steps are not run again.
+  EXPECT_EQ(b_steps.count("validate") + b_steps.count("scan"), 0u);
+  EXPECT_FALSE(b_steps.empty());
+  EXPECT_EQ(DeadLetters(), 0);
+  ExpectDeliveredAsCleanRun({input});
+}
+
+TEST_F(PickupTest, AClaimLostWhileFrozenStopsTheRunAtTheNextStep) {
+  // A is frozen (SIGSTOP) inside the first step of a run until its lease
+  // ran out, and the claim is taken meanwhile (here by the test). Thawed,
+  // A's renewal finds the claim taken: A finishes the step in progress and
+  // starts no other step of that run. Once the claim is free again the run
+  // is finished from its checkpoint.
+  WriteConfig(/*settle_ms=*/0, /*workers=*/1);
+  const std::string input = Generate("frozen.csv", 100000, 31);
+  const std::string run_id = RunIdOf(input);
+  const std::string trace = *dir_ / "trace.log";
+  const std::string log = *dir_ / "a.log";
+  ServeProcess a(*dir_ / "serve.toml", log, {"CBPIPE_TEST_TRACE=" + trace});
+  Drop(input, "frozen.csv");
+  bool in_step = false;
+  for (int i = 0; i < 6000 && !in_step; ++i) {
+    for (const TraceEvent& e : ReadTrace(trace))
+      in_step |= e.event == "step_start" && e.args.at(0) == run_id;
+    if (!in_step) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(in_step) << ReadFile(log);
+  a.Signal(SIGSTOP);
+  {
+    auto store = SqliteRunStore::Open(Work() + "/state.db", Env::Default());
+    ASSERT_TRUE(store.ok());
+    bool taken = false;
+    for (int i = 0; i < 1000 && !taken; ++i) {
+      StatusOr<bool> got = (*store)->Claim(run_id, "thief", 60000);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      taken = *got;
+      if (!taken) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(taken);
+    const int64_t thawed_ms = NowEpochMs();
+    a.Signal(SIGCONT);
+    ASSERT_TRUE(WaitForLog(log, "\"run.claim_lost\"", 1, 20000))
+        << ReadFile(log);
+    ASSERT_TRUE(WaitForLog(log, "\"run.interrupted\"", 1, 20000))
+        << ReadFile(log);
+    int started_after = 0;
+    for (const TraceEvent& e : ReadTrace(trace)) {
+      if (e.ms > thawed_ms && e.event == "step_start" &&
+          e.args.at(0) == run_id)
+        ++started_after;
+    }
+    EXPECT_EQ(started_after, 0) << ReadFile(trace);
+    ASSERT_TRUE((*store)->ReleaseClaim(run_id, "thief").ok());
+  }
+  ASSERT_TRUE(WaitForRuns("succeeded", 1, 30000)) << ReadFile(log);
+  Stop(a);
+  EXPECT_EQ(DeadLetters(), 0);
+  ExpectDeliveredAsCleanRun({input});
+}
+
+TEST_F(PickupTest, AStepThatThrowsFailsItsRunAndTheServiceGoesOn) {
+  // The first step call of the process throws (a test fault standing for
+  // nlohmann's .value() on a non-object): that run fails with the error in
+  // the run and a dead letter; the process keeps serving the next input.
+  WriteConfig(/*settle_ms=*/0, /*workers=*/1);
+  const std::string first = Generate("throws.csv", 50, 21);
+  const std::string second = Generate("fine.csv", 50, 22);
+  const std::string log = *dir_ / "serve.log";
+  ServeProcess serve(*dir_ / "serve.toml", log,
+                     {"CBPIPE_CRASH_AT=step.call:1:throw"});
+  Drop(first, "throws.csv");
+  ASSERT_TRUE(WaitForRuns("failed", 1, 30000)) << ReadFile(log);
+  Drop(second, "fine.csv");
+  ASSERT_TRUE(WaitForRuns("succeeded", 1, 30000)) << ReadFile(log);
+  int status = 0;
+  EXPECT_FALSE(serve.WaitExit(0, &status)) << "the service ended";
+  Stop(serve);
+  auto store = SqliteRunStore::Open(Work() + "/state.db", Env::Default());
+  ASSERT_TRUE(store.ok());
+  StatusOr<RunRecord> failed = (*store)->Get(RunIdOf(first));
+  ASSERT_TRUE(failed.ok());
+  EXPECT_EQ(failed->state, "failed");
+  EXPECT_NE(failed->error.find(
+                "threw: test fault at crash point step.call"),
+            std::string::npos)
+      << failed->error;
+  EXPECT_EQ(DeadLetters(), 1);
+  EXPECT_NE(ReadFile(log).find("test fault at crash point step.call"),
+            std::string::npos);
+  ExpectDeliveredAsCleanRun({second});
 }
 
 }  // namespace
