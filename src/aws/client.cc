@@ -112,6 +112,7 @@ bool IsTransientCurl(CURLcode rc) {
     case CURLE_SEND_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
+    case CURLE_SEND_FAIL_REWIND:  // a dead connection and a body that cannot rewind
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
@@ -352,6 +353,26 @@ size_t OnRead(char* data, size_t size, size_t n, void* user) {
   return len;
 }
 
+// libcurl rewinds the body when it must send it again on its own (a reused
+// connection that turned out dead): only back to the start.
+int OnSeek(void* user, curl_off_t offset, int origin) {
+  auto* attempt = static_cast<Attempt*>(user);
+  if (origin != SEEK_SET) return CURL_SEEKFUNC_CANTSEEK;
+  const AwsRequest& request = *attempt->request;
+  if (request.body_stream) {
+    if (offset != 0 || !request.body_stream->rewind ||
+        !request.body_stream->rewind()) {
+      return CURL_SEEKFUNC_CANTSEEK;
+    }
+    return CURL_SEEKFUNC_OK;
+  }
+  if (offset < 0 || static_cast<size_t>(offset) > request.body.size()) {
+    return CURL_SEEKFUNC_FAIL;
+  }
+  attempt->body_offset = static_cast<size_t>(offset);
+  return CURL_SEEKFUNC_OK;
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<AwsClient>> AwsClient::Create(
@@ -589,6 +610,8 @@ StatusOr<AwsResponse> AwsClient::Send(const AwsRequest& request,
       curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
       curl_easy_setopt(curl, CURLOPT_READFUNCTION, OnRead);
       curl_easy_setopt(curl, CURLOPT_READDATA, &attempt);
+      curl_easy_setopt(curl, CURLOPT_SEEKFUNCTION, OnSeek);
+      curl_easy_setopt(curl, CURLOPT_SEEKDATA, &attempt);
       curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE,
                        static_cast<curl_off_t>(upload_size));
       curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, request.method.c_str());
