@@ -373,19 +373,6 @@ TEST_F(AwsClientTest, ADroppedConnectionIsRetried) {
   EXPECT_EQ(server_->requests().size(), 2u);
 }
 
-TEST_F(AwsClientTest, ConnectionRefusedIsUnavailable) {
-  Serve({});
-  AwsClientOptions options;
-  options.region = "us-east-1";
-  options.endpoints["s3"] = "http://127.0.0.1:1";
-  options.env = &env_;
-  auto c = AwsClient::Create(options, std::make_shared<AwsStaticCredentials>(Creds()));
-  ASSERT_TRUE(c.ok());
-  auto out = (*c)->Send(GetObject());
-  EXPECT_EQ(out.status().code(), StatusCode::kUnavailable);
-  EXPECT_EQ(env_.sleeps().size(), 3u);  // 4 attempts
-}
-
 // A body of `size` bytes produced in pieces; counts rewinds.
 struct PatternBody {
   size_t size;
@@ -415,6 +402,43 @@ struct PatternBody {
     return s;
   }
 };
+
+TEST_F(AwsClientTest, ABodyIsSentAgainWhenAReusedConnectionWasDropped) {
+  Serve({HttpStep::Answer(200), HttpStep::Close(), HttpStep::Answer(200),
+         HttpStep::Answer(200), HttpStep::Close()});
+  auto client = Client();
+  AwsRequest put = GetObject("/k");
+  put.method = "PUT";
+  put.body = "small body";
+  ASSERT_TRUE(client->Send(put).ok());
+  ASSERT_TRUE(client->Send(put).ok());  // Close, then sent again: 200
+  auto requests = server_->requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[2].body, "small body");
+
+  // A stream that cannot rewind is not sent twice.
+  ASSERT_TRUE(client->Send(GetObject()).ok());  // keeps a live connection
+  PatternBody once{5000};
+  put.body_stream = once.Make(false);
+  auto failed = client->Send(put);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), StatusCode::kUnavailable)
+      << failed.status().ToString();
+  EXPECT_EQ(server_->requests().size(), 5u);
+}
+
+TEST_F(AwsClientTest, ConnectionRefusedIsUnavailable) {
+  Serve({});
+  AwsClientOptions options;
+  options.region = "us-east-1";
+  options.endpoints["s3"] = "http://127.0.0.1:1";
+  options.env = &env_;
+  auto c = AwsClient::Create(options, std::make_shared<AwsStaticCredentials>(Creds()));
+  ASSERT_TRUE(c.ok());
+  auto out = (*c)->Send(GetObject());
+  EXPECT_EQ(out.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(env_.sleeps().size(), 3u);  // 4 attempts
+}
 
 TEST_F(AwsClientTest, StreamedBodyIsUnsignedAndRetriedOnlyWhenItRewinds) {
   Serve({HttpStep::Answer(503), HttpStep::Answer(200), HttpStep::Answer(503),
