@@ -483,9 +483,19 @@ StatusOr<AwsResponse> AwsClient::Send(const AwsRequest& request,
   record.service = request.service;
   record.operation = request.operation;
   record.resource = request.resource;
-  record.trace_header = request.trace_header;
+  record.region = options_.region;
+  record.method = request.method;
   record.start_ms = env_->NowMs();
   std::vector<std::string> secrets;  // scrubbed from every message
+
+  StatusOr<Target> target = Resolve(request);
+  if (target.ok()) record.url = RedactUrl(target->url);
+  std::string trace_header = request.trace_header;
+  std::unique_ptr<AwsCallObserver::Call> observed;
+  if (options_.observer) {
+    observed = options_.observer->Begin(record, &trace_header);
+  }
+  record.trace_header = trace_header;
 
   std::string what = ServiceDisplayName(request.service) + " " +
                      request.operation +
@@ -501,7 +511,7 @@ StatusOr<AwsResponse> AwsClient::Send(const AwsRequest& request,
       *error_out = error;
       error_out->message = Scrub(error.message, secrets);
     }
-    if (options_.on_call) options_.on_call(record);
+    if (observed) observed->End(record);
     if (!result.ok()) {
       return Status(result.status().code(),
                     Scrub(result.status().message(), secrets));
@@ -509,7 +519,6 @@ StatusOr<AwsResponse> AwsClient::Send(const AwsRequest& request,
     return result;
   };
 
-  StatusOr<Target> target = Resolve(request);
   if (!target.ok()) {
     return finish(Status(target.status().code(),
                          what + ": " + target.status().message()),
@@ -572,9 +581,9 @@ StatusOr<AwsResponse> AwsClient::Send(const AwsRequest& request,
     for (const auto& [name, value] : sig->headers) {
       headers = curl_slist_append(headers, (name + ": " + value).c_str());
     }
-    if (!request.trace_header.empty()) {
+    if (!trace_header.empty()) {
       headers = curl_slist_append(
-          headers, ("X-Amzn-Trace-Id: " + request.trace_header).c_str());
+          headers, ("X-Amzn-Trace-Id: " + trace_header).c_str());
     }
     headers = curl_slist_append(headers, "Expect:");
     char error_buffer[CURL_ERROR_SIZE] = "";

@@ -87,21 +87,52 @@ enum class AwsS3Addressing {
   kVirtualHosted,  // https://BUCKET.s3.REGION.amazonaws.com/KEY
 };
 
-// What happened in one call (all attempts), for the X-Ray subsegment per
-// AWS call and metrics. Never holds a secret.
+// One call (all its attempts), as the observer sees it. Never holds a
+// secret.
 struct AwsCallRecord {
-  std::string service;    // "s3"
+  std::string service;    // signing name: "s3"
   std::string operation;  // "GetObject"
   std::string resource;   // "s3://bucket/key"
+  std::string region;
+  std::string method;     // "GET"
+  std::string url;        // without the query (RedactUrl)
   int64_t start_ms = 0;   // options.env clock
-  int64_t end_ms = 0;
-  int attempts = 0;
+  int64_t end_ms = 0;     // End only
+  int attempts = 0;       // End only
   int http_status = 0;    // of the last attempt; 0 when none answered
   StatusCode code = StatusCode::kOk;
   std::string error_code;  // AWS error code of the last attempt
   std::string request_id;
-  int64_t new_connections = 0;  // TCP connections opened (0: reused)
+  int64_t new_connections = 0;  // TCP connections opened (0: all reused)
   std::string trace_header;     // X-Amzn-Trace-Id sent ("" when none)
+};
+
+// Watches every call: the X-Ray subsegment per AWS call (telemetry/),
+// metrics. Implementations must be thread-safe (one client serves many
+// threads); Begin and End run on the calling thread, so a thread-local
+// "current span" is visible.
+//
+//   class XRayAwsCalls : public AwsCallObserver {
+//     std::unique_ptr<Call> Begin(const AwsCallRecord& call,
+//                                 std::string* trace_header) override {
+//       auto span = XRayBeginAwsCall(display, call.operation, call.region);
+//       if (span.active()) *trace_header = span.TraceHeader();
+//       return std::make_unique<SpanCall>(std::move(span));  // End fills it
+//     }
+//   };
+class AwsCallObserver {
+ public:
+  class Call {
+   public:
+    virtual ~Call() = default;
+    // Once, when the call ended (success or not).
+    virtual void End(const AwsCallRecord& call) = 0;
+  };
+  virtual ~AwsCallObserver() = default;
+  // A call begins. `trace_header` holds the request's X-Amzn-Trace-Id (""
+  // when none); set it to send another. May return null.
+  virtual std::unique_ptr<Call> Begin(const AwsCallRecord& call,
+                                      std::string* trace_header) = 0;
 };
 
 struct AwsClientOptions {
@@ -127,9 +158,8 @@ struct AwsClientOptions {
   const std::atomic<bool>* stop = nullptr;  // cuts retry waits short
   std::string ca_file;               // "" = system CAs
   std::string user_agent = "cbpipe";
-  // Called once per call when it ends (success or not), on the calling
-  // thread. Must be thread-safe when the client is shared.
-  std::function<void(const AwsCallRecord&)> on_call;
+  // Sees every call (may be null). Shared: it must outlive no one.
+  std::shared_ptr<AwsCallObserver> observer;
 };
 
 // A request body streamed from the caller: sent with UNSIGNED-PAYLOAD.

@@ -75,7 +75,7 @@ class AwsClientMotoTest : public ::testing::Test {
     creds.access_key_id = std::getenv("AWS_ACCESS_KEY_ID");
     creds.secret_access_key = std::getenv("AWS_SECRET_ACCESS_KEY");
     auto client = AwsClient::Create(
-        options, std::make_shared<AwsStaticCredentials>(creds, "environment"));
+        options, std::make_shared<AwsStaticCredentials>(creds));
     EXPECT_TRUE(client.ok()) << client.status().ToString();
     return client.ok() ? std::move(*client) : nullptr;
   }

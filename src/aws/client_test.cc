@@ -1,6 +1,7 @@
 #include "aws/client.h"
 
 #include <atomic>
+#include <mutex>
 #include <regex>
 #include <thread>
 
@@ -41,6 +42,44 @@ class RotatingCredentials : public AwsCredentialsProvider {
   std::atomic<int> invalidations_{0};
 };
 
+// Keeps every ended call; sends a trace header when the request has none.
+class RecordingObserver : public AwsCallObserver {
+ public:
+  class Recorded : public Call {
+   public:
+    Recorded(RecordingObserver* owner, AwsCallRecord begun)
+        : owner_(owner), begun_(std::move(begun)) {}
+    void End(const AwsCallRecord& call) override {
+      std::lock_guard<std::mutex> lock(owner_->mu_);
+      owner_->begun_.push_back(begun_);
+      owner_->ended_.push_back(call);
+    }
+
+   private:
+    RecordingObserver* owner_;
+    AwsCallRecord begun_;
+  };
+  std::unique_ptr<Call> Begin(const AwsCallRecord& call,
+                              std::string* trace_header) override {
+    if (trace_header->empty() && !inject_.empty()) *trace_header = inject_;
+    return std::make_unique<Recorded>(this, call);
+  }
+  std::vector<AwsCallRecord> ended() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ended_;
+  }
+  std::vector<AwsCallRecord> begun() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return begun_;
+  }
+  std::string inject_;
+
+ private:
+  std::mutex mu_;
+  std::vector<AwsCallRecord> begun_;
+  std::vector<AwsCallRecord> ended_;
+};
+
 class FailingCredentials : public AwsCredentialsProvider {
  public:
   StatusOr<AwsCredentials> Get() override {
@@ -72,7 +111,7 @@ class AwsClientTest : public ::testing::Test {
     options.env = &env_;
     options.connect_timeout_seconds = 2;
     options.request_timeout_seconds = request_timeout_;
-    options.on_call = [this](const AwsCallRecord& r) { records_.push_back(r); };
+    options.observer = observer_;
     if (!creds) creds = std::make_shared<AwsStaticCredentials>(Creds());
     auto client = AwsClient::Create(options, std::move(creds));
     EXPECT_TRUE(client.ok()) << client.status().ToString();
@@ -97,7 +136,8 @@ class AwsClientTest : public ::testing::Test {
   FakeEnv env_;
   double request_timeout_ = 0;
   std::unique_ptr<HttpFaultServer> server_;
-  std::vector<AwsCallRecord> records_;
+  std::shared_ptr<RecordingObserver> observer_ =
+      std::make_shared<RecordingObserver>();
 };
 
 TEST_F(AwsClientTest, SignsAnS3RequestPathStyleWithContentSha256) {
@@ -166,9 +206,16 @@ TEST_F(AwsClientTest, RetriesSlowDownAnd503WithBackoffAndFullJitter) {
   EXPECT_DOUBLE_EQ(sleeps[0], RetryDelaySeconds(policy, 1, 0.25));
   EXPECT_DOUBLE_EQ(sleeps[1], RetryDelaySeconds(policy, 2, 0.75));
   EXPECT_DOUBLE_EQ(sleeps[1], 0.1 * 2 * 0.75);
-  ASSERT_EQ(records_.size(), 1u);
-  EXPECT_EQ(records_[0].attempts, 3);
-  EXPECT_EQ(records_[0].code, StatusCode::kOk);
+  auto records = observer_->ended();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].attempts, 3);
+  EXPECT_EQ(records[0].code, StatusCode::kOk);
+  EXPECT_EQ(records[0].http_status, 200);
+  EXPECT_EQ(records[0].operation, "GetObject");
+  EXPECT_EQ(records[0].region, "us-east-1");
+  EXPECT_EQ(records[0].method, "GET");
+  EXPECT_EQ(records[0].url, server_->endpoint() + "/bucket/dir/my%20key.csv");
+  EXPECT_EQ(records[0].end_ms - records[0].start_ms, 25 + 150);  // waits
 }
 
 TEST_F(AwsClientTest, RetriesThrottlingJson400And429And500) {
@@ -522,8 +569,28 @@ TEST_F(AwsClientTest, TraceHeaderGoesOutUnsigned) {
   auto sent = server_->requests().at(0);
   EXPECT_EQ(sent.Header("x-amzn-trace-id"), get.trace_header);
   EXPECT_EQ(sent.Header("authorization").find("trace"), std::string::npos);
-  ASSERT_EQ(records_.size(), 1u);
-  EXPECT_EQ(records_[0].trace_header, get.trace_header);
+  auto records = observer_->ended();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].trace_header, get.trace_header);
+}
+
+TEST_F(AwsClientTest, TheObserverMaySupplyTheTraceHeader) {
+  Serve({HttpStep::Answer(404, S3Error("NoSuchKey", "gone", "RID9"))});
+  observer_->inject_ = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+  auto client = Client();
+  EXPECT_FALSE(client->Send(GetObject()).ok());
+  EXPECT_EQ(server_->requests().at(0).Header("x-amzn-trace-id"),
+            observer_->inject_);
+  auto begun = observer_->begun();
+  auto ended = observer_->ended();
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(begun[0].operation, "GetObject");
+  EXPECT_EQ(begun[0].trace_header, "");
+  EXPECT_EQ(ended[0].trace_header, observer_->inject_);
+  EXPECT_EQ(ended[0].code, StatusCode::kNotFound);
+  EXPECT_EQ(ended[0].error_code, "NoSuchKey");
+  EXPECT_EQ(ended[0].request_id, "RID9");
+  EXPECT_EQ(ended[0].http_status, 404);
 }
 
 TEST_F(AwsClientTest, ReusesOneConnectionForSequentialCalls) {
@@ -531,10 +598,11 @@ TEST_F(AwsClientTest, ReusesOneConnectionForSequentialCalls) {
   auto client = Client();
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(client->Send(GetObject()).ok());
   EXPECT_EQ(server_->connections(), 1);
-  ASSERT_EQ(records_.size(), 3u);
-  EXPECT_EQ(records_[0].new_connections, 1);
-  EXPECT_EQ(records_[1].new_connections, 0);
-  EXPECT_EQ(records_[2].new_connections, 0);
+  auto records = observer_->ended();
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0].new_connections, 1);
+  EXPECT_EQ(records[1].new_connections, 0);
+  EXPECT_EQ(records[2].new_connections, 0);
 }
 
 TEST_F(AwsClientTest, ManyThreadsShareOneClient) {
