@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "aws/xml.h"
+#include "common/curl_global.h"
 #include "common/url.h"
 #include "nlohmann/json.hpp"
 
@@ -30,17 +31,6 @@ std::string Trim(std::string_view s) {
   while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
   while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
   return std::string(s.substr(b, e - b));
-}
-
-Status CurlInitOnce() {
-  static std::once_flag once;
-  static CURLcode rc = CURLE_OK;
-  std::call_once(once, [] { rc = curl_global_init(CURL_GLOBAL_DEFAULT); });
-  if (rc != CURLE_OK) {
-    return InternalError(std::string("curl_global_init failed: ") +
-                         curl_easy_strerror(rc));
-  }
-  return OkStatus();
 }
 
 // Replaces every occurrence of each secret in `text`.
@@ -393,7 +383,7 @@ StatusOr<std::unique_ptr<AwsClient>> AwsClient::Create(
     }
   }
   if (options.retry.max_attempts < 1) options.retry.max_attempts = 1;
-  CBPIPE_RETURN_IF_ERROR(CurlInitOnce());
+  CBPIPE_RETURN_IF_ERROR(CurlGlobalInitOnce());
   return std::unique_ptr<AwsClient>(
       new AwsClient(std::move(options), std::move(credentials)));
 }

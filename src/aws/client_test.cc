@@ -117,6 +117,17 @@ class AwsClientTest : public ::testing::Test {
     EXPECT_TRUE(client.ok()) << client.status().ToString();
     return client.ok() ? std::move(*client) : nullptr;
   }
+  // A client of S3 at `endpoint` with the fixture's clock and keys.
+  std::unique_ptr<AwsClient> ClientAt(const std::string& endpoint) {
+    AwsClientOptions options;
+    options.region = "us-east-1";
+    options.endpoints["s3"] = endpoint;
+    options.env = &env_;
+    auto c = AwsClient::Create(options,
+                               std::make_shared<AwsStaticCredentials>(Creds()));
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? std::move(*c) : nullptr;
+  }
   static AwsRequest GetObject(std::string key = "/dir/my key.csv") {
     AwsRequest r;
     r.service = "s3";
@@ -361,14 +372,12 @@ TEST_F(AwsClientTest, NoSecretTokenOrSignatureInAnyErrorText) {
     seen.emplace_back(s, error);
   }
   // And errors without an answer: refused connection, bad endpoint.
+  auto refusing = ClientAt("http://127.0.0.1:1");
+  ASSERT_NE(refusing, nullptr);
+  AwsError error;
+  seen.emplace_back(refusing->Send(GetObject(), &error).status(), error);
   AwsClientOptions refused;
   refused.region = "us-east-1";
-  refused.endpoints["s3"] = "http://127.0.0.1:1";
-  refused.env = &env_;
-  auto c = AwsClient::Create(refused, std::make_shared<AwsStaticCredentials>(Creds()));
-  ASSERT_TRUE(c.ok());
-  AwsError error;
-  seen.emplace_back((*c)->Send(GetObject(), &error).status(), error);
   refused.endpoints["s3"] = std::string("http://user:") + kSecret + "@host";
   seen.emplace_back(
       AwsClient::Create(refused, std::make_shared<AwsStaticCredentials>(Creds())).status(),
@@ -475,14 +484,9 @@ TEST_F(AwsClientTest, ABodyIsSentAgainWhenAReusedConnectionWasDropped) {
 }
 
 TEST_F(AwsClientTest, ConnectionRefusedIsUnavailable) {
-  Serve({});
-  AwsClientOptions options;
-  options.region = "us-east-1";
-  options.endpoints["s3"] = "http://127.0.0.1:1";
-  options.env = &env_;
-  auto c = AwsClient::Create(options, std::make_shared<AwsStaticCredentials>(Creds()));
-  ASSERT_TRUE(c.ok());
-  auto out = (*c)->Send(GetObject());
+  auto client = ClientAt("http://127.0.0.1:1");
+  ASSERT_NE(client, nullptr);
+  auto out = client->Send(GetObject());
   EXPECT_EQ(out.status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(env_.sleeps().size(), 3u);  // 4 attempts
 }

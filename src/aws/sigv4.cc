@@ -9,6 +9,7 @@
 #include <map>
 
 #include "common/sha256.h"
+#include "common/url.h"
 
 namespace cbpipe {
 namespace {
@@ -160,23 +161,8 @@ std::string AwsUriEncode(std::string_view in, bool keep_slash) {
 }
 
 std::string AwsUriDecode(std::string_view in) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
   std::string out;
-  out.reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '%' && i + 2 < in.size() &&
-        hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
-      out += static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2]));
-      i += 2;
-    } else {
-      out += in[i];
-    }
-  }
+  if (!PercentDecode(in, &out, /*plus_is_space=*/false)) return std::string(in);
   return out;
 }
 

@@ -97,7 +97,8 @@ StatusOr<AwsSignature> AwsPresign(const AwsSigningRequest& request,
 // RFC 3986 encoding as SigV4 wants it: unreserved (A-Z a-z 0-9 - . _ ~)
 // kept, every other byte %XX (upper-case hex); '/' kept when keep_slash.
 std::string AwsUriEncode(std::string_view in, bool keep_slash);
-// Decodes %XX escapes ('+' stays '+'); a malformed escape is kept as is.
+// Decodes %XX escapes ('+' stays '+'); `in` unchanged when an escape is
+// malformed.
 std::string AwsUriDecode(std::string_view in);
 // Removes empty, "." and ".." segments; keeps a trailing slash; "/" at least.
 std::string AwsNormalizePath(std::string_view path);

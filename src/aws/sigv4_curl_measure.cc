@@ -121,18 +121,6 @@ std::string HeaderValue(const std::string& request, const std::string& name) {
 
 size_t Discard(char*, size_t size, size_t n, void*) { return size * n; }
 
-struct Body {
-  const std::string* data;
-  size_t offset = 0;
-};
-size_t ReadBody(char* out, size_t size, size_t n, void* user) {
-  auto* body = static_cast<Body*>(user);
-  size_t len = std::min(size * n, body->data->size() - body->offset);
-  std::copy_n(body->data->data() + body->offset, len, out);
-  body->offset += len;
-  return len;
-}
-
 // What any HTTP client must send for a request line holding spaces or
 // non-ASCII bytes: those bytes %XX-encoded, the rest untouched (curl's URL
 // parser refuses a raw space).
@@ -195,7 +183,6 @@ std::string Measure(const AwsConformanceCase& c) {
   }
   std::string provider = "aws:amz:" + c.options.region + ":" + c.options.service;
   std::string userpwd = c.credentials.access_key_id + ":" + c.credentials.secret_access_key;
-  Body body{&c.request.body};
 
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_CONNECT_TO, connect);
@@ -208,9 +195,7 @@ std::string Measure(const AwsConformanceCase& c) {
   curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   if (!c.request.body.empty()) {
-    curl_easy_setopt(curl, CURLOPT_POST, 1L);
-    curl_easy_setopt(curl, CURLOPT_READFUNCTION, ReadBody);
-    curl_easy_setopt(curl, CURLOPT_READDATA, &body);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, c.request.body.data());
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
                      static_cast<curl_off_t>(c.request.body.size()));
   }
