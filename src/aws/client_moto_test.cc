@@ -264,6 +264,22 @@ TEST_F(AwsClientMotoTest, AnUnansweredRequestTimesOut) {
   EXPECT_EQ(silent.requests().size(), 2u);
 }
 
+// The fixture's own contract: a second server on its own port, answering
+// until destroyed, then gone (killed and reaped).
+TEST(MotoServerTest, AnswersUntilDestroyed) {
+  auto moto = MotoServer::Start();
+  ASSERT_TRUE(moto.ok()) << moto.status().ToString();
+  int port = (*moto)->port();
+  ASSERT_NE(g_moto, nullptr);
+  EXPECT_NE(port, g_moto->port());
+  EXPECT_EQ((*moto)->endpoint(), "http://127.0.0.1:" + std::to_string(port));
+  auto status = testing::LoopbackHttpStatus(port, "GET", "/moto-api/");
+  ASSERT_TRUE(status.ok()) << status.status().ToString();
+  EXPECT_EQ(*status, 200);
+  moto->reset();
+  EXPECT_FALSE(testing::LoopbackHttpStatus(port, "GET", "/moto-api/").ok());
+}
+
 }  // namespace
 }  // namespace cbpipe
 

@@ -1,6 +1,11 @@
 #include "aws/sigv4.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
 #include <filesystem>
+#include <fstream>
 
 #include "aws/sigv4_conformance.h"
 #include "gtest/gtest.h"
@@ -250,6 +255,42 @@ TEST(AwsConformanceSuiteTest, AWrongSecretFailsTheCheck) {
   ASSERT_EQ(diffs.size(), 2u);
   EXPECT_TRUE(diffs[0].starts_with("header-signature.txt line 1: expected"))
       << diffs[0];
+}
+
+// The tool itself: PASS lines and exit 0 on the suite; a FAIL line naming
+// the file and line, and exit 1, when an expected file is changed.
+TEST(Sigv4ConformanceToolTest, ReportsWhatDifferedAndExitsNonZero) {
+  namespace fs = std::filesystem;
+  char tmpl[] = "/tmp/cbpipe-sigv4-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  fs::path dir = tmpl;
+  fs::copy("tests/data/aws-sigv4/v4/get-vanilla", dir / "get-vanilla");
+  fs::copy("tests/data/aws-sigv4/v4/post-vanilla", dir / "post-vanilla");
+  auto run = [&](std::string* out) {
+    std::string command = std::string(CBPIPE_SIGV4_CONFORMANCE) + " " +
+                          dir.string() + " 2>&1";
+    FILE* pipe = ::popen(command.c_str(), "r");
+    char buf[4096];
+    size_t n;
+    while (pipe && (n = fread(buf, 1, sizeof buf, pipe)) > 0) out->append(buf, n);
+    int status = pipe ? ::pclose(pipe) : -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  std::string out;
+  EXPECT_EQ(run(&out), 0) << out;
+  EXPECT_EQ(out, "PASS get-vanilla\nPASS post-vanilla\n"
+                 "2/2 cases pass (header and query signing)\n");
+  std::ofstream(dir / "post-vanilla" / "query-string-to-sign.txt")
+      << "AWS4-HMAC-SHA256\n20150830T123600Z\nwrong scope\n";
+  out.clear();
+  EXPECT_EQ(run(&out), 1) << out;
+  EXPECT_NE(out.find("PASS get-vanilla\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("FAIL post-vanilla: query-string-to-sign.txt line 3: "
+                     "expected \"wrong scope\", got \"20150830/us-east-1/"
+                     "service/aws4_request\";"),
+            std::string::npos)
+      << out;
+  fs::remove_all(dir);
 }
 
 }  // namespace
