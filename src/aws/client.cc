@@ -76,14 +76,14 @@ bool In(std::string_view code, std::initializer_list<std::string_view> set) {
 }
 
 bool IsThrottling(std::string_view code) {
-  return In(code, {"SlowDown", "Throttling", "ThrottlingException",
-                   "ThrottledException", "RequestThrottled",
-                   "RequestThrottledException", "RequestLimitExceeded",
-                   "TooManyRequestsException",
-                   "ProvisionedThroughputExceededException",
-                   "TransactionInProgressException", "BandwidthLimitExceeded",
-                   "LimitExceededException", "EC2ThrottledException",
-                   "PriorRequestNotComplete"});
+  return In(
+      code,
+      {"SlowDown", "Throttling", "ThrottlingException", "ThrottledException",
+       "RequestThrottled", "RequestThrottledException", "RequestLimitExceeded",
+       "TooManyRequestsException", "ProvisionedThroughputExceededException",
+       "TransactionInProgressException", "BandwidthLimitExceeded",
+       "LimitExceededException", "EC2ThrottledException",
+       "PriorRequestNotComplete"});
 }
 
 bool IsTransientServerCode(std::string_view code) {
@@ -102,13 +102,12 @@ bool IsTransientCurl(CURLcode rc) {
     case CURLE_SEND_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
-    case CURLE_SEND_FAIL_REWIND:  // a dead connection and a body that cannot rewind
+    case CURLE_SEND_FAIL_REWIND:  // a dead connection and a body that cannot
+                                  // rewind
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-      return true;
-    default:
-      return false;
+    case CURLE_HTTP2_STREAM: return true;
+    default: return false;
   }
 }
 
@@ -180,8 +179,11 @@ StatusCode AwsErrorStatusCode(std::string_view code, int http_status) {
     case 403: return StatusCode::kPermissionDenied;
     case 409: return StatusCode::kAborted;
     case 412: return StatusCode::kFailedPrecondition;
-    case 429: case 500: case 502: case 503: case 504:
-      return StatusCode::kUnavailable;
+    case 429:
+    case 500:
+    case 502:
+    case 503:
+    case 504: return StatusCode::kUnavailable;
     default: break;
   }
   if (http_status >= 400 && http_status < 500) {
@@ -197,10 +199,10 @@ bool AwsErrorIsRetryable(std::string_view code, int http_status) {
 }
 
 bool AwsErrorIsExpiredCredentials(std::string_view code) {
-  return In(code, {"ExpiredToken", "ExpiredTokenException",
-                   "InvalidClientTokenId", "UnrecognizedClientException",
-                   "InvalidAccessKeyId", "InvalidToken",
-                   "TokenRefreshRequired", "InvalidIdentityToken"});
+  return In(code,
+            {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId",
+             "UnrecognizedClientException", "InvalidAccessKeyId",
+             "InvalidToken", "TokenRefreshRequired", "InvalidIdentityToken"});
 }
 
 AwsError ParseAwsErrorBody(int http_status, const AwsHeaderList& headers,
@@ -369,8 +371,9 @@ StatusOr<std::unique_ptr<AwsClient>> AwsClient::Create(
     AwsClientOptions options,
     std::shared_ptr<AwsCredentialsProvider> credentials) {
   if (options.region.empty()) {
-    return InvalidArgumentError("AWS client: no region (set [aws] region or "
-                                "AWS_REGION)");
+    return InvalidArgumentError(
+        "AWS client: no region (set [aws] region or "
+        "AWS_REGION)");
   }
   if (!credentials) {
     return InvalidArgumentError("AWS client: no credentials provider");
@@ -510,9 +513,9 @@ StatusOr<AwsResponse> AwsClient::Send(const AwsRequest& request,
   };
 
   if (!target.ok()) {
-    return finish(Status(target.status().code(),
-                         what + ": " + target.status().message()),
-                  AwsError{});
+    return finish(
+        Status(target.status().code(), what + ": " + target.status().message()),
+        AwsError{});
   }
 
   AwsSigningOptions signing;
@@ -550,9 +553,9 @@ StatusOr<AwsResponse> AwsClient::Send(const AwsRequest& request,
     signing.time_s = env_->NowSeconds();
     StatusOr<AwsSignature> sig = AwsSignHeaders(to_sign, *creds, signing);
     if (!sig.ok()) {
-      return finish(Status(sig.status().code(),
-                           what + ": " + sig.status().message()),
-                    AwsError{});
+      return finish(
+          Status(sig.status().code(), what + ": " + sig.status().message()),
+          AwsError{});
     }
     secrets.push_back(sig->signature);
 
@@ -572,8 +575,8 @@ StatusOr<AwsResponse> AwsClient::Send(const AwsRequest& request,
       headers = curl_slist_append(headers, (name + ": " + value).c_str());
     }
     if (!trace_header.empty()) {
-      headers = curl_slist_append(
-          headers, ("X-Amzn-Trace-Id: " + trace_header).c_str());
+      headers = curl_slist_append(headers,
+                                  ("X-Amzn-Trace-Id: " + trace_header).c_str());
     }
     headers = curl_slist_append(headers, "Expect:");
     char error_buffer[CURL_ERROR_SIZE] = "";
@@ -585,16 +588,19 @@ StatusOr<AwsResponse> AwsClient::Send(const AwsRequest& request,
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl, CURLOPT_USERAGENT, options_.user_agent.c_str());
     curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-                     static_cast<long>(options_.connect_timeout_seconds * 1000));
+    curl_easy_setopt(
+        curl, CURLOPT_CONNECTTIMEOUT_MS,
+        static_cast<long>(options_.connect_timeout_seconds * 1000));
     if (options_.request_timeout_seconds > 0) {
-      curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
-                       static_cast<long>(options_.request_timeout_seconds * 1000));
+      curl_easy_setopt(
+          curl, CURLOPT_TIMEOUT_MS,
+          static_cast<long>(options_.request_timeout_seconds * 1000));
     }
     if (options_.idle_timeout_seconds > 0) {
       curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-      curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,
-                       std::max(1L, static_cast<long>(options_.idle_timeout_seconds)));
+      curl_easy_setopt(
+          curl, CURLOPT_LOW_SPEED_TIME,
+          std::max(1L, static_cast<long>(options_.idle_timeout_seconds)));
     }
     if (!options_.ca_file.empty()) {
       curl_easy_setopt(curl, CURLOPT_CAINFO, options_.ca_file.c_str());
@@ -639,7 +645,8 @@ StatusOr<AwsResponse> AwsClient::Send(const AwsRequest& request,
                     error);
     }
     if (rc != CURLE_OK) {
-      std::string detail = error_buffer[0] ? error_buffer : curl_easy_strerror(rc);
+      std::string detail =
+          error_buffer[0] ? error_buffer : curl_easy_strerror(rc);
       StatusCode code = rc == CURLE_OPERATION_TIMEDOUT
                             ? StatusCode::kDeadlineExceeded
                         : IsTransientCurl(rc) ? StatusCode::kUnavailable
@@ -648,8 +655,8 @@ StatusOr<AwsResponse> AwsClient::Send(const AwsRequest& request,
           rc == CURLE_SSL_CACERT_BADFILE) {
         code = StatusCode::kFailedPrecondition;
       }
-      failure = Status(code, what + ": " + detail + " (" +
-                                 RedactUrl(target->url) + ")");
+      failure = Status(
+          code, what + ": " + detail + " (" + RedactUrl(target->url) + ")");
       retryable = IsTransientCurl(rc);
     } else if (http_status >= 200 && http_status < 300) {
       AwsResponse response;
@@ -664,25 +671,26 @@ StatusOr<AwsResponse> AwsClient::Send(const AwsRequest& request,
     } else {
       error = ParseAwsErrorBody(static_cast<int>(http_status), attempt.headers,
                                 attempt.body);
-      std::string code_text =
-          error.code.empty() ? "HTTP " + std::to_string(http_status)
-                             : error.code;
+      std::string code_text = error.code.empty()
+                                  ? "HTTP " + std::to_string(http_status)
+                                  : error.code;
       std::string message = what + ": " + code_text;
       if (!error.message.empty()) message += ": " + error.message;
       if (!error.request_id.empty()) {
         message += " (request id " + error.request_id + ")";
       }
-      failure = Status(
-          AwsErrorStatusCode(error.code, static_cast<int>(http_status)),
-          message);
-      retryable = AwsErrorIsRetryable(error.code, static_cast<int>(http_status));
+      failure =
+          Status(AwsErrorStatusCode(error.code, static_cast<int>(http_status)),
+                 message);
+      retryable =
+          AwsErrorIsRetryable(error.code, static_cast<int>(http_status));
       if (AwsErrorIsExpiredCredentials(error.code) && !refreshed_credentials) {
         // Stale credentials: fetch fresh ones and try once more, outside
         // the retry budget.
         refreshed_credentials = true;
         credentials_->Invalidate();
-        if (!streamed || (request.body_stream->rewind &&
-                          request.body_stream->rewind())) {
+        if (!streamed ||
+            (request.body_stream->rewind && request.body_stream->rewind())) {
           if (attempt.delivered == 0) {
             --attempt_no;
             continue;
@@ -693,44 +701,41 @@ StatusOr<AwsResponse> AwsClient::Send(const AwsRequest& request,
 
     if (!retryable || attempt_no >= options_.retry.max_attempts) {
       if (attempt_no > 1) {
-        failure = Status(failure.code(),
-                         failure.message() + " after " +
-                             std::to_string(attempt_no) + " attempts");
+        failure = Status(failure.code(), failure.message() + " after " +
+                                             std::to_string(attempt_no) +
+                                             " attempts");
       }
       return finish(failure, error);
     }
     if (attempt.delivered > 0) {
-      return finish(Status(failure.code(),
-                           failure.message() +
-                               " (not retried: part of the answer was "
-                               "already passed on)"),
-                    error);
+      return finish(
+          Status(failure.code(), failure.message() +
+                                     " (not retried: part of the answer was "
+                                     "already passed on)"),
+          error);
     }
-    if (streamed && !(request.body_stream->rewind &&
-                      request.body_stream->rewind())) {
+    if (streamed &&
+        !(request.body_stream->rewind && request.body_stream->rewind())) {
       return finish(Status(failure.code(),
                            failure.message() +
                                " (not retried: the request body cannot be "
                                "sent again)"),
                     error);
     }
-    double wait = RetryDelaySeconds(options_.retry, attempt_no,
-                                    env_->Random01());
+    double wait =
+        RetryDelaySeconds(options_.retry, attempt_no, env_->Random01());
     if (!env_->SleepFor(wait, options_.stop)) {
-      return finish(Status(failure.code(),
-                           failure.message() + " (stopped while waiting to "
+      return finish(Status(failure.code(), failure.message() +
+                                               " (stopped while waiting to "
                                                "retry)"),
                     error);
     }
   }
 }
 
-StatusOr<std::string> AwsClient::CallJson(std::string_view service,
-                                          std::string_view target,
-                                          std::string_view json,
-                                          std::string_view resource,
-                                          std::string_view trace_header,
-                                          AwsError* error) {
+StatusOr<std::string> AwsClient::CallJson(
+    std::string_view service, std::string_view target, std::string_view json,
+    std::string_view resource, std::string_view trace_header, AwsError* error) {
   AwsRequest request;
   request.service = std::string(service);
   size_t dot = target.rfind('.');
@@ -739,23 +744,19 @@ StatusOr<std::string> AwsClient::CallJson(std::string_view service,
   request.resource = std::string(resource);
   request.method = "POST";
   bool v11 = service == "secretsmanager" || service == "logs";
-  request.headers = {
-      {"Content-Type",
-       v11 ? "application/x-amz-json-1.1" : "application/x-amz-json-1.0"},
-      {"X-Amz-Target", std::string(target)}};
+  request.headers = {{"Content-Type", v11 ? "application/x-amz-json-1.1"
+                                          : "application/x-amz-json-1.0"},
+                     {"X-Amz-Target", std::string(target)}};
   request.body = std::string(json);
   request.trace_header = std::string(trace_header);
   CBPIPE_ASSIGN_OR_RETURN(AwsResponse response, Send(request, error));
   return std::move(response.body);
 }
 
-StatusOr<std::string> AwsClient::CallQuery(std::string_view service,
-                                           std::string_view action,
-                                           std::string_view version,
-                                           const AwsHeaderList& params,
-                                           std::string_view resource,
-                                           std::string_view trace_header,
-                                           AwsError* error) {
+StatusOr<std::string> AwsClient::CallQuery(
+    std::string_view service, std::string_view action, std::string_view version,
+    const AwsHeaderList& params, std::string_view resource,
+    std::string_view trace_header, AwsError* error) {
   AwsRequest request;
   request.service = std::string(service);
   request.operation = std::string(action);
@@ -796,8 +797,8 @@ StatusOr<std::string> AwsClient::Presign(const AwsRequest& request,
   StatusOr<AwsSignature> sig = AwsPresign(to_sign, creds, signing);
   if (!sig.ok()) {
     return Status(sig.status().code(),
-                  ServiceDisplayName(request.service) + " presign: " +
-                      sig.status().message());
+                  ServiceDisplayName(request.service) +
+                      " presign: " + sig.status().message());
   }
   AwsHeaderList query = request.query;
   query.insert(query.end(), sig->query.begin(), sig->query.end());

@@ -94,12 +94,12 @@ struct AwsCallRecord {
   std::string operation;  // "GetObject"
   std::string resource;   // "s3://bucket/key"
   std::string region;
-  std::string method;     // "GET"
-  std::string url;        // without the query (RedactUrl)
-  int64_t start_ms = 0;   // options.env clock
-  int64_t end_ms = 0;     // End only
-  int attempts = 0;       // End only
-  int http_status = 0;    // of the last attempt; 0 when none answered
+  std::string method;    // "GET"
+  std::string url;       // without the query (RedactUrl)
+  int64_t start_ms = 0;  // options.env clock
+  int64_t end_ms = 0;    // End only
+  int attempts = 0;      // End only
+  int http_status = 0;   // of the last attempt; 0 when none answered
   StatusCode code = StatusCode::kOk;
   std::string error_code;  // AWS error code of the last attempt
   std::string request_id;
@@ -153,10 +153,10 @@ struct AwsClientOptions {
                        .max_attempts = 4,
                        .max_delay_seconds = 20.0,
                        .full_jitter = true};
-  size_t max_idle_connections = 16;  // pooled handles kept for reuse
-  Env* env = nullptr;                // nullptr: Env::Default()
+  size_t max_idle_connections = 16;         // pooled handles kept for reuse
+  Env* env = nullptr;                       // nullptr: Env::Default()
   const std::atomic<bool>* stop = nullptr;  // cuts retry waits short
-  std::string ca_file;               // "" = system CAs
+  std::string ca_file;                      // "" = system CAs
   std::string user_agent = "cbpipe";
   // Sees every call (may be null). Shared: it must outlive no one.
   std::shared_ptr<AwsCallObserver> observer;
@@ -178,7 +178,7 @@ struct AwsRequest {
   std::string operation;  // for errors and AwsCallRecord: "PutObject"
   std::string resource;   // for errors: "s3://bucket/key", a queue URL
   std::string method = "GET";
-  std::string bucket;     // S3 only: addressed per s3_addressing
+  std::string bucket;      // S3 only: addressed per s3_addressing
   std::string path = "/";  // decoded ("/my key"); encoded once here
   AwsHeaderList query;     // decoded
   AwsHeaderList headers;   // Content-Type, x-amz-*, If-None-Match, ...
@@ -201,9 +201,9 @@ struct AwsResponse {
 
 // The parts of a failed call.
 struct AwsError {
-  int http_status = 0;     // 0 when no answer came
-  std::string code;        // "NoSuchKey"; "" when the answer had none
-  std::string message;     // the server's message (scrubbed)
+  int http_status = 0;  // 0 when no answer came
+  std::string code;     // "NoSuchKey"; "" when the answer had none
+  std::string message;  // the server's message (scrubbed)
   std::string request_id;
 };
 
@@ -227,8 +227,7 @@ class AwsClient {
   // text. Content type application/x-amz-json-1.1 for secretsmanager and
   // logs, 1.0 otherwise. `resource` names the object in errors.
   StatusOr<std::string> CallJson(std::string_view service,
-                                 std::string_view target,
-                                 std::string_view json,
+                                 std::string_view target, std::string_view json,
                                  std::string_view resource = "",
                                  std::string_view trace_header = "",
                                  AwsError* error = nullptr);

@@ -57,8 +57,8 @@ char ByteAt(size_t i) {
 class AwsClientMotoTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_NE(g_moto, nullptr) << "moto did not start: "
-                               << MotoEnvironment::error_;
+    ASSERT_NE(g_moto, nullptr)
+        << "moto did not start: " << MotoEnvironment::error_;
     ASSERT_TRUE(g_moto->Reset().ok());
     client_ = MakeClient(g_moto->endpoint());
   }
@@ -140,10 +140,12 @@ TEST_F(AwsClientMotoTest, S3StreamedPutAndGetOfSeveralMegabytes) {
   EXPECT_EQ(get_result->Header("content-type"), "text/csv");
 }
 
-TEST_F(AwsClientMotoTest, S3MissingKeyAndBucketAreNotFoundWithCodeAndRequestId) {
+TEST_F(AwsClientMotoTest,
+       S3MissingKeyAndBucketAreNotFoundWithCodeAndRequestId) {
   ASSERT_TRUE(CreateBucket(*client_, "bkt").ok());
   AwsError error;
-  auto missing = client_->Send(S3("GET", "GetObject", "bkt", "no/such key"), &error);
+  auto missing =
+      client_->Send(S3("GET", "GetObject", "bkt", "no/such key"), &error);
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
   EXPECT_EQ(error.code, "NoSuchKey");
@@ -154,13 +156,15 @@ TEST_F(AwsClientMotoTest, S3MissingKeyAndBucketAreNotFoundWithCodeAndRequestId) 
                  "id [A-Za-z0-9]+\\)")))
       << missing.status().message();
 
-  auto no_bucket = client_->Send(S3("GET", "GetObject", "nobucket", "k"), &error);
+  auto no_bucket =
+      client_->Send(S3("GET", "GetObject", "nobucket", "k"), &error);
   EXPECT_EQ(no_bucket.status().code(), StatusCode::kNotFound);
   EXPECT_EQ(error.code, "NoSuchBucket");
 
   auto head = client_->Send(S3("HEAD", "HeadObject", "bkt", "k"), &error);
   EXPECT_EQ(head.status().code(), StatusCode::kNotFound);
-  for (const Status& s : {missing.status(), no_bucket.status(), head.status()}) {
+  for (const Status& s :
+       {missing.status(), no_bucket.status(), head.status()}) {
     EXPECT_EQ(s.message().find("testing"), std::string::npos);  // the secret
     EXPECT_FALSE(std::regex_search(s.message(), std::regex("[0-9a-f]{64}")))
         << s.message();
@@ -220,8 +224,9 @@ TEST_F(AwsClientMotoTest, SnsCreateTopicOverTheQueryProtocol) {
 TEST_F(AwsClientMotoTest, RetriesInjected503SlowDownAnd500ThenReachesMoto) {
   ASSERT_TRUE(CreateBucket(*client_, "bkt").ok());
   HttpFaultServer proxy(
-      {HttpStep::Answer(503, "<Error><Code>SlowDown</Code><Message>Please "
-                             "reduce your request rate.</Message></Error>"),
+      {HttpStep::Answer(503,
+                        "<Error><Code>SlowDown</Code><Message>Please "
+                        "reduce your request rate.</Message></Error>"),
        HttpStep::Answer(500, "<Error><Code>InternalError</Code></Error>"),
        HttpStep::Close()},
       g_moto->port());
@@ -254,8 +259,8 @@ TEST_F(AwsClientMotoTest, AnUnansweredRequestTimesOut) {
   AwsCredentials creds;
   creds.access_key_id = "testing";
   creds.secret_access_key = "testing";
-  auto client = AwsClient::Create(options,
-                                  std::make_shared<AwsStaticCredentials>(creds));
+  auto client =
+      AwsClient::Create(options, std::make_shared<AwsStaticCredentials>(creds));
   ASSERT_TRUE(client.ok());
   auto out = (*client)->CallJson("sqs", "AmazonSQS.ListQueues", "{}");
   ASSERT_FALSE(out.ok());

@@ -167,10 +167,11 @@ TEST_F(AwsClientTest, SignsAnS3RequestPathStyleWithContentSha256) {
   EXPECT_EQ(requests[0].Header("x-amz-content-sha256"), kAwsEmptyPayloadHash);
   EXPECT_EQ(requests[0].Header("x-amz-security-token"), kToken);
   std::string auth = requests[0].Header("authorization");
-  EXPECT_TRUE(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDTEST/"
-                               "20231114/us-east-1/s3/aws4_request, "
-                               "SignedHeaders=host;x-amz-content-sha256;"
-                               "x-amz-date;x-amz-security-token, Signature="))
+  EXPECT_TRUE(
+      auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDTEST/"
+                       "20231114/us-east-1/s3/aws4_request, "
+                       "SignedHeaders=host;x-amz-content-sha256;"
+                       "x-amz-date;x-amz-security-token, Signature="))
       << auth;
   EXPECT_EQ(requests[0].Header("x-amz-date"), "20231114T221320Z");
 }
@@ -230,15 +231,19 @@ TEST_F(AwsClientTest, RetriesSlowDownAnd503WithBackoffAndFullJitter) {
 }
 
 TEST_F(AwsClientTest, RetriesThrottlingJson400And429And500) {
-  Serve({HttpStep::Answer(
-             400, R"({"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"slow"})"),
-         HttpStep::Answer(429), HttpStep::Answer(500), HttpStep::Answer(200, "{}")});
+  Serve(
+      {HttpStep::Answer(
+           400,
+           R"({"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"slow"})"),
+       HttpStep::Answer(429), HttpStep::Answer(500),
+       HttpStep::Answer(200, "{}")});
   AwsClientOptions options;
   options.region = "us-east-1";
   options.endpoints["dynamodb"] = server_->endpoint();
   options.env = &env_;
   options.retry.max_attempts = 5;
-  auto c = AwsClient::Create(options, std::make_shared<AwsStaticCredentials>(Creds()));
+  auto c = AwsClient::Create(options,
+                             std::make_shared<AwsStaticCredentials>(Creds()));
   ASSERT_TRUE(c.ok());
   auto out = (*c)->CallJson("dynamodb", "DynamoDB_20120810.GetItem", "{}");
   ASSERT_TRUE(out.ok()) << out.status().ToString();
@@ -254,14 +259,17 @@ TEST_F(AwsClientTest, GivesUpAfterMaxAttemptsAsUnavailable) {
   auto response = client->Send(GetObject(), &error);
   ASSERT_FALSE(response.ok());
   EXPECT_EQ(response.status().code(), StatusCode::kUnavailable);
-  EXPECT_EQ(response.status().message(),
-            "S3 GetObject s3://bucket/dir/my key.csv: HTTP 503 after 4 attempts");
+  EXPECT_EQ(
+      response.status().message(),
+      "S3 GetObject s3://bucket/dir/my key.csv: HTTP 503 after 4 attempts");
   EXPECT_EQ(server_->requests().size(), 4u);
   EXPECT_EQ(error.http_status, 503);
 }
 
 TEST_F(AwsClientTest, NeverRetriesAccessDeniedOrNoSuchKey) {
-  Serve({HttpStep::Answer(404, S3Error("NoSuchKey", "The specified key does not exist.", "4442587FB7D0A2F9")),
+  Serve({HttpStep::Answer(
+             404, S3Error("NoSuchKey", "The specified key does not exist.",
+                          "4442587FB7D0A2F9")),
          HttpStep::Answer(403, S3Error("AccessDenied", "Access Denied")),
          HttpStep::Answer(200)});
   auto client = Client();
@@ -304,7 +312,10 @@ TEST_F(AwsClientTest, JsonErrorsMapCodeMessageAndRequestIdHeader) {
 }
 
 TEST_F(AwsClientTest, QueryProtocolFormEncodesActionVersionAndParams) {
-  Serve({HttpStep::Answer(200, "<CreateTopicResponse><CreateTopicResult><TopicArn>arn:aws:sns:us-east-1:1:t</TopicArn></CreateTopicResult></CreateTopicResponse>")});
+  Serve({HttpStep::Answer(
+      200,
+      "<CreateTopicResponse><CreateTopicResult><TopicArn>arn:aws:sns:us-east-1:"
+      "1:t</TopicArn></CreateTopicResult></CreateTopicResponse>")});
   auto client = Client();
   auto xml = client->CallQuery("sns", "CreateTopic", "2010-03-31",
                                {{"Name", "a b&c"}});
@@ -329,8 +340,10 @@ TEST_F(AwsClientTest, ExpiredTokenInvalidatesAndRetriesOnceWithFreshKeys) {
   EXPECT_EQ(creds->invalidations(), 1);
   auto requests = server_->requests();
   ASSERT_EQ(requests.size(), 2u);
-  EXPECT_NE(requests[0].Header("authorization").find("AKIDOLD/"), std::string::npos);
-  EXPECT_NE(requests[1].Header("authorization").find("AKIDNEW/"), std::string::npos);
+  EXPECT_NE(requests[0].Header("authorization").find("AKIDOLD/"),
+            std::string::npos);
+  EXPECT_NE(requests[1].Header("authorization").find("AKIDNEW/"),
+            std::string::npos);
   EXPECT_TRUE(env_.sleeps().empty());
   // Refreshed once per call only: a second ExpiredToken is the answer.
   auto second = client->Send(GetObject());
@@ -358,8 +371,12 @@ TEST_F(AwsClientTest, NoSecretTokenOrSignatureInAnyErrorText) {
   std::string echo = std::string("got secret ") + kSecret + " token " + kToken +
                      " auth $AUTHORIZATION";
   Serve({HttpStep::Answer(403, S3Error("SignatureDoesNotMatch", echo)),
-         HttpStep::Answer(400, R"({"__type":"UnrecognizedClientException","message":")" + echo + R"("})"),
-         HttpStep::Answer(400, R"({"__type":"UnrecognizedClientException","message":")" + echo + R"("})"),
+         HttpStep::Answer(
+             400, R"({"__type":"UnrecognizedClientException","message":")" +
+                      echo + R"("})"),
+         HttpStep::Answer(
+             400, R"({"__type":"UnrecognizedClientException","message":")" +
+                      echo + R"("})"),
          HttpStep::Answer(500, S3Error("InternalError", echo)),
          HttpStep::Answer(500, S3Error("InternalError", echo)),
          HttpStep::Answer(500, S3Error("InternalError", echo)),
@@ -380,7 +397,9 @@ TEST_F(AwsClientTest, NoSecretTokenOrSignatureInAnyErrorText) {
   refused.region = "us-east-1";
   refused.endpoints["s3"] = std::string("http://user:") + kSecret + "@host";
   seen.emplace_back(
-      AwsClient::Create(refused, std::make_shared<AwsStaticCredentials>(Creds())).status(),
+      AwsClient::Create(refused,
+                        std::make_shared<AwsStaticCredentials>(Creds()))
+          .status(),
       AwsError{});
 
   ASSERT_EQ(seen.size(), 5u);
@@ -410,7 +429,8 @@ TEST_F(AwsClientTest, ATimeoutIsRetriedThenDeadlineExceeded) {
   auto client = Client();
   AwsClientOptions options = client->options();
   options.retry.max_attempts = 2;
-  auto c = AwsClient::Create(options, std::make_shared<AwsStaticCredentials>(Creds()));
+  auto c = AwsClient::Create(options,
+                             std::make_shared<AwsStaticCredentials>(Creds()));
   ASSERT_TRUE(c.ok());
   auto out = (*c)->Send(GetObject());
   ASSERT_FALSE(out.ok());
@@ -439,7 +459,8 @@ struct PatternBody {
     body.length = static_cast<int64_t>(size);
     body.read = [this](char* buf, size_t room) -> StatusOr<size_t> {
       size_t n = std::min(room, size - offset);
-      for (size_t i = 0; i < n; ++i) buf[i] = static_cast<char>('a' + (offset + i) % 26);
+      for (size_t i = 0; i < n; ++i)
+        buf[i] = static_cast<char>('a' + (offset + i) % 26);
       offset += n;
       return n;
     };
@@ -519,7 +540,8 @@ TEST_F(AwsClientTest, StreamedBodyIsUnsignedAndRetriedOnlyWhenItRewinds) {
 }
 
 TEST_F(AwsClientTest, ReaderAndWriterErrorsEndTheCallAsTheyAre) {
-  Serve({HttpStep::Answer(200, std::string(100000, 'x')), HttpStep::Answer(200)});
+  Serve(
+      {HttpStep::Answer(200, std::string(100000, 'x')), HttpStep::Answer(200)});
   auto client = Client();
   AwsRequest get = GetObject();
   size_t got = 0;
@@ -580,7 +602,9 @@ TEST_F(AwsClientTest, TraceHeaderGoesOutUnsigned) {
 
 TEST_F(AwsClientTest, TheObserverMaySupplyTheTraceHeader) {
   Serve({HttpStep::Answer(404, S3Error("NoSuchKey", "gone", "RID9"))});
-  observer_->inject_ = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+  observer_->inject_ =
+      "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
+      "Sampled=1";
   auto client = Client();
   EXPECT_FALSE(client->Send(GetObject()).ok());
   EXPECT_EQ(server_->requests().at(0).Header("x-amzn-trace-id"),
@@ -615,7 +639,8 @@ TEST_F(AwsClientTest, ManyThreadsShareOneClient) {
   options.region = "us-east-1";
   options.endpoints["s3"] = server_->endpoint();
   options.max_idle_connections = 4;
-  auto c = AwsClient::Create(options, std::make_shared<AwsStaticCredentials>(Creds()));
+  auto c = AwsClient::Create(options,
+                             std::make_shared<AwsStaticCredentials>(Creds()));
   ASSERT_TRUE(c.ok());
   std::atomic<int> ok{0};
   std::vector<std::thread> threads;
@@ -646,7 +671,8 @@ TEST_F(AwsClientTest, HeadErrorsWithoutBodyUseTheHttpStatus) {
 TEST_F(AwsClientTest, VirtualHostedAddressingAndDefaultEndpoints) {
   AwsClientOptions options;
   options.region = "eu-west-1";
-  auto c = AwsClient::Create(options, std::make_shared<AwsStaticCredentials>(Creds()));
+  auto c = AwsClient::Create(options,
+                             std::make_shared<AwsStaticCredentials>(Creds()));
   ASSERT_TRUE(c.ok());
   EXPECT_EQ((*c)->EndpointUrl("sqs"), "https://sqs.eu-west-1.amazonaws.com");
   EXPECT_EQ((*c)->EndpointUrl("s3"), "https://s3.eu-west-1.amazonaws.com");
@@ -662,7 +688,8 @@ TEST_F(AwsClientTest, VirtualHostedAddressingAndDefaultEndpoints) {
   get.bucket = "with.dots";
   url = (*c)->Presign(get, 600);
   ASSERT_TRUE(url.ok());
-  EXPECT_TRUE(url->starts_with("https://s3.eu-west-1.amazonaws.com/with.dots/k?"))
+  EXPECT_TRUE(
+      url->starts_with("https://s3.eu-west-1.amazonaws.com/with.dots/k?"))
       << *url;
 }
 
@@ -684,27 +711,41 @@ TEST_F(AwsClientTest, CreateRejectsBadOptions) {
 TEST(AwsErrorTest, CodesMapToStatusCodes) {
   EXPECT_EQ(AwsErrorStatusCode("NoSuchKey", 404), StatusCode::kNotFound);
   EXPECT_EQ(AwsErrorStatusCode("NoSuchBucket", 404), StatusCode::kNotFound);
-  EXPECT_EQ(AwsErrorStatusCode("ResourceNotFoundException", 400), StatusCode::kNotFound);
-  EXPECT_EQ(AwsErrorStatusCode("QueueDoesNotExist", 400), StatusCode::kNotFound);
-  EXPECT_EQ(AwsErrorStatusCode("AccessDenied", 403), StatusCode::kPermissionDenied);
-  EXPECT_EQ(AwsErrorStatusCode("ExpiredToken", 400), StatusCode::kUnauthenticated);
-  EXPECT_EQ(AwsErrorStatusCode("InvalidClientTokenId", 403), StatusCode::kUnauthenticated);
-  EXPECT_EQ(AwsErrorStatusCode("UnrecognizedClientException", 400), StatusCode::kUnauthenticated);
-  EXPECT_EQ(AwsErrorStatusCode("SignatureDoesNotMatch", 403), StatusCode::kUnauthenticated);
-  EXPECT_EQ(AwsErrorStatusCode("ConditionalCheckFailedException", 400), StatusCode::kFailedPrecondition);
-  EXPECT_EQ(AwsErrorStatusCode("PreconditionFailed", 412), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(AwsErrorStatusCode("ResourceNotFoundException", 400),
+            StatusCode::kNotFound);
+  EXPECT_EQ(AwsErrorStatusCode("QueueDoesNotExist", 400),
+            StatusCode::kNotFound);
+  EXPECT_EQ(AwsErrorStatusCode("AccessDenied", 403),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(AwsErrorStatusCode("ExpiredToken", 400),
+            StatusCode::kUnauthenticated);
+  EXPECT_EQ(AwsErrorStatusCode("InvalidClientTokenId", 403),
+            StatusCode::kUnauthenticated);
+  EXPECT_EQ(AwsErrorStatusCode("UnrecognizedClientException", 400),
+            StatusCode::kUnauthenticated);
+  EXPECT_EQ(AwsErrorStatusCode("SignatureDoesNotMatch", 403),
+            StatusCode::kUnauthenticated);
+  EXPECT_EQ(AwsErrorStatusCode("ConditionalCheckFailedException", 400),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(AwsErrorStatusCode("PreconditionFailed", 412),
+            StatusCode::kFailedPrecondition);
   EXPECT_EQ(AwsErrorStatusCode("SlowDown", 503), StatusCode::kUnavailable);
-  EXPECT_EQ(AwsErrorStatusCode("ThrottlingException", 400), StatusCode::kUnavailable);
+  EXPECT_EQ(AwsErrorStatusCode("ThrottlingException", 400),
+            StatusCode::kUnavailable);
   EXPECT_EQ(AwsErrorStatusCode("Throttling", 400), StatusCode::kUnavailable);
-  EXPECT_EQ(AwsErrorStatusCode("RequestLimitExceeded", 503), StatusCode::kUnavailable);
-  EXPECT_EQ(AwsErrorStatusCode("BucketAlreadyOwnedByYou", 409), StatusCode::kAlreadyExists);
-  EXPECT_EQ(AwsErrorStatusCode("ValidationException", 400), StatusCode::kInvalidArgument);
+  EXPECT_EQ(AwsErrorStatusCode("RequestLimitExceeded", 503),
+            StatusCode::kUnavailable);
+  EXPECT_EQ(AwsErrorStatusCode("BucketAlreadyOwnedByYou", 409),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(AwsErrorStatusCode("ValidationException", 400),
+            StatusCode::kInvalidArgument);
   EXPECT_EQ(AwsErrorStatusCode("", 404), StatusCode::kNotFound);
   EXPECT_EQ(AwsErrorStatusCode("", 502), StatusCode::kUnavailable);
   EXPECT_EQ(AwsErrorStatusCode("", 301), StatusCode::kInternal);
   EXPECT_TRUE(AwsErrorIsRetryable("SlowDown", 503));
   EXPECT_TRUE(AwsErrorIsRetryable("", 504));
-  EXPECT_TRUE(AwsErrorIsRetryable("ProvisionedThroughputExceededException", 400));
+  EXPECT_TRUE(
+      AwsErrorIsRetryable("ProvisionedThroughputExceededException", 400));
   EXPECT_FALSE(AwsErrorIsRetryable("AccessDenied", 403));
   EXPECT_FALSE(AwsErrorIsRetryable("NoSuchKey", 404));
   EXPECT_FALSE(AwsErrorIsRetryable("ValidationException", 400));
@@ -749,7 +790,9 @@ TEST(AwsXmlTest, FindsDecodesAndIterates) {
   EXPECT_EQ(AwsXmlText(xml, "Missing"), "");
   auto items = AwsXmlElements(xml, "Contents");
   ASSERT_EQ(items.size(), 2u);
-  EXPECT_EQ(AwsXmlText(items[1], "Key"), "b\xc3\xa9" "A");
+  EXPECT_EQ(AwsXmlText(items[1], "Key"),
+            "b\xc3\xa9"
+            "A");
   EXPECT_EQ(AwsXmlDecode("&amp;amp; &bogus; &#xZZ;"), "&amp; &bogus; &#xZZ;");
 }
 

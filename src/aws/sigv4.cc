@@ -18,7 +18,8 @@ constexpr char kAlgorithm[] = "AWS4-HMAC-SHA256";
 
 std::string Lower(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : out)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
 
@@ -30,8 +31,8 @@ bool IsUnreserved(unsigned char c) {
 // signing them would break the signature (the AWS SDKs skip them too).
 bool SkipWhenSigning(const std::string& lower_name) {
   static constexpr std::string_view kSkip[] = {
-      "authorization", "connection", "expect", "proxy-authorization",
-      "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id"};
+      "authorization",     "connection", "expect",     "proxy-authorization",
+      "transfer-encoding", "upgrade",    "user-agent", "x-amzn-trace-id"};
   return std::find(std::begin(kSkip), std::end(kSkip), lower_name) !=
          std::end(kSkip);
 }
@@ -99,13 +100,15 @@ Status Validate(const AwsSigningRequest& request,
   }
   if (credentials.access_key_id.empty() ||
       credentials.secret_access_key.empty()) {
-    return InvalidArgumentError("SigV4: credentials have no access key id or "
-                                "secret access key");
+    return InvalidArgumentError(
+        "SigV4: credentials have no access key id or "
+        "secret access key");
   }
   if (request.method.empty() || request.path.empty() ||
       request.path[0] != '/') {
-    return InvalidArgumentError("SigV4: the request needs a method and a path "
-                                "starting with '/'");
+    return InvalidArgumentError(
+        "SigV4: the request needs a method and a path "
+        "starting with '/'");
   }
   if (!HasHeader(request.headers, "host")) {
     return InvalidArgumentError("SigV4: the request has no Host header");
@@ -186,17 +189,17 @@ std::string AwsNormalizePath(std::string_view path) {
     out += segment;
   }
   // A trailing "/" (also "/." and "/..") names a folder: keep it.
-  bool trailing = !path.empty() &&
-                  (path.back() == '/' || path.ends_with("/.") ||
-                   path.ends_with("/.."));
+  bool trailing =
+      !path.empty() &&
+      (path.back() == '/' || path.ends_with("/.") || path.ends_with("/.."));
   if (out.empty() || trailing) out += '/';
   return out;
 }
 
 std::string AwsCanonicalUri(std::string_view path,
                             const AwsSigningOptions& options) {
-  std::string uri = options.normalize_path ? AwsNormalizePath(path)
-                                           : std::string(path);
+  std::string uri =
+      options.normalize_path ? AwsNormalizePath(path) : std::string(path);
   return options.double_encode_path ? AwsUriEncode(uri, /*keep_slash=*/true)
                                     : uri;
 }
@@ -303,8 +306,9 @@ StatusOr<AwsSignature> AwsPresign(const AwsSigningRequest& request,
                                   const AwsSigningOptions& options) {
   CBPIPE_RETURN_IF_ERROR(Validate(request, credentials, options));
   if (options.expires_seconds < 1 || options.expires_seconds > 604800) {
-    return InvalidArgumentError("SigV4: a presigned URL lives 1..604800 s, not " +
-                                std::to_string(options.expires_seconds));
+    return InvalidArgumentError(
+        "SigV4: a presigned URL lives 1..604800 s, not " +
+        std::to_string(options.expires_seconds));
   }
   const std::string amz_date = AwsAmzDate(options.time_s);
   const std::string scope = Scope(amz_date.substr(0, 8), options);

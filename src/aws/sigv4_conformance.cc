@@ -44,7 +44,8 @@ StatusOr<int64_t> ParseTimestamp(const std::string& text) {
   std::istringstream in(text);
   in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
   if (in.fail()) {
-    return InvalidArgumentError("timestamp \"" + text + "\" is not "
+    return InvalidArgumentError("timestamp \"" + text +
+                                "\" is not "
                                 "YYYY-MM-DDTHH:MM:SSZ");
   }
   return static_cast<int64_t>(timegm(&tm));
@@ -210,8 +211,7 @@ std::vector<std::string> CheckAwsConformanceCase(const AwsConformanceCase& c) {
   } else {
     Compare(c.dir, "header-canonical-request.txt", header->canonical_request,
             &diffs);
-    Compare(c.dir, "header-string-to-sign.txt", header->string_to_sign,
-            &diffs);
+    Compare(c.dir, "header-string-to-sign.txt", header->string_to_sign, &diffs);
     Compare(c.dir, "header-signature.txt", header->signature, &diffs);
   }
   StatusOr<AwsSignature> query = AwsPresign(request, c.credentials, c.options);

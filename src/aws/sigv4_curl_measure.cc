@@ -143,7 +143,8 @@ std::string WireForm(const std::string& text) {
 // "" on a match, otherwise what differed (or, prefixed "CANNOT ", why the
 // case cannot be put to curl).
 std::string Measure(const AwsConformanceCase& c) {
-  auto expected_signed = cbpipe::ReadAwsCaseFile(c.dir + "/header-signed-request.txt");
+  auto expected_signed =
+      cbpipe::ReadAwsCaseFile(c.dir + "/header-signed-request.txt");
   if (!expected_signed.ok()) return "CANNOT no header-signed-request.txt";
   std::string want = HeaderValue(*expected_signed, "authorization");
 
@@ -162,7 +163,8 @@ std::string Measure(const AwsConformanceCase& c) {
     url += '?';
     url += WireForm(c.request.query);
   }
-  std::string connect_to = host + ":80:127.0.0.1:" + std::to_string(listener.port());
+  std::string connect_to =
+      host + ":80:127.0.0.1:" + std::to_string(listener.port());
   curl_slist* connect = curl_slist_append(nullptr, connect_to.c_str());
   curl_slist* headers = nullptr;
   for (const auto& [name, value] : c.request.headers) {
@@ -175,14 +177,17 @@ std::string Measure(const AwsConformanceCase& c) {
       headers, ("X-Amz-Date: " + cbpipe::AwsAmzDate(c.options.time_s)).c_str());
   if (!c.credentials.session_token.empty() && !c.options.omit_session_token) {
     headers = curl_slist_append(
-        headers, ("X-Amz-Security-Token: " + c.credentials.session_token).c_str());
+        headers,
+        ("X-Amz-Security-Token: " + c.credentials.session_token).c_str());
   }
   if (c.options.sign_body) {
     headers = curl_slist_append(
         headers, ("X-Amz-Content-Sha256: " + c.options.payload_hash).c_str());
   }
-  std::string provider = "aws:amz:" + c.options.region + ":" + c.options.service;
-  std::string userpwd = c.credentials.access_key_id + ":" + c.credentials.secret_access_key;
+  std::string provider =
+      "aws:amz:" + c.options.region + ":" + c.options.service;
+  std::string userpwd =
+      c.credentials.access_key_id + ":" + c.credentials.secret_access_key;
 
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_CONNECT_TO, connect);
@@ -190,7 +195,8 @@ std::string Measure(const AwsConformanceCase& c) {
   curl_easy_setopt(curl, CURLOPT_AWS_SIGV4, provider.c_str());
   curl_easy_setopt(curl, CURLOPT_USERPWD, userpwd.c_str());
   curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, c.request.method.c_str());
-  curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, c.options.normalize_path ? 0L : 1L);
+  curl_easy_setopt(curl, CURLOPT_PATH_AS_IS,
+                   c.options.normalize_path ? 0L : 1L);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Discard);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
@@ -204,7 +210,8 @@ std::string Measure(const AwsConformanceCase& c) {
   curl_slist_free_all(connect);
   curl_easy_cleanup(curl);
   if (rc != CURLE_OK) {
-    return std::string("CANNOT curl refused the request: ") + curl_easy_strerror(rc);
+    return std::string("CANNOT curl refused the request: ") +
+           curl_easy_strerror(rc);
   }
   std::string got = HeaderValue(listener.request(), "authorization");
   if (got == want) return "";
@@ -219,7 +226,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  std::cout << "libcurl " << curl_version_info(CURLVERSION_NOW)->version << "\n";
+  std::cout << "libcurl " << curl_version_info(CURLVERSION_NOW)->version
+            << "\n";
   auto cases = cbpipe::ListAwsConformanceCases(argv[1]);
   if (!cases.ok() || cases->empty()) {
     std::cerr << "sigv4-curl-measure: no case folder under " << argv[1] << "\n";

@@ -267,19 +267,21 @@ TEST(Sigv4ConformanceToolTest, ReportsWhatDifferedAndExitsNonZero) {
   fs::copy("tests/data/aws-sigv4/v4/get-vanilla", dir / "get-vanilla");
   fs::copy("tests/data/aws-sigv4/v4/post-vanilla", dir / "post-vanilla");
   auto run = [&](std::string* out) {
-    std::string command = std::string(CBPIPE_SIGV4_CONFORMANCE) + " " +
-                          dir.string() + " 2>&1";
+    std::string command =
+        std::string(CBPIPE_SIGV4_CONFORMANCE) + " " + dir.string() + " 2>&1";
     FILE* pipe = ::popen(command.c_str(), "r");
     char buf[4096];
     size_t n;
-    while (pipe && (n = fread(buf, 1, sizeof buf, pipe)) > 0) out->append(buf, n);
+    while (pipe && (n = fread(buf, 1, sizeof buf, pipe)) > 0)
+      out->append(buf, n);
     int status = pipe ? ::pclose(pipe) : -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   };
   std::string out;
   EXPECT_EQ(run(&out), 0) << out;
-  EXPECT_EQ(out, "PASS get-vanilla\nPASS post-vanilla\n"
-                 "2/2 cases pass (header and query signing)\n");
+  EXPECT_EQ(out,
+            "PASS get-vanilla\nPASS post-vanilla\n"
+            "2/2 cases pass (header and query signing)\n");
   std::ofstream(dir / "post-vanilla" / "query-string-to-sign.txt")
       << "AWS4-HMAC-SHA256\n20150830T123600Z\nwrong scope\n";
   out.clear();

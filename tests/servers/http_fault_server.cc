@@ -13,7 +13,8 @@ namespace cbpipe::testing {
 namespace {
 
 std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
 
@@ -33,7 +34,8 @@ std::string ReasonPhrase(int status) {
 bool SendAll(int fd, const std::string& data) {
   size_t sent = 0;
   while (sent < data.size()) {
-    ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    ssize_t n =
+        ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
     if (n <= 0) return false;
     sent += static_cast<size_t>(n);
   }
@@ -127,7 +129,8 @@ Status HttpFaultServer::Start() {
   if (listen_fd_ < 0 ||
       ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
       ::listen(listen_fd_, 64) != 0 ||
-      ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) !=
+          0) {
     return UnavailableError(std::string("fault server listen: ") +
                             std::strerror(errno));
   }
@@ -195,7 +198,8 @@ void HttpFaultServer::Serve(int fd) {
          at = step.body.find("$AUTHORIZATION")) {
       step.body.replace(at, 14, request.Header("authorization"));
     }
-    answer += "Content-Length: " + std::to_string(step.body.size()) + "\r\n\r\n";
+    answer +=
+        "Content-Length: " + std::to_string(step.body.size()) + "\r\n\r\n";
     if (request.method != "HEAD") answer += step.body;
     if (!SendAll(fd, answer)) break;
   }
@@ -208,7 +212,8 @@ bool HttpFaultServer::Forward(int client_fd, const std::string& raw_request) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(upstream_port_));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (up < 0 || ::connect(up, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+  if (up < 0 ||
+      ::connect(up, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
       !SendAll(up, raw_request)) {
     if (up >= 0) ::close(up);
     return false;

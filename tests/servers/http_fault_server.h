@@ -38,9 +38,9 @@ struct HttpStep {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
 
-  static HttpStep Answer(int status, std::string body = "",
-                         std::vector<std::pair<std::string, std::string>>
-                             headers = {}) {
+  static HttpStep Answer(
+      int status, std::string body = "",
+      std::vector<std::pair<std::string, std::string>> headers = {}) {
     HttpStep s;
     s.status = status;
     s.body = std::move(body);
@@ -48,10 +48,22 @@ struct HttpStep {
     return s;
   }
   // Reads the request, never answers (until the server is destroyed).
-  static HttpStep Hang() { HttpStep s; s.kind = Kind::kHang; return s; }
+  static HttpStep Hang() {
+    HttpStep s;
+    s.kind = Kind::kHang;
+    return s;
+  }
   // Reads the request and closes the connection without a word.
-  static HttpStep Close() { HttpStep s; s.kind = Kind::kClose; return s; }
-  static HttpStep Forward() { HttpStep s; s.kind = Kind::kForward; return s; }
+  static HttpStep Close() {
+    HttpStep s;
+    s.kind = Kind::kClose;
+    return s;
+  }
+  static HttpStep Forward() {
+    HttpStep s;
+    s.kind = Kind::kForward;
+    return s;
+  }
 };
 
 struct HttpRecordedRequest {
@@ -66,8 +78,7 @@ class HttpFaultServer {
  public:
   // upstream_port: where kForward steps (and requests after the script)
   // go; 0 = answer 200 with an empty body instead.
-  explicit HttpFaultServer(std::vector<HttpStep> script,
-                           int upstream_port = 0);
+  explicit HttpFaultServer(std::vector<HttpStep> script, int upstream_port = 0);
   ~HttpFaultServer();
   HttpFaultServer(const HttpFaultServer&) = delete;
   HttpFaultServer& operator=(const HttpFaultServer&) = delete;
@@ -93,7 +104,7 @@ class HttpFaultServer {
   std::thread acceptor_;
   std::mutex mu_;
   std::condition_variable released_;  // wakes hanging steps at shutdown
-  size_t next_step_ = 0;                     // guarded by mu_
+  size_t next_step_ = 0;              // guarded by mu_
   std::vector<HttpRecordedRequest> requests_;  // guarded by mu_
   std::vector<std::thread> workers_;           // guarded by mu_
 };

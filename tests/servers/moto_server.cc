@@ -58,8 +58,8 @@ StatusOr<int> LoopbackHttpStatus(int port, const std::string& method,
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     ::close(fd);
-    return UnavailableError("connect 127.0.0.1:" + std::to_string(port) +
-                            ": " + std::strerror(errno));
+    return UnavailableError("connect 127.0.0.1:" + std::to_string(port) + ": " +
+                            std::strerror(errno));
   }
   std::string request = method + " " + path +
                         " HTTP/1.0\r\nHost: 127.0.0.1\r\n"
@@ -97,10 +97,9 @@ StatusOr<std::unique_ptr<MotoServer>> MotoServer::Start() {
   for (int round = 0; round < 3; ++round) {
     CBPIPE_ASSIGN_OR_RETURN(server->port_, FindFreePort());
     CBPIPE_ASSIGN_OR_RETURN(
-        server->process_,
-        ChildProcess::Spawn({binary, "-H", "127.0.0.1", "-p",
-                             std::to_string(server->port_)},
-                            server->log_path_));
+        server->process_, ChildProcess::Spawn({binary, "-H", "127.0.0.1", "-p",
+                                               std::to_string(server->port_)},
+                                              server->log_path_));
     auto deadline = Clock::now() + std::chrono::seconds(30);
     while (Clock::now() < deadline) {
       if (!server->process_.Running()) {
@@ -132,9 +131,8 @@ std::string MotoServer::endpoint() const {
 }
 
 Status MotoServer::Reset() {
-  CBPIPE_ASSIGN_OR_RETURN(int status,
-                          LoopbackHttpStatus(port_, "POST", "/moto-api/reset",
-                                             10));
+  CBPIPE_ASSIGN_OR_RETURN(
+      int status, LoopbackHttpStatus(port_, "POST", "/moto-api/reset", 10));
   if (status != 200) {
     return InternalError("moto reset answered HTTP " + std::to_string(status));
   }
