@@ -637,20 +637,20 @@ class DefaultChain : public AwsCredentialsProvider {
   std::string source_;
 };
 
-bool IsRegionName(std::string_view s) {
-  if (s.empty() || s.size() > 32) return false;
-  for (char c : s) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-      return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 std::unique_ptr<AwsCredentialsProvider> MakeDefaultAwsCredentialsChain(
     const AwsOptions& options, const AwsHost& host) {
   return std::make_unique<DefaultChain>(options, host);
+}
+
+bool IsAwsRegionName(std::string_view name) {
+  if (name.empty() || name.size() > 32) return false;
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+      return false;
+  }
+  return true;
 }
 
 StatusOr<std::string> ResolveAwsRegion(const AwsOptions& options,
@@ -674,7 +674,7 @@ StatusOr<std::string> ResolveAwsRegion(const AwsOptions& options,
           p.name + " of " + p.config_path);
     }
   }
-  if (!IsRegionName(region))
+  if (!IsAwsRegionName(region))
     return InvalidArgumentError(from +
                                 ": not a region name (lowercase letters, "
                                 "digits and '-', like eu-west-1)");

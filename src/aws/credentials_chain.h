@@ -51,6 +51,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "aws/credentials.h"
 #include "aws/options.h"
@@ -84,5 +85,9 @@ std::unique_ptr<AwsCredentialsProvider> MakeDefaultAwsCredentialsChain(
 // kInvalidArgument when none is set or a file is malformed.
 StatusOr<std::string> ResolveAwsRegion(const AwsOptions& options,
                                        const AwsHost& host);
+
+// What a region name may be: 1-32 of lowercase letters, digits and '-' (it
+// becomes part of host names). config/ checks [aws] region with it.
+bool IsAwsRegionName(std::string_view name);
 
 }  // namespace cbpipe

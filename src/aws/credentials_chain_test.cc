@@ -231,6 +231,11 @@ class CredentialsChainTest : public ::testing::Test {
   std::string ConfigPath() { return (home_ / ".aws/config").string(); }
   void WriteCredentials(const std::string& text) { Write(CredentialsPath(), text); }
   void WriteConfig(const std::string& text) { Write(ConfigPath(), text); }
+  // AWS_CONTAINER_CREDENTIALS_FULL_URI to the server's task credentials.
+  void UseContainer(const MetadataServer& server) {
+    vars_["AWS_CONTAINER_CREDENTIALS_FULL_URI"] =
+        server.base() + "/v2/credentials/task-1234";
+  }
   void SetEnvKeys() {
     vars_["AWS_ACCESS_KEY_ID"] = "AKIAENV";
     vars_["AWS_SECRET_ACCESS_KEY"] = kEnvSecret;
@@ -457,8 +462,7 @@ TEST_F(CredentialsChainTest, ContainerRelativeUriWithToken) {
 TEST_F(CredentialsChainTest, ContainerFullUriWithTokenFile) {
   MetadataServer server;
   server.set_expiry(env_.NowMs() + 3600'000);
-  vars_["AWS_CONTAINER_CREDENTIALS_FULL_URI"] =
-      server.base() + "/v2/credentials/task-1234";
+  UseContainer(server);
   Write(home_ / "token", std::string(kAuthToken) + "\n");
   vars_["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] = (home_ / "token").string();
   vars_["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = "not-this-one";
@@ -483,8 +487,7 @@ TEST_F(CredentialsChainTest, ContainerFullUriOnlyToAllowedHosts) {
 
 TEST_F(CredentialsChainTest, ContainerTokenWithLineBreakIsRefused) {
   MetadataServer server;
-  vars_["AWS_CONTAINER_CREDENTIALS_FULL_URI"] =
-      server.base() + "/v2/credentials/task-1234";
+  UseContainer(server);
   vars_["AWS_CONTAINER_AUTHORIZATION_TOKEN"] =
       std::string(kAuthToken) + "\r\nX-Injected: 1";
   Status s = GetError(*Chain());
@@ -495,8 +498,7 @@ TEST_F(CredentialsChainTest, ContainerTokenWithLineBreakIsRefused) {
 TEST_F(CredentialsChainTest, ContainerEndpointRefusingIsUnavailable) {
   MetadataServer server;
   server.set_container_status(403);
-  vars_["AWS_CONTAINER_CREDENTIALS_FULL_URI"] =
-      server.base() + "/v2/credentials/task-1234";
+  UseContainer(server);
   vars_["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = kAuthToken;
   Status s = GetError(*Chain());
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
@@ -586,8 +588,7 @@ TEST_F(CredentialsChainTest, EnvBeatsFileBeatsContainerBeatsInstanceMetadata) {
   MetadataServer server;
   server.set_expiry(env_.NowMs() + 3600'000);
   vars_["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = server.base();
-  vars_["AWS_CONTAINER_CREDENTIALS_FULL_URI"] =
-      server.base() + "/v2/credentials/task-1234";
+  UseContainer(server);
   WriteCredentials("[default]\naws_access_key_id = AKIAFILE\n"
                    "aws_secret_access_key = s\n");
   SetEnvKeys();
@@ -623,8 +624,7 @@ TEST_F(CredentialsChainTest, RefreshesFiveMinutesBeforeExpiry) {
   MetadataServer server;
   const int64_t t0 = env_.NowMs();
   server.set_expiry(t0 + 15 * 60'000);
-  vars_["AWS_CONTAINER_CREDENTIALS_FULL_URI"] =
-      server.base() + "/v2/credentials/task-1234";
+  UseContainer(server);
   auto chain = Chain();
   ASSERT_TRUE(chain->Get().ok());
   EXPECT_EQ(server.requests("GET container"), 1);
@@ -643,8 +643,7 @@ TEST_F(CredentialsChainTest, FailedEarlyRefreshKeepsValidCredentials) {
   MetadataServer server;
   const int64_t t0 = env_.NowMs() / 1000 * 1000;
   server.set_expiry(t0 + 10 * 60'000);
-  vars_["AWS_CONTAINER_CREDENTIALS_FULL_URI"] =
-      server.base() + "/v2/credentials/task-1234";
+  UseContainer(server);
   auto chain = Chain();
   ASSERT_TRUE(chain->Get().ok());
   server.set_container_status(503);
@@ -660,8 +659,7 @@ TEST_F(CredentialsChainTest, FailedEarlyRefreshKeepsValidCredentials) {
 TEST_F(CredentialsChainTest, ExpiredCredentialsFromTheEndpointAreAnError) {
   MetadataServer server;
   server.set_expiry(env_.NowMs() - 1000);
-  vars_["AWS_CONTAINER_CREDENTIALS_FULL_URI"] =
-      server.base() + "/v2/credentials/task-1234";
+  UseContainer(server);
   Status s = GetError(*Chain());
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
   EXPECT_NE(s.message().find("from container have already expired"),
@@ -684,8 +682,7 @@ TEST_F(CredentialsChainTest, InvalidateFetchesAgain) {
 TEST_F(CredentialsChainTest, ConcurrentGetsFetchOnce) {
   MetadataServer server;
   server.set_expiry(env_.NowMs() + 3600'000);
-  vars_["AWS_CONTAINER_CREDENTIALS_FULL_URI"] =
-      server.base() + "/v2/credentials/task-1234";
+  UseContainer(server);
   auto chain = Chain();
   std::vector<std::thread> threads;
   std::atomic<int> ok{0};

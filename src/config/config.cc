@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "aws/credentials_chain.h"
 #include "common/listen_address.h"
 #include "common/text_safety.h"
 #include "common/url.h"
@@ -635,20 +636,10 @@ Status ParseService(const toml::table& t, const ConfigError& err,
   return OkStatus();
 }
 
-// Names a region could have (it becomes part of host names).
-bool IsRegionName(std::string_view s) {
-  if (s.empty() || s.size() > 32) return false;
-  for (char ch : s) {
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-'))
-      return false;
-  }
-  return true;
-}
-
 Status ParseAws(const toml::table& t, const ConfigError& err, AwsOptions* aws) {
   CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(t, {"region", "profile"}, "aws.", err));
   CBPIPE_RETURN_IF_ERROR(GetString(t, "region", "aws.", err, &aws->region));
-  if (t.get("region") && !IsRegionName(aws->region))
+  if (t.get("region") && !IsAwsRegionName(aws->region))
     return err.At("aws.region",
                   "must be a region name (lowercase letters, digits and '-', "
                   "like \"eu-west-1\")");
