@@ -532,12 +532,16 @@ StatusOr<Attempt> FromInstanceMetadata(const HostView& host) {
     a.skipped = token.status().message();
     return a;
   }
-  if (token->status != 200 || token->body.empty() ||
-      token->body.find_first_of("\r\n") != std::string::npos) {
+  if (token->status != 200) {
+    // 403: IMDS is turned off on this instance; 404/405: not an IMDSv2
+    // endpoint. Either way it has no credentials for us.
     a.skipped = what + ": token request answered HTTP " +
                 std::to_string(token->status);
     return a;
   }
+  if (token->body.empty() ||
+      token->body.find_first_of("\r\n") != std::string::npos)
+    return UnavailableError(what + ": the token reply is not a token");
   const std::string auth = "X-aws-ec2-metadata-token: " + token->body;
   const std::string roles_path = "/latest/meta-data/iam/security-credentials/";
   CBPIPE_ASSIGN_OR_RETURN(HttpReply roles, call("GET", roles_path, {auth}));

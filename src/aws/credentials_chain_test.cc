@@ -59,6 +59,10 @@ class MetadataServer {
     server_.Put("/latest/api/token", [this](const httplib::Request& req,
                                             httplib::Response& res) {
       Count("PUT token");
+      if (token_status != 200) {
+        res.status = token_status;
+        return;
+      }
       if (req.get_header_value("X-aws-ec2-metadata-token-ttl-seconds")
               .empty()) {
         res.status = 400;
@@ -137,6 +141,7 @@ class MetadataServer {
     container_status_ = status;
   }
   std::atomic<bool> no_role{false};
+  std::atomic<int> token_status{200};
 
  private:
   void Count(const std::string& what) {
@@ -541,6 +546,18 @@ TEST_F(CredentialsChainTest, InstanceWithoutRoleMeansNoCredentials) {
   Status s = GetError(*Chain());
   EXPECT_EQ(s.code(), StatusCode::kUnauthenticated);
   EXPECT_NE(s.message().find("no IAM role attached"), std::string::npos);
+}
+
+TEST_F(CredentialsChainTest, InstanceRefusingTokensMeansNoCredentials) {
+  MetadataServer server;
+  server.token_status = 403;  // IMDS turned off on the instance
+  vars_["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = server.base();
+  Status s = GetError(*Chain());
+  EXPECT_EQ(s.code(), StatusCode::kUnauthenticated);
+  EXPECT_NE(s.message().find("token request answered HTTP 403"),
+            std::string::npos)
+      << s.ToString();
+  EXPECT_EQ(server.total(), 1);  // no IMDSv1 request without a token
 }
 
 TEST_F(CredentialsChainTest, InstanceMetadataDisabledIsNotAsked) {
