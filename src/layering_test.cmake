@@ -1,6 +1,7 @@
 # Layers point down only (docs/architecture.md, STYLE.md): nothing below
 # workflow/ includes config/, workflow/ or app/; config/ includes neither
-# workflow/ nor app/; workflow/ does not include app/. Every folder of src/
+# workflow/ nor app/; workflow/ does not include app/; aws/ (under every AWS
+# adapter) includes only common/ and itself. Every folder of src/
 # other than config/, workflow/ and app/ is a lower layer, so a new port
 # folder is checked without being listed here.
 #
@@ -10,13 +11,6 @@ if(NOT SRC OR NOT IS_DIRECTORY "${SRC}")
 endif()
 
 file(GLOB entries RELATIVE "${SRC}" "${SRC}/*")
-set(folders "")
-foreach(entry IN LISTS entries)
-  if(IS_DIRECTORY "${SRC}/${entry}" AND NOT entry MATCHES "^(common|aws)$")
-    list(APPEND folders "${entry}")
-  endif()
-endforeach()
-list(JOIN folders "|" not_below_aws)
 set(violations "")
 set(scanned 0)
 foreach(layer IN LISTS entries)
@@ -28,7 +22,16 @@ foreach(layer IN LISTS entries)
   elseif(layer STREQUAL "workflow")
     set(forbidden "app")
   elseif(layer STREQUAL "aws")
-    set(forbidden "${not_below_aws}")
+    # Everything but common/ and aws/: no port folder, no upper layer.
+    set(forbidden "")
+    foreach(other IN LISTS entries)
+      if(IS_DIRECTORY "${SRC}/${other}" AND NOT other MATCHES "^(aws|common)$")
+        if(forbidden)
+          string(APPEND forbidden "|")
+        endif()
+        string(APPEND forbidden "${other}")
+      endif()
+    endforeach()
   elseif(layer STREQUAL "config")
     set(forbidden "workflow|app")
   else()
