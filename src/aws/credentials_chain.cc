@@ -31,8 +31,10 @@ constexpr double kContainerTimeoutSeconds = 2;
 constexpr int kContainerAttempts = 3;
 
 std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
     s.remove_suffix(1);
   return s;
 }
@@ -87,7 +89,8 @@ StatusOr<std::optional<IniFile>> ReadIni(const std::string& path) {
   const std::filesystem::file_status st = std::filesystem::status(path, ec);
   if (st.type() == std::filesystem::file_type::not_found)
     return std::optional<IniFile>();
-  if (ec) return FailedPreconditionError("cannot read " + path + ": " + ec.message());
+  if (ec)
+    return FailedPreconditionError("cannot read " + path + ": " + ec.message());
   if (st.type() != std::filesystem::file_type::regular)
     return FailedPreconditionError("cannot read " + path + ": not a file");
   std::ifstream in(path, std::ios::binary);
@@ -160,7 +163,8 @@ StatusOr<Profile> LoadProfile(const AwsOptions& options, const HostView& host) {
   }
   if (config) {
     auto it = config->find("profile " + p.name);
-    if (it == config->end() && p.name == "default") it = config->find("default");
+    if (it == config->end() && p.name == "default")
+      it = config->find("default");
     if (it != config->end()) p.in_config = it->second;
   }
   if (p.explicitly_named && !p.in_credentials && !p.in_config) {
@@ -402,9 +406,9 @@ StatusOr<std::string> ContainerToken(const HostView& host) {
   if (!file.empty()) {
     std::ifstream in(file, std::ios::binary);
     if (!in)
-      return FailedPreconditionError(
-          "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE " + file +
-          ": cannot read: " + std::strerror(errno));
+      return FailedPreconditionError("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE " +
+                                     file +
+                                     ": cannot read: " + std::strerror(errno));
     std::ostringstream s;
     s << in.rdbuf();
     token = s.str();
@@ -422,7 +426,8 @@ StatusOr<std::string> ContainerToken(const HostView& host) {
 StatusOr<Attempt> FromContainer(const HostView& host,
                                 const std::string& relative_base) {
   Attempt a;
-  const std::string relative = host.Var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+  const std::string relative =
+      host.Var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
   const std::string full = host.Var("AWS_CONTAINER_CREDENTIALS_FULL_URI");
   std::string url;
   if (!relative.empty()) {
@@ -488,10 +493,10 @@ StatusOr<Attempt> FromInstanceMetadata(const HostView& host) {
   }
   std::string endpoint = host.Var("AWS_EC2_METADATA_SERVICE_ENDPOINT");
   if (endpoint.empty()) {
-    endpoint = Lower(host.Var("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE")) ==
-                       "ipv6"
-                   ? kImdsIpv6Endpoint
-                   : kImdsDefaultEndpoint;
+    endpoint =
+        Lower(host.Var("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE")) == "ipv6"
+            ? kImdsIpv6Endpoint
+            : kImdsDefaultEndpoint;
   }
   while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
   double timeout = 1;
@@ -535,8 +540,8 @@ StatusOr<Attempt> FromInstanceMetadata(const HostView& host) {
   if (token->status != 200) {
     // 403: IMDS is turned off on this instance; 404/405: not an IMDSv2
     // endpoint. Either way it has no credentials for us.
-    a.skipped = what + ": token request answered HTTP " +
-                std::to_string(token->status);
+    a.skipped =
+        what + ": token request answered HTTP " + std::to_string(token->status);
     return a;
   }
   if (token->body.empty() ||

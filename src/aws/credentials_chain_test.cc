@@ -31,8 +31,7 @@ constexpr char kImdsToken[] = "imdsTOKENAQAEAEx1";
 void ExpectNoSecret(const std::string& text) {
   for (const char* secret :
        {kEnvSecret, kFileSecret, kHttpSecret, kToken, kAuthToken, kImdsToken})
-    EXPECT_EQ(text.find(secret), std::string::npos)
-        << "a secret in: " << text;
+    EXPECT_EQ(text.find(secret), std::string::npos) << "a secret in: " << text;
 }
 
 std::string Iso(int64_t ms) {
@@ -44,11 +43,11 @@ std::string Iso(int64_t ms) {
   return buf;
 }
 
-std::string CredentialsJson(int64_t expires_ms, const char* key_id = "ASIAHTTP") {
+std::string CredentialsJson(int64_t expires_ms,
+                            const char* key_id = "ASIAHTTP") {
   return std::string(R"({"Code":"Success","Type":"AWS-HMAC","AccessKeyId":")") +
-         key_id + R"(","SecretAccessKey":")" + kHttpSecret +
-         R"(","Token":")" + kToken + R"(","Expiration":")" + Iso(expires_ms) +
-         "\"}";
+         key_id + R"(","SecretAccessKey":")" + kHttpSecret + R"(","Token":")" +
+         kToken + R"(","Expiration":")" + Iso(expires_ms) + "\"}";
 }
 
 // A credentials endpoint on 127.0.0.1: the container agent or the instance
@@ -70,28 +69,27 @@ class MetadataServer {
       }
       res.set_content(kImdsToken, "text/plain");
     });
-    server_.Get(R"(/latest/meta-data/iam/security-credentials/(.*))",
-                [this](const httplib::Request& req, httplib::Response& res) {
-                  Count("GET " + req.path);
-                  if (req.get_header_value("X-aws-ec2-metadata-token") !=
-                      kImdsToken) {
-                    res.status = 401;
-                    return;
-                  }
-                  const std::string role = req.matches[1];
-                  if (role.empty()) {
-                    if (no_role) {
-                      res.status = 404;
-                      return;
-                    }
-                    res.set_content("cbpipe-role\n", "text/plain");
-                  } else if (role == "cbpipe-role") {
-                    res.set_content(CredentialsJson(Expiry()),
-                                    "application/json");
-                  } else {
-                    res.status = 404;
-                  }
-                });
+    server_.Get(
+        R"(/latest/meta-data/iam/security-credentials/(.*))",
+        [this](const httplib::Request& req, httplib::Response& res) {
+          Count("GET " + req.path);
+          if (req.get_header_value("X-aws-ec2-metadata-token") != kImdsToken) {
+            res.status = 401;
+            return;
+          }
+          const std::string role = req.matches[1];
+          if (role.empty()) {
+            if (no_role) {
+              res.status = 404;
+              return;
+            }
+            res.set_content("cbpipe-role\n", "text/plain");
+          } else if (role == "cbpipe-role") {
+            res.set_content(CredentialsJson(Expiry()), "application/json");
+          } else {
+            res.status = 404;
+          }
+        });
     server_.Get("/v2/credentials/task-1234", [this](const httplib::Request& req,
                                                     httplib::Response& res) {
       Count("GET container");
@@ -113,7 +111,9 @@ class MetadataServer {
     thread_.join();
   }
 
-  std::string base() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string base() const {
+    return "http://127.0.0.1:" + std::to_string(port_);
+  }
   int requests(const std::string& what) {
     std::lock_guard<std::mutex> lock(mu_);
     return counts_[what];
@@ -202,9 +202,10 @@ int ClosedPort() {
 class CredentialsChainTest : public ::testing::Test {
  protected:
   CredentialsChainTest()
-      : home_(fs::path(::testing::TempDir()) /
-              ("awscreds_" + std::to_string(::getpid()) + "_" +
-               ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
+      : home_(
+            fs::path(::testing::TempDir()) /
+            ("awscreds_" + std::to_string(::getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
     fs::remove_all(home_);
     fs::create_directories(home_ / ".aws");
     // Hermetic: never the real instance metadata service.
@@ -215,7 +216,8 @@ class CredentialsChainTest : public ::testing::Test {
 
   AwsHost Host() {
     AwsHost host;
-    host.getenv = [this](const std::string& name) -> std::optional<std::string> {
+    host.getenv =
+        [this](const std::string& name) -> std::optional<std::string> {
       auto it = vars_.find(name);
       if (it == vars_.end()) return std::nullopt;
       return it->second;
@@ -232,9 +234,13 @@ class CredentialsChainTest : public ::testing::Test {
     fs::create_directories(path.parent_path());
     std::ofstream(path, std::ios::binary) << text;
   }
-  std::string CredentialsPath() { return (home_ / ".aws/credentials").string(); }
+  std::string CredentialsPath() {
+    return (home_ / ".aws/credentials").string();
+  }
   std::string ConfigPath() { return (home_ / ".aws/config").string(); }
-  void WriteCredentials(const std::string& text) { Write(CredentialsPath(), text); }
+  void WriteCredentials(const std::string& text) {
+    Write(CredentialsPath(), text);
+  }
   void WriteConfig(const std::string& text) { Write(ConfigPath(), text); }
   // AWS_CONTAINER_CREDENTIALS_FULL_URI to the server's task credentials.
   void UseContainer(const MetadataServer& server) {
@@ -283,8 +289,10 @@ TEST_F(CredentialsChainTest, SourceIsEmptyBeforeAGet) {
 
 TEST_F(CredentialsChainTest, KeyIdWithoutSecretIsAClearError) {
   vars_["AWS_ACCESS_KEY_ID"] = "AKIAENV";
-  WriteCredentials("[default]\naws_access_key_id = AKIAFILE\n"
-                   "aws_secret_access_key = " + std::string(kFileSecret) + "\n");
+  WriteCredentials(
+      "[default]\naws_access_key_id = AKIAFILE\n"
+      "aws_secret_access_key = " +
+      std::string(kFileSecret) + "\n");
   auto chain = Chain();
   Status s = GetError(*chain);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
@@ -307,8 +315,12 @@ TEST_F(CredentialsChainTest, DefaultProfileFromCredentialsFile) {
       "# comment\n; another\n\n[other]\naws_access_key_id=AKIAOTHER\n"
       "aws_secret_access_key=x\n"
       "[default]\r\nAWS_ACCESS_KEY_ID = AKIAFILE\r\n"
-      "aws_secret_access_key: " + std::string(kFileSecret) + "\r\n"
-      "aws_session_token = " + kToken + "\n"
+      "aws_secret_access_key: " +
+      std::string(kFileSecret) +
+      "\r\n"
+      "aws_session_token = " +
+      kToken +
+      "\n"
       "s3 =\n  max_concurrent_requests = 10\n");
   auto chain = Chain();
   StatusOr<AwsCredentials> c = chain->Get();
@@ -321,9 +333,10 @@ TEST_F(CredentialsChainTest, DefaultProfileFromCredentialsFile) {
 
 TEST_F(CredentialsChainTest, AwsProfileReadsProfileSectionOfConfigFile) {
   vars_["AWS_PROFILE"] = "prod";
-  WriteConfig("[default]\nregion = eu-west-1\n[profile prod]\n"
-              "aws_access_key_id = AKIAPROD\naws_secret_access_key = " +
-              std::string(kFileSecret) + "\n");
+  WriteConfig(
+      "[default]\nregion = eu-west-1\n[profile prod]\n"
+      "aws_access_key_id = AKIAPROD\naws_secret_access_key = " +
+      std::string(kFileSecret) + "\n");
   auto chain = Chain();
   StatusOr<AwsCredentials> c = chain->Get();
   ASSERT_TRUE(c.ok()) << c.status().ToString();
@@ -333,10 +346,12 @@ TEST_F(CredentialsChainTest, AwsProfileReadsProfileSectionOfConfigFile) {
 }
 
 TEST_F(CredentialsChainTest, CredentialsFileBeatsConfigFile) {
-  WriteCredentials("[prod]\naws_access_key_id = AKIACRED\n"
-                   "aws_secret_access_key = a\n");
-  WriteConfig("[profile prod]\naws_access_key_id = AKIACONF\n"
-              "aws_secret_access_key = b\n");
+  WriteCredentials(
+      "[prod]\naws_access_key_id = AKIACRED\n"
+      "aws_secret_access_key = a\n");
+  WriteConfig(
+      "[profile prod]\naws_access_key_id = AKIACONF\n"
+      "aws_secret_access_key = b\n");
   StatusOr<AwsCredentials> c = Chain(WithProfile("prod"))->Get();
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->access_key_id, "AKIACRED");
@@ -347,8 +362,9 @@ TEST_F(CredentialsChainTest, FileLocationsFromEnvironmentWithTilde) {
   vars_["AWS_CONFIG_FILE"] = (home_ / "cfg").string();
   Write(home_ / "elsewhere/creds",
         "[team]\naws_access_key_id = AKIATEAM\naws_secret_access_key = s\n");
-  WriteCredentials("[team]\naws_access_key_id = AKIAWRONG\n"
-                   "aws_secret_access_key = s\n");
+  WriteCredentials(
+      "[team]\naws_access_key_id = AKIAWRONG\n"
+      "aws_secret_access_key = s\n");
   auto chain = Chain(WithProfile("team"));
   StatusOr<AwsCredentials> c = chain->Get();
   ASSERT_TRUE(c.ok()) << c.status().ToString();
@@ -364,8 +380,9 @@ TEST_F(CredentialsChainTest, NamedProfileThatDoesNotExistIsAnErrorNamingIt) {
   EXPECT_TRUE(Chain()->Get().ok());
   vars_.erase("AWS_ACCESS_KEY_ID");
   vars_.erase("AWS_SECRET_ACCESS_KEY");
-  WriteCredentials("[default]\naws_access_key_id = A\n"
-                   "aws_secret_access_key = s\n");
+  WriteCredentials(
+      "[default]\naws_access_key_id = A\n"
+      "aws_secret_access_key = s\n");
   auto chain = Chain();
   Status s = GetError(*chain);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
@@ -381,8 +398,9 @@ TEST_F(CredentialsChainTest, NamedProfileThatDoesNotExistIsAnErrorNamingIt) {
 
 TEST_F(CredentialsChainTest, ConfiguredProfileSwitchesTheEnvironmentOff) {
   SetEnvKeys();
-  WriteCredentials("[prod]\naws_access_key_id = AKIAPROD\n"
-                   "aws_secret_access_key = s\n");
+  WriteCredentials(
+      "[prod]\naws_access_key_id = AKIAPROD\n"
+      "aws_secret_access_key = s\n");
   auto chain = Chain(WithProfile("prod"));
   StatusOr<AwsCredentials> c = chain->Get();
   ASSERT_TRUE(c.ok()) << c.status().ToString();
@@ -430,8 +448,9 @@ TEST_F(CredentialsChainTest, HalfAKeyPairInAProfileIsAnError) {
 }
 
 TEST_F(CredentialsChainTest, RoleProfilesAreRefusedNotSkipped) {
-  WriteConfig("[profile ops]\nrole_arn = arn:aws:iam::1:role/x\n"
-              "source_profile = default\n");
+  WriteConfig(
+      "[profile ops]\nrole_arn = arn:aws:iam::1:role/x\n"
+      "source_profile = default\n");
   Status s = GetError(*Chain(WithProfile("ops")));
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("uses role_arn"), std::string::npos);
@@ -577,11 +596,14 @@ TEST_F(CredentialsChainTest, NothingConfiguredFailsQuicklyListingWhatWasTried) {
   Status s = GetError(*Chain());
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
   EXPECT_EQ(s.code(), StatusCode::kUnauthenticated);
-  for (const std::string& expected : std::vector<std::string>{"no AWS credentials found (tried: environment (AWS_ACCESS_KEY_ID not set)",
-        "; profile default (no keys in " + CredentialsPath(),
-        "; container (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI and _FULL_URI not "
-        "set)",
-        "; instance metadata at http://127.0.0.1:"})
+  for (const std::string& expected : std::vector<std::string>{
+           "no AWS credentials found (tried: environment (AWS_ACCESS_KEY_ID "
+           "not set)",
+           "; profile default (no keys in " + CredentialsPath(),
+           "; container (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI and _FULL_URI "
+           "not "
+           "set)",
+           "; instance metadata at http://127.0.0.1:"})
     EXPECT_NE(s.message().find(expected), std::string::npos)
         << s.ToString() << "\nexpected: " << expected;
 }
@@ -606,8 +628,9 @@ TEST_F(CredentialsChainTest, EnvBeatsFileBeatsContainerBeatsInstanceMetadata) {
   server.set_expiry(env_.NowMs() + 3600'000);
   vars_["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = server.base();
   UseContainer(server);
-  WriteCredentials("[default]\naws_access_key_id = AKIAFILE\n"
-                   "aws_secret_access_key = s\n");
+  WriteCredentials(
+      "[default]\naws_access_key_id = AKIAFILE\n"
+      "aws_secret_access_key = s\n");
   SetEnvKeys();
   EXPECT_EQ(Chain()->Get()->access_key_id, "AKIAENV");
   vars_.erase("AWS_ACCESS_KEY_ID");
@@ -685,12 +708,14 @@ TEST_F(CredentialsChainTest, ExpiredCredentialsFromTheEndpointAreAnError) {
 }
 
 TEST_F(CredentialsChainTest, InvalidateFetchesAgain) {
-  WriteCredentials("[default]\naws_access_key_id = AKIAOLD\n"
-                   "aws_secret_access_key = s\n");
+  WriteCredentials(
+      "[default]\naws_access_key_id = AKIAOLD\n"
+      "aws_secret_access_key = s\n");
   auto chain = Chain();
   EXPECT_EQ(chain->Get()->access_key_id, "AKIAOLD");
-  WriteCredentials("[default]\naws_access_key_id = AKIANEW\n"
-                   "aws_secret_access_key = s\n");
+  WriteCredentials(
+      "[default]\naws_access_key_id = AKIANEW\n"
+      "aws_secret_access_key = s\n");
   EXPECT_EQ(chain->Get()->access_key_id, "AKIAOLD");  // no expiry: cached
   chain->Invalidate();
   EXPECT_EQ(chain->Get()->access_key_id, "AKIANEW");
@@ -716,8 +741,9 @@ TEST_F(CredentialsChainTest, ConcurrentGetsFetchOnce) {
 // ---- region --------------------------------------------------------------
 
 TEST_F(CredentialsChainTest, RegionPrecedence) {
-  WriteConfig("[default]\nregion = ap-south-1\n[profile prod]\n"
-              "region = eu-central-1\n");
+  WriteConfig(
+      "[default]\nregion = ap-south-1\n[profile prod]\n"
+      "region = eu-central-1\n");
   AwsOptions options;
   EXPECT_EQ(*ResolveAwsRegion(options, Host()), "ap-south-1");
   options.profile = "prod";
