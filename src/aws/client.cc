@@ -395,7 +395,6 @@ AwsClient::AwsClient(AwsClientOptions options,
                      std::shared_ptr<AwsCredentialsProvider> credentials)
     : options_(std::move(options)),
       credentials_(std::move(credentials)),
-      credentials_source_(credentials_->Source()),
       env_(options_.env ? options_.env : Env::Default()) {}
 
 AwsClient::~AwsClient() {
@@ -537,9 +536,11 @@ StatusOr<AwsResponse> AwsClient::Send(const AwsRequest& request,
     record.attempts = attempt_no;
     StatusOr<AwsCredentials> creds = credentials_->Get();
     if (!creds.ok()) {
+      std::string source = credentials_->Source();
       return finish(Status(creds.status().code(),
-                           what + ": AWS credentials (" + credentials_source_ +
-                               "): " + creds.status().message()),
+                           what + ": AWS credentials" +
+                               (source.empty() ? "" : " (" + source + ")") +
+                               ": " + creds.status().message()),
                     AwsError{});
     }
     secrets = {creds->secret_access_key, creds->session_token};

@@ -250,7 +250,9 @@ class AwsClient {
   // "https://sqs.eu-west-1.amazonaws.com" or the override, no trailing '/'.
   std::string EndpointUrl(std::string_view service) const;
   const AwsClientOptions& options() const { return options_; }
-  const std::string& credentials_source() const { return credentials_source_; }
+  // The provider's Source() now ("" for the default chain before its first
+  // successful Get).
+  std::string credentials_source() const { return credentials_->Source(); }
 
   // "S3", "SQS", "DynamoDB", "SNS", "Secrets Manager", ... for messages.
   static std::string ServiceDisplayName(std::string_view service);
@@ -266,7 +268,6 @@ class AwsClient {
 
   const AwsClientOptions options_;
   const std::shared_ptr<AwsCredentialsProvider> credentials_;
-  const std::string credentials_source_;
   Env* const env_;
   std::mutex mu_;
   std::vector<void*> idle_;  // guarded by mu_

@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "aws/client.h"
+#include "aws/credentials_chain.h"
 #include "aws/xml.h"
 #include "common/sha256.h"
 #include "gtest/gtest.h"
@@ -71,11 +72,9 @@ class AwsClientMotoTest : public ::testing::Test {
     }
     options.env = &env_;  // retry waits pass at once
     options.request_timeout_seconds = 60;
-    AwsCredentials creds;
-    creds.access_key_id = std::getenv("AWS_ACCESS_KEY_ID");
-    creds.secret_access_key = std::getenv("AWS_SECRET_ACCESS_KEY");
+    // The real chain, finding moto's keys in the environment.
     auto client = AwsClient::Create(
-        options, std::make_shared<AwsStaticCredentials>(creds));
+        options, MakeDefaultAwsCredentialsChain(AwsOptions(), AwsHost()));
     EXPECT_TRUE(client.ok()) << client.status().ToString();
     return client.ok() ? std::move(*client) : nullptr;
   }
@@ -120,6 +119,7 @@ TEST_F(AwsClientMotoTest, S3StreamedPutAndGetOfSeveralMegabytes) {
   auto put_result = client_->Send(put);
   ASSERT_TRUE(put_result.ok()) << put_result.status().ToString();
   EXPECT_EQ(offset, kSize);
+  EXPECT_EQ(client_->credentials_source(), "environment");
 
   AwsRequest get = S3("GET", "GetObject", "chargebacks", "in/visa file+1.csv");
   Sha256 got_sha;

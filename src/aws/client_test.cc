@@ -363,6 +363,7 @@ TEST_F(AwsClientTest, MissingCredentialsNameTheirSource) {
             "S3 GetObject s3://bucket/dir/my key.csv: AWS credentials "
             "(environment): no credentials in the environment");
   EXPECT_TRUE(server_->requests().empty());
+  EXPECT_EQ(client->credentials_source(), "environment");
 }
 
 TEST_F(AwsClientTest, NoSecretTokenOrSignatureInAnyErrorText) {
