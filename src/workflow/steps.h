@@ -72,6 +72,11 @@ StatusOr<nlohmann::json> RunStep(std::string_view name,
                                  const nlohmann::json& input,
                                  const Ports& ports);
 
+// "CODE: message" (Status::ToString, as a caught error's Cause keeps a
+// step's original error) back into a Status; a text without a known code
+// is INVALID_ARGUMENT with the whole text.
+Status StatusFromString(const std::string& text);
+
 // RunStep over `ports` (which must outlive the runner).
 StepRunner StepsOver(const Ports& ports);
 

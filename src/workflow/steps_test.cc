@@ -17,7 +17,7 @@
 #include "ledger/sqlite_ledger.h"
 #include "runs/sqlite_run_store.h"
 #include "workflow/engine.h"
-#include "workflow/pipeline.h"
+#include "workflow/in_process_run.h"
 
 namespace cbpipe {
 namespace {
@@ -116,15 +116,16 @@ class WorkflowStepsTest : public ::testing::Test {
     return sha.ok() ? sha->substr(0, 16) : "";
   }
 
-  // The same input through Pipeline::Process, in a work dir of its own
-  // (work2), at the same clock.
+  // The same input as `cbpipe run` runs it (InProcessRunner: the whole
+  // workflow on the engine), in a work dir of its own (work2), at the same
+  // clock.
   InputResult ProcessElsewhere(const std::string& path, Config* other) {
     *other = DefaultConfig((root_ / "work2").string());
     auto ledger =
         SqliteDeliveryLedger::Open((root_ / "ledger2.db").string(), &env_);
     EXPECT_TRUE(ledger.ok());
-    Pipeline pipeline(*other, ledger->get(), &env_, kNowMs / 1000);
-    return pipeline.Process(path);
+    InProcessRunner runner(*other, ledger->get(), &env_, kNowMs / 1000);
+    return runner.Process(path);
   }
 
   int Delivered() {
@@ -211,9 +212,9 @@ TEST_F(WorkflowStepsTest, GzipBombIsRejectedWithItsReason) {
   EXPECT_TRUE(told);
 }
 
-// An input run rejects: through the definition with name_by_content, the
-// quarantine is the one Pipeline::Process makes (same folder, same
-// reason.txt, the input named as given).
+// An input run rejects: the steps called one by one with name_by_content
+// quarantine it as `cbpipe run` does (same folder, same reason.txt, the
+// input named as given).
 TEST_F(WorkflowStepsTest, RejectedInputNamedByContentIsQuarantinedAsRunDoes) {
   const std::string bomb = (root_ / "bomb.csv.gz").string();
   ASSERT_TRUE(testing::WriteGzipBomb(bomb, "case_id,network\n", 1ull << 30));
@@ -324,17 +325,21 @@ TEST_F(WorkflowStepsTest, RedriveOfEveryStepGivesTheSameResult) {
   EXPECT_TRUE(item.contains("retry"));
 
   // A redriven delivery sends nothing twice: the same file under the same
-  // name, found in the ledger.
+  // name, found in the ledger as this run's delivery, so the redrive's
+  // output is the first attempt's.
   StatusOr<json> delivered = Step("deliver", item);
   ASSERT_TRUE(delivered.ok()) << delivered.status().ToString();
   EXPECT_EQ((*delivered)["files"][0]["status"], "delivered");
   StatusOr<json> redelivered = Step("deliver", item);
   ASSERT_TRUE(redelivered.ok()) << redelivered.status().ToString();
-  EXPECT_EQ((*redelivered)["files"][0]["status"], "already_delivered");
-  json first = (*delivered)["files"], second = (*redelivered)["files"];
-  first[0].erase("status");
-  second[0].erase("status");
-  EXPECT_EQ(first, second);
+  EXPECT_EQ(*redelivered, *delivered);
+  EXPECT_EQ(Delivered(), 1);
+  // Another run of the same file finds an earlier run's delivery.
+  json other_run = item;
+  other_run["run_id"] = "another-run";
+  StatusOr<json> elsewhere = Step("deliver", other_run);
+  ASSERT_TRUE(elsewhere.ok()) << elsewhere.status().ToString();
+  EXPECT_EQ((*elsewhere)["files"][0]["status"], "already_delivered");
   EXPECT_EQ(Delivered(), 1);
 
   json tail = *scanned;
@@ -356,8 +361,8 @@ TEST_F(WorkflowStepsTest, RedriveOfEveryStepGivesTheSameResult) {
 }
 
 // `cbpipe run` names batches and rejects by the input's content, learnt
-// while reading: scan with name_by_content writes exactly what
-// Pipeline::Process writes, whatever the run is called.
+// while reading: scan with name_by_content writes exactly what a whole
+// `cbpipe run` of the input writes, whatever the run is called.
 TEST_F(WorkflowStepsTest, ScanNamedByContentWritesWhatRunWrites) {
   const std::string path =
       WriteCsv("by_content.csv", 2, 5,
