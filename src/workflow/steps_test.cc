@@ -278,6 +278,51 @@ TEST_F(WorkflowStepsTest, TheWorkflowDefinitionRunsTheseSteps) {
   EXPECT_TRUE(scanned);
 }
 
+// A batch failing verification does not stop the others: they are
+// delivered, the run fails at settle, and its redrive starts at scan (so
+// the corrupted batch is written again), where verify's redrive points.
+TEST_F(WorkflowStepsTest, ABatchFailingVerificationFailsTheRunFromScan) {
+  config_.limits.max_files_per_batch = 1;  // visa and amex: two batches
+  const std::string path = WriteCsv(
+      "two.csv", 0, 2,
+      "V1,visa,74567890123456789012341,M1,2025-03-01,2025-04-01,"
+      "10.00,USD,10.4\n");
+  const json input = Stored(path, "00000000000000b2");
+  RunRecord run;
+  run.run_id = "00000000000000b2";
+  run.input_key = input["input_key"];
+  run.input_name = input["input_name"];
+  run.created_ms = kNowMs;
+  ASSERT_TRUE(runs_->CreateIfAbsent(run).ok());
+  StatusOr<WorkflowDefinition> definition = CbpipeWorkflowDefinition();
+  ASSERT_TRUE(definition.ok()) << definition.status().ToString();
+  bool corrupt = true;
+  StepRunner steps = [&](std::string_view name, const json& in) {
+    if (name == "verify" && corrupt && in["batch"]["id"] == run.run_id + "-b001") {
+      const std::string file = in["batch"]["files"][0]["name"];
+      std::ofstream(root_ / "work/batches" / (run.run_id + "-b001") / file,
+                    std::ios::app)
+          << "x";
+    }
+    return RunStep(name, in, ports_);
+  };
+  WorkflowEngine engine(&*definition, runs_.get(), &env_, steps);
+  RunOutcome failed = engine.Resume(run.run_id, InitialInput(run), nullptr);
+  EXPECT_EQ(failed.state, "failed");
+  EXPECT_EQ(failed.redrive_from, "scan");
+  EXPECT_EQ(Delivered(), 1);  // the other batch
+  bool batch_failed = false;
+  for (const Event& e : notifier_.events())
+    batch_failed |= e.type == kEventBatchFailed &&
+                    e.batch_id == run.run_id + "-b001";
+  EXPECT_TRUE(batch_failed);
+
+  corrupt = false;  // the redrive writes the batch again from the input
+  RunOutcome redriven = engine.Resume(run.run_id, InitialInput(run), nullptr);
+  EXPECT_EQ(redriven.state, "succeeded") << redriven.error;
+  EXPECT_EQ(Delivered(), 2);
+}
+
 // The bug this shape fixes: the service read the clock in validate and
 // again in generate, so a record a second in the future at validate could
 // be accepted when generate was redriven later. Now the run's clock is in
