@@ -4,6 +4,7 @@
 #include <exception>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -318,8 +319,8 @@ StatusOr<json> Verify(const json& in, const Ports& p) {
 // order over one connection. Retrying is the orchestrator's: the files
 // already delivered are found in the ledger the next time (as delivered
 // when this run delivered them), and a file whose last attempt in this run
-// failed permanently is not tried again. The error is transient while any
-// failed file's is.
+// failed permanently is not tried again while another file still fails
+// transiently. The error is transient while any failed file's is.
 StatusOr<json> Deliver(const json& in, const Ports& p) {
   CBPIPE_ASSIGN_OR_RETURN(Header h, ReadHeader(in));
   CBPIPE_ASSIGN_OR_RETURN(std::string name, String(in, "destination"));
@@ -339,30 +340,50 @@ StatusOr<json> Deliver(const json& in, const Ports& p) {
   if (!transport.ok()) return transport.status();
   FileDeliverer deliverer(once, transport->get(), p.ledger, p.env,
                           p.delivery_claim_ms);
+  // This run's earlier tries of each file (the ledger keeps each failed
+  // attempt with its run). A file whose last one failed permanently is not
+  // tried again while another file of the destination still fails
+  // transiently (the Retry goes on for that one); once none does (a
+  // redrive after the cause was fixed), it is tried again.
+  struct Tries {
+    int64_t count = 0;
+    std::optional<AttemptRecord> last;
+  };
+  std::vector<Tries> tries;
+  bool transient_pending = false;
+  for (const FileSummary& f : batch.files) {
+    if (f.destination != name) continue;
+    Tries& t = tries.emplace_back();
+    CBPIPE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> history,
+                            p.ledger->FailedAttempts(name, f.name));
+    for (AttemptRecord& a : history) {
+      if (a.run_id != h.run_id) continue;
+      ++t.count;
+      t.last = std::move(a);
+    }
+    if (!t.last || t.last->error_class != "transient") continue;
+    CBPIPE_ASSIGN_OR_RETURN(std::optional<LedgerEntry> known,
+                            p.ledger->Find(name, f.name));
+    if (!known || known->state != "delivered" || known->sha256 != f.sha256)
+      transient_pending = true;
+  }
   json files = json::array();
   // The step's error when a file failed: the first one still worth another
   // try (so the Retry goes on for it), else the first permanent one.
   Status transient_error, permanent_error;
   bool healthy = true;
+  size_t k = 0;
   for (const FileSummary& f : batch.files) {
     if (f.destination != name) continue;
     FileToDeliver item{f.path, f.name, f.bytes, f.sha256, batch.id};
     item.replay = replay;
     item.run_id = h.run_id;
-    // This run's earlier tries of the file (the ledger keeps each failed
-    // attempt with its run): a permanent failure stands, the file is not
-    // tried again while the Retry goes on for the others.
-    CBPIPE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> history,
-                            p.ledger->FailedAttempts(name, f.name));
-    int64_t tried = 0;
-    const AttemptRecord* last = nullptr;
-    for (const AttemptRecord& a : history) {
-      if (a.run_id != h.run_id) continue;
-      ++tried;
-      last = &a;
-    }
+    const Tries& t = tries[k++];
+    int64_t tried = t.count;
+    const std::optional<AttemptRecord>& last = t.last;
     DeliveryResult r;
-    if (!replay && last && last->error_class == "permanent") {
+    if (!replay && transient_pending && last &&
+        last->error_class == "permanent") {
       r.remote_name = f.name;
       r.error = Status(StatusCodeFromName(last->code), last->message);
     } else {

@@ -323,6 +323,35 @@ TEST_F(WorkflowStepsTest, ABatchFailingVerificationFailsTheRunFromScan) {
   EXPECT_EQ(Delivered(), 2);
 }
 
+// A file whose delivery failed permanently is tried again by a later
+// deliver of the same run once no other file is being retried (a redrive
+// after the cause was fixed), and counts the run's earlier attempt.
+TEST_F(WorkflowStepsTest, APermanentFailureIsTriedAgainOnRedrive) {
+  const json input = Stored(WriteCsv("perm.csv", 0, 2), "00000000000000d1");
+  StatusOr<json> scanned = Step("scan", input);
+  ASSERT_TRUE(scanned.ok()) << scanned.status().ToString();
+  json verify_in = {{"run_id", input["run_id"]},
+                    {"trace_id", input["trace_id"]},
+                    {"now_ms", input["now_ms"]},
+                    {"batch", (*scanned)["batches"][0]}};
+  StatusOr<json> verified = Step("verify", verify_in);
+  ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+  const json item = (*verified)["deliveries"][0];
+  ASSERT_EQ(item["destination"], "amex");
+  // The destination's folder is a file: NOT_FOUND, permanent.
+  fs::create_directories(root_ / "work/outbox");
+  std::ofstream(root_ / "work/outbox/amex") << "not a folder";
+  StatusOr<json> failed = Step("deliver", item);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_FALSE(failed.status().IsTransient()) << failed.status().ToString();
+  fs::remove(root_ / "work/outbox/amex");
+  StatusOr<json> redriven = Step("deliver", item);
+  ASSERT_TRUE(redriven.ok()) << redriven.status().ToString();
+  EXPECT_EQ((*redriven)["files"][0]["status"], "delivered");
+  EXPECT_EQ((*redriven)["files"][0]["attempts"], 1);
+  EXPECT_EQ(Delivered(), 1);
+}
+
 // The bug this shape fixes: the service read the clock in validate and
 // again in generate, so a record a second in the future at validate could
 // be accepted when generate was redriven later. Now the run's clock is in
