@@ -52,7 +52,8 @@
 //                  delivered in an earlier try is "delivered" again (an
 //                  earlier run's: "already_delivered"); a file whose last
 //                  attempt in this run failed permanently is not tried
-//                  again (unless replay), it stays failed with that error
+//                  again while another file still fails transiently
+//                  (unless replay): it stays failed with that error
 //   notify         {input_name, deliveries: [{id, files}]} -> its input
 //   settle         {deliveries} -> its input, kAborted when a file failed
 //                  (both also take cbpipe_workflow.json's Map result:
