@@ -90,7 +90,9 @@ class WorkflowStepsTest : public ::testing::Test {
   }
 
   // Runs cbpipe_workflow.json on the file at `path` as the service would.
-  RunOutcome RunInput(const std::string& path, const std::string& run_id) {
+  // `steps` (RunStep over ports_ when empty) may wrap the steps.
+  RunOutcome RunInput(const std::string& path, const std::string& run_id,
+                      StepRunner steps = nullptr) {
     const json input = Stored(path, run_id);
     RunRecord run;
     run.run_id = run_id;
@@ -100,7 +102,8 @@ class WorkflowStepsTest : public ::testing::Test {
     EXPECT_TRUE(runs_->CreateIfAbsent(run).ok());
     StatusOr<WorkflowDefinition> definition = CbpipeWorkflowDefinition();
     EXPECT_TRUE(definition.ok()) << definition.status().ToString();
-    WorkflowEngine engine(&*definition, runs_.get(), &env_, StepsOver(ports_));
+    WorkflowEngine engine(&*definition, runs_.get(), &env_,
+                          steps ? std::move(steps) : StepsOver(ports_));
     std::atomic<bool> stop{false};
     return engine.Resume(run_id, InitialInput(run), &stop);
   }
@@ -287,38 +290,29 @@ TEST_F(WorkflowStepsTest, ABatchFailingVerificationFailsTheRunFromScan) {
       "two.csv", 0, 2,
       "V1,visa,74567890123456789012341,M1,2025-03-01,2025-04-01,"
       "10.00,USD,10.4\n");
-  const json input = Stored(path, "00000000000000b2");
-  RunRecord run;
-  run.run_id = "00000000000000b2";
-  run.input_key = input["input_key"];
-  run.input_name = input["input_name"];
-  run.created_ms = kNowMs;
-  ASSERT_TRUE(runs_->CreateIfAbsent(run).ok());
-  StatusOr<WorkflowDefinition> definition = CbpipeWorkflowDefinition();
-  ASSERT_TRUE(definition.ok()) << definition.status().ToString();
+  const std::string run_id = "00000000000000b2";
   bool corrupt = true;
   StepRunner steps = [&](std::string_view name, const json& in) {
-    if (name == "verify" && corrupt && in["batch"]["id"] == run.run_id + "-b001") {
+    if (name == "verify" && corrupt && in["batch"]["id"] == run_id + "-b001") {
       const std::string file = in["batch"]["files"][0]["name"];
-      std::ofstream(root_ / "work/batches" / (run.run_id + "-b001") / file,
+      std::ofstream(root_ / "work/batches" / (run_id + "-b001") / file,
                     std::ios::app)
           << "x";
     }
     return RunStep(name, in, ports_);
   };
-  WorkflowEngine engine(&*definition, runs_.get(), &env_, steps);
-  RunOutcome failed = engine.Resume(run.run_id, InitialInput(run), nullptr);
+  RunOutcome failed = RunInput(path, run_id, steps);
   EXPECT_EQ(failed.state, "failed");
   EXPECT_EQ(failed.redrive_from, "scan");
   EXPECT_EQ(Delivered(), 1);  // the other batch
   bool batch_failed = false;
   for (const Event& e : notifier_.events())
     batch_failed |= e.type == kEventBatchFailed &&
-                    e.batch_id == run.run_id + "-b001";
+                    e.batch_id == run_id + "-b001";
   EXPECT_TRUE(batch_failed);
 
   corrupt = false;  // the redrive writes the batch again from the input
-  RunOutcome redriven = engine.Resume(run.run_id, InitialInput(run), nullptr);
+  RunOutcome redriven = RunInput(path, run_id, steps);
   EXPECT_EQ(redriven.state, "succeeded") << redriven.error;
   EXPECT_EQ(Delivered(), 2);
 }
