@@ -215,11 +215,30 @@ class WorkflowEngine::Run {
   Status DiscardForRedrive(const StateMachine& m, const std::string& prefix,
                            const std::vector<std::string>& redo);
 
+  // Notes the redrive points of the failed items a Map tolerated (its
+  // output's entries with error.RedriveFrom).
+  void NoteTolerated(const json& map_output);
+
   WorkflowEngine* e_;
   const std::string run_id_;
   const std::atomic<bool>* stop_;
   std::map<std::string, StepRecord> records_;  // read-only while running
+  std::mutex tolerated_mu_;
+  // Where the failed items of tolerating Maps would have had the run
+  // redriven (verify: "scan"); a failed run redrives from the earliest.
+  std::vector<std::string> tolerated_redrive_;
 };
+
+void WorkflowEngine::Run::NoteTolerated(const json& map_output) {
+  if (!map_output.is_array()) return;
+  std::lock_guard<std::mutex> lock(tolerated_mu_);
+  for (const json& entry : map_output) {
+    if (!entry.is_object() || !entry.contains("error")) continue;
+    const std::string from =
+        StateError::FromJson(entry["error"]).redrive_from;
+    if (!from.empty()) tolerated_redrive_.push_back(from);
+  }
+}
 
 Result WorkflowEngine::Run::CallStep(const State& s, const json& input) {
   Status in_ok = s.input_schema.Check(input);
@@ -476,10 +495,10 @@ Result WorkflowEngine::Run::RunMap(const State& s, const std::string& path,
       json entry = item.ok() && item->is_object()
                        ? std::move(*item)
                        : json{{"input", item.ok() ? *item : json()}};
-      entry["error"] = {{"Error", errors[i]->name},
-                        {"Cause", errors[i]->cause}};
+      entry["error"] = errors[i]->ToJson();
       array.push_back(std::move(entry));
     }
+    NoteTolerated(array);
     r = Result::Ok(std::move(array));
   }
   return Checkpoint(path, std::move(r), 1, e_->env_->NowMs());
@@ -543,6 +562,8 @@ Result WorkflowEngine::Run::RunMachine(const StateMachine& m,
           first = nullptr;
         } else if (const StepRecord* rec = Record(path)) {
           json out = json::parse(rec->output_json, nullptr, false);
+          if (s->type == StateType::kMap && rec->state == "succeeded")
+            NoteTolerated(out);
           r = rec->state == "succeeded" && !out.is_discarded()
                   ? Result::Ok(std::move(out))
                   : Result::Failed(StateError::FromJson(out));
@@ -728,6 +749,18 @@ RunOutcome WorkflowEngine::Run::Go(const json& first_input) {
   }
   if (outcome.state == "failed" && outcome.redrive_from.empty())
     outcome.redrive_from = root.start_at;
+  if (outcome.state == "failed") {
+    // A tolerated item that failed where a redrive must start earlier (a
+    // batch failing verification is regenerated from scan) moves the
+    // run's redrive point there.
+    for (const std::string& from : tolerated_redrive_) {
+      if (from == outcome.redrive_from || !root.Find(from)) continue;
+      const std::vector<std::string> reach = root.ReachableFrom(from);
+      if (std::find(reach.begin(), reach.end(), outcome.redrive_from) !=
+          reach.end())
+        outcome.redrive_from = from;
+    }
+  }
   st = e_->store_->SetState(run_id_, outcome.state, outcome.redrive_from,
                             outcome.error);
   if (!st.ok()) {

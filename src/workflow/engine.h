@@ -18,6 +18,11 @@
 //   stays fixed across restarts and redrives.
 // - A "running" run (interrupted) resumes from its checkpoints: completed
 //   Tasks and Map items are not run again.
+// - A failed run's redrive point is where its error says (the innermost
+//   state's cbpipe.redrive_from, else the top-level state that failed), or
+//   an earlier one that a failed item of a tolerating Map says (recorded
+//   as "RedriveFrom" in that item's entry): a batch that failed
+//   verification inside `batches` has the run redriven from scan.
 // - A "failed" run is redriven: the checkpoints of its redrive point and of
 //   every state reachable from it are discarded (state "discarded"), except
 //   that a Map redrive point keeps the items that succeeded; the run then
