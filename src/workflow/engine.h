@@ -70,8 +70,8 @@ struct RunOutcome {
 // anything) becomes kInternal "step <name> threw: <what>" ("threw a
 // non-standard exception" for one that is not a std::exception), an output
 // that is not a JSON object kInternal "step <name> returned a non-object:
-// <type>". Card numbers in an exception's text are masked. Both engines
-// call every step through it; the run then fails (or is caught) with that
+// <type>". Card numbers in an exception's text are masked. The engine
+// calls every step through it; the run then fails (or is caught) with that
 // error like any other, and the worker goes on with other runs.
 StatusOr<nlohmann::json> CallStepGuarded(
     std::string_view name,

@@ -253,6 +253,172 @@ TEST_F(WorkflowEngineTest, NonStandardExceptionsAndGarbageFailClearly) {
             "INTERNAL: step a returned a non-object: string");
 }
 
+// Moved from the step-list engine's tests when it was deleted: what a
+// step throws or returns never crosses the engine, and the run records it.
+constexpr char kChain[] = R"({
+  "StartAt": "a",
+  "States": {
+    "a": {"Type": "Task", "ResultPath": "$.a", "Next": "b"},
+    "b": {"Type": "Task", "ResultPath": "$.b", "Next": "c",
+          "Retry": [{"ErrorEquals": ["UNAVAILABLE"], "IntervalSeconds": 1,
+                     "BackoffRate": 2, "MaxAttempts": 2,
+                     "JitterStrategy": "NONE"}]},
+    "c": {"Type": "Task", "ResultPath": "$.c", "End": true,
+          "cbpipe": {"redrive_from": "b"}}}})";
+
+TEST_F(WorkflowEngineTest, AThrowingStepFailsItsRunAndIsRecorded) {
+  Define(kChain);
+  Step("b", [](const json&) -> StatusOr<json> {
+    const json not_an_object = json::array();
+    return json{{"x", not_an_object.value("missing", 0)}};  // type_error
+  });
+  RunOutcome out = Resume("r1");
+  EXPECT_EQ(out.state, "failed");
+  EXPECT_EQ(out.error.rfind(
+                "INTERNAL: step b threw: [json.exception.type_error.306]", 0),
+            0u)
+      << out.error;
+  EXPECT_EQ(out.redrive_from, "b");
+  RunRecord run = Get("r1");
+  EXPECT_EQ(run.state, "failed");
+  EXPECT_EQ(run.error, out.error);
+  EXPECT_EQ(run.current_step, "b");
+  bool found = false;
+  for (const StepRecord& s : run.steps) {
+    if (s.name != "b") continue;
+    found = true;
+    EXPECT_EQ(s.state, "failed");
+    EXPECT_EQ(s.error, out.error);
+    EXPECT_EQ(s.attempts, 1);  // INTERNAL is not in the Retry rule
+  }
+  EXPECT_TRUE(found);
+  EXPECT_TRUE(env_.sleeps().empty());
+  EXPECT_EQ(Calls("c"), 0);
+
+  Step("b", [](const json&) -> StatusOr<json> { throw std::bad_alloc(); });
+  EXPECT_EQ(Resume("r2").error, "INTERNAL: step b threw: std::bad_alloc");
+}
+
+TEST_F(WorkflowEngineTest, EveryKindOfGarbageFailsTheRun) {
+  Define(kChain);
+  int n = 0;
+  for (const json& garbage :
+       {json(nullptr), json("text"), json::array({1, 2}), json(42),
+        json(4.5), json(true), json(json::value_t::discarded)}) {
+    Step("a", [garbage](const json&) { return StatusOr<json>(garbage); });
+    const std::string id = "g" + std::to_string(n++);
+    RunOutcome out = Resume(id);
+    EXPECT_EQ(out.state, "failed") << garbage.type_name();
+    EXPECT_EQ(out.error, "INTERNAL: step a returned a non-object: " +
+                             std::string(garbage.type_name()));
+    EXPECT_EQ(Get(id).state, "failed");
+  }
+  EXPECT_EQ(Calls("b"), 0);
+}
+
+TEST_F(WorkflowEngineTest, CardNumbersInAnExceptionAreMasked) {
+  Define(kChain);
+  Step("a", [](const json&) -> StatusOr<json> {
+    throw std::runtime_error("bad record 4111111111111111 here");
+  });
+  RunOutcome out = Resume("r1");
+  EXPECT_EQ(out.state, "failed");
+  EXPECT_NE(out.error.find("step a threw: bad record"), std::string::npos)
+      << out.error;
+  EXPECT_EQ(out.error.find("4111111111111111"), std::string::npos)
+      << out.error;
+  // Nothing stored about the run holds it: its error, the step's record.
+  RunRecord run = Get("r1");
+  EXPECT_EQ(run.error, out.error);
+  ASSERT_FALSE(run.steps.empty());
+  for (const StepRecord& s : run.steps) {
+    EXPECT_EQ(s.error.find("4111111111111111"), std::string::npos) << s.name;
+    EXPECT_EQ(s.output_json.find("4111111111111111"), std::string::npos)
+        << s.name;
+  }
+  EXPECT_NE(StepState("r1", "a"), "");
+}
+
+TEST_F(WorkflowEngineTest, ExhaustedRetriesFailTheRunWithTheLastError) {
+  Define(kChain);
+  Step("b", [](const json&) -> StatusOr<json> {
+    return UnavailableError("server down");
+  });
+  RunOutcome out = Resume("r1");
+  EXPECT_EQ(out.state, "failed");
+  EXPECT_EQ(out.error, "UNAVAILABLE: server down");
+  EXPECT_EQ(Calls("b"), 3);  // MaxAttempts 2: three calls
+  EXPECT_EQ(env_.sleeps(), (std::vector<double>{1, 2}));
+  for (const StepRecord& s : Get("r1").steps) {
+    if (s.name == "b") {
+      EXPECT_EQ(s.attempts, 3);
+    }
+  }
+}
+
+TEST_F(WorkflowEngineTest, RedriveResumesAtTheFailedStepWithItsInput) {
+  Define(kChain);
+  bool down = true;
+  Step("b", [&](const json& in) -> StatusOr<json> {
+    if (down) return DataLossError("bad file");
+    return json{{"saw_a", in.contains("a")}};
+  });
+  ASSERT_EQ(Resume("r1").state, "failed");
+  down = false;
+  RunOutcome out = Resume("r1", json{{"x", 2}});
+  ASSERT_EQ(out.state, "succeeded") << out.error;
+  EXPECT_EQ(Calls("a"), 1);  // not repeated
+  EXPECT_EQ(out.output["b"], json({{"saw_a", true}}));
+  EXPECT_EQ(out.output["x"], 1);  // the checkpointed input
+}
+
+TEST_F(WorkflowEngineTest, RedriveFromAnEarlierStepRunsItAgain) {
+  Define(kChain);
+  bool bad = true;
+  Step("c", [&](const json&) -> StatusOr<json> {
+    if (bad) return DataLossError("bad file");
+    return json::object();
+  });
+  ASSERT_EQ(Resume("r1").state, "failed");
+  EXPECT_EQ(Get("r1").current_step, "b");  // c's redrive_from
+  bad = false;
+  EXPECT_EQ(Resume("r1").state, "succeeded");
+  EXPECT_EQ(Calls("a"), 1);
+  EXPECT_EQ(Calls("b"), 2);
+  EXPECT_EQ(Calls("c"), 2);
+}
+
+TEST(CallStepGuardedTest, PassesResultsAndErrorsThrough) {
+  StatusOr<json> ok = CallStepGuarded("s", [] {
+    return StatusOr<json>(json{{"k", 1}});
+  });
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ((*ok)["k"], 1);
+  StatusOr<json> err = CallStepGuarded(
+      "s", [] { return StatusOr<json>(UnavailableError("down")); });
+  EXPECT_EQ(err.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(err.status().message(), "down");
+  StatusOr<json> unknown = CallStepGuarded("s", []() -> StatusOr<json> {
+    throw 7;
+  });
+  EXPECT_EQ(unknown.status().code(), StatusCode::kInternal);
+  EXPECT_EQ(unknown.status().message(), "step s threw a non-standard exception");
+}
+
+TEST(CallStepGuardedTest, MasksCardNumbersAndRefusesNonObjects) {
+  StatusOr<json> thrown = CallStepGuarded("s", []() -> StatusOr<json> {
+    throw std::invalid_argument("pan 5500005555555559 in row 3");
+  });
+  EXPECT_EQ(thrown.status().code(), StatusCode::kInternal);
+  EXPECT_EQ(thrown.status().message().find("5500005555555559"),
+            std::string::npos)
+      << thrown.status().message();
+  EXPECT_EQ(thrown.status().message().rfind("step s threw: pan ", 0), 0u);
+  StatusOr<json> array =
+      CallStepGuarded("s", [] { return StatusOr<json>(json::array()); });
+  EXPECT_EQ(array.status().message(), "step s returned a non-object: array");
+}
+
 TEST_F(WorkflowEngineTest, SchemasCheckTaskInputAndOutput) {
   Define(R"({"StartAt": "a", "States": {"a": {"Type": "Task", "End": true,
     "cbpipe": {"input_schema": {"required": ["x"]},
