@@ -259,6 +259,14 @@ Result WorkflowEngine::Run::RunTask(const State& s, const std::string& path,
     for (;;) {
       if (Stopped()) return Result::Interrupted();
       ++attempts;
+      if (attempts > 1 && e_->options_.on_retry) {
+        try {
+          e_->options_.on_retry(
+              {s.name, input, attempts, r.error.ToString()});
+        } catch (...) {
+          // An observer's failure is not the step's.
+        }
+      }
       r = CallStep(s, input);
       if (r.kind != Result::kFailed) break;
       size_t i = 0;

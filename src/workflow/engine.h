@@ -77,9 +77,23 @@ StatusOr<nlohmann::json> CallStepGuarded(
     std::string_view name,
     const std::function<StatusOr<nlohmann::json>()>& call);
 
+// Told of each retry the engine makes of a Task (see EngineOptions).
+struct TaskRetry {
+  std::string_view state;       // the Task's name ("deliver")
+  const nlohmann::json& input;  // its input (after Parameters)
+  int attempt;                  // the attempt starting now: 2, 3, ...
+  std::string_view error;       // the previous attempt's, "UNAVAILABLE: ..."
+};
+
 struct EngineOptions {
   // The most threads one Map state runs its items on.
   int max_map_threads = 16;
+  // Called (when set) just before each retry of a Task, after its wait,
+  // on the thread running the Task: Map items call it from several threads
+  // at once. A first attempt, a resume or a redrive is not a retry. What
+  // it throws is ignored. The caller names the metrics (the engine knows
+  // no step): serve counts a deliver step's retries per destination.
+  std::function<void(const TaskRetry&)> on_retry;
 };
 
 class WorkflowEngine {

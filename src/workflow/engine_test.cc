@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "runs/sqlite_run_store.h"
+#include "telemetry/in_memory_metrics.h"
+#include "workflow/service.h"
 
 namespace cbpipe {
 namespace {
@@ -118,6 +120,36 @@ TEST_F(WorkflowEngineTest, RetriesWithBackoffCappedByMaxDelay) {
   EXPECT_EQ(env_.sleeps(), (std::vector<double>{2, 6, 10}));
   EXPECT_EQ(out.output, json::parse(R"({"x":1,"a":{"ok":true}})"));
   EXPECT_EQ(Get("r1").state, "succeeded");
+}
+
+TEST_F(WorkflowEngineTest, RetriesAreToldToTheObserverNotFirstAttempts) {
+  Define(kRetrying);
+  std::vector<std::string> told;
+  options_.on_retry = [&](const TaskRetry& r) {
+    told.push_back(std::string(r.state) + " " + std::to_string(r.attempt) +
+                   " " + std::string(r.error) + " x=" + r.input["x"].dump());
+  };
+  int failures = 2;
+  Step("a", [&](const json&) -> StatusOr<json> {
+    if (failures-- > 0) return UnavailableError("refused");
+    return json::object();
+  });
+  ASSERT_EQ(Resume("r1").state, "succeeded");
+  EXPECT_EQ(told, (std::vector<std::string>{"a 2 UNAVAILABLE: refused x=1",
+                                            "a 3 UNAVAILABLE: refused x=1"}));
+  // A redrive's first attempt is not a retry; an observer that throws
+  // does not change the run.
+  told.clear();
+  options_.on_retry = [&](const TaskRetry&) { throw std::runtime_error("x"); };
+  failures = 100;
+  ASSERT_EQ(Resume("r2").state, "failed");
+  EXPECT_EQ(Calls("a"), 3 + 4);
+  failures = 0;
+  options_.on_retry = [&](const TaskRetry& r) {
+    told.push_back(std::string(r.state));
+  };
+  EXPECT_EQ(Resume("r2").state, "succeeded");
+  EXPECT_TRUE(told.empty());
 }
 
 TEST_F(WorkflowEngineTest, FullJitterDrawsEachWaitBelowItsBackoff) {
@@ -808,7 +840,7 @@ class CbpipeWorkflowTest : public WorkflowEngineTest {
                               {"batch", in["batch"]},
                               {"destination", dest},
                               {"retry",
-                               {{"max_attempts", 2},
+                               {{"max_attempts", max_attempts_},
                                 {"interval_seconds", 3},
                                 {"full_jitter", false}}},
                               {"files", {{{"name", id + "." + dest}}}}});
@@ -821,6 +853,13 @@ class CbpipeWorkflowTest : public WorkflowEngineTest {
       const std::string key = in["batch"]["id"].get<std::string>() + "/" +
                               in["destination"].get<std::string>();
       if (key == down_) return UnavailableError(key + ": refused");
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (failures_[key] > 0) {
+          --failures_[key];
+          return UnavailableError(key + ": refused");
+        }
+      }
       return json{{"id", in["batch"]["id"]},
                   {"destination", in["destination"]},
                   {"files", in["files"]}};
@@ -849,6 +888,8 @@ class CbpipeWorkflowTest : public WorkflowEngineTest {
 
   bool unreadable_ = false;
   std::string corrupt_, down_;
+  int max_attempts_ = 2;  // each destination's retry policy
+  std::map<std::string, int> failures_;  // "B1/visa" -> failures left
 };
 
 TEST_F(CbpipeWorkflowTest, DeliversEveryBatchToEveryDestination) {
@@ -895,6 +936,22 @@ TEST_F(CbpipeWorkflowTest, AFailedDeliveryIsRetriedThenRedrivenAlone) {
   EXPECT_EQ(redriven.output, clean.output);
   EXPECT_EQ(Calls("deliver") - delivers, 1);  // only B2/visa again
   EXPECT_EQ(Calls("scan"), 2);                // r1 once, r2 once
+}
+
+// serve's metric: the retries the engine makes of one destination's
+// deliver step, not its first attempt, per destination.
+TEST_F(CbpipeWorkflowTest, DeliveryRetriesAreCountedPerDestination) {
+  InMemoryMetrics metrics(PipelineMetricSpecs());
+  options_.on_retry = CountDeliveryRetries(&metrics);
+  max_attempts_ = 3;
+  failures_["B1/visa"] = 2;  // UNAVAILABLE twice, then delivered
+  failures_["B2/mc"] = 1;
+  RunOutcome out = Resume("r1", Input());
+  ASSERT_EQ(out.state, "succeeded") << out.error;
+  EXPECT_EQ(metrics.Value(kDeliveryRetriesTotal, {"visa"}), 2);
+  EXPECT_EQ(metrics.Value(kDeliveryRetriesTotal, {"mc"}), 1);
+  EXPECT_EQ(Calls("deliver"), 4 + 3);
+  EXPECT_EQ(env_.sleeps().size(), 3u);
 }
 
 TEST_F(CbpipeWorkflowTest, AVerifyFailureIsRedrivenFromScan) {

@@ -127,6 +127,16 @@ ServicePaths ResolveServicePaths(const Config& config) {
   return p;
 }
 
+std::function<void(const TaskRetry&)> CountDeliveryRetries(
+    Metrics* metrics) {
+  return [metrics](const TaskRetry& retry) {
+    if (retry.state != "deliver" || !retry.input.is_object()) return;
+    auto it = retry.input.find("destination");
+    if (it == retry.input.end() || !it->is_string()) return;
+    metrics->Increment(kDeliveryRetriesTotal, {it->get<std::string>()});
+  };
+}
+
 Service::Service(const Config& config, std::unique_ptr<Notifier> notifier)
     : config_(config),
       paths_(ResolveServicePaths(config_)),
@@ -235,8 +245,8 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
       m.Increment(kBytesDeliveredTotal, {destination}, bytes);
       m.Observe(kDeliveryLatencySeconds, {destination}, seconds);
     }
-    if (!r.attempts.empty() && r.outcome != DeliveryOutcome::kFailed)
-      m.Increment(kDeliveryRetriesTotal, {destination}, r.attempts.size());
+    // Retries are the engine's (CountDeliveryRetries): the step makes one
+    // attempt.
     LogContext ctx{.run_id = run.run_id,
                    .trace_id = run.trace_id,
                    .destination = destination};
@@ -255,8 +265,11 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
   if (TestTraceEnabled()) steps = TracedSteps(std::move(steps));
   // The engine's waits between retries end when the run's stop flag is set
   // (Env::SleepFor), which the claim keeper sets on shutdown.
+  EngineOptions engine_options;
+  engine_options.on_retry = CountDeliveryRetries(metrics);
   s->engine_ = std::make_unique<WorkflowEngine>(
-      &s->workflow_, s->runs_.get(), s->env_, std::move(steps));
+      &s->workflow_, s->runs_.get(), s->env_, std::move(steps),
+      std::move(engine_options));
   Queue* q = s->queue_.get();
   s->queue_depth_gauge_ = metrics->WatchGauge(kQueueDepth, [q] {
     StatusOr<QueueStats> st = q->Stats();

@@ -72,6 +72,12 @@ struct ServicePaths {
 };
 ServicePaths ResolveServicePaths(const Config& config);
 
+// The engine's retry observer (EngineOptions::on_retry) of serve: each
+// retry of a "deliver" Task (attempt 2, 3, ... of one batch's files to one
+// destination) adds one to cbpipe_delivery_retries_total{destination}.
+// `metrics` must outlive the function.
+std::function<void(const TaskRetry&)> CountDeliveryRetries(Metrics* metrics);
+
 class Service {
  public:
   // Opens the stores. `notifier` may be null (log only). `metrics` records
