@@ -685,6 +685,26 @@ RunOutcome WorkflowEngine::Run::Go(const json& first_input) {
   for (StepRecord& rec : loaded->steps) records_[rec.name] = std::move(rec);
   const StateMachine& root = e_->def_->root();
 
+  // Checkpoints without the "$input" record, which this engine saves
+  // before any other, were written by something else (serve's step-list
+  // engine before the workflow definition): their names may be states of
+  // the definition ("notify", "settle") with other shapes. None is used:
+  // they are discarded and the run starts from StartAt with `first_input`.
+  bool foreign = false;
+  if (records_.find(kInputRecord) == records_.end()) {
+    for (auto& [name, rec] : records_) {
+      if (rec.state == "discarded") continue;
+      foreign = true;
+      rec.state = "discarded";
+      Status saved = Save(rec);
+      if (!saved.ok()) {
+        outcome.state = "interrupted";
+        outcome.error = saved.ToString();
+        return outcome;
+      }
+    }
+  }
+
   json input = first_input;
   auto in = records_.find(kInputRecord);
   if (in != records_.end()) {
@@ -704,8 +724,9 @@ RunOutcome WorkflowEngine::Run::Go(const json& first_input) {
     }
   }
   if (loaded->state == "failed") {
-    const std::string from =
-        root.Find(loaded->current_step) ? loaded->current_step : root.start_at;
+    const std::string from = !foreign && root.Find(loaded->current_step)
+                                 ? loaded->current_step
+                                 : root.start_at;
     Status st = DiscardForRedrive(root, "", {from});
     if (st.ok()) st = e_->store_->SetState(run_id_, "running", from, "");
     if (!st.ok()) {

@@ -799,6 +799,38 @@ TEST_F(WorkflowEngineTest, ChoiceAndPassStates) {
   EXPECT_EQ(Resume("r2", {{"n", 3}}).output["size"], "small");
 }
 
+// Checkpoints another engine wrote (no "$input" record: serve's step list
+// before the workflow definition) are never read, even under a name the
+// definition has: the run starts from StartAt.
+TEST_F(WorkflowEngineTest, CheckpointsWithoutTheInputRecordAreDiscarded) {
+  Define(kChain);
+  for (const char* state : {"running", "failed", "queued"}) {
+    const std::string id = std::string("old-") + state;
+    RunRecord run;
+    run.run_id = id;
+    run.input_key = "inputs/" + id;
+    ASSERT_TRUE(store_->CreateIfAbsent(run).ok());
+    for (const char* name : {"validate", "b", "c"}) {
+      StepRecord rec;
+      rec.name = name;
+      rec.state = std::string(name) == "c" ? "failed" : "succeeded";
+      rec.output_json = R"({"error":{"code":"ABORTED","message":"old"}})";
+      ASSERT_TRUE(store_->SaveStep(id, rec).ok());
+    }
+    ASSERT_TRUE(store_->SetState(id, state, "generate", "old").ok());
+    RunOutcome out = Resume(id);
+    ASSERT_EQ(out.state, "succeeded") << state << ": " << out.error;
+    EXPECT_EQ(out.output, json::parse(R"({"x":1,"a":{"x":1},
+        "b":{"x":1,"a":{"x":1}},"c":{"x":1,"a":{"x":1},"b":{"x":1,"a":{"x":1}}}})"))
+        << state;
+    EXPECT_EQ(StepState(id, "validate"), "discarded");
+    EXPECT_EQ(StepState(id, "b"), "succeeded");
+  }
+  EXPECT_EQ(Calls("a"), 3);
+  EXPECT_EQ(Calls("b"), 3);
+  EXPECT_EQ(Calls("c"), 3);
+}
+
 TEST_F(WorkflowEngineTest, UnknownRunIsInterruptedNotCreated) {
   Define(kRetrying);
   WorkflowEngine engine(&def_, store_.get(), &env_,
