@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -510,6 +511,7 @@ Status Service::ScanInboxOnce() {
   ec.clear();
 
   std::map<std::string, Seen> still_there;
+  next_settle_ms_ = 0;
   for (auto it = fs::directory_iterator(paths_.inbox, ec);
        !ec && it != fs::directory_iterator(); it.increment(ec)) {
     const std::string name = it->path().filename().string();
@@ -531,6 +533,8 @@ Status Service::ScanInboxOnce() {
       seen.stable_since_ms = std::min<int64_t>(now, seen.mtime_ns / 1000000);
     }
     if (now - seen.stable_since_ms < config_.service.settle_ms) {
+      const int64_t due = seen.stable_since_ms + config_.service.settle_ms;
+      if (next_settle_ms_ == 0 || due < next_settle_ms_) next_settle_ms_ = due;
       still_there[name] = seen;
       continue;
     }
@@ -568,7 +572,14 @@ void Service::WatchLoop() {
   while (!stop_.load()) {
     Status st = ScanInboxOnce();
     if (!st.ok()) Log().Error({}, "inbox.error", st.ToString());
-    env_->SleepFor(config_.service.poll_interval_ms / 1000.0, &stop_);
+    // A file that settles before the next poll is taken when it does, not
+    // up to poll_interval_ms later (a lone input's latency); never more
+    // often than a file's settle deadlines.
+    int64_t wait_ms = config_.service.poll_interval_ms;
+    if (next_settle_ms_ > 0)
+      wait_ms = std::clamp<int64_t>(next_settle_ms_ - env_->NowMs() + 1, 1,
+                                    wait_ms);
+    env_->SleepFor(static_cast<double>(wait_ms) / 1000.0, &stop_);
   }
 }
 

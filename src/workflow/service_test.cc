@@ -134,6 +134,31 @@ TEST_F(ServiceTest, RunsInputsAndRecordsThroughTheInjectedMetrics) {
   EXPECT_EQ(metrics_.Value(kDeadLettersTotal), 0);
 }
 
+// A lone input's latency: a file still settling when a scan sees it is
+// taken when it has settled, not at the next poll.
+TEST_F(ServiceTest, AFileIsTakenWhenItSettlesNotAtTheNextPoll) {
+  config_.service.poll_interval_ms = 4000;
+  config_.service.settle_ms = 500;
+  std::unique_ptr<Service> service = Make();
+  ASSERT_TRUE(service);
+  DropInput("lone.csv", 2);  // written now: settles in 500 ms
+  const auto dropped = std::chrono::steady_clock::now();
+  ASSERT_TRUE(service->Start().ok());
+  bool created = false;
+  while (!created &&
+         std::chrono::steady_clock::now() - dropped < std::chrono::seconds(8)) {
+    StatusOr<int64_t> n = service->runs()->Count("");
+    created = n.ok() && *n == 1;
+    if (!created) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const auto took = std::chrono::steady_clock::now() - dropped;
+  service->RequestStop();
+  EXPECT_TRUE(service->Join(10000));
+  ASSERT_TRUE(created);
+  EXPECT_GE(took, std::chrono::milliseconds(450));  // settled first
+  EXPECT_LT(took, std::chrono::milliseconds(2500)) << "waited for the poll";
+}
+
 TEST_F(ServiceTest, MalformedMessagesAreDeadLettersAndServingGoesOn) {
   std::unique_ptr<Service> service = Make();
   ASSERT_TRUE(service);
