@@ -11,14 +11,17 @@
 // sftp is OpenSSH with fsync@openssh.com before each CLOSE (cbpipe's default:
 // durable bytes before the rename; the curl CLI never asks for it);
 // sftp-nofsync is the same with fsync = false, like for like with curl;
-// sftp-proftpd is ProFTPD's mod_sftp (with fsync).
+// sftp-proftpd is ProFTPD's mod_sftp (with fsync). The rows with fsync are
+// also run against the one client that flushes the same way: OpenSSH's sftp
+// with `put -f` (peer sftp-f), so the server's disk flush, which neither
+// client can avoid, is on both sides.
 // Fairness: both clients send the same files to the same server folder,
 // from a warm page cache (one untimed run of each first), in alternating
 // order; after every run, untimed, each file on the server is compared
 // byte for byte with its source (a run that lost or changed a byte fails).
-// Prints, per protocol and workload, the median time of each, the spread
-// (slowest / fastest run) and the ratio curl time / cbpipe time (1.00 = as
-// fast as curl). Needs root (servers).
+// Prints, per protocol, workload and peer, the median time of each, the
+// spread (slowest / fastest run) and the ratio peer time / cbpipe time
+// (1.00 = as fast as the peer). Needs root (servers).
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -74,6 +77,11 @@ struct Target {
   std::string curl_url;      // folder URL for the curl CLI, ends in '/'
   std::string curl_options;  // curl config lines (credentials, TLS, key)
   std::string remote_dir;    // local path of that folder, to clear it
+  // For SFTP with fsync: OpenSSH's sftp client, `put -f` (fsync@openssh.com
+  // after each file, as cbpipe does), the like-for-like peer curl is not.
+  bool sftp_peer = false;
+  int port = 0;
+  std::string user, key_path, known_hosts_path, remote_path;
 };
 
 std::vector<std::string> Split(const std::string& s, char sep) {
@@ -105,6 +113,13 @@ Workload MakeFiles(const std::string& dir, const std::string& name, int count,
     w.bytes += size;
   }
   return w;
+}
+
+// "/a/b" of "sftp://host:port/a/b".
+std::string UrlPath(const std::string& url) {
+  size_t scheme = url.find("://");
+  size_t slash = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  return slash == std::string::npos ? "/" : url.substr(slash);
 }
 
 void ClearDir(const std::string& dir) {
@@ -246,6 +261,45 @@ std::optional<Timing> RunCurl(const Target& t, const Workload& w,
   return timing;
 }
 
+// Seconds for one OpenSSH sftp process to upload every file of `w` with
+// `put -f` (the file flushed with fsync@openssh.com before it is closed),
+// over one connection, host key checked against the server's known_hosts.
+std::optional<Timing> RunOpensshSftp(const Target& t, const Workload& w,
+                                     const std::string& batch_path) {
+  {
+    std::ofstream batch(batch_path, std::ios::trunc);
+    for (const std::string& file : w.files) {
+      batch << "put -f \"" << file << "\" \"" << t.remote_path << "/"
+            << fs::path(file).filename().string() << "\"\n";
+    }
+  }
+  const std::string port = std::to_string(t.port);
+  const std::string known = "UserKnownHostsFile=" + t.known_hosts_path;
+  const std::string target = t.user + "@127.0.0.1";
+  auto start = Clock::now();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int null_fd = ::open("/dev/null", O_WRONLY);
+    if (null_fd >= 0) ::dup2(null_fd, STDOUT_FILENO);
+    ::execlp("sftp", "sftp", "-q", "-b", batch_path.c_str(), "-P",
+             port.c_str(), "-i", t.key_path.c_str(), "-o", known.c_str(),
+             "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+             target.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int wstatus = 0;
+  rusage usage{};
+  ::wait4(pid, &wstatus, 0, &usage);
+  Timing timing;
+  timing.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  timing.cpu_seconds = CpuSeconds(usage);
+  if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+    std::cerr << "sftp failed (status " << wstatus << ")\n";
+    return std::nullopt;
+  }
+  return timing;
+}
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -330,6 +384,12 @@ int Main(int argc, char** argv) {
                        proftpd->client_key_path() + "\"\nhostpubsha256 = \"" +
                        proftpd->host_key_sha256() + "\"\n";
       t.remote_dir = proftpd->root_dir() + "/bench";
+      t.sftp_peer = true;
+      t.port = proftpd->port();
+      t.user = proftpd->user();
+      t.key_path = proftpd->client_key_path();
+      t.known_hosts_path = proftpd->known_hosts_path();
+      t.remote_path = UrlPath(t.dest.url);
       if (!testing::MakeRemoteDir(proftpd->root_dir(), "bench", true).ok()) {
         return 1;
       }
@@ -351,6 +411,12 @@ int Main(int argc, char** argv) {
                        sftp.client_key_path() + "\"\nhostpubsha256 = \"" +
                        sftp.host_key_sha256() + "\"\n";
       t.remote_dir = sftp.root_dir() + "/bench";
+      t.sftp_peer = t.dest.remote_fsync;
+      t.port = sftp.port();
+      t.user = sftp.user();
+      t.key_path = sftp.client_key_path();
+      t.known_hosts_path = sftp.known_hosts_path();
+      t.remote_path = UrlPath(t.dest.url);
       if (!testing::MakeRemoteDir(sftp.root_dir(), "bench", true).ok()) {
         return 1;
       }
@@ -401,60 +467,73 @@ int Main(int argc, char** argv) {
   };
   print_flush("before");
 
-  std::printf("%-12s %-14s %9s %6s %9s %6s %9s %9s %7s %6s %6s\n", "proto",
-              "workload", "cbpipe s", "spread", "curl s", "spread", "cbpipe/s",
-              "curl/s", "ratio", "cpu-cb", "cpu-cu");
+  std::printf("%-12s %-14s %-7s %9s %6s %9s %6s %9s %9s %7s %6s %6s\n",
+              "proto", "workload", "peer", "cbpipe s", "spread", "peer s",
+              "spread", "cbpipe/s", "peer/s", "ratio", "cpu-cb", "cpu-pe");
   bool all_ok = true;
   for (const Target& t : targets) {
+    std::vector<std::string> peers = {"curl"};
+    if (t.sftp_peer) peers.push_back("sftp-f");
     for (const Workload& w : workloads) {
       WarmCache(w);
-      std::vector<double> ours, theirs, ours_cpu, theirs_cpu;
-      // Run 0 is the untimed warm-up of each side (server, cache, keys).
-      for (int run = 0; run <= o.runs; ++run) {
-        // Alternate which goes first so neither always gets a warm server.
-        for (int turn = 0; turn < 2; ++turn) {
-          ClearDir(t.remote_dir);
-          bool cbpipe_turn = (run + turn) % 2 == 0;
-          auto timing = cbpipe_turn ? RunCbpipe(t, w)
-                                    : RunCurl(t, w, o.dir + "/curl.config");
-          if (!timing ||
-              !Delivered(w, t.remote_dir, cbpipe_turn ? "cbpipe" : "curl")) {
-            all_ok = false;
-            continue;
-          }
-          if (run > 0) {
-            (cbpipe_turn ? ours : theirs).push_back(timing->seconds);
-            (cbpipe_turn ? ours_cpu : theirs_cpu)
-                .push_back(timing->cpu_seconds);
+      for (const std::string& peer : peers) {
+        std::vector<double> ours, theirs, ours_cpu, theirs_cpu;
+        // Run 0 is the untimed warm-up of each side (server, cache, keys).
+        for (int run = 0; run <= o.runs; ++run) {
+          // Alternate which goes first so neither always gets a warm server.
+          for (int turn = 0; turn < 2; ++turn) {
+            ClearDir(t.remote_dir);
+            bool cbpipe_turn = (run + turn) % 2 == 0;
+            std::optional<Timing> timing;
+            if (cbpipe_turn) {
+              timing = RunCbpipe(t, w);
+            } else if (peer == "curl") {
+              timing = RunCurl(t, w, o.dir + "/curl.config");
+            } else {
+              timing = RunOpensshSftp(t, w, o.dir + "/sftp.batch");
+            }
+            if (!timing || !Delivered(w, t.remote_dir,
+                                      cbpipe_turn ? "cbpipe" : peer.c_str())) {
+              all_ok = false;
+              continue;
+            }
+            if (run > 0) {
+              (cbpipe_turn ? ours : theirs).push_back(timing->seconds);
+              (cbpipe_turn ? ours_cpu : theirs_cpu)
+                  .push_back(timing->cpu_seconds);
+            }
           }
         }
+        if (ours.empty() || theirs.empty()) {
+          std::printf("%-12s %-14s %-7s failed\n", t.protocol.c_str(),
+                      w.name.c_str(), peer.c_str());
+          continue;
+        }
+        auto spread = [](const std::vector<double>& v) {
+          return *std::max_element(v.begin(), v.end()) /
+                 *std::min_element(v.begin(), v.end());
+        };
+        double a = Median(ours), b = Median(theirs);
+        double mb = static_cast<double>(w.bytes) / (1 << 20);
+        std::printf(
+            "%-12s %-14s %-7s %9.3f %5.2fx %9.3f %5.2fx %8.1fM %8.1fM "
+            "%6.2fx %6.3f %6.3f\n",
+            t.protocol.c_str(), w.name.c_str(), peer.c_str(), a,
+            spread(ours), b, spread(theirs), mb / a, mb / b, b / a,
+            Median(ours_cpu), Median(theirs_cpu));
+        std::fflush(stdout);
       }
-      if (ours.empty() || theirs.empty()) {
-        std::printf("%-12s %-14s failed\n", t.protocol.c_str(), w.name.c_str());
-        continue;
-      }
-      auto spread = [](const std::vector<double>& v) {
-        return *std::max_element(v.begin(), v.end()) /
-               *std::min_element(v.begin(), v.end());
-      };
-      double a = Median(ours), b = Median(theirs);
-      double mb = static_cast<double>(w.bytes) / (1 << 20);
-      std::printf(
-          "%-12s %-14s %9.3f %5.2fx %9.3f %5.2fx %8.1fM %8.1fM %6.2fx "
-          "%6.3f %6.3f\n",
-          t.protocol.c_str(), w.name.c_str(), a, spread(ours), b,
-          spread(theirs), mb / a, mb / b, b / a, Median(ours_cpu),
-          Median(theirs_cpu));
-      std::fflush(stdout);
     }
     ClearDir(t.remote_dir);
   }
   print_flush("after");
   std::printf(
-      "ratio = curl time / cbpipe time (>= 1.00: cbpipe as fast or "
-      "faster); medians of %d runs after a warm-up; spread = slowest / "
-      "fastest run; cpu-cb / cpu-cu = median client CPU s (user + system) of "
-      "cbpipe / curl; every run verified byte for byte\n",
+      "ratio = peer time / cbpipe time (>= 1.00: cbpipe as fast or "
+      "faster); peer curl = the curl CLI (never flushes), sftp-f = "
+      "OpenSSH's sftp with put -f (fsync@openssh.com per file, as cbpipe); "
+      "medians of %d runs after a warm-up; spread = slowest / "
+      "fastest run; cpu-cb / cpu-pe = median client CPU s (user + system) of "
+      "cbpipe / the peer; every run verified byte for byte\n",
       o.runs);
   return all_ok ? 0 : 1;
 }
