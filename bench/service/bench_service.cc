@@ -385,13 +385,12 @@ InputTiming TimingOf(const RunRecord& run, int64_t arrival_ms) {
   // What is left: the engine between states (checkpoint writes, Map
   // threads, the run's final state).
   t.parts["engine"] = t.latency_ms - t.parts["pickup"] - t.parts["queue"] -
-                      t.parts["scan"] - t.parts["verify"] -
-                      t.parts["deliver"] - t.parts["notify"] -
-                      t.parts["settle"];
+                      t.parts["scan"] - t.parts["verify"] - t.parts["deliver"] -
+                      t.parts["notify"] - t.parts["settle"];
   // The serve-only share: everything but the work `cbpipe run` also does
   // (one scan that validates and generates, verify, deliver).
-  t.parts["serve_only"] = t.latency_ms - t.parts["scan"] -
-                          t.parts["verify"] - t.parts["deliver"];
+  t.parts["serve_only"] =
+      t.latency_ms - t.parts["scan"] - t.parts["verify"] - t.parts["deliver"];
   t.parts["serve_only_no_pickup"] = t.parts["serve_only"] - t.parts["pickup"];
   return t;
 }

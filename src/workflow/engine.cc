@@ -261,8 +261,7 @@ Result WorkflowEngine::Run::RunTask(const State& s, const std::string& path,
       ++attempts;
       if (attempts > 1 && e_->options_.on_retry) {
         try {
-          e_->options_.on_retry(
-              {s.name, input, attempts, r.error.ToString()});
+          e_->options_.on_retry({s.name, input, attempts, r.error.ToString()});
         } catch (...) {
           // An observer's failure is not the step's.
         }

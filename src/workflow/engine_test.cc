@@ -335,8 +335,8 @@ TEST_F(WorkflowEngineTest, EveryKindOfGarbageFailsTheRun) {
   Define(kChain);
   int n = 0;
   for (const json& garbage :
-       {json(nullptr), json("text"), json::array({1, 2}), json(42),
-        json(4.5), json(true), json(json::value_t::discarded)}) {
+       {json(nullptr), json("text"), json::array({1, 2}), json(42), json(4.5),
+        json(true), json(json::value_t::discarded)}) {
     Step("a", [garbage](const json&) { return StatusOr<json>(garbage); });
     const std::string id = "g" + std::to_string(n++);
     RunOutcome out = Resume(id);
@@ -357,8 +357,7 @@ TEST_F(WorkflowEngineTest, CardNumbersInAnExceptionAreMasked) {
   EXPECT_EQ(out.state, "failed");
   EXPECT_NE(out.error.find("step a threw: bad record"), std::string::npos)
       << out.error;
-  EXPECT_EQ(out.error.find("4111111111111111"), std::string::npos)
-      << out.error;
+  EXPECT_EQ(out.error.find("4111111111111111"), std::string::npos) << out.error;
   // Nothing stored about the run holds it: its error, the step's record.
   RunRecord run = Get("r1");
   EXPECT_EQ(run.error, out.error);
@@ -430,11 +429,11 @@ TEST(CallStepGuardedTest, PassesResultsAndErrorsThrough) {
       "s", [] { return StatusOr<json>(UnavailableError("down")); });
   EXPECT_EQ(err.status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(err.status().message(), "down");
-  StatusOr<json> unknown = CallStepGuarded("s", []() -> StatusOr<json> {
-    throw 7;
-  });
+  StatusOr<json> unknown =
+      CallStepGuarded("s", []() -> StatusOr<json> { throw 7; });
   EXPECT_EQ(unknown.status().code(), StatusCode::kInternal);
-  EXPECT_EQ(unknown.status().message(), "step s threw a non-standard exception");
+  EXPECT_EQ(unknown.status().message(),
+            "step s threw a non-standard exception");
 }
 
 TEST(CallStepGuardedTest, MasksCardNumbersAndRefusesNonObjects) {
@@ -920,7 +919,7 @@ class CbpipeWorkflowTest : public WorkflowEngineTest {
 
   bool unreadable_ = false;
   std::string corrupt_, down_;
-  int max_attempts_ = 2;  // each destination's retry policy
+  int max_attempts_ = 2;                 // each destination's retry policy
   std::map<std::string, int> failures_;  // "B1/visa" -> failures left
 };
 

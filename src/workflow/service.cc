@@ -128,8 +128,7 @@ ServicePaths ResolveServicePaths(const Config& config) {
   return p;
 }
 
-std::function<void(const TaskRetry&)> CountDeliveryRetries(
-    Metrics* metrics) {
+std::function<void(const TaskRetry&)> CountDeliveryRetries(Metrics* metrics) {
   return [metrics](const TaskRetry& retry) {
     if (retry.state != "deliver" || !retry.input.is_object()) return;
     auto it = retry.input.find("destination");
@@ -268,9 +267,9 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
   // (Env::SleepFor), which the claim keeper sets on shutdown.
   EngineOptions engine_options;
   engine_options.on_retry = CountDeliveryRetries(metrics);
-  s->engine_ = std::make_unique<WorkflowEngine>(
-      &s->workflow_, s->runs_.get(), s->env_, std::move(steps),
-      std::move(engine_options));
+  s->engine_ = std::make_unique<WorkflowEngine>(&s->workflow_, s->runs_.get(),
+                                                s->env_, std::move(steps),
+                                                std::move(engine_options));
   Queue* q = s->queue_.get();
   s->queue_depth_gauge_ = metrics->WatchGauge(kQueueDepth, [q] {
     StatusOr<QueueStats> st = q->Stats();
@@ -577,8 +576,8 @@ void Service::WatchLoop() {
     // often than a file's settle deadlines.
     int64_t wait_ms = config_.service.poll_interval_ms;
     if (next_settle_ms_ > 0)
-      wait_ms = std::clamp<int64_t>(next_settle_ms_ - env_->NowMs() + 1, 1,
-                                    wait_ms);
+      wait_ms =
+          std::clamp<int64_t>(next_settle_ms_ - env_->NowMs() + 1, 1, wait_ms);
     env_->SleepFor(static_cast<double>(wait_ms) / 1000.0, &stop_);
   }
 }

@@ -5,9 +5,8 @@
 #include "workflow/service.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
-
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -179,7 +178,6 @@ TEST_F(ServiceTest, MalformedMessagesAreDeadLettersAndServingGoesOn) {
   EXPECT_EQ(metrics_.Value(kInputsTotal, {"accepted"}), 1);
 }
 
-
 // A state.db written by cbpipe serve before the workflow definition: runs
 // checkpointed by its step list (validate, generate, verify, deliver,
 // notify, settle, reject_input, record_failure; no "$input" record), the
@@ -201,7 +199,8 @@ class OldStateDatabaseTest : public ServiceTest {
   }
   static std::string Quote(const std::string& text) {
     std::string out = "'";
-    for (char c : text) out += c == '\'' ? std::string("''") : std::string(1, c);
+    for (char c : text)
+      out += c == '\'' ? std::string("''") : std::string(1, c);
     return out + "'";
   }
   // The run as the old RunStore left it: its state and next step, and the
@@ -223,8 +222,7 @@ class OldStateDatabaseTest : public ServiceTest {
           << Quote(run_id) << ", " << Quote(name) << ", " << ++seq << ", "
           << Quote(failed ? "failed" : "succeeded") << ", 1, "
           << Quote(output.dump()) << ", "
-          << Quote(failed ? output["error"]["code"].get<std::string>() +
-                                ": " +
+          << Quote(failed ? output["error"]["code"].get<std::string>() + ": " +
                                 output["error"]["message"].get<std::string>()
                           : "")
           << ", 1700000000000, 1700000000001);";
@@ -245,26 +243,29 @@ class OldStateDatabaseTest : public ServiceTest {
         steps.emplace_back(name, out);
       return out;
     };
-    in = add("validate", patched(in, 
-                             {{"records", 3}, {"accepted", 3}, {"rejected", 0},
-                              {"rejects_file", "/old/runs/rejects.csv"}}));
-    in = add("generate",
-             patched(in, 
-                 {{"batches",
-                   {{{"id", "OLDBATCH"},
-                     {"manifest", "/old/batches/OLDBATCH/manifest.json"},
-                     {"files", json::array()}}}}}));
+    in = add("validate",
+             patched(in, {{"records", 3},
+                          {"accepted", 3},
+                          {"rejected", 0},
+                          {"rejects_file", "/old/runs/rejects.csv"}}));
+    in =
+        add("generate",
+            patched(in, {{"batches",
+                          {{{"id", "OLDBATCH"},
+                            {"manifest", "/old/batches/OLDBATCH/manifest.json"},
+                            {"files", json::array()}}}}}));
     in = add("verify", in);
-    in = add("deliver", patched(in, 
-                            {{"deliveries", {{{"id", "OLDBATCH"},
-                                              {"files", json::array()}}}},
-                             {"failed_files", settle_failed ? 1 : 0}}));
+    in = add("deliver",
+             patched(in, {{"deliveries",
+                           {{{"id", "OLDBATCH"}, {"files", json::array()}}}},
+                          {"failed_files", settle_failed ? 1 : 0}}));
     in = add("notify", in);
     if (settle_failed) {
-      json caught = {{"error",
-                      {{"code", "ABORTED"},
-                       {"message", "1 file(s) not delivered after all retries"}}},
-                     {"input", in}};
+      json caught = {
+          {"error",
+           {{"code", "ABORTED"},
+            {"message", "1 file(s) not delivered after all retries"}}},
+          {"input", in}};
       add("settle", caught);
       add("record_failure", caught);
     }
@@ -346,13 +347,15 @@ TEST_F(OldStateDatabaseTest, OldRunsEndOnTheNewWorkflowDeliveredOnce) {
                    {"trace_id", r.trace_id}};
       ASSERT_TRUE(service->queue()->Send(body.dump(), {}, 0, r.run_id).ok());
     }
-    StatusOr<std::vector<Message>> got = service->queue()->Receive(10, 60000, 0);
+    StatusOr<std::vector<Message>> got =
+        service->queue()->Receive(10, 60000, 0);
     ASSERT_TRUE(got.ok());
     for (const Message& m : *got) {
       if (m.body.find(runs["old-e.csv"].run_id) != std::string::npos) {
         ASSERT_TRUE(service->queue()
-                        ->MoveToDeadLetter(m.receipt, "ABORTED: 1 file(s) "
-                                                      "not delivered")
+                        ->MoveToDeadLetter(m.receipt,
+                                           "ABORTED: 1 file(s) "
+                                           "not delivered")
                         .ok());
       } else {
         ASSERT_TRUE(service->queue()->ChangeVisibility(m.receipt, 0).ok());
