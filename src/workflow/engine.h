@@ -22,11 +22,13 @@
 //   every state reachable from it are discarded (state "discarded"), except
 //   that a Map redrive point keeps the items that succeeded; the run then
 //   resumes as above. "succeeded" and "rejected" runs return at once.
-// - A run with checkpoints but no "$input" record was checkpointed by
-//   something else (cbpipe serve's step-list engine, before the workflow
-//   definition: validate, generate, ...). Its records are marked
-//   "discarded", never read, and the run (queued, running or failed)
-//   starts from StartAt with `input`. The steps must make that safe: in
+// - A run with no "$input" record and a checkpoint whose name is no state
+//   path of the definition was checkpointed by something else (cbpipe
+//   serve's step-list engine, before the workflow definition: validate,
+//   generate, ...). All its records are marked "discarded", never read,
+//   and the run (queued, running or failed) starts from StartAt with
+//   `input`. (Records under the definition's own paths are used as usual,
+//   with or without "$input".) The steps must make that safe: in
 //   cbpipe the same input and `now` give the same files, and the delivery
 //   ledger skips what was delivered (docs/service.md, upgrading).
 // - Errors: a step's Status code name is the ASL error name. A step that

@@ -828,6 +828,21 @@ TEST_F(WorkflowEngineTest, CheckpointsWithoutTheInputRecordAreDiscarded) {
   EXPECT_EQ(Calls("a"), 3);
   EXPECT_EQ(Calls("b"), 3);
   EXPECT_EQ(Calls("c"), 3);
+
+  // Records under the definition's own names are used, $input or not.
+  RunRecord seeded;
+  seeded.run_id = "seeded";
+  seeded.input_key = "inputs/seeded";
+  ASSERT_TRUE(store_->CreateIfAbsent(seeded).ok());
+  StepRecord a;
+  a.name = "a";
+  a.state = "succeeded";
+  a.output_json = R"({"seeded":true})";
+  ASSERT_TRUE(store_->SaveStep("seeded", a).ok());
+  RunOutcome out = Resume("seeded");
+  ASSERT_EQ(out.state, "succeeded") << out.error;
+  EXPECT_EQ(out.output["a"], json({{"seeded", true}}));
+  EXPECT_EQ(Calls("a"), 3);
 }
 
 TEST_F(WorkflowEngineTest, UnknownRunIsInterruptedNotCreated) {
