@@ -157,6 +157,24 @@ StatusOr<std::vector<RetryRule>> RetryRules(const State& state,
   return rules;
 }
 
+// Whether `path` names a checkpoint this definition can write: "scan",
+// "batches", "batches/0", "batches/0/verify", ...
+bool IsStatePath(const StateMachine& m, std::string_view path) {
+  const size_t slash = path.find('/');
+  const State* s = m.Find(std::string(path.substr(0, slash)));
+  if (!s) return false;
+  if (slash == std::string_view::npos) return true;
+  if (s->type != StateType::kMap || !s->processor) return false;
+  std::string_view rest = path.substr(slash + 1);
+  const size_t end = rest.find('/');
+  const std::string_view index = rest.substr(0, end);
+  if (index.empty() ||
+      index.find_first_not_of("0123456789") != std::string_view::npos)
+    return false;
+  if (end == std::string_view::npos) return true;
+  return IsStatePath(*s->processor, rest.substr(end + 1));
+}
+
 // Joins every thread it holds when it goes out of scope.
 class ThreadGroup {
  public:
@@ -278,6 +296,13 @@ Result WorkflowEngine::Run::RunTask(const State& s, const std::string& path,
     for (;;) {
       if (Stopped()) return Result::Interrupted();
       ++attempts;
+      if (attempts > 1 && e_->options_.on_retry) {
+        try {
+          e_->options_.on_retry({s.name, input, attempts, r.error.ToString()});
+        } catch (...) {
+          // An observer's failure is not the step's.
+        }
+      }
       r = CallStep(s, input);
       if (r.kind != Result::kFailed) break;
       size_t i = 0;
@@ -698,6 +723,35 @@ RunOutcome WorkflowEngine::Run::Go(const json& first_input) {
   for (StepRecord& rec : loaded->steps) records_[rec.name] = std::move(rec);
   const StateMachine& root = e_->def_->root();
 
+  // Checkpoints without the "$input" record, which this engine saves
+  // before any other, and with a name that is no state of the definition
+  // ("validate") were written by something else: serve's step-list engine
+  // before the workflow definition. Some of their names are states here
+  // ("notify", "settle") with other shapes, so none is used: all are
+  // discarded and the run starts from StartAt with `first_input`.
+  bool foreign = false;
+  if (records_.find(kInputRecord) == records_.end()) {
+    for (const auto& [name, rec] : records_) {
+      if (rec.state != "discarded" && !IsStatePath(root, name)) foreign = true;
+    }
+  }
+  // The records with other names go last: if the process dies half-way,
+  // the next Resume still tells the run for what it is.
+  for (const bool known_name : {true, false}) {
+    if (!foreign) break;
+    for (auto& [name, rec] : records_) {
+      if (rec.state == "discarded" || IsStatePath(root, name) != known_name)
+        continue;
+      rec.state = "discarded";
+      Status saved = Save(rec);
+      if (!saved.ok()) {
+        outcome.state = "interrupted";
+        outcome.error = saved.ToString();
+        return outcome;
+      }
+    }
+  }
+
   json input = first_input;
   auto in = records_.find(kInputRecord);
   if (in != records_.end()) {
@@ -717,8 +771,9 @@ RunOutcome WorkflowEngine::Run::Go(const json& first_input) {
     }
   }
   if (loaded->state == "failed") {
-    const std::string from =
-        root.Find(loaded->current_step) ? loaded->current_step : root.start_at;
+    const std::string from = !foreign && root.Find(loaded->current_step)
+                                 ? loaded->current_step
+                                 : root.start_at;
     Status st = DiscardForRedrive(root, "", {from});
     if (st.ok()) st = e_->store_->SetState(run_id_, "running", from, "");
     if (!st.ok()) {
