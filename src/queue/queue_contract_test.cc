@@ -374,6 +374,12 @@ class SqsQueueTest : public ::testing::Test {
     client_ = MotoClient(g_moto->endpoint(), &env_);
     ASSERT_NE(client_, nullptr);
   }
+  // A fresh queue with a dead-letter queue, through the moto client.
+  StatusOr<std::unique_ptr<SqsQueue>> CreateQueue(const std::string& name) {
+    SqsQueueOptions create;
+    create.create_if_missing = true;
+    return SqsQueue::Open(client_, name, create);
+  }
   FakeEnv env_{Env::Default()->NowMs()};  // retry waits pass at once
   std::shared_ptr<AwsClient> client_;
 };
@@ -413,9 +419,7 @@ TEST_F(SqsQueueTest, OpensByUrlAndFindsTheDeadLetterQueue) {
 }
 
 TEST_F(SqsQueueTest, ThrottlingAndServerErrorsAreRetried) {
-  SqsQueueOptions create;
-  create.create_if_missing = true;
-  auto made = SqsQueue::Open(client_, "work", create);
+  auto made = CreateQueue("work");
   ASSERT_TRUE(made.ok()) << made.status().ToString();
   const std::string throttled =
       R"({"__type":"com.amazonaws.sqs#ThrottlingException",)"
@@ -452,9 +456,7 @@ TEST_F(SqsQueueTest, UnreachableEndpointIsUnavailable) {
 }
 
 TEST_F(SqsQueueTest, ExpiredCredentialsAreUnauthenticated) {
-  SqsQueueOptions create;
-  create.create_if_missing = true;
-  auto made = SqsQueue::Open(client_, "work", create);
+  auto made = CreateQueue("work");
   ASSERT_TRUE(made.ok()) << made.status().ToString();
   const std::string expired =
       R"({"__type":"com.amazonaws.sqs#ExpiredToken",)"

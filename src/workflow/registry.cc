@@ -38,10 +38,10 @@ Status UnknownScheme(std::string_view what, const AdapterUrl& url,
 Status NeedLocalPath(std::string_view what, const AdapterUrl& url,
                      std::string_view original) {
   if (!url.host.empty() || url.path.empty()) {
-    return InvalidArgumentError(std::string(what) + " URL " +
-                                RedactUrl(original) + ": " + url.scheme +
-                                ":// takes an absolute path and no host (" +
-                                url.scheme + ":///var/lib/cbpipe/...)");
+    return InvalidArgumentError(
+        std::string(what) + " URL " + RedactUrl(original) + ": " + url.scheme +
+        ":// takes an absolute path and no host (" + url.scheme +
+        ":///var/lib/cbpipe/...)");
   }
   return OkStatus();
 }
@@ -54,9 +54,9 @@ Status OnlyParams(std::string_view what, const AdapterUrl& url,
     bool ok = false;
     for (std::string_view k : known) ok = ok || name == k;
     if (!ok) {
-      return InvalidArgumentError(
-          std::string(what) + " URL " + RedactUrl(original) +
-          ": unknown parameter \"" + name + "\" for " + url.scheme + "://");
+      return InvalidArgumentError(std::string(what) + " URL " +
+                                  RedactUrl(original) + ": unknown parameter \"" +
+                                  name + "\" for " + url.scheme + "://");
     }
   }
   return OkStatus();
@@ -157,8 +157,7 @@ StatusOr<std::string> FileUrl(std::string_view absolute_path) {
 
 StatusOr<std::shared_ptr<AwsClient>> AwsClientFor(const AwsOptions& options) {
   std::ostringstream key;
-  key << options.region << '\n'
-      << options.profile << '\n'
+  key << options.region << '\n' << options.profile << '\n'
       << static_cast<int>(options.s3_addressing) << '\n'
       << options.connect_timeout_seconds << '\n'
       << options.request_timeout_seconds << '\n'
