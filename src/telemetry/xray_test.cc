@@ -1,17 +1,14 @@
 #include "telemetry/xray.h"
 
-#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "telemetry/xray_test_daemon.h"
 
 namespace cbpipe {
 namespace {
@@ -19,55 +16,6 @@ namespace {
 using json = nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-// A UDP "daemon" on 127.0.0.1 that keeps what it receives.
-class UdpListener {
- public:
-  UdpListener() {
-    fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    int big = 1 << 20;
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-  }
-  ~UdpListener() { ::close(fd_); }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-
-  // Datagrams arriving within `wait_ms` of the last one.
-  std::vector<std::string> Receive(int wait_ms = 300) {
-    std::vector<std::string> out;
-    std::vector<char> buf(1 << 17);
-    pollfd p{fd_, POLLIN, 0};
-    while (::poll(&p, 1, wait_ms) == 1) {
-      ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
-      if (n < 0) break;
-      out.emplace_back(buf.data(), static_cast<size_t>(n));
-    }
-    return out;
-  }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
-
-constexpr char kHeader[] = "{\"format\":\"json\",\"version\":1}\n";
-
-// The documents of the datagrams, each checked for the header and size.
-std::vector<json> Documents(const std::vector<std::string>& datagrams) {
-  std::vector<json> out;
-  for (const std::string& d : datagrams) {
-    EXPECT_LE(d.size(), kXRayMaxDatagramBytes);
-    EXPECT_TRUE(d.starts_with(kHeader)) << d.substr(0, 80);
-    out.push_back(json::parse(d.substr(sizeof(kHeader) - 1)));
-  }
-  return out;
-}
 
 std::unique_ptr<XRayTracer> Tracer(const std::string& address,
                                    bool enabled = true) {
@@ -151,7 +99,7 @@ TEST(XRayOptionsTest, TheEnvironmentEnablesDisablesAndAddresses) {
 }
 
 TEST(XRayTracerTest, DisabledSendsNothing) {
-  UdpListener daemon;
+  XRayTestDaemon daemon;
   std::unique_ptr<XRayTracer> t = Tracer(daemon.address(), false);
   ASSERT_TRUE(t);
   EXPECT_FALSE(t->enabled());
@@ -163,7 +111,7 @@ TEST(XRayTracerTest, DisabledSendsNothing) {
     EXPECT_FALSE(step.active());
     step.SetStatus(Status(StatusCode::kInternal, "x"));
   }
-  EXPECT_TRUE(daemon.Receive(200).empty());
+  EXPECT_TRUE(daemon.Datagrams(200).empty());
   EXPECT_EQ(t->sent(), 0u);
 }
 
@@ -178,7 +126,7 @@ TEST(XRayTracerTest, ABadAddressIsAnError) {
 }
 
 TEST(XRayTracerTest, SegmentSubsegmentsLinksTimesAndErrors) {
-  UdpListener daemon;
+  XRayTestDaemon daemon;
   std::unique_ptr<XRayTracer> t = Tracer(daemon.address());
   StatusOr<TraceId> trace = TraceId::FromHex("6a1b2c3d4e5f60718293a4b5c6d7e8f9");
   ASSERT_TRUE(trace.ok());
@@ -212,11 +160,7 @@ TEST(XRayTracerTest, SegmentSubsegmentsLinksTimesAndErrors) {
     run.SetStatus(Status(StatusCode::kDataLoss, "truncated"));
   }
   EXPECT_FALSE(t->BeginSubsegmentOf("run-1", "late").active());
-  std::vector<std::string> datagrams = daemon.Receive();
-  for (const std::string& d : datagrams) {
-    EXPECT_THAT(d, Not(HasSubstr("4111111111111111")));
-  }
-  std::vector<json> docs = Documents(datagrams);
+  std::vector<json> docs = daemon.Documents();
   ASSERT_EQ(docs.size(), 5u);
   // Begin of the run (in progress), the call, the step, validate, the run.
   const std::string trace_x = "1-6a1b2c3d-4e5f60718293a4b5c6d7e8f9";
@@ -272,7 +216,7 @@ TEST(XRayTracerTest, SegmentSubsegmentsLinksTimesAndErrors) {
 }
 
 TEST(XRayTracerTest, HttpStatusFlags) {
-  UdpListener daemon;
+  XRayTestDaemon daemon;
   std::unique_ptr<XRayTracer> t = Tracer(daemon.address());
   {
     XRaySpan run = t->BeginSegment(NewTraceId(), "", "r");
@@ -283,7 +227,7 @@ TEST(XRayTracerTest, HttpStatusFlags) {
     b.SetHttp("POST", "https://sqs", 200);
     b.End();
   }
-  std::vector<json> docs = Documents(daemon.Receive());
+  std::vector<json> docs = daemon.Documents();
   ASSERT_EQ(docs.size(), 4u);
   EXPECT_EQ(docs[0]["name"], "cbpipe");  // the service name by default
   EXPECT_EQ(docs[1]["throttle"], true);
@@ -298,7 +242,7 @@ TEST(XRayTracerTest, NoCurrentSpanNoAwsCall) {
 }
 
 TEST(XRayTracerTest, ADatagramNeverExceeds64KB) {
-  UdpListener daemon;
+  XRayTestDaemon daemon;
   std::unique_ptr<XRayTracer> t = Tracer(daemon.address());
   {
     XRaySpan run = t->BeginSegment(NewTraceId(), std::string(5000, 'n'), "r");
@@ -307,8 +251,7 @@ TEST(XRayTracerTest, ADatagramNeverExceeds64KB) {
     for (int i = 0; i < 2000; ++i)
       run.Annotate("k" + std::to_string(i), std::string(100, 'v'));
   }
-  std::vector<std::string> datagrams = daemon.Receive();
-  std::vector<json> docs = Documents(datagrams);
+  std::vector<json> docs = daemon.Documents();
   ASSERT_EQ(docs.size(), 2u);
   EXPECT_EQ(docs[1]["annotations"], json::parse(R"({"trimmed":true})"));
   EXPECT_EQ(docs[1]["name"].get<std::string>().size(), 200u);

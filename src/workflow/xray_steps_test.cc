@@ -3,19 +3,15 @@
 // items included), their links, times and error flags.
 #include "workflow/xray_steps.h"
 
-#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <map>
 #include <mutex>
 
 #include "common/env.h"
 #include "runs/in_memory_run_store.h"
+#include "telemetry/xray_test_daemon.h"
 
 namespace cbpipe {
 namespace {
@@ -23,45 +19,6 @@ namespace {
 using json = nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-class UdpDaemon {
- public:
-  UdpDaemon() {
-    fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    int big = 1 << 20;
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-  }
-  ~UdpDaemon() { ::close(fd_); }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  // The documents received (header checked), until none comes for 300 ms.
-  std::vector<json> Documents() {
-    static const std::string kHeader = "{\"format\":\"json\",\"version\":1}\n";
-    std::vector<json> out;
-    std::vector<char> buf(1 << 17);
-    pollfd p{fd_, POLLIN, 0};
-    while (::poll(&p, 1, 300) == 1) {
-      ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
-      if (n <= 0) break;
-      std::string d(buf.data(), static_cast<size_t>(n));
-      EXPECT_LE(d.size(), kXRayMaxDatagramBytes);
-      EXPECT_TRUE(d.starts_with(kHeader));
-      EXPECT_THAT(d, Not(HasSubstr("4111111111111111")));
-      out.push_back(json::parse(d.substr(kHeader.size())));
-    }
-    return out;
-  }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
 
 constexpr char kDefinition[] = R"({"StartAt": "parse", "States": {
   "parse": {"Type": "Task", "Next": "batches"},
@@ -116,7 +73,7 @@ class XRayStepsTest : public ::testing::Test {
     return std::move(*t);
   }
 
-  UdpDaemon daemon_;
+  XRayTestDaemon daemon_;
   FakeEnv env_;
   InMemoryRunStore store_{&env_};
   WorkflowDefinition def_;

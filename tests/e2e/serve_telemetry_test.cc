@@ -4,14 +4,9 @@
 // daemon receives the run's segment and one subsegment per step call, in
 // the X-Ray form of the run's trace id. With the defaults neither is
 // written.
-#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -26,6 +21,7 @@
 #include "e2e/serve_process.h"
 #include "runs/sqlite_run_store.h"
 #include "telemetry/xray.h"
+#include "telemetry/xray_test_daemon.h"
 
 namespace cbpipe::testing {
 namespace {
@@ -37,39 +33,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr const char* kNetworks[] = {"visa", "mastercard", "amex", "discover"};
-
-class UdpDaemon {
- public:
-  UdpDaemon() {
-    fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    int big = 1 << 21;
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-  }
-  ~UdpDaemon() { ::close(fd_); }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  std::vector<std::string> Receive(int quiet_ms) {
-    std::vector<std::string> out;
-    std::vector<char> buf(1 << 17);
-    pollfd p{fd_, POLLIN, 0};
-    while (::poll(&p, 1, quiet_ms) == 1) {
-      ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
-      if (n <= 0) break;
-      out.emplace_back(buf.data(), static_cast<size_t>(n));
-    }
-    return out;
-  }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
 
 class ServeTelemetryTest : public ::testing::Test {
  protected:
@@ -130,7 +93,7 @@ class ServeTelemetryTest : public ::testing::Test {
 };
 
 TEST_F(ServeTelemetryTest, EmfLinesAndXRaySegmentsOfARun) {
-  UdpDaemon daemon;
+  XRayTestDaemon daemon;
   const std::string emf = *dir_ / "emf.log";
   WriteConfig("[telemetry]\nmetrics = [\"prometheus\", \"emf\"]\n"
               "emf_namespace = \"cbpipe/e2e\"\nemf_output = \"" +
@@ -177,12 +140,7 @@ TEST_F(ServeTelemetryTest, EmfLinesAndXRaySegmentsOfARun) {
   const int64_t epoch = std::stoll(xray_trace.substr(2, 8), nullptr, 16);
   const int64_t now = Env::Default()->NowSeconds();
   EXPECT_LE(std::llabs(now - epoch), 600) << xray_trace;
-  std::vector<json> docs;
-  for (const std::string& d : daemon.Receive(300)) {
-    EXPECT_THAT(d, Not(HasSubstr("4111111111111111")));
-    EXPECT_LE(d.size(), kXRayMaxDatagramBytes);
-    docs.push_back(json::parse(d.substr(d.find('\n') + 1)));
-  }
+  std::vector<json> docs = daemon.Documents();
   std::string segment_id;
   std::multiset<std::string> steps;
   bool complete = false;
@@ -210,7 +168,7 @@ TEST_F(ServeTelemetryTest, EmfLinesAndXRaySegmentsOfARun) {
 }
 
 TEST_F(ServeTelemetryTest, DefaultsWriteNoEmfAndSendNoSegment) {
-  UdpDaemon daemon;
+  XRayTestDaemon daemon;
   WriteConfig("");
   DropInput();
   const std::string log = *dir_ / "serve.log";
@@ -221,7 +179,7 @@ TEST_F(ServeTelemetryTest, DefaultsWriteNoEmfAndSendNoSegment) {
   serve.Signal(SIGTERM);
   int status = 0;
   EXPECT_TRUE(serve.WaitExit(15000, &status));
-  EXPECT_TRUE(daemon.Receive(300).empty());
+  EXPECT_TRUE(daemon.Datagrams().empty());
   EXPECT_THAT(ReadFile(log), Not(HasSubstr("CloudWatchMetrics")));
 }
 
