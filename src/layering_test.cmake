@@ -1,6 +1,7 @@
 # Layers point down only (docs/architecture.md, STYLE.md): nothing below
 # workflow/ includes config/, workflow/ or app/; config/ includes neither
-# workflow/ nor app/; workflow/ does not include app/. Every folder of src/
+# workflow/ nor app/; workflow/ does not include app/; aws/ (under every AWS
+# adapter) includes only common/ and itself. Every folder of src/
 # other than config/, workflow/ and app/ is a lower layer, so a new port
 # folder is checked without being listed here.
 #
@@ -20,6 +21,17 @@ foreach(layer IN LISTS entries)
     continue()
   elseif(layer STREQUAL "workflow")
     set(forbidden "app")
+  elseif(layer STREQUAL "aws")
+    # Everything but common/ and aws/: no port folder, no upper layer.
+    set(forbidden "")
+    foreach(other IN LISTS entries)
+      if(IS_DIRECTORY "${SRC}/${other}" AND NOT other MATCHES "^(aws|common)$")
+        if(forbidden)
+          string(APPEND forbidden "|")
+        endif()
+        string(APPEND forbidden "${other}")
+      endif()
+    endforeach()
   elseif(layer STREQUAL "config")
     set(forbidden "workflow|app")
   else()

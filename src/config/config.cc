@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "aws/credentials_chain.h"
 #include "common/listen_address.h"
 #include "common/text_safety.h"
 #include "common/url.h"
@@ -680,6 +681,23 @@ Status ParseTelemetry(const toml::table& t, const ConfigError& err,
   return OkStatus();
 }
 
+Status ParseAws(const toml::table& t, const ConfigError& err, AwsOptions* aws) {
+  CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(t, {"region", "profile"}, "aws.", err));
+  CBPIPE_RETURN_IF_ERROR(GetString(t, "region", "aws.", err, &aws->region));
+  if (t.get("region") && !IsAwsRegionName(aws->region))
+    return err.At("aws.region",
+                  "must be a region name (lowercase letters, digits and '-', "
+                  "like \"eu-west-1\")");
+  CBPIPE_RETURN_IF_ERROR(GetString(t, "profile", "aws.", err, &aws->profile));
+  if (t.get("profile") &&
+      (aws->profile.empty() || FindUnsafeChar(aws->profile) ||
+       aws->profile.find_first_of("[] \t") != std::string::npos))
+    return err.At("aws.profile",
+                  "must be a profile name of ~/.aws/config (no spaces, "
+                  "brackets or control characters)");
+  return OkStatus();
+}
+
 Status ParseNotify(const toml::table& t, const ConfigError& err, Config* c) {
   CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(t, {"webhook", "email"}, "notify.",
                                         err));
@@ -797,6 +815,32 @@ Status ParseNotify(const toml::table& t, const ConfigError& err, Config* c) {
 
 }  // namespace
 
+bool UsesAws(const Config& c) {
+  if (c.aws) return true;
+  auto aws = [](std::string_view v) {
+    for (std::string_view prefix :
+         {"s3://", "sqs://", "dynamodb://", "arn:aws", "aws-sm:"}) {
+      if (v.substr(0, prefix.size()) == prefix) return true;
+    }
+    // An SQS queue URL: https://sqs.REGION.amazonaws.com/ACCOUNT/NAME.
+    return v.substr(0, 12) == "https://sqs." &&
+           v.find(".amazonaws.com/") != std::string_view::npos;
+  };
+  std::vector<std::string_view> values = {
+      c.work_dir, c.service.inbox_dir, c.service.state_db,
+      c.service.object_dir, c.service.admin_token_ref};
+  for (const DestinationConfig& d : c.destinations) {
+    values.insert(values.end(),
+                  {d.url, d.username, d.password_ref, d.private_key_ref});
+  }
+  for (const WebhookConfig& w : c.webhooks)
+    values.insert(values.end(), {w.url, w.secret_ref});
+  if (c.email)
+    values.insert(values.end(),
+                  {c.email->url, c.email->username, c.email->password_ref});
+  return std::any_of(values.begin(), values.end(), aws);
+}
+
 OutputOptions OutputOptionsOf(const Config& config) {
   OutputOptions o;
   o.work_dir = config.work_dir;
@@ -844,7 +888,7 @@ StatusOr<Config> ParseConfig(std::string_view toml_text,
   CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
       root,
       {"input", "output", "layout", "destination", "service", "notify",
-       "telemetry"},
+       "telemetry", "aws"},
       "", err));
   if (const toml::node* n = root.get("input")) {
     if (!n->is_table()) return err.At("input", "must be a table");
@@ -865,6 +909,10 @@ StatusOr<Config> ParseConfig(std::string_view toml_text,
   if (const toml::node* n = root.get("telemetry")) {
     if (!n->is_table()) return err.At("telemetry", "must be a table");
     CBPIPE_RETURN_IF_ERROR(ParseTelemetry(*n->as_table(), err, &c.telemetry));
+  }
+  if (const toml::node* n = root.get("aws")) {
+    if (!n->is_table()) return err.At("aws", "must be a table");
+    CBPIPE_RETURN_IF_ERROR(ParseAws(*n->as_table(), err, &c.aws.emplace()));
   }
   for (Network net : kAllNetworks) {
     std::optional<Layout> builtin = BuiltinLayout(NetworkName(net));
@@ -1098,6 +1146,10 @@ std::string DescribeConfig(const Config& c) {
     << "\nxray = " << (t.xray.enabled ? "true" : "false")
     << "\nxray_daemon_address = " << q(t.xray.daemon_address)
     << "\nxray_service_name = " << q(t.xray.service_name) << "\n";
+  if (c.aws) {
+    o << "\n[aws]\nregion = " << q(c.aws->region)
+      << "\nprofile = " << q(c.aws->profile) << "\n";
+  }
   for (const auto& [name, layout] : c.layouts) {
     std::optional<Layout> builtin = BuiltinLayout(name);
     if (builtin) continue;  // documented in docs/layouts.md

@@ -7,8 +7,8 @@
 // options struct (RetryPolicy in common/, DestinationConfig in deliver/,
 // OutputOptions and Limits in output/, RejectThresholds, ValidatorOptions in
 // validate/, ReaderLimits and FieldMapping in ingest/, WebhookOptions and
-// EmailOptions in notify/, TelemetryOptions in telemetry/), and Config holds
-// or maps into them. Nothing
+// EmailOptions in notify/, AwsOptions in aws/, TelemetryOptions in
+// telemetry/), and Config holds or maps into them. Nothing
 // below workflow/ includes config/ (tests/layering_test checks it).
 //
 // Secrets are never in the config: credentials are references ("env:NAME",
@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "aws/options.h"
 #include "common/retry.h"
 #include "common/status.h"
 #include "deliver/destination.h"
@@ -105,6 +106,8 @@ struct Config {
   // [telemetry]: metrics adapters (EMF namespace and output), X-Ray. The
   // environment (AWS_XRAY_*) is applied when serve starts, not here.
   TelemetryOptions telemetry;
+  // [aws]: set when the config has the table (even empty).
+  std::optional<AwsOptions> aws;
 
   // The destination receiving `network`, or nullptr.
   const DestinationConfig* DestinationFor(Network network) const;
@@ -132,6 +135,12 @@ struct ConfigReview {
   std::vector<std::string> errors, warnings;
 };
 ConfigReview ReviewConfig(const Config& config);
+
+// True when the config has an [aws] table or names an AWS resource (an
+// s3://, sqs:// or dynamodb:// URL, an ARN, an SQS queue URL, an aws-sm:
+// secret reference): `config check` then says where the AWS credentials and
+// the region come from.
+bool UsesAws(const Config& config);
 
 // output/'s options from the config: work_dir, limits, layouts and one route
 // per destination, in config order.

@@ -621,5 +621,63 @@ TEST(ConfigTest, TelemetryErrorsNameTheKey) {
               HasSubstr("telemetry.xray_sampling: unknown key"));
 }
 
+TEST(ConfigTest, AwsTableMapsRegionAndProfile) {
+  StatusOr<Config> c = ParseConfig(WithDestination(R"(
+[aws]
+region = "eu-west-1"
+profile = "cbpipe-prod"
+)"),
+                                   "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_TRUE(c->aws.has_value());
+  EXPECT_EQ(c->aws->region, "eu-west-1");
+  EXPECT_EQ(c->aws->profile, "cbpipe-prod");
+  EXPECT_TRUE(UsesAws(*c));
+  const std::string described = DescribeConfig(*c);
+  EXPECT_THAT(described, HasSubstr("\n[aws]\nregion = \"eu-west-1\"\n"
+                                   "profile = \"cbpipe-prod\"\n"));
+  StatusOr<Config> again = ParseConfig(described, "described.toml");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->aws->profile, "cbpipe-prod");
+  // An empty table still counts: the lookup then uses the environment.
+  c = ParseConfig(WithDestination("[aws]\n"), "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->aws.has_value());
+  EXPECT_EQ(c->aws->region, "");
+}
+
+TEST(ConfigTest, AwsTableErrorsNameTheKey) {
+  EXPECT_THAT(ErrorOf(WithDestination("[aws]\nregion = \"EU West\"\n")),
+              HasSubstr("aws.region: must be a region name"));
+  EXPECT_THAT(ErrorOf(WithDestination("[aws]\nregion = 1\n")),
+              HasSubstr("aws.region: must be a string"));
+  EXPECT_THAT(ErrorOf(WithDestination("[aws]\nprofile = \"a b\"\n")),
+              HasSubstr("aws.profile: must be a profile name"));
+  EXPECT_THAT(ErrorOf(WithDestination("[aws]\nprofile = \"\"\n")),
+              HasSubstr("aws.profile: must be a profile name"));
+  EXPECT_THAT(ErrorOf(WithDestination("[aws]\nsecret_key = \"x\"\n")),
+              HasSubstr("aws.secret_key: unknown key"));
+  EXPECT_THAT(ErrorOf("aws = 1\n" + WithDestination("")),
+              HasSubstr("aws: must be a table"));
+}
+
+TEST(ConfigTest, UsesAwsOnlyWithAnAwsTableOrAnAwsResource) {
+  StatusOr<Config> c = ParseConfig(WithDestination(""), "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_FALSE(UsesAws(*c));
+  EXPECT_THAT(DescribeConfig(*c), Not(HasSubstr("[aws]")));
+  EXPECT_FALSE(UsesAws(DefaultConfig("/tmp/x")));
+  c->service.admin_token_ref = "aws-sm:cbpipe/admin#token";
+  EXPECT_TRUE(UsesAws(*c));
+  c->service.admin_token_ref = "";
+  c->service.object_dir = "s3://bucket/prefix";
+  EXPECT_TRUE(UsesAws(*c));
+  c->service.object_dir = "";
+  c->service.state_db = "https://sqs.eu-west-1.amazonaws.com/123456789012/q";
+  EXPECT_TRUE(UsesAws(*c));
+  c->service.state_db = "https://sqs.example.com/q";
+  EXPECT_FALSE(UsesAws(*c));
+}
+
 }  // namespace
 }  // namespace cbpipe

@@ -264,5 +264,69 @@ TEST(ConfigE2E, AdminApiRefusesMalformedQueryStrings) {
   ASSERT_TRUE(up) << ReadFile(dir / "serve.log");
 }
 
+// `config check` with an [aws] table says where the credentials and region
+// come from, in a clean environment (env -i) so the machine's own AWS
+// settings never leak into the test.
+std::string AwsEnv(const TempDir& dir, const std::string& vars) {
+  return "env -i PATH=/usr/bin:/bin HOME=" + ShellQuote(dir.path()) +
+         " AWS_EC2_METADATA_DISABLED=true " + vars;
+}
+
+TEST(ConfigE2E, AwsCheckNamesTheSourceAndRegionNeverTheSecret) {
+  TempDir dir("config_aws");
+  const std::string toml = Destination("file://" + dir.path() + "/out") +
+                           "\n[aws]\nregion = \"eu-west-1\"\n";
+  WriteFile(dir / "c.toml", toml);
+  CliResult r = RunCli(
+      "config check --config " + ShellQuote(dir / "c.toml"),
+      AwsEnv(dir, "AWS_ACCESS_KEY_ID=AKIAE2E AWS_SECRET_ACCESS_KEY=e2eS3cretKey "
+                  "AWS_SESSION_TOKEN=e2eT0ken"));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err,
+              HasSubstr("aws: credentials from environment, region eu-west-1\n"));
+  EXPECT_THAT(r.out, HasSubstr("[aws]\nregion = \"eu-west-1\"\n"));
+  for (const std::string& text : {r.out, r.err}) {
+    EXPECT_THAT(text, Not(HasSubstr("e2eS3cretKey")));
+    EXPECT_THAT(text, Not(HasSubstr("e2eT0ken")));
+  }
+
+  // A profile in ~/.aws, its region from the config file.
+  fs::create_directories(dir / ".aws");
+  WriteFile(dir / ".aws/credentials",
+            "[ops]\naws_access_key_id = AKIAOPS\n"
+            "aws_secret_access_key = fileS3cretKey\n");
+  WriteFile(dir / ".aws/config", "[profile ops]\nregion = us-east-2\n");
+  WriteFile(dir / "c.toml", Destination("file://" + dir.path() + "/out") +
+                                "\n[aws]\nprofile = \"ops\"\n");
+  r = RunCli("config check --config " + ShellQuote(dir / "c.toml"),
+             AwsEnv(dir, ""));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("aws: credentials from profile ops in " +
+                               (dir / ".aws/credentials") +
+                               ", region us-east-2\n"));
+  EXPECT_THAT(r.out + r.err, Not(HasSubstr("fileS3cretKey")));
+}
+
+TEST(ConfigE2E, AwsCheckFailsWhenNoCredentialsOrRegionCanBeFound) {
+  TempDir dir("config_aws_none");
+  WriteFile(dir / "c.toml",
+            Destination("file://" + dir.path() + "/out") + "\n[aws]\n");
+  CliResult r = RunCli("config check --config " + ShellQuote(dir / "c.toml"),
+                       AwsEnv(dir, ""));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("cbpipe config check: aws: no AWS credentials "
+                               "found (tried: environment"));
+  EXPECT_THAT(r.err, HasSubstr("cbpipe config check: aws: no AWS region"));
+  EXPECT_THAT(r.err, Not(HasSubstr("config OK")));
+
+  // Without [aws] (and no AWS resource) nothing AWS is looked up.
+  WriteFile(dir / "c.toml", Destination("file://" + dir.path() + "/out"));
+  r = RunCli("config check --config " + ShellQuote(dir / "c.toml"),
+             AwsEnv(dir, ""));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, Not(HasSubstr("aws:")));
+  EXPECT_THAT(r.err, Not(HasSubstr("AWS")));
+}
+
 }  // namespace
 }  // namespace cbpipe::testing
