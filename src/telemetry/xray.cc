@@ -43,6 +43,25 @@ std::string Text(std::string_view text, size_t max = kMaxText) {
   return out;
 }
 
+// scheme://host/path of `url`: the query (a presigned URL's
+// X-Amz-Signature, X-Amz-Credential, X-Amz-Security-Token), the fragment
+// and any user:password@ are left out.
+std::string UrlWithoutSecrets(std::string_view url) {
+  url = url.substr(0, url.find_first_of("?#"));
+  const size_t scheme = url.find("://");
+  const size_t host = scheme == std::string_view::npos ? 0 : scheme + 3;
+  const size_t path = url.find('/', host);
+  const size_t at = url.substr(0, path).rfind('@');
+  std::string out;
+  if (at != std::string_view::npos && at >= host) {
+    out.append(url.substr(0, host));
+    out.append(url.substr(at + 1));
+  } else {
+    out.append(url);
+  }
+  return out;
+}
+
 bool ValidAnnotationKey(std::string_view key) {
   if (key.empty() || key.size() > 500) return false;
   for (char c : key) {
@@ -284,7 +303,7 @@ void XRaySpan::SetHttp(std::string_view method, std::string_view url,
                        int status) {
   if (!tracer_) return;
   fields_->method = Text(method, kMaxName);
-  fields_->url = Text(url);
+  fields_->url = Text(UrlWithoutSecrets(url));
   fields_->http_status = status;
   if (status == 429) fields_->throttle = true;
   if (status >= 400 && status < 500) fields_->error = true;

@@ -127,7 +127,9 @@ class XRaySpan {
   void SetAws(std::string_view operation, std::string_view region,
               std::string_view request_id = "");
   // {"http":{"request":{"method","url"},"response":{"status"}}}; the
-  // status sets error/throttle/fault. status 0 = no response.
+  // status sets error/throttle/fault. status 0 = no response. The URL is
+  // recorded without its query, fragment or user:password@ (a presigned
+  // URL's signature and credentials are in its query).
   void SetHttp(std::string_view method, std::string_view url, int status);
   // Sends the complete document once; later calls do nothing.
   void End();

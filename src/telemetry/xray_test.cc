@@ -236,6 +236,38 @@ TEST(XRayTracerTest, HttpStatusFlags) {
   EXPECT_FALSE(docs[2].contains("fault"));
 }
 
+TEST(XRayTracerTest, AUrlIsRecordedWithoutQueryOrUserInfo) {
+  XRayTestDaemon daemon;
+  std::unique_ptr<XRayTracer> t = Tracer(daemon.address());
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"https://b.s3.eu-west-1.amazonaws.com/in/k.csv?X-Amz-Algorithm=AWS4-"
+       "HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F20240501&X-Amz-Signature="
+       "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7",
+       "https://b.s3.eu-west-1.amazonaws.com/in/k.csv"},
+      {"http://user:s3cret@127.0.0.1:9000/bucket/key#frag",
+       "http://127.0.0.1:9000/bucket/key"},
+      {"https://sqs.us-east-1.amazonaws.com/", "https://sqs.us-east-1.amazonaws.com/"},
+      {"https://host/p@th", "https://host/p@th"},
+  };
+  {
+    XRaySpan run = t->BeginSegment(NewTraceId(), "", "r");
+    for (const auto& [url, recorded] : cases) {
+      XRaySpan call = run.BeginSubsegment("S3", true);
+      call.SetHttp("GET", url, 200);
+    }
+  }
+  std::vector<std::string> datagrams = daemon.Datagrams();
+  for (const std::string& d : datagrams) {
+    EXPECT_THAT(d, Not(HasSubstr("Signature")));
+    EXPECT_THAT(d, Not(HasSubstr("AKIDEXAMPLE")));
+    EXPECT_THAT(d, Not(HasSubstr("s3cret")));
+  }
+  std::vector<json> docs = XRayTestDaemon::Parse(datagrams);
+  ASSERT_EQ(docs.size(), cases.size() + 2);
+  for (size_t i = 0; i < cases.size(); ++i)
+    EXPECT_EQ(docs[i + 1]["http"]["request"]["url"], cases[i].second);
+}
+
 TEST(XRayTracerTest, NoCurrentSpanNoAwsCall) {
   EXPECT_EQ(CurrentXRaySpan(), nullptr);
   EXPECT_FALSE(XRayBeginAwsCall("S3", "GetObject", "us-east-1").active());
