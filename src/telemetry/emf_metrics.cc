@@ -22,14 +22,10 @@ constexpr size_t kMaxMetricsPerLine = 100;
 
 const char* UnitName(MetricUnit unit) {
   switch (unit) {
-    case MetricUnit::kCount:
-      return "Count";
-    case MetricUnit::kBytes:
-      return "Bytes";
-    case MetricUnit::kSeconds:
-      return "Seconds";
-    case MetricUnit::kNone:
-      break;
+    case MetricUnit::kCount: return "Count";
+    case MetricUnit::kBytes: return "Bytes";
+    case MetricUnit::kSeconds: return "Seconds";
+    case MetricUnit::kNone: break;
   }
   return "None";
 }
@@ -94,8 +90,8 @@ EmfWriter EmfStdoutWriter() {
 }
 
 StatusOr<EmfWriter> EmfFileWriter(const std::string& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-                  0644);
+  int fd =
+      ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) {
     const int err = errno;
     std::string message =
@@ -113,9 +109,8 @@ StatusOr<EmfWriter> EmfFileWriter(const std::string& path) {
     const int fd;
   };
   auto owned = std::make_shared<Fd>(fd);
-  return EmfWriter([owned](std::string_view line) {
-    return WriteAll(owned->fd, line);
-  });
+  return EmfWriter(
+      [owned](std::string_view line) { return WriteAll(owned->fd, line); });
 }
 
 StatusOr<EmfWriter> EmfOutputWriter(const std::string& output) {
@@ -124,8 +119,8 @@ StatusOr<EmfWriter> EmfOutputWriter(const std::string& output) {
   return EmfFileWriter(output);
 }
 
-EmfMetrics::EmfMetrics(const std::vector<MetricSpec>& specs,
-                       EmfOptions options, EmfWriter writer)
+EmfMetrics::EmfMetrics(const std::vector<MetricSpec>& specs, EmfOptions options,
+                       EmfWriter writer)
     : options_(std::move(options)),
       specs_(specs),
       totals_(specs),
@@ -181,8 +176,7 @@ void EmfMetrics::WriteValue(const MetricSpec& spec, LabelValues labels,
   ojson root = LineRoot(options_.namespace_name, NowMs(), spec.label_names,
                         labels, {&spec});
   SetNumber(&root, spec.name, spec.kind, value);
-  WriteLine(root.dump(-1, ' ', false, ojson::error_handler_t::replace) +
-            "\n");
+  WriteLine(root.dump(-1, ' ', false, ojson::error_handler_t::replace) + "\n");
 }
 
 void EmfMetrics::Increment(std::string_view name, LabelValues labels,

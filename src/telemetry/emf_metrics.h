@@ -122,7 +122,7 @@ class EmfMetrics : public Metrics {
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
-  bool stop_ = false;       // under stop_mu_
+  bool stop_ = false;         // under stop_mu_
   std::thread gauge_thread_;  // runs GaugeLoop when the interval is > 0
 };
 

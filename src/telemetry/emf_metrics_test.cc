@@ -59,7 +59,8 @@ std::vector<std::string> EmfProblems(const std::string& line) {
   static const std::set<std::string> kUnits = {"Count", "Bytes", "Seconds",
                                                "None"};
   for (const json& d : directives) {
-    if (!d["Namespace"].is_string() || d["Namespace"].get<std::string>().empty())
+    if (!d["Namespace"].is_string() ||
+        d["Namespace"].get<std::string>().empty())
       problems.push_back("Namespace");
     if (!d["Dimensions"].is_array()) problems.push_back("Dimensions");
     for (const json& set : d["Dimensions"]) {
@@ -184,20 +185,28 @@ TEST(EmfMetricsTest, NonFiniteValuesAreNotWrittenButCounted) {
   std::vector<std::string> lines = out.Take();
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(Parse(lines[0])["g"], -2.5);
-  EXPECT_EQ(Parse(lines[0])["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]
-                           ["Unit"],
-            "None");
+  EXPECT_EQ(
+      Parse(lines[0])["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
+      "None");
 }
 
 TEST(EmfMetricsTest, AtMostThirtyDimensionsAndAHundredMetricsPerLine) {
   std::vector<MetricSpec> specs;
   std::vector<std::string> labels;
   for (int i = 0; i < 40; ++i) labels.push_back("l" + std::to_string(i));
-  specs.push_back({"wide_total", "W.", MetricKind::kCounter, labels, {},
+  specs.push_back({"wide_total",
+                   "W.",
+                   MetricKind::kCounter,
+                   labels,
+                   {},
                    MetricUnit::kCount});
   for (int i = 0; i < 150; ++i) {
-    specs.push_back({"cb" + std::to_string(i), "C.",
-                     MetricKind::kCallbackGauge, {}, {}, MetricUnit::kCount});
+    specs.push_back({"cb" + std::to_string(i),
+                     "C.",
+                     MetricKind::kCallbackGauge,
+                     {},
+                     {},
+                     MetricUnit::kCount});
   }
   Lines out;
   EmfMetrics m(specs, TestOptions(), out.Writer());
@@ -265,9 +274,7 @@ std::string TempPath(const std::string& name) {
 TEST(EmfMetricsTest, FileWriterAppendsWholeLinesFromManyThreads) {
   const std::string path = TempPath("append.log");
   std::remove(path.c_str());
-  {
-    std::ofstream(path) << "earlier line\n";
-  }
+  { std::ofstream(path) << "earlier line\n"; }
   {
     StatusOr<EmfWriter> w1 = EmfFileWriter(path);
     StatusOr<EmfWriter> w2 = EmfFileWriter(path);
@@ -334,8 +341,8 @@ TEST(SelectMetricsTest, PrometheusByDefaultEmfOrBoth) {
   EXPECT_EQ(Parse(line)["cbpipe_inputs_total"], 2);
   std::remove(path.c_str());
 
-  for (auto bad : std::vector<std::vector<std::string>>{
-           {}, {"statsd"}, {"emf", "emf"}}) {
+  for (auto bad :
+       std::vector<std::vector<std::string>>{{}, {"statsd"}, {"emf", "emf"}}) {
     o.metrics = bad;
     EXPECT_EQ(SelectMetrics(o, PipelineMetricSpecs()).status().code(),
               StatusCode::kInvalidArgument);

@@ -12,8 +12,9 @@
 // same values). WatchGauge binds the function in every adapter; the
 // returned registration ends all the bindings (each waits for its call in
 // progress); the function may then be called by two adapters at once (a
-// scrape and the EMF gauge thread), so it must be thread-safe. Thread safety: as the adapters (every one is thread-safe).
-// Ownership: owns the adapters; `at(i)` lends them.
+// scrape and the EMF gauge thread), so it must be thread-safe. Thread safety:
+// as the adapters (every one is thread-safe). Ownership: owns the adapters;
+// `at(i)` lends them.
 #pragma once
 
 #include <memory>

@@ -1,8 +1,9 @@
 // What `[telemetry]` selects (config/ maps the TOML into TelemetryOptions),
 // and the Metrics adapter(s) built from it.
 //
-//   StatusOr<SelectedMetrics> m = SelectMetrics(options, PipelineMetricSpecs());
-//   Metrics* metrics = m->metrics.get();          // what the code records to
+//   StatusOr<SelectedMetrics> m =
+//       SelectMetrics(options, PipelineMetricSpecs());
+//   Metrics* metrics = m->metrics.get();  // what the code records to
 //   if (m->prometheus) serve GET /metrics with m->prometheus->Render();
 #pragma once
 

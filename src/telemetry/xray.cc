@@ -80,10 +80,8 @@ bool IsClientError(StatusCode code) {
     case StatusCode::kAlreadyExists:
     case StatusCode::kFailedPrecondition:
     case StatusCode::kPermissionDenied:
-    case StatusCode::kUnauthenticated:
-      return true;
-    default:
-      return false;
+    case StatusCode::kUnauthenticated: return true;
+    default: return false;
   }
 }
 
@@ -150,8 +148,8 @@ StatusOr<XRayDaemonAddress> ParseXRayDaemonAddress(std::string_view text) {
   }
   if (parts.size() == 1 && !parts[0].starts_with("udp:") &&
       !parts[0].starts_with("tcp:")) {
-    CBPIPE_RETURN_IF_ERROR(ParseHostPort(parts[0], text, &address.udp_host,
-                                         &address.udp_port));
+    CBPIPE_RETURN_IF_ERROR(
+        ParseHostPort(parts[0], text, &address.udp_host, &address.udp_port));
     address.tcp_host = address.udp_host;
     address.tcp_port = address.udp_port;
     return address;
@@ -163,13 +161,11 @@ StatusOr<XRayDaemonAddress> ParseXRayDaemonAddress(std::string_view text) {
   }
   for (std::string_view part : parts) {
     if (part.starts_with("udp:") && address.udp_port == 0) {
-      CBPIPE_RETURN_IF_ERROR(ParseHostPort(part.substr(4), text,
-                                           &address.udp_host,
-                                           &address.udp_port));
+      CBPIPE_RETURN_IF_ERROR(ParseHostPort(
+          part.substr(4), text, &address.udp_host, &address.udp_port));
     } else if (part.starts_with("tcp:") && address.tcp_port == 0) {
-      CBPIPE_RETURN_IF_ERROR(ParseHostPort(part.substr(4), text,
-                                           &address.tcp_host,
-                                           &address.tcp_port));
+      CBPIPE_RETURN_IF_ERROR(ParseHostPort(
+          part.substr(4), text, &address.tcp_host, &address.tcp_port));
     } else {
       return InvalidArgumentError(
           "X-Ray daemon address \"" + std::string(text) +
@@ -187,8 +183,7 @@ std::string XRayTraceId(const TraceId& id) {
 StatusOr<TraceId> TraceIdFromXRay(std::string_view xray_id) {
   if (xray_id.size() != 35 || !xray_id.starts_with("1-") ||
       xray_id[10] != '-') {
-    return InvalidArgumentError(
-        "X-Ray trace id is not 1-<8 hex>-<24 hex>");
+    return InvalidArgumentError("X-Ray trace id is not 1-<8 hex>-<24 hex>");
   }
   std::string hex(xray_id.substr(2, 8));
   hex.append(xray_id.substr(11));
@@ -329,10 +324,10 @@ void XRaySpan::End() {
   if (f.throttle) doc["throttle"] = true;
   if (f.fault) doc["fault"] = true;
   if (!f.cause_type.empty()) {
-    doc["cause"] = {{"exceptions",
-                     ojson::array({{{"id", NewSpanId().ToHex()},
-                                    {"type", f.cause_type},
-                                    {"message", f.cause_message}}})}};
+    doc["cause"] = {
+        {"exceptions", ojson::array({{{"id", NewSpanId().ToHex()},
+                                      {"type", f.cause_type},
+                                      {"message", f.cause_message}}})}};
   }
   if (!f.method.empty() || f.http_status != 0) {
     ojson http = ojson::object();
@@ -383,14 +378,14 @@ StatusOr<std::unique_ptr<XRayTracer>> XRayTracer::Create(
   hints.ai_socktype = SOCK_DGRAM;
   addrinfo* found = nullptr;
   const std::string port = std::to_string(address.udp_port);
-  int rc = ::getaddrinfo(address.udp_host.c_str(), port.c_str(), &hints,
-                         &found);
+  int rc =
+      ::getaddrinfo(address.udp_host.c_str(), port.c_str(), &hints, &found);
   if (rc != 0 || !found) {
     return InvalidArgumentError("X-Ray daemon address \"" + address_text +
                                 "\": " + ::gai_strerror(rc));
   }
-  int fd = ::socket(found->ai_family,
-                    SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int fd =
+      ::socket(found->ai_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
     const int err = errno;
     ::freeaddrinfo(found);

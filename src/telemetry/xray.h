@@ -107,8 +107,8 @@ class XRaySpan {
   ~XRaySpan();  // End()
 
   bool active() const { return tracer_ != nullptr; }
-  const std::string& id() const { return id_; }               // 16 hex
-  const std::string& trace_id() const { return trace_id_; }   // 1-...
+  const std::string& id() const { return id_; }              // 16 hex
+  const std::string& trace_id() const { return trace_id_; }  // 1-...
   // The X-Amzn-Trace-Id header of a call made inside this span
   // ("Root=1-...;Parent=<id>;Sampled=1"); "" when inactive.
   std::string TraceHeader() const;
@@ -179,8 +179,7 @@ class XRayTracer {
   std::atomic<uint64_t> sent_{0}, dropped_{0};
   std::mutex mu_;
   // key -> (trace id, segment id) of open segments (under mu_).
-  std::map<std::string, std::pair<std::string, std::string>, std::less<>>
-      open_;
+  std::map<std::string, std::pair<std::string, std::string>, std::less<>> open_;
 };
 
 // The span code on this thread runs in (the current step), for code that

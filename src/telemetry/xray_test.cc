@@ -63,12 +63,11 @@ TEST(XRayIdsTest, TheW3CTraceIdMapsToXRayAndBack) {
       TraceIdFromXRay("1-5759e988-bd862e3fe1be46a994272793");
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(*back, *w3c);
-  for (const char* bad :
-       {"", "1-5759e988bd862e3fe1be46a994272793",
-        "2-5759e988-bd862e3fe1be46a994272793",
-        "1-5759e988-bd862e3fe1be46a99427279",
-        "1-5759E988-bd862e3fe1be46a994272793",
-        "1-00000000-000000000000000000000000"}) {
+  for (const char* bad : {"", "1-5759e988bd862e3fe1be46a994272793",
+                          "2-5759e988-bd862e3fe1be46a994272793",
+                          "1-5759e988-bd862e3fe1be46a99427279",
+                          "1-5759E988-bd862e3fe1be46a994272793",
+                          "1-00000000-000000000000000000000000"}) {
     EXPECT_FALSE(TraceIdFromXRay(bad).ok()) << bad;
   }
 }
@@ -128,7 +127,8 @@ TEST(XRayTracerTest, ABadAddressIsAnError) {
 TEST(XRayTracerTest, SegmentSubsegmentsLinksTimesAndErrors) {
   XRayTestDaemon daemon;
   std::unique_ptr<XRayTracer> t = Tracer(daemon.address());
-  StatusOr<TraceId> trace = TraceId::FromHex("6a1b2c3d4e5f60718293a4b5c6d7e8f9");
+  StatusOr<TraceId> trace =
+      TraceId::FromHex("6a1b2c3d4e5f60718293a4b5c6d7e8f9");
   ASSERT_TRUE(trace.ok());
   std::string run_id, step_id, call_id;
   {
@@ -204,7 +204,8 @@ TEST(XRayTracerTest, SegmentSubsegmentsLinksTimesAndErrors) {
     if (d.contains("end_time")) {
       EXPECT_LE(d["start_time"].get<double>(), d["end_time"].get<double>());
     }
-    EXPECT_GE(d["start_time"].get<double>(), docs[0]["start_time"].get<double>());
+    EXPECT_GE(d["start_time"].get<double>(),
+              docs[0]["start_time"].get<double>());
     EXPECT_GT(d["start_time"].get<double>(), 1.6e9);  // epoch seconds
   }
   // Children lie within their parents.
@@ -246,7 +247,8 @@ TEST(XRayTracerTest, AUrlIsRecordedWithoutQueryOrUserInfo) {
        "https://b.s3.eu-west-1.amazonaws.com/in/k.csv"},
       {"http://user:s3cret@127.0.0.1:9000/bucket/key#frag",
        "http://127.0.0.1:9000/bucket/key"},
-      {"https://sqs.us-east-1.amazonaws.com/", "https://sqs.us-east-1.amazonaws.com/"},
+      {"https://sqs.us-east-1.amazonaws.com/",
+       "https://sqs.us-east-1.amazonaws.com/"},
       {"https://host/p@th", "https://host/p@th"},
   };
   {
@@ -287,10 +289,9 @@ TEST(XRayTracerTest, ADatagramNeverExceeds64KB) {
   ASSERT_EQ(docs.size(), 2u);
   EXPECT_EQ(docs[1]["annotations"], json::parse(R"({"trimmed":true})"));
   EXPECT_EQ(docs[1]["name"].get<std::string>().size(), 200u);
-  EXPECT_EQ(docs[1]["cause"]["exceptions"][0]["message"]
-                .get<std::string>()
-                .size(),
-            4096u);
+  EXPECT_EQ(
+      docs[1]["cause"]["exceptions"][0]["message"].get<std::string>().size(),
+      4096u);
   EXPECT_EQ(docs[1]["fault"], true);
   EXPECT_EQ(t->dropped(), 0u);
 }

@@ -33,8 +33,8 @@ StepRunner XRayTracedSteps(StepRunner inner, XRayTracer* tracer) {
       auto it = input.find("run_id");
       if (it != input.end() && it->is_string()) run_id = it->get<std::string>();
     }
-    XRaySpan step = run_id.empty() ? XRaySpan()
-                                   : tracer->BeginSubsegmentOf(run_id, name);
+    XRaySpan step =
+        run_id.empty() ? XRaySpan() : tracer->BeginSubsegmentOf(run_id, name);
     XRayCurrentScope current(step.active() ? &step : nullptr);
     StatusOr<nlohmann::json> out = inner(name, input);
     if (!out.ok()) step.SetStatus(out.status());
@@ -55,7 +55,8 @@ XRaySpan BeginRunSegment(XRayTracer* tracer, const std::string& run_id,
 void EndRunSegment(XRaySpan* segment, const RunOutcome& outcome) {
   if (!segment->active()) return;
   segment->Annotate("outcome", outcome.state);
-  if (outcome.state == "failed") segment->SetStatus(StatusOfError(outcome.error));
+  if (outcome.state == "failed")
+    segment->SetStatus(StatusOfError(outcome.error));
   segment->End();
 }
 

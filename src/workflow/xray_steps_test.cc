@@ -146,7 +146,8 @@ TEST_F(XRayStepsTest, AFailedStepAndRunAreFlaggedWithTheirCode) {
   EXPECT_FALSE(end.contains("type"));
   EXPECT_EQ(end["annotations"]["outcome"], "failed");
   EXPECT_EQ(end["fault"], true);
-  EXPECT_FALSE(end["cause"]["exceptions"][0]["type"].get<std::string>().empty());
+  EXPECT_FALSE(
+      end["cause"]["exceptions"][0]["type"].get<std::string>().empty());
 }
 
 TEST_F(XRayStepsTest, DisabledOrNullSendsNothingAndRunsTheSame) {

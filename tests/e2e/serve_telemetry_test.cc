@@ -95,10 +95,11 @@ class ServeTelemetryTest : public ::testing::Test {
 TEST_F(ServeTelemetryTest, EmfLinesAndXRaySegmentsOfARun) {
   XRayTestDaemon daemon;
   const std::string emf = *dir_ / "emf.log";
-  WriteConfig("[telemetry]\nmetrics = [\"prometheus\", \"emf\"]\n"
-              "emf_namespace = \"cbpipe/e2e\"\nemf_output = \"" +
-              emf + "\"\nxray = true\nxray_daemon_address = \"" +
-              daemon.address() + "\"\n");
+  WriteConfig(
+      "[telemetry]\nmetrics = [\"prometheus\", \"emf\"]\n"
+      "emf_namespace = \"cbpipe/e2e\"\nemf_output = \"" +
+      emf + "\"\nxray = true\nxray_daemon_address = \"" + daemon.address() +
+      "\"\n");
   DropInput();
   const std::string log = *dir_ / "serve.log";
   ServeProcess serve(*dir_ / "serve.toml", log, {});
@@ -123,14 +124,13 @@ TEST_F(ServeTelemetryTest, EmfLinesAndXRaySegmentsOfARun) {
     EXPECT_TRUE(root[name].is_number()) << line;
     if (name == "cbpipe_inputs_total" && root["outcome"] == "accepted")
       accepted = true;
-    if (name == "cbpipe_files_delivered_total" &&
-        root["status"] == "delivered")
+    if (name == "cbpipe_files_delivered_total" && root["status"] == "delivered")
       delivered_to.insert(root["destination"].get<std::string>());
   }
   EXPECT_GT(count, 4);
   EXPECT_TRUE(accepted) << ReadFile(emf);
-  EXPECT_EQ(delivered_to, (std::set<std::string>{"amex", "discover",
-                                                 "mastercard", "visa"}));
+  EXPECT_EQ(delivered_to,
+            (std::set<std::string>{"amex", "discover", "mastercard", "visa"}));
 
   // X-Ray: the run's segment (in progress, then complete) and its steps.
   StatusOr<TraceId> w3c = TraceId::FromHex(run->trace_id);
