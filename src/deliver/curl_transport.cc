@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/curl_global.h"
 #include "deliver/sftp_transport.h"
 #include "secrets/secret_store.h"
 
@@ -36,17 +37,6 @@ constexpr long kMinUploadBufferBytes = 16 * 1024;  // libcurl's minimum
 constexpr long kMaxPollWaitMs = 2;
 
 enum class Protocol { kFtps, kFtp };
-
-Status CurlInitOnce() {
-  static std::once_flag once;
-  static CURLcode rc = CURLE_OK;
-  std::call_once(once, [] { rc = curl_global_init(CURL_GLOBAL_DEFAULT); });
-  if (rc != CURLE_OK) {
-    return InternalError(std::string("curl_global_init failed: ") +
-                         curl_easy_strerror(rc));
-  }
-  return OkStatus();
-}
 
 bool Contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;
@@ -571,7 +561,7 @@ std::string UrlDecode(const std::string& text) {
 
 StatusOr<std::unique_ptr<Transport>> MakeNetworkTransport(
     const DestinationConfig& d, SecretStore* secrets) {
-  CBPIPE_RETURN_IF_ERROR(CurlInitOnce());
+  CBPIPE_RETURN_IF_ERROR(CurlGlobalInitOnce());
   const std::string where = "destination " + d.name;
   CBPIPE_ASSIGN_OR_RETURN(DestinationUrl url, ParseDestinationUrl(d.url));
   // SFTP is spoken directly on libssh2 (sftp_transport.h).

@@ -1,6 +1,5 @@
 #include "notify/curl_util.h"
 
-#include <mutex>
 
 namespace cbpipe::notify_internal {
 namespace {
@@ -22,17 +21,6 @@ std::string GetPart(CURLU* u, CURLUPart part) {
 }
 
 }  // namespace
-
-Status CurlInitOnce() {
-  static std::once_flag once;
-  static CURLcode rc = CURLE_OK;
-  std::call_once(once, [] { rc = curl_global_init(CURL_GLOBAL_DEFAULT); });
-  if (rc != CURLE_OK) {
-    return InternalError(std::string("curl_global_init failed: ") +
-                         curl_easy_strerror(rc));
-  }
-  return OkStatus();
-}
 
 StatusOr<ParsedUrl> ParseUrl(std::string_view url) {
   std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u(curl_url(),

@@ -15,8 +15,6 @@
 
 namespace cbpipe::notify_internal {
 
-Status CurlInitOnce();
-
 struct CurlEasyDeleter {
   void operator()(CURL* h) const { curl_easy_cleanup(h); }
 };

@@ -5,6 +5,7 @@
 #include <ctime>
 #include <utility>
 
+#include "common/curl_global.h"
 #include "domain/pan.h"
 #include "notify/async_sender.h"
 #include "notify/curl_util.h"
@@ -208,7 +209,7 @@ StatusOr<std::unique_ptr<EmailNotifier>> EmailNotifier::Create(
                           ResolveOptional(store, options.username_ref, name));
   CBPIPE_ASSIGN_OR_RETURN(SecretString password,
                           ResolveOptional(store, options.password_ref, name));
-  CBPIPE_RETURN_IF_ERROR(notify_internal::CurlInitOnce());
+  CBPIPE_RETURN_IF_ERROR(CurlGlobalInitOnce());
   return std::unique_ptr<EmailNotifier>(new EmailNotifier(
       std::move(options), std::move(username), std::move(password)));
 }

@@ -5,6 +5,7 @@
 
 #include <utility>
 
+#include "common/curl_global.h"
 #include "notify/async_sender.h"
 #include "notify/curl_util.h"
 
@@ -99,7 +100,7 @@ StatusOr<std::unique_ptr<WebhookNotifier>> WebhookNotifier::Create(
     return InvalidArgumentError("webhook " + safe + ": the secret " +
                                 options.secret_ref + " is empty");
   }
-  CBPIPE_RETURN_IF_ERROR(notify_internal::CurlInitOnce());
+  CBPIPE_RETURN_IF_ERROR(CurlGlobalInitOnce());
   return std::unique_ptr<WebhookNotifier>(
       new WebhookNotifier(std::move(options), std::move(secret)));
 }
