@@ -67,6 +67,14 @@ std::string RandomTag() {
   return tag;
 }
 
+// A file the ledger already has as delivered: this run's own delivery (an
+// earlier try of its deliver step) or an earlier run's.
+DeliveryOutcome Prior(const LedgerEntry& known, const FileToDeliver& file) {
+  return !file.run_id.empty() && known.run_id == file.run_id
+             ? DeliveryOutcome::kDelivered
+             : DeliveryOutcome::kAlreadyDelivered;
+}
+
 }  // namespace
 
 std::string TemporaryUploadName(const std::string& name,
@@ -105,16 +113,18 @@ DeliveryResult FileDeliverer::Deliver(const FileToDeliver& file) {
   for (int attempt = 1;; ++attempt) {
     std::string remote_name = file.name;
     DeliveryOutcome outcome = DeliveryOutcome::kFailed;
-    Status st = AttemptOnce(file, &remote_name, &outcome);
+    bool earlier_try = false;
+    Status st = AttemptOnce(file, &remote_name, &outcome, &earlier_try);
     if (st.ok()) {
       result.outcome = outcome;
+      result.earlier_try = earlier_try;
       result.remote_name = remote_name;
       return result;
     }
     const bool transient = IsTransientDeliveryError(st);
     result.attempts.push_back(
         {env_->NowSeconds(), transient ? "transient" : "permanent",
-         std::string(StatusCodeName(st.code())), st.message()});
+         std::string(StatusCodeName(st.code())), st.message(), file.run_id});
     result.error = st;
     if (!transient || attempt >= max_attempts) break;
     if (!env_->SleepFor(
@@ -126,7 +136,7 @@ DeliveryResult FileDeliverer::Deliver(const FileToDeliver& file) {
   result.outcome = DeliveryOutcome::kFailed;
   LedgerEntry entry{destination_.name,  file.name,     file.size,
                     file.sha256,        file.batch_id, "failed",
-                    env_->NowSeconds(), false};
+                    env_->NowSeconds(), false, "", file.run_id};
   Status logged = ledger_->RecordFailure(entry, result.attempts);
   if (!logged.ok()) {
     result.error = Status(result.error.code(),
@@ -174,13 +184,15 @@ Status FileDeliverer::ResolveConflict(const FileToDeliver& file,
 
 Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
                                   std::string* remote_name,
-                                  DeliveryOutcome* outcome) {
+                                  DeliveryOutcome* outcome,
+                                  bool* earlier_try) {
   // Delivered already: nothing to claim (the common case of a re-run).
   CBPIPE_ASSIGN_OR_RETURN(std::optional<LedgerEntry> known,
                           ledger_->Find(destination_.name, file.name));
   if (!file.replay && known && known->state == "delivered" &&
       known->sha256 == file.sha256) {
-    *outcome = DeliveryOutcome::kAlreadyDelivered;
+    *outcome = Prior(*known, file);
+    *earlier_try = *outcome == DeliveryOutcome::kDelivered;
     return OkStatus();
   }
   const std::string owner =
@@ -196,7 +208,7 @@ Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
         std::to_string(claim_lease_ms_ / 1000) +
         " s); not uploaded twice, retried later");
   }
-  Status st = AttemptClaimed(file, remote_name, outcome, owner);
+  Status st = AttemptClaimed(file, remote_name, outcome, earlier_try, owner);
   // Best effort: a claim not released runs out with its lease.
   ledger_->ReleaseDeliveryClaim(destination_.name, file.name, owner)
       .IgnoreError();
@@ -206,10 +218,11 @@ Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
 Status FileDeliverer::AttemptClaimed(const FileToDeliver& file,
                                      std::string* remote_name,
                                      DeliveryOutcome* outcome,
+                                     bool* earlier_try,
                                      const std::string& owner) {
   LedgerEntry entry{destination_.name,  file.name,     file.size,
                     file.sha256,        file.batch_id, "",
-                    env_->NowSeconds(), false};
+                    env_->NowSeconds(), false, "", file.run_id};
   entry.replay = file.replay;
   CBPIPE_ASSIGN_OR_RETURN(std::optional<LedgerEntry> known,
                           ledger_->Find(destination_.name, file.name));
@@ -218,7 +231,8 @@ Status FileDeliverer::AttemptClaimed(const FileToDeliver& file,
     known.reset();
   }
   if (known && known->state == "delivered" && known->sha256 == file.sha256) {
-    *outcome = DeliveryOutcome::kAlreadyDelivered;
+    *outcome = Prior(*known, file);
+    *earlier_try = *outcome == DeliveryOutcome::kDelivered;
     return OkStatus();
   }
   if (known && known->state == "intent" && !known->temp_name.empty()) {
