@@ -585,7 +585,8 @@ Status ParseService(const toml::table& t, const ConfigError& err,
                     ServiceConfig* sc) {
   CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
       t,
-      {"inbox_dir", "state_db", "object_dir", "workers", "poll_interval_ms",
+      {"inbox_dir", "state_db", "object_dir", "object_store", "workers",
+       "poll_interval_ms",
        "settle_ms", "visibility_seconds", "max_receive_count",
        "shutdown_timeout_seconds", "admin_listen", "admin_token", "log_file",
        "log_level"},
@@ -596,6 +597,13 @@ Status ParseService(const toml::table& t, const ConfigError& err,
       GetString(t, "state_db", "service.", err, &sc->state_db));
   CBPIPE_RETURN_IF_ERROR(
       GetString(t, "object_dir", "service.", err, &sc->object_dir));
+  CBPIPE_RETURN_IF_ERROR(
+      GetString(t, "object_store", "service.", err, &sc->object_store));
+  if (!sc->object_store.empty() &&
+      sc->object_store.find("://") == std::string::npos)
+    return err.At("service.object_store",
+                  "must be an object store URL (file:///abs/path or "
+                  "s3://bucket/prefix)");
   auto get_int = [&](std::string_view key, int64_t min, int64_t max,
                      int* out) -> Status {
     int64_t v = *out;
@@ -875,7 +883,8 @@ bool UsesAws(const Config& c) {
   };
   std::vector<std::string_view> values = {
       c.work_dir, c.service.inbox_dir, c.service.state_db,
-      c.service.object_dir, c.service.admin_token_ref};
+      c.service.object_dir, c.service.object_store,
+      c.service.admin_token_ref};
   for (const DestinationConfig& d : c.destinations) {
     values.insert(values.end(),
                   {d.url, d.username, d.password_ref, d.private_key_ref});
@@ -1154,7 +1163,11 @@ std::string DescribeConfig(const Config& c) {
   const ServiceConfig& sc = c.service;
   o << "\n[service]\ninbox_dir = " << q(sc.inbox_dir)
     << "\nstate_db = " << q(sc.state_db) << "\nobject_dir = "
-    << q(sc.object_dir) << "\nworkers = " << sc.workers
+    << q(sc.object_dir)
+    << (sc.object_store.empty()
+            ? std::string()
+            : "\nobject_store = " + q(RedactUrl(sc.object_store)))
+    << "\nworkers = " << sc.workers
     << "\npoll_interval_ms = " << sc.poll_interval_ms
     << "\nsettle_ms = " << sc.settle_ms
     << "\nvisibility_seconds = " << sc.visibility_seconds

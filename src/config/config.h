@@ -39,6 +39,9 @@ struct ServiceConfig {
   std::string inbox_dir;       // default <work_dir>/inbox
   std::string state_db;        // default <work_dir>/state.db
   std::string object_dir;      // default <work_dir>/objects
+  // The object store's URL (workflow/registry.h: file://, s3://bucket/p);
+  // "" = file://<object_dir>.
+  std::string object_store;
   int workers = 2;
   int poll_interval_ms = 500;  // inbox scan
   int settle_ms = 1000;        // a file unchanged this long is complete

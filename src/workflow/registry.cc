@@ -1,5 +1,6 @@
 #include "workflow/registry.h"
 
+#include <cstdlib>
 #include <mutex>
 #include <sstream>
 #include <utility>
@@ -15,6 +16,7 @@
 #include "secrets/env_file_secret_store.h"
 #include "secrets/memory_secret_store.h"
 #include "store/memory_store.h"
+#include "store/s3_store.h"
 
 namespace cbpipe {
 namespace {
@@ -190,8 +192,39 @@ StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(std::string_view url,
     CBPIPE_RETURN_IF_ERROR(NothingAfterMemory(kWhat, u, url));
     return std::unique_ptr<ObjectStore>(new InMemoryObjectStore());
   }
-  static_cast<void>(aws);  // Next: s3://bucket/prefix.
-  return UnknownScheme(kWhat, u, url, {"file", "memory"});
+  if (u.scheme == "s3") {
+    CBPIPE_RETURN_IF_ERROR(
+        OnlyParams(kWhat, u, url, {"sse", "kms_key_id", "part_size_mib"}));
+    std::string bucket, prefix;
+    if (!ParseS3Url("s3://" + u.host + u.path, &bucket, &prefix).ok()) {
+      return InvalidArgumentError(
+          std::string(kWhat) + " URL " + RedactUrl(url) +
+          ": s3:// takes a bucket (3-63 of a-z, 0-9, '-', '.') and an "
+          "optional key prefix: s3://bucket/prefix");
+    }
+    S3StoreOptions options;
+    if (auto p = u.params.find("sse"); p != u.params.end())
+      options.sse = p->second;
+    if (auto p = u.params.find("kms_key_id"); p != u.params.end())
+      options.kms_key_id = p->second;
+    if (auto p = u.params.find("part_size_mib"); p != u.params.end()) {
+      char* end = nullptr;
+      const unsigned long long mib = std::strtoull(p->second.c_str(), &end, 10);
+      if (p->second.empty() || *end != '\0' || mib < 5 || mib > 5120) {
+        return InvalidArgumentError(std::string(kWhat) + " URL " +
+                                    RedactUrl(url) +
+                                    ": part_size_mib must be 5 to 5120");
+      }
+      options.part_size = mib << 20;
+    }
+    CBPIPE_ASSIGN_OR_RETURN(std::shared_ptr<AwsClient> client,
+                            AwsClientFor(aws));
+    CBPIPE_ASSIGN_OR_RETURN(
+        std::unique_ptr<S3ObjectStore> store,
+        S3ObjectStore::Create(std::move(client), bucket, prefix, options));
+    return std::unique_ptr<ObjectStore>(std::move(store));
+  }
+  return UnknownScheme(kWhat, u, url, {"file", "memory", "s3"});
 }
 
 StatusOr<std::unique_ptr<SecretStore>> OpenSecretStore(std::string_view url) {

@@ -16,6 +16,7 @@
 // |-------------|----------------------------------|----------------------|
 // | ObjectStore | file:///abs/folder               | LocalFolderStore     |
 // |             | memory://                        | InMemoryObjectStore  |
+// |             | s3://bucket/prefix[?sse=AES256|aws:kms&kms_key_id=K&part_size_mib=8] | S3ObjectStore |
 // | SecretStore | env+file://                      | EnvFileSecretStore   |
 // |             | memory://                        | InMemorySecretStore  |
 // | Queue       | sqlite:///abs/state.db?queue=N   | SqliteQueue          |

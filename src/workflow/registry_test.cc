@@ -75,12 +75,49 @@ TEST_F(RegistryTest, MemoryStoresAreNewAndEmptyEachTime) {
             StatusCode::kInvalidArgument);
 }
 
+TEST_F(RegistryTest, S3UrlOpensAnS3StoreOnTheSharedClient) {
+  AwsOptions aws;
+  aws.region = "us-east-1";
+  aws.endpoints["s3"] = "http://127.0.0.1:9";
+  StatusOr<std::unique_ptr<ObjectStore>> store =
+      OpenObjectStore("s3://my-bucket/raw/in?sse=aws:kms&kms_key_id=k1", aws);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ((*store)->Describe(), "s3://my-bucket/raw/in");
+  store = OpenObjectStore("s3://my-bucket", aws);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ((*store)->Describe(), "s3://my-bucket");
+  // One client per distinct [aws] table.
+  StatusOr<std::shared_ptr<AwsClient>> a = AwsClientFor(aws);
+  StatusOr<std::shared_ptr<AwsClient>> b = AwsClientFor(aws);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->get(), b->get());
+  AwsOptions other = aws;
+  other.endpoints["s3"] = "http://127.0.0.1:10";
+  StatusOr<std::shared_ptr<AwsClient>> c = AwsClientFor(other);
+  ASSERT_TRUE(c.ok());
+  EXPECT_NE(a->get(), c->get());
+
+  for (const char* bad :
+       {"s3://", "s3://Bad_Bucket/x", "s3://b/x", "s3://bucket/a//b",
+        "s3://bucket/p?sse=rot13", "s3://bucket/p?part_size_mib=1",
+        "s3://bucket/p?kms_key_id=k", "s3://bucket/p?acl=public"}) {
+    EXPECT_EQ(OpenObjectStore(bad, aws).status().code(),
+              StatusCode::kInvalidArgument)
+        << bad;
+  }
+  StatusOr<std::unique_ptr<ObjectStore>> leak =
+      OpenObjectStore("s3://AKIAKEY:hunter2@bucket/p", aws);
+  ASSERT_FALSE(leak.ok());
+  EXPECT_THAT(leak.status().message(), Not(HasSubstr("hunter2")));
+}
+
 TEST_F(RegistryTest, UnknownSchemeNamesItAndTheKnownOnes) {
   StatusOr<std::unique_ptr<ObjectStore>> store =
-      OpenObjectStore("s3://AKIAKEY:hunter2@bucket/prefix?token=t0k");
+      OpenObjectStore("gs://AKIAKEY:hunter2@bucket/prefix?token=t0k");
   ASSERT_EQ(store.status().code(), StatusCode::kInvalidArgument);
   const std::string message = store.status().message();
-  EXPECT_THAT(message, HasSubstr("\"s3\""));
+  EXPECT_THAT(message, HasSubstr("\"gs\""));
+  EXPECT_THAT(message, HasSubstr("s3://"));
   EXPECT_THAT(message, HasSubstr("file://"));
   EXPECT_THAT(message, HasSubstr("memory://"));
   EXPECT_THAT(message, Not(HasSubstr("hunter2")));

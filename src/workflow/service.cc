@@ -186,7 +186,11 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
       s->queue_, SqliteQueue::Open(s->paths_.state_db, kInputsQueueName, qo));
   CBPIPE_ASSIGN_OR_RETURN(
       s->ledger_, SqliteDeliveryLedger::Open(s->paths_.ledger_db, s->env_));
-  {
+  if (!s->config_.service.object_store.empty()) {
+    CBPIPE_ASSIGN_OR_RETURN(
+        s->store_, OpenObjectStore(s->config_.service.object_store,
+                                   s->config_.aws.value_or(AwsOptions{})));
+  } else {
     std::error_code ec;
     const fs::path objects = fs::absolute(s->paths_.objects, ec);
     if (ec) return InvalidArgumentError("cannot resolve " + s->paths_.objects);

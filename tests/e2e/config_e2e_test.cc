@@ -307,6 +307,34 @@ TEST(ConfigE2E, AwsCheckNamesTheSourceAndRegionNeverTheSecret) {
   EXPECT_THAT(r.out + r.err, Not(HasSubstr("fileS3cretKey")));
 }
 
+TEST(ConfigE2E, AwsCheckSaysWhatTheS3ObjectStoreResolvesTo) {
+  TempDir dir("config_aws_s3");
+  WriteFile(dir / "c.toml",
+            Destination("file://" + dir.path() + "/out") +
+                "\n[service]\nobject_store = \"s3://cb-objects/raw\"\n"
+                "\n[aws]\nregion = \"eu-west-1\"\n"
+                "endpoints = { s3 = \"http://127.0.0.1:5999\" }\n");
+  CliResult r = RunCli(
+      "config check --config " + ShellQuote(dir / "c.toml"),
+      AwsEnv(dir, "AWS_ACCESS_KEY_ID=AKIAE2E AWS_SECRET_ACCESS_KEY=e2eS3cret"));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("object_store: s3://cb-objects/raw -> "
+                               "S3ObjectStore, bucket cb-objects, prefix "
+                               "\"raw\", endpoint http://127.0.0.1:5999\n"));
+  EXPECT_THAT(r.out, HasSubstr("object_store = \"s3://cb-objects/raw\""));
+  EXPECT_THAT(r.err + r.out, Not(HasSubstr("e2eS3cret")));
+
+  // A bucket S3 would refuse: exit 2, saying why.
+  WriteFile(dir / "c.toml",
+            Destination("file://" + dir.path() + "/out") +
+                "\n[service]\nobject_store = \"s3://Bad_Bucket\"\n"
+                "\n[aws]\nregion = \"eu-west-1\"\n");
+  r = RunCli("config check --config " + ShellQuote(dir / "c.toml"),
+             AwsEnv(dir, "AWS_ACCESS_KEY_ID=A AWS_SECRET_ACCESS_KEY=B"));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("service.object_store: object store URL"));
+}
+
 TEST(ConfigE2E, AwsCheckFailsWhenNoCredentialsOrRegionCanBeFound) {
   TempDir dir("config_aws_none");
   WriteFile(dir / "c.toml",

@@ -1,0 +1,117 @@
+// S3ObjectStore: the ObjectStore port (object_store.h) on an S3 bucket (or
+// anything speaking S3: MinIO, moto), over the shared AwsClient
+// (aws/client.h). Opened from `s3://bucket/prefix` by OpenObjectStore
+// (workflow/registry.h); the object under key K is s3://bucket/prefix/K.
+//
+//   CBPIPE_ASSIGN_OR_RETURN(std::shared_ptr<AwsClient> aws,
+//                           MakeAwsClient(aws_options));
+//   S3StoreOptions options;
+//   options.sse = "aws:kms";  options.kms_key_id = "alias/cbpipe";
+//   S3ObjectStore store(aws, "cbpipe-objects", "prod", options);
+//   CBPIPE_ASSIGN_OR_RETURN(auto out, store.Put("batches/r1/visa.csv"));
+//   ... as for any ObjectStore.
+//
+// Put streams: the writer holds at most one part (part_size, default
+// 8 MiB, at least 5 MiB as S3 requires). An object that fits in one part is
+// one PutObject at Commit; a larger one is a multipart upload (the first
+// part starts it; Commit sends the last part and completes it). A failed
+// Write or Commit, Abort(), or destroying the writer uncommitted aborts the
+// upload (AbortMultipartUpload), so neither an object nor an upload is left.
+//
+// Get reads ranges: Get fetches the first `read_chunk` bytes (default
+// 8 MiB) and the object's ETag; each later Read that empties the buffer
+// fetches the next range with If-Match: that ETag. Memory is bounded by one
+// chunk. An object no larger than one chunk is a true snapshot (the
+// contract's "as it was at Get"); a larger one replaced or deleted while
+// being read fails the next range with kFailedPrecondition (never mixed
+// bytes), since S3 without versioning keeps no old copy.
+//
+// PutContentAddressed reads the fd once: it uploads to a temporary key
+// (PREFIX/.put-RANDOM.tmp, not a valid store key, so never listed) while
+// hashing, then CopyObject to prefix+sha256 (unless already there) and
+// deletes the temporary. Objects above 5 GiB (CopyObject's limit) are read
+// a second time and put under their final key instead.
+//
+// LocalPath downloads the object into a private cache folder (removed with
+// the store) and reuses the file while HeadObject's ETag is unchanged.
+// RemoveStaleTemporaries aborts multipart uploads under the prefix started
+// more than a day ago and deletes .put-*.tmp keys older than a day.
+//
+// Errors: as the port says; in addition a missing bucket is
+// kFailedPrecondition ("bucket B does not exist") for Get, Put, List,
+// Delete (not kNotFound, so Exists never reads "no bucket" as "no
+// object"; a HEAD answer has no body, so Head says kNotFound). AWS errors
+// keep the code and request id in the message (aws/client.h).
+// Thread safety: every method from several threads (the client is
+// thread-safe); readers and writers one thread at a time. Ownership: the
+// store shares the client; readers and writers must not outlive the store.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "aws/client.h"
+#include "store/object_store.h"
+
+namespace cbpipe {
+
+struct S3StoreOptions {
+  // Bytes per multipart part; an object up to this size is one PutObject.
+  // At least 5 MiB (S3's minimum part), at most 5 GiB.
+  uint64_t part_size = 8u << 20;
+  // Bytes per ranged GET (the reader's buffer).
+  uint64_t read_chunk = 8u << 20;
+  // Server-side encryption: "" (the bucket's default), "AES256" (SSE-S3) or
+  // "aws:kms" (SSE-KMS, with kms_key_id or the account's aws/s3 key).
+  std::string sse;
+  std::string kms_key_id;
+};
+
+class S3ObjectStore : public ObjectStore {
+ public:
+  // `prefix` without leading or trailing '/' ("" = the bucket's root).
+  // Create checks the options (kInvalidArgument); nothing is called yet.
+  static StatusOr<std::unique_ptr<S3ObjectStore>> Create(
+      std::shared_ptr<AwsClient> aws, std::string bucket, std::string prefix,
+      S3StoreOptions options = {});
+  ~S3ObjectStore() override;
+
+  StatusOr<std::unique_ptr<ObjectReader>> Get(const std::string& key) override;
+  StatusOr<std::unique_ptr<ObjectWriter>> Put(const std::string& key) override;
+  StatusOr<ObjectInfo> Head(const std::string& key) override;
+  Status Delete(const std::string& key) override;
+  StatusOr<std::vector<std::string>> List(const std::string& prefix) override;
+  StatusOr<StoredObject> PutContentAddressed(const std::string& prefix,
+                                             int fd) override;
+  StatusOr<std::string> LocalPath(const std::string& key) override;
+  StatusOr<int> RemoveStaleTemporaries() override;
+  // "s3://bucket/prefix" ("s3://bucket" with no prefix).
+  std::string Describe() const override;
+
+  // Server-side copy of the object under `from` to `to` (CopyObject, up to
+  // 5 GiB), with this store's encryption.
+  Status Copy(const std::string& from, const std::string& to);
+
+  // For the store's own parts (reader, writer); not for callers.
+  struct Shared;
+
+ private:
+  explicit S3ObjectStore(std::shared_ptr<Shared> shared);
+  StatusOr<std::unique_ptr<ObjectWriter>> PutRaw(const std::string& s3_key);
+
+  std::shared_ptr<Shared> shared_;
+  std::mutex cache_mu_;
+  std::string cache_dir_;                      // made by the first LocalPath
+  std::map<std::string, std::string> cached_;  // key -> ETag of its file
+};
+
+// s3://bucket/prefix -> bucket and prefix (kInvalidArgument naming what is
+// wrong: no bucket, a bucket name S3 refuses, a prefix that is not a key).
+Status ParseS3Url(std::string_view url, std::string* bucket,
+                  std::string* prefix);
+
+}  // namespace cbpipe

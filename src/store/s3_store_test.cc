@@ -1,0 +1,430 @@
+// S3ObjectStore on a real moto server: the ObjectStore contract suite
+// (object_store_contract_test.cc, compiled into this binary too) and the
+// S3-specific behaviour — multipart uploads and their abort on failure, a
+// missing bucket, SSE headers, listings past 1000 keys.
+#include "store/s3_store.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+#include <ctime>
+
+#include "aws/credentials_chain.h"
+#include "aws/xml.h"
+#include "common/env.h"
+#include "servers/http_fault_server.h"
+#include "servers/moto_server.h"
+#include "store/object_store_contract.h"
+
+namespace cbpipe {
+namespace {
+
+using testing::HttpFaultServer;
+using testing::HttpStep;
+using testing::MotoServer;
+
+MotoServer* g_moto = nullptr;
+std::string g_moto_error;
+
+class MotoEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    MotoServer::UseTestCredentials();
+    auto moto = MotoServer::Start();
+    if (!moto.ok()) {
+      g_moto_error = moto.status().ToString();
+      return;
+    }
+    server_ = std::move(*moto);
+    g_moto = server_.get();
+  }
+  void TearDown() override {
+    g_moto = nullptr;
+    server_.reset();
+  }
+
+ private:
+  std::unique_ptr<MotoServer> server_;
+};
+
+const auto* const g_env =
+    ::testing::AddGlobalTestEnvironment(new MotoEnvironment());
+
+std::shared_ptr<AwsClient> MotoClient(const std::string& endpoint,
+                                      int max_attempts = 4) {
+  AwsClientOptions options;
+  options.region = "us-east-1";
+  options.endpoints["s3"] = endpoint;
+  options.request_timeout_seconds = 120;
+  options.retry.max_attempts = max_attempts;
+  options.retry.interval_seconds = 0.01;
+  auto client = AwsClient::Create(
+      options, MakeDefaultAwsCredentialsChain(AwsOptions(), AwsHost()));
+  EXPECT_TRUE(client.ok()) << client.status().ToString();
+  return client.ok() ? std::shared_ptr<AwsClient>(std::move(*client)) : nullptr;
+}
+
+AwsRequest S3Call(const char* method, const char* operation,
+                  const std::string& bucket, const std::string& key = "") {
+  AwsRequest r;
+  r.service = "s3";
+  r.method = method;
+  r.operation = operation;
+  r.bucket = bucket;
+  r.path = "/" + key;
+  r.resource = "s3://" + bucket + "/" + key;
+  return r;
+}
+
+std::string FreshBucket(AwsClient& aws) {
+  static std::atomic<int> serial{0};
+  const std::string bucket =
+      "cbpipe-test-" + std::to_string(::getpid()) + "-" +
+      std::to_string(serial++);
+  Status s = aws.Send(S3Call("PUT", "CreateBucket", bucket)).status();
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return bucket;
+}
+
+std::shared_ptr<AwsClient>& SharedClient() {
+  static std::shared_ptr<AwsClient> client;
+  if (!client && g_moto) client = MotoClient(g_moto->endpoint());
+  return client;
+}
+
+std::unique_ptr<ObjectStore> MakeS3Store(const std::string&) {
+  if (!g_moto) {
+    ADD_FAILURE() << "moto did not start: " << g_moto_error;
+    return nullptr;
+  }
+  std::shared_ptr<AwsClient> aws = SharedClient();
+  S3StoreOptions options;
+  options.read_chunk = 1u << 20;  // the 20 MiB contract object: 20 ranges
+  auto store = S3ObjectStore::Create(aws, FreshBucket(*aws), "objects",
+                                     options);
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  return store.ok() ? std::unique_ptr<ObjectStore>(std::move(*store)) : nullptr;
+}
+
+INSTANTIATE_TEST_SUITE_P(S3, ObjectStoreContract,
+                         ::testing::Values(ObjectStoreFactory{"S3",
+                                                              MakeS3Store}),
+                         ObjectStoreContract::Name);
+
+class S3StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(g_moto, nullptr) << "moto did not start: " << g_moto_error;
+    aws_ = SharedClient();
+    ASSERT_NE(aws_, nullptr);
+    bucket_ = FreshBucket(*aws_);
+  }
+
+  std::unique_ptr<S3ObjectStore> Store(S3StoreOptions options = {},
+                                       std::shared_ptr<AwsClient> aws = {}) {
+    auto store = S3ObjectStore::Create(aws ? aws : aws_, bucket_, "pre/fix",
+                                       options);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  // Uploads not completed nor aborted in the bucket.
+  int OpenUploads() {
+    AwsRequest r = S3Call("GET", "ListMultipartUploads", bucket_);
+    r.query = {{"uploads", ""}};
+    auto page = aws_->Send(r);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    return page.ok()
+               ? static_cast<int>(AwsXmlElements(page->body, "Upload").size())
+               : -1;
+  }
+
+  std::string HeadHeader(const std::string& s3_key, const char* name) {
+    auto head = aws_->Send(S3Call("HEAD", "HeadObject", bucket_, s3_key));
+    EXPECT_TRUE(head.ok()) << head.status().ToString();
+    return head.ok() ? head->Header(name) : "";
+  }
+
+  std::shared_ptr<AwsClient> aws_;
+  std::string bucket_;
+};
+
+Status WriteBytes(ObjectWriter& out, uint64_t size) {
+  std::string block(1 << 20, '\0');
+  for (uint64_t done = 0; done < size;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(block.size(),
+                                                            size - done));
+    for (size_t i = 0; i < n; ++i)
+      block[i] = static_cast<char>(((done + i) * 2654435761u) >> 13);
+    CBPIPE_RETURN_IF_ERROR(out.Write(block.data(), n));
+    done += n;
+  }
+  return OkStatus();
+}
+
+TEST_F(S3StoreTest, DescribeNamesBucketAndPrefix) {
+  EXPECT_EQ(Store()->Describe(), "s3://" + bucket_ + "/pre/fix");
+  auto root = S3ObjectStore::Create(aws_, bucket_, "");
+  ASSERT_TRUE(root.ok());
+  EXPECT_EQ((*root)->Describe(), "s3://" + bucket_);
+}
+
+TEST_F(S3StoreTest, RefusesBadOptionsAndUrls) {
+  S3StoreOptions small;
+  small.part_size = 1u << 20;
+  EXPECT_EQ(S3ObjectStore::Create(aws_, bucket_, "", small).status().code(),
+            StatusCode::kInvalidArgument);
+  S3StoreOptions sse;
+  sse.sse = "rot13";
+  EXPECT_EQ(S3ObjectStore::Create(aws_, bucket_, "", sse).status().code(),
+            StatusCode::kInvalidArgument);
+  sse.sse = "AES256";
+  sse.kms_key_id = "k";
+  EXPECT_EQ(S3ObjectStore::Create(aws_, bucket_, "", sse).status().code(),
+            StatusCode::kInvalidArgument);
+  std::string bucket, prefix;
+  EXPECT_TRUE(ParseS3Url("s3://my-bucket/a/b/", &bucket, &prefix).ok());
+  EXPECT_EQ(bucket, "my-bucket");
+  EXPECT_EQ(prefix, "a/b");
+  EXPECT_FALSE(ParseS3Url("s3://My_Bucket/a", &bucket, &prefix).ok());
+  EXPECT_FALSE(ParseS3Url("s3://bucket/a//b", &bucket, &prefix).ok());
+  EXPECT_FALSE(ParseS3Url("s3:///a", &bucket, &prefix).ok());
+}
+
+TEST_F(S3StoreTest, ObjectsLiveUnderThePrefix) {
+  auto store = Store();
+  auto out = store->Put("a/b.csv");
+  ASSERT_TRUE(out.ok());
+  ASSERT_TRUE((*out)->Write("xyz", 3).ok());
+  ASSERT_TRUE((*out)->Commit().ok());
+  EXPECT_EQ(HeadHeader("pre/fix/a/b.csv", "content-length"), "3");
+}
+
+TEST_F(S3StoreTest, MultipartUploadAboveThePartSize) {
+  auto store = Store();  // 8 MiB parts
+  constexpr uint64_t kSize = (8u << 20) * 2 + 12345;
+  auto out = store->Put("big");
+  ASSERT_TRUE(out.ok());
+  ASSERT_TRUE(WriteBytes(**out, kSize).ok());
+  EXPECT_EQ(OpenUploads(), 1);  // started while writing, not at Commit
+  ASSERT_TRUE((*out)->Commit().ok());
+  EXPECT_EQ(OpenUploads(), 0);
+  // A multipart object's ETag ends in -PARTS.
+  EXPECT_NE(HeadHeader("pre/fix/big", "etag").find("-3"), std::string::npos);
+  auto info = store->Head("big");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->size, kSize);
+}
+
+TEST_F(S3StoreTest, AFailedPartAbortsTheUploadAndLeavesNoObject) {
+  // Create and part 1 go to moto; part 2 fails with a 500 (no retries);
+  // then the abort goes through.
+  HttpFaultServer faults(
+      {HttpStep::Forward(), HttpStep::Forward(),
+       HttpStep::Answer(500, "<Error><Code>InternalError</Code><Message>"
+                             "boom</Message></Error>")},
+      g_moto->port());
+  ASSERT_TRUE(faults.Start().ok());
+  auto store = Store({}, MotoClient(faults.endpoint(), /*max_attempts=*/1));
+  auto out = store->Put("big");
+  ASSERT_TRUE(out.ok());
+  Status s = WriteBytes(**out, (8u << 20) * 3);
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  EXPECT_NE(s.message().find("UploadPart"), std::string::npos) << s.message();
+  EXPECT_EQ((*out)->Write("x", 1).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*out)->Commit().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(OpenUploads(), 0);
+  EXPECT_EQ(store->Head("big").status().code(), StatusCode::kNotFound);
+  int aborts = 0;  // AbortMultipartUpload
+  for (const auto& r : faults.requests())
+    aborts += r.method == "DELETE" && r.target.find("uploadId=") !=
+                                          std::string::npos;
+  EXPECT_EQ(aborts, 1);
+}
+
+TEST_F(S3StoreTest, DroppingAnUnfinishedMultipartWriterAbortsIt) {
+  auto store = Store();
+  {
+    auto out = store->Put("big");
+    ASSERT_TRUE(out.ok());
+    ASSERT_TRUE(WriteBytes(**out, (8u << 20) + 1).ok());
+    EXPECT_EQ(OpenUploads(), 1);
+  }
+  EXPECT_EQ(OpenUploads(), 0);
+  EXPECT_EQ(store->Head("big").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(S3StoreTest, AMissingBucketIsAClearError) {
+  auto store = S3ObjectStore::Create(aws_, "no-such-bucket-here", "p");
+  ASSERT_TRUE(store.ok());
+  Status get = (*store)->Get("k").status();
+  EXPECT_EQ(get.code(), StatusCode::kFailedPrecondition) << get.ToString();
+  EXPECT_NE(get.message().find("bucket no-such-bucket-here does not exist"),
+            std::string::npos)
+      << get.message();
+  EXPECT_EQ((*store)->List("").status().code(),
+            StatusCode::kFailedPrecondition);
+  auto out = (*store)->Put("k");
+  ASSERT_TRUE(out.ok());
+  ASSERT_TRUE((*out)->Write("x", 1).ok());
+  EXPECT_EQ((*out)->Commit().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(S3StoreTest, SendsServerSideEncryptionHeaders) {
+  S3StoreOptions options;
+  options.sse = "AES256";
+  auto store = Store(options);
+  auto out = store->Put("small");
+  ASSERT_TRUE(out.ok());
+  ASSERT_TRUE((*out)->Write("abc", 3).ok());
+  ASSERT_TRUE((*out)->Commit().ok());
+  EXPECT_EQ(HeadHeader("pre/fix/small", "x-amz-server-side-encryption"),
+            "AES256");
+  out = store->Put("large");
+  ASSERT_TRUE(out.ok());
+  ASSERT_TRUE(WriteBytes(**out, (8u << 20) + 10).ok());
+  ASSERT_TRUE((*out)->Commit().ok());
+  EXPECT_EQ(HeadHeader("pre/fix/large", "x-amz-server-side-encryption"),
+            "AES256");
+  ASSERT_TRUE(store->Copy("small", "copied").ok());
+  EXPECT_EQ(HeadHeader("pre/fix/copied", "x-amz-server-side-encryption"),
+            "AES256");
+
+  options.sse = "aws:kms";
+  options.kms_key_id = "alias/cbpipe-test";
+  auto kms = Store(options);
+  out = kms->Put("kms");
+  ASSERT_TRUE(out.ok());
+  ASSERT_TRUE((*out)->Write("abc", 3).ok());
+  ASSERT_TRUE((*out)->Commit().ok());
+  EXPECT_EQ(HeadHeader("pre/fix/kms", "x-amz-server-side-encryption"),
+            "aws:kms");
+  EXPECT_NE(HeadHeader("pre/fix/kms",
+                       "x-amz-server-side-encryption-aws-kms-key-id")
+                .find("cbpipe-test"),
+            std::string::npos);
+}
+
+TEST_F(S3StoreTest, ListsPastOneThousandKeys) {
+  auto store = Store();
+  constexpr int kKeys = 1003;
+  for (int i = 0; i < kKeys; ++i) {
+    char key[32];
+    std::snprintf(key, sizeof key, "many/%05d", i);
+    auto out = store->Put(key);
+    ASSERT_TRUE(out.ok());
+    ASSERT_TRUE((*out)->Commit().ok());
+  }
+  auto keys = store->List("many/");
+  ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+  ASSERT_EQ(keys->size(), static_cast<size_t>(kKeys));
+  EXPECT_EQ(keys->front(), "many/00000");
+  EXPECT_EQ(keys->back(), "many/01002");
+}
+
+TEST_F(S3StoreTest, ContentAddressedPutLeavesNoTemporary) {
+  auto store = Store();
+  char path[] = "/tmp/cbpipe-s3-ca-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::unlink(path);
+  ASSERT_EQ(::write(fd, "hello", 5), 5);
+  auto stored = store->PutContentAddressed("inputs/", fd);
+  ::close(fd);
+  ASSERT_TRUE(stored.ok()) << stored.status().ToString();
+  EXPECT_EQ(stored->key,
+            "inputs/"
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+  AwsRequest list = S3Call("GET", "ListObjectsV2", bucket_);
+  list.query = {{"list-type", "2"}};
+  auto page = aws_->Send(list);
+  ASSERT_TRUE(page.ok());
+  auto items = AwsXmlElements(page->body, "Contents");
+  ASSERT_EQ(items.size(), 1u) << page->body;
+  EXPECT_EQ(AwsXmlText(items[0], "Key"), "pre/fix/" + stored->key);
+}
+
+TEST_F(S3StoreTest, RemoveStaleTemporariesAbortsOldUploads) {
+  // moto reports every upload as initiated 2010-11-10: stale here.
+  auto store = Store();
+  auto out = store->Put("big");
+  ASSERT_TRUE(out.ok());
+  ASSERT_TRUE(WriteBytes(**out, (8u << 20) + 1).ok());
+  EXPECT_EQ(OpenUploads(), 1);
+  auto removed = store->RemoveStaleTemporaries();
+  ASSERT_TRUE(removed.ok()) << removed.status().ToString();
+  EXPECT_EQ(*removed, 1);
+  EXPECT_EQ(OpenUploads(), 0);
+  EXPECT_FALSE((*out)->Commit().ok());  // the upload is gone
+}
+
+std::string IsoTime(int64_t seconds_ago) {
+  const time_t t = ::time(nullptr) - seconds_ago;
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char text[40];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+  return text;
+}
+
+TEST_F(S3StoreTest, RemoveStaleTemporariesKeepsWhatIsLessThanADayOld) {
+  const std::string uploads =
+      "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>"
+      "<Upload><UploadId>fresh</UploadId><Key>pre/fix/a</Key><Initiated>" +
+      IsoTime(3600) +
+      "</Initiated></Upload><Upload><UploadId>old</UploadId><Key>pre/fix/b"
+      "</Key><Initiated>" +
+      IsoTime(2 * 86400) + "</Initiated></Upload></ListMultipartUploadsResult>";
+  const std::string objects =
+      "<ListBucketResult><IsTruncated>false</IsTruncated>"
+      "<Contents><Key>pre/fix/in/.put-new.tmp</Key><LastModified>" +
+      IsoTime(60) +
+      "</LastModified></Contents><Contents><Key>pre/fix/in/.put-old.tmp</Key>"
+      "<LastModified>" +
+      IsoTime(2 * 86400) +
+      "</LastModified></Contents><Contents><Key>pre/fix/in/old-object</Key>"
+      "<LastModified>" +
+      IsoTime(9 * 86400) + "</LastModified></Contents></ListBucketResult>";
+  HttpFaultServer server({HttpStep::Answer(200, uploads),
+                          HttpStep::Answer(204),  // abort "old"
+                          HttpStep::Answer(200, objects),
+                          HttpStep::Answer(204)});  // delete .put-old.tmp
+  ASSERT_TRUE(server.Start().ok());
+  auto store = Store({}, MotoClient(server.endpoint(), 1));
+  auto removed = store->RemoveStaleTemporaries();
+  ASSERT_TRUE(removed.ok()) << removed.status().ToString();
+  EXPECT_EQ(*removed, 2);
+  std::vector<std::string> deletes;
+  for (const auto& r : server.requests())
+    if (r.method == "DELETE") deletes.push_back(r.target);
+  ASSERT_EQ(deletes.size(), 2u);
+  EXPECT_NE(deletes[0].find("/pre/fix/b?uploadId=old"), std::string::npos)
+      << deletes[0];
+  EXPECT_NE(deletes[1].find("/pre/fix/in/.put-old.tmp"), std::string::npos)
+      << deletes[1];
+}
+
+TEST_F(S3StoreTest, ExpiredCredentialsAreUnauthenticated) {
+  // (A HEAD answer has no body to name the error: GET is checked.)
+  // A server that answers every attempt with ExpiredToken.
+  std::vector<HttpStep> script;
+  for (int i = 0; i < 4; ++i)
+    script.push_back(HttpStep::Answer(
+        400, "<Error><Code>ExpiredToken</Code><Message>The provided token "
+             "has expired.</Message></Error>"));
+  HttpFaultServer server(script);
+  ASSERT_TRUE(server.Start().ok());
+  auto store = Store({}, MotoClient(server.endpoint(), 1));
+  Status get = store->Get("k").status();
+  EXPECT_EQ(get.code(), StatusCode::kUnauthenticated) << get.ToString();
+  EXPECT_NE(get.message().find("ExpiredToken"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cbpipe
