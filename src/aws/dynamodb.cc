@@ -132,6 +132,15 @@ StatusOr<json> DynamoDbTable::Call(std::string_view operation, json request,
   return parsed;
 }
 
+StatusOr<bool> DynamoDbTable::CallIf(std::string_view operation,
+                                     json request) const {
+  bool refused = false;
+  auto called = Call(operation, std::move(request), &refused);
+  if (refused) return false;
+  CBPIPE_RETURN_IF_ERROR(called.status());
+  return true;
+}
+
 Status DynamoDbTable::ForEachPage(
     std::string_view operation, json request,
     const std::function<Status(const json& page, bool* stop)>& on_page) const {

@@ -88,6 +88,10 @@ class DynamoDbTable {
   StatusOr<nlohmann::json> Call(std::string_view operation,
                                 nlohmann::json request,
                                 bool* condition_failed = nullptr) const;
+  // A conditional write: true when written, false when its
+  // ConditionExpression refused it; other errors as Call's.
+  StatusOr<bool> CallIf(std::string_view operation,
+                        nlohmann::json request) const;
   // A Query or Scan over every page (following LastEvaluatedKey): each
   // page's answer goes to `on_page`, which may stop early by setting
   // *stop. Items and Count are in the page.

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "aws/client.h"
+#include "aws/credentials.h"
 #include "aws/credentials_chain.h"
 #include "aws/dynamodb.h"
 #include "common/env.h"
@@ -82,6 +83,18 @@ inline std::shared_ptr<AwsClient> DynamoDbTestClient(
   options.retry.max_attempts = max_attempts;
   auto client = AwsClient::Create(
       options, MakeDefaultAwsCredentialsChain(AwsOptions(), AwsHost()));
+  EXPECT_TRUE(client.ok()) << client.status().ToString();
+  return client.ok() ? std::shared_ptr<AwsClient>(std::move(*client)) : nullptr;
+}
+
+// A client on `endpoint` whose credentials cannot be found (no keys).
+inline std::shared_ptr<AwsClient> DynamoDbClientWithoutCredentials(
+    const std::string& endpoint) {
+  AwsClientOptions options;
+  options.region = "us-east-1";
+  options.endpoints["dynamodb"] = endpoint;
+  auto client = AwsClient::Create(
+      options, std::make_shared<AwsStaticCredentials>(AwsCredentials{}));
   EXPECT_TRUE(client.ok()) << client.status().ToString();
   return client.ok() ? std::shared_ptr<AwsClient>(std::move(*client)) : nullptr;
 }

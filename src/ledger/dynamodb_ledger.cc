@@ -48,6 +48,7 @@ StatusOr<std::optional<LedgerEntry>> DynamoDbDeliveryLedger::Find(
   e.updated_at = DynamoGetN(*item, "updated_at");
   e.replay = DynamoGetBool(*item, "replay");
   e.temp_name = DynamoGetS(*item, "temp_name");
+  e.run_id = DynamoGetS(*item, "run_id");
   return std::optional<LedgerEntry>(std::move(e));
 }
 
@@ -64,6 +65,7 @@ Status DynamoDbDeliveryLedger::Write(const LedgerEntry& entry,
       {"updated_at",
        DynamoN(entry.updated_at ? entry.updated_at : env_->NowSeconds())},
       {"replay", {{"BOOL", entry.replay}}},
+      {"run_id", DynamoS(entry.run_id)},
       // A delivered file has no temporary name left to clean up.
       {"temp_name", DynamoS(state == "delivered" ? "" : entry.temp_name)}};
   if (!state.empty()) fields.emplace_back("state", DynamoS(state));
@@ -117,7 +119,8 @@ Status DynamoDbDeliveryLedger::RecordFailure(
                      {{"at", DynamoN(a.at)},
                       {"error_class", DynamoS(a.error_class)},
                       {"code", DynamoS(a.code)},
-                      {"message", DynamoS(a.message)}}}});
+                      {"message", DynamoS(a.message)},
+                      {"run_id", DynamoS(a.run_id)}}}});
   }
   DynamoExpr e;
   const std::string att = e.Name("attempts");
@@ -141,8 +144,10 @@ StatusOr<std::vector<AttemptRecord>> DynamoDbDeliveryLedger::FailedAttempts(
       got.value(json::json_pointer("/Item/attempts/L"), json::array());
   for (const json& value : list) {
     const json m = value.value("M", json::object());
-    attempts.push_back({DynamoGetN(m, "at"), DynamoGetS(m, "error_class"),
-                        DynamoGetS(m, "code"), DynamoGetS(m, "message")});
+    AttemptRecord a{DynamoGetN(m, "at"), DynamoGetS(m, "error_class"),
+                    DynamoGetS(m, "code"), DynamoGetS(m, "message")};
+    a.run_id = DynamoGetS(m, "run_id");
+    attempts.push_back(std::move(a));
   }
   return attempts;
 }
@@ -180,11 +185,7 @@ StatusOr<bool> DynamoDbDeliveryLedger::ClaimDelivery(
                                   o + " = " + me + " OR " + u +
                                   " <= " + e.Value(DynamoN(now))}};
   e.AddTo(request);
-  bool refused = false;
-  auto updated = table_.Call("UpdateItem", std::move(request), &refused);
-  if (refused) return false;
-  CBPIPE_RETURN_IF_ERROR(updated.status());
-  return true;
+  return table_.CallIf("UpdateItem", std::move(request));
 }
 
 StatusOr<bool> DynamoDbDeliveryLedger::RenewDeliveryClaim(
@@ -198,11 +199,7 @@ StatusOr<bool> DynamoDbDeliveryLedger::RenewDeliveryClaim(
       {"ConditionExpression",
        e.Name("claim_owner") + " = " + e.Value(DynamoS(owner))}};
   e.AddTo(request);
-  bool refused = false;
-  auto updated = table_.Call("UpdateItem", std::move(request), &refused);
-  if (refused) return false;
-  CBPIPE_RETURN_IF_ERROR(updated.status());
-  return true;
+  return table_.CallIf("UpdateItem", std::move(request));
 }
 
 Status DynamoDbDeliveryLedger::ReleaseDeliveryClaim(
@@ -213,10 +210,8 @@ Status DynamoDbDeliveryLedger::ReleaseDeliveryClaim(
                   {"ConditionExpression",
                    e.Name("claim_owner") + " = " + e.Value(DynamoS(owner))}};
   e.AddTo(request);
-  bool refused = false;
-  auto deleted = table_.Call("DeleteItem", std::move(request), &refused);
-  if (refused) return OkStatus();  // not the holder: a no-op
-  return deleted.status();
+  // Refused: not the holder, a no-op.
+  return table_.CallIf("DeleteItem", std::move(request)).status();
 }
 
 }  // namespace cbpipe

@@ -127,13 +127,8 @@ TEST_F(DynamoDbLedgerTest, ThrottlingAndServerErrorsAreRetried) {
 }
 
 TEST_F(DynamoDbLedgerTest, MissingCredentialsAreUnauthenticated) {
-  AwsClientOptions options;
-  options.region = "us-east-1";
-  options.endpoints["dynamodb"] = moto_->endpoint();
-  auto none = AwsClient::Create(
-      options, std::make_shared<AwsStaticCredentials>(AwsCredentials{}));
-  ASSERT_TRUE(none.ok());
-  auto opened = DynamoDbDeliveryLedger::Open(std::move(*none), table_, &env_);
+  auto opened = DynamoDbDeliveryLedger::Open(
+      DynamoDbClientWithoutCredentials(moto_->endpoint()), table_, &env_);
   EXPECT_EQ(opened.status().code(), StatusCode::kUnauthenticated)
       << opened.status().ToString();
 }

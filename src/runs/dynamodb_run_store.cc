@@ -289,11 +289,7 @@ StatusOr<bool> DynamoDbRunStore::RenewClaim(const std::string& run_id,
       {"ConditionExpression", "attribute_exists(" + e.Name("pk") + ") AND " +
                                   o + " = " + e.Value(DynamoS(owner))}};
   e.AddTo(request);
-  bool refused = false;
-  auto updated = table_.Call("UpdateItem", std::move(request), &refused);
-  if (refused) return false;
-  CBPIPE_RETURN_IF_ERROR(updated.status());
-  return true;
+  return table_.CallIf("UpdateItem", std::move(request));
 }
 
 Status DynamoDbRunStore::ReleaseClaim(const std::string& run_id,
@@ -307,10 +303,8 @@ Status DynamoDbRunStore::ReleaseClaim(const std::string& run_id,
       {"ConditionExpression", "attribute_exists(" + e.Name("pk") + ") AND " +
                                   o + " = " + e.Value(DynamoS(owner))}};
   e.AddTo(request);
-  bool refused = false;
-  auto updated = table_.Call("UpdateItem", std::move(request), &refused);
-  if (refused) return OkStatus();  // not the holder: a no-op
-  return updated.status();
+  // Refused: not the holder, a no-op.
+  return table_.CallIf("UpdateItem", std::move(request)).status();
 }
 
 }  // namespace cbpipe

@@ -191,13 +191,8 @@ TEST_F(DynamoDbRunStoreTest, ThrottlingAndServerErrorsAreRetried) {
 // Credentials that cannot be found fail every call as kUnauthenticated;
 // expired ones are refreshed once by the client and the call goes on.
 TEST_F(DynamoDbRunStoreTest, CredentialsMissingOrExpired) {
-  AwsClientOptions options;
-  options.region = "us-east-1";
-  options.endpoints["dynamodb"] = moto_->endpoint();
-  auto none = AwsClient::Create(
-      options, std::make_shared<AwsStaticCredentials>(AwsCredentials{}));
-  ASSERT_TRUE(none.ok());
-  auto opened = DynamoDbRunStore::Open(std::move(*none), table_, &env_);
+  auto opened = DynamoDbRunStore::Open(
+      DynamoDbClientWithoutCredentials(moto_->endpoint()), table_, &env_);
   EXPECT_EQ(opened.status().code(), StatusCode::kUnauthenticated)
       << opened.status().ToString();
 
