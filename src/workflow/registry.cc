@@ -11,6 +11,7 @@
 #include "ledger/dynamodb_ledger.h"
 #include "ledger/in_memory_ledger.h"
 #include "ledger/sqlite_ledger.h"
+#include "queue/sqs_queue.h"
 #include "runs/dynamodb_run_store.h"
 #include "runs/in_memory_run_store.h"
 #include "runs/sqlite_run_store.h"
@@ -40,10 +41,10 @@ Status UnknownScheme(std::string_view what, const AdapterUrl& url,
 Status NeedLocalPath(std::string_view what, const AdapterUrl& url,
                      std::string_view original) {
   if (!url.host.empty() || url.path.empty()) {
-    return InvalidArgumentError(std::string(what) + " URL " +
-                                RedactUrl(original) + ": " + url.scheme +
-                                ":// takes an absolute path and no host (" +
-                                url.scheme + ":///var/lib/cbpipe/...)");
+    return InvalidArgumentError(
+        std::string(what) + " URL " + RedactUrl(original) + ": " + url.scheme +
+        ":// takes an absolute path and no host (" + url.scheme +
+        ":///var/lib/cbpipe/...)");
   }
   return OkStatus();
 }
@@ -56,9 +57,9 @@ Status OnlyParams(std::string_view what, const AdapterUrl& url,
     bool ok = false;
     for (std::string_view k : known) ok = ok || name == k;
     if (!ok) {
-      return InvalidArgumentError(
-          std::string(what) + " URL " + RedactUrl(original) +
-          ": unknown parameter \"" + name + "\" for " + url.scheme + "://");
+      return InvalidArgumentError(std::string(what) + " URL " +
+                                  RedactUrl(original) + ": unknown parameter \"" +
+                                  name + "\" for " + url.scheme + "://");
     }
   }
   return OkStatus();
@@ -179,8 +180,7 @@ StatusOr<std::string> FileUrl(std::string_view absolute_path) {
 
 StatusOr<std::shared_ptr<AwsClient>> AwsClientFor(const AwsOptions& options) {
   std::ostringstream key;
-  key << options.region << '\n'
-      << options.profile << '\n'
+  key << options.region << '\n' << options.profile << '\n'
       << static_cast<int>(options.s3_addressing) << '\n'
       << options.connect_timeout_seconds << '\n'
       << options.request_timeout_seconds << '\n'
@@ -237,7 +237,8 @@ StatusOr<std::unique_ptr<SecretStore>> OpenSecretStore(std::string_view url) {
 }
 
 StatusOr<std::unique_ptr<Queue>> OpenQueue(std::string_view url,
-                                           QueueOptions options) {
+                                           QueueOptions options,
+                                           const AwsOptions& aws) {
   constexpr std::string_view kWhat = "queue";
   CBPIPE_ASSIGN_OR_RETURN(AdapterUrl u, ParseAdapterUrl(url, kWhat));
   if (u.scheme == "sqlite") {
@@ -254,8 +255,24 @@ StatusOr<std::unique_ptr<Queue>> OpenQueue(std::string_view url,
         SqliteQueue::Open(u.path, name->second, std::move(options)));
     return std::unique_ptr<Queue>(std::move(queue));
   }
-  // Next: sqs://region/account/name.
-  return UnknownScheme(kWhat, u, url, {"sqlite"});
+  if (u.scheme == "sqs" || u.scheme == "https" || u.scheme == "http") {
+    // sqs://NAME, or the queue URL SQS gives (https://sqs.REGION.
+    // amazonaws.com/ACCOUNT/NAME); the region and endpoint come from [aws].
+    if (u.scheme == "sqs" && (u.host.empty() || !u.path.empty())) {
+      return InvalidArgumentError(std::string(kWhat) + " URL " +
+                                  RedactUrl(url) +
+                                  ": sqs:// takes a queue name: sqs://NAME");
+    }
+    CBPIPE_RETURN_IF_ERROR(OnlyParams(kWhat, u, url, {}));
+    CBPIPE_ASSIGN_OR_RETURN(std::shared_ptr<AwsClient> client,
+                            AwsClientFor(aws));
+    CBPIPE_ASSIGN_OR_RETURN(
+        std::unique_ptr<SqsQueue> queue,
+        SqsQueue::Open(std::move(client),
+                       u.scheme == "sqs" ? std::string_view(u.host) : url));
+    return std::unique_ptr<Queue>(std::move(queue));
+  }
+  return UnknownScheme(kWhat, u, url, {"sqlite", "sqs", "https"});
 }
 
 StatusOr<std::unique_ptr<RunStore>> OpenRunStore(std::string_view url, Env* env,

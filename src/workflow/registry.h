@@ -19,6 +19,7 @@
 // | SecretStore | env+file://                      | EnvFileSecretStore   |
 // |             | memory://                        | InMemorySecretStore  |
 // | Queue       | sqlite:///abs/state.db?queue=N   | SqliteQueue          |
+// |             | sqs://NAME, https://sqs.../ACCT/NAME | SqsQueue         |
 // | RunStore    | sqlite:///abs/state.db           | SqliteRunStore       |
 // |             | memory://                        | InMemoryRunStore     |
 // |             | dynamodb://TABLE                 | DynamoDbRunStore     |
@@ -69,9 +70,12 @@ StatusOr<std::shared_ptr<AwsClient>> AwsClientFor(const AwsOptions& options);
 StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(
     std::string_view url, const AwsOptions& aws = {});
 StatusOr<std::unique_ptr<SecretStore>> OpenSecretStore(std::string_view url);
-// `options` go to the adapter (SqliteQueue's QueueOptions for sqlite://).
+// `options` go to the adapter (SqliteQueue's QueueOptions for sqlite://;
+// an SQS queue takes its max_receive_count from its RedrivePolicy). `aws`
+// is the [aws] table for sqs:// and queue URLs.
 StatusOr<std::unique_ptr<Queue>> OpenQueue(std::string_view url,
-                                           QueueOptions options = {});
+                                           QueueOptions options = {},
+                                           const AwsOptions& aws = {});
 // `env` (not owned, must outlive the store) is the adapter's clock; `aws`
 // the [aws] table for dynamodb:// (Config::aws; {} = all defaults). Both
 // may name one table: their items never meet (docs/aws.md "DynamoDB").
