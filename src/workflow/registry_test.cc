@@ -54,10 +54,10 @@ TEST_F(RegistryTest, FileUrlOpensTheFolder) {
 }
 
 TEST_F(RegistryTest, FileUrlNeedsAnAbsolutePathAndNoHostOrQuery) {
-  for (const char* bad :
-       {"file://", "file://host/data", "file://relative", "file:///data?x=1",
-        "file:///data#frag", "file:///da%2", "file:///da%zz", "file:/data",
-        "/data", "", "://x"}) {
+  for (const char* bad : {"file://", "file://host/data", "file://relative",
+                          "file:///data?x=1", "file:///data#frag",
+                          "file:///da%2", "file:///da%zz", "file:/data",
+                          "/data", "", "://x"}) {
     StatusOr<std::unique_ptr<ObjectStore>> store = OpenObjectStore(bad);
     EXPECT_EQ(store.status().code(), StatusCode::kInvalidArgument) << bad;
   }
@@ -86,7 +86,8 @@ TEST_F(RegistryTest, UnknownSchemeNamesItAndTheKnownOnes) {
   EXPECT_THAT(message, Not(HasSubstr("hunter2")));
   EXPECT_THAT(message, Not(HasSubstr("t0k")));
 
-  StatusOr<std::unique_ptr<SecretStore>> secrets = OpenSecretStore("vault://x");
+  StatusOr<std::unique_ptr<SecretStore>> secrets =
+      OpenSecretStore("vault://x");
   ASSERT_EQ(secrets.status().code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(secrets.status().message(), HasSubstr("\"vault\""));
   EXPECT_THAT(secrets.status().message(), HasSubstr("env+file://"));
@@ -190,8 +191,8 @@ TEST_F(RegistryTest, SqliteQueue) {
   ASSERT_EQ(got->size(), 1u);
   EXPECT_EQ((*got)[0].body, "hello");
   // Another queue of the same file is another queue.
-  auto other =
-      OpenQueue("sqlite://" + FileUrl(db)->substr(7) + "?queue=deliveries");
+  auto other = OpenQueue("sqlite://" + FileUrl(db)->substr(7) +
+                         "?queue=deliveries");
   ASSERT_TRUE(other.ok());
   EXPECT_TRUE((*other)->Receive(10, 60'000)->empty());
 
@@ -201,8 +202,7 @@ TEST_F(RegistryTest, SqliteQueue) {
         "sqlite://" + FileUrl(db)->substr(7) + "?queue=a&color=red",
         "sqlite://" + FileUrl(db)->substr(7) + "?queue=a&queue=b",
         std::string("sqlite://host/state.db?queue=a"),
-        std::string("sqlite://relative.db?queue=a"),
-        std::string("memory://")}) {
+        std::string("sqlite://relative.db?queue=a"), std::string("memory://")}) {
     EXPECT_EQ(OpenQueue(bad).status().code(), StatusCode::kInvalidArgument)
         << bad;
   }
