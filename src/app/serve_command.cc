@@ -14,7 +14,7 @@
 #include "notify/webhook_notifier.h"
 #include "secrets/env_file_secret_store.h"
 #include "telemetry/log.h"
-#include "telemetry/prometheus_metrics.h"
+#include "telemetry/options.h"
 #include "workflow/service.h"
 
 namespace cbpipe {
@@ -141,11 +141,18 @@ int RunServe(const std::string& config_path) {
     return kExitUsage;
   }
   Notifier* notifier_ptr = notifier->get();
-  // Served at GET /metrics; outlives the service (the process ends with
-  // _Exit below, the service never destroyed).
-  PrometheusMetrics metrics(PipelineMetricSpecs());
+  // [telemetry] metrics: Prometheus (GET /metrics), CloudWatch EMF lines,
+  // or both; outlives the service (the process ends with _Exit below, the
+  // service never destroyed).
+  StatusOr<SelectedMetrics> metrics =
+      SelectMetrics(config->telemetry, PipelineMetricSpecs());
+  if (!metrics.ok()) {
+    std::fprintf(stderr, "cbpipe serve: telemetry: %s\n",
+                 metrics.status().message().c_str());
+    return kExitUsage;
+  }
   StatusOr<std::unique_ptr<Service>> service =
-      Service::Create(*config, std::move(*notifier), &metrics);
+      Service::Create(*config, std::move(*notifier), metrics->metrics.get());
   if (!service.ok()) {
     std::fprintf(stderr, "cbpipe serve: %s\n",
                  service.status().message().c_str());
@@ -158,7 +165,9 @@ int RunServe(const std::string& config_path) {
     AdminServer::Hooks hooks;
     hooks.runs = svc.runs();
     hooks.queue = svc.queue();
-    hooks.render_metrics = [&metrics] { return metrics.Render(); };
+    if (PrometheusMetrics* prometheus = metrics->prometheus) {
+      hooks.render_metrics = [prometheus] { return prometheus->Render(); };
+    }
     hooks.ready = [&svc] { return svc.running(); };
     hooks.token = token;
     hooks.log = [](std::string_view message) {

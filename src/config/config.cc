@@ -636,6 +636,51 @@ Status ParseService(const toml::table& t, const ConfigError& err,
   return OkStatus();
 }
 
+Status ParseTelemetry(const toml::table& t, const ConfigError& err,
+                      TelemetryOptions* o) {
+  CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
+      t,
+      {"metrics", "emf_namespace", "emf_output", "emf_gauge_interval_seconds",
+       "xray", "xray_daemon_address", "xray_service_name"},
+      "telemetry.", err));
+  CBPIPE_RETURN_IF_ERROR(
+      GetStringList(t, "metrics", "telemetry.", err, &o->metrics));
+  Status names = CheckMetricsNames(o->metrics);
+  if (!names.ok()) return err.At("telemetry.metrics", names.message());
+  CBPIPE_RETURN_IF_ERROR(GetString(t, "emf_namespace", "telemetry.", err,
+                                   &o->emf.namespace_name));
+  // CloudWatch: 1-255 characters, no leading colon.
+  if (o->emf.namespace_name.empty() || o->emf.namespace_name.size() > 255 ||
+      o->emf.namespace_name[0] == ':')
+    return err.At("telemetry.emf_namespace",
+                  "must be 1-255 characters, not starting with ':'");
+  CBPIPE_RETURN_IF_ERROR(
+      GetString(t, "emf_output", "telemetry.", err, &o->emf.output));
+  if (o->emf.output.empty())
+    return err.At("telemetry.emf_output",
+                  "must be \"stdout\" or a file path");
+  int64_t interval = o->emf.gauge_interval_ms / 1000;
+  CBPIPE_RETURN_IF_ERROR(GetInt(t, "emf_gauge_interval_seconds", "telemetry.",
+                                err, 0, 86400, &interval));
+  o->emf.gauge_interval_ms = interval * 1000;
+  CBPIPE_RETURN_IF_ERROR(
+      GetBool(t, "xray", "telemetry.", err, &o->xray.enabled));
+  CBPIPE_RETURN_IF_ERROR(GetString(t, "xray_daemon_address", "telemetry.",
+                                   err, &o->xray.daemon_address));
+  if (!o->xray.daemon_address.empty()) {
+    StatusOr<XRayDaemonAddress> address =
+        ParseXRayDaemonAddress(o->xray.daemon_address);
+    if (!address.ok())
+      return err.At("telemetry.xray_daemon_address",
+                    address.status().message());
+  }
+  CBPIPE_RETURN_IF_ERROR(GetString(t, "xray_service_name", "telemetry.", err,
+                                   &o->xray.service_name));
+  if (o->xray.service_name.empty() || o->xray.service_name.size() > 200)
+    return err.At("telemetry.xray_service_name", "must be 1-200 characters");
+  return OkStatus();
+}
+
 Status ParseAws(const toml::table& t, const ConfigError& err, AwsOptions* aws) {
   CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
       t,
@@ -889,7 +934,8 @@ StatusOr<Config> ParseConfig(std::string_view toml_text,
   c.source = source;
   CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
       root,
-      {"input", "output", "layout", "destination", "service", "notify", "aws"},
+      {"input", "output", "layout", "destination", "service", "notify",
+       "telemetry", "aws"},
       "", err));
   if (const toml::node* n = root.get("input")) {
     if (!n->is_table()) return err.At("input", "must be a table");
@@ -906,6 +952,10 @@ StatusOr<Config> ParseConfig(std::string_view toml_text,
   if (const toml::node* n = root.get("notify")) {
     if (!n->is_table()) return err.At("notify", "must be a table");
     CBPIPE_RETURN_IF_ERROR(ParseNotify(*n->as_table(), err, &c));
+  }
+  if (const toml::node* n = root.get("telemetry")) {
+    if (!n->is_table()) return err.At("telemetry", "must be a table");
+    CBPIPE_RETURN_IF_ERROR(ParseTelemetry(*n->as_table(), err, &c.telemetry));
   }
   if (const toml::node* n = root.get("aws")) {
     if (!n->is_table()) return err.At("aws", "must be a table");
@@ -1135,6 +1185,14 @@ std::string DescribeConfig(const Config& c) {
       << "\nstarttls = " << (c.email->starttls ? "true" : "false")
       << "\nevents = " << list(c.email->events) << "\n";
   }
+  const TelemetryOptions& t = c.telemetry;
+  o << "\n[telemetry]\nmetrics = " << list(t.metrics)
+    << "\nemf_namespace = " << q(t.emf.namespace_name)
+    << "\nemf_output = " << q(t.emf.output)
+    << "\nemf_gauge_interval_seconds = " << t.emf.gauge_interval_ms / 1000
+    << "\nxray = " << (t.xray.enabled ? "true" : "false")
+    << "\nxray_daemon_address = " << q(t.xray.daemon_address)
+    << "\nxray_service_name = " << q(t.xray.service_name) << "\n";
   if (c.aws) {
     o << "\n[aws]\nregion = " << q(c.aws->region)
       << "\nprofile = " << q(c.aws->profile) << "\n";

@@ -7,7 +7,8 @@
 // options struct (RetryPolicy in common/, DestinationConfig in deliver/,
 // OutputOptions and Limits in output/, RejectThresholds, ValidatorOptions in
 // validate/, ReaderLimits and FieldMapping in ingest/, WebhookOptions and
-// EmailOptions in notify/, AwsOptions in aws/), and Config holds or maps into them. Nothing
+// EmailOptions in notify/, AwsOptions in aws/, TelemetryOptions in
+// telemetry/), and Config holds or maps into them. Nothing
 // below workflow/ includes config/ (tests/layering_test checks it).
 //
 // Secrets are never in the config: credentials are references ("env:NAME",
@@ -28,6 +29,7 @@
 #include "ingest/reader.h"
 #include "output/layout.h"
 #include "output/options.h"
+#include "telemetry/options.h"
 #include "validate/validator.h"
 
 namespace cbpipe {
@@ -101,6 +103,9 @@ struct Config {
   ServiceConfig service;
   std::vector<WebhookConfig> webhooks;
   std::optional<EmailConfig> email;
+  // [telemetry]: metrics adapters (EMF namespace and output), X-Ray. The
+  // environment (AWS_XRAY_*) is applied when serve starts, not here.
+  TelemetryOptions telemetry;
   // [aws]: set when the config has the table (even empty).
   std::optional<AwsOptions> aws;
 

@@ -555,6 +555,72 @@ work_dir = "/tmp/a\u001b]0;pwned\u0007b\u202e"
   EXPECT_EQ(again->work_dir, c->work_dir);
 }
 
+TEST(ConfigTest, TelemetryDefaultsToPrometheusWithoutXRay) {
+  StatusOr<Config> c = ParseConfig(WithDestination(""), "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->telemetry.metrics, std::vector<std::string>{"prometheus"});
+  EXPECT_EQ(c->telemetry.emf.namespace_name, "cbpipe");
+  EXPECT_EQ(c->telemetry.emf.output, "stdout");
+  EXPECT_EQ(c->telemetry.emf.gauge_interval_ms, 60000);
+  EXPECT_FALSE(c->telemetry.xray.enabled);
+  EXPECT_EQ(c->telemetry.xray.daemon_address, "");
+}
+
+TEST(ConfigTest, TelemetryTableMapsIntoTelemetryOptions) {
+  StatusOr<Config> c = ParseConfig(WithDestination(R"(
+[telemetry]
+metrics = ["prometheus", "emf"]
+emf_namespace = "cbpipe/prod"
+emf_output = "/var/log/cbpipe/emf.log"
+emf_gauge_interval_seconds = 30
+xray = true
+xray_daemon_address = "udp:127.0.0.1:2000 tcp:127.0.0.1:2001"
+xray_service_name = "cbpipe-eu"
+)"),
+                                   "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const TelemetryOptions& t = c->telemetry;
+  EXPECT_EQ(t.metrics, (std::vector<std::string>{"prometheus", "emf"}));
+  EXPECT_EQ(t.emf.namespace_name, "cbpipe/prod");
+  EXPECT_EQ(t.emf.output, "/var/log/cbpipe/emf.log");
+  EXPECT_EQ(t.emf.gauge_interval_ms, 30000);
+  EXPECT_TRUE(t.xray.enabled);
+  EXPECT_EQ(t.xray.daemon_address, "udp:127.0.0.1:2000 tcp:127.0.0.1:2001");
+  EXPECT_EQ(t.xray.service_name, "cbpipe-eu");
+  // Described and read back the same.
+  StatusOr<Config> again = ParseConfig(DescribeConfig(*c), "described.toml");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->telemetry.metrics, t.metrics);
+  EXPECT_EQ(again->telemetry.emf.gauge_interval_ms, 30000);
+  EXPECT_EQ(again->telemetry.xray.daemon_address, t.xray.daemon_address);
+  EXPECT_TRUE(again->telemetry.xray.enabled);
+}
+
+TEST(ConfigTest, TelemetryErrorsNameTheKey) {
+  auto error = [](const std::string& table) {
+    StatusOr<Config> c =
+        ParseConfig(WithDestination("[telemetry]\n" + table), "t.toml");
+    return c.ok() ? std::string("(no error)") : c.status().message();
+  };
+  EXPECT_THAT(error("metrics = [\"statsd\"]"),
+              HasSubstr("telemetry.metrics: unknown metrics adapter"));
+  EXPECT_THAT(error("metrics = []"), HasSubstr("telemetry.metrics"));
+  EXPECT_THAT(error("metrics = [\"emf\", \"emf\"]"),
+              HasSubstr("telemetry.metrics"));
+  EXPECT_THAT(error("emf_namespace = \"\""),
+              HasSubstr("telemetry.emf_namespace"));
+  EXPECT_THAT(error("emf_output = \"\""), HasSubstr("telemetry.emf_output"));
+  EXPECT_THAT(error("emf_gauge_interval_seconds = -1"),
+              HasSubstr("telemetry.emf_gauge_interval_seconds"));
+  EXPECT_THAT(error("xray = \"yes\""), HasSubstr("telemetry.xray"));
+  EXPECT_THAT(error("xray_daemon_address = \"localhost\""),
+              HasSubstr("telemetry.xray_daemon_address"));
+  EXPECT_THAT(error("xray_service_name = \"\""),
+              HasSubstr("telemetry.xray_service_name"));
+  EXPECT_THAT(error("xray_sampling = 1"),
+              HasSubstr("telemetry.xray_sampling: unknown key"));
+}
+
 TEST(ConfigTest, AwsTableMapsRegionAndProfile) {
   StatusOr<Config> c = ParseConfig(WithDestination(R"(
 [aws]

@@ -1,7 +1,9 @@
 // The Metrics port: counters, gauges and histograms named like Prometheus
 // metrics, with label values, recorded by the code that knows what happened
 // and exported by an adapter: Prometheus text (PrometheusMetrics, served at
-// GET /metrics), in memory (InMemoryMetrics, for tests), CloudWatch EMF next.
+// GET /metrics), in memory (InMemoryMetrics, for tests), CloudWatch EMF
+// lines (EmfMetrics), several at once (FanOutMetrics); `[telemetry]
+// metrics` chooses (SelectMetrics in telemetry/options.h).
 //
 //   PrometheusMetrics prom(PipelineMetricSpecs());   // the process owns it
 //   Metrics* metrics = &prom;                         // code gets the port

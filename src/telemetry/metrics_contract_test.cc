@@ -1,5 +1,6 @@
 // The Metrics port's contract (telemetry/metrics.h), run against every
-// adapter: Prometheus and in-memory (CloudWatch EMF joins next).
+// adapter: Prometheus, in-memory, CloudWatch EMF, and the fan-out of
+// Prometheus + EMF.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -10,6 +11,8 @@
 #include <memory>
 #include <thread>
 
+#include "telemetry/emf_metrics.h"
+#include "telemetry/fanout_metrics.h"
 #include "telemetry/in_memory_metrics.h"
 #include "telemetry/metrics.h"
 #include "telemetry/prometheus_metrics.h"
@@ -36,6 +39,13 @@ std::vector<MetricSpec> TestSpecs() {
       {"wide_total", "W.", MetricKind::kCounter, {"a", "b", "c", "d", "e", "f"},
        {}, MetricUnit::kCount},
   };
+}
+
+// No gauge thread: Collect reads the callback gauges.
+EmfOptions QuietEmf() {
+  EmfOptions o;
+  o.gauge_interval_ms = 0;
+  return o;
 }
 
 class MetricsContractTest : public ::testing::TestWithParam<Adapter> {
@@ -199,6 +209,22 @@ INSTANTIATE_TEST_SUITE_P(
         Adapter{"InMemory",
                 [](const std::vector<MetricSpec>& s) -> std::unique_ptr<Metrics> {
                   return std::make_unique<InMemoryMetrics>(s);
+                }},
+        // Lines are checked in emf_metrics_test.cc; here only the totals.
+        Adapter{"Emf",
+                [](const std::vector<MetricSpec>& s) -> std::unique_ptr<Metrics> {
+                  return std::make_unique<EmfMetrics>(
+                      s, QuietEmf(),
+                      [](std::string_view) { return true; });
+                }},
+        Adapter{"FanOut",
+                [](const std::vector<MetricSpec>& s) -> std::unique_ptr<Metrics> {
+                  std::vector<std::unique_ptr<Metrics>> all;
+                  all.push_back(std::make_unique<PrometheusMetrics>(s));
+                  all.push_back(std::make_unique<EmfMetrics>(
+                      s, QuietEmf(),
+                      [](std::string_view) { return true; }));
+                  return std::make_unique<FanOutMetrics>(std::move(all));
                 }}),
     [](const ::testing::TestParamInfo<Adapter>& info) {
       return std::string(info.param.name);

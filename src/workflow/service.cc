@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -26,6 +27,7 @@
 #include "telemetry/metrics.h"
 #include "telemetry/trace.h"
 #include "workflow/registry.h"
+#include "workflow/xray_steps.h"
 
 namespace cbpipe {
 namespace {
@@ -265,6 +267,10 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
   CBPIPE_ASSIGN_OR_RETURN(s->workflow_, CbpipeWorkflowDefinition());
   StepRunner steps = StepsOver(s->ports_);
   if (TestTraceEnabled()) steps = TracedSteps(std::move(steps));
+  CBPIPE_ASSIGN_OR_RETURN(
+      s->xray_, XRayTracer::Create(
+                    ResolveXRayOptions(config.telemetry.xray, std::getenv)));
+  steps = XRayTracedSteps(std::move(steps), s->xray_.get());
   // The engine's waits between retries end when the run's stop flag is set
   // (Env::SleepFor), which the claim keeper sets on shutdown.
   EngineOptions engine_options;
@@ -454,7 +460,11 @@ Status Service::TakeFromPickup(const std::string& name, int64_t now_ms) {
       metrics_->Increment(kInputsTotal, {"duplicate"});
     }  // else: this pickup, finished after a restart
   } else {
-    const TraceContext trace = NewTraceContext();
+    TraceContext trace = NewTraceContext();
+    // X-Ray drops a trace whose first 8 hex are not a recent epoch time.
+    if (xray_->enabled())
+      trace.trace_id =
+          NewXRayCompatibleTraceId(std::chrono::system_clock::now());
     json body = {{"run_id", run_id},
                  {"input_key", key},
                  {"input_name", name},
@@ -716,8 +726,10 @@ void Service::Handle(const Message& message) {
     }
   } held{this, claim};
   const int64_t start_ms = env_->NowMs();
+  XRaySpan segment = BeginRunSegment(xray_.get(), run.run_id, run.trace_id);
   RunOutcome outcome =
       engine_->Resume(run.run_id, InitialInput(run), &claim->stop);
+  EndRunSegment(&segment, outcome);
   RemoveActiveClaim(claim);  // no renewal from here on (again in ~Held)
   const int64_t elapsed_ms = env_->NowMs() - start_ms;
   bool lost;

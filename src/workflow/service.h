@@ -58,6 +58,7 @@
 #include "runs/run_store.h"
 #include "store/object_store.h"
 #include "telemetry/metrics.h"
+#include "telemetry/xray.h"
 #include "workflow/engine.h"
 #include "workflow/pipeline.h"
 #include "workflow/steps.h"
@@ -150,6 +151,9 @@ class Service {
   ServicePaths paths_;
   Env* env_ = Env::Default();  // the clock of the stores, steps and engine
   Metrics* metrics_ = nullptr;
+  // [telemetry] xray (or AWS_XRAY_SDK_ENABLED): a segment per run, a
+  // subsegment per step; disabled sends nothing. Outlives engine_.
+  std::unique_ptr<XRayTracer> xray_;
   std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<RunStore> runs_;
   std::unique_ptr<SqliteQueue> queue_;
