@@ -12,8 +12,10 @@
 #include <memory>
 #include <thread>
 
+#include "aws/dynamodb_test_util.h"
 #include "common/env.h"
 #include "common/port_test_util.h"
+#include "ledger/dynamodb_ledger.h"
 #include "ledger/in_memory_ledger.h"
 #include "ledger/sqlite_ledger.h"
 
@@ -51,9 +53,16 @@ class LedgerContract : public ::testing::Test {
   std::unique_ptr<DeliveryLedger> ledger_;
 };
 
+// The embedded adapters here (ledger_test); DynamoDB on moto in
+// ledger_dynamodb_test, the same file built with CBPIPE_CONTRACT_DYNAMODB.
+#ifdef CBPIPE_CONTRACT_DYNAMODB
+using Adapters = ::testing::Types<
+    DynamoDbAdapterFor<DeliveryLedger, DynamoDbDeliveryLedger>>;
+#else
 using Adapters = ::testing::Types<
     SqliteAdapterFor<DeliveryLedger, SqliteDeliveryLedger>,
     InMemoryAdapterFor<DeliveryLedger, InMemoryDeliveryLedger>>;
+#endif
 TYPED_TEST_SUITE(LedgerContract, Adapters, AdapterName);
 
 TYPED_TEST(LedgerContract, IntentThenDeliveredKeepsEveryField) {
@@ -252,6 +261,7 @@ TYPED_TEST(LedgerContract, RacingClaimantsExactlyOneWins) {
   for (int f = 0; f < kFiles; ++f) EXPECT_EQ(wins[f].load(), 1) << "file " << f;
 }
 
+#ifndef CBPIPE_CONTRACT_DYNAMODB
 // SQLite only: what lives in the file.
 
 class SqliteLedgerTest : public ::testing::Test {
@@ -387,6 +397,8 @@ TEST_F(SqliteLedgerTest, UnopenablePathIsAClearError) {
   EXPECT_NE(ledger.status().message().find("/nonexistent-dir"),
             std::string::npos);
 }
+
+#endif  // CBPIPE_CONTRACT_DYNAMODB
 
 }  // namespace
 }  // namespace cbpipe

@@ -13,8 +13,10 @@
 #include <thread>
 #include <vector>
 
+#include "aws/dynamodb_test_util.h"
 #include "common/env.h"
 #include "common/port_test_util.h"
+#include "runs/dynamodb_run_store.h"
 #include "runs/in_memory_run_store.h"
 #include "runs/sqlite_run_store.h"
 
@@ -62,9 +64,16 @@ class RunStoreContract : public ::testing::Test {
   std::unique_ptr<RunStore> store_;
 };
 
+// The embedded adapters here (runs_test); DynamoDB on moto in
+// runs_dynamodb_test, the same file built with CBPIPE_CONTRACT_DYNAMODB.
+#ifdef CBPIPE_CONTRACT_DYNAMODB
+using Adapters =
+    ::testing::Types<DynamoDbAdapterFor<RunStore, DynamoDbRunStore>>;
+#else
 using Adapters =
     ::testing::Types<SqliteAdapterFor<RunStore, SqliteRunStore>,
                      InMemoryAdapterFor<RunStore, InMemoryRunStore>>;
+#endif
 TYPED_TEST_SUITE(RunStoreContract, Adapters, AdapterName);
 
 TYPED_TEST(RunStoreContract, CreateIfAbsentInsertsOnceAndKeepsTheFirst) {
@@ -269,6 +278,7 @@ TYPED_TEST(RunStoreContract, RacingOwnersExactlyOneWins) {
   for (int r = 0; r < kRuns; ++r) EXPECT_EQ(wins[r].load(), 1) << "run " << r;
 }
 
+#ifndef CBPIPE_CONTRACT_DYNAMODB
 // SQLite only: what lives in the file.
 
 class SqliteRunStoreTest : public ::testing::Test {
@@ -334,6 +344,8 @@ TEST_F(SqliteRunStoreTest, AnOlderFileWithoutClaimColumnsIsUpgraded) {
 TEST_F(SqliteRunStoreTest, AnUnwritableFolderIsAnError) {
   EXPECT_FALSE(SqliteRunStore::Open("/nonexistent-dir/x/state.db", &env_).ok());
 }
+
+#endif  // CBPIPE_CONTRACT_DYNAMODB
 
 }  // namespace
 }  // namespace cbpipe

@@ -1,5 +1,6 @@
 #include "workflow/registry.h"
 
+#include <cctype>
 #include <cstdlib>
 #include <mutex>
 #include <sstream>
@@ -8,9 +9,11 @@
 
 #include "aws/make_client.h"
 #include "common/url.h"
+#include "ledger/dynamodb_ledger.h"
 #include "ledger/in_memory_ledger.h"
 #include "ledger/sqlite_ledger.h"
 #include "queue/sqs_queue.h"
+#include "runs/dynamodb_run_store.h"
 #include "runs/in_memory_run_store.h"
 #include "runs/sqlite_run_store.h"
 #include "secrets/env_file_secret_store.h"
@@ -70,6 +73,26 @@ Status NothingAfterMemory(std::string_view what, const AdapterUrl& url,
     return InvalidArgumentError(std::string(what) + " URL " +
                                 RedactUrl(original) +
                                 ": memory:// takes nothing after it");
+  }
+  return OkStatus();
+}
+
+// For dynamodb://TABLE: a table name (3-255 of A-Z a-z 0-9 _ . -) and
+// nothing else.
+Status NeedDynamoDbTable(std::string_view what, const AdapterUrl& url,
+                         std::string_view original) {
+  bool name_ok = url.host.size() >= 3 && url.host.size() <= 255;
+  for (char c : url.host) {
+    name_ok = name_ok && (std::isalnum(static_cast<unsigned char>(c)) ||
+                          c == '_' || c == '.' || c == '-');
+  }
+  if (!name_ok || !(url.path.empty() || url.path == "/") ||
+      !url.params.empty()) {
+    return InvalidArgumentError(
+        std::string(what) + " URL " + RedactUrl(original) +
+        ": dynamodb:// takes a table name (3-255 of A-Z a-z 0-9 _ . -) and"
+        " nothing after it (dynamodb://cbpipe-state); the region comes"
+        " from [aws]");
   }
   return OkStatus();
 }
@@ -285,8 +308,8 @@ StatusOr<std::unique_ptr<Queue>> OpenQueue(std::string_view url,
   return UnknownScheme(kWhat, u, url, {"sqlite", "sqs", "https"});
 }
 
-StatusOr<std::unique_ptr<RunStore>> OpenRunStore(std::string_view url,
-                                                 Env* env) {
+StatusOr<std::unique_ptr<RunStore>> OpenRunStore(std::string_view url, Env* env,
+                                                 const AwsOptions& aws) {
   constexpr std::string_view kWhat = "run store";
   CBPIPE_ASSIGN_OR_RETURN(AdapterUrl u, ParseAdapterUrl(url, kWhat));
   if (u.scheme == "sqlite") {
@@ -298,12 +321,17 @@ StatusOr<std::unique_ptr<RunStore>> OpenRunStore(std::string_view url,
     CBPIPE_RETURN_IF_ERROR(NothingAfterMemory(kWhat, u, url));
     return std::unique_ptr<RunStore>(new InMemoryRunStore(env));
   }
-  // Next: dynamodb://region/table.
-  return UnknownScheme(kWhat, u, url, {"sqlite", "memory"});
+  if (u.scheme == "dynamodb") {
+    CBPIPE_RETURN_IF_ERROR(NeedDynamoDbTable(kWhat, u, url));
+    CBPIPE_ASSIGN_OR_RETURN(std::shared_ptr<AwsClient> client,
+                            AwsClientFor(aws));
+    return DynamoDbRunStore::Open(std::move(client), u.host, env);
+  }
+  return UnknownScheme(kWhat, u, url, {"sqlite", "memory", "dynamodb"});
 }
 
 StatusOr<std::unique_ptr<DeliveryLedger>> OpenDeliveryLedger(
-    std::string_view url, Env* env) {
+    std::string_view url, Env* env, const AwsOptions& aws) {
   constexpr std::string_view kWhat = "delivery ledger";
   CBPIPE_ASSIGN_OR_RETURN(AdapterUrl u, ParseAdapterUrl(url, kWhat));
   if (u.scheme == "sqlite") {
@@ -315,8 +343,13 @@ StatusOr<std::unique_ptr<DeliveryLedger>> OpenDeliveryLedger(
     CBPIPE_RETURN_IF_ERROR(NothingAfterMemory(kWhat, u, url));
     return std::unique_ptr<DeliveryLedger>(new InMemoryDeliveryLedger(env));
   }
-  // Next: dynamodb://region/table.
-  return UnknownScheme(kWhat, u, url, {"sqlite", "memory"});
+  if (u.scheme == "dynamodb") {
+    CBPIPE_RETURN_IF_ERROR(NeedDynamoDbTable(kWhat, u, url));
+    CBPIPE_ASSIGN_OR_RETURN(std::shared_ptr<AwsClient> client,
+                            AwsClientFor(aws));
+    return DynamoDbDeliveryLedger::Open(std::move(client), u.host, env);
+  }
+  return UnknownScheme(kWhat, u, url, {"sqlite", "memory", "dynamodb"});
 }
 
 }  // namespace cbpipe

@@ -23,8 +23,10 @@
 // |             | sqs://NAME, https://sqs.../ACCT/NAME | SqsQueue         |
 // | RunStore    | sqlite:///abs/state.db           | SqliteRunStore       |
 // |             | memory://                        | InMemoryRunStore     |
+// |             | dynamodb://TABLE                 | DynamoDbRunStore     |
 // | DeliveryLedger | sqlite:///abs/ledger.db       | SqliteDeliveryLedger |
 // |             | memory://                        | InMemoryDeliveryLedger |
+// |             | dynamodb://TABLE                 | DynamoDbDeliveryLedger |
 //
 // URLs: the path is absolute and %-encoded (FileUrl builds one from a
 // path); a query holds the adapter's parameters (name=value&...), and a
@@ -75,11 +77,13 @@ StatusOr<std::unique_ptr<SecretStore>> OpenSecretStore(std::string_view url);
 StatusOr<std::unique_ptr<Queue>> OpenQueue(std::string_view url,
                                            QueueOptions options = {},
                                            const AwsOptions& aws = {});
-// `env` (not owned, must outlive the store) is the adapter's clock.
-StatusOr<std::unique_ptr<RunStore>> OpenRunStore(std::string_view url,
-                                                 Env* env);
+// `env` (not owned, must outlive the store) is the adapter's clock; `aws`
+// the [aws] table for dynamodb:// (Config::aws; {} = all defaults). Both
+// may name one table: their items never meet (docs/aws.md "DynamoDB").
+StatusOr<std::unique_ptr<RunStore>> OpenRunStore(std::string_view url, Env* env,
+                                                 const AwsOptions& aws = {});
 StatusOr<std::unique_ptr<DeliveryLedger>> OpenDeliveryLedger(
-    std::string_view url, Env* env);
+    std::string_view url, Env* env, const AwsOptions& aws = {});
 
 // "file:///a%20b/objects" for "/a b/objects": the URL of an absolute path,
 // with every byte outside [A-Za-z0-9._~/-] %-encoded. kInvalidArgument for

@@ -184,7 +184,12 @@ void HttpFaultServer::Serve(int fd) {
     }
     if (step.kind == HttpStep::Kind::kClose) break;
     if (step.kind == HttpStep::Kind::kForward) {
-      Forward(fd, raw);
+      if (serialize_forwarding_) {
+        std::lock_guard<std::mutex> one_at_a_time(forward_mu_);
+        Forward(fd, raw);
+      } else {
+        Forward(fd, raw);
+      }
       break;
     }
     std::string answer = "HTTP/1.1 " + std::to_string(step.status) + " " +

@@ -84,6 +84,11 @@ class HttpFaultServer {
   HttpFaultServer& operator=(const HttpFaultServer&) = delete;
 
   Status Start();
+  // Before Start: forward one request at a time (the others wait), for an
+  // upstream that is not atomic under concurrent requests (moto's DynamoDB
+  // evaluates a ConditionExpression and writes without a lock; DynamoDB
+  // itself applies each item's conditional write atomically).
+  void SerializeForwarding() { serialize_forwarding_ = true; }
   std::string endpoint() const;  // "http://127.0.0.1:PORT"
   int port() const { return port_; }
   std::vector<HttpRecordedRequest> requests();
@@ -103,6 +108,8 @@ class HttpFaultServer {
   std::atomic<int> connections_{0};
   std::thread acceptor_;
   std::mutex mu_;
+  bool serialize_forwarding_ = false;
+  std::mutex forward_mu_;             // held around Forward when serializing
   std::condition_variable released_;  // wakes hanging steps at shutdown
   size_t next_step_ = 0;              // guarded by mu_
   std::vector<HttpRecordedRequest> requests_;  // guarded by mu_
