@@ -50,8 +50,6 @@ namespace fs = std::filesystem;
 using testing::SshServer;
 
 constexpr const char* kNetworks[] = {"visa", "mastercard", "amex", "discover"};
-constexpr const char* kSteps[] = {"validate", "generate", "verify",
-                                  "deliver",  "notify",   "settle"};
 
 struct Options {
   std::string cbpipe;
@@ -348,28 +346,51 @@ struct Trial {
   std::string load_before, load_after;
 };
 
+// The engine's checkpoints (workflow/engine.h): "$input" when the worker
+// starts the run, top-level Tasks by name ("scan", "notify", "settle"),
+// nested ones by path ("batches/0/verify",
+// "batches/0/destinations/2/deliver"), Map items and Maps themselves
+// ("batches/0", "batches") when they end.
+bool EndsWith(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() &&
+         s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
 InputTiming TimingOf(const RunRecord& run, int64_t arrival_ms) {
   InputTiming t;
   t.latency_ms = static_cast<double>(run.updated_ms - arrival_ms);
   t.parts["pickup"] = static_cast<double>(run.created_ms - arrival_ms);
-  double checkpoints = 0;
-  int64_t prev_finished = -1;
+  // A batch's deliveries run at once (one per destination): their span.
+  std::map<std::string, std::pair<int64_t, int64_t>> deliver_span;
   for (const StepRecord& s : run.steps) {
-    if (prev_finished < 0) {
+    const double took = static_cast<double>(s.finished_ms - s.started_ms);
+    if (s.name == "$input") {
       t.parts["queue"] = static_cast<double>(s.started_ms - run.created_ms);
-    } else {
-      checkpoints += static_cast<double>(s.started_ms - prev_finished);
+    } else if (s.name == "scan" || s.name == "notify" || s.name == "settle") {
+      t.parts[s.name] += took;
+    } else if (EndsWith(s.name, "/verify")) {
+      t.parts["verify"] += took;
+    } else if (EndsWith(s.name, "/deliver")) {
+      const std::string batch = s.name.substr(0, s.name.find('/', 8));
+      auto [it, fresh] =
+          deliver_span.emplace(batch, std::pair{s.started_ms, s.finished_ms});
+      if (!fresh) {
+        it->second.first = std::min(it->second.first, s.started_ms);
+        it->second.second = std::max(it->second.second, s.finished_ms);
+      }
     }
-    t.parts[s.name] = static_cast<double>(s.finished_ms - s.started_ms);
-    prev_finished = s.finished_ms;
   }
-  if (prev_finished >= 0)
-    checkpoints += static_cast<double>(run.updated_ms - prev_finished);
-  t.parts["checkpoints"] = checkpoints;
+  for (const auto& [batch, span] : deliver_span)
+    t.parts["deliver"] += static_cast<double>(span.second - span.first);
+  // What is left: the engine between states (checkpoint writes, Map
+  // threads, the run's final state).
+  t.parts["engine"] = t.latency_ms - t.parts["pickup"] - t.parts["queue"] -
+                      t.parts["scan"] - t.parts["verify"] - t.parts["deliver"] -
+                      t.parts["notify"] - t.parts["settle"];
   // The serve-only share: everything but the work `cbpipe run` also does
   // (one scan that validates and generates, verify, deliver).
-  t.parts["serve_only"] = t.latency_ms - t.parts["generate"] -
-                          t.parts["verify"] - t.parts["deliver"];
+  t.parts["serve_only"] =
+      t.latency_ms - t.parts["scan"] - t.parts["verify"] - t.parts["deliver"];
   t.parts["serve_only_no_pickup"] = t.parts["serve_only"] - t.parts["pickup"];
   return t;
 }
@@ -709,28 +730,25 @@ void Report(const Options& o, const std::vector<Trial>& trials) {
       "      input (includes the inbox wait: settle_ms plus up to "
       "poll_interval_ms). C: CPU only.\n"
       "   D: per input, from serve's own step checkpoints: latency minus "
-      "generate, verify and deliver\n"
+      "scan, verify and deliver\n"
       "      (the work run does too); what is left is inbox pickup (settle, "
       "SHA-256, object store copy,\n"
-      "      queue send), queue wait, the validate pass (run validates "
-      "while generating; serve reads\n"
-      "      the input twice), notify, settle and the checkpoint writes "
-      "between steps. D' leaves out\n"
-      "      the inbox pickup.\n\n",
+      "      queue send), queue wait, notify, settle and the engine's "
+      "checkpoint writes between states.\n"
+      "      D' leaves out the inbox pickup.\n\n",
       run_per_input_ms, o.workers);
 
   Row("where a lone input's time goes (paced, ms)", "p50", "p99", "");
   Row("---", "---:", "---:", "");
   const std::vector<std::pair<std::string, std::string>> parts = {
       {"pickup", "inbox pickup (arrival -> run created)"},
-      {"queue", "queue wait (created -> validate starts)"},
-      {"validate", "validate (extra scan)"},
-      {"generate", "generate"},
+      {"queue", "queue wait (created -> run starts)"},
+      {"scan", "scan (validate + generate, one pass)"},
       {"verify", "verify"},
-      {"deliver", "deliver (4 SFTP uploads)"},
+      {"deliver", "deliver (4 SFTP uploads at once)"},
       {"notify", "notify"},
       {"settle", "settle"},
-      {"checkpoints", "between steps (checkpoints)"}};
+      {"engine", "engine between states (checkpoints)"}};
   for (const auto& [key, label] : parts) {
     Row(label,
         Fmt(Med(trials,

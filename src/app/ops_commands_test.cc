@@ -15,7 +15,7 @@
 #include "queue/sqlite_queue.h"
 #include "runs/sqlite_run_store.h"
 #include "telemetry/log.h"
-#include "workflow/pipeline.h"
+#include "workflow/in_process_run.h"
 
 namespace cbpipe {
 namespace {
@@ -341,7 +341,7 @@ TEST_F(OpsCommandsTest, RedriveAllIsAuditedOnTheProcessLog) {
 
 class ReplayTest : public OpsCommandsTest {
  protected:
-  // Processes a small input with the plain pipeline (file:// outboxes) and
+  // Processes a small input as `cbpipe run` does (file:// outboxes) and
   // records it as a succeeded run with its generate step.
   void ProcessAndRecord() {
     const fs::path input = root_ / "in.csv";
@@ -353,8 +353,8 @@ class ReplayTest : public OpsCommandsTest {
            "A1,amex,,M2,2025-03-01,2025-04-01,5.00,EUR,C08\n";
     auto ledger = SqliteDeliveryLedger::Open(paths_.ledger_db, Env::Default());
     ASSERT_TRUE(ledger.ok());
-    Pipeline pipeline(config_, ledger->get(), Env::Default(), kNow);
-    InputResult r = pipeline.Process(input.string());
+    InProcessRunner runner(config_, ledger->get(), Env::Default(), kNow);
+    InputResult r = runner.Process(input.string());
     ASSERT_TRUE(r.ok()) << r.error.ToString();
     ASSERT_EQ(r.batches.size(), 1u);
     run_id_ = r.input_id;

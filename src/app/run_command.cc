@@ -5,7 +5,7 @@
 #include "app/commands.h"
 #include "common/text_safety.h"
 #include "ledger/sqlite_ledger.h"
-#include "workflow/pipeline.h"
+#include "workflow/in_process_run.h"
 
 namespace cbpipe {
 namespace {
@@ -175,14 +175,16 @@ int RunPipeline(const RunArgs& args) {
     return kExitUsage;
   }
 
-  Pipeline pipeline(*config, ledger->get(), Env::Default(), *now);
+  // Each input is one run of the workflow, in this process (the same
+  // steps as serve); the clock is read once, for every input.
+  InProcessRunner runner(*config, ledger->get(), Env::Default(), *now);
   nlohmann::json doc = {{"ok", true},
                         {"inputs", nlohmann::json::array()},
                         {"batches", nlohmann::json::array()}};
   bool all_ok = true, any_batch_failed = false, any_unreadable = false;
   uint64_t undeliverable = 0;
   for (const std::string& input : args.inputs) {
-    InputResult r = pipeline.Process(input);
+    InputResult r = runner.Process(input);
     all_ok &= r.ok();
     any_unreadable |= !r.error.ok();
     if (r.error.ok()) undeliverable += r.scan.undeliverable_total();

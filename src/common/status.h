@@ -38,6 +38,8 @@ enum class StatusCode {
 };
 
 std::string_view StatusCodeName(StatusCode code);
+// The code StatusCodeName gives `name`; kInternal for any other name.
+StatusCode StatusCodeFromName(std::string_view name);
 
 class [[nodiscard]] Status {
  public:

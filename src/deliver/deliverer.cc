@@ -67,6 +67,14 @@ std::string RandomTag() {
   return tag;
 }
 
+// A file the ledger already has as delivered: this run's own delivery (an
+// earlier try of its deliver step) or an earlier run's.
+DeliveryOutcome Prior(const LedgerEntry& known, const FileToDeliver& file) {
+  return !file.run_id.empty() && known.run_id == file.run_id
+             ? DeliveryOutcome::kDelivered
+             : DeliveryOutcome::kAlreadyDelivered;
+}
+
 }  // namespace
 
 std::string TemporaryUploadName(const std::string& name,
@@ -114,7 +122,7 @@ DeliveryResult FileDeliverer::Deliver(const FileToDeliver& file) {
     const bool transient = IsTransientDeliveryError(st);
     result.attempts.push_back(
         {env_->NowSeconds(), transient ? "transient" : "permanent",
-         std::string(StatusCodeName(st.code())), st.message()});
+         std::string(StatusCodeName(st.code())), st.message(), file.run_id});
     result.error = st;
     if (!transient || attempt >= max_attempts) break;
     if (!env_->SleepFor(
@@ -126,7 +134,7 @@ DeliveryResult FileDeliverer::Deliver(const FileToDeliver& file) {
   result.outcome = DeliveryOutcome::kFailed;
   LedgerEntry entry{destination_.name,  file.name,     file.size,
                     file.sha256,        file.batch_id, "failed",
-                    env_->NowSeconds(), false};
+                    env_->NowSeconds(), false, "", file.run_id};
   Status logged = ledger_->RecordFailure(entry, result.attempts);
   if (!logged.ok()) {
     result.error = Status(result.error.code(),
@@ -180,7 +188,7 @@ Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
                           ledger_->Find(destination_.name, file.name));
   if (!file.replay && known && known->state == "delivered" &&
       known->sha256 == file.sha256) {
-    *outcome = DeliveryOutcome::kAlreadyDelivered;
+    *outcome = Prior(*known, file);
     return OkStatus();
   }
   const std::string owner =
@@ -209,7 +217,7 @@ Status FileDeliverer::AttemptClaimed(const FileToDeliver& file,
                                      const std::string& owner) {
   LedgerEntry entry{destination_.name,  file.name,     file.size,
                     file.sha256,        file.batch_id, "",
-                    env_->NowSeconds(), false};
+                    env_->NowSeconds(), false, "", file.run_id};
   entry.replay = file.replay;
   CBPIPE_ASSIGN_OR_RETURN(std::optional<LedgerEntry> known,
                           ledger_->Find(destination_.name, file.name));
@@ -218,7 +226,7 @@ Status FileDeliverer::AttemptClaimed(const FileToDeliver& file,
     known.reset();
   }
   if (known && known->state == "delivered" && known->sha256 == file.sha256) {
-    *outcome = DeliveryOutcome::kAlreadyDelivered;
+    *outcome = Prior(*known, file);
     return OkStatus();
   }
   if (known && known->state == "intent" && !known->temp_name.empty()) {

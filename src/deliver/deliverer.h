@@ -56,6 +56,11 @@ struct FileToDeliver {
   // Send again although the ledger has it (the receiver lost it); the
   // ledger records the delivery as a replay.
   bool replay = false;
+  // The run delivering it ("" for none): kept with the ledger entry and
+  // every failed attempt. A file the ledger has as delivered by this same
+  // run (an earlier try of the workflow's deliver step) is kDelivered, one
+  // delivered by another run kAlreadyDelivered.
+  std::string run_id{};
 };
 
 enum class DeliveryOutcome { kDelivered, kAlreadyDelivered, kFailed };

@@ -63,6 +63,10 @@ struct LedgerEntry {
   // With an intent: the temporary name the upload uses (unique per
   // attempt), so a later attempt can remove what a crashed one left.
   std::string temp_name{};
+  // The run that recorded the entry ("" when none said): a file found
+  // delivered by the same run (an earlier attempt of its deliver step) is
+  // that run's delivery, not one of an earlier run.
+  std::string run_id{};
 };
 
 struct AttemptRecord {
@@ -70,6 +74,9 @@ struct AttemptRecord {
   std::string error_class;  // "transient" or "permanent"
   std::string code;         // StatusCodeName
   std::string message;
+  // The run that made the attempt ("" when none said), so a run reports
+  // its own attempts and not those of earlier runs of the same file.
+  std::string run_id{};
 };
 
 class DeliveryLedger {
@@ -84,14 +91,17 @@ class DeliveryLedger {
   // with the same hash (it stays "delivered"; the other fields are
   // replaced).
   virtual Status RecordIntent(const LedgerEntry& entry) = 0;
-  // Records `entry` as delivered (state "delivered", no temp_name).
+  // Records `entry` as delivered (state "delivered", no temp_name). Find
+  // returns every field written, run_id included.
   virtual Status MarkDelivered(const LedgerEntry& entry) = 0;
-  // Keeps the attempt history of a delivery that exhausted its retries
-  // (all of it or nothing); leaves the entry itself alone.
+  // Keeps failed attempts of a delivery (all of `attempts` or nothing),
+  // each with its run_id; leaves the entry itself alone. Called once per
+  // failed delivery (FileDeliverer), so a delivery retried by the workflow
+  // engine adds one attempt per try.
   virtual Status RecordFailure(const LedgerEntry& entry,
                                const std::vector<AttemptRecord>& attempts) = 0;
   // Every attempt RecordFailure kept for (destination, remote_name), in the
-  // order recorded.
+  // order recorded, with the run_id each was recorded with.
   virtual StatusOr<std::vector<AttemptRecord>> FailedAttempts(
       const std::string& destination, const std::string& remote_name) = 0;
   // Number of delivered entries (for tests and metrics).

@@ -127,6 +127,37 @@ TYPED_TEST(LedgerContract, FailuresKeepEveryAttemptInOrder) {
   EXPECT_EQ(*l.CountDelivered(), 0);
 }
 
+// Each attempt keeps the run that made it, and an entry the run that wrote
+// it: how a run tells its own attempts and deliveries from earlier runs'.
+TYPED_TEST(LedgerContract, AttemptsAndEntriesKeepTheirRunId) {
+  DeliveryLedger& l = *this->ledger_;
+  LedgerEntry e{"mc", "f.csv", 1, "x", "b1", "", 0, false};
+  AttemptRecord first{1, "transient", "UNAVAILABLE", "refused"};
+  first.run_id = "run-a";
+  AttemptRecord second{2, "permanent", "NOT_FOUND", "no dir"};
+  second.run_id = "run-b";
+  ASSERT_TRUE(l.RecordFailure(e, {first}).ok());
+  ASSERT_TRUE(l.RecordFailure(e, {second}).ok());
+  ASSERT_TRUE(l.RecordFailure(e, {{3, "transient", "UNAVAILABLE", "x"}}).ok());
+  auto attempts = l.FailedAttempts("mc", "f.csv");
+  ASSERT_TRUE(attempts.ok()) << attempts.status().ToString();
+  ASSERT_EQ(attempts->size(), 3u);
+  EXPECT_EQ((*attempts)[0].run_id, "run-a");
+  EXPECT_EQ((*attempts)[1].run_id, "run-b");
+  EXPECT_EQ((*attempts)[1].code, "NOT_FOUND");
+  EXPECT_EQ((*attempts)[2].run_id, "");
+
+  e.run_id = "run-b";
+  ASSERT_TRUE(l.MarkDelivered(e).ok());
+  auto found = this->Find("mc", "f.csv");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->run_id, "run-b");
+  e.run_id = "run-c";  // a later run's intent replaces it
+  ASSERT_TRUE(l.RecordIntent(e).ok());
+  EXPECT_EQ(this->Find("mc", "f.csv")->run_id, "run-c");
+  EXPECT_EQ(this->Find("mc", "f.csv")->state, "delivered");
+}
+
 TYPED_TEST(LedgerContract, ConcurrentWritersFromThreads) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
@@ -273,7 +304,46 @@ TEST_F(SqliteLedgerTest, AnOlderFileIsUpgradedInPlace) {
   EXPECT_EQ((*found)->state, "delivered");
   EXPECT_EQ((*found)->updated_at, 9);
   EXPECT_EQ((*found)->temp_name, "");
+  EXPECT_EQ((*found)->run_id, "");
   EXPECT_TRUE(*(*ledger)->ClaimDelivery("visa", "old.csv", "w1", 1000));
+}
+
+// A ledger.db whose failure history predates run ids keeps it, read with
+// no run, and records new attempts with theirs.
+TEST_F(SqliteLedgerTest, AnOlderFailureHistoryGetsRunIds) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_exec(db,
+                   "CREATE TABLE delivery_failures ("
+                   " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                   " destination TEXT NOT NULL, remote_name TEXT NOT NULL,"
+                   " batch_id TEXT NOT NULL, failed_at INTEGER NOT NULL,"
+                   " attempt INTEGER NOT NULL, attempt_at INTEGER NOT NULL,"
+                   " error_class TEXT NOT NULL, code TEXT NOT NULL,"
+                   " message TEXT NOT NULL);"
+                   "INSERT INTO delivery_failures (destination, remote_name,"
+                   " batch_id, failed_at, attempt, attempt_at, error_class,"
+                   " code, message) VALUES ('visa', 'old.csv', 'b0', 5, 1, 4,"
+                   " 'transient', 'UNAVAILABLE', 'refused');",
+                   nullptr, nullptr, nullptr),
+      SQLITE_OK);
+  sqlite3_close(db);
+  auto ledger = SqliteDeliveryLedger::Open(path_, &env_);
+  ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+  AttemptRecord next{6, "permanent", "NOT_FOUND", "gone"};
+  next.run_id = "r2";
+  ASSERT_TRUE((*ledger)
+                  ->RecordFailure({"visa", "old.csv", 1, "a", "b0", "", 0,
+                                   false},
+                                  {next})
+                  .ok());
+  auto attempts = (*ledger)->FailedAttempts("visa", "old.csv");
+  ASSERT_TRUE(attempts.ok()) << attempts.status().ToString();
+  ASSERT_EQ(attempts->size(), 2u);
+  EXPECT_EQ((*attempts)[0].message, "refused");
+  EXPECT_EQ((*attempts)[0].run_id, "");
+  EXPECT_EQ((*attempts)[1].run_id, "r2");
 }
 
 // The ledger names delivered files (record data): 0640 like the batches,

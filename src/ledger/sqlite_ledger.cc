@@ -31,18 +31,8 @@ StatusOr<std::unique_ptr<DeliveryLedger>> SqliteDeliveryLedger::Open(
       " updated_at INTEGER NOT NULL,"
       " replay INTEGER NOT NULL DEFAULT 0,"
       " temp_name TEXT NOT NULL DEFAULT '',"
+      " run_id TEXT NOT NULL DEFAULT '',"
       " PRIMARY KEY (destination, remote_name))"));
-  // temp_name came later: older files get the column here (a second
-  // process doing the same at once makes one ALTER fail, harmlessly).
-  if (!Stmt(db, "SELECT temp_name FROM deliveries LIMIT 0").ok()) {
-    ledger
-        ->Exec(
-            "ALTER TABLE deliveries ADD COLUMN temp_name TEXT NOT NULL"
-            " DEFAULT ''")
-        .IgnoreError();
-    if (!Stmt(db, "SELECT temp_name FROM deliveries LIMIT 0").ok())
-      return InternalError("ledger: cannot add the temp_name column");
-  }
   CBPIPE_RETURN_IF_ERROR(
       ledger->Exec("CREATE TABLE IF NOT EXISTS delivery_failures ("
                    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -54,7 +44,14 @@ StatusOr<std::unique_ptr<DeliveryLedger>> SqliteDeliveryLedger::Open(
                    " attempt_at INTEGER NOT NULL,"
                    " error_class TEXT NOT NULL,"
                    " code TEXT NOT NULL,"
-                   " message TEXT NOT NULL)"));
+                   " message TEXT NOT NULL,"
+                   " run_id TEXT NOT NULL DEFAULT '')"));
+  // temp_name and the run_ids came later: older files get the columns here
+  // (a second process doing the same at once makes one ALTER fail,
+  // harmlessly).
+  CBPIPE_RETURN_IF_ERROR(ledger->AddColumn("deliveries", "temp_name"));
+  CBPIPE_RETURN_IF_ERROR(ledger->AddColumn("deliveries", "run_id"));
+  CBPIPE_RETURN_IF_ERROR(ledger->AddColumn("delivery_failures", "run_id"));
   // The delivery claim (ledger.h): one row per file being delivered.
   CBPIPE_RETURN_IF_ERROR(
       ledger->Exec("CREATE TABLE IF NOT EXISTS delivery_claims ("
@@ -68,6 +65,20 @@ StatusOr<std::unique_ptr<DeliveryLedger>> SqliteDeliveryLedger::Open(
 
 SqliteDeliveryLedger::~SqliteDeliveryLedger() { sqlite3_close(db_); }
 
+Status SqliteDeliveryLedger::AddColumn(const std::string& table,
+                                       const std::string& column) {
+  const std::string probe =
+      "SELECT " + column + " FROM " + table + " LIMIT 0";
+  if (Stmt(db_, probe.c_str()).ok()) return OkStatus();
+  const std::string alter = "ALTER TABLE " + table + " ADD COLUMN " + column +
+                            " TEXT NOT NULL DEFAULT ''";
+  Exec(alter.c_str()).IgnoreError();
+  if (!Stmt(db_, probe.c_str()).ok())
+    return InternalError("ledger: cannot add the " + column + " column to " +
+                         table);
+  return OkStatus();
+}
+
 Status SqliteDeliveryLedger::Exec(const char* sql) {
   return ExecSql(db_, sql, kOwner);
 }
@@ -77,7 +88,7 @@ StatusOr<std::optional<LedgerEntry>> SqliteDeliveryLedger::Find(
   std::lock_guard<std::mutex> lock(mu_);
   Stmt s(db_,
          "SELECT size, sha256, batch_id, state, updated_at, replay,"
-         " temp_name FROM deliveries WHERE destination = ?1 AND"
+         " temp_name, run_id FROM deliveries WHERE destination = ?1 AND"
          " remote_name = ?2");
   if (!s.ok()) return SqlError(db_, "find");
   s.Text(1, destination);
@@ -95,6 +106,7 @@ StatusOr<std::optional<LedgerEntry>> SqliteDeliveryLedger::Find(
   e.updated_at = sqlite3_column_int64(s.get(), 4);
   e.replay = sqlite3_column_int64(s.get(), 5) != 0;
   e.temp_name = ColumnText(s.get(), 6);
+  e.run_id = ColumnText(s.get(), 7);
   return std::optional<LedgerEntry>(std::move(e));
 }
 
@@ -104,12 +116,13 @@ Status SqliteDeliveryLedger::Upsert(const LedgerEntry& entry,
   // An intent never downgrades a delivery of the same content.
   Stmt s(db_,
          "INSERT INTO deliveries (destination, remote_name, size, sha256,"
-         " batch_id, state, updated_at, replay, temp_name)"
-         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+         " batch_id, state, updated_at, replay, temp_name, run_id)"
+         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
          " ON CONFLICT (destination, remote_name) DO UPDATE SET"
          "  size = excluded.size, sha256 = excluded.sha256,"
          "  batch_id = excluded.batch_id, updated_at = excluded.updated_at,"
          "  replay = excluded.replay, temp_name = excluded.temp_name,"
+         "  run_id = excluded.run_id,"
          "  state = CASE WHEN excluded.state = 'intent'"
          "               AND deliveries.state = 'delivered'"
          "               AND deliveries.sha256 = excluded.sha256"
@@ -125,6 +138,7 @@ Status SqliteDeliveryLedger::Upsert(const LedgerEntry& entry,
   s.Int(8, entry.replay ? 1 : 0);
   // A delivered file has no temporary name left to clean up.
   s.Text(9, std::string_view(state) == "intent" ? entry.temp_name : "");
+  s.Text(10, entry.run_id);
   if (sqlite3_step(s.get()) != SQLITE_DONE) return SqlError(db_, "upsert");
   return OkStatus();
 }
@@ -147,7 +161,8 @@ Status SqliteDeliveryLedger::RecordFailure(
     Stmt s(db_,
            "INSERT INTO delivery_failures (destination, remote_name,"
            " batch_id, failed_at, attempt, attempt_at, error_class, code,"
-           " message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+           " message, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+           " ?10)");
     if (!s.ok()) {
       Exec("ROLLBACK").IgnoreError();
       return SqlError(db_, "prepare failure");
@@ -161,6 +176,7 @@ Status SqliteDeliveryLedger::RecordFailure(
     s.Text(7, a.error_class);
     s.Text(8, a.code);
     s.Text(9, a.message);
+    s.Text(10, a.run_id);
     if (sqlite3_step(s.get()) != SQLITE_DONE) {
       Status st = SqlError(db_, "record failure");
       Exec("ROLLBACK").IgnoreError();
@@ -174,7 +190,7 @@ StatusOr<std::vector<AttemptRecord>> SqliteDeliveryLedger::FailedAttempts(
     const std::string& destination, const std::string& remote_name) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt s(db_,
-         "SELECT attempt_at, error_class, code, message FROM"
+         "SELECT attempt_at, error_class, code, message, run_id FROM"
          " delivery_failures WHERE destination = ?1 AND remote_name = ?2"
          " ORDER BY id");
   if (!s.ok()) return SqlError(db_, "prepare failed attempts");
@@ -185,7 +201,7 @@ StatusOr<std::vector<AttemptRecord>> SqliteDeliveryLedger::FailedAttempts(
   while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
     attempts.push_back({sqlite3_column_int64(s.get(), 0),
                         ColumnText(s.get(), 1), ColumnText(s.get(), 2),
-                        ColumnText(s.get(), 3)});
+                        ColumnText(s.get(), 3), ColumnText(s.get(), 4)});
   }
   if (rc != SQLITE_DONE) return SqlError(db_, "failed attempts");
   return attempts;

@@ -52,6 +52,9 @@ class SqliteDeliveryLedger : public DeliveryLedger {
  private:
   SqliteDeliveryLedger(sqlite3* db, Env* env) : db_(db), env_(env) {}
   Status Exec(const char* sql);
+  // Adds a TEXT NOT NULL DEFAULT '' column to an older file's `table`
+  // unless it is there already.
+  Status AddColumn(const std::string& table, const std::string& column);
   Status Upsert(const LedgerEntry& entry, const char* state);
 
   std::mutex mu_;

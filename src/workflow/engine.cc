@@ -157,6 +157,24 @@ StatusOr<std::vector<RetryRule>> RetryRules(const State& state,
   return rules;
 }
 
+// Whether `path` names a checkpoint this definition can write: "scan",
+// "batches", "batches/0", "batches/0/verify", ...
+bool IsStatePath(const StateMachine& m, std::string_view path) {
+  const size_t slash = path.find('/');
+  const State* s = m.Find(std::string(path.substr(0, slash)));
+  if (!s) return false;
+  if (slash == std::string_view::npos) return true;
+  if (s->type != StateType::kMap || !s->processor) return false;
+  std::string_view rest = path.substr(slash + 1);
+  const size_t end = rest.find('/');
+  const std::string_view index = rest.substr(0, end);
+  if (index.empty() ||
+      index.find_first_not_of("0123456789") != std::string_view::npos)
+    return false;
+  if (end == std::string_view::npos) return true;
+  return IsStatePath(*s->processor, rest.substr(end + 1));
+}
+
 // Joins every thread it holds when it goes out of scope.
 class ThreadGroup {
  public:
@@ -215,11 +233,30 @@ class WorkflowEngine::Run {
   Status DiscardForRedrive(const StateMachine& m, const std::string& prefix,
                            const std::vector<std::string>& redo);
 
+  // Notes the redrive points of the failed items a Map tolerated (its
+  // output's entries with error.RedriveFrom).
+  void NoteTolerated(const json& map_output);
+
   WorkflowEngine* e_;
   const std::string run_id_;
   const std::atomic<bool>* stop_;
   std::map<std::string, StepRecord> records_;  // read-only while running
+  std::mutex tolerated_mu_;
+  // Where the failed items of tolerating Maps would have had the run
+  // redriven (verify: "scan"); a failed run redrives from the earliest.
+  std::vector<std::string> tolerated_redrive_;
 };
+
+void WorkflowEngine::Run::NoteTolerated(const json& map_output) {
+  if (!map_output.is_array()) return;
+  std::lock_guard<std::mutex> lock(tolerated_mu_);
+  for (const json& entry : map_output) {
+    if (!entry.is_object() || !entry.contains("error")) continue;
+    const std::string from =
+        StateError::FromJson(entry["error"]).redrive_from;
+    if (!from.empty()) tolerated_redrive_.push_back(from);
+  }
+}
 
 Result WorkflowEngine::Run::CallStep(const State& s, const json& input) {
   Status in_ok = s.input_schema.Check(input);
@@ -259,6 +296,13 @@ Result WorkflowEngine::Run::RunTask(const State& s, const std::string& path,
     for (;;) {
       if (Stopped()) return Result::Interrupted();
       ++attempts;
+      if (attempts > 1 && e_->options_.on_retry) {
+        try {
+          e_->options_.on_retry({s.name, input, attempts, r.error.ToString()});
+        } catch (...) {
+          // An observer's failure is not the step's.
+        }
+      }
       r = CallStep(s, input);
       if (r.kind != Result::kFailed) break;
       size_t i = 0;
@@ -476,10 +520,10 @@ Result WorkflowEngine::Run::RunMap(const State& s, const std::string& path,
       json entry = item.ok() && item->is_object()
                        ? std::move(*item)
                        : json{{"input", item.ok() ? *item : json()}};
-      entry["error"] = {{"Error", errors[i]->name},
-                        {"Cause", errors[i]->cause}};
+      entry["error"] = errors[i]->ToJson();
       array.push_back(std::move(entry));
     }
+    NoteTolerated(array);
     r = Result::Ok(std::move(array));
   }
   return Checkpoint(path, std::move(r), 1, e_->env_->NowMs());
@@ -543,6 +587,8 @@ Result WorkflowEngine::Run::RunMachine(const StateMachine& m,
           first = nullptr;
         } else if (const StepRecord* rec = Record(path)) {
           json out = json::parse(rec->output_json, nullptr, false);
+          if (s->type == StateType::kMap && rec->state == "succeeded")
+            NoteTolerated(out);
           r = rec->state == "succeeded" && !out.is_discarded()
                   ? Result::Ok(std::move(out))
                   : Result::Failed(StateError::FromJson(out));
@@ -677,6 +723,35 @@ RunOutcome WorkflowEngine::Run::Go(const json& first_input) {
   for (StepRecord& rec : loaded->steps) records_[rec.name] = std::move(rec);
   const StateMachine& root = e_->def_->root();
 
+  // Checkpoints without the "$input" record, which this engine saves
+  // before any other, and with a name that is no state of the definition
+  // ("validate") were written by something else: serve's step-list engine
+  // before the workflow definition. Some of their names are states here
+  // ("notify", "settle") with other shapes, so none is used: all are
+  // discarded and the run starts from StartAt with `first_input`.
+  bool foreign = false;
+  if (records_.find(kInputRecord) == records_.end()) {
+    for (const auto& [name, rec] : records_) {
+      if (rec.state != "discarded" && !IsStatePath(root, name)) foreign = true;
+    }
+  }
+  // The records with other names go last: if the process dies half-way,
+  // the next Resume still tells the run for what it is.
+  for (const bool known_name : {true, false}) {
+    if (!foreign) break;
+    for (auto& [name, rec] : records_) {
+      if (rec.state == "discarded" || IsStatePath(root, name) != known_name)
+        continue;
+      rec.state = "discarded";
+      Status saved = Save(rec);
+      if (!saved.ok()) {
+        outcome.state = "interrupted";
+        outcome.error = saved.ToString();
+        return outcome;
+      }
+    }
+  }
+
   json input = first_input;
   auto in = records_.find(kInputRecord);
   if (in != records_.end()) {
@@ -696,8 +771,9 @@ RunOutcome WorkflowEngine::Run::Go(const json& first_input) {
     }
   }
   if (loaded->state == "failed") {
-    const std::string from =
-        root.Find(loaded->current_step) ? loaded->current_step : root.start_at;
+    const std::string from = !foreign && root.Find(loaded->current_step)
+                                 ? loaded->current_step
+                                 : root.start_at;
     Status st = DiscardForRedrive(root, "", {from});
     if (st.ok()) st = e_->store_->SetState(run_id_, "running", from, "");
     if (!st.ok()) {
@@ -728,6 +804,18 @@ RunOutcome WorkflowEngine::Run::Go(const json& first_input) {
   }
   if (outcome.state == "failed" && outcome.redrive_from.empty())
     outcome.redrive_from = root.start_at;
+  if (outcome.state == "failed") {
+    // A tolerated item that failed where a redrive must start earlier (a
+    // batch failing verification is regenerated from scan) moves the
+    // run's redrive point there.
+    for (const std::string& from : tolerated_redrive_) {
+      if (from == outcome.redrive_from || !root.Find(from)) continue;
+      const std::vector<std::string> reach = root.ReachableFrom(from);
+      if (std::find(reach.begin(), reach.end(), outcome.redrive_from) !=
+          reach.end())
+        outcome.redrive_from = from;
+    }
+  }
   st = e_->store_->SetState(run_id_, outcome.state, outcome.redrive_from,
                             outcome.error);
   if (!st.ok()) {

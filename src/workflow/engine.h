@@ -18,10 +18,24 @@
 //   stays fixed across restarts and redrives.
 // - A "running" run (interrupted) resumes from its checkpoints: completed
 //   Tasks and Map items are not run again.
+// - A failed run's redrive point is where its error says (the innermost
+//   state's cbpipe.redrive_from, else the top-level state that failed), or
+//   an earlier one that a failed item of a tolerating Map says (recorded
+//   as "RedriveFrom" in that item's entry): a batch that failed
+//   verification inside `batches` has the run redriven from scan.
 // - A "failed" run is redriven: the checkpoints of its redrive point and of
 //   every state reachable from it are discarded (state "discarded"), except
 //   that a Map redrive point keeps the items that succeeded; the run then
 //   resumes as above. "succeeded" and "rejected" runs return at once.
+// - A run with no "$input" record and a checkpoint whose name is no state
+//   path of the definition was checkpointed by something else (cbpipe
+//   serve's step-list engine, before the workflow definition: validate,
+//   generate, ...). All its records are marked "discarded", never read,
+//   and the run (queued, running or failed) starts from StartAt with
+//   `input`. (Records under the definition's own paths are used as usual,
+//   with or without "$input".) The steps must make that safe: in
+//   cbpipe the same input and `now` give the same files, and the delivery
+//   ledger skips what was delivered (docs/service.md, upgrading).
 // - Errors: a step's Status code name is the ASL error name. A step that
 //   throws, or returns anything but a JSON object, fails with INTERNAL
 //   ("step deliver threw: ..."), routed by Retry/Catch like any error.
@@ -70,16 +84,30 @@ struct RunOutcome {
 // anything) becomes kInternal "step <name> threw: <what>" ("threw a
 // non-standard exception" for one that is not a std::exception), an output
 // that is not a JSON object kInternal "step <name> returned a non-object:
-// <type>". Card numbers in an exception's text are masked. Both engines
-// call every step through it; the run then fails (or is caught) with that
+// <type>". Card numbers in an exception's text are masked. The engine
+// calls every step through it; the run then fails (or is caught) with that
 // error like any other, and the worker goes on with other runs.
 StatusOr<nlohmann::json> CallStepGuarded(
     std::string_view name,
     const std::function<StatusOr<nlohmann::json>()>& call);
 
+// Told of each retry the engine makes of a Task (see EngineOptions).
+struct TaskRetry {
+  std::string_view state;       // the Task's name ("deliver")
+  const nlohmann::json& input;  // its input (after Parameters)
+  int attempt;                  // the attempt starting now: 2, 3, ...
+  std::string_view error;       // the previous attempt's, "UNAVAILABLE: ..."
+};
+
 struct EngineOptions {
   // The most threads one Map state runs its items on.
   int max_map_threads = 16;
+  // Called (when set) just before each retry of a Task, after its wait,
+  // on the thread running the Task: Map items call it from several threads
+  // at once. A first attempt, a resume or a redrive is not a retry. What
+  // it throws is ignored. The caller names the metrics (the engine knows
+  // no step): serve counts a deliver step's retries per destination.
+  std::function<void(const TaskRetry&)> on_retry;
 };
 
 class WorkflowEngine {

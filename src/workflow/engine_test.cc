@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "runs/sqlite_run_store.h"
+#include "telemetry/in_memory_metrics.h"
+#include "workflow/service.h"
 
 namespace cbpipe {
 namespace {
@@ -118,6 +120,36 @@ TEST_F(WorkflowEngineTest, RetriesWithBackoffCappedByMaxDelay) {
   EXPECT_EQ(env_.sleeps(), (std::vector<double>{2, 6, 10}));
   EXPECT_EQ(out.output, json::parse(R"({"x":1,"a":{"ok":true}})"));
   EXPECT_EQ(Get("r1").state, "succeeded");
+}
+
+TEST_F(WorkflowEngineTest, RetriesAreToldToTheObserverNotFirstAttempts) {
+  Define(kRetrying);
+  std::vector<std::string> told;
+  options_.on_retry = [&](const TaskRetry& r) {
+    told.push_back(std::string(r.state) + " " + std::to_string(r.attempt) +
+                   " " + std::string(r.error) + " x=" + r.input["x"].dump());
+  };
+  int failures = 2;
+  Step("a", [&](const json&) -> StatusOr<json> {
+    if (failures-- > 0) return UnavailableError("refused");
+    return json::object();
+  });
+  ASSERT_EQ(Resume("r1").state, "succeeded");
+  EXPECT_EQ(told, (std::vector<std::string>{"a 2 UNAVAILABLE: refused x=1",
+                                            "a 3 UNAVAILABLE: refused x=1"}));
+  // A redrive's first attempt is not a retry; an observer that throws
+  // does not change the run.
+  told.clear();
+  options_.on_retry = [&](const TaskRetry&) { throw std::runtime_error("x"); };
+  failures = 100;
+  ASSERT_EQ(Resume("r2").state, "failed");
+  EXPECT_EQ(Calls("a"), 3 + 4);
+  failures = 0;
+  options_.on_retry = [&](const TaskRetry& r) {
+    told.push_back(std::string(r.state));
+  };
+  EXPECT_EQ(Resume("r2").state, "succeeded");
+  EXPECT_TRUE(told.empty());
 }
 
 TEST_F(WorkflowEngineTest, FullJitterDrawsEachWaitBelowItsBackoff) {
@@ -251,6 +283,171 @@ TEST_F(WorkflowEngineTest, NonStandardExceptionsAndGarbageFailClearly) {
   Step("a", [](const json&) -> StatusOr<json> { return json("text"); });
   EXPECT_EQ(Resume("r3").error,
             "INTERNAL: step a returned a non-object: string");
+}
+
+// Moved from the step-list engine's tests when it was deleted: what a
+// step throws or returns never crosses the engine, and the run records it.
+constexpr char kChain[] = R"({
+  "StartAt": "a",
+  "States": {
+    "a": {"Type": "Task", "ResultPath": "$.a", "Next": "b"},
+    "b": {"Type": "Task", "ResultPath": "$.b", "Next": "c",
+          "Retry": [{"ErrorEquals": ["UNAVAILABLE"], "IntervalSeconds": 1,
+                     "BackoffRate": 2, "MaxAttempts": 2,
+                     "JitterStrategy": "NONE"}]},
+    "c": {"Type": "Task", "ResultPath": "$.c", "End": true,
+          "cbpipe": {"redrive_from": "b"}}}})";
+
+TEST_F(WorkflowEngineTest, AThrowingStepFailsItsRunAndIsRecorded) {
+  Define(kChain);
+  Step("b", [](const json&) -> StatusOr<json> {
+    const json not_an_object = json::array();
+    return json{{"x", not_an_object.value("missing", 0)}};  // type_error
+  });
+  RunOutcome out = Resume("r1");
+  EXPECT_EQ(out.state, "failed");
+  EXPECT_EQ(out.error.rfind(
+                "INTERNAL: step b threw: [json.exception.type_error.306]", 0),
+            0u)
+      << out.error;
+  EXPECT_EQ(out.redrive_from, "b");
+  RunRecord run = Get("r1");
+  EXPECT_EQ(run.state, "failed");
+  EXPECT_EQ(run.error, out.error);
+  EXPECT_EQ(run.current_step, "b");
+  bool found = false;
+  for (const StepRecord& s : run.steps) {
+    if (s.name != "b") continue;
+    found = true;
+    EXPECT_EQ(s.state, "failed");
+    EXPECT_EQ(s.error, out.error);
+    EXPECT_EQ(s.attempts, 1);  // INTERNAL is not in the Retry rule
+  }
+  EXPECT_TRUE(found);
+  EXPECT_TRUE(env_.sleeps().empty());
+  EXPECT_EQ(Calls("c"), 0);
+
+  Step("b", [](const json&) -> StatusOr<json> { throw std::bad_alloc(); });
+  EXPECT_EQ(Resume("r2").error, "INTERNAL: step b threw: std::bad_alloc");
+}
+
+TEST_F(WorkflowEngineTest, EveryKindOfGarbageFailsTheRun) {
+  Define(kChain);
+  int n = 0;
+  for (const json& garbage :
+       {json(nullptr), json("text"), json::array({1, 2}), json(42), json(4.5),
+        json(true), json(json::value_t::discarded)}) {
+    Step("a", [garbage](const json&) { return StatusOr<json>(garbage); });
+    const std::string id = "g" + std::to_string(n++);
+    RunOutcome out = Resume(id);
+    EXPECT_EQ(out.state, "failed") << garbage.type_name();
+    EXPECT_EQ(out.error, "INTERNAL: step a returned a non-object: " +
+                             std::string(garbage.type_name()));
+    EXPECT_EQ(Get(id).state, "failed");
+  }
+  EXPECT_EQ(Calls("b"), 0);
+}
+
+TEST_F(WorkflowEngineTest, CardNumbersInAnExceptionAreMasked) {
+  Define(kChain);
+  Step("a", [](const json&) -> StatusOr<json> {
+    throw std::runtime_error("bad record 4111111111111111 here");
+  });
+  RunOutcome out = Resume("r1");
+  EXPECT_EQ(out.state, "failed");
+  EXPECT_NE(out.error.find("step a threw: bad record"), std::string::npos)
+      << out.error;
+  EXPECT_EQ(out.error.find("4111111111111111"), std::string::npos) << out.error;
+  // Nothing stored about the run holds it: its error, the step's record.
+  RunRecord run = Get("r1");
+  EXPECT_EQ(run.error, out.error);
+  ASSERT_FALSE(run.steps.empty());
+  for (const StepRecord& s : run.steps) {
+    EXPECT_EQ(s.error.find("4111111111111111"), std::string::npos) << s.name;
+    EXPECT_EQ(s.output_json.find("4111111111111111"), std::string::npos)
+        << s.name;
+  }
+  EXPECT_NE(StepState("r1", "a"), "");
+}
+
+TEST_F(WorkflowEngineTest, ExhaustedRetriesFailTheRunWithTheLastError) {
+  Define(kChain);
+  Step("b", [](const json&) -> StatusOr<json> {
+    return UnavailableError("server down");
+  });
+  RunOutcome out = Resume("r1");
+  EXPECT_EQ(out.state, "failed");
+  EXPECT_EQ(out.error, "UNAVAILABLE: server down");
+  EXPECT_EQ(Calls("b"), 3);  // MaxAttempts 2: three calls
+  EXPECT_EQ(env_.sleeps(), (std::vector<double>{1, 2}));
+  for (const StepRecord& s : Get("r1").steps) {
+    if (s.name == "b") {
+      EXPECT_EQ(s.attempts, 3);
+    }
+  }
+}
+
+TEST_F(WorkflowEngineTest, RedriveResumesAtTheFailedStepWithItsInput) {
+  Define(kChain);
+  bool down = true;
+  Step("b", [&](const json& in) -> StatusOr<json> {
+    if (down) return DataLossError("bad file");
+    return json{{"saw_a", in.contains("a")}};
+  });
+  ASSERT_EQ(Resume("r1").state, "failed");
+  down = false;
+  RunOutcome out = Resume("r1", json{{"x", 2}});
+  ASSERT_EQ(out.state, "succeeded") << out.error;
+  EXPECT_EQ(Calls("a"), 1);  // not repeated
+  EXPECT_EQ(out.output["b"], json({{"saw_a", true}}));
+  EXPECT_EQ(out.output["x"], 1);  // the checkpointed input
+}
+
+TEST_F(WorkflowEngineTest, RedriveFromAnEarlierStepRunsItAgain) {
+  Define(kChain);
+  bool bad = true;
+  Step("c", [&](const json&) -> StatusOr<json> {
+    if (bad) return DataLossError("bad file");
+    return json::object();
+  });
+  ASSERT_EQ(Resume("r1").state, "failed");
+  EXPECT_EQ(Get("r1").current_step, "b");  // c's redrive_from
+  bad = false;
+  EXPECT_EQ(Resume("r1").state, "succeeded");
+  EXPECT_EQ(Calls("a"), 1);
+  EXPECT_EQ(Calls("b"), 2);
+  EXPECT_EQ(Calls("c"), 2);
+}
+
+TEST(CallStepGuardedTest, PassesResultsAndErrorsThrough) {
+  StatusOr<json> ok = CallStepGuarded("s", [] {
+    return StatusOr<json>(json{{"k", 1}});
+  });
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ((*ok)["k"], 1);
+  StatusOr<json> err = CallStepGuarded(
+      "s", [] { return StatusOr<json>(UnavailableError("down")); });
+  EXPECT_EQ(err.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(err.status().message(), "down");
+  StatusOr<json> unknown =
+      CallStepGuarded("s", []() -> StatusOr<json> { throw 7; });
+  EXPECT_EQ(unknown.status().code(), StatusCode::kInternal);
+  EXPECT_EQ(unknown.status().message(),
+            "step s threw a non-standard exception");
+}
+
+TEST(CallStepGuardedTest, MasksCardNumbersAndRefusesNonObjects) {
+  StatusOr<json> thrown = CallStepGuarded("s", []() -> StatusOr<json> {
+    throw std::invalid_argument("pan 5500005555555559 in row 3");
+  });
+  EXPECT_EQ(thrown.status().code(), StatusCode::kInternal);
+  EXPECT_EQ(thrown.status().message().find("5500005555555559"),
+            std::string::npos)
+      << thrown.status().message();
+  EXPECT_EQ(thrown.status().message().rfind("step s threw: pan ", 0), 0u);
+  StatusOr<json> array =
+      CallStepGuarded("s", [] { return StatusOr<json>(json::array()); });
+  EXPECT_EQ(array.status().message(), "step s returned a non-object: array");
 }
 
 TEST_F(WorkflowEngineTest, SchemasCheckTaskInputAndOutput) {
@@ -601,6 +798,53 @@ TEST_F(WorkflowEngineTest, ChoiceAndPassStates) {
   EXPECT_EQ(Resume("r2", {{"n", 3}}).output["size"], "small");
 }
 
+// Checkpoints another engine wrote (no "$input" record: serve's step list
+// before the workflow definition) are never read, even under a name the
+// definition has: the run starts from StartAt.
+TEST_F(WorkflowEngineTest, CheckpointsWithoutTheInputRecordAreDiscarded) {
+  Define(kChain);
+  for (const char* state : {"running", "failed", "queued"}) {
+    const std::string id = std::string("old-") + state;
+    RunRecord run;
+    run.run_id = id;
+    run.input_key = "inputs/" + id;
+    ASSERT_TRUE(store_->CreateIfAbsent(run).ok());
+    for (const char* name : {"validate", "b", "c"}) {
+      StepRecord rec;
+      rec.name = name;
+      rec.state = std::string(name) == "c" ? "failed" : "succeeded";
+      rec.output_json = R"({"error":{"code":"ABORTED","message":"old"}})";
+      ASSERT_TRUE(store_->SaveStep(id, rec).ok());
+    }
+    ASSERT_TRUE(store_->SetState(id, state, "generate", "old").ok());
+    RunOutcome out = Resume(id);
+    ASSERT_EQ(out.state, "succeeded") << state << ": " << out.error;
+    EXPECT_EQ(out.output, json::parse(R"({"x":1,"a":{"x":1},
+        "b":{"x":1,"a":{"x":1}},"c":{"x":1,"a":{"x":1},"b":{"x":1,"a":{"x":1}}}})"))
+        << state;
+    EXPECT_EQ(StepState(id, "validate"), "discarded");
+    EXPECT_EQ(StepState(id, "b"), "succeeded");
+  }
+  EXPECT_EQ(Calls("a"), 3);
+  EXPECT_EQ(Calls("b"), 3);
+  EXPECT_EQ(Calls("c"), 3);
+
+  // Records under the definition's own names are used, $input or not.
+  RunRecord seeded;
+  seeded.run_id = "seeded";
+  seeded.input_key = "inputs/seeded";
+  ASSERT_TRUE(store_->CreateIfAbsent(seeded).ok());
+  StepRecord a;
+  a.name = "a";
+  a.state = "succeeded";
+  a.output_json = R"({"seeded":true})";
+  ASSERT_TRUE(store_->SaveStep("seeded", a).ok());
+  RunOutcome out = Resume("seeded");
+  ASSERT_EQ(out.state, "succeeded") << out.error;
+  EXPECT_EQ(out.output["a"], json({{"seeded", true}}));
+  EXPECT_EQ(Calls("a"), 3);
+}
+
 TEST_F(WorkflowEngineTest, UnknownRunIsInterruptedNotCreated) {
   Define(kRetrying);
   WorkflowEngine engine(&def_, store_.get(), &env_,
@@ -642,7 +886,7 @@ class CbpipeWorkflowTest : public WorkflowEngineTest {
                               {"batch", in["batch"]},
                               {"destination", dest},
                               {"retry",
-                               {{"max_attempts", 2},
+                               {{"max_attempts", max_attempts_},
                                 {"interval_seconds", 3},
                                 {"full_jitter", false}}},
                               {"files", {{{"name", id + "." + dest}}}}});
@@ -655,12 +899,22 @@ class CbpipeWorkflowTest : public WorkflowEngineTest {
       const std::string key = in["batch"]["id"].get<std::string>() + "/" +
                               in["destination"].get<std::string>();
       if (key == down_) return UnavailableError(key + ": refused");
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (failures_[key] > 0) {
+          --failures_[key];
+          return UnavailableError(key + ": refused");
+        }
+      }
       return json{{"id", in["batch"]["id"]},
                   {"destination", in["destination"]},
                   {"files", in["files"]}};
     });
     Step("notify", [](const json& in) -> StatusOr<json> { return in; });
     Step("settle", [](const json& in) -> StatusOr<json> {
+      for (const json& b : in["deliveries"]) {
+        if (b.contains("error")) return AbortedError("a batch failed");
+      }
       for (const json& b : in["deliveries"])
         for (const json& d : b["deliveries"])
           if (d.contains("error")) return AbortedError("a delivery failed");
@@ -683,6 +937,8 @@ class CbpipeWorkflowTest : public WorkflowEngineTest {
 
   bool unreadable_ = false;
   std::string corrupt_, down_;
+  int max_attempts_ = 2;                 // each destination's retry policy
+  std::map<std::string, int> failures_;  // "B1/visa" -> failures left
 };
 
 TEST_F(CbpipeWorkflowTest, DeliversEveryBatchToEveryDestination) {
@@ -731,18 +987,39 @@ TEST_F(CbpipeWorkflowTest, AFailedDeliveryIsRetriedThenRedrivenAlone) {
   EXPECT_EQ(Calls("scan"), 2);                // r1 once, r2 once
 }
 
+// serve's metric: the retries the engine makes of one destination's
+// deliver step, not its first attempt, per destination.
+TEST_F(CbpipeWorkflowTest, DeliveryRetriesAreCountedPerDestination) {
+  InMemoryMetrics metrics(PipelineMetricSpecs());
+  options_.on_retry = CountDeliveryRetries(&metrics);
+  max_attempts_ = 3;
+  failures_["B1/visa"] = 2;  // UNAVAILABLE twice, then delivered
+  failures_["B2/mc"] = 1;
+  RunOutcome out = Resume("r1", Input());
+  ASSERT_EQ(out.state, "succeeded") << out.error;
+  EXPECT_EQ(metrics.Value(kDeliveryRetriesTotal, {"visa"}), 2);
+  EXPECT_EQ(metrics.Value(kDeliveryRetriesTotal, {"mc"}), 1);
+  EXPECT_EQ(Calls("deliver"), 4 + 3);
+  EXPECT_EQ(env_.sleeps().size(), 3u);
+}
+
+// A batch failing verification does not stop the others (the batches Map
+// tolerates it, as `cbpipe run` always did): B2 is delivered, B1's entry is
+// its item with the error, settle fails the run, and the redrive starts at
+// scan, verify's redrive point, so B1 is written again.
 TEST_F(CbpipeWorkflowTest, AVerifyFailureIsRedrivenFromScan) {
   corrupt_ = "B1";
   RunOutcome failed = Resume("r1", Input());
   EXPECT_EQ(failed.state, "failed");
-  EXPECT_EQ(failed.error, "DATA_LOSS: B1: sha256 mismatch");
+  EXPECT_EQ(failed.error, "ABORTED: a batch failed");
   EXPECT_EQ(Get("r1").current_step, "scan");
-  EXPECT_EQ(Calls("notify"), 0);
+  EXPECT_EQ(Calls("notify"), 1);
+  EXPECT_EQ(Calls("deliver"), 2);  // B2 to visa and mc
   corrupt_ = "";
   RunOutcome redriven = Resume("r1", Input());
   EXPECT_EQ(redriven.state, "succeeded") << redriven.error;
   EXPECT_EQ(Calls("scan"), 2);
-  EXPECT_EQ(Calls("verify"), 3);  // B1 failed, then B1 and B2
+  EXPECT_EQ(Calls("verify"), 4);  // B1 failed and B2, then B1 and B2
   EXPECT_EQ(redriven.output["deliveries"].size(), 2u);
 }
 

@@ -8,9 +8,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <future>
-#include <map>
-#include <thread>
 
 #include "common/crash_point.h"
 #include "common/file_mode.h"
@@ -18,7 +15,6 @@
 #include "deliver/local_transport.h"
 #include "domain/pan.h"
 #include "output/row_formatter.h"
-#include "output/verifier.h"
 
 namespace cbpipe {
 namespace {
@@ -118,6 +114,8 @@ std::string PendingId(const std::string& input_path) {
 // effort.
 constexpr auto kAbandonedAfter = std::chrono::hours(24);
 
+}  // namespace
+
 void RemoveAbandonedPending(const std::string& work_dir) {
   const auto cutoff = fs::file_time_type::clock::now() - kAbandonedAfter;
   for (const char* area : {"runs", "staging"}) {
@@ -140,6 +138,8 @@ void RemoveAbandonedPending(const std::string& work_dir) {
     }
   }
 }
+
+namespace {
 
 // SHA-256 of the input's bytes as the reader sees them; complete once the
 // reader has seen the end (n == 0).
@@ -172,28 +172,6 @@ std::string QuarantineInput(const std::string& work_dir,
       << "input: " << MaskCardNumbers(shown.empty() ? input : shown) << "\n"
       << reason.ToString() << "\n";
   return dir;
-}
-
-bool BatchResult::ok() const {
-  if (!verify.ok()) return false;
-  for (const DeliveredFile& f : files) {
-    if (f.delivery.outcome == DeliveryOutcome::kFailed) return false;
-  }
-  return true;
-}
-
-bool InputResult::ok() const {
-  if (!error.ok()) return false;
-  for (const BatchResult& b : batches) {
-    if (!b.ok()) return false;
-  }
-  return true;
-}
-
-Pipeline::Pipeline(const Config& config, DeliveryLedger* ledger, Env* env,
-                   int64_t now_epoch_seconds)
-    : config_(config), ledger_(ledger), env_(env), now_(now_epoch_seconds) {
-  RemoveAbandonedPending(config_.work_dir);
 }
 
 Status ScanAndPlan(const Config& config, const std::string& input_path,
@@ -284,7 +262,7 @@ StatusOr<std::unique_ptr<Transport>> TransportPool::Take(
     }
   }
   if (found) return found;
-  return MakeTransport(destination);
+  return make_ ? make_(destination) : MakeTransport(destination);
 }
 
 void TransportPool::Give(const std::string& destination,
@@ -304,82 +282,6 @@ void TransportPool::CloseIdle(std::chrono::seconds max_idle) {
 size_t TransportPool::idle_count() {
   std::lock_guard lock(mu_);
   return idle_.size();
-}
-
-std::vector<DeliveredFile> DeliverBatch(const Config& config,
-                                        const Batch& batch,
-                                        DeliveryLedger* ledger, Env* env,
-                                        bool replay, TransportPool* transports,
-                                        int64_t claim_lease_ms) {
-  std::vector<DeliveredFile> files(batch.files.size());
-  // Files grouped by destination, in batch order.
-  std::map<std::string, std::vector<size_t>> by_destination;
-  for (size_t i = 0; i < batch.files.size(); ++i) {
-    files[i].file = batch.files[i];
-    files[i].delivery.remote_name = files[i].file.name;
-    by_destination[files[i].file.destination].push_back(i);
-  }
-  // One thread per destination: a slow or failing server never holds back
-  // the others. Each thread has its destination's transport to itself (one
-  // connection).
-  std::vector<std::thread> threads;
-  for (auto& [name, indexes] : by_destination) {
-    const DestinationConfig* dest = nullptr;
-    for (const DestinationConfig& d : config.destinations) {
-      if (d.name == name) dest = &d;
-    }
-    threads.emplace_back([&, dest, idx = indexes, name = name] {
-      if (!dest) {
-        for (size_t i : idx)
-          files[i].delivery.error =
-              NotFoundError("destination " + name + " is not configured");
-        return;
-      }
-      StatusOr<std::unique_ptr<Transport>> transport =
-          transports ? transports->Take(*dest) : MakeTransport(*dest);
-      if (!transport.ok()) {
-        for (size_t i : idx) files[i].delivery.error = transport.status();
-        return;
-      }
-      FileDeliverer deliverer(*dest, transport->get(), ledger, env,
-                              claim_lease_ms);
-      bool failed = false;
-      for (size_t i : idx) {
-        const FileSummary& f = files[i].file;
-        FileToDeliver item{f.path, f.name, f.bytes, f.sha256, batch.id};
-        item.replay = replay;
-        files[i].delivery = deliverer.Deliver(item);
-        failed =
-            failed || files[i].delivery.outcome == DeliveryOutcome::kFailed;
-      }
-      if (transports) transports->Give(name, std::move(*transport), !failed);
-    });
-  }
-  for (std::thread& t : threads) t.join();
-  return files;
-}
-
-Status Pipeline::Verify(const Batch& batch) const {
-  if (before_verify_) before_verify_(batch);
-  return VerifyBatch(batch, OutputOptionsOf(config_));
-}
-
-BatchResult Pipeline::Deliver(Batch batch, Status verified) {
-  BatchResult result;
-  result.verify = std::move(verified);
-  if (!result.verify.ok()) {
-    for (const FileSummary& f : batch.files) {
-      DeliveredFile& d = result.files.emplace_back();
-      d.file = f;
-      d.delivery.remote_name = f.name;
-      d.delivery.error = result.verify;
-    }
-  } else {
-    result.files =
-        DeliverBatch(config_, batch, ledger_, env_, false, &transports_);
-  }
-  result.batch = std::move(batch);
-  return result;
 }
 
 Status ScanNamedByContent(const Config& config, const std::string& input_path,
@@ -445,39 +347,6 @@ Status ScanNamedByContent(const Config& config, const std::string& input_path,
     batches->clear();
   }
   return st;
-}
-
-InputResult Pipeline::Process(const std::string& input_path) {
-  InputResult result;
-  result.input = MaskCardNumbers(input_path);  // shown and reported
-  std::vector<Batch> batches;
-  Status st = ScanNamedByContent(config_, input_path, now_, &result.scan,
-                                 &result.input_id, &result.rejects_file,
-                                 &batches);
-  if (!st.ok()) {
-    result.error = MaskCardNumbersInStatus(st);
-    // An input that cannot be hashed has no id to quarantine it under.
-    if (!result.input_id.empty() && !result.scan.input_error.ok()) {
-      result.quarantine_dir = QuarantineInput(config_.work_dir, input_path,
-                                              result.input_id, result.error);
-    }
-    return result;
-  }
-  // Batch k+1 is verified while batch k is delivered: verifying is CPU
-  // work, delivering mostly waits for fsync or the network. A batch is
-  // still delivered only once its own verification has passed.
-  auto verify = [this, &batches](size_t k) {
-    return std::async(std::launch::async,
-                      [this, &batches, k] { return Verify(batches[k]); });
-  };
-  std::future<Status> verifying;
-  if (!batches.empty()) verifying = verify(0);
-  for (size_t k = 0; k < batches.size(); ++k) {
-    Status verified = verifying.get();
-    if (k + 1 < batches.size()) verifying = verify(k + 1);
-    result.batches.push_back(Deliver(std::move(batches[k]), verified));
-  }
-  return result;
 }
 
 }  // namespace cbpipe

@@ -1,20 +1,23 @@
-// The whole pipeline for one input on one machine: ingest and validate ->
-// plan and generate -> verify -> deliver (destinations in parallel).
+// What the workflow's steps (workflow/steps.h) share for one input on one
+// machine: scanning and planning it (named by the run or by the input's
+// content), the transports kept between deliveries, and the quarantine of
+// an input that cannot be read. `cbpipe run` runs them through the workflow
+// engine (workflow/in_process_run.h), `serve` too (workflow/service.h).
 //
-//   Pipeline pipeline(config, ledger.get(), Env::Default(), now);
-//   InputResult r = pipeline.Process("/in/chargebacks.csv");
+//   InputScan scan;
+//   std::string input_id, rejects;
+//   std::vector<Batch> batches;
+//   Status st = ScanNamedByContent(config, "/in/cb.csv", now, &scan,
+//                                  &input_id, &rejects, &batches);
 //
-// Each step's result is data (ids, paths, counts), never the records
-// themselves. Rejected records go to <work_dir>/runs/<input_id>/rejects.csv;
-// an input that cannot be read at all is copied to
-// <work_dir>/quarantine/<input_id>/ with its reason, the original kept.
+// Rejected records go to <work_dir>/runs/<input_id>/rejects.csv; an input
+// that cannot be read at all is copied to <work_dir>/quarantine/<input_id>/
+// with its reason, the original kept.
 #pragma once
 
-#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -23,34 +26,12 @@
 #include "common/env.h"
 #include "config/config.h"
 #include "deliver/deliverer.h"
+#include "deliver/transport.h"
 #include "ledger/ledger.h"
 #include "output/batch_planner.h"
 #include "workflow/input_scan.h"
 
 namespace cbpipe {
-
-struct DeliveredFile {
-  FileSummary file;
-  DeliveryResult delivery;
-};
-
-struct BatchResult {
-  Batch batch;
-  Status verify;  // not OK: nothing of the batch was delivered
-  std::vector<DeliveredFile> files;
-  bool ok() const;
-};
-
-struct InputResult {
-  std::string input;
-  std::string input_id;  // first 16 hex digits of the input's SHA-256
-  InputScan scan;
-  std::string rejects_file;
-  std::string quarantine_dir;  // set when the input was unreadable
-  Status error;                // unreadable input, or I/O failure
-  std::vector<BatchResult> batches;
-  bool ok() const;
-};
 
 // Reads and validates `input_path`. Rejects go to `rejects_path` (skipped
 // when empty); accepted records to `planner` (when null, only checked for a
@@ -82,9 +63,14 @@ Status ScanNamedByContent(const Config& config, const std::string& input_path,
 // CloseIdle.
 class TransportPool {
  public:
+  // Makes a transport when none is idle (MakeTransport by default; tests
+  // give scripted ones).
+  using Factory = std::function<StatusOr<std::unique_ptr<Transport>>(
+      const DestinationConfig&)>;
   explicit TransportPool(
-      std::chrono::seconds max_idle = std::chrono::seconds(60))
-      : max_idle_(max_idle) {}
+      std::chrono::seconds max_idle = std::chrono::seconds(60),
+      Factory make = nullptr)
+      : max_idle_(max_idle), make_(std::move(make)) {}
 
   // A transport to `destination`: an idle one, or a new one.
   StatusOr<std::unique_ptr<Transport>> Take(
@@ -109,21 +95,10 @@ class TransportPool {
   void MoveStale(std::chrono::seconds max_idle, std::vector<Idle>* stale);
 
   const std::chrono::seconds max_idle_;
+  const Factory make_;
   std::mutex mu_;
   std::vector<Idle> idle_;
 };
-
-// Delivers a verified batch: destinations in parallel, files of one
-// destination in order over one connection. `replay` sends files again even
-// when the ledger has them (a card company lost them).
-//
-// With `transports`, a destination's transport (and so its connection, for
-// SFTP/FTPS/FTP) is taken from there and given back for the next batch;
-// without, each batch opens its own.
-std::vector<DeliveredFile> DeliverBatch(
-    const Config& config, const Batch& batch, DeliveryLedger* ledger, Env* env,
-    bool replay, TransportPool* transports = nullptr,
-    int64_t claim_lease_ms = kDeliveryClaimLeaseMs);
 
 // Copies an unreadable input to <work_dir>/quarantine/<input_id>/ with a
 // reason.txt; the original is left in place. Returns the folder ("" when it
@@ -134,29 +109,9 @@ std::string QuarantineInput(const std::string& work_dir,
                             const std::string& input_id, const Status& reason,
                             const std::string& shown = "");
 
-class Pipeline {
- public:
-  // `env` (not owned) waits between delivery retries.
-  Pipeline(const Config& config, DeliveryLedger* ledger, Env* env,
-           int64_t now_epoch_seconds);
-  InputResult Process(const std::string& input_path);
-
-  // Called with each batch after generation, before verification: the
-  // tests' way to corrupt a file in between.
-  void SetBeforeVerifyHook(std::function<void(const Batch&)> hook) {
-    before_verify_ = std::move(hook);
-  }
-
- private:
-  Status Verify(const Batch& batch) const;
-  BatchResult Deliver(Batch batch, Status verified);
-
-  const Config& config_;
-  DeliveryLedger* ledger_;
-  TransportPool transports_;
-  Env* env_;
-  int64_t now_;
-  std::function<void(const Batch&)> before_verify_;
-};
+// Removes the pending folders (runs/pending-*, staging/pending-*) that
+// scans killed mid-way left in `work_dir` and nobody touched for a day;
+// best effort. `cbpipe run` calls it once at its start.
+void RemoveAbandonedPending(const std::string& work_dir);
 
 }  // namespace cbpipe

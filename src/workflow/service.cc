@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -127,6 +128,15 @@ ServicePaths ResolveServicePaths(const Config& config) {
   return p;
 }
 
+std::function<void(const TaskRetry&)> CountDeliveryRetries(Metrics* metrics) {
+  return [metrics](const TaskRetry& retry) {
+    if (retry.state != "deliver" || !retry.input.is_object()) return;
+    auto it = retry.input.find("destination");
+    if (it == retry.input.end() || !it->is_string()) return;
+    metrics->Increment(kDeliveryRetriesTotal, {it->get<std::string>()});
+  };
+}
+
 Service::Service(const Config& config, std::unique_ptr<Notifier> notifier)
     : config_(config),
       paths_(ResolveServicePaths(config_)),
@@ -235,8 +245,8 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
       m.Increment(kBytesDeliveredTotal, {destination}, bytes);
       m.Observe(kDeliveryLatencySeconds, {destination}, seconds);
     }
-    if (!r.attempts.empty() && r.outcome != DeliveryOutcome::kFailed)
-      m.Increment(kDeliveryRetriesTotal, {destination}, r.attempts.size());
+    // Retries are the engine's (CountDeliveryRetries): the step makes one
+    // attempt.
     LogContext ctx{.run_id = run.run_id,
                    .trace_id = run.trace_id,
                    .destination = destination};
@@ -255,8 +265,11 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
   if (TestTraceEnabled()) steps = TracedSteps(std::move(steps));
   // The engine's waits between retries end when the run's stop flag is set
   // (Env::SleepFor), which the claim keeper sets on shutdown.
-  s->engine_ = std::make_unique<WorkflowEngine>(
-      &s->workflow_, s->runs_.get(), s->env_, std::move(steps));
+  EngineOptions engine_options;
+  engine_options.on_retry = CountDeliveryRetries(metrics);
+  s->engine_ = std::make_unique<WorkflowEngine>(&s->workflow_, s->runs_.get(),
+                                                s->env_, std::move(steps),
+                                                std::move(engine_options));
   Queue* q = s->queue_.get();
   s->queue_depth_gauge_ = metrics->WatchGauge(kQueueDepth, [q] {
     StatusOr<QueueStats> st = q->Stats();
@@ -497,6 +510,7 @@ Status Service::ScanInboxOnce() {
   ec.clear();
 
   std::map<std::string, Seen> still_there;
+  next_settle_ms_ = 0;
   for (auto it = fs::directory_iterator(paths_.inbox, ec);
        !ec && it != fs::directory_iterator(); it.increment(ec)) {
     const std::string name = it->path().filename().string();
@@ -518,6 +532,8 @@ Status Service::ScanInboxOnce() {
       seen.stable_since_ms = std::min<int64_t>(now, seen.mtime_ns / 1000000);
     }
     if (now - seen.stable_since_ms < config_.service.settle_ms) {
+      const int64_t due = seen.stable_since_ms + config_.service.settle_ms;
+      if (next_settle_ms_ == 0 || due < next_settle_ms_) next_settle_ms_ = due;
       still_there[name] = seen;
       continue;
     }
@@ -555,7 +571,14 @@ void Service::WatchLoop() {
   while (!stop_.load()) {
     Status st = ScanInboxOnce();
     if (!st.ok()) Log().Error({}, "inbox.error", st.ToString());
-    env_->SleepFor(config_.service.poll_interval_ms / 1000.0, &stop_);
+    // A file that settles before the next poll is taken when it does, not
+    // up to poll_interval_ms later (a lone input's latency); never more
+    // often than a file's settle deadlines.
+    int64_t wait_ms = config_.service.poll_interval_ms;
+    if (next_settle_ms_ > 0)
+      wait_ms =
+          std::clamp<int64_t>(next_settle_ms_ - env_->NowMs() + 1, 1, wait_ms);
+    env_->SleepFor(static_cast<double>(wait_ms) / 1000.0, &stop_);
   }
 }
 

@@ -72,6 +72,12 @@ struct ServicePaths {
 };
 ServicePaths ResolveServicePaths(const Config& config);
 
+// The engine's retry observer (EngineOptions::on_retry) of serve: each
+// retry of a "deliver" Task (attempt 2, 3, ... of one batch's files to one
+// destination) adds one to cbpipe_delivery_retries_total{destination}.
+// `metrics` must outlive the function.
+std::function<void(const TaskRetry&)> CountDeliveryRetries(Metrics* metrics);
+
 class Service {
  public:
   // Opens the stores. `notifier` may be null (log only). `metrics` records
@@ -172,6 +178,9 @@ class Service {
   // cannot tell whether a writer still holds them (watcher thread only).
   std::map<std::string, Seen> pickup_seen_;
   std::map<std::string, int64_t> busy_logged_;  // name -> size logged at
+  // When the first inbox file still settling will have settled (epoch ms;
+  // 0: none): the watcher wakes for it (watcher thread only).
+  int64_t next_settle_ms_ = 0;
 
   std::atomic<bool> stop_{false};
   // Set when the last worker ended: the claim keeper's stop.

@@ -4,6 +4,7 @@
 #include <exception>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -316,7 +317,10 @@ StatusOr<json> Verify(const json& in, const Ports& p) {
 
 // deliver: one destination's files of one batch, one attempt each, in
 // order over one connection. Retrying is the orchestrator's: the files
-// already delivered are found in the ledger the next time.
+// already delivered are found in the ledger the next time (as delivered
+// when this run delivered them), and a file whose last attempt in this run
+// failed permanently is not tried again while another file still fails
+// transiently. The error is transient while any failed file's is.
 StatusOr<json> Deliver(const json& in, const Ports& p) {
   CBPIPE_ASSIGN_OR_RETURN(Header h, ReadHeader(in));
   CBPIPE_ASSIGN_OR_RETURN(std::string name, String(in, "destination"));
@@ -336,36 +340,84 @@ StatusOr<json> Deliver(const json& in, const Ports& p) {
   if (!transport.ok()) return transport.status();
   FileDeliverer deliverer(once, transport->get(), p.ledger, p.env,
                           p.delivery_claim_ms);
+  // This run's earlier tries of each file (the ledger keeps each failed
+  // attempt with its run). A file whose last one failed permanently is not
+  // tried again while another file of the destination still fails
+  // transiently (the Retry goes on for that one); once none does (a
+  // redrive after the cause was fixed), it is tried again.
+  struct Tries {
+    int64_t count = 0;
+    std::optional<AttemptRecord> last;
+  };
+  std::vector<Tries> tries;
+  bool transient_pending = false;
+  for (const FileSummary& f : batch.files) {
+    if (f.destination != name) continue;
+    Tries& t = tries.emplace_back();
+    CBPIPE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> history,
+                            p.ledger->FailedAttempts(name, f.name));
+    for (AttemptRecord& a : history) {
+      if (a.run_id != h.run_id) continue;
+      ++t.count;
+      t.last = std::move(a);
+    }
+    if (!t.last || t.last->error_class != "transient") continue;
+    CBPIPE_ASSIGN_OR_RETURN(std::optional<LedgerEntry> known,
+                            p.ledger->Find(name, f.name));
+    if (!known || known->state != "delivered" || known->sha256 != f.sha256)
+      transient_pending = true;
+  }
   json files = json::array();
-  Status first_error;
+  // The step's error when a file failed: the first one still worth another
+  // try (so the Retry goes on for it), else the first permanent one.
+  Status transient_error, permanent_error;
+  bool healthy = true;
+  size_t k = 0;
   for (const FileSummary& f : batch.files) {
     if (f.destination != name) continue;
     FileToDeliver item{f.path, f.name, f.bytes, f.sha256, batch.id};
     item.replay = replay;
-    const auto start = std::chrono::steady_clock::now();
-    DeliveryResult r = deliverer.Deliver(item);
-    const double seconds = std::chrono::duration<double>(
-                               std::chrono::steady_clock::now() - start)
-                               .count();
-    if (p.on_delivery)
-      p.on_delivery({h.run_id, h.trace_id}, name, r, f.bytes, seconds);
+    item.run_id = h.run_id;
+    const Tries& t = tries[k++];
+    int64_t tried = t.count;
+    const std::optional<AttemptRecord>& last = t.last;
+    DeliveryResult r;
+    if (!replay && transient_pending && last &&
+        last->error_class == "permanent") {
+      r.remote_name = f.name;
+      r.error = Status(StatusCodeFromName(last->code), last->message);
+    } else {
+      const auto start = std::chrono::steady_clock::now();
+      r = deliverer.Deliver(item);
+      const double seconds = std::chrono::duration<double>(
+                                 std::chrono::steady_clock::now() - start)
+                                 .count();
+      if (p.on_delivery)
+        p.on_delivery({h.run_id, h.trace_id}, name, r, f.bytes, seconds);
+      tried += static_cast<int64_t>(r.attempts.size());
+      healthy = healthy && r.outcome != DeliveryOutcome::kFailed;
+    }
     json file = {{"destination", name},
                  {"name", r.remote_name},
                  {"records", f.records},
                  {"bytes", f.bytes},
                  {"totals", TotalsJson(f.totals)},
                  {"status", DeliveryOutcomeName(r.outcome)},
-                 {"attempts", r.attempts.size()}};
-    if (r.outcome == DeliveryOutcome::kFailed && first_error.ok()) {
-      first_error = Status(r.error.code(), "delivery of " + f.name + " to " +
-                                               name + " failed: " +
-                                               r.error.message());
+                 {"attempts", tried}};
+    if (r.outcome == DeliveryOutcome::kFailed) {
+      Status& first =
+          r.error.IsTransient() ? transient_error : permanent_error;
+      if (first.ok()) {
+        first = Status(r.error.code(), "delivery of " + f.name + " to " +
+                                           name + " failed: " +
+                                           r.error.message());
+      }
     }
     files.push_back(std::move(file));
   }
-  if (p.transports)
-    p.transports->Give(name, std::move(*transport), first_error.ok());
-  if (!first_error.ok()) return first_error;
+  if (p.transports) p.transports->Give(name, std::move(*transport), healthy);
+  if (!transient_error.ok()) return transient_error;
+  if (!permanent_error.ok()) return permanent_error;
   return json{{"id", batch.id}, {"destination", name}, {"files", files}};
 }
 
@@ -404,14 +456,27 @@ Status ReadFiles(const json& files, const std::string& caught,
 
 // The deliveries per batch, in either shape: [{id, files}] (replay) or the
 // definition's Map result [{id, deliveries: [deliver output, or
-// deliver input with error: {Error, Cause}]}].
+// deliver input with error: {Error, Cause}]}, or, for a batch that failed
+// verification, {batch: {id, files}, error: {Error, Cause}}].
 StatusOr<std::vector<std::pair<std::string, std::vector<FileOutcome>>>>
 ReadDeliveries(const json& in) {
   CBPIPE_ASSIGN_OR_RETURN(const json* deliveries, Array(in, "deliveries"));
   std::vector<std::pair<std::string, std::vector<FileOutcome>>> out;
   for (const json& b : *deliveries) {
-    CBPIPE_ASSIGN_OR_RETURN(std::string id, String(b, "id"));
     std::vector<FileOutcome> outcomes;
+    if (b.is_object() && b.contains("error") && b.contains("batch")) {
+      // A batch whose item failed (its verification): the Map's entry is
+      // the item's input with the error; none of its files went out.
+      CBPIPE_ASSIGN_OR_RETURN(const json* batch, Object(b, "batch"));
+      CBPIPE_ASSIGN_OR_RETURN(std::string id, String(*batch, "id"));
+      CBPIPE_ASSIGN_OR_RETURN(const json* error, Object(b, "error"));
+      CBPIPE_ASSIGN_OR_RETURN(std::string cause, String(*error, "Cause"));
+      CBPIPE_ASSIGN_OR_RETURN(const json* files, Array(*batch, "files"));
+      CBPIPE_RETURN_IF_ERROR(ReadFiles(*files, cause, &outcomes));
+      out.emplace_back(std::move(id), std::move(outcomes));
+      continue;
+    }
+    CBPIPE_ASSIGN_OR_RETURN(std::string id, String(b, "id"));
     if (b.is_object() && b.contains("deliveries")) {
       CBPIPE_ASSIGN_OR_RETURN(const json* per_destination,
                               Array(b, "deliveries"));
@@ -494,18 +559,6 @@ StatusOr<std::string> CaughtMessage(const json& in, const json** original) {
   }
   CBPIPE_ASSIGN_OR_RETURN(*original, Object(in, "input"));
   return String(*error, "message");
-}
-
-// "CODE: message" (Status::ToString) back into a Status; a text without a
-// known code is INVALID_ARGUMENT with the whole text.
-Status StatusFromString(const std::string& text) {
-  for (int c = static_cast<int>(StatusCode::kInvalidArgument);
-       c <= static_cast<int>(StatusCode::kInternal); ++c) {
-    const auto code = static_cast<StatusCode>(c);
-    const std::string prefix = std::string(StatusCodeName(code)) + ": ";
-    if (text.rfind(prefix, 0) == 0) return Status(code, text.substr(prefix.size()));
-  }
-  return InvalidArgumentError(text);
 }
 
 // reject_input: the input cannot be read, or is over one of its limits;
@@ -596,6 +649,17 @@ json FailedDelivery(const json& item, const Status& error, int attempts) {
 }
 
 }  // namespace
+
+Status StatusFromString(const std::string& text) {
+  const size_t colon = text.find(": ");
+  if (colon != std::string::npos) {
+    const std::string_view name(text.data(), colon);
+    const StatusCode code = StatusCodeFromName(name);
+    if (StatusCodeName(code) == name && code != StatusCode::kOk)
+      return Status(code, text.substr(colon + 2));
+  }
+  return InvalidArgumentError(text);
+}
 
 StatusOr<nlohmann::json> RunStep(std::string_view name,
                                  const nlohmann::json& input,

@@ -1,11 +1,12 @@
 // The cbpipe workflow's steps: each one a function from a JSON input to a
 // JSON output (ids, object keys, counts — never records), run by whatever
 // orchestrates the workflow (the embedded engine running
-// cbpipe_workflow.json for `cbpipe serve`; `replay`; a Lambda handler next):
+// cbpipe_workflow.json for `cbpipe serve` and, in-process, `cbpipe run`;
+// `replay`; a Lambda handler next):
 //
 //   scan ──▶ Map over batches: verify ──▶ Map over destinations: deliver
-//    │ unreadable or       │ DataLoss            (Retry: the destination's
-//    ▼ over a limit        ▼                      RetryPolicy, in the item)
+//    │ unreadable or       │ DataLoss: the        (Retry: the destination's
+//    ▼ over a limit        ▼ batch's entry          RetryPolicy, in the item)
 //   reject_input       record_failure ◀── settle ◀── notify ◀──┘
 //
 //   StatusOr<nlohmann::json> out = RunStep("scan", input, ports);
@@ -43,13 +44,22 @@
 //                  kDataLoss when a file no longer matches its manifest
 //   deliver        {batch: {id, manifest}, destination, replay?} ->
 //                  {id, destination, files: [{destination, name, records,
-//                  bytes, totals, status, attempts}]}; the first failed
-//                  file's error when one failed (after the others were tried)
+//                  bytes, totals, status, attempts}]}; when a file failed
+//                  (after the others were tried), the first failed file's
+//                  error whose code is transient, else the first one's.
+//                  Each failed attempt is kept in the ledger with the run
+//                  id; `attempts` counts this run's. A file this run
+//                  delivered in an earlier try is "delivered" again (an
+//                  earlier run's: "already_delivered"); a file whose last
+//                  attempt in this run failed permanently is not tried
+//                  again while another file still fails transiently
+//                  (unless replay): it stays failed with that error
 //   notify         {input_name, deliveries: [{id, files}]} -> its input
 //   settle         {deliveries} -> its input, kAborted when a file failed
 //                  (both also take cbpipe_workflow.json's Map result:
 //                  deliveries: [{id, deliveries: [deliver output, or its
-//                  input with error: {Error, Cause}]}])
+//                  input with error: {Error, Cause}]}, or a batch that
+//                  failed verification as {batch: {id, files}, error}])
 //   reject_input   {error: {code, message}, input: <scan input>}, or the
 //                  scan input with error: {Error, Cause} ->
 //                  + {quarantine} (key of the folder)
@@ -71,6 +81,11 @@ namespace cbpipe {
 StatusOr<nlohmann::json> RunStep(std::string_view name,
                                  const nlohmann::json& input,
                                  const Ports& ports);
+
+// "CODE: message" (Status::ToString, as a caught error's Cause keeps a
+// step's original error) back into a Status; a text without a known code
+// is INVALID_ARGUMENT with the whole text.
+Status StatusFromString(const std::string& text);
 
 // RunStep over `ports` (which must outlive the runner).
 StepRunner StepsOver(const Ports& ports);

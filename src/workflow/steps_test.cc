@@ -17,7 +17,7 @@
 #include "ledger/sqlite_ledger.h"
 #include "runs/sqlite_run_store.h"
 #include "workflow/engine.h"
-#include "workflow/pipeline.h"
+#include "workflow/in_process_run.h"
 
 namespace cbpipe {
 namespace {
@@ -90,7 +90,9 @@ class WorkflowStepsTest : public ::testing::Test {
   }
 
   // Runs cbpipe_workflow.json on the file at `path` as the service would.
-  RunOutcome RunInput(const std::string& path, const std::string& run_id) {
+  // `steps` (RunStep over ports_ when empty) may wrap the steps.
+  RunOutcome RunInput(const std::string& path, const std::string& run_id,
+                      StepRunner steps = nullptr) {
     const json input = Stored(path, run_id);
     RunRecord run;
     run.run_id = run_id;
@@ -100,7 +102,8 @@ class WorkflowStepsTest : public ::testing::Test {
     EXPECT_TRUE(runs_->CreateIfAbsent(run).ok());
     StatusOr<WorkflowDefinition> definition = CbpipeWorkflowDefinition();
     EXPECT_TRUE(definition.ok()) << definition.status().ToString();
-    WorkflowEngine engine(&*definition, runs_.get(), &env_, StepsOver(ports_));
+    WorkflowEngine engine(&*definition, runs_.get(), &env_,
+                          steps ? std::move(steps) : StepsOver(ports_));
     std::atomic<bool> stop{false};
     return engine.Resume(run_id, InitialInput(run), &stop);
   }
@@ -116,15 +119,16 @@ class WorkflowStepsTest : public ::testing::Test {
     return sha.ok() ? sha->substr(0, 16) : "";
   }
 
-  // The same input through Pipeline::Process, in a work dir of its own
-  // (work2), at the same clock.
+  // The same input as `cbpipe run` runs it (InProcessRunner: the whole
+  // workflow on the engine), in a work dir of its own (work2), at the same
+  // clock.
   InputResult ProcessElsewhere(const std::string& path, Config* other) {
     *other = DefaultConfig((root_ / "work2").string());
     auto ledger =
         SqliteDeliveryLedger::Open((root_ / "ledger2.db").string(), &env_);
     EXPECT_TRUE(ledger.ok());
-    Pipeline pipeline(*other, ledger->get(), &env_, kNowMs / 1000);
-    return pipeline.Process(path);
+    InProcessRunner runner(*other, ledger->get(), &env_, kNowMs / 1000);
+    return runner.Process(path);
   }
 
   int Delivered() {
@@ -211,9 +215,9 @@ TEST_F(WorkflowStepsTest, GzipBombIsRejectedWithItsReason) {
   EXPECT_TRUE(told);
 }
 
-// An input run rejects: through the definition with name_by_content, the
-// quarantine is the one Pipeline::Process makes (same folder, same
-// reason.txt, the input named as given).
+// An input run rejects: the steps called one by one with name_by_content
+// quarantine it as `cbpipe run` does (same folder, same reason.txt, the
+// input named as given).
 TEST_F(WorkflowStepsTest, RejectedInputNamedByContentIsQuarantinedAsRunDoes) {
   const std::string bomb = (root_ / "bomb.csv.gz").string();
   ASSERT_TRUE(testing::WriteGzipBomb(bomb, "case_id,network\n", 1ull << 30));
@@ -277,6 +281,71 @@ TEST_F(WorkflowStepsTest, TheWorkflowDefinitionRunsTheseSteps) {
   EXPECT_TRUE(scanned);
 }
 
+// A batch failing verification does not stop the others: they are
+// delivered, the run fails at settle, and its redrive starts at scan (so
+// the corrupted batch is written again), where verify's redrive points.
+TEST_F(WorkflowStepsTest, ABatchFailingVerificationFailsTheRunFromScan) {
+  config_.limits.max_files_per_batch = 1;  // visa and amex: two batches
+  const std::string path = WriteCsv(
+      "two.csv", 0, 2,
+      "V1,visa,74567890123456789012341,M1,2025-03-01,2025-04-01,"
+      "10.00,USD,10.4\n");
+  const std::string run_id = "00000000000000b2";
+  bool corrupt = true;
+  StepRunner steps = [&](std::string_view name, const json& in) {
+    if (name == "verify" && corrupt && in["batch"]["id"] == run_id + "-b001") {
+      const std::string file = in["batch"]["files"][0]["name"];
+      std::ofstream(root_ / "work/batches" / (run_id + "-b001") / file,
+                    std::ios::app)
+          << "x";
+    }
+    return RunStep(name, in, ports_);
+  };
+  RunOutcome failed = RunInput(path, run_id, steps);
+  EXPECT_EQ(failed.state, "failed");
+  EXPECT_EQ(failed.redrive_from, "scan");
+  EXPECT_EQ(Delivered(), 1);  // the other batch
+  bool batch_failed = false;
+  for (const Event& e : notifier_.events())
+    batch_failed |= e.type == kEventBatchFailed &&
+                    e.batch_id == run_id + "-b001";
+  EXPECT_TRUE(batch_failed);
+
+  corrupt = false;  // the redrive writes the batch again from the input
+  RunOutcome redriven = RunInput(path, run_id, steps);
+  EXPECT_EQ(redriven.state, "succeeded") << redriven.error;
+  EXPECT_EQ(Delivered(), 2);
+}
+
+// A file whose delivery failed permanently is tried again by a later
+// deliver of the same run once no other file is being retried (a redrive
+// after the cause was fixed), and counts the run's earlier attempt.
+TEST_F(WorkflowStepsTest, APermanentFailureIsTriedAgainOnRedrive) {
+  const json input = Stored(WriteCsv("perm.csv", 0, 2), "00000000000000d1");
+  StatusOr<json> scanned = Step("scan", input);
+  ASSERT_TRUE(scanned.ok()) << scanned.status().ToString();
+  json verify_in = {{"run_id", input["run_id"]},
+                    {"trace_id", input["trace_id"]},
+                    {"now_ms", input["now_ms"]},
+                    {"batch", (*scanned)["batches"][0]}};
+  StatusOr<json> verified = Step("verify", verify_in);
+  ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+  const json item = (*verified)["deliveries"][0];
+  ASSERT_EQ(item["destination"], "amex");
+  // The destination's folder is a file: NOT_FOUND, permanent.
+  fs::create_directories(root_ / "work/outbox");
+  std::ofstream(root_ / "work/outbox/amex") << "not a folder";
+  StatusOr<json> failed = Step("deliver", item);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_FALSE(failed.status().IsTransient()) << failed.status().ToString();
+  fs::remove(root_ / "work/outbox/amex");
+  StatusOr<json> redriven = Step("deliver", item);
+  ASSERT_TRUE(redriven.ok()) << redriven.status().ToString();
+  EXPECT_EQ((*redriven)["files"][0]["status"], "delivered");
+  EXPECT_EQ((*redriven)["files"][0]["attempts"], 1);
+  EXPECT_EQ(Delivered(), 1);
+}
+
 // The bug this shape fixes: the service read the clock in validate and
 // again in generate, so a record a second in the future at validate could
 // be accepted when generate was redriven later. Now the run's clock is in
@@ -324,17 +393,21 @@ TEST_F(WorkflowStepsTest, RedriveOfEveryStepGivesTheSameResult) {
   EXPECT_TRUE(item.contains("retry"));
 
   // A redriven delivery sends nothing twice: the same file under the same
-  // name, found in the ledger.
+  // name, found in the ledger as this run's delivery, so the redrive's
+  // output is the first attempt's.
   StatusOr<json> delivered = Step("deliver", item);
   ASSERT_TRUE(delivered.ok()) << delivered.status().ToString();
   EXPECT_EQ((*delivered)["files"][0]["status"], "delivered");
   StatusOr<json> redelivered = Step("deliver", item);
   ASSERT_TRUE(redelivered.ok()) << redelivered.status().ToString();
-  EXPECT_EQ((*redelivered)["files"][0]["status"], "already_delivered");
-  json first = (*delivered)["files"], second = (*redelivered)["files"];
-  first[0].erase("status");
-  second[0].erase("status");
-  EXPECT_EQ(first, second);
+  EXPECT_EQ(*redelivered, *delivered);
+  EXPECT_EQ(Delivered(), 1);
+  // Another run of the same file finds an earlier run's delivery.
+  json other_run = item;
+  other_run["run_id"] = "another-run";
+  StatusOr<json> elsewhere = Step("deliver", other_run);
+  ASSERT_TRUE(elsewhere.ok()) << elsewhere.status().ToString();
+  EXPECT_EQ((*elsewhere)["files"][0]["status"], "already_delivered");
   EXPECT_EQ(Delivered(), 1);
 
   json tail = *scanned;
@@ -356,8 +429,8 @@ TEST_F(WorkflowStepsTest, RedriveOfEveryStepGivesTheSameResult) {
 }
 
 // `cbpipe run` names batches and rejects by the input's content, learnt
-// while reading: scan with name_by_content writes exactly what
-// Pipeline::Process writes, whatever the run is called.
+// while reading: scan with name_by_content writes exactly what a whole
+// `cbpipe run` of the input writes, whatever the run is called.
 TEST_F(WorkflowStepsTest, ScanNamedByContentWritesWhatRunWrites) {
   const std::string path =
       WriteCsv("by_content.csv", 2, 5,

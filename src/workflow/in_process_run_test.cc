@@ -1,4 +1,4 @@
-#include "workflow/pipeline.h"
+#include "workflow/in_process_run.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -6,7 +6,11 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
+#include <optional>
 
+#include "ledger/in_memory_ledger.h"
 #include "ledger/sqlite_ledger.h"
 
 namespace cbpipe {
@@ -16,11 +20,11 @@ namespace fs = std::filesystem;
 
 constexpr int64_t kNow = 1748779200;  // 2025-06-01
 
-class PipelineTest : public ::testing::Test {
+class InProcessRunTest : public ::testing::Test {
  protected:
   void SetUp() override {
     root_ = fs::path(::testing::TempDir()) /
-            ("pipeline_" + std::to_string(::getpid()));
+            ("in_process_" + std::to_string(::getpid()));
     fs::remove_all(root_);
     fs::create_directories(root_);
     config_ = DefaultConfig((root_ / "work").string());
@@ -46,9 +50,9 @@ class PipelineTest : public ::testing::Test {
   std::string input_;
 };
 
-TEST_F(PipelineTest, DeliversEachNetworksFileAndReportsRejects) {
-  Pipeline pipeline(config_, ledger_.get(), env_, kNow);
-  InputResult r = pipeline.Process(input_);
+TEST_F(InProcessRunTest, DeliversEachNetworksFileAndReportsRejects) {
+  InProcessRunner runner(config_, ledger_.get(), env_, kNow);
+  InputResult r = runner.Process(input_);
   ASSERT_TRUE(r.ok()) << r.error.ToString();
   EXPECT_EQ(r.scan.records, 3u);
   EXPECT_EQ(r.scan.accepted, 2u);
@@ -66,19 +70,23 @@ TEST_F(PipelineTest, DeliversEachNetworksFileAndReportsRejects) {
   EXPECT_NE(all.find("X1"), std::string::npos);
 }
 
-TEST_F(PipelineTest, FileCorruptedBeforeVerificationFailsTheWholeBatch) {
-  Pipeline pipeline(config_, ledger_.get(), env_, kNow);
-  pipeline.SetBeforeVerifyHook([](const Batch& batch) {
+TEST_F(InProcessRunTest, FileCorruptedBeforeVerificationFailsTheWholeBatch) {
+  InProcessOptions options;
+  options.before_step = [this](std::string_view step, const nlohmann::json& in) {
+    if (step != "verify") return;
     // Flip one byte of the first file, as a disk or a stray process might.
-    std::fstream f(batch.files[0].path,
+    const std::string id = in["batch"]["id"];
+    const std::string name = in["batch"]["files"][0]["name"];
+    std::fstream f(root_ / "work/batches" / id / name,
                    std::ios::in | std::ios::out | std::ios::binary);
     f.seekg(-5, std::ios::end);
     char c;
     f.get(c);
     f.seekp(-5, std::ios::end);
     f.put(c == '1' ? '2' : '1');
-  });
-  InputResult r = pipeline.Process(input_);
+  };
+  InProcessRunner runner(config_, ledger_.get(), env_, kNow, options);
+  InputResult r = runner.Process(input_);
   EXPECT_FALSE(r.ok());
   ASSERT_EQ(r.batches.size(), 1u);
   EXPECT_EQ(r.batches[0].verify.code(), StatusCode::kDataLoss);
@@ -90,9 +98,9 @@ TEST_F(PipelineTest, FileCorruptedBeforeVerificationFailsTheWholeBatch) {
   EXPECT_EQ(*ledger_->CountDelivered(), 0);
 }
 
-TEST_F(PipelineTest, RejectsAndBatchesAreFiledUnderTheInputIdOnly) {
-  Pipeline pipeline(config_, ledger_.get(), env_, kNow);
-  InputResult r = pipeline.Process(input_);
+TEST_F(InProcessRunTest, RejectsAndBatchesAreFiledUnderTheInputIdOnly) {
+  InProcessRunner runner(config_, ledger_.get(), env_, kNow);
+  InputResult r = runner.Process(input_);
   ASSERT_TRUE(r.ok()) << r.error.ToString();
   ASSERT_EQ(r.input_id.size(), 16u);
   EXPECT_EQ(r.rejects_file,
@@ -111,9 +119,9 @@ TEST_F(PipelineTest, RejectsAndBatchesAreFiledUnderTheInputIdOnly) {
   }
 }
 
-TEST_F(PipelineTest, MissingInputLeavesNothingBehind) {
-  Pipeline pipeline(config_, ledger_.get(), env_, kNow);
-  InputResult r = pipeline.Process((root_ / "absent.csv").string());
+TEST_F(InProcessRunTest, MissingInputLeavesNothingBehind) {
+  InProcessRunner runner(config_, ledger_.get(), env_, kNow);
+  InputResult r = runner.Process((root_ / "absent.csv").string());
   EXPECT_FALSE(r.ok());
   EXPECT_FALSE(r.scan.input_error.ok());
   EXPECT_EQ(r.scan.records, 0u);
@@ -124,7 +132,7 @@ TEST_F(PipelineTest, MissingInputLeavesNothingBehind) {
                !fs::is_empty(root_ / "work/staging"));
 }
 
-TEST_F(PipelineTest, PendingFoldersLeftADayAgoAreRemoved) {
+TEST_F(InProcessRunTest, PendingFoldersLeftADayAgoAreRemoved) {
   // As left by runs killed mid-scan: two stale, one still being written.
   const fs::path work = root_ / "work";
   const auto two_days_ago =
@@ -142,8 +150,8 @@ TEST_F(PipelineTest, PendingFoldersLeftADayAgoAreRemoved) {
                             work / "runs/pending-0000000000000003"}) {
     fs::last_write_time(p, two_days_ago);
   }
-  Pipeline pipeline(config_, ledger_.get(), env_, kNow);
-  InputResult r = pipeline.Process(input_);
+  InProcessRunner runner(config_, ledger_.get(), env_, kNow);
+  InputResult r = runner.Process(input_);
   ASSERT_TRUE(r.ok()) << r.error.ToString();
   EXPECT_FALSE(fs::exists(work / "runs/pending-0000000000000001"));
   EXPECT_FALSE(fs::exists(work / "staging/pending-0000000000000002"));
@@ -151,7 +159,7 @@ TEST_F(PipelineTest, PendingFoldersLeftADayAgoAreRemoved) {
   EXPECT_TRUE(fs::exists(work / "runs/pending-0000000000000003/part"));
 }
 
-TEST_F(PipelineTest, TransportPoolGivesBackWhatWasReturnedHealthy) {
+TEST_F(InProcessRunTest, TransportPoolGivesBackWhatWasReturnedHealthy) {
   const DestinationConfig& visa = config_.destinations[0];
   const DestinationConfig& amex = config_.destinations[2];
   TransportPool pool;
@@ -190,7 +198,7 @@ TEST_F(PipelineTest, TransportPoolGivesBackWhatWasReturnedHealthy) {
 // Enough records for many hand-overs between the reading thread and the
 // caller's: every record still reaches `accept` or `reject` once, in input
 // order.
-class ScanInputTest : public PipelineTest {
+class ScanInputTest : public InProcessRunTest {
  protected:
   void WriteRecords(int count) {
     std::ofstream out(input_);
@@ -339,7 +347,7 @@ TEST_F(ScanInputTest, AcceptFailureStopsTheScanAtThatRecord) {
 
 // ---------------------------------------------------------------- limits
 
-class InputThresholdTest : public PipelineTest {
+class InputThresholdTest : public InProcessRunTest {
  protected:
   // `invalid` visa records with a bad ARN, then `valid` amex records (or
   // the other way round).
@@ -377,8 +385,8 @@ class InputThresholdTest : public PipelineTest {
 TEST_F(InputThresholdTest, RejectedRecordsUpToTheLimitStillDeliver) {
   config_.reject_thresholds.max_rejected_records = 5;
   WriteMix(5, 10);
-  Pipeline pipeline(config_, ledger_.get(), env_, kNow);
-  InputResult r = pipeline.Process(input_);
+  InProcessRunner runner(config_, ledger_.get(), env_, kNow);
+  InputResult r = runner.Process(input_);
   ASSERT_TRUE(r.ok()) << r.error.ToString();
   EXPECT_EQ(r.scan.rejected, 5u);
   EXPECT_EQ(RejectRows(r), 5);
@@ -388,8 +396,8 @@ TEST_F(InputThresholdTest, RejectedRecordsUpToTheLimitStillDeliver) {
 TEST_F(InputThresholdTest, OneRejectPastTheLimitRejectsTheWholeInput) {
   config_.reject_thresholds.max_rejected_records = 5;
   WriteMix(6, 10, /*invalid_first=*/false);
-  Pipeline pipeline(config_, ledger_.get(), env_, kNow);
-  InputResult r = pipeline.Process(input_);
+  InProcessRunner runner(config_, ledger_.get(), env_, kNow);
+  InputResult r = runner.Process(input_);
   EXPECT_FALSE(r.ok());
   EXPECT_EQ(r.error.code(), StatusCode::kResourceExhausted);
   EXPECT_NE(r.error.message().find("more than 5 records rejected "
@@ -408,17 +416,17 @@ TEST_F(InputThresholdTest, OneRejectPastTheLimitRejectsTheWholeInput) {
 }
 
 TEST_F(InputThresholdTest, RejectedRatioIsJudgedOverTheWholeInput) {
-  Pipeline pipeline(config_, ledger_.get(), env_, kNow);
+  InProcessRunner runner(config_, ledger_.get(), env_, kNow);
   // Exactly half rejected, all at the start: not over 0.5, delivered.
   WriteMix(50, 50);
-  InputResult half = pipeline.Process(input_);
+  InputResult half = runner.Process(input_);
   ASSERT_TRUE(half.ok()) << half.error.ToString();
   EXPECT_EQ(Delivered(), 1);
 
   // One more rejected than accepted: the input is rejected as a whole.
   fs::remove_all(root_ / "work");
   WriteMix(51, 49);
-  InputResult over = pipeline.Process(input_);
+  InputResult over = runner.Process(input_);
   EXPECT_EQ(over.error.code(), StatusCode::kResourceExhausted);
   EXPECT_NE(over.error.message().find("51 of 100 records rejected, more "
                                       "than input.max_rejected_ratio (0.5)"),
@@ -430,7 +438,7 @@ TEST_F(InputThresholdTest, RejectedRatioIsJudgedOverTheWholeInput) {
   // Under 100 records the ratio is not applied (a handful of records says
   // little about the export).
   WriteMix(60, 39);
-  InputResult small = pipeline.Process(input_);
+  InputResult small = runner.Process(input_);
   EXPECT_TRUE(small.ok()) << small.error.ToString();
   EXPECT_EQ(Delivered(), 1);
 }
@@ -442,12 +450,268 @@ TEST_F(InputThresholdTest, UnroutableRecordsDoNotCountTowardsTheThresholds) {
                              config_.destinations.end());
   config_.reject_thresholds.max_rejected_records = 0;
   WriteMix(0, 200);
-  Pipeline pipeline(config_, ledger_.get(), env_, kNow);
-  InputResult r = pipeline.Process(input_);
+  InProcessRunner runner(config_, ledger_.get(), env_, kNow);
+  InputResult r = runner.Process(input_);
   EXPECT_TRUE(r.ok()) << r.error.ToString();
   EXPECT_EQ(r.scan.rejected, 200u);
   EXPECT_EQ(r.scan.undeliverable[static_cast<int>(Network::kAmex)], 200u);
   EXPECT_EQ(r.scan.undeliverable_total(), 200u);
+}
+
+// ------------------------------------------- deliveries retried by the engine
+
+// A server in memory whose uploads fail as a test says: `fail(name, n)`
+// gives the n-th upload (1-based) of `name` its result.
+struct ScriptedServer {
+  std::mutex mu;
+  std::map<std::string, std::string> files;  // remote name -> bytes
+  std::map<std::string, int> uploads;        // final name -> uploads tried
+  std::function<Status(const std::string& name, int n)> fail;
+};
+
+class ScriptedTransport : public Transport {
+ public:
+  explicit ScriptedTransport(ScriptedServer* server) : server_(server) {}
+  Status Upload(const std::string& local_path,
+                const std::string& remote_name) override {
+    std::lock_guard<std::mutex> lock(server_->mu);
+    const int n = ++server_->uploads[FinalName(remote_name)];
+    if (server_->fail) {
+      Status st = server_->fail(FinalName(remote_name), n);
+      if (!st.ok()) return st;
+    }
+    std::ifstream in(local_path, std::ios::binary);
+    server_->files[remote_name] =
+        std::string((std::istreambuf_iterator<char>(in)), {});
+    return OkStatus();
+  }
+  Status Rename(const std::string& from, const std::string& to,
+                bool replace) override {
+    std::lock_guard<std::mutex> lock(server_->mu);
+    if (!server_->files.count(from)) return NotFoundError(from);
+    if (!replace && server_->files.count(to)) return AlreadyExistsError(to);
+    server_->files[to] = std::move(server_->files[from]);
+    server_->files.erase(from);
+    return OkStatus();
+  }
+  StatusOr<std::optional<uint64_t>> RemoteSize(
+      const std::string& remote_name) override {
+    std::lock_guard<std::mutex> lock(server_->mu);
+    auto it = server_->files.find(remote_name);
+    if (it == server_->files.end()) return std::optional<uint64_t>();
+    return std::optional<uint64_t>(it->second.size());
+  }
+  Status Remove(const std::string& remote_name) override {
+    std::lock_guard<std::mutex> lock(server_->mu);
+    server_->files.erase(remote_name);
+    return OkStatus();
+  }
+  std::string Describe() const override { return "scripted://"; }
+
+  // ".visa_001.csv.0123456789abcdef.part" -> "visa_001.csv"
+  static std::string FinalName(const std::string& temp) {
+    std::string rest = temp.substr(1);
+    for (int i = 0; i < 2 && rest.rfind('.') != std::string::npos; ++i)
+      rest = rest.substr(0, rest.rfind('.'));
+    return rest;
+  }
+
+ private:
+  ScriptedServer* server_;
+};
+
+// Every destination delivers to one scripted server, retried by the
+// engine under its policy (no waiting: a FakeEnv), with the in-memory
+// ledger: no servers, no root.
+class EngineDeliveryTest : public InProcessRunTest {
+ protected:
+  void SetUp() override {
+    InProcessRunTest::SetUp();
+    for (DestinationConfig& d : config_.destinations) {
+      d.retry.max_attempts = 4;
+      d.temp_suffix = ".part";
+    }
+    memory_ledger_ = std::make_unique<InMemoryDeliveryLedger>(&fake_);
+  }
+  InProcessOptions Options() {
+    InProcessOptions options;
+    options.make_transport = [this](const DestinationConfig&) {
+      return StatusOr<std::unique_ptr<Transport>>(
+          std::make_unique<ScriptedTransport>(&server_));
+    };
+    return options;
+  }
+  InputResult Run() {
+    InProcessRunner runner(config_, memory_ledger_.get(), &fake_, kNow,
+                           Options());
+    return runner.Process(input_);
+  }
+  // Two visa files in one batch (one record per file), then one amex.
+  void WriteTwoVisaFiles() {
+    config_.limits.max_records_per_file = 1;
+    std::ofstream(input_)
+        << "case_id,network,arn,merchant_id,transaction_date,"
+           "chargeback_date,amount,currency,reason_code\n"
+           "V1,visa,74567890123456789012341,M1,2025-03-01,2025-04-01,"
+           "10.00,USD,10.4\n"
+           "V2,visa,74567890123456789012341,M1,2025-03-01,2025-04-01,"
+           "11.00,USD,10.4\n"
+           "A1,amex,,M2,2025-03-01,2025-04-01,5.00,EUR,C08\n";
+  }
+  const DeliveredFile* File(const InputResult& r, const std::string& dest,
+                            int nth) {
+    for (const BatchResult& b : r.batches) {
+      for (const DeliveredFile& f : b.files) {
+        if (f.file.destination == dest && nth-- == 0) return &f;
+      }
+    }
+    return nullptr;
+  }
+
+  FakeEnv fake_{kNow * 1000};
+  ScriptedServer server_;
+  std::unique_ptr<InMemoryDeliveryLedger> memory_ledger_;
+};
+
+TEST_F(EngineDeliveryTest, AFailedFileListsEveryAttemptOfItsRunOnly) {
+  server_.fail = [](const std::string& name, int) {
+    return name.rfind("visa", 0) == 0 ? UnavailableError("connection reset")
+                                      : OkStatus();
+  };
+  for (int run = 1; run <= 2; ++run) {
+    InputResult r = Run();
+    EXPECT_FALSE(r.ok());
+    const DeliveredFile* visa = File(r, "visa", 0);
+    ASSERT_NE(visa, nullptr);
+    EXPECT_EQ(visa->delivery.outcome, DeliveryOutcome::kFailed);
+    // The destination's four tries, each one attempt of the file; the
+    // second run reports its own four, not the first run's too.
+    ASSERT_EQ(visa->delivery.attempts.size(), 4u) << "run " << run;
+    for (const AttemptRecord& a : visa->delivery.attempts) {
+      EXPECT_EQ(a.error_class, "transient");
+      EXPECT_EQ(a.code, "UNAVAILABLE");
+      EXPECT_EQ(a.message, "connection reset");
+    }
+    EXPECT_EQ(visa->delivery.error.ToString(), "UNAVAILABLE: connection reset");
+    const DeliveredFile* amex = File(r, "amex", 0);
+    ASSERT_NE(amex, nullptr);
+    EXPECT_EQ(amex->delivery.outcome, run == 1
+                                          ? DeliveryOutcome::kDelivered
+                                          : DeliveryOutcome::kAlreadyDelivered);
+  }
+  EXPECT_EQ(memory_ledger_->FailedAttempts("visa", File(Run(), "visa", 0)
+                                                       ->file.name)
+                ->size(),
+            12u);
+}
+
+TEST_F(EngineDeliveryTest, AFileDeliveredInAnEarlierTryOfTheRunIsDelivered) {
+  WriteTwoVisaFiles();
+  // The second visa file fails its first upload: the engine tries the
+  // destination again, and finds the first file in the ledger.
+  std::string second;
+  server_.fail = [&second](const std::string& name, int n) {
+    if (name.rfind("visa", 0) != 0) return OkStatus();
+    if (second.empty() || second == name) {
+      second = name;
+      return OkStatus();
+    }
+    return n == 1 ? UnavailableError("timeout") : OkStatus();
+  };
+  InputResult r = Run();
+  ASSERT_TRUE(r.ok()) << r.error.ToString();
+  const DeliveredFile* first = File(r, "visa", 0);
+  const DeliveredFile* other = File(r, "visa", 1);
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(first->delivery.outcome, DeliveryOutcome::kDelivered);
+  EXPECT_EQ(other->delivery.outcome, DeliveryOutcome::kDelivered);
+  EXPECT_EQ(server_.uploads[first->file.name], 1);
+  EXPECT_EQ(server_.uploads[other->file.name], 2);
+  // A later run: everything was delivered by an earlier one.
+  InputResult again = Run();
+  ASSERT_TRUE(again.ok()) << again.error.ToString();
+  for (const BatchResult& b : again.batches) {
+    for (const DeliveredFile& f : b.files)
+      EXPECT_EQ(f.delivery.outcome, DeliveryOutcome::kAlreadyDelivered)
+          << f.file.name;
+  }
+}
+
+TEST_F(EngineDeliveryTest, APermanentFailureDoesNotStopRetriesOfAnotherFile) {
+  WriteTwoVisaFiles();
+  std::string first;
+  server_.fail = [&first](const std::string& name, int n) {
+    if (name.rfind("visa", 0) != 0) return OkStatus();
+    if (first.empty()) first = name;
+    if (name == first) return PermissionDeniedError("no write access");
+    return n <= 2 ? UnavailableError("busy") : OkStatus();
+  };
+  InputResult r = Run();
+  EXPECT_FALSE(r.ok());
+  const DeliveredFile* refused = File(r, "visa", 0);
+  const DeliveredFile* busy = File(r, "visa", 1);
+  ASSERT_NE(refused, nullptr);
+  ASSERT_NE(busy, nullptr);
+  ASSERT_EQ(refused->file.name, first);
+  // One attempt: a permanent error is not tried again in the run...
+  EXPECT_EQ(refused->delivery.outcome, DeliveryOutcome::kFailed);
+  ASSERT_EQ(refused->delivery.attempts.size(), 1u);
+  EXPECT_EQ(refused->delivery.attempts[0].error_class, "permanent");
+  EXPECT_EQ(refused->delivery.error.ToString(),
+            "PERMISSION_DENIED: no write access");
+  EXPECT_EQ(server_.uploads[first], 1);
+  // ...while the other file's transient errors are, until it goes out.
+  EXPECT_EQ(busy->delivery.outcome, DeliveryOutcome::kDelivered);
+  EXPECT_EQ(server_.uploads[busy->file.name], 3);
+  EXPECT_EQ(File(r, "amex", 0)->delivery.outcome,
+            DeliveryOutcome::kDelivered);
+}
+
+TEST_F(EngineDeliveryTest, ABatchFailingVerificationDoesNotStopTheOthers) {
+  config_.limits.max_files_per_batch = 1;  // visa and amex: two batches
+  InProcessOptions options = Options();
+  int verified = 0;
+  options.before_step = [&](std::string_view step, const nlohmann::json& in) {
+    if (step != "verify" || verified++ != 0) return;
+    const std::string id = in["batch"]["id"];
+    const std::string name = in["batch"]["files"][0]["name"];
+    std::ofstream(root_ / "work/batches" / id / name, std::ios::app) << "x";
+  };
+  InProcessRunner runner(config_, memory_ledger_.get(), &fake_, kNow, options);
+  InputResult r = runner.Process(input_);
+  EXPECT_FALSE(r.ok());
+  ASSERT_EQ(r.batches.size(), 2u);
+  EXPECT_EQ(r.batches[0].verify.code(), StatusCode::kDataLoss);
+  ASSERT_EQ(r.batches[0].files.size(), 1u);
+  EXPECT_EQ(r.batches[0].files[0].delivery.outcome, DeliveryOutcome::kFailed);
+  EXPECT_EQ(r.batches[0].files[0].delivery.error.code(), StatusCode::kDataLoss);
+  EXPECT_TRUE(r.batches[0].files[0].delivery.attempts.empty());
+  EXPECT_TRUE(r.batches[1].ok());
+  ASSERT_EQ(r.batches[1].files.size(), 1u);
+  EXPECT_EQ(r.batches[1].files[0].delivery.outcome,
+            DeliveryOutcome::kDelivered);
+  EXPECT_EQ(*memory_ledger_->CountDelivered(), 1);
+}
+
+TEST_F(EngineDeliveryTest, AnUnreadableInputIsQuarantinedWithItsCounts) {
+  config_.reject_thresholds.max_rejected_records = 0;
+  InputResult r = Run();  // X1 has a bad ARN: over the limit
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.error.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(r.scan.records, 3u);
+  EXPECT_EQ(r.scan.rejected, 1u);
+  ASSERT_EQ(r.input_id.size(), 16u);
+  EXPECT_EQ(r.quarantine_dir,
+            config_.work_dir + "/quarantine/" + r.input_id);
+  EXPECT_EQ(r.rejects_file,
+            config_.work_dir + "/runs/" + r.input_id + "/rejects.csv");
+  std::ifstream reason(r.quarantine_dir + "/reason.txt");
+  std::string text((std::istreambuf_iterator<char>(reason)), {});
+  EXPECT_EQ(text, "input: " + input_ + "\n" + r.error.ToString() + "\n");
+  EXPECT_TRUE(fs::exists(r.quarantine_dir + "/in.csv"));
+  EXPECT_TRUE(fs::exists(input_));  // the original kept
+  EXPECT_TRUE(server_.uploads.empty());
 }
 
 }  // namespace
