@@ -73,19 +73,13 @@
 #include <vector>
 
 #include "aws/credentials.h"
+#include "aws/options.h"
 #include "aws/sigv4.h"
 #include "common/env.h"
 #include "common/retry.h"
 #include "common/status.h"
 
 namespace cbpipe {
-
-enum class AwsS3Addressing {
-  kAuto,           // path style with an endpoint override or a dotted
-                   // bucket name, virtual-hosted otherwise
-  kPathStyle,      // https://s3.REGION.amazonaws.com/BUCKET/KEY
-  kVirtualHosted,  // https://BUCKET.s3.REGION.amazonaws.com/KEY
-};
 
 // One call (all its attempts), as the observer sees it. Never holds a
 // secret.

@@ -637,7 +637,12 @@ Status ParseService(const toml::table& t, const ConfigError& err,
 }
 
 Status ParseAws(const toml::table& t, const ConfigError& err, AwsOptions* aws) {
-  CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(t, {"region", "profile"}, "aws.", err));
+  CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
+      t,
+      {"region", "profile", "endpoints", "s3_addressing",
+       "connect_timeout_seconds", "request_timeout_seconds",
+       "idle_timeout_seconds"},
+      "aws.", err));
   CBPIPE_RETURN_IF_ERROR(GetString(t, "region", "aws.", err, &aws->region));
   if (t.get("region") && !IsAwsRegionName(aws->region))
     return err.At("aws.region",
@@ -650,6 +655,48 @@ Status ParseAws(const toml::table& t, const ConfigError& err, AwsOptions* aws) {
     return err.At("aws.profile",
                   "must be a profile name of ~/.aws/config (no spaces, "
                   "brackets or control characters)");
+  if (const toml::node* n = t.get("endpoints")) {
+    const toml::table* endpoints = n->as_table();
+    if (!endpoints)
+      return err.At("aws.endpoints",
+                    "must be a table: { s3 = \"http://127.0.0.1:5000\" }");
+    for (const auto& [key, value] : *endpoints) {
+      const std::string name(key.str());
+      const std::string at = "aws.endpoints." + name;
+      if (name.empty() ||
+          name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") !=
+              std::string::npos)
+        return err.At(at, "must be a service signing name (s3, sqs, ...)");
+      if (!value.is_string()) return err.At(at, "must be a string");
+      const std::string url = value.as_string()->get();
+      const bool scheme =
+          url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0;
+      const size_t host = url.find("://") + 3;
+      if (!scheme || url.size() <= host || FindUnsafeChar(url) ||
+          url.find_first_of("/?#@ ", host) != std::string::npos)
+        return err.At(at,
+                      "must be an http:// or https:// URL with a host and "
+                      "no path, query or credentials");
+      aws->endpoints[name] = url;
+    }
+  }
+  std::string addressing;
+  CBPIPE_RETURN_IF_ERROR(
+      GetString(t, "s3_addressing", "aws.", err, &addressing));
+  if (addressing == "path") {
+    aws->s3_addressing = AwsS3Addressing::kPathStyle;
+  } else if (addressing == "virtual") {
+    aws->s3_addressing = AwsS3Addressing::kVirtualHosted;
+  } else if (!addressing.empty() && addressing != "auto") {
+    return err.At("aws.s3_addressing", "must be \"auto\", \"path\" or "
+                                       "\"virtual\"");
+  }
+  CBPIPE_RETURN_IF_ERROR(GetDouble(t, "connect_timeout_seconds", "aws.", err,
+                                   0.1, 600, &aws->connect_timeout_seconds));
+  CBPIPE_RETURN_IF_ERROR(GetDouble(t, "request_timeout_seconds", "aws.", err,
+                                   0, 86400, &aws->request_timeout_seconds));
+  CBPIPE_RETURN_IF_ERROR(GetDouble(t, "idle_timeout_seconds", "aws.", err, 1,
+                                   3600, &aws->idle_timeout_seconds));
   return OkStatus();
 }
 
@@ -1091,6 +1138,32 @@ std::string DescribeConfig(const Config& c) {
   if (c.aws) {
     o << "\n[aws]\nregion = " << q(c.aws->region)
       << "\nprofile = " << q(c.aws->profile) << "\n";
+    if (!c.aws->endpoints.empty()) {
+      o << "endpoints = {";
+      const char* sep = " ";
+      for (const auto& [name, url] : c.aws->endpoints) {
+        o << sep << name << " = " << q(url);
+        sep = ", ";
+      }
+      o << " }\n";
+    }
+    const AwsOptions defaults;
+    if (c.aws->s3_addressing != defaults.s3_addressing) {
+      o << "s3_addressing = "
+        << (c.aws->s3_addressing == AwsS3Addressing::kPathStyle
+                ? "\"path\""
+                : "\"virtual\"")
+        << "\n";
+    }
+    auto seconds = [&](const char* key, double v, double d) {
+      if (v != d) o << key << " = " << v << "\n";
+    };
+    seconds("connect_timeout_seconds", c.aws->connect_timeout_seconds,
+            defaults.connect_timeout_seconds);
+    seconds("request_timeout_seconds", c.aws->request_timeout_seconds,
+            defaults.request_timeout_seconds);
+    seconds("idle_timeout_seconds", c.aws->idle_timeout_seconds,
+            defaults.idle_timeout_seconds);
   }
   for (const auto& [name, layout] : c.layouts) {
     std::optional<Layout> builtin = BuiltinLayout(name);

@@ -595,6 +595,58 @@ TEST(ConfigTest, AwsTableErrorsNameTheKey) {
               HasSubstr("aws: must be a table"));
 }
 
+TEST(ConfigTest, AwsTableMapsEndpointsAddressingAndTimeouts) {
+  StatusOr<Config> c = ParseConfig(WithDestination(R"(
+[aws]
+region = "us-east-1"
+profile = "ops"
+endpoints = { s3 = "http://127.0.0.1:5000", sqs = "https://sqs.local:9324" }
+s3_addressing = "path"
+connect_timeout_seconds = 2
+request_timeout_seconds = 30
+idle_timeout_seconds = 5
+)"),
+                                   "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->aws->endpoints.at("s3"), "http://127.0.0.1:5000");
+  EXPECT_EQ(c->aws->endpoints.at("sqs"), "https://sqs.local:9324");
+  EXPECT_EQ(c->aws->s3_addressing, AwsS3Addressing::kPathStyle);
+  EXPECT_EQ(c->aws->connect_timeout_seconds, 2);
+  EXPECT_EQ(c->aws->request_timeout_seconds, 30);
+  EXPECT_EQ(c->aws->idle_timeout_seconds, 5);
+  // What config check prints reads back the same.
+  StatusOr<Config> again = ParseConfig(DescribeConfig(*c), "described.toml");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->aws->endpoints, c->aws->endpoints);
+  EXPECT_EQ(again->aws->s3_addressing, AwsS3Addressing::kPathStyle);
+  EXPECT_EQ(again->aws->idle_timeout_seconds, 5);
+
+  c = ParseConfig(WithDestination("[aws]\ns3_addressing = \"virtual\"\n"),
+                  "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->aws->s3_addressing, AwsS3Addressing::kVirtualHosted);
+  EXPECT_TRUE(c->aws->endpoints.empty());
+
+  EXPECT_THAT(ErrorOf(WithDestination("[aws]\nendpoints = 1\n")),
+              HasSubstr("aws.endpoints: must be a table"));
+  EXPECT_THAT(
+      ErrorOf(WithDestination("[aws]\nendpoints = { s3 = \"ftp://x\" }\n")),
+      HasSubstr("aws.endpoints.s3: must be an http:// or https:// URL"));
+  EXPECT_THAT(ErrorOf(WithDestination(
+                  "[aws]\nendpoints = { s3 = \"http://u:p@h:1\" }\n")),
+              HasSubstr("aws.endpoints.s3: must be an http"));
+  EXPECT_THAT(ErrorOf(WithDestination(
+                  "[aws]\nendpoints = { s3 = \"http://h:1/path\" }\n")),
+              HasSubstr("aws.endpoints.s3: must be an http"));
+  EXPECT_THAT(ErrorOf(WithDestination("[aws]\nendpoints = { s3 = 1 }\n")),
+              HasSubstr("aws.endpoints.s3: must be a string"));
+  EXPECT_THAT(ErrorOf(WithDestination("[aws]\ns3_addressing = \"dns\"\n")),
+              HasSubstr("aws.s3_addressing: must be"));
+  EXPECT_THAT(
+      ErrorOf(WithDestination("[aws]\nconnect_timeout_seconds = 0\n")),
+      HasSubstr("aws.connect_timeout_seconds: must be between"));
+}
+
 TEST(ConfigTest, UsesAwsOnlyWithAnAwsTableOrAnAwsResource) {
   StatusOr<Config> c = ParseConfig(WithDestination(""), "t.toml");
   ASSERT_TRUE(c.ok()) << c.status().ToString();

@@ -1,8 +1,11 @@
 #include "workflow/registry.h"
 
+#include <mutex>
+#include <sstream>
 #include <utility>
 #include <vector>
 
+#include "aws/make_client.h"
 #include "common/url.h"
 #include "ledger/in_memory_ledger.h"
 #include "ledger/sqlite_ledger.h"
@@ -151,7 +154,30 @@ StatusOr<std::string> FileUrl(std::string_view absolute_path) {
   return url;
 }
 
-StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(std::string_view url) {
+StatusOr<std::shared_ptr<AwsClient>> AwsClientFor(const AwsOptions& options) {
+  std::ostringstream key;
+  key << options.region << '\n' << options.profile << '\n'
+      << static_cast<int>(options.s3_addressing) << '\n'
+      << options.connect_timeout_seconds << '\n'
+      << options.request_timeout_seconds << '\n'
+      << options.idle_timeout_seconds << '\n';
+  for (const auto& [service, url] : options.endpoints)
+    key << service << '=' << url << '\n';
+  static std::mutex mu;
+  // Never destroyed: adapters may still hold clients while statics go away.
+  static auto* clients =
+      new std::map<std::string, std::shared_ptr<AwsClient>>();
+  std::lock_guard<std::mutex> lock(mu);
+  auto found = clients->find(key.str());
+  if (found != clients->end()) return found->second;
+  CBPIPE_ASSIGN_OR_RETURN(std::shared_ptr<AwsClient> client,
+                          MakeAwsClient(options));
+  clients->emplace(key.str(), client);
+  return client;
+}
+
+StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(std::string_view url,
+                                                       const AwsOptions& aws) {
   constexpr std::string_view kWhat = "object store";
   CBPIPE_ASSIGN_OR_RETURN(AdapterUrl u, ParseAdapterUrl(url, kWhat));
   if (u.scheme == "file") {
@@ -163,7 +189,7 @@ StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(std::string_view url) {
     CBPIPE_RETURN_IF_ERROR(NothingAfterMemory(kWhat, u, url));
     return std::unique_ptr<ObjectStore>(new InMemoryObjectStore());
   }
-  // Next: s3://bucket/prefix.
+  static_cast<void>(aws);  // Next: s3://bucket/prefix.
   return UnknownScheme(kWhat, u, url, {"file", "memory"});
 }
 

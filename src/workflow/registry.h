@@ -43,6 +43,8 @@
 #include <string>
 #include <string_view>
 
+#include "aws/client.h"
+#include "aws/options.h"
 #include "common/env.h"
 #include "common/status.h"
 #include "ledger/ledger.h"
@@ -54,7 +56,16 @@
 
 namespace cbpipe {
 
-StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(std::string_view url);
+// The AwsClient every AWS adapter of the process shares: one per distinct
+// `options` (the [aws] table), made by MakeAwsClient (aws/make_client.h) at
+// the first call and kept for the life of the process (so connections are
+// pooled across adapters). Errors as MakeAwsClient's (no region: the
+// message says where it was looked for); an error is not cached.
+StatusOr<std::shared_ptr<AwsClient>> AwsClientFor(const AwsOptions& options);
+
+// `aws` is the [aws] table for s3:// (Config::aws; {} = all defaults).
+StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(
+    std::string_view url, const AwsOptions& aws = {});
 StatusOr<std::unique_ptr<SecretStore>> OpenSecretStore(std::string_view url);
 // `options` go to the adapter (SqliteQueue's QueueOptions for sqlite://).
 StatusOr<std::unique_ptr<Queue>> OpenQueue(std::string_view url,
