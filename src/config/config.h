@@ -78,6 +78,14 @@ struct EmailConfig {
   RetryPolicy retry;
 };
 
+// [notify.sns]: SnsNotifier (notify/sns_notifier.h).
+struct SnsConfig {
+  std::string topic_arn;        // every event (after `events`)
+  std::string alert_topic_arn;  // alerts only; "" = none
+  std::vector<std::string> events;  // empty: all
+  int queue_capacity = 1000;
+};
+
 struct Config {
   std::string source;  // file it was loaded from, or "(built-in default)"
   // [input]
@@ -101,6 +109,7 @@ struct Config {
   ServiceConfig service;
   std::vector<WebhookConfig> webhooks;
   std::optional<EmailConfig> email;
+  std::optional<SnsConfig> sns;
   // [aws]: set when the config has the table (even empty).
   std::optional<AwsOptions> aws;
 
