@@ -27,10 +27,16 @@
 #   CBPIPE_NOW     the present for date rules (default: now, fixed for the run)
 #   PYTHON         Python 3 interpreter (default python3)
 #   BENCH_DATA_DIR where samples and the work dirs go (default bench/data)
+#   BASELINE_BIN   another cbpipe binary (say, the last release's) measured
+#                  side by side: its runs alternate with CBPIPE_BIN's on the
+#                  same samples, the report gives the speed ratio (target:
+#                  CBPIPE_BIN no more than 5% slower) and checks that both
+#                  wrote the same files and the same --json summaries
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${CBPIPE_BIN:-$ROOT/build/src/app/cbpipe}
+BASELINE=${BASELINE_BIN:-}
 RUNS=${RUNS:-3}
 PY_RUNS=${PY_RUNS:-$RUNS}
 RECORDS=${RECORDS:-1000000}
@@ -54,6 +60,10 @@ die() {
 "$BIN" gen-sample --help >/dev/null 2>&1 ||
   die "$BIN has no gen-sample command"
 "$BIN" run --help >/dev/null 2>&1 || die "$BIN has no run command"
+if [[ -n $BASELINE ]]; then
+  [[ -x $BASELINE ]] || die "no baseline binary at $BASELINE"
+  "$BASELINE" run --help >/dev/null 2>&1 || die "$BASELINE has no run command"
+fi
 command -v "$PYTHON" >/dev/null || die "no $PYTHON"
 [[ $RUNS =~ ^[1-9][0-9]*$ && $PY_RUNS =~ ^[1-9][0-9]*$ ]] ||
   die "RUNS and PY_RUNS must be positive integers"
@@ -137,11 +147,47 @@ for f in "$CSV" "$JSONL"; do cat "$f" >/dev/null; done
 echo "measuring (median of $RUNS runs; Python: $PY_RUNS)" >&2
 measure cat_csv "$RUNS" /dev/null "0" - cat "$CSV"
 measure cat_jsonl "$RUNS" /dev/null "0" - cat "$JSONL"
-measure cbpipe_csv "$RUNS" "$WORK/cbpipe_csv.json" "0" "$RUN_DIRS/cbpipe_csv" \
-  "$BIN" run --json --work-dir "$RUN_DIRS/cbpipe_csv" "$CSV"
-measure cbpipe_jsonl "$RUNS" "$WORK/cbpipe_jsonl.json" "0" \
-  "$RUN_DIRS/cbpipe_jsonl" \
-  "$BIN" run --json --work-dir "$RUN_DIRS/cbpipe_jsonl" "$JSONL"
+# run_cbpipe LABEL BINARY FORMAT FILE: one measured run; its work dir stays
+# until the next run of LABEL (the baseline comparison reads it).
+run_cbpipe() {
+  measure "$1" 1 "$WORK/$1.json" "0" "$RUN_DIRS/$1" \
+    "$2" run --json --work-dir "$RUN_DIRS/$1" "$4"
+}
+for ((i = 1; i <= RUNS; i++)); do
+  for fmt in csv jsonl; do
+    file=$CSV
+    [[ $fmt == jsonl ]] && file=$JSONL
+    if [[ -z $BASELINE ]]; then
+      run_cbpipe "cbpipe_$fmt" "$BIN" "$fmt" "$file"
+    elif ((i % 2)); then  # alternate which goes first
+      run_cbpipe "cbpipe_$fmt" "$BIN" "$fmt" "$file"
+      run_cbpipe "baseline_$fmt" "$BASELINE" "$fmt" "$file"
+    else
+      run_cbpipe "baseline_$fmt" "$BASELINE" "$fmt" "$file"
+      run_cbpipe "cbpipe_$fmt" "$BIN" "$fmt" "$file"
+    fi
+  done
+done
+SAME_OUTPUT=-
+if [[ -n $BASELINE ]]; then
+  # Same files, names, manifests and rejects (the ledger's timestamps and
+  # the work dir's own path aside), and the same --json once the work dir
+  # path is taken out.
+  SAME_OUTPUT=1
+  for fmt in csv jsonl; do
+    if ! diff -r -q -x 'ledger.db*' "$RUN_DIRS/cbpipe_$fmt" \
+        "$RUN_DIRS/baseline_$fmt" >"$WORK/diff_$fmt" 2>&1; then
+      SAME_OUTPUT=0
+      head -5 "$WORK/diff_$fmt" >&2
+    fi
+    if ! diff -q <(sed "s#$RUN_DIRS/cbpipe_$fmt#WORK#g" "$WORK/cbpipe_$fmt.json") \
+        <(sed "s#$RUN_DIRS/baseline_$fmt#WORK#g" "$WORK/baseline_$fmt.json") \
+        >/dev/null; then
+      SAME_OUTPUT=0
+      echo "run_bench: --json of $fmt differs from the baseline's" >&2
+    fi
+  done
+fi
 measure python_csv "$PY_RUNS" "$WORK/python_csv.json" "0 1" \
   "$RUN_DIRS/python_csv" \
   "$PYTHON" "$ROOT/bench/py_run.py" --json "$CSV" "$RUN_DIRS/python_csv"
@@ -162,12 +208,13 @@ REPORT=$RESULTS/run-$(date -u +%Y%m%dT%H%M%SZ).txt
 rc=0
 "$PYTHON" - "$WORK" "$MEASUREMENTS" "$CSV" "$JSONL" "$BIG_CSV" \
   "$RECORDS" "$INVALID_RATIO" "$RUNS" "$PY_RUNS" "$SKIP_10X" "$BIN" \
-  "$LOAD_BEFORE" "$LOAD_AFTER" \
+  "$LOAD_BEFORE" "$LOAD_AFTER" "$BASELINE" "$SAME_OUTPUT" \
   <<'PYEOF' | tee "$REPORT" || rc=$?
 import json, os, statistics, sys
 
 (work, measurements, csv_path, jsonl_path, big_csv, records, ratio, runs,
- py_runs, skip_10x, binary, load_before, load_after) = sys.argv[1:]
+ py_runs, skip_10x, binary, load_before, load_after, baseline,
+ same_output) = sys.argv[1:]
 records = int(records)
 big_records = records * 10
 with_10x = skip_10x != "1"
@@ -199,6 +246,10 @@ rows = [  # label, description, file, records (None: reads bytes only)
     ("python_csv", "python reference CSV", csv_path, records),
     ("python_jsonl", "python reference JSONL", jsonl_path, records),
 ]
+if baseline:
+    rows[4:4] = [("baseline_csv", "baseline run CSV", csv_path, records),
+                 ("baseline_jsonl", "baseline run JSONL", jsonl_path,
+                  records)]
 if with_10x:
     rows.append(("cbpipe_csv_10x", "cbpipe run CSV 10x", big_csv,
                  big_records))
@@ -206,7 +257,8 @@ if with_10x:
 print(f"cbpipe run benchmark (file:// destinations): {records:,} records "
       f"(10x: {big_records:,}), invalid ratio {ratio}, median of {runs} "
       f"runs (Python: {py_runs})")
-print(f"binary {binary}; CBPIPE_NOW={os.environ.get('CBPIPE_NOW')}; "
+print(f"binary {binary}" + (f"; baseline {baseline} (runs alternated)"
+                            if baseline else "") + f"; CBPIPE_NOW={os.environ.get('CBPIPE_NOW')}; "
       f"{os.cpu_count()} CPUs; load average before {load_before}, after "
       f"{load_after}")
 print()
@@ -251,6 +303,17 @@ r = mbps["cbpipe_csv"] / mbps["cat_csv"]
 check("cbpipe / cat, CSV MB/s", r, "(info)", None, "{:.3f}")
 r = mbps["cbpipe_jsonl"] / mbps["cat_jsonl"]
 check("cbpipe / cat, JSONL MB/s", r, "(info)", None, "{:.3f}")
+if baseline:
+    for fmt in ("csv", "jsonl"):
+        r = seconds(f"baseline_{fmt}") / seconds(f"cbpipe_{fmt}")
+        check(f"baseline / cbpipe wall time, {fmt.upper()}", r,
+              ">= 0.95 (within 5%)", r >= 0.95, "{:.3f}")
+        r = median(f"baseline_{fmt}", 2) / max(median(f"cbpipe_{fmt}", 2),
+                                                1e-4)
+        check(f"baseline / cbpipe CPU time, {fmt.upper()}", r,
+              "(info: load-proof)", None, "{:.3f}")
+    check("same files and --json as the baseline", int(same_output == "1"),
+          "1", same_output == "1", "{}")
 if with_10x:
     one, ten = rss_mb("cbpipe_csv"), rss_mb("cbpipe_csv_10x")
     # Flat memory: only the duplicate-case-id set may grow with the input,

@@ -113,9 +113,11 @@ DeliveryResult FileDeliverer::Deliver(const FileToDeliver& file) {
   for (int attempt = 1;; ++attempt) {
     std::string remote_name = file.name;
     DeliveryOutcome outcome = DeliveryOutcome::kFailed;
-    Status st = AttemptOnce(file, &remote_name, &outcome);
+    bool earlier_try = false;
+    Status st = AttemptOnce(file, &remote_name, &outcome, &earlier_try);
     if (st.ok()) {
       result.outcome = outcome;
+      result.earlier_try = earlier_try;
       result.remote_name = remote_name;
       return result;
     }
@@ -182,13 +184,15 @@ Status FileDeliverer::ResolveConflict(const FileToDeliver& file,
 
 Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
                                   std::string* remote_name,
-                                  DeliveryOutcome* outcome) {
+                                  DeliveryOutcome* outcome,
+                                  bool* earlier_try) {
   // Delivered already: nothing to claim (the common case of a re-run).
   CBPIPE_ASSIGN_OR_RETURN(std::optional<LedgerEntry> known,
                           ledger_->Find(destination_.name, file.name));
   if (!file.replay && known && known->state == "delivered" &&
       known->sha256 == file.sha256) {
     *outcome = Prior(*known, file);
+    *earlier_try = *outcome == DeliveryOutcome::kDelivered;
     return OkStatus();
   }
   const std::string owner =
@@ -204,7 +208,7 @@ Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
         std::to_string(claim_lease_ms_ / 1000) +
         " s); not uploaded twice, retried later");
   }
-  Status st = AttemptClaimed(file, remote_name, outcome, owner);
+  Status st = AttemptClaimed(file, remote_name, outcome, earlier_try, owner);
   // Best effort: a claim not released runs out with its lease.
   ledger_->ReleaseDeliveryClaim(destination_.name, file.name, owner)
       .IgnoreError();
@@ -214,6 +218,7 @@ Status FileDeliverer::AttemptOnce(const FileToDeliver& file,
 Status FileDeliverer::AttemptClaimed(const FileToDeliver& file,
                                      std::string* remote_name,
                                      DeliveryOutcome* outcome,
+                                     bool* earlier_try,
                                      const std::string& owner) {
   LedgerEntry entry{destination_.name,  file.name,     file.size,
                     file.sha256,        file.batch_id, "",
@@ -227,6 +232,7 @@ Status FileDeliverer::AttemptClaimed(const FileToDeliver& file,
   }
   if (known && known->state == "delivered" && known->sha256 == file.sha256) {
     *outcome = Prior(*known, file);
+    *earlier_try = *outcome == DeliveryOutcome::kDelivered;
     return OkStatus();
   }
   if (known && known->state == "intent" && !known->temp_name.empty()) {

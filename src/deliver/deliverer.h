@@ -71,6 +71,10 @@ struct DeliveryResult {
   std::string remote_name;  // differs from the file's name after a rename
   std::vector<AttemptRecord> attempts;  // failed attempts, oldest first
   Status error;                         // the last error when kFailed
+  // kDelivered by an earlier try of this same run (the ledger has it under
+  // the run's id): reported as delivered, but nothing was sent this time,
+  // so counters and "delivered" log lines must not count it again.
+  bool earlier_try = false;
 };
 
 // How long a delivery claim lasts unless the caller says otherwise: a
@@ -91,12 +95,14 @@ class FileDeliverer {
   DeliveryResult Deliver(const FileToDeliver& file);
 
  private:
-  // One attempt of the protocol. Sets *outcome on success.
+  // One attempt of the protocol. Sets *outcome on success, and
+  // *earlier_try when the ledger had the file from this run already.
   Status AttemptOnce(const FileToDeliver& file, std::string* remote_name,
-                     DeliveryOutcome* outcome);
+                     DeliveryOutcome* outcome, bool* earlier_try);
   // The protocol from step 2 on, under the claim of `file`.
   Status AttemptClaimed(const FileToDeliver& file, std::string* remote_name,
-                        DeliveryOutcome* outcome, const std::string& owner);
+                        DeliveryOutcome* outcome, bool* earlier_try,
+                        const std::string& owner);
   // Applies on_conflict: an error (fail), *replace (replace), or another
   // *remote_name (rename; *already when that name holds this file already).
   Status ResolveConflict(const FileToDeliver& file, std::string* remote_name,

@@ -183,6 +183,25 @@ TEST_F(DelivererTest, SecondDeliveryIsANoOp) {
   EXPECT_FALSE(fs::exists(Remote("a.csv")));
 }
 
+// A later try of the same run finds its own delivery: reported delivered
+// (not already_delivered) but marked, so nothing counts it twice; another
+// run sees already_delivered.
+TEST_F(DelivererTest, ARunsOwnEarlierDeliveryIsMarkedAsAnEarlierTry) {
+  FileToDeliver f = MakeFile("a.csv", "body");
+  f.run_id = "run-1";
+  DeliveryResult first = Deliver(f);
+  ASSERT_EQ(first.outcome, DeliveryOutcome::kDelivered);
+  EXPECT_FALSE(first.earlier_try);
+  DeliveryResult again = Deliver(f);
+  EXPECT_EQ(again.outcome, DeliveryOutcome::kDelivered);
+  EXPECT_TRUE(again.earlier_try);
+  f.run_id = "run-2";
+  DeliveryResult other = Deliver(f);
+  EXPECT_EQ(other.outcome, DeliveryOutcome::kAlreadyDelivered);
+  EXPECT_FALSE(other.earlier_try);
+  EXPECT_EQ(transport_->uploads, 1);
+}
+
 TEST_F(DelivererTest, CrashBetweenUploadAndLedgerWriteIsNotUploadedTwice) {
   FileToDeliver f = MakeFile("a.csv", "body");
   // What a crash leaves: the intent in the ledger, the file in place.

@@ -239,6 +239,8 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
                              const std::string& destination,
                              const DeliveryResult& r, uint64_t bytes,
                              double seconds) {
+    // Delivered by an earlier try of this run: counted and logged then.
+    if (r.earlier_try) return;
     Metrics& m = *metrics;
     const std::string_view status = DeliveryOutcomeName(r.outcome);
     m.Increment(kFilesDeliveredTotal, {destination, status});

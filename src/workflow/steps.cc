@@ -548,10 +548,10 @@ StatusOr<json> Settle(const json& in, const Ports&) {
   return in;
 }
 
-// The {error: {code, message}, input} of a caught step.
-// Either the legacy engine's {error: {code, message}, input} or the
-// definition's Catch with ResultPath $.error: the failed state's input with
-// error: {Error, Cause}. Sets *original to the failed state's input.
+// The message of a caught step: the definition's Catch with ResultPath
+// $.error (the failed state's input with error: {Error, Cause}), or the
+// explicit form {error: {code, message}, input} that callers may also
+// send. Sets *original to the failed state's input.
 StatusOr<std::string> CaughtMessage(const json& in, const json** original) {
   CBPIPE_ASSIGN_OR_RETURN(const json* error, Object(in, "error"));
   if (error->contains("Cause")) {
