@@ -15,6 +15,7 @@
 #include "ledger/in_memory_ledger.h"
 #include "nlohmann/json.hpp"
 #include "secrets/aws_secrets_manager.h"
+#include "servers/moto_environment.h"
 #include "servers/moto_server.h"
 #include "servers/server_fixture.h"
 
@@ -29,31 +30,9 @@ using ::cbpipe::testing::ServerTest;
 using ::cbpipe::testing::WriteRandomFile;
 using json = nlohmann::json;
 
-MotoServer* g_moto = nullptr;
-std::string g_moto_error;
+const auto* const kMotoEnvironment = ::testing::AddGlobalTestEnvironment(
+    new testing::MotoEnvironment);
 
-class MotoEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    MotoServer::UseTestCredentials();
-    auto moto = MotoServer::Start();
-    if (!moto.ok()) {
-      g_moto_error = moto.status().ToString();
-      return;
-    }
-    server_ = std::move(*moto);
-    g_moto = server_.get();
-  }
-  void TearDown() override {
-    g_moto = nullptr;
-    server_.reset();
-  }
-
- private:
-  std::unique_ptr<MotoServer> server_;
-};
-const auto* const kMotoEnvironment =
-    ::testing::AddGlobalTestEnvironment(new MotoEnvironment);
 
 class RotatedSecretTest : public ServerTest,
                           public ::testing::WithParamInterface<Kind> {
@@ -61,11 +40,11 @@ class RotatedSecretTest : public ServerTest,
   void SetUp() override {
     ServerTest::SetUp();
     if (IsSkipped()) return;
-    ASSERT_NE(g_moto, nullptr) << "moto did not start: " << g_moto_error;
-    ASSERT_TRUE(g_moto->Reset().ok());
+    ASSERT_NE(testing::MotoEnvironment::server(), nullptr) << "moto did not start: " << testing::MotoEnvironment::error();
+    ASSERT_TRUE(testing::MotoEnvironment::server()->Reset().ok());
     AwsClientOptions options;
     options.region = "us-east-1";
-    options.endpoints["secretsmanager"] = g_moto->endpoint();
+    options.endpoints["secretsmanager"] = testing::MotoEnvironment::server()->endpoint();
     options.env = &env_;
     auto client = AwsClient::Create(
         options, MakeDefaultAwsCredentialsChain(AwsOptions(), AwsHost()));

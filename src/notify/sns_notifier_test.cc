@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "servers/http_fault_server.h"
+#include "servers/moto_environment.h"
 #include "servers/moto_server.h"
 
 namespace cbpipe {
@@ -30,38 +31,16 @@ using testing::HttpStep;
 using testing::MotoServer;
 using json = nlohmann::json;
 
-MotoServer* g_moto = nullptr;
-std::string g_moto_error;
+const auto* const kMotoEnvironment = ::testing::AddGlobalTestEnvironment(
+    new testing::MotoEnvironment);
 
-class MotoEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    MotoServer::UseTestCredentials();
-    auto moto = MotoServer::Start();
-    if (!moto.ok()) {
-      g_moto_error = moto.status().ToString();
-      return;
-    }
-    server_ = std::move(*moto);
-    g_moto = server_.get();
-  }
-  void TearDown() override {
-    g_moto = nullptr;
-    server_.reset();
-  }
-
- private:
-  std::unique_ptr<MotoServer> server_;
-};
-const auto* const kMotoEnvironment =
-    ::testing::AddGlobalTestEnvironment(new MotoEnvironment);
 
 std::shared_ptr<AwsClient> MakeClient(const std::string& sns_endpoint) {
   static FakeEnv retry_env;  // retry waits pass at once
   AwsClientOptions options;
   options.region = "us-east-1";
   options.endpoints["sns"] = sns_endpoint;
-  options.endpoints["sqs"] = g_moto->endpoint();
+  options.endpoints["sqs"] = testing::MotoEnvironment::server()->endpoint();
   options.env = &retry_env;
   options.request_timeout_seconds = 30;
   auto client = AwsClient::Create(
@@ -87,9 +66,9 @@ Event MakeEvent(std::string_view type, std::string destination) {
 class SnsNotifierTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_NE(g_moto, nullptr) << "moto did not start: " << g_moto_error;
-    ASSERT_TRUE(g_moto->Reset().ok());
-    aws_ = MakeClient(g_moto->endpoint());
+    ASSERT_NE(testing::MotoEnvironment::server(), nullptr) << "moto did not start: " << testing::MotoEnvironment::error();
+    ASSERT_TRUE(testing::MotoEnvironment::server()->Reset().ok());
+    aws_ = MakeClient(testing::MotoEnvironment::server()->endpoint());
     ASSERT_NE(aws_, nullptr);
   }
 
@@ -265,7 +244,7 @@ TEST_F(SnsNotifierTest, ThrottlingAndServerErrorsAreRetriedByTheClient) {
                         "Throttling</Code><Message>Rate exceeded</Message>"
                         "</Error></ErrorResponse>"),
        HttpStep::Answer(503, ""), HttpStep::Forward()},
-      g_moto->port());
+      testing::MotoEnvironment::server()->port());
   ASSERT_TRUE(flaky.Start().ok());
   SnsOptions o;
   o.topic_arn = events;

@@ -17,6 +17,7 @@
 #include "nlohmann/json.hpp"
 #include "secrets/secret_store_contract.h"
 #include "servers/http_fault_server.h"
+#include "servers/moto_environment.h"
 #include "servers/moto_server.h"
 
 namespace cbpipe {
@@ -30,31 +31,9 @@ using testing::MotoServer;
 using json = nlohmann::json;
 
 // One moto for the binary; every test (and contract test) resets it.
-MotoServer* g_moto = nullptr;
-std::string g_moto_error;
+const auto* const kMotoEnvironment = ::testing::AddGlobalTestEnvironment(
+    new testing::MotoEnvironment);
 
-class MotoEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    MotoServer::UseTestCredentials();
-    auto moto = MotoServer::Start();
-    if (!moto.ok()) {
-      g_moto_error = moto.status().ToString();
-      return;
-    }
-    server_ = std::move(*moto);
-    g_moto = server_.get();
-  }
-  void TearDown() override {
-    g_moto = nullptr;
-    server_.reset();
-  }
-
- private:
-  std::unique_ptr<MotoServer> server_;
-};
-const auto* const kMotoEnvironment =
-    ::testing::AddGlobalTestEnvironment(new MotoEnvironment);
 
 FakeEnv* RetryEnv() {
   static FakeEnv env;  // retry waits pass at once
@@ -80,7 +59,7 @@ std::shared_ptr<AwsClient> MakeClient(
 
 // Test set-up calls straight to moto.
 void CreateSecret(const std::string& name, const std::string& value) {
-  auto client = MakeClient(g_moto->endpoint());
+  auto client = MakeClient(testing::MotoEnvironment::server()->endpoint());
   auto r = client->CallJson("secretsmanager", "secretsmanager.CreateSecret",
                             json({{"Name", name}, {"SecretString", value}})
                                 .dump());
@@ -88,7 +67,7 @@ void CreateSecret(const std::string& name, const std::string& value) {
 }
 
 void PutSecretValue(const std::string& name, const std::string& value) {
-  auto client = MakeClient(g_moto->endpoint());
+  auto client = MakeClient(testing::MotoEnvironment::server()->endpoint());
   auto r = client->CallJson(
       "secretsmanager", "secretsmanager.PutSecretValue",
       json({{"SecretId", name}, {"SecretString", value}}).dump());
@@ -103,13 +82,13 @@ std::string UniqueName(const std::string& id) {
 // --- The contract over moto ------------------------------------------------
 
 std::unique_ptr<SecretStore> MakeOnMoto() {
-  if (g_moto == nullptr) {
-    ADD_FAILURE() << "moto did not start: " << g_moto_error;
+  if (testing::MotoEnvironment::server() == nullptr) {
+    ADD_FAILURE() << "moto did not start: " << testing::MotoEnvironment::error();
     return nullptr;
   }
-  EXPECT_TRUE(g_moto->Reset().ok());
+  EXPECT_TRUE(testing::MotoEnvironment::server()->Reset().ok());
   return std::make_unique<AwsSecretsManagerStore>(
-      MakeClient(g_moto->endpoint()));
+      MakeClient(testing::MotoEnvironment::server()->endpoint()));
 }
 
 // The whole SecretString is the value.
@@ -149,8 +128,8 @@ INSTANTIATE_TEST_SUITE_P(
 class AwsSecretsManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_NE(g_moto, nullptr) << "moto did not start: " << g_moto_error;
-    ASSERT_TRUE(g_moto->Reset().ok());
+    ASSERT_NE(testing::MotoEnvironment::server(), nullptr) << "moto did not start: " << testing::MotoEnvironment::error();
+    ASSERT_TRUE(testing::MotoEnvironment::server()->Reset().ok());
   }
   std::unique_ptr<AwsSecretsManagerStore> Store(const std::string& endpoint,
                                                 int64_t ttl_ms = 300'000) {
@@ -183,7 +162,7 @@ TEST(AwsSecretReferenceTest, Parses) {
 
 TEST_F(AwsSecretsManagerTest, CachedForTheTtlThenReadAgain) {
   CreateSecret("visa", R"({"password":"old-pw","user":"visa"})");
-  auto store = Store(g_moto->endpoint(), 300'000);
+  auto store = Store(testing::MotoEnvironment::server()->endpoint(), 300'000);
   EXPECT_EQ(store->Resolve("aws-sm:visa#password")->value(), "old-pw");
   EXPECT_EQ(store->Resolve("aws-sm:visa#user")->value(), "visa");
   EXPECT_EQ(store->fetches(), 1);  // one secret, one call for both keys
@@ -198,7 +177,7 @@ TEST_F(AwsSecretsManagerTest, CachedForTheTtlThenReadAgain) {
 
 TEST_F(AwsSecretsManagerTest, InvalidatePicksUpARotatedSecretAtOnce) {
   CreateSecret("visa", R"({"password":"old-pw"})");
-  auto store = Store(g_moto->endpoint());
+  auto store = Store(testing::MotoEnvironment::server()->endpoint());
   EXPECT_EQ(store->Resolve("aws-sm:visa#password")->value(), "old-pw");
   PutSecretValue("visa", R"({"password":"new-pw"})");
   EXPECT_EQ(store->Resolve("aws-sm:visa#password")->value(), "old-pw");
@@ -211,7 +190,7 @@ TEST_F(AwsSecretsManagerTest, InvalidatePicksUpARotatedSecretAtOnce) {
 
 TEST_F(AwsSecretsManagerTest, KeyFileFollowsTheRotation) {
   CreateSecret("key", R"({"private_key":"KEY-ONE\n"})");
-  auto store = Store(g_moto->endpoint());
+  auto store = Store(testing::MotoEnvironment::server()->endpoint());
   auto path = store->KeyFilePath("aws-sm:key#private_key");
   ASSERT_TRUE(path.ok()) << path.status().ToString();
   PutSecretValue("key", R"({"private_key":"KEY-TWO\n"})");
@@ -227,7 +206,7 @@ TEST_F(AwsSecretsManagerTest, KeyFileFollowsTheRotation) {
 TEST_F(AwsSecretsManagerTest, MissingKeyAndNonJsonNeverShowTheValue) {
   CreateSecret("json", R"({"password":"Hidden-Pw-1"})");
   CreateSecret("plain", "Hidden-Plain-2");
-  auto store = Store(g_moto->endpoint());
+  auto store = Store(testing::MotoEnvironment::server()->endpoint());
   auto missing = store->Resolve("aws-sm:json#username");
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
   EXPECT_THAT(missing.status().message(), HasSubstr("username"));
@@ -240,7 +219,7 @@ TEST_F(AwsSecretsManagerTest, MissingKeyAndNonJsonNeverShowTheValue) {
 
 TEST_F(AwsSecretsManagerTest, MissingSecretIsNotFoundAsMotoAndAwsSayIt) {
   // moto: HTTP 404.
-  auto store = Store(g_moto->endpoint());
+  auto store = Store(testing::MotoEnvironment::server()->endpoint());
   auto moto = store->Resolve("aws-sm:nope#password");
   EXPECT_EQ(moto.status().code(), StatusCode::kNotFound);
   EXPECT_THAT(moto.status().message(), HasSubstr("aws-sm:nope#password"));
@@ -264,7 +243,7 @@ TEST_F(AwsSecretsManagerTest, ThrottlingIsRetriedThen500sGiveUp) {
       R"({"__type":"ThrottlingException","message":"Rate exceeded"})";
   HttpFaultServer flaky({HttpStep::Answer(400, throttled),
                          HttpStep::Answer(500, ""), HttpStep::Forward()},
-                        g_moto->port());
+                        testing::MotoEnvironment::server()->port());
   ASSERT_TRUE(flaky.Start().ok());
   auto got = Store(flaky.endpoint())->Resolve("aws-sm:visa#password");
   ASSERT_TRUE(got.ok()) << got.status().ToString();
@@ -283,7 +262,7 @@ TEST_F(AwsSecretsManagerTest, ThrottlingIsRetriedThen500sGiveUp) {
 TEST_F(AwsSecretsManagerTest, CredentialsMissingOrExpired) {
   CreateSecret("visa", R"({"password":"pw"})");
   auto none = std::make_shared<AwsStaticCredentials>(AwsCredentials{});
-  AwsSecretsManagerStore no_keys(MakeClient(g_moto->endpoint(), none));
+  AwsSecretsManagerStore no_keys(MakeClient(testing::MotoEnvironment::server()->endpoint(), none));
   EXPECT_EQ(no_keys.Resolve("aws-sm:visa#password").status().code(),
             StatusCode::kUnauthenticated);
 
