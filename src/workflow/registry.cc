@@ -9,6 +9,7 @@
 #include "common/url.h"
 #include "ledger/in_memory_ledger.h"
 #include "ledger/sqlite_ledger.h"
+#include "queue/sqs_queue.h"
 #include "runs/in_memory_run_store.h"
 #include "runs/sqlite_run_store.h"
 #include "secrets/aws_secrets_manager.h"
@@ -243,7 +244,8 @@ StatusOr<std::unique_ptr<Notifier>> OpenSnsNotifier(SnsOptions options,
 }
 
 StatusOr<std::unique_ptr<Queue>> OpenQueue(std::string_view url,
-                                           QueueOptions options) {
+                                           QueueOptions options,
+                                           const AwsOptions& aws) {
   constexpr std::string_view kWhat = "queue";
   CBPIPE_ASSIGN_OR_RETURN(AdapterUrl u, ParseAdapterUrl(url, kWhat));
   if (u.scheme == "sqlite") {
@@ -260,8 +262,24 @@ StatusOr<std::unique_ptr<Queue>> OpenQueue(std::string_view url,
         SqliteQueue::Open(u.path, name->second, std::move(options)));
     return std::unique_ptr<Queue>(std::move(queue));
   }
-  // Next: sqs://region/account/name.
-  return UnknownScheme(kWhat, u, url, {"sqlite"});
+  if (u.scheme == "sqs" || u.scheme == "https" || u.scheme == "http") {
+    // sqs://NAME, or the queue URL SQS gives (https://sqs.REGION.
+    // amazonaws.com/ACCOUNT/NAME); the region and endpoint come from [aws].
+    if (u.scheme == "sqs" && (u.host.empty() || !u.path.empty())) {
+      return InvalidArgumentError(std::string(kWhat) + " URL " +
+                                  RedactUrl(url) +
+                                  ": sqs:// takes a queue name: sqs://NAME");
+    }
+    CBPIPE_RETURN_IF_ERROR(OnlyParams(kWhat, u, url, {}));
+    CBPIPE_ASSIGN_OR_RETURN(std::shared_ptr<AwsClient> client,
+                            AwsClientFor(aws));
+    CBPIPE_ASSIGN_OR_RETURN(
+        std::unique_ptr<SqsQueue> queue,
+        SqsQueue::Open(std::move(client),
+                       u.scheme == "sqs" ? std::string_view(u.host) : url));
+    return std::unique_ptr<Queue>(std::move(queue));
+  }
+  return UnknownScheme(kWhat, u, url, {"sqlite", "sqs", "https"});
 }
 
 StatusOr<std::unique_ptr<RunStore>> OpenRunStore(std::string_view url,

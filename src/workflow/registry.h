@@ -21,6 +21,7 @@
 // |             | (per reference: OpenSecretStoreFor) aws-sm:ID#key | AwsSecretsManagerStore |
 // | Notifier    | (OpenSnsNotifier) arn:aws:sns:... | SnsNotifier         |
 // | Queue       | sqlite:///abs/state.db?queue=N   | SqliteQueue          |
+// |             | sqs://NAME, https://sqs.../ACCT/NAME | SqsQueue         |
 // | RunStore    | sqlite:///abs/state.db           | SqliteRunStore       |
 // |             | memory://                        | InMemoryRunStore     |
 // | DeliveryLedger | sqlite:///abs/ledger.db       | SqliteDeliveryLedger |
@@ -83,9 +84,12 @@ std::unique_ptr<SecretStore> OpenSecretStoreFor(const AwsOptions& aws,
 // AwsClientFor's.
 StatusOr<std::unique_ptr<Notifier>> OpenSnsNotifier(SnsOptions options,
                                                     const AwsOptions& aws);
-// `options` go to the adapter (SqliteQueue's QueueOptions for sqlite://).
+// `options` go to the adapter (SqliteQueue's QueueOptions for sqlite://;
+// an SQS queue takes its max_receive_count from its RedrivePolicy). `aws`
+// is the [aws] table for sqs:// and queue URLs.
 StatusOr<std::unique_ptr<Queue>> OpenQueue(std::string_view url,
-                                           QueueOptions options = {});
+                                           QueueOptions options = {},
+                                           const AwsOptions& aws = {});
 // `env` (not owned, must outlive the store) is the adapter's clock.
 StatusOr<std::unique_ptr<RunStore>> OpenRunStore(std::string_view url,
                                                  Env* env);

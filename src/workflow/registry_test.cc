@@ -92,11 +92,15 @@ TEST_F(RegistryTest, UnknownSchemeNamesItAndTheKnownOnes) {
   EXPECT_THAT(secrets.status().message(), HasSubstr("\"vault\""));
   EXPECT_THAT(secrets.status().message(), HasSubstr("env+file://"));
 
-  StatusOr<std::unique_ptr<Queue>> queue =
-      OpenQueue("sqs://eu-west-1/123/inputs");
+  StatusOr<std::unique_ptr<Queue>> queue = OpenQueue("amqp://broker/inputs");
   ASSERT_EQ(queue.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_THAT(queue.status().message(), HasSubstr("\"sqs\""));
+  EXPECT_THAT(queue.status().message(), HasSubstr("\"amqp\""));
   EXPECT_THAT(queue.status().message(), HasSubstr("sqlite://"));
+  // sqs:// takes a queue name and nothing else.
+  for (const char* bad : {"sqs://", "sqs://inputs/more", "sqs://inputs?x=1"}) {
+    EXPECT_EQ(OpenQueue(bad).status().code(), StatusCode::kInvalidArgument)
+        << bad;
+  }
 }
 
 TEST_F(RegistryTest, SecretStores) {
