@@ -6,6 +6,7 @@
 #include "common/url.h"
 #include "store/s3_store.h"
 #include "workflow/registry.h"
+#include "secrets/aws_secrets_manager.h"
 
 namespace cbpipe {
 namespace {
@@ -61,6 +62,58 @@ bool CheckObjectStore(const Config& config) {
   return true;
 }
 
+// What each aws-sm: reference and SNS topic of the config resolves to
+// (adapter and resource; read from the names, no call made, no secret).
+void DescribeSnsAndSecrets(const Config& config) {
+  std::vector<std::pair<std::string, std::string>> refs;  // key, reference
+  for (const DestinationConfig& d : config.destinations) {
+    refs.emplace_back("destination " + d.name + " password", d.password_ref);
+    refs.emplace_back("destination " + d.name + " private_key",
+                      d.private_key_ref);
+  }
+  refs.emplace_back("service.admin_token", config.service.admin_token_ref);
+  for (size_t i = 0; i < config.webhooks.size(); ++i)
+    refs.emplace_back("notify.webhook[" + std::to_string(i) + "].secret",
+                      config.webhooks[i].secret_ref);
+  if (config.email) {
+    refs.emplace_back("notify.email.username", config.email->username);
+    refs.emplace_back("notify.email.password", config.email->password_ref);
+  }
+  for (const auto& [key, ref] : refs) {
+    StatusOr<AwsSecretReference> sm = ParseAwsSecretReference(ref);
+    if (!sm.ok()) continue;  // not aws-sm: (checked when loading)
+    std::fprintf(
+        stderr, "aws: %s %s -> Secrets Manager secret %s, %s\n",
+        EscapeForTerminal(key).c_str(), EscapeForTerminal(ref).c_str(),
+        EscapeForTerminal(sm->secret_id).c_str(),
+        sm->json_key.empty()
+            ? "the whole SecretString"
+            : ("JSON key " + EscapeForTerminal(sm->json_key)).c_str());
+  }
+  if (config.sns) {
+    for (const auto& [key, arn] :
+         {std::pair<std::string, std::string>{"notify.sns.topic_arn",
+                                              config.sns->topic_arn},
+          {"notify.sns.alert_topic_arn", config.sns->alert_topic_arn}}) {
+      if (arn.empty()) continue;
+      // arn:aws:sns:REGION:ACCOUNT:NAME (checked when loading)
+      std::vector<std::string> parts;
+      size_t start = 0;
+      for (size_t colon; (colon = arn.find(':', start)) != std::string::npos;
+           start = colon + 1)
+        parts.push_back(arn.substr(start, colon - start));
+      parts.push_back(arn.substr(start));
+      if (parts.size() != 6) continue;
+      std::fprintf(stderr,
+                   "aws: %s -> SNS topic %s in %s (account %s)%s\n",
+                   key.c_str(), EscapeForTerminal(parts[5]).c_str(),
+                   EscapeForTerminal(parts[3]).c_str(),
+                   EscapeForTerminal(parts[4]).c_str(),
+                   key == "notify.sns.alert_topic_arn" ? ", alerts only" : "");
+    }
+  }
+}
+
 }  // namespace
 
 int RunConfigCheck(const std::string& config_path) {
@@ -79,6 +132,7 @@ int RunConfigCheck(const std::string& config_path) {
   if (UsesAws(*config) && !CheckAws(config->aws.value_or(AwsOptions{})))
     return kExitUsage;
   if (!CheckObjectStore(*config)) return kExitUsage;
+  DescribeSnsAndSecrets(*config);
   for (const std::string& warning : review.warnings)
     std::fprintf(stderr, "warning: %s\n", warning.c_str());
   std::fprintf(stderr, "config OK: %zu destination(s)\n",

@@ -15,6 +15,8 @@
 #include "secrets/env_file_secret_store.h"
 #include "telemetry/log.h"
 #include "telemetry/options.h"
+#include "telemetry/prometheus_metrics.h"
+#include "workflow/registry.h"
 #include "workflow/service.h"
 
 namespace cbpipe {
@@ -81,6 +83,23 @@ StatusOr<std::unique_ptr<Notifier>> BuildNotifier(const Config& config,
                             EmailNotifier::Create(std::move(o), secrets));
     all.push_back(Filtered(e.events, std::move(n)));
   }
+  if (config.sns) {
+    SnsOptions o;
+    o.topic_arn = config.sns->topic_arn;
+    o.alert_topic_arn = config.sns->alert_topic_arn;
+    o.queue_capacity = static_cast<size_t>(config.sns->queue_capacity);
+    o.log = log_line;
+    // The `network` attribute: a destination's one network (none when it
+    // receives several).
+    for (const DestinationConfig& d : config.destinations) {
+      if (d.networks.size() == 1)
+        o.networks[d.name] = std::string(NetworkName(d.networks[0]));
+    }
+    CBPIPE_ASSIGN_OR_RETURN(
+        std::unique_ptr<Notifier> n,
+        OpenSnsNotifier(std::move(o), config.aws.value_or(AwsOptions())));
+    all.push_back(Filtered(config.sns->events, std::move(n)));
+  }
   return std::unique_ptr<Notifier>(new FanoutNotifier(std::move(all)));
 }
 
@@ -121,7 +140,10 @@ int RunServe(const std::string& config_path) {
     Log().Warn({}, "config.warning", warning);
 
   // Secret references (admin token, notifier credentials) resolve here.
-  SecretStore* secrets = EnvFileSecretStore::Default();
+  // env: and file: as always; aws-sm: from Secrets Manager, cached.
+  const std::unique_ptr<SecretStore> secret_store =
+      OpenSecretStoreFor(config->aws.value_or(AwsOptions()));
+  SecretStore* secrets = secret_store.get();
   std::string token;
   if (!sc.admin_token_ref.empty()) {
     StatusOr<SecretString> resolved = secrets->Resolve(sc.admin_token_ref);
@@ -152,7 +174,8 @@ int RunServe(const std::string& config_path) {
     return kExitUsage;
   }
   StatusOr<std::unique_ptr<Service>> service =
-      Service::Create(*config, std::move(*notifier), metrics->metrics.get());
+      Service::Create(*config, std::move(*notifier), metrics->metrics.get(),
+                      secrets);
   if (!service.ok()) {
     std::fprintf(stderr, "cbpipe serve: %s\n",
                  service.status().message().c_str());

@@ -33,6 +33,10 @@ struct AwsOptions {
   double request_timeout_seconds = 0;
   // An attempt fails when less than one byte moved for this long.
   double idle_timeout_seconds = 60;
+  // How long an aws-sm: secret is served from memory before it is read
+  // again (secrets/aws_secrets_manager.h); 0 = read at every use. Not a
+  // client option: OpenSecretStoreFor (workflow/registry.h) reads it.
+  double secrets_cache_seconds = 300;
 };
 
 }  // namespace cbpipe

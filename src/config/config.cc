@@ -15,6 +15,7 @@
 #include "common/text_safety.h"
 #include "common/url.h"
 #include "notify/notifier.h"
+#include "notify/sns_notifier.h"
 #include "output/layout.h"
 #include "output/row_formatter.h"
 
@@ -127,7 +128,7 @@ Status GetStringList(const toml::table& t, std::string_view key,
 
 bool IsSecretReference(std::string_view ref) {
   return ref.rfind("env:", 0) == 0 || ref.rfind("file:", 0) == 0 ||
-         ref.rfind("aws-secretsmanager:", 0) == 0;
+         ref.rfind("aws-sm:", 0) == 0;
 }
 
 Status ParseInput(const toml::table& t, const ConfigError& err, Config* c) {
@@ -694,7 +695,7 @@ Status ParseAws(const toml::table& t, const ConfigError& err, AwsOptions* aws) {
       t,
       {"region", "profile", "endpoints", "s3_addressing",
        "connect_timeout_seconds", "request_timeout_seconds",
-       "idle_timeout_seconds"},
+       "idle_timeout_seconds", "secrets_cache_seconds"},
       "aws.", err));
   CBPIPE_RETURN_IF_ERROR(GetString(t, "region", "aws.", err, &aws->region));
   if (t.get("region") && !IsAwsRegionName(aws->region))
@@ -750,12 +751,45 @@ Status ParseAws(const toml::table& t, const ConfigError& err, AwsOptions* aws) {
                                    0, 86400, &aws->request_timeout_seconds));
   CBPIPE_RETURN_IF_ERROR(GetDouble(t, "idle_timeout_seconds", "aws.", err, 1,
                                    3600, &aws->idle_timeout_seconds));
+  CBPIPE_RETURN_IF_ERROR(GetDouble(t, "secrets_cache_seconds", "aws.", err, 0,
+                                   86400, &aws->secrets_cache_seconds));
   return OkStatus();
 }
 
 Status ParseNotify(const toml::table& t, const ConfigError& err, Config* c) {
-  CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(t, {"webhook", "email"}, "notify.",
-                                        err));
+  CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(t, {"webhook", "email", "sns"},
+                                        "notify.", err));
+  if (const toml::node* n = t.get("sns")) {
+    const toml::table* st = n->as_table();
+    const std::string p = "notify.sns.";
+    if (!st) return err.At("notify.sns", "must be a table");
+    CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
+        *st, {"topic_arn", "alert_topic_arn", "events", "queue_capacity"}, p,
+        err));
+    SnsConfig sns;
+    CBPIPE_RETURN_IF_ERROR(GetString(*st, "topic_arn", p, err, &sns.topic_arn));
+    if (Status arn = ValidateSnsTopicArn(sns.topic_arn); !arn.ok())
+      return err.At(p + "topic_arn",
+                    "must be an SNS topic ARN "
+                    "(arn:aws:sns:REGION:ACCOUNT:NAME)");
+    CBPIPE_RETURN_IF_ERROR(
+        GetString(*st, "alert_topic_arn", p, err, &sns.alert_topic_arn));
+    if (!sns.alert_topic_arn.empty() &&
+        !ValidateSnsTopicArn(sns.alert_topic_arn).ok())
+      return err.At(p + "alert_topic_arn",
+                    "must be an SNS topic ARN "
+                    "(arn:aws:sns:REGION:ACCOUNT:NAME)");
+    CBPIPE_RETURN_IF_ERROR(GetStringList(*st, "events", p, err, &sns.events));
+    for (const std::string& e : sns.events) {
+      if (!IsKnownEventType(e))
+        return err.At(p + "events", "'" + e + "' is not an event type");
+    }
+    int64_t capacity = sns.queue_capacity;
+    CBPIPE_RETURN_IF_ERROR(
+        GetInt(*st, "queue_capacity", p, err, 1, 1000000, &capacity));
+    sns.queue_capacity = static_cast<int>(capacity);
+    c->sns = std::move(sns);
+  }
   if (const toml::node* n = t.get("webhook")) {
     const toml::array* arr = n->as_array();
     if (!arr) return err.At("notify.webhook", "must be [[notify.webhook]]");
@@ -1206,6 +1240,11 @@ std::string DescribeConfig(const Config& c) {
     << "\nxray = " << (t.xray.enabled ? "true" : "false")
     << "\nxray_daemon_address = " << q(t.xray.daemon_address)
     << "\nxray_service_name = " << q(t.xray.service_name) << "\n";
+  if (c.sns) {
+    o << "\n[notify.sns]\ntopic_arn = " << q(c.sns->topic_arn)
+      << "\nalert_topic_arn = " << q(c.sns->alert_topic_arn)
+      << "\nevents = " << list(c.sns->events) << "\n";
+  }
   if (c.aws) {
     o << "\n[aws]\nregion = " << q(c.aws->region)
       << "\nprofile = " << q(c.aws->profile) << "\n";
@@ -1235,6 +1274,8 @@ std::string DescribeConfig(const Config& c) {
             defaults.request_timeout_seconds);
     seconds("idle_timeout_seconds", c.aws->idle_timeout_seconds,
             defaults.idle_timeout_seconds);
+    seconds("secrets_cache_seconds", c.aws->secrets_cache_seconds,
+            defaults.secrets_cache_seconds);
   }
   for (const auto& [name, layout] : c.layouts) {
     std::optional<Layout> builtin = BuiltinLayout(name);

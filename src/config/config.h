@@ -83,6 +83,14 @@ struct EmailConfig {
   RetryPolicy retry;
 };
 
+// [notify.sns]: SnsNotifier (notify/sns_notifier.h).
+struct SnsConfig {
+  std::string topic_arn;        // every event (after `events`)
+  std::string alert_topic_arn;  // alerts only; "" = none
+  std::vector<std::string> events;  // empty: all
+  int queue_capacity = 1000;
+};
+
 struct Config {
   std::string source;  // file it was loaded from, or "(built-in default)"
   // [input]
@@ -109,6 +117,7 @@ struct Config {
   // [telemetry]: metrics adapters (EMF namespace and output), X-Ray. The
   // environment (AWS_XRAY_*) is applied when serve starts, not here.
   TelemetryOptions telemetry;
+  std::optional<SnsConfig> sns;
   // [aws]: set when the config has the table (even empty).
   std::optional<AwsOptions> aws;
 

@@ -713,6 +713,43 @@ idle_timeout_seconds = 5
       HasSubstr("aws.connect_timeout_seconds: must be between"));
 }
 
+TEST(ConfigTest, NotifySnsAndSecretsManagerReferences) {
+  StatusOr<Config> c = ParseConfig(
+      "[[destination]]\nname = \"visa\"\nnetworks = [\"visa\"]\n"
+      "url = \"sftp://u@127.0.0.1/in\"\n"
+      "private_key = \"aws-sm:cbpipe/visa#private_key\"\n"
+      "host_key_sha256 = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"\n"
+      "[notify.sns]\n"
+      "topic_arn = \"arn:aws:sns:eu-west-1:123456789012:events\"\n"
+      "alert_topic_arn = \"arn:aws:sns:eu-west-1:123456789012:alerts\"\n"
+      "events = [\"batch.delivered\", \"batch.failed\"]\n"
+      "[aws]\nregion = \"eu-west-1\"\nprofile = \"ops\"\n"
+      "secrets_cache_seconds = 60\n",
+      "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->destinations[0].private_key_ref,
+            "aws-sm:cbpipe/visa#private_key");
+  ASSERT_TRUE(c->sns.has_value());
+  EXPECT_EQ(c->sns->alert_topic_arn,
+            "arn:aws:sns:eu-west-1:123456789012:alerts");
+  EXPECT_EQ(c->sns->events.size(), 2u);
+  EXPECT_EQ(c->aws->secrets_cache_seconds, 60);
+  StatusOr<Config> again = ParseConfig(DescribeConfig(*c), "described.toml");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->sns->topic_arn, c->sns->topic_arn);
+  EXPECT_EQ(again->aws->secrets_cache_seconds, 60);
+
+  EXPECT_THAT(ErrorOf(WithDestination("[notify.sns]\ntopic_arn = \"t\"\n")),
+              HasSubstr("notify.sns.topic_arn: must be an SNS topic ARN"));
+  EXPECT_THAT(ErrorOf(WithDestination(
+                  "[notify.sns]\ntopic_arn = "
+                  "\"arn:aws:sns:eu-west-1:1:t\"\nevents = [\"nope\"]\n")),
+              HasSubstr("notify.sns.events: 'nope' is not an event type"));
+  EXPECT_THAT(
+      ErrorOf(WithDestination("[aws]\nsecrets_cache_seconds = -1\n")),
+      HasSubstr("aws.secrets_cache_seconds"));
+}
+
 TEST(ConfigTest, UsesAwsOnlyWithAnAwsTableOrAnAwsResource) {
   StatusOr<Config> c = ParseConfig(WithDestination(""), "t.toml");
   ASSERT_TRUE(c.ok()) << c.status().ToString();

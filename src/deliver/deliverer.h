@@ -123,7 +123,12 @@ std::string TemporaryUploadName(const std::string& name,
 // The adapter for a destination, chosen by its URL scheme: file:// is a
 // LocalFolderTransport; sftp:// is SftpTransport (libssh2); ftps:// and
 // ftp:// go through libcurl. Secret references are resolved from `secrets`
-// (null: the env:/file: store).
+// (null: the env:/file: store). With a `secrets` given, a login the server
+// refuses (kUnauthenticated) is tried once more after
+// secrets->Invalidate(password_ref / private_key_ref) dropped a cached
+// value (aws-sm:), with the credentials read again: a secret rotated since
+// it was cached is picked up without a restart. `secrets` must outlive the
+// transport.
 StatusOr<std::unique_ptr<Transport>> MakeTransport(
     const DestinationConfig& destination, SecretStore* secrets = nullptr);
 

@@ -1,13 +1,5 @@
 #include "secrets/memory_secret_store.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdlib>
-#include <cstring>
-#include <filesystem>
-
 namespace cbpipe {
 namespace {
 
@@ -28,9 +20,6 @@ size_t SchemeLength(std::string_view reference) {
 
 InMemorySecretStore::~InMemorySecretStore() {
   for (auto& [reference, value] : values_) WipeString(value);
-  if (key_dir_.empty()) return;
-  std::error_code ec;
-  std::filesystem::remove_all(key_dir_, ec);
 }
 
 void InMemorySecretStore::Set(std::string_view reference,
@@ -76,36 +65,7 @@ StatusOr<SecretString> InMemorySecretStore::Resolve(
 StatusOr<std::string> InMemorySecretStore::KeyFilePath(
     std::string_view reference) {
   CBPIPE_ASSIGN_OR_RETURN(SecretString key, Resolve(reference));
-  std::lock_guard<std::mutex> lock(mu_);
-  if (key_dir_.empty()) {
-    std::error_code ec;
-    std::string dir =
-        (std::filesystem::temp_directory_path(ec) / "cbpipe-secrets-XXXXXX")
-            .string();
-    if (ec || ::mkdtemp(dir.data()) == nullptr)
-      return UnavailableError("create a folder for memory:// key files");
-    key_dir_ = dir;  // mkdtemp: mode 0700
-  }
-  const std::string path =
-      key_dir_ + "/key-" + std::to_string(++key_files_);
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                        0600);
-  if (fd < 0) {
-    return UnavailableError("create a memory:// key file: " +
-                            std::string(std::strerror(errno)));
-  }
-  const std::string& text = key.value();
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    done += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  if (done != text.size())
-    return UnavailableError("write a memory:// key file");
-  return path;
+  return key_files_.Write(reference, key.value());
 }
 
 }  // namespace cbpipe

@@ -11,7 +11,8 @@
 // nothing was Set for it, kInvalidArgument for "" or a reference without a
 // scheme ([a-z][a-z0-9+.-]*:). KeyFilePath writes the
 // value to a file of mode 0600 in a private folder under the system
-// temporary folder (removed with the store) and returns its path. Messages
+// temporary folder (PrivateKeyFiles, removed with the store; one file per
+// reference) and returns its path. Messages
 // name the reference's scheme only: a reference is whatever a test passes.
 #pragma once
 
@@ -42,8 +43,7 @@ class InMemorySecretStore : public SecretStore {
  private:
   std::mutex mu_;
   std::map<std::string, std::string, std::less<>> values_;
-  std::string key_dir_;  // made by the first KeyFilePath
-  int key_files_ = 0;
+  PrivateKeyFiles key_files_{"memory://"};
 };
 
 }  // namespace cbpipe

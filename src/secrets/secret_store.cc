@@ -1,7 +1,13 @@
 #include "secrets/secret_store.h"
 
+#include <fcntl.h>
 #include <openssl/crypto.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <utility>
 
 namespace cbpipe {
@@ -27,6 +33,53 @@ void WipeString(std::string& s) {
   s.resize(s.capacity());
   if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
   s.clear();
+}
+
+PrivateKeyFiles::~PrivateKeyFiles() {
+  if (dir_.empty()) return;
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+StatusOr<std::string> PrivateKeyFiles::Write(std::string_view slot,
+                                             std::string_view text) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (dir_.empty()) {
+    std::error_code ec;
+    std::string dir =
+        (std::filesystem::temp_directory_path(ec) / "cbpipe-secrets-XXXXXX")
+            .string();
+    if (ec || ::mkdtemp(dir.data()) == nullptr)
+      return UnavailableError("create a folder for " + what_ + " key files");
+    dir_ = dir;  // mkdtemp: mode 0700
+  }
+  auto it = slots_.find(slot);
+  if (it == slots_.end()) {
+    it = slots_.emplace(std::string(slot), static_cast<int>(slots_.size()) + 1)
+             .first;
+  }
+  const std::string path = dir_ + "/key-" + std::to_string(it->second);
+  const std::string temporary = path + ".new";
+  const int fd = ::open(temporary.c_str(),
+                        O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return UnavailableError("create a " + what_ + " key file: " +
+                            std::string(std::strerror(errno)));
+  }
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    done += static_cast<size_t>(n);
+  }
+  const bool closed = ::close(fd) == 0;
+  if (done != text.size() || !closed ||
+      ::rename(temporary.c_str(), path.c_str()) != 0) {
+    ::unlink(temporary.c_str());
+    return UnavailableError("write a " + what_ + " key file");
+  }
+  return path;
 }
 
 }  // namespace cbpipe

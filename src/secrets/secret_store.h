@@ -2,9 +2,9 @@
 // ("env:SFTP_PASSWORD", "file:/etc/cbpipe/pw"), never written in it, and a
 // SecretStore turns the reference into the value when a connection needs it.
 // Adapters: EnvFileSecretStore (env: and file:, env_file_secret_store.h;
-// what every caller without a store of its own uses) and InMemorySecretStore
-// (memory_secret_store.h, for tests); an AWS Secrets Manager adapter will
-// implement the same interface. Open one by URL with OpenSecretStore
+// what every caller without a store of its own uses), InMemorySecretStore
+// (memory_secret_store.h, for tests) and AwsSecretsManagerStore (aws-sm:,
+// aws_secrets_manager.h, cached). Open one by URL with OpenSecretStore
 // (workflow/registry.h).
 //
 //   SecretStore* secrets = SecretsOrDefault(options.secrets);  // may be null
@@ -14,6 +14,8 @@
 //   // libssh2 reads private keys by path:
 //   CBPIPE_ASSIGN_OR_RETURN(std::string key_path,
 //                           secrets->KeyFilePath("file:/etc/cbpipe/id_ed25519"));
+//   // The server refused the login: the secret may have been rotated.
+//   if (secrets->Invalidate("aws-sm:visa#password")) { resolve, try again }
 //
 // Errors (every method): kInvalidArgument for a reference the store cannot
 // read (empty, unknown scheme, malformed); kNotFound when it names no
@@ -29,6 +31,8 @@
 // valid as long as the store. The store must outlive its users.
 #pragma once
 
+#include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -73,6 +77,38 @@ class SecretStore {
   // not keep secrets in local files writes the key to such a file of its
   // own. kInvalidArgument for a reference that cannot name a key file.
   virtual StatusOr<std::string> KeyFilePath(std::string_view reference) = 0;
+  // Forgets what the store cached for `reference`, so the next Resolve or
+  // KeyFilePath reads it again from where it is kept: called by a user of
+  // the value whose login was refused (the secret may have been rotated).
+  // True when something cached was dropped, so reading again may give
+  // another value; false for a store that caches nothing (env:, file: are
+  // read afresh each time) or a reference it does not know. Never fails.
+  virtual bool Invalidate(std::string_view /*reference*/) { return false; }
+};
+
+// Key texts written to files for KeyFilePath by stores that keep keys
+// elsewhere (memory, Secrets Manager): one file of mode 0600 per `slot`
+// in a private folder (mode 0700) under the system temporary folder, made
+// at the first Write and removed with the object. Writing a slot again
+// replaces its file's content atomically (a reader sees the old or the new
+// key, never a mix). `what` ("memory://") names the store in errors, which
+// never hold the text or the slot. Thread-safe.
+class PrivateKeyFiles {
+ public:
+  explicit PrivateKeyFiles(std::string what) : what_(std::move(what)) {}
+  ~PrivateKeyFiles();
+  PrivateKeyFiles(const PrivateKeyFiles&) = delete;
+  PrivateKeyFiles& operator=(const PrivateKeyFiles&) = delete;
+
+  // The path of `slot`'s file, now holding `text`. kUnavailable when the
+  // folder or file cannot be written.
+  StatusOr<std::string> Write(std::string_view slot, std::string_view text);
+
+ private:
+  const std::string what_;
+  std::mutex mu_;
+  std::string dir_;                                // "" until first Write
+  std::map<std::string, int, std::less<>> slots_;  // slot -> file number
 };
 
 // `secrets`, or the process-wide EnvFileSecretStore when it is null: for

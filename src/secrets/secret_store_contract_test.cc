@@ -1,78 +1,35 @@
-// The SecretStore contract (secret_store.h), run against every adapter: a
-// new adapter adds its factory to the INSTANTIATE_TEST_SUITE_P at the end.
+// The SecretStore contract (secret_store.h), run against every adapter:
+// the suite is here; each adapter's test binary instantiates it with its
+// factory (local_secret_stores_test.cc: env:, file:, memory;
+// aws_secrets_manager_test.cc: aws-sm: on moto).
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <atomic>
-#include <cctype>
-#include <cstdlib>
-#include <filesystem>
 #include <fstream>
-#include <functional>
-#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
-#include "gtest/gtest.h"
-#include "secrets/env_file_secret_store.h"
-#include "secrets/memory_secret_store.h"
+#include "secrets/secret_store_contract.h"
 
 namespace cbpipe {
-namespace {
 
-namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// How a test gets an adapter and puts secrets where the adapter finds them.
-// `scratch` is an empty private folder of the test's own.
-struct SecretStoreFactory {
-  std::string name;
-  std::function<std::unique_ptr<SecretStore>()> make;
-  // Makes `value` findable; returns its reference.
-  std::function<std::string(SecretStore&, const std::string& scratch,
-                            const std::string& id, const std::string& value)>
-      define;
-  // Same, as a key file KeyFilePath takes.
-  std::function<std::string(SecretStore&, const std::string& scratch,
-                            const std::string& id, const std::string& value)>
-      define_key;
-  // A reference of the adapter's shape that names nothing.
-  std::function<std::string(const std::string& scratch)> undefined;
-};
+void SecretStoreContract::SetUp() {
+  char tmpl[] = "/tmp/cbpipe-secret-contract-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  scratch_ = tmpl;
+  store_ = GetParam().make();
+  ASSERT_NE(store_, nullptr);
+}
 
-class SecretStoreContract
-    : public ::testing::TestWithParam<SecretStoreFactory> {
- protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/cbpipe-secret-contract-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    scratch_ = tmpl;
-    store_ = GetParam().make();
-  }
-  void TearDown() override {
-    store_.reset();
-    fs::remove_all(scratch_);
-  }
-  std::string Define(const std::string& id, const std::string& value) {
-    return GetParam().define(*store_, scratch_, id, value);
-  }
-  std::string DefineKey(const std::string& id, const std::string& value) {
-    return GetParam().define_key(*store_, scratch_, id, value);
-  }
-
-  std::string scratch_;
-  std::unique_ptr<SecretStore> store_;
-};
-
-std::string WritePrivateFile(const std::string& path,
-                             const std::string& value) {
-  std::ofstream(path, std::ios::binary) << value;
-  ::chmod(path.c_str(), 0600);
-  return path;
+void SecretStoreContract::TearDown() {
+  store_.reset();
+  std::filesystem::remove_all(scratch_);
 }
 
 TEST_P(SecretStoreContract, ResolvesWhatWasDefined) {
@@ -151,59 +108,15 @@ TEST_P(SecretStoreContract, ResolvesFromManyThreads) {
   EXPECT_EQ(wrong.load(), 0);
 }
 
-std::unique_ptr<SecretStore> MakeEnvFile() {
-  return std::make_unique<EnvFileSecretStore>();
+TEST_P(SecretStoreContract, InvalidateKeepsTheValueResolvable) {
+  const std::string ref = Define("pw", "still-the-same");
+  ASSERT_EQ(store_->Resolve(ref)->value(), "still-the-same");
+  store_->Invalidate(ref);  // true or false: whether it cached anything
+  StatusOr<SecretString> again = store_->Resolve(ref);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->value(), "still-the-same");
+  EXPECT_FALSE(store_->Invalidate("Pa55word!"));
+  EXPECT_FALSE(store_->Invalidate(""));
 }
 
-std::string DefineFile(SecretStore&, const std::string& scratch,
-                       const std::string& id, const std::string& value) {
-  return "file:" + WritePrivateFile(scratch + "/" + id, value);
-}
-
-// Environment variables are process-wide: each name is the test's own.
-std::string DefineEnv(SecretStore&, const std::string& scratch,
-                      const std::string& id, const std::string& value) {
-  std::string name = "CBPIPE_CONTRACT_" + std::to_string(::getpid()) + "_" +
-                     fs::path(scratch).filename().string().substr(23) + "_" +
-                     id;
-  for (char& c : name) {
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  }
-  ::setenv(name.c_str(), value.c_str(), 1);
-  return "env:" + name;
-}
-
-std::string DefineInMemory(SecretStore& store, const std::string&,
-                           const std::string& id, const std::string& value) {
-  const std::string ref = "vault:" + id;
-  static_cast<InMemorySecretStore&>(store).Set(ref, value);
-  return ref;
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    Adapters, SecretStoreContract,
-    ::testing::Values(
-        SecretStoreFactory{"EnvFileByFile", MakeEnvFile, DefineFile,
-                           DefineFile,
-                           [](const std::string& scratch) {
-                             return "file:" + scratch + "/none";
-                           }},
-        SecretStoreFactory{"EnvFileByEnv", MakeEnvFile, DefineEnv, DefineFile,
-                           [](const std::string&) {
-                             ::unsetenv("CBPIPE_CONTRACT_NEVER_SET");
-                             return std::string(
-                                 "env:CBPIPE_CONTRACT_NEVER_SET");
-                           }},
-        SecretStoreFactory{
-            "InMemory",
-            [] {
-              return std::unique_ptr<SecretStore>(new InMemorySecretStore);
-            },
-            DefineInMemory, DefineInMemory,
-            [](const std::string&) { return std::string("vault:none"); }}),
-    [](const ::testing::TestParamInfo<SecretStoreFactory>& info) {
-      return info.param.name;
-    });
-
-}  // namespace
 }  // namespace cbpipe

@@ -247,7 +247,7 @@ void TransportPool::MoveStale(std::chrono::seconds max_idle,
 }
 
 StatusOr<std::unique_ptr<Transport>> TransportPool::Take(
-    const DestinationConfig& destination) {
+    const DestinationConfig& destination, SecretStore* secrets) {
   std::vector<Idle> stale;  // closed outside the lock: a goodbye may wait
   std::unique_ptr<Transport> found;
   {
@@ -262,7 +262,7 @@ StatusOr<std::unique_ptr<Transport>> TransportPool::Take(
     }
   }
   if (found) return found;
-  return make_ ? make_(destination) : MakeTransport(destination);
+  return make_ ? make_(destination) : MakeTransport(destination, secrets);
 }
 
 void TransportPool::Give(const std::string& destination,

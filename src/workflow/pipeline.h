@@ -72,9 +72,10 @@ class TransportPool {
       Factory make = nullptr)
       : max_idle_(max_idle), make_(std::move(make)) {}
 
-  // A transport to `destination`: an idle one, or a new one.
+  // A transport to `destination`: an idle one, or a new one (its secrets
+  // resolved from `secrets`; null: the env:/file: store).
   StatusOr<std::unique_ptr<Transport>> Take(
-      const DestinationConfig& destination);
+      const DestinationConfig& destination, SecretStore* secrets = nullptr);
   // Gives a transport back; `healthy` false (a delivery over it failed)
   // closes it, so the next batch starts on a fresh connection.
   void Give(const std::string& destination,

@@ -60,6 +60,10 @@ struct Ports {
   int64_t delivery_claim_ms = kDeliveryClaimLeaseMs;
   // Connections kept between deliveries (may be null: one per delivery).
   TransportPool* transports = nullptr;
+  // Where destinations' secret references are resolved (may be null: the
+  // env:/file: store); a caching one (aws-sm:) is refreshed once when a
+  // server refuses the login (MakeTransport, deliver/deliverer.h).
+  SecretStore* secrets = nullptr;
   // Observers for metrics and logs (may be empty). Called on the step's
   // thread; must not throw.
   std::function<void(const StepContext&, const InputScan&)> on_scanned;

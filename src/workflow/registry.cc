@@ -16,7 +16,9 @@
 #include "runs/dynamodb_run_store.h"
 #include "runs/in_memory_run_store.h"
 #include "runs/sqlite_run_store.h"
+#include "secrets/aws_secrets_manager.h"
 #include "secrets/env_file_secret_store.h"
+#include "secrets/routing_secret_store.h"
 #include "secrets/memory_secret_store.h"
 #include "store/memory_store.h"
 #include "store/s3_store.h"
@@ -267,6 +269,34 @@ StatusOr<std::unique_ptr<SecretStore>> OpenSecretStore(std::string_view url) {
   }
   // Next: secretsmanager://region.
   return UnknownScheme(kWhat, u, url, {"env+file", "memory"});
+}
+
+std::unique_ptr<SecretStore> OpenSecretStoreFor(const AwsOptions& aws,
+                                                Env* env) {
+  auto store =
+      std::make_unique<RoutingSecretStore>(EnvFileSecretStore::Default());
+  store->Route(std::string(kAwsSecretsManagerScheme),
+               [aws, env]() -> StatusOr<std::unique_ptr<SecretStore>> {
+                 CBPIPE_ASSIGN_OR_RETURN(std::shared_ptr<AwsClient> client,
+                                         AwsClientFor(aws));
+                 AwsSecretsManagerOptions options;
+                 options.cache_ttl_ms =
+                     static_cast<int64_t>(aws.secrets_cache_seconds * 1000);
+                 options.env = env;
+                 return std::unique_ptr<SecretStore>(
+                     new AwsSecretsManagerStore(std::move(client), options));
+               });
+  return store;
+}
+
+StatusOr<std::unique_ptr<Notifier>> OpenSnsNotifier(SnsOptions options,
+                                                    const AwsOptions& aws) {
+  CBPIPE_RETURN_IF_ERROR(ValidateSnsTopicArn(options.topic_arn));
+  CBPIPE_ASSIGN_OR_RETURN(std::shared_ptr<AwsClient> client,
+                          AwsClientFor(aws));
+  CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<SnsNotifier> sns,
+                          SnsNotifier::Create(std::move(options), client));
+  return std::unique_ptr<Notifier>(std::move(sns));
 }
 
 StatusOr<std::unique_ptr<Queue>> OpenQueue(std::string_view url,

@@ -19,6 +19,8 @@
 // |             | s3://bucket/prefix[?sse=AES256|aws:kms&kms_key_id=K&part_size_mib=8] | S3ObjectStore |
 // | SecretStore | env+file://                      | EnvFileSecretStore   |
 // |             | memory://                        | InMemorySecretStore  |
+// |             | (per reference: OpenSecretStoreFor) aws-sm:ID#key | AwsSecretsManagerStore |
+// | Notifier    | (OpenSnsNotifier) arn:aws:sns:... | SnsNotifier         |
 // | Queue       | sqlite:///abs/state.db?queue=N   | SqliteQueue          |
 // |             | sqs://NAME, https://sqs.../ACCT/NAME | SqsQueue         |
 // | RunStore    | sqlite:///abs/state.db           | SqliteRunStore       |
@@ -52,6 +54,7 @@
 #include "common/env.h"
 #include "common/status.h"
 #include "ledger/ledger.h"
+#include "notify/sns_notifier.h"
 #include "queue/queue.h"
 #include "queue/sqlite_queue.h"
 #include "runs/run_store.h"
@@ -71,6 +74,19 @@ StatusOr<std::shared_ptr<AwsClient>> AwsClientFor(const AwsOptions& options);
 StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(
     std::string_view url, const AwsOptions& aws = {});
 StatusOr<std::unique_ptr<SecretStore>> OpenSecretStore(std::string_view url);
+// The store of every secret reference of a config, chosen by the
+// reference's scheme (RoutingSecretStore): env: and file: as
+// EnvFileSecretStore; aws-sm: by AwsSecretsManagerStore on
+// AwsClientFor(aws), cached aws.secrets_cache_seconds, made at the first
+// aws-sm: reference (so a config without one needs no region). `env`
+// (not owned; nullptr: Env::Default()) is the cache's clock.
+std::unique_ptr<SecretStore> OpenSecretStoreFor(const AwsOptions& aws,
+                                                Env* env = nullptr);
+// `topic_arn`'s notifier (and `alert_topic_arn`'s, when set) on
+// AwsClientFor(aws): [notify.sns]. Errors: SnsNotifier::Create's,
+// AwsClientFor's.
+StatusOr<std::unique_ptr<Notifier>> OpenSnsNotifier(SnsOptions options,
+                                                    const AwsOptions& aws);
 // `options` go to the adapter (SqliteQueue's QueueOptions for sqlite://;
 // an SQS queue takes its max_receive_count from its RedrivePolicy). `aws`
 // is the [aws] table for sqs:// and queue URLs.

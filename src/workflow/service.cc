@@ -164,7 +164,7 @@ int64_t Service::claim_ms() const { return visibility_ms() - 250; }
 
 StatusOr<std::unique_ptr<Service>> Service::Create(
     const Config& config, std::unique_ptr<Notifier> notifier,
-    Metrics* metrics) {
+    Metrics* metrics, SecretStore* secrets) {
   if (metrics == nullptr)
     return InvalidArgumentError("the service needs a Metrics adapter");
   std::unique_ptr<Service> s(new Service(config, std::move(notifier)));
@@ -214,6 +214,7 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
   sv.ledger = s->ledger_.get();
   sv.notifier = s->notifier_.get();
   sv.transports = &s->transports_;
+  sv.secrets = secrets;
   sv.metrics = metrics;
   sv.env = s->env_;
   sv.delivery_claim_ms = s->claim_ms();

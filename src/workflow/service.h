@@ -84,9 +84,11 @@ class Service {
   // Opens the stores. `notifier` may be null (log only). `metrics` records
   // what the service does (never null; must outlive the service); the
   // queue gauges are bound to it until the service is destroyed.
+  // `secrets` (may be null: env:/file:; must outlive the service) resolves
+  // the destinations' credentials (OpenSecretStoreFor in serve).
   static StatusOr<std::unique_ptr<Service>> Create(
       const Config& config, std::unique_ptr<Notifier> notifier,
-      Metrics* metrics);
+      Metrics* metrics, SecretStore* secrets = nullptr);
   // Stops and joins every thread, however long that takes.
   ~Service();
 

@@ -336,7 +336,8 @@ StatusOr<json> Deliver(const json& in, const Ports& p) {
   DestinationConfig once = *configured;
   once.retry.max_attempts = 1;
   StatusOr<std::unique_ptr<Transport>> transport =
-      p.transports ? p.transports->Take(once) : MakeTransport(once);
+      p.transports ? p.transports->Take(once, p.secrets)
+                   : MakeTransport(once, p.secrets);
   if (!transport.ok()) return transport.status();
   FileDeliverer deliverer(once, transport->get(), p.ledger, p.env,
                           p.delivery_claim_ms);
