@@ -19,16 +19,26 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// `name` on PATH, else in pyenv's shims: the machine image installs moto
+// with pyenv, whose shims a non-login shell (a CI runner) may not have on
+// its PATH.
 StatusOr<std::string> FindOnPath(const std::string& name) {
   const char* path = ::getenv("PATH");
-  std::stringstream dirs(path ? path : "");
+  std::string dirs_list = path ? path : "";
+  if (const char* root = ::getenv("PYENV_ROOT"); root && *root)
+    dirs_list += std::string(":") + root + "/shims";
+  if (const char* home = ::getenv("HOME"); home && *home)
+    dirs_list += std::string(":") + home + "/.pyenv/shims";
+  std::stringstream dirs(dirs_list);
   std::string dir;
   while (std::getline(dirs, dir, ':')) {
     if (dir.empty()) continue;
     std::string candidate = dir + "/" + name;
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
   }
-  return NotFoundError(name + " is not on PATH (pip install 'moto[server]')");
+  return NotFoundError(name +
+                       " is not on PATH nor in pyenv's shims (pip install "
+                       "'moto[server]')");
 }
 
 std::string LogTail(const std::string& path) {
