@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "servers/http_fault_server.h"
+#include "servers/moto_environment.h"
 #include "servers/moto_server.h"
 
 namespace cbpipe {
@@ -21,32 +22,9 @@ using testing::HttpFaultServer;
 using testing::HttpStep;
 using testing::MotoServer;
 
-// One moto for the whole binary (starting it takes seconds); each test
-// resets it.
-MotoServer* g_moto = nullptr;
-
-class MotoEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    MotoServer::UseTestCredentials();
-    auto moto = MotoServer::Start();
-    if (!moto.ok()) {
-      error_ = moto.status().ToString();
-      return;
-    }
-    server_ = std::move(*moto);
-    g_moto = server_.get();
-  }
-  void TearDown() override {
-    g_moto = nullptr;
-    server_.reset();
-  }
-  static std::string error_;
-
- private:
-  std::unique_ptr<MotoServer> server_;
-};
-std::string MotoEnvironment::error_;
+// One moto for the whole binary (servers/moto_environment.h); each test
+// starts from a reset one.
+MotoServer* Moto() { return testing::MotoEnvironment::server(); }
 
 // A deterministic pseudo-random byte at `i` (no 8 MB buffer needed).
 char ByteAt(size_t i) {
@@ -58,10 +36,10 @@ char ByteAt(size_t i) {
 class AwsClientMotoTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_NE(g_moto, nullptr)
-        << "moto did not start: " << MotoEnvironment::error_;
-    ASSERT_TRUE(g_moto->Reset().ok());
-    client_ = MakeClient(g_moto->endpoint());
+    ASSERT_NE(Moto(), nullptr)
+        << "moto did not start: " << testing::MotoEnvironment::error();
+    ASSERT_TRUE(Moto()->Reset().ok());
+    client_ = MakeClient(Moto()->endpoint());
   }
 
   std::unique_ptr<AwsClient> MakeClient(const std::string& endpoint) {
@@ -229,7 +207,7 @@ TEST_F(AwsClientMotoTest, RetriesInjected503SlowDownAnd500ThenReachesMoto) {
                         "reduce your request rate.</Message></Error>"),
        HttpStep::Answer(500, "<Error><Code>InternalError</Code></Error>"),
        HttpStep::Close()},
-      g_moto->port());
+      Moto()->port());
   ASSERT_TRUE(proxy.Start().ok());
   auto client = MakeClient(proxy.endpoint());
   AwsRequest put = S3("PUT", "PutObject", "bkt", "k");
@@ -275,8 +253,8 @@ TEST(MotoServerTest, AnswersUntilDestroyed) {
   auto moto = MotoServer::Start();
   ASSERT_TRUE(moto.ok()) << moto.status().ToString();
   int port = (*moto)->port();
-  ASSERT_NE(g_moto, nullptr);
-  EXPECT_NE(port, g_moto->port());
+  ASSERT_NE(Moto(), nullptr);
+  EXPECT_NE(port, Moto()->port());
   EXPECT_EQ((*moto)->endpoint(), "http://127.0.0.1:" + std::to_string(port));
   auto status = testing::LoopbackHttpStatus(port, "GET", "/moto-api/");
   ASSERT_TRUE(status.ok()) << status.status().ToString();
@@ -290,6 +268,6 @@ TEST(MotoServerTest, AnswersUntilDestroyed) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new cbpipe::MotoEnvironment());
+  ::testing::AddGlobalTestEnvironment(new cbpipe::testing::MotoEnvironment());
   return RUN_ALL_TESTS();
 }

@@ -21,6 +21,7 @@
 #include "queue/sqlite_queue.h"
 #include "queue/sqs_queue.h"
 #include "servers/http_fault_server.h"
+#include "servers/moto_environment.h"
 #include "servers/moto_server.h"
 
 namespace cbpipe {
@@ -32,31 +33,11 @@ using testing::HttpFaultServer;
 using testing::HttpStep;
 using testing::MotoServer;
 
-MotoServer* g_moto = nullptr;
-std::string g_moto_error;
-
-class MotoEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    MotoServer::UseTestCredentials();
-    auto moto = MotoServer::Start();
-    if (!moto.ok()) {
-      g_moto_error = moto.status().ToString();
-      return;
-    }
-    server_ = std::move(*moto);
-    g_moto = server_.get();
-  }
-  void TearDown() override {
-    g_moto = nullptr;
-    server_.reset();
-  }
-
- private:
-  std::unique_ptr<MotoServer> server_;
-};
+// One moto for the whole binary (servers/moto_environment.h); each test
+// starts from a reset one.
+MotoServer* Moto() { return testing::MotoEnvironment::server(); }
 const auto* const kMoto =
-    ::testing::AddGlobalTestEnvironment(new MotoEnvironment);
+    ::testing::AddGlobalTestEnvironment(new testing::MotoEnvironment);
 
 std::shared_ptr<AwsClient> MotoClient(const std::string& endpoint,
                                       Env* env = nullptr) {
@@ -94,13 +75,14 @@ struct SqliteAdapter {
 struct SqsAdapter {
   static constexpr bool kExactStats = false;
   SqsAdapter() {
-    if (g_moto == nullptr) return;
-    EXPECT_TRUE(g_moto->Reset().ok());
-    client = MotoClient(g_moto->endpoint());
+    if (Moto() == nullptr) return;
+    EXPECT_TRUE(Moto()->Reset().ok());
+    client = MotoClient(Moto()->endpoint());
   }
   std::unique_ptr<Queue> Open(int max_receive_count) {
     if (client == nullptr) {
-      ADD_FAILURE() << "moto did not start: " << g_moto_error;
+      ADD_FAILURE() << "moto did not start: "
+                    << testing::MotoEnvironment::error();
       return nullptr;
     }
     SqsQueueOptions options;
@@ -369,9 +351,10 @@ TYPED_TEST(QueueContractTest, RejectsArgumentsOutsideTheLimits) {
 class SqsQueueTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_NE(g_moto, nullptr) << "moto did not start: " << g_moto_error;
-    ASSERT_TRUE(g_moto->Reset().ok());
-    client_ = MotoClient(g_moto->endpoint(), &env_);
+    ASSERT_NE(Moto(), nullptr)
+        << "moto did not start: " << testing::MotoEnvironment::error();
+    ASSERT_TRUE(Moto()->Reset().ok());
+    client_ = MotoClient(Moto()->endpoint(), &env_);
     ASSERT_NE(client_, nullptr);
   }
   // A fresh queue with a dead-letter queue, through the moto client.
@@ -429,7 +412,7 @@ TEST_F(SqsQueueTest, ThrottlingAndServerErrorsAreRetried) {
        HttpStep::Answer(400, throttled,
                         {{"Content-Type", "application/x-amz-json-1.0"}}),
        HttpStep::Answer(500, "")},
-      g_moto->port());
+      Moto()->port());
   ASSERT_TRUE(faults.Start().ok());
   auto client = MotoClient(faults.endpoint(), &env_);
   auto q = SqsQueue::Open(client, (*made)->url());
@@ -464,7 +447,7 @@ TEST_F(SqsQueueTest, ExpiredCredentialsAreUnauthenticated) {
   std::vector<HttpStep> steps(
       6, HttpStep::Answer(400, expired,
                           {{"Content-Type", "application/x-amz-json-1.0"}}));
-  HttpFaultServer faults(steps, g_moto->port());
+  HttpFaultServer faults(steps, Moto()->port());
   ASSERT_TRUE(faults.Start().ok());
   auto q = SqsQueue::Open(MotoClient(faults.endpoint(), &env_), (*made)->url());
   ASSERT_FALSE(q.ok());

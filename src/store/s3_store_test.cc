@@ -10,15 +10,16 @@
 
 #include <atomic>
 #include <cstdio>
+#include <ctime>
 #include <memory>
 #include <string>
 #include <vector>
-#include <ctime>
 
 #include "aws/credentials_chain.h"
 #include "aws/xml.h"
 #include "common/env.h"
 #include "servers/http_fault_server.h"
+#include "servers/moto_environment.h"
 #include "servers/moto_server.h"
 #include "store/object_store_contract.h"
 
@@ -29,32 +30,12 @@ using testing::HttpFaultServer;
 using testing::HttpStep;
 using testing::MotoServer;
 
-MotoServer* g_moto = nullptr;
-std::string g_moto_error;
-
-class MotoEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    MotoServer::UseTestCredentials();
-    auto moto = MotoServer::Start();
-    if (!moto.ok()) {
-      g_moto_error = moto.status().ToString();
-      return;
-    }
-    server_ = std::move(*moto);
-    g_moto = server_.get();
-  }
-  void TearDown() override {
-    g_moto = nullptr;
-    server_.reset();
-  }
-
- private:
-  std::unique_ptr<MotoServer> server_;
-};
+// One moto for the whole binary (servers/moto_environment.h); each test
+// starts from a reset one.
+MotoServer* Moto() { return testing::MotoEnvironment::server(); }
 
 const auto* const g_env =
-    ::testing::AddGlobalTestEnvironment(new MotoEnvironment());
+    ::testing::AddGlobalTestEnvironment(new testing::MotoEnvironment());
 
 std::shared_ptr<AwsClient> MotoClient(const std::string& endpoint,
                                       int max_attempts = 4) {
@@ -84,9 +65,8 @@ AwsRequest S3Call(const char* method, const char* operation,
 
 std::string FreshBucket(AwsClient& aws) {
   static std::atomic<int> serial{0};
-  const std::string bucket =
-      "cbpipe-test-" + std::to_string(::getpid()) + "-" +
-      std::to_string(serial++);
+  const std::string bucket = "cbpipe-test-" + std::to_string(::getpid()) + "-" +
+                             std::to_string(serial++);
   Status s = aws.Send(S3Call("PUT", "CreateBucket", bucket)).status();
   EXPECT_TRUE(s.ok()) << s.ToString();
   return bucket;
@@ -94,20 +74,21 @@ std::string FreshBucket(AwsClient& aws) {
 
 std::shared_ptr<AwsClient>& SharedClient() {
   static std::shared_ptr<AwsClient> client;
-  if (!client && g_moto) client = MotoClient(g_moto->endpoint());
+  if (!client && Moto()) client = MotoClient(Moto()->endpoint());
   return client;
 }
 
 std::unique_ptr<ObjectStore> MakeS3Store(const std::string&) {
-  if (!g_moto) {
-    ADD_FAILURE() << "moto did not start: " << g_moto_error;
+  if (!Moto()) {
+    ADD_FAILURE() << "moto did not start: "
+                  << testing::MotoEnvironment::error();
     return nullptr;
   }
   std::shared_ptr<AwsClient> aws = SharedClient();
   S3StoreOptions options;
   options.read_chunk = 1u << 20;  // the 20 MiB contract object: 20 ranges
-  auto store = S3ObjectStore::Create(aws, FreshBucket(*aws), "objects",
-                                     options);
+  auto store =
+      S3ObjectStore::Create(aws, FreshBucket(*aws), "objects", options);
   EXPECT_TRUE(store.ok()) << store.status().ToString();
   return store.ok() ? std::unique_ptr<ObjectStore>(std::move(*store)) : nullptr;
 }
@@ -120,7 +101,8 @@ INSTANTIATE_TEST_SUITE_P(S3, ObjectStoreContract,
 class S3StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_NE(g_moto, nullptr) << "moto did not start: " << g_moto_error;
+    ASSERT_NE(Moto(), nullptr)
+        << "moto did not start: " << testing::MotoEnvironment::error();
     aws_ = SharedClient();
     ASSERT_NE(aws_, nullptr);
     bucket_ = FreshBucket(*aws_);
@@ -128,8 +110,8 @@ class S3StoreTest : public ::testing::Test {
 
   std::unique_ptr<S3ObjectStore> Store(S3StoreOptions options = {},
                                        std::shared_ptr<AwsClient> aws = {}) {
-    auto store = S3ObjectStore::Create(aws ? aws : aws_, bucket_, "pre/fix",
-                                       options);
+    auto store =
+        S3ObjectStore::Create(aws ? aws : aws_, bucket_, "pre/fix", options);
     EXPECT_TRUE(store.ok()) << store.status().ToString();
     return store.ok() ? std::move(*store) : nullptr;
   }
@@ -158,8 +140,8 @@ class S3StoreTest : public ::testing::Test {
 Status WriteBytes(ObjectWriter& out, uint64_t size) {
   std::string block(1 << 20, '\0');
   for (uint64_t done = 0; done < size;) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(block.size(),
-                                                            size - done));
+    const size_t n =
+        static_cast<size_t>(std::min<uint64_t>(block.size(), size - done));
     for (size_t i = 0; i < n; ++i)
       block[i] = static_cast<char>(((done + i) * 2654435761u) >> 13);
     CBPIPE_RETURN_IF_ERROR(out.Write(block.data(), n));
@@ -227,9 +209,10 @@ TEST_F(S3StoreTest, AFailedPartAbortsTheUploadAndLeavesNoObject) {
   // then the abort goes through.
   HttpFaultServer faults(
       {HttpStep::Forward(), HttpStep::Forward(),
-       HttpStep::Answer(500, "<Error><Code>InternalError</Code><Message>"
-                             "boom</Message></Error>")},
-      g_moto->port());
+       HttpStep::Answer(500,
+                        "<Error><Code>InternalError</Code><Message>"
+                        "boom</Message></Error>")},
+      Moto()->port());
   ASSERT_TRUE(faults.Start().ok());
   auto store = Store({}, MotoClient(faults.endpoint(), /*max_attempts=*/1));
   auto out = store->Put("big");
@@ -243,8 +226,8 @@ TEST_F(S3StoreTest, AFailedPartAbortsTheUploadAndLeavesNoObject) {
   EXPECT_EQ(store->Head("big").status().code(), StatusCode::kNotFound);
   int aborts = 0;  // AbortMultipartUpload
   for (const auto& r : faults.requests())
-    aborts += r.method == "DELETE" && r.target.find("uploadId=") !=
-                                          std::string::npos;
+    aborts +=
+        r.method == "DELETE" && r.target.find("uploadId=") != std::string::npos;
   EXPECT_EQ(aborts, 1);
 }
 
@@ -305,10 +288,10 @@ TEST_F(S3StoreTest, SendsServerSideEncryptionHeaders) {
   ASSERT_TRUE((*out)->Commit().ok());
   EXPECT_EQ(HeadHeader("pre/fix/kms", "x-amz-server-side-encryption"),
             "aws:kms");
-  EXPECT_NE(HeadHeader("pre/fix/kms",
-                       "x-amz-server-side-encryption-aws-kms-key-id")
-                .find("cbpipe-test"),
-            std::string::npos);
+  EXPECT_NE(
+      HeadHeader("pre/fix/kms", "x-amz-server-side-encryption-aws-kms-key-id")
+          .find("cbpipe-test"),
+      std::string::npos);
 }
 
 TEST_F(S3StoreTest, ListsPastOneThousandKeys) {
@@ -416,8 +399,9 @@ TEST_F(S3StoreTest, ExpiredCredentialsAreUnauthenticated) {
   std::vector<HttpStep> script;
   for (int i = 0; i < 4; ++i)
     script.push_back(HttpStep::Answer(
-        400, "<Error><Code>ExpiredToken</Code><Message>The provided token "
-             "has expired.</Message></Error>"));
+        400,
+        "<Error><Code>ExpiredToken</Code><Message>The provided token "
+        "has expired.</Message></Error>"));
   HttpFaultServer server(script);
   ASSERT_TRUE(server.Start().ok());
   auto store = Store({}, MotoClient(server.endpoint(), 1));
