@@ -24,7 +24,11 @@ const json* Attribute(const json& item, std::string_view name,
 
 size_t ValueBytes(const json& value) {
   if (!value.is_object() || value.empty()) return 0;
-  const auto& [type, v] = *value.items().begin();
+  // begin() of the object itself: a binding into `*items().begin()` would
+  // refer to a temporary (ASan: stack-use-after-scope).
+  const auto first = value.begin();
+  const std::string& type = first.key();
+  const json& v = first.value();
   if (type == "S" && v.is_string())
     return v.get_ref<const std::string&>().size();
   if (type == "N") return 21;
