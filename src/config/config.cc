@@ -586,7 +586,8 @@ Status ParseService(const toml::table& t, const ConfigError& err,
                     ServiceConfig* sc) {
   CBPIPE_RETURN_IF_ERROR(CheckKnownKeys(
       t,
-      {"inbox_dir", "state_db", "object_dir", "object_store", "workers",
+      {"inbox_dir", "state_db", "object_dir", "object_store", "work_store",
+       "queue", "run_store", "ledger", "events_queue", "workers",
        "poll_interval_ms",
        "settle_ms", "visibility_seconds", "max_receive_count",
        "shutdown_timeout_seconds", "admin_listen", "admin_token", "log_file",
@@ -605,6 +606,24 @@ Status ParseService(const toml::table& t, const ConfigError& err,
     return err.At("service.object_store",
                   "must be an object store URL (file:///abs/path or "
                   "s3://bucket/prefix)");
+  CBPIPE_RETURN_IF_ERROR(
+      GetString(t, "work_store", "service.", err, &sc->work_store));
+  if (!sc->work_store.empty() &&
+      sc->work_store.find("://") == std::string::npos)
+    return err.At("service.work_store",
+                  "must be an object store URL (file:///abs/path or "
+                  "s3://bucket/prefix)");
+  // The adapters' registry (workflow/registry.h) checks the schemes.
+  for (auto [key, out] :
+       {std::pair{"queue", &sc->queue}, std::pair{"run_store", &sc->run_store},
+        std::pair{"ledger", &sc->ledger},
+        std::pair{"events_queue", &sc->events_queue}}) {
+    CBPIPE_RETURN_IF_ERROR(GetString(t, key, "service.", err, out));
+    if (!out->empty() && out->find("://") == std::string::npos)
+      return err.At(std::string("service.") + key,
+                    "must be a URL (sqlite://, sqs://, dynamodb:// or an "
+                    "SQS queue URL)");
+  }
   auto get_int = [&](std::string_view key, int64_t min, int64_t max,
                      int* out) -> Status {
     int64_t v = *out;
@@ -917,8 +936,9 @@ bool UsesAws(const Config& c) {
   };
   std::vector<std::string_view> values = {
       c.work_dir, c.service.inbox_dir, c.service.state_db,
-      c.service.object_dir, c.service.object_store,
-      c.service.admin_token_ref};
+      c.service.object_dir, c.service.object_store, c.service.work_store,
+      c.service.queue, c.service.run_store, c.service.ledger,
+      c.service.events_queue, c.service.admin_token_ref};
   for (const DestinationConfig& d : c.destinations) {
     values.insert(values.end(),
                   {d.url, d.username, d.password_ref, d.private_key_ref});
@@ -1201,6 +1221,16 @@ std::string DescribeConfig(const Config& c) {
     << (sc.object_store.empty()
             ? std::string()
             : "\nobject_store = " + q(RedactUrl(sc.object_store)))
+    << (sc.work_store.empty() ? std::string()
+                              : "\nwork_store = " + q(RedactUrl(sc.work_store)))
+    << (sc.queue.empty() ? std::string() : "\nqueue = " + q(RedactUrl(sc.queue)))
+    << (sc.run_store.empty() ? std::string()
+                             : "\nrun_store = " + q(RedactUrl(sc.run_store)))
+    << (sc.ledger.empty() ? std::string()
+                          : "\nledger = " + q(RedactUrl(sc.ledger)))
+    << (sc.events_queue.empty()
+            ? std::string()
+            : "\nevents_queue = " + q(RedactUrl(sc.events_queue)))
     << "\nworkers = " << sc.workers
     << "\npoll_interval_ms = " << sc.poll_interval_ms
     << "\nsettle_ms = " << sc.settle_ms

@@ -42,6 +42,22 @@ struct ServiceConfig {
   // The object store's URL (workflow/registry.h: file://, s3://bucket/p);
   // "" = file://<object_dir>.
   std::string object_store;
+  // Where the files made from inputs (batches, manifests, rejects) are
+  // kept, as an object store URL (s3://bucket/processed); "" = the work
+  // dir itself (file://<work_dir>).
+  std::string work_store;
+  // The work queue's URL (sqs://name, an SQS queue URL); "" = SQLite in
+  // state_db.
+  std::string queue;
+  // The run store's URL (dynamodb://table); "" = SQLite in state_db.
+  std::string run_store;
+  // The delivery ledger's URL (dynamodb://table); "" = SQLite in
+  // <work_dir>/ledger.db.
+  std::string ledger;
+  // A queue receiving S3 ObjectCreated event notifications (sqs://name or
+  // an SQS queue URL) to take inputs from, instead of the inbox folder;
+  // "" = the inbox folder.
+  std::string events_queue;
   int workers = 2;
   int poll_interval_ms = 500;  // inbox scan
   int settle_ms = 1000;        // a file unchanged this long is complete

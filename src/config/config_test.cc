@@ -390,6 +390,29 @@ password = "env:SMTP_PASS"
               ::testing::HasSubstr("service.workers"));
 }
 
+TEST(ConfigTest, ServiceAdapterUrlsParseAndRoundTrip) {
+  StatusOr<Config> c = ParseConfig(
+      "[service]\nwork_store = \"s3://b/processed\"\n"
+      "queue = \"sqs://cbpipe-inputs\"\nrun_store = \"dynamodb://runs\"\n"
+      "ledger = \"dynamodb://ledger\"\nevents_queue = \"sqs://raw\"\n",
+      "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->service.work_store, "s3://b/processed");
+  EXPECT_EQ(c->service.queue, "sqs://cbpipe-inputs");
+  EXPECT_EQ(c->service.run_store, "dynamodb://runs");
+  EXPECT_EQ(c->service.ledger, "dynamodb://ledger");
+  EXPECT_EQ(c->service.events_queue, "sqs://raw");
+  StatusOr<Config> again = ParseConfig(DescribeConfig(*c), "described.toml");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->service.ledger, "dynamodb://ledger");
+  EXPECT_EQ(again->service.events_queue, "sqs://raw");
+  for (const char* key :
+       {"work_store", "queue", "run_store", "ledger", "events_queue"}) {
+    EXPECT_THAT(ErrorOf("[service]\n" + std::string(key) + " = \"table\"\n"),
+                ::testing::HasSubstr(std::string("service.") + key));
+  }
+}
+
 // A valid destination, so that each case below fails for its own reason.
 constexpr std::string_view kOneDestination = R"(
 [[destination]]
