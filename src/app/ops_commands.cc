@@ -520,7 +520,7 @@ int DlqList(const Config& config, bool as_json) {
         (*queue)->ListDeadLetters(1000, after);
     if (!page.ok()) {
       PrintError(kCmd, page.status().ToString());
-      return kExitRejected;
+      return ExitFor(page.status());
     }
     if (page->empty()) break;
     after = page->back().message.id;
@@ -597,7 +597,7 @@ int DlqRedrive(const Config& config, const std::string& id, bool all) {
     if (!n.ok()) {
       PrintError(kCmd, n.status().ToString());
       Audit(config, audit, "failed", n.status().ToString());
-      return kExitRejected;
+      return ExitFor(n.status());
     }
     audit.count = *n;
     Audit(config, audit, "ok");
@@ -644,7 +644,7 @@ int DlqPurge(const Config& config, bool yes) {
   if (!n.ok()) {
     PrintError(kCmd, n.status().ToString());
     Audit(config, audit, "failed", n.status().ToString());
-    return kExitRejected;
+    return ExitFor(n.status());
   }
   audit.count = *n;
   Audit(config, audit, "ok");
