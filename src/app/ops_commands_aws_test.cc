@@ -22,6 +22,7 @@
 #include "queue/sqs_queue.h"
 #include "servers/moto_environment.h"
 #include "servers/test_servers.h"
+#include "workflow/in_process_run.h"
 #include "workflow/registry.h"
 
 namespace cbpipe {
@@ -235,6 +236,72 @@ TEST_F(OpsOnAwsTest, RunsListAndShowFromDynamoDb) {
 
   config_.service.run_store = "dynamodb://no-such-table";
   EXPECT_EQ(RunsList(config_, "", 50, false), kExitUsage);
+}
+
+// A run the service finished, with its checkpoints in DynamoDB and its
+// deliveries in the DynamoDB ledger; the card company lost the files:
+// replay reads both from the tables and records the replays there.
+TEST_F(OpsOnAwsTest, ReplayReadsAndRecordsInDynamoDb) {
+  ASSERT_TRUE(CreateDynamoDbTable(*client_, "cbpipe-state").ok());
+  config_.service.run_store = "dynamodb://cbpipe-state";
+  config_.service.ledger = "dynamodb://cbpipe-state";  // one table for both
+  auto ledger = OpenDeliveryLedger(config_.service.ledger, Env::Default(),
+                                   *config_.aws);
+  ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+  const std::string input = *dir_ / "in.csv";
+  testing::WriteFile(input,
+                     "case_id,network,arn,merchant_id,transaction_date,"
+                     "chargeback_date,amount,currency,reason_code\n"
+                     "V1,visa,74567890123456789012341,M1,2025-03-01,"
+                     "2025-04-01,10.00,USD,10.4\n"
+                     "A1,amex,,M2,2025-03-01,2025-04-01,5.00,EUR,C08\n");
+  fs::create_directories(config_.work_dir);
+  InProcessRunner runner(config_, ledger->get(), Env::Default(),
+                         /*now_epoch_seconds=*/1748779200);
+  InputResult r = runner.Process(input);
+  ASSERT_TRUE(r.ok()) << r.error.ToString();
+  ASSERT_EQ(r.batches.size(), 1u);
+  std::vector<fs::path> delivered;
+  for (const DeliveredFile& f : r.batches[0].files) {
+    delivered.push_back(fs::path(config_.work_dir) / "outbox" /
+                        f.file.destination / f.delivery.remote_name);
+    ASSERT_TRUE(fs::exists(delivered.back()));
+  }
+  ASSERT_EQ(delivered.size(), 2u);
+  auto runs = OpenRunStore(config_.service.run_store, Env::Default(),
+                           *config_.aws);
+  ASSERT_TRUE(runs.ok()) << runs.status().ToString();
+  RunRecord run;
+  run.run_id = r.input_id;
+  run.input_name = "in.csv";
+  ASSERT_TRUE((*runs)->CreateIfAbsent(run).ok());
+  StepRecord scan;
+  scan.name = "scan";
+  scan.state = "succeeded";
+  scan.attempts = 1;
+  scan.output_json =
+      json{{"batches", json::array({{{"id", r.batches[0].batch.id},
+                                     {"manifest",
+                                      r.batches[0].batch.manifest_path}}})}}
+          .dump();
+  ASSERT_TRUE((*runs)->SaveStep(r.input_id, scan).ok());
+  ASSERT_TRUE((*runs)->SetState(r.input_id, "succeeded", "", "").ok());
+  for (const fs::path& p : delivered) fs::remove(p);  // lost
+
+  int rc = -1;
+  const std::string out =
+      Stdout([&] { return Replay(config_, r.input_id, true); }, &rc);
+  ASSERT_EQ(rc, kExitOk) << out;
+  EXPECT_TRUE(json::parse(out)["ok"].get<bool>()) << out;
+  for (size_t i = 0; i < delivered.size(); ++i) {
+    EXPECT_TRUE(fs::exists(delivered[i])) << delivered[i];
+    const DeliveredFile& f = r.batches[0].files[i];
+    auto e = (*ledger)->Find(f.file.destination, f.delivery.remote_name);
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    ASSERT_TRUE(e->has_value());
+    EXPECT_EQ((*e)->state, "delivered");
+    EXPECT_TRUE((*e)->replay);
+  }
 }
 
 TEST_F(OpsOnAwsTest, ReplayAndRunRefuseSecretsManagerWithoutAwsTable) {
