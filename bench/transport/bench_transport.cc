@@ -67,10 +67,17 @@ using Clock = std::chrono::steady_clock;
 
 struct Options {
   int runs = 5;
-  std::vector<std::string> protocols = {
-      "sftp",          "sftp-nofsync", "sftp-dropbox",       "sftp-proftpd",
-      "sftp-proftpd-nofsync", "ftps", "ftps-dropbox", "ftps-proftpd",
-      "ftps-proftpd-tls13",   "ftps-pureftpd", "ftp"};
+  std::vector<std::string> protocols = {"sftp",
+                                        "sftp-nofsync",
+                                        "sftp-dropbox",
+                                        "sftp-proftpd",
+                                        "sftp-proftpd-nofsync",
+                                        "ftps",
+                                        "ftps-dropbox",
+                                        "ftps-proftpd",
+                                        "ftps-proftpd-tls13",
+                                        "ftps-pureftpd",
+                                        "ftp"};
   std::vector<std::string> workloads = {"big", "small"};
   int big_count = 4;
   int big_mb = 100;
@@ -95,7 +102,7 @@ struct Target {
   // as cbpipe's TLS 1.3 uploads): the curl CLI reusing one connection
   // fails where a TLS 1.3 session resumes only once.
   bool curl_per_file = false;
-  std::string remote_dir;    // local path of that folder, to clear it
+  std::string remote_dir;  // local path of that folder, to clear it
   // For SFTP with fsync: OpenSSH's sftp client, `put -f` (fsync@openssh.com
   // after each file, as cbpipe does), the like-for-like peer curl is not.
   bool sftp_peer = false;
@@ -271,7 +278,8 @@ bool RunCurlProcess(const Target& t, const std::vector<std::string>& files,
   int wstatus = 0;
   rusage usage{};
   ::wait4(pid, &wstatus, 0, &usage);
-  timing->seconds += std::chrono::duration<double>(Clock::now() - start).count();
+  timing->seconds +=
+      std::chrono::duration<double>(Clock::now() - start).count();
   timing->cpu_seconds += CpuSeconds(usage);
   if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
     std::cerr << "curl failed (status " << wstatus << ")\n";
@@ -315,10 +323,10 @@ std::optional<Timing> RunOpensshSftp(const Target& t, const Workload& w,
   if (pid == 0) {
     int null_fd = ::open("/dev/null", O_WRONLY);
     if (null_fd >= 0) ::dup2(null_fd, STDOUT_FILENO);
-    ::execlp("sftp", "sftp", "-q", "-b", batch_path.c_str(), "-P",
-             port.c_str(), "-i", t.key_path.c_str(), "-o", known.c_str(),
-             "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
-             target.c_str(), static_cast<char*>(nullptr));
+    ::execlp("sftp", "sftp", "-q", "-b", batch_path.c_str(), "-P", port.c_str(),
+             "-i", t.key_path.c_str(), "-o", known.c_str(), "-o",
+             "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", target.c_str(),
+             static_cast<char*>(nullptr));
     _exit(127);
   }
   int wstatus = 0;
@@ -417,8 +425,7 @@ StatusOr<Target> StartTarget(const std::string& protocol,
                    sftp.port());
     t.dest.write_only = drop_box;
     root = sftp.root_dir();
-  } else if (protocol == "sftp-proftpd" ||
-             protocol == "sftp-proftpd-nofsync") {
+  } else if (protocol == "sftp-proftpd" || protocol == "sftp-proftpd-nofsync") {
     CBPIPE_ASSIGN_OR_RETURN(testing::ProFtpdServer s,
                             testing::ProFtpdServer::Start(dir));
     servers->proftpd.push_back(std::move(s));
@@ -546,9 +553,9 @@ int Main(int argc, char** argv) {
   Servers servers;
   std::vector<Target> targets;
   for (const std::string& protocol : o.protocols) {
-    StatusOr<Target> t = StartTarget(protocol, o.dir + "/server-" + protocol,
-                                     static_cast<int>(targets.size()),
-                                     &servers);
+    StatusOr<Target> t =
+        StartTarget(protocol, o.dir + "/server-" + protocol,
+                    static_cast<int>(targets.size()), &servers);
     if (!t.ok()) {
       std::cerr << protocol << ": " << t.status().ToString() << "\n";
       return t.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
@@ -569,9 +576,9 @@ int Main(int argc, char** argv) {
   };
   print_flush("before");
 
-  std::printf("%-20s %-14s %-7s %9s %6s %9s %6s %9s %9s %7s %6s %6s\n",
-              "proto", "workload", "peer", "cbpipe s", "spread", "peer s",
-              "spread", "cbpipe/s", "peer/s", "ratio", "cpu-cb", "cpu-pe");
+  std::printf("%-20s %-14s %-7s %9s %6s %9s %6s %9s %9s %7s %6s %6s\n", "proto",
+              "workload", "peer", "cbpipe s", "spread", "peer s", "spread",
+              "cbpipe/s", "peer/s", "ratio", "cpu-cb", "cpu-pe");
   bool all_ok = true;
   for (const Target& t : targets) {
     std::vector<std::string> peers = {"curl"};
@@ -620,9 +627,9 @@ int Main(int argc, char** argv) {
         std::printf(
             "%-20s %-14s %-7s %9.3f %5.2fx %9.3f %5.2fx %8.1fM %8.1fM "
             "%6.2fx %6.3f %6.3f\n",
-            t.protocol.c_str(), w.name.c_str(), peer.c_str(), a,
-            spread(ours), b, spread(theirs), mb / a, mb / b, b / a,
-            Median(ours_cpu), Median(theirs_cpu));
+            t.protocol.c_str(), w.name.c_str(), peer.c_str(), a, spread(ours),
+            b, spread(theirs), mb / a, mb / b, b / a, Median(ours_cpu),
+            Median(theirs_cpu));
         std::fflush(stdout);
       }
     }
