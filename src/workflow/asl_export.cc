@@ -225,6 +225,12 @@ class Exporter {
       states[name] = std::move(s);
     }
     if (tolerate_failures) {
+      if (states.contains(item_failed)) {
+        return FailedPreconditionError(
+            "States." + item_failed +
+            ": two states of that name (the export adds one where a Map "
+            "tolerates failed items)");
+      }
       states[item_failed] = {
           {"Type", "Pass"},
           {"Comment",
