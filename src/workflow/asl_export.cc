@@ -173,23 +173,33 @@ bool CatchesAll(const json& state) {
   return false;
 }
 
-json SnsAlert(std::string subject, std::string next) {
-  json s = {{"Type", "Task"},
-            {"Resource", "arn:aws:states:::sns:publish"},
-            {"Parameters",
-             {{"TopicArn", "${AlertTopicArn}"},
-              {"Subject", std::move(subject)},
-              {"Message",
-               {{"execution.$", "$$.Execution.Id"},
-                {"run_id.$", "$.run_id"},
-                {"error.$", "$.error"}}}}},
-            {"ResultPath", nullptr},
-            {"Retry",
-             {{{"ErrorEquals", {"States.TaskFailed"}},
-               {"IntervalSeconds", 1},
-               {"BackoffRate", 2.0},
-               {"MaxAttempts", 3},
-               {"JitterStrategy", "FULL"}}}}};
+// A Task calling an AWS service integration (SQS, SNS): its result is
+// discarded, its own failures retried.
+json IntegrationTask(std::string resource, json parameters, int max_attempts,
+                     int max_delay_seconds) {
+  json retry = {{"ErrorEquals", {"States.TaskFailed"}},
+                {"IntervalSeconds", 1},
+                {"BackoffRate", 2.0},
+                {"MaxAttempts", max_attempts},
+                {"JitterStrategy", "FULL"}};
+  if (max_delay_seconds > 0) retry["MaxDelaySeconds"] = max_delay_seconds;
+  return {{"Type", "Task"},
+          {"Resource", std::move(resource)},
+          {"Parameters", std::move(parameters)},
+          {"ResultPath", nullptr},
+          {"Retry", json::array({std::move(retry)})}};
+}
+
+json SnsAlert(std::string subject, std::string next, std::string comment) {
+  json s = IntegrationTask("arn:aws:states:::sns:publish",
+                           {{"TopicArn", "${AlertTopicArn}"},
+                            {"Subject", std::move(subject)},
+                            {"Message",
+                             {{"execution.$", "$$.Execution.Id"},
+                              {"run_id.$", "$.run_id"},
+                              {"error.$", "$.error"}}}},
+                           3, 0);
+  s["Comment"] = std::move(comment);
   if (next.empty()) {
     s["End"] = true;
   } else {
@@ -260,35 +270,26 @@ class Exporter {
                                  {"Next", kDeadLetter},
                                  {"ResultPath", "$.dead_letter_error"}});
       }
-      states[kDeadLetter] = {
-          {"Type", "Task"},
-          {"Comment",
-           "The run to the dead-letter queue: redrive the execution it names "
-           "(docs/aws.md)."},
-          {"Resource", "arn:aws:states:::sqs:sendMessage"},
-          {"Parameters",
-           {{"QueueUrl", "${DeadLetterQueueUrl}"},
-            {"MessageBody",
-             {{"execution.$", "$$.Execution.Id"},
-              {"input.$", "$$.Execution.Input"},
-              {"run_id.$", "$.run_id"},
-              {"error.$", "$.error"}}}}},
-          {"ResultPath", nullptr},
-          {"Retry",
-           {{{"ErrorEquals", {"States.TaskFailed"}},
-             {"IntervalSeconds", 1},
-             {"BackoffRate", 2.0},
-             {"MaxAttempts", 5},
-             {"MaxDelaySeconds", 30},
-             {"JitterStrategy", "FULL"}}}},
-          {"Catch",
-           {{{"ErrorEquals", {"States.ALL"}},
-             {"Next", kAlert},
-             {"ResultPath", "$.dead_letter_error"}}}},
-          {"Next", kAlert}};
-      states[kAlert] = SnsAlert("cbpipe run failed", next);
-      states[kAlert]["Comment"] =
-          "An alert: the run failed and is in the dead-letter queue.";
+      json& dead_letter = states[kDeadLetter] = IntegrationTask(
+          "arn:aws:states:::sqs:sendMessage",
+          {{"QueueUrl", "${DeadLetterQueueUrl}"},
+           {"MessageBody",
+            {{"execution.$", "$$.Execution.Id"},
+             {"input.$", "$$.Execution.Input"},
+             {"run_id.$", "$.run_id"},
+             {"error.$", "$.error"}}}},
+          5, 30);
+      dead_letter["Comment"] =
+          "The run to the dead-letter queue: redrive the execution it names "
+          "(docs/aws.md).";
+      dead_letter["Catch"] = json::array({{{"ErrorEquals", {"States.ALL"}},
+                                           {"Next", kAlert},
+                                           {"ResultPath",
+                                            "$.dead_letter_error"}}});
+      dead_letter["Next"] = kAlert;
+      states[kAlert] =
+          SnsAlert("cbpipe run failed", next,
+                   "An alert: the run failed and is in the dead-letter queue.");
     }
     if (!options_.alert_after_end.empty()) {
       const std::string& name = options_.alert_after_end;
@@ -299,9 +300,9 @@ class Exporter {
       }
       states[name].erase("End");
       states[name]["Next"] = kAlertRejected;
-      states[kAlertRejected] = SnsAlert("cbpipe input rejected", "");
-      states[kAlertRejected]["Comment"] =
-          "An alert: the input was rejected (quarantined, not processed).";
+      states[kAlertRejected] = SnsAlert(
+          "cbpipe input rejected", "",
+          "An alert: the input was rejected (quarantined, not processed).");
     }
     return OkStatus();
   }
