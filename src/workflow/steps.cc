@@ -182,14 +182,22 @@ Status PutQuarantine(const Ports& p, const std::string& dir,
   return OkStatus();
 }
 
-// Puts what a scan wrote into `scratch` into the work store under the same
-// keys: each batch's files, then its manifest (a manifest is never there
-// before its files), then the rejects. A batch's other objects (an earlier
-// run's files of the same batch id) go, as the planner replaces a batch
-// folder.
-Status PutScanned(const Ports& p, const std::string& scratch,
-                  const std::vector<Batch>& batches,
+// Puts the rejects a scan wrote into `scratch` (when it wrote any: also
+// those of an input that failed, as in the work folder) under their key.
+Status PutRejects(const Ports& p, const std::string& scratch,
                   const std::string& rejects_path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(rejects_path, ec)) return OkStatus();
+  CBPIPE_ASSIGN_OR_RETURN(std::string key, WorkKey(scratch, rejects_path));
+  return p.work->PutFile(key, rejects_path);
+}
+
+// Puts the batches a scan wrote into `scratch` into the work store under
+// the same keys: each batch's files, then its manifest (a manifest is never
+// there before its files). A batch's other objects (an earlier run's files
+// of the same batch id) go, as the planner replaces a batch folder.
+Status PutBatches(const Ports& p, const std::string& scratch,
+                  const std::vector<Batch>& batches) {
   for (const Batch& b : batches) {
     std::vector<std::string> keys;
     for (const FileSummary& f : b.files) {
@@ -208,10 +216,7 @@ Status PutScanned(const Ports& p, const std::string& scratch,
         CBPIPE_RETURN_IF_ERROR(p.work->Delete(key));
     }
   }
-  std::error_code ec;
-  if (!std::filesystem::exists(rejects_path, ec)) return OkStatus();
-  CBPIPE_ASSIGN_OR_RETURN(std::string key, WorkKey(scratch, rejects_path));
-  return p.work->PutFile(key, rejects_path);
+  return OkStatus();
 }
 
 Event MakeEvent(const Ports& p, std::string_view type, const Header& h) {
@@ -336,6 +341,7 @@ StatusOr<json> Scan(const json& in, const Ports& p) {
     st = ScanNamedByContent(config, path, FloorSeconds(h.now_ms), &scan,
                             &input_id, &rejects, &batches);
     if (p.on_scanned) p.on_scanned({h.run_id, h.trace_id}, scan);
+    if (!local) CBPIPE_RETURN_IF_ERROR(PutRejects(p, config.work_dir, rejects));
     // As `run` always did: only an input that could not be read (or is
     // over a limit) is quarantined (reject_input); other failures are the
     // run's.
@@ -352,6 +358,7 @@ StatusOr<json> Scan(const json& in, const Ports& p) {
     st = ScanAndPlan(config, path, rejects, &planner, FloorSeconds(h.now_ms),
                      &scan);
     if (p.on_scanned) p.on_scanned({h.run_id, h.trace_id}, scan);
+    if (!local) CBPIPE_RETURN_IF_ERROR(PutRejects(p, config.work_dir, rejects));
     if (!st.ok()) {
       // An unreadable input is permanent (the reject_input path); an I/O
       // hiccup is transient and retried.
@@ -360,8 +367,7 @@ StatusOr<json> Scan(const json& in, const Ports& p) {
     }
     CBPIPE_ASSIGN_OR_RETURN(batches, planner.Finish());
   }
-  if (!local)
-    CBPIPE_RETURN_IF_ERROR(PutScanned(p, config.work_dir, batches, rejects));
+  if (!local) CBPIPE_RETURN_IF_ERROR(PutBatches(p, config.work_dir, batches));
   CBPIPE_ASSIGN_OR_RETURN(std::string rejects_key,
                           WorkKey(config.work_dir, rejects));
   json by_network = json::object();
