@@ -12,7 +12,9 @@
 //
 // Rejected records go to <work_dir>/runs/<input_id>/rejects.csv; an input
 // that cannot be read at all is copied to <work_dir>/quarantine/<input_id>/
-// with its reason, the original kept.
+// with its reason, the original kept. A step whose work store is not the
+// work folder passes a ScratchFolder as work_dir and Puts what was written.
+// Also here: reading a batch's manifest from a store (ReadBatchManifest).
 #pragma once
 
 #include <chrono>
