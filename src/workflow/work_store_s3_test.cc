@@ -30,13 +30,13 @@ const auto* const g_moto =
 TEST(WorkStoreS3Test, ScanVerifyAndDeliverOverS3) {
   testing::MotoServer* moto = testing::MotoEnvironment::server();
   ASSERT_NE(moto, nullptr) << testing::MotoEnvironment::error();
-  AwsClientOptions options;
-  options.region = "us-east-1";
-  options.endpoints["s3"] = moto->endpoint();
-  auto made = AwsClient::Create(
-      options, MakeDefaultAwsCredentialsChain(AwsOptions(), AwsHost()));
+  AwsClientOptions aws_options;
+  aws_options.region = "us-east-1";
+  aws_options.endpoints["s3"] = moto->endpoint();
+  StatusOr<std::unique_ptr<AwsClient>> made = AwsClient::Create(
+      aws_options, MakeDefaultAwsCredentialsChain(AwsOptions(), AwsHost()));
   ASSERT_TRUE(made.ok()) << made.status().ToString();
-  std::shared_ptr<AwsClient> aws(std::move(*made));
+  const std::shared_ptr<AwsClient> aws(std::move(*made));
   AwsRequest bucket;
   bucket.service = "s3";
   bucket.method = "PUT";
@@ -53,12 +53,7 @@ TEST(WorkStoreS3Test, ScanVerifyAndDeliverOverS3) {
   fs::remove_all(root);
   fs::create_directories(root);
   const std::string input = (root / "in.csv").string();
-  std::ofstream(input)
-      << "case_id,network,arn,merchant_id,transaction_date,"
-         "chargeback_date,amount,currency,reason_code\n"
-         "V1,visa,74567890123456789012341,M1,2025-03-01,2025-04-01,"
-         "10.00,USD,10.4\n"
-         "A1,amex,,M2,2025-03-01,2025-04-01,5.00,EUR,C08\n";
+  std::ofstream(input) << testing::kTwoNetworksAndAReject;
   const Config config = DefaultConfig((root / "work").string());
   InMemoryDeliveryLedger ledger(Env::Default());
   InProcessOptions run_options;

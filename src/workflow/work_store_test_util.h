@@ -15,6 +15,16 @@
 
 namespace cbpipe::testing {
 
+// An input of two valid records (a visa, an amex) and one reject (X1: a
+// bad ARN), as of 2025-06-01.
+inline constexpr char kTwoNetworksAndAReject[] =
+    "case_id,network,arn,merchant_id,transaction_date,"
+    "chargeback_date,amount,currency,reason_code\n"
+    "V1,visa,74567890123456789012341,M1,2025-03-01,2025-04-01,"
+    "10.00,USD,10.4\n"
+    "A1,amex,,M2,2025-03-01,2025-04-01,5.00,EUR,C08\n"
+    "X1,visa,123,M3,2025-03-01,2025-04-01,1.00,USD,10.4\n";
+
 inline std::string FileBytes(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), {});
