@@ -19,10 +19,10 @@
 #include <sys/syscall.h>
 
 #include "common/crash_point.h"
-#include "deliver/local_transport.h"
-#include "domain/pan.h"
 #include "common/sha256.h"
 #include "common/url.h"
+#include "deliver/local_transport.h"
+#include "domain/pan.h"
 #include "ledger/sqlite_ledger.h"
 #include "queue/sqlite_queue.h"
 #include "runs/sqlite_run_store.h"

@@ -15,6 +15,7 @@
 #include "aws/dynamodb.h"
 #include "aws/dynamodb_test_util.h"
 #include "queue/sqs_queue.h"
+#include "servers/moto_resources.h"
 #include "telemetry/in_memory_metrics.h"
 #include "telemetry/xray_test_daemon.h"
 #include "workflow/registry.h"
@@ -33,27 +34,15 @@ constexpr char kCsvHeader[] =
 class ServiceAwsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string error;
-    testing::MotoServer* moto = SharedMoto(&error);
-    ASSERT_NE(moto, nullptr) << error;
-    ASSERT_TRUE(moto->Reset().ok());
-    const std::string dynamodb = AtomicMotoEndpoint(&error);
-    ASSERT_NE(dynamodb, "") << error;
-    aws_.region = "us-east-1";
-    for (const char* service : {"s3", "sqs", "sns", "secretsmanager"})
-      aws_.endpoints[service] = moto->endpoint();
-    // DynamoDB behind the proxy that makes conditional writes atomic.
-    aws_.endpoints["dynamodb"] = dynamodb;
+    StatusOr<AwsOptions> aws = testing::MotoAwsOptions();
+    ASSERT_TRUE(aws.ok()) << aws.status().ToString();
+    aws_ = *aws;
+    ASSERT_TRUE(SharedMoto(nullptr)->Reset().ok());
     auto client = AwsClientFor(aws_);
     ASSERT_TRUE(client.ok()) << client.status().ToString();
     client_ = *client;
 
-    AwsRequest bucket;
-    bucket.service = "s3";
-    bucket.operation = "CreateBucket";
-    bucket.method = "PUT";
-    bucket.bucket = "raw";
-    ASSERT_TRUE(client_->Send(bucket).ok());
+    ASSERT_TRUE(testing::CreateBucket(*client_, "raw").ok());
     SqsQueueOptions create;
     create.create_if_missing = true;
     create.max_receive_count = 3;
@@ -63,21 +52,10 @@ class ServiceAwsTest : public ::testing::Test {
       queues_.push_back(std::move(*queue));
     }
     // S3 -> the events queue, as the deployment configures it.
-    auto attrs = client_->CallJson(
-        "sqs", "AmazonSQS.GetQueueAttributes",
-        json{{"QueueUrl", events()->url()}, {"AttributeNames", {"QueueArn"}}}
-            .dump());
-    ASSERT_TRUE(attrs.ok()) << attrs.status().ToString();
-    const std::string arn = json::parse(*attrs)["Attributes"]["QueueArn"];
-    AwsRequest notify = bucket;
-    notify.operation = "PutBucketNotificationConfiguration";
-    notify.query = {{"notification", ""}};
-    notify.body =
-        "<NotificationConfiguration><QueueConfiguration><Id>raw</Id><Queue>" +
-        arn +
-        "</Queue><Event>s3:ObjectCreated:*</Event></QueueConfiguration>"
-        "</NotificationConfiguration>";
-    ASSERT_TRUE(client_->Send(notify).ok());
+    auto arn = testing::SqsQueueArn(*client_, events()->url());
+    ASSERT_TRUE(arn.ok()) << arn.status().ToString();
+    ASSERT_TRUE(
+        testing::NotifyQueueOfCreatedObjects(*client_, "raw", *arn).ok());
     for (const char* table : {"runs", "ledger"})
       ASSERT_TRUE(CreateDynamoDbTable(*client_, table).ok());
 
@@ -103,14 +81,7 @@ class ServiceAwsTest : public ::testing::Test {
   SqsQueue* events() { return queues_[1].get(); }
 
   void PutObject(const std::string& key, const std::string& body) {
-    AwsRequest put;
-    put.service = "s3";
-    put.operation = "PutObject";
-    put.method = "PUT";
-    put.bucket = "raw";
-    put.path = "/" + key;
-    put.body = body;
-    ASSERT_TRUE(client_->Send(put).ok());
+    ASSERT_TRUE(testing::PutObject(*client_, "raw", key, body).ok());
   }
 
   // The body of the next event message reporting a created object on the

@@ -26,8 +26,10 @@
 #include "aws/dynamodb_test_util.h"
 #include "aws/xml.h"
 #include "e2e/cli.h"
+#include "e2e/destinations.h"
 #include "e2e/serve_process.h"
 #include "queue/sqs_queue.h"
+#include "servers/moto_resources.h"
 #include "servers/test_servers.h"
 #include "workflow/registry.h"
 
@@ -60,29 +62,13 @@ class ServeAwsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root to start sshd/vsftpd";
-    std::string error;
-    MotoServer* moto = SharedMoto(&error);
-    ASSERT_NE(moto, nullptr) << error;
-    const std::string dynamodb = AtomicMotoEndpoint(&error);
-    ASSERT_NE(dynamodb, "") << error;
+    StatusOr<AwsOptions> aws = MotoAwsOptions();
+    ASSERT_TRUE(aws.ok()) << aws.status().ToString();
+    aws_ = *aws;
     dir_ = std::make_unique<TempDir>("serve_aws");
-    auto sftp = SshServer::Start(*dir_ / "sftp");
-    ASSERT_TRUE(sftp.ok()) << sftp.status().ToString();
-    sftp_.emplace(std::move(*sftp));
-    auto ftps = FtpServer::Start(*dir_ / "ftps", {.tls = FtpTls::kExplicit});
-    ASSERT_TRUE(ftps.ok()) << ftps.status().ToString();
-    ftps_.emplace(std::move(*ftps));
-    for (const char* d : {"visa", "mastercard"})
-      ASSERT_TRUE(MakeRemoteDir(sftp_->root_dir(), d, true).ok());
-    for (const char* d : {"amex", "discover"})
-      ASSERT_TRUE(MakeRemoteDir(ftps_->root_dir(), d, true).ok());
+    Status started = StartCardServers(dir_->path(), &sftp_, &ftps_);
+    ASSERT_TRUE(started.ok()) << started.ToString();
 
-    aws_.region = "us-east-1";
-    for (const char* service : {"s3", "sqs", "sns", "secretsmanager"})
-      aws_.endpoints[service] = moto->endpoint();
-    // Two processes race for claims: conditional writes must be atomic,
-    // which moto alone does not promise (aws/dynamodb_test_util.h).
-    aws_.endpoints["dynamodb"] = dynamodb;
     auto client = AwsClientFor(aws_);
     ASSERT_TRUE(client.ok()) << client.status().ToString();
     aws_client_ = *client;
@@ -91,12 +77,7 @@ class ServeAwsTest : public ::testing::Test {
 
   void CreateResources() {
     AwsClient& aws = *aws_client_;
-    AwsRequest bucket;
-    bucket.service = "s3";
-    bucket.operation = "CreateBucket";
-    bucket.method = "PUT";
-    bucket.bucket = "raw";
-    ASSERT_TRUE(aws.Send(bucket).ok());
+    ASSERT_TRUE(CreateBucket(aws, "raw").ok());
     SqsQueueOptions create;
     create.create_if_missing = true;
     create.max_receive_count = 5;
@@ -106,16 +87,20 @@ class ServeAwsTest : public ::testing::Test {
       queues_[name] = std::move(*queue);
     }
     // S3 -> events: moto delivers the notification itself.
-    ASSERT_TRUE(aws.Send(BucketNotification(bucket)).ok());
+    auto events_arn = SqsQueueArn(aws, queues_["events"]->url());
+    ASSERT_TRUE(events_arn.ok()) << events_arn.status().ToString();
+    ASSERT_TRUE(NotifyQueueOfCreatedObjects(aws, "raw", *events_arn).ok());
     // The topic, and the queue subscribed to it that the test reads.
     auto topic = aws.CallQuery("sns", "CreateTopic", "2010-03-31",
                                {{"Name", "cbpipe-events"}});
     ASSERT_TRUE(topic.ok()) << topic.status().ToString();
     topic_arn_ = AwsXmlText(*topic, "TopicArn");
+    auto notes_arn = SqsQueueArn(aws, queues_["notes"]->url());
+    ASSERT_TRUE(notes_arn.ok()) << notes_arn.status().ToString();
     auto sub = aws.CallQuery("sns", "Subscribe", "2010-03-31",
                              {{"TopicArn", topic_arn_},
                               {"Protocol", "sqs"},
-                              {"Endpoint", QueueArn("notes")}});
+                              {"Endpoint", *notes_arn}});
     ASSERT_TRUE(sub.ok()) << sub.status().ToString();
     for (const char* table : {"runs", "ledger"})
       ASSERT_TRUE(CreateDynamoDbTable(aws, table).ok());
@@ -126,30 +111,6 @@ class ServeAwsTest : public ::testing::Test {
              {"SecretString", json{{"password", ftps_->password()}}.dump()}}
             .dump());
     ASSERT_TRUE(secret.ok()) << secret.status().ToString();
-  }
-
-  std::string QueueArn(const std::string& name) {
-    auto attrs = aws_client_->CallJson(
-        "sqs", "AmazonSQS.GetQueueAttributes",
-        json{{"QueueUrl", queues_[name]->url()},
-             {"AttributeNames", {"QueueArn"}}}
-            .dump());
-    EXPECT_TRUE(attrs.ok()) << attrs.status().ToString();
-    return attrs.ok() ? json::parse(*attrs)["Attributes"]["QueueArn"]
-                            .get<std::string>()
-                      : "";
-  }
-
-  AwsRequest BucketNotification(AwsRequest bucket) {
-    bucket.operation = "PutBucketNotificationConfiguration";
-    bucket.query = {{"notification", ""}};
-    bucket.body =
-        "<NotificationConfiguration><QueueConfiguration><Id>raw</Id>"
-        "<Queue>" +
-        QueueArn("events") +
-        "</Queue><Event>s3:ObjectCreated:*</Event></QueueConfiguration>"
-        "</NotificationConfiguration>";
-    return bucket;
   }
 
   // One process's config. Both share one work dir for now: the steps still
@@ -171,23 +132,11 @@ class ServeAwsTest : public ::testing::Test {
         "admin_listen = \"\"\nshutdown_timeout_seconds = 10\n\n"
         "[aws]\nregion = \"us-east-1\"\nendpoints = { " +
         endpoints + " }\n\n[notify.sns]\ntopic_arn = \"" + topic_arn_ + "\"\n";
-    const std::string retry =
-        "[destination.retry]\ninterval_seconds = 0.2\nbackoff_rate = 1.5\n"
-        "max_delay_seconds = 1\njitter = \"NONE\"\nmax_attempts = 5\n";
-    for (const char* net : {"visa", "mastercard"}) {
-      c += std::string("\n[[destination]]\nname = \"") + net +
-           "\"\nnetworks = [\"" + net + "\"]\nurl = \"" + sftp_->url(net) +
-           "\"\nusername = \"" + sftp_->user() + "\"\nprivate_key = \"file:" +
-           sftp_->client_key_path() + "\"\nhost_key_sha256 = \"" +
-           sftp_->host_key_sha256() + "\"\n" + retry;
-    }
-    for (const char* net : {"amex", "discover"}) {
-      c += std::string("\n[[destination]]\nname = \"") + net +
-           "\"\nnetworks = [\"" + net + "\"]\nurl = \"" + ftps_->url(net) +
-           "\"\nusername = \"" + ftps_->user() +
-           "\"\npassword = \"aws-sm:cbpipe/ftps#password\"\nca_file = \"" +
-           ftps_->ca_cert_path() + "\"\n" + retry;
-    }
+    const std::string retry = FastRetry(5);
+    for (const char* net : {"visa", "mastercard"})
+      c += SftpDestination(*sftp_, net, retry);
+    for (const char* net : {"amex", "discover"})
+      c += FtpsDestination(*ftps_, net, "aws-sm:cbpipe/ftps#password", retry);
     return c;
   }
 
@@ -262,14 +211,7 @@ TEST_F(ServeAwsTest, RawFileInS3IsDeliveredOnceThoughItsWorkerIsKilled) {
   ASSERT_TRUE(WaitForLog(*dir_ / "a.log", "service.started", 1, 20000))
       << ReadFile(*dir_ / "a.log");
 
-  AwsRequest put;
-  put.service = "s3";
-  put.operation = "PutObject";
-  put.method = "PUT";
-  put.bucket = "raw";
-  put.path = "/in/in1.csv";
-  put.body = ReadFile(input);
-  ASSERT_TRUE(aws_client_->Send(put).ok());
+  ASSERT_TRUE(PutObject(*aws_client_, "raw", "in/in1.csv", ReadFile(input)).ok());
 
   // A takes the event and claims the run; then B starts on the same
   // resources.
