@@ -189,8 +189,10 @@ TEST_F(ServiceAwsTest, EachObjectReportedIsOneRunAndNothingLoops) {
 
   for (int i = 0; i < 8; ++i) ASSERT_TRUE(service.TakeEventsOnce(300).ok());
 
-  // One run, one work message, naming the object by its store key.
+  // One run, one work message, naming the object by its store key; the
+  // queue-depth gauge reads the SQS queue.
   EXPECT_EQ(*service.runs()->Count(""), 1);
+  EXPECT_EQ(metrics_.Value(kQueueDepth), 1);
   const std::vector<Message> messages = WorkMessages();
   ASSERT_EQ(messages.size(), 1u);
   const json work_body = json::parse(messages[0].body);
