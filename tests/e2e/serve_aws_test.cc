@@ -113,10 +113,8 @@ class ServeAwsTest : public ::testing::Test {
     ASSERT_TRUE(secret.ok()) << secret.status().ToString();
   }
 
-  // One process's config. Both share one work dir for now: the steps still
-  // write batches to the local work dir, not through the work store (issue
-  // 10); once they do, each gets its own (as on its own machine) and the
-  // CSVs are checked in s3://raw/processed.
+  // One process's config: its own work dir (as on its own machine),
+  // everything else, the generated files included, shared in AWS.
   std::string Config(const std::string& work_dir) {
     std::string endpoints;
     for (const auto& [service, url] : aws_.endpoints)
@@ -126,6 +124,7 @@ class ServeAwsTest : public ::testing::Test {
         "[output]\nwork_dir = \"" + work_dir +
         "\"\nmax_records_per_file = 150\n\n"
         "[service]\nobject_store = \"s3://raw/in\"\n"
+        "work_store = \"s3://raw/processed\"\n"
         "queue = \"sqs://work\"\nrun_store = \"dynamodb://runs\"\n"
         "ledger = \"dynamodb://ledger\"\nevents_queue = \"sqs://events\"\n"
         "workers = 2\nvisibility_seconds = 3\npoll_interval_ms = 50\n"
@@ -201,7 +200,7 @@ TEST_F(ServeAwsTest, RawFileInS3IsDeliveredOnceThoughItsWorkerIsKilled) {
   ASSERT_GE(expected_files, 8);
 
   WriteFile(*dir_ / "a.toml", Config(*dir_ / "work-a"));
-  WriteFile(*dir_ / "b.toml", Config(*dir_ / "work-a"));
+  WriteFile(*dir_ / "b.toml", Config(*dir_ / "work-b"));
   const std::string trace_a = *dir_ / "trace-a";
   // A kills itself (SIGKILL) right after its second remote upload, before
   // the rename and the ledger write: the delivery is half done.
@@ -249,6 +248,16 @@ TEST_F(ServeAwsTest, RawFileInS3IsDeliveredOnceThoughItsWorkerIsKilled) {
   ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
   EXPECT_EQ(*(*ledger)->CountDelivered(), expected_files);
 
+
+  // The CSVs are kept in the processed prefix of the bucket.
+  auto processed = OpenObjectStore("s3://raw/processed", aws_);
+  ASSERT_TRUE(processed.ok()) << processed.status().ToString();
+  auto keys = (*processed)->List("batches/");
+  ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+  int csvs = 0;
+  for (const std::string& key : *keys)
+    csvs += key.size() > 4 && key.substr(key.size() - 4) == ".csv" ? 1 : 0;
+  EXPECT_EQ(csvs, expected_files);
 
   // The notifications, read back from the queue subscribed to the topic.
   std::set<std::string> types;
