@@ -3,12 +3,16 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 #include <utility>
 
 #include "aws/xml.h"
@@ -93,17 +97,21 @@ int64_t ParseS3Time(const std::string& text) {
 }
 
 // A body streamed from a string the writer owns (rewindable: retried).
-AwsRequestBody StringBody(const std::string* bytes,
-                          std::shared_ptr<size_t> pos) {
+// Once `cancel` (may be null) is set, the next read fails and the body no
+// longer rewinds, so an upload being aborted stops mid-transfer.
+AwsRequestBody StringBody(const std::string* bytes, std::shared_ptr<size_t> pos,
+                          const std::atomic<bool>* cancel = nullptr) {
   AwsRequestBody body;
   body.length = static_cast<int64_t>(bytes->size());
-  body.read = [bytes, pos](char* buf, size_t n) -> StatusOr<size_t> {
+  body.read = [bytes, pos, cancel](char* buf, size_t n) -> StatusOr<size_t> {
+    if (cancel && cancel->load()) return AbortedError("upload aborted");
     const size_t take = std::min(n, bytes->size() - *pos);
     std::memcpy(buf, bytes->data() + *pos, take);
     *pos += take;
     return take;
   };
-  body.rewind = [pos] {
+  body.rewind = [pos, cancel] {
+    if (cancel && cancel->load()) return false;
     *pos = 0;
     return true;
   };
@@ -186,6 +194,14 @@ class S3Reader : public ObjectReader {
   uint64_t total_ = 0;
 };
 
+// Streams one object: a single PutObject when it fits in one part, a
+// multipart upload otherwise. With parallel_parts > 1 the parts of a
+// multipart upload go out on up to parallel_parts threads the writer owns
+// (started by the first full part, joined by Commit and Abort); at most
+// parallel_parts part buffers exist, the one being filled included, so
+// Write blocks while they are all uploading. A part that fails (after the
+// client's retries) fails the next Write or the Commit; the upload is then
+// aborted once every part thread has stopped.
 class S3Writer : public ObjectWriter {
  public:
   S3Writer(std::shared_ptr<S3ObjectStore::Shared> shared, std::string s3_key)
@@ -205,7 +221,7 @@ class S3Writer : public ObjectWriter {
       data += take;
       n -= take;
       if (buffer_.size() == part) {
-        Status s = UploadPart();
+        Status s = SendPart(/*last=*/false);
         if (!s.ok()) {
           Abort();
           return s;
@@ -231,9 +247,17 @@ class S3Writer : public ObjectWriter {
   void Abort() override {
     if (state_ == State::kCommitted) return;
     state_ = State::kAborted;
+    cancel_ = true;  // parts in flight stop at their next read
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.clear();
+    }
+    StopWorkers();
+    free_.clear();
     buffer_.clear();
     buffer_.shrink_to_fit();
     if (upload_id_.empty()) return;
+    // After every part thread stopped: no part can land after the abort.
     AwsRequest r =
         shared_->Request("AbortMultipartUpload", "DELETE", s3_key_);
     r.query.emplace_back("uploadId", upload_id_);
@@ -242,46 +266,140 @@ class S3Writer : public ObjectWriter {
     upload_id_.clear();
   }
 
-  uint64_t size() const { return size_; }
-
  private:
   enum class State { kOpen, kCommitted, kAborted };
+  struct Part {
+    int number = 0;
+    std::string bytes;
+  };
 
   Status PutWhole() {
     AwsRequest r = shared_->Request("PutObject", "PUT", s3_key_);
     shared_->AddEncryption(&r);
     r.body_stream = StringBody(&buffer_, std::make_shared<size_t>(0));
-    CBPIPE_RETURN_IF_ERROR(shared_->Send(r).status());
-    size_ += buffer_.size();
+    return shared_->Send(r).status();
+  }
+
+  Status Create() {
+    AwsRequest r =
+        shared_->Request("CreateMultipartUpload", "POST", s3_key_);
+    r.query.emplace_back("uploads", "");
+    shared_->AddEncryption(&r);
+    CBPIPE_ASSIGN_OR_RETURN(AwsResponse created, shared_->Send(r));
+    upload_id_ = AwsXmlText(created.body, "UploadId");
+    if (upload_id_.empty())
+      return InternalError("CreateMultipartUpload " +
+                           shared_->Resource(s3_key_) + ": no UploadId");
     return OkStatus();
   }
 
-  Status UploadPart() {
-    if (upload_id_.empty()) {
-      AwsRequest r =
-          shared_->Request("CreateMultipartUpload", "POST", s3_key_);
-      r.query.emplace_back("uploads", "");
-      shared_->AddEncryption(&r);
-      CBPIPE_ASSIGN_OR_RETURN(AwsResponse created, shared_->Send(r));
-      upload_id_ = AwsXmlText(created.body, "UploadId");
-      if (upload_id_.empty())
-        return InternalError("CreateMultipartUpload " +
-                             shared_->Resource(s3_key_) + ": no UploadId");
-    }
-    const int number = static_cast<int>(etags_.size()) + 1;
+  // UploadPart of `bytes` as part `number`: its ETag. Runs on the writer's
+  // thread or a part thread.
+  StatusOr<std::string> UploadPart(int number, const std::string& bytes) {
     AwsRequest r = shared_->Request("UploadPart", "PUT", s3_key_);
     r.query.emplace_back("partNumber", std::to_string(number));
     r.query.emplace_back("uploadId", upload_id_);
-    r.body_stream = StringBody(&buffer_, std::make_shared<size_t>(0));
+    r.body_stream = StringBody(&bytes, std::make_shared<size_t>(0), &cancel_);
     CBPIPE_ASSIGN_OR_RETURN(AwsResponse sent, shared_->Send(r));
-    etags_.push_back(sent.Header("etag"));
-    size_ += buffer_.size();
-    buffer_.clear();
+    return sent.Header("etag");
+  }
+
+  // Sends buffer_ as the next part (starting the upload first if need be).
+  // In parallel, hands it to the part threads and, unless it is the last,
+  // takes a free buffer for the next part (waiting for one when all
+  // parallel_parts are in flight). A failed earlier part is returned here.
+  Status SendPart(bool last) {
+    if (upload_id_.empty()) CBPIPE_RETURN_IF_ERROR(Create());
+    const int number = ++parts_;
+    const int parallel = shared_->options.parallel_parts;
+    if (parallel <= 1) {
+      CBPIPE_ASSIGN_OR_RETURN(std::string etag, UploadPart(number, buffer_));
+      etags_.push_back(std::move(etag));
+      buffer_.clear();
+      return OkStatus();
+    }
+    if (workers_.empty()) {
+      buffers_ = 1;  // buffer_
+      for (int i = 0; i < parallel; ++i)
+        workers_.emplace_back([this] { PartThread(); });
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!failed_.ok()) return failed_;
+    etags_.resize(static_cast<size_t>(number));
+    queue_.push_back({number, std::move(buffer_)});
+    work_cv_.notify_one();
+    buffer_ = std::string();
+    if (last) {
+      --buffers_;  // buffer_ is no part buffer any more
+      return OkStatus();
+    }
+    done_cv_.wait(lock, [&] {
+      return !failed_.ok() || !free_.empty() || buffers_ < parallel;
+    });
+    if (!failed_.ok()) return failed_;
+    if (!free_.empty()) {
+      buffer_ = std::move(free_.back());
+      free_.pop_back();
+    } else {
+      ++buffers_;
+      buffer_.reserve(shared_->options.part_size);
+    }
     return OkStatus();
   }
 
+  void PartThread() {
+    for (;;) {
+      Part part;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping, nothing left
+        part = std::move(queue_.front());
+        queue_.pop_front();
+        ++busy_;
+      }
+      StatusOr<std::string> etag =
+          cancel_ ? StatusOr<std::string>(AbortedError("upload aborted"))
+                  : UploadPart(part.number, part.bytes);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        --busy_;
+        if (etag.ok()) {
+          etags_[static_cast<size_t>(part.number - 1)] = std::move(*etag);
+        } else if (failed_.ok()) {
+          failed_ = etag.status();
+          cancel_ = true;  // the upload is lost: stop the other parts
+        }
+        part.bytes.clear();
+        free_.push_back(std::move(part.bytes));
+      }
+      done_cv_.notify_all();
+    }
+  }
+
+  // Waits until every part handed over was sent (or failed): the first
+  // failure.
+  Status WaitForParts() {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, [&] { return queue_.empty() && busy_ == 0; });
+    return failed_;
+  }
+
+  void StopWorkers() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    work_cv_.notify_all();
+    for (std::thread& t : workers_) t.join();
+    workers_.clear();
+  }
+
   Status Complete() {
-    if (!buffer_.empty()) CBPIPE_RETURN_IF_ERROR(UploadPart());
+    if (!buffer_.empty()) CBPIPE_RETURN_IF_ERROR(SendPart(/*last=*/true));
+    CBPIPE_RETURN_IF_ERROR(WaitForParts());
+    StopWorkers();
+    free_.clear();
     std::string xml = "<CompleteMultipartUpload>";
     for (size_t i = 0; i < etags_.size(); ++i) {
       xml += "<Part><PartNumber>" + std::to_string(i + 1) +
@@ -307,10 +425,24 @@ class S3Writer : public ObjectWriter {
   std::shared_ptr<S3ObjectStore::Shared> shared_;
   std::string s3_key_;
   State state_ = State::kOpen;
-  std::string buffer_;  // at most one part
+  std::string buffer_;  // the part being filled
   std::string upload_id_;
-  std::vector<std::string> etags_;
-  uint64_t size_ = 0;
+  int parts_ = 0;  // parts handed over so far
+  std::atomic<bool> cancel_{false};
+
+  // The part threads (parallel_parts > 1, multipart only).
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable work_cv_;  // a part queued, or stopping_
+  std::condition_variable done_cv_;  // a part finished (or failed)
+  // Guarded by mu_ once part threads run:
+  std::deque<Part> queue_;          // handed over, not yet taken
+  std::vector<std::string> free_;   // sent part buffers, for reuse
+  std::vector<std::string> etags_;  // [number - 1]
+  int buffers_ = 0;                 // part buffers alive, buffer_ included
+  int busy_ = 0;                    // parts being sent
+  bool stopping_ = false;
+  Status failed_;  // the first failed part
 };
 
 bool IsBucketName(std::string_view b) {
@@ -375,6 +507,8 @@ StatusOr<std::unique_ptr<S3ObjectStore>> S3ObjectStore::Create(
   CBPIPE_RETURN_IF_ERROR(ParseS3Url("s3://" + bucket + "/" + prefix, &b, &p));
   if (options.part_size < kMinPart || options.part_size > kMaxCopy)
     return InvalidArgumentError("S3 part size must be 5 MiB to 5 GiB");
+  if (options.parallel_parts < 1 || options.parallel_parts > 64)
+    return InvalidArgumentError("S3 parallel parts must be 1 to 64");
   if (options.read_chunk < 1)
     return InvalidArgumentError("S3 read chunk must be at least 1 byte");
   if (!options.sse.empty() && options.sse != "AES256" &&
