@@ -213,16 +213,29 @@ TEST_F(S3StoreTest, MultipartUploadAboveThePartSize) {
   EXPECT_EQ(info->size, kSize);
 }
 
+// CreateMultipartUpload and the first part to arrive go to moto; the
+// second part to arrive fails with a 500; the rest go to moto.
+std::vector<HttpStep> SecondPartFails() {
+  return {HttpStep::Forward(), HttpStep::Forward(),
+          HttpStep::Answer(500,
+                           "<Error><Code>InternalError</Code><Message>"
+                           "boom</Message></Error>")};
+}
+
+// Requests `method` on an upload (?uploadId=) the server saw: DELETE =
+// AbortMultipartUpload, POST = CompleteMultipartUpload.
+int UploadRequests(HttpFaultServer& server, const std::string& method) {
+  int n = 0;
+  for (const auto& r : server.requests())
+    n += r.method == method && r.target.find("uploadId=") != std::string::npos;
+  return n;
+}
+
 TEST_F(S3StoreTest, AFailedPartAbortsTheUploadAndLeavesNoObject) {
   // Parts one after another: create and part 1 go to moto; part 2 fails
   // with a 500 (no retries), failing the Write that sent it; then the abort
   // goes through.
-  HttpFaultServer faults(
-      {HttpStep::Forward(), HttpStep::Forward(),
-       HttpStep::Answer(500,
-                        "<Error><Code>InternalError</Code><Message>"
-                        "boom</Message></Error>")},
-      Moto()->port());
+  HttpFaultServer faults(SecondPartFails(), Moto()->port());
   ASSERT_TRUE(faults.Start().ok());
   S3StoreOptions sequential;
   sequential.parallel_parts = 1;
@@ -237,11 +250,7 @@ TEST_F(S3StoreTest, AFailedPartAbortsTheUploadAndLeavesNoObject) {
   EXPECT_EQ((*out)->Commit().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(OpenUploads(), 0);
   EXPECT_EQ(store->Head("big").status().code(), StatusCode::kNotFound);
-  int aborts = 0;  // AbortMultipartUpload
-  for (const auto& r : faults.requests())
-    aborts +=
-        r.method == "DELETE" && r.target.find("uploadId=") != std::string::npos;
-  EXPECT_EQ(aborts, 1);
+  EXPECT_EQ(UploadRequests(faults, "DELETE"), 1);  // AbortMultipartUpload
 }
 
 // Counts the UploadPart calls in flight at once.
@@ -321,12 +330,7 @@ TEST_F(S3StoreTest, AFailedParallelPartAbortsTheUploadAndLeavesNoObject) {
   // fails with a 500 (no retries); the rest go to moto. The failure comes
   // out of a later Write or the Commit; the upload is aborted, not
   // completed.
-  HttpFaultServer faults(
-      {HttpStep::Forward(), HttpStep::Forward(),
-       HttpStep::Answer(500,
-                        "<Error><Code>InternalError</Code><Message>"
-                        "boom</Message></Error>")},
-      Moto()->port());
+  HttpFaultServer faults(SecondPartFails(), Moto()->port());
   ASSERT_TRUE(faults.Start().ok());
   S3StoreOptions options;
   options.part_size = 5u << 20;
@@ -346,14 +350,8 @@ TEST_F(S3StoreTest, AFailedParallelPartAbortsTheUploadAndLeavesNoObject) {
   auto listed = store->List("");
   ASSERT_TRUE(listed.ok()) << listed.status().ToString();
   EXPECT_TRUE(listed->empty());
-  int aborts = 0, completes = 0;
-  for (const auto& r : faults.requests()) {
-    const bool upload = r.target.find("uploadId=") != std::string::npos;
-    aborts += r.method == "DELETE" && upload;
-    completes += r.method == "POST" && upload;
-  }
-  EXPECT_EQ(aborts, 1);
-  EXPECT_EQ(completes, 0);
+  EXPECT_EQ(UploadRequests(faults, "DELETE"), 1);  // AbortMultipartUpload
+  EXPECT_EQ(UploadRequests(faults, "POST"), 0);    // no Complete
 }
 
 TEST_F(S3StoreTest, DroppingAWriterWithPartsInFlightAbortsIt) {
