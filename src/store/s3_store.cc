@@ -11,6 +11,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <thread>
 #include <utility>
@@ -118,19 +119,51 @@ AwsRequestBody StringBody(const std::string* bytes, std::shared_ptr<size_t> pos,
   return body;
 }
 
+// Reads one object in ranges of read_chunk bytes, every range after the
+// first with If-Match: the first one's ETag. With parallel_parts > 1 the
+// ranges after the first are fetched ahead, on up to parallel_parts threads
+// the reader owns (started when the object has more than one range, joined
+// by the destructor, which waits for the ranges in flight), at most
+// parallel_parts ranges ahead of the one being read: memory is bounded by
+// (parallel_parts + 1) x read_chunk. A range is whole in one answer body,
+// so the client can retry it after a reset.
 class S3Reader : public ObjectReader {
  public:
   S3Reader(std::shared_ptr<S3ObjectStore::Shared> shared, std::string s3_key)
       : shared_(std::move(shared)), s3_key_(std::move(s3_key)) {}
+  ~S3Reader() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    work_cv_.notify_all();
+    for (std::thread& t : fetchers_) t.join();
+  }
 
   // The first range: kNotFound here, at Get, when there is no object.
-  Status Open() { return Fetch(); }
+  Status Open() {
+    CBPIPE_ASSIGN_OR_RETURN(buffer_, FetchRange(0, /*first=*/true));
+    offset_ = buffer_.size();
+    ranges_ = (total_ + chunk() - 1) / chunk();
+    const int parallel = shared_->options.parallel_parts;
+    if (parallel > 1 && ranges_ > 1) {
+      next_ = 1;
+      want_ = 1;
+      const uint64_t threads =
+          std::min<uint64_t>(static_cast<uint64_t>(parallel), ranges_ - 1);
+      for (uint64_t i = 0; i < threads; ++i)
+        fetchers_.emplace_back([this] { FetchThread(); });
+    }
+    return OkStatus();
+  }
 
   StatusOr<size_t> Read(char* buf, size_t n) override {
     if (n == 0) return size_t{0};
     if (pos_ == buffer_.size()) {
       if (offset_ >= total_) return size_t{0};
-      CBPIPE_RETURN_IF_ERROR(Fetch());
+      if (!failed_.ok()) return failed_;
+      failed_ = NextRange();
+      CBPIPE_RETURN_IF_ERROR(failed_);
       if (buffer_.empty()) return size_t{0};
     }
     const size_t take = std::min(n, buffer_.size() - pos_);
@@ -140,36 +173,82 @@ class S3Reader : public ObjectReader {
   }
 
  private:
-  Status Fetch() {
-    AwsRequest r = shared_->Request("GetObject", "GET", s3_key_);
-    const uint64_t last = offset_ + shared_->options.read_chunk - 1;
-    r.headers.emplace_back("Range", "bytes=" + std::to_string(offset_) + "-" +
-                                        std::to_string(last));
-    if (!etag_.empty()) r.headers.emplace_back("If-Match", etag_);
-    buffer_.clear();
+  uint64_t chunk() const { return shared_->options.read_chunk; }
+
+  // The range that starts at offset_ into buffer_: fetched here, or taken
+  // from the fetch threads.
+  Status NextRange() {
     pos_ = 0;
+    buffer_.clear();
+    if (fetchers_.empty()) {
+      CBPIPE_ASSIGN_OR_RETURN(buffer_, FetchRange(offset_, /*first=*/false));
+    } else {
+      std::unique_lock<std::mutex> lock(mu_);
+      done_cv_.wait(lock, [&] { return ready_.count(want_) > 0; });
+      auto got = ready_.extract(want_);
+      ++want_;
+      work_cv_.notify_all();
+      if (!got.mapped().ok()) return got.mapped().status();
+      buffer_ = std::move(*got.mapped());
+    }
+    offset_ += buffer_.size();
+    return OkStatus();
+  }
+
+  void FetchThread() {
+    const uint64_t ahead =
+        static_cast<uint64_t>(shared_->options.parallel_parts);
+    for (;;) {
+      uint64_t index;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        work_cv_.wait(lock, [&] {
+          return stopping_ || next_ >= ranges_ || next_ < want_ + ahead;
+        });
+        if (stopping_ || next_ >= ranges_) return;
+        index = next_++;
+      }
+      StatusOr<std::string> got = FetchRange(index * chunk(), false);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ready_.emplace(index, std::move(got));
+      }
+      done_cv_.notify_all();
+    }
+  }
+
+  // GetObject of the range from `start` (read_chunk bytes, fewer at the
+  // end). The first fetch learns the ETag and the size; later ones check
+  // the ETag (If-Match) and that the whole range came.
+  StatusOr<std::string> FetchRange(uint64_t start, bool first) {
+    AwsRequest r = shared_->Request("GetObject", "GET", s3_key_);
+    const uint64_t last = start + chunk() - 1;
+    r.headers.emplace_back("Range", "bytes=" + std::to_string(start) + "-" +
+                                        std::to_string(last));
+    if (!first) r.headers.emplace_back("If-Match", etag_);
     AwsError e;
     StatusOr<AwsResponse> got = shared_->aws->Send(r, &e);
     if (!got.ok()) {
       // An empty object has no byte 0: S3 answers 416 to any range.
-      if (offset_ == 0 && e.http_status == 416) {
+      if (first && e.http_status == 416) {
         total_ = 0;
-        return OkStatus();
+        return std::string();
       }
-      if (!etag_.empty() &&
-          (got.status().code() == StatusCode::kFailedPrecondition ||
-           got.status().code() == StatusCode::kNotFound)) {
+      if (!first && (got.status().code() == StatusCode::kFailedPrecondition ||
+                     got.status().code() == StatusCode::kNotFound)) {
         return FailedPreconditionError(
             shared_->Resource(s3_key_) +
             " changed while it was read (replaced or deleted): read it again");
       }
       return shared_->Checked(got.status(), e);
     }
-    buffer_ = std::move(got->body);
-    if (etag_.empty()) etag_ = got->Header("etag");
-    if (got->http_status == 200) {
-      total_ = buffer_.size();  // the whole object came
-    } else {
+    std::string bytes = std::move(got->body);
+    if (first) {
+      etag_ = got->Header("etag");
+      if (got->http_status == 200) {
+        total_ = bytes.size();  // the whole object came
+        return bytes;
+      }
       // Content-Range: bytes 0-99/1234
       const std::string range = got->Header("content-range");
       const size_t slash = range.rfind('/');
@@ -178,20 +257,35 @@ class S3Reader : public ObjectReader {
                              ": a 206 answer without Content-Range");
       total_ = std::strtoull(range.c_str() + slash + 1, nullptr, 10);
     }
-    offset_ += buffer_.size();
-    if (buffer_.empty() && offset_ < total_)
-      return InternalError("GetObject " + shared_->Resource(s3_key_) +
-                           ": an empty range before the end");
-    return OkStatus();
+    const uint64_t expected = std::min(chunk(), total_ - std::min(start, total_));
+    if (bytes.size() != expected)
+      return InternalError("GetObject " + shared_->Resource(s3_key_) + ": " +
+                           std::to_string(bytes.size()) +
+                           " bytes came of a range of " +
+                           std::to_string(expected));
+    return bytes;
   }
 
   std::shared_ptr<S3ObjectStore::Shared> shared_;
   std::string s3_key_;
-  std::string etag_;
-  std::string buffer_;
+  std::string etag_;     // set by Open, before any fetch thread
+  uint64_t total_ = 0;   // likewise
+  uint64_t ranges_ = 0;  // likewise
+  std::string buffer_;   // the range being read
   size_t pos_ = 0;
   uint64_t offset_ = 0;  // of the byte after buffer_
-  uint64_t total_ = 0;
+  Status failed_;        // a failed range fails every later Read
+
+  // The fetch threads (parallel_parts > 1, more than one range).
+  std::vector<std::thread> fetchers_;
+  std::mutex mu_;
+  std::condition_variable work_cv_;  // want_ moved on, or stopping_
+  std::condition_variable done_cv_;  // a range came (or failed)
+  // Guarded by mu_ once fetch threads run:
+  uint64_t next_ = 0;  // the next range to fetch
+  uint64_t want_ = 0;  // the next range Read needs
+  std::map<uint64_t, StatusOr<std::string>> ready_;
+  bool stopping_ = false;
 };
 
 // Streams one object: a single PutObject when it fits in one part, a

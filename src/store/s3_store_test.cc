@@ -253,31 +253,34 @@ TEST_F(S3StoreTest, AFailedPartAbortsTheUploadAndLeavesNoObject) {
   EXPECT_EQ(UploadRequests(faults, "DELETE"), 1);  // AbortMultipartUpload
 }
 
-// Counts the UploadPart calls in flight at once.
-class PartsInFlight : public AwsCallObserver {
+// Counts the calls of one operation in flight at once.
+class CallsInFlight : public AwsCallObserver {
  public:
+  explicit CallsInFlight(std::string operation)
+      : operation_(std::move(operation)) {}
   std::unique_ptr<Call> Begin(const AwsCallRecord& call,
                               std::string*) override {
-    if (call.operation != "UploadPart") return nullptr;
+    if (call.operation != operation_) return nullptr;
     const int now = ++in_flight_;
     int seen = most_.load();
     while (now > seen && !most_.compare_exchange_weak(seen, now)) {
     }
-    ++parts_;
+    ++calls_;
     return std::make_unique<Ended>(this);
   }
   int most() const { return most_.load(); }
-  int parts() const { return parts_.load(); }
+  int calls() const { return calls_.load(); }
 
  private:
   struct Ended : Call {
-    explicit Ended(PartsInFlight* owner) : owner(owner) {}
+    explicit Ended(CallsInFlight* owner) : owner(owner) {}
     void End(const AwsCallRecord&) override { --owner->in_flight_; }
-    PartsInFlight* owner;
+    CallsInFlight* owner;
   };
+  const std::string operation_;
   std::atomic<int> in_flight_{0};
   std::atomic<int> most_{0};
-  std::atomic<int> parts_{0};
+  std::atomic<int> calls_{0};
 };
 
 // The bytes WriteBytes wrote, read back through `store`.
@@ -306,7 +309,7 @@ bool ReadsBackAsWritten(ObjectStore& store, const std::string& key,
 }
 
 TEST_F(S3StoreTest, SendsPartsInParallelAndKeepsTheirOrder) {
-  auto observer = std::make_shared<PartsInFlight>();
+  auto observer = std::make_shared<CallsInFlight>("UploadPart");
   S3StoreOptions options;
   options.part_size = 5u << 20;
   options.parallel_parts = 3;
@@ -316,13 +319,73 @@ TEST_F(S3StoreTest, SendsPartsInParallelAndKeepsTheirOrder) {
   ASSERT_TRUE(out.ok());
   ASSERT_TRUE(WriteBytes(**out, kSize).ok());
   ASSERT_TRUE((*out)->Commit().ok());
-  EXPECT_EQ(observer->parts(), 9);
+  EXPECT_EQ(observer->calls(), 9);
   EXPECT_GE(observer->most(), 2);  // overlapping...
   EXPECT_LE(observer->most(), 3);  // ...never more than parallel_parts
   EXPECT_EQ(OpenUploads(), 0);
   EXPECT_NE(HeadHeader("pre/fix/parallel", "etag").find("-9\""),
             std::string::npos);
   EXPECT_TRUE(ReadsBackAsWritten(*store, "parallel", kSize));
+}
+
+TEST_F(S3StoreTest, FetchesRangesAheadInParallel) {
+  constexpr uint64_t kSize = (1u << 20) * 12 + 5;  // 13 ranges
+  {
+    auto out = Store()->Put("ranges");
+    ASSERT_TRUE(out.ok());
+    ASSERT_TRUE(WriteBytes(**out, kSize).ok());
+    ASSERT_TRUE((*out)->Commit().ok());
+  }
+  auto observer = std::make_shared<CallsInFlight>("GetObject");
+  S3StoreOptions options;
+  options.read_chunk = 1u << 20;
+  options.parallel_parts = 3;
+  auto store = Store(options, MotoClient(Moto()->endpoint(), 4, observer));
+  EXPECT_TRUE(ReadsBackAsWritten(*store, "ranges", kSize));
+  EXPECT_EQ(observer->calls(), 13);
+  EXPECT_GE(observer->most(), 2);  // overlapping...
+  EXPECT_LE(observer->most(), 3);  // ...never more than parallel_parts
+  // Dropping a reader in the middle joins its fetch threads.
+  auto in = store->Get("ranges");
+  ASSERT_TRUE(in.ok());
+  char byte;
+  auto n = (*in)->Read(&byte, 1);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 1u);
+}
+
+TEST_F(S3StoreTest, AParallelReaderNeverMixesTwoVersions) {
+  S3StoreOptions options;
+  options.read_chunk = 1u << 20;
+  options.parallel_parts = 2;
+  auto store = Store(options);
+  constexpr uint64_t kSize = (1u << 20) * 6;  // 6 ranges
+  auto put = [&](uint64_t size) {
+    auto out = store->Put("doc");
+    ASSERT_TRUE(out.ok());
+    ASSERT_TRUE(WriteBytes(**out, size).ok());
+    ASSERT_TRUE((*out)->Commit().ok());
+  };
+  put(kSize);
+  auto in = store->Get("doc");
+  ASSERT_TRUE(in.ok());
+  std::vector<char> buf(1u << 20);
+  auto first = (*in)->Read(buf.data(), buf.size());
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_EQ(*first, buf.size());
+  put(kSize + 1);  // replaced while read: a new ETag
+  // At most parallel_parts ranges were fetched ahead of the old version;
+  // a later one fails rather than mixing in the new bytes.
+  Status failed;
+  for (int i = 0; i < 6 && failed.ok(); ++i)
+    failed = (*in)->Read(buf.data(), buf.size()).status();
+  EXPECT_EQ(failed.code(), StatusCode::kFailedPrecondition) << failed.ToString();
+  EXPECT_NE(failed.message().find("changed while it was read"),
+            std::string::npos)
+      << failed.message();
+  // And it stays failed.
+  EXPECT_EQ((*in)->Read(buf.data(), buf.size()).status().code(),
+            StatusCode::kFailedPrecondition);
 }
 
 TEST_F(S3StoreTest, AFailedParallelPartAbortsTheUploadAndLeavesNoObject) {
