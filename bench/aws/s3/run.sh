@@ -77,7 +77,10 @@ echo "big = 1 x ${BIG_MB} MB ($PARALLEL_PARTS parts at once), small = ${SMALL} x
 # Peak RSS while streaming a large object: flat, a few part sizes.
 rm -f "$WORK/big" "$WORK/out/big"; reset_bucket
 head -c $((RSS_MB << 20)) /dev/zero >"$WORK/huge"
-rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+rss() {  # peak KB of a command; its errors on stderr
+  /usr/bin/time -o "$WORK/rss" -f %M "$@" >/dev/null || { echo "failed: $*" >&2; return 1; }
+  cat "$WORK/rss"
+}
 put_rss=$(rss "$BENCH" put "$WORK/huge" s3://bench/huge/huge)
 rm -f "$WORK/huge"
 get_rss=$(rss "$BENCH" get s3://bench/huge/huge "$WORK/huge")
