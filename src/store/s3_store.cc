@@ -144,7 +144,8 @@ class S3Reader : public ObjectReader {
   Status Open() {
     CBPIPE_ASSIGN_OR_RETURN(buffer_, FetchRange(0, /*first=*/true));
     offset_ = buffer_.size();
-    ranges_ = (total_ + chunk() - 1) / chunk();
+    // (A server that ignored Range sent the whole object: nothing left.)
+    ranges_ = offset_ >= total_ ? 1 : (total_ + chunk() - 1) / chunk();
     const int parallel = shared_->options.parallel_parts;
     if (parallel > 1 && ranges_ > 1) {
       next_ = 1;
