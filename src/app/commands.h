@@ -60,4 +60,9 @@ int RunConfigCheck(const std::string& config_path);
 // cbpipe serve: runs until SIGTERM or SIGINT (docs/service.md).
 int RunServe(const std::string& config_path);
 
+// cbpipe export-asl: writes the Step Functions definition generated from the
+// workflow definition (workflow/asl_export.h) to `out_path` ("" or "-":
+// stdout). kExitUsage when it cannot be generated or written.
+int RunExportAsl(const std::string& out_path);
+
 }  // namespace cbpipe
