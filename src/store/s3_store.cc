@@ -3,12 +3,17 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
+#include <thread>
 #include <utility>
 
 #include "aws/xml.h"
@@ -94,36 +99,73 @@ int64_t ParseS3Time(const std::string& text) {
 }
 
 // A body streamed from a string the writer owns (rewindable: retried).
-AwsRequestBody StringBody(const std::string* bytes,
-                          std::shared_ptr<size_t> pos) {
+// Once `cancel` (may be null) is set, the next read fails and the body no
+// longer rewinds, so an upload being aborted stops mid-transfer.
+AwsRequestBody StringBody(const std::string* bytes, std::shared_ptr<size_t> pos,
+                          const std::atomic<bool>* cancel = nullptr) {
   AwsRequestBody body;
   body.length = static_cast<int64_t>(bytes->size());
-  body.read = [bytes, pos](char* buf, size_t n) -> StatusOr<size_t> {
+  body.read = [bytes, pos, cancel](char* buf, size_t n) -> StatusOr<size_t> {
+    if (cancel && cancel->load()) return AbortedError("upload aborted");
     const size_t take = std::min(n, bytes->size() - *pos);
     std::memcpy(buf, bytes->data() + *pos, take);
     *pos += take;
     return take;
   };
-  body.rewind = [pos] {
+  body.rewind = [pos, cancel] {
+    if (cancel && cancel->load()) return false;
     *pos = 0;
     return true;
   };
   return body;
 }
 
+// Reads one object in ranges of read_chunk bytes, every range after the
+// first with If-Match: the first one's ETag. With parallel_parts > 1 the
+// ranges after the first are fetched ahead, on up to parallel_parts threads
+// the reader owns (started when the object has more than one range, joined
+// by the destructor, which waits for the ranges in flight), at most
+// parallel_parts ranges ahead of the one being read: memory is bounded by
+// (parallel_parts + 1) x read_chunk. A range is whole in one answer body,
+// so the client can retry it after a reset.
 class S3Reader : public ObjectReader {
  public:
   S3Reader(std::shared_ptr<S3ObjectStore::Shared> shared, std::string s3_key)
       : shared_(std::move(shared)), s3_key_(std::move(s3_key)) {}
+  ~S3Reader() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    work_cv_.notify_all();
+    for (std::thread& t : fetchers_) t.join();
+  }
 
   // The first range: kNotFound here, at Get, when there is no object.
-  Status Open() { return Fetch(); }
+  Status Open() {
+    CBPIPE_ASSIGN_OR_RETURN(buffer_, FetchRange(0, /*first=*/true));
+    offset_ = buffer_.size();
+    // (A server that ignored Range sent the whole object: nothing left.)
+    ranges_ = offset_ >= total_ ? 1 : (total_ + chunk() - 1) / chunk();
+    const int parallel = shared_->options.parallel_parts;
+    if (parallel > 1 && ranges_ > 1) {
+      next_ = 1;
+      want_ = 1;
+      const uint64_t threads =
+          std::min<uint64_t>(static_cast<uint64_t>(parallel), ranges_ - 1);
+      for (uint64_t i = 0; i < threads; ++i)
+        fetchers_.emplace_back([this] { FetchThread(); });
+    }
+    return OkStatus();
+  }
 
   StatusOr<size_t> Read(char* buf, size_t n) override {
     if (n == 0) return size_t{0};
     if (pos_ == buffer_.size()) {
       if (offset_ >= total_) return size_t{0};
-      CBPIPE_RETURN_IF_ERROR(Fetch());
+      if (!failed_.ok()) return failed_;
+      failed_ = NextRange();
+      CBPIPE_RETURN_IF_ERROR(failed_);
       if (buffer_.empty()) return size_t{0};
     }
     const size_t take = std::min(n, buffer_.size() - pos_);
@@ -133,36 +175,82 @@ class S3Reader : public ObjectReader {
   }
 
  private:
-  Status Fetch() {
-    AwsRequest r = shared_->Request("GetObject", "GET", s3_key_);
-    const uint64_t last = offset_ + shared_->options.read_chunk - 1;
-    r.headers.emplace_back("Range", "bytes=" + std::to_string(offset_) + "-" +
-                                        std::to_string(last));
-    if (!etag_.empty()) r.headers.emplace_back("If-Match", etag_);
-    buffer_.clear();
+  uint64_t chunk() const { return shared_->options.read_chunk; }
+
+  // The range that starts at offset_ into buffer_: fetched here, or taken
+  // from the fetch threads.
+  Status NextRange() {
     pos_ = 0;
+    buffer_.clear();
+    if (fetchers_.empty()) {
+      CBPIPE_ASSIGN_OR_RETURN(buffer_, FetchRange(offset_, /*first=*/false));
+    } else {
+      std::unique_lock<std::mutex> lock(mu_);
+      done_cv_.wait(lock, [&] { return ready_.count(want_) > 0; });
+      auto got = ready_.extract(want_);
+      ++want_;
+      work_cv_.notify_all();
+      if (!got.mapped().ok()) return got.mapped().status();
+      buffer_ = std::move(*got.mapped());
+    }
+    offset_ += buffer_.size();
+    return OkStatus();
+  }
+
+  void FetchThread() {
+    const uint64_t ahead =
+        static_cast<uint64_t>(shared_->options.parallel_parts);
+    for (;;) {
+      uint64_t index;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        work_cv_.wait(lock, [&] {
+          return stopping_ || next_ >= ranges_ || next_ < want_ + ahead;
+        });
+        if (stopping_ || next_ >= ranges_) return;
+        index = next_++;
+      }
+      StatusOr<std::string> got = FetchRange(index * chunk(), false);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ready_.emplace(index, std::move(got));
+      }
+      done_cv_.notify_all();
+    }
+  }
+
+  // GetObject of the range from `start` (read_chunk bytes, fewer at the
+  // end). The first fetch learns the ETag and the size; later ones check
+  // the ETag (If-Match) and that the whole range came.
+  StatusOr<std::string> FetchRange(uint64_t start, bool first) {
+    AwsRequest r = shared_->Request("GetObject", "GET", s3_key_);
+    const uint64_t last = start + chunk() - 1;
+    r.headers.emplace_back("Range", "bytes=" + std::to_string(start) + "-" +
+                                        std::to_string(last));
+    if (!first) r.headers.emplace_back("If-Match", etag_);
     AwsError e;
     StatusOr<AwsResponse> got = shared_->aws->Send(r, &e);
     if (!got.ok()) {
       // An empty object has no byte 0: S3 answers 416 to any range.
-      if (offset_ == 0 && e.http_status == 416) {
+      if (first && e.http_status == 416) {
         total_ = 0;
-        return OkStatus();
+        return std::string();
       }
-      if (!etag_.empty() &&
-          (got.status().code() == StatusCode::kFailedPrecondition ||
-           got.status().code() == StatusCode::kNotFound)) {
+      if (!first && (got.status().code() == StatusCode::kFailedPrecondition ||
+                     got.status().code() == StatusCode::kNotFound)) {
         return FailedPreconditionError(
             shared_->Resource(s3_key_) +
             " changed while it was read (replaced or deleted): read it again");
       }
       return shared_->Checked(got.status(), e);
     }
-    buffer_ = std::move(got->body);
-    if (etag_.empty()) etag_ = got->Header("etag");
-    if (got->http_status == 200) {
-      total_ = buffer_.size();  // the whole object came
-    } else {
+    std::string bytes = std::move(got->body);
+    if (first) {
+      etag_ = got->Header("etag");
+      if (got->http_status == 200) {
+        total_ = bytes.size();  // the whole object came
+        return bytes;
+      }
       // Content-Range: bytes 0-99/1234
       const std::string range = got->Header("content-range");
       const size_t slash = range.rfind('/');
@@ -171,22 +259,45 @@ class S3Reader : public ObjectReader {
                              ": a 206 answer without Content-Range");
       total_ = std::strtoull(range.c_str() + slash + 1, nullptr, 10);
     }
-    offset_ += buffer_.size();
-    if (buffer_.empty() && offset_ < total_)
-      return InternalError("GetObject " + shared_->Resource(s3_key_) +
-                           ": an empty range before the end");
-    return OkStatus();
+    const uint64_t expected = std::min(chunk(), total_ - std::min(start, total_));
+    if (bytes.size() != expected)
+      return InternalError("GetObject " + shared_->Resource(s3_key_) + ": " +
+                           std::to_string(bytes.size()) +
+                           " bytes came of a range of " +
+                           std::to_string(expected));
+    return bytes;
   }
 
   std::shared_ptr<S3ObjectStore::Shared> shared_;
   std::string s3_key_;
-  std::string etag_;
-  std::string buffer_;
+  std::string etag_;     // set by Open, before any fetch thread
+  uint64_t total_ = 0;   // likewise
+  uint64_t ranges_ = 0;  // likewise
+  std::string buffer_;   // the range being read
   size_t pos_ = 0;
   uint64_t offset_ = 0;  // of the byte after buffer_
-  uint64_t total_ = 0;
+  Status failed_;        // a failed range fails every later Read
+
+  // The fetch threads (parallel_parts > 1, more than one range).
+  std::vector<std::thread> fetchers_;
+  std::mutex mu_;
+  std::condition_variable work_cv_;  // want_ moved on, or stopping_
+  std::condition_variable done_cv_;  // a range came (or failed)
+  // Guarded by mu_ once fetch threads run:
+  uint64_t next_ = 0;  // the next range to fetch
+  uint64_t want_ = 0;  // the next range Read needs
+  std::map<uint64_t, StatusOr<std::string>> ready_;
+  bool stopping_ = false;
 };
 
+// Streams one object: a single PutObject when it fits in one part, a
+// multipart upload otherwise. With parallel_parts > 1 the parts of a
+// multipart upload go out on up to parallel_parts threads the writer owns
+// (started by the first full part, joined by Commit and Abort); at most
+// parallel_parts part buffers exist, the one being filled included, so
+// Write blocks while they are all uploading. A part that fails (after the
+// client's retries) fails the next Write or the Commit; the upload is then
+// aborted once every part thread has stopped.
 class S3Writer : public ObjectWriter {
  public:
   S3Writer(std::shared_ptr<S3ObjectStore::Shared> shared, std::string s3_key)
@@ -206,7 +317,7 @@ class S3Writer : public ObjectWriter {
       data += take;
       n -= take;
       if (buffer_.size() == part) {
-        Status s = UploadPart();
+        Status s = SendPart(/*last=*/false);
         if (!s.ok()) {
           Abort();
           return s;
@@ -232,9 +343,17 @@ class S3Writer : public ObjectWriter {
   void Abort() override {
     if (state_ == State::kCommitted) return;
     state_ = State::kAborted;
+    cancel_ = true;  // parts in flight stop at their next read
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.clear();
+    }
+    StopWorkers();
+    free_.clear();
     buffer_.clear();
     buffer_.shrink_to_fit();
     if (upload_id_.empty()) return;
+    // After every part thread stopped: no part can land after the abort.
     AwsRequest r =
         shared_->Request("AbortMultipartUpload", "DELETE", s3_key_);
     r.query.emplace_back("uploadId", upload_id_);
@@ -243,46 +362,140 @@ class S3Writer : public ObjectWriter {
     upload_id_.clear();
   }
 
-  uint64_t size() const { return size_; }
-
  private:
   enum class State { kOpen, kCommitted, kAborted };
+  struct Part {
+    int number = 0;
+    std::string bytes;
+  };
 
   Status PutWhole() {
     AwsRequest r = shared_->Request("PutObject", "PUT", s3_key_);
     shared_->AddEncryption(&r);
     r.body_stream = StringBody(&buffer_, std::make_shared<size_t>(0));
-    CBPIPE_RETURN_IF_ERROR(shared_->Send(r).status());
-    size_ += buffer_.size();
+    return shared_->Send(r).status();
+  }
+
+  Status Create() {
+    AwsRequest r =
+        shared_->Request("CreateMultipartUpload", "POST", s3_key_);
+    r.query.emplace_back("uploads", "");
+    shared_->AddEncryption(&r);
+    CBPIPE_ASSIGN_OR_RETURN(AwsResponse created, shared_->Send(r));
+    upload_id_ = AwsXmlText(created.body, "UploadId");
+    if (upload_id_.empty())
+      return InternalError("CreateMultipartUpload " +
+                           shared_->Resource(s3_key_) + ": no UploadId");
     return OkStatus();
   }
 
-  Status UploadPart() {
-    if (upload_id_.empty()) {
-      AwsRequest r =
-          shared_->Request("CreateMultipartUpload", "POST", s3_key_);
-      r.query.emplace_back("uploads", "");
-      shared_->AddEncryption(&r);
-      CBPIPE_ASSIGN_OR_RETURN(AwsResponse created, shared_->Send(r));
-      upload_id_ = AwsXmlText(created.body, "UploadId");
-      if (upload_id_.empty())
-        return InternalError("CreateMultipartUpload " +
-                             shared_->Resource(s3_key_) + ": no UploadId");
-    }
-    const int number = static_cast<int>(etags_.size()) + 1;
+  // UploadPart of `bytes` as part `number`: its ETag. Runs on the writer's
+  // thread or a part thread.
+  StatusOr<std::string> UploadPart(int number, const std::string& bytes) {
     AwsRequest r = shared_->Request("UploadPart", "PUT", s3_key_);
     r.query.emplace_back("partNumber", std::to_string(number));
     r.query.emplace_back("uploadId", upload_id_);
-    r.body_stream = StringBody(&buffer_, std::make_shared<size_t>(0));
+    r.body_stream = StringBody(&bytes, std::make_shared<size_t>(0), &cancel_);
     CBPIPE_ASSIGN_OR_RETURN(AwsResponse sent, shared_->Send(r));
-    etags_.push_back(sent.Header("etag"));
-    size_ += buffer_.size();
-    buffer_.clear();
+    return sent.Header("etag");
+  }
+
+  // Sends buffer_ as the next part (starting the upload first if need be).
+  // In parallel, hands it to the part threads and, unless it is the last,
+  // takes a free buffer for the next part (waiting for one when all
+  // parallel_parts are in flight). A failed earlier part is returned here.
+  Status SendPart(bool last) {
+    if (upload_id_.empty()) CBPIPE_RETURN_IF_ERROR(Create());
+    const int number = ++parts_;
+    const int parallel = shared_->options.parallel_parts;
+    if (parallel <= 1) {
+      CBPIPE_ASSIGN_OR_RETURN(std::string etag, UploadPart(number, buffer_));
+      etags_.push_back(std::move(etag));
+      buffer_.clear();
+      return OkStatus();
+    }
+    if (workers_.empty()) {
+      buffers_ = 1;  // buffer_
+      for (int i = 0; i < parallel; ++i)
+        workers_.emplace_back([this] { PartThread(); });
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!failed_.ok()) return failed_;
+    etags_.resize(static_cast<size_t>(number));
+    queue_.push_back({number, std::move(buffer_)});
+    work_cv_.notify_one();
+    buffer_ = std::string();
+    if (last) {
+      --buffers_;  // buffer_ is no part buffer any more
+      return OkStatus();
+    }
+    done_cv_.wait(lock, [&] {
+      return !failed_.ok() || !free_.empty() || buffers_ < parallel;
+    });
+    if (!failed_.ok()) return failed_;
+    if (!free_.empty()) {
+      buffer_ = std::move(free_.back());
+      free_.pop_back();
+    } else {
+      ++buffers_;
+      buffer_.reserve(shared_->options.part_size);
+    }
     return OkStatus();
   }
 
+  void PartThread() {
+    for (;;) {
+      Part part;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping, nothing left
+        part = std::move(queue_.front());
+        queue_.pop_front();
+        ++busy_;
+      }
+      StatusOr<std::string> etag =
+          cancel_ ? StatusOr<std::string>(AbortedError("upload aborted"))
+                  : UploadPart(part.number, part.bytes);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        --busy_;
+        if (etag.ok()) {
+          etags_[static_cast<size_t>(part.number - 1)] = std::move(*etag);
+        } else if (failed_.ok()) {
+          failed_ = etag.status();
+          cancel_ = true;  // the upload is lost: stop the other parts
+        }
+        part.bytes.clear();
+        free_.push_back(std::move(part.bytes));
+      }
+      done_cv_.notify_all();
+    }
+  }
+
+  // Waits until every part handed over was sent (or failed): the first
+  // failure.
+  Status WaitForParts() {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, [&] { return queue_.empty() && busy_ == 0; });
+    return failed_;
+  }
+
+  void StopWorkers() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    work_cv_.notify_all();
+    for (std::thread& t : workers_) t.join();
+    workers_.clear();
+  }
+
   Status Complete() {
-    if (!buffer_.empty()) CBPIPE_RETURN_IF_ERROR(UploadPart());
+    if (!buffer_.empty()) CBPIPE_RETURN_IF_ERROR(SendPart(/*last=*/true));
+    CBPIPE_RETURN_IF_ERROR(WaitForParts());
+    StopWorkers();
+    free_.clear();
     std::string xml = "<CompleteMultipartUpload>";
     for (size_t i = 0; i < etags_.size(); ++i) {
       xml += "<Part><PartNumber>" + std::to_string(i + 1) +
@@ -308,10 +521,24 @@ class S3Writer : public ObjectWriter {
   std::shared_ptr<S3ObjectStore::Shared> shared_;
   std::string s3_key_;
   State state_ = State::kOpen;
-  std::string buffer_;  // at most one part
+  std::string buffer_;  // the part being filled
   std::string upload_id_;
-  std::vector<std::string> etags_;
-  uint64_t size_ = 0;
+  int parts_ = 0;  // parts handed over so far
+  std::atomic<bool> cancel_{false};
+
+  // The part threads (parallel_parts > 1, multipart only).
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable work_cv_;  // a part queued, or stopping_
+  std::condition_variable done_cv_;  // a part finished (or failed)
+  // Guarded by mu_ once part threads run:
+  std::deque<Part> queue_;          // handed over, not yet taken
+  std::vector<std::string> free_;   // sent part buffers, for reuse
+  std::vector<std::string> etags_;  // [number - 1]
+  int buffers_ = 0;                 // part buffers alive, buffer_ included
+  int busy_ = 0;                    // parts being sent
+  bool stopping_ = false;
+  Status failed_;  // the first failed part
 };
 
 bool IsBucketName(std::string_view b) {
@@ -376,6 +603,8 @@ StatusOr<std::unique_ptr<S3ObjectStore>> S3ObjectStore::Create(
   CBPIPE_RETURN_IF_ERROR(ParseS3Url("s3://" + bucket + "/" + prefix, &b, &p));
   if (options.part_size < kMinPart || options.part_size > kMaxCopy)
     return InvalidArgumentError("S3 part size must be 5 MiB to 5 GiB");
+  if (options.parallel_parts < 1 || options.parallel_parts > 64)
+    return InvalidArgumentError("S3 parallel parts must be 1 to 64");
   if (options.read_chunk < 1)
     return InvalidArgumentError("S3 read chunk must be at least 1 byte");
   if (!options.sse.empty() && options.sse != "AES256" &&

@@ -11,20 +11,32 @@
 //   CBPIPE_ASSIGN_OR_RETURN(auto out, store.Put("batches/r1/visa.csv"));
 //   ... as for any ObjectStore.
 //
-// Put streams: the writer holds at most one part (part_size, default
-// 8 MiB, at least 5 MiB as S3 requires). An object that fits in one part is
-// one PutObject at Commit; a larger one is a multipart upload (the first
-// part starts it; Commit sends the last part and completes it). A failed
-// Write or Commit, Abort(), or destroying the writer uncommitted aborts the
-// upload (AbortMultipartUpload), so neither an object nor an upload is left.
+// Put streams: an object that fits in one part (part_size, default 8 MiB,
+// at least 5 MiB as S3 requires) is one PutObject at Commit; a larger one
+// is a multipart upload (the first full part starts it; Commit sends the
+// last part and completes it with the parts in order). Up to
+// parallel_parts parts (default 4) are sent at once, on threads the writer
+// starts at its first full part and joins at Commit or Abort; the writer
+// holds at most parallel_parts part buffers (the one being filled
+// included), so Write waits while they are all being sent: memory is
+// bounded by parallel_parts x part_size. A part that fails (after the
+// client's retries) fails the next Write or the Commit. A failed Write or
+// Commit, Abort(), or destroying the writer uncommitted stops the parts in
+// flight, joins their threads and aborts the upload
+// (AbortMultipartUpload), so neither an object nor an upload is left.
 //
 // Get reads ranges: Get fetches the first `read_chunk` bytes (default
-// 8 MiB) and the object's ETag; each later Read that empties the buffer
-// fetches the next range with If-Match: that ETag. Memory is bounded by one
-// chunk. An object no larger than one chunk is a true snapshot (the
-// contract's "as it was at Get"); a larger one replaced or deleted while
-// being read fails the next range with kFailedPrecondition (never mixed
-// bytes), since S3 without versioning keeps no old copy.
+// 8 MiB) and the object's ETag; every later range is fetched with
+// If-Match: that ETag. With parallel_parts > 1 a larger object's later
+// ranges are fetched ahead, up to parallel_parts at once, on threads the
+// reader starts at Get and its destructor joins (after the ranges in
+// flight); memory is bounded by (parallel_parts + 1) x read_chunk. With
+// parallel_parts = 1 each Read that empties the buffer fetches the next
+// range itself (one chunk of memory). An object no larger than one chunk
+// is a true snapshot (the contract's "as it was at Get"); a larger one
+// replaced or deleted while being read fails a later Read with
+// kFailedPrecondition (never mixed bytes), since S3 without versioning
+// keeps no old copy.
 //
 // PutContentAddressed reads the fd once: it uploads to a temporary key
 // (PREFIX/.put-RANDOM.tmp, not a valid store key, so never listed) while
@@ -66,6 +78,11 @@ struct S3StoreOptions {
   // Bytes per multipart part; an object up to this size is one PutObject.
   // At least 5 MiB (S3's minimum part), at most 5 GiB.
   uint64_t part_size = 8u << 20;
+  // Parts of one multipart upload sent at once, and ranges of one object
+  // fetched ahead by a reader (1 to 64; 1 = one after another on the
+  // caller's thread). Memory per writer: up to this many part_size
+  // buffers; per reader: one read_chunk more than this many.
+  int parallel_parts = 4;
   // Bytes per ranged GET (the reader's buffer).
   uint64_t read_chunk = 8u << 20;
   // Server-side encryption: "" (the bucket's default), "AES256" (SSE-S3) or

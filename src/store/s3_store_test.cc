@@ -37,9 +37,11 @@ MotoServer* Moto() { return testing::MotoEnvironment::server(); }
 const auto* const g_env =
     ::testing::AddGlobalTestEnvironment(new testing::MotoEnvironment());
 
-std::shared_ptr<AwsClient> MotoClient(const std::string& endpoint,
-                                      int max_attempts = 4) {
+std::shared_ptr<AwsClient> MotoClient(
+    const std::string& endpoint, int max_attempts = 4,
+    std::shared_ptr<AwsCallObserver> observer = nullptr) {
   AwsClientOptions options;
+  options.observer = std::move(observer);
   options.region = "us-east-1";
   options.endpoints["s3"] = endpoint;
   options.request_timeout_seconds = 120;
@@ -170,6 +172,13 @@ TEST_F(S3StoreTest, RefusesBadOptionsAndUrls) {
   sse.kms_key_id = "k";
   EXPECT_EQ(S3ObjectStore::Create(aws_, bucket_, "", sse).status().code(),
             StatusCode::kInvalidArgument);
+  for (int parallel : {0, 65}) {
+    S3StoreOptions bad;
+    bad.parallel_parts = parallel;
+    EXPECT_EQ(S3ObjectStore::Create(aws_, bucket_, "", bad).status().code(),
+              StatusCode::kInvalidArgument)
+        << parallel;
+  }
   std::string bucket, prefix;
   EXPECT_TRUE(ParseS3Url("s3://my-bucket/a/b/", &bucket, &prefix).ok());
   EXPECT_EQ(bucket, "my-bucket");
@@ -204,17 +213,34 @@ TEST_F(S3StoreTest, MultipartUploadAboveThePartSize) {
   EXPECT_EQ(info->size, kSize);
 }
 
+// CreateMultipartUpload and the first part to arrive go to moto; the
+// second part to arrive fails with a 500; the rest go to moto.
+std::vector<HttpStep> SecondPartFails() {
+  return {HttpStep::Forward(), HttpStep::Forward(),
+          HttpStep::Answer(500,
+                           "<Error><Code>InternalError</Code><Message>"
+                           "boom</Message></Error>")};
+}
+
+// Requests `method` on an upload (?uploadId=) the server saw: DELETE =
+// AbortMultipartUpload, POST = CompleteMultipartUpload.
+int UploadRequests(HttpFaultServer& server, const std::string& method) {
+  int n = 0;
+  for (const auto& r : server.requests())
+    n += r.method == method && r.target.find("uploadId=") != std::string::npos;
+  return n;
+}
+
 TEST_F(S3StoreTest, AFailedPartAbortsTheUploadAndLeavesNoObject) {
-  // Create and part 1 go to moto; part 2 fails with a 500 (no retries);
-  // then the abort goes through.
-  HttpFaultServer faults(
-      {HttpStep::Forward(), HttpStep::Forward(),
-       HttpStep::Answer(500,
-                        "<Error><Code>InternalError</Code><Message>"
-                        "boom</Message></Error>")},
-      Moto()->port());
+  // Parts one after another: create and part 1 go to moto; part 2 fails
+  // with a 500 (no retries), failing the Write that sent it; then the abort
+  // goes through.
+  HttpFaultServer faults(SecondPartFails(), Moto()->port());
   ASSERT_TRUE(faults.Start().ok());
-  auto store = Store({}, MotoClient(faults.endpoint(), /*max_attempts=*/1));
+  S3StoreOptions sequential;
+  sequential.parallel_parts = 1;
+  auto store =
+      Store(sequential, MotoClient(faults.endpoint(), /*max_attempts=*/1));
   auto out = store->Put("big");
   ASSERT_TRUE(out.ok());
   Status s = WriteBytes(**out, (8u << 20) * 3);
@@ -224,11 +250,186 @@ TEST_F(S3StoreTest, AFailedPartAbortsTheUploadAndLeavesNoObject) {
   EXPECT_EQ((*out)->Commit().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(OpenUploads(), 0);
   EXPECT_EQ(store->Head("big").status().code(), StatusCode::kNotFound);
-  int aborts = 0;  // AbortMultipartUpload
-  for (const auto& r : faults.requests())
-    aborts +=
-        r.method == "DELETE" && r.target.find("uploadId=") != std::string::npos;
-  EXPECT_EQ(aborts, 1);
+  EXPECT_EQ(UploadRequests(faults, "DELETE"), 1);  // AbortMultipartUpload
+}
+
+// Counts the calls of one operation in flight at once.
+class CallsInFlight : public AwsCallObserver {
+ public:
+  explicit CallsInFlight(std::string operation)
+      : operation_(std::move(operation)) {}
+  std::unique_ptr<Call> Begin(const AwsCallRecord& call,
+                              std::string*) override {
+    if (call.operation != operation_) return nullptr;
+    const int now = ++in_flight_;
+    int seen = most_.load();
+    while (now > seen && !most_.compare_exchange_weak(seen, now)) {
+    }
+    ++calls_;
+    return std::make_unique<Ended>(this);
+  }
+  int most() const { return most_.load(); }
+  int calls() const { return calls_.load(); }
+
+ private:
+  struct Ended : Call {
+    explicit Ended(CallsInFlight* owner) : owner(owner) {}
+    void End(const AwsCallRecord&) override { --owner->in_flight_; }
+    CallsInFlight* owner;
+  };
+  const std::string operation_;
+  std::atomic<int> in_flight_{0};
+  std::atomic<int> most_{0};
+  std::atomic<int> calls_{0};
+};
+
+// The bytes WriteBytes wrote, read back through `store`.
+bool ReadsBackAsWritten(ObjectStore& store, const std::string& key,
+                        uint64_t size) {
+  auto in = store.Get(key);
+  EXPECT_TRUE(in.ok()) << in.status().ToString();
+  if (!in.ok()) return false;
+  std::vector<char> buf(3 << 20);
+  uint64_t done = 0;
+  for (;;) {
+    auto n = (*in)->Read(buf.data(), buf.size());
+    EXPECT_TRUE(n.ok()) << n.status().ToString();
+    if (!n.ok()) return false;
+    if (*n == 0) break;
+    for (size_t i = 0; i < *n; ++i) {
+      if (buf[i] != static_cast<char>(((done + i) * 2654435761u) >> 13)) {
+        ADD_FAILURE() << "byte " << done + i << " differs";
+        return false;
+      }
+    }
+    done += *n;
+  }
+  EXPECT_EQ(done, size);
+  return done == size;
+}
+
+TEST_F(S3StoreTest, SendsPartsInParallelAndKeepsTheirOrder) {
+  auto observer = std::make_shared<CallsInFlight>("UploadPart");
+  S3StoreOptions options;
+  options.part_size = 5u << 20;
+  options.parallel_parts = 3;
+  auto store = Store(options, MotoClient(Moto()->endpoint(), 4, observer));
+  constexpr uint64_t kSize = (5u << 20) * 8 + 777;  // 9 parts
+  auto out = store->Put("parallel");
+  ASSERT_TRUE(out.ok());
+  ASSERT_TRUE(WriteBytes(**out, kSize).ok());
+  ASSERT_TRUE((*out)->Commit().ok());
+  EXPECT_EQ(observer->calls(), 9);
+  EXPECT_GE(observer->most(), 2);  // overlapping...
+  EXPECT_LE(observer->most(), 3);  // ...never more than parallel_parts
+  EXPECT_EQ(OpenUploads(), 0);
+  EXPECT_NE(HeadHeader("pre/fix/parallel", "etag").find("-9\""),
+            std::string::npos);
+  EXPECT_TRUE(ReadsBackAsWritten(*store, "parallel", kSize));
+}
+
+TEST_F(S3StoreTest, FetchesRangesAheadInParallel) {
+  constexpr uint64_t kSize = (1u << 20) * 12 + 5;  // 13 ranges
+  {
+    auto out = Store()->Put("ranges");
+    ASSERT_TRUE(out.ok());
+    ASSERT_TRUE(WriteBytes(**out, kSize).ok());
+    ASSERT_TRUE((*out)->Commit().ok());
+  }
+  auto observer = std::make_shared<CallsInFlight>("GetObject");
+  S3StoreOptions options;
+  options.read_chunk = 1u << 20;
+  options.parallel_parts = 3;
+  auto store = Store(options, MotoClient(Moto()->endpoint(), 4, observer));
+  EXPECT_TRUE(ReadsBackAsWritten(*store, "ranges", kSize));
+  EXPECT_EQ(observer->calls(), 13);
+  EXPECT_GE(observer->most(), 2);  // overlapping...
+  EXPECT_LE(observer->most(), 3);  // ...never more than parallel_parts
+  // Dropping a reader in the middle joins its fetch threads.
+  auto in = store->Get("ranges");
+  ASSERT_TRUE(in.ok());
+  char byte;
+  auto n = (*in)->Read(&byte, 1);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 1u);
+}
+
+TEST_F(S3StoreTest, AParallelReaderNeverMixesTwoVersions) {
+  S3StoreOptions options;
+  options.read_chunk = 1u << 20;
+  options.parallel_parts = 2;
+  auto store = Store(options);
+  constexpr uint64_t kSize = (1u << 20) * 6;  // 6 ranges
+  auto put = [&](uint64_t size) {
+    auto out = store->Put("doc");
+    ASSERT_TRUE(out.ok());
+    ASSERT_TRUE(WriteBytes(**out, size).ok());
+    ASSERT_TRUE((*out)->Commit().ok());
+  };
+  put(kSize);
+  auto in = store->Get("doc");
+  ASSERT_TRUE(in.ok());
+  std::vector<char> buf(1u << 20);
+  auto first = (*in)->Read(buf.data(), buf.size());
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_EQ(*first, buf.size());
+  put(kSize + 1);  // replaced while read: a new ETag
+  // At most parallel_parts ranges were fetched ahead of the old version;
+  // a later one fails rather than mixing in the new bytes.
+  Status failed;
+  for (int i = 0; i < 6 && failed.ok(); ++i)
+    failed = (*in)->Read(buf.data(), buf.size()).status();
+  EXPECT_EQ(failed.code(), StatusCode::kFailedPrecondition) << failed.ToString();
+  EXPECT_NE(failed.message().find("changed while it was read"),
+            std::string::npos)
+      << failed.message();
+  // And it stays failed.
+  EXPECT_EQ((*in)->Read(buf.data(), buf.size()).status().code(),
+            StatusCode::kFailedPrecondition);
+}
+
+TEST_F(S3StoreTest, AFailedParallelPartAbortsTheUploadAndLeavesNoObject) {
+  // Create goes to moto; of the parts sent at once, the second to arrive
+  // fails with a 500 (no retries); the rest go to moto. The failure comes
+  // out of a later Write or the Commit; the upload is aborted, not
+  // completed.
+  HttpFaultServer faults(SecondPartFails(), Moto()->port());
+  ASSERT_TRUE(faults.Start().ok());
+  S3StoreOptions options;
+  options.part_size = 5u << 20;
+  options.parallel_parts = 4;
+  auto store = Store(options, MotoClient(faults.endpoint(), 1));
+  auto out = store->Put("big");
+  ASSERT_TRUE(out.ok());
+  Status s = WriteBytes(**out, (5u << 20) * 6 + 1);
+  if (s.ok()) s = (*out)->Commit();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  EXPECT_NE(s.message().find("UploadPart"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("boom"), std::string::npos) << s.message();
+  EXPECT_EQ((*out)->Write("x", 1).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*out)->Commit().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(OpenUploads(), 0);
+  EXPECT_EQ(store->Head("big").status().code(), StatusCode::kNotFound);
+  auto listed = store->List("");
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  EXPECT_TRUE(listed->empty());
+  EXPECT_EQ(UploadRequests(faults, "DELETE"), 1);  // AbortMultipartUpload
+  EXPECT_EQ(UploadRequests(faults, "POST"), 0);    // no Complete
+}
+
+TEST_F(S3StoreTest, DroppingAWriterWithPartsInFlightAbortsIt) {
+  S3StoreOptions options;
+  options.part_size = 5u << 20;
+  options.parallel_parts = 4;
+  auto store = Store(options);
+  {
+    auto out = store->Put("big");
+    ASSERT_TRUE(out.ok());
+    ASSERT_TRUE(WriteBytes(**out, (5u << 20) * 4 + 1).ok());
+    EXPECT_EQ(OpenUploads(), 1);
+  }  // joins the part threads, then aborts
+  EXPECT_EQ(OpenUploads(), 0);
+  EXPECT_EQ(store->Head("big").status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(S3StoreTest, DroppingAnUnfinishedMultipartWriterAbortsIt) {

@@ -223,7 +223,8 @@ StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(std::string_view url,
   }
   if (u.scheme == "s3") {
     CBPIPE_RETURN_IF_ERROR(
-        OnlyParams(kWhat, u, url, {"sse", "kms_key_id", "part_size_mib"}));
+        OnlyParams(kWhat, u, url,
+                   {"sse", "kms_key_id", "part_size_mib", "parallel_parts"}));
     std::string bucket, prefix;
     if (!ParseS3Url("s3://" + u.host + u.path, &bucket, &prefix).ok()) {
       return InvalidArgumentError(
@@ -236,16 +237,29 @@ StatusOr<std::unique_ptr<ObjectStore>> OpenObjectStore(std::string_view url,
       options.sse = p->second;
     if (auto p = u.params.find("kms_key_id"); p != u.params.end())
       options.kms_key_id = p->second;
-    if (auto p = u.params.find("part_size_mib"); p != u.params.end()) {
+    // An integer parameter `name` in [low, high] into *out (unchanged when
+    // absent).
+    auto number = [&](const char* name, uint64_t low, uint64_t high,
+                      uint64_t* out) -> Status {
+      auto p = u.params.find(name);
+      if (p == u.params.end()) return OkStatus();
       char* end = nullptr;
-      const unsigned long long mib = std::strtoull(p->second.c_str(), &end, 10);
-      if (p->second.empty() || *end != '\0' || mib < 5 || mib > 5120) {
+      const unsigned long long n = std::strtoull(p->second.c_str(), &end, 10);
+      if (p->second.empty() || *end != '\0' || n < low || n > high) {
         return InvalidArgumentError(std::string(kWhat) + " URL " +
-                                    RedactUrl(url) +
-                                    ": part_size_mib must be 5 to 5120");
+                                    RedactUrl(url) + ": " + name +
+                                    " must be " + std::to_string(low) +
+                                    " to " + std::to_string(high));
       }
-      options.part_size = mib << 20;
-    }
+      *out = n;
+      return OkStatus();
+    };
+    uint64_t part_mib = options.part_size >> 20;
+    CBPIPE_RETURN_IF_ERROR(number("part_size_mib", 5, 5120, &part_mib));
+    options.part_size = part_mib << 20;
+    uint64_t parallel = static_cast<uint64_t>(options.parallel_parts);
+    CBPIPE_RETURN_IF_ERROR(number("parallel_parts", 1, 64, &parallel));
+    options.parallel_parts = static_cast<int>(parallel);
     CBPIPE_ASSIGN_OR_RETURN(std::shared_ptr<AwsClient> client,
                             AwsClientFor(aws));
     CBPIPE_ASSIGN_OR_RETURN(

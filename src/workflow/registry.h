@@ -16,7 +16,7 @@
 // |-------------|----------------------------------|----------------------|
 // | ObjectStore | file:///abs/folder               | LocalFolderStore     |
 // |             | memory://                        | InMemoryObjectStore  |
-// |             | s3://bucket/prefix[?sse=AES256|aws:kms&kms_key_id=K&part_size_mib=8] | S3ObjectStore |
+// |             | s3://bucket/prefix[?sse=AES256|aws:kms&kms_key_id=K&part_size_mib=8&parallel_parts=4] | S3ObjectStore |
 // | SecretStore | env+file://                      | EnvFileSecretStore   |
 // |             | memory://                        | InMemorySecretStore  |
 // |             | (per reference: OpenSecretStoreFor) aws-sm:ID#key | AwsSecretsManagerStore |

@@ -86,6 +86,9 @@ TEST_F(RegistryTest, S3UrlOpensAnS3StoreOnTheSharedClient) {
   store = OpenObjectStore("s3://my-bucket", aws);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   EXPECT_EQ((*store)->Describe(), "s3://my-bucket");
+  store = OpenObjectStore("s3://my-bucket/p?part_size_mib=16&parallel_parts=8",
+                          aws);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
   // One client per distinct [aws] table.
   StatusOr<std::shared_ptr<AwsClient>> a = AwsClientFor(aws);
   StatusOr<std::shared_ptr<AwsClient>> b = AwsClientFor(aws);
@@ -100,7 +103,9 @@ TEST_F(RegistryTest, S3UrlOpensAnS3StoreOnTheSharedClient) {
   for (const char* bad :
        {"s3://", "s3://Bad_Bucket/x", "s3://b/x", "s3://bucket/a//b",
         "s3://bucket/p?sse=rot13", "s3://bucket/p?part_size_mib=1",
-        "s3://bucket/p?kms_key_id=k", "s3://bucket/p?acl=public"}) {
+        "s3://bucket/p?kms_key_id=k", "s3://bucket/p?acl=public",
+        "s3://bucket/p?parallel_parts=0", "s3://bucket/p?parallel_parts=65",
+        "s3://bucket/p?parallel_parts=four"}) {
     EXPECT_EQ(OpenObjectStore(bad, aws).status().code(),
               StatusCode::kInvalidArgument)
         << bad;

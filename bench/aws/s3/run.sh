@@ -5,6 +5,7 @@
 #
 #   bench/aws/s3/run.sh                  # RUNS=3, 200 MB, 1000 x 100 KB, 1 GB RSS
 #   RUNS=5 BIG_MB=200 SMALL=1000 RSS_MB=1024 bench/aws/s3/run.sh
+#   PARALLEL_PARTS=8 bench/aws/s3/run.sh   # parts of one put sent at once
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 BENCH=${BENCH_S3:-build/bench/aws/s3/bench_s3}
@@ -13,6 +14,7 @@ BIG_MB=${BIG_MB:-200}
 SMALL=${SMALL:-1000}
 RSS_MB=${RSS_MB:-1024}
 THREADS=${THREADS:-10}   # the CLI's default max_concurrent_requests
+export PARALLEL_PARTS=${PARALLEL_PARTS:-4}  # bench_s3: S3StoreOptions::parallel_parts
 [[ -x $BENCH ]] || { echo "build bench_s3 first: cmake --build build --target bench_s3" >&2; exit 2; }
 
 WORK=$(mktemp -d /tmp/cbpipe-s3-bench.XXXXXX)
@@ -70,14 +72,17 @@ for op in put_big get_big put_small get_small; do
   printf '%-28s %10s %10s %7.2fx\n' "$op" "$c" "$a" "$(echo "$a / $c" | bc -l)"
 done
 echo "(ratio = aws time / cbpipe time; >= 1.0 means cbpipe is as fast or faster)"
-echo "big = 1 x ${BIG_MB} MB, small = ${SMALL} x 100 KB ($THREADS threads each)"
+echo "big = 1 x ${BIG_MB} MB ($PARALLEL_PARTS parts at once), small = ${SMALL} x 100 KB ($THREADS threads each)"
 
 # Peak RSS while streaming a large object: flat, a few part sizes.
 rm -f "$WORK/big" "$WORK/out/big"; reset_bucket
 head -c $((RSS_MB << 20)) /dev/zero >"$WORK/huge"
-rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+rss() {  # peak KB of a command; its errors on stderr
+  /usr/bin/time -o "$WORK/rss" -f %M "$@" >/dev/null || { echo "failed: $*" >&2; return 1; }
+  cat "$WORK/rss"
+}
 put_rss=$(rss "$BENCH" put "$WORK/huge" s3://bench/huge/huge)
 rm -f "$WORK/huge"
 get_rss=$(rss "$BENCH" get s3://bench/huge/huge "$WORK/huge")
-printf '\npeak RSS streaming %d MB: put %d MB, get %d MB (part size 8 MiB)\n' \
-  "$RSS_MB" $((put_rss / 1024)) $((get_rss / 1024))
+printf '\npeak RSS streaming %d MB: put %d MB, get %d MB (part size 8 MiB, %d parts at once)\n' \
+  "$RSS_MB" $((put_rss / 1024)) $((get_rss / 1024)) "$PARALLEL_PARTS"

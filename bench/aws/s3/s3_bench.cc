@@ -2,6 +2,7 @@
 // moves files between the local disk and s3://bucket/prefix through
 // S3ObjectStore (streaming, as `cbpipe serve` does) on the endpoint given by
 // AWS_ENDPOINT_URL_S3 (moto), and prints nothing on success.
+// PARALLEL_PARTS=N sets S3StoreOptions::parallel_parts (default 4).
 //
 //   bench_s3 put FILE s3://bucket/key
 //   bench_s3 get s3://bucket/key FILE
@@ -37,7 +38,10 @@ StatusOr<std::unique_ptr<S3ObjectStore>> Open(const std::string& url,
     *key = cut == std::string::npos ? path : path.substr(cut + 1);
     path = cut == std::string::npos ? "" : path.substr(0, cut);
   }
-  return S3ObjectStore::Create(aws, bucket, path);
+  S3StoreOptions store_options;  // PARALLEL_PARTS=N: parts sent at once
+  if (const char* e = std::getenv("PARALLEL_PARTS"))
+    store_options.parallel_parts = std::atoi(e);
+  return S3ObjectStore::Create(aws, bucket, path, store_options);
 }
 
 Status GetToFile(ObjectStore& store, const std::string& key,
