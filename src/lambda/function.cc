@@ -156,6 +156,14 @@ StatusOr<std::unique_ptr<LambdaFunction>> LambdaFunction::Create(
   auto s = std::make_unique<State>();
   s->settings = settings;
   CBPIPE_ASSIGN_OR_RETURN(s->config, LoadLambdaConfig(settings));
+  // A relative work dir is under the temporary folder: Lambda's only
+  // writable one (the task root is read-only).
+  if (std::filesystem::path(s->config.work_dir).is_relative()) {
+    const char* tmp = std::getenv("TMPDIR");
+    s->config.work_dir =
+        (std::filesystem::path(tmp && *tmp ? tmp : "/tmp") / s->config.work_dir)
+            .string();
+  }
   const Config& c = s->config;
   const AwsOptions aws = c.aws.value_or(AwsOptions{});
   Env* env = Env::Default();

@@ -32,7 +32,8 @@
 // from [notify.sns] (others are not opened in Lambda), secrets by reference
 // (aws-sm: from Secrets Manager, cached), metrics as CloudWatch EMF lines
 // on stdout (whatever [telemetry] metrics says), flushed after each
-// invocation with the notifier.
+// invocation with the notifier. A relative [output] work_dir is taken
+// under TMPDIR (default /tmp): the task root is read-only.
 // Errors (Create): kInvalidArgument for a missing or bad setting, naming
 // the variable or key; what opening a port returns. Thread safety: Handle
 // one invocation at a time (the runtime loop's); the ports it uses are

@@ -9,7 +9,8 @@
 //   std::optional<LambdaApiOutcome> out = api.WaitOutcome("r1", 30s);
 //   // out->kind == "response" | "error", out->body, out->error_type
 //
-// GET next blocks until an event is pushed (or the server stops: 503).
+// GET next blocks until an event is pushed (or the server stops, or
+// ReleaseWaiting: 503).
 // Every method is thread-safe; the destructor stops and joins the server.
 #pragma once
 
@@ -58,10 +59,12 @@ class LambdaRuntimeApiServer {
                 [this](const httplib::Request&, httplib::Response& res) {
                   std::unique_lock<std::mutex> lock(mu_);
                   ++next_calls_;
+                  const int epoch = epoch_;
                   changed_.notify_all();
-                  changed_.wait(lock,
-                                [this] { return stopping_ || !events_.empty(); });
-                  if (events_.empty()) {
+                  changed_.wait(lock, [&] {
+                    return stopping_ || epoch != epoch_ || !events_.empty();
+                  });
+                  if (events_.empty() || epoch != epoch_) {
                     res.status = 503;
                     return;
                   }
@@ -141,6 +144,14 @@ class LambdaRuntimeApiServer {
     return changed_.wait_for(lock, timeout, [&] { return next_calls_ >= n; });
   }
 
+  // Answers 503 to every `next` waiting now, so that a function process
+  // the test killed does not take the next event.
+  void ReleaseWaiting() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++epoch_;
+    changed_.notify_all();
+  }
+
   int next_calls() {
     std::lock_guard<std::mutex> lock(mu_);
     return next_calls_;
@@ -168,6 +179,7 @@ class LambdaRuntimeApiServer {
   std::condition_variable changed_;
   bool stopping_ = false;
   int next_calls_ = 0;
+  int epoch_ = 0;  // ReleaseWaiting
   std::deque<LambdaApiEvent> events_;
   std::map<std::string, LambdaApiOutcome> outcomes_;
 };
