@@ -224,8 +224,11 @@ StatusOr<std::string> LambdaFunction::Handle(const LambdaInvocation& invocation,
     const json event = json::parse(invocation.event, nullptr, false);
     if (event.is_discarded())
       return InvalidArgumentError("the event is not JSON");
-    CBPIPE_ASSIGN_OR_RETURN(json result,
-                            RunStep(s_->settings.handler, event, s_->ports));
+    // One invocation at a time: the runtime joins the previous one first.
+    s_->ports.stop = &stop;
+    StatusOr<json> stepped = RunStep(s_->settings.handler, event, s_->ports);
+    s_->ports.stop = nullptr;
+    CBPIPE_ASSIGN_OR_RETURN(json result, std::move(stepped));
     return result.dump(-1, ' ', false, json::error_handler_t::replace);
   }();
   // Nothing may wait for the next invocation: Lambda freezes the process.

@@ -346,6 +346,28 @@ TEST_F(WorkflowStepsTest, APermanentFailureIsTriedAgainOnRedrive) {
   EXPECT_EQ(Delivered(), 1);
 }
 
+TEST_F(WorkflowStepsTest, DeliverStopsBeforeAFileWhenAskedTo) {
+  const json input = Stored(WriteCsv("stop.csv", 0, 2), "00000000000000d2");
+  StatusOr<json> scanned = Step("scan", input);
+  ASSERT_TRUE(scanned.ok()) << scanned.status().ToString();
+  json verify_in = {{"run_id", input["run_id"]},
+                    {"trace_id", input["trace_id"]},
+                    {"now_ms", input["now_ms"]},
+                    {"batch", (*scanned)["batches"][0]}};
+  StatusOr<json> verified = Step("verify", verify_in);
+  ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+  std::atomic<bool> stop{true};
+  ports_.stop = &stop;
+  StatusOr<json> stopped = Step("deliver", (*verified)["deliveries"][0]);
+  EXPECT_EQ(stopped.status().code(), StatusCode::kDeadlineExceeded)
+      << stopped.status().ToString();
+  EXPECT_EQ(Delivered(), 0);
+  stop = false;  // the retry delivers
+  StatusOr<json> delivered = Step("deliver", (*verified)["deliveries"][0]);
+  ASSERT_TRUE(delivered.ok()) << delivered.status().ToString();
+  EXPECT_EQ(Delivered(), 1);
+}
+
 // The bug this shape fixes: the service read the clock in validate and
 // again in generate, so a record a second in the future at validate could
 // be accepted when generate was redriven later. Now the run's clock is in
