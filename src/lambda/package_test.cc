@@ -178,13 +178,7 @@ class LambdaPackageTest : public ::testing::Test {
     aws_ = *client;
     bucket_ = "cbpipe-lambda-" + std::to_string(::getpid()) + "-" +
               std::to_string(serial_++);
-    AwsRequest create;
-    create.service = "s3";
-    create.method = "PUT";
-    create.operation = "CreateBucket";
-    create.bucket = bucket_;
-    create.resource = "s3://" + bucket_;
-    ASSERT_TRUE(aws_->Send(create).ok());
+    ASSERT_TRUE(S3Put("CreateBucket", "", "").ok());
     const std::string config = R"([aws]
 region = "us-east-1"
 endpoints = { s3 = ")" + moto_->endpoint() + R"(", states = ")" +
@@ -261,14 +255,20 @@ url = "file://)" + (work_ / "outbox").string() + R"("
   }
 
   Status PutInput(const std::string& key, const std::string& content) {
+    return S3Put("PutObject", key, content);
+  }
+
+  // PUT on the test's bucket ("" key: the bucket itself).
+  Status S3Put(const char* operation, const std::string& key,
+               const std::string& body) {
     AwsRequest put;
     put.service = "s3";
     put.method = "PUT";
-    put.operation = "PutObject";
+    put.operation = operation;
     put.bucket = bucket_;
     put.path = "/" + key;
     put.resource = "s3://" + bucket_ + "/" + key;
-    put.body = content;
+    put.body = body;
     return aws_->Send(put).status();
   }
 
