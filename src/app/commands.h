@@ -7,11 +7,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
+#include "secrets/secret_store.h"
 
 namespace cbpipe {
 
@@ -25,6 +27,16 @@ StatusOr<int64_t> NowEpochSeconds();
 
 // Loads --config, or the built-in default when `path` is empty.
 StatusOr<Config> LoadConfigOrDefault(const std::string& path);
+
+// The secret store of `cbpipe run` and the operator commands, as serve's:
+// env: and file: references as always, aws-sm: from Secrets Manager on the
+// config's [aws] client (OpenSecretStoreFor, cached). Without an [aws]
+// table an aws-sm: reference fails with kFailedPrecondition saying so.
+std::unique_ptr<SecretStore> OpenCommandSecrets(const Config& config);
+// kFailedPrecondition, naming the destination and key, when a destination's
+// password or private_key is an aws-sm: reference and the config has no
+// [aws] table; commands that deliver check it before doing anything.
+Status CheckAwsSecretsConfigured(const Config& config);
 
 struct ValidateArgs {
   std::string config_path;

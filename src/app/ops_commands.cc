@@ -18,13 +18,16 @@
 #include "app/admin_api.h"
 #include "app/audit.h"
 #include "app/commands.h"
+#include "common/url.h"
 #include "ledger/sqlite_ledger.h"
 #include "output/manifest.h"
 #include "output/verifier.h"
 #include "queue/sqlite_queue.h"
 #include "runs/sqlite_run_store.h"
+#include "store/object_store.h"
 #include "telemetry/log.h"
 #include "workflow/pipeline.h"
+#include "workflow/registry.h"
 #include "workflow/steps.h"
 
 namespace cbpipe {
@@ -61,6 +64,12 @@ std::string Clip(std::string s, size_t n) {
   return s;
 }
 
+// The [aws] table for the adapters the config's URLs name ({}: the
+// region and credentials from the environment, as for the AWS CLI).
+AwsOptions AwsOf(const Config& config) {
+  return config.aws.value_or(AwsOptions{});
+}
+
 // The state database, which only the service creates: a missing one means
 // the service never ran with this config (or the config is the wrong one).
 StatusOr<std::string> ExistingStateDb(const Config& config) {
@@ -73,22 +82,72 @@ StatusOr<std::string> ExistingStateDb(const Config& config) {
   return path;
 }
 
+// The service's run store: [service] run_store (dynamodb://TABLE, ...)
+// through the registry, else the state database's.
 StatusOr<std::unique_ptr<RunStore>> OpenRuns(const Config& config) {
+  if (!config.service.run_store.empty()) {
+    return OpenRunStore(config.service.run_store, Env::Default(),
+                        AwsOf(config));
+  }
   CBPIPE_ASSIGN_OR_RETURN(std::string path, ExistingStateDb(config));
   return SqliteRunStore::Open(path, Env::Default());
 }
 
-StatusOr<std::unique_ptr<SqliteQueue>> OpenInputs(const Config& config) {
-  CBPIPE_ASSIGN_OR_RETURN(std::string path, ExistingStateDb(config));
+// The queue of inputs and its dead letters: [service] queue (sqs://NAME,
+// a queue URL: dead letters are in the queue's RedrivePolicy target)
+// through the registry, else the state database's `inputs` queue.
+StatusOr<std::unique_ptr<Queue>> OpenInputs(const Config& config) {
   QueueOptions options;
   options.max_receive_count = config.service.max_receive_count;
-  return SqliteQueue::Open(path, kInputsQueue, options);
+  if (!config.service.queue.empty())
+    return OpenQueue(config.service.queue, options, AwsOf(config));
+  CBPIPE_ASSIGN_OR_RETURN(std::string path, ExistingStateDb(config));
+  CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<SqliteQueue> queue,
+                          SqliteQueue::Open(path, kInputsQueue, options));
+  return std::unique_ptr<Queue>(std::move(queue));
 }
 
-// Exit code for a failure to open or find something.
+// The queue's name for messages: "inputs", or the one its URL names
+// (sqs://NAME, https://sqs.REGION.amazonaws.com/ACCOUNT/NAME,
+// sqlite:///db?queue=NAME).
+std::string InputsQueueName(const Config& config) {
+  const std::string& url = config.service.queue;
+  if (url.empty()) return std::string(kInputsQueue);
+  StatusOr<AdapterUrl> u = ParseAdapterUrl(url, "queue");
+  if (!u.ok()) return url;
+  if (u->scheme == "sqs") return u->host;
+  if (auto q = u->params.find("queue"); q != u->params.end()) return q->second;
+  const size_t slash = u->path.rfind('/');
+  return slash == std::string::npos ? u->path : u->path.substr(slash + 1);
+}
+
+// The delivery ledger: [service] ledger through the registry, else
+// <work_dir>/ledger.db.
+StatusOr<std::unique_ptr<DeliveryLedger>> OpenLedger(const Config& config) {
+  if (!config.service.ledger.empty()) {
+    return OpenDeliveryLedger(config.service.ledger, Env::Default(),
+                              AwsOf(config));
+  }
+  return SqliteDeliveryLedger::Open(ResolveServicePaths(config).ledger_db,
+                                    Env::Default());
+}
+
+// An object store of the service: `url` ([service] work_store or
+// object_store) through the registry, else the folder `folder`.
+StatusOr<std::unique_ptr<ObjectStore>> OpenStore(const Config& config,
+                                                 const std::string& url,
+                                                 const std::string& folder) {
+  if (!url.empty()) return OpenObjectStore(url, AwsOf(config));
+  return std::unique_ptr<ObjectStore>(new LocalFolderStore(folder));
+}
+
+// Exit code for a failure to open or find something: what the config
+// names is not there (no state database, SQS queue or DynamoDB table; a
+// queue without a dead-letter queue) or the arguments are wrong: 2.
 int ExitFor(const Status& st) {
   return st.code() == StatusCode::kNotFound ||
-                 st.code() == StatusCode::kInvalidArgument
+                 st.code() == StatusCode::kInvalidArgument ||
+                 st.code() == StatusCode::kFailedPrecondition
              ? kExitUsage
              : kExitRejected;
 }
@@ -449,7 +508,7 @@ int RunsShow(const Config& config, const std::string& id, bool as_json) {
 
 int DlqList(const Config& config, bool as_json) {
   constexpr std::string_view kCmd = "dlq list";
-  StatusOr<std::unique_ptr<SqliteQueue>> queue = OpenInputs(config);
+  StatusOr<std::unique_ptr<Queue>> queue = OpenInputs(config);
   if (!queue.ok()) {
     PrintError(kCmd, queue.status().message());
     return ExitFor(queue.status());
@@ -461,7 +520,7 @@ int DlqList(const Config& config, bool as_json) {
         (*queue)->ListDeadLetters(1000, after);
     if (!page.ok()) {
       PrintError(kCmd, page.status().ToString());
-      return kExitRejected;
+      return ExitFor(page.status());
     }
     if (page->empty()) break;
     after = page->back().message.id;
@@ -494,7 +553,7 @@ int DlqShow(const Config& config, const std::string& id, bool as_json) {
     PrintError(kCmd, "malformed dead-letter id");
     return kExitUsage;
   }
-  StatusOr<std::unique_ptr<SqliteQueue>> queue = OpenInputs(config);
+  StatusOr<std::unique_ptr<Queue>> queue = OpenInputs(config);
   if (!queue.ok()) {
     PrintError(kCmd, queue.status().message());
     return ExitFor(queue.status());
@@ -527,7 +586,7 @@ int DlqRedrive(const Config& config, const std::string& id, bool all) {
   AuditRecord audit;
   audit.action = "redrive";
   audit.dead_letter_id = all ? "*" : id;
-  StatusOr<std::unique_ptr<SqliteQueue>> queue = OpenInputs(config);
+  StatusOr<std::unique_ptr<Queue>> queue = OpenInputs(config);
   if (!queue.ok()) {
     PrintError(kCmd, queue.status().message());
     Audit(config, audit, "refused", queue.status().message());
@@ -538,12 +597,12 @@ int DlqRedrive(const Config& config, const std::string& id, bool all) {
     if (!n.ok()) {
       PrintError(kCmd, n.status().ToString());
       Audit(config, audit, "failed", n.status().ToString());
-      return kExitRejected;
+      return ExitFor(n.status());
     }
     audit.count = *n;
     Audit(config, audit, "ok");
     std::printf("redrove %lld dead letter(s) to the %s queue\n",
-                static_cast<long long>(*n), std::string(kInputsQueue).c_str());
+                static_cast<long long>(*n), InputsQueueName(config).c_str());
     return kExitOk;
   }
   StatusOr<DeadLetter> dead_letter = (*queue)->GetDeadLetter(id);
@@ -560,7 +619,7 @@ int DlqRedrive(const Config& config, const std::string& id, bool all) {
   audit.count = 1;
   Audit(config, audit, "ok");
   std::printf("redrove %s to the %s queue\n", id.c_str(),
-              std::string(kInputsQueue).c_str());
+              InputsQueueName(config).c_str());
   return kExitOk;
 }
 
@@ -575,7 +634,7 @@ int DlqPurge(const Config& config, bool yes) {
   AuditRecord audit;
   audit.action = "purge";
   audit.dead_letter_id = "*";
-  StatusOr<std::unique_ptr<SqliteQueue>> queue = OpenInputs(config);
+  StatusOr<std::unique_ptr<Queue>> queue = OpenInputs(config);
   if (!queue.ok()) {
     PrintError(kCmd, queue.status().message());
     Audit(config, audit, "refused", queue.status().message());
@@ -585,7 +644,7 @@ int DlqPurge(const Config& config, bool yes) {
   if (!n.ok()) {
     PrintError(kCmd, n.status().ToString());
     Audit(config, audit, "failed", n.status().ToString());
-    return kExitRejected;
+    return ExitFor(n.status());
   }
   audit.count = *n;
   Audit(config, audit, "ok");
@@ -608,6 +667,10 @@ int Replay(const Config& config, const std::string& run_id, bool as_json,
       PrintError(kCmd, "no destination named " + destination);
       return kExitUsage;
     }
+  }
+  if (Status aws = CheckAwsSecretsConfigured(config); !aws.ok()) {
+    PrintError(kCmd, aws.message());
+    return kExitUsage;
   }
   AuditRecord audit;
   audit.action = "replay";
@@ -643,22 +706,33 @@ int Replay(const Config& config, const std::string& run_id, bool as_json,
                ? kExitUsage
                : kExitRejected;
   }
-  StatusOr<std::unique_ptr<DeliveryLedger>> ledger =
-      SqliteDeliveryLedger::Open(ResolveServicePaths(config).ledger_db,
-                                 Env::Default());
+  StatusOr<std::unique_ptr<DeliveryLedger>> ledger = OpenLedger(config);
   if (!ledger.ok()) {
     refuse("failed", "ledger: " + ledger.status().message());
     return kExitRejected;
   }
+  // The service's stores: its generated files (work_store) and inputs
+  // (object_store), in folders or in S3.
+  StatusOr<std::unique_ptr<ObjectStore>> work =
+      OpenStore(config, config.service.work_store, config.work_dir);
+  StatusOr<std::unique_ptr<ObjectStore>> inputs =
+      OpenStore(config, config.service.object_store,
+                ResolveServicePaths(config).objects);
+  if (!work.ok() || !inputs.ok()) {
+    refuse("failed", (work.ok() ? "object store: " + inputs.status().message()
+                                : "work store: " + work.status().message()));
+    return kExitRejected;
+  }
+  // The destinations' credentials, aws-sm: included, as serve reads them.
+  const std::unique_ptr<SecretStore> secrets = OpenCommandSecrets(config);
   // A run of the workflow's delivery part: the same steps as the service.
-  LocalFolderStore work(config.work_dir);
-  LocalFolderStore inputs(ResolveServicePaths(config).objects);
   Ports ports;
   ports.config = &config;
-  ports.work = &work;
-  ports.inputs = &inputs;
+  ports.work = work->get();
+  ports.inputs = inputs->get();
   ports.ledger = ledger->get();
   ports.env = Env::Default();
+  ports.secrets = secrets.get();
   const StepRunner step = StepsOver(ports);
   // Every file must still be what was generated before anything is sent.
   std::vector<std::pair<std::string, json>> deliveries;
@@ -745,6 +819,17 @@ int Submit(const Config& config, const std::vector<std::string>& files) {
   constexpr std::string_view kCmd = "submit";
   if (files.empty()) {
     PrintError(kCmd, "name at least one file");
+    return kExitUsage;
+  }
+  if (!config.service.events_queue.empty()) {
+    // No inbox is watched: the bucket's events are the inputs.
+    PrintError(kCmd, "this service takes its inputs from S3 events (" +
+                         RedactUrl(config.service.events_queue) +
+                         "), not from an inbox: put the files into " +
+                         (config.service.object_store.empty()
+                              ? std::string("its bucket")
+                              : RedactUrl(config.service.object_store)) +
+                         " (aws s3 cp FILE s3://...)");
     return kExitUsage;
   }
   const std::string inbox = ResolveServicePaths(config).inbox;

@@ -1,8 +1,22 @@
 // The operator's commands for a running (or stopped) `cbpipe serve`
-// (docs/service.md, "Operator commands"). They work on the service's files
-// directly — the state database (runs, the inputs queue and its dead
-// letters), the delivery ledger and the inbox — which SQLite's WAL mode and
-// atomic renames make safe while the service runs.
+// (docs/service.md, "Operator commands"). They work on the service's stores
+// directly — the run store, the inputs queue and its dead letters, the
+// delivery ledger and the inbox — which SQLite's WAL mode, atomic renames
+// and the AWS services' own concurrency make safe while the service runs.
+// Each store is the one the service opens: [service] run_store, queue,
+// ledger, work_store and object_store through workflow/registry.h with the
+// [aws] table (DynamoDB, SQS, S3), else the SQLite files and folders under
+// the work dir. Secret references (replay's destinations) resolve as in
+// serve, aws-sm: included (OpenCommandSecrets, app/commands.h).
+//
+// SQS has no way to look at a message without receiving it: listing or
+// showing dead letters receives the whole dead-letter queue with a 30 s
+// visibility timeout and releases it at once (SqsQueue, queue/sqs_queue.h);
+// a redrive sends the message back to the queue and deletes it from the
+// dead-letter queue only after that send succeeded, so a crash in between
+// leaves it in both: the service's run id makes the second copy a no-op
+// (the run's checkpoints and the ledger's entries are found, nothing is
+// delivered twice).
 //
 //   cbpipe runs list [--state S] [--limit N] [--json]
 //   cbpipe runs show RUN_ID [--json]
@@ -27,9 +41,10 @@
 namespace cbpipe {
 
 // The queue of inputs waiting for a workflow run, in the state database
-// (the one `cbpipe serve` consumes). Paths come from ResolveServicePaths:
-// state_db (default <work_dir>/state.db), inbox_dir (<work_dir>/inbox) and
-// the ledger (<work_dir>/ledger.db).
+// (the one `cbpipe serve` consumes) unless [service] queue names another.
+// Paths come from ResolveServicePaths: state_db (default
+// <work_dir>/state.db), inbox_dir (<work_dir>/inbox) and the ledger
+// (<work_dir>/ledger.db).
 inline constexpr std::string_view kInputsQueue = kInputsQueueName;
 
 // Runs newest first; `state` "" for all, else one of queued, running,
@@ -62,7 +77,9 @@ int Replay(const Config& config, const std::string& run_id, bool json,
 // "<stem>~N<ext>" if <name> is taken) and the folder fsynced, so the
 // watcher, which ignores dot-files, only ever sees complete files. Prints
 // where each went. Refuses anything but regular files and names starting
-// with '.'; the inbox must exist.
+// with '.'; the inbox must exist. A service taking its inputs from S3
+// events ([service] events_queue) has no inbox: refused (kExitUsage),
+// saying where to put the files instead.
 int Submit(const Config& config, const std::vector<std::string>& files);
 
 }  // namespace cbpipe

@@ -156,6 +156,11 @@ int RunPipeline(const RunArgs& args) {
       config->work_dir = args.work_dir;
     }
   }
+  // Destinations' aws-sm: references need [aws]: said before anything runs.
+  if (Status aws = CheckAwsSecretsConfigured(*config); !aws.ok()) {
+    std::fprintf(stderr, "cbpipe run: %s\n", aws.message().c_str());
+    return kExitUsage;
+  }
   StatusOr<int64_t> now = NowEpochSeconds();
   if (!now.ok()) {
     std::fprintf(stderr, "cbpipe run: %s\n", now.status().message().c_str());
@@ -177,7 +182,12 @@ int RunPipeline(const RunArgs& args) {
 
   // Each input is one run of the workflow, in this process (the same
   // steps as serve); the clock is read once, for every input.
-  InProcessRunner runner(*config, ledger->get(), Env::Default(), *now);
+  // env:, file: and aws-sm: references, as serve resolves them.
+  const std::unique_ptr<SecretStore> secrets = OpenCommandSecrets(*config);
+  InProcessOptions options;
+  options.secrets = secrets.get();
+  InProcessRunner runner(*config, ledger->get(), Env::Default(), *now,
+                         std::move(options));
   nlohmann::json doc = {{"ok", true},
                         {"inputs", nlohmann::json::array()},
                         {"batches", nlohmann::json::array()}};

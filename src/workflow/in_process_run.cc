@@ -95,6 +95,7 @@ InProcessRunner::InProcessRunner(const Config& config, DeliveryLedger* ledger,
   ports_.ledger = ledger_;
   ports_.env = env_;
   ports_.transports = &transports_;
+  ports_.secrets = options_.secrets;
   // The scan's counts and error position, kept for the report also when
   // the input is rejected (the step then returns an error, not counts).
   ports_.on_scanned = [this](const StepContext& run, const InputScan& scan) {

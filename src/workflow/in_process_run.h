@@ -79,6 +79,10 @@ struct InputResult {
 struct InProcessOptions {
   // Makes the destinations' transports (null: MakeTransport).
   TransportPool::Factory make_transport = nullptr;
+  // Resolves the destinations' secret references (null: env:/file: only);
+  // must outlive the runner. `cbpipe run` gives OpenCommandSecrets' store,
+  // so aws-sm: references work as in serve.
+  SecretStore* secrets = nullptr;
   // Called before each step with its input (tests: corrupt a batch file
   // between scan and verify). Must not throw.
   std::function<void(std::string_view step, const nlohmann::json& input)>
