@@ -2,19 +2,32 @@
 // both talking to the same local servers (tests/servers): for each protocol,
 // a few large files and many small ones, each over one connection.
 //
-//   bench_transport [--runs 5] [--protocols
-//   sftp,sftp-nofsync,sftp-proftpd,ftps,ftp]
+//   bench_transport [--runs 5] [--protocols sftp,ftps,...]
 //                   [--workloads big,small]
 //                   [--big-count 4] [--big-mb 100]
 //                   [--small-count 1000] [--small-kb 10] [--dir /tmp/x]
 //
-// sftp is OpenSSH with fsync@openssh.com before each CLOSE (cbpipe's default:
-// durable bytes before the rename; the curl CLI never asks for it);
-// sftp-nofsync is the same with fsync = false, like for like with curl;
-// sftp-proftpd is ProFTPD's mod_sftp (with fsync). The rows with fsync are
-// also run against the one client that flushes the same way: OpenSSH's sftp
-// with `put -f` (peer sftp-f), so the server's disk flush, which neither
-// client can avoid, is on both sides.
+// The servers of the interop matrix (src/deliver/interop_test.cc):
+//   sftp                  OpenSSH, with fsync@openssh.com before each CLOSE
+//                         (cbpipe's default: durable bytes before the
+//                         rename; the curl CLI never asks for it)
+//   sftp-nofsync          the same with fsync = false, like for like
+//   sftp-dropbox          OpenSSH as a chrooted write-only drop box
+//                         (internal-sftp -P opendir,readdir,read,stat,lstat,
+//                         fstat), write_only = true, fsync
+//   sftp-proftpd          ProFTPD mod_sftp (fsync), and -nofsync
+//   ftps, ftp             vsftpd, explicit FTPS (TLS 1.2) and plain FTP
+//   ftps-dropbox          vsftpd download_enable=NO, dirlist_enable=NO,
+//                         write_only = true
+//   ftps-proftpd          ProFTPD mod_tls, TLS 1.2, session reuse required
+//                         on data connections
+//   ftps-proftpd-tls13    the same, TLS 1.3 only
+//   ftps-pureftpd         pure-ftpd, TLS required
+// The SFTP rows with fsync are also run against the one client that
+// flushes the same way: OpenSSH's sftp with `put -f` (peer sftp-f), so the
+// server's disk flush, which neither client can avoid, is on both sides.
+// curl gets the options that match cbpipe's: --ssl-reqd, --cacert, the same
+// TLS version, one connection (and TLS session) reused for every file.
 // Fairness: both clients send the same files to the same server folder,
 // from a warm page cache (one untimed run of each first), in alternating
 // order; after every run, untimed, each file on the server is compared
@@ -54,8 +67,17 @@ using Clock = std::chrono::steady_clock;
 
 struct Options {
   int runs = 5;
-  std::vector<std::string> protocols = {"sftp", "sftp-nofsync", "sftp-proftpd",
-                                        "ftps", "ftp"};
+  std::vector<std::string> protocols = {"sftp",
+                                        "sftp-nofsync",
+                                        "sftp-dropbox",
+                                        "sftp-proftpd",
+                                        "sftp-proftpd-nofsync",
+                                        "ftps",
+                                        "ftps-dropbox",
+                                        "ftps-proftpd",
+                                        "ftps-proftpd-tls13",
+                                        "ftps-pureftpd",
+                                        "ftp"};
   std::vector<std::string> workloads = {"big", "small"};
   int big_count = 4;
   int big_mb = 100;
@@ -76,7 +98,11 @@ struct Target {
   DestinationConfig dest;    // for cbpipe
   std::string curl_url;      // folder URL for the curl CLI, ends in '/'
   std::string curl_options;  // curl config lines (credentials, TLS, key)
-  std::string remote_dir;    // local path of that folder, to clear it
+  // One curl process per file (a fresh connection and TLS session each,
+  // as cbpipe's TLS 1.3 uploads): the curl CLI reusing one connection
+  // fails where a TLS 1.3 session resumes only once.
+  bool curl_per_file = false;
+  std::string remote_dir;  // local path of that folder, to clear it
   // For SFTP with fsync: OpenSSH's sftp client, `put -f` (fsync@openssh.com
   // after each file, as cbpipe does), the like-for-like peer curl is not.
   bool sftp_peer = false;
@@ -228,14 +254,15 @@ std::optional<Timing> RunCbpipe(const Target& t, const Workload& w) {
   return timing;
 }
 
-// Seconds for one curl process to upload every file of `w` (one connection,
-// reused from URL to URL), from a config file so no secret is on argv.
-std::optional<Timing> RunCurl(const Target& t, const Workload& w,
-                              const std::string& config_path) {
+// One curl process uploading `files` over one connection (reused from URL
+// to URL), from a config file so no secret is on argv; its time is added
+// to `timing`.
+bool RunCurlProcess(const Target& t, const std::vector<std::string>& files,
+                    const std::string& config_path, Timing* timing) {
   {
     std::ofstream config(config_path, std::ios::trunc);
     config << t.curl_options << "silent\nshow-error\n";
-    for (const std::string& file : w.files) {
+    for (const std::string& file : files) {
       config << "upload-file = \"" << file << "\"\nurl = \"" << t.curl_url
              << fs::path(file).filename().string() << "\"\n";
     }
@@ -251,12 +278,27 @@ std::optional<Timing> RunCurl(const Target& t, const Workload& w,
   int wstatus = 0;
   rusage usage{};
   ::wait4(pid, &wstatus, 0, &usage);
-  Timing timing;
-  timing.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  timing.cpu_seconds = CpuSeconds(usage);
+  timing->seconds +=
+      std::chrono::duration<double>(Clock::now() - start).count();
+  timing->cpu_seconds += CpuSeconds(usage);
   if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
     std::cerr << "curl failed (status " << wstatus << ")\n";
-    return std::nullopt;
+    return false;
+  }
+  return true;
+}
+
+// Seconds for the curl CLI to upload every file of `w`: one process, one
+// connection for all; with `curl_per_file`, one process per file.
+std::optional<Timing> RunCurl(const Target& t, const Workload& w,
+                              const std::string& config_path) {
+  Timing timing;
+  if (!t.curl_per_file) {
+    if (!RunCurlProcess(t, w.files, config_path, &timing)) return std::nullopt;
+    return timing;
+  }
+  for (const std::string& file : w.files) {
+    if (!RunCurlProcess(t, {file}, config_path, &timing)) return std::nullopt;
   }
   return timing;
 }
@@ -281,10 +323,10 @@ std::optional<Timing> RunOpensshSftp(const Target& t, const Workload& w,
   if (pid == 0) {
     int null_fd = ::open("/dev/null", O_WRONLY);
     if (null_fd >= 0) ::dup2(null_fd, STDOUT_FILENO);
-    ::execlp("sftp", "sftp", "-q", "-b", batch_path.c_str(), "-P",
-             port.c_str(), "-i", t.key_path.c_str(), "-o", known.c_str(),
-             "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
-             target.c_str(), static_cast<char*>(nullptr));
+    ::execlp("sftp", "sftp", "-q", "-b", batch_path.c_str(), "-P", port.c_str(),
+             "-i", t.key_path.c_str(), "-o", known.c_str(), "-o",
+             "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", target.c_str(),
+             static_cast<char*>(nullptr));
     _exit(127);
   }
   int wstatus = 0;
@@ -298,6 +340,156 @@ std::optional<Timing> RunOpensshSftp(const Target& t, const Workload& w,
     return std::nullopt;
   }
   return timing;
+}
+
+// The servers the targets point at, stopped when the bench ends.
+struct Servers {
+  std::vector<testing::SshServer> ssh;
+  std::vector<testing::ProFtpdServer> proftpd;
+  std::vector<testing::FtpServer> vsftpd;
+  std::vector<testing::PureFtpdServer> pureftpd;
+  ~Servers() {
+    for (testing::SshServer& s : ssh) s.RemoveChroot();
+  }
+};
+
+// An SFTP target: cbpipe with the key, curl and OpenSSH's sftp with the
+// same key and host key.
+Target SftpTarget(const std::string& url, const std::string& user,
+                  const std::string& key, const std::string& host_sha256,
+                  const std::string& known_hosts, int port) {
+  Target t;
+  t.dest.url = url;
+  t.dest.username = user;
+  t.dest.private_key_ref = "file:" + key;
+  t.dest.host_key_sha256 = host_sha256;
+  t.curl_url = url + "/";
+  t.curl_options = "user = \"" + user + ":\"\nkey = \"" + key +
+                   "\"\nhostpubsha256 = \"" + host_sha256 + "\"\n";
+  t.port = port;
+  t.user = user;
+  t.key_path = key;
+  t.known_hosts_path = known_hosts;
+  t.remote_path = UrlPath(url);
+  return t;
+}
+
+// An FTP or explicit FTPS target. cbpipe starts with TLS 1.2 (TLS 1.3 only
+// for a server that refuses 1.2), so curl gets the same version: `tls`
+// "1.2", "1.3" or "" (plain FTP). curl's ftps:// is implicit TLS: explicit
+// is ftp:// + --ssl-reqd; curl reuses the TLS session on data connections
+// as cbpipe (libcurl) does.
+Target FtpTarget(const std::string& url, int port, const std::string& user,
+                 const std::string& password, const std::string& ca_file,
+                 const std::string& tls, int index) {
+  Target t;
+  const std::string env = "CBPIPE_BENCH_PASSWORD_" + std::to_string(index);
+  ::setenv(env.c_str(), password.c_str(), 1);
+  t.dest.url = url;
+  t.dest.username = user;
+  t.dest.password_ref = "env:" + env;
+  t.dest.ca_file = ca_file;
+  t.dest.allow_insecure = tls.empty();
+  t.curl_url = "ftp://127.0.0.1:" + std::to_string(port) + UrlPath(url) + "/";
+  t.curl_options = "user = \"" + user + ":" + password + "\"\n";
+  if (tls == "1.2") {
+    t.curl_options +=
+        "ssl-reqd\ncacert = \"" + ca_file + "\"\ntlsv1.2\ntls-max = 1.2\n";
+  } else if (tls == "1.3") {
+    t.curl_options += "ssl-reqd\ncacert = \"" + ca_file + "\"\ntlsv1.3\n";
+  }
+  return t;
+}
+
+// Starts the server of `protocol` under `dir` (kept in `servers`) with a
+// writable folder "bench", and says how both clients reach it.
+// kInvalidArgument for an unknown protocol.
+StatusOr<Target> StartTarget(const std::string& protocol,
+                             const std::string& dir, int index,
+                             Servers* servers) {
+  Target t;
+  std::string root;
+  if (protocol == "sftp" || protocol == "sftp-nofsync" ||
+      protocol == "sftp-dropbox") {
+    // The drop box: chrooted, internal-sftp -P opendir,readdir,read,stat,
+    // lstat,fstat, declared write_only (Upload sends no STAT anyway).
+    const bool drop_box = protocol == "sftp-dropbox";
+    CBPIPE_ASSIGN_OR_RETURN(
+        testing::SshServer s,
+        testing::SshServer::Start(
+            dir, {.write_only = drop_box, .chroot = drop_box}));
+    servers->ssh.push_back(std::move(s));
+    const testing::SshServer& sftp = servers->ssh.back();
+    t = SftpTarget(sftp.url("bench"), sftp.user(), sftp.client_key_path(),
+                   sftp.host_key_sha256(), sftp.known_hosts_path(),
+                   sftp.port());
+    t.dest.write_only = drop_box;
+    root = sftp.root_dir();
+  } else if (protocol == "sftp-proftpd" || protocol == "sftp-proftpd-nofsync") {
+    CBPIPE_ASSIGN_OR_RETURN(testing::ProFtpdServer s,
+                            testing::ProFtpdServer::Start(dir));
+    servers->proftpd.push_back(std::move(s));
+    const testing::ProFtpdServer& p = servers->proftpd.back();
+    t = SftpTarget(p.url("bench"), p.user(), p.client_key_path(),
+                   p.host_key_sha256(), p.known_hosts_path(), p.port());
+    root = p.root_dir();
+  } else if (protocol == "ftps-proftpd" || protocol == "ftps-proftpd-tls13") {
+    const bool tls13 = protocol == "ftps-proftpd-tls13";
+    CBPIPE_ASSIGN_OR_RETURN(
+        testing::ProFtpdServer s,
+        testing::ProFtpdServer::Start(
+            dir, tls13 ? testing::ProFtpdMode::kFtpsTls13Only
+                       : testing::ProFtpdMode::kFtpsTls12));
+    servers->proftpd.push_back(std::move(s));
+    const testing::ProFtpdServer& p = servers->proftpd.back();
+    t = FtpTarget(p.url("bench"), p.port(), p.user(), p.password(),
+                  p.ca_cert_path(), tls13 ? "1.3" : "1.2", index);
+    // ProFTPD refuses (425) a data connection whose TLS session does not
+    // resume the control connection's; a TLS 1.3 session resumes once, so
+    // curl's second file over one connection fails. cbpipe opens a fresh
+    // connection per upload (curl_transport.cc); curl gets one process
+    // per file, the only way its CLI does the same.
+    t.curl_per_file = tls13;
+    root = p.root_dir();
+  } else if (protocol == "ftps-pureftpd") {
+    CBPIPE_ASSIGN_OR_RETURN(testing::PureFtpdServer s,
+                            testing::PureFtpdServer::Start(dir));
+    servers->pureftpd.push_back(std::move(s));
+    const testing::PureFtpdServer& p = servers->pureftpd.back();
+    t = FtpTarget(p.url("bench"), p.port(), p.user(), p.password(),
+                  p.ca_cert_path(), "1.2", index);
+    // pure-pw hashes with a memory-hard function: a login takes seconds
+    // on a busy machine.
+    t.dest.connect_timeout_seconds = t.dest.stall_timeout_seconds = 60;
+    root = p.root_dir();
+  } else if (protocol == "ftps" || protocol == "ftp" ||
+             protocol == "ftps-dropbox") {
+    testing::FtpServerOptions fo;
+    fo.tls =
+        protocol == "ftp" ? testing::FtpTls::kNone : testing::FtpTls::kExplicit;
+    // download_enable=NO, dirlist_enable=NO; declared write_only.
+    fo.write_only = protocol == "ftps-dropbox";
+    CBPIPE_ASSIGN_OR_RETURN(testing::FtpServer s,
+                            testing::FtpServer::Start(dir, fo));
+    servers->vsftpd.push_back(std::move(s));
+    const testing::FtpServer& f = servers->vsftpd.back();
+    t = FtpTarget(f.url("bench"), f.port(), f.user(), f.password(),
+                  f.ca_cert_path(), protocol == "ftp" ? "" : "1.2", index);
+    t.dest.write_only = fo.write_only;
+    root = f.root_dir();
+  } else {
+    return InvalidArgumentError("unknown protocol " + protocol);
+  }
+  t.protocol = protocol;
+  t.dest.name = "bench-" + protocol;
+  t.dest.transfer_timeout_seconds = 600;
+  t.dest.remote_fsync = !protocol.ends_with("-nofsync");
+  // With fsync (every SFTP server here offers fsync@openssh.com), also
+  // against OpenSSH's sftp with put -f.
+  t.sftp_peer = protocol.starts_with("sftp") && t.dest.remote_fsync;
+  t.remote_dir = root + "/bench";
+  CBPIPE_RETURN_IF_ERROR(testing::MakeRemoteDir(root, "bench", true));
+  return t;
 }
 
 double Median(std::vector<double> v) {
@@ -358,100 +550,17 @@ int Main(int argc, char** argv) {
     }
   }
 
-  std::vector<testing::SshServer> ssh_servers;
-  std::optional<testing::ProFtpdServer> proftpd;
-  std::vector<testing::FtpServer> ftp_servers;
+  Servers servers;
   std::vector<Target> targets;
   for (const std::string& protocol : o.protocols) {
-    Target t;
-    t.protocol = protocol;
-    t.dest.name = "bench-" + protocol;
-    t.dest.transfer_timeout_seconds = 600;
-    std::string server_dir = o.dir + "/server-" + protocol;
-    if (protocol == "sftp-proftpd") {
-      auto s = testing::ProFtpdServer::Start(server_dir);
-      if (!s.ok()) {
-        std::cerr << s.status().ToString() << "\n";
-        return 1;
-      }
-      proftpd.emplace(std::move(*s));
-      t.dest.url = proftpd->url("bench");
-      t.dest.username = proftpd->user();
-      t.dest.private_key_ref = "file:" + proftpd->client_key_path();
-      t.dest.host_key_sha256 = proftpd->host_key_sha256();
-      t.curl_url = t.dest.url + "/";
-      t.curl_options = "user = \"" + proftpd->user() + ":\"\nkey = \"" +
-                       proftpd->client_key_path() + "\"\nhostpubsha256 = \"" +
-                       proftpd->host_key_sha256() + "\"\n";
-      t.remote_dir = proftpd->root_dir() + "/bench";
-      t.sftp_peer = true;
-      t.port = proftpd->port();
-      t.user = proftpd->user();
-      t.key_path = proftpd->client_key_path();
-      t.known_hosts_path = proftpd->known_hosts_path();
-      t.remote_path = UrlPath(t.dest.url);
-      if (!testing::MakeRemoteDir(proftpd->root_dir(), "bench", true).ok()) {
-        return 1;
-      }
-    } else if (protocol == "sftp" || protocol == "sftp-nofsync") {
-      t.dest.remote_fsync = protocol == "sftp";
-      auto s = testing::SshServer::Start(server_dir);
-      if (!s.ok()) {
-        std::cerr << s.status().ToString() << "\n";
-        return 1;
-      }
-      ssh_servers.push_back(std::move(*s));
-      const testing::SshServer& sftp = ssh_servers.back();
-      t.dest.url = sftp.url("bench");
-      t.dest.username = sftp.user();
-      t.dest.private_key_ref = "file:" + sftp.client_key_path();
-      t.dest.host_key_sha256 = sftp.host_key_sha256();
-      t.curl_url = t.dest.url + "/";
-      t.curl_options = "user = \"" + sftp.user() + ":\"\nkey = \"" +
-                       sftp.client_key_path() + "\"\nhostpubsha256 = \"" +
-                       sftp.host_key_sha256() + "\"\n";
-      t.remote_dir = sftp.root_dir() + "/bench";
-      t.sftp_peer = t.dest.remote_fsync;
-      t.port = sftp.port();
-      t.user = sftp.user();
-      t.key_path = sftp.client_key_path();
-      t.known_hosts_path = sftp.known_hosts_path();
-      t.remote_path = UrlPath(t.dest.url);
-      if (!testing::MakeRemoteDir(sftp.root_dir(), "bench", true).ok()) {
-        return 1;
-      }
-    } else if (protocol == "ftps" || protocol == "ftp") {
-      testing::FtpServerOptions fo;
-      fo.tls = protocol == "ftps" ? testing::FtpTls::kExplicit
-                                  : testing::FtpTls::kNone;
-      auto s = testing::FtpServer::Start(server_dir, fo);
-      if (!s.ok()) {
-        std::cerr << s.status().ToString() << "\n";
-        return 1;
-      }
-      ftp_servers.push_back(std::move(*s));
-      const testing::FtpServer& f = ftp_servers.back();
-      ::setenv("CBPIPE_BENCH_PASSWORD", f.password().c_str(), 1);
-      t.dest.url = f.url("bench");
-      t.dest.username = f.user();
-      t.dest.password_ref = "env:CBPIPE_BENCH_PASSWORD";
-      t.dest.ca_file = f.ca_cert_path();
-      t.dest.allow_insecure = protocol == "ftp";
-      // curl's ftps:// is implicit TLS: explicit is ftp:// + --ssl-reqd.
-      t.curl_url = "ftp://127.0.0.1:" + std::to_string(f.port()) + "/bench/";
-      t.curl_options = "user = \"" + f.user() + ":" + f.password() + "\"\n";
-      if (protocol == "ftps") {
-        // Same TLS version as cbpipe (see curl_transport.cc on TLS 1.3).
-        t.curl_options += "ssl-reqd\ncacert = \"" + f.ca_cert_path() +
-                          "\"\ntlsv1.2\ntls-max = 1.2\n";
-      }
-      t.remote_dir = f.root_dir() + "/bench";
-      if (!testing::MakeRemoteDir(f.root_dir(), "bench", true).ok()) return 1;
-    } else {
-      std::cerr << "unknown protocol " << protocol << "\n";
-      return 2;
+    StatusOr<Target> t =
+        StartTarget(protocol, o.dir + "/server-" + protocol,
+                    static_cast<int>(targets.size()), &servers);
+    if (!t.ok()) {
+      std::cerr << protocol << ": " << t.status().ToString() << "\n";
+      return t.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
     }
-    targets.push_back(std::move(t));
+    targets.push_back(std::move(*t));
   }
   // The server disk's flush cost, before and after (it moves with the load).
   auto print_flush = [&](const char* when) {
@@ -467,9 +576,9 @@ int Main(int argc, char** argv) {
   };
   print_flush("before");
 
-  std::printf("%-12s %-14s %-7s %9s %6s %9s %6s %9s %9s %7s %6s %6s\n",
-              "proto", "workload", "peer", "cbpipe s", "spread", "peer s",
-              "spread", "cbpipe/s", "peer/s", "ratio", "cpu-cb", "cpu-pe");
+  std::printf("%-20s %-14s %-7s %9s %6s %9s %6s %9s %9s %7s %6s %6s\n", "proto",
+              "workload", "peer", "cbpipe s", "spread", "peer s", "spread",
+              "cbpipe/s", "peer/s", "ratio", "cpu-cb", "cpu-pe");
   bool all_ok = true;
   for (const Target& t : targets) {
     std::vector<std::string> peers = {"curl"};
@@ -505,7 +614,7 @@ int Main(int argc, char** argv) {
           }
         }
         if (ours.empty() || theirs.empty()) {
-          std::printf("%-12s %-14s %-7s failed\n", t.protocol.c_str(),
+          std::printf("%-20s %-14s %-7s failed\n", t.protocol.c_str(),
                       w.name.c_str(), peer.c_str());
           continue;
         }
@@ -516,11 +625,11 @@ int Main(int argc, char** argv) {
         double a = Median(ours), b = Median(theirs);
         double mb = static_cast<double>(w.bytes) / (1 << 20);
         std::printf(
-            "%-12s %-14s %-7s %9.3f %5.2fx %9.3f %5.2fx %8.1fM %8.1fM "
+            "%-20s %-14s %-7s %9.3f %5.2fx %9.3f %5.2fx %8.1fM %8.1fM "
             "%6.2fx %6.3f %6.3f\n",
-            t.protocol.c_str(), w.name.c_str(), peer.c_str(), a,
-            spread(ours), b, spread(theirs), mb / a, mb / b, b / a,
-            Median(ours_cpu), Median(theirs_cpu));
+            t.protocol.c_str(), w.name.c_str(), peer.c_str(), a, spread(ours),
+            b, spread(theirs), mb / a, mb / b, b / a, Median(ours_cpu),
+            Median(theirs_cpu));
         std::fflush(stdout);
       }
     }

@@ -67,4 +67,9 @@ int RunServe(const std::string& config_path);
 // runtime API went away.
 int RunLambda();
 
+// cbpipe export-asl: writes the Step Functions definition generated from the
+// workflow definition (workflow/asl_export.h) to `out_path` ("" or "-":
+// stdout). kExitUsage when it cannot be generated or written.
+int RunExportAsl(const std::string& out_path);
+
 }  // namespace cbpipe

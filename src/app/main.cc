@@ -180,6 +180,13 @@ int main(int argc, char** argv) {
       "Run as an AWS Lambda function (custom runtime; settings from the "
       "environment Lambda sets)");
 
+  // export-asl
+  std::string ea_out;
+  CLI::App* export_asl = app.add_subcommand(
+      "export-asl",
+      "Write the Step Functions definition generated from the workflow");
+  export_asl->add_option("--out", ea_out, "Output file (default stdout)");
+
   // `--config` is accepted before or after the operator subcommand.
   for (CLI::App* sub : {runs_list, runs_show}) {
     sub->add_option("--config", rn_config, "Config file (TOML)");
@@ -206,6 +213,8 @@ int main(int argc, char** argv) {
   if (*check) return cbpipe::RunConfigCheck(cc_path);
   if (*serve) return cbpipe::RunServe(sv_config);
   if (*lambda) return cbpipe::RunLambda();
+
+  if (*export_asl) return cbpipe::RunExportAsl(ea_out);
   // The operator commands read the service's files named by the config.
   auto with_config = [](const std::string& path, auto&& fn) {
     cbpipe::StatusOr<cbpipe::Config> config =

@@ -12,6 +12,8 @@
 // - Cbpipe.InvalidInput: INVALID_ARGUMENT (the input cannot be read or is
 //   over a limit: reject_input);
 // - Cbpipe.Permanent: every other code.
+// The mapping is AslErrorName's (workflow/asl_export.h), the one the
+// exported state machine's Retry and Catch are written with.
 // Cbpipe.Init is what an initialisation failure reports (no Status code
 // maps to it). Pure; thread-safe.
 #pragma once
