@@ -31,17 +31,18 @@ bool CheckAws(const AwsOptions& options) {
   return true;
 }
 
-// What [service] object_store resolves to: the adapter and its resource
-// ("object_store: s3://b/p -> S3ObjectStore, bucket b, prefix p, endpoint
-// https://s3.eu-west-1.amazonaws.com"). Nothing is called. False (with
-// the reason) when the URL cannot be opened.
-bool CheckObjectStore(const Config& config) {
-  const std::string& url = config.service.object_store;
+// What an object store URL of [service] (`key`: object_store, work_store)
+// resolves to: the adapter and its resource ("object_store: s3://b/p ->
+// S3ObjectStore, bucket b, prefix p, endpoint https://s3.eu-west-1.
+// amazonaws.com"). Nothing is called. False (with the reason) when the URL
+// cannot be opened.
+bool CheckObjectStore(const Config& config, const std::string& key,
+                      const std::string& url) {
   if (url.empty()) return true;
   const AwsOptions aws = config.aws.value_or(AwsOptions{});
   StatusOr<std::unique_ptr<ObjectStore>> store = OpenObjectStore(url, aws);
   if (!store.ok()) {
-    std::fprintf(stderr, "cbpipe config check: service.object_store: %s\n",
+    std::fprintf(stderr, "cbpipe config check: service.%s: %s\n", key.c_str(),
                  EscapeForTerminal(store.status().message()).c_str());
     return false;
   }
@@ -56,10 +57,77 @@ bool CheckObjectStore(const Config& config) {
                  (client.ok() ? (*client)->EndpointUrl("s3") : "?");
     }
   }
-  std::fprintf(stderr, "object_store: %s -> %s\n",
+  std::fprintf(stderr, "%s: %s -> %s\n", key.c_str(),
                EscapeForTerminal(RedactUrl(url)).c_str(),
                EscapeForTerminal(resolved).c_str());
   return true;
+}
+
+// What the queue, run store, ledger and events queue URLs of [service]
+// resolve to ("queue: sqs://work -> SqsQueue, queue work, endpoint
+// http://..."), read from the URL alone: opening them would call AWS or
+// create SQLite files. False (with the reason) for a URL the registry
+// cannot read or a scheme the port has no adapter for.
+bool CheckServiceUrls(const Config& config) {
+  const ServiceConfig& sc = config.service;
+  const AwsOptions aws = config.aws.value_or(AwsOptions{});
+  struct Key {
+    const char* key;
+    const std::string& url;
+    const char* what;      // for errors
+    const char* sqlite;    // the sqlite:// adapter
+    const char* dynamodb;  // the dynamodb:// adapter ("" = none)
+    bool sqs;
+  };
+  const Key keys[] = {
+      {"queue", sc.queue, "queue", "SqliteQueue", "", true},
+      {"run_store", sc.run_store, "run store", "SqliteRunStore",
+       "DynamoDbRunStore", false},
+      {"ledger", sc.ledger, "delivery ledger", "SqliteDeliveryLedger",
+       "DynamoDbDeliveryLedger", false},
+      {"events_queue", sc.events_queue, "queue", "SqliteQueue", "", true},
+  };
+  bool ok = true;
+  for (const Key& k : keys) {
+    if (k.url.empty()) continue;
+    StatusOr<AdapterUrl> u = ParseAdapterUrl(k.url, k.what);
+    std::string resolved, error;
+    if (!u.ok()) {
+      error = std::string(u.status().message());
+    } else if (u->scheme == "sqlite") {
+      resolved = std::string(k.sqlite) + ", file " + u->path;
+      if (auto q = u->params.find("queue"); q != u->params.end())
+        resolved += ", queue " + q->second;
+    } else if (u->scheme == "memory" && !k.sqs) {
+      resolved = "in memory (not shared: tests only)";
+    } else if (u->scheme == "dynamodb" && *k.dynamodb != '\0') {
+      StatusOr<std::shared_ptr<AwsClient>> client = AwsClientFor(aws);
+      resolved = std::string(k.dynamodb) + ", table " + u->host +
+                 ", endpoint " +
+                 (client.ok() ? (*client)->EndpointUrl("dynamodb") : "?");
+    } else if (k.sqs && (u->scheme == "sqs" || u->scheme == "https" ||
+                         u->scheme == "http")) {
+      StatusOr<std::shared_ptr<AwsClient>> client = AwsClientFor(aws);
+      resolved = "SqsQueue, " +
+                 (u->scheme == "sqs" ? "queue " + u->host
+                                     : "queue URL " + RedactUrl(k.url)) +
+                 ", endpoint " +
+                 (client.ok() ? (*client)->EndpointUrl("sqs") : "?");
+    } else {
+      error = "no " + std::string(k.what) + " adapter for " + u->scheme +
+              ":// (docs/configuration.md lists the URLs)";
+    }
+    if (!error.empty()) {
+      std::fprintf(stderr, "cbpipe config check: service.%s: %s\n", k.key,
+                   EscapeForTerminal(error).c_str());
+      ok = false;
+      continue;
+    }
+    std::fprintf(stderr, "%s: %s -> %s\n", k.key,
+                 EscapeForTerminal(RedactUrl(k.url)).c_str(),
+                 EscapeForTerminal(resolved).c_str());
+  }
+  return ok;
 }
 
 // What each aws-sm: reference and SNS topic of the config resolves to
@@ -131,7 +199,11 @@ int RunConfigCheck(const std::string& config_path) {
   std::printf("%s", DescribeConfig(*config).c_str());
   if (UsesAws(*config) && !CheckAws(config->aws.value_or(AwsOptions{})))
     return kExitUsage;
-  if (!CheckObjectStore(*config)) return kExitUsage;
+  if (!CheckObjectStore(*config, "object_store",
+                        config->service.object_store) ||
+      !CheckObjectStore(*config, "work_store", config->service.work_store) ||
+      !CheckServiceUrls(*config))
+    return kExitUsage;
   DescribeSnsAndSecrets(*config);
   for (const std::string& warning : review.warnings)
     std::fprintf(stderr, "warning: %s\n", warning.c_str());

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "common/sha256.h"
+#include "store/local_cache.h"
 
 namespace cbpipe {
 namespace {
@@ -69,7 +70,8 @@ class MemoryObjectWriter : public ObjectWriter {
 }  // namespace
 
 InMemoryObjectStore::InMemoryObjectStore(Env* env)
-    : env_(env != nullptr ? env : Env::Default()) {}
+    : env_(env != nullptr ? env : Env::Default()),
+      holds_(std::make_unique<CopyHolds>()) {}
 
 InMemoryObjectStore::~InMemoryObjectStore() {
   if (cache_dir_.empty()) return;
@@ -173,8 +175,10 @@ StatusOr<std::string> InMemoryObjectStore::LocalPath(const std::string& key) {
   }
   const fs::path path = fs::path(cache_dir_) / key;
   auto cached = cached_.find(key);
-  if (cached != cached_.end() && cached->second == it->second)
+  if (cached != cached_.end() && cached->second == it->second) {
+    holds_->Take(key);
     return path.string();  // this very object is there already
+  }
   // The cached file of an older object may be open by a reader: write the
   // new one beside it and rename it over. No key has a ".put-" segment, so
   // the temporary name is no other key's.
@@ -190,7 +194,15 @@ StatusOr<std::string> InMemoryObjectStore::LocalPath(const std::string& key) {
   fs::rename(temp, path, ec);
   if (ec) return UnavailableError("write the cache file of " + key);
   cached_[key] = it->second;
+  holds_->Take(key);
   return path.string();
+}
+
+void InMemoryObjectStore::ReleaseLocalPath(const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!holds_->Give(key)) return;
+  cached_.erase(key);
+  RemoveCachedCopy(cache_dir_, key);
 }
 
 }  // namespace cbpipe

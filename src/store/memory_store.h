@@ -8,7 +8,8 @@
 //
 // Readers share the bytes of the object they read (a later Put or Delete of
 // the key does not change them). LocalPath copies the object to a private
-// cache folder under the system temporary folder, removed with the store.
+// cache folder under the system temporary folder; the copy goes with its
+// last ReleaseLocalPath, the folder with the store.
 // Nothing survives the store.
 #pragma once
 
@@ -24,6 +25,8 @@
 
 namespace cbpipe {
 
+class CopyHolds;  // store/local_cache.h
+
 class InMemoryObjectStore : public ObjectStore {
  public:
   // `env` (not owned; Env::Default() when null) stamps each commit's mtime.
@@ -38,6 +41,7 @@ class InMemoryObjectStore : public ObjectStore {
   StatusOr<StoredObject> PutContentAddressed(const std::string& prefix,
                                              int fd) override;
   StatusOr<std::string> LocalPath(const std::string& key) override;
+  void ReleaseLocalPath(const std::string& key) override;
   // An unfinished Put holds nothing in the store: always 0.
   StatusOr<int> RemoveStaleTemporaries() override { return 0; }
   std::string Describe() const override { return "memory://"; }
@@ -58,6 +62,7 @@ class InMemoryObjectStore : public ObjectStore {
   std::string cache_dir_;  // made by the first LocalPath
   // The cache file of each key and the object it copies.
   std::map<std::string, std::shared_ptr<const Object>> cached_;
+  std::unique_ptr<CopyHolds> holds_;  // the LocalPath holds on each copy
 };
 
 }  // namespace cbpipe

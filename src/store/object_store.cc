@@ -2,11 +2,14 @@
 // of the others.
 #include "store/object_store.h"
 
+#include "store/local_cache.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <string_view>
 #include <vector>
 
@@ -65,6 +68,60 @@ Status ObjectStore::PutFile(const std::string& key, const std::string& path) {
   }
   ::close(fd);
   return st;  // an uncommitted writer aborts when destroyed
+}
+
+bool IsLocalFolder(const ObjectStore& store, const std::string& folder) {
+  const std::optional<std::string> root = store.LocalRoot();
+  if (!root) return false;
+  namespace fs = std::filesystem;
+  std::error_code ec1, ec2;
+  const fs::path a = fs::weakly_canonical(fs::absolute(*root, ec1), ec1);
+  const fs::path b = fs::weakly_canonical(fs::absolute(folder, ec2), ec2);
+  if (ec1 || ec2) return false;
+  // weakly_canonical keeps a trailing separator: compare without it.
+  return (a / "").lexically_normal() == (b / "").lexically_normal();
+}
+
+StatusOr<std::string> GetObjectBytes(ObjectStore& store,
+                                     const std::string& key) {
+  CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<ObjectReader> in, store.Get(key));
+  std::string bytes;
+  std::vector<char> buf(64 * 1024);
+  for (;;) {
+    CBPIPE_ASSIGN_OR_RETURN(size_t n, in->Read(buf.data(), buf.size()));
+    if (n == 0) return bytes;
+    bytes.append(buf.data(), n);
+  }
+}
+
+Status PutObjectBytes(ObjectStore& store, const std::string& key,
+                      std::string_view bytes) {
+  CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<ObjectWriter> out, store.Put(key));
+  CBPIPE_RETURN_IF_ERROR(out->Write(bytes.data(), bytes.size()));
+  return out->Commit();
+}
+
+void RemoveCachedCopy(const std::string& cache_dir, const std::string& key) {
+  namespace fs = std::filesystem;
+  if (cache_dir.empty()) return;
+  std::error_code ec;
+  fs::path path = fs::path(cache_dir) / key;
+  fs::remove(path, ec);
+  // fs::remove of a folder fails (and stops here) while it holds anything.
+  for (path = path.parent_path();
+       path.native().size() > cache_dir.size() && fs::remove(path, ec);
+       path = path.parent_path()) {
+  }
+}
+
+LocalCopies::~LocalCopies() {
+  for (const std::string& key : held_) store_.ReleaseLocalPath(key);
+}
+
+StatusOr<std::string> LocalCopies::Path(const std::string& key) {
+  CBPIPE_ASSIGN_OR_RETURN(std::string path, store_.LocalPath(key));
+  held_.push_back(key);
+  return path;
 }
 
 }  // namespace cbpipe

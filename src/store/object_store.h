@@ -51,7 +51,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -126,9 +128,21 @@ class ObjectStore {
   // A local path from which the object can be read, for code that needs a
   // file (mmap, libraries that open by name). For a local folder it is the
   // object itself; a store that is not a local folder (memory, S3) copies
-  // the object to a cache file that lives as long as the store, or until
-  // the key is written or deleted. Read-only: never write through it.
+  // the object to a cache file. Read-only: never write through it.
+  // Each successful call holds the copy once; ReleaseLocalPath gives a hold
+  // back. A copy never released lives as long as the store (a long-running
+  // process must release what it took, or its disk fills); a later Put of
+  // the key may replace the copy's bytes under a holder that reopens it.
   virtual StatusOr<std::string> LocalPath(const std::string& key) = 0;
+  // Gives back one hold LocalPath took of `key`'s copy; when none is left
+  // the copy is removed (do not use the path after releasing it). The object
+  // itself is untouched. A no-op for a store that makes no copies (a local
+  // folder) and for a key with no hold. Never fails.
+  virtual void ReleaseLocalPath(const std::string& key) { (void)key; }
+  // The folder whose file <root>/<key> IS the object under `key` (a local
+  // folder's root), so a caller may write there in place of a Put or read
+  // there in place of LocalPath; nullopt for a store that is not a folder.
+  virtual std::optional<std::string> LocalRoot() const { return std::nullopt; }
   // Removes what Puts that never finished left behind (a folder's
   // temporaries of processes no longer running, or older than a day); never
   // touches a Put still running. Returns how many were removed.
@@ -146,6 +160,40 @@ class ObjectStore {
 // Checks the key rules above.
 Status ValidateObjectKey(const std::string& key);
 
+// Whether `store` is the local folder `folder` (its LocalRoot, compared
+// canonically: "./w" and "/abs/w/" are the same folder).
+bool IsLocalFolder(const ObjectStore& store, const std::string& folder);
+
+// The whole object under `key` as a string (for small objects: manifests,
+// reasons).
+StatusOr<std::string> GetObjectBytes(ObjectStore& store, const std::string& key);
+// Stores `bytes` under `key` (one Put, committed).
+Status PutObjectBytes(ObjectStore& store, const std::string& key,
+                      std::string_view bytes);
+
+// Local paths of a store's objects held for one scope: each Path is
+// released (ReleaseLocalPath) when the holder is destroyed, so copies of a
+// store that copies never outlive the step that needed them.
+//
+//   LocalCopies copies(store);
+//   CBPIPE_ASSIGN_OR_RETURN(std::string path, copies.Path("batches/b1/x"));
+//   ...read `path`; the copy goes with `copies`...
+//
+// One thread at a time; the store must outlive it.
+class LocalCopies {
+ public:
+  explicit LocalCopies(ObjectStore& store) : store_(store) {}
+  ~LocalCopies();
+  LocalCopies(const LocalCopies&) = delete;
+  LocalCopies& operator=(const LocalCopies&) = delete;
+  // store.LocalPath(key), held until the destructor.
+  StatusOr<std::string> Path(const std::string& key);
+
+ private:
+  ObjectStore& store_;
+  std::vector<std::string> held_;
+};
+
 // The adapter for a local folder: the object under "a/b" is the file
 // <root>/a/b. A Put writes <root>/a/.put-<pid>-<random>.tmp (mode 0640),
 // fsyncs it, renames it over <root>/a/b and fsyncs the folder.
@@ -160,6 +208,7 @@ class LocalFolderStore : public ObjectStore {
   StatusOr<StoredObject> PutContentAddressed(const std::string& prefix,
                                              int fd) override;
   StatusOr<std::string> LocalPath(const std::string& key) override;
+  std::optional<std::string> LocalRoot() const override { return root_; }
   // The temporaries of processes no longer running on this machine (the
   // name holds the pid), and any older than a day.
   StatusOr<int> RemoveStaleTemporaries() override;

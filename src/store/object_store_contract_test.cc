@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -373,6 +374,63 @@ TEST_P(ObjectStoreContract, PutFileAndLocalPath) {
   EXPECT_EQ(text2.str(), "new");
   EXPECT_EQ(store_->LocalPath("inputs/none").status().code(),
             StatusCode::kNotFound);
+}
+
+TEST_P(ObjectStoreContract, ReleasedLocalCopiesGo) {
+  ASSERT_TRUE(PutString(*store_, "batches/b1/x.csv", "abc").ok());
+  const bool copies = !store_->LocalRoot().has_value();
+  StatusOr<std::string> first = store_->LocalPath("batches/b1/x.csv");
+  StatusOr<std::string> second = store_->LocalPath("batches/b1/x.csv");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(*first, *second);
+  // One hold given back: the other still reads the object.
+  store_->ReleaseLocalPath("batches/b1/x.csv");
+  std::ifstream held(*first, std::ios::binary);
+  std::stringstream text;
+  text << held.rdbuf();
+  EXPECT_EQ(text.str(), "abc");
+  // The last one: a copy goes, with the folders it needed; a folder's
+  // object is the file itself and stays.
+  store_->ReleaseLocalPath("batches/b1/x.csv");
+  EXPECT_EQ(fs::exists(*first), !copies);
+  EXPECT_EQ(fs::exists(fs::path(*first).parent_path()), !copies);
+  EXPECT_EQ(*GetString(*store_, "batches/b1/x.csv"), "abc");
+  // Releasing what is not held does nothing.
+  store_->ReleaseLocalPath("batches/b1/x.csv");
+  store_->ReleaseLocalPath("batches/none");
+  EXPECT_EQ(*GetString(*store_, "batches/b1/x.csv"), "abc");
+
+  std::string scoped;
+  {
+    LocalCopies held_here(*store_);
+    StatusOr<std::string> path = held_here.Path("batches/b1/x.csv");
+    ASSERT_TRUE(path.ok()) << path.status().ToString();
+    scoped = *path;
+    EXPECT_TRUE(fs::exists(scoped));
+    EXPECT_EQ(held_here.Path("batches/none").status().code(),
+              StatusCode::kNotFound);
+  }
+  EXPECT_EQ(fs::exists(scoped), !copies);
+}
+
+TEST_P(ObjectStoreContract, ALocalRootHoldsEachObjectAsItsFile) {
+  ASSERT_TRUE(PutString(*store_, "runs/r1/rejects.csv", "x,y\n").ok());
+  const std::optional<std::string> root = store_->LocalRoot();
+  if (!root) {
+    EXPECT_FALSE(IsLocalFolder(*store_, scratch_));
+    return;
+  }
+  const fs::path file = fs::path(*root) / "runs/r1/rejects.csv";
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(text.str(), "x,y\n");
+  EXPECT_EQ(*store_->LocalPath("runs/r1/rejects.csv"), file.string());
+  EXPECT_TRUE(IsLocalFolder(*store_, *root));
+  EXPECT_TRUE(IsLocalFolder(*store_, *root + "/"));
+  EXPECT_TRUE(IsLocalFolder(*store_, *root + "/runs/.."));
+  EXPECT_FALSE(IsLocalFolder(*store_, *root + "/runs"));
 }
 
 // The local adapters; s3_store_test.cc compiles this file again with

@@ -13,6 +13,7 @@
 
 #include "aws/xml.h"
 #include "common/sha256.h"
+#include "store/local_cache.h"
 
 namespace cbpipe {
 
@@ -391,7 +392,7 @@ StatusOr<std::unique_ptr<S3ObjectStore>> S3ObjectStore::Create(
 }
 
 S3ObjectStore::S3ObjectStore(std::shared_ptr<Shared> shared)
-    : shared_(std::move(shared)) {}
+    : shared_(std::move(shared)), holds_(std::make_unique<CopyHolds>()) {}
 
 S3ObjectStore::~S3ObjectStore() {
   if (!cache_dir_.empty()) {
@@ -583,8 +584,10 @@ StatusOr<std::string> S3ObjectStore::LocalPath(const std::string& key) {
   const fs::path path = fs::path(cache_dir_) / key;
   auto cached = cached_.find(key);
   if (cached != cached_.end() && !etag.empty() && cached->second == etag &&
-      fs::exists(path, ec))
+      fs::exists(path, ec)) {
+    holds_->Take(key);
     return path.string();
+  }
   fs::create_directories(path.parent_path(), ec);
   // An older cached file may be open by a reader: write beside, rename over.
   const fs::path temp =
@@ -603,7 +606,15 @@ StatusOr<std::string> S3ObjectStore::LocalPath(const std::string& key) {
   fs::rename(temp, path, ec);
   if (ec) return UnavailableError("write the cache file of " + key);
   cached_[key] = etag;
+  holds_->Take(key);
   return path.string();
+}
+
+void S3ObjectStore::ReleaseLocalPath(const std::string& key) {
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  if (!holds_->Give(key)) return;
+  cached_.erase(key);
+  RemoveCachedCopy(cache_dir_, key);
 }
 
 StatusOr<int> S3ObjectStore::RemoveStaleTemporaries() {

@@ -33,7 +33,8 @@
 // a second time and put under their final key instead.
 //
 // LocalPath downloads the object into a private cache folder (removed with
-// the store) and reuses the file while HeadObject's ETag is unchanged.
+// the store) and reuses the file while HeadObject's ETag is unchanged; the
+// file goes with its last ReleaseLocalPath.
 // RemoveStaleTemporaries aborts multipart uploads under the prefix started
 // more than a day ago and deletes .put-*.tmp keys older than a day.
 //
@@ -58,6 +59,8 @@
 #include "store/object_store.h"
 
 namespace cbpipe {
+
+class CopyHolds;  // store/local_cache.h
 
 struct S3StoreOptions {
   // Bytes per multipart part; an object up to this size is one PutObject.
@@ -88,6 +91,7 @@ class S3ObjectStore : public ObjectStore {
   StatusOr<StoredObject> PutContentAddressed(const std::string& prefix,
                                              int fd) override;
   StatusOr<std::string> LocalPath(const std::string& key) override;
+  void ReleaseLocalPath(const std::string& key) override;
   StatusOr<int> RemoveStaleTemporaries() override;
   // "s3://bucket/prefix" ("s3://bucket" with no prefix).
   std::string Describe() const override;
@@ -107,6 +111,7 @@ class S3ObjectStore : public ObjectStore {
   std::mutex cache_mu_;
   std::string cache_dir_;                      // made by the first LocalPath
   std::map<std::string, std::string> cached_;  // key -> ETag of its file
+  std::unique_ptr<CopyHolds> holds_;  // the LocalPath holds on each file
 };
 
 // s3://bucket/prefix -> bucket and prefix (kInvalidArgument naming what is

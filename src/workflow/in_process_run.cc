@@ -85,12 +85,14 @@ InProcessRunner::InProcessRunner(const Config& config, DeliveryLedger* ledger,
       options_(std::move(options)),
       run_prefix_(RunPrefix()),
       work_(config.work_dir),
+      work_store_(options_.work ? options_.work : &work_),
+      work_is_dir_(IsLocalFolder(*work_store_, config.work_dir)),
       runs_(env),
       transports_(std::chrono::seconds(60), options_.make_transport),
       definition_(CbpipeWorkflowDefinition()) {
   RemoveAbandonedPending(config_.work_dir);
   ports_.config = &config_;
-  ports_.work = &work_;
+  ports_.work = work_store_;
   ports_.inputs = &inputs_;
   ports_.ledger = ledger_;
   ports_.env = env_;
@@ -180,12 +182,11 @@ InputResult InProcessRunner::Report(const std::string& input_path,
       const json out = Parse(rejected);
       r.input_id = Text(out, "input_id");
       const std::string quarantine = Text(out, "quarantine");
-      if (!quarantine.empty())
-        r.quarantine_dir = config_.work_dir + "/" + quarantine;
+      if (!quarantine.empty()) r.quarantine_dir = Shown(quarantine);
     }
     r.error = MaskCardNumbersInStatus(st);
     if (!r.input_id.empty())
-      r.rejects_file = config_.work_dir + "/runs/" + r.input_id + "/rejects.csv";
+      r.rejects_file = Shown("runs/" + r.input_id + "/rejects.csv");
     return r;
   }
   const json scanned = Parse(scan);
@@ -200,13 +201,15 @@ InputResult InProcessRunner::Report(const std::string& input_path,
   for (size_t i = 0; i < batches.size(); ++i) {
     BatchResult& b = r.batches.emplace_back();
     const std::string id = Text(batches[i], "id");
-    const std::string manifest =
-        (std::filesystem::path(config_.work_dir) / "batches").string() + "/" +
-        id + "/" + std::string(kManifestFileName);
-    StatusOr<Batch> read = ReadManifest(manifest);
+    // Read back through the store, by the key scan gave.
+    const std::string manifest = Text(batches[i], "manifest");
+    StatusOr<Batch> read = ValidateObjectKey(manifest).ok()
+                               ? ReadBatchManifest(*work_store_, manifest)
+                               : StatusOr<Batch>(DataLossError(
+                                     "batch " + id + " has no manifest key"));
     if (!read.ok()) {
       b.batch.id = id;
-      b.batch.manifest_path = manifest;
+      b.batch.manifest_path = ObjectLocation(*work_store_, manifest);
       b.verify = read.status();
       continue;
     }
@@ -231,6 +234,11 @@ InputResult InProcessRunner::Report(const std::string& input_path,
     }
   }
   return r;
+}
+
+std::string InProcessRunner::Shown(const std::string& key) const {
+  return work_is_dir_ ? config_.work_dir + "/" + key
+                      : ObjectLocation(*work_store_, key);
 }
 
 std::vector<DeliveredFile> InProcessRunner::Files(const Batch& batch,

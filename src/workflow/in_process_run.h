@@ -10,8 +10,11 @@
 // - scan names its batches and rejects by the input's content
 //   (name_by_content: ScanNamedByContent), against `now_epoch_seconds`,
 //   the clock of every run of the runner; rejected records go to
-//   <work_dir>/runs/<input_id>/rejects.csv; an input that cannot be read
-//   is copied to <work_dir>/quarantine/<input_id>/ with its reason.txt.
+//   runs/<input_id>/rejects.csv; an input that cannot be read is copied to
+//   quarantine/<input_id>/ with its reason.txt: keys of the work store,
+//   the work folder itself unless InProcessOptions::work says otherwise.
+// - The report reads each batch's manifest back from the work store, by
+//   the key scan returned.
 // - Batches are verified and delivered one after the other, batch k+1
 //   verified while batch k is delivered; a batch that fails verification
 //   is not delivered and does not stop the others.
@@ -87,6 +90,12 @@ struct InProcessOptions {
   // between scan and verify). Must not throw.
   std::function<void(std::string_view step, const nlohmann::json& input)>
       before_step = nullptr;
+  // Where batches, manifests, rejects and quarantines go (not owned; must
+  // outlive the runner). Null: the work folder itself (LocalFolderStore of
+  // config.work_dir), written in place. Another store: the steps stage in
+  // <work_dir>/staging/ and Put, and the report reads it back; its paths
+  // (manifest, rejects_file, quarantine) are then the store's locations.
+  ObjectStore* work = nullptr;
 };
 
 class InProcessRunner {
@@ -101,6 +110,8 @@ class InProcessRunner {
   // The report of run `run_id` of `input_path`, from its checkpoints.
   InputResult Report(const std::string& input_path, const std::string& run_id,
                      const RunOutcome& outcome);
+  // Where an operator finds the work object under `key`.
+  std::string Shown(const std::string& key) const;
   // The files of one verified batch, from the destinations' results.
   std::vector<DeliveredFile> Files(const Batch& batch,
                                    const nlohmann::json& deliveries,
@@ -115,6 +126,8 @@ class InProcessRunner {
   int runs_made_ = 0;
   GivenPathsStore inputs_;
   LocalFolderStore work_;
+  ObjectStore* work_store_;  // work_ or options_.work
+  bool work_is_dir_;         // work_store_ is config.work_dir itself
   InMemoryRunStore runs_;
   TransportPool transports_;
   Ports ports_;

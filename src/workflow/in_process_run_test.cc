@@ -12,6 +12,7 @@
 
 #include "ledger/in_memory_ledger.h"
 #include "ledger/sqlite_ledger.h"
+#include "workflow/work_store_test_util.h"
 
 namespace cbpipe {
 namespace {
@@ -33,13 +34,7 @@ class InProcessRunTest : public ::testing::Test {
     ASSERT_TRUE(ledger.ok());
     ledger_ = std::move(*ledger);
     input_ = (root_ / "in.csv").string();
-    std::ofstream(input_)
-        << "case_id,network,arn,merchant_id,transaction_date,"
-           "chargeback_date,amount,currency,reason_code\n"
-           "V1,visa,74567890123456789012341,M1,2025-03-01,2025-04-01,"
-           "10.00,USD,10.4\n"
-           "A1,amex,,M2,2025-03-01,2025-04-01,5.00,EUR,C08\n"
-           "X1,visa,123,M3,2025-03-01,2025-04-01,1.00,USD,10.4\n";
+    std::ofstream(input_) << testing::kTwoNetworksAndAReject;
   }
   void TearDown() override { fs::remove_all(root_); }
 

@@ -8,12 +8,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "common/crash_point.h"
 #include "common/file_mode.h"
 #include "common/sha256.h"
 #include "deliver/local_transport.h"
 #include "domain/pan.h"
+#include "output/manifest.h"
 #include "output/row_formatter.h"
 
 namespace cbpipe {
@@ -115,6 +117,46 @@ std::string PendingId(const std::string& input_path) {
 constexpr auto kAbandonedAfter = std::chrono::hours(24);
 
 }  // namespace
+
+std::string ObjectLocation(const ObjectStore& store, const std::string& key) {
+  const std::optional<std::string> root = store.LocalRoot();
+  if (root) return (fs::path(*root) / key).string();
+  return store.Describe() + "/" + key;
+}
+
+StatusOr<Batch> ReadBatchManifest(ObjectStore& work, const std::string& key) {
+  if (work.LocalRoot()) return ReadManifest(ObjectLocation(work, key));
+  const std::string where = ObjectLocation(work, key);
+  StatusOr<std::string> text = GetObjectBytes(work, key);
+  if (!text.ok()) {
+    if (text.status().code() == StatusCode::kNotFound)
+      return NotFoundError("no manifest at " + where);
+    return text.status();
+  }
+  const size_t slash = where.rfind('/');
+  StatusOr<Batch> batch = ParseManifest(*text, where.substr(0, slash));
+  if (!batch.ok())
+    return Status(batch.status().code(),
+                  where + ": " + batch.status().message());
+  return batch;
+}
+
+ScratchFolder::ScratchFolder(const std::string& work_dir,
+                             const std::string& name)
+    : dir_((fs::path(work_dir) / "staging" / ("pending-store-" + name))
+               .string()) {
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+  if (!ec) fs::create_directories(dir_, ec);
+  if (!ec) fs::permissions(dir_, fs::perms::owner_all, ec);
+  if (ec)
+    status_ = UnavailableError("cannot make " + dir_ + ": " + ec.message());
+}
+
+ScratchFolder::~ScratchFolder() {
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+}
 
 void RemoveAbandonedPending(const std::string& work_dir) {
   const auto cutoff = fs::file_time_type::clock::now() - kAbandonedAfter;

@@ -12,7 +12,9 @@
 //
 // Rejected records go to <work_dir>/runs/<input_id>/rejects.csv; an input
 // that cannot be read at all is copied to <work_dir>/quarantine/<input_id>/
-// with its reason, the original kept.
+// with its reason, the original kept. A step whose work store is not the
+// work folder passes a ScratchFolder as work_dir and Puts what was written.
+// Also here: reading a batch's manifest from a store (ReadBatchManifest).
 #pragma once
 
 #include <chrono>
@@ -29,6 +31,7 @@
 #include "deliver/transport.h"
 #include "ledger/ledger.h"
 #include "output/batch_planner.h"
+#include "store/object_store.h"
 #include "workflow/input_scan.h"
 
 namespace cbpipe {
@@ -109,6 +112,39 @@ std::string QuarantineInput(const std::string& work_dir,
                             const std::string& input,
                             const std::string& input_id, const Status& reason,
                             const std::string& shown = "");
+
+// Where an operator finds the object under `key`: its file for a local
+// folder (<root>/<key>), else the store's URL and the key
+// ("s3://bucket/prefix/batches/b1/manifest.json").
+std::string ObjectLocation(const ObjectStore& store, const std::string& key);
+
+// The manifest under `key` in `work`, with the batch's and its files' paths
+// as ObjectLocation gives them (for a local folder, as ReadManifest of the
+// file: no copy; for another store, read with Get: LocalPath gives a file
+// to read). kNotFound when there is no manifest, kDataLoss when it does not
+// parse (the message names its location).
+StatusOr<Batch> ReadBatchManifest(ObjectStore& work, const std::string& key);
+
+// A private local folder for a step whose work store is not the work
+// folder: it writes there as it would in the work folder, Puts what it
+// wrote, and the folder goes with this object. <work_dir>/staging/
+// pending-store-<name>, emptied when made, so a redrive of the same step
+// (same name) starts clean; one a killed process left is cleared by that
+// redrive or by RemoveAbandonedPending.
+class ScratchFolder {
+ public:
+  ScratchFolder(const std::string& work_dir, const std::string& name);
+  ~ScratchFolder();
+  ScratchFolder(const ScratchFolder&) = delete;
+  ScratchFolder& operator=(const ScratchFolder&) = delete;
+  // Not OK when the folder could not be made (kUnavailable).
+  const Status& status() const { return status_; }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  Status status_;
+};
 
 // Removes the pending folders (runs/pending-*, staging/pending-*) that
 // scans killed mid-way left in `work_dir` and nobody touched for a day;

@@ -45,8 +45,11 @@ struct Ports {
   // The options the steps read (destinations, layouts, limits, work_dir).
   // Becomes the steps' own options struct once config/ maps into one.
   const Config* config = nullptr;
-  // Rooted at config->work_dir: batches/, runs/<id>/rejects.csv and
-  // quarantine/ are keys here, under the same names as ever.
+  // Where batches/, runs/<id>/rejects.csv and quarantine/ are keys, under
+  // the same names as ever. When it is the folder config->work_dir
+  // (IsLocalFolder) steps write and read its files in place; any other
+  // store (S3, memory) is written through a scratch folder under work_dir
+  // and Put, and read with Get and LocalPath (released when the step ends).
   ObjectStore* work = nullptr;
   // Where raw inputs live (a step input's "input_key").
   ObjectStore* inputs = nullptr;

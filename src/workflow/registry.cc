@@ -22,6 +22,7 @@
 #include "secrets/memory_secret_store.h"
 #include "store/memory_store.h"
 #include "store/s3_store.h"
+#include "telemetry/xray_aws_calls.h"
 
 namespace cbpipe {
 namespace {
@@ -198,8 +199,11 @@ StatusOr<std::shared_ptr<AwsClient>> AwsClientFor(const AwsOptions& options) {
   std::lock_guard<std::mutex> lock(mu);
   auto found = clients->find(key.str());
   if (found != clients->end()) return found->second;
-  CBPIPE_ASSIGN_OR_RETURN(std::shared_ptr<AwsClient> client,
-                          MakeAwsClient(options));
+  // Every call is an X-Ray subsegment of the step making it when X-Ray is
+  // on (XRayAwsCalls traces only under a current span: nothing otherwise).
+  CBPIPE_ASSIGN_OR_RETURN(
+      std::shared_ptr<AwsClient> client,
+      MakeAwsClient(options, AwsHost(), std::make_shared<XRayAwsCalls>()));
   clients->emplace(key.str(), client);
   return client;
 }

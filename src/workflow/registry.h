@@ -66,7 +66,9 @@ namespace cbpipe {
 // The AwsClient every AWS adapter of the process shares: one per distinct
 // `options` (the [aws] table), made by MakeAwsClient (aws/make_client.h) at
 // the first call and kept for the life of the process (so connections are
-// pooled across adapters). Errors as MakeAwsClient's (no region: the
+// pooled across adapters). Its observer is XRayAwsCalls: a call made inside
+// an X-Ray traced step (workflow/xray_steps.h) is a subsegment of it.
+// Errors as MakeAwsClient's (no region: the
 // message says where it was looked for); an error is not cached.
 StatusOr<std::shared_ptr<AwsClient>> AwsClientFor(const AwsOptions& options);
 

@@ -19,10 +19,14 @@
 #include <sys/syscall.h>
 
 #include "common/crash_point.h"
+#include "common/sha256.h"
+#include "common/url.h"
 #include "deliver/local_transport.h"
 #include "domain/pan.h"
 #include "ledger/sqlite_ledger.h"
+#include "queue/sqlite_queue.h"
 #include "runs/sqlite_run_store.h"
+#include "store/s3_store.h"
 #include "telemetry/log.h"
 #include "telemetry/metrics.h"
 #include "telemetry/trace.h"
@@ -177,19 +181,42 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
     if (ec) return InvalidArgumentError("cannot create " + dir + ": " +
                                         ec.message());
   }
-  CBPIPE_ASSIGN_OR_RETURN(s->runs_,
-                          SqliteRunStore::Open(s->paths_.state_db, s->env_));
+  const ServiceConfig& sc = s->config_.service;
+  const AwsOptions aws = s->config_.aws.value_or(AwsOptions{});
+  // Each port from its URL, or the local default; an error names the key.
+  auto keyed = [](std::string_view key, const Status& st) {
+    return Status(st.code(), "service." + std::string(key) + ": " +
+                                 std::string(st.message()));
+  };
+  StatusOr<std::unique_ptr<RunStore>> runs =
+      sc.run_store.empty() ? SqliteRunStore::Open(s->paths_.state_db, s->env_)
+                           : OpenRunStore(sc.run_store, s->env_, aws);
+  if (!runs.ok()) return keyed("run_store", runs.status());
+  s->runs_ = std::move(*runs);
   QueueOptions qo;
-  qo.max_receive_count = s->config_.service.max_receive_count;
+  qo.max_receive_count = sc.max_receive_count;
   qo.env = s->env_;
-  CBPIPE_ASSIGN_OR_RETURN(
-      s->queue_, SqliteQueue::Open(s->paths_.state_db, kInputsQueueName, qo));
-  CBPIPE_ASSIGN_OR_RETURN(
-      s->ledger_, SqliteDeliveryLedger::Open(s->paths_.ledger_db, s->env_));
-  if (!s->config_.service.object_store.empty()) {
+  StatusOr<std::unique_ptr<Queue>> queue =
+      [&]() -> StatusOr<std::unique_ptr<Queue>> {
+    if (!sc.queue.empty()) return OpenQueue(sc.queue, qo, aws);
     CBPIPE_ASSIGN_OR_RETURN(
-        s->store_, OpenObjectStore(s->config_.service.object_store,
-                                   s->config_.aws.value_or(AwsOptions{})));
+        std::unique_ptr<SqliteQueue> local,
+        SqliteQueue::Open(s->paths_.state_db, kInputsQueueName, qo));
+    return std::unique_ptr<Queue>(std::move(local));
+  }();
+  if (!queue.ok()) return keyed("queue", queue.status());
+  s->queue_ = std::move(*queue);
+  StatusOr<std::unique_ptr<DeliveryLedger>> ledger =
+      sc.ledger.empty()
+          ? SqliteDeliveryLedger::Open(s->paths_.ledger_db, s->env_)
+          : OpenDeliveryLedger(sc.ledger, s->env_, aws);
+  if (!ledger.ok()) return keyed("ledger", ledger.status());
+  s->ledger_ = std::move(*ledger);
+  if (!sc.object_store.empty()) {
+    StatusOr<std::unique_ptr<ObjectStore>> store =
+        OpenObjectStore(sc.object_store, aws);
+    if (!store.ok()) return keyed("object_store", store.status());
+    s->store_ = std::move(*store);
   } else {
     std::error_code ec;
     const fs::path objects = fs::absolute(s->paths_.objects, ec);
@@ -206,7 +233,32 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
                {{"files", static_cast<int64_t>(*stale)}});
   }
 
-  s->work_store_ = std::make_unique<LocalFolderStore>(s->config_.work_dir);
+  if (sc.work_store.empty()) {
+    s->work_store_ = std::make_unique<LocalFolderStore>(s->config_.work_dir);
+  } else {
+    StatusOr<std::unique_ptr<ObjectStore>> work =
+        OpenObjectStore(sc.work_store, aws);
+    if (!work.ok()) return keyed("work_store", work.status());
+    s->work_store_ = std::move(*work);
+  }
+  if (!sc.events_queue.empty()) {
+    // Events name a bucket and a key: only an S3 object store can read
+    // what they report.
+    const std::string store_url = sc.object_store.substr(
+        0, std::min(sc.object_store.find('?'), sc.object_store.size()));
+    if (store_url.rfind("s3://", 0) != 0 ||
+        !ParseS3Url(store_url, &s->events_bucket_, &s->events_prefix_).ok()) {
+      return InvalidArgumentError(
+          "service.events_queue: S3 events name objects in a bucket; "
+          "service.object_store must be the s3://bucket/prefix they are "
+          "created in");
+    }
+    // The events queue's own dead letters hold what cannot be read.
+    StatusOr<std::unique_ptr<Queue>> events =
+        OpenQueue(sc.events_queue, qo, aws);
+    if (!events.ok()) return keyed("events_queue", events.status());
+    s->events_ = std::move(*events);
+  }
   Ports& sv = s->ports_;
   sv.config = &s->config_;
   sv.work = s->work_store_.get();
@@ -316,7 +368,11 @@ Status Service::Start() {
     live_cv_.notify_all();
   };
   threads_.emplace_back([this, ended] {
-    WatchLoop();
+    if (events_) {
+      EventsLoop();
+    } else {
+      WatchLoop();
+    }
     ended(false);
   });
   for (int i = 0; i < config_.service.workers; ++i) {
@@ -331,7 +387,9 @@ Status Service::Start() {
     ended(false);
   });
   Log().Info({}, "service.started", "cbpipe serve started",
-             {{"inbox", paths_.inbox},
+             {events_ ? LogField("events_queue",
+                                 RedactUrl(config_.service.events_queue))
+                      : LogField("inbox", paths_.inbox),
               {"workers", static_cast<int64_t>(config_.service.workers)}});
   return OkStatus();
 }
@@ -465,30 +523,8 @@ Status Service::TakeFromPickup(const std::string& name, int64_t now_ms) {
       metrics_->Increment(kInputsTotal, {"duplicate"});
     }  // else: this pickup, finished after a restart
   } else {
-    TraceContext trace = NewTraceContext();
-    // X-Ray drops a trace whose first 8 hex are not a recent epoch time.
-    if (xray_->enabled())
-      trace.trace_id =
-          NewXRayCompatibleTraceId(std::chrono::system_clock::now());
-    json body = {{"run_id", run_id},
-                 {"input_key", key},
-                 {"input_name", name},
-                 {"trace_id", trace.trace_id.ToHex()}};
-    // The message first: a worker creates the run from it if the process
-    // dies before the run record is written. Idempotent per run id: a
-    // pickup finished again after a crash does not queue the input twice.
-    CBPIPE_RETURN_IF_ERROR(queue_
-                               ->Send(body.dump(),
-                                      {{"traceparent", trace.ToTraceparent()}},
-                                      0, run_id)
-                               .status());
-    RunRecord run;
-    run.run_id = run_id;
-    run.input_key = key;
-    run.input_name = name;
-    run.trace_id = trace.trace_id.ToHex();
-    CBPIPE_RETURN_IF_ERROR(runs_->CreateIfAbsent(run).status());
-    Log().Info({.run_id = run_id, .trace_id = run.trace_id}, "input.queued",
+    CBPIPE_ASSIGN_OR_RETURN(std::string trace_id, QueueRun(run_id, key, name));
+    Log().Info({.run_id = run_id, .trace_id = trace_id}, "input.queued",
                "input picked up from the inbox", {{"file", name}});
   }
   // Keep the original: archived, never deleted. The bytes archived are the
@@ -504,6 +540,148 @@ Status Service::TakeFromPickup(const std::string& name, int64_t now_ms) {
   CBPIPE_RETURN_IF_ERROR(FsyncDir(paths_.archive));
   CBPIPE_RETURN_IF_ERROR(FsyncDir(paths_.pickup));
   DurablePoint("inbox.archive");
+  return OkStatus();
+}
+
+StatusOr<std::string> Service::QueueRun(const std::string& run_id,
+                                        const std::string& key,
+                                        const std::string& name) {
+  TraceContext trace = NewTraceContext();
+  // X-Ray drops a trace whose first 8 hex are not a recent epoch time.
+  if (xray_->enabled())
+    trace.trace_id = NewXRayCompatibleTraceId(std::chrono::system_clock::now());
+  json body = {{"run_id", run_id},
+               {"input_key", key},
+               {"input_name", name},
+               {"trace_id", trace.trace_id.ToHex()}};
+  // The message first: a worker creates the run from it if the process
+  // dies before the run record is written. Idempotent per run id: a pickup
+  // finished again after a crash does not queue the input twice.
+  CBPIPE_RETURN_IF_ERROR(
+      queue_->Send(body.dump(), {{"traceparent", trace.ToTraceparent()}}, 0,
+                   run_id)
+          .status());
+  RunRecord run;
+  run.run_id = run_id;
+  run.input_key = key;
+  run.input_name = name;
+  run.trace_id = trace.trace_id.ToHex();
+  CBPIPE_RETURN_IF_ERROR(runs_->CreateIfAbsent(run).status());
+  return run.trace_id;
+}
+
+StatusOr<std::string> S3ObjectRunId(const S3ObjectRef& object) {
+  // Fields joined with '\n', which no bucket name holds: no two objects
+  // give one text.
+  const std::string identity =
+      "s3\n" + object.bucket + "\n" + object.key + "\n" +
+      (object.etag.empty() ? "size " + std::to_string(object.size)
+                           : "etag " + object.etag);
+  Sha256 sha;
+  sha.Update(identity.data(), identity.size());
+  CBPIPE_ASSIGN_OR_RETURN(std::string hex, sha.FinishHex());
+  return hex.substr(0, 16);
+}
+
+Status Service::TakeS3Object(const S3ObjectRef& object) {
+  // Keys may name a card number: only the masked key is ever shown.
+  const std::string shown = MaskCardNumbers(object.bucket + "/" + object.key);
+  auto drop = [&](const std::string& why) {
+    Log().Warn({}, "input.dropped", "S3 object not taken: " + why,
+               {{"object", "s3://" + shown}});
+    metrics_->Increment(kInputsTotal, {"dropped"});
+    return OkStatus();
+  };
+  if (object.bucket != events_bucket_)
+    return drop("the object store is in bucket " + events_bucket_);
+  std::string key = object.key;
+  if (!events_prefix_.empty()) {
+    const std::string prefix = events_prefix_ + "/";
+    if (key.rfind(prefix, 0) != 0)
+      return drop("not under the object store's prefix " + prefix);
+    key.erase(0, prefix.size());
+  }
+  if (MaskCardNumbers(key) != key)
+    return drop("its key holds a card number, which cbpipe never stores");
+  if (Status valid = ValidateObjectKey(key); !valid.ok())
+    return drop("the object store cannot read its key (" +
+                std::string(valid.message()) + ")");
+  CBPIPE_ASSIGN_OR_RETURN(const std::string run_id, S3ObjectRunId(object));
+  const std::string name = key.substr(key.rfind('/') + 1);
+  StatusOr<RunRecord> existing = runs_->Get(run_id);
+  if (existing.ok()) {
+    Log().Info({.run_id = run_id, .trace_id = existing->trace_id},
+               "input.duplicate",
+               "S3 object reported again; not processed again",
+               {{"object", "s3://" + shown}});
+    metrics_->Increment(kInputsTotal, {"duplicate"});
+    return OkStatus();
+  }
+  if (existing.status().code() != StatusCode::kNotFound)
+    return existing.status();
+  CBPIPE_ASSIGN_OR_RETURN(std::string trace_id, QueueRun(run_id, key, name));
+  Log().Info({.run_id = run_id, .trace_id = trace_id}, "input.queued",
+             "input reported by an S3 event",
+             {{"object", "s3://" + shown}, {"size", object.size}});
+  return OkStatus();
+}
+
+Status Service::TakeEventMessage(const Message& message) {
+  StatusOr<S3EventBatch> batch = ParseS3Events(message.body);
+  if (!batch.ok()) {
+    // Not an S3 event: it would come back forever. Its body is not logged
+    // (it may hold anything).
+    const std::string why = "not an S3 event notification: " +
+                            MaskCardNumbers(batch.status().message());
+    Status moved = events_->MoveToDeadLetter(message.receipt, why);
+    if (moved.code() == StatusCode::kFailedPrecondition) {
+      Log().Error({}, "events.malformed",
+                  why + "; the events queue has no dead-letter queue: "
+                        "message deleted",
+                  {LogField::Id("message_id", message.id)});
+      return events_->Delete(message.receipt);
+    }
+    CBPIPE_RETURN_IF_ERROR(moved);
+    Log().Error({}, "events.malformed",
+                why + "; moved to the events queue's dead letters",
+                {LogField::Id("message_id", message.id)});
+    return OkStatus();
+  }
+  if (batch->test_event) {
+    Log().Info({}, "events.test", "s3:TestEvent ignored");
+  }
+  for (const std::string& ignored : batch->ignored)
+    Log().Info({}, "events.ignored", MaskCardNumbers(ignored));
+  // Every object first: the message goes only once all are queued.
+  Status all = OkStatus();
+  for (const S3ObjectRef& object : batch->created) {
+    Status taken = TakeS3Object(object);
+    if (!taken.ok()) {
+      Log().Error({}, "events.error", taken.ToString(),
+                  {{"object", "s3://" + MaskCardNumbers(object.bucket + "/" +
+                                                        object.key)}});
+      all = taken;
+    }
+  }
+  CBPIPE_RETURN_IF_ERROR(all);
+  DurablePoint("events.queued");
+  return events_->Delete(message.receipt);
+}
+
+Status Service::TakeEventsOnce(int64_t wait_ms) {
+  if (!events_)
+    return FailedPreconditionError("service.events_queue is not set");
+  CBPIPE_ASSIGN_OR_RETURN(
+      std::vector<Message> got,
+      events_->Receive(kMaxReceiveMessages, visibility_ms(), wait_ms));
+  for (const Message& m : got) {
+    Status st = TakeEventMessage(m);
+    // Left to its visibility timeout: received again, then (SQS's
+    // RedrivePolicy) a dead letter if it never succeeds.
+    if (!st.ok())
+      Log().Error({}, "events.error", st.ToString(),
+                  {LogField::Id("message_id", m.id)});
+  }
   return OkStatus();
 }
 
@@ -582,6 +760,22 @@ Status Service::ScanInboxOnce() {
   seen_.swap(still_there);
   if (ec) return InternalError("cannot list " + paths_.inbox);
   return OkStatus();
+}
+
+// How long one receive of the events queue waits: a stop request is seen
+// within it.
+constexpr int64_t kEventsLongPollMs = 1000;
+
+void Service::EventsLoop() {
+  while (!stop_.load()) {
+    Status st = TakeEventsOnce(kEventsLongPollMs);
+    if (!st.ok()) {
+      Log().Error({}, "events.error", st.ToString());
+      env_->SleepFor(
+          static_cast<double>(config_.service.poll_interval_ms) / 1000.0,
+          &stop_);
+    }
+  }
 }
 
 void Service::WatchLoop() {

@@ -36,7 +36,34 @@
 // wait of the service (polls, retry waits of the engine) ends early on
 // RequestStop.
 //
-// Shutdown (RequestStop): the watcher stops, workers take no new message
+// Where things live ([service] keys, docs/service.md): each of the object
+// store, the work store, the queue, the run store and the ledger is the
+// local default (a folder, SQLite under work_dir) or the adapter its URL
+// names (workflow/registry.h: s3://, sqs://, dynamodb://), all AWS ones on
+// the one AwsClient of the [aws] table. Two serve processes on two
+// machines sharing those resources share the work as two on one machine
+// sharing the work dir do.
+//
+// Inputs from S3 events (service.events_queue set; docs/aws.md "Inputs
+// from S3 events"): the events thread replaces the inbox watcher. It
+// long-polls the events queue for S3 ObjectCreated notifications
+// (ParseS3Events: the direct S3, SNS-wrapped and EventBridge forms;
+// s3:TestEvent ignored). Each object created under the object store's
+// s3://bucket/prefix becomes one run whose input is that object, read from
+// the object store by its key (nothing is copied). The run id is derived
+// from the object's identity, S3ObjectRunId(bucket, key, etag): the same
+// object reported twice (S3 notifies at least once) is the same run, queued
+// once (the run store already holds it) or, when two reports race, run
+// once (the run store's claim; a finished run is not run again). The event
+// message is deleted only once every run it names is durably queued and
+// created; an error leaves it to come back after its visibility timeout.
+// An event for another bucket or outside the prefix, or for a key the
+// object store cannot name (keys are [A-Za-z0-9._/-], no card number), is
+// logged with the reason and dropped; a body that is not an S3 event is
+// moved to the events queue's dead letters (deleted, with an error logged,
+// when the queue has none), never received in a loop.
+//
+// Shutdown (RequestStop): the watcher (or the events thread) stops, workers take no new message
 // and stop at the next step boundary (the keeper renews their claims until
 // they have); an interrupted run's message is made visible again at once
 // so the next start resumes it.
@@ -54,13 +81,14 @@
 #include "config/config.h"
 #include "ledger/ledger.h"
 #include "notify/notifier.h"
-#include "queue/sqlite_queue.h"
+#include "queue/queue.h"
 #include "runs/run_store.h"
 #include "store/object_store.h"
 #include "telemetry/metrics.h"
 #include "telemetry/xray.h"
 #include "workflow/engine.h"
 #include "workflow/pipeline.h"
+#include "workflow/s3_events.h"
 #include "workflow/steps.h"
 
 namespace cbpipe {
@@ -79,6 +107,13 @@ ServicePaths ResolveServicePaths(const Config& config);
 // `metrics` must outlive the function.
 std::function<void(const TaskRetry&)> CountDeliveryRetries(Metrics* metrics);
 
+// The run id of an S3 object reported by an event: 16 lower-case hex of the
+// SHA-256 of bucket, key and ETag (the size when the event has no ETag).
+// The same object reported twice gives the same id; the object replaced
+// under the same key (a new ETag) gives a new run. An error only when
+// OpenSSL fails.
+StatusOr<std::string> S3ObjectRunId(const S3ObjectRef& object);
+
 class Service {
  public:
   // Opens the stores. `notifier` may be null (log only). `metrics` records
@@ -92,7 +127,8 @@ class Service {
   // Stops and joins every thread, however long that takes.
   ~Service();
 
-  // Starts the inbox watcher, the workers and the claim keeper.
+  // Starts the inbox watcher (or the events thread), the workers and the
+  // claim keeper.
   Status Start();
   // Asks every thread to stop (safe from a signal-watching thread).
   void RequestStop();
@@ -104,9 +140,17 @@ class Service {
 
   // One pass of the inbox watcher (for tests): picks up settled files.
   Status ScanInboxOnce();
+  // One receive of the events queue (for tests; the events thread's loop):
+  // waits up to `wait_ms` for event messages and takes what they report.
+  // kFailedPrecondition without service.events_queue; the queue's error
+  // when the receive fails. An error with one message is logged, and that
+  // message left to its visibility timeout.
+  Status TakeEventsOnce(int64_t wait_ms);
 
   RunStore* runs() { return runs_.get(); }
   Queue* queue() { return queue_.get(); }
+  // Null without service.events_queue.
+  Queue* events_queue() { return events_.get(); }
   const ServicePaths& paths() const { return paths_; }
 
  private:
@@ -117,7 +161,20 @@ class Service {
   // Moves an inbox entry that must not be read to quarantine/inbox/.
   void QuarantineEntry(const std::string& path, const std::string& name,
                        const std::string& why);
+  // Queues a new run of the input stored under `key`: its message first (a
+  // worker creates the run from it if the process dies before the record
+  // is written), then its record; both idempotent per run id. Returns the
+  // run's trace id.
+  StatusOr<std::string> QueueRun(const std::string& run_id,
+                                 const std::string& key,
+                                 const std::string& name);
+  // What to do with one S3 object an event reported: OK when it was queued
+  // or dropped (logged); an error leaves the event for a later receive.
+  Status TakeS3Object(const S3ObjectRef& object);
+  // One event message: OK when it is done with (deleted or dead-lettered).
+  Status TakeEventMessage(const Message& message);
   void WatchLoop();
+  void EventsLoop();
   void WorkLoop(int index);
   void Handle(const Message& message);
 
@@ -158,11 +215,17 @@ class Service {
   std::unique_ptr<XRayTracer> xray_;
   std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<RunStore> runs_;
-  std::unique_ptr<SqliteQueue> queue_;
+  std::unique_ptr<Queue> queue_;
+  // service.events_queue, or null; read by the events thread only.
+  std::unique_ptr<Queue> events_;
+  // The object store's s3://bucket/prefix, which events must name ("" when
+  // it is not an S3 store); the prefix without leading or trailing '/'.
+  std::string events_bucket_, events_prefix_;
   std::unique_ptr<DeliveryLedger> ledger_;
   std::unique_ptr<ObjectStore> store_;
-  // The work dir as a store: batches, rejects, quarantine.
-  std::unique_ptr<LocalFolderStore> work_store_;
+  // Batches, rejects, quarantine: the work dir as a store, or
+  // service.work_store.
+  std::unique_ptr<ObjectStore> work_store_;
   // Shared by the workers; a worker with nothing to do closes connections
   // unused for kIdleConnectionSeconds (see WorkLoop).
   TransportPool transports_;
@@ -192,7 +255,8 @@ class Service {
   // Set when the last worker ended: the claim keeper's stop.
   std::atomic<bool> keeper_stop_{false};
   bool started_ = false;
-  std::vector<std::thread> threads_;  // watcher, workers, claim keeper
+  // watcher or events thread, workers, claim keeper
+  std::vector<std::thread> threads_;
 
   std::mutex claims_mu_;
   std::vector<std::shared_ptr<ActiveClaim>> claims_;  // under claims_mu_

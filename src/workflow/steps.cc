@@ -1,5 +1,6 @@
 #include "workflow/steps.h"
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <filesystem>
@@ -124,14 +125,98 @@ int64_t FloorSeconds(int64_t ms) {
   return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
 }
 
-// The key of a file written under the work dir.
-StatusOr<std::string> WorkKey(const Ports& p, const std::string& path) {
-  const std::string rel =
-      std::filesystem::path(path)
-          .lexically_relative(p.config->work_dir)
-          .generic_string();
+// The key of a file written under `folder` (the work dir, or the scratch
+// folder standing in for it).
+StatusOr<std::string> WorkKey(const std::string& folder,
+                              const std::string& path) {
+  const std::string rel = std::filesystem::path(path)
+                              .lexically_relative(folder)
+                              .generic_string();
   CBPIPE_RETURN_IF_ERROR(ValidateObjectKey(rel));
   return rel;
+}
+
+// Whether the work store is the work folder itself: steps then write and
+// read its files in place (no copy, as `cbpipe run` always has); otherwise
+// they write into a ScratchFolder and Put, and read with Get or LocalPath.
+bool WorkIsLocal(const Ports& p) {
+  return IsLocalFolder(*p.work, p.config->work_dir);
+}
+
+// The folder part of a key ("batches/b1" of "batches/b1/manifest.json").
+std::string KeyFolder(const std::string& key) {
+  const size_t slash = key.rfind('/');
+  return slash == std::string::npos ? "" : key.substr(0, slash);
+}
+
+// A file name as one segment of a key: what a key cannot hold becomes '_'.
+std::string KeySegment(const std::string& name) {
+  std::string out = name;
+  for (char& c : out) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    if (!ok) c = '_';
+  }
+  if (out.empty() || out.front() == '.') out.insert(0, "_");
+  return out;
+}
+
+// Puts a quarantine folder QuarantineInput made under `prefix`: the input's
+// copy, then its reason.txt (which says the quarantine is whole).
+Status PutQuarantine(const Ports& p, const std::string& dir,
+                     const std::string& prefix) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.is_regular_file()) names.push_back(entry.path().filename());
+  }
+  if (ec) return UnavailableError("cannot list " + dir + ": " + ec.message());
+  std::sort(names.begin(), names.end(), [](const auto& a, const auto& b) {
+    return std::make_pair(a == "reason.txt", a) <
+           std::make_pair(b == "reason.txt", b);
+  });
+  for (const std::string& name : names) {
+    CBPIPE_RETURN_IF_ERROR(
+        p.work->PutFile(prefix + "/" + KeySegment(name), dir + "/" + name));
+  }
+  return OkStatus();
+}
+
+// Puts the rejects a scan wrote into `scratch` (when it wrote any: also
+// those of an input that failed, as in the work folder) under their key.
+Status PutRejects(const Ports& p, const std::string& scratch,
+                  const std::string& rejects_path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(rejects_path, ec)) return OkStatus();
+  CBPIPE_ASSIGN_OR_RETURN(std::string key, WorkKey(scratch, rejects_path));
+  return p.work->PutFile(key, rejects_path);
+}
+
+// Puts the batches a scan wrote into `scratch` into the work store under
+// the same keys: each batch's files, then its manifest (a manifest is never
+// there before its files). A batch's other objects (an earlier run's files
+// of the same batch id) go, as the planner replaces a batch folder.
+Status PutBatches(const Ports& p, const std::string& scratch,
+                  const std::vector<Batch>& batches) {
+  for (const Batch& b : batches) {
+    std::vector<std::string> keys;
+    for (const FileSummary& f : b.files) {
+      CBPIPE_ASSIGN_OR_RETURN(std::string key, WorkKey(scratch, f.path));
+      CBPIPE_RETURN_IF_ERROR(p.work->PutFile(key, f.path));
+      keys.push_back(std::move(key));
+    }
+    CBPIPE_ASSIGN_OR_RETURN(std::string manifest,
+                            WorkKey(scratch, b.manifest_path));
+    CBPIPE_RETURN_IF_ERROR(p.work->PutFile(manifest, b.manifest_path));
+    keys.push_back(manifest);
+    CBPIPE_ASSIGN_OR_RETURN(std::vector<std::string> present,
+                            p.work->List(KeyFolder(manifest) + "/"));
+    for (const std::string& key : present) {
+      if (std::find(keys.begin(), keys.end(), key) == keys.end())
+        CBPIPE_RETURN_IF_ERROR(p.work->Delete(key));
+    }
+  }
+  return OkStatus();
 }
 
 Event MakeEvent(const Ports& p, std::string_view type, const Header& h) {
@@ -150,21 +235,47 @@ void Notify(const Ports& p, const Event& e) {
   if (p.notifier) p.notifier->Notify(e);
 }
 
-// A batch's manifest from {batch: {id, manifest}}.
-StatusOr<Batch> LoadBatch(const Ports& p, const json& in) {
+// A batch's manifest from {batch: {id, manifest}}, each file's path (of
+// `destination` only, when not empty) a local file to read: the work
+// folder's own, or a copy held by `copies` for the step.
+StatusOr<Batch> LoadBatch(const Ports& p, const json& in, LocalCopies* copies,
+                          const std::string& destination = "") {
   CBPIPE_ASSIGN_OR_RETURN(const json* b, Object(in, "batch"));
   CBPIPE_ASSIGN_OR_RETURN(std::string id, String(*b, "id"));
   CBPIPE_ASSIGN_OR_RETURN(std::string key, String(*b, "manifest"));
-  StatusOr<std::string> path = p.work->LocalPath(key);
-  if (!path.ok()) {
+  const bool local = WorkIsLocal(p);
+  StatusOr<Batch> read = NotFoundError("no object " + key);
+  if (local) {
+    StatusOr<std::string> path = p.work->LocalPath(key);
+    read = path.ok() ? ReadManifest(*path) : StatusOr<Batch>(path.status());
+  } else {
+    read = ReadBatchManifest(*p.work, key);
+  }
+  if (read.status().code() == StatusCode::kNotFound) {
     // A manifest that is gone is lost data, not a bad request.
     return DataLossError("batch " + id + ": manifest " + key + ": " +
-                         path.status().message());
+                         read.status().message());
   }
-  CBPIPE_ASSIGN_OR_RETURN(Batch batch, ReadManifest(*path));
+  CBPIPE_RETURN_IF_ERROR(read.status());
+  Batch batch = *std::move(read);
   if (batch.id != id) {
     return DataLossError("manifest " + key + " is of batch " + batch.id +
                          ", not " + id);
+  }
+  if (local) return batch;
+  // Read from the store, not from a file: nothing on disk to compare it
+  // with (VerifyBatch's re-read of manifest_path).
+  batch.manifest_path.clear();
+  for (FileSummary& f : batch.files) {
+    if (!destination.empty() && f.destination != destination) continue;
+    const std::string file_key = KeyFolder(key) + "/" + f.name;
+    StatusOr<std::string> path = copies->Path(file_key);
+    if (path.status().code() == StatusCode::kNotFound) {
+      return DataLossError("batch " + id + ": file " + file_key + ": " +
+                           path.status().message());
+    }
+    CBPIPE_RETURN_IF_ERROR(path.status());
+    f.path = *std::move(path);
   }
   return batch;
 }
@@ -203,10 +314,23 @@ StatusOr<json> Scan(const json& in, const Ports& p) {
   CBPIPE_ASSIGN_OR_RETURN(Header h, ReadHeader(in));
   CBPIPE_ASSIGN_OR_RETURN(std::string input_key, String(in, "input_key"));
   CBPIPE_RETURN_IF_ERROR(String(in, "input_name").status());
-  CBPIPE_ASSIGN_OR_RETURN(std::string path, p.inputs->LocalPath(input_key));
+  // The input's copy (when the inputs store makes one) goes with the step.
+  LocalCopies input_copy(*p.inputs);
+  CBPIPE_ASSIGN_OR_RETURN(std::string path, input_copy.Path(input_key));
   CBPIPE_ASSIGN_OR_RETURN(bool by_content,
                           OptionalBool(in, "name_by_content", false));
-  const Config& config = *p.config;
+  // A work store that is not the work folder: scan into a scratch folder
+  // standing in for it, then Put what it wrote under the same keys.
+  const bool local = WorkIsLocal(p);
+  std::optional<ScratchFolder> scratch;
+  std::optional<Config> staged;
+  if (!local) {
+    scratch.emplace(p.config->work_dir, "scan-" + h.run_id);
+    CBPIPE_RETURN_IF_ERROR(scratch->status());
+    staged = *p.config;
+    staged->work_dir = scratch->dir();
+  }
+  const Config& config = staged ? *staged : *p.config;
   std::string input_id = h.run_id;
   std::string rejects = config.work_dir + "/runs/" + h.run_id + "/rejects.csv";
   InputScan scan;
@@ -217,6 +341,7 @@ StatusOr<json> Scan(const json& in, const Ports& p) {
     st = ScanNamedByContent(config, path, FloorSeconds(h.now_ms), &scan,
                             &input_id, &rejects, &batches);
     if (p.on_scanned) p.on_scanned({h.run_id, h.trace_id}, scan);
+    if (!local) CBPIPE_RETURN_IF_ERROR(PutRejects(p, config.work_dir, rejects));
     // As `run` always did: only an input that could not be read (or is
     // over a limit) is quarantined (reject_input); other failures are the
     // run's.
@@ -233,6 +358,7 @@ StatusOr<json> Scan(const json& in, const Ports& p) {
     st = ScanAndPlan(config, path, rejects, &planner, FloorSeconds(h.now_ms),
                      &scan);
     if (p.on_scanned) p.on_scanned({h.run_id, h.trace_id}, scan);
+    if (!local) CBPIPE_RETURN_IF_ERROR(PutRejects(p, config.work_dir, rejects));
     if (!st.ok()) {
       // An unreadable input is permanent (the reject_input path); an I/O
       // hiccup is transient and retried.
@@ -241,7 +367,9 @@ StatusOr<json> Scan(const json& in, const Ports& p) {
     }
     CBPIPE_ASSIGN_OR_RETURN(batches, planner.Finish());
   }
-  CBPIPE_ASSIGN_OR_RETURN(std::string rejects_key, WorkKey(p, rejects));
+  if (!local) CBPIPE_RETURN_IF_ERROR(PutBatches(p, config.work_dir, batches));
+  CBPIPE_ASSIGN_OR_RETURN(std::string rejects_key,
+                          WorkKey(config.work_dir, rejects));
   json by_network = json::object();
   for (Network n : kAllNetworks)
     by_network[std::string(NetworkName(n))] =
@@ -254,7 +382,8 @@ StatusOr<json> Scan(const json& in, const Ports& p) {
   out["undeliverable"] = scan.undeliverable_total();
   out["by_network"] = by_network;
   out["rejects_key"] = rejects_key;
-  out["rejects_file"] = rejects;  // shown to operators
+  // Shown to operators: the file, or where the store keeps it.
+  out["rejects_file"] = local ? rejects : ObjectLocation(*p.work, rejects_key);
   out["batches"] = json::array();
   for (const Batch& b : batches) {
     json files = json::array();
@@ -271,7 +400,7 @@ StatusOr<json> Scan(const json& in, const Ports& p) {
                        {"totals", TotalsJson(f.totals)}});
     }
     CBPIPE_ASSIGN_OR_RETURN(std::string manifest,
-                            WorkKey(p, b.manifest_path));
+                            WorkKey(config.work_dir, b.manifest_path));
     out["batches"].push_back(
         {{"id", b.id}, {"manifest", manifest}, {"files", files}});
   }
@@ -282,7 +411,8 @@ StatusOr<json> Scan(const json& in, const Ports& p) {
 // deliver input per destination of the batch, in the order of its files.
 StatusOr<json> Verify(const json& in, const Ports& p) {
   CBPIPE_ASSIGN_OR_RETURN(Header h, ReadHeader(in));
-  CBPIPE_ASSIGN_OR_RETURN(Batch batch, LoadBatch(p, in));
+  LocalCopies copies(*p.work);  // released when the step ends
+  CBPIPE_ASSIGN_OR_RETURN(Batch batch, LoadBatch(p, in, &copies));
   CBPIPE_RETURN_IF_ERROR(VerifyBatch(batch, OutputOptionsOf(*p.config)));
   CBPIPE_ASSIGN_OR_RETURN(const json* batch_ref, Object(in, "batch"));
   CBPIPE_ASSIGN_OR_RETURN(std::string manifest, String(*batch_ref, "manifest"));
@@ -325,7 +455,8 @@ StatusOr<json> Deliver(const json& in, const Ports& p) {
   CBPIPE_ASSIGN_OR_RETURN(Header h, ReadHeader(in));
   CBPIPE_ASSIGN_OR_RETURN(std::string name, String(in, "destination"));
   CBPIPE_ASSIGN_OR_RETURN(bool replay, OptionalBool(in, "replay", false));
-  CBPIPE_ASSIGN_OR_RETURN(Batch batch, LoadBatch(p, in));
+  LocalCopies copies(*p.work);  // released when the step ends
+  CBPIPE_ASSIGN_OR_RETURN(Batch batch, LoadBatch(p, in, &copies, name));
   const DestinationConfig* configured = nullptr;
   for (const DestinationConfig& d : p.config->destinations) {
     if (d.name == name) configured = &d;
@@ -583,7 +714,8 @@ StatusOr<json> RejectInput(const json& in, const Ports& p) {
   std::string input_id = h.run_id;
   Status reason = InvalidArgumentError(message);
   std::string shown;
-  StatusOr<std::string> path = p.inputs->LocalPath(input_key);
+  LocalCopies input_copy(*p.inputs);  // released when the step ends
+  StatusOr<std::string> path = input_copy.Path(input_key);
   if (path.ok() && by_content) {
     // Named as scan names by content (an input that cannot even be hashed
     // has no id and is not quarantined), with scan's original code and the
@@ -594,10 +726,20 @@ StatusOr<json> RejectInput(const json& in, const Ports& p) {
     message = reason.message();
     shown = input_name;
   }
-  if (path.ok() && !input_id.empty()) {
+  if (path.ok() && !input_id.empty() && WorkIsLocal(p)) {
     const std::string dir = QuarantineInput(p.config->work_dir, *path,
                                             input_id, reason, shown);
     if (!dir.empty()) quarantine = "quarantine/" + input_id;
+  } else if (path.ok() && !input_id.empty()) {
+    // Made in a scratch folder as in the work folder, then Put.
+    ScratchFolder scratch(p.config->work_dir, "reject-" + h.run_id);
+    CBPIPE_RETURN_IF_ERROR(scratch.status());
+    const std::string dir =
+        QuarantineInput(scratch.dir(), *path, input_id, reason, shown);
+    if (!dir.empty()) {
+      CBPIPE_RETURN_IF_ERROR(PutQuarantine(p, dir, "quarantine/" + input_id));
+      quarantine = "quarantine/" + input_id;
+    }
   }
   Event e = MakeEvent(p, kEventInputRejected, h);
   e.message = "input " + input_name + " not processed: " + message;

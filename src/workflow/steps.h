@@ -22,7 +22,10 @@
 //   kInvalidArgument naming the key; an unknown step name is kNotFound.
 // - Files are object-store keys: raw inputs in Ports::inputs, everything
 //   written (batches/<id>/..., runs/<id>/rejects.csv, quarantine/<id>/) in
-//   Ports::work, under the names they always had.
+//   Ports::work, under the names they always had; a batch's manifest is
+//   Put after its files. A local copy a step takes (LocalPath) is released
+//   when the step ends. rejects_file is shown to operators: the file in
+//   the work folder, or the store's URL and key.
 // - No step retries or sleeps: retries are the orchestrator's (a failed
 //   step returns the error; transient codes are worth another attempt).
 //   `deliver` makes one attempt per file, and none once Ports::stop is set

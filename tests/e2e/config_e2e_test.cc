@@ -335,6 +335,57 @@ TEST(ConfigE2E, AwsCheckSaysWhatTheS3ObjectStoreResolvesTo) {
   EXPECT_THAT(r.err, HasSubstr("service.object_store: object store URL"));
 }
 
+TEST(ConfigE2E, AwsCheckSaysWhatEveryServiceUrlResolvesTo) {
+  TempDir dir("config_aws_service");
+  WriteFile(dir / "c.toml",
+            Destination("file://" + dir.path() + "/out") +
+                "\n[service]\nobject_store = \"s3://cb-objects/raw\"\n"
+                "work_store = \"s3://cb-objects/processed\"\n"
+                "queue = \"sqs://cb-work\"\n"
+                "run_store = \"dynamodb://cb-state\"\n"
+                "ledger = \"sqlite:///var/lib/cbpipe/ledger.db\"\n"
+                "events_queue = "
+                "\"https://sqs.eu-west-1.amazonaws.com/123456789012/cb-raw\"\n"
+                "\n[aws]\nregion = \"eu-west-1\"\n"
+                "endpoints = { dynamodb = \"http://127.0.0.1:5998\" }\n");
+  CliResult r = RunCli(
+      "config check --config " + ShellQuote(dir / "c.toml"),
+      AwsEnv(dir, "AWS_ACCESS_KEY_ID=AKIAE2E AWS_SECRET_ACCESS_KEY=e2eS3cret"));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("work_store: s3://cb-objects/processed -> "
+                               "S3ObjectStore, bucket cb-objects, prefix "
+                               "\"processed\", endpoint "
+                               "https://s3.eu-west-1.amazonaws.com\n"));
+  EXPECT_THAT(r.err, HasSubstr("queue: sqs://cb-work -> SqsQueue, queue "
+                               "cb-work, endpoint "
+                               "https://sqs.eu-west-1.amazonaws.com\n"));
+  EXPECT_THAT(r.err, HasSubstr("run_store: dynamodb://cb-state -> "
+                               "DynamoDbRunStore, table cb-state, endpoint "
+                               "http://127.0.0.1:5998\n"));
+  EXPECT_THAT(r.err, HasSubstr("ledger: sqlite:///var/lib/cbpipe/ledger.db -> "
+                               "SqliteDeliveryLedger, file "
+                               "/var/lib/cbpipe/ledger.db\n"));
+  EXPECT_THAT(r.err,
+              HasSubstr("events_queue: https://sqs.eu-west-1.amazonaws.com/"
+                        "123456789012/cb-raw -> SqsQueue, queue URL "
+                        "https://sqs.eu-west-1.amazonaws.com/123456789012/"
+                        "cb-raw, endpoint https://sqs.eu-west-1.amazonaws.com"
+                        "\n"));
+  EXPECT_THAT(r.err, HasSubstr("aws: credentials from environment"));
+  EXPECT_THAT(r.err + r.out, Not(HasSubstr("e2eS3cret")));
+
+  // A URL no adapter of the port takes: exit 2, naming the key.
+  WriteFile(dir / "c.toml",
+            Destination("file://" + dir.path() + "/out") +
+                "\n[service]\nrun_store = \"sqs://cb-work\"\n"
+                "\n[aws]\nregion = \"eu-west-1\"\n");
+  r = RunCli("config check --config " + ShellQuote(dir / "c.toml"),
+             AwsEnv(dir, "AWS_ACCESS_KEY_ID=A AWS_SECRET_ACCESS_KEY=B"));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("cbpipe config check: service.run_store: no "
+                               "run store adapter for sqs://"));
+}
+
 TEST(ConfigE2E, AwsCheckFailsWhenNoCredentialsOrRegionCanBeFound) {
   TempDir dir("config_aws_none");
   WriteFile(dir / "c.toml",

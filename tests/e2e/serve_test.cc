@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "e2e/cli.h"
+#include "e2e/destinations.h"
 #include "e2e/serve_process.h"
 #include "notify/test_receivers.h"
 #include "queue/sqlite_queue.h"
@@ -53,44 +54,20 @@ class ServeTest : public ::testing::Test {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root to start sshd/vsftpd";
     dir_ = std::make_unique<TempDir>(
         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    auto sftp = SshServer::Start(*dir_ / "sftp");
-    ASSERT_TRUE(sftp.ok()) << sftp.status().ToString();
-    sftp_.emplace(std::move(*sftp));
-    FtpServerOptions o;
-    o.tls = FtpTls::kExplicit;
-    auto ftps = FtpServer::Start(*dir_ / "ftps", o);
-    ASSERT_TRUE(ftps.ok()) << ftps.status().ToString();
-    ftps_.emplace(std::move(*ftps));
-    for (const char* d : {"visa", "mastercard"})
-      ASSERT_TRUE(MakeRemoteDir(sftp_->root_dir(), d, true).ok());
-    for (const char* d : {"amex", "discover"})
-      ASSERT_TRUE(MakeRemoteDir(ftps_->root_dir(), d, true).ok());
+    Status started = StartCardServers(dir_->path(), &sftp_, &ftps_);
+    ASSERT_TRUE(started.ok()) << started.ToString();
     env_ = {"CBPIPE_TEST_FTPS_PASSWORD=" + ftps_->password()};
   }
 
   // The four destinations; `sftp_port` lets a test route SFTP through a
   // proxy it controls.
   std::string Destinations(int sftp_port, int max_attempts) {
-    const std::string retry =
-        "[destination.retry]\ninterval_seconds = 0.2\nbackoff_rate = 1.5\n"
-        "max_delay_seconds = 1\njitter = \"NONE\"\nmax_attempts = " +
-        std::to_string(max_attempts) + "\n";
+    const std::string retry = FastRetry(max_attempts);
     std::string c;
-    for (const char* net : {"visa", "mastercard"}) {
-      c += std::string("\n[[destination]]\nname = \"") + net +
-           "\"\nnetworks = [\"" + net + "\"]\nurl = \"" +
-           sftp_->url(net, sftp_port) + "\"\nusername = \"" + sftp_->user() +
-           "\"\nprivate_key = \"file:" + sftp_->client_key_path() +
-           "\"\nhost_key_sha256 = \"" + sftp_->host_key_sha256() + "\"\n" +
-           retry;
-    }
-    for (const char* net : {"amex", "discover"}) {
-      c += std::string("\n[[destination]]\nname = \"") + net +
-           "\"\nnetworks = [\"" + net + "\"]\nurl = \"" + ftps_->url(net) +
-           "\"\nusername = \"" + ftps_->user() +
-           "\"\npassword = \"env:CBPIPE_TEST_FTPS_PASSWORD\"\nca_file = \"" +
-           ftps_->ca_cert_path() + "\"\n" + retry;
-    }
+    for (const char* net : {"visa", "mastercard"})
+      c += SftpDestination(*sftp_, net, retry, sftp_port);
+    for (const char* net : {"amex", "discover"})
+      c += FtpsDestination(*ftps_, net, "env:CBPIPE_TEST_FTPS_PASSWORD", retry);
     return c;
   }
 
