@@ -1,8 +1,9 @@
 # Layers point down only (docs/architecture.md, STYLE.md): nothing below
 # workflow/ includes config/, workflow/ or app/; config/ includes neither
-# workflow/ nor app/; workflow/ does not include app/; aws/ (under every AWS
+# workflow/ nor app/; workflow/ includes neither lambda/ nor app/; lambda/
+# does not include app/; aws/ (under every AWS
 # adapter) includes only common/ and itself. Every folder of src/
-# other than config/, workflow/ and app/ is a lower layer, so a new port
+# other than config/, workflow/, lambda/ and app/ is a lower layer, so a new port
 # folder is checked without being listed here.
 #
 #   cmake -DSRC=<repo>/src -P layering_test.cmake   # exit 1 on a violation
@@ -20,6 +21,8 @@ foreach(layer IN LISTS entries)
   if(layer STREQUAL "app")
     continue()
   elseif(layer STREQUAL "workflow")
+    set(forbidden "app|lambda")
+  elseif(layer STREQUAL "lambda")
     set(forbidden "app")
   elseif(layer STREQUAL "aws")
     # Everything but common/ and aws/: no port folder, no upper layer.

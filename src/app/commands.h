@@ -60,6 +60,13 @@ int RunConfigCheck(const std::string& config_path);
 // cbpipe serve: runs until SIGTERM or SIGINT (docs/service.md).
 int RunServe(const std::string& config_path);
 
+// cbpipe lambda: the Lambda custom runtime, configured by the environment
+// Lambda sets (AWS_LAMBDA_RUNTIME_API, _HANDLER, CBPIPE_CONFIG, ...;
+// docs/aws.md "Lambda functions"). Runs until Lambda ends the process;
+// returns non-zero after an init error (reported to Lambda) or when the
+// runtime API went away.
+int RunLambda();
+
 // cbpipe export-asl: writes the Step Functions definition generated from the
 // workflow definition (workflow/asl_export.h) to `out_path` ("" or "-":
 // stdout). kExitUsage when it cannot be generated or written.

@@ -174,6 +174,12 @@ int main(int argc, char** argv) {
   replay->add_flag("--json", rp_json, "JSON output");
   replay->add_option("RUN", rp_run, "Run id")->required();
 
+  // lambda: the Lambda runtime (the package's bootstrap runs it)
+  CLI::App* lambda = app.add_subcommand(
+      "lambda",
+      "Run as an AWS Lambda function (custom runtime; settings from the "
+      "environment Lambda sets)");
+
   // export-asl
   std::string ea_out;
   CLI::App* export_asl = app.add_subcommand(
@@ -206,6 +212,8 @@ int main(int argc, char** argv) {
   }
   if (*check) return cbpipe::RunConfigCheck(cc_path);
   if (*serve) return cbpipe::RunServe(sv_config);
+  if (*lambda) return cbpipe::RunLambda();
+
   if (*export_asl) return cbpipe::RunExportAsl(ea_out);
   // The operator commands read the service's files named by the config.
   auto with_config = [](const std::string& path, auto&& fn) {

@@ -1,5 +1,6 @@
 #include "aws/make_client.h"
 
+#include <cstdlib>
 #include <utility>
 
 namespace cbpipe {
@@ -28,6 +29,14 @@ StatusOr<std::shared_ptr<AwsClient>> MakeAwsClient(
   CBPIPE_ASSIGN_OR_RETURN(std::string region, ResolveAwsRegion(options, host));
   AwsClientOptions client_options = AwsClientOptionsFor(options, region);
   client_options.env = host.env;
+  // AWS_CA_BUNDLE, as the AWS CLI and SDKs read it.
+  std::optional<std::string> ca_bundle;
+  if (host.getenv) {
+    ca_bundle = host.getenv("AWS_CA_BUNDLE");
+  } else if (const char* v = std::getenv("AWS_CA_BUNDLE")) {
+    ca_bundle = v;
+  }
+  if (ca_bundle && !ca_bundle->empty()) client_options.ca_file = *ca_bundle;
   client_options.observer = std::move(observer);
   std::shared_ptr<AwsCredentialsProvider> credentials =
       MakeDefaultAwsCredentialsChain(options, host);

@@ -1,6 +1,9 @@
 // MakeAwsClient: the one AwsClient of a process, built from the [aws] table
 // (aws/options.h) — the region resolved as the CLI does, the default
-// credentials chain, endpoint overrides, S3 addressing and timeouts. Every
+// credentials chain, endpoint overrides, S3 addressing and timeouts; the
+// CA certificates from AWS_CA_BUNDLE when it is set (as the AWS CLI and
+// SDKs read it; a packaged Lambda function points it at the host's bundle,
+// docs/aws.md "Lambda functions"), else libcurl's built-in path. Every
 // AWS adapter opened from configuration shares it (workflow/registry.h
 // AwsClientFor keeps one per distinct AwsOptions).
 //

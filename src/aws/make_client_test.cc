@@ -40,6 +40,15 @@ TEST(MakeAwsClientTest, MapsTheAwsTableIntoTheClient) {
   EXPECT_EQ(o.connect_timeout_seconds, 3);
   EXPECT_EQ(o.request_timeout_seconds, 40);
   EXPECT_EQ(o.idle_timeout_seconds, 7);
+  EXPECT_EQ(o.ca_file, "");  // libcurl's built-in CA path
+}
+
+TEST(MakeAwsClientTest, AwsCaBundleNamesTheCaFile) {
+  StatusOr<std::shared_ptr<AwsClient>> client = MakeAwsClient(
+      AwsOptions{}, HostWith({{"AWS_REGION", "us-east-1"},
+                              {"AWS_CA_BUNDLE", "/etc/pki/tls/certs/ca-bundle.crt"}}));
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  EXPECT_EQ((*client)->options().ca_file, "/etc/pki/tls/certs/ca-bundle.crt");
 }
 
 TEST(MakeAwsClientTest, TheRegionComesFromTheEnvironmentWhenNotSet) {

@@ -17,6 +17,7 @@
 // port's header says it is).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -67,6 +68,11 @@ struct Ports {
   // env:/file: store); a caching one (aws-sm:) is refreshed once when a
   // server refuses the login (MakeTransport, deliver/deliverer.h).
   SecretStore* secrets = nullptr;
+  // Set when the step should end early (a Lambda invocation near its
+  // deadline): deliver checks it before each file and then fails
+  // DEADLINE_EXCEEDED (transient: what it delivered is in the ledger, the
+  // retry sends the rest). May be null.
+  const std::atomic<bool>* stop = nullptr;
   // Observers for metrics and logs (may be empty). Called on the step's
   // thread; must not throw.
   std::function<void(const StepContext&, const InputScan&)> on_scanned;

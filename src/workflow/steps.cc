@@ -507,6 +507,12 @@ StatusOr<json> Deliver(const json& in, const Ports& p) {
   size_t k = 0;
   for (const FileSummary& f : batch.files) {
     if (f.destination != name) continue;
+    if (p.stop && p.stop->load()) {
+      if (p.transports) p.transports->Give(name, std::move(*transport), healthy);
+      return DeadlineExceededError("deliver to " + name +
+                                   ": stopped before " + f.name +
+                                   " (the invocation's deadline is near)");
+    }
     FileToDeliver item{f.path, f.name, f.bytes, f.sha256, batch.id};
     item.replay = replay;
     item.run_id = h.run_id;

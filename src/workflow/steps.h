@@ -28,7 +28,8 @@
 //   the work folder, or the store's URL and key.
 // - No step retries or sleeps: retries are the orchestrator's (a failed
 //   step returns the error; transient codes are worth another attempt).
-//   `deliver` makes one attempt per file.
+//   `deliver` makes one attempt per file, and none once Ports::stop is set
+//   (DEADLINE_EXCEEDED: a Lambda invocation near its deadline).
 // - Thread safety: steps may run at once on several threads (a Map's
 //   branches) when the ports allow it.
 //

@@ -112,6 +112,23 @@ class WorkflowStepsTest : public ::testing::Test {
     return RunStep(name, input, ports_);
   }
 
+  // The first deliver input of the file at `path`, after scan and verify
+  // (null when either failed).
+  json FirstDelivery(const std::string& path, const std::string& run_id) {
+    const json input = Stored(path, run_id);
+    StatusOr<json> scanned = Step("scan", input);
+    EXPECT_TRUE(scanned.ok()) << scanned.status().ToString();
+    if (!scanned.ok()) return nullptr;
+    json verify_in = {{"run_id", input["run_id"]},
+                      {"trace_id", input["trace_id"]},
+                      {"now_ms", input["now_ms"]},
+                      {"batch", (*scanned)["batches"][0]}};
+    StatusOr<json> verified = Step("verify", verify_in);
+    EXPECT_TRUE(verified.ok()) << verified.status().ToString();
+    if (!verified.ok()) return nullptr;
+    return (*verified)["deliveries"][0];
+  }
+
   // The id `cbpipe run` names an input by: its SHA-256's first 16 digits.
   static std::string ContentId(const std::string& path) {
     StatusOr<std::string> sha = Sha256File(path);
@@ -321,16 +338,9 @@ TEST_F(WorkflowStepsTest, ABatchFailingVerificationFailsTheRunFromScan) {
 // deliver of the same run once no other file is being retried (a redrive
 // after the cause was fixed), and counts the run's earlier attempt.
 TEST_F(WorkflowStepsTest, APermanentFailureIsTriedAgainOnRedrive) {
-  const json input = Stored(WriteCsv("perm.csv", 0, 2), "00000000000000d1");
-  StatusOr<json> scanned = Step("scan", input);
-  ASSERT_TRUE(scanned.ok()) << scanned.status().ToString();
-  json verify_in = {{"run_id", input["run_id"]},
-                    {"trace_id", input["trace_id"]},
-                    {"now_ms", input["now_ms"]},
-                    {"batch", (*scanned)["batches"][0]}};
-  StatusOr<json> verified = Step("verify", verify_in);
-  ASSERT_TRUE(verified.ok()) << verified.status().ToString();
-  const json item = (*verified)["deliveries"][0];
+  const json item =
+      FirstDelivery(WriteCsv("perm.csv", 0, 2), "00000000000000d1");
+  ASSERT_FALSE(item.is_null());
   ASSERT_EQ(item["destination"], "amex");
   // The destination's folder is a file: NOT_FOUND, permanent.
   fs::create_directories(root_ / "work/outbox");
@@ -343,6 +353,22 @@ TEST_F(WorkflowStepsTest, APermanentFailureIsTriedAgainOnRedrive) {
   ASSERT_TRUE(redriven.ok()) << redriven.status().ToString();
   EXPECT_EQ((*redriven)["files"][0]["status"], "delivered");
   EXPECT_EQ((*redriven)["files"][0]["attempts"], 1);
+  EXPECT_EQ(Delivered(), 1);
+}
+
+TEST_F(WorkflowStepsTest, DeliverStopsBeforeAFileWhenAskedTo) {
+  const json item =
+      FirstDelivery(WriteCsv("stop.csv", 0, 2), "00000000000000d2");
+  ASSERT_FALSE(item.is_null());
+  std::atomic<bool> stop{true};
+  ports_.stop = &stop;
+  StatusOr<json> stopped = Step("deliver", item);
+  EXPECT_EQ(stopped.status().code(), StatusCode::kDeadlineExceeded)
+      << stopped.status().ToString();
+  EXPECT_EQ(Delivered(), 0);
+  stop = false;  // the retry delivers
+  StatusOr<json> delivered = Step("deliver", item);
+  ASSERT_TRUE(delivered.ok()) << delivered.status().ToString();
   EXPECT_EQ(Delivered(), 1);
 }
 

@@ -1,0 +1,103 @@
+// cbpipe as a Lambda function: the settings Lambda's environment gives,
+// the ports opened from the config once per process (init), and one
+// handler per step, chosen by _HANDLER:
+//
+//   CBPIPE_ASSIGN_OR_RETURN(LambdaSettings s, LambdaSettingsFromEnv(std::getenv));
+//   CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<LambdaFunction> f,
+//                           LambdaFunction::Create(s));             // init
+//   StatusOr<std::string> out = f->Handle(invocation, stop);       // each event
+//
+// Handlers (docs/aws.md "Lambda functions"):
+// - every Task state of cbpipe_workflow.json (scan, verify, deliver,
+//   notify, settle, reject_input, record_failure): RunStep(_HANDLER, event,
+//   ports) (workflow/steps.h); the event and the response are the step's
+//   JSON (keys, counts, ids: never records);
+// - start: an SQS batch (Records whose bodies are S3 event notifications,
+//   workflow/s3_events.h) -> one Step Functions StartExecution per created
+//   object, named by the object's content (below), so an object S3 reports
+//   twice starts one execution (ExecutionAlreadyExists counts as started).
+//   Answers {"batchItemFailures": [{"itemIdentifier": messageId}]} for the
+//   messages to try again (SQS ReportBatchItemFailures).
+//
+// An execution's name: sha256 hex of "bucket/key" and the object's ETag
+// (S3's digest of its content), or of its bytes when the event has no
+// ETag; its input is the run header {run_id: the name, trace_id: the
+// name's first 32 hex digits, now_ms: when it was started} with
+// {input_key (relative to [service] object_store), input_name,
+// name_by_content: true}.
+//
+// Ports, from the config (CBPIPE_CONFIG): inputs = [service] object_store,
+// work = [service] work_store, ledger = [service] ledger (all required: a
+// function keeps nothing on its disk between invocations), the notifier
+// from [notify.sns] (others are not opened in Lambda), secrets by reference
+// (aws-sm: from Secrets Manager, cached), metrics as CloudWatch EMF lines
+// on stdout (whatever [telemetry] metrics says), flushed after each
+// invocation with the notifier. A relative [output] work_dir is taken
+// under TMPDIR (default /tmp): the task root is read-only.
+// Errors (Create): kInvalidArgument for a missing or bad setting, naming
+// the variable or key; what opening a port returns. Thread safety: Handle
+// one invocation at a time (the runtime loop's); the ports it uses are
+// thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "lambda/runtime_client.h"
+#include "workflow/s3_events.h"
+
+namespace cbpipe {
+
+// What Lambda's environment tells the function.
+struct LambdaSettings {
+  std::string runtime_api;  // AWS_LAMBDA_RUNTIME_API (required)
+  std::string handler;      // _HANDLER (required): a step name or "start"
+  std::string task_root;    // LAMBDA_TASK_ROOT ("" = the current folder)
+  // CBPIPE_CONFIG: a TOML file, absolute or relative to task_root, or
+  // s3://bucket/key (read at init with the default [aws] settings);
+  // default "cbpipe.toml" in task_root.
+  std::string config = "cbpipe.toml";
+  // CBPIPE_STATE_MACHINE_ARN: what `start` starts (required for it).
+  std::string state_machine_arn;
+  // CBPIPE_LAMBDA_DEADLINE_MARGIN_MS (default 1000).
+  int64_t deadline_margin_ms = 1000;
+};
+
+// kInvalidArgument naming the variable when one is missing or malformed.
+StatusOr<LambdaSettings> LambdaSettingsFromEnv(
+    const std::function<const char*(const char*)>& getenv);
+
+// The handler names: the workflow's Task states, then "start".
+std::vector<std::string> LambdaHandlerNames();
+
+class LambdaFunction {
+ public:
+  static StatusOr<std::unique_ptr<LambdaFunction>> Create(
+      const LambdaSettings& settings);
+  ~LambdaFunction();
+  LambdaFunction(const LambdaFunction&) = delete;
+  LambdaFunction& operator=(const LambdaFunction&) = delete;
+
+  // The handler's response JSON, or its error. `stop`: the deadline is
+  // near (checked between executions by start and between files by the
+  // steps).
+  StatusOr<std::string> Handle(const LambdaInvocation& invocation,
+                               const std::atomic<bool>& stop);
+
+ private:
+  struct State;
+  explicit LambdaFunction(std::unique_ptr<State> state);
+  StatusOr<std::string> Start(const std::string& event,
+                              const std::atomic<bool>& stop);
+  // One StartExecution for `o` (under the inputs' s3://bucket/prefix).
+  Status StartExecution(const std::string& bucket, const std::string& prefix,
+                        const S3ObjectRef& o);
+  std::unique_ptr<State> s_;
+};
+
+}  // namespace cbpipe

@@ -1,0 +1,508 @@
+// The deployment package (scripts/package-lambda), unpacked into an empty
+// folder and run as Lambda runs it: `bootstrap` with an empty environment
+// plus the variables Lambda sets, against a runtime API server in the test
+// and moto (S3, Step Functions). Every handler, init errors, handler errors
+// and deadline expiry. The package is made once for the binary.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "aws/client.h"
+#include "aws/make_client.h"
+#include "lambda/function.h"
+#include "lambda/runtime_api_test_server.h"
+#include "servers/moto_environment.h"
+
+namespace cbpipe {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using std::chrono::milliseconds;
+using testing::LambdaApiOutcome;
+using testing::LambdaRuntimeApiServer;
+using testing::MotoEnvironment;
+
+const auto* const kMoto =
+    ::testing::AddGlobalTestEnvironment(new MotoEnvironment);
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int Shell(const std::string& command) {
+  const int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+// The package: made once for the build (kept in CBPIPE_PACKAGE_DIR while
+// newer than the binary and the script; a lock serialises the test
+// processes ctest runs at once), unpacked once per process into an empty
+// folder.
+class Package {
+ public:
+  static const Package& Get() {
+    static Package* p = new Package();
+    return *p;
+  }
+  const fs::path& dir() const { return dir_; }
+  const fs::path& root() const { return root_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  Package() {
+    root_ = fs::temp_directory_path() /
+            ("cbpipe_lambda_pkg_" + std::to_string(::getpid()));
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "task");
+    dir_ = root_ / "task";
+    const fs::path cache = CBPIPE_PACKAGE_DIR;
+    fs::create_directories(cache);
+    const fs::path zip = cache / "cbpipe-lambda.zip";
+    const std::string log = (root_ / "package.log").string();
+    const int lock = ::open((cache / ".lock").c_str(), O_RDWR | O_CREAT, 0644);
+    if (lock >= 0) ::flock(lock, LOCK_EX);
+    std::error_code ec;
+    const auto made = fs::last_write_time(zip, ec);
+    const bool fresh =
+        !ec && made >= fs::last_write_time(CBPIPE_BINARY) &&
+        made >= fs::last_write_time(std::string(CBPIPE_SOURCE_DIR) +
+                                    "/scripts/package-lambda");
+    if (!fresh &&
+        Shell(std::string(CBPIPE_SOURCE_DIR) + "/scripts/package-lambda --binary " +
+              CBPIPE_BINARY + " --output " + zip.string() + " >" + log +
+              " 2>&1") != 0) {
+      error_ = "package-lambda failed: " + ReadFile(log);
+    }
+    if (lock >= 0) ::close(lock);
+    if (error_.empty() &&
+        Shell("cd " + dir_.string() + " && unzip -q " + zip.string()) != 0)
+      error_ = "unzip failed";
+  }
+  fs::path root_, dir_;
+  std::string error_;
+};
+
+// `bootstrap` run with exactly `env` (as `env -i`), output to a file.
+class Bootstrap {
+ public:
+  Bootstrap(const std::vector<std::string>& env, const fs::path& log)
+      : log_(log) {
+    std::vector<char*> envp;
+    for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+    const std::string dir = Package::Get().dir().string();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
+      if (::chdir(dir.c_str()) != 0) ::_exit(126);
+      char* argv[] = {const_cast<char*>("./bootstrap"), nullptr};
+      ::execve("./bootstrap", argv, envp.data());
+      ::_exit(127);
+    }
+  }
+  ~Bootstrap() {
+    if (pid_ > 0 && !exited_) {
+      ::kill(pid_, SIGTERM);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+  }
+  // The exit code once it ended by itself within `timeout`; -1 if not.
+  int WaitExit(milliseconds timeout) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        exited_ = true;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+      }
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    return -1;
+  }
+  std::string output() const { return ReadFile(log_); }
+
+ private:
+  fs::path log_;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+};
+
+class LambdaPackageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(Package::Get().error(), "");
+    moto_ = MotoEnvironment::server();
+    ASSERT_NE(moto_, nullptr) << MotoEnvironment::error();
+    ASSERT_TRUE(api_.Start().ok());
+    work_ = Package::Get().root() /
+            ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(work_);
+    fs::create_directories(work_ / "outbox");
+    fs::create_directories(work_ / "tmp");
+    AwsOptions aws;
+    aws.endpoints["s3"] = moto_->endpoint();
+    aws.endpoints["states"] = moto_->endpoint();
+    auto client = MakeAwsClient(aws);
+    ASSERT_TRUE(client.ok()) << client.status().ToString();
+    aws_ = *client;
+    bucket_ = "cbpipe-lambda-" + std::to_string(::getpid()) + "-" +
+              std::to_string(serial_++);
+    ASSERT_TRUE(S3Put("CreateBucket", "", "").ok());
+    const std::string config = R"([aws]
+region = "us-east-1"
+endpoints = { s3 = ")" + moto_->endpoint() + R"(", states = ")" +
+                               moto_->endpoint() + R"(" }
+
+[output]
+work_dir = ")" + (work_ / "work").string() + R"("
+
+[service]
+object_store = "s3://)" + bucket_ + R"(/raw"
+work_store = "file://)" + (work_ / "work").string() + R"("
+ledger = "memory://"
+
+[[destination]]
+name = "visa"
+networks = ["visa", "mastercard", "amex", "discover"]
+url = "file://)" + (work_ / "outbox").string() + R"("
+)";
+    std::ofstream(work_ / "cbpipe.toml") << config;
+  }
+
+  // The variables Lambda sets, and ours.
+  std::vector<std::string> Env(const std::string& handler) const {
+    return {"AWS_LAMBDA_RUNTIME_API=" + api_.host_port(),
+            "_HANDLER=" + handler,
+            "LAMBDA_TASK_ROOT=" + Package::Get().dir().string(),
+            "AWS_LAMBDA_FUNCTION_NAME=cbpipe-" + handler,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256",
+            "AWS_REGION=us-east-1",
+            "AWS_ACCESS_KEY_ID=testing",
+            "AWS_SECRET_ACCESS_KEY=testing",
+            "AWS_SESSION_TOKEN=testing-token",
+            "TZ=:UTC",
+            "TMPDIR=" + (work_ / "tmp").string(),
+            "CBPIPE_CONFIG=" + (work_ / "cbpipe.toml").string()};
+  }
+
+  // Runs `handler` on `event` in a fresh process; its answer.
+  std::optional<LambdaApiOutcome> Invoke(const std::string& handler,
+                                         const std::string& event,
+                                         int64_t deadline_in_ms = 60000,
+                                         std::vector<std::string> extra = {}) {
+    const std::string id = "req-" + std::to_string(serial_++);
+    api_.Push({.request_id = id,
+               .body = event,
+               .deadline_ms = NowMs() + deadline_in_ms,
+               .trace_id = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"});
+    std::vector<std::string> env = Env(handler);
+    for (const std::string& e : extra) {  // replaces a variable of Env's
+      const std::string name = e.substr(0, e.find('=') + 1);
+      std::erase_if(env, [&](const std::string& v) { return v.starts_with(name); });
+      env.push_back(e);
+    }
+    const int calls = api_.next_calls();
+    std::optional<LambdaApiOutcome> out;
+    {
+      Bootstrap process(env, work_ / (handler + ".log"));
+      for (int i = 0; i < 600 && !out; ++i) {
+        out = api_.WaitOutcome(id, milliseconds(100));
+        if (!out) out = api_.WaitOutcome("", milliseconds(0));  // init failed
+      }
+      // Answered: the function asks for its next event, then is stopped
+      // (after a deadline it first waits for the stopped step, which a
+      // silent server keeps).
+      const bool past_deadline =
+          out && out->body.find("deadline") != std::string::npos;
+      if (out && out->kind != "init_error" && !past_deadline) {
+        EXPECT_TRUE(api_.WaitNextCalls(calls + 2, milliseconds(10000)));
+      }
+      last_output_ = process.output();
+    }
+    api_.ReleaseWaiting();
+    return out;
+  }
+
+  Status PutInput(const std::string& key, const std::string& content) {
+    return S3Put("PutObject", key, content);
+  }
+
+  // PUT on the test's bucket ("" key: the bucket itself).
+  Status S3Put(const char* operation, const std::string& key,
+               const std::string& body) {
+    AwsRequest put;
+    put.service = "s3";
+    put.method = "PUT";
+    put.operation = operation;
+    put.bucket = bucket_;
+    put.path = "/" + key;
+    put.resource = "s3://" + bucket_ + "/" + key;
+    put.body = body;
+    return aws_->Send(put).status();
+  }
+
+  json Header() const {
+    return {{"run_id", "run-1"},
+            {"trace_id", "5759e988bd862e3fe1be46a994272793"},
+            {"now_ms", int64_t{1767225600000}}};
+  }
+
+  testing::MotoServer* moto_ = nullptr;
+  LambdaRuntimeApiServer api_;
+  fs::path work_;
+  std::shared_ptr<AwsClient> aws_;
+  std::string bucket_;
+  std::string last_output_;
+  static inline int serial_ = 0;
+};
+
+TEST_F(LambdaPackageTest, TheZipHoldsBootstrapCbpipeAndItsLoader) {
+  const fs::path dir = Package::Get().dir();
+  EXPECT_TRUE(fs::exists(dir / "bootstrap"));
+  EXPECT_TRUE(fs::exists(dir / "cbpipe"));
+  EXPECT_TRUE(fs::exists(dir / "lib" / "ld-linux-x86-64.so.2"));
+  EXPECT_TRUE(fs::exists(dir / "lib" / "libc.so.6"));
+  EXPECT_TRUE(fs::exists(dir / "lib" / "libcurl.so.4"));
+  EXPECT_NE(fs::status(dir / "bootstrap").permissions() & fs::perms::owner_exec,
+            fs::perms::none);
+}
+
+TEST_F(LambdaPackageTest, ScanReadsItsInputFromS3AndWritesBatchesThere) {
+  const std::string sample = (work_ / "in.csv").string();
+  ASSERT_EQ(Shell("CBPIPE_NOW=2026-01-01T00:00:00Z " + std::string(CBPIPE_BINARY) +
+                  " gen-sample --records 40 --invalid-ratio 0.1 --seed 7 --output " +
+                  sample + " 2>/dev/null"),
+            0);
+  ASSERT_TRUE(PutInput("raw/in.csv", ReadFile(sample)).ok());
+  json event = Header();
+  event["input_key"] = "in.csv";
+  event["input_name"] = "in.csv";
+  std::optional<LambdaApiOutcome> out = Invoke("scan", event.dump());
+  ASSERT_TRUE(out.has_value()) << last_output_;
+  ASSERT_EQ(out->kind, "response") << out->body << "\n" << last_output_;
+  const json scanned = json::parse(out->body);
+  EXPECT_EQ(scanned["records"], 40);
+  EXPECT_GT(scanned["accepted"].get<int>(), 0);
+  EXPECT_GT(scanned["rejected"].get<int>(), 0);
+  ASSERT_FALSE(scanned["batches"].empty());
+  // The batch files and manifests are in the work store (the folder that
+  // is the work dir: scan writes there, verify reads the store).
+  const std::string manifest = scanned["batches"][0]["manifest"];
+  EXPECT_TRUE(fs::exists(work_ / "work" / manifest)) << manifest;
+  EXPECT_FALSE(fs::exists(Package::Get().dir() / "cbpipe-out"));
+  // Logs are JSON lines with the X-Ray trace id.
+  EXPECT_NE(last_output_.find(R"("trace_id":"5759e988bd862e3fe1be46a994272793")"),
+            std::string::npos)
+      << last_output_;
+
+  // verify, then deliver to the file:// destination, each its own function.
+  json verify = Header();
+  verify["batch"] = {{"id", scanned["batches"][0]["id"]}, {"manifest", manifest}};
+  out = Invoke("verify", verify.dump());
+  ASSERT_TRUE(out.has_value()) << last_output_;
+  ASSERT_EQ(out->kind, "response") << out->body << "\n" << last_output_;
+  const json verified = json::parse(out->body);
+  ASSERT_EQ(verified["deliveries"].size(), 1u);
+  out = Invoke("deliver", verified["deliveries"][0].dump());
+  ASSERT_TRUE(out.has_value()) << last_output_;
+  ASSERT_EQ(out->kind, "response") << out->body << "\n" << last_output_;
+  const json delivered = json::parse(out->body);
+  ASSERT_FALSE(delivered["files"].empty());
+  for (const json& f : delivered["files"]) {
+    EXPECT_EQ(f["status"], "delivered") << f.dump();
+    EXPECT_TRUE(fs::exists(work_ / "outbox" / f["name"].get<std::string>()));
+  }
+
+  // The same delivery to a server that never answers: stopped before the
+  // deadline and reported transient (the state machine retries it).
+  const int silent = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(silent, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(silent, 8), 0);  // connects, never greets
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  std::string config = ReadFile(work_ / "cbpipe.toml");
+  const std::string outbox = "url = \"file://" + (work_ / "outbox").string() + "\"";
+  config.replace(config.find(outbox), outbox.size(),
+                 "url = \"ftp://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) +
+                     "/in\"\nallow_insecure = true\nusername = \"u\"\n"
+                     "password = \"env:FTP_PASSWORD\"");
+  std::ofstream(work_ / "silent.toml") << config;
+  const int64_t before = NowMs();
+  out = Invoke("deliver", verified["deliveries"][0].dump(), 2500,
+               {"CBPIPE_CONFIG=" + (work_ / "silent.toml").string(),
+                "FTP_PASSWORD=p", "CBPIPE_LAMBDA_DEADLINE_MARGIN_MS=800"});
+  ::close(silent);
+  ASSERT_TRUE(out.has_value()) << last_output_;
+  EXPECT_EQ(out->kind, "error") << out->body;
+  EXPECT_EQ(out->error_type, "Cbpipe.Transient") << out->body << last_output_;
+  EXPECT_NE(out->body.find("deadline"), std::string::npos) << out->body;
+  EXPECT_LT(out->at_ms, before + 2500);
+  EXPECT_GE(out->at_ms, before + 2500 - 800 - 200);
+}
+
+TEST_F(LambdaPackageTest, EveryHandlerAnswersABadInputWithItsErrorType) {
+  for (const std::string& handler : LambdaHandlerNames()) {
+    std::optional<LambdaApiOutcome> out =
+        Invoke(handler, R"({"run_id":7})", 60000,
+               {"CBPIPE_STATE_MACHINE_ARN=arn:aws:states:us-east-1:"
+                "123456789012:stateMachine:cbpipe"});
+    ASSERT_TRUE(out.has_value()) << handler << "\n" << last_output_;
+    EXPECT_EQ(out->kind, "error") << handler << ": " << out->body;
+    EXPECT_EQ(out->error_type, "Cbpipe.InvalidInput")
+        << handler << ": " << out->body << "\n" << last_output_;
+    const json body = json::parse(out->body);
+    EXPECT_EQ(body["errorType"], "Cbpipe.InvalidInput");
+    EXPECT_TRUE(body["errorMessage"].get<std::string>().starts_with(
+        "INVALID_ARGUMENT: "))
+        << body.dump();
+  }
+  // A missing input is not the input's fault: another code, another type.
+  json event = Header();
+  event["input_key"] = "absent.csv";
+  event["input_name"] = "absent.csv";
+  std::optional<LambdaApiOutcome> out = Invoke("scan", event.dump());
+  ASSERT_TRUE(out.has_value()) << last_output_;
+  EXPECT_EQ(out->kind, "error");
+  EXPECT_NE(out->error_type, "Cbpipe.Transient") << out->body;
+}
+
+TEST_F(LambdaPackageTest, InitErrorsArePostedAndTheProcessExits) {
+  struct Case {
+    std::string handler, config, expect;
+  } cases[] = {
+      {"scan", (work_ / "missing.toml").string(), "missing.toml"},
+      {"scna", (work_ / "cbpipe.toml").string(), "_HANDLER"},
+      {"start", (work_ / "cbpipe.toml").string(), "CBPIPE_STATE_MACHINE_ARN"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> env = Env(c.handler);
+    std::erase_if(env, [](const std::string& e) {
+      return e.starts_with("CBPIPE_CONFIG=");
+    });
+    env.push_back("CBPIPE_CONFIG=" + c.config);
+    LambdaRuntimeApiServer api;
+    ASSERT_TRUE(api.Start().ok());
+    env[0] = "AWS_LAMBDA_RUNTIME_API=" + api.host_port();
+    Bootstrap process(env, work_ / "init.log");
+    std::optional<LambdaApiOutcome> init = api.WaitOutcome("", milliseconds(30000));
+    ASSERT_TRUE(init.has_value()) << c.handler << "\n" << process.output();
+    EXPECT_EQ(init->kind, "init_error");
+    EXPECT_EQ(init->error_type, "Cbpipe.Init");
+    const json body = json::parse(init->body);
+    EXPECT_EQ(body["errorType"], "Cbpipe.Init");
+    EXPECT_NE(body["errorMessage"].get<std::string>().find(c.expect),
+              std::string::npos)
+        << body.dump();
+    EXPECT_NE(process.WaitExit(milliseconds(10000)), 0);
+    EXPECT_EQ(api.next_calls(), 0);
+  }
+}
+
+TEST_F(LambdaPackageTest, AnInvocationPastItsDeadlineIsTransient) {
+  json event = Header();
+  event["input_key"] = "in.csv";
+  event["input_name"] = "in.csv";
+  const int64_t before = NowMs();
+  std::optional<LambdaApiOutcome> out =
+      Invoke("scan", event.dump(), /*deadline_in_ms=*/1500,
+             {"CBPIPE_LAMBDA_DEADLINE_MARGIN_MS=2000"});
+  ASSERT_TRUE(out.has_value()) << last_output_;
+  EXPECT_EQ(out->kind, "error");
+  EXPECT_EQ(out->error_type, "Cbpipe.Transient");
+  EXPECT_LT(out->at_ms, before + 1500);
+  EXPECT_NE(out->body.find("deadline"), std::string::npos) << out->body;
+}
+
+TEST_F(LambdaPackageTest, StartStartsOneExecutionPerObject) {
+  // A state machine in moto to start.
+  AwsError error;
+  const json create = {
+      {"name", "cbpipe-" + bucket_},
+      {"definition", R"({"StartAt":"s","States":{"s":{"Type":"Pass","End":true}}})"},
+      {"roleArn", "arn:aws:iam::123456789012:role/cbpipe"}};
+  StatusOr<std::string> made = aws_->CallJson(
+      "states", "AWSStepFunctions.CreateStateMachine", create.dump(), "", "",
+      &error);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  const std::string arn = json::parse(*made)["stateMachineArn"];
+  ASSERT_TRUE(PutInput("raw/in 1.csv", "a,b\n").ok());
+  auto s3_event = [&](const std::string& key, const std::string& bucket) {
+    return json{{"Records",
+                 {{{"eventSource", "aws:s3"},
+                   {"eventName", "ObjectCreated:Put"},
+                   {"s3",
+                    {{"bucket", {{"name", bucket}}},
+                     {"object",
+                      {{"key", key}, {"size", 4}, {"eTag", "0123abcd"}}}}}}}}}
+        .dump();
+  };
+  const json sqs = {
+      {"Records",
+       {{{"messageId", "m1"}, {"eventSource", "aws:sqs"},
+         {"body", s3_event("raw/in+1.csv", bucket_)}},
+        {{"messageId", "m2"}, {"eventSource", "aws:sqs"},  // S3 said it twice
+         {"body", s3_event("raw/in+1.csv", bucket_)}},
+        {{"messageId", "m3"}, {"eventSource", "aws:sqs"}, {"body", "not json"}},
+        {{"messageId", "m4"}, {"eventSource", "aws:sqs"},
+         {"body", s3_event("raw/x.csv", "another-bucket")}}}}};
+  std::optional<LambdaApiOutcome> out = Invoke(
+      "start", sqs.dump(), 60000, {"CBPIPE_STATE_MACHINE_ARN=" + arn});
+  ASSERT_TRUE(out.has_value()) << last_output_;
+  ASSERT_EQ(out->kind, "response") << out->body << "\n" << last_output_;
+  EXPECT_EQ(json::parse(out->body),
+            json::parse(R"({"batchItemFailures":[{"itemIdentifier":"m3"},)"
+                        R"({"itemIdentifier":"m4"}]})"));
+  StatusOr<std::string> listed = aws_->CallJson(
+      "states", "AWSStepFunctions.ListExecutions",
+      json{{"stateMachineArn", arn}}.dump());
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  const json executions = json::parse(*listed)["executions"];
+  ASSERT_EQ(executions.size(), 1u) << *listed;
+  StatusOr<std::string> described = aws_->CallJson(
+      "states", "AWSStepFunctions.DescribeExecution",
+      json{{"executionArn", executions[0]["executionArn"]}}.dump());
+  ASSERT_TRUE(described.ok()) << described.status().ToString();
+  const json input = json::parse(json::parse(*described)["input"].get<std::string>());
+  EXPECT_EQ(input["input_key"], "in 1.csv");
+  EXPECT_EQ(input["run_id"], executions[0]["name"]);
+  EXPECT_EQ(input["name_by_content"], true);
+  EXPECT_EQ(input["trace_id"].get<std::string>().size(), 32u);
+}
+
+}  // namespace
+}  // namespace cbpipe
