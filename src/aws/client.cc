@@ -16,6 +16,8 @@ namespace {
 
 // Error bodies are small; a misbehaving server must not fill the memory.
 constexpr size_t kMaxErrorBody = 64 * 1024;
+// The most an answer body is sized for up front from its Content-Length.
+constexpr curl_off_t kMaxReservedBody = 256 << 20;
 constexpr char kRedacted[] = "[redacted]";
 
 std::string Lower(std::string_view s) {
@@ -323,6 +325,15 @@ size_t OnWrite(char* data, size_t size, size_t n, void* user) {
     return bytes;
   }
   if (!success && attempt->body.size() >= kMaxErrorBody) return bytes;
+  if (success && attempt->body.empty()) {
+    // The whole answer is kept (a ranged S3 get, a JSON page): sized once
+    // from Content-Length, not grown by doubling to up to twice its size.
+    curl_off_t length = -1;
+    if (curl_easy_getinfo(attempt->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+                          &length) == CURLE_OK &&
+        length > 0 && length <= kMaxReservedBody)
+      attempt->body.reserve(static_cast<size_t>(length));
+  }
   attempt->body.append(data, bytes);
   return bytes;
 }
