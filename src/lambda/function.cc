@@ -294,6 +294,15 @@ Status LambdaFunction::StartExecution(const std::string& bucket,
         "start: s3://" + MaskCardNumbers(o.bucket + "/" + o.key) +
         " is not under service.object_store");
   }
+  // As serve does: a key naming a card number would carry it into the
+  // execution's input and history. The message goes back (batchItemFailures)
+  // and on to the queue's dead letters, for a person to rename the object.
+  if (MaskCardNumbers(o.key) != o.key) {
+    return InvalidArgumentError(
+        "start: s3://" + MaskCardNumbers(o.bucket + "/" + o.key) +
+        ": its key holds a card number, which cbpipe never stores; rename "
+        "the object");
+  }
   const std::string input_key =
       prefix.empty() ? o.key : o.key.substr(prefix.size() + 1);
   // The name: the object's identity and content (its ETag), so S3's

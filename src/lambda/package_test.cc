@@ -479,14 +479,18 @@ TEST_F(LambdaPackageTest, StartStartsOneExecutionPerObject) {
          {"body", s3_event("raw/in+1.csv", bucket_)}},
         {{"messageId", "m3"}, {"eventSource", "aws:sqs"}, {"body", "not json"}},
         {{"messageId", "m4"}, {"eventSource", "aws:sqs"},
-         {"body", s3_event("raw/x.csv", "another-bucket")}}}}};
+         {"body", s3_event("raw/x.csv", "another-bucket")}},
+        {{"messageId", "m5"}, {"eventSource", "aws:sqs"},  // a card number
+         {"body", s3_event("raw/4111111111111111.csv", bucket_)}}}}};
   std::optional<LambdaApiOutcome> out = Invoke(
       "start", sqs.dump(), 60000, {"CBPIPE_STATE_MACHINE_ARN=" + arn});
   ASSERT_TRUE(out.has_value()) << last_output_;
   ASSERT_EQ(out->kind, "response") << out->body << "\n" << last_output_;
   EXPECT_EQ(json::parse(out->body),
             json::parse(R"({"batchItemFailures":[{"itemIdentifier":"m3"},)"
-                        R"({"itemIdentifier":"m4"}]})"));
+                        R"({"itemIdentifier":"m4"},{"itemIdentifier":"m5"}]})"));
+  EXPECT_EQ(last_output_.find("4111111111111111"), std::string::npos)
+      << last_output_;
   StatusOr<std::string> listed = aws_->CallJson(
       "states", "AWSStepFunctions.ListExecutions",
       json{{"stateMachineArn", arn}}.dump());
