@@ -98,12 +98,16 @@ struct Header {
   int64_t now_ms = 0;
 };
 
+// [A-Za-z0-9._-]: what a run id, and one segment of a key, may hold.
+bool IsNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+}
+
 bool IsSafeRunId(const std::string& id) {
   if (id.empty() || id.size() > 200 || id == "." || id == "..") return false;
   for (char c : id) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
+    if (!IsNameChar(c)) return false;
   }
   return true;
 }
@@ -153,9 +157,7 @@ std::string KeyFolder(const std::string& key) {
 std::string KeySegment(const std::string& name) {
   std::string out = name;
   for (char& c : out) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-    if (!ok) c = '_';
+    if (!IsNameChar(c)) c = '_';
   }
   if (out.empty() || out.front() == '.') out.insert(0, "_");
   return out;
