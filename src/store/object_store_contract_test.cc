@@ -53,9 +53,28 @@ StatusOr<std::string> ReadAll(ObjectReader& in, size_t chunk = 4096) {
   }
 }
 
-StatusOr<std::string> GetString(ObjectStore& store, const std::string& key) {
+StatusOr<std::string> ReadObject(ObjectStore& store, const std::string& key) {
   CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<ObjectReader> in, store.Get(key));
   return ReadAll(*in);
+}
+
+// The object's bytes; a failed Get or Read fails the test (and returns a
+// text no test expects) instead of dereferencing an error StatusOr, which
+// is undefined: a transient error of a real server under load crashed the
+// whole binary (SIGSEGV) rather than failing the one check.
+std::string GetString(ObjectStore& store, const std::string& key) {
+  StatusOr<std::string> got = ReadObject(store, key);
+  if (got.ok()) return std::move(*got);
+  ADD_FAILURE() << "Get " << key << ": " << got.status().ToString();
+  return "<Get failed: " + got.status().ToString() + ">";
+}
+
+// Whether `key` exists; a failed Exists fails the test (and reads false).
+bool Exists(ObjectStore& store, const std::string& key) {
+  StatusOr<bool> there = store.Exists(key);
+  if (there.ok()) return *there;
+  ADD_FAILURE() << "Exists " << key << ": " << there.status().ToString();
+  return false;
 }
 
 std::vector<std::string> Keys(ObjectStore& store, const std::string& prefix) {
@@ -98,21 +117,21 @@ TEST_P(ObjectStoreContract, PutThenGetHeadAndReplace) {
             StatusCode::kNotFound);
   EXPECT_EQ(store_->Head("runs/r1/a.csv").status().code(),
             StatusCode::kNotFound);
-  EXPECT_FALSE(*store_->Exists("runs/r1/a.csv"));
+  EXPECT_FALSE(Exists(*store_, "runs/r1/a.csv"));
   ASSERT_TRUE(PutString(*store_, "runs/r1/a.csv", "first").ok());
-  EXPECT_EQ(*GetString(*store_, "runs/r1/a.csv"), "first");
+  EXPECT_EQ(GetString(*store_, "runs/r1/a.csv"), "first");
   StatusOr<ObjectInfo> info = store_->Head("runs/r1/a.csv");
   ASSERT_TRUE(info.ok()) << info.status().ToString();
   EXPECT_EQ(info->size, 5u);
   EXPECT_GT(info->mtime_ms, 1'600'000'000'000);  // after 2020: epoch ms
-  EXPECT_TRUE(*store_->Exists("runs/r1/a.csv"));
+  EXPECT_TRUE(Exists(*store_, "runs/r1/a.csv"));
 
   ASSERT_TRUE(PutString(*store_, "runs/r1/a.csv", "second, longer").ok());
-  EXPECT_EQ(*GetString(*store_, "runs/r1/a.csv"), "second, longer");
+  EXPECT_EQ(GetString(*store_, "runs/r1/a.csv"), "second, longer");
   EXPECT_EQ(store_->Head("runs/r1/a.csv")->size, 14u);
   // An empty object is an object.
   ASSERT_TRUE(PutString(*store_, "empty", "").ok());
-  EXPECT_EQ(*GetString(*store_, "empty"), "");
+  EXPECT_EQ(GetString(*store_, "empty"), "");
   EXPECT_EQ(store_->Head("empty")->size, 0u);
   EXPECT_EQ(Keys(*store_, ""),
             (std::vector<std::string>{"empty", "runs/r1/a.csv"}));
@@ -128,20 +147,20 @@ TEST_P(ObjectStoreContract, UncommittedPutIsInvisible) {
   // Written, not committed: nobody sees it.
   EXPECT_EQ(store_->Get("k/fresh").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->Head("k/fresh").status().code(), StatusCode::kNotFound);
-  EXPECT_FALSE(*store_->Exists("k/fresh"));
-  EXPECT_EQ(*GetString(*store_, "k/replaced"), "old");
+  EXPECT_FALSE(Exists(*store_, "k/fresh"));
+  EXPECT_EQ(GetString(*store_, "k/replaced"), "old");
   EXPECT_EQ(store_->Head("k/replaced")->size, 3u);
   EXPECT_EQ(Keys(*store_, ""), std::vector<std::string>{"k/replaced"});
 
   ASSERT_TRUE((*fresh)->Commit().ok());
   ASSERT_TRUE((*replacing)->Commit().ok());
-  EXPECT_EQ(*GetString(*store_, "k/fresh"), "new");
-  EXPECT_EQ(*GetString(*store_, "k/replaced"), "new");
+  EXPECT_EQ(GetString(*store_, "k/fresh"), "new");
+  EXPECT_EQ(GetString(*store_, "k/replaced"), "new");
   // Once committed, a writer takes nothing more; Abort changes nothing.
   EXPECT_EQ((*fresh)->Write("x", 1).code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ((*fresh)->Commit().code(), StatusCode::kFailedPrecondition);
   (*fresh)->Abort();
-  EXPECT_EQ(*GetString(*store_, "k/fresh"), "new");
+  EXPECT_EQ(GetString(*store_, "k/fresh"), "new");
 }
 
 TEST_P(ObjectStoreContract, AbortedOrDroppedPutLeavesNothing) {
@@ -166,7 +185,7 @@ TEST_P(ObjectStoreContract, AbortedOrDroppedPutLeavesNothing) {
     ASSERT_TRUE((*out)->Write("partial", 7).ok());
   }
   EXPECT_EQ(Keys(*store_, ""), std::vector<std::string>{"k/kept"});
-  EXPECT_EQ(*GetString(*store_, "k/kept"), "old");
+  EXPECT_EQ(GetString(*store_, "k/kept"), "old");
   EXPECT_EQ(store_->Get("k/aborted").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->Get("k/dropped").status().code(), StatusCode::kNotFound);
   // Nothing is left behind for a clean-up to find either.
@@ -250,16 +269,21 @@ TEST_P(ObjectStoreContract, ListsByPrefixAndDeletesIdempotently) {
   // Deleting what is not there is OK: a retried Delete succeeds.
   EXPECT_TRUE(store_->Delete("inputs/ab").ok());
   EXPECT_TRUE(store_->Delete("never/stored").ok());
-  EXPECT_EQ(*GetString(*store_, "inputs/a"), "inputs/a");
+  EXPECT_EQ(GetString(*store_, "inputs/a"), "inputs/a");
   // A deleted key can be written again.
   ASSERT_TRUE(PutString(*store_, "inputs/ab", "again").ok());
-  EXPECT_EQ(*GetString(*store_, "inputs/ab"), "again");
+  EXPECT_EQ(GetString(*store_, "inputs/ab"), "again");
 }
 
 TEST_P(ObjectStoreContract, ConcurrentPutsOfDifferentKeysAllLand) {
   constexpr int kThreads = 8, kPerThread = 25;
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
+  // gtest's failures are thread-safe: each one says which call failed how.
+  auto failed = [&](const std::string& what, const Status& s) {
+    ++failures;
+    ADD_FAILURE() << what << ": " << s.ToString();
+  };
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
@@ -268,14 +292,16 @@ TEST_P(ObjectStoreContract, ConcurrentPutsOfDifferentKeysAllLand) {
         // Several Writes per object, interleaved with the other threads.
         auto out = store_->Put(key);
         if (!out.ok()) {
-          ++failures;
+          failed("Put " + key, out.status());
           continue;
         }
         for (int part = 0; part < 3; ++part) {
           const std::string bytes = key + "#" + std::to_string(part) + ";";
-          if (!(*out)->Write(bytes.data(), bytes.size()).ok()) ++failures;
+          Status s = (*out)->Write(bytes.data(), bytes.size());
+          if (!s.ok()) failed("Write " + key, s);
         }
-        if (!(*out)->Commit().ok()) ++failures;
+        Status s = (*out)->Commit();
+        if (!s.ok()) failed("Commit " + key, s);
       }
     });
   }
@@ -287,7 +313,7 @@ TEST_P(ObjectStoreContract, ConcurrentPutsOfDifferentKeysAllLand) {
     for (int i = 0; i < kPerThread; ++i) {
       const std::string key =
           "c/t" + std::to_string(t) + "/k" + std::to_string(i);
-      EXPECT_EQ(*GetString(*store_, key),
+      EXPECT_EQ(GetString(*store_, key),
                 key + "#0;" + key + "#1;" + key + "#2;");
     }
   }
@@ -304,7 +330,7 @@ TEST_P(ObjectStoreContract, ConcurrentPutsOfOneKeyLeaveOneWhole) {
     });
   }
   for (std::thread& t : threads) t.join();
-  const std::string got = *GetString(*store_, "same");
+  const std::string got = GetString(*store_, "same");
   ASSERT_FALSE(got.empty());
   const int t = got[0] - 'a';
   EXPECT_EQ(got, std::string(1000 + 100 * t, got[0]));
@@ -324,7 +350,7 @@ TEST_P(ObjectStoreContract, PutContentAddressedNamesTheBytes) {
   EXPECT_EQ(put->key, "inputs/" + put->sha256);
   EXPECT_EQ(put->size, 5u);
   EXPECT_EQ(::lseek(fd, 0, SEEK_CUR), 3);
-  EXPECT_EQ(*GetString(*store_, put->key), "hello");
+  EXPECT_EQ(GetString(*store_, put->key), "hello");
   const int64_t mtime = store_->Head(put->key)->mtime_ms;
   auto again = store_->PutContentAddressed("inputs/", fd);  // kept as it is
   ASSERT_TRUE(again.ok());
@@ -342,7 +368,7 @@ TEST_P(ObjectStoreContract, PutContentAddressedNamesTheBytes) {
   EXPECT_EQ(none->sha256,
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(none->size, 0u);
-  EXPECT_EQ(*GetString(*store_, none->key), "");
+  EXPECT_EQ(GetString(*store_, none->key), "");
   EXPECT_EQ(store_->PutContentAddressed("../", efd).status().code(),
             StatusCode::kInvalidArgument);
 }
@@ -351,7 +377,7 @@ TEST_P(ObjectStoreContract, PutFileAndLocalPath) {
   const std::string src = scratch_ + "/src.csv";
   std::ofstream(src) << "a,b\n1,2\n";
   ASSERT_TRUE(store_->PutFile("inputs/x.csv", src).ok());
-  EXPECT_EQ(*GetString(*store_, "inputs/x.csv"), "a,b\n1,2\n");
+  EXPECT_EQ(GetString(*store_, "inputs/x.csv"), "a,b\n1,2\n");
   EXPECT_EQ(store_->PutFile("inputs/y.csv", scratch_ + "/missing").code(),
             StatusCode::kNotFound);
   EXPECT_EQ(store_->PutFile("../y.csv", src).code(),
@@ -395,11 +421,11 @@ TEST_P(ObjectStoreContract, ReleasedLocalCopiesGo) {
   store_->ReleaseLocalPath("batches/b1/x.csv");
   EXPECT_EQ(fs::exists(*first), !copies);
   EXPECT_EQ(fs::exists(fs::path(*first).parent_path()), !copies);
-  EXPECT_EQ(*GetString(*store_, "batches/b1/x.csv"), "abc");
+  EXPECT_EQ(GetString(*store_, "batches/b1/x.csv"), "abc");
   // Releasing what is not held does nothing.
   store_->ReleaseLocalPath("batches/b1/x.csv");
   store_->ReleaseLocalPath("batches/none");
-  EXPECT_EQ(*GetString(*store_, "batches/b1/x.csv"), "abc");
+  EXPECT_EQ(GetString(*store_, "batches/b1/x.csv"), "abc");
 
   std::string scoped;
   {
@@ -426,7 +452,9 @@ TEST_P(ObjectStoreContract, ALocalRootHoldsEachObjectAsItsFile) {
   std::stringstream text;
   text << in.rdbuf();
   EXPECT_EQ(text.str(), "x,y\n");
-  EXPECT_EQ(*store_->LocalPath("runs/r1/rejects.csv"), file.string());
+  StatusOr<std::string> local = store_->LocalPath("runs/r1/rejects.csv");
+  ASSERT_TRUE(local.ok()) << local.status().ToString();
+  EXPECT_EQ(*local, file.string());
   EXPECT_TRUE(IsLocalFolder(*store_, *root));
   EXPECT_TRUE(IsLocalFolder(*store_, *root + "/"));
   EXPECT_TRUE(IsLocalFolder(*store_, *root + "/runs/.."));
