@@ -29,6 +29,7 @@
 #include "lambda/package_test_util.h"
 #include "lambda/runtime_api_test_server.h"
 #include "servers/moto_environment.h"
+#include "servers/moto_resources.h"
 
 namespace cbpipe {
 namespace {
@@ -407,19 +408,12 @@ TEST_F(LambdaPackageTest, StartStartsOneExecutionPerObject) {
                         R"({"itemIdentifier":"m4"},{"itemIdentifier":"m5"}]})"));
   EXPECT_EQ(last_output_.find("4111111111111111"), std::string::npos)
       << last_output_;
-  StatusOr<std::string> listed = aws_->CallJson(
-      "states", "AWSStepFunctions.ListExecutions",
-      json{{"stateMachineArn", arn}}.dump());
-  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
-  const json executions = json::parse(*listed)["executions"];
-  ASSERT_EQ(executions.size(), 1u) << *listed;
-  StatusOr<std::string> described = aws_->CallJson(
-      "states", "AWSStepFunctions.DescribeExecution",
-      json{{"executionArn", executions[0]["executionArn"]}}.dump());
-  ASSERT_TRUE(described.ok()) << described.status().ToString();
-  const json input = json::parse(json::parse(*described)["input"].get<std::string>());
+  StatusOr<json> executions = testing::StepFunctionsExecutions(*aws_, arn);
+  ASSERT_TRUE(executions.ok()) << executions.status().ToString();
+  ASSERT_EQ(executions->size(), 1u) << executions->dump();
+  const json& input = (*executions)[0]["input"];
   EXPECT_EQ(input["input_key"], "in 1.csv");
-  EXPECT_EQ(input["run_id"], executions[0]["name"]);
+  EXPECT_EQ(input["run_id"], (*executions)[0]["name"]);
   EXPECT_EQ(input["name_by_content"], true);
   EXPECT_EQ(input["trace_id"].get<std::string>().size(), 32u);
 }

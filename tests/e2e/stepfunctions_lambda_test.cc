@@ -35,7 +35,6 @@
 #include <vector>
 
 #include "aws/xml.h"
-#include "e2e/card_files.h"
 #include "e2e/cli.h"
 #include "e2e/destinations.h"
 #include "lambda/function.h"
@@ -147,12 +146,10 @@ class StepFunctionsLambdaTest : public ::testing::Test {
                                 {"Endpoint", *queue_arn}});
       ASSERT_TRUE(sub.ok()) << sub.status().ToString();
     }
-    auto secret = aws.CallJson(
-        "secretsmanager", "secretsmanager.CreateSecret",
-        json{{"Name", "cbpipe/ftps"},
-             {"SecretString", json{{"password", ftps_->password()}}.dump()}}
-            .dump());
-    ASSERT_TRUE(secret.ok()) << secret.status().ToString();
+    // The FTPS password lives in Secrets Manager only.
+    ASSERT_TRUE(CreateSecret(aws, "cbpipe/ftps",
+                             json{{"password", ftps_->password()}}.dump())
+                    .ok());
   }
 
   // The functions' CBPIPE_CONFIG: everything they share is in AWS; the
@@ -347,15 +344,6 @@ class StepFunctionsLambdaTest : public ::testing::Test {
     return CleanRunFiles(*dir_ / "clean", local, /*max_records_per_file=*/100);
   }
 
-  CardFiles Received() const {
-    CardFiles got;
-    for (const char* net : {"visa", "mastercard"})
-      got.AddUnder(sftp_->root_dir() + "/" + net, net);
-    for (const char* net : {"amex", "discover"})
-      got.AddUnder(ftps_->root_dir() + "/" + net, net);
-    return got;
-  }
-
   int64_t LedgerDelivered() {
     auto ledger = OpenDeliveryLedger("dynamodb://ledger", Env::Default(), aws_);
     EXPECT_TRUE(ledger.ok()) << ledger.status().ToString();
@@ -492,7 +480,7 @@ TEST_F(StepFunctionsLambdaTest, ACleanInputIsDeliveredToFourCardCompanies) {
   EXPECT_EQ(Calls(report, "record_failure"), 0);
 
   // Every file once on its server, as a clean `cbpipe run` makes it.
-  const CardFiles got = Received();
+  const CardFiles got = ReceivedFiles(*sftp_, *ftps_);
   EXPECT_EQ(got.contents, expected.contents);
   EXPECT_EQ(got.files, expected.files);
   EXPECT_FALSE(got.leftovers);
@@ -529,7 +517,7 @@ TEST_F(StepFunctionsLambdaTest, AServerDownThenUpIsRiddenOutByRetry) {
   ASSERT_EQ(gaps.size(), 2u) << report.dump();
   for (const json& gap : gaps) EXPECT_GE(gap.get<int>(), kRetryMs - 5);
 
-  const CardFiles got = Received();
+  const CardFiles got = ReceivedFiles(*sftp_, *ftps_);
   EXPECT_EQ(got.contents, expected.contents);
   EXPECT_EQ(got.files, expected.files);
   EXPECT_EQ(LedgerDelivered(), expected.files);
@@ -568,7 +556,7 @@ TEST_F(StepFunctionsLambdaTest,
   EXPECT_EQ(alerts[0].value("Subject", ""), "cbpipe run failed");
   EXPECT_EQ(alerts[0]["message"]["run_id"], "run-down");
   // The other three card companies have their files; visa none.
-  CardFiles got = Received();
+  CardFiles got = ReceivedFiles(*sftp_, *ftps_);
   EXPECT_EQ(got.contents.count("visa"), 0u);
   for (const char* net : {"mastercard", "amex", "discover"})
     EXPECT_EQ(got.contents[net], expected.contents.at(net)) << net;
@@ -581,7 +569,7 @@ TEST_F(StepFunctionsLambdaTest,
   VisaUp();
   const json again = Execute(dead[0]["input"], "run-down-redrive");
   ASSERT_EQ(again.value("status", ""), "SUCCEEDED") << again.dump() << Logs();
-  got = Received();
+  got = ReceivedFiles(*sftp_, *ftps_);
   EXPECT_EQ(got.contents, expected.contents);
   EXPECT_EQ(got.files, expected.files);
   EXPECT_FALSE(got.leftovers);
@@ -611,7 +599,7 @@ TEST_F(StepFunctionsLambdaTest, AnInvalidInputIsRejectedWithAnAlert) {
   EXPECT_EQ(alerts[0].value("Subject", ""), "cbpipe input rejected");
   EXPECT_EQ(alerts[0]["message"]["run_id"], "run-broken");
   // Nothing delivered; the input is in quarantine.
-  EXPECT_EQ(Received().files, 0);
+  EXPECT_EQ(ReceivedFiles(*sftp_, *ftps_).files, 0);
   EXPECT_EQ(LedgerDelivered(), 0);
   EXPECT_TRUE(Drain("runs-dlq").empty());
   auto processed = OpenObjectStore("s3://raw/processed", aws_);
@@ -676,27 +664,21 @@ TEST_F(StepFunctionsLambdaTest, TheSameInputTwiceStartsOneExecution) {
   EXPECT_EQ(json::parse(started->body),
             json::parse(R"({"batchItemFailures":[]})"));
 
-  StatusOr<std::string> listed = aws_client_->CallJson(
-      "states", "AWSStepFunctions.ListExecutions",
-      json{{"stateMachineArn", state_machine_arn_}}.dump());
-  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
-  const json executions = json::parse(*listed)["executions"];
-  ASSERT_EQ(executions.size(), 1u) << *listed;
-  StatusOr<std::string> described = aws_client_->CallJson(
-      "states", "AWSStepFunctions.DescribeExecution",
-      json{{"executionArn", executions[0]["executionArn"]}}.dump());
-  ASSERT_TRUE(described.ok()) << described.status().ToString();
-  const json input =
-      json::parse(json::parse(*described)["input"].get<std::string>());
+  StatusOr<json> executions =
+      StepFunctionsExecutions(*aws_client_, state_machine_arn_);
+  ASSERT_TRUE(executions.ok()) << executions.status().ToString();
+  ASSERT_EQ(executions->size(), 1u) << executions->dump();
+  const json& execution = (*executions)[0];
+  const json input = execution["input"];
   EXPECT_EQ(input["input_key"], "twice.csv");
-  EXPECT_EQ(input["run_id"], executions[0]["name"]);
+  EXPECT_EQ(input["run_id"], execution["name"]);
 
   // That one execution, run locally: delivered once.
   const json report =
-      Execute(input, executions[0]["name"].get<std::string>());
+      Execute(input, execution["name"].get<std::string>());
   ASSERT_EQ(report.value("status", ""), "SUCCEEDED")
       << report.dump() << Logs();
-  const CardFiles got = Received();
+  const CardFiles got = ReceivedFiles(*sftp_, *ftps_);
   EXPECT_EQ(got.contents, expected.contents);
   EXPECT_EQ(got.files, expected.files);
   EXPECT_EQ(LedgerDelivered(), expected.files);
