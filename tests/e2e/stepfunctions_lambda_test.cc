@@ -17,6 +17,7 @@
 // without root.
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -344,6 +345,19 @@ class StepFunctionsLambdaTest : public ::testing::Test {
     return CleanRunFiles(*dir_ / "clean", local, /*max_records_per_file=*/100);
   }
 
+  // Every file on the servers: its inode.
+  std::map<std::string, ino_t> Inodes() const {
+    std::map<std::string, ino_t> out;
+    for (const std::string& root : {sftp_->root_dir(), ftps_->root_dir()}) {
+      for (const auto& e : fs::recursive_directory_iterator(root)) {
+        struct stat st {};
+        if (e.is_regular_file() && ::stat(e.path().c_str(), &st) == 0)
+          out[e.path().string()] = st.st_ino;
+      }
+    }
+    return out;
+  }
+
   int64_t LedgerDelivered() {
     auto ledger = OpenDeliveryLedger("dynamodb://ledger", Env::Default(), aws_);
     EXPECT_TRUE(ledger.ok()) << ledger.status().ToString();
@@ -565,7 +579,10 @@ TEST_F(StepFunctionsLambdaTest,
       << ::testing::PrintToString(types);
 
   // The operator fixes the server and starts the dead letter's input
-  // again under a new name (docs/aws.md "Operate"): each file once.
+  // again under a new name (docs/aws.md "Operate"): each file once. What
+  // was delivered is not sent again (an upload would be a new file: it is
+  // written under a temporary name and renamed).
+  const std::map<std::string, ino_t> before = Inodes();
   VisaUp();
   const json again = Execute(dead[0]["input"], "run-down-redrive");
   ASSERT_EQ(again.value("status", ""), "SUCCEEDED") << again.dump() << Logs();
@@ -575,6 +592,13 @@ TEST_F(StepFunctionsLambdaTest,
   EXPECT_FALSE(got.leftovers);
   EXPECT_EQ(LedgerDelivered(), expected.files);
   EXPECT_TRUE(Drain("runs-dlq").empty());
+  const std::map<std::string, ino_t> after = Inodes();
+  ASSERT_FALSE(before.empty());
+  for (const auto& [path, inode] : before) {
+    ASSERT_EQ(after.count(path), 1u) << path;
+    EXPECT_EQ(after.at(path), inode) << path << " was sent again";
+  }
+  EXPECT_EQ(after.size(), before.size() + expected.contents.at("visa").size());
 }
 
 TEST_F(StepFunctionsLambdaTest, AnInvalidInputIsRejectedWithAnAlert) {
