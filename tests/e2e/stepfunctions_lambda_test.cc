@@ -17,6 +17,8 @@
 // without root.
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -104,11 +106,23 @@ class StepFunctionsLambdaTest : public ::testing::Test {
     dir_ = std::make_unique<TempDir>("sfn_lambda");
     Status started = StartCardServers(dir_->path(), &sftp_, &ftps_);
     ASSERT_TRUE(started.ok()) << started.ToString();
-    // visa's server is reached through a proxy on this port, which is
-    // closed (connection refused: the server is down) until VisaUp().
-    StatusOr<int> port = FindFreePort();
-    ASSERT_TRUE(port.ok());
-    visa_port_ = *port;
+    // visa's server is reached through a proxy on this port. Until
+    // VisaUp() a socket holds the port without listening: connections are
+    // refused (the server is down) and nobody else can take it (the
+    // functions' processes do not inherit it: they would keep it bound).
+    visa_reserved_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(visa_reserved_, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(visa_reserved_, reinterpret_cast<sockaddr*>(&addr),
+                     sizeof addr),
+              0);
+    socklen_t len = sizeof addr;
+    ASSERT_EQ(::getsockname(visa_reserved_, reinterpret_cast<sockaddr*>(&addr),
+                            &len),
+              0);
+    visa_port_ = ntohs(addr.sin_port);
     auto client = AwsClientFor(aws_);
     ASSERT_TRUE(client.ok()) << client.status().ToString();
     aws_client_ = *client;
@@ -119,6 +133,7 @@ class StepFunctionsLambdaTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    if (visa_reserved_ >= 0) ::close(visa_reserved_);
     invoke_.stop();
     if (invoke_thread_.joinable()) invoke_thread_.join();
     functions_.clear();  // stops the processes, then their APIs
@@ -281,6 +296,8 @@ class StepFunctionsLambdaTest : public ::testing::Test {
 
   // visa's server comes up (the proxy to sshd listens on its port).
   void VisaUp() {
+    if (visa_reserved_ >= 0) ::close(visa_reserved_);
+    visa_reserved_ = -1;
     CuttingProxy::Options o;
     o.listen_port = visa_port_;
     o.target_port = sftp_->port();
@@ -460,6 +477,7 @@ class StepFunctionsLambdaTest : public ::testing::Test {
   std::optional<SshServer> sftp_;
   std::optional<FtpServer> ftps_;
   int visa_port_ = 0;
+  int visa_reserved_ = -1;  // the port's socket while visa is down
   int visa_failures_ = 0;  // under mu_
   std::unique_ptr<CuttingProxy> visa_proxy_;
   std::map<std::string, std::string> queues_, topics_;
