@@ -191,10 +191,12 @@ class StepFunctionsLambdaTest : public ::testing::Test {
     return c;
   }
 
-  // The variables Lambda sets for `handler`, and ours.
-  std::vector<std::string> Env(const std::string& handler,
-                               const Function& f) const {
-    const fs::path tmp = fs::path(dir_->path()) / ("tmp-" + handler);
+  // The variables Lambda sets for process `i` of `handler`, and ours.
+  // Each process has its own /tmp, as each Lambda sandbox does.
+  std::vector<std::string> Env(const std::string& handler, const Function& f,
+                               int i) const {
+    const fs::path tmp = fs::path(dir_->path()) /
+                         ("tmp-" + handler + "-" + std::to_string(i));
     fs::create_directories(tmp);
     std::vector<std::string> env = {
         "AWS_LAMBDA_RUNTIME_API=" + f.api.host_port(),
@@ -219,7 +221,7 @@ class StepFunctionsLambdaTest : public ::testing::Test {
     ASSERT_TRUE(f->api.Start().ok());
     for (int i = 0; i < processes; ++i) {
       f->processes.push_back(std::make_unique<LambdaBootstrap>(
-          Env(handler, *f),
+          Env(handler, *f, i),
           fs::path(dir_->path()) / (handler + "-" + std::to_string(i) + ".log"),
           Package().dir()));
     }
