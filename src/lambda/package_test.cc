@@ -733,5 +733,33 @@ TEST_F(LambdaTemplatePackageTest, DeliverReadsTheLoginFromTheSecretAtInit) {
   EXPECT_EQ(init->body.find("\"pw\""), std::string::npos) << init->body;
 }
 
+TEST_F(LambdaTemplatePackageTest, DeliverStartsWithACompleteSecret) {
+  AwsOptions options;
+  options.endpoints = {{"secretsmanager", moto_->endpoint()}};
+  auto client = MakeAwsClient(options);
+  ASSERT_TRUE(client.ok());
+  auto secret = (*client)->CallJson(
+      "secretsmanager", "secretsmanager.CreateSecret",
+      json{{"Name", table_ + "/destinations/visa-complete"},
+           {"SecretString",
+            json{{"username", "cbpipe"},
+                 {"password", "pw"},
+                 {"host_key_sha256",
+                  "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"}}
+                .dump()}}
+          .dump());
+  ASSERT_TRUE(secret.ok()) << secret.status().ToString();
+  std::erase_if(template_env_, [](const std::string& e) {
+    return e.starts_with("CBPIPE_DESTINATION_VISA_SECRET=");
+  });
+  template_env_.push_back("CBPIPE_DESTINATION_VISA_SECRET=" +
+                          json::parse(*secret)["ARN"].get<std::string>());
+  // Init passes; the bad event is the handler's error, not an init error.
+  std::optional<LambdaApiOutcome> out = Invoke("deliver", "{}");
+  ASSERT_TRUE(out.has_value()) << last_output_;
+  EXPECT_EQ(out->kind, "error") << out->body << "\n" << last_output_;
+  EXPECT_EQ(out->error_type, "Cbpipe.InvalidInput") << out->body;
+}
+
 }  // namespace
 }  // namespace cbpipe
