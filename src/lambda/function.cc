@@ -107,46 +107,37 @@ Status CompleteFromSecret(SecretStore& secrets, DestinationConfig* d) {
   const std::string secret =
       d->password_ref.substr(0, d->password_ref.size() - suffix.size());
   const std::string where = "destination " + d->name + ": ";
-  auto optional = [&](const char* key) -> StatusOr<std::optional<std::string>> {
+  // Whether the secret has `key`; its value into `value` when given (the
+  // user name and fingerprint: a password or key is never copied out).
+  auto has = [&](const char* key, std::string* value) -> StatusOr<bool> {
     StatusOr<SecretString> v = secrets.Resolve(secret + "#" + key);
-    if (v.ok()) return std::optional<std::string>(v->value());
-    if (v.status().code() == StatusCode::kNotFound)
-      return std::optional<std::string>();
-    return Status(v.status().code(), where + v.status().message());
+    if (v.status().code() == StatusCode::kNotFound) return false;
+    if (!v.ok()) return Status(v.status().code(), where + v.status().message());
+    if (value) *value = v->value();
+    return true;
   };
-  const bool url_has_user = !UrlUserinfo(d->url).empty();
-  CBPIPE_ASSIGN_OR_RETURN(std::optional<std::string> user, optional("username"));
-  if (!url_has_user) {
-    if (!user) {
-      return InvalidArgumentError(where + secret +
-                                  " has no \"username\" (nor has the URL a "
-                                  "user@)");
-    }
-    d->username = *user;
+  auto missing = [&](const std::string& what) {
+    return InvalidArgumentError(where + secret + " has no " + what);
+  };
+  if (UrlUserinfo(d->url).empty()) {
+    CBPIPE_ASSIGN_OR_RETURN(bool user, has("username", &d->username));
+    if (!user) return missing("\"username\" (nor has the URL a user@)");
   }
-  CBPIPE_ASSIGN_OR_RETURN(std::optional<std::string> key,
-                          optional("private_key"));
+  CBPIPE_ASSIGN_OR_RETURN(bool key, has("private_key", nullptr));
   if (key) d->private_key_ref = secret + "#private_key";
-  CBPIPE_ASSIGN_OR_RETURN(std::optional<std::string> password,
-                          optional("password"));
+  CBPIPE_ASSIGN_OR_RETURN(bool password, has("password", nullptr));
   if (!password) {
-    if (!key) {
-      return InvalidArgumentError(where + secret +
-                                  " has neither \"password\" nor "
-                                  "\"private_key\"");
-    }
+    if (!key) return missing("\"password\" nor \"private_key\"");
     d->password_ref.clear();
   }
   if (d->url.starts_with("sftp://")) {
-    CBPIPE_ASSIGN_OR_RETURN(std::optional<std::string> host_key,
-                            optional("host_key_sha256"));
+    CBPIPE_ASSIGN_OR_RETURN(bool host_key,
+                            has("host_key_sha256", &d->host_key_sha256));
     if (!host_key) {
-      return InvalidArgumentError(
-          where + secret +
-          " has no \"host_key_sha256\" (the server's key fingerprint, "
-          "ssh-keygen -l -E sha256)");
+      return missing(
+          "\"host_key_sha256\" (the server's key fingerprint, ssh-keygen -l "
+          "-E sha256)");
     }
-    d->host_key_sha256 = *host_key;
   }
   return OkStatus();
 }
