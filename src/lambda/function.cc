@@ -7,11 +7,13 @@
 #include <set>
 
 #include "common/sha256.h"
+#include "common/url.h"
 #include "config/config.h"
 #include "domain/pan.h"
 #include "telemetry/emf_metrics.h"
 #include "telemetry/log.h"
 #include "telemetry/metrics.h"
+#include "telemetry/xray.h"
 #include "workflow/definition.h"
 #include "workflow/ports.h"
 #include "workflow/registry.h"
@@ -80,6 +82,66 @@ StatusOr<S3Root> S3RootOf(const std::string& url) {
   return S3Root{u.host, prefix};
 }
 
+EmfOptions LambdaEmfOptions(const Config& c) {
+  EmfOptions emf = c.telemetry.emf;
+  emf.output = "stdout";
+  emf.gauge_interval_ms = 0;  // no thread: nothing runs between invocations
+  return emf;
+}
+
+// Lambda's X-Ray daemon (AWS_XRAY_DAEMON_ADDRESS, set when the function
+// has active tracing) or [telemetry] xray; a disabled tracer otherwise.
+StatusOr<std::unique_ptr<XRayTracer>> LambdaTracer(const Config& c) {
+  XRayOptions options = c.telemetry.xray;
+  const char* daemon = std::getenv("AWS_XRAY_DAEMON_ADDRESS");
+  if (daemon && *daemon) options.enabled = true;
+  return XRayTracer::Create(ResolveXRayOptions(options, std::getenv));
+}
+
+// A destination from the template's variables: the rest of its connection
+// from its secret's other keys (function.h). Messages name the destination
+// and the reference, never a value.
+Status CompleteFromSecret(SecretStore& secrets, DestinationConfig* d) {
+  const std::string suffix = "#password";
+  if (!d->password_ref.ends_with(suffix)) return OkStatus();
+  const std::string secret =
+      d->password_ref.substr(0, d->password_ref.size() - suffix.size());
+  const std::string where = "destination " + d->name + ": ";
+  // Whether the secret has `key`; its value into `value` when given (the
+  // user name and fingerprint: a password or key is never copied out).
+  auto has = [&](const char* key, std::string* value) -> StatusOr<bool> {
+    StatusOr<SecretString> v = secrets.Resolve(secret + "#" + key);
+    if (v.status().code() == StatusCode::kNotFound) return false;
+    if (!v.ok()) return Status(v.status().code(), where + v.status().message());
+    if (value) *value = v->value();
+    return true;
+  };
+  auto missing = [&](const std::string& what) {
+    return InvalidArgumentError(where + secret + " has no " + what);
+  };
+  if (UrlUserinfo(d->url).empty()) {
+    CBPIPE_ASSIGN_OR_RETURN(bool user, has("username", &d->username));
+    if (!user) return missing("\"username\" (nor has the URL a user@)");
+  }
+  CBPIPE_ASSIGN_OR_RETURN(bool key, has("private_key", nullptr));
+  if (key) d->private_key_ref = secret + "#private_key";
+  CBPIPE_ASSIGN_OR_RETURN(bool password, has("password", nullptr));
+  if (!password) {
+    if (!key) return missing("\"password\" nor \"private_key\"");
+    d->password_ref.clear();
+  }
+  if (d->url.starts_with("sftp://")) {
+    CBPIPE_ASSIGN_OR_RETURN(bool host_key,
+                            has("host_key_sha256", &d->host_key_sha256));
+    if (!host_key) {
+      return missing(
+          "\"host_key_sha256\" (the server's key fingerprint, ssh-keygen -l "
+          "-E sha256)");
+    }
+  }
+  return OkStatus();
+}
+
 std::string HexSha256(std::string_view text) {
   Sha256 sha;
   sha.Update(text.data(), text.size());
@@ -101,8 +163,26 @@ StatusOr<LambdaSettings> LambdaSettingsFromEnv(
     return InvalidArgumentError("AWS_LAMBDA_RUNTIME_API is not set");
   s.handler = get("_HANDLER");
   s.task_root = get("LAMBDA_TASK_ROOT");
-  if (std::string c = get("CBPIPE_CONFIG"); !c.empty()) s.config = c;
   s.state_machine_arn = get("CBPIPE_STATE_MACHINE_ARN");
+  const std::vector<std::string> template_vars = LambdaConfigVariablesSet(getenv);
+  if (std::string c = get("CBPIPE_CONFIG"); !c.empty()) {
+    if (!template_vars.empty()) {
+      std::string names;
+      for (const std::string& n : template_vars)
+        names += (names.empty() ? "" : ", ") + n;
+      return InvalidArgumentError(
+          "CBPIPE_CONFIG is set together with " + names +
+          ": give the config one way (CBPIPE_CONFIG alone, or the template's "
+          "variables without it)");
+    }
+    s.config = c;
+  } else if (!template_vars.empty()) {
+    CBPIPE_ASSIGN_OR_RETURN(
+        s.environment_config,
+        ConfigFromLambdaEnvironment(getenv, s.handler == kStartHandler
+                                                ? LambdaConfigRole::kStart
+                                                : LambdaConfigRole::kStep));
+  }
   if (std::string m = get("CBPIPE_LAMBDA_DEADLINE_MARGIN_MS"); !m.empty()) {
     int64_t v = -1;
     const auto [end, ec] = std::from_chars(m.data(), m.data() + m.size(), v);
@@ -125,6 +205,15 @@ std::vector<std::string> LambdaHandlerNames() {
   return out;
 }
 
+std::vector<LambdaConfigVariable> LambdaVariablesOf(const std::string& handler) {
+  const bool start = handler == kStartHandler;
+  std::vector<LambdaConfigVariable> out = LambdaConfigVariables(
+      start ? LambdaConfigRole::kStart : LambdaConfigRole::kStep);
+  if (start) out.push_back({"CBPIPE_STATE_MACHINE_ARN", true});
+  out.push_back({"CBPIPE_LAMBDA_DEADLINE_MARGIN_MS", false});
+  return out;
+}
+
 struct LambdaFunction::State {
   LambdaSettings settings;
   Config config;
@@ -134,6 +223,7 @@ struct LambdaFunction::State {
   std::unique_ptr<SecretStore> secrets;
   std::unique_ptr<EmfMetrics> metrics;
   std::shared_ptr<AwsClient> aws;  // start only
+  std::unique_ptr<XRayTracer> tracer;
   Ports ports;
 };
 
@@ -155,7 +245,11 @@ StatusOr<std::unique_ptr<LambdaFunction>> LambdaFunction::Create(
   }
   auto s = std::make_unique<State>();
   s->settings = settings;
-  CBPIPE_ASSIGN_OR_RETURN(s->config, LoadLambdaConfig(settings));
+  if (settings.environment_config) {
+    s->config = *settings.environment_config;
+  } else {
+    CBPIPE_ASSIGN_OR_RETURN(s->config, LoadLambdaConfig(settings));
+  }
   // A relative work dir is under the temporary folder: Lambda's only
   // writable one (the task root is read-only).
   if (std::filesystem::path(s->config.work_dir).is_relative()) {
@@ -176,11 +270,12 @@ StatusOr<std::unique_ptr<LambdaFunction>> LambdaFunction::Create(
     CBPIPE_RETURN_IF_ERROR(S3RootOf(c.service.object_store).status());
     CBPIPE_ASSIGN_OR_RETURN(s->aws, AwsClientFor(aws));
   }
+  const bool start = settings.handler == kStartHandler;
   for (const auto& [key, url] :
        {std::pair{"service.object_store", &c.service.object_store},
         std::pair{"service.work_store", &c.service.work_store},
         std::pair{"service.ledger", &c.service.ledger}}) {
-    if (url->empty()) {
+    if (url->empty() && (!start || url == &c.service.object_store)) {
       return InvalidArgumentError(
           std::string(key) +
           ": a Lambda function needs it (nothing is kept on its disk)");
@@ -188,10 +283,24 @@ StatusOr<std::unique_ptr<LambdaFunction>> LambdaFunction::Create(
   }
   CBPIPE_ASSIGN_OR_RETURN(s->inputs,
                           OpenObjectStore(c.service.object_store, aws));
+  s->secrets = OpenSecretStoreFor(aws, env);
+  CBPIPE_ASSIGN_OR_RETURN(s->tracer, LambdaTracer(c));
+  if (start) {
+    // start opens only the inputs: its template gives it nothing else.
+    s->metrics = std::make_unique<EmfMetrics>(
+        PipelineMetricSpecs(), LambdaEmfOptions(c), EmfStdoutWriter());
+    s->ports.config = &s->config;
+    s->ports.inputs = s->inputs.get();
+    s->ports.env = env;
+    return std::unique_ptr<LambdaFunction>(new LambdaFunction(std::move(s)));
+  }
   CBPIPE_ASSIGN_OR_RETURN(s->work, OpenObjectStore(c.service.work_store, aws));
   CBPIPE_ASSIGN_OR_RETURN(s->ledger,
                           OpenDeliveryLedger(c.service.ledger, env, aws));
-  s->secrets = OpenSecretStoreFor(aws, env);
+  if (settings.environment_config && settings.handler == "deliver") {
+    for (DestinationConfig& d : s->config.destinations)
+      CBPIPE_RETURN_IF_ERROR(CompleteFromSecret(*s->secrets, &d));
+  }
   if (c.sns) {
     SnsOptions o;
     o.topic_arn = c.sns->topic_arn;
@@ -199,11 +308,8 @@ StatusOr<std::unique_ptr<LambdaFunction>> LambdaFunction::Create(
     o.queue_capacity = static_cast<size_t>(c.sns->queue_capacity);
     CBPIPE_ASSIGN_OR_RETURN(s->notifier, OpenSnsNotifier(std::move(o), aws));
   }
-  EmfOptions emf = c.telemetry.emf;
-  emf.output = "stdout";
-  emf.gauge_interval_ms = 0;  // no thread: nothing runs between invocations
-  s->metrics = std::make_unique<EmfMetrics>(PipelineMetricSpecs(),
-                                            std::move(emf), EmfStdoutWriter());
+  s->metrics = std::make_unique<EmfMetrics>(
+      PipelineMetricSpecs(), LambdaEmfOptions(c), EmfStdoutWriter());
   Ports& p = s->ports;
   p.config = &s->config;
   p.inputs = s->inputs.get();
@@ -218,6 +324,12 @@ StatusOr<std::unique_ptr<LambdaFunction>> LambdaFunction::Create(
 
 StatusOr<std::string> LambdaFunction::Handle(const LambdaInvocation& invocation,
                                              const std::atomic<bool>& stop) {
+  // The step as a subsegment of Lambda's function segment; the AWS calls
+  // made on this thread in it are its subsegments (XRayAwsCalls).
+  XRaySpan span = s_->tracer->BeginSubsegmentUnder(
+      ParseXRayTraceHeader(invocation.trace_id), s_->settings.handler);
+  span.Annotate("request_id", invocation.request_id);
+  XRayCurrentScope scope(span.active() ? &span : nullptr);
   StatusOr<std::string> out = [&]() -> StatusOr<std::string> {
     if (s_->settings.handler == kStartHandler)
       return Start(invocation.event, stop);
@@ -237,6 +349,8 @@ StatusOr<std::string> LambdaFunction::Handle(const LambdaInvocation& invocation,
     if (!flushed.ok()) Log().Warn("notify.flush", flushed.ToString());
   }
   s_->metrics->FlushGauges();
+  span.SetStatus(out.status());
+  span.End();
   return out;
 }
 

@@ -26,16 +26,34 @@
 // {input_key (relative to [service] object_store), input_name,
 // name_by_content: true}.
 //
-// Ports, from the config (CBPIPE_CONFIG): inputs = [service] object_store,
-// work = [service] work_store, ledger = [service] ledger (all required: a
-// function keeps nothing on its disk between invocations), the notifier
+// The config: CBPIPE_CONFIG (a TOML file or s3:// object) when it is set;
+// otherwise the template's CBPIPE_* variables when any is set
+// (config/lambda_environment.h; deliver then completes each destination's
+// connection from its secret, below); otherwise cbpipe.toml in the task
+// root. CBPIPE_CONFIG together with a template variable is an error naming
+// them (one deployment gives the config one way).
+// Ports, from the config: inputs = [service] object_store (start opens only
+// it), work = [service] work_store, ledger = [service] ledger (all required
+// for the steps: a function keeps nothing on its disk between
+// invocations), the notifier
 // from [notify.sns] (others are not opened in Lambda), secrets by reference
 // (aws-sm: from Secrets Manager, cached), metrics as CloudWatch EMF lines
 // on stdout (whatever [telemetry] metrics says), flushed after each
 // invocation with the notifier. A relative [output] work_dir is taken
 // under TMPDIR (default /tmp): the task root is read-only.
+// Destinations from the template variables (deliver only, at init): each
+// one's secret ("aws-sm:SECRET#password") is read once for its other keys:
+// "username" (required unless the URL has user@), "private_key" (then the
+// login uses it, and "password" becomes optional), "host_key_sha256"
+// (sftp; required, as a TOML destination needs known_hosts or it). The
+// values stay references (resolved at each connection, rotation-safe)
+// except username and host_key_sha256, which are not secret.
+// Tracing: with AWS_XRAY_DAEMON_ADDRESS set (Lambda sets it), each
+// invocation whose _X_AMZN_TRACE_ID is sampled sends a subsegment named by
+// the handler under the trace's Parent (Lambda's function segment), with
+// the AWS calls made in it as its subsegments (telemetry/xray.h).
 // Errors (Create): kInvalidArgument for a missing or bad setting, naming
-// the variable or key; what opening a port returns. Thread safety: Handle
+// the variable or key; what opening a port or reading a secret returns. Thread safety: Handle
 // one invocation at a time (the runtime loop's); the ports it uses are
 // thread-safe.
 #pragma once
@@ -44,10 +62,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
+#include "config/config.h"
+#include "config/lambda_environment.h"
 #include "lambda/runtime_client.h"
 #include "workflow/s3_events.h"
 
@@ -60,8 +81,11 @@ struct LambdaSettings {
   std::string task_root;    // LAMBDA_TASK_ROOT ("" = the current folder)
   // CBPIPE_CONFIG: a TOML file, absolute or relative to task_root, or
   // s3://bucket/key (read at init with the default [aws] settings);
-  // default "cbpipe.toml" in task_root.
+  // default "cbpipe.toml" in task_root when no template variable is set.
   std::string config = "cbpipe.toml";
+  // The config from the template's CBPIPE_* variables, when CBPIPE_CONFIG
+  // is not set and they are (config/lambda_environment.h).
+  std::optional<Config> environment_config;
   // CBPIPE_STATE_MACHINE_ARN: what `start` starts (required for it).
   std::string state_machine_arn;
   // CBPIPE_LAMBDA_DEADLINE_MARGIN_MS (default 1000).
@@ -74,6 +98,13 @@ StatusOr<LambdaSettings> LambdaSettingsFromEnv(
 
 // The handler names: the workflow's Task states, then "start".
 std::vector<std::string> LambdaHandlerNames();
+
+// The CBPIPE_* variables a deployment without CBPIPE_CONFIG gives
+// `handler`'s function, required ones marked: the config's
+// (LambdaConfigVariables) and the runtime's own (CBPIPE_STATE_MACHINE_ARN
+// for start, CBPIPE_LAMBDA_DEADLINE_MARGIN_MS). Checked against
+// deploy/aws/cbpipe.yaml by lambda_template_test.
+std::vector<LambdaConfigVariable> LambdaVariablesOf(const std::string& handler);
 
 class LambdaFunction {
  public:

@@ -24,12 +24,15 @@
 #include <vector>
 
 #include "aws/client.h"
+#include "aws/dynamodb.h"
 #include "aws/make_client.h"
+#include "aws/xml.h"
 #include "lambda/function.h"
 #include "lambda/package_test_util.h"
 #include "lambda/runtime_api_test_server.h"
 #include "servers/moto_environment.h"
 #include "servers/moto_resources.h"
+#include "telemetry/xray_test_daemon.h"
 
 namespace cbpipe {
 namespace {
@@ -117,8 +120,9 @@ url = "file://)" + (work_ / "outbox").string() + R"("
     std::ofstream(work_ / "cbpipe.toml") << config;
   }
 
-  // The variables Lambda sets, and ours.
-  std::vector<std::string> Env(const std::string& handler) const {
+  // The variables Lambda sets, and ours: CBPIPE_CONFIG, or the template's
+  // variables when a test set template_env_.
+  std::vector<std::string> LambdaEnv(const std::string& handler) const {
     return {"AWS_LAMBDA_RUNTIME_API=" + api_.host_port(),
             "_HANDLER=" + handler,
             "LAMBDA_TASK_ROOT=" + PackageGet().dir().string(),
@@ -131,6 +135,15 @@ url = "file://)" + (work_ / "outbox").string() + R"("
             "TZ=:UTC",
             "TMPDIR=" + (work_ / "tmp").string(),
             "CBPIPE_CONFIG=" + (work_ / "cbpipe.toml").string()};
+  }
+  std::vector<std::string> Env(const std::string& handler) const {
+    std::vector<std::string> env = LambdaEnv(handler);
+    if (template_env_.empty()) return env;
+    std::erase_if(env, [](const std::string& e) {
+      return e.starts_with("CBPIPE_CONFIG=");
+    });
+    env.insert(env.end(), template_env_.begin(), template_env_.end());
+    return env;
   }
 
   // Runs `handler` on `event` in a fresh process; its answer.
@@ -201,6 +214,7 @@ url = "file://)" + (work_ / "outbox").string() + R"("
   std::shared_ptr<AwsClient> aws_;
   std::string bucket_;
   std::string last_output_;
+  std::vector<std::string> template_env_;
   static inline int serial_ = 0;
 };
 
@@ -416,6 +430,245 @@ TEST_F(LambdaPackageTest, StartStartsOneExecutionPerObject) {
   EXPECT_EQ(input["run_id"], (*executions)[0]["name"]);
   EXPECT_EQ(input["name_by_content"], true);
   EXPECT_EQ(input["trace_id"].get<std::string>().size(), 32u);
+}
+
+}  // namespace
+}  // namespace cbpipe
+
+namespace cbpipe {
+namespace {
+
+// The functions as deploy/aws/cbpipe.yaml configures them: no CBPIPE_CONFIG,
+// the template's CBPIPE_* variables naming resources made on moto (the
+// SDKs' AWS_ENDPOINT_URL points the calls there), and Lambda's X-Ray
+// daemon address.
+class LambdaTemplatePackageTest : public LambdaPackageTest {
+ protected:
+  void SetUp() override {
+    LambdaPackageTest::SetUp();
+    if (HasFatalFailure()) return;
+    AwsOptions options;
+    options.endpoints = {{"s3", moto_->endpoint()},
+                         {"dynamodb", moto_->endpoint()},
+                         {"sns", moto_->endpoint()},
+                         {"secretsmanager", moto_->endpoint()}};
+    auto client = MakeAwsClient(options);
+    ASSERT_TRUE(client.ok()) << client.status().ToString();
+    processed_ = bucket_ + "-processed";
+    AwsRequest create;
+    create.service = "s3";
+    create.method = "PUT";
+    create.operation = "CreateBucket";
+    create.bucket = processed_;
+    create.path = "/";
+    create.resource = "s3://" + processed_;
+    ASSERT_TRUE((*client)->Send(create).ok());
+    table_ = "cbpipe-state-" + bucket_;
+    ASSERT_TRUE(CreateDynamoDbTable(**client, table_, 30).ok());
+    auto topic = (*client)->CallQuery("sns", "CreateTopic", "2010-03-31",
+                                      {{"Name", table_ + "-notifications"}});
+    ASSERT_TRUE(topic.ok()) << topic.status().ToString();
+    const std::string topic_arn = AwsXmlText(*topic, "TopicArn");
+    auto secret = (*client)->CallJson(
+        "secretsmanager", "secretsmanager.CreateSecret",
+        json{{"Name", table_ + "/destinations/visa"},
+             {"SecretString", R"({"username":"cbpipe","password":"pw"})"}}
+            .dump());
+    ASSERT_TRUE(secret.ok()) << secret.status().ToString();
+    const std::string secret_arn = json::parse(*secret)["ARN"];
+    template_env_ = {
+        "CBPIPE_RAW_BUCKET=" + bucket_,
+        "CBPIPE_PROCESSED_BUCKET=" + processed_,
+        "CBPIPE_STATE_TABLE=" + table_,
+        "CBPIPE_NOTIFICATION_TOPIC_ARN=" + topic_arn,
+        "CBPIPE_MAX_FILES_PER_BATCH=4",
+        "CBPIPE_MAX_FILE_BYTES=104857600",
+        "CBPIPE_MAX_INPUT_BYTES=1073741824",
+        "CBPIPE_DESTINATION_VISA_URL=sftp://127.0.0.1:1/inbox",
+        "CBPIPE_DESTINATION_VISA_SECRET=" + secret_arn,
+        "CBPIPE_DESTINATION_MASTERCARD_URL=",
+        "CBPIPE_DESTINATION_MASTERCARD_SECRET=",
+        "CBPIPE_DESTINATION_AMEX_URL=",
+        "CBPIPE_DESTINATION_AMEX_SECRET=",
+        "CBPIPE_DESTINATION_DISCOVER_URL=",
+        "CBPIPE_DESTINATION_DISCOVER_SECRET=",
+        "AWS_ENDPOINT_URL=" + moto_->endpoint(),
+        "AWS_XRAY_DAEMON_ADDRESS=" + xray_.address(),
+    };
+  }
+
+  // A scan event for 40 generated records put at `key` in the raw bucket
+  // (the object store, without a prefix).
+  json ScanEvent(const std::string& key) {
+    const std::string sample = (work_ / "in.csv").string();
+    EXPECT_EQ(Shell("CBPIPE_NOW=2026-01-01T00:00:00Z " +
+                    std::string(CBPIPE_BINARY) +
+                    " gen-sample --records 40 --seed 7 --output " + sample +
+                    " 2>/dev/null"),
+              0);
+    EXPECT_TRUE(PutInput(key, ReadFile(sample)).ok());
+    json event = Header();
+    event["input_key"] = key;
+    event["input_name"] = key;
+    return event;
+  }
+
+  std::string processed_, table_;
+  XRayTestDaemon xray_;
+};
+
+constexpr char kTraceHeader[] =
+    "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
+    "Sampled=1";
+
+TEST_F(LambdaTemplatePackageTest, ScanRunsWithTheTemplatesVariables) {
+  const json event = ScanEvent("in.csv");
+  const std::string id = "req-template";
+  api_.Push({.request_id = id,
+             .body = event.dump(),
+             .deadline_ms = NowMs() + 60000,
+             .trace_id = kTraceHeader});
+  std::optional<LambdaApiOutcome> out;
+  {
+    Bootstrap process(Env("scan"), work_ / "scan.log");
+    for (int i = 0; i < 600 && !out; ++i) {
+      out = api_.WaitOutcome(id, milliseconds(100));
+      if (!out) out = api_.WaitOutcome("", milliseconds(0));
+    }
+    last_output_ = process.output();
+  }
+  api_.ReleaseWaiting();
+  ASSERT_TRUE(out.has_value()) << last_output_;
+  ASSERT_EQ(out->kind, "response") << out->body << "\n" << last_output_;
+  const json scanned = json::parse(out->body);
+  EXPECT_EQ(scanned["records"], 40);
+  ASSERT_FALSE(scanned["batches"].empty()) << scanned.dump();
+  // The batch's manifest is in the processed bucket (the work store).
+  AwsRequest head;
+  head.service = "s3";
+  head.method = "HEAD";
+  head.operation = "HeadObject";
+  head.bucket = processed_;
+  head.path = "/" + scanned["batches"][0]["manifest"].get<std::string>();
+  head.resource = "s3://" + processed_ + head.path;
+  EXPECT_TRUE(aws_->Send(head).ok()) << head.path;
+
+  // X-Ray: the step is a subsegment of Lambda's segment (the header's
+  // Parent), and the S3 calls it made are its subsegments.
+  std::vector<json> docs = xray_.Documents();
+  const json* step = nullptr;
+  for (const json& d : docs)
+    if (d.value("name", "") == "scan") step = &d;
+  ASSERT_NE(step, nullptr) << docs.size() << " documents\n" << last_output_;
+  EXPECT_EQ((*step)["type"], "subsegment");
+  EXPECT_EQ((*step)["trace_id"], "1-5759e988-bd862e3fe1be46a994272793");
+  EXPECT_EQ((*step)["parent_id"], "53995c3f42cd8ad8");
+  EXPECT_EQ((*step)["annotations"]["request_id"], id);
+  EXPECT_FALSE(step->contains("fault"));
+  int s3_calls = 0;
+  for (const json& d : docs) {
+    if (d.value("parent_id", "") != (*step)["id"]) continue;
+    EXPECT_EQ(d["namespace"], "aws") << d.dump();
+    EXPECT_EQ(d["trace_id"], (*step)["trace_id"]);
+    if (d["name"] == "S3") ++s3_calls;
+  }
+  EXPECT_GE(s3_calls, 2) << "the input's GET and the batches' PUTs";
+}
+
+TEST_F(LambdaTemplatePackageTest, UnsampledInvocationsSendNothing) {
+  const json event = ScanEvent("quiet.csv");
+  api_.Push({.request_id = "req-unsampled",
+             .body = event.dump(),
+             .deadline_ms = NowMs() + 60000,
+             .trace_id = "Root=1-5759e988-bd862e3fe1be46a994272793;"
+                         "Parent=53995c3f42cd8ad8;Sampled=0"});
+  std::optional<LambdaApiOutcome> out;
+  {
+    Bootstrap process(Env("scan"), work_ / "quiet.log");
+    for (int i = 0; i < 600 && !out; ++i)
+      out = api_.WaitOutcome("req-unsampled", milliseconds(100));
+    last_output_ = process.output();
+  }
+  api_.ReleaseWaiting();
+  ASSERT_TRUE(out.has_value()) << last_output_;
+  EXPECT_EQ(out->kind, "response") << out->body;
+  EXPECT_TRUE(xray_.Documents().empty());
+}
+
+TEST_F(LambdaTemplatePackageTest, AMissingOrMixedVariableIsAnInitError) {
+  struct Case {
+    std::string handler, drop, add, expect;
+  } cases[] = {
+      {"scan", "CBPIPE_STATE_TABLE=", "", "CBPIPE_STATE_TABLE is not set"},
+      {"deliver", "CBPIPE_PROCESSED_BUCKET=", "",
+       "CBPIPE_PROCESSED_BUCKET is not set"},
+      {"verify", "", "CBPIPE_CONFIG=" + (work_ / "cbpipe.toml").string(),
+       "CBPIPE_CONFIG is set together with CBPIPE_RAW_BUCKET"},
+      {"scan", "CBPIPE_DESTINATION_VISA_SECRET=", "",
+       "CBPIPE_DESTINATION_VISA_SECRET is not set"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> env = Env(c.handler);
+    if (!c.drop.empty())
+      std::erase_if(env, [&](const std::string& e) { return e.starts_with(c.drop); });
+    if (!c.add.empty()) env.push_back(c.add);
+    LambdaRuntimeApiServer api;
+    ASSERT_TRUE(api.Start().ok());
+    env[0] = "AWS_LAMBDA_RUNTIME_API=" + api.host_port();
+    Bootstrap process(env, work_ / "init.log");
+    std::optional<LambdaApiOutcome> init =
+        api.WaitOutcome("", milliseconds(30000));
+    ASSERT_TRUE(init.has_value()) << c.expect << "\n" << process.output();
+    EXPECT_EQ(init->kind, "init_error");
+    EXPECT_EQ(init->error_type, "Cbpipe.Init");
+    EXPECT_NE(init->body.find(c.expect), std::string::npos) << init->body;
+    EXPECT_NE(process.WaitExit(milliseconds(10000)), 0);
+  }
+}
+
+TEST_F(LambdaTemplatePackageTest, DeliverReadsTheLoginFromTheSecretAtInit) {
+  // The secret lacks host_key_sha256, which an sftp:// destination needs:
+  // deliver (only it connects) says so at init, naming the key, never
+  // the password.
+  LambdaRuntimeApiServer api;
+  ASSERT_TRUE(api.Start().ok());
+  std::vector<std::string> env = Env("deliver");
+  env[0] = "AWS_LAMBDA_RUNTIME_API=" + api.host_port();
+  Bootstrap process(env, work_ / "deliver-init.log");
+  std::optional<LambdaApiOutcome> init = api.WaitOutcome("", milliseconds(30000));
+  ASSERT_TRUE(init.has_value()) << process.output();
+  EXPECT_EQ(init->error_type, "Cbpipe.Init");
+  EXPECT_NE(init->body.find("destination visa"), std::string::npos) << init->body;
+  EXPECT_NE(init->body.find("host_key_sha256"), std::string::npos) << init->body;
+  EXPECT_EQ(init->body.find("\"pw\""), std::string::npos) << init->body;
+}
+
+TEST_F(LambdaTemplatePackageTest, DeliverStartsWithACompleteSecret) {
+  AwsOptions options;
+  options.endpoints = {{"secretsmanager", moto_->endpoint()}};
+  auto client = MakeAwsClient(options);
+  ASSERT_TRUE(client.ok());
+  auto secret = (*client)->CallJson(
+      "secretsmanager", "secretsmanager.CreateSecret",
+      json{{"Name", table_ + "/destinations/visa-complete"},
+           {"SecretString",
+            json{{"username", "cbpipe"},
+                 {"password", "pw"},
+                 {"host_key_sha256",
+                  "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"}}
+                .dump()}}
+          .dump());
+  ASSERT_TRUE(secret.ok()) << secret.status().ToString();
+  std::erase_if(template_env_, [](const std::string& e) {
+    return e.starts_with("CBPIPE_DESTINATION_VISA_SECRET=");
+  });
+  template_env_.push_back("CBPIPE_DESTINATION_VISA_SECRET=" +
+                          json::parse(*secret)["ARN"].get<std::string>());
+  // Init passes; the bad event is the handler's error, not an init error.
+  std::optional<LambdaApiOutcome> out = Invoke("deliver", "{}");
+  ASSERT_TRUE(out.has_value()) << last_output_;
+  EXPECT_EQ(out->kind, "error") << out->body << "\n" << last_output_;
+  EXPECT_EQ(out->error_type, "Cbpipe.InvalidInput") << out->body;
 }
 
 }  // namespace

@@ -10,24 +10,10 @@
 #include "domain/pan.h"
 #include "lambda/error_type.h"
 #include "telemetry/log.h"
+#include "telemetry/xray.h"
 
 namespace cbpipe {
 namespace {
-
-// "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=...;Sampled=1" ->
-// "1-5759e988-bd862e3fe1be46a994272793" ("" when there is no Root).
-std::string XRayRoot(const std::string& header) {
-  size_t start = 0;
-  while (start <= header.size()) {
-    size_t end = header.find(';', start);
-    if (end == std::string::npos) end = header.size();
-    std::string_view part(header.data() + start, end - start);
-    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
-    if (part.starts_with("Root=")) return std::string(part.substr(5));
-    start = end + 1;
-  }
-  return "";
-}
 
 // The 32 hex digits of an X-Ray root ("1-" + 8 + "-" + 24), as the logs'
 // trace_id; "" when it is not one.
@@ -119,7 +105,7 @@ Status RunLambdaRuntime(const LambdaRuntimeOptions& options,
     } else {
       ::setenv("_X_AMZN_TRACE_ID", in.trace_id.c_str(), 1);
     }
-    const std::string root = XRayRoot(in.trace_id);
+    const std::string root = ParseXRayTraceHeader(in.trace_id).root;
     LogContext ctx{.trace_id = TraceHex(root)};
 
     std::optional<StatusOr<std::string>> result;

@@ -190,6 +190,22 @@ StatusOr<TraceId> TraceIdFromXRay(std::string_view xray_id) {
   return TraceId::FromHex(hex);
 }
 
+XRayTraceHeader ParseXRayTraceHeader(std::string_view header) {
+  XRayTraceHeader out;
+  size_t start = 0;
+  while (start <= header.size()) {
+    size_t end = header.find(';', start);
+    if (end == std::string_view::npos) end = header.size();
+    std::string_view part = header.substr(start, end - start);
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    if (part.starts_with("Root=")) out.root = std::string(part.substr(5));
+    if (part.starts_with("Parent=")) out.parent = std::string(part.substr(7));
+    if (part == "Sampled=1") out.sampled = true;
+    start = end + 1;
+  }
+  return out;
+}
+
 XRayOptions ResolveXRayOptions(XRayOptions options,
                                char* (*getenv)(const char*)) {
   if (const char* on = getenv("AWS_XRAY_SDK_ENABLED")) {
@@ -428,6 +444,23 @@ XRaySpan XRayTracer::BeginSegment(const TraceId& trace, std::string_view name,
   return span;
 }
 
+XRaySpan XRayTracer::BeginSubsegmentUnder(const XRayTraceHeader& header,
+                                          std::string_view name) {
+  XRaySpan span;
+  if (fd_ < 0 || !header.sampled || !TraceIdFromXRay(header.root).ok() ||
+      header.parent.size() != 16 ||
+      header.parent.find_first_not_of("0123456789abcdef") != std::string::npos)
+    return span;
+  span.tracer_ = this;
+  span.id_ = NewSpanId().ToHex();
+  span.trace_id_ = header.root;
+  span.parent_id_ = header.parent;
+  span.fields_ = std::make_unique<XRaySpan::Fields>();
+  span.fields_->name = Text(name, kMaxName);
+  span.fields_->start_time = NowSeconds();
+  return span;
+}
+
 XRaySpan XRayTracer::BeginSubsegmentOf(std::string_view key,
                                        std::string_view name) {
   XRaySpan span;
@@ -439,14 +472,9 @@ XRaySpan XRayTracer::BeginSubsegmentOf(std::string_view key,
     if (it == open_.end()) return span;
     parent = it->second;
   }
-  span.tracer_ = this;
-  span.id_ = NewSpanId().ToHex();
-  span.trace_id_ = std::move(parent.first);
-  span.parent_id_ = std::move(parent.second);
-  span.fields_ = std::make_unique<XRaySpan::Fields>();
-  span.fields_->name = Text(name, kMaxName);
-  span.fields_->start_time = NowSeconds();
-  return span;
+  return BeginSubsegmentUnder(
+      XRayTraceHeader{std::move(parent.first), std::move(parent.second), true},
+      name);
 }
 
 void XRayTracer::Unregister(const std::string& key, const std::string& id) {

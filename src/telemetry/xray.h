@@ -78,6 +78,17 @@ std::string XRayTraceId(const TraceId& id);
 // "1-" + 8 hex + "-" + 24 hex (lower case).
 StatusOr<TraceId> TraceIdFromXRay(std::string_view xray_id);
 
+// An X-Amzn-Trace-Id header ("Root=1-...;Parent=<16 hex>;Sampled=1", the
+// fields in any order, spaces after ';' allowed; others ignored), as
+// Lambda gives it in _X_AMZN_TRACE_ID. Fields missing are "" / false; no
+// check of their form here (BeginSubsegmentUnder checks what it uses).
+struct XRayTraceHeader {
+  std::string root;    // "1-5759e988-bd862e3fe1be46a994272793"
+  std::string parent;  // the segment to nest under
+  bool sampled = false;
+};
+XRayTraceHeader ParseXRayTraceHeader(std::string_view header);
+
 struct XRayOptions {
   bool enabled = false;
   // "" = AWS_XRAY_DAEMON_ADDRESS, else kXRayDefaultDaemonAddress.
@@ -161,6 +172,12 @@ class XRayTracer {
                         std::string_view key = "");
   // A subsegment of the segment open under `key`; inactive when none is.
   XRaySpan BeginSubsegmentOf(std::string_view key, std::string_view name);
+  // A subsegment of a segment another process sends (Lambda's function
+  // segment): the header's Root and Parent. Inactive when the tracer is
+  // disabled, the header is not sampled, or its Root is not an X-Ray trace
+  // id or its Parent not 16 hex.
+  XRaySpan BeginSubsegmentUnder(const XRayTraceHeader& header,
+                                std::string_view name);
 
   // Datagrams sent and those that could not be (socket errors).
   uint64_t sent() const { return sent_.load(); }

@@ -114,6 +114,61 @@ TEST(XRayTracerTest, DisabledSendsNothing) {
   EXPECT_EQ(t->sent(), 0u);
 }
 
+TEST(XRayTraceHeaderTest, RootParentAndSampledInAnyOrder) {
+  XRayTraceHeader h = ParseXRayTraceHeader(
+      "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
+      "Sampled=1");
+  EXPECT_EQ(h.root, "1-5759e988-bd862e3fe1be46a994272793");
+  EXPECT_EQ(h.parent, "53995c3f42cd8ad8");
+  EXPECT_TRUE(h.sampled);
+  h = ParseXRayTraceHeader(
+      "Sampled=0; Parent=53995c3f42cd8ad8; Lineage=a:1; "
+      "Root=1-5759e988-bd862e3fe1be46a994272793");
+  EXPECT_EQ(h.root, "1-5759e988-bd862e3fe1be46a994272793");
+  EXPECT_EQ(h.parent, "53995c3f42cd8ad8");
+  EXPECT_FALSE(h.sampled);
+  h = ParseXRayTraceHeader("");
+  EXPECT_EQ(h.root, "");
+  EXPECT_EQ(h.parent, "");
+  EXPECT_FALSE(h.sampled);
+}
+
+// Lambda's case: the segment is the Lambda service's; the function's spans
+// hang under the header's Parent.
+TEST(XRayTracerTest, ASubsegmentUnderAnotherProcesssSegment) {
+  XRayTestDaemon daemon;
+  std::unique_ptr<XRayTracer> t = Tracer(daemon.address());
+  const XRayTraceHeader header = ParseXRayTraceHeader(
+      "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
+      "Sampled=1");
+  std::string step_id;
+  {
+    XRaySpan step = t->BeginSubsegmentUnder(header, "scan");
+    ASSERT_TRUE(step.active());
+    step_id = step.id();
+    XRayCurrentScope scope(&step);
+    XRaySpan call = XRayBeginAwsCall("S3", "GetObject", "eu-west-1");
+    EXPECT_TRUE(call.active());
+  }
+  std::vector<nlohmann::json> docs = daemon.Documents();
+  ASSERT_EQ(docs.size(), 2u);
+  EXPECT_EQ(docs[0]["parent_id"], step_id);  // the call ends first
+  EXPECT_EQ(docs[1]["id"], step_id);
+  EXPECT_EQ(docs[1]["type"], "subsegment");
+  EXPECT_EQ(docs[1]["parent_id"], "53995c3f42cd8ad8");
+  EXPECT_EQ(docs[1]["trace_id"], "1-5759e988-bd862e3fe1be46a994272793");
+  // Not sampled, or a header without a usable Root or Parent: nothing.
+  XRayTraceHeader unsampled = header;
+  unsampled.sampled = false;
+  XRayTraceHeader no_parent = header;
+  no_parent.parent = "";
+  XRayTraceHeader bad_root = header;
+  bad_root.root = "5759e988bd862e3fe1be46a994272793";
+  for (const XRayTraceHeader& h : {unsampled, no_parent, bad_root})
+    EXPECT_FALSE(t->BeginSubsegmentUnder(h, "scan").active());
+  EXPECT_TRUE(daemon.Datagrams(200).empty());
+}
+
 TEST(XRayTracerTest, ABadAddressIsAnError) {
   XRayOptions o;
   o.enabled = true;
