@@ -61,6 +61,9 @@ std::vector<MetricSpec> PipelineMetricSpecs() {
        {}, {}, U::kNone},
       {kBuildInfo, "The running build: 1, labelled with its version.",
        K::kGauge, {"version"}, {}, U::kNone},
+      {kDestinationUp,
+       "1 when the destination's server answered the last probe, else 0.",
+       K::kGauge, {"destination"}, {}, U::kNone},
   };
 }
 

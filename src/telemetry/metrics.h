@@ -154,6 +154,10 @@ inline constexpr char kStepDurationSeconds[] = "cbpipe_step_duration_seconds";
 // 1 while the service's workers and pollers run (callback).
 inline constexpr char kUp[] = "cbpipe_up";
 inline constexpr char kBuildInfo[] = "cbpipe_build_info";  // {version}, 1
+// {destination}: 1 when serve's prober reached the destination's server
+// (TCP connect and protocol greeting), 0 when not ([service]
+// probe_interval_seconds).
+inline constexpr char kDestinationUp[] = "cbpipe_destination_up";
 
 // Bounds for delivery latency in seconds: 50 ms to 5 min.
 std::vector<double> DeliveryLatencyBuckets();

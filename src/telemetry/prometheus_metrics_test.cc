@@ -198,6 +198,7 @@ TEST(MetricsTest, PipelineMetricsThroughThePort) {
            "cbpipe_step_duration_seconds",
            "cbpipe_up",
            "cbpipe_build_info",
+           "cbpipe_destination_up",
        }) {
     EXPECT_THAT(text, HasSubstr(std::string("# TYPE ") + name + " ")) << name;
   }
@@ -272,7 +273,10 @@ TEST(MetricsTest, PipelineExpositionIsUnchanged) {
             "# TYPE cbpipe_up gauge\n"
             "# HELP cbpipe_build_info The running build: 1, labelled with "
             "its version.\n"
-            "# TYPE cbpipe_build_info gauge\n");
+            "# TYPE cbpipe_build_info gauge\n"
+            "# HELP cbpipe_destination_up 1 when the destination's server "
+            "answered the last probe, else 0.\n"
+            "# TYPE cbpipe_destination_up gauge\n");
 }
 
 }  // namespace
