@@ -6,6 +6,16 @@ std::vector<double> DeliveryLatencyBuckets() {
   return {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
 }
 
+std::vector<double> StepDurationBuckets() {
+  return {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
+}
+
+std::string_view CbpipeVersion() { return CBPIPE_VERSION; }
+
+void RecordBuildInfo(Metrics& metrics) {
+  metrics.Set(kBuildInfo, {CbpipeVersion()}, 1);
+}
+
 std::vector<MetricSpec> PipelineMetricSpecs() {
   using K = MetricKind;
   using U = MetricUnit;
@@ -41,6 +51,19 @@ std::vector<MetricSpec> PipelineMetricSpecs() {
       {kQueueOldestMessageAgeSeconds,
        "Age of the oldest message waiting in the work queue.",
        K::kCallbackGauge, {}, {}, U::kSeconds},
+      {kQueueDeadLetters,
+       "Dead letters waiting for an operator (redrive or purge).",
+       K::kCallbackGauge, {}, {}, U::kCount},
+      {kStepDurationSeconds,
+       "Time of one call of a workflow step (each retry is a call).",
+       K::kHistogram, {"step"}, StepDurationBuckets(), U::kSeconds},
+      {kUp, "1 while the service runs; 0 while it stops.", K::kCallbackGauge,
+       {}, {}, U::kNone},
+      {kBuildInfo, "The running build: 1, labelled with its version.",
+       K::kGauge, {"version"}, {}, U::kNone},
+      {kDestinationUp,
+       "1 when the destination's server answered the last probe, else 0.",
+       K::kGauge, {"destination"}, {}, U::kNone},
   };
 }
 

@@ -147,9 +147,27 @@ inline constexpr char kDeadLettersTotal[] = "cbpipe_dead_letters_total";
 inline constexpr char kQueueDepth[] = "cbpipe_queue_depth";  // callback
 inline constexpr char kQueueOldestMessageAgeSeconds[] =
     "cbpipe_queue_oldest_message_age_seconds";  // callback
+inline constexpr char kQueueDeadLetters[] =
+    "cbpipe_queue_dead_letters";  // callback
+// {step}: a workflow step's name ("validate", "deliver", ...).
+inline constexpr char kStepDurationSeconds[] = "cbpipe_step_duration_seconds";
+// 1 while the service's workers and pollers run (callback).
+inline constexpr char kUp[] = "cbpipe_up";
+inline constexpr char kBuildInfo[] = "cbpipe_build_info";  // {version}, 1
+// {destination}: 1 when serve's prober reached the destination's server
+// (TCP connect and protocol greeting), 0 when not ([service]
+// probe_interval_seconds).
+inline constexpr char kDestinationUp[] = "cbpipe_destination_up";
 
 // Bounds for delivery latency in seconds: 50 ms to 5 min.
 std::vector<double> DeliveryLatencyBuckets();
+// Bounds for a step's duration in seconds: 10 ms to 10 min.
+std::vector<double> StepDurationBuckets();
+
+// This build's version ("0.1.0", the CMake project's).
+std::string_view CbpipeVersion();
+// Sets cbpipe_build_info{version=CbpipeVersion()} to 1.
+void RecordBuildInfo(Metrics& metrics);
 
 // The specs of the metrics above, in the order /metrics lists them.
 std::vector<MetricSpec> PipelineMetricSpecs();

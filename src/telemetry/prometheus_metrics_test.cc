@@ -194,6 +194,11 @@ TEST(MetricsTest, PipelineMetricsThroughThePort) {
            "cbpipe_dead_letters_total",
            "cbpipe_queue_depth",
            "cbpipe_queue_oldest_message_age_seconds",
+           "cbpipe_queue_dead_letters",
+           "cbpipe_step_duration_seconds",
+           "cbpipe_up",
+           "cbpipe_build_info",
+           "cbpipe_destination_up",
        }) {
     EXPECT_THAT(text, HasSubstr(std::string("# TYPE ") + name + " ")) << name;
   }
@@ -205,6 +210,11 @@ TEST(MetricsTest, PipelineMetricsThroughThePort) {
                               "destination=\"visa\",le=\"0.5\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("cbpipe_dead_letters_total 1\n"));
   EXPECT_THAT(text, HasSubstr("cbpipe_queue_depth 4\n"));
+  RecordBuildInfo(metrics);
+  EXPECT_THAT(prom.Render(),
+              HasSubstr("cbpipe_build_info{version=\"" +
+                        std::string(CbpipeVersion()) + "\"} 1\n"));
+  EXPECT_FALSE(CbpipeVersion().empty());
   EXPECT_THAT(text,
               Not(HasSubstr("\ncbpipe_queue_oldest_message_age_seconds ")));
   depth.Reset();
@@ -252,7 +262,21 @@ TEST(MetricsTest, PipelineExpositionIsUnchanged) {
             "# TYPE cbpipe_queue_depth gauge\n"
             "# HELP cbpipe_queue_oldest_message_age_seconds Age of the oldest "
             "message waiting in the work queue.\n"
-            "# TYPE cbpipe_queue_oldest_message_age_seconds gauge\n");
+            "# TYPE cbpipe_queue_oldest_message_age_seconds gauge\n"
+            "# HELP cbpipe_queue_dead_letters Dead letters waiting for an "
+            "operator (redrive or purge).\n"
+            "# TYPE cbpipe_queue_dead_letters gauge\n"
+            "# HELP cbpipe_step_duration_seconds Time of one call of a "
+            "workflow step (each retry is a call).\n"
+            "# TYPE cbpipe_step_duration_seconds histogram\n"
+            "# HELP cbpipe_up 1 while the service runs; 0 while it stops.\n"
+            "# TYPE cbpipe_up gauge\n"
+            "# HELP cbpipe_build_info The running build: 1, labelled with "
+            "its version.\n"
+            "# TYPE cbpipe_build_info gauge\n"
+            "# HELP cbpipe_destination_up 1 when the destination's server "
+            "answered the last probe, else 0.\n"
+            "# TYPE cbpipe_destination_up gauge\n");
 }
 
 }  // namespace

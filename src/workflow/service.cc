@@ -31,6 +31,7 @@
 #include "telemetry/metrics.h"
 #include "telemetry/trace.h"
 #include "workflow/registry.h"
+#include "workflow/timed_steps.h"
 #include "workflow/xray_steps.h"
 
 namespace cbpipe {
@@ -156,6 +157,8 @@ Service::~Service() {
   // Nothing reads the queue through the metrics any more.
   queue_depth_gauge_.Reset();
   queue_age_gauge_.Reset();
+  queue_dead_letters_gauge_.Reset();
+  up_gauge_.Reset();
 }
 
 int64_t Service::visibility_ms() const {
@@ -328,6 +331,7 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
       s->xray_, XRayTracer::Create(
                     ResolveXRayOptions(config.telemetry.xray, std::getenv)));
   steps = XRayTracedSteps(std::move(steps), s->xray_.get());
+  steps = TimedSteps(std::move(steps), metrics);
   // The engine's waits between retries end when the run's stop flag is set
   // (Env::SleepFor), which the claim keeper sets on shutdown.
   EngineOptions engine_options;
@@ -348,6 +352,15 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
         return st.ok() ? static_cast<double>(st->oldest_age_ms) / 1000.0
                        : 0.0;
       });
+  s->queue_dead_letters_gauge_ =
+      metrics->WatchGauge(kQueueDeadLetters, [q] {
+        StatusOr<QueueStats> st = q->Stats();
+        return st.ok() ? static_cast<double>(st->dead_letters) : 0.0;
+      });
+  Service* self = s.get();
+  s->up_gauge_ = metrics->WatchGauge(
+      kUp, [self] { return self->running() ? 1.0 : 0.0; });
+  RecordBuildInfo(*metrics);
   return s;
 }
 

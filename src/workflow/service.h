@@ -236,6 +236,8 @@ class Service {
   // after it: unbound first).
   GaugeRegistration queue_depth_gauge_;
   GaugeRegistration queue_age_gauge_;
+  GaugeRegistration queue_dead_letters_gauge_;
+  GaugeRegistration up_gauge_;  // reads running()
 
   struct Seen {
     uint64_t size = 0;
@@ -254,7 +256,7 @@ class Service {
   std::atomic<bool> stop_{false};
   // Set when the last worker ended: the claim keeper's stop.
   std::atomic<bool> keeper_stop_{false};
-  bool started_ = false;
+  std::atomic<bool> started_{false};  // read by running() from any thread
   // watcher or events thread, workers, claim keeper
   std::vector<std::thread> threads_;
 

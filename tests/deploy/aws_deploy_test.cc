@@ -22,6 +22,7 @@
 #include "aws/client.h"
 #include "aws/credentials.h"
 #include "aws/xml.h"
+#include "deploy/shell.h"
 #include "servers/moto_environment.h"
 
 namespace cbpipe {
@@ -29,7 +30,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using testing::Command;
 using testing::MotoEnvironment;
+using testing::RunShell;
 
 const auto* const kMoto =
     ::testing::AddGlobalTestEnvironment(new MotoEnvironment);
@@ -43,23 +46,6 @@ std::string ReadFile(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-struct Command {
-  int rc = -1;
-  std::string out;  // stdout and stderr
-};
-
-Command RunShell(const std::string& cmd) {
-  Command c;
-  std::FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return c;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) c.out.append(buf, n);
-  const int status = ::pclose(p);
-  c.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return c;
 }
 
 void RequireNpmTools() {
