@@ -17,10 +17,12 @@
 // a memory cgroup of the first --memory-mb size; a process killed there
 // (out of memory) is run again at the next size, as a step is safe to redo.
 // Prints one JSON line per invocation (handler, memory_mb, ok, ms: event
-// handed out -> response posted, hwm_kb: the process's VmHWM, S3 and other
-// AWS requests counted from moto's log), one per execution (records,
-// batches, files delivered), and with --cold-starts N one per start: fork
-// of bootstrap -> its first GET /runtime/invocation/next, N per handler.
+// handed out -> response posted, hwm_kb: the process's VmHWM, its CPU and
+// run-queue time so far, S3 and other AWS requests counted from moto's
+// log), one per execution (records, batches, files delivered), and with
+// --cold-starts N one per start: fork of bootstrap -> its first GET
+// /runtime/invocation/next (wall, and the process's CPU and run-queue
+// wait until then), N per handler.
 // Exit status 0 when every execution delivered every file; 1 otherwise;
 // 2 on a setup error.
 #include <signal.h>
@@ -40,6 +42,8 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "aws/dynamodb.h"
@@ -176,6 +180,23 @@ class Bootstrap {
       *how = "exit status " + std::to_string(WEXITSTATUS(status));
     }
     return true;
+  }
+  // Nanoseconds the live process's threads ran on a CPU and waited for
+  // one (runnable, not running), from /proc/PID/task/*/schedstat: on a
+  // busy machine the wall time is CPU + run-queue wait + blocked.
+  std::pair<int64_t, int64_t> CpuAndWaitNs() const {
+    int64_t cpu = 0, wait = 0;
+    std::error_code ec;
+    for (const auto& task : fs::directory_iterator(
+             "/proc/" + std::to_string(pid_) + "/task", ec)) {
+      std::ifstream in(task.path() / "schedstat");
+      int64_t c = 0, w = 0;
+      if (in >> c >> w) {
+        cpu += c;
+        wait += w;
+      }
+    }
+    return {cpu, wait};
   }
   // VmHWM (peak resident set) of the live process, KiB; 0 if unknown.
   int64_t VmHwmKb() const {
@@ -384,7 +405,7 @@ class Bench {
       std::optional<LambdaApiOutcome> out;
       std::string ended;
       double ms = 0;
-      int64_t hwm_kb = 0;
+      int64_t hwm_kb = 0, cpu_ns = 0, wait_ns = 0;
       {
         Bootstrap process(o_.package, Env(handler, mb, tmp), dir_ / (id + ".log"),
                           cgroup);
@@ -407,6 +428,7 @@ class Bench {
           if (!out && ended.empty()) ended = "no answer within 900 s";
           if (out) {
             hwm_kb = process.VmHwmKb();
+            std::tie(cpu_ns, wait_ns) = process.CpuAndWaitNs();
             // Stopped once it waits for its next event: killed before,
             // its GET could still reach the server and take the next
             // process's event.
@@ -424,6 +446,8 @@ class Bench {
                    {"ok", out.has_value() && out->kind == "response"},
                    {"ms", ms},
                    {"hwm_kb", hwm_kb},
+                   {"process_cpu_ms", cpu_ns / 1e6},  // init + this event
+                   {"process_runq_ms", wait_ns / 1e6},
                    {"cgroup_peak_kb", cgroup.max_usage() >> 10},
                    {"s3_tier1", c.s3_tier1},
                    {"s3_tier2", c.s3_tier2},
@@ -521,6 +545,7 @@ class Bench {
     std::string ended;
     bool ready = false;
     double ms = 0;
+    int64_t cpu_ns = 0, wait_ns = 0;
     {
       const auto t0 = std::chrono::steady_clock::now();
       Bootstrap process(o_.package, Env(handler, 0, tmp), dir_ / "cold.log",
@@ -528,9 +553,12 @@ class Bench {
       while (!ready && !process.Exited(&ended))
         ready = api_.WaitNextCalls(calls + 1, milliseconds(200));
       ms = Ms(std::chrono::steady_clock::now() - t0);
+      if (ready) std::tie(cpu_ns, wait_ns) = process.CpuAndWaitNs();
     }
     api_.ReleaseWaiting();
-    json line = {{"kind", "cold"}, {"handler", handler}, {"ok", ready}, {"ms", ms}};
+    json line = {{"kind", "cold"},       {"handler", handler},
+                 {"ok", ready},          {"ms", ms},
+                 {"cpu_ms", cpu_ns / 1e6}, {"runq_ms", wait_ns / 1e6}};
     if (!ready) line["ended"] = ended;
     std::cout << line.dump() << std::endl;
   }

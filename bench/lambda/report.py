@@ -35,21 +35,21 @@ STEPS = ["start", "scan", "verify", "deliver", "notify", "settle"]
 
 def transitions(asl, items):
     """State transitions of the happy path of `asl` (a States Language
-    definition): every state entered from StartAt to an End, a Map's
-    iterations counted as items[map name] times its inner path."""
-    def path(machine):
+    definition): every state entered from StartAt to an End, a Map's inner
+    path entered items[map name] times in all (over the whole execution)."""
+    def walk(machine, runs):
         states, name, n = machine["States"], machine["StartAt"], 0
         while name:
             state = states[name]
-            n += 1
+            n += runs
             if state["Type"] == "Map":
                 inner = state.get("ItemProcessor") or state.get("Iterator")
-                n += items[name] * path(inner)
+                n += walk(inner, items[name])
             if state.get("End") or state["Type"] in ("Succeed", "Fail"):
                 break
             name = state.get("Next")
         return n
-    return path(asl)
+    return walk(asl, 1)
 
 
 def median(xs):
@@ -88,9 +88,10 @@ def main():
       f"started {setup['started']}, finished {done.get('finished', '?')}")
     w(f"load average before {setup['load_before']}, after {done.get('load_after', '?')}")
     w("")
-    w("| handler | invocations / execution | duration ms (median) | peak RSS MB (VmHWM, max) "
+    w("| handler | invocations / execution | duration ms (median) | process CPU ms, init + event (median) "
+      "| peak RSS MB (VmHWM, max) "
       "| smallest memory that completes | killed at | S3 PUT/LIST / GET per invocation | other AWS calls |")
-    w("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     memory = {}
     for h in STEPS:
         got = [i for i in ok if i["handler"] == h]
@@ -103,6 +104,7 @@ def main():
         memory[h] = max(i["memory_mb"] for i in got)
         limited = memory[h] > 0
         w(f"| {h} | {per_exec:g} | {median([i['ms'] for i in got]):.1f} "
+          f"| {median([i.get('process_cpu_ms', float('nan')) for i in got]):.1f} "
           f"| {max(i['hwm_kb'] for i in got) / 1024:.1f} "
           f"| {str(memory[h]) + ' MB' if limited else 'unlimited (no cgroup)'} "
           f"| {', '.join(f'{k} MB' for k in killed) or '-'} "
@@ -119,16 +121,22 @@ def main():
     cold = by["cold"]
     cold_ms = {}
     if cold:
-        w("| cold start (fork of bootstrap -> first GET next), ms | median | min | max | starts |")
-        w("| --- | --- | --- | --- | --- |")
+        w("| cold start (fork of bootstrap -> first GET next), ms | median | min | max "
+          "| CPU (median) | waiting for a CPU (median) | starts |")
+        w("| --- | --- | --- | --- | --- | --- | --- |")
+
+        def row(name, cs):
+            ms = [c["ms"] for c in cs]
+            w(f"| {name} | {median(ms):.1f} | {min(ms):.1f} | {max(ms):.1f} "
+              f"| {median([c.get('cpu_ms', 0) for c in cs]):.1f} "
+              f"| {median([c.get('runq_ms', 0) for c in cs]):.1f} | {len(ms)} |")
         for h in STEPS:
-            ms = [c["ms"] for c in cold if c["handler"] == h and c["ok"]]
-            if not ms:
-                continue
-            cold_ms[h] = median(ms)
-            w(f"| {h} | {median(ms):.1f} | {min(ms):.1f} | {max(ms):.1f} | {len(ms)} |")
+            cs = [c for c in cold if c["handler"] == h and c["ok"]]
+            if cs:
+                cold_ms[h] = median([c["ms"] for c in cs])
+                row(h, cs)
+        row("all handlers", [c for c in cold if c["ok"]])
         all_ms = [c["ms"] for c in cold if c["ok"]]
-        w(f"| all handlers | {median(all_ms):.1f} | {min(all_ms):.1f} | {max(all_ms):.1f} | {len(all_ms)} |")
         if len(all_ms) < len(cold):
             problems.append(f"{len(cold) - len(all_ms)} cold start(s) did not reach next")
         w("")
@@ -160,10 +168,11 @@ def main():
     if executions and py and memory:
         e = executions[0]
         records, batches = e["records"], e["batches"]
-        deliver_per_batch = round(len([i for i in ok if i["handler"] == "deliver"])
-                                  / len(executions) / max(1, batches))
+        # Deliveries: one per destination that has files in a batch.
+        deliveries = round(len([i for i in ok if i["handler"] == "deliver"])
+                           / len(executions))
         n_transitions = transitions(asl, {"batches": batches,
-                                          "destinations": deliver_per_batch})
+                                          "destinations": deliveries})
         gbs = []
         n_invocations = []
         s3 = []
@@ -191,7 +200,8 @@ def main():
         cb = {"Lambda GB-s": cb_gbs * LAMBDA_GB_S, **shared}
         pyc = {"Lambda GB-s": py_gbs * LAMBDA_GB_S, **shared}
         w(f"Cost of one input of {records} records ({batches} batch(es), "
-          f"{deliver_per_batch} destinations): {invocations} invocations, "
+          f"{e['files']} files, {deliveries} deliveries to 4 destinations): "
+          f"{invocations} invocations, "
           f"{n_transitions} state transitions (from {args.asl}), "
           f"S3 {tier1:g} PUT/LIST + {tier2:g} GET, SQS {SQS_PER_INPUT}; "
           f"cbpipe {cb_gbs:.3f} GB-s, Python {py_gbs:.3f} GB-s "
