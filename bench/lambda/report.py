@@ -217,6 +217,20 @@ def main():
         compute_ratio = cb["Lambda GB-s"] / pyc["Lambda GB-s"] if pyc["Lambda GB-s"] else float("nan")
         w(f"| **total** | **{total_cb:.6f}** | **{total_py:.6f}** | **{ratio:.3f}** |")
         w("")
+        # The same GB-s from CPU time alone (what the durations approach
+        # on an idle machine with S3 answering at once): cbpipe's process
+        # CPU (init included), Python's user + system time (imports left
+        # out, in its favour).
+        cpu_gbs = median([sum(i["process_cpu_ms"] / 1000 * memory[i["handler"]] / 1024
+                              for i in ok if i["execution"] == x and "process_cpu_ms" in i)
+                          for x in {i["execution"] for i in ok}])
+        py_cpu_gbs = median([p["cpu_s"] for p in py]) * (py_mb or 0) / 1024
+        if cpu_gbs and py_cpu_gbs:
+            w(f"GB-s from CPU time instead of wall time: cbpipe {cpu_gbs:.3f}, Python "
+              f"{py_cpu_gbs:.3f}, ratio {cpu_gbs / py_cpu_gbs:.3f}; total per 1M "
+              f"chargebacks {(cpu_gbs * LAMBDA_GB_S + sum(shared.values())) * scale:.6f} "
+              f"vs {(py_cpu_gbs * LAMBDA_GB_S + sum(shared.values())) * scale:.6f}")
+            w("")
         targets = [
             ("cold start, median of all handlers", f"{median([c['ms'] for c in cold if c['ok']]):.1f} ms",
              "<= 50 ms", median([c["ms"] for c in cold if c["ok"]]) <= 50),
