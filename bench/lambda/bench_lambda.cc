@@ -137,7 +137,8 @@ class Bootstrap {
   Bootstrap(const fs::path& package, const std::vector<std::string>& env,
             const fs::path& log, const MemoryCgroup& cgroup) {
     std::vector<char*> envp;
-    for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+    for (const std::string& e : env)
+      envp.push_back(const_cast<char*>(e.c_str()));
     envp.push_back(nullptr);
     const std::string dir = package.string();
     const std::string procs = cgroup.procs_file();
@@ -301,7 +302,8 @@ class Bench {
     aws_ = *client;
     if (Status s = api_.Start(); !s.ok()) return SetupError(s.ToString());
     input_ = ReadFile(o_.input);
-    if (input_.empty()) return SetupError("empty or unreadable " + o_.input.string());
+    if (input_.empty())
+      return SetupError("empty or unreadable " + o_.input.string());
 
     int failures = 0;
     for (int i = 0; i < o_.executions; ++i) {
@@ -310,7 +312,8 @@ class Bench {
       if (!*ok) ++failures;
     }
     if (o_.cold_starts > 0) {
-      if (Status s = Setup(o_.executions); !s.ok()) return SetupError(s.ToString());
+      if (Status s = Setup(o_.executions); !s.ok())
+        return SetupError(s.ToString());
       for (const char* handler :
            {"start", "scan", "verify", "deliver", "notify", "settle"}) {
         for (int i = 0; i < o_.cold_starts; ++i) ColdStart(handler);
@@ -424,8 +427,8 @@ class Bench {
       int64_t hwm_kb = 0;
       double cpu_ms = 0;
       {
-        Bootstrap process(o_.package, Env(handler, mb, tmp), dir_ / (id + ".log"),
-                          cgroup);
+        Bootstrap process(o_.package, Env(handler, mb, tmp),
+                          dir_ / (id + ".log"), cgroup);
         bool ready = false;
         while (!ready && !process.Exited(&ended))
           ready = api_.WaitNextCalls(calls + 1, milliseconds(200));
@@ -435,7 +438,8 @@ class Bench {
           api_.Push({.request_id = id,
                      .body = event.dump(),
                      .deadline_ms = NowMs() + 900'000,
-                     .trace_id = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"});
+                     .trace_id =
+                         "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"});
           const auto timeout = t0 + std::chrono::seconds(900);  // Lambda's most
           while (!out && !process.Exited(&ended) &&
                  std::chrono::steady_clock::now() < timeout)
@@ -482,16 +486,15 @@ class Bench {
   // or a file was not delivered.
   StatusOr<bool> Execution(int i) {
     CBPIPE_RETURN_IF_ERROR(Setup(i));
-    const json s3_event = {
-        {"Records",
-         {{{"eventSource", "aws:s3"},
-           {"eventName", "ObjectCreated:Put"},
-           {"s3",
-            {{"bucket", {{"name", kBucket}}},
-             {"object",
-              {{"key", "raw/in.csv"},
-               {"size", input_.size()},
-               {"eTag", etag_}}}}}}}}};
+    const json s3_event = {{"Records",
+                            {{{"eventSource", "aws:s3"},
+                              {"eventName", "ObjectCreated:Put"},
+                              {"s3",
+                               {{"bucket", {{"name", kBucket}}},
+                                {"object",
+                                 {{"key", "raw/in.csv"},
+                                  {"size", input_.size()},
+                                  {"eTag", etag_}}}}}}}}};
     const json sqs = {{"Records",
                        {{{"messageId", "m1"},
                          {"eventSource", "aws:sqs"},
@@ -572,9 +575,9 @@ class Bench {
       if (ready) std::tie(cpu_ns, wait_ns) = process.CpuAndWaitNs();
     }
     api_.ReleaseWaiting();
-    json line = {{"kind", "cold"},       {"handler", handler},
-                 {"ok", ready},          {"ms", ms},
-                 {"cpu_ms", cpu_ns / 1e6}, {"runq_ms", wait_ns / 1e6}};
+    json line = {
+        {"kind", "cold"}, {"handler", handler},     {"ok", ready},
+        {"ms", ms},       {"cpu_ms", cpu_ns / 1e6}, {"runq_ms", wait_ns / 1e6}};
     if (!ready) line["ended"] = ended;
     std::cout << line.dump() << std::endl;
   }
@@ -621,11 +624,13 @@ int main(int argc, char** argv) {
     } else if (arg == "--memory-mb") {
       std::istringstream in(value);
       std::string mb;
-      while (std::getline(in, mb, ',')) o.memory_mb.push_back(std::atoi(mb.c_str()));
+      while (std::getline(in, mb, ','))
+        o.memory_mb.push_back(std::atoi(mb.c_str()));
     } else {
       return cbpipe::Usage();
     }
   }
-  if (o.package.empty() || o.input.empty() || o.out.empty()) return cbpipe::Usage();
+  if (o.package.empty() || o.input.empty() || o.out.empty())
+    return cbpipe::Usage();
   return cbpipe::Bench(std::move(o)).Run();
 }
