@@ -345,9 +345,10 @@ class Bench {
     CBPIPE_ASSIGN_OR_RETURN(AwsResponse stored, aws_->Send(put));
     etag_ = "0123abcd";
     for (const auto& [name, value] : stored.headers) {
-      if (name == "ETag" || name == "etag")
-        etag_ = value.substr(value.front() == '"' ? 1 : 0,
-                             value.size() - (value.front() == '"' ? 2 : 0));
+      if ((name == "ETag" || name == "etag") && value.size() > 2) {
+        const bool quoted = value.front() == '"' && value.back() == '"';
+        etag_ = quoted ? value.substr(1, value.size() - 2) : value;
+      }
     }
     CBPIPE_RETURN_IF_ERROR(CreateDynamoDbTable(*aws_, kTable));
     CBPIPE_RETURN_IF_ERROR(
