@@ -432,7 +432,11 @@ TEST_F(AdminApiTest, ShowsOneRun) {
   EXPECT_EQ(j["files"][0]["name"], "visa_1.csv");
   EXPECT_EQ(j["files"][0]["batch_id"], "00000000000000a1-b001");
   ASSERT_EQ(j["deliveries"].size(), 1u);
-  EXPECT_EQ(j["deliveries"][0]["files"][0]["status"], "delivered");
+  // One entry per file and destination (issue 13 flattened the per-batch
+  // shape `cbpipe runs show --json` keeps).
+  EXPECT_EQ(j["deliveries"][0]["status"], "delivered");
+  EXPECT_EQ(j["deliveries"][0]["file"], "visa_1.csv");
+  EXPECT_EQ(j["deliveries"][0]["destination"], "visa");
   EXPECT_EQ(j["rejects_file"], "/w/runs/00000000000000a1/rejects.csv");
   ASSERT_EQ(j["errors"].size(), 1u);
   EXPECT_EQ(j["errors"][0]["step"], "deliver");
