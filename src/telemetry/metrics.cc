@@ -41,6 +41,10 @@ std::vector<MetricSpec> PipelineMetricSpecs() {
       {kQueueOldestMessageAgeSeconds,
        "Age of the oldest message waiting in the work queue.",
        K::kCallbackGauge, {}, {}, U::kSeconds},
+      {kDestinationUp,
+       "1 when the destination's server answered the last probe (TCP "
+       "connect and greeting, no login), else 0.",
+       K::kGauge, {"destination"}, {}, U::kNone},
   };
 }
 

@@ -147,6 +147,10 @@ inline constexpr char kDeadLettersTotal[] = "cbpipe_dead_letters_total";
 inline constexpr char kQueueDepth[] = "cbpipe_queue_depth";  // callback
 inline constexpr char kQueueOldestMessageAgeSeconds[] =
     "cbpipe_queue_oldest_message_age_seconds";  // callback
+// 1 when serve's prober last reached the destination's server (TCP and its
+// greeting), else 0; no series while probing is off.
+inline constexpr char kDestinationUp[] =
+    "cbpipe_destination_up";  // {destination}
 
 // Bounds for delivery latency in seconds: 50 ms to 5 min.
 std::vector<double> DeliveryLatencyBuckets();
