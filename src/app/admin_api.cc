@@ -339,6 +339,21 @@ std::string RejectsKey(const RunRecord& run) {
   return "";
 }
 
+// The runs created since `from_ms` (newest first, at most `max`), each
+// with its steps (a run removed in between is left out).
+StatusOr<std::vector<RunRecord>> RunsWithSteps(RunStore& store,
+                                               int64_t from_ms, int max) {
+  CBPIPE_ASSIGN_OR_RETURN(std::vector<RunRecord> listed,
+                          store.List({.from_ms = from_ms}, max, 0));
+  std::vector<RunRecord> runs;
+  runs.reserve(listed.size());
+  for (const RunRecord& r : listed) {
+    StatusOr<RunRecord> full = store.Get(r.run_id);
+    if (full.ok()) runs.push_back(std::move(*full));
+  }
+  return runs;
+}
+
 int64_t SystemNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -1300,17 +1315,11 @@ void AdminServer::Impl::InstallRoutes() {
         // those delivered within it after a long retry.
         const int64_t from =
             ChartsStartMs(bucket_ms, buckets, now) - 86'400'000;
-        StatusOr<std::vector<RunRecord>> listed =
-            h.runs->List({.from_ms = from}, kAdminChartsMaxRuns, 0);
-        if (!listed.ok()) return SendStatus(res, listed.status());
-        std::vector<RunRecord> runs;
-        runs.reserve(listed->size());
-        for (const RunRecord& r : *listed) {
-          StatusOr<RunRecord> full = h.runs->Get(r.run_id);
-          if (full.ok()) runs.push_back(std::move(*full));
-        }
+        StatusOr<std::vector<RunRecord>> runs =
+            RunsWithSteps(*h.runs, from, kAdminChartsMaxRuns);
+        if (!runs.ok()) return SendStatus(res, runs.status());
         SendJson(res, 200,
-                 ChartsJson(range, bucket_ms, buckets, h.destinations, runs,
+                 ChartsJson(range, bucket_ms, buckets, h.destinations, *runs,
                             now));
       });
 
@@ -1330,21 +1339,14 @@ void AdminServer::Impl::InstallRoutes() {
           runs[state] = *n;
         }
         // Deliveries of the recent runs: their steps hold the outcomes.
-        StatusOr<std::vector<RunRecord>> listed =
-            h.runs->List({.from_ms = now - kAdminOverviewWindowMs},
-                         kAdminOverviewMaxRuns, 0);
-        if (!listed.ok()) return SendStatus(res, listed.status());
-        std::vector<RunRecord> recent;
-        recent.reserve(listed->size());
-        for (const RunRecord& r : *listed) {
-          StatusOr<RunRecord> full = h.runs->Get(r.run_id);
-          if (full.ok()) recent.push_back(std::move(*full));
-        }
+        StatusOr<std::vector<RunRecord>> recent = RunsWithSteps(
+            *h.runs, now - kAdminOverviewWindowMs, kAdminOverviewMaxRuns);
+        if (!recent.ok()) return SendStatus(res, recent.status());
         const std::map<std::string, Reachability> reachable =
             h.reachability ? h.reachability()
                            : std::map<std::string, Reachability>();
         json destinations =
-            DestinationsOverviewJson(h.destinations, recent, reachable, now);
+            DestinationsOverviewJson(h.destinations, *recent, reachable, now);
         const bool ready = !h.ready || h.ready();
         json attention = json::array();
         if (!ready) attention.push_back("service not ready");
