@@ -252,7 +252,11 @@ TEST(MetricsTest, PipelineExpositionIsUnchanged) {
             "# TYPE cbpipe_queue_depth gauge\n"
             "# HELP cbpipe_queue_oldest_message_age_seconds Age of the oldest "
             "message waiting in the work queue.\n"
-            "# TYPE cbpipe_queue_oldest_message_age_seconds gauge\n");
+            "# TYPE cbpipe_queue_oldest_message_age_seconds gauge\n"
+            "# HELP cbpipe_destination_up 1 when the destination's server "
+            "answered the last probe (TCP connect and greeting, no login), "
+            "else 0.\n"
+            "# TYPE cbpipe_destination_up gauge\n");
 }
 
 }  // namespace

@@ -199,8 +199,10 @@ TEST_F(ServeTest, ServeReusesConnectionsAcrossInputs) {
   auto proxy = CuttingProxy::Start({.target_port = sftp_->port()});
   ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
   const std::string log = *dir_ / "serve.log";
+  // The prober's connects (no login) would pass the proxy too.
   WriteFile(*dir_ / "serve.toml",
-            ServiceConfig() + Destinations((*proxy)->port(), 3));
+            ServiceConfig("probe_interval_seconds = 0\n") +
+                Destinations((*proxy)->port(), 3));
   DropInputs(6, 300);
   {
     ServeProcess serve(*dir_ / "serve.toml", log, env_);
