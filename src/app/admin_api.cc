@@ -316,6 +316,50 @@ const json* FindInOutputs(const std::vector<json>& outputs,
   return nullptr;
 }
 
+// An epoch-ms query value: 1-15 decimal digits (until the year 33658).
+bool EpochMsParam(std::string_view v, int64_t* out) {
+  if (v.empty() || v.size() > 15) return false;
+  int64_t n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + (c - '0');
+  }
+  *out = n;
+  return true;
+}
+
+// The work-store key of a run's rejects report ("" when none).
+std::string RejectsKey(const RunRecord& run) {
+  for (auto it = run.steps.rbegin(); it != run.steps.rend(); ++it) {
+    const json out = json::parse(it->output_json, nullptr, false);
+    if (out.is_object() && out.contains("rejects_key") &&
+        out["rejects_key"].is_string())
+      return out["rejects_key"].get<std::string>();
+  }
+  return "";
+}
+
+// The runs created since `from_ms` (newest first, at most `max`), each
+// with its steps (a run removed in between is left out).
+StatusOr<std::vector<RunRecord>> RunsWithSteps(RunStore& store,
+                                               int64_t from_ms, int max) {
+  CBPIPE_ASSIGN_OR_RETURN(std::vector<RunRecord> listed,
+                          store.List({.from_ms = from_ms}, max, 0));
+  std::vector<RunRecord> runs;
+  runs.reserve(listed.size());
+  for (const RunRecord& r : listed) {
+    StatusOr<RunRecord> full = store.Get(r.run_id);
+    if (full.ok()) runs.push_back(std::move(*full));
+  }
+  return runs;
+}
+
+int64_t SystemNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 // True for the Content-Types an HTML form can send cross-site without a
 // CORS preflight (application/x-www-form-urlencoded, multipart/form-data,
 // text/plain): such a POST never reaches a handler.
@@ -1150,22 +1194,44 @@ void AdminServer::Impl::InstallRoutes() {
 
   add("/api/runs", "GET", false, "", [&h](const Request& req, Response& res) {
     if (!h.runs) return SendError(res, 503, "unavailable", "no run store");
-    if (!CheckParams(req, {"state", "limit", "offset"}, res)) return;
+    if (!CheckParams(req, {"state", "input", "from", "to", "limit", "offset"},
+                     res))
+      return;
     int limit = 0, offset = 0;
     if (!IntParam(req, "limit", 1, kAdminMaxPageSize, kAdminDefaultPageSize,
                   &limit, res) ||
         !IntParam(req, "offset", 0, 1'000'000'000, 0, &offset, res))
       return;
-    const std::string state = req.get_param_value("state");
-    if (req.has_param("state") && !IsKnownRunState(state)) {
+    RunFilter filter;
+    filter.state = req.get_param_value("state");
+    if (req.has_param("state") && !IsKnownRunState(filter.state)) {
       return SendError(res, 400, "invalid_argument",
                        "state must be one of queued, running, succeeded, "
                        "failed, rejected");
     }
-    StatusOr<std::vector<RunRecord>> runs = h.runs->List(state, limit, offset);
+    filter.input_contains = req.get_param_value("input");
+    if (filter.input_contains.size() > kAdminMaxInputFilterBytes) {
+      return SendError(res, 400, "invalid_argument",
+                       "input must be at most " +
+                           std::to_string(kAdminMaxInputFilterBytes) +
+                           " bytes");
+    }
+    for (const char* name : {"from", "to"}) {
+      if (!req.has_param(name)) continue;
+      int64_t ms = 0;
+      if (!EpochMsParam(req.get_param_value(name), &ms)) {
+        return SendError(res, 400, "invalid_argument",
+                         std::string(name) +
+                             " must be a time in epoch milliseconds (a "
+                             "whole number, at most 15 digits)");
+      }
+      (std::string_view(name) == "from" ? filter.from_ms : filter.to_ms) = ms;
+    }
+    StatusOr<std::vector<RunRecord>> runs = h.runs->List(filter, limit, offset);
     if (!runs.ok()) return SendStatus(res, runs.status());
-    StatusOr<int64_t> total = h.runs->Count(state);
+    StatusOr<int64_t> total = h.runs->Count(filter);
     if (!total.ok()) return SendStatus(res, total.status());
+    const std::string& state = filter.state;
     json items = json::array();
     for (const RunRecord& r : *runs) items.push_back(RunSummaryJson(r));
     SendJson(res, 200,
@@ -1186,8 +1252,130 @@ void AdminServer::Impl::InstallRoutes() {
     }
     StatusOr<RunRecord> run = h.runs->Get(id);
     if (!run.ok()) return SendStatus(res, run.status());
-    SendJson(res, 200, RunDetailJson(*run));
+    json detail = RunDetailJson(*run);
+    std::optional<std::string> rejects;
+    const std::string key = RejectsKey(*run);
+    if (h.read_work && !key.empty()) {
+      StatusOr<std::string> csv = h.read_work(key);
+      if (csv.ok() && csv->size() <= kAdminMaxRejectsBytes)
+        rejects = std::move(*csv);
+    }
+    AddConsoleRunDetail(*run, h.destinations, rejects, &detail);
+    SendJson(res, 200, detail);
   });
+
+  add("/api/runs/*/rejects", "GET", false, "",
+      [&h](const Request& req, Response& res) {
+        if (!h.runs) return SendError(res, 503, "unavailable", "no run store");
+        if (!CheckParams(req, {}, res)) return;
+        const std::string& id = req.path_arg;
+        if (!IsValidRunId(id)) {
+          return SendError(res, 400, "invalid_argument",
+                           "a run id is 16 lower-case hex digits");
+        }
+        if (!h.read_work) {
+          return SendError(res, 503, "unavailable", "no work store");
+        }
+        StatusOr<RunRecord> run = h.runs->Get(id);
+        if (!run.ok()) return SendStatus(res, run.status());
+        const std::string key = RejectsKey(*run);
+        if (key.empty()) {
+          return SendError(res, 404, "not_found",
+                           "run " + id + " has no rejects report");
+        }
+        StatusOr<std::string> csv = h.read_work(key);
+        if (!csv.ok()) return SendStatus(res, csv.status());
+        if (csv->size() > kAdminMaxRejectsBytes) {
+          return SendError(res, 413, "payload_too_large",
+                           "the rejects report is larger than " +
+                               std::to_string(kAdminMaxRejectsBytes) +
+                               " bytes; read it from the work store");
+        }
+        // The report as stored: card numbers in it are masked already.
+        res.status = 200;
+        res.set_content(std::move(*csv), "text/csv; charset=utf-8");
+        res.set_header("Content-Disposition",
+                       "attachment; filename=\"" + id + "-rejects.csv\"");
+      });
+
+  add("/api/charts", "GET", false, "",
+      [&h](const Request& req, Response& res) {
+        if (!h.runs) return SendError(res, 503, "unavailable", "no run store");
+        if (!CheckParams(req, {"range"}, res)) return;
+        const std::string range =
+            req.has_param("range") ? req.get_param_value("range") : "24h";
+        if (range != "24h" && range != "14d") {
+          return SendError(res, 400, "invalid_argument",
+                           "range must be 24h or 14d");
+        }
+        const int64_t now = h.now_ms ? h.now_ms() : SystemNowMs();
+        const int64_t bucket_ms = range == "24h" ? 3'600'000 : 86'400'000;
+        const int buckets = range == "24h" ? 24 : 14;
+        // Runs are listed by creation: a day before the range catches
+        // those delivered within it after a long retry.
+        const int64_t from =
+            ChartsStartMs(bucket_ms, buckets, now) - 86'400'000;
+        StatusOr<std::vector<RunRecord>> runs =
+            RunsWithSteps(*h.runs, from, kAdminChartsMaxRuns);
+        if (!runs.ok()) return SendStatus(res, runs.status());
+        SendJson(res, 200,
+                 ChartsJson(range, bucket_ms, buckets, h.destinations, *runs,
+                            now));
+      });
+
+  add("/api/overview", "GET", false, "",
+      [&h](const Request& req, Response& res) {
+        if (!h.runs || !h.queue)
+          return SendError(res, 503, "unavailable", "no run store or queue");
+        if (!CheckParams(req, {}, res)) return;
+        const int64_t now = h.now_ms ? h.now_ms() : SystemNowMs();
+        StatusOr<QueueStats> q = h.queue->Stats();
+        if (!q.ok()) return SendStatus(res, q.status());
+        json runs = json::object();
+        for (const char* state :
+             {"queued", "running", "failed", "rejected", "succeeded"}) {
+          StatusOr<int64_t> n = h.runs->Count({.state = state});
+          if (!n.ok()) return SendStatus(res, n.status());
+          runs[state] = *n;
+        }
+        // Deliveries of the recent runs: their steps hold the outcomes.
+        StatusOr<std::vector<RunRecord>> recent = RunsWithSteps(
+            *h.runs, now - kAdminOverviewWindowMs, kAdminOverviewMaxRuns);
+        if (!recent.ok()) return SendStatus(res, recent.status());
+        const std::map<std::string, Reachability> reachable =
+            h.reachability ? h.reachability()
+                           : std::map<std::string, Reachability>();
+        json destinations =
+            DestinationsOverviewJson(h.destinations, *recent, reachable, now);
+        const bool ready = !h.ready || h.ready();
+        json attention = json::array();
+        if (!ready) attention.push_back("service not ready");
+        if (q->dead_letters > 0) attention.push_back("dead letters present");
+        if (runs["failed"].get<int64_t>() > 0) attention.push_back("failed runs");
+        for (const json& d : destinations) {
+          for (const json& why : d["attention"])
+            attention.push_back(d["name"].get<std::string>() + ": " +
+                                why.get<std::string>());
+        }
+        SendJson(
+            res, 200,
+            {{"generated_ms", now},
+             {"service",
+              {{"ready", ready},
+               {"version", h.version},
+               {"started_ms", h.started_ms},
+               {"workers", h.workers}}},
+             {"queue",
+              {{"depth", q->visible},
+               {"in_flight", q->in_flight},
+               {"delayed", q->delayed},
+               {"dead_letters", q->dead_letters},
+               {"oldest_age_seconds",
+                static_cast<double>(q->oldest_age_ms) / 1000.0}}},
+             {"runs", std::move(runs)},
+             {"destinations", std::move(destinations)},
+             {"attention", std::move(attention)}});
+      });
 
   add("/api/deadletters", "GET", false, "",
       [&h](const Request& req, Response& res) {
@@ -1233,6 +1421,46 @@ void AdminServer::Impl::InstallRoutes() {
       });
 
   // Authorized before it gets here (audit_action is set).
+  add("/api/deadletters/redrive", "POST", false, "redrive_all",
+      [&h](const Request& req, Response& res) {
+        AuditRecord a;
+        a.action = "redrive_all";
+        a.actor = TokenActor(h.token);
+        a.via = "api";
+        a.origin = req.peer;
+        if (!h.queue) {
+          SendError(res, 503, "unavailable", "no queue");
+          a.outcome = "failed";
+          a.error = "no queue";
+          return WriteAudit(a);
+        }
+        if (!CheckParams(req, {}, res)) {
+          a.outcome = "refused";
+          a.error = ErrorMessage(res);
+          return WriteAudit(a);
+        }
+        if (req.client_gone && req.client_gone()) {
+          SendError(res, 503, "unavailable",
+                    "the client disconnected before the redrive; nothing "
+                    "was done");
+          a.outcome = "client_gone";
+          a.error = ErrorMessage(res);
+          return WriteAudit(a);
+        }
+        StatusOr<int64_t> n = h.queue->RedriveAll();
+        if (!n.ok()) {
+          SendStatus(res, n.status());
+          a.outcome = "failed";
+          a.error = n.status().message();
+          return WriteAudit(a);
+        }
+        // RedriveAll moves all or reports an error: nothing failed alone.
+        SendJson(res, 200, {{"redriven", *n}, {"failed", json::array()}});
+        a.outcome = "ok";
+        a.count = *n;
+        WriteAudit(a);
+      });
+
   add("/api/deadletters/*/redrive", "POST", false, "redrive",
       [&h](const Request& req, Response& res) {
         AuditRecord a;

@@ -9,6 +9,9 @@
 
 #include "app/admin_api.h"
 #include "app/commands.h"
+#include "app/console_api.h"
+#include "app/destination_prober.h"
+#include "store/object_store.h"
 #include "notify/email_notifier.h"
 #include "notify/log_notifier.h"
 #include "notify/webhook_notifier.h"
@@ -104,6 +107,10 @@ StatusOr<std::unique_ptr<Notifier>> BuildNotifier(const Config& config,
 }
 
 int RunServe(const std::string& config_path) {
+  const int64_t started_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count();
   // Block the stop signals in every thread; one thread waits for them.
   sigset_t signals;
   sigemptyset(&signals);
@@ -183,6 +190,20 @@ int RunServe(const std::string& config_path) {
   }
   Service& svc = **service;
 
+  // Whether each destination's server answers, for the console and
+  // cbpipe_destination_up; one thread, joined before the process ends.
+  std::unique_ptr<DestinationProber> prober;
+  if (sc.probe_interval_seconds > 0) {
+    std::vector<std::string> implicit_tls;
+    for (const DestinationConfig& d : config->destinations) {
+      if (d.ftps_mode == FtpsMode::kImplicit) implicit_tls.push_back(d.name);
+    }
+    prober = std::make_unique<DestinationProber>(
+        ConsoleDestinations(*config), std::move(implicit_tls),
+        metrics->metrics.get());
+    prober->Start(std::chrono::seconds(sc.probe_interval_seconds));
+  }
+
   std::unique_ptr<AdminServer> admin;
   if (!sc.admin_listen.empty()) {
     AdminServer::Hooks hooks;
@@ -196,6 +217,18 @@ int RunServe(const std::string& config_path) {
     hooks.log = [](std::string_view message) {
       Log().Warn({}, "admin.warning", message);
     };
+    hooks.destinations = ConsoleDestinations(*config);
+    if (ObjectStore* work = svc.work_store()) {
+      hooks.read_work = [work](const std::string& key) {
+        return GetObjectBytes(*work, key);
+      };
+    }
+    hooks.version = CBPIPE_VERSION;
+    hooks.started_ms = started_ms;
+    hooks.workers = sc.workers;
+    if (prober) {
+      hooks.reachability = [p = prober.get()] { return p->Results(); };
+    }
     StatusOr<std::unique_ptr<AdminServer>> started =
         AdminServer::Start(sc.admin_listen, std::move(hooks));
     if (!started.ok()) {
@@ -223,6 +256,7 @@ int RunServe(const std::string& config_path) {
   const bool clean = svc.Join(timeout_ms);
   notifier_ptr->Flush(std::chrono::milliseconds(2000)).IgnoreError();
   if (admin) admin->Stop();
+  if (prober) prober->Stop();
   Log().Info({}, "service.stopped",
              clean ? "stopped cleanly"
                    : "stopped at the shutdown timeout; unfinished runs "

@@ -591,7 +591,7 @@ Status ParseService(const toml::table& t, const ConfigError& err,
        "poll_interval_ms",
        "settle_ms", "visibility_seconds", "max_receive_count",
        "shutdown_timeout_seconds", "admin_listen", "admin_token", "log_file",
-       "log_level"},
+       "log_level", "probe_interval_seconds"},
       "service.", err));
   CBPIPE_RETURN_IF_ERROR(
       GetString(t, "inbox_dir", "service.", err, &sc->inbox_dir));
@@ -641,6 +641,8 @@ Status ParseService(const toml::table& t, const ConfigError& err,
       get_int("max_receive_count", 1, 1000, &sc->max_receive_count));
   CBPIPE_RETURN_IF_ERROR(get_int("shutdown_timeout_seconds", 1, 3600,
                                  &sc->shutdown_timeout_seconds));
+  CBPIPE_RETURN_IF_ERROR(get_int("probe_interval_seconds", 0, 86400,
+                                 &sc->probe_interval_seconds));
   CBPIPE_RETURN_IF_ERROR(
       GetString(t, "admin_listen", "service.", err, &sc->admin_listen));
   if (!sc->admin_listen.empty()) {
@@ -1237,6 +1239,7 @@ std::string DescribeConfig(const Config& c) {
     << "\nvisibility_seconds = " << sc.visibility_seconds
     << "\nmax_receive_count = " << sc.max_receive_count
     << "\nshutdown_timeout_seconds = " << sc.shutdown_timeout_seconds
+    << "\nprobe_interval_seconds = " << sc.probe_interval_seconds
     << "\nadmin_listen = " << q(sc.admin_listen) << "\nadmin_token = "
     << ref(sc.admin_token_ref) << "\nlog_file = " << q(sc.log_file)
     << "\nlog_level = " << q(sc.log_level) << "\n";

@@ -64,6 +64,8 @@ struct ServiceConfig {
   int visibility_seconds = 60;  // a worker's lease on a run, renewed
   int max_receive_count = 5;    // then the message is a dead letter
   int shutdown_timeout_seconds = 30;
+  // The destination prober (app/destination_prober.h); 0 turns it off.
+  int probe_interval_seconds = 30;
   std::string admin_listen = "127.0.0.1:8787";  // "" disables the API
   std::string admin_token_ref;  // secret reference; needed for POSTs
   std::string log_file;         // "" = stderr
