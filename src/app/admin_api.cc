@@ -18,14 +18,17 @@
 #include <cstdio>
 #include <exception>
 #include <map>
+#include <span>
 #include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "app/audit.h"
+#include "app/console_assets.h"
 #include "app/query_params.h"
 #include "common/listen_address.h"
+#include "common/sha256.h"
 #include "secrets/secret_store.h"
 
 namespace cbpipe {
@@ -40,6 +43,12 @@ using Clock = std::chrono::steady_clock;
 
 constexpr char kJsonType[] = "application/json";
 constexpr char kMetricsType[] = "text/plain; version=0.0.4; charset=utf-8";
+// On every response, API and console alike (docs/console.md, "Security"):
+// no inline script or style, nothing from another origin, no framing.
+constexpr char kContentSecurityPolicy[] =
+    "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; font-src 'self'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 // Longer paths are no route of ours: answered 404 before any matching.
 constexpr size_t kMaxPathBytes = 512;
 // After an error answer, what the client still sends is read and dropped
@@ -307,6 +316,63 @@ const json* FindInOutputs(const std::vector<json>& outputs,
   return nullptr;
 }
 
+// True for the Content-Types an HTML form can send cross-site without a
+// CORS preflight (application/x-www-form-urlencoded, multipart/form-data,
+// text/plain): such a POST never reaches a handler.
+bool IsFormContentType(std::string_view value) {
+  std::string type;
+  for (char c : value.substr(0, value.find(';'))) {
+    if (c == ' ' || c == '\t') continue;
+    type.push_back(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  }
+  return type == "application/x-www-form-urlencoded" ||
+         type == "multipart/form-data" || type == "text/plain";
+}
+
+// The console's file for `path` (what follows /console/): "" is
+// index.html; a path whose last segment has no '.' that is no file is a
+// page of the console's own routing, also index.html. Null: no such file.
+const EmbeddedAsset* FindConsoleAsset(std::string_view path) {
+  const std::span<const EmbeddedAsset> assets = ConsoleAssets();
+  auto find = [&](std::string_view p) -> const EmbeddedAsset* {
+    for (const EmbeddedAsset& a : assets) {
+      if (a.path == p) return &a;
+    }
+    return nullptr;
+  };
+  if (path.empty()) return find("index.html");
+  if (const EmbeddedAsset* a = find(path)) return a;
+  const size_t slash = path.rfind('/');
+  const std::string_view last =
+      slash == std::string_view::npos ? path : path.substr(slash + 1);
+  if (last.find('.') == std::string_view::npos) return find("index.html");
+  return nullptr;
+}
+
+// A strong ETag of an asset's bytes.
+std::string AssetEtag(std::string_view body) {
+  Sha256 sha;
+  sha.Update(body.data(), body.size());
+  StatusOr<std::string> hex = sha.FinishHex();
+  return "\"" + (hex.ok() ? hex->substr(0, 32) : std::string("0")) + "\"";
+}
+
+// True when an If-None-Match header names `etag` (or is "*").
+bool EtagMatches(std::string_view if_none_match, std::string_view etag) {
+  while (!if_none_match.empty()) {
+    const size_t comma = if_none_match.find(',');
+    std::string_view tag = if_none_match.substr(0, comma);
+    if_none_match = comma == std::string_view::npos
+                        ? ""
+                        : if_none_match.substr(comma + 1);
+    while (!tag.empty() && tag.front() == ' ') tag.remove_prefix(1);
+    while (!tag.empty() && tag.back() == ' ') tag.remove_suffix(1);
+    if (tag.starts_with("W/")) tag.remove_prefix(2);
+    if (tag == "*" || tag == etag) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 bool IsKnownRunState(std::string_view state) {
@@ -556,7 +622,9 @@ class Session : public std::enable_shared_from_this<Session> {
 using Handler = std::function<void(const Request&, Response&)>;
 
 struct Route {
-  std::string_view pattern;  // '*' matches one non-empty path segment
+  // '*' matches one non-empty path segment; a trailing "/**" the rest of
+  // the path (possibly empty).
+  std::string_view pattern;
   std::string_view method;   // "GET" (HEAD too) or "POST"
   bool on_loop;              // answered on the loop thread: must not block
   // Mutating: needs the bearer token; every attempt is audited as
@@ -568,6 +636,12 @@ struct Route {
 // `path` against `pattern`; `*arg` is what '*' matched.
 bool MatchPath(std::string_view pattern, std::string_view path,
                std::string* arg) {
+  if (pattern.ends_with("/**")) {  // the rest of the path, '/' and all
+    const std::string_view prefix = pattern.substr(0, pattern.size() - 2);
+    if (!path.starts_with(prefix)) return false;
+    *arg = std::string(path.substr(prefix.size()));
+    return true;
+  }
   const size_t star = pattern.find('*');
   if (star == std::string_view::npos) return pattern == path;
   const std::string_view before = pattern.substr(0, star);
@@ -634,6 +708,8 @@ class AdminServer::Impl {
   Hooks hooks_;
   const AdminLimits limits_;
   std::vector<Route> routes_;
+  // AssetEtag() of each console asset, by path; computed once.
+  std::map<std::string_view, std::string> asset_etags_;
   std::optional<asio::io_context> ioc_{std::in_place, 1};
   std::optional<tcp::acceptor> acceptor_;
   std::optional<asio::steady_timer> accept_retry_;
@@ -785,6 +861,13 @@ void Session::Respond(Response r) {
   if (!r.content_type.empty())
     res->set(http::field::content_type, r.content_type);
   for (const auto& [name, value] : r.headers) res->set(name, value);
+  res->set("Content-Security-Policy", kContentSecurityPolicy);
+  res->set("X-Content-Type-Options", "nosniff");
+  res->set("Referrer-Policy", "no-referrer");
+  res->set("X-Frame-Options", "DENY");
+  // The API's answers are live state; the console's assets say their own.
+  if (res->find(http::field::cache_control) == res->end())
+    res->set(http::field::cache_control, "no-store");
   const size_t length = r.body.size();
   if (!head_) res->body() = std::move(r.body);
   res->content_length(length);
@@ -955,6 +1038,24 @@ void AdminServer::Impl::Handle(std::shared_ptr<Session> session, Request req) {
     }
     return session->Respond(std::move(res));
   }
+  if (req.method == "POST" &&
+      IsFormContentType(req.get_header_value("Content-Type"))) {
+    SendError(res, 415, "unsupported_media_type",
+              "a POST with a form's Content-Type is refused (a cross-site "
+              "form could send it); send no body, or application/json");
+    if (!route->audit_action.empty()) {
+      AuditRecord a;
+      a.action = std::string(route->audit_action);
+      a.actor = "anonymous";
+      a.via = "api";
+      a.origin = req.peer;
+      a.dead_letter_id = req.path_arg.substr(0, 64);
+      a.outcome = "refused";
+      a.error = ErrorMessage(res);
+      WriteAudit(a);
+    }
+    return session->Respond(std::move(res));
+  }
   if (!route->audit_action.empty()) {
     std::string actor;
     if (!Authorize(req, hooks_.token, res, &actor)) {
@@ -1006,6 +1107,32 @@ void AdminServer::Impl::InstallRoutes() {
   add("/healthz", "GET", true, "", [](const Request&, Response& res) {
     SendJson(res, 200, {{"status", "ok"}});
   });
+
+  // The console (docs/console.md): static files from memory, on the loop.
+  for (const EmbeddedAsset& a : ConsoleAssets())
+    asset_etags_.emplace(a.path, AssetEtag(a.body));
+  auto to_console = [](const Request&, Response& res) {
+    res.status = 302;
+    res.set_header("Location", "/console/");
+    res.set_content("", "");
+  };
+  add("/", "GET", true, "", to_console);
+  add("/console", "GET", true, "", to_console);
+  add("/console/**", "GET", true, "",
+      [this](const Request& req, Response& res) {
+        const EmbeddedAsset* asset = FindConsoleAsset(req.path_arg);
+        if (!asset) return SendError(res, 404, "not_found", "no such file");
+        const std::string& etag = asset_etags_.at(asset->path);
+        res.set_header("ETag", etag);
+        // Revalidated on every use: a new binary's console is seen at once.
+        res.set_header("Cache-Control", "no-cache");
+        if (EtagMatches(req.get_header_value("If-None-Match"), etag)) {
+          res.status = 304;
+          return;
+        }
+        res.status = 200;
+        res.set_content(std::string(asset->body), asset->content_type);
+      });
 
   add("/readyz", "GET", false, "", [&h](const Request&, Response& res) {
     if (!h.ready || h.ready()) {

@@ -8,6 +8,8 @@
 //   GET  /api/deadletters?limit=&after=    dead letters of the inputs queue
 //   GET  /api/deadletters/{id}             one dead letter
 //   POST /api/deadletters/{id}/redrive     back to the queue (bearer token)
+//   GET  /                                 302 to /console/
+//   GET  /console/, /console/<file>        the console (app/console_assets.h)
 //
 //   AdminServer::Hooks hooks;
 //   hooks.runs = run_store.get();
@@ -20,9 +22,15 @@
 //   ...
 //   admin->Stop();  // or let it go out of scope
 //
-// Every response is JSON except /metrics; every error is
+// Every response is JSON except /metrics and the console; every error is
 // {"error": {"code": "not_found", "message": "..."}} with a 4xx or 5xx
-// status. HEAD is answered for every GET endpoint.
+// status. HEAD is answered for every GET endpoint. Every response carries
+// a strict Content-Security-Policy, X-Content-Type-Options: nosniff,
+// Referrer-Policy: no-referrer and X-Frame-Options: DENY; API answers
+// Cache-Control: no-store, console files an ETag and no-cache (304 to a
+// matching If-None-Match). A POST whose Content-Type an HTML form can send
+// (application/x-www-form-urlencoded, multipart/form-data, text/plain) is
+// refused with 415 before any handler or token check.
 //
 // Serving model (Boost.Beast over one Asio event-loop thread; why in
 // docs/service.md): the loop thread only reads, parses and writes, never

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "app/audit.h"
+#include "app/console_assets.h"
 #include "common/sha256.h"
 #include "queue/sqlite_queue.h"
 #include "runs/sqlite_run_store.h"
@@ -1068,6 +1069,130 @@ TEST(AdminDocuments, ValidatesIdsAndStates) {
   EXPECT_TRUE(IsValidDeadLetterId("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"));
   EXPECT_FALSE(IsValidDeadLetterId("../x"));
   EXPECT_EQ(DumpJson(json(std::string("a\xff"))), "\"a\xEF\xBF\xBD\"");
+}
+
+}  // namespace
+}  // namespace cbpipe
+
+namespace cbpipe {
+namespace {
+
+// The headers every answer carries, console or API.
+void ExpectSecurityHeaders(const httplib::Result& r) {
+  EXPECT_EQ(r->get_header_value("Content-Security-Policy"),
+            "default-src 'none'; script-src 'self'; style-src 'self'; "
+            "img-src 'self' data:; connect-src 'self'; font-src 'self'; "
+            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
+  EXPECT_EQ(r->get_header_value("X-Content-Type-Options"), "nosniff");
+  EXPECT_EQ(r->get_header_value("Referrer-Policy"), "no-referrer");
+  EXPECT_EQ(r->get_header_value("X-Frame-Options"), "DENY");
+}
+
+TEST_F(AdminApiTest, ServesTheEmbeddedConsoleWithSecurityHeaders) {
+  const std::span<const EmbeddedAsset> assets = ConsoleAssets();
+  ASSERT_FALSE(assets.empty());
+  const EmbeddedAsset* index = nullptr;
+  for (const EmbeddedAsset& a : assets) {
+    if (a.path == "index.html") index = &a;
+  }
+  ASSERT_NE(index, nullptr) << "the console has no index.html";
+
+  auto c = Client();
+  for (const char* path : {"/", "/console"}) {
+    auto r = c.Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 302) << path;
+    EXPECT_EQ(r->get_header_value("Location"), "/console/") << path;
+    ExpectSecurityHeaders(r);
+  }
+
+  auto r = c.Get("/console/");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, index->body);
+  EXPECT_EQ(r->get_header_value("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_EQ(r->get_header_value("Cache-Control"), "no-cache");
+  ExpectSecurityHeaders(r);
+  const std::string etag = r->get_header_value("ETag");
+  EXPECT_EQ(etag, "\"" + Sha256Hex(index->body).substr(0, 32) + "\"");
+
+  // Every file, byte for byte, with its type and its own ETag.
+  for (const EmbeddedAsset& a : assets) {
+    const std::string path = "/console/" + std::string(a.path);
+    r = c.Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 200) << path;
+    EXPECT_EQ(r->body, a.body) << path;
+    EXPECT_EQ(r->get_header_value("Content-Type"), a.content_type) << path;
+    EXPECT_EQ(r->get_header_value("ETag"),
+              "\"" + Sha256Hex(a.body).substr(0, 32) + "\"")
+        << path;
+    EXPECT_EQ(r->get_header_value("Cache-Control"), "no-cache") << path;
+    ExpectSecurityHeaders(r);
+  }
+
+  // Revalidation: the same ETag is 304 without a body; another is 200.
+  r = c.Get("/console/", {{"If-None-Match", etag}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 304);
+  EXPECT_TRUE(r->body.empty());
+  r = c.Get("/console/", {{"If-None-Match", "\"other\", W/" + etag}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 304);
+  r = c.Get("/console/", {{"If-None-Match", "\"other\""}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+
+  // HEAD: the length, not the body.
+  r = c.Head("/console/");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Length"),
+            std::to_string(index->body.size()));
+  EXPECT_TRUE(r->body.empty());
+
+  // A page of the console's own routing is index.html; a missing file 404.
+  r = c.Get("/console/runs/00000000000000a1");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, index->body);
+  r = c.Get("/console/no-such-file.js");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  ExpectSecurityHeaders(r);
+  r = c.Post("/console/", "", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+
+  // The API: the same headers, and never cached.
+  for (const char* path : {"/healthz", "/api/runs", "/metrics", "/nope"}) {
+    r = c.Get(path);
+    ASSERT_TRUE(r) << path;
+    ExpectSecurityHeaders(r);
+    EXPECT_EQ(r->get_header_value("Cache-Control"), "no-store") << path;
+  }
+}
+
+TEST_F(AdminApiTest, PostWithAFormContentTypeIs415AndDoesNothing) {
+  const std::string id = AddDeadLetter(R"({"run_id":"00000000000000a1"})");
+  auto c = Client();
+  const httplib::Headers auth = {
+      {"Authorization", std::string("Bearer ") + kToken}};
+  for (const char* type :
+       {"application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+        "text/plain;charset=UTF-8", "Text/Plain"}) {
+    auto r = c.Post("/api/deadletters/" + id + "/redrive", auth, "a=b", type);
+    ASSERT_TRUE(r) << type;
+    EXPECT_EQ(r->status, 415) << type;
+    EXPECT_EQ(ErrorCode(r), "unsupported_media_type") << type;
+  }
+  auto stats = queue_->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->dead_letters, 1) << "a form POST reached the handler";
+  auto r = c.Post("/api/deadletters/" + id + "/redrive", auth, "{}",
+                  "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
 }
 
 }  // namespace
