@@ -14,6 +14,23 @@ function modal(build) {
       dialog.close();
     };
     build(dialog, done);
+    // Tab and Shift+Tab cycle inside the dialog (the browser would move on
+    // to its own toolbar).
+    dialog.addEventListener('keydown', (ev) => {
+      if (ev.key !== 'Tab') return;
+      const items = [...dialog.querySelectorAll('button, input, select, textarea, a[href]')]
+        .filter((el) => !el.disabled);
+      if (!items.length) return;
+      const first = items[0];
+      const last = items[items.length - 1];
+      if (ev.shiftKey && document.activeElement === first) {
+        ev.preventDefault();
+        last.focus();
+      } else if (!ev.shiftKey && document.activeElement === last) {
+        ev.preventDefault();
+        first.focus();
+      }
+    });
     dialog.addEventListener('close', () => {
       dialog.remove();
       if (opener && opener.isConnected) opener.focus();
