@@ -3,7 +3,7 @@
 // SVG built with createElementNS; each chart also has its numbers as a
 // table for screen readers and copying.
 import { get } from './api.js';
-import { fmtDuration, fmtNumber, h, s, table } from './dom.js';
+import { fill, fmtDuration, fmtNumber, h, s, table } from './dom.js';
 import { errorBox } from './shell.js';
 
 const W = 640;
@@ -72,7 +72,7 @@ export function chartsPage(main, params) {
     h('a', { href: '#/charts?range=24h', 'aria-current': range === '24h' ? 'page' : null }, 'Last 24 hours'),
     h('a', { href: '#/charts?range=14d', 'aria-current': range === '14d' ? 'page' : null }, 'Last 14 days'));
   const body = h('div', { class: 'charts' }, h('p', { class: 'muted' }, 'Loading…'));
-  main.replaceChildren(h('h1', { tabindex: '-1' }, 'Charts'), rangeNav, body);
+  fill(main, h('h1', { tabindex: '-1' }, 'Charts'), rangeNav, body);
   get(`/api/charts?range=${range}`, controller.signal)
     .then((c) => {
       const nets = Object.keys(c.records_per_network || {});
@@ -83,7 +83,7 @@ export function chartsPage(main, params) {
         latency.push({ name: `${net} p95`, values: q.p95 || [], cls: `${cls(i)} dashed` });
       });
       const per = daily ? 'day' : 'hour';
-      body.replaceChildren(
+      fill(body, 
         lineChart('chart-records', `Records delivered per network per ${per}`, c.buckets_ms,
           nets.map((net, i) => ({ name: net, values: c.records_per_network[net], cls: cls(i) })),
           daily, (v) => fmtNumber(Math.round(v))),
@@ -94,7 +94,7 @@ export function chartsPage(main, params) {
           daily, (v) => `${(v * 100).toFixed(v < 0.1 ? 1 : 0)} %`));
     })
     .catch((err) => {
-      if (err.name !== 'AbortError') body.replaceChildren(errorBox(err));
+      if (err.name !== 'AbortError') fill(body, errorBox(err));
     });
   return () => controller.abort();
 }

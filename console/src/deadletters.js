@@ -1,7 +1,7 @@
 // Dead letters: the list, one letter's details, redrive one or all (after a
 // confirmation, with the admin token).
 import { ApiError, forgetToken, get, post, token, withQuery } from './api.js';
-import { dl, fmtNumber, fmtTime, h, table } from './dom.js';
+import { add, dl, fill, fmtNumber, fmtTime, h, table } from './dom.js';
 import { confirmDialog, tokenDialog } from './dialogs.js';
 import { errorBox } from './shell.js';
 
@@ -18,7 +18,7 @@ async function withToken(action, status) {
     } catch (err) {
       if (!(err instanceof ApiError) || !err.isAuth) throw err;
       forgetToken();
-      status.replaceChildren(errorBox(err));
+      fill(status, errorBox(err));
       reason = `The token was refused (HTTP ${err.status}: ${err.message}).`;
       if (tries === 1) return null;
     }
@@ -27,7 +27,7 @@ async function withToken(action, status) {
 }
 
 function result(status, text, ok) {
-  status.replaceChildren(h('div', { class: ok ? 'notice ok' : 'notice bad', role: ok ? 'status' : 'alert' }, text));
+  fill(status, h('div', { class: ok ? 'notice ok' : 'notice bad', role: ok ? 'status' : 'alert' }, text));
 }
 
 async function redriveOne(id, status, after) {
@@ -41,7 +41,7 @@ async function redriveOne(id, status, after) {
       after();
     }
   } catch (err) {
-    status.replaceChildren(errorBox(err));
+    fill(status, errorBox(err));
   }
 }
 
@@ -58,7 +58,7 @@ async function redriveAll(total, status, after) {
       after();
     }
   } catch (err) {
-    status.replaceChildren(errorBox(err));
+    fill(status, errorBox(err));
   }
 }
 
@@ -66,11 +66,11 @@ export function deadLettersPage(main, params) {
   const controller = new AbortController();
   const status = h('div', { id: 'dl-status', 'aria-live': 'polite' });
   const list = h('div', { id: 'dl-list' }, h('p', { class: 'muted' }, 'Loading…'));
-  main.replaceChildren(h('h1', { tabindex: '-1' }, 'Dead letters'), status, list);
+  fill(main, h('h1', { tabindex: '-1' }, 'Dead letters'), status, list);
   const load = () => get(withQuery('/api/deadletters', { limit: 100, after: params.after || '' }), controller.signal)
     .then((page) => {
       const letters = page.dead_letters || [];
-      list.replaceChildren(
+      fill(list, 
         h('p', { id: 'dl-count' }, `${fmtNumber(page.total)} dead letters`),
         h('p', {}, h('button', {
           type: 'button', class: 'danger', id: 'redrive-all', disabled: page.total ? null : true,
@@ -94,7 +94,7 @@ export function deadLettersPage(main, params) {
           : null);
     })
     .catch((err) => {
-      if (err.name !== 'AbortError') list.replaceChildren(errorBox(err));
+      if (err.name !== 'AbortError') fill(list, errorBox(err));
     });
   load();
   return () => controller.abort();
@@ -103,7 +103,7 @@ export function deadLettersPage(main, params) {
 export function deadLetterPage(main, id) {
   const controller = new AbortController();
   const status = h('div', { id: 'dl-status', 'aria-live': 'polite' });
-  main.replaceChildren(h('h1', { tabindex: '-1' }, `Dead letter ${id}`), status);
+  fill(main, h('h1', { tabindex: '-1' }, `Dead letter ${id}`), status);
   get(`/api/deadletters/${encodeURIComponent(id)}`, controller.signal)
     .then((d) => {
       let body = d.body;
@@ -112,7 +112,7 @@ export function deadLetterPage(main, id) {
       } catch {
         body = d.body;
       }
-      main.append(
+      add(main, 
         h('p', {}, h('a', { href: '#/deadletters' }, '← All dead letters')),
         dl([
           ['Run', d.run_id ? h('a', { href: `#/runs/${d.run_id}` }, d.run_id) : '—'],
@@ -134,7 +134,7 @@ export function deadLetterPage(main, id) {
         }, 'Redrive…')));
     })
     .catch((err) => {
-      if (err.name !== 'AbortError') main.append(errorBox(err));
+      if (err.name !== 'AbortError') add(main, errorBox(err));
     });
   return () => controller.abort();
 }

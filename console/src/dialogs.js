@@ -1,7 +1,7 @@
 // Modal dialogs on <dialog>.showModal(): the rest of the page is inert while
 // one is open (focus stays inside), Escape cancels, and focus goes back to
 // the control that opened it.
-import { h } from './dom.js';
+import { add, h } from './dom.js';
 import { isWellFormedToken, setToken } from './api.js';
 
 function modal(build) {
@@ -50,7 +50,7 @@ export function confirmDialog(title, message, confirmLabel) {
     const cancel = h('button', { type: 'button', onclick: () => done(false) }, 'Cancel');
     const ok = h('button', { type: 'button', class: 'primary', onclick: () => done(true) },
       confirmLabel);
-    dialog.append(
+    add(dialog,
       h('h2', { id: `${id}-t` }, title),
       h('p', { id: `${id}-m` }, message),
       h('div', { class: 'actions' }, cancel, ok));
@@ -93,7 +93,7 @@ export function tokenDialog(reason) {
       setToken(value);
       done(true);
     });
-    dialog.append(form);
+    add(dialog, form);
     queueMicrotask(() => input.focus());
   }).then((v) => v === true);
 }

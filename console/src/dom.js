@@ -102,3 +102,16 @@ export function dl(pairs, attrs = {}) {
 export function badge(state) {
   return h('span', { class: `badge state-${String(state).replace(/[^a-z_]/g, '')}` }, state);
 }
+
+// replaceChildren/append that leave out null, undefined and false (the
+// native ones would insert the text "null") and flatten arrays.
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+export function add(el, ...children) {
+  append(el, children);
+  return el;
+}

@@ -2,7 +2,7 @@
 // the service's health; refreshed every 5 seconds. Red where `attention` is
 // not empty.
 import { get } from './api.js';
-import { badge, dl, fmtAge, fmtNumber, fmtTime, h, table } from './dom.js';
+import { badge, dl, fill, fmtAge, fmtNumber, fmtTime, h, table } from './dom.js';
 import { errorBox, setHealth } from './shell.js';
 
 const REFRESH_MS = 5000;
@@ -55,7 +55,7 @@ function render(main, o, recent) {
   const r = o.runs || {};
   const svc = o.service || {};
   setHealth(svc.ready, red);
-  main.replaceChildren(
+  fill(main, 
     h('h1', { tabindex: '-1' }, 'Overview'),
     h('p', { class: 'muted', id: 'updated' }, `Updated ${fmtTime(o.generated_ms)} · refreshes every 5 s`),
     h('section', {
@@ -132,11 +132,11 @@ export function overviewPage(main) {
     } catch (err) {
       if (stopped) return;
       setHealth(false, true);
-      main.replaceChildren(h('h1', { tabindex: '-1' }, 'Overview'), errorBox(err));
+      fill(main, h('h1', { tabindex: '-1' }, 'Overview'), errorBox(err));
     }
     if (!stopped) timer = setTimeout(refresh, REFRESH_MS);
   }
-  main.replaceChildren(h('h1', { tabindex: '-1' }, 'Overview'), h('p', { class: 'muted' }, 'Loading…'));
+  fill(main, h('h1', { tabindex: '-1' }, 'Overview'), h('p', { class: 'muted' }, 'Loading…'));
   refresh();
   return () => {
     stopped = true;

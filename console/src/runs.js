@@ -3,7 +3,7 @@
 // rejects.
 import { get, withQuery } from './api.js';
 import {
-  badge, dl, fmtBytes, fmtDuration, fmtNumber, fmtTime, h, s, table,
+  add, badge, dl, fill, fmtBytes, fmtDuration, fmtNumber, fmtTime, h, s, table,
 } from './dom.js';
 import { errorBox } from './shell.js';
 
@@ -59,13 +59,13 @@ export function runsPage(main, params) {
     state: params.state || '', input: params.input || '', from: params.from || '', to: params.to || '',
   };
   const results = h('div', { id: 'runs-results', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Loading…'));
-  main.replaceChildren(h('h1', { tabindex: '-1' }, 'Runs'), filterForm(query), results);
+  fill(main, h('h1', { tabindex: '-1' }, 'Runs'), filterForm(query), results);
   get(withQuery('/api/runs', { ...query, limit: PAGE, offset }), controller.signal)
     .then((page) => {
       const first = page.total ? offset + 1 : 0;
       const last = offset + page.runs.length;
       const link = (o) => withQuery('#/runs', { ...query, offset: o || '' });
-      results.replaceChildren(
+      fill(results, 
         h('p', { id: 'runs-count' }, `${fmtNumber(first)}–${fmtNumber(last)} of ${fmtNumber(page.total)} runs`),
         page.runs.length
           ? table('Runs, newest first', ['Run', 'Input', 'State', 'Step', 'Created', 'Updated', 'Error'],
@@ -81,7 +81,7 @@ export function runsPage(main, params) {
           last < page.total ? h('a', { href: link(offset + PAGE), rel: 'next' }, 'Older →') : null));
     })
     .catch((err) => {
-      if (err.name !== 'AbortError') results.replaceChildren(errorBox(err));
+      if (err.name !== 'AbortError') fill(results, errorBox(err));
     });
   return () => controller.abort();
 }
@@ -122,12 +122,12 @@ function totalsText(totals) {
 
 export function runPage(main, id) {
   const controller = new AbortController();
-  main.replaceChildren(h('h1', { tabindex: '-1' }, `Run ${id}`), h('p', { class: 'muted' }, 'Loading…'));
+  fill(main, h('h1', { tabindex: '-1' }, `Run ${id}`), h('p', { class: 'muted' }, 'Loading…'));
   get(`/api/runs/${encodeURIComponent(id)}`, controller.signal)
     .then((run) => {
       const steps = run.steps || [];
       const rejects = run.rejects || { total: 0, by_code: {}, download: null };
-      main.replaceChildren(
+      fill(main, 
         h('h1', { tabindex: '-1' }, `Run ${run.run_id}`),
         h('p', {}, h('a', { href: '#/runs' }, '← All runs')),
         dl([
@@ -178,7 +178,7 @@ export function runPage(main, id) {
             : null));
     })
     .catch((err) => {
-      if (err.name !== 'AbortError') main.append(errorBox(err));
+      if (err.name !== 'AbortError') add(main, errorBox(err));
     });
   return () => controller.abort();
 }
