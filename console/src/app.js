@@ -20,7 +20,7 @@ function parseHash() {
 function route() {
   if (stopPage) stopPage();
   stopPage = null;
-  const main = document.getElementById('main');
+  const main = document.getElementById('page');
   const { parts, params } = parseHash();
   const section = parts[0] || 'overview';
   const id = parts[1];
@@ -29,7 +29,11 @@ function route() {
   else if (section === 'charts') stopPage = chartsPage(main, params);
   else stopPage = overviewPage(main);
   const name = TITLES[section] || 'Overview';
-  document.title = `${id ? `${name} ${id}` : name} · cbpipe console`;
+  // The heading stays while the page's content is replaced (refreshes,
+  // answers), so the focus put on it is never lost.
+  const title = id ? `${name.replace(/s$/, '')} ${id}` : name;
+  document.getElementById('page-title').textContent = title;
+  document.title = `${title} · cbpipe console`;
   for (const a of document.querySelectorAll('[data-nav]')) {
     if (a.dataset.nav === (TITLES[section] ? section : 'overview')) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
@@ -43,8 +47,7 @@ function showTokenState() {
 window.addEventListener('hashchange', () => {
   route();
   // A keyboard user lands at the new page's start.
-  const h1 = document.querySelector('#main h1');
-  if (h1) h1.focus();
+  document.getElementById('page-title').focus();
 });
 document.addEventListener('tokenchange', showTokenState);
 document.getElementById('token-forget').addEventListener('click', () => forgetToken());

@@ -72,7 +72,7 @@ export function chartsPage(main, params) {
     h('a', { href: '#/charts?range=24h', 'aria-current': range === '24h' ? 'page' : null }, 'Last 24 hours'),
     h('a', { href: '#/charts?range=14d', 'aria-current': range === '14d' ? 'page' : null }, 'Last 14 days'));
   const body = h('div', { class: 'charts' }, h('p', { class: 'muted' }, 'Loading…'));
-  fill(main, h('h1', { tabindex: '-1' }, 'Charts'), rangeNav, body);
+  fill(main, rangeNav, body);
   get(`/api/charts?range=${range}`, controller.signal)
     .then((c) => {
       const nets = Object.keys(c.records_per_network || {});

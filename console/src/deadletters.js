@@ -66,7 +66,7 @@ export function deadLettersPage(main, params) {
   const controller = new AbortController();
   const status = h('div', { id: 'dl-status', 'aria-live': 'polite' });
   const list = h('div', { id: 'dl-list' }, h('p', { class: 'muted' }, 'Loading…'));
-  fill(main, h('h1', { tabindex: '-1' }, 'Dead letters'), status, list);
+  fill(main, status, list);
   const load = () => get(withQuery('/api/deadletters', { limit: 100, after: params.after || '' }), controller.signal)
     .then((page) => {
       const letters = page.dead_letters || [];
@@ -103,7 +103,7 @@ export function deadLettersPage(main, params) {
 export function deadLetterPage(main, id) {
   const controller = new AbortController();
   const status = h('div', { id: 'dl-status', 'aria-live': 'polite' });
-  fill(main, h('h1', { tabindex: '-1' }, `Dead letter ${id}`), status);
+  fill(main, status);
   get(`/api/deadletters/${encodeURIComponent(id)}`, controller.signal)
     .then((d) => {
       let body = d.body;

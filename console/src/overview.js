@@ -55,8 +55,7 @@ function render(main, o, recent) {
   const r = o.runs || {};
   const svc = o.service || {};
   setHealth(svc.ready, red);
-  fill(main, 
-    h('h1', { tabindex: '-1' }, 'Overview'),
+  fill(main,
     h('p', { class: 'muted', id: 'updated' }, `Updated ${fmtTime(o.generated_ms)} · refreshes every 5 s`),
     h('section', {
       class: red ? 'banner attention' : 'banner ok', 'aria-label': 'Status',
@@ -132,11 +131,11 @@ export function overviewPage(main) {
     } catch (err) {
       if (stopped) return;
       setHealth(false, true);
-      fill(main, h('h1', { tabindex: '-1' }, 'Overview'), errorBox(err));
+      fill(main, errorBox(err));
     }
     if (!stopped) timer = setTimeout(refresh, REFRESH_MS);
   }
-  fill(main, h('h1', { tabindex: '-1' }, 'Overview'), h('p', { class: 'muted' }, 'Loading…'));
+  fill(main, h('p', { class: 'muted' }, 'Loading…'));
   refresh();
   return () => {
     stopped = true;

@@ -59,7 +59,7 @@ export function runsPage(main, params) {
     state: params.state || '', input: params.input || '', from: params.from || '', to: params.to || '',
   };
   const results = h('div', { id: 'runs-results', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Loading…'));
-  fill(main, h('h1', { tabindex: '-1' }, 'Runs'), filterForm(query), results);
+  fill(main, filterForm(query), results);
   get(withQuery('/api/runs', { ...query, limit: PAGE, offset }), controller.signal)
     .then((page) => {
       const first = page.total ? offset + 1 : 0;
@@ -122,13 +122,12 @@ function totalsText(totals) {
 
 export function runPage(main, id) {
   const controller = new AbortController();
-  fill(main, h('h1', { tabindex: '-1' }, `Run ${id}`), h('p', { class: 'muted' }, 'Loading…'));
+  fill(main, h('p', { class: 'muted' }, 'Loading…'));
   get(`/api/runs/${encodeURIComponent(id)}`, controller.signal)
     .then((run) => {
       const steps = run.steps || [];
       const rejects = run.rejects || { total: 0, by_code: {}, download: null };
-      fill(main, 
-        h('h1', { tabindex: '-1' }, `Run ${run.run_id}`),
+      fill(main,
         h('p', {}, h('a', { href: '#/runs' }, '← All runs')),
         dl([
           ['Input', h('span', { class: 'input-name' }, run.input_name)],
