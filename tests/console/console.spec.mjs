@@ -400,6 +400,7 @@ async function perf(page) {
 
 const phases = { delivered, outage, redrive, perf };
 fs.mkdirSync(ART, { recursive: true });
+fs.rmSync(path.join(ART, `failed-${PHASE}.png`), { force: true });
 const { browser, page } = await openBrowser();
 let failed = null;
 try {

@@ -69,6 +69,17 @@ PhaseResult RunPhase(const std::string& phase, const std::string& url,
   return r;
 }
 
+// A phase's output is printed when it passed (its figures), and is the
+// failure message otherwise, with `context` (the service's log).
+void ExpectPassed(const PhaseResult& r, const std::string& context = "") {
+  if (r.exit_code == 0) {
+    std::cout << r.output;
+  } else {
+    ADD_FAILURE() << "browser phase failed (exit " << r.exit_code << "):\n"
+                  << r.output << context;
+  }
+}
+
 int CountFiles(const std::string& root) {
   int n = 0;
   if (!fs::exists(root)) return 0;
@@ -189,16 +200,14 @@ TEST_F(ConsoleBrowserTest, OperatorJourneyInARealBrowser) {
   ASSERT_TRUE(WaitForRuns("succeeded", 2, 60000)) << ReadFile(log);
   PhaseResult delivered = RunPhase("delivered", url_,
                                    {{"CONSOLE_XSS_NAME", kXssName}});
-  EXPECT_EQ(delivered.exit_code, 0) << delivered.output;
-  std::cout << delivered.output;
+  ExpectPassed(delivered);
 
   // 2. The SFTP server goes away; a new input waits for a retry, then
   //    becomes a dead letter.
   proxy->reset();
   Drop("late.csv", 200, 3);
   PhaseResult outage = RunPhase("outage", url_);
-  EXPECT_EQ(outage.exit_code, 0) << outage.output << ReadFile(log);
-  std::cout << outage.output;
+  ExpectPassed(outage, ReadFile(log));
   ASSERT_TRUE(WaitForRuns("failed", 1, 90000)) << ReadFile(log);
 
   // 3. The server is back; the dead letter is redriven from the page (a
@@ -207,8 +216,7 @@ TEST_F(ConsoleBrowserTest, OperatorJourneyInARealBrowser) {
       {.listen_port = *sftp_port, .target_port = sftp->port()});
   ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
   PhaseResult redrive = RunPhase("redrive", url_);
-  EXPECT_EQ(redrive.exit_code, 0) << redrive.output << ReadFile(log);
-  std::cout << redrive.output;
+  ExpectPassed(redrive, ReadFile(log));
   EXPECT_TRUE(WaitForRuns("succeeded", 3, 60000)) << ReadFile(log);
   // Three inputs, four networks: every file on its server.
   EXPECT_EQ(CountFiles(sftp->root_dir()) + CountFiles(ftps->root_dir()), 12);
@@ -286,8 +294,7 @@ TEST_F(ConsoleBrowserTest, PagesLoadUnder200MsWith100000Runs) {
       RunPhase("perf", url_,
                {{"CONSOLE_RUNS", "100000"},
                 {"CONSOLE_BUDGET_MS", std::to_string(CBPIPE_PAGE_BUDGET_MS)}});
-  EXPECT_EQ(perf.exit_code, 0) << perf.output;
-  std::cout << perf.output;
+  ExpectPassed(perf);
   EXPECT_TRUE(serve.Stop(15000));
 }
 
