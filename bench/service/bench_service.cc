@@ -489,10 +489,10 @@ void RunServe(const Options& o, const SshServer& sftp,
   auto wait_for = [&](int64_t succeeded, double timeout_s, int poll_ms) {
     const double deadline = SteadySeconds() + timeout_s;
     for (;;) {
-      StatusOr<int64_t> n = (*store)->Count("succeeded");
+      StatusOr<int64_t> n = (*store)->Count({.state = "succeeded"});
       if (n.ok() && *n >= succeeded) return;
       for (const char* bad : {"failed", "rejected"}) {
-        StatusOr<int64_t> b = (*store)->Count(bad);
+        StatusOr<int64_t> b = (*store)->Count({.state = bad});
         if (b.ok() && *b > 0)
           Die(std::to_string(*b) + " run(s) " + bad + "; see " +
               (tdir / "serve.log").string());
@@ -532,7 +532,7 @@ void RunServe(const Options& o, const SshServer& sftp,
     std::fprintf(stderr, "bench_service: cbpipe serve did not stop cleanly\n");
 
   const int limit = static_cast<int>(arrival.size()) + 10;
-  StatusOr<std::vector<RunRecord>> runs = (*store)->List("", limit, 0);
+  StatusOr<std::vector<RunRecord>> runs = (*store)->List({}, limit, 0);
   Check(runs.status(), "list runs");
   if (runs->size() != arrival.size())
     Die("expected " + std::to_string(arrival.size()) + " runs, found " +

@@ -316,6 +316,18 @@ const json* FindInOutputs(const std::vector<json>& outputs,
   return nullptr;
 }
 
+// An epoch-ms query value: 1-15 decimal digits (until the year 33658).
+bool EpochMsParam(std::string_view v, int64_t* out) {
+  if (v.empty() || v.size() > 15) return false;
+  int64_t n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + (c - '0');
+  }
+  *out = n;
+  return true;
+}
+
 // True for the Content-Types an HTML form can send cross-site without a
 // CORS preflight (application/x-www-form-urlencoded, multipart/form-data,
 // text/plain): such a POST never reaches a handler.
@@ -1150,22 +1162,44 @@ void AdminServer::Impl::InstallRoutes() {
 
   add("/api/runs", "GET", false, "", [&h](const Request& req, Response& res) {
     if (!h.runs) return SendError(res, 503, "unavailable", "no run store");
-    if (!CheckParams(req, {"state", "limit", "offset"}, res)) return;
+    if (!CheckParams(req, {"state", "input", "from", "to", "limit", "offset"},
+                     res))
+      return;
     int limit = 0, offset = 0;
     if (!IntParam(req, "limit", 1, kAdminMaxPageSize, kAdminDefaultPageSize,
                   &limit, res) ||
         !IntParam(req, "offset", 0, 1'000'000'000, 0, &offset, res))
       return;
-    const std::string state = req.get_param_value("state");
-    if (req.has_param("state") && !IsKnownRunState(state)) {
+    RunFilter filter;
+    filter.state = req.get_param_value("state");
+    if (req.has_param("state") && !IsKnownRunState(filter.state)) {
       return SendError(res, 400, "invalid_argument",
                        "state must be one of queued, running, succeeded, "
                        "failed, rejected");
     }
-    StatusOr<std::vector<RunRecord>> runs = h.runs->List(state, limit, offset);
+    filter.input_contains = req.get_param_value("input");
+    if (filter.input_contains.size() > kAdminMaxInputFilterBytes) {
+      return SendError(res, 400, "invalid_argument",
+                       "input must be at most " +
+                           std::to_string(kAdminMaxInputFilterBytes) +
+                           " bytes");
+    }
+    for (const char* name : {"from", "to"}) {
+      if (!req.has_param(name)) continue;
+      int64_t ms = 0;
+      if (!EpochMsParam(req.get_param_value(name), &ms)) {
+        return SendError(res, 400, "invalid_argument",
+                         std::string(name) +
+                             " must be a time in epoch milliseconds (a "
+                             "whole number, at most 15 digits)");
+      }
+      (std::string_view(name) == "from" ? filter.from_ms : filter.to_ms) = ms;
+    }
+    StatusOr<std::vector<RunRecord>> runs = h.runs->List(filter, limit, offset);
     if (!runs.ok()) return SendStatus(res, runs.status());
-    StatusOr<int64_t> total = h.runs->Count(state);
+    StatusOr<int64_t> total = h.runs->Count(filter);
     if (!total.ok()) return SendStatus(res, total.status());
+    const std::string& state = filter.state;
     json items = json::array();
     for (const RunRecord& r : *runs) items.push_back(RunSummaryJson(r));
     SendJson(res, 200,

@@ -3,7 +3,8 @@
 //   GET  /healthz                          the process answers
 //   GET  /readyz                           200 when Hooks::ready(), else 503
 //   GET  /metrics                          Prometheus text format 0.0.4
-//   GET  /api/runs?state=&limit=&offset=   runs, newest first
+//   GET  /api/runs?state=&input=&from=&to=&limit=&offset=
+//                                          runs, newest first
 //   GET  /api/runs/{id}                    one run: steps, files, deliveries
 //   GET  /api/deadletters?limit=&after=    dead letters of the inputs queue
 //   GET  /api/deadletters/{id}             one dead letter
@@ -98,6 +99,8 @@ inline constexpr int kAdminKeepAliveMaxRequests = 20;
 // Paging of /api/runs and /api/deadletters (and the CLI).
 inline constexpr int kAdminDefaultPageSize = 50;
 inline constexpr int kAdminMaxPageSize = 500;
+// /api/runs?input=: the longest substring accepted.
+inline constexpr size_t kAdminMaxInputFilterBytes = 200;
 
 // Timeouts and sizes of the server; the defaults are the documented ones
 // (tests shorten the timeouts).

@@ -1197,3 +1197,52 @@ TEST_F(AdminApiTest, PostWithAFormContentTypeIs415AndDoesNothing) {
 
 }  // namespace
 }  // namespace cbpipe
+
+namespace cbpipe {
+namespace {
+
+TEST_F(AdminApiTest, ListsRunsByInputNameAndTimeRange) {
+  auto c = Client();
+  auto ids = [&](const std::string& query, int64_t* total) {
+    std::vector<std::string> out;
+    auto r = c.Get("/api/runs?" + query);
+    EXPECT_TRUE(r && r->status == 200) << query << (r ? r->body : "");
+    if (!r || r->status != 200) return out;
+    json j = Body(r);
+    for (const json& run : j["runs"]) out.push_back(run["run_id"]);
+    *total = j["total"];
+    return out;
+  };
+  using V = std::vector<std::string>;
+  int64_t total = 0;
+  EXPECT_EQ(ids("input=OK.CSV", &total), (V{kRunQueued, kRunOk}));
+  EXPECT_EQ(total, 2);
+  EXPECT_EQ(ids("input=bad", &total), (V{kRunFailed}));
+  EXPECT_EQ(ids("from=2000", &total), (V{kRunQueued, kRunFailed}));
+  EXPECT_EQ(ids("to=2000", &total), (V{kRunOk}));
+  EXPECT_EQ(ids("from=1000&to=3000&input=.csv", &total),
+            (V{kRunFailed, kRunOk}));
+  EXPECT_EQ(total, 2);
+  EXPECT_EQ(ids("from=1000&to=3000&input=.csv&limit=1&offset=1", &total),
+            (V{kRunOk}));
+  EXPECT_EQ(total, 2);
+  EXPECT_EQ(ids("state=succeeded&input=ok", &total), (V{kRunOk}));
+  EXPECT_EQ(total, 1);
+  EXPECT_TRUE(ids("input=%3Cimg%20src%3Dx%3E", &total).empty());
+  EXPECT_EQ(total, 0);
+
+  for (const std::string& bad : std::vector<std::string>{
+           "from=-1", "to=abc", "from=1e3", "to=1234567890123456",
+        "input=" + std::string(201, 'a'), "from=1&from=2"}) {
+    auto r = c.Get("/api/runs?" + bad);
+    ASSERT_TRUE(r) << bad;
+    EXPECT_EQ(r->status, 400) << bad;
+    EXPECT_EQ(ErrorCode(r), "invalid_argument") << bad;
+  }
+  auto r = c.Get("/api/runs?input=" + std::string(200, 'a'));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+}  // namespace
+}  // namespace cbpipe

@@ -453,8 +453,8 @@ int RunsList(const Config& config, const std::string& state, int limit,
     PrintError(kCmd, store.status().message());
     return ExitFor(store.status());
   }
-  StatusOr<std::vector<RunRecord>> runs = (*store)->List(state, limit, 0);
-  StatusOr<int64_t> total = (*store)->Count(state);
+  StatusOr<std::vector<RunRecord>> runs = (*store)->List({.state = state}, limit, 0);
+  StatusOr<int64_t> total = (*store)->Count({.state = state});
   if (!runs.ok() || !total.ok()) {
     PrintError(kCmd, (runs.ok() ? total.status() : runs.status()).ToString());
     return kExitRejected;

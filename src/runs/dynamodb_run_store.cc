@@ -130,33 +130,66 @@ StatusOr<RunRecord> DynamoDbRunStore::Get(const std::string& run_id) {
 }
 
 Status DynamoDbRunStore::QueryIndex(
-    const std::string& state, bool count,
+    const RunFilter& filter, bool count,
     const std::function<Status(const json&, bool*)>& on_page) {
+  const std::string& state = filter.state;
   DynamoExpr e;
   json request = {{"IndexName", state.empty() ? "by_created" : "by_state"},
                   {"ScanIndexForward", true}};
-  request["KeyConditionExpression"] =
+  std::string key =
       state.empty() ? e.Name("kind") + " = " + e.Value(DynamoS("run"))
                     : e.Name("state") + " = " + e.Value(DynamoS(state));
+  // The created_ms range on the sort key, whose ascending order is
+  // created_ms descending: created_ms < to_ms is order >= Order(to_ms - 1)
+  // without its id, created_ms >= from_ms is order <= Order(from_ms) with
+  // every id ('~' sorts after hex digits).
+  const int64_t kMax = std::numeric_limits<int64_t>::max();
+  const std::string low =
+      filter.to_ms ? Order(std::clamp<int64_t>(*filter.to_ms - 1, 0, kMax), "")
+                   : std::string();
+  const std::string high =
+      filter.from_ms ? Order(std::max<int64_t>(*filter.from_ms, 0), "~")
+                     : std::string();
+  if (filter.to_ms && *filter.to_ms <= 0) {
+    // Nothing was created before the epoch; an empty answer.
+    bool stop = false;
+    return on_page(json::object(), &stop);
+  }
+  if (filter.to_ms && filter.from_ms) {
+    key += " AND " + e.Name("order") + " BETWEEN " + e.Value(DynamoS(low)) +
+           " AND " + e.Value(DynamoS(high));
+  } else if (filter.to_ms) {
+    key += " AND " + e.Name("order") + " >= " + e.Value(DynamoS(low));
+  } else if (filter.from_ms) {
+    key += " AND " + e.Name("order") + " <= " + e.Value(DynamoS(high));
+  }
+  request["KeyConditionExpression"] = key;
   if (count) request["Select"] = "COUNT";
   if (options_.page_size > 0) request["Limit"] = options_.page_size;
   e.AddTo(request);
   return table_.ForEachPage("Query", std::move(request), on_page);
 }
 
-StatusOr<std::vector<RunRecord>> DynamoDbRunStore::List(
-    const std::string& state, int limit, int offset) {
+StatusOr<std::vector<RunRecord>> DynamoDbRunStore::List(const RunFilter& filter,
+                                                        int limit,
+                                                        int offset) {
   std::vector<RunRecord> runs;
   if (limit == 0) return runs;
+  if (filter.from_ms && filter.to_ms && *filter.from_ms >= *filter.to_ms)
+    return runs;
   int64_t skip = std::max(offset, 0);
+  // The state and range are the Query's; the input name (DynamoDB's
+  // contains() is case-sensitive) is matched here.
   CBPIPE_RETURN_IF_ERROR(
-      QueryIndex(state, false, [&](const json& page, bool* stop) {
+      QueryIndex(filter, false, [&](const json& page, bool* stop) {
         for (const json& item : Items(page)) {
+          RunRecord run = ReadRun(item);
+          if (!filter.Matches(run)) continue;
           if (skip > 0) {
             --skip;
             continue;
           }
-          runs.push_back(ReadRun(item));
+          runs.push_back(std::move(run));
           if (limit > 0 && runs.size() >= static_cast<size_t>(limit)) {
             *stop = true;
             break;
@@ -167,12 +200,22 @@ StatusOr<std::vector<RunRecord>> DynamoDbRunStore::List(
   return runs;
 }
 
-StatusOr<int64_t> DynamoDbRunStore::Count(const std::string& state) {
+StatusOr<int64_t> DynamoDbRunStore::Count(const RunFilter& filter) {
+  if (filter.from_ms && filter.to_ms && *filter.from_ms >= *filter.to_ms)
+    return 0;
   int64_t total = 0;
-  CBPIPE_RETURN_IF_ERROR(QueryIndex(state, true, [&](const json& page, bool*) {
-    total += page.value("Count", int64_t{0});
-    return OkStatus();
-  }));
+  const bool by_query = filter.input_contains.empty();
+  CBPIPE_RETURN_IF_ERROR(
+      QueryIndex(filter, by_query, [&](const json& page, bool*) {
+        if (by_query) {
+          total += page.value("Count", int64_t{0});
+        } else {
+          for (const json& item : Items(page)) {
+            if (filter.Matches(ReadRun(item))) ++total;
+          }
+        }
+        return OkStatus();
+      }));
   return total;
 }
 

@@ -55,9 +55,9 @@ class DynamoDbRunStore : public RunStore {
 
   StatusOr<bool> CreateIfAbsent(const RunRecord& run) override;
   StatusOr<RunRecord> Get(const std::string& run_id) override;
-  StatusOr<std::vector<RunRecord>> List(const std::string& state, int limit,
+  StatusOr<std::vector<RunRecord>> List(const RunFilter& filter, int limit,
                                         int offset) override;
-  StatusOr<int64_t> Count(const std::string& state) override;
+  StatusOr<int64_t> Count(const RunFilter& filter) override;
   Status SaveStep(const std::string& run_id, const StepRecord& step) override;
   Status SetState(const std::string& run_id, const std::string& state,
                   const std::string& current_step,
@@ -75,9 +75,10 @@ class DynamoDbRunStore : public RunStore {
       : table_(std::move(client), std::move(table)),
         env_(env),
         options_(options) {}
-  // A Query of index by_created or by_state; every page to `on_page`.
+  // A Query of index by_created or by_state with the state and created_ms
+  // range of `filter` (not its input_contains); every page to `on_page`.
   Status QueryIndex(
-      const std::string& state, bool count,
+      const RunFilter& filter, bool count,
       const std::function<Status(const nlohmann::json&, bool*)>& on_page);
   StatusOr<bool> Exists(const std::string& run_id);
 

@@ -87,22 +87,22 @@ TEST_F(DynamoDbRunStoreTest, ListAndCountFollowEveryPage) {
     Create(*store, "r" + std::to_string(100 + i), 1000 + i);
   }
   ASSERT_TRUE(store->SetState("r100", "failed", "", "boom").ok());
-  auto count = store->Count("");
+  auto count = store->Count({});
   ASSERT_TRUE(count.ok()) << count.status().ToString();
   EXPECT_EQ(*count, 25);
-  EXPECT_EQ(*store->Count("queued"), 24);
-  EXPECT_EQ(*store->Count("failed"), 1);
-  auto page = store->List("", 7, 10);  // newest first: r114 down to r108
+  EXPECT_EQ(*store->Count({.state = "queued"}), 24);
+  EXPECT_EQ(*store->Count({.state = "failed"}), 1);
+  auto page = store->List({}, 7, 10);  // newest first: r114 down to r108
   ASSERT_TRUE(page.ok()) << page.status().ToString();
   ASSERT_EQ(page->size(), 7u);
   EXPECT_EQ(page->front().run_id, "r114");
   EXPECT_EQ(page->back().run_id, "r108");
-  auto all = store->List("queued", 100, 0);
+  auto all = store->List({.state = "queued"}, 100, 0);
   ASSERT_TRUE(all.ok());
   ASSERT_EQ(all->size(), 24u);
   EXPECT_EQ(all->front().run_id, "r124");
   EXPECT_EQ(all->back().run_id, "r101");
-  auto failed = store->List("failed", 100, 0);
+  auto failed = store->List({.state = "failed"}, 100, 0);
   ASSERT_TRUE(failed.ok());
   ASSERT_EQ(failed->size(), 1u);
   EXPECT_EQ((*failed)[0].error, "boom");

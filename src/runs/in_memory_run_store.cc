@@ -28,11 +28,11 @@ StatusOr<RunRecord> InMemoryRunStore::Get(const std::string& run_id) {
 }
 
 StatusOr<std::vector<RunRecord>> InMemoryRunStore::List(
-    const std::string& state, int limit, int offset) {
+    const RunFilter& filter, int limit, int offset) {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<RunRecord> runs;
   for (const auto& [id, entry] : runs_) {
-    if (state.empty() || entry.run.state == state) runs.push_back(entry.run);
+    if (filter.Matches(entry.run)) runs.push_back(entry.run);
   }
   std::sort(runs.begin(), runs.end(),
             [](const RunRecord& a, const RunRecord& b) {
@@ -49,11 +49,11 @@ StatusOr<std::vector<RunRecord>> InMemoryRunStore::List(
   return std::vector<RunRecord>(runs.begin() + begin, runs.begin() + end);
 }
 
-StatusOr<int64_t> InMemoryRunStore::Count(const std::string& state) {
+StatusOr<int64_t> InMemoryRunStore::Count(const RunFilter& filter) {
   std::lock_guard<std::mutex> lock(mu_);
   return static_cast<int64_t>(
       std::count_if(runs_.begin(), runs_.end(), [&](const auto& item) {
-        return state.empty() || item.second.run.state == state;
+        return filter.Matches(item.second.run);
       }));
 }
 

@@ -46,8 +46,11 @@
 // not own its Env, which must outlive it.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -75,6 +78,32 @@ struct RunRecord {
   std::vector<StepRecord> steps;  // filled by Get(), in execution order
 };
 
+// Which runs List and Count see; every field optional (empty: all runs).
+struct RunFilter {
+  // (The {} initializers let `{.state = "failed"}` name only some fields.)
+  std::string state{};  // exactly this state ("" for any)
+  // A substring of input_name, ASCII case-insensitive ("" for any).
+  std::string input_contains{};
+  std::optional<int64_t> from_ms{};  // created_ms >= from_ms
+  std::optional<int64_t> to_ms{};    // created_ms < to_ms
+
+  // What every adapter applies (the SQLite one in SQL, to the same effect).
+  bool Matches(const RunRecord& run) const {
+    if (!state.empty() && run.state != state) return false;
+    if (from_ms && run.created_ms < *from_ms) return false;
+    if (to_ms && run.created_ms >= *to_ms) return false;
+    if (input_contains.empty()) return true;
+    auto lower = [](char c) {
+      return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    };
+    const std::string_view name = run.input_name;
+    return std::search(name.begin(), name.end(), input_contains.begin(),
+                       input_contains.end(), [&](char a, char b) {
+                         return lower(a) == lower(b);
+                       }) != name.end();
+  }
+};
+
 class RunStore {
  public:
   virtual ~RunStore() = default;
@@ -84,12 +113,15 @@ class RunStore {
   virtual StatusOr<bool> CreateIfAbsent(const RunRecord& run) = 0;
   // The run with its steps; kNotFound when unknown.
   virtual StatusOr<RunRecord> Get(const std::string& run_id) = 0;
-  // Runs newest first (created_ms descending, then run_id ascending),
-  // optionally only those in `state` ("" for all); without steps.
-  virtual StatusOr<std::vector<RunRecord>> List(const std::string& state,
+  // The runs `filter` matches, newest first (created_ms descending, then
+  // run_id ascending), `limit` of them (negative: all) after skipping
+  // `offset`; without steps. The SQLite adapter answers a state and/or
+  // created_ms range from indexes (docs/service.md has the figures for
+  // 100,000 runs); input_contains scans.
+  virtual StatusOr<std::vector<RunRecord>> List(const RunFilter& filter,
                                                 int limit, int offset) = 0;
-  // How many runs are in `state` ("" for all).
-  virtual StatusOr<int64_t> Count(const std::string& state) = 0;
+  // How many runs `filter` matches.
+  virtual StatusOr<int64_t> Count(const RunFilter& filter) = 0;
   // Checkpoints one step (replacing an earlier record of the same step).
   // Does not check that the run exists.
   virtual Status SaveStep(const std::string& run_id,

@@ -36,6 +36,36 @@ constexpr const char* kRunColumns =
     "run_id, input_key, input_name, trace_id, state, current_step, error, "
     "created_ms, updated_ms";
 
+// The WHERE clause of `filter` (only the conditions it sets, so that the
+// planner can use runs_by_state_created or runs_by_created), with its parameters
+// numbered ?1..?4: state, from_ms, to_ms, the lower-cased substring.
+std::string Where(const RunFilter& filter) {
+  std::string where;
+  auto add = [&](const char* condition) {
+    where += where.empty() ? " WHERE " : " AND ";
+    where += condition;
+  };
+  if (!filter.state.empty()) add("state = ?1");
+  if (filter.from_ms) add("created_ms >= ?2");
+  if (filter.to_ms) add("created_ms < ?3");
+  // lower() is ASCII-only without ICU, as RunFilter::Matches.
+  if (!filter.input_contains.empty()) add("instr(lower(input_name), ?4) > 0");
+  return where;
+}
+
+void BindFilter(SqliteStatement& s, const RunFilter& filter) {
+  if (!filter.state.empty()) s.Text(1, filter.state);
+  if (filter.from_ms) s.Int(2, *filter.from_ms);
+  if (filter.to_ms) s.Int(3, *filter.to_ms);
+  if (!filter.input_contains.empty()) {
+    std::string needle = filter.input_contains;
+    for (char& c : needle) {
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+    s.Text(4, needle);
+  }
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<RunStore>> SqliteRunStore::Open(
@@ -55,8 +85,16 @@ StatusOr<std::unique_ptr<RunStore>> SqliteRunStore::Open(
       " updated_ms INTEGER NOT NULL,"
       " claim_owner TEXT NOT NULL DEFAULT '',"
       " claim_until INTEGER NOT NULL DEFAULT 0)"));
+  // The listing's order (created_ms descending, then run_id), whole and
+  // per state, so that a page is read in order and stops at its limit.
+  // They replace runs_by_state (state, created_ms), which lacked run_id.
   CBPIPE_RETURN_IF_ERROR(store->Exec(
-      "CREATE INDEX IF NOT EXISTS runs_by_state ON runs (state, created_ms)"));
+      "CREATE INDEX IF NOT EXISTS runs_by_created"
+      " ON runs (created_ms DESC, run_id)"));
+  CBPIPE_RETURN_IF_ERROR(store->Exec(
+      "CREATE INDEX IF NOT EXISTS runs_by_state_created"
+      " ON runs (state, created_ms DESC, run_id)"));
+  CBPIPE_RETURN_IF_ERROR(store->Exec("DROP INDEX IF EXISTS runs_by_state"));
   // The execution claim came later: older files get its columns here (a
   // second process doing the same at once makes one ALTER fail, harmlessly).
   if (!Stmt(db, "SELECT claim_owner, claim_until FROM runs LIMIT 0").ok()) {
@@ -140,18 +178,17 @@ StatusOr<RunRecord> SqliteRunStore::Get(const std::string& run_id) {
   return run;
 }
 
-StatusOr<std::vector<RunRecord>> SqliteRunStore::List(const std::string& state,
+StatusOr<std::vector<RunRecord>> SqliteRunStore::List(const RunFilter& filter,
                                                       int limit, int offset) {
   std::lock_guard<std::mutex> lock(mu_);
-  const std::string sql =
-      std::string("SELECT ") + kRunColumns +
-      " FROM runs WHERE (?1 = '' OR state = ?1)"
-      " ORDER BY created_ms DESC, run_id LIMIT ?2 OFFSET ?3";
+  const std::string sql = std::string("SELECT ") + kRunColumns + " FROM runs" +
+                          Where(filter) +
+                          " ORDER BY created_ms DESC, run_id LIMIT ?5 OFFSET ?6";
   Stmt s(db_, sql.c_str());
   if (!s.ok()) return s.Error("prepare list");
-  s.Text(1, state);
-  s.Int(2, limit);
-  s.Int(3, offset);
+  BindFilter(s, filter);
+  s.Int(5, limit);
+  s.Int(6, offset);
   std::vector<RunRecord> runs;
   int rc;
   while ((rc = sqlite3_step(s.get())) == SQLITE_ROW)
@@ -160,11 +197,12 @@ StatusOr<std::vector<RunRecord>> SqliteRunStore::List(const std::string& state,
   return runs;
 }
 
-StatusOr<int64_t> SqliteRunStore::Count(const std::string& state) {
+StatusOr<int64_t> SqliteRunStore::Count(const RunFilter& filter) {
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt s(db_, "SELECT count(*) FROM runs WHERE (?1 = '' OR state = ?1)");
+  const std::string sql = "SELECT count(*) FROM runs" + Where(filter);
+  Stmt s(db_, sql.c_str());
   if (!s.ok()) return s.Error("prepare count");
-  s.Text(1, state);
+  BindFilter(s, filter);
   if (sqlite3_step(s.get()) != SQLITE_ROW) return s.Error("count");
   return sqlite3_column_int64(s.get(), 0);
 }

@@ -28,9 +28,9 @@ class SqliteRunStore : public RunStore {
 
   StatusOr<bool> CreateIfAbsent(const RunRecord& run) override;
   StatusOr<RunRecord> Get(const std::string& run_id) override;
-  StatusOr<std::vector<RunRecord>> List(const std::string& state, int limit,
+  StatusOr<std::vector<RunRecord>> List(const RunFilter& filter, int limit,
                                         int offset) override;
-  StatusOr<int64_t> Count(const std::string& state) override;
+  StatusOr<int64_t> Count(const RunFilter& filter) override;
   Status SaveStep(const std::string& run_id, const StepRecord& step) override;
   Status SetState(const std::string& run_id, const std::string& state,
                   const std::string& current_step,

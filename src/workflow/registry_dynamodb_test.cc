@@ -39,7 +39,7 @@ TEST(RegistryDynamoDbTest, RunStoreAndLedgerShareOneTable) {
   auto other = OpenRunStore("dynamodb://cbpipe-state", &env, aws);
   ASSERT_TRUE(other.ok());
   EXPECT_FALSE(*(*other)->Claim("r1", "w2", 60'000));
-  EXPECT_EQ(*(*runs)->Count(""), 1);
+  EXPECT_EQ(*(*runs)->Count({}), 1);
   EXPECT_EQ(*(*ledger)->CountDelivered(), 1);
 
   auto missing = OpenDeliveryLedger("dynamodb://no-such-table", &env, aws);

@@ -191,7 +191,7 @@ TEST_F(ServiceAwsTest, EachObjectReportedIsOneRunAndNothingLoops) {
 
   // One run, one work message, naming the object by its store key; the
   // queue-depth gauge reads the SQS queue.
-  EXPECT_EQ(*service.runs()->Count(""), 1);
+  EXPECT_EQ(*service.runs()->Count({}), 1);
   EXPECT_EQ(metrics_.Value(kQueueDepth), 1);
   const std::vector<Message> messages = WorkMessages();
   ASSERT_EQ(messages.size(), 1u);
@@ -228,7 +228,7 @@ TEST_F(ServiceAwsTest, AnErrorLeavesTheEventForALaterReceive) {
                   .ok());
   PutObject("in/a.csv", Csv(1));
   ASSERT_TRUE((*made)->TakeEventsOnce(3000).ok());
-  EXPECT_EQ(*(*made)->runs()->Count(""), 0);
+  EXPECT_EQ(*(*made)->runs()->Count({}), 0);
   auto stats = events()->Stats();
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ(stats->visible + stats->in_flight, 1);
@@ -270,7 +270,7 @@ TEST_F(ServiceAwsTest, AReportedObjectRunsToTheEndWithItsAwsCallsTraced) {
   PutObject("in/amex.csv", Csv(5));
   bool done = false;
   for (int i = 0; i < 300 && !done; ++i) {
-    StatusOr<int64_t> n = service.runs()->Count("succeeded");
+    StatusOr<int64_t> n = service.runs()->Count({.state = "succeeded"});
     done = n.ok() && *n == 1;
     if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }

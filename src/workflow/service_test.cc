@@ -58,7 +58,7 @@ class ServiceTest : public ::testing::Test {
     if (!service.Start().ok()) return false;
     bool done = false;
     for (int i = 0; i < 300 && !done; ++i) {
-      StatusOr<int64_t> n = service.runs()->Count("succeeded");
+      StatusOr<int64_t> n = service.runs()->Count({.state = "succeeded"});
       done = n.ok() && *n == runs;
       if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
@@ -146,7 +146,7 @@ TEST_F(ServiceTest, AFileIsTakenWhenItSettlesNotAtTheNextPoll) {
   bool created = false;
   while (!created &&
          std::chrono::steady_clock::now() - dropped < std::chrono::seconds(8)) {
-    StatusOr<int64_t> n = service->runs()->Count("");
+    StatusOr<int64_t> n = service->runs()->Count({});
     created = n.ok() && *n == 1;
     if (!created) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -297,7 +297,7 @@ class OldStateDatabaseTest : public ServiceTest {
   }
 
   RunRecord RunNamed(Service& service, const std::string& name) {
-    StatusOr<std::vector<RunRecord>> runs = service.runs()->List("", 100, 0);
+    StatusOr<std::vector<RunRecord>> runs = service.runs()->List({}, 100, 0);
     EXPECT_TRUE(runs.ok());
     for (const RunRecord& r : *runs) {
       if (r.input_name == name) return r;

@@ -185,7 +185,7 @@ bool WaitForRuns(const std::string& state_db, int finished, int timeout_ms) {
     if (store.ok()) {
       int64_t n = 0;
       for (const std::string state : {"succeeded", "failed", "rejected"}) {
-        StatusOr<int64_t> c = (*store)->Count(state);
+        StatusOr<int64_t> c = (*store)->Count({.state = state});
         if (c.ok()) {
           n += *c;
         } else {

@@ -230,12 +230,12 @@ TEST_F(ServeAwsTest, RawFileInS3IsDeliveredOnceThoughItsWorkerIsKilled) {
   ASSERT_TRUE(runs.ok()) << runs.status().ToString();
   ASSERT_TRUE(WaitFor(
       [&] {
-        StatusOr<int64_t> n = (*runs)->Count("succeeded");
+        StatusOr<int64_t> n = (*runs)->Count({.state = "succeeded"});
         return n.ok() && *n == 1;
       },
       40000))
       << ReadFile(*dir_ / "b.log");
-  EXPECT_EQ(*(*runs)->Count(""), 1);
+  EXPECT_EQ(*(*runs)->Count({}), 1);
   EXPECT_TRUE(b.Stop(15000));
 
   // Every file on its server exactly once, as a clean run makes it.

@@ -76,10 +76,10 @@ class ServeTelemetryTest : public ::testing::Test {
       if (fs::exists(Work() + "/state.db")) {
         auto store = SqliteRunStore::Open(Work() + "/state.db", Env::Default());
         if (store.ok()) {
-          StatusOr<int64_t> n = (*store)->Count("succeeded");
+          StatusOr<int64_t> n = (*store)->Count({.state = "succeeded"});
           if (n.ok() && *n == 1) {
             StatusOr<std::vector<RunRecord>> runs =
-                (*store)->List("succeeded", 10, 0);
+                (*store)->List({.state = "succeeded"}, 10, 0);
             if (runs.ok() && runs->size() == 1) return runs->front();
           }
         }

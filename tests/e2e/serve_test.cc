@@ -133,7 +133,7 @@ class ServeTest : public ::testing::Test {
       auto store =
           SqliteRunStore::Open(*dir_ / "work/state.db", Env::Default());
       if (store.ok()) {
-        StatusOr<int64_t> n = (*store)->Count(state);
+        StatusOr<int64_t> n = (*store)->Count({.state = state});
         if (n.ok() && *n == count) return true;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -459,7 +459,7 @@ TEST_F(ServeTest, DuplicatesOnceUnreadableQuarantinedNothingDeleted) {
   ASSERT_TRUE(WaitForLog(log, "input.duplicate", 1, 10000)) << ReadFile(log);
   auto store = SqliteRunStore::Open(*dir_ / "work/state.db", Env::Default());
   ASSERT_TRUE(store.ok());
-  EXPECT_EQ(*(*store)->Count(""), 2);  // one run for the two copies
+  EXPECT_EQ(*(*store)->Count({}), 2);  // one run for the two copies
   // The unreadable input is quarantined with its reason, the original kept.
   bool quarantined = false;
   for (const auto& e :
