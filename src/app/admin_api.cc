@@ -328,6 +328,23 @@ bool EpochMsParam(std::string_view v, int64_t* out) {
   return true;
 }
 
+// The work-store key of a run's rejects report ("" when none).
+std::string RejectsKey(const RunRecord& run) {
+  for (auto it = run.steps.rbegin(); it != run.steps.rend(); ++it) {
+    const json out = json::parse(it->output_json, nullptr, false);
+    if (out.is_object() && out.contains("rejects_key") &&
+        out["rejects_key"].is_string())
+      return out["rejects_key"].get<std::string>();
+  }
+  return "";
+}
+
+int64_t SystemNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 // True for the Content-Types an HTML form can send cross-site without a
 // CORS preflight (application/x-www-form-urlencoded, multipart/form-data,
 // text/plain): such a POST never reaches a handler.
@@ -1220,8 +1237,112 @@ void AdminServer::Impl::InstallRoutes() {
     }
     StatusOr<RunRecord> run = h.runs->Get(id);
     if (!run.ok()) return SendStatus(res, run.status());
-    SendJson(res, 200, RunDetailJson(*run));
+    json detail = RunDetailJson(*run);
+    std::optional<std::string> rejects;
+    const std::string key = RejectsKey(*run);
+    if (h.read_work && !key.empty()) {
+      StatusOr<std::string> csv = h.read_work(key);
+      if (csv.ok() && csv->size() <= kAdminMaxRejectsBytes)
+        rejects = std::move(*csv);
+    }
+    AddConsoleRunDetail(*run, h.destinations, rejects, &detail);
+    SendJson(res, 200, detail);
   });
+
+  add("/api/runs/*/rejects", "GET", false, "",
+      [&h](const Request& req, Response& res) {
+        if (!h.runs) return SendError(res, 503, "unavailable", "no run store");
+        if (!CheckParams(req, {}, res)) return;
+        const std::string& id = req.path_arg;
+        if (!IsValidRunId(id)) {
+          return SendError(res, 400, "invalid_argument",
+                           "a run id is 16 lower-case hex digits");
+        }
+        if (!h.read_work) {
+          return SendError(res, 503, "unavailable", "no work store");
+        }
+        StatusOr<RunRecord> run = h.runs->Get(id);
+        if (!run.ok()) return SendStatus(res, run.status());
+        const std::string key = RejectsKey(*run);
+        if (key.empty()) {
+          return SendError(res, 404, "not_found",
+                           "run " + id + " has no rejects report");
+        }
+        StatusOr<std::string> csv = h.read_work(key);
+        if (!csv.ok()) return SendStatus(res, csv.status());
+        if (csv->size() > kAdminMaxRejectsBytes) {
+          return SendError(res, 413, "payload_too_large",
+                           "the rejects report is larger than " +
+                               std::to_string(kAdminMaxRejectsBytes) +
+                               " bytes; read it from the work store");
+        }
+        // The report as stored: card numbers in it are masked already.
+        res.status = 200;
+        res.set_content(std::move(*csv), "text/csv; charset=utf-8");
+        res.set_header("Content-Disposition",
+                       "attachment; filename=\"" + id + "-rejects.csv\"");
+      });
+
+  add("/api/overview", "GET", false, "",
+      [&h](const Request& req, Response& res) {
+        if (!h.runs || !h.queue)
+          return SendError(res, 503, "unavailable", "no run store or queue");
+        if (!CheckParams(req, {}, res)) return;
+        const int64_t now = h.now_ms ? h.now_ms() : SystemNowMs();
+        StatusOr<QueueStats> q = h.queue->Stats();
+        if (!q.ok()) return SendStatus(res, q.status());
+        json runs = json::object();
+        for (const char* state :
+             {"queued", "running", "failed", "rejected", "succeeded"}) {
+          StatusOr<int64_t> n = h.runs->Count({.state = state});
+          if (!n.ok()) return SendStatus(res, n.status());
+          runs[state] = *n;
+        }
+        // Deliveries of the recent runs: their steps hold the outcomes.
+        StatusOr<std::vector<RunRecord>> listed =
+            h.runs->List({.from_ms = now - kAdminOverviewWindowMs},
+                         kAdminOverviewMaxRuns, 0);
+        if (!listed.ok()) return SendStatus(res, listed.status());
+        std::vector<RunRecord> recent;
+        recent.reserve(listed->size());
+        for (const RunRecord& r : *listed) {
+          StatusOr<RunRecord> full = h.runs->Get(r.run_id);
+          if (full.ok()) recent.push_back(std::move(*full));
+        }
+        const std::map<std::string, Reachability> reachable =
+            h.reachability ? h.reachability()
+                           : std::map<std::string, Reachability>();
+        json destinations =
+            DestinationsOverviewJson(h.destinations, recent, reachable, now);
+        const bool ready = !h.ready || h.ready();
+        json attention = json::array();
+        if (!ready) attention.push_back("service not ready");
+        if (q->dead_letters > 0) attention.push_back("dead letters present");
+        if (runs["failed"].get<int64_t>() > 0) attention.push_back("failed runs");
+        for (const json& d : destinations) {
+          for (const json& why : d["attention"])
+            attention.push_back(d["name"].get<std::string>() + ": " +
+                                why.get<std::string>());
+        }
+        SendJson(
+            res, 200,
+            {{"generated_ms", now},
+             {"service",
+              {{"ready", ready},
+               {"version", h.version},
+               {"started_ms", h.started_ms},
+               {"workers", h.workers}}},
+             {"queue",
+              {{"depth", q->visible},
+               {"in_flight", q->in_flight},
+               {"delayed", q->delayed},
+               {"dead_letters", q->dead_letters},
+               {"oldest_age_seconds",
+                static_cast<double>(q->oldest_age_ms) / 1000.0}}},
+             {"runs", std::move(runs)},
+             {"destinations", std::move(destinations)},
+             {"attention", std::move(attention)}});
+      });
 
   add("/api/deadletters", "GET", false, "",
       [&h](const Request& req, Response& res) {
@@ -1267,6 +1388,46 @@ void AdminServer::Impl::InstallRoutes() {
       });
 
   // Authorized before it gets here (audit_action is set).
+  add("/api/deadletters/redrive", "POST", false, "redrive_all",
+      [&h](const Request& req, Response& res) {
+        AuditRecord a;
+        a.action = "redrive_all";
+        a.actor = TokenActor(h.token);
+        a.via = "api";
+        a.origin = req.peer;
+        if (!h.queue) {
+          SendError(res, 503, "unavailable", "no queue");
+          a.outcome = "failed";
+          a.error = "no queue";
+          return WriteAudit(a);
+        }
+        if (!CheckParams(req, {}, res)) {
+          a.outcome = "refused";
+          a.error = ErrorMessage(res);
+          return WriteAudit(a);
+        }
+        if (req.client_gone && req.client_gone()) {
+          SendError(res, 503, "unavailable",
+                    "the client disconnected before the redrive; nothing "
+                    "was done");
+          a.outcome = "client_gone";
+          a.error = ErrorMessage(res);
+          return WriteAudit(a);
+        }
+        StatusOr<int64_t> n = h.queue->RedriveAll();
+        if (!n.ok()) {
+          SendStatus(res, n.status());
+          a.outcome = "failed";
+          a.error = n.status().message();
+          return WriteAudit(a);
+        }
+        // RedriveAll moves all or reports an error: nothing failed alone.
+        SendJson(res, 200, {{"redriven", *n}, {"failed", json::array()}});
+        a.outcome = "ok";
+        a.count = *n;
+        WriteAudit(a);
+      });
+
   add("/api/deadletters/*/redrive", "POST", false, "redrive",
       [&h](const Request& req, Response& res) {
         AuditRecord a;

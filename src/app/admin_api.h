@@ -9,6 +9,9 @@
 //   GET  /api/deadletters?limit=&after=    dead letters of the inputs queue
 //   GET  /api/deadletters/{id}             one dead letter
 //   POST /api/deadletters/{id}/redrive     back to the queue (bearer token)
+//   POST /api/deadletters/redrive          all of them (bearer token)
+//   GET  /api/overview                     the console's overview
+//   GET  /api/runs/{id}/rejects            the run's rejects report (CSV)
 //   GET  /                                 302 to /console/
 //   GET  /console/, /console/<file>        the console (app/console_assets.h)
 //
@@ -74,6 +77,7 @@
 #include <string>
 #include <string_view>
 
+#include "app/console_api.h"
 #include "common/status.h"
 #include "config/config.h"
 #include "queue/queue.h"
@@ -101,6 +105,12 @@ inline constexpr int kAdminDefaultPageSize = 50;
 inline constexpr int kAdminMaxPageSize = 500;
 // /api/runs?input=: the longest substring accepted.
 inline constexpr size_t kAdminMaxInputFilterBytes = 200;
+// /api/runs/{id}/rejects: larger reports are refused (413).
+inline constexpr size_t kAdminMaxRejectsBytes = 64 * 1024 * 1024;
+// /api/overview reads the runs created within this window (at most
+// kAdminOverviewMaxRuns of them) for the per-destination figures.
+inline constexpr int64_t kAdminOverviewWindowMs = 48 * 3600 * 1000;
+inline constexpr int kAdminOverviewMaxRuns = 5000;
 
 // Timeouts and sizes of the server; the defaults are the documented ones
 // (tests shorten the timeouts).
@@ -137,6 +147,19 @@ class AdminServer {
     bool allow_non_loopback = false;
     // Warnings and handler failures (never a token). Empty: stderr.
     std::function<void(std::string_view message)> log;
+
+    // For the console (app/console_api.h).
+    std::vector<ConsoleDestination> destinations;
+    // The work store's object `key` (a run's rejects report). Empty:
+    // rejects are not summarised and not downloadable (503).
+    std::function<StatusOr<std::string>(const std::string& key)> read_work;
+    // The prober's latest results by destination. Empty: reachable null.
+    std::function<std::map<std::string, Reachability>()> reachability;
+    std::string version;     // "0.1.0"
+    int64_t started_ms = 0;  // when serve started
+    int workers = 0;         // [service] workers
+    // The wall clock in epoch ms. Empty: the system clock.
+    std::function<int64_t()> now_ms;
   };
 
   // Listens on `listen` ("host:port"; "[::1]:port" for IPv6; port 0 picks a

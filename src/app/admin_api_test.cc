@@ -432,7 +432,11 @@ TEST_F(AdminApiTest, ShowsOneRun) {
   EXPECT_EQ(j["files"][0]["name"], "visa_1.csv");
   EXPECT_EQ(j["files"][0]["batch_id"], "00000000000000a1-b001");
   ASSERT_EQ(j["deliveries"].size(), 1u);
-  EXPECT_EQ(j["deliveries"][0]["files"][0]["status"], "delivered");
+  // One entry per file and destination (issue 13 flattened the per-batch
+  // shape `cbpipe runs show --json` keeps).
+  EXPECT_EQ(j["deliveries"][0]["status"], "delivered");
+  EXPECT_EQ(j["deliveries"][0]["file"], "visa_1.csv");
+  EXPECT_EQ(j["deliveries"][0]["destination"], "visa");
   EXPECT_EQ(j["rejects_file"], "/w/runs/00000000000000a1/rejects.csv");
   ASSERT_EQ(j["errors"].size(), 1u);
   EXPECT_EQ(j["errors"][0]["step"], "deliver");
@@ -1242,6 +1246,182 @@ TEST_F(AdminApiTest, ListsRunsByInputNameAndTimeRange) {
   auto r = c.Get("/api/runs?input=" + std::string(200, 'a'));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
+}
+
+}  // namespace
+}  // namespace cbpipe
+
+namespace cbpipe {
+namespace {
+
+TEST_F(AdminApiTest, RedriveAllNeedsTheTokenIsAuditedAndMovesEveryOne) {
+  LogCapture log;
+  AddDeadLetter(R"({"run_id":"00000000000000b2"})");
+  AddDeadLetter(R"({"run_id":"00000000000000c3"})");
+  auto c = Client();
+  const std::string path = "/api/deadletters/redrive";
+  auto r = c.Post(path, {{"Authorization", "Bearer wrong-token"}}, "",
+                  "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403);
+  EXPECT_EQ(Body(r)["error"]["message"], "wrong bearer token");
+  r = c.Post(path, "", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  EXPECT_EQ(queue_->Stats()->dead_letters, 2) << "refused, yet redriven";
+  r = c.Post(path, {{"Authorization", std::string("Bearer ") + kToken}}, "",
+             "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(Body(r), json({{"redriven", 2}, {"failed", json::array()}}));
+  EXPECT_EQ(queue_->Stats()->dead_letters, 0);
+  EXPECT_EQ(queue_->Stats()->visible, 2);
+  // Nothing left: 0, not an error.
+  r = c.Post(path, httplib::Headers{{"Authorization", std::string("Bearer ") + kToken}}, "", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(Body(r)["redriven"], 0);
+  r = c.Get(path);  // the GET of a dead letter named "redrive"
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+
+  const std::vector<json> lines = log.WaitFor("audit.redrive_all", 4, 2000);
+  ASSERT_EQ(lines.size(), 4u) << log.All();
+  EXPECT_EQ(lines[0]["outcome"], "forbidden");
+  EXPECT_EQ(lines[1]["outcome"], "unauthenticated");
+  EXPECT_EQ(lines[2]["outcome"], "ok");
+  EXPECT_EQ(lines[2]["count"], 2);
+  EXPECT_EQ(lines[2]["actor"], "token:" + Sha256Hex(kToken).substr(0, 8));
+  EXPECT_EQ(lines[3]["outcome"], "ok");
+  EXPECT_EQ(lines[3]["count"], 0);
+  EXPECT_EQ(log.All().find(kToken), std::string::npos);
+}
+
+TEST_F(AdminApiTest, OverviewCountsRunsQueueAndDestinations) {
+  AddDeadLetter(R"({"run_id":"00000000000000b2"})");
+  ASSERT_TRUE(queue_->Send("{}").ok());
+  // A run delivered "today" (by the injected clock) to visa, with the shape
+  // of the deliver step's output.
+  constexpr int64_t kNow = 1'765'000'000'000;
+  RunRecord run;
+  run.run_id = "00000000000000d4";
+  run.input_name = "today.csv";
+  run.created_ms = kNow - 60'000;
+  ASSERT_TRUE(runs_->CreateIfAbsent(run).ok());
+  StepRecord deliver = Step(
+      "deliver",
+      json({{"id", "b1"},
+            {"destination", "visa"},
+            {"files",
+             json::array({{{"destination", "visa"},
+                           {"name", "v1.csv"},
+                           {"records", 7},
+                           {"status", "delivered"},
+                           {"attempts", 1}},
+                          {{"destination", "visa"},
+                           {"name", "v2.csv"},
+                           {"records", 3},
+                           {"status", "failed"},
+                           {"attempts", 3},
+                           {"error", "unavailable: refused"}}})}})
+          .dump());
+  deliver.finished_ms = kNow - 30'000;
+  ASSERT_TRUE(runs_->SaveStep(run.run_id, deliver).ok());
+  ASSERT_TRUE(runs_->SetState(run.run_id, "running", "deliver", "").ok());
+
+  AdminServer::Hooks hooks;
+  hooks.runs = runs_.get();
+  hooks.queue = queue_.get();
+  hooks.log = [](std::string_view) {};
+  hooks.destinations = {
+      {"visa", "visa", "sftp", "127.0.0.1", 2222, "/in/"},
+      {"amex", "amex", "ftps", "127.0.0.1", 2121, "/"}};
+  hooks.reachability = [] {
+    return std::map<std::string, Reachability>{
+        {"amex", {false, kNow - 5000, "connection refused"}}};
+  };
+  hooks.version = "9.9.9";
+  hooks.workers = 3;
+  hooks.started_ms = kNow - 3'600'000;
+  hooks.now_ms = [] { return kNow; };
+  server_->Stop();
+  auto server = AdminServer::Start("127.0.0.1:0", std::move(hooks));
+  ASSERT_TRUE(server.ok());
+  server_ = std::move(*server);
+
+  auto c = Client();
+  auto r = c.Get("/api/overview");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json o = Body(r);
+  EXPECT_EQ(o["generated_ms"], kNow);
+  EXPECT_EQ(o["service"],
+            json({{"ready", true},
+                  {"version", "9.9.9"},
+                  {"started_ms", kNow - 3'600'000},
+                  {"workers", 3}}));
+  EXPECT_EQ(o["queue"]["depth"], 1);
+  EXPECT_EQ(o["queue"]["dead_letters"], 1);
+  EXPECT_EQ(o["runs"],
+            json({{"queued", 1},
+                  {"running", 1},
+                  {"failed", 1},
+                  {"rejected", 0},
+                  {"succeeded", 1}}));
+  ASSERT_EQ(o["destinations"].size(), 2u);
+  const json& visa = o["destinations"][0];
+  EXPECT_EQ(visa["name"], "visa");
+  EXPECT_EQ(visa["port"], 2222);
+  EXPECT_EQ(visa["last_delivery_ms"], kNow - 30'000);
+  EXPECT_DOUBLE_EQ(visa["last_delivery_age_seconds"].get<double>(), 30.0);
+  EXPECT_EQ(visa["files_today"], 1);
+  EXPECT_EQ(visa["records_today"], 7);
+  EXPECT_EQ(visa["retries_waiting"], 1);
+  EXPECT_TRUE(visa["reachable"].is_null());
+  EXPECT_EQ(visa["attention"], json({"retry waiting", "failures today"}));
+  const json& amex = o["destinations"][1];
+  EXPECT_EQ(amex["files_today"], 0);
+  EXPECT_TRUE(amex["last_delivery_ms"].is_null());
+  EXPECT_EQ(amex["reachable"], false);
+  EXPECT_EQ(amex["reachable_checked_ms"], kNow - 5000);
+  EXPECT_EQ(amex["reachable_error"], "connection refused");
+  EXPECT_EQ(amex["attention"], json({"unreachable"}));
+  EXPECT_EQ(o["attention"],
+            json({"dead letters present", "failed runs",
+                  "visa: retry waiting", "visa: failures today",
+                  "amex: unreachable"}));
+
+  // The run's page: the flattened deliveries with their remote paths.
+  r = c.Get("/api/runs/00000000000000d4");
+  ASSERT_TRUE(r);
+  const json detail = Body(r);
+  ASSERT_EQ(detail["deliveries"].size(), 2u) << detail.dump();
+  EXPECT_EQ(detail["deliveries"][0]["remote_path"], "/in/v1.csv");
+  EXPECT_EQ(detail["deliveries"][0]["network"], "visa");
+  EXPECT_EQ(detail["deliveries"][0]["delivered_ms"], kNow - 30'000);
+  EXPECT_EQ(detail["deliveries"][1]["status"], "failed");
+  EXPECT_EQ(detail["deliveries"][1]["error"], "unavailable: refused");
+  EXPECT_EQ(detail["deliveries"][1]["attempts"], 3);
+  EXPECT_TRUE(detail["deliveries"][1]["delivered_ms"].is_null());
+  EXPECT_EQ(detail["rejects"]["total"], 0);
+  r = c.Get("/api/runs/00000000000000d4/rejects");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);  // no work store hook
+}
+
+TEST(ConsoleApi, SummarizesRejectsWithQuotedFields) {
+  const RejectsSummary s = SummarizeRejects(
+      "position,case_id,field,code,message\r\n"
+      "1,\"C1\",pan,E_LUHN,\"card 411111******1111, \"\"bad\"\"\"\r\n"
+      "2,\"C2\",pan,E_LUHN,\"two\r\nlines\"\r\n"
+      "\r\n"
+      "3,C3,amount,AMOUNT_INVALID,x\n");
+  EXPECT_EQ(s.total, 3);
+  EXPECT_EQ(s.by_code,
+            (std::map<std::string, int64_t>{{"AMOUNT_INVALID", 1},
+                                            {"E_LUHN", 2}}));
+  EXPECT_EQ(SummarizeRejects("position,case_id,field,code,message\n").total,
+            0);
+  EXPECT_EQ(UtcDayStartMs(1'765'000'000'000), 1'764'979'200'000);
 }
 
 }  // namespace

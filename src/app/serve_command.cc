@@ -9,6 +9,8 @@
 
 #include "app/admin_api.h"
 #include "app/commands.h"
+#include "app/console_api.h"
+#include "store/object_store.h"
 #include "notify/email_notifier.h"
 #include "notify/log_notifier.h"
 #include "notify/webhook_notifier.h"
@@ -104,6 +106,10 @@ StatusOr<std::unique_ptr<Notifier>> BuildNotifier(const Config& config,
 }
 
 int RunServe(const std::string& config_path) {
+  const int64_t started_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count();
   // Block the stop signals in every thread; one thread waits for them.
   sigset_t signals;
   sigemptyset(&signals);
@@ -196,6 +202,15 @@ int RunServe(const std::string& config_path) {
     hooks.log = [](std::string_view message) {
       Log().Warn({}, "admin.warning", message);
     };
+    hooks.destinations = ConsoleDestinations(*config);
+    if (ObjectStore* work = svc.work_store()) {
+      hooks.read_work = [work](const std::string& key) {
+        return GetObjectBytes(*work, key);
+      };
+    }
+    hooks.version = CBPIPE_VERSION;
+    hooks.started_ms = started_ms;
+    hooks.workers = sc.workers;
     StatusOr<std::unique_ptr<AdminServer>> started =
         AdminServer::Start(sc.admin_listen, std::move(hooks));
     if (!started.ok()) {

@@ -152,6 +152,8 @@ class Service {
   // Null without service.events_queue.
   Queue* events_queue() { return events_.get(); }
   const ServicePaths& paths() const { return paths_; }
+  // Batches and rejects reports (the admin API reads rejects from it).
+  ObjectStore* work_store() { return work_store_.get(); }
 
  private:
   Service(const Config& config, std::unique_ptr<Notifier> notifier);

@@ -18,6 +18,7 @@
 #include <set>
 #include <thread>
 
+#include "domain/rules.h"
 #include "e2e/cli.h"
 #include "e2e/destinations.h"
 #include "e2e/serve_process.h"
@@ -487,6 +488,157 @@ TEST_F(ServeTest, DuplicatesOnceUnreadableQuarantinedNothingDeleted) {
   auto bad = api.Get("/api/runs?state=bogus");
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400);
+}
+
+// The card numbers in `text`: whole runs of 13-19 digits that pass the
+// Luhn check.
+std::set<std::string> CardNumbers(const std::string& text) {
+  std::set<std::string> found;
+  for (size_t i = 0; i < text.size();) {
+    if (!std::isdigit(static_cast<unsigned char>(text[i]))) {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < text.size() && std::isdigit(static_cast<unsigned char>(text[j])))
+      ++j;
+    if (j - i >= 13 && j - i <= 19 && LuhnValid(text.substr(i, j - i)))
+      found.insert(text.substr(i, j - i));
+    i = j;
+  }
+  return found;
+}
+
+// The metric's value for one label set ("name{labels}"), 0 when absent.
+double MetricValue(const std::string& metrics, const std::string& series) {
+  const size_t at = metrics.find("\n" + series + " ");
+  if (at == std::string::npos) return 0;
+  return std::stod(metrics.substr(at + series.size() + 2));
+}
+
+// The console's endpoints over real runs delivered to SFTP and FTPS: the
+// overview's figures match the run store and /metrics, a run's page lists
+// its files, deliveries and rejects, the rejects report downloads as
+// stored, and no answer holds a card number (the inputs are full of them).
+TEST_F(ServeTest, ConsoleApiMatchesTheStoresAndMetricsWithoutCardNumbers) {
+  auto admin_port = FindFreePort();
+  ASSERT_TRUE(admin_port.ok());
+  std::string config = ServiceConfig() + Destinations(0, 3);
+  const std::string no_admin = "admin_listen = \"\"\n";
+  config.replace(
+      config.find(no_admin), no_admin.size(),
+      "admin_listen = \"127.0.0.1:" + std::to_string(*admin_port) + "\"\n");
+  WriteFile(*dir_ / "serve.toml", config);
+  DropInputs(2, 400);
+  const std::string log = *dir_ / "serve.log";
+  ServeProcess serve(*dir_ / "serve.toml", log, env_);
+  ASSERT_TRUE(WaitForRuns("succeeded", 2, 90000)) << ReadFile(log);
+  // The inputs' card numbers: none may appear in an answer.
+  std::set<std::string> pans;
+  for (const std::string& in : inputs_) pans.merge(CardNumbers(ReadFile(in)));
+  ASSERT_GT(pans.size(), 20u);
+
+  httplib::Client api("127.0.0.1", *admin_port);
+  std::vector<std::string> bodies;
+  auto get = [&](const std::string& path) {
+    auto r = api.Get(path);
+    EXPECT_TRUE(r) << path;
+    if (!r) return nlohmann::json();
+    EXPECT_EQ(r->status, 200) << path << " " << r->body;
+    bodies.push_back(r->body);
+    return nlohmann::json::parse(r->body, nullptr, false);
+  };
+  const nlohmann::json overview = get("/api/overview");
+  auto metrics = api.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  ASSERT_TRUE(overview.is_object()) << bodies.back();
+  EXPECT_EQ(overview["runs"]["succeeded"], 2);
+  EXPECT_EQ(overview["runs"]["failed"], 0);
+  EXPECT_EQ(overview["queue"]["dead_letters"], 0);
+  EXPECT_EQ(overview["service"]["ready"], true);
+  EXPECT_EQ(overview["service"]["workers"], 2);
+  EXPECT_TRUE(overview["attention"].empty()) << overview.dump();
+  bool leftovers = false;
+  const auto received = Received(&leftovers);
+  ASSERT_EQ(overview["destinations"].size(), 4u);
+  int64_t files_today = 0;
+  for (const auto& d : overview["destinations"]) {
+    const std::string name = d["name"];
+    EXPECT_EQ(d["network"], name);
+    EXPECT_EQ(d["protocol"], name == "visa" || name == "mastercard" ? "sftp"
+                                                                    : "ftps");
+    EXPECT_EQ(d["failures_today"], 0) << name;
+    EXPECT_EQ(d["retries_waiting"], 0) << name;
+    EXPECT_TRUE(d["last_delivery_ms"].is_number()) << name;
+    EXPECT_LT(d["last_delivery_age_seconds"].get<double>(), 300) << name;
+    // The same count as the process's counter.
+    EXPECT_EQ(d["files_today"].get<double>(),
+              MetricValue(metrics->body,
+                          "cbpipe_files_delivered_total{destination=\"" +
+                              name + "\",status=\"delivered\"}"))
+        << name;
+    int64_t on_server = 0;
+    for (const auto& [path, bytes] : received)
+      on_server += path.rfind(name + "/", 0) == 0;
+    EXPECT_EQ(d["files_today"], on_server) << name;
+    files_today += d["files_today"].get<int64_t>();
+    EXPECT_GT(d["records_today"].get<int64_t>(), 0) << name;
+  }
+  EXPECT_EQ(files_today, static_cast<int64_t>(received.size()));
+
+  // Each run's page: files, deliveries, rejects by code.
+  const nlohmann::json list = get("/api/runs?state=succeeded&input=IN");
+  ASSERT_EQ(list["total"], 2) << list.dump();
+  std::map<std::string, int64_t> rejected_by_code;
+  for (const auto& summary : list["runs"]) {
+    const std::string id = summary["run_id"];
+    const nlohmann::json run = get("/api/runs/" + id);
+    ASSERT_TRUE(run.is_object());
+    EXPECT_EQ(run["files"].size(), run["deliveries"].size());
+    for (const auto& f : run["files"]) {
+      EXPECT_EQ(f["network"], f["destination"]);
+      EXPECT_EQ(f["size"], f["bytes"]);
+      EXPECT_EQ(f["sha256"].get<std::string>().size(), 64u);
+      EXPECT_TRUE(f["totals"].is_object());
+    }
+    for (const auto& d : run["deliveries"]) {
+      EXPECT_EQ(d["status"], "delivered") << d.dump();
+      EXPECT_TRUE(d["delivered_ms"].is_number());
+      EXPECT_EQ(received.count(d["destination"].get<std::string>() + "/" +
+                               d["file"].get<std::string>()),
+                1u)
+          << d.dump();
+    }
+    const nlohmann::json& rejects = run["rejects"];
+    ASSERT_GT(rejects["total"].get<int64_t>(), 0) << run.dump();
+    int64_t sum = 0;
+    for (const auto& [code, n] : rejects["by_code"].items()) {
+      sum += n.get<int64_t>();
+      rejected_by_code[code] += n.get<int64_t>();
+    }
+    EXPECT_EQ(sum, rejects["total"]);
+    EXPECT_EQ(rejects["download"], "/api/runs/" + id + "/rejects");
+    auto csv = api.Get("/api/runs/" + id + "/rejects");
+    ASSERT_TRUE(csv);
+    EXPECT_EQ(csv->status, 200);
+    EXPECT_EQ(csv->get_header_value("Content-Type"), "text/csv; charset=utf-8");
+    EXPECT_EQ(csv->get_header_value("Content-Disposition"),
+              "attachment; filename=\"" + id + "-rejects.csv\"");
+    EXPECT_EQ(csv->body, ReadFile(run["rejects_file"].get<std::string>()));
+    bodies.push_back(csv->body);
+  }
+  for (const auto& [code, n] : rejected_by_code) {
+    EXPECT_EQ(static_cast<double>(n),
+              MetricValue(metrics->body,
+                          "cbpipe_records_rejected_total{code=\"" + code + "\"}"))
+        << code;
+  }
+  bodies.push_back(get("/api/runs").dump());
+  bodies.push_back(get("/api/deadletters").dump());
+  for (const std::string& body : bodies) {
+    for (const std::string& pan : pans)
+      ASSERT_EQ(body.find(pan), std::string::npos) << body.substr(0, 2000);
+  }
 }
 
 }  // namespace

@@ -1,0 +1,321 @@
+#include "app/console_api.h"
+
+#include <algorithm>
+#include <set>
+
+#include "deliver/curl_transport.h"
+
+namespace cbpipe {
+namespace {
+
+using json = nlohmann::json;
+
+// The next field of a CSV row at `*pos` (RFC 4180: quoted fields may hold
+// commas, doubled quotes and line breaks); `*end_of_row` when it was the
+// row's last.
+std::string NextField(std::string_view csv, size_t* pos, bool* end_of_row) {
+  std::string field;
+  size_t i = *pos;
+  if (i < csv.size() && csv[i] == '"') {
+    for (++i; i < csv.size(); ++i) {
+      if (csv[i] == '"') {
+        if (i + 1 < csv.size() && csv[i + 1] == '"') {
+          field.push_back('"');
+          ++i;
+        } else {
+          ++i;
+          break;
+        }
+      } else {
+        field.push_back(csv[i]);
+      }
+    }
+  }
+  while (i < csv.size() && csv[i] != ',' && csv[i] != '\n' && csv[i] != '\r')
+    field.push_back(csv[i++]);
+  *end_of_row = i >= csv.size() || csv[i] != ',';
+  if (i < csv.size() && csv[i] == ',') {
+    ++i;
+  } else {
+    if (i < csv.size() && csv[i] == '\r') ++i;
+    if (i < csv.size() && csv[i] == '\n') ++i;
+  }
+  *pos = i;
+  return field;
+}
+
+const ConsoleDestination* FindDestination(
+    const std::vector<ConsoleDestination>& dests, std::string_view name) {
+  for (const ConsoleDestination& d : dests) {
+    if (d.name == name) return &d;
+  }
+  return nullptr;
+}
+
+// Every object under `j` that describes one file's delivery outcome.
+void CollectOutcomes(const json& j, std::vector<const json*>* out) {
+  if (j.is_object()) {
+    if (j.contains("status") && j["status"].is_string() && j.contains("name") &&
+        j.contains("destination")) {
+      out->push_back(&j);
+      return;
+    }
+    for (const auto& [k, v] : j.items()) CollectOutcomes(v, out);
+  } else if (j.is_array()) {
+    for (const json& v : j) CollectOutcomes(v, out);
+  }
+}
+
+std::string Str(const json& j, const char* key) {
+  return j.is_object() && j.contains(key) && j[key].is_string()
+             ? j[key].get<std::string>()
+             : std::string();
+}
+
+int64_t Int(const json& j, const char* key) {
+  return j.is_object() && j.contains(key) && j[key].is_number_integer()
+             ? j[key].get<int64_t>()
+             : 0;
+}
+
+json Parse(const std::string& text) {
+  return json::parse(text, nullptr, /*allow_exceptions=*/false);
+}
+
+}  // namespace
+
+std::vector<ConsoleDestination> ConsoleDestinations(const Config& config) {
+  std::vector<ConsoleDestination> out;
+  for (const DestinationConfig& d : config.destinations) {
+    ConsoleDestination c;
+    c.name = d.name;
+    if (!d.networks.empty())
+      c.network = std::string(NetworkName(d.networks[0]));
+    c.protocol = d.url.substr(0, d.url.find("://"));
+    if (c.protocol != "file") {
+      StatusOr<DestinationUrl> url = ParseDestinationUrl(d.url);
+      if (url.ok()) {
+        c.host = url->host;
+        c.port = url->port.empty() ? 0 : std::atoi(url->port.c_str());
+        c.folder = UrlDecode(DestinationFolder(*url));
+      }
+      if (c.port == 0) {
+        c.port = c.protocol == "sftp" ? 22
+                 : c.protocol == "ftps" && d.ftps_mode == FtpsMode::kImplicit
+                     ? 990
+                     : 21;
+      }
+    } else {
+      c.folder = d.url.substr(std::min(d.url.size(), size_t{7}));
+      if (!c.folder.empty() && c.folder.back() != '/') c.folder += '/';
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+RejectsSummary SummarizeRejects(std::string_view csv) {
+  RejectsSummary s;
+  size_t pos = 0;
+  bool header = true;
+  while (pos < csv.size()) {
+    std::vector<std::string> row;
+    bool end = false;
+    while (!end && pos < csv.size()) row.push_back(NextField(csv, &pos, &end));
+    if (row.size() == 1 && row[0].empty()) continue;  // a blank line
+    if (header) {
+      header = false;
+      continue;
+    }
+    ++s.total;
+    ++s.by_code[row.size() > 3 ? row[3] : std::string()];
+  }
+  return s;
+}
+
+std::vector<ConsoleDelivery> RunDeliveries(
+    const RunRecord& run, const std::vector<ConsoleDestination>& dests) {
+  std::vector<ConsoleDelivery> out;
+  std::set<std::pair<std::string, std::string>> seen;
+  auto network_of = [&](const std::string& dest) {
+    const ConsoleDestination* d = FindDestination(dests, dest);
+    return d ? d->network : std::string();
+  };
+  auto remote_path = [&](const std::string& dest, const std::string& name) {
+    const ConsoleDestination* d = FindDestination(dests, dest);
+    return (d ? d->folder : std::string()) + name;
+  };
+  // The outcomes of the deliver steps (the later step's record of a file
+  // replaces an earlier one's).
+  for (auto it = run.steps.rbegin(); it != run.steps.rend(); ++it) {
+    const StepRecord& step = *it;
+    if (step.name.rfind("deliver", 0) != 0 && step.name != "notify" &&
+        step.name != "settle" && step.name != "record_failure")
+      continue;
+    const json output = Parse(step.output_json);
+    std::vector<const json*> outcomes;
+    CollectOutcomes(output, &outcomes);
+    for (const json* f : outcomes) {
+      ConsoleDelivery d;
+      d.destination = Str(*f, "destination");
+      d.file = Str(*f, "name");
+      if (!seen.emplace(d.destination, d.file).second) continue;
+      const std::string status = Str(*f, "status");
+      d.status = status == "failed" ? "failed" : "delivered";
+      d.network = network_of(d.destination);
+      d.remote_path = remote_path(d.destination, d.file);
+      d.attempts = Int(*f, "attempts");
+      d.error = Str(*f, "error");
+      d.records = Int(*f, "records");
+      if (d.status == "delivered")
+        d.delivered_ms = step.finished_ms ? step.finished_ms : run.updated_ms;
+      out.push_back(std::move(d));
+    }
+  }
+  // Generated files with no outcome yet.
+  for (const StepRecord& step : run.steps) {
+    if (step.name != "scan" && step.name != "generate") continue;
+    const json output = Parse(step.output_json);
+    if (!output.is_object() || !output.contains("batches") ||
+        !output["batches"].is_array())
+      continue;
+    for (const json& b : output["batches"]) {
+      if (!b.is_object() || !b.contains("files") || !b["files"].is_array())
+        continue;
+      for (const json& f : b["files"]) {
+        ConsoleDelivery d;
+        d.destination = Str(f, "destination");
+        d.file = Str(f, "name");
+        if (!seen.emplace(d.destination, d.file).second) continue;
+        d.status = "pending";
+        d.network = network_of(d.destination);
+        d.remote_path = remote_path(d.destination, d.file);
+        d.records = Int(f, "records");
+        out.push_back(std::move(d));
+      }
+    }
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const ConsoleDelivery& a, const ConsoleDelivery& b) {
+                     return std::tie(a.destination, a.file) <
+                            std::tie(b.destination, b.file);
+                   });
+  return out;
+}
+
+void AddConsoleRunDetail(const RunRecord& run,
+                         const std::vector<ConsoleDestination>& dests,
+                         const std::optional<std::string>& rejects_csv,
+                         json* detail) {
+  json& files = (*detail)["files"];
+  if (files.is_array()) {
+    for (json& f : files) {
+      if (!f.is_object()) continue;
+      const ConsoleDestination* d =
+          FindDestination(dests, Str(f, "destination"));
+      f["network"] = d ? json(d->network) : json(nullptr);
+      f["size"] = Int(f, "bytes");
+    }
+  }
+  json deliveries = json::array();
+  for (const ConsoleDelivery& d : RunDeliveries(run, dests)) {
+    deliveries.push_back(
+        {{"destination", d.destination},
+         {"network", d.network.empty() ? json(nullptr) : json(d.network)},
+         {"file", d.file},
+         {"status", d.status},
+         {"remote_path", d.remote_path},
+         {"attempts", d.attempts},
+         {"error", d.error.empty() ? json(nullptr) : json(d.error)},
+         {"delivered_ms",
+          d.delivered_ms ? json(*d.delivered_ms) : json(nullptr)},
+         {"records", d.records}});
+  }
+  (*detail)["deliveries"] = std::move(deliveries);
+  const bool has_rejects = !(*detail)["rejects_file"].is_null();
+  json rejects = {
+      {"total", nullptr}, {"by_code", json::object()}, {"download", nullptr}};
+  if (has_rejects && rejects_csv) {
+    const RejectsSummary s = SummarizeRejects(*rejects_csv);
+    rejects["total"] = s.total;
+    for (const auto& [code, n] : s.by_code) rejects["by_code"][code] = n;
+    if (s.total > 0)
+      rejects["download"] = "/api/runs/" + run.run_id + "/rejects";
+  } else if (!has_rejects) {
+    rejects["total"] = 0;
+  }
+  (*detail)["rejects"] = std::move(rejects);
+}
+
+int64_t UtcDayStartMs(int64_t now_ms) {
+  constexpr int64_t kDay = 86'400'000;
+  return now_ms - ((now_ms % kDay) + kDay) % kDay;
+}
+
+json DestinationsOverviewJson(
+    const std::vector<ConsoleDestination>& dests,
+    const std::vector<RunRecord>& recent_runs,
+    const std::map<std::string, Reachability>& reachable, int64_t now_ms) {
+  const int64_t today = UtcDayStartMs(now_ms);
+  struct Tally {
+    std::optional<int64_t> last_ms;
+    int64_t files = 0, records = 0, failures = 0, retries = 0;
+  };
+  std::map<std::string, Tally> tally;
+  for (const RunRecord& run : recent_runs) {
+    const bool finished = run.state == "succeeded" || run.state == "failed" ||
+                          run.state == "rejected";
+    for (const ConsoleDelivery& d : RunDeliveries(run, dests)) {
+      Tally& t = tally[d.destination];
+      if (d.status == "delivered" && d.delivered_ms) {
+        if (!t.last_ms || *d.delivered_ms > *t.last_ms)
+          t.last_ms = d.delivered_ms;
+        if (*d.delivered_ms >= today) {
+          ++t.files;
+          t.records += d.records;
+        }
+      } else if (d.status == "failed") {
+        if (run.updated_ms >= today) ++t.failures;
+        if (!finished) ++t.retries;
+      }
+    }
+  }
+  json out = json::array();
+  for (const ConsoleDestination& d : dests) {
+    const Tally& t = tally[d.name];
+    json attention = json::array();
+    json up = nullptr, checked = nullptr, error = nullptr;
+    if (auto it = reachable.find(d.name); it != reachable.end()) {
+      up = it->second.up;
+      checked = it->second.checked_ms;
+      if (!it->second.up) {
+        error = it->second.error;
+        attention.push_back("unreachable");
+      }
+    }
+    if (t.retries > 0) attention.push_back("retry waiting");
+    if (t.failures > 0) attention.push_back("failures today");
+    out.push_back(
+        {{"name", d.name},
+         {"network", d.network},
+         {"protocol", d.protocol},
+         {"host", d.host},
+         {"port", d.port},
+         {"last_delivery_ms", t.last_ms ? json(*t.last_ms) : json(nullptr)},
+         {"last_delivery_age_seconds",
+          t.last_ms ? json(static_cast<double>(now_ms - *t.last_ms) / 1000.0)
+                    : json(nullptr)},
+         {"files_today", t.files},
+         {"records_today", t.records},
+         {"failures_today", t.failures},
+         {"retries_waiting", t.retries},
+         {"next_retry_ms", nullptr},
+         {"reachable", up},
+         {"reachable_checked_ms", checked},
+         {"reachable_error", error},
+         {"attention", std::move(attention)}});
+  }
+  return out;
+}
+
+}  // namespace cbpipe
