@@ -61,6 +61,10 @@ struct Options {
   int workers = 2;
   int settle_ms = 20;
   int poll_ms = 20;
+  // With --console: every trial also runs serve with the console open
+  // (bench/service/console_open.mjs under node).
+  std::string console_script;
+  std::string node = "/usr/bin/node";
 };
 
 [[noreturn]] void Die(const std::string& message) {
@@ -422,26 +426,30 @@ void RunPeer(const Options& o, const SshServer& sftp,
   t->run_cpu_s = e.cpu_seconds;
 }
 
+// side: "serve", or "console" for the same with the console open in a
+// browser for the whole time.
 void RunServe(const Options& o, const SshServer& sftp,
               const std::vector<std::string>& inputs,
               const std::vector<std::string>& paced_inputs,
-              const fs::path& tdir, int k, Trial* t) {
-  const std::string subdir = "t" + std::to_string(k) + "-serve";
+              const fs::path& tdir, int k, const std::string& side,
+              Trial* t) {
+  const std::string subdir = "t" + std::to_string(k) + "-" + side;
   for (const char* net : kNetworks)
     Check(testing::MakeRemoteDir(sftp.root_dir(), subdir + "/" + net, true),
           "remote dir");
-  const fs::path work = tdir / "serve-work";
+  const fs::path work = tdir / (side + "-work");
   const fs::path inbox = work / "inbox";
   fs::create_directories(inbox);
   StatusOr<int> port = testing::FindFreePort();
   Check(port.status(), "free port");
-  const std::string config = (tdir / "serve.toml").string();
+  const std::string config = (tdir / (side + ".toml")).string();
   std::ofstream(config) << "[output]\nwork_dir = \"" << work.string()
                         << "\"\n\n[service]\nsettle_ms = " << o.settle_ms
                         << "\npoll_interval_ms = " << o.poll_ms
                         << "\nworkers = " << o.workers
                         << "\nadmin_listen = \"127.0.0.1:" << *port
-                        << "\"\nlog_file = \"" << (tdir / "serve.log").string()
+                        << "\"\nlog_file = \""
+                        << (tdir / (side + ".log")).string()
                         << "\"\nshutdown_timeout_seconds = 10\n"
                         << Destinations(sftp, subdir);
 
@@ -459,7 +467,7 @@ void RunServe(const Options& o, const SshServer& sftp,
   }
   ::sync();
 
-  const std::string log = (tdir / "serve.out").string();
+  const std::string log = (tdir / (side + ".out")).string();
   ChildGuard child{Spawn({o.cbpipe, "serve", "--config", config}, log)};
   std::string body;
   for (int i = 0; HttpGet(*port, "/readyz", &body) != 200; ++i) {
@@ -470,6 +478,20 @@ void RunServe(const Options& o, const SshServer& sftp,
       Die("cbpipe serve exited at start; see " + log);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ChildGuard console;
+  if (side == "console") {
+    const std::string ready = (tdir / "console.ready").string();
+    fs::remove(ready);
+    console.pid = Spawn({o.node, o.console_script,
+                         "http://127.0.0.1:" + std::to_string(*port), ready},
+                        (tdir / "console.out").string());
+    for (int i = 0; !fs::exists(ready); ++i) {
+      int status;
+      if (i > 3000 || ::waitpid(console.pid, &status, WNOHANG) == console.pid)
+        Die("the console did not open; see " + (tdir / "console.out").string());
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
   }
   StatusOr<std::unique_ptr<RunStore>> store =
       SqliteRunStore::Open((work / "state.db").string(), Env::Default());
@@ -525,6 +547,10 @@ void RunServe(const Options& o, const SshServer& sftp,
       t->metric_delivery_seconds_mean =
           MetricSum(body, "cbpipe_delivery_latency_seconds_sum", "") / count;
   }
+  if (console.pid > 0) {
+    ::kill(console.pid, SIGTERM);
+    if (WaitChild(console.pid, 20.0).exited) console.pid = -1;
+  }
   ::kill(child.pid, SIGTERM);
   const Exit e = WaitChild(child.pid, 20.0);
   if (e.exited) child.pid = -1;
@@ -560,10 +586,10 @@ void RunServe(const Options& o, const SshServer& sftp,
 }
 
 void RemoveBulk(const SshServer& sftp, const fs::path& tdir, int k) {
-  for (const char* side : {"-run", "-serve"})
+  for (const char* side : {"-run", "-serve", "-console"})
     fs::remove_all(fs::path(sftp.root_dir()) /
                    ("t" + std::to_string(k) + side));
-  for (const char* work : {"run-work", "serve-work"})
+  for (const char* work : {"run-work", "serve-work", "console-work"})
     fs::remove_all(tdir / work);
 }
 
@@ -818,11 +844,45 @@ void Report(const Options& o, const std::vector<Trial>& trials) {
       last.metric_files_delivered, last.metric_delivery_seconds_mean * 1000);
 }
 
+// serve alone against serve with the console open (the same trials, the
+// two alternating which goes first).
+void ReportConsole(const Options& o, const std::vector<Trial>& plain,
+                   const std::vector<Trial>& console) {
+  const double n = o.inputs;
+  auto wall = [](const Trial& t) { return t.serve_wall_s; };
+  auto cpu = [](const Trial& t) { return t.serve_cpu_s; };
+  auto paced_p50 = [](const Trial& t) {
+    return Percentile(Latencies(t.paced), 0.5);
+  };
+  auto serve_only = [](const Trial& t) {
+    return Percentile(Parts(t.paced, "serve_only"), 0.5);
+  };
+  std::printf(
+      "\n== the console open in chromium (overview refreshing itself every "
+      "5 s, the runs list\n   reloaded every 5 s) during serve's burst and "
+      "paced inputs, against serve alone\n\n");
+  Row("serve, the same inputs", "alone", "console", "ratio");
+  Row("---", "---:", "---:", "---:");
+  const double w0 = Med(plain, wall), w1 = Med(console, wall);
+  Row("burst wall s", Fmt(w0, 2), Fmt(w1, 2), Ratio(w1, w0));
+  Row("inputs/s", Fmt(n / w0, 1), Fmt(n / w1, 1), Ratio(n / w1, n / w0));
+  const double c0 = Med(plain, cpu), c1 = Med(console, cpu);
+  Row("serve CPU s during the burst", Fmt(c0, 2), Fmt(c1, 2), Ratio(c1, c0));
+  const double p0 = Med(plain, paced_p50), p1 = Med(console, paced_p50);
+  Row("paced latency p50 ms", Fmt(p0, 0), Fmt(p1, 0), Ratio(p1, p0));
+  const double d0 = Med(plain, serve_only), d1 = Med(console, serve_only);
+  Row("D per-input overhead p50 ms", Fmt(d0, 1), Fmt(d1, 1), Ratio(d1, d0));
+  for (size_t i = 0; i < plain.size() && i < console.size(); ++i)
+    std::printf("   trial %zu: alone %.2f s, console %.2f s\n", i + 1,
+                plain[i].serve_wall_s, console[i].serve_wall_s);
+}
+
 int Usage() {
   std::fprintf(stderr,
                "usage: bench_service --cbpipe BIN --dir DIR [--inputs N] "
                "[--records M] [--trials T] [--paced K] [--workers W] "
-               "[--settle-ms MS] [--poll-ms MS]\n");
+               "[--settle-ms MS] [--poll-ms MS] [--console SCRIPT.mjs] "
+               "[--node PATH]\n");
   return 2;
 }
 
@@ -850,6 +910,10 @@ int Main(int argc, char** argv) {
       o.settle_ms = std::atoi(value.c_str());
     } else if (arg == "--poll-ms") {
       o.poll_ms = std::atoi(value.c_str());
+    } else if (arg == "--console") {
+      o.console_script = fs::absolute(value).string();
+    } else if (arg == "--node") {
+      o.node = value;
     } else {
       return Usage();
     }
@@ -869,44 +933,61 @@ int Main(int argc, char** argv) {
   StatusOr<SshServer> sftp = SshServer::Start(sftp_dir.string());
   Check(sftp.status(), "sshd");
 
-  std::vector<Trial> trials;
+  std::vector<Trial> trials, console_trials;
   for (int k = 1; k <= o.trials; ++k) {
     const fs::path tdir = fs::path(o.dir) / ("trial" + std::to_string(k));
     fs::remove_all(tdir);
     fs::create_directories(tdir);
     Trial t;
     t.load_before = LoadAverage();
-    // Alternate the order, so drift on a shared machine hits both sides.
+    // Alternate the order, so drift on a shared machine hits every side.
+    Trial c;
+    auto serve_with_console = [&] {
+      if (!o.console_script.empty())
+        RunServe(o, *sftp, inputs, paced, tdir, k, "console", &c);
+    };
     if (k % 2 == 1) {
       RunPeer(o, *sftp, inputs, tdir, k, &t);
-      RunServe(o, *sftp, inputs, paced, tdir, k, &t);
+      RunServe(o, *sftp, inputs, paced, tdir, k, "serve", &t);
+      serve_with_console();
     } else {
-      RunServe(o, *sftp, inputs, paced, tdir, k, &t);
+      serve_with_console();
+      RunServe(o, *sftp, inputs, paced, tdir, k, "serve", &t);
       RunPeer(o, *sftp, inputs, tdir, k, &t);
     }
     t.load_after = LoadAverage();
     int partials = 0;
     const auto run_files = RemoteFiles(
         sftp->root_dir(), "t" + std::to_string(k) + "-run", &partials);
-    auto serve_files = RemoteFiles(
-        sftp->root_dir(), "t" + std::to_string(k) + "-serve", &partials);
     t.files_run = run_files.size();
-    t.files_serve = serve_files.size();
     for (const auto& [name, size] : run_files) t.bytes_run += size;
     // serve also delivered the paced inputs; compare the burst's files.
-    t.same_files = partials == 0 && !run_files.empty();
-    for (const auto& [name, size] : run_files) {
-      auto it = serve_files.find(name);
-      if (it == serve_files.end() || it->second != size) t.same_files = false;
+    auto compare = [&](const std::string& side, Trial* s) {
+      int side_partials = partials;
+      const auto files = RemoteFiles(
+          sftp->root_dir(), "t" + std::to_string(k) + "-" + side,
+          &side_partials);
+      s->same_files = side_partials == 0 && !run_files.empty();
+      s->files_serve = 0;
+      for (const auto& [name, size] : run_files) {
+        auto it = files.find(name);
+        if (it == files.end() || it->second != size) s->same_files = false;
+        else ++s->files_serve;
+      }
+      if (!s->same_files)
+        std::fprintf(stderr,
+                     "bench_service: trial %d: %s and run delivered "
+                     "different files (%d .part left)\n",
+                     k, side.c_str(), side_partials);
+    };
+    compare("serve", &t);
+    if (!o.console_script.empty()) {
+      compare("console", &c);
+      c.files_run = t.files_run;
+      std::fprintf(stderr, "trial %d/%d: serve with the console %.2f s\n", k,
+                   o.trials, c.serve_wall_s);
+      console_trials.push_back(std::move(c));
     }
-    t.files_serve = 0;
-    for (const auto& [name, size] : serve_files)
-      t.files_serve += run_files.count(name);
-    if (!t.same_files)
-      std::fprintf(stderr,
-                   "bench_service: trial %d: serve and run delivered "
-                   "different files (%d .part left)\n",
-                   k, partials);
     std::fprintf(stderr,
                  "trial %d/%d: run %.2f s, serve %.2f s, %zu files each\n", k,
                  o.trials, t.run_wall_s, t.serve_wall_s, t.files_run);
@@ -915,8 +996,10 @@ int Main(int argc, char** argv) {
   }
   sftp->Stop();
   Report(o, trials);
+  if (!console_trials.empty()) ReportConsole(o, trials, console_trials);
   bool ok = true;
   for (const Trial& t : trials) ok &= t.same_files;
+  for (const Trial& t : console_trials) ok &= t.same_files;
   return ok ? 0 : 1;
 }
 

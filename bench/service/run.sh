@@ -7,12 +7,16 @@
 #   bench/service/run.sh                 # 1000 x 1000 records, 3 trials
 #   QUICK=1 bench/service/run.sh         # 50 x 200 records, to see it works
 #   INPUTS=200 RECORDS=1000 TRIALS=5 bench/service/run.sh
+#   CONSOLE=1 bench/service/run.sh       # also serve with the console open
 #
 # Settings (environment): INPUTS (1000; QUICK 50), RECORDS (1000; QUICK 200),
 # TRIALS (3), PACED (inputs timed one at a time after the burst; 20),
 # WORKERS (2), SETTLE_MS (20), POLL_MS (20), QUEUE_MESSAGES (2000; QUICK
 # 500), BUILD_DIR (build-svcbench), SKIP_BUILD=1 (use the binaries there),
-# BENCH_DATA_DIR (bench/data/service: inputs, work dirs, logs; on the disk).
+# BENCH_DATA_DIR (bench/data/service: inputs, work dirs, logs; on the disk),
+# CONSOLE=1: each trial also runs serve with the operations console open in
+# headless chromium (bench/service/console_open.mjs; needs scripts/bootstrap's
+# chromium and console/node_modules) and reports the two side by side.
 # The report goes to stdout and to bench/results/service-<time>.txt.
 # Exit status: 0 when serve and run delivered the same files, 1 if not,
 # 2 on a setup error.
@@ -63,8 +67,16 @@ REPORT=bench/results/service-$(date -u +%Y%m%dT%H%M%SZ).txt
   echo "# $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo ' (dirty tree)'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$REPORT"
 
+console_args=()
+if [[ ${CONSOLE:-0} == 1 ]]; then
+  [[ -d console/node_modules/playwright-core ]] || {
+    echo "run.sh: CONSOLE=1 needs console/node_modules (scripts/bootstrap)" >&2
+    exit 2
+  }
+  console_args=(--console bench/service/console_open.mjs --node "$(command -v node)")
+fi
 status=0
-"$BENCH_SERVICE" --cbpipe "$CBPIPE" --dir "$DATA" --inputs "$INPUTS" \
+"$BENCH_SERVICE" "${console_args[@]}" --cbpipe "$CBPIPE" --dir "$DATA" --inputs "$INPUTS" \
   --records "$RECORDS" --trials "$TRIALS" --paced "$PACED" \
   --workers "$WORKERS" --settle-ms "$SETTLE_MS" --poll-ms "$POLL_MS" \
   | tee -a "$REPORT" || status=$?

@@ -25,7 +25,9 @@
 //   ftps-pureftpd         pure-ftpd, TLS required
 // The SFTP rows with fsync are also run against the one client that
 // flushes the same way: OpenSSH's sftp with `put -f` (peer sftp-f), so the
-// server's disk flush, which neither client can avoid, is on both sides.
+// server's disk flush, which neither client can avoid, is on both sides;
+// and against cbpipe with fsync = false (peer cb-nofs), which prints what
+// the flush costs a file on that server, next to the disk's own fsync.
 // curl gets the options that match cbpipe's: --ssl-reqd, --cacert, the same
 // TLS version, one connection (and TLS session) reused for every file.
 // Fairness: both clients send the same files to the same server folder,
@@ -158,12 +160,18 @@ std::string ReadAll(const std::string& path) {
 }
 
 // Milliseconds one fsync(2) of a fresh `bytes`-byte file takes in `dir`
-// while `count` such files pile up there, as in the small-file workload
-// (median): the floor fsync@openssh.com puts under each small file on a
-// server whose folder is on this disk. It moves with what else the machine
+// while `count` such files pile up there, as in the small-file workload:
+// the floor fsync@openssh.com puts under each small file on a server whose
+// folder is on this disk. The mean is what `count` files add up to; on a
+// shared disk it sits well above the median (a flush that lands behind a
+// large journal commit waits for all of it). It moves with what else the machine
 // writes: the journal commit behind each fsync on ext4 (data=ordered) also
 // writes out other programs' pending data.
-double FlushMillis(const std::string& dir, size_t bytes, int count) {
+struct FlushCost {
+  double median_ms = -1, mean_ms = -1;
+};
+
+FlushCost FlushMillis(const std::string& dir, size_t bytes, int count) {
   std::vector<double> ms;
   const std::string data(bytes, 'x');
   bool ok = true;
@@ -171,7 +179,7 @@ double FlushMillis(const std::string& dir, size_t bytes, int count) {
     const std::string path = dir + "/.flush-probe-" + std::to_string(i);
     int fd =
         ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return -1;
+    if (fd < 0) return {};
     ok = ::write(fd, data.data(), data.size()) ==
          static_cast<ssize_t>(data.size());
     auto start = Clock::now();
@@ -183,9 +191,11 @@ double FlushMillis(const std::string& dir, size_t bytes, int count) {
   for (int i = 0; i < count; ++i) {
     ::unlink((dir + "/.flush-probe-" + std::to_string(i)).c_str());
   }
-  if (!ok) return -1;
+  if (!ok || ms.empty()) return {};
   std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  double sum = 0;
+  for (double m : ms) sum += m;
+  return {ms[ms.size() / 2], sum / static_cast<double>(ms.size())};
 }
 
 // Reads every file once, so both clients start from the page cache.
@@ -565,13 +575,14 @@ int Main(int argc, char** argv) {
   // The server disk's flush cost, before and after (it moves with the load).
   auto print_flush = [&](const char* when) {
     if (targets.empty()) return;
+    const FlushCost cost =
+        FlushMillis(targets[0].remote_dir,
+                    static_cast<size_t>(o.small_kb) << 10, o.small_count);
     std::printf(
         "server disk %s: fsync of each of %d fresh %d KB files in one folder "
-        "takes %.2f ms (median); with fsync on, each small file costs that "
-        "on top\n",
-        when, o.small_count, o.small_kb,
-        FlushMillis(targets[0].remote_dir,
-                    static_cast<size_t>(o.small_kb) << 10, o.small_count));
+        "takes %.2f ms (median), %.2f ms (mean); with fsync on, each small "
+        "file costs the mean on top\n",
+        when, o.small_count, o.small_kb, cost.median_ms, cost.mean_ms);
     std::fflush(stdout);
   };
   print_flush("before");
@@ -582,7 +593,12 @@ int Main(int argc, char** argv) {
   bool all_ok = true;
   for (const Target& t : targets) {
     std::vector<std::string> peers = {"curl"};
-    if (t.sftp_peer) peers.push_back("sftp-f");
+    // cbpipe itself without the flush, on the same server in alternation:
+    // the difference is what the flush costs a file there.
+    if (t.sftp_peer) {
+      peers.push_back("sftp-f");
+      peers.push_back("cb-nofs");
+    }
     for (const Workload& w : workloads) {
       WarmCache(w);
       for (const std::string& peer : peers) {
@@ -598,6 +614,10 @@ int Main(int argc, char** argv) {
               timing = RunCbpipe(t, w);
             } else if (peer == "curl") {
               timing = RunCurl(t, w, o.dir + "/curl.config");
+            } else if (peer == "cb-nofs") {
+              Target nofsync = t;
+              nofsync.dest.remote_fsync = false;
+              timing = RunCbpipe(nofsync, w);
             } else {
               timing = RunOpensshSftp(t, w, o.dir + "/sftp.batch");
             }
@@ -630,6 +650,12 @@ int Main(int argc, char** argv) {
             t.protocol.c_str(), w.name.c_str(), peer.c_str(), a, spread(ours),
             b, spread(theirs), mb / a, mb / b, b / a, Median(ours_cpu),
             Median(theirs_cpu));
+        if (peer == "cb-nofs") {
+          std::printf("%-20s %-14s the flush costs cbpipe %.2f ms a file here "
+                      "(median with - median without, / files)\n",
+                      t.protocol.c_str(), w.name.c_str(),
+                      1000 * (a - b) / static_cast<double>(w.files.size()));
+        }
         std::fflush(stdout);
       }
     }
@@ -639,7 +665,8 @@ int Main(int argc, char** argv) {
   std::printf(
       "ratio = peer time / cbpipe time (>= 1.00: cbpipe as fast or "
       "faster); peer curl = the curl CLI (never flushes), sftp-f = "
-      "OpenSSH's sftp with put -f (fsync@openssh.com per file, as cbpipe); "
+      "OpenSSH's sftp with put -f (fsync@openssh.com per file, as cbpipe), "
+      "cb-nofs = cbpipe with fsync = false; "
       "medians of %d runs after a warm-up; spread = slowest / "
       "fastest run; cpu-cb / cpu-pe = median client CPU s (user + system) of "
       "cbpipe / the peer; every run verified byte for byte\n",

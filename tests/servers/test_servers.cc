@@ -745,6 +745,10 @@ StatusOr<ProFtpdServer> ProFtpdServer::Start(const std::string& dir_arg,
     c << "  AuthOrder mod_auth_file.c\n"
       << "  AuthUserFile " << conf << "/passwd\n"
       << "  AuthGroupFile " << conf << "/group\n"
+      // The transfer log in the fixture's folder, not the compiled-in
+      // /var/log/xferlog shared by every run on the machine; one line per
+      // file, unsynced, as on a production server.
+      << "  TransferLog " << conf << "/xferlog\n"
       << "  RequireValidShell off\n  DefaultRoot ~\n  Umask 022\n"
       << "  AllowOverwrite on\n  TimeoutIdle 60\n"
       << "</VirtualHost>\n";
