@@ -1283,6 +1283,37 @@ void AdminServer::Impl::InstallRoutes() {
                        "attachment; filename=\"" + id + "-rejects.csv\"");
       });
 
+  add("/api/charts", "GET", false, "",
+      [&h](const Request& req, Response& res) {
+        if (!h.runs) return SendError(res, 503, "unavailable", "no run store");
+        if (!CheckParams(req, {"range"}, res)) return;
+        const std::string range =
+            req.has_param("range") ? req.get_param_value("range") : "24h";
+        if (range != "24h" && range != "14d") {
+          return SendError(res, 400, "invalid_argument",
+                           "range must be 24h or 14d");
+        }
+        const int64_t now = h.now_ms ? h.now_ms() : SystemNowMs();
+        const int64_t bucket_ms = range == "24h" ? 3'600'000 : 86'400'000;
+        const int buckets = range == "24h" ? 24 : 14;
+        // Runs are listed by creation: a day before the range catches
+        // those delivered within it after a long retry.
+        const int64_t from =
+            ChartsStartMs(bucket_ms, buckets, now) - 86'400'000;
+        StatusOr<std::vector<RunRecord>> listed =
+            h.runs->List({.from_ms = from}, kAdminChartsMaxRuns, 0);
+        if (!listed.ok()) return SendStatus(res, listed.status());
+        std::vector<RunRecord> runs;
+        runs.reserve(listed->size());
+        for (const RunRecord& r : *listed) {
+          StatusOr<RunRecord> full = h.runs->Get(r.run_id);
+          if (full.ok()) runs.push_back(std::move(*full));
+        }
+        SendJson(res, 200,
+                 ChartsJson(range, bucket_ms, buckets, h.destinations, runs,
+                            now));
+      });
+
   add("/api/overview", "GET", false, "",
       [&h](const Request& req, Response& res) {
         if (!h.runs || !h.queue)

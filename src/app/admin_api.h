@@ -11,6 +11,7 @@
 //   POST /api/deadletters/{id}/redrive     back to the queue (bearer token)
 //   POST /api/deadletters/redrive          all of them (bearer token)
 //   GET  /api/overview                     the console's overview
+//   GET  /api/charts?range=24h|14d         the console's charts
 //   GET  /api/runs/{id}/rejects            the run's rejects report (CSV)
 //   GET  /                                 302 to /console/
 //   GET  /console/, /console/<file>        the console (app/console_assets.h)
@@ -111,6 +112,8 @@ inline constexpr size_t kAdminMaxRejectsBytes = 64 * 1024 * 1024;
 // kAdminOverviewMaxRuns of them) for the per-destination figures.
 inline constexpr int64_t kAdminOverviewWindowMs = 48 * 3600 * 1000;
 inline constexpr int kAdminOverviewMaxRuns = 5000;
+// /api/charts reads at most this many runs of its range (newest first).
+inline constexpr int kAdminChartsMaxRuns = 20000;
 
 // Timeouts and sizes of the server; the defaults are the documented ones
 // (tests shorten the timeouts).

@@ -1426,3 +1426,100 @@ TEST(ConsoleApi, SummarizesRejectsWithQuotedFields) {
 
 }  // namespace
 }  // namespace cbpipe
+
+namespace cbpipe {
+namespace {
+
+// Charts come from the run store: the same after a restart of the server
+// and a reopening of the store.
+TEST_F(AdminApiTest, ChartsFromTheRunStoreSurviveARestart) {
+  constexpr int64_t kHour = 3'600'000;
+  constexpr int64_t kNow = 1'765'000'000'000;  // 05:46:40 UTC
+  const int64_t this_hour = kNow - kNow % kHour;
+  auto add_run = [&](const std::string& id, int64_t created, int64_t delivered,
+                     const char* status, int64_t records) {
+    RunRecord run;
+    run.run_id = id;
+    run.input_name = id + ".csv";
+    run.created_ms = created;
+    ASSERT_TRUE(runs_->CreateIfAbsent(run).ok());
+    StepRecord deliver = Step(
+        "deliver", json({{"files", json::array({{{"destination", "visa"},
+                                                 {"name", id + ".csv"},
+                                                 {"records", records},
+                                                 {"status", status},
+                                                 {"attempts", 1}}})}})
+                       .dump());
+    deliver.finished_ms = delivered;
+    ASSERT_TRUE(runs_->SaveStep(id, deliver).ok());
+  };
+  add_run("00000000000000e1", this_hour + 1000, this_hour + 3000, "delivered",
+          10);
+  add_run("00000000000000e2", this_hour + 2000, this_hour + 12000,
+          "delivered", 5);
+  add_run("00000000000000e3", this_hour - kHour, this_hour - kHour + 1000,
+          "delivered", 4);
+  // A failure counts at the run's last update: the store's clock, after
+  // kNow, so outside the range here.
+  add_run("00000000000000e4", this_hour - kHour, 0, "failed", 1);
+  auto start = [&] {
+    AdminServer::Hooks hooks;
+    hooks.runs = runs_.get();
+    hooks.queue = queue_.get();
+    hooks.log = [](std::string_view) {};
+    hooks.destinations = {{"visa", "visa", "sftp", "h", 22, "/"}};
+    hooks.now_ms = [] { return kNow; };
+    server_->Stop();
+    auto server = AdminServer::Start("127.0.0.1:0", std::move(hooks));
+    ASSERT_TRUE(server.ok());
+    server_ = std::move(*server);
+  };
+  start();
+  auto c = Client();
+  auto r = c.Get("/api/charts?range=24h");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json day = Body(r);
+  EXPECT_EQ(day["range"], "24h");
+  EXPECT_EQ(day["bucket_seconds"], 3600);
+  ASSERT_EQ(day["buckets_ms"].size(), 24u);
+  EXPECT_EQ(day["buckets_ms"][23], this_hour);
+  EXPECT_EQ(day["buckets_ms"][0], this_hour - 23 * kHour);
+  EXPECT_EQ(day["records_per_network"]["visa"][23], 15);
+  EXPECT_EQ(day["records_per_network"]["visa"][22], 4);
+  EXPECT_EQ(day["records_per_network"]["amex"][23], 0);
+  // Latencies 2 s and 10 s: nearest-rank p50 2, p95 10.
+  EXPECT_EQ(day["delivery_latency_seconds"]["visa"]["p50"][23], 2.0);
+  EXPECT_EQ(day["delivery_latency_seconds"]["visa"]["p95"][23], 10.0);
+  EXPECT_TRUE(day["delivery_latency_seconds"]["visa"]["p50"][0].is_null());
+  EXPECT_EQ(day["failure_rate"]["visa"][23], 0.0);
+  EXPECT_TRUE(day["failure_rate"]["mastercard"][23].is_null());
+  for (const char* n : {"visa", "mastercard", "amex", "discover"})
+    EXPECT_EQ(day["records_per_network"][n].size(), 24u) << n;
+
+  r = c.Get("/api/charts?range=14d");
+  ASSERT_TRUE(r);
+  const json fortnight = Body(r);
+  EXPECT_EQ(fortnight["bucket_seconds"], 86400);
+  ASSERT_EQ(fortnight["buckets_ms"].size(), 14u);
+  EXPECT_EQ(fortnight["records_per_network"]["visa"][13], 19);
+
+  r = c.Get("/api/charts?range=7d");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+
+  // A restart: the store reopened, a new server.
+  server_->Stop();
+  runs_.reset();
+  auto reopened = SqliteRunStore::Open(dir_ + "/state.db", Env::Default());
+  ASSERT_TRUE(reopened.ok());
+  runs_ = std::move(*reopened);
+  start();
+  auto c2 = Client();
+  r = c2.Get("/api/charts?range=24h");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(Body(r), day);
+}
+
+}  // namespace
+}  // namespace cbpipe

@@ -1,6 +1,7 @@
 #include "app/console_api.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "deliver/curl_transport.h"
@@ -314,6 +315,81 @@ json DestinationsOverviewJson(
          {"reachable_checked_ms", checked},
          {"reachable_error", error},
          {"attention", std::move(attention)}});
+  }
+  return out;
+}
+
+int64_t ChartsStartMs(int64_t bucket_ms, int buckets, int64_t now_ms) {
+  return now_ms - (now_ms % bucket_ms) - (buckets - 1) * bucket_ms;
+}
+
+json ChartsJson(const std::string& range, int64_t bucket_ms, int buckets,
+                const std::vector<ConsoleDestination>& dests,
+                const std::vector<RunRecord>& runs, int64_t now_ms) {
+  const int64_t start = ChartsStartMs(bucket_ms, buckets, now_ms);
+  struct Series {
+    std::vector<int64_t> records, delivered, failed;
+    std::vector<std::vector<double>> latency;
+  };
+  std::map<std::string, Series> by_network;
+  for (Network n : kAllNetworks) {
+    Series& s = by_network[std::string(NetworkName(n))];
+    s.records.assign(buckets, 0);
+    s.delivered.assign(buckets, 0);
+    s.failed.assign(buckets, 0);
+    s.latency.assign(buckets, {});
+  }
+  auto bucket_of = [&](int64_t ms) {
+    if (ms < start) return -1;
+    const int64_t b = (ms - start) / bucket_ms;
+    return b < buckets ? static_cast<int>(b) : -1;
+  };
+  for (const RunRecord& run : runs) {
+    for (const ConsoleDelivery& d : RunDeliveries(run, dests)) {
+      auto it = by_network.find(d.network);
+      if (it == by_network.end()) continue;
+      Series& s = it->second;
+      if (d.status == "delivered" && d.delivered_ms) {
+        const int b = bucket_of(*d.delivered_ms);
+        if (b < 0) continue;
+        s.records[b] += d.records;
+        ++s.delivered[b];
+        s.latency[b].push_back(
+            static_cast<double>(*d.delivered_ms - run.created_ms) / 1000.0);
+      } else if (d.status == "failed") {
+        const int b = bucket_of(run.updated_ms);
+        if (b >= 0) ++s.failed[b];
+      }
+    }
+  }
+  // The nearest-rank percentile.
+  auto percentile = [](std::vector<double> v, double p) -> json {
+    if (v.empty()) return nullptr;
+    std::sort(v.begin(), v.end());
+    size_t rank = static_cast<size_t>(std::ceil(p * v.size()));
+    return v[std::max<size_t>(rank, 1) - 1];
+  };
+  json out = {{"range", range},
+              {"bucket_seconds", bucket_ms / 1000},
+              {"buckets_ms", json::array()},
+              {"records_per_network", json::object()},
+              {"delivery_latency_seconds", json::object()},
+              {"failure_rate", json::object()}};
+  for (int b = 0; b < buckets; ++b)
+    out["buckets_ms"].push_back(start + b * bucket_ms);
+  for (const auto& [network, s] : by_network) {
+    json p50 = json::array(), p95 = json::array(), rate = json::array();
+    for (int b = 0; b < buckets; ++b) {
+      p50.push_back(percentile(s.latency[b], 0.50));
+      p95.push_back(percentile(s.latency[b], 0.95));
+      const int64_t all = s.delivered[b] + s.failed[b];
+      rate.push_back(all ? json(static_cast<double>(s.failed[b]) /
+                                static_cast<double>(all))
+                         : json(nullptr));
+    }
+    out["records_per_network"][network] = s.records;
+    out["delivery_latency_seconds"][network] = {{"p50", p50}, {"p95", p95}};
+    out["failure_rate"][network] = rate;
   }
   return out;
 }

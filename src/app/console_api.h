@@ -85,4 +85,17 @@ nlohmann::json DestinationsOverviewJson(
     const std::vector<RunRecord>& recent_runs,
     const std::map<std::string, Reachability>& reachable, int64_t now_ms);
 
+// GET /api/charts: per network, in buckets of `bucket_ms` ending with the
+// one holding `now_ms` (`buckets` of them, the first starting at a whole
+// bucket), from the deliveries of `runs` (with their steps): records
+// delivered, delivery latency (delivered_ms - created_ms of the run, in
+// seconds; p50 and p95, null for an empty bucket) and failure rate
+// (failed / (failed + delivered) files, null when none).
+nlohmann::json ChartsJson(const std::string& range, int64_t bucket_ms,
+                          int buckets,
+                          const std::vector<ConsoleDestination>& dests,
+                          const std::vector<RunRecord>& runs, int64_t now_ms);
+// The first bucket's start for ChartsJson.
+int64_t ChartsStartMs(int64_t bucket_ms, int buckets, int64_t now_ms);
+
 }  // namespace cbpipe
