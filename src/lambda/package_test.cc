@@ -26,8 +26,10 @@
 #include "aws/client.h"
 #include "aws/make_client.h"
 #include "lambda/function.h"
+#include "lambda/package_test_util.h"
 #include "lambda/runtime_api_test_server.h"
 #include "servers/moto_environment.h"
+#include "servers/moto_resources.h"
 
 namespace cbpipe {
 namespace {
@@ -60,112 +62,27 @@ int Shell(const std::string& command) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
-// The package: made once for the build (kept in CBPIPE_PACKAGE_DIR while
-// newer than the binary and the script; a lock serialises the test
-// processes ctest runs at once), unpacked once per process into an empty
-// folder.
-class Package {
- public:
-  static const Package& Get() {
-    static Package* p = new Package();
-    return *p;
-  }
-  const fs::path& dir() const { return dir_; }
-  const fs::path& root() const { return root_; }
-  const std::string& error() const { return error_; }
+// The package, made once for the build and unpacked once per process.
+const testing::LambdaPackage& PackageGet() {
+  return testing::LambdaPackage::Get({.source_dir = CBPIPE_SOURCE_DIR,
+                                      .binary = CBPIPE_BINARY,
+                                      .cache_dir = CBPIPE_PACKAGE_DIR});
+}
 
- private:
-  Package() {
-    root_ = fs::temp_directory_path() /
-            ("cbpipe_lambda_pkg_" + std::to_string(::getpid()));
-    fs::remove_all(root_);
-    fs::create_directories(root_ / "task");
-    dir_ = root_ / "task";
-    const fs::path cache = CBPIPE_PACKAGE_DIR;
-    fs::create_directories(cache);
-    const fs::path zip = cache / "cbpipe-lambda.zip";
-    const std::string log = (root_ / "package.log").string();
-    const int lock = ::open((cache / ".lock").c_str(), O_RDWR | O_CREAT, 0644);
-    if (lock >= 0) ::flock(lock, LOCK_EX);
-    std::error_code ec;
-    const auto made = fs::last_write_time(zip, ec);
-    const bool fresh =
-        !ec && made >= fs::last_write_time(CBPIPE_BINARY) &&
-        made >= fs::last_write_time(std::string(CBPIPE_SOURCE_DIR) +
-                                    "/scripts/package-lambda");
-    if (!fresh &&
-        Shell(std::string(CBPIPE_SOURCE_DIR) + "/scripts/package-lambda --binary " +
-              CBPIPE_BINARY + " --output " + zip.string() + " >" + log +
-              " 2>&1") != 0) {
-      error_ = "package-lambda failed: " + ReadFile(log);
-    }
-    if (lock >= 0) ::close(lock);
-    if (error_.empty() &&
-        Shell("cd " + dir_.string() + " && unzip -q " + zip.string()) != 0)
-      error_ = "unzip failed";
-  }
-  fs::path root_, dir_;
-  std::string error_;
-};
-
-// `bootstrap` run with exactly `env` (as `env -i`), output to a file.
-class Bootstrap {
+class Bootstrap : public testing::LambdaBootstrap {
  public:
   Bootstrap(const std::vector<std::string>& env, const fs::path& log)
-      : log_(log) {
-    std::vector<char*> envp;
-    for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-    envp.push_back(nullptr);
-    const std::string dir = Package::Get().dir().string();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (fd >= 0) {
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-      }
-      if (::chdir(dir.c_str()) != 0) ::_exit(126);
-      char* argv[] = {const_cast<char*>("./bootstrap"), nullptr};
-      ::execve("./bootstrap", argv, envp.data());
-      ::_exit(127);
-    }
-  }
-  ~Bootstrap() {
-    if (pid_ > 0 && !exited_) {
-      ::kill(pid_, SIGTERM);
-      int status = 0;
-      ::waitpid(pid_, &status, 0);
-    }
-  }
-  // The exit code once it ended by itself within `timeout`; -1 if not.
-  int WaitExit(milliseconds timeout) {
-    const auto end = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < end) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        exited_ = true;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-      }
-      std::this_thread::sleep_for(milliseconds(10));
-    }
-    return -1;
-  }
-  std::string output() const { return ReadFile(log_); }
-
- private:
-  fs::path log_;
-  pid_t pid_ = -1;
-  bool exited_ = false;
+      : LambdaBootstrap(env, log, PackageGet().dir()) {}
 };
 
 class LambdaPackageTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(Package::Get().error(), "");
+    ASSERT_EQ(PackageGet().error(), "");
     moto_ = MotoEnvironment::server();
     ASSERT_NE(moto_, nullptr) << MotoEnvironment::error();
     ASSERT_TRUE(api_.Start().ok());
-    work_ = Package::Get().root() /
+    work_ = PackageGet().root() /
             ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fs::remove_all(work_);
     fs::create_directories(work_ / "outbox");
@@ -204,7 +121,7 @@ url = "file://)" + (work_ / "outbox").string() + R"("
   std::vector<std::string> Env(const std::string& handler) const {
     return {"AWS_LAMBDA_RUNTIME_API=" + api_.host_port(),
             "_HANDLER=" + handler,
-            "LAMBDA_TASK_ROOT=" + Package::Get().dir().string(),
+            "LAMBDA_TASK_ROOT=" + PackageGet().dir().string(),
             "AWS_LAMBDA_FUNCTION_NAME=cbpipe-" + handler,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256",
             "AWS_REGION=us-east-1",
@@ -288,7 +205,7 @@ url = "file://)" + (work_ / "outbox").string() + R"("
 };
 
 TEST_F(LambdaPackageTest, TheZipHoldsBootstrapCbpipeAndItsLoader) {
-  const fs::path dir = Package::Get().dir();
+  const fs::path dir = PackageGet().dir();
   EXPECT_TRUE(fs::exists(dir / "bootstrap"));
   EXPECT_TRUE(fs::exists(dir / "cbpipe"));
   EXPECT_TRUE(fs::exists(dir / "lib" / "ld-linux-x86-64.so.2"));
@@ -320,7 +237,7 @@ TEST_F(LambdaPackageTest, ScanReadsItsInputFromS3AndWritesBatchesThere) {
   // is the work dir: scan writes there, verify reads the store).
   const std::string manifest = scanned["batches"][0]["manifest"];
   EXPECT_TRUE(fs::exists(work_ / "work" / manifest)) << manifest;
-  EXPECT_FALSE(fs::exists(Package::Get().dir() / "cbpipe-out"));
+  EXPECT_FALSE(fs::exists(PackageGet().dir() / "cbpipe-out"));
   // Logs are JSON lines with the X-Ray trace id.
   EXPECT_NE(last_output_.find(R"("trace_id":"5759e988bd862e3fe1be46a994272793")"),
             std::string::npos)
@@ -491,19 +408,12 @@ TEST_F(LambdaPackageTest, StartStartsOneExecutionPerObject) {
                         R"({"itemIdentifier":"m4"},{"itemIdentifier":"m5"}]})"));
   EXPECT_EQ(last_output_.find("4111111111111111"), std::string::npos)
       << last_output_;
-  StatusOr<std::string> listed = aws_->CallJson(
-      "states", "AWSStepFunctions.ListExecutions",
-      json{{"stateMachineArn", arn}}.dump());
-  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
-  const json executions = json::parse(*listed)["executions"];
-  ASSERT_EQ(executions.size(), 1u) << *listed;
-  StatusOr<std::string> described = aws_->CallJson(
-      "states", "AWSStepFunctions.DescribeExecution",
-      json{{"executionArn", executions[0]["executionArn"]}}.dump());
-  ASSERT_TRUE(described.ok()) << described.status().ToString();
-  const json input = json::parse(json::parse(*described)["input"].get<std::string>());
+  StatusOr<json> executions = testing::StepFunctionsExecutions(*aws_, arn);
+  ASSERT_TRUE(executions.ok()) << executions.status().ToString();
+  ASSERT_EQ(executions->size(), 1u) << executions->dump();
+  const json& input = (*executions)[0]["input"];
   EXPECT_EQ(input["input_key"], "in 1.csv");
-  EXPECT_EQ(input["run_id"], executions[0]["name"]);
+  EXPECT_EQ(input["run_id"], (*executions)[0]["name"]);
   EXPECT_EQ(input["name_by_content"], true);
   EXPECT_EQ(input["trace_id"].get<std::string>().size(), 32u);
 }

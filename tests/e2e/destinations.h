@@ -4,6 +4,7 @@
 //
 //   std::optional<SshServer> sftp;  std::optional<FtpServer> ftps;
 //   ASSERT_TRUE(StartCardServers(dir, &sftp, &ftps).ok());
+//   ... deliver ...; CardFiles got = ReceivedFiles(*sftp, *ftps);
 //   std::string toml = SftpDestination(*sftp, "visa", FastRetry(3)) +
 //                      FtpsDestination(*ftps, "amex", "env:FTPS_PASSWORD",
 //                                      FastRetry(3));
@@ -12,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "e2e/card_files.h"
 #include "servers/test_servers.h"
 
 namespace cbpipe::testing {
@@ -32,6 +34,16 @@ inline Status StartCardServers(const std::string& dir,
   for (const char* network : {"amex", "discover"})
     CBPIPE_RETURN_IF_ERROR(MakeRemoteDir((*ftps)->root_dir(), network, true));
   return OkStatus();
+}
+
+// What the servers StartCardServers started received, by network.
+inline CardFiles ReceivedFiles(const SshServer& sftp, const FtpServer& ftps) {
+  CardFiles got;
+  for (const char* network : {"visa", "mastercard"})
+    got.AddUnder(sftp.root_dir() + "/" + network, network);
+  for (const char* network : {"amex", "discover"})
+    got.AddUnder(ftps.root_dir() + "/" + network, network);
+  return got;
 }
 
 // A [destination.retry] table with short waits (tests).

@@ -39,25 +39,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-// File contents by network ("visa" -> every file's bytes, sorted), and
-// whether a temporary (.part) was left anywhere.
-using Contents = std::map<std::string, std::multiset<std::string>>;
-
-void AddFilesUnder(const std::string& root, const std::string& network,
-                   Contents* out, int* files, bool* leftovers) {
-  if (!fs::exists(root)) return;
-  for (const auto& e : fs::recursive_directory_iterator(root)) {
-    if (!e.is_regular_file()) continue;
-    const std::string name = e.path().filename().string();
-    if (name.size() > 5 && name.substr(name.size() - 5) == ".part") {
-      *leftovers = true;
-      continue;
-    }
-    (*out)[network].insert(ReadFile(e.path().string()));
-    ++*files;
-  }
-}
-
 class ServeAwsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -105,12 +86,9 @@ class ServeAwsTest : public ::testing::Test {
     for (const char* table : {"runs", "ledger"})
       ASSERT_TRUE(CreateDynamoDbTable(aws, table).ok());
     // The FTPS password lives in Secrets Manager only.
-    auto secret = aws.CallJson(
-        "secretsmanager", "secretsmanager.CreateSecret",
-        json{{"Name", "cbpipe/ftps"},
-             {"SecretString", json{{"password", ftps_->password()}}.dump()}}
-            .dump());
-    ASSERT_TRUE(secret.ok()) << secret.status().ToString();
+    ASSERT_TRUE(CreateSecret(aws, "cbpipe/ftps",
+                             json{{"password", ftps_->password()}}.dump())
+                    .ok());
   }
 
   // One process's config: its own work dir (as on its own machine),
@@ -139,38 +117,6 @@ class ServeAwsTest : public ::testing::Test {
     return c;
   }
 
-  // What a clean `cbpipe run` to local folders delivers for `input`.
-  Contents Expected(const std::string& input, int* files) {
-    std::string c = "[output]\nwork_dir = \"" + *dir_ / "clean" +
-                    "\"\nmax_records_per_file = 150\n";
-    for (const char* net : {"visa", "mastercard", "amex", "discover"}) {
-      c += std::string("[[destination]]\nname = \"") + net +
-           "\"\nnetworks = [\"" + net + "\"]\nurl = \"file://" +
-           *dir_ / ("clean-out/" + std::string(net)) + "\"\n";
-    }
-    WriteFile(*dir_ / "clean.toml", c);
-    CliResult r = RunCli("run --config " + ShellQuote(*dir_ / "clean.toml") +
-                         " " + ShellQuote(input));
-    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-    Contents out;
-    bool leftovers = false;
-    for (const char* net : {"visa", "mastercard", "amex", "discover"})
-      AddFilesUnder(*dir_ / ("clean-out/" + std::string(net)), net, &out,
-                    files, &leftovers);
-    return out;
-  }
-
-  Contents Received(int* files, bool* leftovers) {
-    Contents out;
-    for (const char* net : {"visa", "mastercard"})
-      AddFilesUnder(sftp_->root_dir() + "/" + net, net, &out, files,
-                    leftovers);
-    for (const char* net : {"amex", "discover"})
-      AddFilesUnder(ftps_->root_dir() + "/" + net, net, &out, files,
-                    leftovers);
-    return out;
-  }
-
   bool WaitFor(const std::function<bool()>& done, int timeout_ms) {
     for (int waited = 0; waited < timeout_ms; waited += 50) {
       if (done()) return true;
@@ -195,9 +141,8 @@ TEST_F(ServeAwsTest, RawFileInS3IsDeliveredOnceThoughItsWorkerIsKilled) {
                    ShellQuote(input))
                 .exit_code,
             0);
-  int expected_files = 0;
-  const Contents expected = Expected(input, &expected_files);
-  ASSERT_GE(expected_files, 8);
+  const CardFiles expected = CleanRunFiles(*dir_ / "clean", input, 150);
+  ASSERT_GE(expected.files, 8);
 
   WriteFile(*dir_ / "a.toml", Config(*dir_ / "work-a"));
   WriteFile(*dir_ / "b.toml", Config(*dir_ / "work-b"));
@@ -239,14 +184,13 @@ TEST_F(ServeAwsTest, RawFileInS3IsDeliveredOnceThoughItsWorkerIsKilled) {
   EXPECT_TRUE(b.Stop(15000));
 
   // Every file on its server exactly once, as a clean run makes it.
-  int received_files = 0;
-  bool leftovers = false;
-  EXPECT_EQ(Received(&received_files, &leftovers), expected);
-  EXPECT_EQ(received_files, expected_files);
-  EXPECT_FALSE(leftovers);
+  const CardFiles got = ReceivedFiles(*sftp_, *ftps_);
+  EXPECT_EQ(got.contents, expected.contents);
+  EXPECT_EQ(got.files, expected.files);
+  EXPECT_FALSE(got.leftovers);
   auto ledger = OpenDeliveryLedger("dynamodb://ledger", Env::Default(), aws_);
   ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
-  EXPECT_EQ(*(*ledger)->CountDelivered(), expected_files);
+  EXPECT_EQ(*(*ledger)->CountDelivered(), expected.files);
 
 
   // The CSVs are kept in the processed prefix of the bucket.
@@ -257,7 +201,7 @@ TEST_F(ServeAwsTest, RawFileInS3IsDeliveredOnceThoughItsWorkerIsKilled) {
   int csvs = 0;
   for (const std::string& key : *keys)
     csvs += key.size() > 4 && key.substr(key.size() - 4) == ".csv" ? 1 : 0;
-  EXPECT_EQ(csvs, expected_files);
+  EXPECT_EQ(csvs, expected.files);
 
   // The notifications, read back from the queue subscribed to the topic.
   std::set<std::string> types;

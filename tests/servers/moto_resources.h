@@ -8,6 +8,8 @@
 //   auto arn = testing::SqsQueueArn(*aws, queue->url());
 //   ASSERT_TRUE(testing::NotifyQueueOfCreatedObjects(*aws, "raw", *arn).ok());
 //   ASSERT_TRUE(testing::PutObject(*aws, "raw", "in/a.csv", "...").ok());
+//   ASSERT_TRUE(testing::CreateSecret(*aws, "cbpipe/ftps", R"({...})").ok());
+//   auto runs = testing::StepFunctionsExecutions(*aws, state_machine_arn);
 //
 // Header-only: the test links cbpipe_aws (through what it tests).
 #pragma once
@@ -89,6 +91,37 @@ inline Status NotifyQueueOfCreatedObjects(AwsClient& aws,
       "</Queue><Event>s3:ObjectCreated:*</Event></QueueConfiguration>"
       "</NotificationConfiguration>";
   return aws.Send(request).status();
+}
+
+inline Status CreateSecret(AwsClient& aws, const std::string& name,
+                           const std::string& secret_string) {
+  return aws
+      .CallJson("secretsmanager", "secretsmanager.CreateSecret",
+                nlohmann::json{{"Name", name}, {"SecretString", secret_string}}
+                    .dump())
+      .status();
+}
+
+// The executions of `state_machine_arn` (ListExecutions' entries), each
+// with "input": its input parsed (DescribeExecution).
+inline StatusOr<nlohmann::json> StepFunctionsExecutions(
+    AwsClient& aws, const std::string& state_machine_arn) {
+  CBPIPE_ASSIGN_OR_RETURN(
+      std::string listed,
+      aws.CallJson("states", "AWSStepFunctions.ListExecutions",
+                   nlohmann::json{{"stateMachineArn", state_machine_arn}}
+                       .dump()));
+  nlohmann::json executions = nlohmann::json::parse(listed)["executions"];
+  for (nlohmann::json& e : executions) {
+    CBPIPE_ASSIGN_OR_RETURN(
+        std::string described,
+        aws.CallJson("states", "AWSStepFunctions.DescribeExecution",
+                     nlohmann::json{{"executionArn", e["executionArn"]}}
+                         .dump()));
+    e["input"] = nlohmann::json::parse(
+        nlohmann::json::parse(described)["input"].get<std::string>());
+  }
+  return executions;
 }
 
 }  // namespace cbpipe::testing

@@ -5,7 +5,7 @@
 //   node execute.mjs --definition deploy/aws/cbpipe.asl.json \
 //     --scenario clean [--moto http://127.0.0.1:PORT] \
 //     [--substitutions '{"DeadLetterQueueUrl": "...", "AlertTopicArn": "..."}'] \
-//     [--retry-ms 20]
+//     [--retry-ms 20] [--invoke URL --input JSON --name NAME]
 //   -> {"status": "SUCCEEDED" | "FAILED", "output": ..., "error": {Error,
 //       Cause}, "calls": {state: n}, "retry_gaps_ms": {state: [ms, ...]},
 //       "integrations": [{state, parameters}]}
@@ -21,10 +21,17 @@
 // parameters the state machine built. Retry waits are shortened to
 // --retry-ms (default 20), never skipped.
 //
-// Hook for the end-to-end run against the packaged Lambda (issue 12): a
-// scenario "lambda" would replace cannedHandlers() by handlers that POST
-// each Task's input to the runtime API server of the tests and return its
-// response; everything else here stays.
+// Scenario "lambda" (the end-to-end run against the packaged Lambda,
+// tests/e2e/stepfunctions_lambda_test.cc): every Task calling a Lambda
+// POSTs its input to `--invoke URL`/<state name> (the state's name is the
+// function's _HANDLER), where the test hands it to the packaged function
+// through a Lambda runtime API server. The answer is the function's
+// response (HTTP 200) or its error {errorType, errorMessage} (any other
+// status), thrown as the States error `errorType` so that Retry and Catch
+// match it as on AWS. `--input JSON` and `--name NAME` give the execution's
+// input and name (defaults: a canned run header, "r1"). retry_gaps_ms then
+// holds, per state, the wait between a failed call and the next call with
+// the same input.
 //
 // Exit status: 0 when the execution ran (whatever its status), 2 on usage
 // or setup errors.
@@ -48,7 +55,8 @@ function usage(message) {
   process.exit(2);
 }
 
-const args = { scenario: 'clean', retryMs: 20, substitutions: {} };
+const args = { scenario: 'clean', retryMs: 20, substitutions: {},
+               name: 'r1' };
 for (let i = 2; i < process.argv.length; i += 2) {
   const [flag, value] = [process.argv[i], process.argv[i + 1]];
   if (value === undefined) usage(`${flag} needs a value`);
@@ -57,6 +65,9 @@ for (let i = 2; i < process.argv.length; i += 2) {
   else if (flag === '--moto') args.moto = value;
   else if (flag === '--retry-ms') args.retryMs = Number(value);
   else if (flag === '--substitutions') args.substitutions = JSON.parse(value);
+  else if (flag === '--invoke') args.invoke = value;
+  else if (flag === '--input') args.input = JSON.parse(value);
+  else if (flag === '--name') args.name = value;
   else usage(`unknown flag ${flag}`);
 }
 if (!args.definition) usage('--definition is required');
@@ -75,9 +86,12 @@ const SCENARIOS = {
   // Batch b2 no longer matches its manifest (DATA_LOSS): the Map tolerates
   // it, b1 is delivered, settle fails the run.
   verify_fails: { verifyError: { b2: 'Cbpipe.Permanent' } },
+  // The packaged functions, through the test's invoke endpoint (--invoke).
+  lambda: { invoke: true },
 };
 const scenario = SCENARIOS[args.scenario];
 if (!scenario) usage(`unknown scenario ${args.scenario}`);
+if (scenario.invoke && !args.invoke) usage('scenario lambda needs --invoke');
 
 let text = readFileSync(args.definition, 'utf8');
 text = text.replace(/\$\{([A-Za-z0-9]+)\}/g, (whole, name) => {
@@ -176,6 +190,50 @@ function cannedHandlers() {
   };
 }
 
+// Every Task state calling a Lambda (anything but an arn:aws:states:::
+// integration), in the ItemProcessors too: its input POSTed to the test's
+// invoke endpoint.
+function invokedHandlers() {
+  const handlers = {};
+  const failedAt = {};
+  (function collect(states) {
+    for (const [name, state] of Object.entries(states)) {
+      if (state.ItemProcessor) collect(state.ItemProcessor.States);
+      if (state.Type !== 'Task' ||
+          state.Resource.startsWith('arn:aws:states:::')) continue;
+      handlers[name] = async (input) => {
+        const body = JSON.stringify(input);
+        const key = `${name} ${body}`;
+        if (failedAt[key] !== undefined) {
+          (retryGaps[name] ??= []).push(Date.now() - failedAt[key]);
+          delete failedAt[key];
+        }
+        let response;
+        try {
+          response = await fetch(`${args.invoke}/${name}`, {
+            method: 'POST', headers: { 'Content-Type': 'application/json' },
+            body });
+        } catch (e) {
+          failedAt[key] = Date.now();
+          throw stepError('Lambda.ServiceException', `invoke ${name}: ${e}`);
+        }
+        const answer = await response.text();
+        if (response.ok) return JSON.parse(answer);
+        failedAt[key] = Date.now();
+        let error;
+        try {
+          error = JSON.parse(answer);
+        } catch {
+          error = { errorType: 'Lambda.ServiceException', errorMessage: answer };
+        }
+        throw stepError(error.errorType ?? 'Lambda.Unknown',
+                        error.errorMessage ?? answer);
+      };
+    }
+  })(definition.States);
+  return handlers;
+}
+
 // The failure path's integrations, sent to moto as Step Functions would.
 async function awsCall(service, headers, body) {
   const response = await fetch(args.moto + '/', {
@@ -229,7 +287,8 @@ function integrationHandlers() {
 
 const handlers = {};
 for (const [state, fn] of Object.entries(
-    { ...cannedHandlers(), ...integrationHandlers() })) {
+    { ...(scenario.invoke ? invokedHandlers() : cannedHandlers()),
+      ...integrationHandlers() })) {
   handlers[state] = counted(state, fn);
 }
 
@@ -242,15 +301,15 @@ const retryIntervalOverrides = {};
   }
 })(definition.States);
 
-const input = { run_id: 'r1', trace_id: 'trace-1', now_ms: 1767225600000,
-                input_key: 'inputs/chargebacks.csv',
-                input_name: 'chargebacks.csv' };
+const input = args.input ?? {
+  run_id: 'r1', trace_id: 'trace-1', now_ms: 1767225600000,
+  input_key: 'inputs/chargebacks.csv', input_name: 'chargebacks.csv' };
 const machine = new StateMachine(definition, { validationOptions: {} });
 const execution = machine.run(input, {
   overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides },
   context: { Execution: {
-    Id: 'arn:aws:states:us-east-1:123456789012:execution:cbpipe:r1',
-    Input: input, Name: 'r1', StartTime: new Date(0).toISOString() } },
+    Id: `arn:aws:states:us-east-1:123456789012:execution:cbpipe:${args.name}`,
+    Input: input, Name: args.name, StartTime: new Date(0).toISOString() } },
 });
 const report = { scenario: args.scenario, calls, retry_gaps_ms: retryGaps,
                  integrations };
