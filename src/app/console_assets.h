@@ -6,10 +6,10 @@
 //   }
 //
 // console_assets.cc is generated at build time by embed_assets.cmake from
-// the built console (CBPIPE_CONSOLE_DIST, default console/dist/) or, when
-// that folder does not exist, from console_placeholder/ (a page saying the
-// console was not built). The admin API serves asset "x/y.js" as
-// /console/x/y.js and "index.html" as /console/ (app/admin_api.h).
+// the console's sources (CBPIPE_CONSOLE_DIR, default console/src/: plain ES
+// modules and CSS, served as written, no build step). The admin API serves
+// asset "x/y.js" as /console/x/y.js and "index.html" as /console/
+// (app/admin_api.h).
 //
 // Thread safety: the table is immutable static data; read it from any
 // thread. Ownership: the views point into static storage, valid for the

@@ -13,7 +13,9 @@
 #include <thread>
 #include <vector>
 
+#include "common/env.h"
 #include "e2e/cli.h"
+#include "runs/sqlite_run_store.h"
 
 namespace cbpipe::testing {
 
@@ -80,6 +82,21 @@ inline bool WaitForLog(const std::string& log, const std::string& needle,
       ++n;
     if (n >= count) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+// Polls the run store in `db` (a served work folder's state.db) until
+// exactly `count` runs are in `state`.
+inline bool WaitForRunCount(const std::string& db, const std::string& state,
+                            int count, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms; waited += 100) {
+    auto store = SqliteRunStore::Open(db, Env::Default());
+    if (store.ok()) {
+      StatusOr<int64_t> n = (*store)->Count({.state = state});
+      if (n.ok() && *n == count) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return false;
 }

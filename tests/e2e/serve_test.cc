@@ -130,16 +130,7 @@ class ServeTest : public ::testing::Test {
 
   // Polls the run store until `count` runs are in `state`.
   bool WaitForRuns(const std::string& state, int count, int timeout_ms) {
-    for (int waited = 0; waited < timeout_ms; waited += 100) {
-      auto store =
-          SqliteRunStore::Open(*dir_ / "work/state.db", Env::Default());
-      if (store.ok()) {
-        StatusOr<int64_t> n = (*store)->Count({.state = state});
-        if (n.ok() && *n == count) return true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return false;
+    return WaitForRunCount(*dir_ / "work/state.db", state, count, timeout_ms);
   }
 
   std::unique_ptr<TempDir> dir_;
