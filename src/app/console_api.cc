@@ -261,6 +261,7 @@ json DestinationsOverviewJson(
   struct Tally {
     std::optional<int64_t> last_ms;
     int64_t files = 0, records = 0, failures = 0, retries = 0;
+    std::optional<int64_t> next_retry_ms;
   };
   std::map<std::string, Tally> tally;
   for (const RunRecord& run : recent_runs) {
@@ -279,6 +280,21 @@ json DestinationsOverviewJson(
         if (run.updated_ms >= today) ++t.failures;
         if (!finished) ++t.retries;
       }
+    }
+    if (finished) continue;
+    // A Task waiting for its next attempt (the engine's "retrying"
+    // checkpoint, EngineOptions::checkpoint_retry_waits).
+    for (const StepRecord& step : run.steps) {
+      if (step.state != "retrying") continue;
+      const json out = Parse(step.output_json);
+      if (!out.is_object() || !out.contains("input")) continue;
+      const std::string dest = Str(out["input"], "destination");
+      if (dest.empty()) continue;
+      Tally& t = tally[dest];
+      ++t.retries;
+      const int64_t at = Int(out, "retry_at_ms");
+      if (at > 0 && (!t.next_retry_ms || at < *t.next_retry_ms))
+        t.next_retry_ms = at;
     }
   }
   json out = json::array();
@@ -310,7 +326,8 @@ json DestinationsOverviewJson(
          {"records_today", t.records},
          {"failures_today", t.failures},
          {"retries_waiting", t.retries},
-         {"next_retry_ms", nullptr},
+         {"next_retry_ms",
+          t.next_retry_ms ? json(*t.next_retry_ms) : json(nullptr)},
          {"reachable", up},
          {"reachable_checked_ms", checked},
          {"reachable_error", error},

@@ -214,6 +214,31 @@ class WorkflowEngine::Run {
     return e_->store_->SaveStep(run_id_, record);
   }
 
+  // EngineOptions::checkpoint_retry_waits.
+  void SaveRetryWait(const std::string& path, const Result& failed,
+                     int attempts, int64_t started_ms, double wait_seconds,
+                     const json& input) {
+    const int64_t now = e_->env_->NowMs();
+    json strings = json::object();
+    if (input.is_object()) {
+      for (const auto& [key, value] : input.items())
+        if (value.is_string()) strings[key] = value;
+    }
+    StepRecord record;
+    record.name = path;
+    record.state = "retrying";
+    record.attempts = attempts;
+    record.started_ms = started_ms;
+    record.finished_ms = now;
+    record.error = failed.error.ToString();
+    record.output_json =
+        json{{"retry_at_ms", now + static_cast<int64_t>(wait_seconds * 1000)},
+             {"error", failed.error.ToJson()},
+             {"input", std::move(strings)}}
+            .dump();
+    (void)Save(std::move(record));
+  }
+
   // `first`, when not null, is the start state's result, already run and
   // checkpointed (a prefetched first Task).
   Result RunMachine(const StateMachine& m, const std::string& prefix,
@@ -317,6 +342,8 @@ Result WorkflowEngine::Run::RunTask(const State& s, const std::string& path,
       ++retries[i];
       const double wait = RetryDelaySeconds(
           policy, retries[i], rule.full_jitter ? e_->env_->Random01() : 0);
+      if (e_->options_.checkpoint_retry_waits)
+        SaveRetryWait(path, r, attempts, started_ms, wait, input);
       if (!e_->env_->SleepFor(wait, stop_)) return Result::Interrupted();
     }
   }

@@ -108,6 +108,15 @@ struct EngineOptions {
   // it throws is ignored. The caller names the metrics (the engine knows
   // no step): serve counts a deliver step's retries per destination.
   std::function<void(const TaskRetry&)> on_retry;
+  // When true, before each retry's wait the Task's checkpoint is saved with
+  // state "retrying": attempts so far, the error, and output
+  // {"retry_at_ms": when the next attempt starts, "error": {...}, "input":
+  // the input's string members (run_id, destination, ...)}, so an operator
+  // sees a waiting retry (serve's console and `runs show`). The Task's
+  // final checkpoint replaces it; on resume a "retrying" record is not
+  // taken as done (the Task runs again). A failure to save it is ignored:
+  // it is for people, the run does not depend on it.
+  bool checkpoint_retry_waits = false;
 };
 
 class WorkflowEngine {

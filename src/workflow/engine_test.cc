@@ -152,6 +152,46 @@ TEST_F(WorkflowEngineTest, RetriesAreToldToTheObserverNotFirstAttempts) {
   EXPECT_TRUE(told.empty());
 }
 
+TEST_F(WorkflowEngineTest, AWaitingRetryIsCheckpointedForOperatorsWhenAsked) {
+  Define(kRetrying);
+  options_.checkpoint_retry_waits = true;
+  std::vector<StepRecord> seen;  // the Task's record as each attempt starts
+  int failures = 2;
+  Step("a", [&](const json&) -> StatusOr<json> {
+    for (const StepRecord& r : Get("r1").steps)
+      if (r.name == "a") seen.push_back(r);
+    if (failures-- > 0) return UnavailableError("refused");
+    return json::object();
+  });
+  ASSERT_EQ(Resume("r1", json{{"x", 1}, {"destination", "visa"}}).state,
+            "succeeded");
+  ASSERT_EQ(seen.size(), 2u);  // none before the first attempt
+  EXPECT_EQ(seen[0].state, "retrying");
+  EXPECT_EQ(seen[0].attempts, 1);
+  EXPECT_EQ(seen[0].error, "UNAVAILABLE: refused");
+  const json out = json::parse(seen[0].output_json);
+  EXPECT_EQ(out["retry_at_ms"], seen[0].finished_ms + 2000);  // IntervalSeconds
+  EXPECT_EQ(out["input"], json({{"destination", "visa"}}));  // strings only
+  EXPECT_EQ(seen[1].attempts, 2);
+  EXPECT_EQ(json::parse(seen[1].output_json)["retry_at_ms"],
+            seen[1].finished_ms + 6000);
+  // The final checkpoint replaces it.
+  EXPECT_EQ(StepState("r1", "a"), "succeeded");
+
+  // Off (the default): nothing is saved between attempts.
+  options_.checkpoint_retry_waits = false;
+  seen.clear();
+  failures = 1;
+  Step("a", [&](const json&) -> StatusOr<json> {
+    for (const StepRecord& r : Get("r2").steps)
+      if (r.name == "a") seen.push_back(r);
+    if (failures-- > 0) return UnavailableError("refused");
+    return json::object();
+  });
+  ASSERT_EQ(Resume("r2").state, "succeeded");
+  EXPECT_TRUE(seen.empty());
+}
+
 TEST_F(WorkflowEngineTest, FullJitterDrawsEachWaitBelowItsBackoff) {
   std::string text = kRetrying;
   text.replace(text.find("\"NONE\""), 6, "\"FULL\"");

@@ -336,6 +336,7 @@ StatusOr<std::unique_ptr<Service>> Service::Create(
   // (Env::SleepFor), which the claim keeper sets on shutdown.
   EngineOptions engine_options;
   engine_options.on_retry = CountDeliveryRetries(metrics);
+  engine_options.checkpoint_retry_waits = true;  // the console shows them
   s->engine_ = std::make_unique<WorkflowEngine>(&s->workflow_, s->runs_.get(),
                                                 s->env_, std::move(steps),
                                                 std::move(engine_options));
