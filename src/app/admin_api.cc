@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <exception>
 #include <map>
+#include <mutex>
 #include <span>
 #include <optional>
 #include <thread>
@@ -353,6 +354,44 @@ StatusOr<std::vector<RunRecord>> RunsWithSteps(RunStore& store,
   }
   return runs;
 }
+
+// RunsWithSteps for a page that asks again every few seconds (the
+// console's overview): a finished run (succeeded, failed, rejected) is read
+// once and kept while it stays in the window with the same updated_ms (a
+// redrive changes it); the others are read on every call. Thread-safe.
+class FinishedRunCache {
+ public:
+  StatusOr<std::vector<RunRecord>> Runs(RunStore& store, int64_t from_ms,
+                                        int max) {
+    CBPIPE_ASSIGN_OR_RETURN(std::vector<RunRecord> listed,
+                            store.List({.from_ms = from_ms}, max, 0));
+    std::lock_guard<std::mutex> lock(mu_);
+    std::map<std::string, RunRecord> kept;
+    std::vector<RunRecord> runs;
+    runs.reserve(listed.size());
+    for (const RunRecord& r : listed) {
+      auto it = finished_.find(r.run_id);
+      if (it != finished_.end() && it->second.updated_ms == r.updated_ms &&
+          it->second.state == r.state) {
+        runs.push_back(it->second);
+        kept.emplace(r.run_id, std::move(it->second));
+        continue;
+      }
+      StatusOr<RunRecord> full = store.Get(r.run_id);
+      if (!full.ok()) continue;  // removed in between
+      if (full->state == "succeeded" || full->state == "failed" ||
+          full->state == "rejected")
+        kept.emplace(full->run_id, *full);
+      runs.push_back(std::move(*full));
+    }
+    finished_ = std::move(kept);  // what left the window is dropped
+    return runs;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, RunRecord> finished_;
+};
 
 int64_t SystemNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -752,6 +791,7 @@ class AdminServer::Impl {
   Hooks hooks_;
   const AdminLimits limits_;
   std::vector<Route> routes_;
+  FinishedRunCache overview_runs_;
   // AssetEtag() of each console asset, by path; computed once.
   std::map<std::string_view, std::string> asset_etags_;
   std::optional<asio::io_context> ioc_{std::in_place, 1};
@@ -1324,7 +1364,7 @@ void AdminServer::Impl::InstallRoutes() {
       });
 
   add("/api/overview", "GET", false, "",
-      [&h](const Request& req, Response& res) {
+      [this, &h](const Request& req, Response& res) {
         if (!h.runs || !h.queue)
           return SendError(res, 503, "unavailable", "no run store or queue");
         if (!CheckParams(req, {}, res)) return;
@@ -1339,7 +1379,7 @@ void AdminServer::Impl::InstallRoutes() {
           runs[state] = *n;
         }
         // Deliveries of the recent runs: their steps hold the outcomes.
-        StatusOr<std::vector<RunRecord>> recent = RunsWithSteps(
+        StatusOr<std::vector<RunRecord>> recent = overview_runs_.Runs(
             *h.runs, now - kAdminOverviewWindowMs, kAdminOverviewMaxRuns);
         if (!recent.ok()) return SendStatus(res, recent.status());
         const std::map<std::string, Reachability> reachable =

@@ -121,7 +121,11 @@ StatusOr<std::unique_ptr<RunStore>> SqliteRunStore::Open(
   return std::unique_ptr<RunStore>(std::move(store));
 }
 
-SqliteRunStore::~SqliteRunStore() { sqlite3_close(db_); }
+SqliteRunStore::~SqliteRunStore() {
+  sqlite3_finalize(get_run_);
+  sqlite3_finalize(get_steps_);
+  sqlite3_close(db_);
+}
 
 Status SqliteRunStore::Exec(const char* sql) {
   return ExecSql(db_, sql, kOwner);
@@ -148,33 +152,49 @@ StatusOr<bool> SqliteRunStore::CreateIfAbsent(const RunRecord& run) {
 
 StatusOr<RunRecord> SqliteRunStore::Get(const std::string& run_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  const std::string sql =
-      std::string("SELECT ") + kRunColumns + " FROM runs WHERE run_id = ?1";
-  Stmt s(db_, sql.c_str());
-  if (!s.ok()) return s.Error("prepare get");
-  s.Text(1, run_id);
-  const int rc = sqlite3_step(s.get());
+  auto prepare = [this](sqlite3_stmt** stmt, const std::string& sql) {
+    if (*stmt) {
+      sqlite3_reset(*stmt);
+      sqlite3_clear_bindings(*stmt);
+      return true;
+    }
+    return sqlite3_prepare_v2(db_, sql.c_str(), -1, stmt, nullptr) ==
+           SQLITE_OK;
+  };
+  auto bind = [&run_id](sqlite3_stmt* stmt) {
+    sqlite3_bind_text(stmt, 1, run_id.data(), static_cast<int>(run_id.size()),
+                      SQLITE_TRANSIENT);
+  };
+  if (!prepare(&get_run_, std::string("SELECT ") + kRunColumns +
+                              " FROM runs WHERE run_id = ?1"))
+    return SqliteError(db_, kOwner, "prepare get");
+  bind(get_run_);
+  const int rc = sqlite3_step(get_run_);
   if (rc == SQLITE_DONE) return NotFoundError("no run " + run_id);
-  if (rc != SQLITE_ROW) return s.Error("get run");
-  RunRecord run = ReadRun(s.get());
-  Stmt st(db_,
-          "SELECT name, state, attempts, output_json, error, started_ms,"
-          " finished_ms FROM steps WHERE run_id = ?1 ORDER BY seq");
-  if (!st.ok()) return st.Error("prepare steps");
-  st.Text(1, run_id);
+  if (rc != SQLITE_ROW) return SqliteError(db_, kOwner, "get run");
+  RunRecord run = ReadRun(get_run_);
+  sqlite3_reset(get_run_);
+  if (!prepare(&get_steps_,
+               "SELECT name, state, attempts, output_json, error, started_ms,"
+               " finished_ms FROM steps WHERE run_id = ?1 ORDER BY seq"))
+    return SqliteError(db_, kOwner, "prepare steps");
+  bind(get_steps_);
+  sqlite3_stmt* st = get_steps_;
   int step_rc;
-  while ((step_rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+  while ((step_rc = sqlite3_step(st)) == SQLITE_ROW) {
     StepRecord step;
-    step.name = Text(st.get(), 0);
-    step.state = Text(st.get(), 1);
-    step.attempts = sqlite3_column_int(st.get(), 2);
-    step.output_json = Text(st.get(), 3);
-    step.error = Text(st.get(), 4);
-    step.started_ms = sqlite3_column_int64(st.get(), 5);
-    step.finished_ms = sqlite3_column_int64(st.get(), 6);
+    step.name = Text(st, 0);
+    step.state = Text(st, 1);
+    step.attempts = sqlite3_column_int(st, 2);
+    step.output_json = Text(st, 3);
+    step.error = Text(st, 4);
+    step.started_ms = sqlite3_column_int64(st, 5);
+    step.finished_ms = sqlite3_column_int64(st, 6);
     run.steps.push_back(std::move(step));
   }
-  if (step_rc != SQLITE_DONE) return st.Error("read steps");
+  if (step_rc != SQLITE_DONE)
+    return SqliteError(db_, kOwner, "read steps");
+  sqlite3_reset(st);
   return run;
 }
 

@@ -15,6 +15,7 @@
 #include "runs/run_store.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace cbpipe {
 
@@ -48,6 +49,10 @@ class SqliteRunStore : public RunStore {
 
   std::mutex mu_;  // one connection, one statement at a time
   sqlite3* db_;
+  // Get's two statements, prepared once (under mu_): the console's
+  // overview and charts read thousands of runs per request.
+  sqlite3_stmt* get_run_ = nullptr;
+  sqlite3_stmt* get_steps_ = nullptr;
   Env* env_;
 };
 
