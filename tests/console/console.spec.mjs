@@ -264,11 +264,13 @@ async function delivered(page) {
     const csv = await page.request.get(`${BASE}${href}`);
     check(csv.status() === 200 && csv.headers()['content-type'].startsWith('text/csv'),
       `the rejects file downloads (${csv.status()})`);
-    // The pan column holds masked numbers only (as the stored file).
+    // The stored rejects file names each rejected record by position and
+    // case id (no card number column); where a pan column is present it
+    // holds masked numbers only.
     const rows = parseCsv(await csv.text());
+    check(rows[0].includes('code'), `the rejects file has a code column: ${rows[0]}`);
     const col = rows[0].indexOf('pan');
-    check(col >= 0, `the rejects file has a pan column: ${rows[0]}`);
-    const clear = rows.slice(1).filter((r) => /\d{7}/.test(r[col] || ''));
+    const clear = col < 0 ? [] : rows.slice(1).filter((r) => /\d{7}/.test(r[col] || ''));
     check(rows.length > 1 && clear.length === 0,
       `every card number in the rejects file is masked (${clear.length} of ${rows.length - 1} are not)`);
   }
@@ -387,7 +389,10 @@ async function redrive(page) {
   const deadline = Date.now() + 60000;
   let state = '';
   while (Date.now() < deadline) {
+    // The same hash again is no navigation: reload to read the list anew.
     await go(page, '#/runs?input=late', '#runs-table');
+    await page.reload();
+    await page.waitForSelector('#runs-table tbody tr .badge', { timeout: 15000 });
     state = await page.textContent('#runs-table tbody tr .badge');
     if (state === 'succeeded') break;
     await page.waitForTimeout(1000);
@@ -417,7 +422,7 @@ async function perf(page) {
   const slow = [];
   for (const [name, hash, selector] of pages) {
     const times = [];
-    for (let i = 0; i < 3; ++i) {
+    for (let i = 0; i < 5; ++i) {
       await collectCsp(page);
       await page.goto('about:blank');
       await page.goto(`${CONSOLE}${hash}`);
@@ -427,9 +432,10 @@ async function perf(page) {
       times.push(Math.round(await t.jsonValue()));
     }
     const sorted = [...times].sort((a, b) => a - b);
-    figures[name] = { ms: times, median: sorted[1] };
-    log(`${name}: ${times.join(', ')} ms (median ${sorted[1]})`);
-    if (sorted[1] >= BUDGET_MS) slow.push(`${name} ${sorted[1]} ms`);
+    const median = sorted[2];  // of 5 loads
+    figures[name] = { ms: times, median };
+    log(`${name}: ${times.join(', ')} ms (median ${median})`);
+    if (median >= BUDGET_MS) slow.push(`${name} ${median} ms`);
     if (name === 'runs') {
       const count = await page.textContent('#runs-count');
       check(count === `1–50 of ${runs} runs`, `the runs page counts every run (${count})`);
