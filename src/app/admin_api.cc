@@ -1324,8 +1324,11 @@ void AdminServer::Impl::InstallRoutes() {
                            "run " + id + " has no rejects report");
         }
         StatusOr<std::string> csv = h.read_work(key);
-        if (!csv.ok()) return SendStatus(res, csv.status());
-        if (csv->size() > kAdminMaxRejectsBytes) {
+        const bool too_big =
+            csv.ok() ? csv->size() > kAdminMaxRejectsBytes
+                     : csv.status().code() == StatusCode::kResourceExhausted;
+        if (!csv.ok() && !too_big) return SendStatus(res, csv.status());
+        if (too_big) {
           return SendError(res, 413, "payload_too_large",
                            "the rejects report is larger than " +
                                std::to_string(kAdminMaxRejectsBytes) +

@@ -153,8 +153,10 @@ class AdminServer {
 
     // For the console (app/console_api.h).
     std::vector<ConsoleDestination> destinations;
-    // The work store's object `key` (a run's rejects report). Empty:
-    // rejects are not summarised and not downloadable (503).
+    // The work store's object `key` (a run's rejects report); over
+    // kAdminMaxRejectsBytes it may answer kResourceExhausted instead of
+    // reading it all. Empty: rejects are not summarised and not
+    // downloadable (503).
     std::function<StatusOr<std::string>(const std::string& key)> read_work;
     // The prober's latest results by destination. Empty: reachable null.
     std::function<std::map<std::string, Reachability>()> reachability;

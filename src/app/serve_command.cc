@@ -220,7 +220,9 @@ int RunServe(const std::string& config_path) {
     hooks.destinations = ConsoleDestinations(*config);
     if (ObjectStore* work = svc.work_store()) {
       hooks.read_work = [work](const std::string& key) {
-        return GetObjectBytes(*work, key);
+        // Never more than the API answers with (a huge report is refused
+        // after max + 64 KiB read, not after all of it).
+        return GetObjectBytes(*work, key, kAdminMaxRejectsBytes);
       };
     }
     hooks.version = CBPIPE_VERSION;

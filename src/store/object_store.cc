@@ -83,13 +83,18 @@ bool IsLocalFolder(const ObjectStore& store, const std::string& folder) {
 }
 
 StatusOr<std::string> GetObjectBytes(ObjectStore& store,
-                                     const std::string& key) {
+                                     const std::string& key,
+                                     size_t max_bytes) {
   CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<ObjectReader> in, store.Get(key));
   std::string bytes;
   std::vector<char> buf(64 * 1024);
   for (;;) {
     CBPIPE_ASSIGN_OR_RETURN(size_t n, in->Read(buf.data(), buf.size()));
     if (n == 0) return bytes;
+    if (n > max_bytes - bytes.size()) {
+      return ResourceExhaustedError(key + " is larger than " +
+                                    std::to_string(max_bytes) + " bytes");
+    }
     bytes.append(buf.data(), n);
   }
 }

@@ -165,8 +165,10 @@ Status ValidateObjectKey(const std::string& key);
 bool IsLocalFolder(const ObjectStore& store, const std::string& folder);
 
 // The whole object under `key` as a string (for small objects: manifests,
-// reasons).
-StatusOr<std::string> GetObjectBytes(ObjectStore& store, const std::string& key);
+// reasons). An object over `max_bytes` is kResourceExhausted, found
+// without reading more than max_bytes + one buffer.
+StatusOr<std::string> GetObjectBytes(ObjectStore& store, const std::string& key,
+                                     size_t max_bytes = SIZE_MAX);
 // Stores `bytes` under `key` (one Put, committed).
 Status PutObjectBytes(ObjectStore& store, const std::string& key,
                       std::string_view bytes);

@@ -275,6 +275,17 @@ TEST_P(ObjectStoreContract, ListsByPrefixAndDeletesIdempotently) {
   EXPECT_EQ(GetString(*store_, "inputs/ab"), "again");
 }
 
+TEST_P(ObjectStoreContract, GetObjectBytesStopsAtItsLimit) {
+  const std::string big(200 * 1024, 'x');
+  ASSERT_TRUE(PutString(*store_, "limit/big", big).ok());
+  StatusOr<std::string> whole = GetObjectBytes(*store_, "limit/big", big.size());
+  ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+  EXPECT_EQ(*whole, big);
+  StatusOr<std::string> over =
+      GetObjectBytes(*store_, "limit/big", big.size() - 1);
+  EXPECT_EQ(over.status().code(), StatusCode::kResourceExhausted);
+}
+
 TEST_P(ObjectStoreContract, ConcurrentPutsOfDifferentKeysAllLand) {
   constexpr int kThreads = 8, kPerThread = 25;
   std::vector<std::thread> threads;
