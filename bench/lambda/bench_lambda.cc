@@ -25,7 +25,9 @@
 // wait until then), N per handler.
 // Exit status 0 when every execution delivered every file; 1 otherwise;
 // 2 on a setup error.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -73,6 +75,11 @@ struct Options {
   int executions = 1;
   std::vector<int> memory_mb;  // empty: no cgroup
   int cold_starts = 0;
+  // The Python reference as Lambda steps (py_steps.py), run after the
+  // executions above: its interpreter, executions and memory ladder.
+  fs::path python_steps, python_bin;
+  int python_executions = 0;
+  std::vector<int> python_memory_mb;
 };
 
 std::string ReadFile(const fs::path& p) {
@@ -307,7 +314,12 @@ class Bench {
 
     int failures = 0;
     for (int i = 0; i < o_.executions; ++i) {
-      StatusOr<bool> ok = Execution(i);
+      StatusOr<bool> ok = Execution(i, false);
+      if (!ok.ok()) return SetupError(ok.status().ToString());
+      if (!*ok) ++failures;
+    }
+    for (int i = 0; i < o_.python_executions; ++i) {
+      StatusOr<bool> ok = Execution(i, true);
       if (!ok.ok()) return SetupError(ok.status().ToString());
       if (!*ok) ++failures;
     }
@@ -329,8 +341,9 @@ class Bench {
     return 2;
   }
 
-  // Fresh moto resources, input and config for execution `i`.
-  Status Setup(int i) {
+  // Fresh moto resources, input and config for execution `i` (of the
+  // Python reference when `python`).
+  Status Setup(int i, bool python = false) {
     CBPIPE_RETURN_IF_ERROR(moto_->Reset());
     AwsRequest bucket;
     bucket.service = "s3";
@@ -365,7 +378,7 @@ class Bench {
                        machine.dump()));
     state_machine_ = json::parse(made)["stateMachineArn"];
 
-    dir_ = o_.out / ("execution-" + std::to_string(i));
+    dir_ = o_.out / ((python ? "python-" : "execution-") + std::to_string(i));
     fs::remove_all(dir_);
     std::string destinations;
     for (const char* n : kNetworks) {
@@ -483,10 +496,151 @@ class Bench {
     return std::nullopt;
   }
 
-  // One execution as the state machine runs it; false when a step failed
-  // or a file was not delivered.
-  StatusOr<bool> Execution(int i) {
-    CBPIPE_RETURN_IF_ERROR(Setup(i));
+  // The environment of a Python step (py_steps.py): Lambda's variables,
+  // the moto endpoint and where this side keeps its work (its own prefix
+  // of the same bucket, the same kind of file:// destinations).
+  std::vector<std::string> PythonEnv(const std::string& handler, int memory_mb,
+                                     const fs::path& tmp) const {
+    const std::string topic =
+        std::string("arn:aws:sns:us-east-1:") + kAccount + ":" + kTopic;
+    return {"_HANDLER=" + handler,
+            "AWS_LAMBDA_FUNCTION_NAME=cbpipe-py-" + handler,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" +
+                std::to_string(memory_mb > 0 ? memory_mb : 512),
+            "AWS_REGION=us-east-1",
+            "AWS_DEFAULT_REGION=us-east-1",
+            "AWS_ACCESS_KEY_ID=testing",
+            "AWS_SECRET_ACCESS_KEY=testing",
+            "AWS_SESSION_TOKEN=testing-token",
+            "AWS_ENDPOINT_URL=" + moto_->endpoint(),
+            "PATH=/usr/local/bin:/usr/bin:/bin",
+            "LANG=C.UTF-8",
+            "TZ=:UTC",
+            "HOME=" + tmp.string(),  // no ~/.aws of this machine
+            "TMPDIR=" + tmp.string(),
+            std::string("PY_BENCH_BUCKET=") + kBucket,
+            "PY_BENCH_INPUT_PREFIX=raw",
+            "PY_BENCH_WORK_PREFIX=py",
+            std::string("PY_BENCH_TABLE=") + kTable,
+            "PY_BENCH_TOPIC_ARN=" + topic,
+            "PY_BENCH_STATE_MACHINE_ARN=" + state_machine_,
+            "PY_BENCH_OUTBOX=" + (dir_ / "outbox").string()};
+  }
+
+  // One invocation of the Python step `handler` on `event`: a new
+  // interpreter (a cold start: imports included) at the smallest of
+  // --python-memory-mb where it completes, event on stdin, result on
+  // stdout. Duration: fork to exit (init and handler, as Lambda bills
+  // both); CPU and peak RSS from the child's rusage (wait4).
+  std::optional<json> InvokePython(int execution, const std::string& handler,
+                                   const json& event) {
+    std::vector<int> sizes = o_.python_memory_mb;
+    if (sizes.empty()) sizes.push_back(0);
+    for (int mb : sizes) {
+      const std::string id = "py-" + std::to_string(serial_++);
+      const fs::path tmp = dir_ / "tmp" / id;
+      fs::create_directories(tmp);
+      const fs::path in = dir_ / (id + ".event.json");
+      const fs::path out = dir_ / (id + ".out.json");
+      const fs::path log = dir_ / (id + ".log");
+      std::ofstream(in) << event.dump();
+      MemoryCgroup cgroup(mb);
+      const std::vector<std::string> env = PythonEnv(handler, mb, tmp);
+      std::vector<char*> envp;
+      for (const std::string& e : env)
+        envp.push_back(const_cast<char*>(e.c_str()));
+      envp.push_back(nullptr);
+      const std::string bin = o_.python_bin.string();
+      const std::string steps = o_.python_steps.string();
+      const std::string procs = cgroup.procs_file();
+      const auto t0 = std::chrono::steady_clock::now();
+      const pid_t pid = ::fork();
+      if (pid == 0) {
+        if (!procs.empty()) {
+          FILE* f = std::fopen(procs.c_str(), "w");
+          if (f == nullptr || std::fprintf(f, "%d\n", ::getpid()) < 0 ||
+              std::fclose(f) != 0)
+            ::_exit(125);
+        }
+        const int fd_in = ::open(in.c_str(), O_RDONLY);
+        const int fd_out = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                  0644);
+        const int fd_log = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                  0644);
+        if (fd_in < 0 || fd_out < 0 || fd_log < 0 || ::dup2(fd_in, 0) < 0 ||
+            ::dup2(fd_out, 1) < 0 || ::dup2(fd_log, 2) < 0)
+          ::_exit(126);
+        char* argv[] = {const_cast<char*>(bin.c_str()),
+                        const_cast<char*>(steps.c_str()), nullptr};
+        ::execve(bin.c_str(), argv, envp.data());
+        ::_exit(127);
+      }
+      int status = 0;
+      struct rusage ru {};
+      const bool reaped = pid > 0 && ::wait4(pid, &status, 0, &ru) == pid;
+      const double ms = Ms(std::chrono::steady_clock::now() - t0);
+      const RequestCounts c = log_->Take();
+      fs::remove_all(tmp);
+      const bool exited = reaped && WIFEXITED(status);
+      const bool ok = exited && WEXITSTATUS(status) == 0;
+      // Out of memory: killed by the cgroup, or a MemoryError (3).
+      const bool oom = reaped && ((WIFSIGNALED(status) &&
+                                   WTERMSIG(status) == SIGKILL) ||
+                                  (exited && WEXITSTATUS(status) == 3));
+      auto seconds = [](const timeval& t) {
+        return static_cast<double>(t.tv_sec) * 1e3 +
+               static_cast<double>(t.tv_usec) / 1e3;
+      };
+      json line = {{"kind", "py_invoke"},
+                   {"execution", execution},
+                   {"handler", handler},
+                   {"memory_mb", cgroup.active() ? mb : 0},
+                   {"ok", ok},
+                   {"ms", ms},  // fork -> exit: init included
+                   {"hwm_kb", ru.ru_maxrss},
+                   {"process_cpu_ms", seconds(ru.ru_utime) + seconds(ru.ru_stime)},
+                   {"cgroup_peak_kb", cgroup.max_usage() >> 10},
+                   {"s3_tier1", c.s3_tier1},
+                   {"s3_tier2", c.s3_tier2},
+                   {"s3_delete", c.s3_other},
+                   {"api", c.api}};
+      std::optional<json> result;
+      if (ok) {
+        try {
+          result = json::parse(ReadFile(out));
+        } catch (const json::exception& e) {
+          line["ok"] = false;
+          line["error"] = std::string("unreadable result: ") + e.what();
+        }
+      } else if (oom) {
+        line["ended"] = WIFSIGNALED(status) ? "killed by signal 9"
+                                            : "MemoryError";
+      } else {
+        std::string err = ReadFile(log);
+        if (err.size() > 2000) err = err.substr(err.size() - 2000);
+        line["error"] = (exited ? "exit status " +
+                                      std::to_string(WEXITSTATUS(status))
+                                : std::string("ended abnormally")) +
+                        ": " + err;
+      }
+      std::cout << line.dump() << std::endl;
+      if (result || !oom) return result;
+    }
+    return std::nullopt;
+  }
+
+  // An invocation of the function, or of the Python reference's step.
+  std::optional<json> Call(bool python, int execution,
+                           const std::string& handler, const json& event) {
+    return python ? InvokePython(execution, handler, event)
+                  : Invoke(execution, handler, event);
+  }
+
+  // One execution as the state machine runs it, of the function or (when
+  // `python`) of the Python reference; false when a step failed or a file
+  // was not delivered.
+  StatusOr<bool> Execution(int i, bool python) {
+    CBPIPE_RETURN_IF_ERROR(Setup(i, python));
     const json s3_event = {{"Records",
                             {{{"eventSource", "aws:s3"},
                               {"eventName", "ObjectCreated:Put"},
@@ -500,7 +654,7 @@ class Bench {
                        {{{"messageId", "m1"},
                          {"eventSource", "aws:sqs"},
                          {"body", s3_event.dump()}}}}};
-    std::optional<json> started = Invoke(i, "start", sqs);
+    std::optional<json> started = Call(python, i, "start", sqs);
     if (!started || !(*started)["batchItemFailures"].empty()) return false;
 
     const json header = {{"run_id", "bench-" + std::to_string(i)},
@@ -510,18 +664,18 @@ class Bench {
     scan_in["input_key"] = "in.csv";
     scan_in["input_name"] = "in.csv";
     scan_in["name_by_content"] = true;
-    std::optional<json> state = Invoke(i, "scan", scan_in);
+    std::optional<json> state = Call(python, i, "scan", scan_in);
     if (!state) return false;
     json batches = json::array();
     int files = 0, delivered = 0;
     for (const json& b : (*state)["batches"]) {
       json item = header;  // the batches Map's ItemSelector
       item["batch"] = b;
-      std::optional<json> verified = Invoke(i, "verify", item);
+      std::optional<json> verified = Call(python, i, "verify", item);
       if (!verified) return false;
       json results = json::array();
       for (const json& d : (*verified)["deliveries"]) {
-        std::optional<json> r = Invoke(i, "deliver", d);
+        std::optional<json> r = Call(python, i, "deliver", d);
         if (!r) return false;
         for (const json& f : (*r)["files"]) {
           ++files;
@@ -533,14 +687,19 @@ class Bench {
       batches.push_back(*verified);
     }
     (*state)["deliveries"] = batches;  // the batches Map's ResultPath
-    std::optional<json> notified = Invoke(i, "notify", *state);
+    std::optional<json> notified = Call(python, i, "notify", *state);
     if (!notified) return false;
-    std::optional<json> settled = Invoke(i, "settle", *notified);
+    std::optional<json> settled = Call(python, i, "settle", *notified);
     if (!settled) return false;
     int on_disk = 0;
     for (const auto& e : fs::recursive_directory_iterator(dir_ / "outbox"))
       on_disk += e.is_regular_file() ? 1 : 0;
-    std::cout << json{{"kind", "execution"},
+    // The data files' SHA-256, to compare the two sides' bytes.
+    std::vector<std::string> sha256;
+    for (const json& b : (*state)["batches"])
+      for (const json& f : b["files"]) sha256.push_back(f.value("sha256", ""));
+    std::sort(sha256.begin(), sha256.end());
+    std::cout << json{{"kind", python ? "py_execution" : "execution"},
                       {"execution", i},
                       {"records", (*state)["records"]},
                       {"accepted", (*state)["accepted"]},
@@ -549,7 +708,8 @@ class Bench {
                       {"files", files},
                       {"delivered", delivered},
                       {"files_in_outboxes", on_disk},
-                      {"input_bytes", input_.size()}}
+                      {"input_bytes", input_.size()},
+                      {"sha256", sha256}}
                      .dump()
               << std::endl;
     fs::remove_all(dir_ / "outbox");
@@ -596,7 +756,8 @@ class Bench {
 int Usage() {
   std::cerr << "usage: bench_lambda --package DIR --input FILE --out DIR "
                "[--now-ms MS] [--executions N] [--memory-mb 128,256,512] "
-               "[--cold-starts N]\n";
+               "[--cold-starts N] [--python BIN --python-steps PY_STEPS "
+               "--python-executions N [--python-memory-mb 128,256,...]]\n";
   return 2;
 }
 
@@ -622,6 +783,17 @@ int main(int argc, char** argv) {
       o.executions = std::atoi(value.c_str());
     } else if (arg == "--cold-starts") {
       o.cold_starts = std::atoi(value.c_str());
+    } else if (arg == "--python-steps") {
+      o.python_steps = std::filesystem::absolute(value);
+    } else if (arg == "--python") {
+      o.python_bin = value;
+    } else if (arg == "--python-executions") {
+      o.python_executions = std::atoi(value.c_str());
+    } else if (arg == "--python-memory-mb") {
+      std::istringstream in(value);
+      std::string mb;
+      while (std::getline(in, mb, ','))
+        o.python_memory_mb.push_back(std::atoi(mb.c_str()));
     } else if (arg == "--memory-mb") {
       std::istringstream in(value);
       std::string mb;
@@ -631,7 +803,9 @@ int main(int argc, char** argv) {
       return cbpipe::Usage();
     }
   }
-  if (o.package.empty() || o.input.empty() || o.out.empty())
+  if (o.package.empty() || o.input.empty() || o.out.empty() ||
+      (o.python_executions > 0 &&
+       (o.python_steps.empty() || o.python_bin.empty())))
     return cbpipe::Usage();
   return cbpipe::Bench(std::move(o)).Run();
 }

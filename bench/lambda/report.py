@@ -3,13 +3,15 @@
 
     report.py --asl deploy/aws/cbpipe.asl.json [--smoke] RESULTS.jsonl
 
-Lines (bench_lambda and run.sh): setup, invoke (one per invocation, at each
-memory size tried), execution, cold, python, python_memory, python_cold,
-done. Exit status 0 when every run completed and every target is met (with
+Lines (bench_lambda and run.sh): setup, invoke and py_invoke (one per
+invocation of the function / of the Python steps, at each memory size
+tried), execution and py_execution, cold, python_cold, done. Exit status 0 when every run completed and every target is met (with
 --smoke: every run completed), 1 otherwise, 2 on unreadable input.
 
-Cost of one input, then scaled to 1M chargebacks (records): the prices are
-AWS's published us-east-1 prices (bench/README.md cites them).
+Cost of one input for each side from its own measurements (invocations,
+GB-s, S3 requests by tier; state transitions from the definition for its
+batches and deliveries), then scaled to 1M chargebacks (records): the
+prices are AWS's published us-east-1 prices (bench/README.md cites them).
 """
 
 import argparse
@@ -29,6 +31,9 @@ SQS_REQUEST = 0.40 / 1e6        # standard queue
 # ReceiveMessage and DeleteMessage (empty polls of an idle queue are per
 # hour, not per chargeback).
 SQS_PER_INPUT = 3
+# GB-s a CPU-second costs at least on Lambda: one vCPU at 1,769 MB
+# (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html).
+CPU_GBS_PER_CPU_S = 1769 / 1024
 
 STEPS = ["start", "scan", "verify", "deliver", "notify", "settle"]
 
@@ -56,6 +61,85 @@ def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
+
+def handler_table(w, title, invokes, executions, runs, problems, duration,
+                  limit_mb=512):
+    """A side's per-handler table; its smallest memory per handler and the
+    completed invocations, or None when none completed."""
+    if len(executions) < runs:
+        problems.append(f"{title}: {runs - len(executions)} execution(s) did not complete")
+    ok = [i for i in invokes if i["ok"]]
+    w(f"{title}:")
+    w("")
+    w(f"| handler | invocations / execution | {duration} (median) | process CPU ms, init + event (median) "
+      "| peak RSS MB (max) "
+      "| smallest memory that completes | killed at | S3 PUT/POST/LIST / GET/HEAD per invocation | other AWS calls |")
+    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    memory = {}
+    for h in STEPS:
+        got = [i for i in ok if i["handler"] == h]
+        if not got:
+            problems.append(f"{title}: {h}: no invocation completed")
+            continue
+        per_exec = len(got) / max(1, len({i["execution"] for i in got}))
+        killed = sorted({i["memory_mb"] for i in invokes
+                         if i["handler"] == h and not i["ok"] and "ended" in i})
+        memory[h] = max(i["memory_mb"] for i in got)
+        limited = memory[h] > 0
+        w(f"| {h} | {per_exec:g} | {median([i['ms'] for i in got]):.1f} "
+          f"| {median([i.get('process_cpu_ms', float('nan')) for i in got]):.1f} "
+          f"| {max(i['hwm_kb'] for i in got) / 1024:.1f} "
+          f"| {str(memory[h]) + ' MB' if limited else 'unlimited (no cgroup)'} "
+          f"| {', '.join(f'{k} MB' for k in killed) or '-'} "
+          f"| {median([i['s3_tier1'] for i in got]):g} / {median([i['s3_tier2'] for i in got]):g} "
+          f"| {median([i['api'] for i in got]):g} |")
+        if limit_mb and limited and memory[h] > limit_mb:
+            problems.append(f"{title}: {h} needs more than {limit_mb} MB")
+    for e in [i for i in invokes if not i["ok"] and "ended" not in i]:
+        problems.append(f"{title}: {e['handler']} answered an error: {e.get('error', '')[:300]}")
+    w("")
+    if not memory:
+        return None
+    return {"memory": memory, "ok": ok}
+
+
+def cost(side, executions, asl, cold_ms):
+    """A side's figures for one input, from its own measurements (medians
+    over its executions): invocations, GB-s three ways, S3 requests by
+    tier, and the state transitions of its batches and deliveries.
+
+    GB-s per invocation at its handler's smallest memory M: from wall time
+    (duration as measured here, plus the handler's median cold start when
+    the duration leaves the init out; rounded up to 1 ms); from CPU time
+    (Lambda gives a function CPU in proportion to M, one vCPU at 1,769 MB,
+    so a step needing C CPU-seconds runs at least C x 1769 / M s, that is
+    at least C x 1.728 GB-s whatever M); and the larger of the two."""
+    memory, ok = side["memory"], side["ok"]
+    per = defaultdict(lambda: defaultdict(float))
+    for i in ok:
+        x = per[i["execution"]]
+        gb = memory[i["handler"]] / 1024
+        wall = math.ceil(i["ms"] + cold_ms.get(i["handler"], 0)) / 1000 * gb
+        cpu = i.get("process_cpu_ms", 0) / 1000 * CPU_GBS_PER_CPU_S
+        x["gbs_wall"] += wall
+        x["gbs_cpu"] += cpu
+        x["gbs"] += max(wall, cpu)
+        x["cpu_s"] += i.get("process_cpu_ms", 0) / 1000
+        x["invocations"] += 1
+        x["tier1"] += i["s3_tier1"]
+        x["tier2"] += i["s3_tier2"]
+        x["deliveries"] += i["handler"] == "deliver"
+    c = {k: median([x[k] for x in per.values()]) for k in
+         ("gbs_wall", "gbs_cpu", "gbs", "cpu_s", "invocations", "tier1", "tier2", "deliveries")}
+    c["invocations"] = int(c["invocations"])
+    c["deliveries"] = round(c["deliveries"])
+    c["batches"] = executions[0]["batches"]
+    c["files"] = executions[0]["files"]
+    c["transitions"] = transitions(asl, {"batches": c["batches"],
+                                         "destinations": c["deliveries"]})
+    c["memory"] = memory
+    return c
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--asl", required=True)
@@ -75,53 +159,40 @@ def main():
     done = by["done"][0] if by["done"] else {}
     problems = []
 
-    # --- The function, per handler.
-    executions = by["execution"]
-    if len(executions) < setup["runs"]:
-        problems.append(f"{setup['runs'] - len(executions)} execution(s) did not complete")
-    invokes = by["invoke"]
-    ok = [i for i in invokes if i["ok"]]
     out = []
     w = out.append
+    executions, py_executions = by["execution"], by["py_execution"]
     w(f"cbpipe Lambda benchmark: {setup['records']} records "
-      f"({setup['input_bytes'] / 1e6:.1f} MB CSV), {len(executions)} execution(s), "
+      f"({setup['input_bytes'] / 1e6:.1f} MB CSV), {len(executions)} execution(s) of the "
+      f"function, {len(py_executions)} of the Python steps, "
       f"started {setup['started']}, finished {done.get('finished', '?')}")
     w(f"load average before {setup['load_before']}, after {done.get('load_after', '?')}")
     w("")
-    w("| handler | invocations / execution | duration ms (median) | process CPU ms, init + event (median) "
-      "| peak RSS MB (VmHWM, max) "
-      "| smallest memory that completes | killed at | S3 PUT/LIST / GET per invocation | other AWS calls |")
-    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    memory = {}
-    for h in STEPS:
-        got = [i for i in ok if i["handler"] == h]
-        if not got:
-            problems.append(f"{h}: no invocation completed")
-            continue
-        per_exec = len(got) / max(1, len({i["execution"] for i in got}))
-        killed = sorted({i["memory_mb"] for i in invokes
-                         if i["handler"] == h and not i["ok"] and "ended" in i})
-        memory[h] = max(i["memory_mb"] for i in got)
-        limited = memory[h] > 0
-        w(f"| {h} | {per_exec:g} | {median([i['ms'] for i in got]):.1f} "
-          f"| {median([i.get('process_cpu_ms', float('nan')) for i in got]):.1f} "
-          f"| {max(i['hwm_kb'] for i in got) / 1024:.1f} "
-          f"| {str(memory[h]) + ' MB' if limited else 'unlimited (no cgroup)'} "
-          f"| {', '.join(f'{k} MB' for k in killed) or '-'} "
-          f"| {median([i['s3_tier1'] for i in got]):g} / {median([i['s3_tier2'] for i in got]):g} "
-          f"| {median([i['api'] for i in got]):g} |")
-        if limited and memory[h] > 512:
-            problems.append(f"{h} needs more than 512 MB")
-    errors = [i for i in invokes if not i["ok"] and "ended" not in i]
-    for e in errors:
-        problems.append(f"{e['handler']} answered an error: {e.get('error', '')[:200]}")
-    w("")
+
+    # --- Each side, per handler.
+    cb = handler_table(w, "cbpipe (packaged function)", by["invoke"], executions,
+                       setup["runs"], problems, "duration ms (event -> response)")
+    py = handler_table(w, "Python (py_steps.py, boto3)", by["py_invoke"], py_executions,
+                       setup["runs"], problems, "duration ms (fork -> exit, init included)",
+                       limit_mb=None)
+    for e, p in zip(executions, py_executions):
+        for k in ("records", "accepted", "rejected", "batches", "files"):
+            if p[k] != e[k]:
+                problems.append(f"Python {k} {p[k]} != cbpipe's {e[k]}")
+    same_bytes = None
+    if executions and py_executions and "sha256" in executions[0]:
+        same_bytes = executions[0]["sha256"] == py_executions[0]["sha256"]
+        w(f"Same data files on both sides (sorted SHA-256 of every generated file): "
+          f"{'yes' if same_bytes else 'NO'} ({len(executions[0]['sha256'])} files)")
+        w("")
 
     # --- Cold starts.
     cold = by["cold"]
     cold_ms = {}
+    py_cold = {k: median([c["ms"] for c in by["python_cold"] if c["what"] == k])
+               for k in ("bare", "imports")}
     if cold:
-        w("| cold start (fork of bootstrap -> first GET next), ms | median | min | max "
+        w("| cold start, ms | median | min | max "
           "| CPU (median) | waiting for a CPU (median) | starts |")
         w("| --- | --- | --- | --- | --- | --- | --- |")
 
@@ -134,110 +205,77 @@ def main():
             cs = [c for c in cold if c["handler"] == h and c["ok"]]
             if cs:
                 cold_ms[h] = median([c["ms"] for c in cs])
-                row(h, cs)
-        row("all handlers", [c for c in cold if c["ok"]])
+                row(f"cbpipe {h} (fork of bootstrap -> first GET next)", cs)
+        row("cbpipe, all handlers", [c for c in cold if c["ok"]])
         all_ms = [c["ms"] for c in cold if c["ok"]]
         if len(all_ms) < len(cold):
             problems.append(f"{len(cold) - len(all_ms)} cold start(s) did not reach next")
+        for what, label in (("bare", "`python3 -c pass`"),
+                            ("imports", "Python init: `import py_steps` (boto3, the reference)")):
+            ms = [c["ms"] for c in by["python_cold"] if c["what"] == what]
+            if ms:
+                w(f"| {label} | {median(ms):.1f} | {min(ms):.1f} | {max(ms):.1f} | | | {len(ms)} |")
         w("")
-
-    # --- Python.
-    py = by["python"]
-    py_mb = done.get("python_memory_mb", 0)
-    py_cold = {k: median([c["ms"] for c in by["python_cold"] if c["what"] == k])
-               for k in ("bare", "imports")}
-    if py:
-        w("| Python reference (bench/py_run.py, local disk) | median | runs |")
-        w("| --- | --- | --- |")
-        w(f"| wall s | {median([p['s'] for p in py]):.2f} | {len(py)} |")
-        w(f"| CPU s | {median([p['cpu_s'] for p in py]):.2f} | {len(py)} |")
-        w(f"| peak RSS MB (GNU time) | {max(p['rss_kb'] for p in py) / 1024:.1f} | max |")
-        tried = ", ".join(f"{m['memory_mb']} MB {'ok' if m['ok'] else 'killed'}"
-                          for m in by["python_memory"]) or "no cgroup"
-        w(f"| smallest memory that completes | {py_mb or '?'} MB | {tried} |")
-        w(f"| `python3 -c pass`, ms | {py_cold['bare']:.1f} | {len(by['python_cold']) // 2} |")
-        w(f"| `python3 -c 'import boto3, csv, ...'`, ms | {py_cold['imports']:.1f} | {len(by['python_cold']) // 2} |")
-        w("")
-        for p, e in zip(py, executions):
-            s = p["summary"]
-            for k in ("records", "accepted", "rejected"):
-                if k in s and s[k] != e[k]:
-                    problems.append(f"Python {k} {s[k]} != cbpipe's {e[k]}")
 
     # --- Cost of one input, and per 1M chargebacks.
-    if executions and py and memory:
+    if executions and py_executions and cb and py:
         e = executions[0]
-        records, batches = e["records"], e["batches"]
-        # Deliveries: one per destination that has files in a batch.
-        deliveries = round(len([i for i in ok if i["handler"] == "deliver"])
-                           / len(executions))
-        n_transitions = transitions(asl, {"batches": batches,
-                                          "destinations": deliveries})
-        gbs = []
-        n_invocations = []
-        s3 = []
-        for x in {i["execution"] for i in ok}:
-            mine = [i for i in ok if i["execution"] == x]
-            # Billed: rounded up to 1 ms, the init (cold start) included,
-            # every invocation taken as a cold one.
-            gbs.append(sum(math.ceil(i["ms"] + cold_ms.get(i["handler"], 0)) / 1000
-                           * memory[i["handler"]] / 1024 for i in mine))
-            n_invocations.append(len(mine))
-            s3.append((sum(i["s3_tier1"] for i in mine), sum(i["s3_tier2"] for i in mine)))
-        cb_gbs = median(gbs)
-        invocations = int(median(n_invocations))
-        tier1 = median([a for a, _ in s3])
-        tier2 = median([b for _, b in s3])
-        py_s = median([p["s"] for p in py])
-        py_gbs = (py_s + invocations * py_cold["imports"] / 1000) * (py_mb or 0) / 1024
-        shared = {
-            "Lambda requests": invocations * LAMBDA_REQUEST,
-            "Step Functions transitions": n_transitions * SFN_TRANSITION,
-            "S3 requests": tier1 * S3_TIER1 + tier2 * S3_TIER2,
-            "SQS requests": SQS_PER_INPUT * SQS_REQUEST,
-        }
+        records = e["records"]
         scale = 1e6 / records
-        cb = {"Lambda GB-s": cb_gbs * LAMBDA_GB_S, **shared}
-        pyc = {"Lambda GB-s": py_gbs * LAMBDA_GB_S, **shared}
-        w(f"Cost of one input of {records} records ({batches} batch(es), "
-          f"{e['files']} files, {deliveries} deliveries to 4 destinations): "
-          f"{invocations} invocations, "
-          f"{n_transitions} state transitions (from {args.asl}), "
-          f"S3 {tier1:g} PUT/LIST + {tier2:g} GET, SQS {SQS_PER_INPUT}; "
-          f"cbpipe {cb_gbs:.3f} GB-s, Python {py_gbs:.3f} GB-s "
-          f"({py_s:.2f} s + {invocations} x {py_cold['imports']:.0f} ms imports at {py_mb} MB)")
+        sides = {"cbpipe": cost(cb, executions, asl, cold_ms),
+                 "Python": cost(py, py_executions, asl, {})}
+        for name, c in sides.items():
+            w(f"{name}, one input of {records} records: {c['batches']} batch(es), {c['files']} files, "
+              f"{c['deliveries']} deliveries; {c['invocations']} invocations, "
+              f"{c['transitions']} state transitions (from {args.asl}), "
+              f"S3 {c['tier1']:g} PUT/POST/LIST + {c['tier2']:g} GET/HEAD, SQS {SQS_PER_INPUT}; "
+              f"Lambda GB-s: {c['gbs_wall']:.3f} from wall time, {c['gbs_cpu']:.3f} from CPU time, "
+              f"{c['gbs']:.3f} the larger per invocation; CPU {c['cpu_s']:.2f} s")
         w("")
+        cbc, pyc = sides["cbpipe"], sides["Python"]
+
+        def usd(c):
+            return {
+                "Lambda GB-s, max(wall, CPU) per invocation (headline)": c["gbs"] * LAMBDA_GB_S,
+                "Lambda requests": c["invocations"] * LAMBDA_REQUEST,
+                "Step Functions transitions": c["transitions"] * SFN_TRANSITION,
+                "S3 requests": c["tier1"] * S3_TIER1 + c["tier2"] * S3_TIER2,
+                "SQS requests": SQS_PER_INPUT * SQS_REQUEST,
+            }
+        a, b = usd(cbc), usd(pyc)
+
+        def ratio(x, y):
+            return x / y if y else float("nan")
         w("| per 1M chargebacks, USD | cbpipe | Python | cbpipe / Python |")
         w("| --- | --- | --- | --- |")
-        for k in cb:
-            r = cb[k] / pyc[k] if pyc[k] else float("nan")
-            w(f"| {k} | {cb[k] * scale:.6f} | {pyc[k] * scale:.6f} | {r:.3f} |")
-        total_cb, total_py = sum(cb.values()) * scale, sum(pyc.values()) * scale
-        ratio = total_cb / total_py
-        compute_ratio = cb["Lambda GB-s"] / pyc["Lambda GB-s"] if pyc["Lambda GB-s"] else float("nan")
-        w(f"| **total** | **{total_cb:.6f}** | **{total_py:.6f}** | **{ratio:.3f}** |")
+        for k in a:
+            w(f"| {k} | {a[k] * scale:.6f} | {b[k] * scale:.6f} | {ratio(a[k], b[k]):.3f} |")
+        total_cb, total_py = sum(a.values()), sum(b.values())
+        total = ratio(total_cb, total_py)
+        w(f"| **total** | **{total_cb * scale:.6f}** | **{total_py * scale:.6f}** | **{total:.3f}** |")
+        compute = "Lambda GB-s, max(wall, CPU) per invocation (headline)"
+        decides_cb = a[compute] + a["S3 requests"]
+        decides_py = b[compute] + b["S3 requests"]
+        decides = ratio(decides_cb, decides_py)
+        w(f"| what the implementation decides (compute + S3 requests) | {decides_cb * scale:.6f} "
+          f"| {decides_py * scale:.6f} | {decides:.3f} |")
+        for label, key in (("Lambda GB-s from wall time as measured here", "gbs_wall"),
+                           ("Lambda GB-s from CPU time (x 1.728 GB-s per CPU-s)", "gbs_cpu")):
+            x, y = cbc[key] * LAMBDA_GB_S, pyc[key] * LAMBDA_GB_S
+            rest_cb, rest_py = total_cb - a[compute], total_py - b[compute]
+            w(f"| {label}; total with it | {x * scale:.6f}; {(x + rest_cb) * scale:.6f} "
+              f"| {y * scale:.6f}; {(y + rest_py) * scale:.6f} "
+              f"| {ratio(x, y):.3f}; {ratio(x + rest_cb, y + rest_py):.3f} |")
         w("")
-        # The same GB-s from CPU time alone (what the durations approach
-        # on an idle machine with S3 answering at once): cbpipe's process
-        # CPU (init included), Python's user + system time (imports left
-        # out, in its favour).
-        cpu_gbs = median([sum(i["process_cpu_ms"] / 1000 * memory[i["handler"]] / 1024
-                              for i in ok if i["execution"] == x and "process_cpu_ms" in i)
-                          for x in {i["execution"] for i in ok}])
-        py_cpu_gbs = median([p["cpu_s"] for p in py]) * (py_mb or 0) / 1024
-        if cpu_gbs and py_cpu_gbs:
-            w(f"GB-s from CPU time instead of wall time: cbpipe {cpu_gbs:.3f}, Python "
-              f"{py_cpu_gbs:.3f}, ratio {cpu_gbs / py_cpu_gbs:.3f}; total per 1M "
-              f"chargebacks {(cpu_gbs * LAMBDA_GB_S + sum(shared.values())) * scale:.6f} "
-              f"vs {(py_cpu_gbs * LAMBDA_GB_S + sum(shared.values())) * scale:.6f}")
-            w("")
+        memory = cbc["memory"]
+        cold_all = [c["ms"] for c in cold if c["ok"]]
         targets = [
-            ("cold start, median of all handlers", f"{median([c['ms'] for c in cold if c['ok']]):.1f} ms",
-             "<= 50 ms", median([c["ms"] for c in cold if c["ok"]]) <= 50),
+            ("cold start, median of all handlers", f"{median(cold_all):.1f} ms",
+             "<= 50 ms", bool(cold_all) and median(cold_all) <= 50),
             ("every handler completes within 512 MB", ", ".join(f"{h} {m} MB" for h, m in memory.items()),
              "<= 512 MB", all(0 < m <= 512 for m in memory.values())),
-            ("cost per 1M chargebacks, cbpipe / Python", f"{ratio:.3f} (Lambda GB-s alone: {compute_ratio:.3f})",
-             "<= 0.100", ratio <= 0.1),
+            ("cost per 1M chargebacks, cbpipe / Python", f"{total:.3f} in total "
+             f"(what the implementation decides: {decides:.3f})", "<= 0.100", total <= 0.1),
         ]
         w("| target | measured | wanted | met |")
         w("| --- | --- | --- | --- |")
@@ -246,7 +284,7 @@ def main():
             if not met and not args.smoke:
                 problems.append(f"target missed: {name}")
     else:
-        problems.append("no cost: an execution, the Python runs or the memory sizes are missing")
+        problems.append("no cost: an execution of either side or the memory sizes are missing")
     print("\n".join(out))
     for p in problems:
         print(f"PROBLEM: {p}")

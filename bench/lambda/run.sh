@@ -2,7 +2,7 @@
 # The packaged Lambda function on 1M records, its cold start, and the cost
 # of 1M chargebacks on AWS against the Python reference (bench/README.md,
 # "lambda/"). Needs: the build (cbpipe, bench_lambda), moto_server, zip,
-# unzip, GNU time, Python 3 with boto3 (its import is timed); root for the
+# unzip, Python 3 with boto3 (bench/lambda/py_steps.py); root for the
 # memory cgroups (without them the runs are unlimited and say so).
 #
 #   bench/lambda/run.sh              # RECORDS=1000000 RUNS=3 COLD_STARTS=20
@@ -10,9 +10,9 @@
 #   bench/lambda/run.sh --smoke      # 300 records, 1 run: the CTest smoke test
 #
 # Settings: CBPIPE_BIN, BENCH_LAMBDA, RECORDS, RUNS (executions on the
-# function, and Python runs), COLD_STARTS (per handler), MEMORY_MB (the
+# function, and of the Python steps), COLD_STARTS (per handler), MEMORY_MB (the
 # ladder each invocation climbs, default 128,256,512), PY_MEMORY_MB (the
-# Python one, default 128,256,512,1024,1536,2048,3008), CBPIPE_NOW,
+# Python steps' one, default 128,256,512,1024,1536,2048,3008), CBPIPE_NOW,
 # BENCH_DATA_DIR, PYTHON.
 # Exit status: 0 when every run completed and every target is met, 1
 # otherwise (--smoke: when every run completed), 2 on a setup error.
@@ -37,12 +37,11 @@ NOW=${CBPIPE_NOW:-$(date +%s)}
 die() { echo "bench/lambda: $*" >&2; exit 2; }
 [[ -x $BIN ]] || die "no cbpipe at $BIN (cmake --build build)"
 [[ -x $BENCH ]] || die "no bench_lambda at $BENCH (cmake --build build --target bench_lambda)"
-[[ -x /usr/bin/time ]] || die "needs GNU time (/usr/bin/time)"
+"$PYTHON" -c 'import boto3' 2>/dev/null || die "needs boto3 for $PYTHON"
 command -v unzip >/dev/null || die "needs unzip"
 
 WORK=$(mktemp -d /tmp/cbpipe-lambda-bench.XXXXXX)
-PY_CGROUP=/sys/fs/cgroup/memory/cbpipe-bench-lambda-py-$$
-cleanup() { rmdir "$PY_CGROUP" 2>/dev/null || true; rm -rf "$WORK"; }
+cleanup() { rm -rf "$WORK"; }
 trap cleanup EXIT
 
 # The package, as deployed: the zip unpacked into an empty folder.
@@ -62,52 +61,22 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 OUT=$WORK/results.jsonl
 echo "{\"kind\":\"setup\",\"records\":$RECORDS,\"runs\":$RUNS,\"cold_starts\":$COLD,\"load_before\":\"$LOAD_BEFORE\",\"input_bytes\":$(stat -c %s "$CSV"),\"started\":\"$(date -u +%FT%TZ)\"}" >"$OUT"
 
-# 1-2. The function: RUNS executions, each invocation at the smallest size
-# of the ladder where it completes; then the cold starts.
+# 1-3. The function: RUNS executions, each invocation at the smallest size
+# of the ladder where it completes; then the Python reference as Lambda
+# steps (py_steps.py: boto3 on the same moto, one interpreter per
+# invocation), RUNS executions up its own ladder; then the cold starts.
 rc=0
 "$BENCH" --package "$WORK/task" --input "$CSV" --out "$WORK/lambda" \
   --now-ms "${NOW}000" --executions "$RUNS" --memory-mb "$MEMORY" \
+  --python "$PYTHON" --python-steps bench/lambda/py_steps.py \
+  --python-executions "$RUNS" --python-memory-mb "$PY_MEMORY" \
   --cold-starts "$COLD" >>"$OUT" 2>"$WORK/bench.log" || rc=$?
 ((rc == 2)) && die "bench_lambda: $(tail -5 "$WORK/bench.log")"
 
-# 3. The Python reference on the same records: wall time and peak RSS
-# (GNU time), RUNS times; then the smallest size of PY_MEMORY where it
-# completes in a memory cgroup (from the first one above its peak RSS).
-py_run() {  # outdir [cgroup procs file]
-  rm -rf "$1"
-  if [[ -n ${2:-} ]]; then
-    /bin/sh -c 'echo $$ >"$0" && exec "$@"' "$2" \
-      "$PYTHON" bench/py_run.py --now "$NOW" --json "$CSV" "$1" >"$WORK/py.json" 2>"$WORK/py.err"
-  else
-    /usr/bin/time -f '%e %M %U %S' -o "$WORK/py.time" \
-      "$PYTHON" bench/py_run.py --now "$NOW" --json "$CSV" "$1" >"$WORK/py.json" 2>"$WORK/py.err"
-  fi
-}
-for i in $(seq "$RUNS"); do
-  prc=0
-  py_run "$WORK/py" || prc=$?
-  ((prc <= 1)) || die "py_run.py failed ($prc): $(tail -3 "$WORK/py.err")"
-  read -r secs rss user sys < <(tail -1 "$WORK/py.time")
-  summary=$("$PYTHON" -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$WORK/py.json")
-  echo "{\"kind\":\"python\",\"run\":$i,\"s\":$secs,\"rss_kb\":$rss,\"cpu_s\":$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }'),\"summary\":$summary}" >>"$OUT"
-done
-py_mb=0
-if mkdir "$PY_CGROUP" 2>/dev/null; then
-  echo 0 >"$PY_CGROUP/memory.swappiness" || true
-  for mb in ${PY_MEMORY//,/ }; do
-    ((mb * 1024 >= rss)) || continue
-    echo $((mb << 20)) >"$PY_CGROUP/memory.limit_in_bytes"
-    prc=0
-    py_run "$WORK/py" "$PY_CGROUP/cgroup.procs" || prc=$?
-    echo "{\"kind\":\"python_memory\",\"memory_mb\":$mb,\"ok\":$( ((prc <= 1)) && echo true || echo false),\"status\":$prc}" >>"$OUT"
-    if ((prc <= 1)); then py_mb=$mb; break; fi
-  done
-fi
-rm -rf "$WORK/py"
-
-# The import cost of a Python Lambda doing this work: the interpreter, and
-# the interpreter with boto3 and what py_run.py imports.
-IMPORTS='import boto3, csv, hashlib, json, os, re, shutil, sqlite3, sys, time'
+# The Python side's init alone: the interpreter, and the interpreter with
+# py_steps.py's imports (boto3, the reference's modules), as its cold
+# start; part of every Python invocation's duration above.
+IMPORTS='import sys; sys.path.insert(0, "bench/lambda"); import py_steps'
 for i in $(seq "$COLD"); do
   for what in bare imports; do
     code='pass'; [[ $what == imports ]] && code=$IMPORTS
@@ -117,7 +86,7 @@ for i in $(seq "$COLD"); do
     echo "{\"kind\":\"python_cold\",\"what\":\"$what\",\"ms\":$(((t1 - t0) / 1000))e-3}" >>"$OUT"
   done
 done
-echo "{\"kind\":\"done\",\"load_after\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"python_memory_mb\":$py_mb,\"finished\":\"$(date -u +%FT%TZ)\"}" >>"$OUT"
+echo "{\"kind\":\"done\",\"load_after\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"finished\":\"$(date -u +%FT%TZ)\"}" >>"$OUT"
 
 # 4-5. The tables, the cost and the targets.
 args=(--asl deploy/aws/cbpipe.asl.json)
