@@ -35,7 +35,8 @@ PY_BENCH_BUCKET, PY_BENCH_INPUT_PREFIX (the raw objects' prefix, as
 service.object_store), PY_BENCH_WORK_PREFIX (where this side writes),
 PY_BENCH_TABLE (DynamoDB: pk, sk), PY_BENCH_TOPIC_ARN,
 PY_BENCH_STATE_MACHINE_ARN, PY_BENCH_OUTBOX (a folder per network: the
-file:// destinations), TMPDIR.
+file:// destinations), TMPDIR; PY_BENCH_INIT_FILE, where it writes when
+init ended (CLOCK_MONOTONIC) and the process's CPU time until then.
 
 Exit status: 0 with the result on stdout; 3 on MemoryError (the harness
 then tries the next memory size, as for a process the cgroup killed); 1 on
@@ -291,6 +292,12 @@ HANDLERS = {"start": start, "scan": scan, "verify": verify,
 
 
 def main():
+    # The end of init (interpreter and imports): when and how much CPU, for
+    # the harness to tell init from the handler (PY_BENCH_INIT_FILE).
+    init = {"monotonic": time.monotonic(), "cpu_s": time.process_time()}
+    if ENV("PY_BENCH_INIT_FILE"):
+        with open(ENV("PY_BENCH_INIT_FILE"), "w") as f:
+            json.dump(init, f)
     handler = HANDLERS[os.environ["_HANDLER"]]
     event = json.load(sys.stdin)
     try:
