@@ -9,6 +9,8 @@
 //
 //   bench_lambda --package DIR --input FILE --out DIR [--now-ms MS]
 //                [--executions N] [--memory-mb 128,256,512] [--cold-starts N]
+//                [--python BIN --python-steps PY_STEPS --python-executions N
+//                 [--python-memory-mb 128,256,...]]
 //
 // Each execution feeds the steps the JSON the state machine
 // (deploy/aws/cbpipe.asl.json) would: start (an SQS batch with the S3
@@ -23,6 +25,16 @@
 // --cold-starts N one per start: fork of bootstrap -> its first GET
 // /runtime/invocation/next (wall, and the process's CPU and run-queue
 // wait until then), N per handler.
+// With --python, after those executions, N executions of the Python
+// reference as Lambda steps (bench/lambda/py_steps.py) fed the same way:
+// each invocation a new interpreter (event on stdin, result on stdout) in
+// a memory cgroup, climbing --python-memory-mb, against the same moto
+// (its work under s3://bench/py/); one `py_invoke` line per invocation
+// (ms: fork -> exit, init included; init_ms, init_cpu_ms: up to the end
+// of its imports; CPU from wait4's rusage; peak RSS: the VmHWM the step
+// reports at its end; S3 and other
+// requests as above) and one `py_execution` line each. Execution lines of
+// both sides carry the sorted SHA-256 of the generated files.
 // Exit status 0 when every execution delivered every file; 1 otherwise;
 // 2 on a setup error.
 #include <fcntl.h>
@@ -531,7 +543,7 @@ class Bench {
   // interpreter (a cold start: imports included) at the smallest of
   // --python-memory-mb where it completes, event on stdin, result on
   // stdout. Duration: fork to exit (init and handler, as Lambda bills
-  // both); CPU and peak RSS from the child's rusage (wait4).
+  // both); CPU from the child's rusage (wait4), peak RSS as it reports it.
   std::optional<json> InvokePython(int execution, const std::string& handler,
                                    const json& event) {
     std::vector<int> sizes = o_.python_memory_mb;
@@ -599,7 +611,7 @@ class Bench {
                    {"memory_mb", cgroup.active() ? mb : 0},
                    {"ok", ok},
                    {"ms", ms},  // fork -> exit: init included
-                   {"hwm_kb", ru.ru_maxrss},
+                   {"hwm_kb", 0},
                    {"process_cpu_ms", seconds(ru.ru_utime) + seconds(ru.ru_stime)},
                    {"cgroup_peak_kb", cgroup.max_usage() >> 10},
                    {"s3_tier1", c.s3_tier1},
@@ -615,6 +627,9 @@ class Bench {
             std::chrono::duration<double>(t0.time_since_epoch()).count();
         line["init_ms"] = (end_s - t0_s) * 1e3;
         line["init_cpu_ms"] = i.at("cpu_s").get<double>() * 1e3;
+        // Its own VmHWM at the end (wait4's ru_maxrss would count this
+        // process's memory too: the child's before its exec).
+        line["hwm_kb"] = i.value("hwm_kb", int64_t{0});
       } catch (const json::exception&) {
         // Ended before init did: no split.
       }

@@ -36,7 +36,8 @@ service.object_store), PY_BENCH_WORK_PREFIX (where this side writes),
 PY_BENCH_TABLE (DynamoDB: pk, sk), PY_BENCH_TOPIC_ARN,
 PY_BENCH_STATE_MACHINE_ARN, PY_BENCH_OUTBOX (a folder per network: the
 file:// destinations), TMPDIR; PY_BENCH_INIT_FILE, where it writes when
-init ended (CLOCK_MONOTONIC) and the process's CPU time until then.
+init ended (CLOCK_MONOTONIC) and the process's CPU time until then, and
+at the end its peak resident set (VmHWM).
 
 Exit status: 0 with the result on stdout; 3 on MemoryError (the harness
 then tries the next memory size, as for a process the cgroup killed); 1 on
@@ -294,10 +295,8 @@ HANDLERS = {"start": start, "scan": scan, "verify": verify,
 def main():
     # The end of init (interpreter and imports): when and how much CPU, for
     # the harness to tell init from the handler (PY_BENCH_INIT_FILE).
-    init = {"monotonic": time.monotonic(), "cpu_s": time.process_time()}
-    if ENV("PY_BENCH_INIT_FILE"):
-        with open(ENV("PY_BENCH_INIT_FILE"), "w") as f:
-            json.dump(init, f)
+    stats = {"monotonic": time.monotonic(), "cpu_s": time.process_time()}
+    write_stats(stats)
     handler = HANDLERS[os.environ["_HANDLER"]]
     event = json.load(sys.stdin)
     try:
@@ -305,7 +304,20 @@ def main():
     except MemoryError:
         return 3
     json.dump(result, sys.stdout)
+    # The peak resident set of this process's own memory: VmHWM (the
+    # rusage of a forked child also counts its parent's before the exec).
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                stats["hwm_kb"] = int(line.split()[1])
+    write_stats(stats)
     return 0
+
+
+def write_stats(stats):
+    if ENV("PY_BENCH_INIT_FILE"):
+        with open(ENV("PY_BENCH_INIT_FILE"), "w") as f:
+            json.dump(stats, f)
 
 
 if __name__ == "__main__":
