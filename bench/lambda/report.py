@@ -27,6 +27,10 @@ SFN_TRANSITION = 0.025 / 1000   # Standard workflows
 S3_TIER1 = 0.005 / 1000         # PUT, COPY, POST, LIST
 S3_TIER2 = 0.0004 / 1000        # GET, HEAD
 SQS_REQUEST = 0.40 / 1e6        # standard queue
+# The other AWS calls (DynamoDB, SNS, StartExecution), each priced as a
+# DynamoDB on-demand write: an upper bound (a read is $0.125 per 1M, an SNS
+# publish $0.50, StartExecution is billed as transitions).
+OTHER_CALL = 0.625 / 1e6
 # Per input: S3's SendMessage of the event, the event source mapping's
 # ReceiveMessage and DeleteMessage (empty polls of an idle queue are per
 # hour, not per chargeback).
@@ -145,9 +149,11 @@ def cost(side, executions, asl, cold=None):
         x["invocations"] += 1
         x["tier1"] += i["s3_tier1"]
         x["tier2"] += i["s3_tier2"]
+        x["api"] += i["api"]
         x["deliveries"] += i["handler"] == "deliver"
     c = {k: median([x[k] for x in per.values()]) for k in
-         ("gbs_wall", "gbs_cpu", "gbs", "cpu_s", "invocations", "tier1", "tier2", "deliveries")}
+         ("gbs_wall", "gbs_cpu", "gbs", "cpu_s", "invocations", "tier1", "tier2", "api",
+          "deliveries")}
     c["invocations"] = int(c["invocations"])
     c["deliveries"] = round(c["deliveries"])
     c["batches"] = executions[0]["batches"]
@@ -247,7 +253,8 @@ def main():
             w(f"{name}, one input of {records} records: {c['batches']} batch(es), {c['files']} files, "
               f"{c['deliveries']} deliveries; {c['invocations']} invocations, "
               f"{c['transitions']} state transitions (from {args.asl}), "
-              f"S3 {c['tier1']:g} PUT/POST/LIST + {c['tier2']:g} GET/HEAD, SQS {SQS_PER_INPUT}; "
+              f"S3 {c['tier1']:g} PUT/POST/LIST + {c['tier2']:g} GET/HEAD, SQS {SQS_PER_INPUT}, "
+              f"{c['api']:g} other AWS calls; "
               f"Lambda GB-s: {c['gbs_wall']:.3f} from wall time, {c['gbs_cpu']:.3f} from CPU time, "
               f"{c['gbs']:.3f} headline (init wall + max(handler wall, handler CPU x 1769/M)); "
               f"CPU {c['cpu_s']:.2f} s")
@@ -261,6 +268,7 @@ def main():
                 "Step Functions transitions": c["transitions"] * SFN_TRANSITION,
                 "S3 requests": c["tier1"] * S3_TIER1 + c["tier2"] * S3_TIER2,
                 "SQS requests": SQS_PER_INPUT * SQS_REQUEST,
+                "other AWS calls (DynamoDB, SNS; at most)": c["api"] * OTHER_CALL,
             }
         a, b = usd(cbc), usd(pyc)
 
@@ -274,10 +282,11 @@ def main():
         total = ratio(total_cb, total_py)
         w(f"| **total** | **{total_cb * scale:.6f}** | **{total_py * scale:.6f}** | **{total:.3f}** |")
         compute = "Lambda GB-s, init + max(wall, CPU-bound) (headline)"
-        decides_cb = a[compute] + a["S3 requests"]
-        decides_py = b[compute] + b["S3 requests"]
+        other = "other AWS calls (DynamoDB, SNS; at most)"
+        decides_cb = a[compute] + a["S3 requests"] + a[other]
+        decides_py = b[compute] + b["S3 requests"] + b[other]
         decides = ratio(decides_cb, decides_py)
-        w(f"| what the implementation decides (compute + S3 requests) | {decides_cb * scale:.6f} "
+        w(f"| what the implementation decides (compute, S3 requests, other calls) | {decides_cb * scale:.6f} "
           f"| {decides_py * scale:.6f} | {decides:.3f} |")
         for label, key in (("Lambda GB-s from wall time as measured here", "gbs_wall"),
                            ("Lambda GB-s from all CPU time (x 1.728 GB-s per CPU-s)", "gbs_cpu")):
