@@ -129,6 +129,19 @@ def fsync_dir(path):
         os.close(fd)
 
 
+def copy_durably(source, target):
+    """Copy to target.part, fsync, rename to target, fsync its folder."""
+    temp = target + ".part"
+    shutil.copyfile(source, temp)
+    fd = os.open(temp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(temp, target)
+    fsync_dir(os.path.dirname(target))
+
+
 def mask_pan(pan):
     digits = "".join(c for c in pan if c in pv.DIGITS)
     if len(digits) < 12:
@@ -470,15 +483,7 @@ def deliver(batches, work_dir):
                        (f.network, f.name, f.bytes, f.sha256, batch_id,
                         int(time.time())))
             db.commit()
-            temp = target + ".part"
-            shutil.copyfile(f.path, temp)
-            fd = os.open(temp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(temp, target)
-            fsync_dir(folder)
+            copy_durably(f.path, target)
             if os.path.getsize(target) != f.bytes:
                 raise RuntimeError(f"{target}: wrong size after the copy")
             db.execute("UPDATE deliveries SET state = 'delivered', "

@@ -149,26 +149,36 @@ class MemoryCgroup {
   fs::path dir_;
 };
 
+// For a forked child, before exec: joins the cgroup whose cgroup.procs is
+// `procs` (none when empty); exits (125) when it cannot.
+void JoinCgroupOrExit(const std::string& procs) {
+  if (procs.empty()) return;
+  FILE* f = std::fopen(procs.c_str(), "w");
+  if (f == nullptr || std::fprintf(f, "%d\n", ::getpid()) < 0 ||
+      std::fclose(f) != 0)
+    ::_exit(125);
+}
+
+// execve's view of `env` (valid while it lives).
+std::vector<char*> EnvPointers(const std::vector<std::string>& env) {
+  std::vector<char*> envp;
+  for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  return envp;
+}
+
 // `bootstrap` of the package with exactly `env`, in `cgroup`; killed and
 // reaped by the destructor unless it exited.
 class Bootstrap {
  public:
   Bootstrap(const fs::path& package, const std::vector<std::string>& env,
             const fs::path& log, const MemoryCgroup& cgroup) {
-    std::vector<char*> envp;
-    for (const std::string& e : env)
-      envp.push_back(const_cast<char*>(e.c_str()));
-    envp.push_back(nullptr);
+    std::vector<char*> envp = EnvPointers(env);
     const std::string dir = package.string();
     const std::string procs = cgroup.procs_file();
     pid_ = ::fork();
     if (pid_ == 0) {
-      if (!procs.empty()) {
-        FILE* f = std::fopen(procs.c_str(), "w");
-        if (f == nullptr || std::fprintf(f, "%d\n", ::getpid()) < 0 ||
-            std::fclose(f) != 0)
-          ::_exit(125);
-      }
+      JoinCgroupOrExit(procs);
       FILE* out = std::freopen(log.c_str(), "w", stdout);
       if (out != nullptr) ::dup2(::fileno(stdout), 2);
       if (::chdir(dir.c_str()) != 0) ::_exit(126);
@@ -560,22 +570,14 @@ class Bench {
       MemoryCgroup cgroup(mb);
       std::vector<std::string> env = PythonEnv(handler, mb, tmp);
       env.push_back("PY_BENCH_INIT_FILE=" + init.string());
-      std::vector<char*> envp;
-      for (const std::string& e : env)
-        envp.push_back(const_cast<char*>(e.c_str()));
-      envp.push_back(nullptr);
+      std::vector<char*> envp = EnvPointers(env);
       const std::string bin = o_.python_bin.string();
       const std::string steps = o_.python_steps.string();
       const std::string procs = cgroup.procs_file();
       const auto t0 = std::chrono::steady_clock::now();
       const pid_t pid = ::fork();
       if (pid == 0) {
-        if (!procs.empty()) {
-          FILE* f = std::fopen(procs.c_str(), "w");
-          if (f == nullptr || std::fprintf(f, "%d\n", ::getpid()) < 0 ||
-              std::fclose(f) != 0)
-            ::_exit(125);
-        }
+        JoinCgroupOrExit(procs);
         const int fd_in = ::open(in.c_str(), O_RDONLY);
         const int fd_out = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                   0644);

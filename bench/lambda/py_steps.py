@@ -227,15 +227,7 @@ def deliver(event):
             path = os.path.join(tmp, name)
             s3.download_file(BUCKET, f"{folder}/{name}", path)
             target = os.path.join(outbox, name)
-            part = target + ".part"
-            shutil.copyfile(path, part)
-            fd = os.open(part, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(part, target)
-            py_run.fsync_dir(outbox)
+            py_run.copy_durably(path, target)
             os.remove(path)
             if os.path.getsize(target) != entry["bytes"]:
                 raise RuntimeError(f"{target}: wrong size after the copy")
