@@ -586,6 +586,8 @@ class Bench {
         if (fd_in < 0 || fd_out < 0 || fd_log < 0 || ::dup2(fd_in, 0) < 0 ||
             ::dup2(fd_out, 1) < 0 || ::dup2(fd_log, 2) < 0)
           ::_exit(126);
+        for (int fd : {fd_in, fd_out, fd_log})
+          if (fd > 2) ::close(fd);
         char* argv[] = {const_cast<char*>(bin.c_str()),
                         const_cast<char*>(steps.c_str()), nullptr};
         ::execve(bin.c_str(), argv, envp.data());
