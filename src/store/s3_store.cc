@@ -930,12 +930,12 @@ Status S3ObjectStore::PutFileInParts(const std::string& s3_key,
       const uint64_t length = std::min(part, file.size - offset);
       // Each part is hashed first and sent with its SHA-256 (S3 checks it).
       StatusOr<std::string> hash = HashFileRange(file.fd, offset, length, path);
-      StatusOr<std::string> etag = hash.status();
-      if (hash.ok()) {
-        etag = shared_->UploadPart(
-            s3_key, upload_id, static_cast<int>(i + 1),
-            FileBody(file.fd, offset, length, *hash, path, &cancel));
-      }
+      StatusOr<std::string> etag =
+          hash.ok() ? shared_->UploadPart(
+                          s3_key, upload_id, static_cast<int>(i + 1),
+                          FileBody(file.fd, offset, length, *hash, path,
+                                   &cancel))
+                    : hash;
       if (!etag.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         if (failed.ok()) failed = etag.status();
