@@ -536,7 +536,9 @@ StatusOr<AwsResponse> AwsClient::Send(const AwsRequest& request,
   signing.sign_body = target->s3;
   bool streamed = request.body_stream.has_value();
   signing.payload_hash =
-      streamed ? kAwsUnsignedPayload : AwsPayloadHash(request.body);
+      !streamed                            ? AwsPayloadHash(request.body)
+      : request.body_stream->sha256.empty() ? std::string(kAwsUnsignedPayload)
+                                            : request.body_stream->sha256;
   bool upload = streamed || !request.body.empty() || request.method == "PUT" ||
                 request.method == "POST";
   int64_t upload_size = streamed ? request.body_stream->length

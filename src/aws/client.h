@@ -156,9 +156,14 @@ struct AwsClientOptions {
   std::shared_ptr<AwsCallObserver> observer;
 };
 
-// A request body streamed from the caller: sent with UNSIGNED-PAYLOAD.
+// A request body streamed from the caller: sent with UNSIGNED-PAYLOAD, or
+// with its SHA-256 when the caller knows it.
 struct AwsRequestBody {
   int64_t length = 0;  // exact byte count (Content-Length)
+  // Lower-case hex SHA-256 of the body, signed as x-amz-content-sha256 (S3:
+  // the server refuses a body that does not match it, XAmzContentSHA256
+  // Mismatch, and stores nothing); "" = UNSIGNED-PAYLOAD.
+  std::string sha256;
   // Fills up to `size` bytes; returns how many (0 only at the end) or an
   // error, which fails the call without retry.
   std::function<StatusOr<size_t>(char* buffer, size_t size)> read;

@@ -16,6 +16,7 @@
 #include "common/crash_point.h"
 #include "common/file_mode.h"
 #include "common/sha256.h"
+#include "store/file_source.h"
 #include "store/object_store.h"
 
 namespace cbpipe {
@@ -291,6 +292,25 @@ StatusOr<int> LocalFolderStore::RemoveStaleTemporaries() {
   if (ec) return FsError("list " + root_, ec);
   for (const fs::path& p : stale) removed += fs::remove(p, ec) ? 1 : 0;
   return removed;
+}
+
+Status LocalFolderStore::PutFile(const std::string& key,
+                                 const std::string& path,
+                                 const std::string& sha256) {
+  CBPIPE_RETURN_IF_ERROR(ValidateObjectKey(key));
+  if (!sha256.empty()) CBPIPE_RETURN_IF_ERROR(ValidateSha256Hex(sha256));
+  const fs::path target = fs::path(root_) / key;
+  struct stat object {};
+  if (::stat(target.c_str(), &object) == 0) {
+    CBPIPE_ASSIGN_OR_RETURN(OpenedFile file, OpenFileToStore(path));
+    if (file.device == object.st_dev && file.inode == object.st_ino) {
+      // The file is the object already: make it durable, copy nothing.
+      if (::fsync(file.fd) != 0)
+        return UnavailableError("fsync " + path + ": " + std::strerror(errno));
+      return FsyncPath(target.parent_path().string(), /*directory=*/true);
+    }
+  }
+  return ObjectStore::PutFile(key, path, sha256);
 }
 
 StatusOr<std::string> LocalFolderStore::LocalPath(const std::string& key) {

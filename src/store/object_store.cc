@@ -2,16 +2,23 @@
 // of the others.
 #include "store/object_store.h"
 
+#include "store/file_source.h"
 #include "store/local_cache.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string_view>
+#include <utility>
 #include <vector>
+
+#include "common/sha256.h"
 
 namespace cbpipe {
 
@@ -44,30 +51,107 @@ StatusOr<bool> ObjectStore::Exists(const std::string& key) {
   return info.status();
 }
 
-Status ObjectStore::PutFile(const std::string& key, const std::string& path) {
-  CBPIPE_RETURN_IF_ERROR(ValidateObjectKey(key));
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+Status ValidateSha256Hex(const std::string& sha256) {
+  if (sha256.size() != 64 ||
+      sha256.find_first_not_of("0123456789abcdef") != std::string::npos)
+    return InvalidArgumentError("not a lower-case hex SHA-256: '" + sha256 +
+                                "'");
+  return OkStatus();
+}
+
+namespace {
+
+int64_t MtimeNs(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 +
+         st.st_mtim.tv_nsec;
+}
+
+}  // namespace
+
+StatusOr<OpenedFile> OpenFileToStore(const std::string& path) {
+  OpenedFile file;
+  file.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (file.fd < 0) {
     const std::string what = "open " + path + ": " + std::strerror(errno);
     return errno == ENOENT ? NotFoundError(what) : UnavailableError(what);
   }
-  StatusOr<std::unique_ptr<ObjectWriter>> out = Put(key);
-  Status st = out.status();
-  std::vector<char> buf(1 << 20);
-  while (st.ok()) {
-    const ssize_t n = ::read(fd, buf.data(), buf.size());
+  struct stat st {};
+  if (::fstat(file.fd, &st) != 0)
+    return UnavailableError("stat " + path + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    return InvalidArgumentError(path + " is not a regular file");
+  file.size = static_cast<uint64_t>(st.st_size);
+  file.device = st.st_dev;
+  file.inode = st.st_ino;
+  file.mtime_ns = MtimeNs(st);
+  return file;
+}
+
+Status CheckFileUnchanged(const OpenedFile& file, const std::string& path) {
+  struct stat st {};
+  if (::fstat(file.fd, &st) != 0)
+    return UnavailableError("stat " + path + ": " + std::strerror(errno));
+  if (static_cast<uint64_t>(st.st_size) != file.size ||
+      MtimeNs(st) != file.mtime_ns)
+    return DataLossError(path + " changed while it was stored");
+  return OkStatus();
+}
+
+StatusOr<std::string> HashFileRange(int fd, uint64_t offset, uint64_t length,
+                                    const std::string& path) {
+  Sha256 sha;
+  std::vector<char> buf(static_cast<size_t>(std::min<uint64_t>(length, 1 << 20)));
+  for (uint64_t done = 0; done < length;) {
+    const size_t want =
+        static_cast<size_t>(std::min<uint64_t>(buf.size(), length - done));
+    const ssize_t n = ::pread(fd, buf.data(), want,
+                              static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      st = UnavailableError("read " + path + ": " + std::strerror(errno));
-    } else if (n == 0) {
-      st = (*out)->Commit();
-      break;
-    } else {
-      st = (*out)->Write(buf.data(), static_cast<size_t>(n));
-    }
+    if (n < 0)
+      return UnavailableError("read " + path + ": " + std::strerror(errno));
+    if (n == 0) return DataLossError(path + " changed while it was stored");
+    sha.Update(buf.data(), static_cast<size_t>(n));
+    done += static_cast<uint64_t>(n);
   }
-  ::close(fd);
-  return st;  // an uncommitted writer aborts when destroyed
+  return sha.FinishHex();
+}
+
+OpenedFile::~OpenedFile() {
+  if (fd >= 0) ::close(fd);
+}
+
+OpenedFile::OpenedFile(OpenedFile&& other) noexcept
+    : fd(std::exchange(other.fd, -1)),
+      size(other.size),
+      device(other.device),
+      inode(other.inode),
+      mtime_ns(other.mtime_ns) {}
+
+Status ObjectStore::PutFile(const std::string& key, const std::string& path,
+                            const std::string& sha256) {
+  CBPIPE_RETURN_IF_ERROR(ValidateObjectKey(key));
+  if (!sha256.empty()) CBPIPE_RETURN_IF_ERROR(ValidateSha256Hex(sha256));
+  CBPIPE_ASSIGN_OR_RETURN(OpenedFile file, OpenFileToStore(path));
+  CBPIPE_ASSIGN_OR_RETURN(std::unique_ptr<ObjectWriter> out, Put(key));
+  std::optional<Sha256> hash;
+  if (!sha256.empty()) hash.emplace();
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    const ssize_t n = ::read(file.fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      return UnavailableError("read " + path + ": " + std::strerror(errno));
+    if (n == 0) break;
+    if (hash) hash->Update(buf.data(), static_cast<size_t>(n));
+    CBPIPE_RETURN_IF_ERROR(out->Write(buf.data(), static_cast<size_t>(n)));
+  }
+  if (hash) {
+    CBPIPE_ASSIGN_OR_RETURN(std::string got, hash->FinishHex());
+    if (got != sha256)
+      return DataLossError(path + " does not have the SHA-256 given for " +
+                           key);  // `out` aborts when destroyed
+  }
+  return out->Commit();  // an uncommitted writer aborts when destroyed
 }
 
 bool IsLocalFolder(const ObjectStore& store, const std::string& folder) {

@@ -150,11 +150,25 @@ class ObjectStore {
   // "file:///var/lib/cbpipe/objects", "memory://": for messages and logs.
   virtual std::string Describe() const = 0;
 
+  // Stores the bytes of the local file at `path` under `key`, with Put's
+  // atomicity, durability and errors: the whole file or nothing, never
+  // part of it. The file is only read, never moved, changed or deleted.
+  // `sha256` is the file's lower-case hex SHA-256 when the caller knows it
+  // ("" when not): an adapter may send it for the server to verify, and a
+  // file whose bytes do not match it is refused (kDataLoss) with nothing
+  // stored (a local folder given the object's own file reads nothing:
+  // LocalFolderStore below). A file that changes while it is stored is the
+  // caller's problem, but never leaves a truncated object: the bytes read,
+  // or an error and nothing. Errors: kInvalidArgument for a bad key, a
+  // malformed `sha256` or a path that is no regular file; kNotFound when
+  // there is no file at `path`; kUnavailable for I/O errors reading it.
+  // The default streams the file through Put; adapters override it with
+  // something cheaper (S3: one PutObject streamed from the file).
+  virtual Status PutFile(const std::string& key, const std::string& path,
+                         const std::string& sha256 = "");
+
   // Head, with kNotFound as false.
   StatusOr<bool> Exists(const std::string& key);
-  // Streams the local file at `path` into `key` through Put (kNotFound
-  // when there is no such file).
-  Status PutFile(const std::string& key, const std::string& path);
 };
 
 // Checks the key rules above.
@@ -198,7 +212,10 @@ class LocalCopies {
 
 // The adapter for a local folder: the object under "a/b" is the file
 // <root>/a/b. A Put writes <root>/a/.put-<pid>-<random>.tmp (mode 0640),
-// fsyncs it, renames it over <root>/a/b and fsyncs the folder.
+// fsyncs it, renames it over <root>/a/b and fsyncs the folder. PutFile
+// copies the file the same way, except when `path` already is <root>/<key>
+// (the same file): then it copies nothing and reads nothing (a given
+// sha256 is not checked), it only fsyncs the file and its folder.
 class LocalFolderStore : public ObjectStore {
  public:
   explicit LocalFolderStore(std::string root) : root_(std::move(root)) {}
@@ -209,6 +226,8 @@ class LocalFolderStore : public ObjectStore {
   StatusOr<std::vector<std::string>> List(const std::string& prefix) override;
   StatusOr<StoredObject> PutContentAddressed(const std::string& prefix,
                                              int fd) override;
+  Status PutFile(const std::string& key, const std::string& path,
+                 const std::string& sha256 = "") override;
   StatusOr<std::string> LocalPath(const std::string& key) override;
   std::optional<std::string> LocalRoot() const override { return root_; }
   // The temporaries of processes no longer running on this machine (the

@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/sha256.h"
 #include "store/memory_store.h"
 #include "store/object_store_contract.h"
 
@@ -411,6 +413,107 @@ TEST_P(ObjectStoreContract, PutFileAndLocalPath) {
   EXPECT_EQ(text2.str(), "new");
   EXPECT_EQ(store_->LocalPath("inputs/none").status().code(),
             StatusCode::kNotFound);
+}
+
+// Writes `size` pattern bytes (PatternByte) to a new file at `path`; its
+// SHA-256 hex.
+std::string WritePatternFile(const std::string& path, uint64_t size) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  Sha256 sha;
+  std::string block;
+  for (uint64_t done = 0; done < size;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(1 << 20, size - done));
+    block.resize(n);
+    for (size_t i = 0; i < n; ++i) block[i] = PatternByte(done + i);
+    out.write(block.data(), static_cast<std::streamsize>(n));
+    sha.Update(block.data(), n);
+    done += n;
+  }
+  StatusOr<std::string> hex = sha.FinishHex();
+  EXPECT_TRUE(hex.ok());
+  return hex.ok() ? *hex : "";
+}
+
+// Whether the object under `key` is the `size` pattern bytes.
+bool HoldsPattern(ObjectStore& store, const std::string& key, uint64_t size) {
+  const std::string got = GetString(store, key);
+  if (got.size() != size) {
+    ADD_FAILURE() << key << " has " << got.size() << " bytes, not " << size;
+    return false;
+  }
+  for (uint64_t i = 0; i < size; ++i) {
+    if (got[i] != PatternByte(i)) {
+      ADD_FAILURE() << key << ": byte " << i << " differs";
+      return false;
+    }
+  }
+  return true;
+}
+
+TEST_P(ObjectStoreContract, PutFileStoresTheWholeFileWithOrWithoutItsHash) {
+  // Larger than an S3 part (8 MiB), so a Put would be multipart.
+  constexpr uint64_t kSize = (9u << 20) + 4321;
+  const std::string big = scratch_ + "/big.csv";
+  const std::string sha = WritePatternFile(big, kSize);
+  ASSERT_TRUE(store_->PutFile("batches/b1/big.csv", big).ok());
+  EXPECT_TRUE(HoldsPattern(*store_, "batches/b1/big.csv", kSize));
+  Status s = store_->PutFile("batches/b1/hashed.csv", big, sha);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(HoldsPattern(*store_, "batches/b1/hashed.csv", kSize));
+  StatusOr<ObjectInfo> info = store_->Head("batches/b1/hashed.csv");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->size, kSize);
+  // The file is only read.
+  EXPECT_EQ(fs::file_size(big), kSize);
+
+  const std::string empty = scratch_ + "/empty.csv";
+  std::ofstream(empty).close();
+  ASSERT_TRUE(store_->PutFile("batches/b1/empty.csv", empty).ok());
+  EXPECT_EQ(GetString(*store_, "batches/b1/empty.csv"), "");
+  s = store_->PutFile(
+      "batches/b1/empty2.csv", empty,
+      "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(GetString(*store_, "batches/b1/empty2.csv"), "");
+}
+
+TEST_P(ObjectStoreContract, PutFileReplacesWholeOrRefusesAndKeepsTheOld) {
+  const std::string src = scratch_ + "/src.csv";
+  std::ofstream(src) << "old\n";
+  ASSERT_TRUE(store_->PutFile("inputs/x.csv", src).ok());
+  std::ofstream(src, std::ios::trunc) << "new, longer\n";
+  ASSERT_TRUE(store_->PutFile("inputs/x.csv", src).ok());
+  EXPECT_EQ(GetString(*store_, "inputs/x.csv"), "new, longer\n");
+
+  // A hash that is not the file's: refused, the object before untouched.
+  const std::string wrong(64, 'a');
+  std::ofstream(src, std::ios::trunc) << "newest\n";
+  EXPECT_EQ(store_->PutFile("inputs/x.csv", src, wrong).code(),
+            StatusCode::kDataLoss);
+  EXPECT_EQ(GetString(*store_, "inputs/x.csv"), "new, longer\n");
+  EXPECT_EQ(store_->PutFile("inputs/z.csv", src, wrong).code(),
+            StatusCode::kDataLoss);
+  EXPECT_FALSE(Exists(*store_, "inputs/z.csv"));
+  const std::string empty = scratch_ + "/empty";
+  std::ofstream(empty).close();
+  EXPECT_EQ(store_->PutFile("inputs/z.csv", empty, wrong).code(),
+            StatusCode::kDataLoss);
+  EXPECT_FALSE(Exists(*store_, "inputs/z.csv"));
+
+  // A malformed hash, a folder, no file: nothing stored.
+  for (const char* bad : {"abc", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}) {
+    EXPECT_EQ(store_->PutFile("inputs/z.csv", src, bad).code(),
+              StatusCode::kInvalidArgument)
+        << bad;
+  }
+  EXPECT_EQ(store_->PutFile("inputs/z.csv", scratch_).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->PutFile("inputs/z.csv", scratch_ + "/missing").code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(Keys(*store_, "inputs/"), std::vector<std::string>{"inputs/x.csv"});
+  // Never moved nor deleted.
+  EXPECT_TRUE(fs::exists(src));
+  EXPECT_TRUE(fs::exists(empty));
 }
 
 TEST_P(ObjectStoreContract, ReleasedLocalCopiesGo) {

@@ -79,6 +79,38 @@ TEST(LocalFolderStoreTest, APutIsATemporaryRenamedWithTheRecordMode) {
   fs::remove_all(root);
 }
 
+TEST(LocalFolderStoreTest, PutFileOfTheObjectItselfCopiesNothing) {
+  const fs::path root = fs::path(::testing::TempDir()) /
+                        ("store_in_place_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  LocalFolderStore store(root.string());
+  ASSERT_TRUE(PutObjectBytes(store, "batches/b1/visa.csv", "a,b\n").ok());
+  const fs::path object = root / "batches/b1/visa.csv";
+  struct stat before {};
+  ASSERT_EQ(::stat(object.c_str(), &before), 0);
+  // Already in place (as a scan into the work folder leaves it): the same
+  // file stays, no temporary, no rename; a given hash is not even read.
+  ASSERT_TRUE(store.PutFile("batches/b1/visa.csv", object.string()).ok());
+  ASSERT_TRUE(store.PutFile("batches/b1/visa.csv",
+                            (root / "batches/../batches/b1/visa.csv").string(),
+                            std::string(64, 'a'))
+                  .ok());
+  struct stat after {};
+  ASSERT_EQ(::stat(object.c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino);
+  EXPECT_EQ(std::distance(fs::directory_iterator(root / "batches/b1"),
+                          fs::directory_iterator()),
+            1);
+  EXPECT_EQ(*GetObjectBytes(store, "batches/b1/visa.csv"), "a,b\n");
+  // Another key from that file is a copy, as any PutFile.
+  ASSERT_TRUE(store.PutFile("batches/b2/visa.csv", object.string()).ok());
+  struct stat copy {};
+  ASSERT_EQ(::stat((root / "batches/b2/visa.csv").c_str(), &copy), 0);
+  EXPECT_NE(copy.st_ino, before.st_ino);
+  EXPECT_EQ(*GetObjectBytes(store, "batches/b2/visa.csv"), "a,b\n");
+  fs::remove_all(root);
+}
+
 TEST(LocalFolderStoreTest, PutContentAddressedAndStaleTemporaries) {
   const fs::path root = fs::path(::testing::TempDir()) /
                         ("store_ca_" + std::to_string(::getpid()));

@@ -18,6 +18,7 @@
 
 #include "aws/xml.h"
 #include "common/sha256.h"
+#include "store/file_source.h"
 #include "store/local_cache.h"
 
 namespace cbpipe {
@@ -52,11 +53,16 @@ struct S3ObjectStore::Shared {
       r->headers.emplace_back("x-amz-server-side-encryption-aws-kms-key-id",
                               options.kms_key_id);
   }
-  // A missing bucket reads as kFailedPrecondition, not "no such object".
+  // A missing bucket reads as kFailedPrecondition, not "no such object";
+  // a body that does not match the SHA-256 (or MD5) sent with it as
+  // kDataLoss.
   Status Checked(Status s, const AwsError& e) const {
     if (!s.ok() && e.code == "NoSuchBucket")
       return FailedPreconditionError("bucket " + bucket +
                                      " does not exist: " + s.message());
+    if (!s.ok() &&
+        (e.code == "XAmzContentSHA256Mismatch" || e.code == "BadDigest"))
+      return DataLossError(s.message());
     return s;
   }
   StatusOr<AwsResponse> Send(const AwsRequest& r) const {
@@ -64,6 +70,60 @@ struct S3ObjectStore::Shared {
     StatusOr<AwsResponse> out = aws->Send(r, &e);
     if (!out.ok()) return Checked(out.status(), e);
     return out;
+  }
+
+  // The requests of a multipart upload (the writer's and PutFile's).
+  // CreateMultipartUpload: the upload id.
+  StatusOr<std::string> CreateUpload(const std::string& s3_key) const {
+    AwsRequest r = Request("CreateMultipartUpload", "POST", s3_key);
+    r.query.emplace_back("uploads", "");
+    AddEncryption(&r);
+    CBPIPE_ASSIGN_OR_RETURN(AwsResponse created, Send(r));
+    std::string id = AwsXmlText(created.body, "UploadId");
+    if (id.empty())
+      return InternalError("CreateMultipartUpload " + Resource(s3_key) +
+                           ": no UploadId");
+    return id;
+  }
+  // UploadPart of `body` as part `number`: its ETag.
+  StatusOr<std::string> UploadPart(const std::string& s3_key,
+                                   const std::string& upload_id, int number,
+                                   AwsRequestBody body) const {
+    AwsRequest r = Request("UploadPart", "PUT", s3_key);
+    r.query.emplace_back("partNumber", std::to_string(number));
+    r.query.emplace_back("uploadId", upload_id);
+    r.body_stream = std::move(body);
+    CBPIPE_ASSIGN_OR_RETURN(AwsResponse sent, Send(r));
+    return sent.Header("etag");
+  }
+  // CompleteMultipartUpload with parts 1..etags.size().
+  Status CompleteUpload(const std::string& s3_key, const std::string& upload_id,
+                        const std::vector<std::string>& etags) const {
+    std::string xml = "<CompleteMultipartUpload>";
+    for (size_t i = 0; i < etags.size(); ++i) {
+      xml += "<Part><PartNumber>" + std::to_string(i + 1) +
+             "</PartNumber><ETag>" + etags[i] + "</ETag></Part>";
+    }
+    xml += "</CompleteMultipartUpload>";
+    AwsRequest r = Request("CompleteMultipartUpload", "POST", s3_key);
+    r.query.emplace_back("uploadId", upload_id);
+    r.headers.emplace_back("Content-Type", "application/xml");
+    r.body = std::move(xml);
+    CBPIPE_ASSIGN_OR_RETURN(AwsResponse done, Send(r));
+    // S3 may answer 200 with an <Error> body when completing fails late.
+    if (done.body.find("<Error>") != std::string::npos)
+      return UnavailableError("CompleteMultipartUpload " + Resource(s3_key) +
+                              ": " + AwsXmlText(done.body, "Code") + ": " +
+                              AwsXmlText(done.body, "Message"));
+    return OkStatus();
+  }
+  // AbortMultipartUpload, best effort: RemoveStaleTemporaries aborts what
+  // this could not.
+  void AbortUpload(const std::string& s3_key,
+                   const std::string& upload_id) const {
+    AwsRequest r = Request("AbortMultipartUpload", "DELETE", s3_key);
+    r.query.emplace_back("uploadId", upload_id);
+    static_cast<void>(Send(r));
   }
 };
 
@@ -115,6 +175,58 @@ AwsRequestBody StringBody(const std::string* bytes, std::shared_ptr<size_t> pos,
   body.rewind = [pos, cancel] {
     if (cancel && cancel->load()) return false;
     *pos = 0;
+    return true;
+  };
+  return body;
+}
+
+// A body of `length` bytes of a file from `offset`, read by pread (the fd
+// is shared by the part threads) straight into the client's buffer: memory
+// is that buffer, not the size. The bytes are hashed as they go, and the
+// last ones are handed over only when the hash is `sha256`: a file that no
+// longer matches (changed since it was hashed, or a wrong hash given) is
+// never sent whole, so no server, even one that does not check
+// x-amz-content-sha256, stores it. Rewinds for a retry. Once `cancel` (may
+// be null) is set, the next read fails and the body no longer rewinds.
+AwsRequestBody FileBody(int fd, uint64_t offset, uint64_t length,
+                        std::string sha256, std::string path,
+                        const std::atomic<bool>* cancel = nullptr) {
+  struct State {
+    uint64_t pos = 0;
+    std::unique_ptr<Sha256> hash = std::make_unique<Sha256>();
+  };
+  auto state = std::make_shared<State>();
+  AwsRequestBody body;
+  body.length = static_cast<int64_t>(length);
+  body.sha256 = sha256;
+  body.read = [=](char* buf, size_t n) -> StatusOr<size_t> {
+    if (cancel && cancel->load()) return AbortedError("upload aborted");
+    const size_t take =
+        static_cast<size_t>(std::min<uint64_t>(n, length - state->pos));
+    for (size_t got = 0; got < take;) {
+      const ssize_t r =
+          ::pread(fd, buf + got, take - got,
+                  static_cast<off_t>(offset + state->pos + got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0)
+        return UnavailableError("read " + path + ": " + std::strerror(errno));
+      if (r == 0) return DataLossError(path + " changed while it was stored");
+      got += static_cast<size_t>(r);
+    }
+    state->hash->Update(buf, take);
+    state->pos += take;
+    if (take > 0 && state->pos == length) {
+      CBPIPE_ASSIGN_OR_RETURN(std::string hex, state->hash->FinishHex());
+      if (hex != sha256)
+        return DataLossError(path + " does not match its SHA-256 (" + sha256 +
+                             "): not stored");
+    }
+    return take;
+  };
+  body.rewind = [state, cancel] {
+    if (cancel && cancel->load()) return false;
+    state->pos = 0;
+    state->hash = std::make_unique<Sha256>();
     return true;
   };
   return body;
@@ -354,11 +466,7 @@ class S3Writer : public ObjectWriter {
     buffer_.shrink_to_fit();
     if (upload_id_.empty()) return;
     // After every part thread stopped: no part can land after the abort.
-    AwsRequest r =
-        shared_->Request("AbortMultipartUpload", "DELETE", s3_key_);
-    r.query.emplace_back("uploadId", upload_id_);
-    // Best effort: RemoveStaleTemporaries aborts what this could not.
-    static_cast<void>(shared_->Send(r));
+    shared_->AbortUpload(s3_key_, upload_id_);
     upload_id_.clear();
   }
 
@@ -376,28 +484,12 @@ class S3Writer : public ObjectWriter {
     return shared_->Send(r).status();
   }
 
-  Status Create() {
-    AwsRequest r =
-        shared_->Request("CreateMultipartUpload", "POST", s3_key_);
-    r.query.emplace_back("uploads", "");
-    shared_->AddEncryption(&r);
-    CBPIPE_ASSIGN_OR_RETURN(AwsResponse created, shared_->Send(r));
-    upload_id_ = AwsXmlText(created.body, "UploadId");
-    if (upload_id_.empty())
-      return InternalError("CreateMultipartUpload " +
-                           shared_->Resource(s3_key_) + ": no UploadId");
-    return OkStatus();
-  }
-
   // UploadPart of `bytes` as part `number`: its ETag. Runs on the writer's
   // thread or a part thread.
   StatusOr<std::string> UploadPart(int number, const std::string& bytes) {
-    AwsRequest r = shared_->Request("UploadPart", "PUT", s3_key_);
-    r.query.emplace_back("partNumber", std::to_string(number));
-    r.query.emplace_back("uploadId", upload_id_);
-    r.body_stream = StringBody(&bytes, std::make_shared<size_t>(0), &cancel_);
-    CBPIPE_ASSIGN_OR_RETURN(AwsResponse sent, shared_->Send(r));
-    return sent.Header("etag");
+    return shared_->UploadPart(
+        s3_key_, upload_id_, number,
+        StringBody(&bytes, std::make_shared<size_t>(0), &cancel_));
   }
 
   // Sends buffer_ as the next part (starting the upload first if need be).
@@ -405,7 +497,9 @@ class S3Writer : public ObjectWriter {
   // takes a free buffer for the next part (waiting for one when all
   // parallel_parts are in flight). A failed earlier part is returned here.
   Status SendPart(bool last) {
-    if (upload_id_.empty()) CBPIPE_RETURN_IF_ERROR(Create());
+    if (upload_id_.empty()) {
+      CBPIPE_ASSIGN_OR_RETURN(upload_id_, shared_->CreateUpload(s3_key_));
+    }
     const int number = ++parts_;
     const int parallel = shared_->options.parallel_parts;
     if (parallel <= 1) {
@@ -496,24 +590,8 @@ class S3Writer : public ObjectWriter {
     CBPIPE_RETURN_IF_ERROR(WaitForParts());
     StopWorkers();
     free_.clear();
-    std::string xml = "<CompleteMultipartUpload>";
-    for (size_t i = 0; i < etags_.size(); ++i) {
-      xml += "<Part><PartNumber>" + std::to_string(i + 1) +
-             "</PartNumber><ETag>" + etags_[i] + "</ETag></Part>";
-    }
-    xml += "</CompleteMultipartUpload>";
-    AwsRequest r =
-        shared_->Request("CompleteMultipartUpload", "POST", s3_key_);
-    r.query.emplace_back("uploadId", upload_id_);
-    r.headers.emplace_back("Content-Type", "application/xml");
-    r.body = std::move(xml);
-    CBPIPE_ASSIGN_OR_RETURN(AwsResponse done, shared_->Send(r));
-    // S3 may answer 200 with an <Error> body when completing fails late.
-    if (done.body.find("<Error>") != std::string::npos)
-      return UnavailableError("CompleteMultipartUpload " +
-                              shared_->Resource(s3_key_) + ": " +
-                              AwsXmlText(done.body, "Code") + ": " +
-                              AwsXmlText(done.body, "Message"));
+    CBPIPE_RETURN_IF_ERROR(
+        shared_->CompleteUpload(s3_key_, upload_id_, etags_));
     upload_id_.clear();
     return OkStatus();
   }
@@ -605,6 +683,8 @@ StatusOr<std::unique_ptr<S3ObjectStore>> S3ObjectStore::Create(
     return InvalidArgumentError("S3 part size must be 5 MiB to 5 GiB");
   if (options.parallel_parts < 1 || options.parallel_parts > 64)
     return InvalidArgumentError("S3 parallel parts must be 1 to 64");
+  if (options.single_put_max > kMaxCopy)
+    return InvalidArgumentError("S3 single PUT limit is at most 5 GiB");
   if (options.read_chunk < 1)
     return InvalidArgumentError("S3 read chunk must be at least 1 byte");
   if (!options.sse.empty() && options.sse != "AES256" &&
@@ -794,6 +874,91 @@ StatusOr<StoredObject> S3ObjectStore::PutContentAddressed(
   drop_temp();
   CBPIPE_RETURN_IF_ERROR(s);
   return stored;
+}
+
+Status S3ObjectStore::PutFile(const std::string& key, const std::string& path,
+                              const std::string& sha256) {
+  CBPIPE_RETURN_IF_ERROR(ValidateObjectKey(key));
+  if (!sha256.empty()) CBPIPE_RETURN_IF_ERROR(ValidateSha256Hex(sha256));
+  CBPIPE_ASSIGN_OR_RETURN(OpenedFile file, OpenFileToStore(path));
+  const std::string s3_key = shared_->S3Key(key);
+  std::string hash = sha256;
+  if (file.size > shared_->options.single_put_max) {
+    // A caller's hash covers the whole file, the parts carry their own:
+    // check it first, so a wrong one stores nothing.
+    if (!hash.empty()) {
+      CBPIPE_ASSIGN_OR_RETURN(std::string whole,
+                              HashFileRange(file.fd, 0, file.size, path));
+      if (whole != hash)
+        return DataLossError(path + " does not match its SHA-256 (" + hash +
+                             "): not stored");
+    }
+    return PutFileInParts(s3_key, file, path);
+  }
+  if (hash.empty()) {
+    CBPIPE_ASSIGN_OR_RETURN(hash, HashFileRange(file.fd, 0, file.size, path));
+  } else if (file.size == 0 && hash != kAwsEmptyPayloadHash) {
+    // (An empty body has no last bytes for FileBody to hold back.)
+    return DataLossError(path + " does not match its SHA-256 (" + hash +
+                         "): not stored");
+  }
+  AwsRequest r = shared_->Request("PutObject", "PUT", s3_key);
+  shared_->AddEncryption(&r);
+  r.body_stream = FileBody(file.fd, 0, file.size, hash, path);
+  return shared_->Send(r).status();
+}
+
+Status S3ObjectStore::PutFileInParts(const std::string& s3_key,
+                                     const OpenedFile& file,
+                                     const std::string& path) {
+  // S3 takes at most 10,000 parts.
+  const uint64_t part =
+      std::max(shared_->options.part_size, (file.size + 9999) / 10000);
+  const uint64_t parts = (file.size + part - 1) / part;
+  CBPIPE_ASSIGN_OR_RETURN(std::string upload_id,
+                          shared_->CreateUpload(s3_key));
+  std::vector<std::string> etags(parts);
+  std::atomic<uint64_t> next{0};
+  std::atomic<bool> cancel{false};
+  std::mutex mu;
+  Status failed;  // guarded by mu: the first part that failed
+  auto send_parts = [&] {
+    for (;;) {
+      const uint64_t i = next++;
+      if (i >= parts || cancel) return;
+      const uint64_t offset = i * part;
+      const uint64_t length = std::min(part, file.size - offset);
+      // Each part is hashed first and sent with its SHA-256 (S3 checks it).
+      StatusOr<std::string> hash = HashFileRange(file.fd, offset, length, path);
+      StatusOr<std::string> etag =
+          hash.ok() ? shared_->UploadPart(
+                          s3_key, upload_id, static_cast<int>(i + 1),
+                          FileBody(file.fd, offset, length, *hash, path,
+                                   &cancel))
+                    : hash;
+      if (!etag.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (failed.ok()) failed = etag.status();
+        cancel = true;  // the upload is lost: stop the other parts
+        return;
+      }
+      etags[i] = std::move(*etag);
+    }
+  };
+  const uint64_t threads = std::min<uint64_t>(
+      static_cast<uint64_t>(shared_->options.parallel_parts), parts);
+  if (threads <= 1) {
+    send_parts();
+  } else {
+    std::vector<std::thread> senders;
+    for (uint64_t t = 0; t < threads; ++t) senders.emplace_back(send_parts);
+    for (std::thread& t : senders) t.join();
+  }
+  // Parts read at different times: a file changed meanwhile would mix them.
+  Status s = failed.ok() ? CheckFileUnchanged(file, path) : failed;
+  if (s.ok()) s = shared_->CompleteUpload(s3_key, upload_id, etags);
+  if (!s.ok()) shared_->AbortUpload(s3_key, upload_id);
+  return s;
 }
 
 StatusOr<std::string> S3ObjectStore::LocalPath(const std::string& key) {

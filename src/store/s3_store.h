@@ -38,6 +38,24 @@
 // kFailedPrecondition (never mixed bytes), since S3 without versioning
 // keeps no old copy.
 //
+// PutFile sends a file of up to single_put_max bytes (default 5 GiB, S3's
+// single PUT limit) as ONE PutObject whose body is streamed from the file
+// (Content-Length = its size; memory is the client's buffer, not the
+// size), with x-amz-content-sha256 = the file's SHA-256: the caller's, or
+// hashed in a first pass over the file when not given. S3 recomputes it
+// and refuses a body that does not match (XAmzContentSHA256Mismatch:
+// kDataLoss), so the object is verified end to end, from the bytes the
+// caller hashed to the bytes S3 stored. The adapter also hashes what it
+// sends and holds the last bytes back unless they match, so even a server
+// that does not check (moto) never gets a changed file whole. A larger
+// file is a multipart upload of parts of max(part_size, size / 10,000)
+// bytes read from the file by offset (never buffered whole), each hashed
+// first and sent with its own SHA-256, up to parallel_parts at once on
+// threads PutFile owns and joins; a caller's hash is checked in a first
+// pass. A failed part, or a file whose size or mtime changed by the end,
+// aborts the upload. Retries re-read the file from the part's start.
+// Encryption headers as for Put.
+//
 // PutContentAddressed reads the fd once: it uploads to a temporary key
 // (PREFIX/.put-RANDOM.tmp, not a valid store key, so never listed) while
 // hashing, then CopyObject to prefix+sha256 (unless already there) and
@@ -72,7 +90,8 @@
 
 namespace cbpipe {
 
-class CopyHolds;  // store/local_cache.h
+class CopyHolds;    // store/local_cache.h
+struct OpenedFile;  // store/file_source.h
 
 struct S3StoreOptions {
   // Bytes per multipart part; an object up to this size is one PutObject.
@@ -83,6 +102,10 @@ struct S3StoreOptions {
   // caller's thread). Memory per writer: up to this many part_size
   // buffers; per reader: one read_chunk more than this many.
   int parallel_parts = 4;
+  // PutFile sends a file up to this size as one PutObject streamed from
+  // the file; a larger one as a multipart upload of parts read from the
+  // file. At most 5 GiB (S3's single PUT limit).
+  uint64_t single_put_max = 5ull << 30;
   // Bytes per ranged GET (the reader's buffer).
   uint64_t read_chunk = 8u << 20;
   // Server-side encryption: "" (the bucket's default), "AES256" (SSE-S3) or
@@ -107,6 +130,8 @@ class S3ObjectStore : public ObjectStore {
   StatusOr<std::vector<std::string>> List(const std::string& prefix) override;
   StatusOr<StoredObject> PutContentAddressed(const std::string& prefix,
                                              int fd) override;
+  Status PutFile(const std::string& key, const std::string& path,
+                 const std::string& sha256 = "") override;
   StatusOr<std::string> LocalPath(const std::string& key) override;
   void ReleaseLocalPath(const std::string& key) override;
   StatusOr<int> RemoveStaleTemporaries() override;
@@ -123,6 +148,8 @@ class S3ObjectStore : public ObjectStore {
  private:
   explicit S3ObjectStore(std::shared_ptr<Shared> shared);
   StatusOr<std::unique_ptr<ObjectWriter>> PutRaw(const std::string& s3_key);
+  Status PutFileInParts(const std::string& s3_key, const OpenedFile& file,
+                        const std::string& path);
 
   std::shared_ptr<Shared> shared_;
   std::mutex cache_mu_;

@@ -11,13 +11,16 @@
 #include <atomic>
 #include <cstdio>
 #include <ctime>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "aws/credentials_chain.h"
 #include "aws/xml.h"
 #include "common/env.h"
+#include "common/sha256.h"
 #include "servers/http_fault_server.h"
 #include "servers/moto_environment.h"
 #include "servers/moto_server.h"
@@ -592,6 +595,200 @@ TEST_F(S3StoreTest, RemoveStaleTemporariesKeepsWhatIsLessThanADayOld) {
       << deletes[0];
   EXPECT_NE(deletes[1].find("/pre/fix/in/.put-old.tmp"), std::string::npos)
       << deletes[1];
+}
+
+// Counts every call, by operation.
+class CallsByOperation : public AwsCallObserver {
+ public:
+  std::unique_ptr<Call> Begin(const AwsCallRecord& call,
+                              std::string*) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_[call.operation];
+    ++total_;
+    return nullptr;
+  }
+  int count(const std::string& operation) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = calls_.find(operation);
+    return it == calls_.end() ? 0 : it->second;
+  }
+  int total() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return total_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, int> calls_;
+  int total_ = 0;
+};
+
+// A file of `size` bytes of WriteBytes' pattern, removed with the object.
+class PatternFile {
+ public:
+  explicit PatternFile(uint64_t size) {
+    char name[] = "/tmp/cbpipe-s3-putfile-XXXXXX";
+    const int fd = ::mkstemp(name);
+    EXPECT_GE(fd, 0);
+    path_ = name;
+    Sha256 sha;
+    std::string block;
+    for (uint64_t done = 0; done < size;) {
+      const size_t n =
+          static_cast<size_t>(std::min<uint64_t>(1 << 20, size - done));
+      block.resize(n);
+      for (size_t i = 0; i < n; ++i)
+        block[i] = static_cast<char>(((done + i) * 2654435761u) >> 13);
+      EXPECT_EQ(::write(fd, block.data(), n), static_cast<ssize_t>(n));
+      sha.Update(block.data(), n);
+      done += n;
+    }
+    ::close(fd);
+    sha256_ = *sha.FinishHex();
+  }
+  ~PatternFile() { ::unlink(path_.c_str()); }
+  const std::string& path() const { return path_; }
+  const std::string& sha256() const { return sha256_; }
+
+ private:
+  std::string path_;
+  std::string sha256_;
+};
+
+TEST_F(S3StoreTest, PutFileIsOnePutObjectStreamedWithTheFilesSha256) {
+  // Larger than a part: Put would send Create + 3 UploadPart + Complete.
+  constexpr uint64_t kSize = (8u << 20) * 2 + 4321;
+  PatternFile file(kSize);
+  HttpFaultServer seen({}, Moto()->port());  // forwards all, records all
+  ASSERT_TRUE(seen.Start().ok());
+  auto calls = std::make_shared<CallsByOperation>();
+  auto store = Store({}, MotoClient(seen.endpoint(), 4, calls));
+  Status s = store->PutFile("batches/b1/visa.csv", file.path(), file.sha256());
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(calls->count("PutObject"), 1);
+  EXPECT_EQ(calls->total(), 1);
+  auto requests = seen.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].method, "PUT");
+  EXPECT_EQ(requests[0].Header("x-amz-content-sha256"), file.sha256());
+  EXPECT_EQ(requests[0].Header("content-length"), std::to_string(kSize));
+  EXPECT_TRUE(ReadsBackAsWritten(*store, "batches/b1/visa.csv", kSize));
+
+  // Without the hash: the file is hashed first, still one request.
+  s = store->PutFile("batches/b1/mc.csv", file.path());
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  requests = seen.requests();
+  ASSERT_FALSE(requests.empty());
+  EXPECT_EQ(requests.back().method, "PUT");
+  EXPECT_EQ(requests.back().Header("x-amz-content-sha256"), file.sha256());
+  EXPECT_EQ(calls->count("PutObject"), 2);
+  EXPECT_EQ(calls->total(), 2 + calls->count("GetObject"));
+  EXPECT_TRUE(ReadsBackAsWritten(*store, "batches/b1/mc.csv", kSize));
+}
+
+TEST_F(S3StoreTest, PutFileOfBytesThatDoNotMatchTheirSha256StoresNothing) {
+  // moto does not check x-amz-content-sha256 (S3 does): the adapter holds
+  // the last bytes back, so moto never gets the whole body either.
+  constexpr uint64_t kSize = (3u << 20) + 5;
+  PatternFile file(kSize);
+  auto store = Store();
+  ASSERT_TRUE(PutObjectBytes(*store, "batches/b1/visa.csv", "before").ok());
+  const std::string wrong(64, 'b');
+  Status s = store->PutFile("batches/b1/visa.csv", file.path(), wrong);
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss) << s.ToString();
+  EXPECT_EQ(*GetObjectBytes(*store, "batches/b1/visa.csv"), "before");
+  EXPECT_EQ(store->PutFile("batches/b1/new.csv", file.path(), wrong).code(),
+            StatusCode::kDataLoss);
+  EXPECT_EQ(store->Head("batches/b1/new.csv").status().code(),
+            StatusCode::kNotFound);
+
+  // What S3 answers to a body that does not match (not retried).
+  HttpFaultServer s3({HttpStep::Answer(
+      400,
+      "<Error><Code>XAmzContentSHA256Mismatch</Code><Message>The provided "
+      "'x-amz-content-sha256' header does not match what was computed."
+      "</Message></Error>")});
+  ASSERT_TRUE(s3.Start().ok());
+  auto refused = Store({}, MotoClient(s3.endpoint(), 4));
+  s = refused->PutFile("batches/b1/visa.csv", file.path(), file.sha256());
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss) << s.ToString();
+  EXPECT_NE(s.message().find("XAmzContentSHA256Mismatch"), std::string::npos);
+  EXPECT_EQ(s3.requests().size(), 1u);
+}
+
+TEST_F(S3StoreTest, ARetriedPutFileReadsTheFileAgain) {
+  constexpr uint64_t kSize = (2u << 20) + 99;
+  PatternFile file(kSize);
+  HttpFaultServer faults(
+      {HttpStep::Answer(500, "<Error><Code>InternalError</Code></Error>")},
+      Moto()->port());
+  ASSERT_TRUE(faults.Start().ok());
+  auto store = Store({}, MotoClient(faults.endpoint(), 4));
+  Status s = store->PutFile("batches/b1/visa.csv", file.path(), file.sha256());
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  auto requests = faults.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[1].body.size(), kSize);
+  EXPECT_TRUE(ReadsBackAsWritten(*store, "batches/b1/visa.csv", kSize));
+}
+
+TEST_F(S3StoreTest, AFileAboveTheSinglePutLimitGoesInPartsReadFromIt) {
+  auto calls = std::make_shared<CallsByOperation>();
+  S3StoreOptions options;
+  options.single_put_max = 1u << 20;  // small, for the test
+  options.part_size = 5u << 20;
+  options.parallel_parts = 3;
+  options.sse = "AES256";
+  auto store = Store(options, MotoClient(Moto()->endpoint(), 4, calls));
+  constexpr uint64_t kSize = (5u << 20) * 3 + 777;  // 4 parts
+  PatternFile file(kSize);
+  Status s = store->PutFile("big", file.path(), file.sha256());
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(calls->count("CreateMultipartUpload"), 1);
+  EXPECT_EQ(calls->count("UploadPart"), 4);
+  EXPECT_EQ(calls->count("CompleteMultipartUpload"), 1);
+  EXPECT_EQ(calls->count("PutObject"), 0);
+  EXPECT_EQ(OpenUploads(), 0);
+  EXPECT_NE(HeadHeader("pre/fix/big", "etag").find("-4\""), std::string::npos);
+  EXPECT_EQ(HeadHeader("pre/fix/big", "x-amz-server-side-encryption"),
+            "AES256");
+  EXPECT_TRUE(ReadsBackAsWritten(*store, "big", kSize));
+
+  // Under the limit: one PutObject, with the same encryption.
+  PatternFile small(1000);
+  ASSERT_TRUE(store->PutFile("small", small.path()).ok());
+  EXPECT_EQ(calls->count("PutObject"), 1);
+  EXPECT_EQ(HeadHeader("pre/fix/small", "x-amz-server-side-encryption"),
+            "AES256");
+
+  // A caller's hash that is wrong: checked before any upload starts.
+  EXPECT_EQ(store->PutFile("other", file.path(), std::string(64, 'c')).code(),
+            StatusCode::kDataLoss);
+  EXPECT_EQ(calls->count("CreateMultipartUpload"), 1);
+  EXPECT_EQ(store->Head("other").status().code(), StatusCode::kNotFound);
+
+  S3StoreOptions over;
+  over.single_put_max = (5ull << 30) + 1;
+  EXPECT_EQ(S3ObjectStore::Create(aws_, bucket_, "", over).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(S3StoreTest, AFailedFilePartAbortsTheUploadAndLeavesNoObject) {
+  HttpFaultServer faults(SecondPartFails(), Moto()->port());
+  ASSERT_TRUE(faults.Start().ok());
+  S3StoreOptions options;
+  options.single_put_max = 1u << 20;
+  options.part_size = 5u << 20;
+  options.parallel_parts = 1;
+  auto store = Store(options, MotoClient(faults.endpoint(), 1));
+  PatternFile file((5u << 20) * 3);
+  Status s = store->PutFile("big", file.path());
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  EXPECT_NE(s.message().find("UploadPart"), std::string::npos) << s.message();
+  EXPECT_EQ(OpenUploads(), 0);
+  EXPECT_EQ(store->Head("big").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(UploadRequests(faults, "DELETE"), 1);  // AbortMultipartUpload
+  EXPECT_EQ(UploadRequests(faults, "POST"), 0);    // never completed
 }
 
 TEST_F(S3StoreTest, ExpiredCredentialsAreUnauthenticated) {
