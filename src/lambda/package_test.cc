@@ -99,7 +99,9 @@ class Bootstrap : public testing::LambdaBootstrap {
 
 class LambdaPackageTest : public ::testing::TestWithParam<PackageKind> {
  protected:
-  const testing::LambdaPackage& Package() const { return PackageGet(GetParam()); }
+  const testing::LambdaPackage& Package() const {
+    return PackageGet(GetParam());
+  }
 
   void SetUp() override {
     if (GetParam().name == "arm64" && GetParam().zip.empty()) {

@@ -51,7 +51,8 @@ class LambdaPackage {
  public:
   static const LambdaPackage& Get(const LambdaPackagePaths& paths) {
     static auto* packages = new std::map<std::string, LambdaPackage*>;
-    LambdaPackage*& p = (*packages)[paths.zip.empty() ? paths.binary : paths.zip];
+    LambdaPackage*& p =
+        (*packages)[paths.zip.empty() ? paths.binary : paths.zip];
     if (p == nullptr) p = new LambdaPackage(paths);
     return *p;
   }
@@ -86,9 +87,10 @@ class LambdaPackage {
 
   explicit LambdaPackage(const LambdaPackagePaths& paths) {
     namespace fs = std::filesystem;
-    root_ = fs::temp_directory_path() /
-            ("cbpipe_lambda_pkg_" + std::to_string(::getpid()) +
-             (paths.zip.empty() ? "" : "_" + fs::path(paths.zip).stem().string()));
+    root_ =
+        fs::temp_directory_path() /
+        ("cbpipe_lambda_pkg_" + std::to_string(::getpid()) +
+         (paths.zip.empty() ? "" : "_" + fs::path(paths.zip).stem().string()));
     fs::remove_all(root_);
     fs::create_directories(root_ / "task");
     dir_ = root_ / "task";
@@ -98,13 +100,14 @@ class LambdaPackage {
       fs::create_directories(cache);
       zip = cache / "cbpipe-lambda.zip";
       const std::string log = (root_ / "package.log").string();
-      const int lock = ::open((cache / ".lock").c_str(), O_RDWR | O_CREAT, 0644);
+      const int lock =
+          ::open((cache / ".lock").c_str(), O_RDWR | O_CREAT, 0644);
       if (lock >= 0) ::flock(lock, LOCK_EX);
       std::error_code ec;
       const auto made = fs::last_write_time(zip, ec);
-      const bool fresh =
-          !ec && made >= fs::last_write_time(paths.binary) &&
-          made >= fs::last_write_time(paths.source_dir + "/scripts/package-lambda");
+      const bool fresh = !ec && made >= fs::last_write_time(paths.binary) &&
+                         made >= fs::last_write_time(paths.source_dir +
+                                                     "/scripts/package-lambda");
       if (!fresh &&
           Shell(paths.source_dir + "/scripts/package-lambda --binary " +
                 paths.binary + " --output " + zip.string() + " >" + log +
@@ -123,7 +126,7 @@ class LambdaPackage {
   std::string Prepare() {
     std::string elf(20, '\0');
     std::ifstream(dir_ / "cbpipe", std::ios::binary).read(elf.data(), 20);
-    if (elf.compare(0, 4, "\x7f" "ELF") != 0)
+    if (elf.compare(0, 4, "\177ELF") != 0)
       return "the package's cbpipe is not an ELF executable";
     const int machine = static_cast<unsigned char>(elf[18]) |
                         static_cast<unsigned char>(elf[19]) << 8;
@@ -143,7 +146,8 @@ class LambdaPackage {
     if (native) return "";
     if (arch_ != "arm64") return "no emulator here for " + arch_;
     std::string qemu;
-    for (const char* q : {"/usr/bin/qemu-aarch64-static", "/usr/bin/qemu-aarch64"})
+    for (const char* q :
+         {"/usr/bin/qemu-aarch64-static", "/usr/bin/qemu-aarch64"})
       if (::access(q, X_OK) == 0) {
         qemu = q;
         break;
@@ -154,7 +158,8 @@ class LambdaPackage {
     std::string script = ReadFile(dir_ / "bootstrap");
     const std::string exec = "exec \"$root/lib/" + loader() + "\"";
     const size_t at = script.find(exec);
-    if (at == std::string::npos || script.find(exec, at + 1) != std::string::npos)
+    if (at == std::string::npos ||
+        script.find(exec, at + 1) != std::string::npos)
       return "bootstrap does not exec lib/" + loader() + " once:\n" + script;
     script.insert(at + 5, qemu + " ");
     std::ofstream(dir_ / ".bootstrap-under-qemu") << script;
@@ -181,7 +186,8 @@ class LambdaBootstrap {
     for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
     envp.push_back(nullptr);
     std::vector<char*> argv;
-    for (const std::string& a : command) argv.push_back(const_cast<char*>(a.c_str()));
+    for (const std::string& a : command)
+      argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     const std::string dir = task_root.string();
     pid_ = ::fork();
