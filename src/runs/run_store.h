@@ -117,7 +117,8 @@ class RunStore {
   // run_id ascending), `limit` of them (negative: all) after skipping
   // `offset`; without steps. The SQLite adapter answers a state and/or
   // created_ms range from indexes (docs/service.md has the figures for
-  // 100,000 runs); input_contains scans.
+  // 100,000 runs) and input_contains from a trigram index where few runs
+  // match (sqlite_run_store.cc).
   virtual StatusOr<std::vector<RunRecord>> List(const RunFilter& filter,
                                                 int limit, int offset) = 0;
   // How many runs `filter` matches.

@@ -46,6 +46,12 @@ class SqliteRunStore : public RunStore {
  private:
   SqliteRunStore(sqlite3* db, Env* env) : db_(db), env_(env) {}
   Status Exec(const char* sql);
+  // The trigram index of input names (runs_by_name), made if absent.
+  Status CreateNameIndex();
+  // Whether `filter`'s input_contains is best answered from runs_by_name:
+  // indexable, and held by few enough runs (else the ordered scan is
+  // faster). Called under mu_.
+  StatusOr<bool> UseNameIndex(const RunFilter& filter);
 
   std::mutex mu_;  // one connection, one statement at a time
   sqlite3* db_;
@@ -54,6 +60,7 @@ class SqliteRunStore : public RunStore {
   sqlite3_stmt* get_run_ = nullptr;
   sqlite3_stmt* get_steps_ = nullptr;
   Env* env_;
+  bool has_name_index_ = false;  // runs_by_name exists (FTS5 with trigram)
 };
 
 }  // namespace cbpipe
