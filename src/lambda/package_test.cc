@@ -2,7 +2,11 @@
 // folder and run as Lambda runs it: `bootstrap` with an empty environment
 // plus the variables Lambda sets, against a runtime API server in the test
 // and moto (S3, Step Functions). Every handler, init errors, handler errors
-// and deadline expiry. The package is made once for the binary.
+// and deadline expiry. Each test runs twice: on the package made once from
+// this build's binary ("native"), and on the arm64 zip cross-built by
+// `scripts/package-lambda --arch arm64` ("arm64", under qemu user-mode
+// emulation on an x86_64 machine), which CMake makes with
+// -DCBPIPE_LAMBDA_ARM64=ON (scripts/test-arm64); skipped without it.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -18,6 +22,7 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <ostream>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -65,27 +70,52 @@ int Shell(const std::string& command) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+// A package under test: this build's binary packaged ("native"), or a zip
+// made by the build ("arm64": CBPIPE_ARM64_ZIP, "" when not configured).
+struct PackageKind {
+  std::string name;
+  std::string zip;
+};
+void PrintTo(const PackageKind& kind, std::ostream* os) { *os << kind.name; }
+const PackageKind kNative{"native", ""};
+const PackageKind kArm64{"arm64", CBPIPE_ARM64_ZIP};
+
 // The package, made once for the build and unpacked once per process.
-const testing::LambdaPackage& PackageGet() {
+const testing::LambdaPackage& PackageGet(const PackageKind& kind) {
   return testing::LambdaPackage::Get({.source_dir = CBPIPE_SOURCE_DIR,
                                       .binary = CBPIPE_BINARY,
-                                      .cache_dir = CBPIPE_PACKAGE_DIR});
+                                      .cache_dir = CBPIPE_PACKAGE_DIR,
+                                      .zip = kind.zip});
 }
 
+// `bootstrap` of `package` started as Lambda starts it (on this machine:
+// under qemu for an arm64 package on x86_64).
 class Bootstrap : public testing::LambdaBootstrap {
  public:
-  Bootstrap(const std::vector<std::string>& env, const fs::path& log)
-      : LambdaBootstrap(env, log, PackageGet().dir()) {}
+  Bootstrap(const testing::LambdaPackage& package,
+            const std::vector<std::string>& env, const fs::path& log)
+      : LambdaBootstrap(env, log, package.dir(), package.command()) {}
 };
 
-class LambdaPackageTest : public ::testing::Test {
+class LambdaPackageTest : public ::testing::TestWithParam<PackageKind> {
  protected:
+  const testing::LambdaPackage& Package() const {
+    return PackageGet(GetParam());
+  }
+
   void SetUp() override {
-    ASSERT_EQ(PackageGet().error(), "");
+    if (GetParam().name == "arm64" && GetParam().zip.empty()) {
+      GTEST_SKIP() << "the arm64 Lambda zip was not built: configure with "
+                      "-DCBPIPE_LAMBDA_ARM64=ON (scripts/test-arm64)";
+    }
+    ASSERT_EQ(Package().error(), "");
+    if (GetParam().name == "arm64") {
+      ASSERT_EQ(Package().arch(), "arm64");
+    }
     moto_ = MotoEnvironment::server();
     ASSERT_NE(moto_, nullptr) << MotoEnvironment::error();
     ASSERT_TRUE(api_.Start().ok());
-    work_ = PackageGet().root() /
+    work_ = Package().root() /
             ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fs::remove_all(work_);
     fs::create_directories(work_ / "outbox");
@@ -125,7 +155,7 @@ url = "file://)" + (work_ / "outbox").string() + R"("
   std::vector<std::string> LambdaEnv(const std::string& handler) const {
     return {"AWS_LAMBDA_RUNTIME_API=" + api_.host_port(),
             "_HANDLER=" + handler,
-            "LAMBDA_TASK_ROOT=" + PackageGet().dir().string(),
+            "LAMBDA_TASK_ROOT=" + Package().dir().string(),
             "AWS_LAMBDA_FUNCTION_NAME=cbpipe-" + handler,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256",
             "AWS_REGION=us-east-1",
@@ -165,7 +195,7 @@ url = "file://)" + (work_ / "outbox").string() + R"("
     const int calls = api_.next_calls();
     std::optional<LambdaApiOutcome> out;
     {
-      Bootstrap process(env, work_ / (handler + ".log"));
+      Bootstrap process(Package(), env, work_ / (handler + ".log"));
       for (int i = 0; i < 600 && !out; ++i) {
         out = api_.WaitOutcome(id, milliseconds(100));
         if (!out) out = api_.WaitOutcome("", milliseconds(0));  // init failed
@@ -218,18 +248,18 @@ url = "file://)" + (work_ / "outbox").string() + R"("
   static inline int serial_ = 0;
 };
 
-TEST_F(LambdaPackageTest, TheZipHoldsBootstrapCbpipeAndItsLoader) {
-  const fs::path dir = PackageGet().dir();
+TEST_P(LambdaPackageTest, TheZipHoldsBootstrapCbpipeAndItsLoader) {
+  const fs::path dir = Package().dir();
   EXPECT_TRUE(fs::exists(dir / "bootstrap"));
   EXPECT_TRUE(fs::exists(dir / "cbpipe"));
-  EXPECT_TRUE(fs::exists(dir / "lib" / "ld-linux-x86-64.so.2"));
+  EXPECT_TRUE(fs::exists(dir / "lib" / Package().loader()));
   EXPECT_TRUE(fs::exists(dir / "lib" / "libc.so.6"));
   EXPECT_TRUE(fs::exists(dir / "lib" / "libcurl.so.4"));
   EXPECT_NE(fs::status(dir / "bootstrap").permissions() & fs::perms::owner_exec,
             fs::perms::none);
 }
 
-TEST_F(LambdaPackageTest, ScanReadsItsInputFromS3AndWritesBatchesThere) {
+TEST_P(LambdaPackageTest, ScanReadsItsInputFromS3AndWritesBatchesThere) {
   const std::string sample = (work_ / "in.csv").string();
   ASSERT_EQ(Shell("CBPIPE_NOW=2026-01-01T00:00:00Z " + std::string(CBPIPE_BINARY) +
                   " gen-sample --records 40 --invalid-ratio 0.1 --seed 7 --output " +
@@ -251,7 +281,7 @@ TEST_F(LambdaPackageTest, ScanReadsItsInputFromS3AndWritesBatchesThere) {
   // is the work dir: scan writes there, verify reads the store).
   const std::string manifest = scanned["batches"][0]["manifest"];
   EXPECT_TRUE(fs::exists(work_ / "work" / manifest)) << manifest;
-  EXPECT_FALSE(fs::exists(PackageGet().dir() / "cbpipe-out"));
+  EXPECT_FALSE(fs::exists(Package().dir() / "cbpipe-out"));
   // Logs are JSON lines with the X-Ray trace id.
   EXPECT_NE(last_output_.find(R"("trace_id":"5759e988bd862e3fe1be46a994272793")"),
             std::string::npos)
@@ -306,7 +336,7 @@ TEST_F(LambdaPackageTest, ScanReadsItsInputFromS3AndWritesBatchesThere) {
   EXPECT_GE(out->at_ms, before + 2500 - 800 - 200);
 }
 
-TEST_F(LambdaPackageTest, EveryHandlerAnswersABadInputWithItsErrorType) {
+TEST_P(LambdaPackageTest, EveryHandlerAnswersABadInputWithItsErrorType) {
   for (const std::string& handler : LambdaHandlerNames()) {
     std::optional<LambdaApiOutcome> out =
         Invoke(handler, R"({"run_id":7})", 60000,
@@ -332,7 +362,7 @@ TEST_F(LambdaPackageTest, EveryHandlerAnswersABadInputWithItsErrorType) {
   EXPECT_NE(out->error_type, "Cbpipe.Transient") << out->body;
 }
 
-TEST_F(LambdaPackageTest, InitErrorsArePostedAndTheProcessExits) {
+TEST_P(LambdaPackageTest, InitErrorsArePostedAndTheProcessExits) {
   struct Case {
     std::string handler, config, expect;
   } cases[] = {
@@ -349,7 +379,7 @@ TEST_F(LambdaPackageTest, InitErrorsArePostedAndTheProcessExits) {
     LambdaRuntimeApiServer api;
     ASSERT_TRUE(api.Start().ok());
     env[0] = "AWS_LAMBDA_RUNTIME_API=" + api.host_port();
-    Bootstrap process(env, work_ / "init.log");
+    Bootstrap process(Package(), env, work_ / "init.log");
     std::optional<LambdaApiOutcome> init = api.WaitOutcome("", milliseconds(30000));
     ASSERT_TRUE(init.has_value()) << c.handler << "\n" << process.output();
     EXPECT_EQ(init->kind, "init_error");
@@ -364,7 +394,7 @@ TEST_F(LambdaPackageTest, InitErrorsArePostedAndTheProcessExits) {
   }
 }
 
-TEST_F(LambdaPackageTest, AnInvocationPastItsDeadlineIsTransient) {
+TEST_P(LambdaPackageTest, AnInvocationPastItsDeadlineIsTransient) {
   json event = Header();
   event["input_key"] = "in.csv";
   event["input_name"] = "in.csv";
@@ -379,7 +409,7 @@ TEST_F(LambdaPackageTest, AnInvocationPastItsDeadlineIsTransient) {
   EXPECT_NE(out->body.find("deadline"), std::string::npos) << out->body;
 }
 
-TEST_F(LambdaPackageTest, StartStartsOneExecutionPerObject) {
+TEST_P(LambdaPackageTest, StartStartsOneExecutionPerObject) {
   // A state machine in moto to start.
   AwsError error;
   const json create = {
@@ -432,6 +462,12 @@ TEST_F(LambdaPackageTest, StartStartsOneExecutionPerObject) {
   EXPECT_EQ(input["trace_id"].get<std::string>().size(), 32u);
 }
 
+std::string KindName(const ::testing::TestParamInfo<PackageKind>& info) {
+  return info.param.name;
+}
+INSTANTIATE_TEST_SUITE_P(Package, LambdaPackageTest,
+                         ::testing::Values(kNative, kArm64), KindName);
+
 }  // namespace
 }  // namespace cbpipe
 
@@ -446,7 +482,7 @@ class LambdaTemplatePackageTest : public LambdaPackageTest {
  protected:
   void SetUp() override {
     LambdaPackageTest::SetUp();
-    if (HasFatalFailure()) return;
+    if (HasFatalFailure() || IsSkipped()) return;
     AwsOptions options;
     options.endpoints = {{"s3", moto_->endpoint()},
                          {"dynamodb", moto_->endpoint()},
@@ -521,7 +557,7 @@ constexpr char kTraceHeader[] =
     "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
     "Sampled=1";
 
-TEST_F(LambdaTemplatePackageTest, ScanRunsWithTheTemplatesVariables) {
+TEST_P(LambdaTemplatePackageTest, ScanRunsWithTheTemplatesVariables) {
   const json event = ScanEvent("in.csv");
   const std::string id = "req-template";
   api_.Push({.request_id = id,
@@ -530,7 +566,7 @@ TEST_F(LambdaTemplatePackageTest, ScanRunsWithTheTemplatesVariables) {
              .trace_id = kTraceHeader});
   std::optional<LambdaApiOutcome> out;
   {
-    Bootstrap process(Env("scan"), work_ / "scan.log");
+    Bootstrap process(Package(), Env("scan"), work_ / "scan.log");
     for (int i = 0; i < 600 && !out; ++i) {
       out = api_.WaitOutcome(id, milliseconds(100));
       if (!out) out = api_.WaitOutcome("", milliseconds(0));
@@ -575,7 +611,7 @@ TEST_F(LambdaTemplatePackageTest, ScanRunsWithTheTemplatesVariables) {
   EXPECT_GE(s3_calls, 2) << "the input's GET and the batches' PUTs";
 }
 
-TEST_F(LambdaTemplatePackageTest, UnsampledInvocationsSendNothing) {
+TEST_P(LambdaTemplatePackageTest, UnsampledInvocationsSendNothing) {
   const json event = ScanEvent("quiet.csv");
   api_.Push({.request_id = "req-unsampled",
              .body = event.dump(),
@@ -584,7 +620,7 @@ TEST_F(LambdaTemplatePackageTest, UnsampledInvocationsSendNothing) {
                          "Parent=53995c3f42cd8ad8;Sampled=0"});
   std::optional<LambdaApiOutcome> out;
   {
-    Bootstrap process(Env("scan"), work_ / "quiet.log");
+    Bootstrap process(Package(), Env("scan"), work_ / "quiet.log");
     for (int i = 0; i < 600 && !out; ++i)
       out = api_.WaitOutcome("req-unsampled", milliseconds(100));
     last_output_ = process.output();
@@ -595,7 +631,7 @@ TEST_F(LambdaTemplatePackageTest, UnsampledInvocationsSendNothing) {
   EXPECT_TRUE(xray_.Documents().empty());
 }
 
-TEST_F(LambdaTemplatePackageTest, AMissingOrMixedVariableIsAnInitError) {
+TEST_P(LambdaTemplatePackageTest, AMissingOrMixedVariableIsAnInitError) {
   struct Case {
     std::string handler, drop, add, expect;
   } cases[] = {
@@ -615,7 +651,7 @@ TEST_F(LambdaTemplatePackageTest, AMissingOrMixedVariableIsAnInitError) {
     LambdaRuntimeApiServer api;
     ASSERT_TRUE(api.Start().ok());
     env[0] = "AWS_LAMBDA_RUNTIME_API=" + api.host_port();
-    Bootstrap process(env, work_ / "init.log");
+    Bootstrap process(Package(), env, work_ / "init.log");
     std::optional<LambdaApiOutcome> init =
         api.WaitOutcome("", milliseconds(30000));
     ASSERT_TRUE(init.has_value()) << c.expect << "\n" << process.output();
@@ -626,7 +662,7 @@ TEST_F(LambdaTemplatePackageTest, AMissingOrMixedVariableIsAnInitError) {
   }
 }
 
-TEST_F(LambdaTemplatePackageTest, DeliverReadsTheLoginFromTheSecretAtInit) {
+TEST_P(LambdaTemplatePackageTest, DeliverReadsTheLoginFromTheSecretAtInit) {
   // The secret lacks host_key_sha256, which an sftp:// destination needs:
   // deliver (only it connects) says so at init, naming the key, never
   // the password.
@@ -634,7 +670,7 @@ TEST_F(LambdaTemplatePackageTest, DeliverReadsTheLoginFromTheSecretAtInit) {
   ASSERT_TRUE(api.Start().ok());
   std::vector<std::string> env = Env("deliver");
   env[0] = "AWS_LAMBDA_RUNTIME_API=" + api.host_port();
-  Bootstrap process(env, work_ / "deliver-init.log");
+  Bootstrap process(Package(), env, work_ / "deliver-init.log");
   std::optional<LambdaApiOutcome> init = api.WaitOutcome("", milliseconds(30000));
   ASSERT_TRUE(init.has_value()) << process.output();
   EXPECT_EQ(init->error_type, "Cbpipe.Init");
@@ -643,7 +679,7 @@ TEST_F(LambdaTemplatePackageTest, DeliverReadsTheLoginFromTheSecretAtInit) {
   EXPECT_EQ(init->body.find("\"pw\""), std::string::npos) << init->body;
 }
 
-TEST_F(LambdaTemplatePackageTest, DeliverStartsWithACompleteSecret) {
+TEST_P(LambdaTemplatePackageTest, DeliverStartsWithACompleteSecret) {
   AwsOptions options;
   options.endpoints = {{"secretsmanager", moto_->endpoint()}};
   auto client = MakeAwsClient(options);
@@ -670,6 +706,9 @@ TEST_F(LambdaTemplatePackageTest, DeliverStartsWithACompleteSecret) {
   EXPECT_EQ(out->kind, "error") << out->body << "\n" << last_output_;
   EXPECT_EQ(out->error_type, "Cbpipe.InvalidInput") << out->body;
 }
+
+INSTANTIATE_TEST_SUITE_P(Package, LambdaTemplatePackageTest,
+                         ::testing::Values(kNative, kArm64), KindName);
 
 }  // namespace
 }  // namespace cbpipe
