@@ -416,17 +416,16 @@ TEST_F(SqliteRunStoreTest, NameSearchFromTheIndexEqualsTheScan) {
     run.run_id = "r" + std::to_string(i);
     run.created_ms = kStart + i % 977;  // ties, ordered by run_id
     run.input_name = i % 2 ? "Dense-" + std::to_string(i) + ".csv"
-                   : i % 100 == 0
-                       ? "Sparse\"Q\xc3\x89X-" + std::to_string(i) + ".CSV"
-                       : "other-" + std::to_string(i) + ".csv";
+                     : i % 100 == 0
+                         ? "Sparse\"Q\xc3\x89X-" + std::to_string(i) + ".CSV"
+                         : "other-" + std::to_string(i) + ".csv";
     ASSERT_TRUE((*store)->CreateIfAbsent(run).ok());
   }
   auto all = (*store)->List({}, -1, 0);
   ASSERT_TRUE(all.ok());
   ASSERT_EQ(all->size(), size_t{kRuns});
-  for (const char* needle :
-       {"dense", "sparse", "SPARSE\"q", "\xc3\x89x", "-1", "42.csv",
-        "nothing", "e-4999", ".csv"}) {
+  for (const char* needle : {"dense", "sparse", "SPARSE\"q", "\xc3\x89x", "-1",
+                             "42.csv", "nothing", "e-4999", ".csv"}) {
     RunFilter filter{.input_contains = needle};
     std::vector<std::string> want;
     for (const RunRecord& r : *all) {
@@ -487,8 +486,8 @@ TEST_F(SqliteRunStoreTest, AnOlderFileGetsTheNameIndex) {
   }
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   sqlite3_stmt* st = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM runs_by_name", -1,
-                               &st, nullptr),
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM runs_by_name", -1, &st,
+                               nullptr),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
   EXPECT_EQ(sqlite3_column_int(st, 0), 32);  // each run once
@@ -538,8 +537,8 @@ TEST_F(SqliteRunStoreTest, FilteredListsOf100000RunsUseTheIndexes) {
                                    -1, &p, nullptr),
                 SQLITE_OK);
       while (p && sqlite3_step(p) == SQLITE_ROW)
-        out += std::string(reinterpret_cast<const char*>(
-                   sqlite3_column_text(p, 3))) +
+        out += std::string(
+                   reinterpret_cast<const char*>(sqlite3_column_text(p, 3))) +
                "\n";
       sqlite3_finalize(p);
       return out;
@@ -548,7 +547,8 @@ TEST_F(SqliteRunStoreTest, FilteredListsOf100000RunsUseTheIndexes) {
         " ORDER BY created_ms DESC, run_id LIMIT 50 OFFSET 0";
     std::string p = plan(
         "SELECT * FROM runs WHERE state = 'failed' AND created_ms >= 1 AND"
-        " created_ms < 2" + order);
+        " created_ms < 2" +
+        order);
     EXPECT_NE(p.find("runs_by_state_created"), std::string::npos) << p;
     EXPECT_EQ(p.find("TEMP B-TREE"), std::string::npos) << p;
     p = plan("SELECT * FROM runs WHERE created_ms >= 1 AND created_ms < 2" +
@@ -591,10 +591,9 @@ TEST_F(SqliteRunStoreTest, FilteredListsOf100000RunsUseTheIndexes) {
       const auto start = std::chrono::steady_clock::now();
       auto page = (*store)->List(c.filter, 50, 0);
       auto total = (*store)->Count(c.filter);
-      best_ms = std::min(
-          best_ms, std::chrono::duration<double, std::milli>(
-                       std::chrono::steady_clock::now() - start)
-                       .count());
+      best_ms = std::min(best_ms, std::chrono::duration<double, std::milli>(
+                                      std::chrono::steady_clock::now() - start)
+                                      .count());
       ASSERT_TRUE(page.ok() && total.ok()) << c.what;
       if (c.expected >= 0) {
         EXPECT_EQ(*total, c.expected) << c.what;

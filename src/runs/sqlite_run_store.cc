@@ -37,9 +37,9 @@ constexpr const char* kRunColumns =
     "created_ms, updated_ms";
 
 // The WHERE clause of `filter` (only the conditions it sets, so that the
-// planner can use runs_by_state_created or runs_by_created), with its parameters
-// numbered ?1..?4: state, from_ms, to_ms, the lower-cased substring, and ?7,
-// the runs_by_name query, when `use_name_index`.
+// planner can use runs_by_state_created or runs_by_created), with its
+// parameters numbered ?1..?4: state, from_ms, to_ms, the lower-cased substring,
+// and ?7, the runs_by_name query, when `use_name_index`.
 std::string Where(const RunFilter& filter, bool use_name_index) {
   std::string where;
   auto add = [&](const char* condition) {
@@ -121,12 +121,12 @@ StatusOr<std::unique_ptr<RunStore>> SqliteRunStore::Open(
   // The listing's order (created_ms descending, then run_id), whole and
   // per state, so that a page is read in order and stops at its limit.
   // They replace runs_by_state (state, created_ms), which lacked run_id.
-  CBPIPE_RETURN_IF_ERROR(store->Exec(
-      "CREATE INDEX IF NOT EXISTS runs_by_created"
-      " ON runs (created_ms DESC, run_id)"));
-  CBPIPE_RETURN_IF_ERROR(store->Exec(
-      "CREATE INDEX IF NOT EXISTS runs_by_state_created"
-      " ON runs (state, created_ms DESC, run_id)"));
+  CBPIPE_RETURN_IF_ERROR(
+      store->Exec("CREATE INDEX IF NOT EXISTS runs_by_created"
+                  " ON runs (created_ms DESC, run_id)"));
+  CBPIPE_RETURN_IF_ERROR(
+      store->Exec("CREATE INDEX IF NOT EXISTS runs_by_state_created"
+                  " ON runs (state, created_ms DESC, run_id)"));
   CBPIPE_RETURN_IF_ERROR(store->Exec("DROP INDEX IF EXISTS runs_by_state"));
   // The execution claim came later: older files get its columns here (a
   // second process doing the same at once makes one ALTER fail, harmlessly).
@@ -192,8 +192,7 @@ StatusOr<RunRecord> SqliteRunStore::Get(const std::string& run_id) {
       sqlite3_clear_bindings(*stmt);
       return true;
     }
-    return sqlite3_prepare_v2(db_, sql.c_str(), -1, stmt, nullptr) ==
-           SQLITE_OK;
+    return sqlite3_prepare_v2(db_, sql.c_str(), -1, stmt, nullptr) == SQLITE_OK;
   };
   auto bind = [&run_id](sqlite3_stmt* stmt) {
     sqlite3_bind_text(stmt, 1, run_id.data(), static_cast<int>(run_id.size()),
@@ -226,8 +225,7 @@ StatusOr<RunRecord> SqliteRunStore::Get(const std::string& run_id) {
     step.finished_ms = sqlite3_column_int64(st, 6);
     run.steps.push_back(std::move(step));
   }
-  if (step_rc != SQLITE_DONE)
-    return SqliteError(db_, kOwner, "read steps");
+  if (step_rc != SQLITE_DONE) return SqliteError(db_, kOwner, "read steps");
   sqlite3_reset(st);
   return run;
 }
@@ -265,19 +263,19 @@ Status SqliteRunStore::CreateNameIndex() {
       // the search scans, as it did before the index.
       return rollback(OkStatus());
     }
-    for (const char* sql : {
-             "CREATE TRIGGER runs_by_name_insert AFTER INSERT ON runs BEGIN"
-             " INSERT INTO runs_by_name (input_name, run_id)"
-             " VALUES (new.input_name, new.run_id); END",
-             "CREATE TRIGGER runs_by_name_delete AFTER DELETE ON runs BEGIN"
-             " DELETE FROM runs_by_name WHERE run_id = old.run_id; END",
-             "CREATE TRIGGER runs_by_name_update"
-             " AFTER UPDATE OF input_name, run_id ON runs BEGIN"
-             " DELETE FROM runs_by_name WHERE run_id = old.run_id;"
-             " INSERT INTO runs_by_name (input_name, run_id)"
-             " VALUES (new.input_name, new.run_id); END",
-             "INSERT INTO runs_by_name (input_name, run_id)"
-             " SELECT input_name, run_id FROM runs"}) {
+    for (const char* sql :
+         {"CREATE TRIGGER runs_by_name_insert AFTER INSERT ON runs BEGIN"
+          " INSERT INTO runs_by_name (input_name, run_id)"
+          " VALUES (new.input_name, new.run_id); END",
+          "CREATE TRIGGER runs_by_name_delete AFTER DELETE ON runs BEGIN"
+          " DELETE FROM runs_by_name WHERE run_id = old.run_id; END",
+          "CREATE TRIGGER runs_by_name_update"
+          " AFTER UPDATE OF input_name, run_id ON runs BEGIN"
+          " DELETE FROM runs_by_name WHERE run_id = old.run_id;"
+          " INSERT INTO runs_by_name (input_name, run_id)"
+          " VALUES (new.input_name, new.run_id); END",
+          "INSERT INTO runs_by_name (input_name, run_id)"
+          " SELECT input_name, run_id FROM runs"}) {
       st = Exec(sql);
       if (!st.ok()) return rollback(st);
     }
@@ -288,8 +286,7 @@ Status SqliteRunStore::CreateNameIndex() {
 }
 
 StatusOr<bool> SqliteRunStore::UseNameIndex(const RunFilter& filter) {
-  if (!has_name_index_ || !IndexableNeedle(filter.input_contains))
-    return false;
+  if (!has_name_index_ || !IndexableNeedle(filter.input_contains)) return false;
   const std::string sql =
       "SELECT count(*) FROM (SELECT 1 FROM runs_by_name WHERE runs_by_name"
       " MATCH ?1 LIMIT " +
@@ -305,9 +302,10 @@ StatusOr<std::vector<RunRecord>> SqliteRunStore::List(const RunFilter& filter,
                                                       int limit, int offset) {
   std::lock_guard<std::mutex> lock(mu_);
   CBPIPE_ASSIGN_OR_RETURN(bool by_name, UseNameIndex(filter));
-  const std::string sql = std::string("SELECT ") + kRunColumns + " FROM runs" +
-                          Where(filter, by_name) +
-                          " ORDER BY created_ms DESC, run_id LIMIT ?5 OFFSET ?6";
+  const std::string sql =
+      std::string("SELECT ") + kRunColumns + " FROM runs" +
+      Where(filter, by_name) +
+      " ORDER BY created_ms DESC, run_id LIMIT ?5 OFFSET ?6";
   Stmt s(db_, sql.c_str());
   if (!s.ok()) return s.Error("prepare list");
   BindFilter(s, filter, by_name);
