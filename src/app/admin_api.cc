@@ -207,6 +207,14 @@ bool CheckParams(const Request& req,
   return true;
 }
 
+// The run id in a path (/api/runs/<id>...): a 400 unless well formed.
+bool CheckRunId(const std::string& id, Response& res) {
+  if (IsValidRunId(id)) return true;
+  SendError(res, 400, "invalid_argument",
+            "a run id is 16 lower-case hex digits");
+  return false;
+}
+
 // An integer query parameter in [min, max]; `fallback` when absent.
 bool IntParam(const Request& req, const std::string& name, int min, int max,
               int fallback, int* out, Response& res) {
@@ -1286,10 +1294,7 @@ void AdminServer::Impl::InstallRoutes() {
     if (!h.runs) return SendError(res, 503, "unavailable", "no run store");
     if (!CheckParams(req, {}, res)) return;
     const std::string& id = req.path_arg;
-    if (!IsValidRunId(id)) {
-      return SendError(res, 400, "invalid_argument",
-                       "a run id is 16 lower-case hex digits");
-    }
+    if (!CheckRunId(id, res)) return;
     StatusOr<RunRecord> run = h.runs->Get(id);
     if (!run.ok()) return SendStatus(res, run.status());
     json detail = RunDetailJson(*run);
@@ -1309,10 +1314,7 @@ void AdminServer::Impl::InstallRoutes() {
         if (!h.runs) return SendError(res, 503, "unavailable", "no run store");
         if (!CheckParams(req, {}, res)) return;
         const std::string& id = req.path_arg;
-        if (!IsValidRunId(id)) {
-          return SendError(res, 400, "invalid_argument",
-                           "a run id is 16 lower-case hex digits");
-        }
+        if (!CheckRunId(id, res)) return;
         if (!h.read_work) {
           return SendError(res, 503, "unavailable", "no work store");
         }
