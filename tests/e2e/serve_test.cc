@@ -72,12 +72,13 @@ class ServeTest : public ::testing::Test {
     return c;
   }
 
-  std::string ServiceConfig(const std::string& extra = "") {
+  // `admin_listen` "" (no admin API) or host:port.
+  std::string ServiceConfig(const std::string& extra = "",
+                            const std::string& admin_listen = "") {
     return "[output]\nwork_dir = \"" + *dir_ / "work" +
            "\"\n\n[service]\nsettle_ms = 50\npoll_interval_ms = 50\n"
-           "visibility_seconds = 2\nworkers = 2\nadmin_listen = \"\"\n"
-           "shutdown_timeout_seconds = 10\n" +
-           extra;
+           "visibility_seconds = 2\nworkers = 2\nadmin_listen = \"" +
+           admin_listen + "\"\nshutdown_timeout_seconds = 10\n" + extra;
   }
 
   void DropInputs(int count, int records) {
@@ -433,12 +434,9 @@ TEST_F(ServeTest, OutagesRiddenOutThenDeadLetteredAlertedAndRedriven) {
 TEST_F(ServeTest, DuplicatesOnceUnreadableQuarantinedNothingDeleted) {
   auto admin_port = FindFreePort();
   ASSERT_TRUE(admin_port.ok());
-  std::string config = ServiceConfig() + Destinations(0, 3);
-  const std::string no_admin = "admin_listen = \"\"\n";
-  config.replace(
-      config.find(no_admin), no_admin.size(),
-      "admin_listen = \"127.0.0.1:" + std::to_string(*admin_port) + "\"\n");
-  WriteFile(*dir_ / "serve.toml", config);
+  WriteFile(*dir_ / "serve.toml",
+            ServiceConfig("", "127.0.0.1:" + std::to_string(*admin_port)) +
+                Destinations(0, 3));
   DropInputs(1, 300);
   // The same content again under another name, and a binary file.
   fs::copy_file(inputs_[0], *dir_ / "work/inbox/.again.csv");
@@ -525,12 +523,9 @@ double MetricValue(const std::string& metrics, const std::string& series) {
 TEST_F(ServeTest, ConsoleApiMatchesTheStoresAndMetricsWithoutCardNumbers) {
   auto admin_port = FindFreePort();
   ASSERT_TRUE(admin_port.ok());
-  std::string config = ServiceConfig() + Destinations(0, 3);
-  const std::string no_admin = "admin_listen = \"\"\n";
-  config.replace(
-      config.find(no_admin), no_admin.size(),
-      "admin_listen = \"127.0.0.1:" + std::to_string(*admin_port) + "\"\n");
-  WriteFile(*dir_ / "serve.toml", config);
+  WriteFile(*dir_ / "serve.toml",
+            ServiceConfig("", "127.0.0.1:" + std::to_string(*admin_port)) +
+                Destinations(0, 3));
   DropInputs(2, 400);
   const std::string log = *dir_ / "serve.log";
   ServeProcess serve(*dir_ / "serve.toml", log, env_);
