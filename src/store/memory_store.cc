@@ -8,7 +8,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <utility>
 
 #include "common/sha256.h"
@@ -73,11 +72,7 @@ InMemoryObjectStore::InMemoryObjectStore(Env* env)
     : env_(env != nullptr ? env : Env::Default()),
       holds_(std::make_unique<CopyHolds>()) {}
 
-InMemoryObjectStore::~InMemoryObjectStore() {
-  if (cache_dir_.empty()) return;
-  std::error_code ec;
-  fs::remove_all(cache_dir_, ec);
-}
+InMemoryObjectStore::~InMemoryObjectStore() { RemoveCacheFolder(cache_dir_); }
 
 void InMemoryObjectStore::Store(const std::string& key, std::string bytes,
                                 bool keep_existing) {
@@ -164,14 +159,7 @@ StatusOr<std::string> InMemoryObjectStore::LocalPath(const std::string& key) {
   if (it == objects_.end()) return NotFoundError("no object " + key);
   std::error_code ec;
   if (cache_dir_.empty()) {
-    std::random_device rd;
-    const fs::path dir = fs::temp_directory_path(ec) /
-                         ("cbpipe-memory-store-" + std::to_string(::getpid()) +
-                          "-" + std::to_string(rd()));
-    if (ec || !fs::create_directories(dir, ec) || ec)
-      return UnavailableError("create a cache folder for memory://");
-    fs::permissions(dir, fs::perms::owner_all, ec);
-    cache_dir_ = dir.string();
+    CBPIPE_ASSIGN_OR_RETURN(cache_dir_, MakeCacheFolder(Describe()));
   }
   const fs::path path = fs::path(cache_dir_) / key;
   auto cached = cached_.find(key);

@@ -703,12 +703,7 @@ StatusOr<std::unique_ptr<S3ObjectStore>> S3ObjectStore::Create(
 S3ObjectStore::S3ObjectStore(std::shared_ptr<Shared> shared)
     : shared_(std::move(shared)), holds_(std::make_unique<CopyHolds>()) {}
 
-S3ObjectStore::~S3ObjectStore() {
-  if (!cache_dir_.empty()) {
-    std::error_code ec;
-    fs::remove_all(cache_dir_, ec);
-  }
-}
+S3ObjectStore::~S3ObjectStore() { RemoveCacheFolder(cache_dir_); }
 
 std::string S3ObjectStore::Describe() const {
   std::string out = "s3://" + shared_->bucket;
@@ -970,13 +965,7 @@ StatusOr<std::string> S3ObjectStore::LocalPath(const std::string& key) {
   std::lock_guard<std::mutex> lock(cache_mu_);
   std::error_code ec;
   if (cache_dir_.empty()) {
-    const fs::path dir = fs::temp_directory_path(ec) /
-                         ("cbpipe-s3-store-" + std::to_string(::getpid()) +
-                          "-" + RandomHex());
-    if (ec || !fs::create_directories(dir, ec) || ec)
-      return UnavailableError("create a cache folder for " + Describe());
-    fs::permissions(dir, fs::perms::owner_all, ec);
-    cache_dir_ = dir.string();
+    CBPIPE_ASSIGN_OR_RETURN(cache_dir_, MakeCacheFolder(Describe()));
   }
   const fs::path path = fs::path(cache_dir_) / key;
   auto cached = cached_.find(key);
