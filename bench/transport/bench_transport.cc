@@ -538,8 +538,10 @@ int Main(int argc, char** argv) {
     return 2;
   }
   if (o.dir.empty()) {
-    char tmpl[] = "/tmp/cbpipe-bench-XXXXXX";
-    o.dir = ::mkdtemp(tmpl);
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / "cbpipe-bench-XXXXXX")
+            .string();
+    o.dir = ::mkdtemp(tmpl.data());
   }
   std::cerr << "bench folder " << o.dir << "; making files...\n";
   std::vector<Workload> workloads;

@@ -221,8 +221,10 @@ int64_t MsSince(std::chrono::steady_clock::time_point start) {
 class AdminApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/cbpipe-admin-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / "cbpipe-admin-XXXXXX")
+            .string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
     auto runs = SqliteRunStore::Open(dir_ + "/state.db", Env::Default());
     ASSERT_TRUE(runs.ok()) << runs.status().ToString();

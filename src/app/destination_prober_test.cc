@@ -70,8 +70,10 @@ int FreePort() {
 
 TEST(DestinationProber, RealServersUpThenStopped) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to start sshd/vsftpd";
-  char tmpl[] = "/tmp/cbpipe-prober-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string tmpl =
+      (std::filesystem::temp_directory_path() / "cbpipe-prober-XXXXXX")
+          .string();
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
   const std::string dir = tmpl;
   auto ssh = cbpipe::testing::SshServer::Start(dir + "/sftp");
   ASSERT_TRUE(ssh.ok()) << ssh.status().ToString();

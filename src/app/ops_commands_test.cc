@@ -46,8 +46,9 @@ std::string ReadFile(const fs::path& p) {
 class OpsCommandsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/cbpipe-ops-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / "cbpipe-ops-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
     root_ = tmpl;
     config_ = DefaultConfig((root_ / "work").string());
     config_.service.max_receive_count = 1;

@@ -261,8 +261,9 @@ TEST(AwsConformanceSuiteTest, AWrongSecretFailsTheCheck) {
 // the file and line, and exit 1, when an expected file is changed.
 TEST(Sigv4ConformanceToolTest, ReportsWhatDifferedAndExitsNonZero) {
   namespace fs = std::filesystem;
-  char tmpl[] = "/tmp/cbpipe-sigv4-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string tmpl =
+      (std::filesystem::temp_directory_path() / "cbpipe-sigv4-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
   fs::path dir = tmpl;
   fs::copy("tests/data/aws-sigv4/v4/get-vanilla", dir / "get-vanilla");
   fs::copy("tests/data/aws-sigv4/v4/post-vanilla", dir / "post-vanilla");

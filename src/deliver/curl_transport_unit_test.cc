@@ -20,8 +20,10 @@ class MakeNetworkTransportTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ::setenv("CBPIPE_UNIT_PW", "pw-never-shown", 1);
-    char tmpl[] = "/tmp/cbpipe-transport-unit-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    std::string tmpl = (std::filesystem::temp_directory_path() /
+                        "cbpipe-transport-unit-XXXXXX")
+                           .string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
     key_ = dir_ + "/id_ed25519";
     std::ofstream(key_) << "not really a key\n";

@@ -374,7 +374,7 @@ TEST(LocalFolderTransportTest, RenameNeverOverwritesUnlessAsked) {
                        ("lft_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   LocalFolderTransport t(dir.string());
-  const std::string src = (fs::path(::testing::TempDir()) / "lft_src").string();
+  const std::string src = dir.string() + "_src";
   WriteAll(src, "new");
   ASSERT_TRUE(t.Upload(src, "x.part").ok());  // creates the folder
   WriteAll((dir / "x").string(), "old");
@@ -386,6 +386,7 @@ TEST(LocalFolderTransportTest, RenameNeverOverwritesUnlessAsked) {
   EXPECT_FALSE(t.RemoteSize("missing")->has_value());
   EXPECT_TRUE(t.Remove("missing").ok());
   fs::remove_all(dir);
+  fs::remove(src);
 }
 
 }  // namespace

@@ -198,8 +198,10 @@ class InteropTest : public ::testing::TestWithParam<Peer> {
   void SetUp() override {
     Status root = testing::RequireRoot();
     if (!root.ok()) GTEST_SKIP() << root.message();
-    char tmpl[] = "/tmp/cbpipe-interop-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / "cbpipe-interop-test-XXXXXX")
+            .string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
     local_ = dir_ + "/local";
     fs::create_directories(local_);
@@ -683,8 +685,10 @@ namespace {
 TEST(ProFtpdTls13OnlyTest, UploadsCompleteWithSessionReuse) {
   Status root = testing::RequireRoot();
   if (!root.ok()) GTEST_SKIP() << root.message();
-  char tmpl[] = "/tmp/cbpipe-interop-test-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string tmpl =
+      (std::filesystem::temp_directory_path() / "cbpipe-interop-test-XXXXXX")
+          .string();
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
   const std::string dir = tmpl;
   auto server = ProFtpdServer::Start(dir + "/server",
                                      testing::ProFtpdMode::kFtpsTls13Only);

@@ -2,9 +2,11 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
@@ -51,8 +53,24 @@ ReadResult ReadText(std::string data, InputFormat format = InputFormat::kAuto,
       OpenReaderFromMemory(std::move(data), "mem", format, mapping, limits));
 }
 
+// `name` in a folder of this test process, removed when it exits.
+std::string ScratchPath(const std::string& name) {
+  struct Folder {
+    std::filesystem::path path =
+        std::filesystem::path(::testing::TempDir()) /
+        ("reader_test_" + std::to_string(::getpid()));
+    Folder() { std::filesystem::create_directories(path); }
+    ~Folder() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  };
+  static Folder folder;
+  return (folder.path / name).string();
+}
+
 std::string WriteTemp(const std::string& name, const std::string& data) {
-  std::string path = ::testing::TempDir() + "/" + name;
+  std::string path = ScratchPath(name);
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(data.data(), static_cast<std::streamsize>(data.size()));
   return path;
@@ -783,7 +801,7 @@ TEST(Formats, OverrideAndNames) {
 }
 
 TEST(OpenReader, MissingFileIsNotFound) {
-  auto r = OpenReader(::testing::TempDir() + "/does-not-exist.csv",
+  auto r = OpenReader(ScratchPath("does-not-exist.csv"),
                       InputFormat::kAuto, FieldMapping::Default(), {});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
@@ -837,7 +855,7 @@ TEST(InputLimits, DecompressedSizeIsExactAtTheBoundary) {
 
 TEST(InputLimits, GzipBombIsRefusedWithinItsFirstMegabytes) {
   // 1 GiB of blank lines after a header, from about 1 MB of gzip.
-  const std::string path = ::testing::TempDir() + "/bomb.csv.gz";
+  const std::string path = ScratchPath("bomb.csv.gz");
   ASSERT_TRUE(testing::WriteGzipBomb(path, kHeader, 1ull << 30));
   uint64_t seen = 0;
   const auto start = std::chrono::steady_clock::now();
@@ -858,7 +876,7 @@ TEST(InputLimits, GzipBombIsRefusedWithinItsFirstMegabytes) {
 
 TEST(InputLimits, CompressionRatioCanBeRaisedAndRealDataIsFarBelowIt) {
   // 16 MiB of blank lines (about 1000:1) pass with a ratio limit above it.
-  const std::string path = ::testing::TempDir() + "/blank.csv.gz";
+  const std::string path = ScratchPath("blank.csv.gz");
   ASSERT_TRUE(testing::WriteGzipBomb(path, kHeader, 16ull << 20, 4ull << 20));
   ReaderLimits raised;
   raised.max_compression_ratio = 2000;

@@ -1,6 +1,7 @@
 // For tests: the deployment package (scripts/package-lambda) made once per
-// build and unpacked once per test process, and its `bootstrap` run as
-// Lambda runs it (an empty environment plus the variables given).
+// build and unpacked once per test process (removed when it exits), and its
+// `bootstrap` run as Lambda runs it (an empty environment plus the variables
+// given).
 //
 //   const LambdaPackage& pkg = LambdaPackage::Get(
 //       {.source_dir = CBPIPE_SOURCE_DIR, .binary = CBPIPE_BINARY,
@@ -51,6 +52,16 @@ class LambdaPackage {
  public:
   static const LambdaPackage& Get(const LambdaPackagePaths& paths) {
     static auto* packages = new std::map<std::string, LambdaPackage*>;
+    // Each unpacked package is a few hundred MB and every test is its own
+    // process: its folder goes when the process ends.
+    static const bool removed_at_exit =
+        std::atexit([] {
+          for (const auto& [key, package] : *packages) {
+            std::error_code ec;
+            std::filesystem::remove_all(package->root_, ec);
+          }
+        }) == 0;
+    (void)removed_at_exit;
     LambdaPackage*& p =
         (*packages)[paths.zip.empty() ? paths.binary : paths.zip];
     if (p == nullptr) p = new LambdaPackage(paths);

@@ -5,6 +5,7 @@
 // PyYAML (cfn-lint's dependency: in the image and CI) into JSON.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -50,7 +51,8 @@ print(json.dumps(out))
 
 json ReadTemplate() {
   const std::string script_path =
-      ::testing::TempDir() + "/cbpipe_template_env.py";
+      ::testing::TempDir() + "/cbpipe_template_env_" +
+      std::to_string(::getpid()) + ".py";
   FILE* f = std::fopen(script_path.c_str(), "w");
   EXPECT_NE(f, nullptr);
   if (!f) return json();
@@ -66,6 +68,7 @@ json ReadTemplate() {
   size_t n;
   while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) text.append(buf, n);
   EXPECT_EQ(::pclose(p), 0) << "python3 with PyYAML is needed: " << command;
+  std::remove(script_path.c_str());
   return json::parse(text, nullptr, false);
 }
 

@@ -2,9 +2,12 @@
 // the suite is here; each adapter's test binary instantiates it with its
 // factory (local_secret_stores_test.cc: env:, file:, memory;
 // aws_secrets_manager_test.cc: aws-sm: on moto).
+#include "secrets/secret_store_contract.h"
+
 #include <sys/stat.h>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -12,7 +15,6 @@
 #include <vector>
 
 #include "gmock/gmock.h"
-#include "secrets/secret_store_contract.h"
 
 namespace cbpipe {
 
@@ -20,8 +22,10 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 void SecretStoreContract::SetUp() {
-  char tmpl[] = "/tmp/cbpipe-secret-contract-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string tmpl =
+      (std::filesystem::temp_directory_path() / "cbpipe-secret-contract-XXXXXX")
+          .string();
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
   scratch_ = tmpl;
   store_ = GetParam().make();
   ASSERT_NE(store_, nullptr);

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -517,10 +518,11 @@ TEST_F(S3StoreTest, ListsPastOneThousandKeys) {
 
 TEST_F(S3StoreTest, ContentAddressedPutLeavesNoTemporary) {
   auto store = Store();
-  char path[] = "/tmp/cbpipe-s3-ca-XXXXXX";
-  const int fd = ::mkstemp(path);
+  std::string path =
+      (std::filesystem::temp_directory_path() / "cbpipe-s3-ca-XXXXXX").string();
+  const int fd = ::mkstemp(path.data());
   ASSERT_GE(fd, 0);
-  ::unlink(path);
+  ::unlink(path.c_str());
   ASSERT_EQ(::write(fd, "hello", 5), 5);
   auto stored = store->PutContentAddressed("inputs/", fd);
   ::close(fd);
@@ -627,8 +629,10 @@ class CallsByOperation : public AwsCallObserver {
 class PatternFile {
  public:
   explicit PatternFile(uint64_t size) {
-    char name[] = "/tmp/cbpipe-s3-putfile-XXXXXX";
-    const int fd = ::mkstemp(name);
+    std::string name =
+        (std::filesystem::temp_directory_path() / "cbpipe-s3-putfile-XXXXXX")
+            .string();
+    const int fd = ::mkstemp(name.data());
     EXPECT_GE(fd, 0);
     path_ = name;
     Sha256 sha;

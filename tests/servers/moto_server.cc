@@ -98,8 +98,9 @@ StatusOr<int> LoopbackHttpStatus(int port, const std::string& method,
 StatusOr<std::unique_ptr<MotoServer>> MotoServer::Start() {
   CBPIPE_ASSIGN_OR_RETURN(std::string binary, FindOnPath("moto_server"));
   std::unique_ptr<MotoServer> server(new MotoServer());
-  char tmpl[] = "/tmp/cbpipe-moto-XXXXXX";
-  if (::mkdtemp(tmpl) == nullptr) return InternalError("mkdtemp failed");
+  std::string tmpl =
+      (std::filesystem::temp_directory_path() / "cbpipe-moto-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr) return InternalError("mkdtemp failed");
   server->dir_ = tmpl;
   server->log_path_ = server->dir_ + "/moto.log";
   Status last = UnavailableError("moto_server did not start");

@@ -60,8 +60,10 @@ class ServerTest : public ::testing::Test {
   void SetUp() override {
     Status root = RequireRoot();
     if (!root.ok()) GTEST_SKIP() << root.message();
-    char tmpl[] = "/tmp/cbpipe-transport-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    std::string tmpl = (std::filesystem::temp_directory_path() /
+                        "cbpipe-transport-test-XXXXXX")
+                           .string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
     local_ = dir_ + "/local";
     std::filesystem::create_directories(local_);
