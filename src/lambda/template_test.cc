@@ -21,9 +21,11 @@ namespace {
 
 using json = nlohmann::json;
 
-// Per Lambda function: its Handler and, per variable, the Type of the
-// resource its value refers to ("" for a parameter or a literal), looking
-// through Fn::If; and the number of DynamoDB tables.
+// Per Lambda function: its Handler, per variable the Type of the resource
+// its value refers to ("" for a parameter or a literal), looking through
+// Fn::If, and its /tmp in MiB (a parameter's default for a Ref; Lambda's
+// 512 when not set); the parameters' defaults; the number of DynamoDB
+// tables.
 constexpr char kScript[] = R"PY(
 import json, sys, yaml
 class Loader(yaml.SafeLoader): pass
@@ -38,14 +40,19 @@ def kind(v):
             kinds = [kind(x) for x in v['Fn::If'][1:]]
             return next((k for k in kinds if k), '')
     return ''
-out = {'functions': [], 'tables': 0}
+params = {k: p.get('Default') for k, p in t.get('Parameters', {}).items()}
+def value(v):
+    return params.get(v['Ref']) if isinstance(v, dict) and 'Ref' in v else v
+out = {'functions': [], 'tables': 0, 'parameters': params}
 for name, r in res.items():
     if r['Type'] == 'AWS::DynamoDB::Table': out['tables'] += 1
     if r['Type'] != 'AWS::Lambda::Function': continue
     p = r['Properties']
     env = p.get('Environment', {}).get('Variables', {})
+    tmp = value(p.get('EphemeralStorage', {}).get('Size', 512))
     out['functions'].append({'resource': name, 'handler': p['Handler'],
-                             'vars': {k: kind(v) for k, v in env.items()}})
+                             'vars': {k: kind(v) for k, v in env.items()},
+                             'tmp_mib': int(tmp)})
 print(json.dumps(out))
 )PY";
 
@@ -133,6 +140,31 @@ TEST(LambdaTemplateTest, AStepReadsNoStateMachineButStartDoes) {
   EXPECT_TRUE(names("start").count("CBPIPE_STATE_MACHINE_ARN"));
   EXPECT_FALSE(names("start").count("CBPIPE_PROCESSED_BUCKET"));
   EXPECT_TRUE(names("deliver").count("CBPIPE_DESTINATION_DISCOVER_SECRET"));
+}
+
+// Lambda's /tmp (ephemeral storage) is 512 MiB unless the function says
+// otherwise, and a step that runs out of it fails the run. With the
+// template's defaults: scan holds the input's copy, the files it writes
+// and the rejects at once (each at most about the input's size); verify a
+// batch's files; deliver one file.
+TEST(LambdaTemplateTest, EachStepsTmpHoldsWhatItWritesAtTheDefaultLimits) {
+  const json t = ReadTemplate();
+  ASSERT_TRUE(t.is_object()) << "the template could not be read";
+  const json& params = t["parameters"];
+  const double mib = 1024.0 * 1024.0;
+  const double input = params["MaxInputBytes"].get<double>() / mib;
+  const double file = params["MaxFileBytes"].get<double>() / mib;
+  const double batch = params["MaxFilesPerBatch"].get<double>() * file;
+  std::map<std::string, double> needs = {
+      {"scan", 3 * input}, {"verify", batch}, {"deliver", file}};
+  for (const json& fn : t["functions"]) {
+    const std::string handler = fn["handler"];
+    if (!needs.count(handler)) continue;
+    EXPECT_GE(fn["tmp_mib"].get<double>(), needs[handler])
+        << handler << ": " << fn["tmp_mib"] << " MiB of /tmp";
+    needs.erase(handler);
+  }
+  EXPECT_TRUE(needs.empty()) << "a step has no function";
 }
 
 }  // namespace
