@@ -24,10 +24,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "deliver/deliverer.h"
 #include "deliver/local_transport.h"
@@ -484,10 +487,33 @@ TEST_P(InteropTest, ConnectionCutMidUploadIsRecovered) {
   std::vector<Link> links;
   std::vector<std::unique_ptr<CuttingProxy>> kept;
   proxy_.reset();
+  // The proxies take the server's port numbers on 127.0.0.2. A socket of an
+  // earlier test's server may still hold one for a moment while it closes:
+  // try again for a few seconds before calling the port taken.
+  auto start_proxy = [](const CuttingProxy::Options& options) {
+    auto proxy = CuttingProxy::Start(options);
+    for (int i = 0; i < 30 && !proxy.ok(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      proxy = CuttingProxy::Start(options);
+    }
+    if (!proxy.ok()) {  // say who holds the port
+      const std::string command =
+          "ss -Htanp 'sport = :" + std::to_string(options.listen_port) +
+          "' 2>&1";
+      std::string held;
+      if (FILE* p = ::popen(command.c_str(), "r")) {
+        char buf[512];
+        while (std::fgets(buf, sizeof buf, p)) held += buf;
+        ::pclose(p);
+      }
+      ADD_FAILURE() << proxy.status().ToString() << "; held by:\n" << held;
+    }
+    return proxy;
+  };
   if (ftp_) {
-    auto control = CuttingProxy::Start({.listen_host = "127.0.0.2",
-                                        .listen_port = server_port_,
-                                        .target_port = server_port_});
+    auto control = start_proxy({.listen_host = "127.0.0.2",
+                                .listen_port = server_port_,
+                                .target_port = server_port_});
     ASSERT_TRUE(control.ok()) << control.status().ToString();
     kept.push_back(std::move(*control));
     for (int p = data_port_; p < data_port_ + kDataPorts; ++p) {
@@ -501,10 +527,10 @@ TEST_P(InteropTest, ConnectionCutMidUploadIsRecovered) {
   // back-off.
   std::vector<std::unique_ptr<CuttingProxy>> cut;
   for (const Link& l : links) {
-    auto c = CuttingProxy::Start({.listen_host = l.host,
-                                  .listen_port = l.port,
-                                  .target_port = l.target,
-                                  .cut_after_bytes = 512 << 10});
+    auto c = start_proxy({.listen_host = l.host,
+                          .listen_port = l.port,
+                          .target_port = l.target,
+                          .cut_after_bytes = 512 << 10});
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     cut.push_back(std::move(*c));
   }
