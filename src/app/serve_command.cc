@@ -11,11 +11,12 @@
 #include "app/commands.h"
 #include "app/console_api.h"
 #include "app/destination_prober.h"
-#include "store/object_store.h"
+#include "common/process_folder.h"
 #include "notify/email_notifier.h"
 #include "notify/log_notifier.h"
 #include "notify/webhook_notifier.h"
 #include "secrets/env_file_secret_store.h"
+#include "store/object_store.h"
 #include "telemetry/log.h"
 #include "telemetry/options.h"
 #include "telemetry/prometheus_metrics.h"
@@ -264,7 +265,12 @@ int RunServe(const std::string& config_path) {
                    : "stopped at the shutdown timeout; unfinished runs "
                      "resume from their checkpoints at the next start");
   // Past the timeout, worker threads may still be inside a step: leave
-  // without running destructors under them.
+  // without running destructors under them. On a clean stop nothing reads
+  // the stores' copies of inputs and outputs (card numbers) or the key
+  // files any more: their folders go here, as the destructors would have
+  // removed them. Otherwise the next start removes them (a step that lost
+  // its file now could record a failure the run does not have).
+  if (clean) RemoveProcessFoldersOfThisProcess();
   std::fflush(nullptr);
   std::_Exit(clean ? kExitOk : kExitRejected);
 }

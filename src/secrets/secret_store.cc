@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <utility>
 
+#include "common/process_folder.h"
+
 namespace cbpipe {
 
 SecretString::SecretString(SecretString&& other) noexcept
@@ -35,23 +37,14 @@ void WipeString(std::string& s) {
   s.clear();
 }
 
-PrivateKeyFiles::~PrivateKeyFiles() {
-  if (dir_.empty()) return;
-  std::error_code ec;
-  std::filesystem::remove_all(dir_, ec);
-}
+PrivateKeyFiles::~PrivateKeyFiles() { RemoveProcessFolder(dir_); }
 
 StatusOr<std::string> PrivateKeyFiles::Write(std::string_view slot,
                                              std::string_view text) {
   std::lock_guard<std::mutex> lock(mu_);
   if (dir_.empty()) {
-    std::error_code ec;
-    std::string dir =
-        (std::filesystem::temp_directory_path(ec) / "cbpipe-secrets-XXXXXX")
-            .string();
-    if (ec || ::mkdtemp(dir.data()) == nullptr)
-      return UnavailableError("create a folder for " + what_ + " key files");
-    dir_ = dir;  // mkdtemp: mode 0700
+    CBPIPE_ASSIGN_OR_RETURN(dir_,
+                            MakeProcessFolder("secrets", what_ + " key files"));
   }
   auto it = slots_.find(slot);
   if (it == slots_.end()) {

@@ -89,7 +89,9 @@ class SecretStore {
 // Key texts written to files for KeyFilePath by stores that keep keys
 // elsewhere (memory, Secrets Manager): one file of mode 0600 per `slot`
 // in a private folder (mode 0700) under the system temporary folder, made
-// at the first Write and removed with the object. Writing a slot again
+// at the first Write and removed with the object, or by the next process
+// folder made or removed when this process is killed
+// (common/process_folder.h, kind "secrets"). Writing a slot again
 // replaces its file's content atomically (a reader sees the old or the new
 // key, never a mix). `what` ("memory://") names the store in errors, which
 // never hold the text or the slot. Thread-safe.

@@ -72,7 +72,7 @@ InMemoryObjectStore::InMemoryObjectStore(Env* env)
     : env_(env != nullptr ? env : Env::Default()),
       holds_(std::make_unique<CopyHolds>()) {}
 
-InMemoryObjectStore::~InMemoryObjectStore() { RemoveCacheFolder(cache_dir_); }
+InMemoryObjectStore::~InMemoryObjectStore() { RemoveProcessFolder(cache_dir_); }
 
 void InMemoryObjectStore::Store(const std::string& key, std::string bytes,
                                 bool keep_existing) {
@@ -159,7 +159,7 @@ StatusOr<std::string> InMemoryObjectStore::LocalPath(const std::string& key) {
   if (it == objects_.end()) return NotFoundError("no object " + key);
   std::error_code ec;
   if (cache_dir_.empty()) {
-    CBPIPE_ASSIGN_OR_RETURN(cache_dir_, MakeCacheFolder(Describe()));
+    CBPIPE_ASSIGN_OR_RETURN(cache_dir_, MakeProcessFolder("cache", Describe()));
   }
   const fs::path path = fs::path(cache_dir_) / key;
   auto cached = cached_.find(key);

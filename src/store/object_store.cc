@@ -2,17 +2,12 @@
 // of the others.
 #include "store/object_store.h"
 
-#include "store/file_source.h"
-#include "store/local_cache.h"
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
-#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <optional>
@@ -21,6 +16,8 @@
 #include <vector>
 
 #include "common/sha256.h"
+#include "store/file_source.h"
+#include "store/local_cache.h"
 
 namespace cbpipe {
 
@@ -203,95 +200,6 @@ void RemoveCachedCopy(const std::string& cache_dir, const std::string& key) {
        path.native().size() > cache_dir.size() && fs::remove(path, ec);
        path = path.parent_path()) {
   }
-}
-
-namespace {
-
-constexpr std::string_view kCacheFolderPrefix = "cbpipe-cache-";
-
-// This process's pid namespace ("4026531836" of "pid:[4026531836]"), or ""
-// when /proc does not say.
-std::string PidNamespace() {
-  char link[64];
-  const ssize_t n = ::readlink("/proc/self/ns/pid", link, sizeof(link) - 1);
-  if (n <= 0) return "";
-  const std::string_view text(link, static_cast<size_t>(n));
-  const size_t open = text.find('['), close = text.find(']');
-  if (open == std::string_view::npos || close == std::string_view::npos ||
-      close <= open + 1)
-    return "";
-  const std::string_view id = text.substr(open + 1, close - open - 1);
-  if (!std::all_of(id.begin(), id.end(),
-                   [](char c) { return c >= '0' && c <= '9'; }))
-    return "";
-  return std::string(id);
-}
-
-// True unless `pid` is certainly gone: kill(pid, 0) says ESRCH.
-bool ProcessMayRun(pid_t pid) {
-  return ::kill(pid, 0) == 0 || errno != ESRCH;
-}
-
-}  // namespace
-
-int RemoveCacheFoldersOfEndedProcesses(const std::filesystem::path& tmp) {
-  namespace fs = std::filesystem;
-  const std::string ns = PidNamespace();
-  if (ns.empty()) return 0;
-  const std::string ours = std::string(kCacheFolderPrefix) + ns + "-";
-  std::vector<fs::path> ended;
-  std::error_code ec;
-  for (fs::directory_iterator it(tmp, ec), end; !ec && it != end;
-       it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.compare(0, ours.size(), ours) != 0) continue;
-    pid_t pid = 0;
-    const char* first = name.data() + ours.size();
-    const char* last = name.data() + name.size();
-    const auto [rest, err] = std::from_chars(first, last, pid);
-    if (err != std::errc() || rest == last || *rest != '-' || pid <= 0 ||
-        pid == ::getpid())
-      continue;
-    struct stat st;
-    if (::lstat(it->path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode) ||
-        st.st_uid != ::geteuid() || ProcessMayRun(pid))
-      continue;
-    ended.push_back(it->path());
-  }
-  int removed = 0;
-  for (const fs::path& dir : ended) {
-    std::error_code rm;
-    fs::remove_all(dir, rm);
-    removed += rm ? 0 : 1;
-  }
-  return removed;
-}
-
-StatusOr<std::string> MakeCacheFolder(const std::string& what) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::path tmp = fs::temp_directory_path(ec);
-  if (ec) return UnavailableError("no temporary folder for " + what);
-  RemoveCacheFoldersOfEndedProcesses(tmp);
-  const std::string ns = PidNamespace();
-  std::string pattern = (tmp / (std::string(kCacheFolderPrefix) +
-                                (ns.empty() ? "0" : ns) + "-" +
-                                std::to_string(::getpid()) + "-XXXXXX"))
-                            .string();
-  if (::mkdtemp(pattern.data()) == nullptr) {  // mode 0700
-    const int err = errno;
-    return UnavailableError("create a cache folder for " + what + " in " +
-                            tmp.string() + ": " + std::strerror(err));
-  }
-  return pattern;
-}
-
-void RemoveCacheFolder(const std::string& cache_dir) {
-  namespace fs = std::filesystem;
-  if (cache_dir.empty()) return;
-  std::error_code ec;
-  fs::remove_all(cache_dir, ec);
-  RemoveCacheFoldersOfEndedProcesses(fs::path(cache_dir).parent_path());
 }
 
 LocalCopies::~LocalCopies() {

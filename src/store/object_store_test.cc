@@ -6,15 +6,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <csignal>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
 #include <vector>
 
-#include "store/local_cache.h"
+#include "common/process_folder_test_util.h"
 #include "store/memory_store.h"
 
 namespace cbpipe {
@@ -158,77 +156,7 @@ TEST(LocalFolderStoreTest, PutContentAddressedAndStaleTemporaries) {
   fs::remove_all(root);
 }
 
-class CacheFolderTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    tmp_ = fs::path(::testing::TempDir()) /
-           ("cache_folders_" + std::to_string(::getpid()));
-    fs::remove_all(tmp_);
-    fs::create_directories(tmp_);
-    const char* old = std::getenv("TMPDIR");
-    old_tmpdir_ = old ? old : "";
-    ::setenv("TMPDIR", tmp_.c_str(), 1);
-  }
-  void TearDown() override {
-    for (pid_t pid : running_) Kill(pid);
-    if (old_tmpdir_.empty()) {
-      ::unsetenv("TMPDIR");
-    } else {
-      ::setenv("TMPDIR", old_tmpdir_.c_str(), 1);
-    }
-    fs::remove_all(tmp_);
-  }
-
-  // A process that makes a cache folder with a file in it and runs until
-  // Kill: one killed with its store, which never removed the folder.
-  std::string ProcessWithACacheFolder(pid_t* pid) {
-    int to_parent[2];
-    if (::pipe(to_parent) != 0) return "";
-    *pid = ::fork();
-    if (*pid == 0) {
-      auto dir = MakeCacheFolder("test");
-      std::string path = dir.ok() ? *dir : "";
-      if (!path.empty()) std::ofstream(path + "/input.csv") << "4111...";
-      path += "\n";
-      if (::write(to_parent[1], path.data(), path.size()) < 0) ::_exit(1);
-      for (;;) ::pause();
-    }
-    running_.push_back(*pid);
-    ::close(to_parent[1]);
-    std::string path;
-    char c;
-    while (::read(to_parent[0], &c, 1) == 1 && c != '\n') path += c;
-    ::close(to_parent[0]);
-    return path;
-  }
-  void Kill(pid_t pid) {
-    if (std::erase(running_, pid) == 0) return;
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-  }
-
-  fs::path tmp_;
-  std::string old_tmpdir_;
-  std::vector<pid_t> running_;
-};
-
-TEST_F(CacheFolderTest, IsPrivateAndNamedByNamespaceAndProcess) {
-  auto dir = MakeCacheFolder("memory://");
-  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
-  EXPECT_EQ(fs::path(*dir).parent_path(), tmp_);
-  const std::string name = fs::path(*dir).filename().string();
-  EXPECT_EQ(name.rfind("cbpipe-cache-", 0), 0u) << name;
-  EXPECT_NE(name.find("-" + std::to_string(::getpid()) + "-"),
-            std::string::npos)
-      << name;
-  struct stat st;
-  ASSERT_EQ(::stat(dir->c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0700u);
-  RemoveCacheFolder(*dir);
-  EXPECT_FALSE(fs::exists(*dir));
-}
-
-TEST_F(CacheFolderTest, AKilledProcessesFolderGoesWithTheNextStore) {
+TEST_F(ProcessFolderTest, AKilledProcessesFolderGoesWithTheNextStore) {
   pid_t live_pid = 0, dead_pid = 0;
   const std::string live = ProcessWithACacheFolder(&live_pid);
   const std::string dead = ProcessWithACacheFolder(&dead_pid);
@@ -275,20 +203,6 @@ TEST_F(CacheFolderTest, AKilledProcessesFolderGoesWithTheNextStore) {
   for (const auto& e : fs::directory_iterator(tmp_))
     left.push_back(e.path().filename().string());
   EXPECT_EQ(left.size(), 2u) << "the stores' own folders are gone too";
-}
-
-TEST_F(CacheFolderTest, TheSweepCountsWhatItRemoved) {
-  pid_t a_pid = 0, b_pid = 0;
-  const std::string a = ProcessWithACacheFolder(&a_pid);
-  const std::string b = ProcessWithACacheFolder(&b_pid);
-  ASSERT_FALSE(a.empty());
-  ASSERT_FALSE(b.empty());
-  EXPECT_EQ(RemoveCacheFoldersOfEndedProcesses(tmp_), 0);
-  Kill(a_pid);
-  Kill(b_pid);
-  EXPECT_EQ(RemoveCacheFoldersOfEndedProcesses(tmp_), 2);
-  EXPECT_EQ(RemoveCacheFoldersOfEndedProcesses(tmp_), 0);
-  EXPECT_EQ(RemoveCacheFoldersOfEndedProcesses(tmp_ / "missing"), 0);
 }
 
 }  // namespace

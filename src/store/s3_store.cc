@@ -703,7 +703,7 @@ StatusOr<std::unique_ptr<S3ObjectStore>> S3ObjectStore::Create(
 S3ObjectStore::S3ObjectStore(std::shared_ptr<Shared> shared)
     : shared_(std::move(shared)), holds_(std::make_unique<CopyHolds>()) {}
 
-S3ObjectStore::~S3ObjectStore() { RemoveCacheFolder(cache_dir_); }
+S3ObjectStore::~S3ObjectStore() { RemoveProcessFolder(cache_dir_); }
 
 std::string S3ObjectStore::Describe() const {
   std::string out = "s3://" + shared_->bucket;
@@ -965,7 +965,7 @@ StatusOr<std::string> S3ObjectStore::LocalPath(const std::string& key) {
   std::lock_guard<std::mutex> lock(cache_mu_);
   std::error_code ec;
   if (cache_dir_.empty()) {
-    CBPIPE_ASSIGN_OR_RETURN(cache_dir_, MakeCacheFolder(Describe()));
+    CBPIPE_ASSIGN_OR_RETURN(cache_dir_, MakeProcessFolder("cache", Describe()));
   }
   const fs::path path = fs::path(cache_dir_) / key;
   auto cached = cached_.find(key);

@@ -147,11 +147,14 @@ TEST_F(ServeAwsTest, RawFileInS3IsDeliveredOnceThoughItsWorkerIsKilled) {
   WriteFile(*dir_ / "a.toml", Config(*dir_ / "work-a"));
   WriteFile(*dir_ / "b.toml", Config(*dir_ / "work-b"));
   const std::string trace_a = *dir_ / "trace-a";
+  // The processes' own temporary folder: their S3 stores' copies go there.
+  const std::string tmp = *dir_ / "tmp";
+  std::filesystem::create_directories(tmp);
   // A kills itself (SIGKILL) right after its second remote upload, before
   // the rename and the ledger write: the delivery is half done.
   ServeProcess a(*dir_ / "a.toml", *dir_ / "a.log",
                  {"CBPIPE_CRASH_AT=deliver.after_upload:2",
-                  "CBPIPE_TEST_TRACE=" + trace_a});
+                  "CBPIPE_TEST_TRACE=" + trace_a, "TMPDIR=" + tmp});
   ASSERT_TRUE(WaitForLog(*dir_ / "a.log", "service.started", 1, 20000))
       << ReadFile(*dir_ / "a.log");
 
@@ -163,7 +166,7 @@ TEST_F(ServeAwsTest, RawFileInS3IsDeliveredOnceThoughItsWorkerIsKilled) {
       [&] { return ReadFile(trace_a).find(" claimed ") != std::string::npos; },
       20000))
       << ReadFile(*dir_ / "a.log");
-  ServeProcess b(*dir_ / "b.toml", *dir_ / "b.log", {});
+  ServeProcess b(*dir_ / "b.toml", *dir_ / "b.log", {"TMPDIR=" + tmp});
   int status = 0;
   ASSERT_TRUE(a.WaitExit(30000, &status)) << ReadFile(*dir_ / "a.log");
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
@@ -182,6 +185,13 @@ TEST_F(ServeAwsTest, RawFileInS3IsDeliveredOnceThoughItsWorkerIsKilled) {
       << ReadFile(*dir_ / "b.log");
   EXPECT_EQ(*(*runs)->Count({}), 1);
   EXPECT_TRUE(b.Stop(15000));
+  // Neither the killed A's copies of the input and the batch files (card
+  // numbers) nor B's stay in the temporary folder.
+  std::vector<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator(tmp))
+    left.push_back(e.path().filename().string());
+  EXPECT_TRUE(left.empty())
+      << left.size() << " left, the first " << (left.empty() ? "" : left[0]);
 
   // Every file on its server exactly once, as a clean run makes it.
   const CardFiles got = ReceivedFiles(*sftp_, *ftps_);
