@@ -38,6 +38,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/process_folder.h"
+
 namespace cbpipe::testing {
 
 struct LambdaPackagePaths {
@@ -53,13 +55,12 @@ class LambdaPackage {
   static const LambdaPackage& Get(const LambdaPackagePaths& paths) {
     static auto* packages = new std::map<std::string, LambdaPackage*>;
     // Each unpacked package is a few hundred MB and every test is its own
-    // process: its folder goes when the process ends.
+    // process: its folder (a process folder, which the next test process
+    // sweeps should this one be killed) goes when the process ends.
     static const bool removed_at_exit =
         std::atexit([] {
-          for (const auto& [key, package] : *packages) {
-            std::error_code ec;
-            std::filesystem::remove_all(package->root_, ec);
-          }
+          for (const auto& [key, package] : *packages)
+            RemoveProcessFolder(package->root_.string());
         }) == 0;
     (void)removed_at_exit;
     LambdaPackage*& p =
@@ -98,13 +99,15 @@ class LambdaPackage {
 
   explicit LambdaPackage(const LambdaPackagePaths& paths) {
     namespace fs = std::filesystem;
-    root_ =
-        fs::temp_directory_path() /
-        ("cbpipe_lambda_pkg_" + std::to_string(::getpid()) +
-         (paths.zip.empty() ? "" : "_" + fs::path(paths.zip).stem().string()));
-    fs::remove_all(root_);
-    fs::create_directories(root_ / "task");
+    StatusOr<std::string> root =
+        MakeProcessFolder("lambdapackage", "the Lambda package");
+    if (!root.ok()) {
+      error_ = root.status().ToString();
+      return;
+    }
+    root_ = *root;
     dir_ = root_ / "task";
+    fs::create_directories(dir_);
     fs::path zip = paths.zip;
     if (zip.empty()) {
       const fs::path cache = paths.cache_dir;
