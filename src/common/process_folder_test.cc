@@ -65,5 +65,23 @@ TEST_F(ProcessFolderTest, TheSweepCountsWhatItRemoved) {
   EXPECT_EQ(RemoveProcessFoldersOfEndedProcesses(tmp_ / "missing", "cache"), 0);
 }
 
+// A hostile name in the temporary folder: a symlink named like a dead
+// process's folder, pointing at files that must survive the sweep.
+TEST_F(ProcessFolderTest, ASymlinkNamedLikeAFolderIsNeverFollowed) {
+  pid_t pid = 0;
+  const std::string dead = ProcessWithACacheFolder(&pid);
+  ASSERT_FALSE(dead.empty());
+  Kill(pid);
+  const fs::path victim = tmp_ / "victim";
+  fs::create_directories(victim);
+  std::ofstream((victim / "keep").string()) << "x";
+  const fs::path link = dead + "-link";  // cbpipe-cache-NS-PID-XXXXXX-link
+  fs::create_directory_symlink(victim, link);
+  EXPECT_EQ(RemoveProcessFoldersOfEndedProcesses(tmp_, "cache"), 1);
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_TRUE(fs::exists(victim / "keep"));
+}
+
 }  // namespace
 }  // namespace cbpipe
